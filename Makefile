@@ -1,0 +1,57 @@
+# One-command set-up: `make run` and `make test` install what they need and start the
+# local services on loopback. See README.md.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEBIAN_PACKAGES := unixodbc unixodbc-dev libsqliteodbc odbc-postgresql postgresql
+PYTEST_ARGS ?=
+
+.PHONY: deps system-deps test lint run bench clean
+
+deps: system-deps $(VENV)/.installed node_modules/.installed
+
+# Installs the Debian packages only when something is missing; as root it installs them,
+# otherwise it prints the exact command and stops.
+system-deps:
+	@missing=""; \
+	for pkg in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing"; \
+	    echo "run: sudo apt-get update && sudo apt-get install -y$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+test: deps lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+run: deps
+	$(PY) -m devtools.run_local
+
+bench: deps
+	@set -e; for script in benchmarks/*.py; do \
+	  echo "== $$script"; $(PY) $$script; \
+	done
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

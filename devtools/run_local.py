@@ -1,0 +1,124 @@
+"""`make run`: the app on its embedded default, entirely on this machine.
+
+Starts Azurite (state kept in .local/azurite so instances survive a restart), the
+Salesforce simulator and the local Functions host serving function_app.py, with the
+settings of local.settings.json (created from local.settings.example.json on first run)
+pointed at those services. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from devtools import services
+
+LOCAL_STATE = services.REPO_ROOT / ".local"
+HOST_PORT = int(os.environ.get("FUNCTIONS_PORT", "7071"))
+SFSIM_PORT = int(os.environ.get("SFSIM_PORT", "8787"))
+
+
+def ensure_local_settings() -> Path:
+    settings_file = services.REPO_ROOT / "local.settings.json"
+    if not settings_file.exists():
+        shutil.copy(services.REPO_ROOT / "local.settings.example.json", settings_file)
+        print(f"created {settings_file.name} from local.settings.example.json")
+    return settings_file
+
+
+def start_azurite() -> services.Azurite:
+    # The well-known ports let `UseDevelopmentStorage=true` work for other tools too
+    # (Azure Storage Explorer); fall back to free ports when something else holds them.
+    wanted = {"blob_port": 10000, "queue_port": 10001, "table_port": 10002}
+    if not all(_port_is_free(port) for port in wanted.values()):
+        wanted = {}
+    return services.start_azurite(
+        LOCAL_STATE / "azurite", log_file=LOCAL_STATE / "azurite.log", **wanted
+    )
+
+
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind((services.LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
+def module_exists(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def main() -> int:
+    LOCAL_STATE.mkdir(exist_ok=True)
+    ensure_local_settings()
+    started: list[subprocess.Popen] = []
+    azurite = start_azurite()
+    print(f"Azurite: blob {azurite.blob_endpoint}, queue {azurite.queue_endpoint}, "
+          f"table {azurite.table_endpoint}")
+    env = dict(os.environ, AzureWebJobsStorage=azurite.connection_string)
+
+    if module_exists("sfsim"):
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "sfsim", "--port", str(SFSIM_PORT)],
+                env=env, start_new_session=True,
+            )
+        )
+        env.setdefault("SALESFORCE_LOGIN_URL", f"http://{services.LOOPBACK}:{SFSIM_PORT}")
+    else:
+        print("Salesforce simulator (sfsim/) is not part of this checkout yet")
+
+    if module_exists("devtools.embedded_source"):
+        started.append(
+            subprocess.Popen(
+                [sys.executable, "-m", "devtools.embedded_source"],
+                env=env, start_new_session=True,
+            )
+        )
+
+    if not module_exists("devhost"):
+        print("The local Functions host (devhost/) is not part of this checkout yet: "
+              "services are up; press Ctrl-C to stop them.")
+        print(json.dumps({"AzureWebJobsStorage": azurite.connection_string}, indent=2))
+        host = None
+    else:
+        host = subprocess.Popen(
+            [sys.executable, "-m", "devhost", str(services.REPO_ROOT), "--port", str(HOST_PORT)],
+            env=env, start_new_session=True,
+        )
+        started.append(host)
+
+    stopping = False
+
+    def request_stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    try:
+        while not stopping:
+            if host is not None and host.poll() is not None:
+                print(f"the local host exited with code {host.returncode}")
+                return host.returncode or 1
+            time.sleep(0.5)
+    finally:
+        for process in reversed(started):
+            services.stop_process_group(process)
+        azurite.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
