@@ -53,11 +53,13 @@ def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: floa
     raise ServiceUnavailable(f"{name} did not listen on {LOOPBACK}:{port} within {timeout:.0f}s")
 
 
-def stop_process_group(process: subprocess.Popen, timeout: float = 10.0) -> None:
+def stop_process_group(
+    process: subprocess.Popen, timeout: float = 10.0, stop_signal: int = signal.SIGTERM
+) -> None:
     if process.poll() is not None:
         return
     try:
-        os.killpg(process.pid, signal.SIGTERM)
+        os.killpg(process.pid, stop_signal)
         process.wait(timeout=timeout)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         with contextlib.suppress(ProcessLookupError):
@@ -95,8 +97,9 @@ class Azurite:
             f"TableEndpoint={self.table_endpoint};"
         )
 
-    def stop(self) -> None:
-        stop_process_group(self.process)
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        # Azurite waits for idle keep-alive connections before it exits on SIGTERM.
+        stop_process_group(self.process, timeout=grace_seconds)
 
 
 def azurite_executable() -> Path:
@@ -169,7 +172,8 @@ class Postgres:
         )
 
     def stop(self) -> None:
-        stop_process_group(self.process)
+        # SIGINT is PostgreSQL's fast shutdown: pooled ODBC connections would hold off SIGTERM.
+        stop_process_group(self.process, stop_signal=signal.SIGINT)
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 

@@ -19,7 +19,7 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[services.Azuri
     workdir = tmp_path_factory.mktemp("azurite")
     service = services.start_azurite(workdir, log_file=workdir / "azurite.log")
     yield service
-    service.stop()
+    service.stop(grace_seconds=1.0)
 
 
 @pytest.fixture(scope="session")
