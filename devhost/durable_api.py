@@ -1,0 +1,447 @@
+"""The Durable Functions HTTP API over the engine, and the durable client binding.
+
+The same API is served twice, as in Azure: publicly at `/runtime/webhooks/durabletask/`
+(system or master key required) and on a loopback-only RPC port without keys, which is
+the `rpcBaseUrl` the Python SDK's `DurableOrchestrationClient` talks to. Paths, status
+codes and bodies follow the Durable Functions extension's HTTP API handler:
+
+  POST   orchestrators/{functionName}[/{instanceId}]      202 | 400 | 409
+  GET    instances/                                       200 (+ x-ms-continuation-token)
+  DELETE instances/?createdTimeFrom=...                   200 | 400 | 404
+  GET    instances/{id}                                   200 done | 202 busy | 404
+  DELETE instances/{id}                                   200 | 404 | 412
+  POST   instances/{id}/terminate|suspend|resume          202 | 404 | 410
+  POST   instances/{id}/rewind                            202 | 404 | 412 | 501
+  POST   instances/{id}/restart                           202 | 400 | 404 | 409
+  POST   instances/{id}/raiseEvent/{eventName}            202 | 400 | 404 | 410
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from aiohttp import web
+
+log = logging.getLogger("devhost.durable")
+
+WEBHOOK_PATH = "/runtime/webhooks/durabletask"
+RPC_PATH = "/durabletask"
+CONTINUATION_HEADER = "x-ms-continuation-token"
+DEFAULT_CONNECTION_NAME = "Storage"
+TERMINAL_STATES = ("Completed", "Failed", "Terminated", "Canceled")
+RUNTIME_STATES = (
+    "Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated",
+    "Suspended", "Canceled",
+)
+
+
+class InstanceStatusLike(Protocol):
+    name: str
+    instance_id: str
+    runtime_status: str
+    input: str | None
+    output: str | None
+    custom_status: str | None
+    created_time: datetime
+    last_updated_time: datetime
+    history: list[dict[str, Any]] | None
+
+
+@dataclass(frozen=True)
+class DurableEndpoints:
+    """Where the durable API is reachable, as written into client bindings and payloads."""
+
+    base_url: str  # e.g. http://127.0.0.1:7071/runtime/webhooks/durabletask
+    rpc_base_url: str  # e.g. http://127.0.0.1:53122/durabletask/
+    hub_name: str
+    system_key: str
+
+    def _query_suffix(self, hub_name: str | None, connection: str | None) -> str:
+        hub = quote(hub_name or self.hub_name, safe="")
+        return (
+            f"taskHub={hub}&connection={quote(connection or DEFAULT_CONNECTION_NAME, safe='')}"
+            f"&code={quote(self.system_key, safe='')}"
+        )
+
+    def management_urls(
+        self, instance_id: str, hub_name: str | None = None, connection: str | None = None
+    ) -> dict[str, str]:
+        instance = f"{self.base_url}/instances/{quote(instance_id, safe='')}"
+        suffix = self._query_suffix(hub_name, connection)
+        return {
+            "id": instance_id,
+            "statusQueryGetUri": f"{instance}?{suffix}",
+            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{suffix}",
+            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{suffix}",
+            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{suffix}",
+            "purgeHistoryDeleteUri": f"{instance}?{suffix}",
+            "restartPostUri": f"{instance}/restart?{suffix}",
+            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{suffix}",
+            "resumePostUri": f"{instance}/resume?reason={{text}}&{suffix}",
+        }
+
+    def client_binding_json(self, binding: Mapping[str, Any]) -> str:
+        """The string a `durableClient` parameter receives, as the extension builds it."""
+        hub = binding.get("taskHub") or self.hub_name
+        connection = binding.get("connectionName") or DEFAULT_CONNECTION_NAME
+        code = f"code={quote(self.system_key, safe='')}"
+        creation = f"{self.base_url}/orchestrators/{{functionName}}[/{{instanceId}}]"
+        return json.dumps(
+            {
+                "taskHubName": hub,
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{creation}?{code}",
+                    "createAndWaitOnNewInstancePostUri": (
+                        f"{creation}?timeout={{timeoutInSeconds}}"
+                        f"&pollingInterval={{intervalInSeconds}}&{code}"
+                    ),
+                },
+                "managementUrls": self.management_urls("INSTANCEID", hub, connection),
+                "baseUrl": self.base_url,
+                "requiredQueryStringParameters": code,
+                "rpcBaseUrl": self.rpc_base_url,
+                "httpBaseUrl": "",
+            }
+        )
+
+
+def _json_or_none(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_payload(status: InstanceStatusLike) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": status.name,
+        "instanceId": status.instance_id,
+        "runtimeStatus": status.runtime_status,
+        "input": _json_or_none(status.input),
+        "customStatus": _json_or_none(status.custom_status),
+        "output": _json_or_none(status.output),
+        "createdTime": _timestamp(status.created_time),
+        "lastUpdatedTime": _timestamp(status.last_updated_time),
+    }
+    if status.history is not None:
+        payload["historyEvents"] = status.history
+    return payload
+
+
+def _error(status: int, message: str, exception: BaseException | None = None) -> web.Response:
+    body: dict[str, Any] = {"Message": message}
+    if exception is not None:
+        body["ExceptionMessage"] = str(exception)
+        body["ExceptionType"] = type(exception).__name__
+    return web.json_response(body, status=status)
+
+
+def _bool_query(query: Mapping[str, str], name: str, default: bool) -> bool:
+    value = query.get(name, "").lower()
+    return value == "true" if value in ("true", "false") else default
+
+
+def _datetime_query(query: Mapping[str, str], name: str) -> datetime | None:
+    value = query.get(name)
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace(" ", "+"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _statuses_query(query: Any) -> list[str] | None:
+    by_lower = {state.lower(): state for state in RUNTIME_STATES}
+    wanted = [
+        by_lower[part.strip().lower()]
+        for value in query.getall("runtimeStatus", [])
+        for part in value.split(",")
+        if part.strip().lower() in by_lower
+    ]
+    return wanted or None
+
+
+def _seconds_query(query: Mapping[str, str], name: str) -> float | None:
+    try:
+        return float(query[name])
+    except (KeyError, ValueError):
+        return None
+
+
+class DurableHttpApi:
+    """aiohttp handlers of the durable API over a `DurableEngine`-shaped engine."""
+
+    def __init__(
+        self,
+        engine: Any,
+        endpoints: DurableEndpoints,
+        *,
+        orchestrator_exists: Callable[[str], bool],
+        not_found_error: type[BaseException],
+        already_exists_error: type[BaseException],
+    ) -> None:
+        self.engine = engine
+        self.endpoints = endpoints
+        self._orchestrator_exists = orchestrator_exists
+        self._not_found = not_found_error
+        self._already_exists = already_exists_error
+
+    async def dispatch(self, request: web.Request, path: str) -> web.StreamResponse:
+        parts = [part for part in path.strip("/").split("/") if part]
+        try:
+            return await self._route(request, parts)
+        except self._not_found:
+            return web.Response(status=404)
+        except Exception as error:
+            log.exception("durable API request %s %s failed", request.method, request.path)
+            return _error(500, "Something went wrong while processing your request", error)
+
+    async def _route(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
+        method = request.method
+        if parts and parts[0].lower() == "orchestrators" and len(parts) in (2, 3):
+            if method != "POST":
+                return web.Response(status=404)
+            return await self._start(request, parts[1], parts[2] if len(parts) == 3 else None)
+        if not parts or parts[0].lower() != "instances" or len(parts) > 4:
+            return web.Response(status=404)
+        if len(parts) == 1:
+            if method == "GET":
+                return await self._list(request)
+            if method == "DELETE":
+                return await self._purge_many(request)
+            return web.Response(status=404)
+        instance_id = parts[1]
+        if len(parts) == 2:
+            if method == "GET":
+                return await self._status(request, instance_id)
+            if method == "DELETE":
+                return await self._purge(instance_id)
+            return web.Response(status=404)
+        if method != "POST":
+            return web.Response(status=404)
+        operation = parts[2].lower()
+        if operation == "raiseevent" and len(parts) == 4:
+            return await self._raise_event(request, instance_id, parts[3])
+        if len(parts) != 3:
+            return web.Response(status=404)
+        if operation in ("terminate", "suspend", "resume"):
+            return await self._change_state(request, instance_id, operation)
+        if operation == "rewind":
+            return await self._rewind(request, instance_id)
+        if operation == "restart":
+            return await self._restart(request, instance_id)
+        return web.Response(status=404)
+
+    def check_status_response(self, instance_id: str) -> web.Response:
+        urls = self.endpoints.management_urls(instance_id)
+        return web.json_response(
+            urls,
+            status=202,
+            headers={"Location": urls["statusQueryGetUri"], "Retry-After": "10"},
+        )
+
+    async def _start(
+        self, request: web.Request, function_name: str, instance_id: str | None
+    ) -> web.StreamResponse:
+        body = await request.text()
+        input_json = body if body.strip() else None
+        if input_json is not None:
+            try:
+                json.loads(input_json)
+            except ValueError as error:
+                return _error(400, "Invalid JSON content", error)
+        if not self._orchestrator_exists(function_name):
+            return _error(
+                400,
+                "One or more of the arguments submitted is incorrect",
+                ValueError(
+                    f"The function '{function_name}' doesn't exist, is disabled, or is not "
+                    "an orchestrator function. Additional info: no orchestrator function "
+                    f"named '{function_name}' is loaded by this host."
+                ),
+            )
+        try:
+            instance_id = await self.engine.start_instance(
+                function_name, instance_id or uuid.uuid4().hex, input_json
+            )
+        except self._already_exists as error:
+            return _error(409, str(error) or "An instance with this ID already exists.")
+        timeout = _seconds_query(request.query, "timeout")
+        interval = _seconds_query(request.query, "pollingInterval")
+        if timeout is not None and interval is not None:
+            return await self._wait_or_check_status(request, instance_id, timeout, interval)
+        return self.check_status_response(instance_id)
+
+    async def _wait_or_check_status(
+        self, request: web.Request, instance_id: str, timeout: float, interval: float
+    ) -> web.StreamResponse:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            status = await self.engine.get_instance(instance_id)
+            if status is not None and status.runtime_status in TERMINAL_STATES:
+                if status.runtime_status == "Completed":
+                    return web.json_response(_json_or_none(status.output), status=200)
+                return await self._status(request, instance_id)
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                return self.check_status_response(instance_id)
+            await asyncio.sleep(min(interval, remaining))
+
+    async def _status(self, request: web.Request, instance_id: str) -> web.StreamResponse:
+        query = request.query
+        status = await self.engine.get_instance(
+            instance_id,
+            show_history=_bool_query(query, "showHistory", False),
+            show_history_output=_bool_query(query, "showHistoryOutput", False),
+            show_input=_bool_query(query, "showInput", True),
+        )
+        if status is None:
+            return web.Response(status=404)
+        headers = {}
+        if status.runtime_status in TERMINAL_STATES:
+            code = 200
+            if status.runtime_status == "Failed" and _bool_query(
+                query, "returnInternalServerErrorOnFailure", False
+            ):
+                code = 500
+        else:
+            code = 202
+            headers = {"Location": str(request.url), "Retry-After": "5"}
+        return web.json_response(status_payload(status), status=code, headers=headers)
+
+    async def _list(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        try:
+            top = int(query["top"]) if "top" in query else None
+        except ValueError:
+            top = None
+        statuses, token = await self.engine.query_instances(
+            runtime_status=_statuses_query(query),
+            created_from=_datetime_query(query, "createdTimeFrom"),
+            created_to=_datetime_query(query, "createdTimeTo"),
+            instance_id_prefix=query.get("instanceIdPrefix"),
+            top=top,
+            continuation_token=request.headers.get(CONTINUATION_HEADER) or None,
+        )
+        show_input = _bool_query(query, "showInput", False)
+        payload = [status_payload(status) for status in statuses]
+        if not show_input:
+            for item in payload:
+                item["input"] = None
+        headers = {CONTINUATION_HEADER: token} if token else {}
+        return web.json_response(payload, status=200, headers=headers)
+
+    async def _purge(self, instance_id: str) -> web.StreamResponse:
+        status = await self.engine.get_instance(instance_id)
+        if status is None:
+            return web.Response(status=404)
+        if status.runtime_status not in TERMINAL_STATES:
+            return web.json_response(
+                "Only orchestrations in a terminal state can be purged, but the orchestration "
+                f"with instance ID {instance_id} has status {status.runtime_status}",
+                status=412,
+            )
+        deleted = await self.engine.purge(instance_id)
+        return web.json_response({"instancesDeleted": deleted}, status=200)
+
+    async def _purge_many(self, request: web.Request) -> web.StreamResponse:
+        created_from = _datetime_query(request.query, "createdTimeFrom")
+        if created_from is None:
+            return web.json_response(
+                "Please provide value for 'createdTimeFrom' parameter.", status=400
+            )
+        deleted = await self.engine.purge_many(
+            created_from=created_from,
+            created_to=_datetime_query(request.query, "createdTimeTo") or datetime.now(UTC),
+            runtime_status=_statuses_query(request.query),
+        )
+        if not deleted:
+            return web.Response(status=404)
+        return web.json_response({"instancesDeleted": deleted}, status=200)
+
+    async def _change_state(
+        self, request: web.Request, instance_id: str, operation: str
+    ) -> web.StreamResponse:
+        status = await self.engine.get_instance(instance_id, show_input=False)
+        if status is None:
+            return web.Response(status=404)
+        if status.runtime_status in TERMINAL_STATES:
+            return web.Response(status=410)
+        reason = request.query.get("reason")
+        await getattr(self.engine, operation)(instance_id, reason)
+        return web.Response(status=202)
+
+    async def _rewind(self, request: web.Request, instance_id: str) -> web.StreamResponse:
+        status = await self.engine.get_instance(instance_id, show_input=False)
+        if status is None:
+            return web.json_response(
+                f'No orchestration with instance ID "{instance_id}" found.', status=404
+            )
+        if status.runtime_status != "Failed":
+            return web.json_response(
+                f"This orchestration has status {status.runtime_status}, but only "
+                'orchestrations in the "Failed" state can be rewound.',
+                status=412,
+            )
+        try:
+            await self.engine.rewind(instance_id, request.query.get("reason"))
+        except NotImplementedError as error:
+            return _error(501, "Rewind is not supported by the underlying storage provider.", error)
+        return web.Response(status=202)
+
+    async def _restart(self, request: web.Request, instance_id: str) -> web.StreamResponse:
+        status = await self.engine.get_instance(instance_id, show_input=True)
+        if status is None:
+            return _error(
+                400,
+                "InstanceId does not match a valid orchestration instance.",
+                ValueError(f"No instance with ID '{instance_id}' found."),
+            )
+        new_id = (
+            instance_id
+            if not _bool_query(request.query, "restartWithNewInstanceId", True)
+            else uuid.uuid4().hex
+        )
+        try:
+            new_id = await self.engine.start_instance(status.name, new_id, status.input)
+        except self._already_exists as error:
+            return _error(
+                409, "A non-terminal instance with this instance ID already exists.", error
+            )
+        return self.check_status_response(new_id)
+
+    async def _raise_event(
+        self, request: web.Request, instance_id: str, event_name: str
+    ) -> web.StreamResponse:
+        status = await self.engine.get_instance(instance_id, show_input=False)
+        if status is None:
+            return web.Response(status=404)
+        if status.runtime_status in TERMINAL_STATES:
+            return web.Response(status=410)
+        if request.content_type.lower() != "application/json":
+            return _error(400, "Only application/json request content is supported")
+        text = await request.text()
+        try:
+            json.loads(text) if text.strip() else None
+        except ValueError as error:
+            return _error(400, "Invalid JSON content", error)
+        await self.engine.raise_event(instance_id, event_name, text if text.strip() else None)
+        return web.Response(status=202)

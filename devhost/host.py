@@ -1,0 +1,268 @@
+"""The local Functions host: loads an app folder and serves it until stopped.
+
+Start-up order mirrors the real host: app settings (local.settings.json, then Key Vault
+references), host.json, the function index, then listeners (HTTP, the durable engine and
+its RPC endpoint, timers). Any problem before listening raises StartupError and nothing
+is started.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from aiohttp import web
+
+from devhost.app_loading import (
+    ACTIVITY_TRIGGER,
+    DURABLE_CLIENT,
+    HTTP_TRIGGER,
+    ORCHESTRATION_TRIGGER,
+    TIMER_TRIGGER,
+    FunctionSpec,
+    load_function_app,
+)
+from devhost.durable_api import RPC_PATH, WEBHOOK_PATH, DurableEndpoints, DurableHttpApi
+from devhost.host_config import HostConfig, StartupError, load_local_settings, read_host_config
+from devhost.http_server import HttpFront
+from devhost.invocation import FunctionInvoker
+from devhost.key_vault import resolve_key_vault_references
+from devhost.keys import HostKeys
+from devhost.timers import (
+    ScheduleMonitor,
+    TimerLocks,
+    TimerRunner,
+    TimerSchedule,
+    TimerTrigger,
+)
+
+log = logging.getLogger("devhost")
+
+LOOPBACK = "127.0.0.1"
+STORAGE_SETTING = "AzureWebJobsStorage"
+DEVELOPMENT_STORAGE = (
+    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
+    "KBHBeksoGMGw==;"
+    f"BlobEndpoint=http://{LOOPBACK}:10000/devstoreaccount1;"
+    f"QueueEndpoint=http://{LOOPBACK}:10001/devstoreaccount1;"
+    f"TableEndpoint=http://{LOOPBACK}:10002/devstoreaccount1;"
+)
+
+
+def storage_connection_string(value: str | None) -> str | None:
+    """`UseDevelopmentStorage=true` means Azurite on its default ports, as in Azure tools."""
+    if not value:
+        return None
+    if value.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
+        return DEVELOPMENT_STORAGE
+    return value
+
+
+def uses_durable(functions: list[FunctionSpec]) -> bool:
+    return any(
+        spec.trigger_type in (ORCHESTRATION_TRIGGER, ACTIVITY_TRIGGER)
+        or spec.bindings_of_type(DURABLE_CLIENT)
+        for spec in functions
+    )
+
+
+@dataclass
+class FunctionHost:
+    """One running host. `engine_module` provides DurableEngine and its two errors."""
+
+    app_dir: Path
+    port: int = 7071
+    engine_module: ModuleType | Any | None = None
+    config: HostConfig = field(init=False)
+    functions: list[FunctionSpec] = field(init=False)
+    keys: HostKeys = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.app_dir = Path(self.app_dir).resolve()
+        self._runners: list[web.AppRunner] = []
+        self._engine: Any = None
+        self._timers: TimerRunner | None = None
+        self._invoker: FunctionInvoker | None = None
+        self.rpc_port: int | None = None
+
+    def prepare(self) -> None:
+        """Everything that can fail before listening: settings, host.json, the app."""
+        load_local_settings(self.app_dir)
+        resolve_key_vault_references()
+        self.config = read_host_config(self.app_dir)
+        self.functions = load_function_app(self.app_dir)
+        self.keys = HostKeys.from_environment()
+        self._timer_triggers = [
+            TimerTrigger(
+                function_name=spec.name,
+                schedule=TimerSchedule.parse(str(spec.trigger.get("schedule", "")), spec.name),
+                run_on_startup=bool(spec.trigger.get("runOnStartup", False)),
+                use_monitor=bool(spec.trigger.get("useMonitor", True)),
+            )
+            for spec in self.functions
+            if spec.trigger_type == TIMER_TRIGGER
+        ]
+        for spec in self.functions:
+            for binding_type in spec.unsupported_bindings:
+                log.warning(
+                    "function %s: binding type %r is not supported by this host; an "
+                    "invocation that needs it fails", spec.name, binding_type,
+                )
+        self._storage = storage_connection_string(os.environ.get(STORAGE_SETTING))
+        if uses_durable(self.functions) and not self._storage:
+            raise StartupError(
+                f"app setting {STORAGE_SETTING!r} is not set: Durable Functions keep their "
+                "state in that storage account (use UseDevelopmentStorage=true for Azurite)"
+            )
+
+    async def _listen(self, app: web.Application, port: int) -> int:
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, LOOPBACK, port)
+        await site.start()
+        self._runners.append(runner)
+        sockets = site._server.sockets if site._server else []
+        return sockets[0].getsockname()[1] if sockets else port
+
+    def _engine_module(self) -> Any:
+        if self.engine_module is None:
+            try:
+                self.engine_module = importlib.import_module("devhost.engine")
+            except ImportError as error:
+                raise StartupError(f"the durable engine cannot be loaded: {error}") from error
+        return self.engine_module
+
+    async def start(self) -> None:
+        self.prepare()
+        # The port listens first (port 0 is only known then, and bindings carry it); the
+        # front answers 503 / holds requests until everything below has started.
+        self.front = HttpFront(
+            functions=self.functions,
+            route_prefix=self.config.route_prefix,
+            keys=self.keys,
+            invoke=self._invoke_function,
+            durable_api=None,
+        )
+        self.port = await self._listen(self.front.application(), self.port)
+        endpoints = None
+        if uses_durable(self.functions):
+            engine_module = self._engine_module()
+            self.rpc_port = await self._listen(self._rpc_application(), 0)
+            endpoints = DurableEndpoints(
+                base_url=f"http://{LOOPBACK}:{self.port}{WEBHOOK_PATH}",
+                rpc_base_url=f"http://{LOOPBACK}:{self.rpc_port}{RPC_PATH}/",
+                hub_name=self.config.hub_name,
+                system_key=self.keys.durable_extension,
+            )
+        self._invoker = FunctionInvoker(
+            self.functions,
+            app_dir=str(self.app_dir),
+            durable_client_binding=endpoints.client_binding_json if endpoints else None,
+            max_concurrent_activities=self.config.max_concurrent_activities,
+            max_concurrent_orchestrators=self.config.max_concurrent_orchestrators,
+        )
+        if endpoints is not None:
+            self._engine = engine_module.DurableEngine(
+                storage_connection_string=self._storage,
+                task_hub=self.config.hub_name,
+                invoke_orchestrator=self._invoker.invoke_orchestrator,
+                invoke_activity=self._invoker.invoke_activity,
+                max_concurrent_activities=self.config.max_concurrent_activities,
+                max_concurrent_orchestrators=self.config.max_concurrent_orchestrators,
+                overridable_existing_instance_states=(
+                    self.config.overridable_existing_instance_states
+                ),
+            )
+            orchestrators = {
+                spec.name.lower()
+                for spec in self.functions
+                if spec.trigger_type == ORCHESTRATION_TRIGGER
+            }
+            self.front.durable_api = DurableHttpApi(
+                self._engine,
+                endpoints,
+                orchestrator_exists=lambda name: name.lower() in orchestrators,
+                not_found_error=engine_module.InstanceNotFound,
+                already_exists_error=engine_module.InstanceAlreadyExists,
+            )
+            await self._engine.start()
+        if self._timer_triggers:
+            monitor = locks = None
+            if self._storage:
+                monitor = ScheduleMonitor(self._storage, host_id=self._host_id())
+                locks = TimerLocks(self._storage, host_id=self._host_id())
+            self._timers = TimerRunner(
+                self._timer_triggers, self._invoke_timer, monitor, locks
+            )
+            self._timers.start()
+        self.front.ready.set()
+        self.print_function_listing()
+
+    def _rpc_application(self) -> web.Application:
+        """The loopback endpoint the SDK's DurableOrchestrationClient calls (no keys)."""
+
+        async def serve_rpc(request: web.Request) -> web.StreamResponse:
+            api = self.front.durable_api
+            if api is None or not await self.front.wait_until_ready():
+                return web.Response(status=503)
+            return await api.dispatch(request, request.match_info.get("tail", ""))
+
+        app = web.Application(client_max_size=100 * 1024 * 1024)
+        app.router.add_route("*", RPC_PATH + "{tail:(/.*)?}", serve_rpc)
+        return app
+
+    async def _invoke_function(self, spec: FunctionSpec, trigger_value: Any, *args: Any) -> Any:
+        assert self._invoker is not None, "functions run only after start-up"
+        return await self._invoker.invoke(spec, trigger_value, *args)
+
+    def _host_id(self) -> str:
+        name = "".join(char for char in self.app_dir.name.lower() if char.isalnum())
+        return (name or "app")[:32]
+
+    async def _invoke_timer(self, function_name: str, request: Any) -> None:
+        assert self._invoker is not None, "timers start after the invoker"
+        spec = self._invoker.function(function_name, TIMER_TRIGGER)
+        await self._invoker.invoke(spec, request)
+
+    async def stop(self) -> None:
+        if self._timers is not None:
+            await self._timers.stop()
+        for runner in reversed(self._runners):
+            await runner.cleanup()
+        if self._engine is not None:
+            try:
+                await self._engine.stop()
+            except Exception:
+                log.exception("stopping the durable engine failed")
+        if self._invoker is not None:
+            self._invoker.close()
+
+    def print_function_listing(self) -> None:
+        lines = ["", "Functions:", ""]
+        routes = {route.spec.name: route for route in self.front.routes}
+        for spec in self.functions:
+            if spec.trigger_type == HTTP_TRIGGER:
+                route = routes[spec.name]
+                methods = ",".join(route.methods) if len(route.methods) < 8 else "ALL"
+                url = f"http://{LOOPBACK}:{self.port}{self.front.function_path(route)}"
+                lines.append(f"        {spec.name}: [{methods}] {url}")
+            else:
+                lines.append(f"        {spec.name}: {spec.trigger_type}")
+            lines.append("")
+        if self.rpc_port is not None:
+            lines.append(
+                f"Durable Functions: task hub {self.config.hub_name}, API "
+                f"http://{LOOPBACK}:{self.port}{WEBHOOK_PATH}/instances?code=<master key>"
+            )
+        lines.append(f"Master key: {self.keys.master}")
+        lines.append(f"Function key: {self.keys.function}")
+        lines.append(f"Host started on http://{LOOPBACK}:{self.port}")
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()

@@ -1,0 +1,265 @@
+"""Call a user function the way the Python worker does, and log the execution like the host.
+
+Arguments are bound by parameter name to the function's bindings: the trigger value, the
+durable client JSON string, `func.Out` holders for output bindings and `context` for a
+parameter of that name. `async def` functions run on the event loop; plain functions run
+in a thread pool. Each execution is logged once with name, invocation id, duration and
+outcome; a failure also logs its traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import logging
+import os
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, TypeVar
+
+import azure.functions as func
+from azure.functions import _abc as functions_abc
+from azure.functions.durable_functions import ActivityTriggerConverter
+from azure.functions.meta import Datum
+
+from devhost.app_loading import (
+    ACTIVITY_TRIGGER,
+    DURABLE_CLIENT,
+    HTTP_OUTPUT,
+    ORCHESTRATION_TRIGGER,
+    FunctionSpec,
+)
+
+log = logging.getLogger("devhost.functions")
+OUT_OF_PROC_DATA_MARKER = "$OutOfProcData$:"
+T = TypeVar("T")
+
+
+class OutputValue(functions_abc.Out, Generic[T]):
+    """The holder passed for a `func.Out[...]` parameter."""
+
+    def __init__(self) -> None:
+        self._value: T | None = None
+
+    def set(self, val: T) -> None:
+        self._value = val
+
+    def get(self) -> T | None:
+        return self._value
+
+
+class _TraceContext(functions_abc.TraceContext):
+    def __init__(self, trace_parent: str = "", trace_state: str = "") -> None:
+        self._parent, self._state = trace_parent, trace_state
+
+    @property
+    def trace_state(self) -> str:
+        return self._state
+
+    @property
+    def trace_parent(self) -> str:
+        return self._parent
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+class InvocationContext(functions_abc.Context):
+    """What a `context` parameter receives."""
+
+    def __init__(self, invocation_id: str, function_name: str, function_directory: str) -> None:
+        self._invocation_id = invocation_id
+        self._function_name = function_name
+        self._function_directory = function_directory
+        self._thread_local = threading.local()
+        self._trace_context = _TraceContext()
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> threading.local:
+        return self._thread_local
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return self._function_directory
+
+    @property
+    def trace_context(self) -> _TraceContext:
+        return self._trace_context
+
+    @property
+    def retry_context(self) -> None:  # type: ignore[override]  # no retry policies here
+        return None
+
+
+class FunctionInvoker:
+    """Runs functions of one app: binding arguments, concurrency limits, execution logs."""
+
+    def __init__(
+        self,
+        functions: list[FunctionSpec],
+        *,
+        app_dir: str,
+        durable_client_binding: Callable[[dict[str, Any]], str] | None = None,
+        max_concurrent_activities: int = 10,
+        max_concurrent_orchestrators: int = 10,
+        thread_count: int | None = None,
+    ) -> None:
+        self.functions = {spec.name.lower(): spec for spec in functions}
+        self._app_dir = app_dir
+        self._durable_client_binding = durable_client_binding
+        # The Python worker sizes its pool for sync functions from this setting.
+        configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
+        self._threads = ThreadPoolExecutor(
+            max_workers=thread_count or (int(configured) if configured.isdigit() else 32),
+            thread_name_prefix="function",
+        )
+        self._activity_slots = asyncio.Semaphore(max_concurrent_activities)
+        self._orchestrator_slots = asyncio.Semaphore(max_concurrent_orchestrators)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False, cancel_futures=True)
+
+    def function(self, name: str, trigger_type: str) -> FunctionSpec:
+        spec = self.functions.get(name.lower())
+        if spec is None or spec.trigger_type != trigger_type:
+            raise LookupError(f"no {trigger_type} function named {name!r} in this app")
+        return spec
+
+    def _arguments(
+        self, spec: FunctionSpec, trigger_value: Any, invocation_id: str
+    ) -> tuple[dict[str, Any], dict[str, OutputValue[Any]]]:
+        arguments: dict[str, Any] = {}
+        outputs: dict[str, OutputValue[Any]] = {}
+        by_name = {binding["name"]: binding for binding in spec.bindings}
+        if (
+            spec.trigger_type == ORCHESTRATION_TRIGGER
+            and spec.trigger["name"] not in spec.parameter_names
+        ):
+            # The SDK wraps orchestrators in `handle(context)` whatever `context_name` says.
+            by_name["context"] = spec.trigger
+        for parameter in spec.parameter_names:
+            binding = by_name.get(parameter)
+            if binding is None:
+                if parameter == "context":
+                    arguments[parameter] = InvocationContext(
+                        invocation_id, spec.name, self._app_dir
+                    )
+                    continue
+                raise TypeError(
+                    f"parameter {parameter!r} of function {spec.name!r} has no binding"
+                )
+            if binding is spec.trigger:
+                arguments[parameter] = trigger_value
+            elif binding["type"] == DURABLE_CLIENT:
+                if self._durable_client_binding is None:
+                    raise RuntimeError("this host has no durable engine for a durable client")
+                arguments[parameter] = self._durable_client_binding(binding)
+            elif str(binding.get("direction", "")).upper() == "OUT":
+                outputs[parameter] = arguments[parameter] = OutputValue()
+            else:
+                raise TypeError(
+                    f"binding type {binding['type']!r} of function {spec.name!r} "
+                    "is not supported by this host"
+                )
+        return arguments, outputs
+
+    async def invoke(
+        self,
+        spec: FunctionSpec,
+        trigger_value: Any,
+        convert_result: Callable[[Any, dict[str, OutputValue[Any]]], Any] | None = None,
+    ) -> tuple[Any, dict[str, OutputValue[Any]]]:
+        """Run `spec` with its trigger value; return (return value, output bindings).
+
+        `convert_result` turns the outputs into what the trigger answers; its failure is
+        the invocation's failure, as when the worker cannot encode a return value.
+        """
+        invocation_id = str(uuid.uuid4())
+        started = time.perf_counter()
+        try:
+            arguments, outputs = self._arguments(spec, trigger_value, invocation_id)
+            if spec.is_async:
+                result = await spec.user_function(**arguments)
+            else:
+                call = functools.partial(spec.user_function, **arguments)
+                context = contextvars.copy_context()
+                result = await asyncio.get_running_loop().run_in_executor(
+                    self._threads, context.run, call
+                )
+            self._refuse_dropped_outputs(spec, outputs)
+            if convert_result is not None:
+                result = convert_result(result, outputs)
+        except BaseException as error:
+            self._log_execution(spec.name, invocation_id, started, error)
+            raise
+        self._log_execution(spec.name, invocation_id, started, None)
+        return result, outputs
+
+    @staticmethod
+    def _refuse_dropped_outputs(spec: FunctionSpec, outputs: dict[str, OutputValue[Any]]) -> None:
+        """A value set on an output binding this host cannot deliver must not vanish."""
+        by_name = {binding["name"]: binding for binding in spec.bindings}
+        for name, holder in outputs.items():
+            binding_type = by_name[name]["type"]
+            if binding_type != HTTP_OUTPUT and holder.get() is not None:
+                raise NotImplementedError(
+                    f"function {spec.name!r} set output binding {name!r} of type "
+                    f"{binding_type!r}, which this host cannot deliver; the value was not sent"
+                )
+
+    @staticmethod
+    def _log_execution(
+        name: str, invocation_id: str, started: float, error: BaseException | None
+    ) -> None:
+        duration_ms = round((time.perf_counter() - started) * 1000)
+        outcome = "Succeeded" if error is None else "Failed"
+        log.info(
+            "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
+            name, outcome, invocation_id, duration_ms,
+        )
+        if error is not None and not isinstance(error, asyncio.CancelledError):
+            log.error(
+                "Function '%s' failed (Id=%s):\n%s",
+                name, invocation_id,
+                "".join(traceback.format_exception(error)).rstrip(),
+            )
+
+    async def invoke_orchestrator(self, name: str, context_json: str) -> str:
+        """Replay one orchestrator episode through the SDK's entry point; return its JSON."""
+        spec = self.function(name, ORCHESTRATION_TRIGGER)
+        async with self._orchestrator_slots:
+            try:
+                result, _ = await self.invoke(spec, func.OrchestrationContext(context_json))
+            except Exception as error:
+                # The SDK reports a failed orchestrator by raising with its state appended
+                # after this marker; the Functions host reads the state from the message.
+                message = str(error)
+                if OUT_OF_PROC_DATA_MARKER not in message:
+                    raise
+                return message.split(OUT_OF_PROC_DATA_MARKER, 1)[1]
+        return result if isinstance(result, str) else str(result)
+
+    async def invoke_activity(self, name: str, input_json: str | None) -> str | None:
+        """Run an activity with its JSON input; return its JSON result; raise on failure."""
+        spec = self.function(name, ACTIVITY_TRIGGER)
+        value = ActivityTriggerConverter.decode(
+            Datum(input_json if input_json is not None else "null", "json"),
+            trigger_metadata={},
+        )
+        async with self._activity_slots:
+            result, _ = await self.invoke(spec, value)
+        return ActivityTriggerConverter.encode(result, expected_type=None).value
