@@ -1,0 +1,407 @@
+"""The simulated org's records and the rules a write goes through.
+
+Every write (REST, sObject Collections, Bulk API 2.0) goes through `Org.write`, which
+resolves relationship references by external id, converts and checks values, and raises
+`RecordError` with the code Salesforce uses (`REQUIRED_FIELD_MISSING`, `DUPLICATE_VALUE`,
+`INVALID_FIELD`, `INVALID_CROSS_REFERENCE_KEY`, ...). Writes can be undone as a group,
+which is how all-or-none requests roll back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sfsim.schema import FieldDef, IdFactory, ObjectDef, default_objects, looks_like_id, to_18
+
+NULL_MARKER = "#N/A"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
+
+
+class RecordError(Exception):
+    """One record was refused; `code` is Salesforce's statusCode."""
+
+    def __init__(self, code: str, message: str, fields: list[str] | None = None) -> None:
+        super().__init__(f"{code}:{message}")
+        self.code = code
+        self.message = message
+        self.fields = fields or []
+
+    def to_json(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+
+
+@dataclass
+class WriteResult:
+    id: str
+    created: bool
+
+
+def now_text() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+class Org:
+    def __init__(self, objects: Mapping[str, ObjectDef] | None = None) -> None:
+        self.lock = threading.RLock()
+        self.ids = IdFactory()
+        self.objects: dict[str, ObjectDef] = dict(objects or default_objects())
+        self.reset()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.records: dict[str, dict[str, dict[str, Any]]] = {n: {} for n in self.objects}
+            # (object, field) -> value -> id, for every unique field (external ids included).
+            self.unique_index: dict[tuple[str, str], dict[Any, str]] = {}
+            self.deleted: set[str] = set()
+
+    def define_object(self, definition: ObjectDef) -> None:
+        with self.lock:
+            self.objects[definition.name] = definition
+            self.records.setdefault(definition.name, {})
+
+    def object_named(self, name: str) -> ObjectDef | None:
+        found = self.objects.get(name)
+        if found is not None:
+            return found
+        return next((o for o in self.objects.values() if o.name.lower() == name.lower()), None)
+
+    def object_for_id(self, record_id: str) -> ObjectDef | None:
+        return next((o for o in self.objects.values() if o.key_prefix == record_id[:3]), None)
+
+    def get(self, sobject: str, record_id: str) -> dict[str, Any] | None:
+        return self.records.get(sobject, {}).get(to_18(record_id)) if looks_like_id(
+            record_id
+        ) else None
+
+    def all_records(self, sobject: str) -> Iterator[dict[str, Any]]:
+        with self.lock:
+            return iter(list(self.records.get(sobject, {}).values()))
+
+    def find_by_unique(self, sobject: str, field: str, value: Any) -> str | None:
+        return self.unique_index.get((sobject, field), {}).get(_unique_key(value))
+
+    # -- writing ----------------------------------------------------------------------
+
+    def write(
+        self,
+        sobject: str,
+        operation: str,
+        values: Mapping[str, Any],
+        external_id_field: str | None = None,
+        from_csv: bool = False,
+        undo: list | None = None,
+    ) -> WriteResult:
+        """Apply one record; raise RecordError when Salesforce would refuse it.
+
+        From CSV an empty value is left unchanged and `#N/A` clears the field; from JSON a
+        missing key is left unchanged and null clears the field.
+        """
+        obj = self.objects[sobject]
+        with self.lock:
+            if operation in ("delete", "hardDelete"):
+                return self._delete(obj, values, undo)
+            changes, record_id = self._resolve(obj, values, from_csv)
+            if operation == "insert":
+                if record_id:
+                    raise RecordError(
+                        "INVALID_FIELD_FOR_INSERT_UPDATE",
+                        "cannot specify Id in an insert call",
+                        ["Id"],
+                    )
+                return self._save(obj, None, changes, undo)
+            if operation == "update":
+                return self._save(obj, self._existing_id(obj, record_id), changes, undo)
+            if operation == "upsert":
+                return self._upsert(obj, external_id_field or "Id", changes, record_id, undo)
+            raise ValueError(f"unknown operation {operation}")
+
+    def _upsert(
+        self,
+        obj: ObjectDef,
+        external_id_field: str,
+        changes: dict[str, Any],
+        record_id: str | None,
+        undo: list | None,
+    ) -> WriteResult:
+        if external_id_field.lower() == "id":
+            if record_id:
+                return self._save(obj, self._existing_id(obj, record_id), changes, undo)
+            return self._save(obj, None, changes, undo)
+        field = obj.field_named(external_id_field)
+        assert field is not None
+        value = changes.get(field.name)
+        if value in (None, ""):
+            raise RecordError(
+                "MISSING_ARGUMENT", f"{field.name} not specified", [field.name]
+            )
+        existing = self.find_by_unique(obj.name, field.name, value)
+        if record_id and existing and to_18(record_id) != existing:
+            raise RecordError(
+                "INVALID_FIELD",
+                f"The Id field should not be specified in the sobject data when upserting "
+                f"by {field.name}",
+                ["Id"],
+            )
+        return self._save(obj, existing, changes, undo)
+
+    def _existing_id(self, obj: ObjectDef, record_id: str | None) -> str:
+        if not record_id:
+            raise RecordError("MISSING_ARGUMENT", "Id not specified in an update call", ["Id"])
+        if not looks_like_id(record_id):
+            raise RecordError("MALFORMED_ID", f"Record Id: id value of incorrect type: "
+                              f"{record_id}", ["Id"])
+        full = to_18(record_id)
+        if full in self.deleted:
+            raise RecordError("ENTITY_IS_DELETED", "entity is deleted", [])
+        if full not in self.records[obj.name]:
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [])
+        return full
+
+    def _delete(self, obj: ObjectDef, values: Mapping[str, Any], undo: list | None) -> WriteResult:
+        record_id = next((str(v) for k, v in values.items() if k.lower() == "id"), "")
+        full = self._existing_id(obj, record_id.strip())
+        old = self.records[obj.name].pop(full)
+        self._unindex(obj, old)
+        self.deleted.add(full)
+        if undo is not None:
+            undo.append((obj.name, full, old))
+        return WriteResult(full, False)
+
+    def _resolve(
+        self, obj: ObjectDef, values: Mapping[str, Any], from_csv: bool
+    ) -> tuple[dict[str, Any], str | None]:
+        changes: dict[str, Any] = {}
+        record_id: str | None = None
+        for key, raw in values.items():
+            if key == "attributes":
+                continue
+            if from_csv:
+                if raw == "":
+                    continue
+                if raw == NULL_MARKER:
+                    raw = None
+            if "." in key or isinstance(raw, Mapping):
+                field, parent_id = self._resolve_relationship(obj, key, raw)
+                changes[field.name] = parent_id
+                continue
+            field = obj.field_named(key)
+            if field is None:
+                raise RecordError(
+                    "INVALID_FIELD",
+                    f"No such column '{key}' on sobject of type {obj.name}",
+                    [key],
+                )
+            if field.name == "Id":
+                record_id = None if raw is None else str(raw).strip() or None
+                continue
+            if not field.createable:
+                raise RecordError(
+                    "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    f"Unable to create/update fields: {field.name}. Please check the "
+                    "security settings of this field and verify that it is read/write for "
+                    "your profile or permission set.",
+                    [field.name],
+                )
+            changes[field.name] = self._convert(obj, field, raw)
+        return changes, record_id
+
+    def _resolve_relationship(
+        self, obj: ObjectDef, key: str, raw: Any
+    ) -> tuple[FieldDef, str | None]:
+        if isinstance(raw, Mapping):
+            relationship_name = key
+            pairs = [(k, v) for k, v in raw.items() if k != "attributes"]
+            if len(pairs) != 1:
+                raise RecordError(
+                    "INVALID_FIELD",
+                    f"A relationship reference to {key} needs exactly one external id field",
+                    [key],
+                )
+            parent_field_name, value = pairs[0]
+        else:
+            relationship_name, _, parent_field_name = key.partition(".")
+            value = raw
+        field = obj.relationship(relationship_name)
+        if field is None:
+            raise RecordError(
+                "INVALID_FIELD",
+                f"No such column '{relationship_name}' on sobject of type {obj.name}",
+                [key],
+            )
+        parent = self.objects[field.reference_to or ""]
+        parent_field = parent.field_named(parent_field_name)
+        if parent_field is None or not (parent_field.external_id or parent_field.name == "Id"):
+            raise RecordError(
+                "INVALID_FIELD",
+                f"Field {parent_field_name} on {parent.name} is not an external id field",
+                [key],
+            )
+        if value is None or value == "":
+            return field, None
+        if parent_field.name == "Id":
+            return field, self._check_reference(field, parent, str(value))
+        parent_id = self.find_by_unique(parent.name, parent_field.name, value)
+        if parent_id is None:
+            raise RecordError(
+                "INVALID_FIELD",
+                f"Foreign key external ID: {value} not found for field {parent_field.name} "
+                f"in entity {parent.name}",
+                [field.name],
+            )
+        return field, parent_id
+
+    def _check_reference(self, field: FieldDef, parent: ObjectDef, value: str) -> str:
+        if not looks_like_id(value):
+            raise RecordError(
+                "MALFORMED_ID", f"{field.name}: id value of incorrect type: {value}", [field.name]
+            )
+        full = to_18(value)
+        if full[:3] != parent.key_prefix or full not in self.records[parent.name]:
+            raise RecordError(
+                "INVALID_CROSS_REFERENCE_KEY",
+                f"invalid cross reference id: {field.name}",
+                [field.name],
+            )
+        return full
+
+    def _convert(self, obj: ObjectDef, field: FieldDef, raw: Any) -> Any:
+        if raw is None:
+            return None
+        text = raw if isinstance(raw, str) else None
+        kind = field.type
+        try:
+            if kind == "reference":
+                parent = self.objects[field.reference_to or ""]
+                return self._check_reference(field, parent, str(raw).strip())
+            if kind == "boolean":
+                if isinstance(raw, bool):
+                    return raw
+                lowered = str(raw).strip().lower()
+                if lowered in ("true", "1", "yes"):
+                    return True
+                if lowered in ("false", "0", "no"):
+                    return False
+                raise ValueError(raw)
+            if kind == "int":
+                if isinstance(raw, bool):
+                    raise ValueError(raw)
+                number = float(raw)
+                if number != int(number):
+                    raise ValueError(raw)
+                return int(number)
+            if kind in ("double", "currency", "percent"):
+                if isinstance(raw, bool):
+                    raise ValueError(raw)
+                return float(raw)
+            if kind == "date":
+                return dt.date.fromisoformat(str(raw).strip()[:10]).isoformat()
+            if kind == "datetime":
+                parsed = dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
+                if parsed.tzinfo is None:
+                    parsed = parsed.replace(tzinfo=dt.UTC)
+                return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        except (ValueError, TypeError, OverflowError):
+            raise RecordError(
+                "INVALID_TYPE_ON_FIELD_IN_RECORD",
+                f"{field.name}: value not of required type: {raw}",
+                [field.name],
+            ) from None
+        value = text if text is not None else str(raw)
+        if kind == "email" and value and not EMAIL.match(value):
+            raise RecordError(
+                "INVALID_EMAIL_ADDRESS", f"{field.name}: invalid email address: {value}",
+                [field.name],
+            )
+        if len(value) > field.length:
+            raise RecordError(
+                "STRING_TOO_LONG",
+                f"{field.name}: data value too large: {value[:40]} (max length={field.length})",
+                [field.name],
+            )
+        return value
+
+    def _save(
+        self,
+        obj: ObjectDef,
+        record_id: str | None,
+        changes: dict[str, Any],
+        undo: list | None,
+    ) -> WriteResult:
+        store = self.records[obj.name]
+        old = store.get(record_id) if record_id else None
+        record = dict(old) if old else {}
+        record.update(changes)
+        missing = [
+            f.name for f in obj.fields.values()
+            if f.required and record.get(f.name) in (None, "")
+        ]
+        if missing:
+            raise RecordError(
+                "REQUIRED_FIELD_MISSING",
+                f"Required fields are missing: [{', '.join(missing)}]",
+                missing,
+            )
+        for field in obj.fields.values():
+            if not field.unique or record.get(field.name) in (None, ""):
+                continue
+            holder = self.find_by_unique(obj.name, field.name, record[field.name])
+            if holder is not None and holder != record_id:
+                raise RecordError(
+                    "DUPLICATE_VALUE",
+                    f"duplicate value found: {field.name} duplicates value on record with id: "
+                    f"{holder}",
+                    [field.name],
+                )
+        stamp = now_text()
+        created = old is None
+        if created:
+            record_id = self.ids.new_id(obj.key_prefix)
+            record.update(Id=record_id, IsDeleted=False, CreatedDate=stamp)
+        else:
+            self._unindex(obj, old)
+        record.update(LastModifiedDate=stamp, SystemModstamp=stamp)
+        assert record_id is not None
+        store[record_id] = record
+        self._index(obj, record)
+        if undo is not None:
+            undo.append((obj.name, record_id, old))
+        return WriteResult(record_id, created)
+
+    def undo(self, undo: list) -> None:
+        """Revert the writes recorded in `undo`, newest first."""
+        with self.lock:
+            for sobject, record_id, old in reversed(undo):
+                obj = self.objects[sobject]
+                current = self.records[sobject].pop(record_id, None)
+                if current is not None:
+                    self._unindex(obj, current)
+                if old is not None:
+                    self.records[sobject][record_id] = old
+                    self._index(obj, old)
+                    self.deleted.discard(record_id)
+            undo.clear()
+
+    def _index(self, obj: ObjectDef, record: Mapping[str, Any]) -> None:
+        for field in obj.fields.values():
+            value = record.get(field.name)
+            if field.unique and value not in (None, ""):
+                self.unique_index.setdefault((obj.name, field.name), {})[
+                    _unique_key(value)
+                ] = record["Id"]
+
+    def _unindex(self, obj: ObjectDef, record: Mapping[str, Any]) -> None:
+        for field in obj.fields.values():
+            value = record.get(field.name)
+            if field.unique and value not in (None, ""):
+                self.unique_index.get((obj.name, field.name), {}).pop(_unique_key(value), None)
+
+
+def _unique_key(value: Any) -> Any:
+    # Unique and external id text fields are case-insensitive unless marked otherwise.
+    return value.lower() if isinstance(value, str) else value

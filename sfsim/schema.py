@@ -1,0 +1,219 @@
+"""The simulated org's objects: fields, required and unique fields, external ids, lookups.
+
+The default schema has Account, Contact (AccountId → Account), the three-level
+Account → Opportunity → OpportunityLineItem, and Asset with an external id. Another schema
+can be loaded from JSON (`--schema FILE` or `PUT /_sim/objects/{name}`) in the shape that
+`ObjectDef.to_json` writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+FIELD_TYPES = (
+    "id", "string", "textarea", "email", "phone", "picklist", "reference", "boolean",
+    "int", "double", "currency", "percent", "date", "datetime",
+)
+SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
+
+
+@dataclass
+class FieldDef:
+    name: str
+    type: str = "string"
+    required: bool = False
+    unique: bool = False
+    external_id: bool = False
+    reference_to: str | None = None
+    relationship_name: str | None = None
+    length: int = 255
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in FIELD_TYPES:
+            raise ValueError(f"field {self.name}: type must be one of {', '.join(FIELD_TYPES)}")
+        if self.type == "reference" and not self.reference_to:
+            raise ValueError(f"field {self.name}: a reference needs reference_to")
+        if self.type == "reference" and not self.relationship_name:
+            self.relationship_name = self.name[:-2] if self.name.endswith("Id") else (
+                self.name[:-3] + "__r" if self.name.endswith("__c") else self.name
+            )
+        if self.external_id:
+            # Salesforce indexes external ids and upserts match on them: one record a value.
+            self.unique = True
+
+    @property
+    def createable(self) -> bool:
+        return self.name not in SYSTEM_FIELDS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "type": self.type, "required": self.required,
+            "unique": self.unique, "external_id": self.external_id,
+            "reference_to": self.reference_to, "relationship_name": self.relationship_name,
+            "length": self.length,
+        }
+
+
+@dataclass
+class ObjectDef:
+    name: str
+    key_prefix: str
+    fields: dict[str, FieldDef] = field(default_factory=dict)
+    label: str | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.key_prefix) != 3 or not self.key_prefix.isalnum():
+            raise ValueError(f"object {self.name}: key_prefix must be 3 letters or digits")
+        system = {
+            "Id": FieldDef("Id", "id", length=18),
+            "IsDeleted": FieldDef("IsDeleted", "boolean"),
+            "CreatedDate": FieldDef("CreatedDate", "datetime"),
+            "LastModifiedDate": FieldDef("LastModifiedDate", "datetime"),
+            "SystemModstamp": FieldDef("SystemModstamp", "datetime"),
+        }
+        self.fields = {**system, **{k: v for k, v in self.fields.items() if k not in system}}
+
+    def field_named(self, name: str) -> FieldDef | None:
+        """Field lookup is case-insensitive, as in Salesforce."""
+        found = self.fields.get(name)
+        if found is not None:
+            return found
+        lowered = name.lower()
+        return next((f for f in self.fields.values() if f.name.lower() == lowered), None)
+
+    def relationship(self, name: str) -> FieldDef | None:
+        lowered = name.lower()
+        return next(
+            (
+                f for f in self.fields.values()
+                if f.type == "reference" and (f.relationship_name or "").lower() == lowered
+            ),
+            None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "key_prefix": self.key_prefix,
+            "fields": [f.to_json() for f in self.fields.values() if f.name not in SYSTEM_FIELDS],
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> ObjectDef:
+        fields = {}
+        for spec in body.get("fields", []):
+            definition = FieldDef(**{k: v for k, v in spec.items() if k != "label"})
+            fields[definition.name] = definition
+        return cls(name=body["name"], key_prefix=body["key_prefix"], fields=fields)
+
+
+def _obj(name: str, prefix: str, *fields: FieldDef) -> ObjectDef:
+    return ObjectDef(name, prefix, {f.name: f for f in fields})
+
+
+def default_objects() -> dict[str, ObjectDef]:
+    objects = [
+        _obj(
+            "Account", "001",
+            FieldDef("Name", required=True),
+            FieldDef("External_Id__c", external_id=True, length=80),
+            FieldDef("AccountNumber", length=40),
+            FieldDef("Industry", "picklist"),
+            FieldDef("Phone", "phone", length=40),
+            FieldDef("Website"),
+            FieldDef("BillingCity", length=40),
+            FieldDef("AnnualRevenue", "currency"),
+            FieldDef("NumberOfEmployees", "int"),
+            FieldDef("Description", "textarea", length=32000),
+            FieldDef("ParentId", "reference", reference_to="Account", relationship_name="Parent"),
+        ),
+        _obj(
+            "Contact", "003",
+            FieldDef("LastName", required=True, length=80),
+            FieldDef("FirstName", length=40),
+            FieldDef("Email", "email", length=80),
+            FieldDef("Phone", "phone", length=40),
+            FieldDef("Birthdate", "date"),
+            FieldDef("AccountId", "reference", reference_to="Account"),
+            FieldDef("External_Id__c", external_id=True, length=80),
+        ),
+        _obj(
+            "Opportunity", "006",
+            FieldDef("Name", required=True, length=120),
+            FieldDef("StageName", "picklist", required=True),
+            FieldDef("CloseDate", "date", required=True),
+            FieldDef("Amount", "currency"),
+            FieldDef("AccountId", "reference", reference_to="Account"),
+            FieldDef("External_Id__c", external_id=True, length=80),
+        ),
+        _obj(
+            "OpportunityLineItem", "00k",
+            FieldDef(
+                "OpportunityId", "reference", required=True, reference_to="Opportunity"
+            ),
+            FieldDef("Quantity", "double", required=True),
+            FieldDef("UnitPrice", "currency"),
+            FieldDef("Description", length=255),
+            FieldDef("External_Id__c", external_id=True, length=80),
+        ),
+        _obj(
+            "Asset", "02i",
+            FieldDef("Name", required=True),
+            FieldDef("SerialNumber", length=80),
+            FieldDef("Status", "picklist"),
+            FieldDef("Quantity", "double"),
+            FieldDef("Price", "currency"),
+            FieldDef("InstallDate", "date"),
+            FieldDef("AccountId", "reference", reference_to="Account"),
+            FieldDef("ContactId", "reference", reference_to="Contact"),
+            FieldDef("External_Id__c", external_id=True, length=80),
+        ),
+    ]
+    return {obj.name: obj for obj in objects}
+
+
+# -- record ids -------------------------------------------------------------------------
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+
+
+def id_checksum(id15: str) -> str:
+    """The 3-character suffix that makes a 15-character id case-insensitively unique."""
+    suffix = ""
+    for start in (0, 5, 10):
+        flags = sum(1 << bit for bit, char in enumerate(id15[start : start + 5]) if char.isupper())
+        suffix += _CHECKSUM[flags]
+    return suffix
+
+
+def to_18(record_id: str) -> str:
+    return record_id if len(record_id) == 18 else record_id + id_checksum(record_id)
+
+
+def looks_like_id(value: str) -> bool:
+    return len(value) in (15, 18) and value.isalnum() and (
+        len(value) == 15 or id_checksum(value[:15]) == value[15:].upper()
+    )
+
+
+class IdFactory:
+    """Salesforce-shaped ids: key prefix, a pod-like "0000", a base-62 counter, checksum."""
+
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+
+    def new_id(self, key_prefix: str) -> str:
+        with self._lock:
+            number = next(self._counter)
+        digits = ""
+        while number:
+            number, rest = divmod(number, 62)
+            digits = _BASE62[rest] + digits
+        id15 = key_prefix + "4x" + digits.rjust(10, "0")
+        return id15 + id_checksum(id15)

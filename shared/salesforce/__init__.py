@@ -1,0 +1,39 @@
+"""Salesforce: OAuth logins, sObject Collections upsert and Bulk API 2.0 ingest over requests."""
+
+from shared.salesforce.bulk_csv import (
+    MAX_UPLOAD_BYTES,
+    NULL_MARKER,
+    CsvPart,
+    read_ingest_csv,
+    split_ingest_csv,
+    write_ingest_csv,
+)
+from shared.salesforce.client import (
+    IngestJob,
+    RecordOutcome,
+    SalesforceClient,
+    SalesforceCredentials,
+)
+from shared.salesforce.errors import (
+    SalesforceAuthError,
+    SalesforceError,
+    SalesforceLimitError,
+    SalesforceTransientError,
+)
+
+__all__ = [
+    "MAX_UPLOAD_BYTES",
+    "NULL_MARKER",
+    "CsvPart",
+    "IngestJob",
+    "RecordOutcome",
+    "SalesforceAuthError",
+    "SalesforceClient",
+    "SalesforceCredentials",
+    "SalesforceError",
+    "SalesforceLimitError",
+    "SalesforceTransientError",
+    "read_ingest_csv",
+    "split_ingest_csv",
+    "write_ingest_csv",
+]

@@ -1,0 +1,219 @@
+"""CSV for Bulk API 2.0 ingest jobs: written and split as streams, never whole in memory.
+
+Salesforce reads UTF-8 CSV with the job's `lineEnding` and `columnDelimiter`. Empty values
+are ignored on update; `#N/A` clears a field, so `None` becomes `#N/A` only when the caller
+asks for it (`clear_nulls`), otherwise an empty value.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import decimal
+import io
+import tempfile
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+NULL_MARKER = "#N/A"
+
+# Salesforce accepts 150 MB of base64 per upload; base64 grows data by a third, so 100 MB
+# of raw CSV is the documented safe size per job.
+MAX_UPLOAD_BYTES = 100_000_000
+
+LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
+COLUMN_DELIMITERS = {
+    "COMMA": ",",
+    "TAB": "\t",
+    "PIPE": "|",
+    "SEMICOLON": ";",
+    "CARET": "^",
+    "BACKQUOTE": "`",
+}
+
+
+def line_terminator(line_ending: str) -> str:
+    try:
+        return LINE_ENDINGS[line_ending]
+    except KeyError:
+        raise ValueError(
+            f"line_ending must be one of {', '.join(LINE_ENDINGS)}, got {line_ending!r}"
+        ) from None
+
+
+def delimiter_char(column_delimiter: str) -> str:
+    try:
+        return COLUMN_DELIMITERS[column_delimiter]
+    except KeyError:
+        raise ValueError(
+            f"column_delimiter must be one of {', '.join(COLUMN_DELIMITERS)}, "
+            f"got {column_delimiter!r}"
+        ) from None
+
+
+def format_value(value: Any, clear_nulls: bool = False) -> str:
+    """The CSV text Salesforce expects for a Python value."""
+    if value is None:
+        return NULL_MARKER if clear_nulls else ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            # Naive datetimes from SQL Server are taken as UTC: Salesforce needs an offset.
+            value = value.replace(tzinfo=dt.UTC)
+        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return format(value, "f")
+    if isinstance(value, bytes):
+        raise TypeError("binary values cannot be loaded through Bulk API 2.0 CSV")
+    return str(value)
+
+
+def write_ingest_csv(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    out: BinaryIO,
+    line_ending: str = "LF",
+    column_delimiter: str = "COMMA",
+    clear_nulls: bool = False,
+) -> int:
+    """Write a header and one line per row to `out` as UTF-8; returns the rows written.
+
+    A column missing from a row is written empty (left unchanged by Salesforce). With
+    `clear_nulls`, `None` is written `#N/A`, which clears the field.
+    """
+    if not columns:
+        raise ValueError("an ingest CSV needs at least one column")
+    terminator = line_terminator(line_ending)
+    delimiter = delimiter_char(column_delimiter)
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=False)
+    writer = csv.writer(text, delimiter=delimiter, lineterminator=terminator)
+    # The csv module quotes a value only for the characters of its own line terminator,
+    # so with LF a value holding a lone CR would go out unquoted and split the record.
+    # Such rows are written with CRLF, which quotes it, and get the LF ending back.
+    line = io.StringIO()
+    quoting_writer = csv.writer(line, delimiter=delimiter, lineterminator="\r\n")
+    try:
+
+        def write_line(values: list[str]) -> None:
+            if terminator == "\n" and any("\r" in value for value in values):
+                quoting_writer.writerow(values)
+                text.write(line.getvalue()[:-2] + terminator)
+                line.seek(0)
+                line.truncate()
+            else:
+                writer.writerow(values)
+
+        write_line(list(columns))
+        count = 0
+        for row in rows:
+            write_line([format_value(row.get(column), clear_nulls) for column in columns])
+            count += 1
+        text.flush()
+    finally:
+        # Leave the caller's stream open: the wrapper only borrowed it.
+        text.detach()
+    return count
+
+
+def read_ingest_csv(
+    stream: BinaryIO, column_delimiter: str = "COMMA"
+) -> Iterator[dict[str, str]]:
+    """Parse a UTF-8 CSV stream row by row into dicts keyed by the header."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        yield from csv.DictReader(text, delimiter=delimiter_char(column_delimiter))
+    finally:
+        # Leave the caller's stream open; an HTTP body may already have closed itself.
+        with contextlib.suppress(ValueError):
+            text.detach()
+
+
+@dataclass(frozen=True)
+class CsvPart:
+    """One part of a split load: its position, record count and size in bytes."""
+
+    index: int
+    records: int
+    size_bytes: int
+
+
+def _read_records(stream: BinaryIO) -> Iterator[bytes]:
+    """Raw CSV records, each with its line ending, exactly as they are in the stream.
+
+    A newline ends a record only outside quotes; since quotes inside a quoted value are
+    doubled, that is when the record so far holds an even number of quote characters.
+    Neither `"` nor a newline byte can occur inside a multi-byte UTF-8 sequence.
+    """
+    pending: list[bytes] = []
+    quotes = 0
+    for line in iter(stream.readline, b""):
+        pending.append(line)
+        quotes += line.count(b'"')
+        if quotes % 2 == 0:
+            yield b"".join(pending)
+            pending.clear()
+            quotes = 0
+    if pending:
+        record = b"".join(pending)
+        if record.strip():
+            yield record
+
+
+def split_ingest_csv(
+    source: BinaryIO,
+    max_part_bytes: int = MAX_UPLOAD_BYTES,
+    spool_dir: str | None = None,
+) -> Iterator[tuple[CsvPart, BinaryIO]]:
+    """Split a CSV stream into parts of at most `max_part_bytes`, each starting with the header.
+
+    Yields `(part, stream)`: the stream is a temporary file positioned at its start, valid
+    until the next part is requested (upload it, or copy it to a blob, before moving on).
+    Only one part is on disk at a time and only one record is in memory. Records are copied
+    byte for byte, so quoting, line endings and delimiters are kept as they were.
+    """
+    header = source.readline()
+    if not header.strip():
+        raise ValueError("the CSV has no header line")
+    if not header.endswith(b"\n"):
+        header += b"\n"
+    if len(header) >= max_part_bytes:
+        raise ValueError(f"the CSV header alone is over the {max_part_bytes}-byte part limit")
+    index = 0
+    part: BinaryIO | None = None
+    records = size = 0
+
+    def finished_part() -> tuple[CsvPart, BinaryIO]:
+        assert part is not None
+        part.flush()
+        part.seek(0)
+        return CsvPart(index=index, records=records, size_bytes=size), part
+
+    try:
+        for record in _read_records(source):
+            if len(header) + len(record) > max_part_bytes:
+                raise ValueError(
+                    f"record {records + 1} of part {index} is {len(record)} bytes: with the "
+                    f"header it does not fit in a {max_part_bytes}-byte part"
+                )
+            if part is not None and size + len(record) > max_part_bytes:
+                yield finished_part()
+                part.close()
+                part = None
+                index += 1
+            if part is None:
+                part = tempfile.TemporaryFile(dir=spool_dir)  # noqa: SIM115 - closed below
+                part.write(header)
+                records, size = 0, len(header)
+            part.write(record)
+            records += 1
+            size += len(record)
+        if part is not None:
+            yield finished_part()
+    finally:
+        if part is not None:
+            part.close()
