@@ -1,0 +1,223 @@
+"""End-to-end sync throughput against the bare pyodbc floor, and peak memory vs rows.
+
+Source: PostgreSQL through psqlODBC, an asset changes table shaped like seed 000's view
+(9 columns, three rows per timestamp), index on (ChangeTimestamp, Asset_ID). State:
+Azurite. Printed, all measured in this one run:
+
+1. the floor: a bare pyodbc fetch of the same rows (`fetchmany(5000)`), rows/s;
+2. the sync pipeline (keyset page -> mask -> map -> sink -> ETag checkpoint in Table
+   Storage, one page at a time exactly as the activities run) with a sink that accepts
+   everything, at 500 and 5000 rows a page: rows/s and the ratio to the floor;
+3. the same with the Salesforce simulator as the sink (sObject Collections, 200 a call);
+4. peak RSS of the pipeline at 100k and 1M rows, each in its own process: memory stays
+   flat because a run holds one page at a time.
+
+    python benchmarks/sync_throughput_memory.py [--rows 100000] [--memory-sizes 100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import pyodbc  # noqa: E402
+from azure.data.tables import TableServiceClient  # noqa: E402
+
+from devtools import services  # noqa: E402
+from shared.sync.asset_changes import COLUMNS, asset_record  # noqa: E402
+from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob  # noqa: E402
+from shared.sync.pages import begin_run, end_run, sync_next_page  # noqa: E402
+from shared.sync.sinks import Delivery, SalesforceSink  # noqa: E402
+from shared.sync.state import SyncState  # noqa: E402
+
+QUOTED = ", ".join(f'"{column}"' for column in COLUMNS)
+
+
+class AcceptingSink:
+    """Accepts every page: isolates the pipeline's own cost from the target's."""
+
+    def deliver(self, records):
+        return Delivery(len(records))
+
+
+def load_assets(connection_string: str, table: str, rows: int) -> None:
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        connection.execute(
+            f'CREATE TABLE {table} ("Asset_ID" bigint PRIMARY KEY, '
+            '"ChangeTimestamp" timestamp(3) NOT NULL, "Asset_Name" varchar(80) NOT NULL, '
+            '"Serial_Number" varchar(40), "Status" varchar(40), "Quantity" numeric(12,2), '
+            '"Price" numeric(12,2), "Install_Date" date, "Contact_Email" varchar(120))'
+        )
+        connection.execute(
+            f"INSERT INTO {table} SELECT g, timestamp '2025-01-01' + (g / 3) * "
+            "interval '1 second', 'Pump ' || g, 'SN-' || g, 'Installed', 1 + g % 5, "
+            "100 + g % 1000, date '2024-01-01' + (g % 365), 'contact' || g || '@example.com' "
+            "FROM generate_series(1, ?) g", rows,
+        )
+        connection.execute(f'CREATE INDEX ON {table} ("ChangeTimestamp", "Asset_ID")')
+        connection.execute(f"ANALYZE {table}")
+
+
+def job_for(connection_string: str, table: str, page_size: int) -> SyncJob:
+    return SyncJob(
+        name="asset-changes-bench",
+        source=SourceSpec(
+            connection_string=connection_string, relation=table,
+            cursor_column="ChangeTimestamp", cursor_kind="timestamp",
+            key_columns=("Asset_ID",), columns=COLUMNS, initial_cursor=datetime(1900, 1, 1),
+            lag=timedelta(0), dialect="postgresql",
+        ),
+        map_record=asset_record, masked_fields=("Contact_Email",),
+        sink=SalesforceSinkSpec("Asset", "External_Id__c"),
+        schedule_setting="SYNC_BENCH_SCHEDULE", page_size=page_size,
+        max_run_time=timedelta(hours=2), min_interval=timedelta(0),
+    )
+
+
+def fresh_state(storage: str) -> SyncState:
+    suffix = uuid.uuid4().hex[:10]
+    return SyncState(TableServiceClient.from_connection_string(storage),
+                     f"W{suffix}", f"R{suffix}", f"D{suffix}")
+
+
+def run_pipeline(job: SyncJob, state: SyncState, sink) -> int:
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC)
+    begun = begin_run(job, state, run_id, started)
+    rows = 0
+    while True:
+        page = sync_next_page(job, state, sink, run_id, begun["upper_bound"])
+        rows += page.rows
+        if page.done:
+            break
+    end_run(job, state, run_id, started, "succeeded", {"rows": rows})
+    return rows
+
+
+def bare_fetch(connection_string: str, table: str) -> int:
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        cursor = connection.execute(
+            f'SELECT {QUOTED} FROM {table} ORDER BY "ChangeTimestamp", "Asset_ID"'
+        )
+        rows = 0
+        while batch := cursor.fetchmany(5000):
+            rows += len(batch)
+    return rows
+
+
+def rate(function, *args) -> tuple[int, float]:
+    start = time.perf_counter()
+    rows = function(*args)
+    return rows, rows / (time.perf_counter() - start)
+
+
+def high_water_kb() -> int:
+    """This process's peak RSS (VmHWM): unlike ru_maxrss it starts afresh at exec."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def memory_child() -> None:
+    """In its own process: one pipeline run over the table; prints rows and peak memory."""
+    import tracemalloc
+
+    config = json.loads(os.environ["BENCH_CONFIG"])
+    job = job_for(config["connection"], config["table"], config["page_size"])
+    state = fresh_state(config["storage"])
+    baseline = high_water_kb()
+    tracemalloc.start()
+    rows = run_pipeline(job, state, AcceptingSink())
+    _, traced_peak = tracemalloc.get_traced_memory()
+    print(json.dumps({"rows": rows, "peak_kb": high_water_kb(), "baseline_kb": baseline,
+                      "traced_peak_kb": traced_peak // 1024}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--salesforce-rows", type=int, default=20_000)
+    parser.add_argument("--memory-sizes", default="100000,1000000")
+    arguments = parser.parse_args()
+
+    postgres = services.start_postgres()
+    azurite = services.start_azurite()
+    from sfsim.testing import start_simulator
+
+    simulator = start_simulator(in_subprocess=True)
+    try:
+        source = postgres.odbc_connection_string
+        load_assets(source, "bench_assets", arguments.rows)
+        print(f"source: PostgreSQL via psqlODBC, {arguments.rows:,} rows; state: Azurite")
+        bare_fetch(source, "bench_assets")  # warm the cache for both sides
+        _, floor = rate(bare_fetch, source, "bench_assets")
+        print(f"  bare pyodbc fetchmany(5000) floor: {floor:>10,.0f} rows/s")
+        for page_size in (500, 5000):
+            job = job_for(source, "bench_assets", page_size)
+            rows, speed = rate(run_pipeline, job, fresh_state(azurite.connection_string),
+                               AcceptingSink())
+            assert rows == arguments.rows, rows
+            print(f"  sync pipeline, {page_size:>5}-row pages, accepting sink: "
+                  f"{speed:>10,.0f} rows/s  ({speed / floor:.2f} x floor)")
+
+        load_assets(source, "bench_assets_sf", arguments.salesforce_rows)
+        from shared.salesforce import SalesforceClient, SalesforceCredentials
+
+        client = SalesforceClient(SalesforceCredentials(
+            login_url=simulator.login_url, client_id=simulator.client_id,
+            client_secret=simulator.client_secret))
+        _, sf_floor = rate(bare_fetch, source, "bench_assets_sf")
+        job = job_for(source, "bench_assets_sf", 1000)
+        rows, speed = rate(run_pipeline, job, fresh_state(azurite.connection_string),
+                           SalesforceSink(client, "Asset", "External_Id__c"))
+        assert len(simulator.records("Asset")) == arguments.salesforce_rows
+        print(f"  sync pipeline -> Salesforce simulator ({rows:,} rows, 1000-row pages): "
+              f"{speed:>8,.0f} rows/s  ({speed / sf_floor:.3f} x floor {sf_floor:,.0f})")
+
+        print("peak memory of one run (own process, 1000-row pages, accepting sink):")
+        peaks = {}
+        for size in (int(text) for text in arguments.memory_sizes.split(",")):
+            load_assets(source, "bench_memory", size)
+            config = {"connection": source, "table": "bench_memory", "page_size": 1000,
+                      "storage": azurite.connection_string}
+            started = time.perf_counter()
+            child = subprocess.run(
+                [sys.executable, __file__, "--memory-child"], check=True, capture_output=True,
+                text=True, env={**os.environ, "BENCH_CONFIG": json.dumps(config)},
+            )
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            assert result["rows"] == size, result
+            peaks[size] = result["peak_kb"]
+            print(f"  {size:>9,} rows: peak RSS {result['peak_kb'] / 1024:7.1f} MB "
+                  f"(before the run {result['baseline_kb'] / 1024:.1f} MB), "
+                  f"Python allocations peak {result['traced_peak_kb'] / 1024:.1f} MB, "
+                  f"{size / (time.perf_counter() - started):,.0f} rows/s")
+        sizes = sorted(peaks)
+        if len(sizes) >= 2:
+            print(f"  peak RSS ratio {sizes[-1]:,} / {sizes[0]:,} rows: "
+                  f"{peaks[sizes[-1]] / peaks[sizes[0]]:.2f} "
+                  f"(rows x{sizes[-1] / sizes[0]:.0f})")
+    finally:
+        simulator.stop()
+        azurite.stop(grace_seconds=1)
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    if "--memory-child" in sys.argv:
+        memory_child()
+    else:
+        main()

@@ -1,0 +1,1 @@
+"""SQL sources: dialects, validated and quoted identifiers, keyset page queries, fetching."""

@@ -1,0 +1,236 @@
+"""Keyset page queries on `(cursor, key)`, per dialect, and the run's fixed upper bound.
+
+A page is the next `page_size` rows after a position `(cursor value, key values)`, in
+`(cursor, key)` order, never beyond the upper bound fixed when the run started:
+
+    cursor >= ? AND (cursor > ? OR key > ?) AND cursor <= ?        -- one key column
+    ORDER BY cursor, key
+
+The leading `cursor >= ?` gives the planner a range to seek on an index over
+`(cursor, key)`; the plain `cursor > ? OR (cursor = ? AND key > ?)` form is as slow as
+OFFSET in the middle of a table (REFERENCE.md). Rows that share a cursor value across a
+page boundary are told apart by the key, so none is lost or read twice.
+
+Cursor kinds:
+- `timestamp`: a change timestamp; the bound is the database's clock minus a lag, so that
+  rows of transactions still open at the start (and committed with an older stamp) are read
+  by the next run instead of being skipped.
+- `rowversion`: SQL Server `rowversion`; the bound is `MIN_ACTIVE_ROWVERSION()`
+  (exclusive), below which no open transaction can still commit a row.
+- `version`: a monotonic bigint version column (PostgreSQL, SQLite, or SQL Server without
+  rowversion); the bound is `MAX(column)` when the run starts (inclusive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from shared.sql.dialects import Dialect
+from shared.sql.identifiers import validate_identifier
+
+CURSOR_KINDS = ("timestamp", "rowversion", "version")
+
+
+@dataclass(frozen=True)
+class KeysetSource:
+    """What to read: a view or table, its cursor and key columns, the columns to select."""
+
+    dialect: Dialect
+    relation: str
+    cursor_column: str
+    cursor_kind: str
+    key_columns: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if self.cursor_kind not in CURSOR_KINDS:
+            raise ValueError(
+                f"cursor kind {self.cursor_kind!r} is not one of {', '.join(CURSOR_KINDS)}"
+            )
+        if self.cursor_kind == "rowversion" and self.dialect.name != "tsql":
+            raise ValueError("a rowversion cursor exists only on SQL Server (dialect tsql)")
+        if not self.key_columns:
+            raise ValueError("at least one key column is needed to order rows within a cursor")
+        self.dialect.quote_relation(self.relation)
+        for column in (self.cursor_column, *self.key_columns, *self.columns):
+            validate_identifier(column, "column")
+
+    @property
+    def selected_columns(self) -> tuple[str, ...]:
+        """The configured columns plus cursor and key columns, each once, in order."""
+        ordered = [*self.columns, self.cursor_column, *self.key_columns]
+        return tuple(dict.fromkeys(ordered))
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the last delivered row was: its cursor value and key values.
+
+    `key` is None only for the initial watermark, which no row has been read at yet.
+    """
+
+    cursor: Any
+    key: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class UpperBound:
+    """The highest cursor value a run may read, fixed at its start. `value` None: no rows."""
+
+    value: Any
+    inclusive: bool
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: tuple[Any, ...]
+
+
+def _select_list(source: KeysetSource) -> str:
+    return ", ".join(source.dialect.quote(column) for column in source.selected_columns)
+
+
+def _order_by(source: KeysetSource) -> str:
+    quote = source.dialect.quote
+    return ", ".join(quote(column) for column in (source.cursor_column, *source.key_columns))
+
+
+def bind_cursor(source: KeysetSource, value: Any) -> Any:
+    """A cursor value as the driver must receive it for comparisons to hold."""
+    if source.cursor_kind == "timestamp":
+        stamp = as_datetime(value)
+        if source.dialect.timestamps_as_text:
+            return format_sqlite_timestamp(stamp)
+        return stamp
+    if source.cursor_kind == "rowversion":
+        return bytes(value)
+    return int(value)
+
+
+def page_statement(
+    source: KeysetSource, after: Position, bound: UpperBound, page_size: int
+) -> Statement:
+    """The next page after `after`, up to `bound`, at most `page_size` rows."""
+    if page_size <= 0:
+        raise ValueError("page size must be above 0")
+    quote = source.dialect.quote
+    cursor = quote(source.cursor_column)
+    cursor_value = bind_cursor(source, after.cursor)
+    params: list[Any] = []
+    if after.key is None:
+        where = f"{cursor} > ?"
+        params.append(cursor_value)
+    else:
+        if len(after.key) != len(source.key_columns):
+            raise ValueError(
+                f"position has {len(after.key)} key values, the source has "
+                f"{len(source.key_columns)} key columns"
+            )
+        key_terms = []
+        for depth, column in enumerate(source.key_columns):
+            equal = [f"{quote(previous)} = ?" for previous in source.key_columns[:depth]]
+            key_terms.append(" AND ".join([*equal, f"{quote(column)} > ?"]))
+        key_predicate = " OR ".join(
+            f"({term})" if " AND " in term else term for term in key_terms
+        )
+        where = f"{cursor} >= ? AND ({cursor} > ? OR {key_predicate})"
+        params += [cursor_value, cursor_value]
+        for depth in range(len(source.key_columns)):
+            params += [*after.key[:depth], after.key[depth]]
+    where += f" AND {cursor} {'<=' if bound.inclusive else '<'} ?"
+    params.append(bind_cursor(source, bound.value))
+    sql = source.dialect.select_page(
+        _select_list(source), source.dialect.quote_relation(source.relation), where,
+        _order_by(source),
+    )
+    if source.dialect.name == "tsql":
+        return Statement(sql, (page_size, *params))
+    return Statement(sql, (*params, page_size))
+
+
+def offset_page_statement(source: KeysetSource, offset: int, page_size: int) -> Statement:
+    """OFFSET paging over the same order; only the benchmark uses it, as the baseline."""
+    sql = source.dialect.select_offset_page(
+        _select_list(source), source.dialect.quote_relation(source.relation), _order_by(source)
+    )
+    if source.dialect.name == "tsql":
+        return Statement(sql, (offset, page_size))
+    return Statement(sql, (page_size, offset))
+
+
+def probe_statement(source: KeysetSource) -> Statement:
+    """Reads no row; fails when the relation or one of its columns is missing."""
+    return Statement(
+        source.dialect.select_no_rows(
+            _select_list(source), source.dialect.quote_relation(source.relation)
+        ),
+        (),
+    )
+
+
+def upper_bound_statement(source: KeysetSource) -> Statement:
+    if source.cursor_kind == "timestamp":
+        return Statement(f"SELECT {source.dialect.now_expression}", ())
+    if source.cursor_kind == "rowversion":
+        return Statement("SELECT MIN_ACTIVE_ROWVERSION()", ())
+    return Statement(
+        f"SELECT MAX({source.dialect.quote(source.cursor_column)}) "
+        f"FROM {source.dialect.quote_relation(source.relation)}",
+        (),
+    )
+
+
+def upper_bound_from(source: KeysetSource, value: Any, lag: timedelta) -> UpperBound:
+    """The bound from the value `upper_bound_statement` returned."""
+    if source.cursor_kind == "timestamp":
+        return UpperBound(as_datetime(value) - lag, inclusive=True)
+    if source.cursor_kind == "rowversion":
+        return UpperBound(bytes(value), inclusive=False)
+    return UpperBound(None if value is None else int(value), inclusive=True)
+
+
+def position_of(source: KeysetSource, row: dict[str, Any]) -> Position:
+    return Position(
+        normalise_cursor(source, row[source.cursor_column]),
+        tuple(normalise_key(row[column]) for column in source.key_columns),
+    )
+
+
+def normalise_cursor(source: KeysetSource, value: Any) -> Any:
+    if source.cursor_kind == "timestamp":
+        return as_datetime(value)
+    if source.cursor_kind == "rowversion":
+        return bytes(value)
+    return int(value)
+
+
+def normalise_key(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"a key column holds {value!r}: key columns must be non-null")
+    if isinstance(value, int | str):
+        return value
+    if isinstance(value, Decimal) and value == value.to_integral_value():
+        return int(value)
+    return str(value)
+
+
+def as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        return datetime.fromisoformat(value.strip())
+    raise ValueError(f"expected a timestamp, got {value!r}")
+
+
+def format_sqlite_timestamp(value: datetime) -> str:
+    """`YYYY-MM-DD HH:MM:SS.SSS`, what `strftime('%Y-%m-%d %H:%M:%f')` writes.
+
+    SQLite compares these as text, so a bound value must have exactly the stored format;
+    microseconds are kept only when they are not whole milliseconds.
+    """
+    text = value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    return text[:-3] if value.microsecond % 1000 == 0 else text

@@ -1,0 +1,1 @@
+"""Scheduled change sync: job descriptions, watermark/lock/run state, sinks, page steps."""

@@ -1,0 +1,139 @@
+"""A sync job, described once: source, paging, mapping and masking, sink, schedule, limits.
+
+The same description drives the timer (schedule setting), the lock (max run time, min
+interval), the SQL (source), the page step (mapping, masking, sink) and the status endpoint.
+Secrets (the source connection string, sink credentials) are values read from settings and
+are kept out of `repr`, logs, orchestration history and custom status.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from shared.sql.dialects import TSQL, Dialect, dialect_for_connection_string, dialect_named
+from shared.sql.keyset import KeysetSource, Position
+
+_JOB_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+
+RecordMapping = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    connection_string: str = field(repr=False)
+    relation: str
+    cursor_column: str
+    cursor_kind: str
+    key_columns: tuple[str, ...]
+    columns: tuple[str, ...]
+    initial_cursor: Any
+    lag: timedelta = timedelta(0)
+    dialect: str | None = None  # None: from the connection string's ODBC driver
+    login_timeout: int = 15
+    query_timeout: int = 120
+
+    def sql_dialect(self) -> Dialect:
+        if self.dialect:
+            return dialect_named(self.dialect)
+        return dialect_for_connection_string(self.connection_string)
+
+    def keyset(self) -> KeysetSource:
+        return KeysetSource(
+            self.sql_dialect(), self.relation, self.cursor_column, self.cursor_kind,
+            tuple(self.key_columns), tuple(self.columns),
+        )
+
+    @property
+    def initial_position(self) -> Position:
+        return Position(self.initial_cursor, None)
+
+
+@dataclass(frozen=True)
+class HttpSinkSpec:
+    url: str
+    authorization: str | None = field(default=None, repr=False)
+    header: str = "Authorization"
+    timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class SalesforceSinkSpec:
+    sobject: str
+    external_id_field: str
+
+
+def mask_value(value: Any) -> Any:
+    """Everything but the last 4 characters replaced by `*` (None stays None)."""
+    if value is None:
+        return None
+    text = str(value)
+    visible = 4 if len(text) > 8 else 0
+    return "*" * (len(text) - visible) + text[len(text) - visible:]
+
+
+@dataclass(frozen=True)
+class SyncJob:
+    name: str
+    source: SourceSpec
+    map_record: RecordMapping
+    sink: HttpSinkSpec | SalesforceSinkSpec
+    schedule_setting: str
+    page_size: int = 500
+    masked_fields: tuple[str, ...] = ()
+    max_run_time: timedelta = timedelta(minutes=30)
+    min_interval: timedelta = timedelta(seconds=30)
+    enabled: bool = True
+    pages_per_generation: int = 20
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _JOB_NAME.fullmatch(self.name):
+            problems.append(
+                f"job name {self.name!r} must be lower-case letters, digits and -, "
+                "at most 63 characters"
+            )
+        if self.page_size <= 0:
+            problems.append("page_size must be above 0")
+        if self.pages_per_generation <= 0:
+            problems.append("pages_per_generation must be above 0")
+        if self.min_interval > self.max_run_time:
+            problems.append(
+                f"min interval ({self.min_interval}) must not exceed max run time "
+                f"({self.max_run_time}), as lockAtLeastFor <= lockAtMostFor"
+            )
+        unknown = set(self.masked_fields) - set(self.source.columns)
+        if unknown:
+            problems.append(f"masked fields {sorted(unknown)} are not selected columns")
+        if problems:
+            raise ValueError(f"sync job {self.name!r}: " + "; ".join(problems))
+        if self.source.connection_string or self.source.dialect:
+            self.source.keyset()  # validates identifiers, cursor kind and dialect now
+        else:
+            # Not configured yet (a disabled job): the identifiers are still checked.
+            KeysetSource(
+                TSQL, self.source.relation, self.source.cursor_column, self.source.cursor_kind,
+                tuple(self.source.key_columns), tuple(self.source.columns),
+            )
+
+    @property
+    def instance_id(self) -> str:
+        return f"sync-{self.name}"
+
+    @property
+    def function_suffix(self) -> str:
+        return self.name.replace("-", "_")
+
+    def mask(self, row: Mapping[str, Any]) -> dict[str, Any]:
+        masked = dict(row)
+        for name in self.masked_fields:
+            if name in masked:
+                masked[name] = mask_value(masked[name])
+        return masked
+
+    def record_key(self, row: Mapping[str, Any]) -> str:
+        return "/".join(str(row[column]) for column in self.source.key_columns)

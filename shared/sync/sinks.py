@@ -1,0 +1,200 @@
+"""Where a page of mapped records goes: an HTTP endpoint or Salesforce sObject Collections.
+
+A sink either accepts the page (possibly rejecting single records, which are dead-lettered
+and do not block the watermark) or raises:
+- `SinkUnavailable`: the whole call failed in a way that may pass (5xx, timeout, connection,
+  rate limit); the run retries the page with backoff, then fails with the watermark where
+  it was.
+- `SinkRefused`: the whole call was refused for a reason a retry will not fix (bad
+  credentials, a malformed request); the run fails at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from shared.salesforce.errors import (
+    SalesforceAuthError,
+    SalesforceError,
+    SalesforceLimitError,
+    SalesforceTransientError,
+)
+
+log = logging.getLogger(__name__)
+
+
+class SinkUnavailable(Exception):
+    """The whole call failed; retrying later may work. `code` names the failure."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class SinkRefused(Exception):
+    """The whole call was refused; retrying will not help until something is fixed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+@dataclass(frozen=True)
+class RecordRejection:
+    index: int  # position in the page handed to `deliver`
+    code: str
+    message: str
+
+
+@dataclass
+class Delivery:
+    accepted: int
+    rejections: list[RecordRejection] = field(default_factory=list)
+
+
+class Sink(Protocol):
+    def deliver(self, records: Sequence[Mapping[str, Any]]) -> Delivery: ...
+
+
+# -- HTTP endpoint (seed 000's Process API) ------------------------------------------------
+
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+class HttpSink:
+    """POSTs `{"records": [...]}` as JSON with an auth header from a secret setting.
+
+    A 2xx answer accepts the page. If its JSON body has `errors: [{index, code, message}]`
+    those records are rejected one by one. 429/5xx/timeouts are retried by the session
+    (exponential backoff) and then raise SinkUnavailable; other 4xx raise SinkRefused.
+    """
+
+    def __init__(
+        self, url: str, authorization: str | None, header: str = "Authorization",
+        timeout: float = 60.0, max_retries: int = 3, backoff: float = 0.5,
+    ) -> None:
+        self.url = url
+        # Messages name the endpoint without its query string, which may hold a key.
+        self.display_url = url.split("?", 1)[0]
+        self._authorization = authorization
+        self.header = header
+        self.timeout = timeout
+        self.session = requests.Session()
+        retry = Retry(
+            total=max_retries, connect=max_retries, read=max_retries, status=max_retries,
+            other=0, allowed_methods=None, status_forcelist=RETRY_STATUSES,
+            backoff_factor=backoff, backoff_max=30.0, respect_retry_after_header=True,
+            raise_on_status=False,
+        )
+        adapter = HTTPAdapter(max_retries=retry)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def __repr__(self) -> str:
+        return f"HttpSink(url={self.display_url!r})"
+
+    def _describe(self, error: Exception) -> str:
+        # requests' messages are long chains; the first line is what a person needs.
+        text = (str(error).splitlines() or [""])[0]
+        if self.url != self.display_url:
+            text = text.replace(self.url.split("?", 1)[1], "...")
+        return f"{self.display_url}: {text[:300]}"
+
+    def deliver(self, records: Sequence[Mapping[str, Any]]) -> Delivery:
+        headers = {"Content-Type": "application/json"}
+        if self._authorization:
+            headers[self.header] = self._authorization
+        try:
+            response = self.session.post(
+                self.url, json={"records": list(records)}, headers=headers, timeout=self.timeout
+            )
+        except requests.exceptions.RetryError as error:
+            raise SinkUnavailable(
+                "HTTP_RETRIES_EXHAUSTED", self._describe(error)
+            ) from None
+        except requests.exceptions.Timeout:
+            raise SinkUnavailable(
+                "HTTP_TIMEOUT", f"{self.display_url} did not answer within {self.timeout:g} s"
+            ) from None
+        except requests.exceptions.ConnectionError as error:
+            raise SinkUnavailable("HTTP_CONNECTION_FAILED", self._describe(error)) from None
+        status = response.status_code
+        if status in RETRY_STATUSES:
+            raise SinkUnavailable(
+                f"HTTP_{status}", f"{self.display_url} answered {status} after retries"
+            )
+        if not 200 <= status < 300:
+            raise SinkRefused(
+                f"HTTP_{status}", f"{self.display_url} refused the page: {response.text[:300]}"
+            )
+        rejections = _rejections_from(response, len(records))
+        return Delivery(len(records) - len(rejections), rejections)
+
+
+def _rejections_from(response: requests.Response, count: int) -> list[RecordRejection]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    errors = body.get("errors") if isinstance(body, dict) else None
+    rejections = []
+    for item in errors or []:
+        if not isinstance(item, dict):
+            continue
+        index = item.get("index")
+        if not isinstance(index, int) or not 0 <= index < count:
+            continue
+        rejections.append(RecordRejection(
+            index, str(item.get("code") or "REJECTED"), str(item.get("message") or "")
+        ))
+    return rejections
+
+
+# -- Salesforce sObject Collections upsert -------------------------------------------------
+
+
+class SalesforceSink:
+    """Upserts by external id through sObject Collections (200 records a call).
+
+    The client logs in once, caches its token and logs in again on a 401; its session
+    retries 5xx/429 with backoff. Per-record errors become rejections.
+    """
+
+    def __init__(self, client: Any, sobject: str, external_id_field: str) -> None:
+        self.client = client
+        self.sobject = sobject
+        self.external_id_field = external_id_field
+
+    def __repr__(self) -> str:
+        return f"SalesforceSink(sobject={self.sobject!r})"
+
+    def deliver(self, records: Sequence[Mapping[str, Any]]) -> Delivery:
+        try:
+            outcomes = self.client.upsert_records(
+                self.sobject, self.external_id_field, records, all_or_none=False
+            )
+        except (SalesforceTransientError, SalesforceLimitError) as error:
+            raise SinkUnavailable(error.error_code, f"Salesforce: {error.message}") from None
+        except SalesforceAuthError as error:
+            raise SinkRefused(error.error_code, f"Salesforce login: {error.message}") from None
+        except SalesforceError as error:
+            raise SinkRefused(error.error_code, f"Salesforce: {error.message}") from None
+        rejections = [
+            RecordRejection(
+                outcome.index,
+                outcome.errors[0][0] if outcome.errors else "UNKNOWN_ERROR",
+                "; ".join(message for _code, message in outcome.errors) or "rejected",
+            )
+            for outcome in outcomes
+            if not outcome.success
+        ]
+        return Delivery(len(records) - len(rejections), rejections)

@@ -1,0 +1,116 @@
+"""A timer tick: look at the singleton instance and the lease, then start, skip or terminate.
+
+The decision itself is `lock.decide_tick` (pure); this module gathers what it needs
+through the durable client and the state tables and carries it out. Every outcome is
+logged and counted in the job's `ticks` row.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.sync.job import SyncJob
+from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
+from shared.sync.state import SyncState, utc_now
+
+log = logging.getLogger(__name__)
+
+RUN_ORCHESTRATOR = "sync_run"
+
+
+def instance_snapshot(status: Any) -> InstanceSnapshot | None:
+    """From the SDK's DurableOrchestrationStatus (falsy when the instance does not exist)."""
+    if not status:
+        return None
+    runtime = status.runtime_status
+    runtime_name = getattr(runtime, "value", runtime)
+    run = status.input_ if isinstance(status.input_, dict) else _decode(status.input_)
+    custom = status.custom_status if isinstance(status.custom_status, dict) else {}
+    run_id = (run or {}).get("run_id") or custom.get("run_id")
+    started = (run or {}).get("started_at") or custom.get("started_at")
+    return InstanceSnapshot(
+        runtime_status=str(runtime_name) if runtime_name else None,
+        run_id=run_id,
+        run_started_at=datetime.fromisoformat(started) if started else None,
+        created_time=status.created_time,
+    )
+
+
+def _decode(value: Any) -> dict[str, Any] | None:
+    import json
+
+    if isinstance(value, str):
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return None
+        if isinstance(decoded, str):
+            return _decode(decoded)
+        return decoded if isinstance(decoded, dict) else None
+    return None
+
+
+def new_run_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+async def run_tick(
+    job: SyncJob, client: Any, state: SyncState, run_input: Any,
+    now: datetime | None = None,
+) -> TickDecision:
+    """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input."""
+    now = now or utc_now()
+    instance = instance_snapshot(await client.get_status(job.instance_id, show_input=True))
+    lease = state.read_lease(job.name)
+    decision = decide_tick(
+        now, enabled=job.enabled, instance=instance, lease=lease,
+        max_run_time=job.max_run_time, min_interval=job.min_interval,
+    )
+    if decision.action is TickAction.SKIP_DISABLED:
+        log.debug("sync job %s: %s", job.name, decision.reason)
+        return decision
+    if decision.action is TickAction.TERMINATE_STUCK:
+        assert instance is not None
+        await client.terminate(job.instance_id, decision.reason)
+        if instance.run_id and instance.run_started_at:
+            state.record_run(
+                job.name, instance.run_id, instance.run_started_at, Outcome="terminated",
+                EndedAt=now, Error=decision.reason,
+            )
+        log.warning("sync job %s: %s", job.name, decision.reason)
+        state.count_tick(job.name, decision.action.value, now)
+        return decision
+    if decision.action is not TickAction.START:
+        log.info("sync job %s: %s", job.name, decision.reason)
+        state.count_tick(job.name, decision.action.value, now)
+        return decision
+
+    run_id = new_run_id()
+    acquired = state.acquire_lease(job.name, lease, run_id, now, job.max_run_time)
+    if acquired is None:
+        decision = TickDecision(
+            TickAction.SKIP_BUSY, "another tick took the lock first, tick skipped"
+        )
+        log.info("sync job %s: %s", job.name, decision.reason)
+        state.count_tick(job.name, decision.action.value, now)
+        return decision
+    try:
+        await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now))
+    except Exception as error:  # the SDK raises a bare Exception for a refused start
+        # Under NonRunningStates the backend refuses a start over a busy instance: that is
+        # the race with another starter, so this tick is a skip, not a failure.
+        state.release_lease(job.name, run_id, now, timedelta(0))
+        decision = TickDecision(
+            TickAction.SKIP_BUSY,
+            f"start of run {run_id} refused ({str(error)[:200]}): previous run still "
+            "running, tick skipped",
+        )
+        log.info("sync job %s: %s", job.name, decision.reason)
+        state.count_tick(job.name, decision.action.value, now)
+        return decision
+    log.info("sync job %s: started run %s (instance %s)", job.name, run_id, job.instance_id)
+    state.count_tick(job.name, TickAction.START.value, now)
+    return TickDecision(TickAction.START, f"started run {run_id}", run_id)

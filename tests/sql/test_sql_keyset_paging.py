@@ -1,0 +1,137 @@
+"""Keyset paging on real SQLite and PostgreSQL through pyodbc."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+
+from shared.sql.dialects import dialect_named
+from shared.sql.keyset import (
+    KeysetSource,
+    Position,
+    UpperBound,
+    page_statement,
+    position_of,
+    upper_bound_from,
+    upper_bound_statement,
+)
+from shared.sql.source import SqlSource
+from tests.sync.sources import BASE, AssetSource, create_asset_source
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def assets(request) -> AssetSource:
+    if request.param == "sqlite":
+        return create_asset_source(request.getfixturevalue("sqlite_odbc"), "sqlite")
+    return create_asset_source(
+        request.getfixturevalue("postgres").odbc_connection_string, "postgresql"
+    )
+
+
+def keyset(assets: AssetSource) -> KeysetSource:
+    return KeysetSource(
+        dialect_named(assets.dialect), assets.view, "ChangeTimestamp", "timestamp",
+        ("Asset_ID",), ("Asset_ID", "Status"),
+    )
+
+
+def read_all(assets: AssetSource, bound: UpperBound, page_size: int) -> list[list[int]]:
+    src = keyset(assets)
+    source = SqlSource(assets.connection_string, assets.view)
+    position = Position(datetime(1900, 1, 1), None)
+    pages = []
+    while True:
+        rows = source.fetch_rows(page_statement(src, position, bound, page_size))
+        if not rows:
+            return pages
+        pages.append([row["Asset_ID"] for row in rows])
+        position = position_of(src, rows[-1])
+
+
+def test_rows_sharing_one_timestamp_are_paged_without_loss_or_repeat(assets):
+    # Keys inserted out of order, all at one timestamp: only the key separates pages.
+    ids = [(index * 7919) % 1000 + 1 for index in range(1000)]
+    assets.insert((asset_id, BASE) for asset_id in ids)
+    pages = read_all(assets, UpperBound(BASE, True), 100)
+    assert [len(page) for page in pages] == [100] * 10
+    assert [asset_id for page in pages for asset_id in page] == sorted(ids)
+
+
+def test_pages_cross_timestamp_groups_in_cursor_then_key_order(assets):
+    assets.insert((asset_id, BASE + timedelta(seconds=asset_id % 3)) for asset_id in range(1, 31))
+    pages = read_all(assets, UpperBound(BASE + timedelta(hours=1), True), 7)
+    flat = [asset_id for page in pages for asset_id in page]
+    expected = sorted(range(1, 31), key=lambda asset_id: (asset_id % 3, asset_id))
+    assert flat == expected
+
+
+def test_upper_bound_leaves_later_rows_for_the_next_run(assets):
+    assets.insert([(1, BASE), (2, BASE + timedelta(seconds=5)), (3, BASE + timedelta(hours=1))])
+    pages = read_all(assets, UpperBound(BASE + timedelta(seconds=5), True), 10)
+    assert pages == [[1, 2]]
+
+
+def test_timestamp_bound_is_the_database_clock_minus_the_lag(assets):
+    src = keyset(assets)
+    source = SqlSource(assets.connection_string, assets.view)
+    database_now = source.fetch_value(upper_bound_statement(src))
+    bound = upper_bound_from(src, database_now, timedelta(seconds=30))
+    assert isinstance(bound.value, datetime)
+    assert bound.inclusive
+    # Whatever the database's time zone, its clock moved forward in real time.
+    later = upper_bound_from(src, source.fetch_value(upper_bound_statement(src)), timedelta(0))
+    assert later.value - bound.value >= timedelta(seconds=30)
+
+
+def test_version_cursor_pages_on_a_bigint_column(postgres):
+    connection_string = postgres.odbc_connection_string
+    import pyodbc
+
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        connection.execute("DROP TABLE IF EXISTS versioned")
+        connection.execute("CREATE TABLE versioned (id int PRIMARY KEY, version bigint NOT NULL)")
+        connection.execute("CREATE INDEX ON versioned (version, id)")
+        connection.execute(
+            "INSERT INTO versioned SELECT g, (g / 10) + 1 FROM generate_series(1, 95) g"
+        )
+    src = KeysetSource(dialect_named("postgresql"), "versioned", "version", "version",
+                       ("id",), ("id",))
+    source = SqlSource(connection_string, "versioned")
+    bound = upper_bound_from(src, source.fetch_value(upper_bound_statement(src)), timedelta(0))
+    assert bound.value == 10
+    position, seen = Position(0, None), []
+    while rows := source.fetch_rows(page_statement(src, position, bound, 20)):
+        seen += [row["id"] for row in rows]
+        position = position_of(src, rows[-1])
+    assert sorted(seen) == list(range(1, 96)) and len(seen) == 95
+
+
+def test_postgres_plan_seeks_the_cursor_key_index(postgres_assets):
+    assets = postgres_assets
+    assets.insert(
+        (asset_id, BASE + timedelta(seconds=asset_id // 10)) for asset_id in range(1, 5001)
+    )
+    src = keyset(assets)
+    statement = page_statement(src, Position(BASE + timedelta(seconds=200), (2000,)),
+                               UpperBound(BASE + timedelta(days=1), True), 100)
+    with assets.connect() as connection:
+        connection.execute(f"ANALYZE {assets.table}")
+        plan = "\n".join(row[0] for row in connection.execute(
+            "EXPLAIN " + statement.sql.replace("?", "%s") % tuple(
+                f"'{value}'" if isinstance(value, datetime) else str(value)
+                for value in statement.params
+            )
+        ).fetchall())
+    assert "Index" in plan and "ix_" in plan, plan
+    assert "Seq Scan" not in plan, plan
+
+
+def test_sqlite_plan_searches_the_cursor_key_index(sqlite_assets):
+    src = keyset(sqlite_assets)
+    statement = page_statement(src, Position(BASE, (1,)), UpperBound(BASE, True), 100)
+    with sqlite_assets.connect() as connection:
+        plan = " ".join(str(row[-1]) for row in connection.execute(
+            "EXPLAIN QUERY PLAN " + statement.sql, *statement.params
+        ).fetchall())
+    assert "SEARCH" in plan and "ix_" in plan, plan

@@ -1,0 +1,141 @@
+"""Generated SQL: identifiers validated and quoted, parameters only, T-SQL parses."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+import sqlglot
+from sqlglot import exp
+
+from shared.sql.dialects import (
+    POSTGRESQL,
+    SQLITE,
+    TSQL,
+    dialect_for_connection_string,
+)
+from shared.sql.identifiers import InvalidIdentifier
+from shared.sql.keyset import (
+    KeysetSource,
+    Position,
+    UpperBound,
+    offset_page_statement,
+    page_statement,
+    probe_statement,
+    upper_bound_statement,
+)
+
+SQLGLOT_DIALECT = {"tsql": "tsql", "postgresql": "postgres", "sqlite": "sqlite"}
+
+
+def source(dialect=TSQL, kind="timestamp", keys=("Asset_ID",)) -> KeysetSource:
+    return KeysetSource(
+        dialect, "dbo.Usr_SW_Salesforce_Assets_Changes_V", "ChangeTimestamp", kind, keys,
+        ("Asset_ID", "Asset_Name", "ChangeTimestamp"),
+    )
+
+
+def cursor_value(kind):
+    return {"timestamp": datetime(2025, 10, 8), "rowversion": b"\x00" * 7 + b"\x10",
+            "version": 42}[kind]
+
+
+def all_statements(dialect, kind, keys):
+    src = source(dialect, kind, keys)
+    bound = UpperBound(cursor_value(kind), inclusive=kind != "rowversion")
+    key_values = tuple(range(1, len(keys) + 1))
+    return [
+        page_statement(src, Position(cursor_value(kind), None), bound, 500),
+        page_statement(src, Position(cursor_value(kind), key_values), bound, 500),
+        probe_statement(src),
+        upper_bound_statement(src),
+        offset_page_statement(src, 1000, 500),
+    ]
+
+
+@pytest.mark.parametrize("kind", ["timestamp", "rowversion", "version"])
+@pytest.mark.parametrize("keys", [("Asset_ID",), ("Region", "Asset_ID")])
+def test_generated_tsql_parses_for_every_cursor_kind(kind, keys):
+    for statement in all_statements(TSQL, kind, keys):
+        parsed = sqlglot.parse_one(statement.sql, read="tsql")
+        assert isinstance(parsed, exp.Select), statement.sql
+        # Every value is a parameter: the text holds no literal but the TOP (0) probe.
+        literals = [node.this for node in parsed.find_all(exp.Literal)]
+        assert literals in ([], ["0"]), statement.sql
+        assert statement.sql.count("?") == len(statement.params), statement.sql
+
+
+@pytest.mark.parametrize("dialect", [POSTGRESQL, SQLITE])
+@pytest.mark.parametrize("kind", ["timestamp", "version"])
+def test_generated_sql_parses_in_postgres_and_sqlite(dialect, kind):
+    for statement in all_statements(dialect, kind, ("Region", "Asset_ID")):
+        parsed = sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
+        assert isinstance(parsed, exp.Select)
+        assert statement.sql.count("?") == len(statement.params)
+
+
+def test_keyset_predicate_has_the_seekable_form_and_bound():
+    statement = page_statement(
+        source(TSQL), Position(datetime(2025, 1, 1), (7,)),
+        UpperBound(datetime(2025, 2, 1), True), 100,
+    )
+    assert statement.sql == (
+        "SELECT TOP (?) [Asset_ID], [Asset_Name], [ChangeTimestamp] "
+        "FROM [dbo].[Usr_SW_Salesforce_Assets_Changes_V] "
+        "WHERE [ChangeTimestamp] >= ? AND ([ChangeTimestamp] > ? OR [Asset_ID] > ?) "
+        "AND [ChangeTimestamp] <= ? ORDER BY [ChangeTimestamp], [Asset_ID]"
+    )
+    assert statement.params == (
+        100, datetime(2025, 1, 1), datetime(2025, 1, 1), 7, datetime(2025, 2, 1)
+    )
+    assert "OFFSET" not in statement.sql
+
+
+def test_rowversion_reads_below_min_active_rowversion():
+    src = source(TSQL, "rowversion")
+    assert upper_bound_statement(src).sql == "SELECT MIN_ACTIVE_ROWVERSION()"
+    statement = page_statement(
+        src, Position(b"\x00" * 8, (1,)), UpperBound(b"\x00" * 7 + b"\x09", False), 10
+    )
+    assert "[ChangeTimestamp] < ?" in statement.sql
+    assert statement.params[-1] == b"\x00" * 7 + b"\x09"
+
+
+def test_composite_key_predicate_orders_by_every_key():
+    statement = page_statement(
+        source(POSTGRESQL, "version", ("Region", "Asset_ID")), Position(5, ("EU", 3)),
+        UpperBound(9, True), 10,
+    )
+    assert ('"ChangeTimestamp" >= ? AND ("ChangeTimestamp" > ? OR "Region" > ? OR '
+            '("Region" = ? AND "Asset_ID" > ?))') in statement.sql
+    assert statement.params == (5, 5, "EU", "EU", 3, 9, 10)
+
+
+@pytest.mark.parametrize("bad", [
+    "Assets; DROP TABLE x", "Assets]--", 'a"b', "1abc", "", "a.b.c", "x y", "a/*",
+])
+def test_identifiers_that_are_not_plain_are_refused(bad):
+    with pytest.raises(InvalidIdentifier):
+        KeysetSource(TSQL, bad, "ts", "timestamp", ("id",), ())
+    with pytest.raises(InvalidIdentifier):
+        KeysetSource(TSQL, "dbo.v", bad or "-", "timestamp", ("id",), ())
+
+
+def test_rowversion_needs_sql_server():
+    with pytest.raises(ValueError, match="SQL Server"):
+        source(POSTGRESQL, "rowversion")
+
+
+@pytest.mark.parametrize(("connection_string", "dialect"), [
+    ("Driver={ODBC Driver 18 for SQL Server};Server=x", "tsql"),
+    ("DRIVER=FreeTDS;Server=x", "tsql"),
+    ("Driver={PostgreSQL Unicode};Server=x", "postgresql"),
+    ("Driver={SQLite3};Database=a.db", "sqlite"),
+])
+def test_dialect_follows_the_odbc_driver(connection_string, dialect):
+    assert dialect_for_connection_string(connection_string).name == dialect
+
+
+def test_unknown_driver_asks_for_the_dialect_setting():
+    with pytest.raises(ValueError, match="set the job's dialect"):
+        dialect_for_connection_string("Driver={Oracle};")

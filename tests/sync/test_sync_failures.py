@@ -1,0 +1,110 @@
+"""A killed process, an unreachable database, refused credentials, a missing view."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import datetime
+
+import pytest
+
+from devtools.services import REPO_ROOT, free_port
+from shared.sql.keyset import Position
+from shared.sync.pages import SyncRunError
+from tests.sync.drive import run_once
+from tests.sync.sources import BASE, RecordingSink, asset_job
+
+INITIAL = Position(datetime(1900, 1, 1), None)
+
+def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_page(
+    sqlite_assets, state, salesforce_sink, sfsim, azurite, tmp_path
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
+    delivered_file = tmp_path / "delivered.txt"
+    config = {
+        "source": dataclasses.asdict(sqlite_assets),
+        "page_size": 100,
+        "storage": azurite.connection_string,
+        "tables": [state.watermarks.table_name, state.runs.table_name,
+                   state.dead_letters.table_name],
+        "salesforce": {"login_url": sfsim.login_url, "client_id": sfsim.client_id,
+                       "client_secret": sfsim.client_secret},
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.sync.crashing_run"], cwd=REPO_ROOT,
+        env={**os.environ, "CRASH_CONFIG": json.dumps(config),
+             "DELIVERED_FILE": str(delivered_file), "PYTHONPATH": str(REPO_ROOT)},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        assert line.strip() == "accepted", process.stderr.read()
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+
+    # The second page reached Salesforce, its checkpoint did not happen.
+    crashed = delivered_file.read_text().split()
+    assert len(crashed) == 200
+    job = asset_job(sqlite_assets, page_size=100)
+    assert state.read_watermark(job.name, "timestamp", INITIAL).position == Position(BASE, (100,))
+
+
+    sink = RecordingSink(salesforce_sink)
+    run = run_once(job, state, sink)
+
+    assert run["rows"] == 350
+    resent = set(crashed) & set(sink.delivered)
+    assert resent == {f"ASSET-{n}" for n in range(101, 201)}  # that page, nothing more
+    stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
+    assert len(stored) == 450 and len(set(stored)) == 450
+
+@pytest.fixture
+def job_with_a_watermark(postgres_assets, state, salesforce_sink):
+    postgres_assets.insert((asset_id, BASE) for asset_id in range(1, 11))
+    job = asset_job(postgres_assets)
+    run_once(job, state, salesforce_sink)
+    watermark = state.read_watermark(job.name, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (10,))
+    postgres_assets.insert([(11, BASE)])
+    return job, watermark
+
+def broken(job, **source_changes):
+    return dataclasses.replace(job, source=dataclasses.replace(job.source, **source_changes))
+
+def assert_failed_cleanly(job, state, sink, watermark, code, cause):
+    with pytest.raises(SyncRunError) as caught:
+        run_once(job, state, sink)
+    message = str(caught.value)
+    assert message.startswith("sync job 'asset-changes': " + code), message
+    assert cause in message.lower(), message
+    assert state.read_watermark(job.name, "timestamp", INITIAL).position == watermark.position
+    last = state.last_runs(job.name, 1)[0]
+    assert last["Outcome"] == "failed" and code in last["Error"]
+    return message
+
+def test_database_down(job_with_a_watermark, state, salesforce_sink, postgres):
+    job, watermark = job_with_a_watermark
+    down = broken(job, connection_string=job.source.connection_string.replace(
+        f"Port={postgres.port}", f"Port={free_port()}"))
+    message = assert_failed_cleanly(down, state, salesforce_sink, watermark,
+                                    "SOURCE_UNREACHABLE", "cannot reach the source database")
+    assert postgres.password not in message
+
+def test_bad_credentials(job_with_a_watermark, state, salesforce_sink, postgres):
+    job, watermark = job_with_a_watermark
+    refused = broken(job, connection_string=job.source.connection_string.replace(
+        f"Pwd={postgres.password}", "Pwd=not-the-password"))
+    message = assert_failed_cleanly(refused, state, salesforce_sink, watermark,
+                                    "SOURCE_LOGIN_FAILED", "refused the login")
+    assert "not-the-password" not in message
+
+def test_missing_view(job_with_a_watermark, state, salesforce_sink):
+    job, watermark = job_with_a_watermark
+    missing = broken(job, relation="public.no_such_changes_view")
+    assert_failed_cleanly(missing, state, salesforce_sink, watermark,
+                          "SOURCE_RELATION_MISSING", "no_such_changes_view")

@@ -1,0 +1,124 @@
+"""The HTTP sink against a real HTTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from shared.sync.asset_changes import asset_change_message
+from shared.sync.job import HttpSinkSpec
+from shared.sync.pages import SyncRunError
+from shared.sync.sinks import HttpSink, SinkRefused, SinkUnavailable
+from tests.sync.drive import run_once
+from tests.sync.sources import BASE, asset_job
+
+TOKEN = "Bearer process-api-token"
+
+
+@dataclass
+class ProcessApi:
+    """A stand-in Process API: records each POST; answers from a queue of statuses."""
+
+    url: str = ""
+    received: list[dict] = field(default_factory=list)
+    statuses: list[int] = field(default_factory=list)
+    reject_ids: set[int] = field(default_factory=set)
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        if request.headers.get("Authorization") != TOKEN:
+            return Response("no", status=401)(environ, start_response)
+        body = json.loads(request.get_data())
+        self.received.append(body)
+        if self.statuses:
+            return Response("busy", status=self.statuses.pop(0))(environ, start_response)
+        errors = [
+            {"index": index, "code": "INVALID_STATUS", "message": "unknown status"}
+            for index, record in enumerate(body["records"])
+            if record["assetId"] in self.reject_ids
+        ]
+        return Response(json.dumps({"errors": errors}), mimetype="application/json")(
+            environ, start_response
+        )
+
+
+@pytest.fixture
+def process_api() -> Iterator[ProcessApi]:
+    api = ProcessApi()
+    server = make_server("127.0.0.1", 0, api, threaded=True)
+    api.url = f"http://127.0.0.1:{server.server_port}/api/assets"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield api
+    server.shutdown()
+
+
+def test_pages_are_posted_with_the_auth_header_and_masked_fields(
+    sqlite_assets, state, process_api
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 26))
+    job = asset_job(sqlite_assets, page_size=10, map_record=asset_change_message,
+                    sink=HttpSinkSpec(process_api.url, TOKEN))
+    sink = HttpSink(process_api.url, TOKEN, backoff=0.01)
+    run = run_once(job, state, sink)
+    assert run["rows"] == 25 and run["pages"] == 3
+    assert [len(body["records"]) for body in process_api.received] == [10, 10, 5]
+    first = process_api.received[0]["records"][0]
+    assert first["assetId"] == 1 and first["contactEmail"] == "**************.com"
+
+
+def test_records_the_endpoint_rejects_are_dead_lettered(sqlite_assets, state, process_api):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 6))
+    process_api.reject_ids = {2, 4}
+    job = asset_job(sqlite_assets, map_record=asset_change_message)
+    run = run_once(job, state, HttpSink(process_api.url, TOKEN, backoff=0.01))
+    assert run["delivered"] == 3 and run["dead_lettered"] == 2
+    codes = {row["RecordKey"]: row["ErrorCode"] for row in state.dead_letter_rows(job.name)}
+    assert codes == {"2": "INVALID_STATUS", "4": "INVALID_STATUS"}
+
+
+def test_server_errors_are_retried_then_reported_as_unavailable(process_api):
+    process_api.statuses = [503, 503]
+    sink = HttpSink(process_api.url, TOKEN, max_retries=3, backoff=0.01)
+    assert sink.deliver([{"assetId": 1}]).accepted == 1
+    assert len(process_api.received) == 3
+
+    process_api.statuses = [500] * 5
+    with pytest.raises(SinkUnavailable, match="HTTP_500"):
+        HttpSink(process_api.url, TOKEN, max_retries=2, backoff=0.01).deliver([{"assetId": 1}])
+
+
+def test_refused_credentials_are_not_retried(process_api):
+    with pytest.raises(SinkRefused, match="HTTP_401"):
+        HttpSink(process_api.url, "Bearer wrong", backoff=0.01).deliver([{"assetId": 1}])
+    assert process_api.received == []
+
+
+def test_an_unreachable_endpoint_fails_the_page_and_keeps_the_watermark(sqlite_assets, state):
+    from devtools.services import free_port
+
+    sqlite_assets.insert([(1, BASE)])
+    url = f"http://127.0.0.1:{free_port()}/api/assets"
+    job = asset_job(sqlite_assets, map_record=asset_change_message)
+    with pytest.raises(SyncRunError) as caught:
+        run_once(job, state, HttpSink(url, TOKEN, max_retries=1, backoff=0.01))
+    assert caught.value.retryable and caught.value.code == "HTTP_CONNECTION_FAILED"
+    initial = job.source.initial_position
+    assert state.read_watermark(job.name, "timestamp", initial).etag is not None
+    assert state.read_watermark(job.name, "timestamp", initial).position == initial
+
+
+def test_a_key_in_the_endpoint_query_string_stays_out_of_errors():
+    from devtools.services import free_port
+
+    url = f"http://127.0.0.1:{free_port()}/api/assets?code=secret-function-key"
+    with pytest.raises(SinkUnavailable) as caught:
+        HttpSink(url, TOKEN, max_retries=0, backoff=0.01).deliver([{"assetId": 1}])
+    assert "secret-function-key" not in str(caught.value)
+    assert "/api/assets" in str(caught.value)

@@ -1,0 +1,265 @@
+"""The sync capability on the local Functions host (devhost), durable engine on Azurite:
+the real azure-functions/azure-functions-durable SDKs, HTTP, the durable client."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.testing import RunningHost, start_host
+from tests.sync.sources import BASE, AssetSource
+
+APP = Path(__file__).parent / "host_app"
+JOB = "asset-changes"
+
+
+@dataclass
+class SyncHost:
+    app_dir: Path
+    env: dict[str, str]
+    host: RunningHost
+
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.host.url(path), params={"code": self.host.function_key},
+                            timeout=30)
+
+    def post(self, path: str) -> requests.Response:
+        return requests.post(self.host.url(path), params={"code": self.host.function_key},
+                             timeout=30)
+
+    def status(self) -> dict:
+        response = self.get(f"/api/sync/{JOB}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_for(self, predicate, timeout: float = 60.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = self.status()
+            if predicate(body):
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"condition not met in {timeout}s: {json.dumps(self.status())}\n"
+                             f"{self.host.output()[-4000:]}")
+
+    def restart(self) -> None:
+        self.host = start_host(self.app_dir, env=self.env)
+
+
+def run_ended(body: dict) -> bool:
+    return body["lock"]["runtime_status"] in {"Completed", "Failed", "Terminated"}
+
+
+@pytest.fixture
+def sync_host(tmp_path, azurite, sfsim, sqlite_assets: AssetSource) -> Iterator[SyncHost]:
+    app_dir = tmp_path / "app"
+    shutil.copytree(APP, app_dir)
+    host_json = json.loads((app_dir / "host.json").read_text())
+    host_json["extensions"]["durableTask"]["hubName"] = "Sync" + uuid.uuid4().hex[:12]
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    suffix = uuid.uuid4().hex[:10]
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SALESFORCE_LOGIN_URL": sfsim.login_url,
+        "SALESFORCE_CLIENT_ID": sfsim.client_id,
+        "SALESFORCE_CLIENT_SECRET": sfsim.client_secret,
+        "SYNC_WATERMARK_TABLE": f"W{suffix}",
+        "SYNC_RUNS_TABLE": f"R{suffix}",
+        "SYNC_DEAD_LETTER_TABLE": f"D{suffix}",
+        "SYNC_PAGE_RETRY_DELAY": "0.2",
+        "SYNC_PAGES_PER_GENERATION": "3",
+        "SYNC_ASSET_CHANGES_ENABLED": "true",
+        # Once a year: the tests drive ticks through POST /api/sync/{job}/run.
+        "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
+        "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": sqlite_assets.connection_string,
+        "SYNC_ASSET_CHANGES_SOURCE_VIEW": sqlite_assets.view,
+        "SYNC_ASSET_CHANGES_LAG": "0",
+        "SYNC_ASSET_CHANGES_PAGE_SIZE": "10",
+        "SYNC_ASSET_CHANGES_MAX_RUN_TIME": "60",
+        "SYNC_ASSET_CHANGES_MIN_INTERVAL": "0",
+    }
+    handle = SyncHost(app_dir, env, start_host(app_dir, env=env))
+    yield handle
+    handle.host.stop()
+
+
+def stored_assets(sim) -> list[str]:
+    return [record["External_Id__c"] for record in sim.records("Asset")]
+
+
+def test_twenty_concurrent_ticks_start_exactly_one_run(sync_host, sqlite_assets, sfsim):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 96))
+    sfsim.configure(slow_seconds=0.05)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        answers = list(pool.map(lambda _: sync_host.post(f"/api/sync/{JOB}/run"), range(20)))
+
+    assert sorted(answer.status_code for answer in answers) == [202] + [409] * 19
+    skipped = [answer.json() for answer in answers if answer.status_code == 409]
+    assert all(problem["title"] == "Run not started" for problem in skipped)
+    assert all("tick skipped" in problem["detail"] for problem in skipped)
+    assert all("code=" not in problem["instance"] for problem in skipped)
+
+    body = sync_host.wait_for(run_ended)
+    assert body["lock"]["runtime_status"] == "Completed"
+    assert len(body["last_runs"]) == 1
+    run = body["last_runs"][0]
+    assert (run["Outcome"], run["Rows"], run["Pages"]) == ("succeeded", 95, 10)
+    assert body["ticks"]["Started"] == 1
+    assert sum(value for name, value in body["ticks"].items()
+               if name.startswith("Skipped")) == 19
+    assert body["watermark"]["key"] == [95]
+    assert sync_host.host.output().count("tick skipped") >= 19
+    stored = stored_assets(sfsim)
+    assert len(stored) == 95 and len(set(stored)) == 95
+    # Rows and secrets stay out of the status, and out of orchestration history.
+    history = requests.get(
+        sync_host.host.url(f"/runtime/webhooks/durabletask/instances/sync-{JOB}"),
+        params={"showHistory": "true", "showHistoryOutput": "true", "showInput": "true",
+                "code": sync_host.host.master_key}, timeout=30,
+    )
+    assert history.status_code == 200, history.text
+    assert "TaskCompleted" in history.text  # the page results are there, as counts
+    for text in (json.dumps(body), history.text):
+        for leaked in (sync_host.env["SALESFORCE_CLIENT_SECRET"], "Asset 17", "SN-00000017",
+                       "owner1@example.com", sqlite_assets.connection_string):
+            assert leaked not in text
+
+
+def test_unknown_job_answers_problem_json(sync_host):
+    for response in (sync_host.get("/api/sync/nope"), sync_host.post("/api/sync/nope/run")):
+        assert response.status_code == 404
+        assert response.headers["Content-Type"].startswith("application/problem+json")
+        assert "asset-changes" in response.json()["detail"]
+
+
+def test_a_run_over_its_max_run_time_is_terminated_and_the_next_tick_recovers(
+    sync_host, sqlite_assets, sfsim
+):
+    sync_host.host.stop()
+    sync_host.env["SYNC_ASSET_CHANGES_MAX_RUN_TIME"] = "3"
+    sync_host.restart()
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 41))
+    sfsim.configure(slow_seconds=1.0)  # 4 pages x 1 s and more: longer than 3 s
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    sync_host.wait_for(lambda body: body["lock"]["state"] == "running")
+    time.sleep(3.5)
+    stuck = sync_host.post(f"/api/sync/{JOB}/run")
+    assert stuck.status_code == 409
+    assert "exceeded the max run time" in stuck.json()["detail"]
+    body = sync_host.wait_for(lambda body: body["lock"]["runtime_status"] == "Terminated")
+    assert body["last_runs"][0]["Outcome"] == "terminated"
+
+    sfsim.configure(slow_seconds=0)
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(
+        lambda body: run_ended(body) and body["last_runs"][0]["Outcome"] != "terminated"
+    )
+    assert body["lock"]["runtime_status"] == "Completed"
+    assert [run["Outcome"] for run in body["last_runs"]] == ["succeeded", "terminated"]
+    stored = stored_assets(sfsim)
+    assert len(stored) == 40 and len(set(stored)) == 40
+
+
+def test_a_host_killed_mid_run_resumes_and_every_row_arrives_once(
+    sync_host, sqlite_assets, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 81))
+    sfsim.configure(slow_seconds=0.3)
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    deadline = time.monotonic() + 30
+    while len(sfsim.records("Asset")) < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sync_host.host.kill()
+    delivered_before_kill = len(sfsim.records("Asset"))
+    assert 20 <= delivered_before_kill < 80
+
+    sfsim.configure(slow_seconds=0)
+    sync_host.restart()
+    body = sync_host.wait_for(run_ended, timeout=90)
+    assert body["lock"]["runtime_status"] == "Completed", body
+    assert body["last_runs"][0]["Outcome"] == "succeeded"
+    stored = stored_assets(sfsim)
+    assert len(stored) == 80 and len(set(stored)) == 80
+
+
+def test_a_sink_failing_as_a_whole_is_retried_then_fails_the_run_watermark_untouched(
+    sync_host, sqlite_assets, sfsim
+):
+    sync_host.host.stop()
+    sync_host.env.update(SALESFORCE_MAX_RETRIES="1", SALESFORCE_RETRY_BACKOFF="0.01",
+                         SYNC_PAGE_ATTEMPTS="3")
+    sync_host.restart()
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 21))
+    sfsim.configure(error_rate_5xx=1.0)
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(run_ended)
+
+    assert body["lock"]["runtime_status"] == "Failed"
+    run = body["last_runs"][0]
+    assert run["Outcome"] == "failed" and run["Rows"] == 0
+    assert "sync job 'asset-changes'" in run["Error"] and "unavailable" in run["Error"]
+    assert body["watermark"]["cursor"] == "1900-01-01T00:00:00"
+    assert body["watermark"]["key"] is None
+    # Three tries of the first page, each a login or upsert answered 503.
+    assert sync_host.host.output().count("Functions.sync_page") >= 3
+
+
+def test_a_missing_view_fails_the_run_with_a_clear_message(sync_host, sqlite_assets):
+    sync_host.host.stop()
+    sync_host.env["SYNC_ASSET_CHANGES_SOURCE_VIEW"] = "no_such_changes_view"
+    sync_host.restart()
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(run_ended)
+
+    assert body["lock"]["runtime_status"] == "Failed"
+    error = body["last_runs"][0]["Error"]
+    assert error.startswith("sync job 'asset-changes': SOURCE_RELATION_MISSING")
+    assert "no_such_changes_view" in error
+    assert body["watermark"]["stored"] is False
+
+
+def test_the_timer_runs_the_job_tick_after_tick(sync_host, sqlite_assets, sfsim):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 31))
+    sync_host.host.stop()
+    sync_host.env["SYNC_ASSET_CHANGES_SCHEDULE"] = "*/2 * * * * *"
+    sync_host.restart()
+
+    sync_host.wait_for(lambda body: body["ticks"].get("Started", 0) >= 1 and run_ended(body))
+    assert len(set(stored_assets(sfsim))) == 30
+    sqlite_assets.insert([(31, BASE + timedelta(seconds=1))])
+    body = sync_host.wait_for(lambda body: body["watermark"]["key"] == [31] and run_ended(body))
+    assert body["ticks"]["Started"] >= 2
+    assert all(run["Outcome"] == "succeeded" for run in body["last_runs"])
+    assert len(set(stored_assets(sfsim))) == 31
+    assert "Functions.sync_tick_asset_changes" in sync_host.host.output()
+
+
+def test_no_start_sooner_than_the_min_interval_after_the_previous_start(
+    sync_host, sqlite_assets
+):
+    sync_host.host.stop()
+    sync_host.env["SYNC_ASSET_CHANGES_MIN_INTERVAL"] = "30"
+    sync_host.restart()
+    sqlite_assets.insert([(1, BASE)])
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(run_ended)
+    assert body["lock"]["state"] == "held"
+    again = sync_host.post(f"/api/sync/{JOB}/run")
+    assert again.status_code == 409
+    assert "min interval of 30 s" in again.json()["detail"]
+    assert sync_host.status()["ticks"]["SkippedHeld"] == 1

@@ -1,0 +1,98 @@
+"""The status document, the example job from settings, and the sync settings."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.config import SettingsError, all_settings, load_settings
+from shared.sync.jobs import sync_jobs
+from shared.sync.lock import InstanceSnapshot, decide_tick
+from shared.sync.status import job_status, unknown_job_problem
+from tests.sync.drive import run_once
+from tests.sync.sources import BASE, asset_job
+
+BASE_SETTINGS = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
+
+
+def test_status_shows_lock_watermark_lag_runs_and_ticks(sqlite_assets, state, salesforce_sink):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 4))
+    job = asset_job(sqlite_assets, min_interval=timedelta(minutes=1))
+    state.acquire_lease(job.name, None, "run-1", datetime.now(UTC), job.max_run_time)
+    run = run_once(job, state, salesforce_sink, run_id="run-1")
+    state.count_tick(job.name, "skipped_busy")
+    now = datetime.now(UTC)
+    instance = InstanceSnapshot("Completed", run["run_id"], datetime.fromisoformat(
+        run["started_at"]))
+    decision = decide_tick(now, enabled=True, instance=instance,
+                           lease=state.read_lease(job.name), max_run_time=job.max_run_time,
+                           min_interval=job.min_interval)
+    body = job_status(job, state, instance, decision, custom_status=None,
+                      schedule="0 */2 * * * *", now=now)
+
+    assert body["lock"]["state"] == "held"  # the min interval since the run started
+    assert body["lock"]["lease"]["run_id"] == run["run_id"]
+    assert body["watermark"]["cursor"] == BASE.isoformat()
+    assert body["watermark"]["key"] == [3]
+    assert body["lag_seconds"] == pytest.approx(
+        (now - BASE.replace(tzinfo=UTC)).total_seconds(), abs=1)
+    assert body["last_runs"][0]["Outcome"] == "succeeded"
+    assert body["last_runs"][0]["Rows"] == 3
+    assert body["ticks"]["SkippedBusy"] == 1
+    assert job.source.connection_string not in repr(body)
+
+
+def test_unknown_job_is_a_problem_document():
+    problem = unknown_job_problem("nope", ["asset-changes"], "http://x/api/sync/nope")
+    assert problem["status"] == 404 and problem["title"] == "Unknown sync job"
+    assert "asset-changes" in problem["detail"]
+
+
+def test_example_job_is_built_from_its_settings():
+    settings = load_settings({
+        **BASE_SETTINGS,
+        "SYNC_ASSET_CHANGES_ENABLED": "true",
+        "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": "Driver={SQLite3};Database=x.db;Pwd=s3cret;",
+        "SYNC_ASSET_CHANGES_SOURCE_VIEW": "Usr_SW_Salesforce_Assets_Changes_V",
+        "SYNC_ASSET_CHANGES_LAG": "00:00:05",
+        "SYNC_ASSET_CHANGES_PAGE_SIZE": "250",
+    })
+    job = sync_jobs(settings)["asset-changes"]
+    assert job.enabled and job.page_size == 250
+    assert job.source.lag == timedelta(seconds=5)
+    assert job.source.sql_dialect().name == "sqlite"
+    assert job.instance_id == "sync-asset-changes"
+    assert "s3cret" not in repr(job) and "s3cret" not in repr(settings)
+
+
+def test_every_problem_of_the_sync_settings_is_reported_at_once():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({
+            **BASE_SETTINGS,
+            "SYNC_ASSET_CHANGES_ENABLED": "true",
+            "SYNC_ASSET_CHANGES_SINK": "http",
+            "SYNC_ASSET_CHANGES_MIN_INTERVAL": "3600",
+            "SYNC_ASSET_CHANGES_MAX_RUN_TIME": "60",
+            "SYNC_ASSET_CHANGES_INITIAL_WATERMARK": "yesterday",
+        })
+    text = str(caught.value)
+    for name in ("SYNC_ASSET_CHANGES_SOURCE_CONNECTION", "SYNC_ASSET_CHANGES_HTTP_URL",
+                 "SYNC_ASSET_CHANGES_MIN_INTERVAL", "SYNC_ASSET_CHANGES_INITIAL_WATERMARK"):
+        assert name in text
+
+
+def test_malformed_schedule_names_the_setting():
+    with pytest.raises(SettingsError, match="SYNC_ASSET_CHANGES_SCHEDULE is malformed"):
+        load_settings({**BASE_SETTINGS, "SYNC_ASSET_CHANGES_SCHEDULE": "*/5 * * * *"})
+
+
+def test_secrets_are_declared_as_secrets():
+    secrets = {spec.name for spec in all_settings() if spec.secret}
+    assert {"SYNC_ASSET_CHANGES_SOURCE_CONNECTION",
+            "SYNC_ASSET_CHANGES_HTTP_AUTHORIZATION"} <= secrets
+
+
+def test_the_app_starts_without_any_sync_setting():
+    settings = load_settings(BASE_SETTINGS)
+    assert not sync_jobs(settings)["asset-changes"].enabled
