@@ -1,0 +1,271 @@
+"""Parent-child Bulk API 2.0 loads (seed 002) as one durable orchestration per load.
+
+    POST /api/bulk-loads -> validate everything (400/413 problem+json), stage records in
+        Blob Storage, start `bulk_load` with instance id = loadId (202 + status URLs);
+        a loadId posted again answers that load's status (200) instead of loading twice.
+    bulk_load, for each level top-down:
+        1. stage the level's CSV (children of parents not loaded become orphans)
+        2. create, upload and close one job per CSV part
+        3. poll the jobs with durable timers until they end; abort them after max wait
+        4. read results: ID map, failed and unprocessed records
+       a level whose job Failed, was Aborted or stalled stops the load: later levels are
+       reported as skipped, every record with the reason.
+    GET /api/bulk-loads/{loadId}/failures -> failed and orphaned records as CSV.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+from functools import lru_cache
+from typing import Any
+from urllib.parse import urlparse
+
+import azure.durable_functions as df
+import azure.functions as func
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.bulkload import progress
+from shared.bulkload.levels import FAILURES_REPORT, stage_request
+from shared.bulkload.request import LOAD_ID_PATTERN
+from shared.bulkload.starter import (
+    Problem,
+    existing_load_body,
+    new_load_id,
+    new_run_prefix,
+    parse_load_request,
+    problem,
+)
+from shared.bulkload.store import LoadStore, claim_load_id, release_load_id
+from shared.config import AppSettings, load_settings
+from shared.storage.clients import blob_service
+
+blueprint = df.Blueprint()
+
+ORCHESTRATOR = "bulk_load"
+BUSY = ("Pending", "Running", "ContinuedAsNew", "Suspended")
+
+
+@lru_cache(maxsize=1)
+def _settings() -> AppSettings:
+    return load_settings()
+
+
+# -- the orchestration ---------------------------------------------------------------------
+
+
+@blueprint.orchestration_trigger(context_name="context")
+def bulk_load(context: df.DurableOrchestrationContext):
+    load = context.get_input()
+    if isinstance(load, str):
+        load = json.loads(load)
+    retry = df.RetryOptions(
+        first_retry_interval_in_milliseconds=max(1, int(load["activityRetryDelay"] * 1000)),
+        max_number_of_attempts=load["activityAttempts"],
+    )
+    started = context.current_utc_datetime
+    summaries = [progress.new_level_summary(level, count)
+                 for level, count in zip(load["levels"], load["records"], strict=True)]
+    stop_reason: str | None = None
+
+    for index, level in enumerate(load["levels"]):
+        ref = {"prefix": load["prefix"], "levels": load["levels"], "level": index}
+        if stop_reason is not None:
+            context.set_custom_status(progress.custom_status(load, index, "skipping", [],
+                                                             summaries))
+            try:
+                staged = yield context.call_activity_with_retry(
+                    "bulk_load_stage_level", retry, {**ref, "skipReason": stop_reason})
+            except Exception:  # the level is skipped either way; the report says so
+                staged = None
+            summaries[index] = progress.skipped_level(
+                summaries[index], staged, stop_reason, context.current_utc_datetime)
+            continue
+
+        level_started = context.current_utc_datetime
+        staged: dict[str, Any] | None = None
+        jobs: list[dict[str, Any]] = []
+        results: dict[str, Any] | None = None
+        error: str | None = None
+        try:
+            # 1. stage the level's CSV, dropping children of parents that were not loaded
+            context.set_custom_status(progress.custom_status(load, index, "staging", jobs,
+                                                             summaries))
+            staged = yield context.call_activity_with_retry(
+                "bulk_load_stage_level", retry, {**ref, "uploadLimit": load["uploadLimit"]})
+
+            # 2. one job per part: create, upload, close
+            for part in staged["parts"]:
+                job = yield context.call_activity_with_retry(
+                    "bulk_load_create_job", retry, {"level": level})
+                jobs.append(job)
+                context.set_custom_status(progress.custom_status(load, index, "uploading",
+                                                                 jobs, summaries))
+                jobs[-1] = yield context.call_activity_with_retry(
+                    "bulk_load_upload_part", retry,
+                    {"prefix": load["prefix"], "jobId": job["id"], "blob": part["blob"]})
+
+            # 3. poll with durable timers until every job ended, or abort at max wait
+            deadline = context.current_utc_datetime + timedelta(seconds=load["maxWait"])
+            stalled: list[str] = []
+            while jobs:
+                now = context.current_utc_datetime
+                decision = progress.poll_decision(jobs, now, deadline)
+                if decision == "done":
+                    break
+                if decision == "stalled":
+                    stalled = progress.running_job_ids(jobs)
+                    context.set_custom_status(progress.custom_status(load, index, "aborting",
+                                                                     jobs, summaries))
+                    aborted = yield context.call_activity_with_retry(
+                        "bulk_load_abort_jobs", retry, {"jobIds": stalled})
+                    by_id = {job["id"]: job for job in aborted}
+                    jobs = [by_id.get(job["id"], job) for job in jobs]
+                    break
+                context.set_custom_status(progress.custom_status(load, index, "waiting",
+                                                                 jobs, summaries))
+                yield context.create_timer(
+                    progress.next_poll_at(now, load["pollInterval"], deadline))
+                jobs = yield context.call_activity_with_retry(
+                    "bulk_load_poll_jobs", retry, {"jobIds": [job["id"] for job in jobs]})
+            error = progress.level_failure(jobs, stalled, load["maxWait"])
+
+            # 4. results: ID map for the next level, failed and unprocessed records
+            context.set_custom_status(progress.custom_status(load, index, "reading results",
+                                                             jobs, summaries))
+            results = yield context.call_activity_with_retry(
+                "bulk_load_collect_results", retry,
+                {**ref, "jobs": jobs, "columns": staged["columns"]})
+        except Exception as failure:  # an activity out of retries: the level failed
+            error = error or f"{failure}"
+        summaries[index] = progress.finish_level(
+            summaries[index], staged=staged, jobs=jobs, results=results,
+            started=level_started, ended=context.current_utc_datetime, error=error)
+        if error is not None:
+            stop_reason = f"LEVEL_FAILED:level {level['name']} failed: {error}"
+
+    try:
+        failures = yield context.call_activity_with_retry(
+            "bulk_load_write_failures", retry,
+            {"prefix": load["prefix"], "levelCount": len(load["levels"])})
+    except Exception:  # the summary still tells what happened
+        failures = None
+    summary = progress.load_summary(load, summaries, started, context.current_utc_datetime,
+                                    failures)
+    context.set_custom_status({"loadId": load["loadId"], "phase": "completed",
+                               "outcome": summary["outcome"]})
+    return summary
+
+
+# -- HTTP ---------------------------------------------------------------------------------------
+
+
+def _path(req: func.HttpRequest) -> str:
+    # The query string may carry the function key: never echo it.
+    return urlparse(req.url).path
+
+
+def _problem_response(answer: Problem) -> func.HttpResponse:
+    return func.HttpResponse(answer.text(), status_code=answer.status,
+                             mimetype="application/problem+json")
+
+
+async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRequest,
+                         load_id: str) -> func.HttpResponse | None:
+    status = await client.get_status(load_id)
+    if not status or status.runtime_status is None:
+        return None
+    links = client.get_client_response_links(req, load_id)
+    body = existing_load_body(status, links)
+    headers = {"Location": links["statusQueryGetUri"]}
+    if body["runtimeStatus"] in BUSY:
+        headers["Retry-After"] = "10"
+    return func.HttpResponse(json.dumps(body, default=str), status_code=200,
+                             mimetype="application/json", headers=headers)
+
+
+@blueprint.route(route="bulk-loads", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def bulk_load_start(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Validate the whole load, stage it, start it; 202 with the Durable status URLs."""
+    settings = _settings()
+    parsed = parse_load_request(req.get_body(), req.headers.get("Content-Length"),
+                                settings.bulk_load.max_body_bytes, _path(req))
+    if isinstance(parsed, Problem):
+        return _problem_response(parsed)
+    load_id = parsed.load_id or new_load_id()
+    existing = await _existing_load(client, req, load_id)
+    if existing is not None:
+        return existing
+    service = blob_service(settings.storage)
+    container = settings.bulk_load.container
+    if not await asyncio.to_thread(claim_load_id, service, container, load_id):
+        existing = await _existing_load(client, req, load_id)
+        if existing is not None:
+            return existing
+        answer = problem(409, "LOAD_STARTING", "Bulk load is being started",
+                         f"another request is starting load {load_id!r}; post again in a few "
+                         "seconds to get its status", _path(req))
+        return func.HttpResponse(answer.text(), status_code=409,
+                                 mimetype="application/problem+json",
+                                 headers={"Retry-After": "5"})
+    store = LoadStore.for_load(service, container, new_run_prefix(load_id))
+    try:
+        counts = await asyncio.to_thread(stage_request, store, parsed)
+        load_input = progress.load_input(
+            load_id, store.prefix, [level.to_json() for level in parsed.levels], counts,
+            poll_interval=settings.bulk_load.poll_interval,
+            max_wait=settings.bulk_load.max_wait,
+            upload_limit=settings.bulk_load.upload_limit_bytes,
+            activity_attempts=settings.bulk_load.activity_attempts,
+            activity_retry_delay=settings.bulk_load.activity_retry_delay,
+        )
+        await client.start_new(ORCHESTRATOR, load_id, load_input)
+    except Exception:
+        await asyncio.to_thread(release_load_id, service, container, load_id)
+        raise
+    return client.create_check_status_response(req, load_id)
+
+
+@blueprint.route(route="bulk-loads/{loadId}/failures", methods=["GET"])
+@blueprint.durable_client_input(client_name="client")
+async def bulk_load_failures(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Failed, unprocessed and orphaned records of a finished load, as CSV to fix and resend."""
+    load_id = req.route_params.get("loadId", "")
+    instance = _path(req)
+    if not LOAD_ID_PATTERN.fullmatch(load_id):
+        return _problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
+                                         f"no bulk load {load_id!r}", instance))
+    status = await client.get_status(load_id, show_input=True)
+    if not status or status.runtime_status is None:
+        return _problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
+                                         f"no bulk load {load_id!r}", instance))
+    state = status.runtime_status.name
+    if state in BUSY:
+        return _problem_response(problem(
+            409, "LOAD_RUNNING", "Bulk load still running",
+            f"load {load_id!r} is {state}; its failures are listed once it has ended",
+            instance, runtimeStatus=state))
+    load = status.input_
+    if isinstance(load, str):
+        load = json.loads(load)
+    settings = _settings()
+    store = LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
+                               load["prefix"])
+    blob = store.name(FAILURES_REPORT)
+    try:
+        data = await asyncio.to_thread(store.read_bytes, blob)
+    except ResourceNotFoundError:  # a terminated load may have no report
+        return _problem_response(problem(
+            404, "NO_FAILURE_REPORT", "No failure report",
+            f"load {load_id!r} ended {state} before its failure report was written",
+            instance, runtimeStatus=state))
+    return func.HttpResponse(
+        data, status_code=200, mimetype="text/csv", charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{load_id}-failures.csv"'},
+    )

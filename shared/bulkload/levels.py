@@ -1,0 +1,395 @@
+"""A level's data steps: stage its CSV (dropping orphans), then read its jobs' results.
+
+Children are written with their parent's Salesforce id in the parent reference field
+(`AccountId`), taken from the parent level's ID map, rather than with a relationship
+column (`Account.External_Id__c`). The map is needed anyway to know which parents were
+loaded; with it a child can only point at the very record this load created or updated,
+the parent needs no Salesforce external-id field (an inserted parent works), a level may
+hang off any earlier level (Salesforce resolves relationship columns one level up only),
+and Salesforce does no per-row lookup.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from shared.bulkload.request import LoadLevel, LoadRequest
+from shared.bulkload.store import LoadStore, spooled_file
+from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
+from shared.salesforce.errors import SalesforceError
+
+FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
+ID_MAP_COLUMNS = ["externalId", "sfId"]
+RECORDS_FILE = "records.jsonl"
+ID_MAP_FILE = "idmap.csv"
+FAILED_FILE = "failed.csv"
+ORPHANS_FILE = "orphans.csv"
+REQUEST_FILE = "request.json"
+FAILURES_REPORT = "failures.csv"
+TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
+
+
+# -- staging the request ----------------------------------------------------------------
+
+
+def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
+    """Write each level's records (JSON lines) and the levels; returns records per level."""
+    store.ensure_container()
+    counts = []
+    for index, records in enumerate(request.records):
+        with spooled_file() as out:
+            for record in records:
+                line = {"e": record.external_id, "p": record.parent_external_id,
+                        "f": record.fields}
+                out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+            out.seek(0)
+            store.upload_file(store.level_blob(index, RECORDS_FILE), out, "application/jsonl")
+        counts.append(len(records))
+    store.upload_bytes(
+        store.name(REQUEST_FILE),
+        json.dumps({"levels": [level.to_json() for level in request.levels]}).encode(),
+        "application/json",
+    )
+    return counts
+
+
+def _staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
+    local.seek(0)
+    for line in local:
+        if line.strip():
+            yield json.loads(line)
+
+
+# -- staging a level's CSV ----------------------------------------------------------------
+
+
+@dataclass
+class StagedPart:
+    blob: str
+    records: int
+    size_bytes: int
+
+
+@dataclass
+class StagedLevel:
+    parts: list[StagedPart] = field(default_factory=list)
+    submitted: int = 0
+    orphans: int = 0
+    columns: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "parts": [part.__dict__ for part in self.parts], "submitted": self.submitted,
+            "orphans": self.orphans, "columns": self.columns,
+        }
+
+
+def stage_level(
+    store: LoadStore, levels: Sequence[LoadLevel], level_index: int, upload_limit: int,
+    skip_reason: str | None = None,
+) -> StagedLevel:
+    """Write the level's CSV part(s) and its orphans; with `skip_reason` all are orphans.
+
+    A child whose parent is not in the parent level's ID map is not written to the CSV: it
+    goes to orphans.csv with the parent's own error, so it is never submitted.
+    """
+    level = levels[level_index]
+    staged = StagedLevel()
+    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
+        staged.columns = _data_columns(_staged_records(local))
+        csv_columns = staged.columns + (
+            [level.parent_reference_field] if level.parent_reference_field else []
+        )
+        parent_ids: dict[str, str] = {}
+        parent_errors: dict[str, str] = {}
+        if level.parent is not None and skip_reason is None:
+            parent_ids = read_id_map(store, level.parent)
+            parent_errors = read_failure_reasons(store, level.parent)
+        parent = levels[level.parent] if level.parent is not None else None
+
+        with spooled_file() as data, spooled_file() as orphans_file:
+            orphans = _failure_writer(orphans_file, staged.columns)
+
+            def rows() -> Iterator[dict[str, Any]]:
+                for record in _staged_records(local):
+                    reason = skip_reason
+                    if reason is None and parent is not None:
+                        parent_id = parent_ids.get(record["p"])
+                        if parent_id is None:
+                            reason = orphan_reason(parent, record["p"],
+                                                   parent_errors.get(record["p"]))
+                    if reason is not None:
+                        orphans.writerow_dict(_failure_row(level, "orphaned", reason, record["e"],
+                                                      record["p"], record["f"]))
+                        staged.orphans += 1
+                        continue
+                    row = _csv_values(record["f"], staged.columns)
+                    if parent is not None:
+                        row[level.parent_reference_field] = parent_ids[record["p"]]
+                    yield row
+
+            staged.submitted = write_ingest_csv(rows(), csv_columns, data)
+            orphans.finish()
+            _flush(orphans_file)
+            store.upload_file(store.level_blob(level_index, ORPHANS_FILE), orphans_file)
+            if staged.submitted:
+                data.seek(0)
+                for part, stream in split_ingest_csv(data, upload_limit):
+                    blob = store.level_blob(level_index, f"part-{part.index}.csv")
+                    store.upload_file(blob, stream)
+                    staged.parts.append(StagedPart(blob, part.records, part.size_bytes))
+    return staged
+
+
+def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str | None) -> str:
+    cause = parent_error or "no result came back for it"
+    return (f"PARENT_NOT_LOADED:parent {parent.object} {parent_external_id!r} was not loaded: "
+            f"{cause}")
+
+
+def _data_columns(records: Iterator[dict[str, Any]]) -> list[str]:
+    columns: dict[str, None] = {}
+    for record in records:
+        for name in record["f"]:
+            columns.setdefault(name, None)
+    return list(columns)
+
+
+def _csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    # JSON null clears the field (#N/A); a field the record does not mention stays as is.
+    return {
+        column: (NULL_MARKER if fields[column] is None else fields[column])
+        if column in fields else ""
+        for column in columns
+    }
+
+
+# -- ID maps and failure files ----------------------------------------------------------------
+
+
+def read_id_map(store: LoadStore, level_index: int) -> dict[str, str]:
+    with store.download_if_exists(store.level_blob(level_index, ID_MAP_FILE)) as local:
+        if local is None:
+            return {}
+        return {row["externalId"]: row["sfId"] for row in _csv_rows(local)}
+
+
+def read_failure_reasons(store: LoadStore, level_index: int) -> dict[str, str]:
+    reasons: dict[str, str] = {}
+    for name in (FAILED_FILE, ORPHANS_FILE):
+        with store.download_if_exists(store.level_blob(level_index, name)) as local:
+            if local is None:
+                continue
+            for row in _csv_rows(local):
+                if row["externalId"]:
+                    reasons[row["externalId"]] = row["error"]
+    return reasons
+
+
+def _csv_rows(local: IO[bytes]) -> Iterator[dict[str, str]]:
+    text = io.TextIOWrapper(local, encoding="utf-8", newline="")
+    try:
+        yield from csv.DictReader(text)
+    finally:
+        text.detach()
+
+
+class _CsvOut:
+    """A csv.writer over a binary file (the wrapper is detached, never closes the file)."""
+
+    def __init__(self, out: IO[bytes], header: Sequence[str]) -> None:
+        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self.writer = csv.writer(self.text, lineterminator="\n")
+        self.header = list(header)
+        self.writer.writerow(self.header)
+
+    def writerow(self, values: Sequence[Any]) -> None:
+        self.writer.writerow(values)
+
+    def writerow_dict(self, row: Mapping[str, Any]) -> None:
+        self.writer.writerow([row.get(column, "") for column in self.header])
+
+    def finish(self) -> None:
+        self.text.flush()
+        self.text.detach()
+
+
+def _failure_writer(out: IO[bytes], columns: Sequence[str]) -> _CsvOut:
+    return _CsvOut(out, [*FAILURE_COLUMNS, *columns])
+
+
+def _failure_row(
+    level: LoadLevel, kind: str, error: str, external_id: str | None,
+    parent_external_id: str | None, fields: Mapping[str, Any],
+) -> dict[str, Any]:
+    return {"level": level.name, "object": level.object, "kind": kind, "error": error,
+            "externalId": external_id or "", "parentExternalId": parent_external_id or "",
+            **{name: "" if value is None else value for name, value in fields.items()}}
+
+
+def _flush(out: IO[bytes]) -> None:
+    out.flush()
+    out.seek(0)
+
+
+# -- results ------------------------------------------------------------------------------
+
+
+@dataclass
+class LevelResults:
+    succeeded: int = 0
+    failed: int = 0
+    unprocessed: int = 0
+    failed_by_error: Counter[str] = field(default_factory=Counter)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"succeeded": self.succeeded, "failed": self.failed,
+                "unprocessed": self.unprocessed,
+                "failedByError": dict(sorted(self.failed_by_error.items()))}
+
+
+def collect_level_results(
+    store: LoadStore, client: SalesforceClient, levels: Sequence[LoadLevel], level_index: int,
+    jobs: Sequence[Mapping[str, Any]], columns: Sequence[str],
+) -> LevelResults:
+    """Read every job's results as streams: the ID map and the failed/unprocessed records.
+
+    Rows are matched by the echoed external id, never by position (Salesforce does not
+    keep input order). Records of a Failed or Aborted job that were never processed are
+    reported with the job's errorMessage.
+    """
+    level = levels[level_index]
+    results = LevelResults()
+    reverse_parent: dict[str, str] = {}
+    if level.parent is not None:
+        reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
+    with spooled_file() as id_map_file, spooled_file() as failed_file:
+        id_map = _CsvOut(id_map_file, ID_MAP_COLUMNS)
+        failed = _failure_writer(failed_file, columns)
+        for job in jobs:
+            for row in client.successful_results(job["id"]):
+                results.succeeded += 1
+                if level.external_id_field:
+                    id_map.writerow([row.get(level.external_id_field, ""), row["sf__Id"]])
+            for row in client.failed_results(job["id"]):
+                results.failed += 1
+                error = row.get("sf__Error", "")
+                results.failed_by_error[error_code(error)] += 1
+                failed.writerow_dict(_result_failure(level, "failed", error, row,
+                                                     reverse_parent))
+            if job["state"] in ("Failed", "Aborted"):
+                message = job.get("errorMessage") or f"the job ended {job['state']}"
+                for row in client.unprocessed_records(job["id"]):
+                    results.unprocessed += 1
+                    failed.writerow_dict(_result_failure(
+                        level, "unprocessed", f"JOB_{job['state'].upper()}:{message}", row,
+                        reverse_parent,
+                    ))
+        id_map.finish()
+        failed.finish()
+        id_map_file.seek(0)
+        failed_file.seek(0)
+        store.upload_file(store.level_blob(level_index, ID_MAP_FILE), id_map_file)
+        store.upload_file(store.level_blob(level_index, FAILED_FILE), failed_file)
+    return results
+
+
+def _result_failure(
+    level: LoadLevel, kind: str, error: str, row: Mapping[str, str],
+    reverse_parent: Mapping[str, str],
+) -> dict[str, Any]:
+    fields = {name: value for name, value in row.items()
+              if not name.startswith("sf__") and name != level.parent_reference_field}
+    parent_sf_id = row.get(level.parent_reference_field or "", "")
+    return _failure_row(
+        level, kind, error,
+        row.get(level.external_id_field, "") if level.external_id_field else "",
+        reverse_parent.get(parent_sf_id, parent_sf_id), fields,
+    )
+
+
+def error_code(sf_error: str) -> str:
+    """`REQUIRED_FIELD_MISSING` from `REQUIRED_FIELD_MISSING:Required fields are missing`."""
+    code = sf_error.split(":", 1)[0].strip()
+    return code or "UNKNOWN_ERROR"
+
+
+def write_failures_report(store: LoadStore, level_count: int) -> int:
+    """Every failed, unprocessed and orphaned record of the load in one CSV; returns rows."""
+    files = [store.level_blob(index, name) for index in range(level_count)
+             for name in (FAILED_FILE, ORPHANS_FILE)]
+    columns: dict[str, None] = dict.fromkeys(FAILURE_COLUMNS)
+    for blob in files:
+        with store.download_if_exists(blob) as local:
+            if local is not None:
+                header = local.readline().decode("utf-8").rstrip("\r\n")
+                for name in next(csv.reader([header]), []):
+                    columns.setdefault(name, None)
+    rows = 0
+    with spooled_file() as report_file:
+        report = _CsvOut(report_file, list(columns))
+        for blob in files:
+            with store.download_if_exists(blob) as local:
+                if local is None:
+                    continue
+                for row in _csv_rows(local):
+                    report.writerow_dict(row)
+                    rows += 1
+        report.finish()
+        report_file.seek(0)
+        store.upload_file(store.name(FAILURES_REPORT), report_file)
+    return rows
+
+
+# -- the jobs ---------------------------------------------------------------------------------
+
+
+def job_snapshot(job: Any) -> dict[str, Any]:
+    return {"id": job.id, "state": job.state, "processed": job.number_records_processed,
+            "failed": job.number_records_failed, "errorMessage": job.error_message}
+
+
+def create_level_job(client: SalesforceClient, level: LoadLevel) -> dict[str, Any]:
+    job = client.create_ingest_job(
+        level.object, level.operation,
+        level.external_id_field if level.operation == "upsert" else None,
+    )
+    return job_snapshot(job)
+
+
+def upload_and_close_job(
+    client: SalesforceClient, store: LoadStore, job_id: str, blob: str
+) -> dict[str, Any]:
+    """Upload the part and close the job; safe to repeat after a crash at any point."""
+    job = client.get_job(job_id)
+    if job.state == "Open":
+        with store.download(blob) as part:
+            try:
+                client.upload_job_data(job_id, part)
+            except SalesforceError as error:
+                # A repeated activity finds its first upload stored: only the close is left.
+                if not (error.status == 400 and "multiple contents" in error.message.lower()):
+                    raise
+        job = client.close_job(job_id)
+    return job_snapshot(job)
+
+
+def poll_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+    return [job_snapshot(client.get_job(job_id)) for job_id in job_ids]
+
+
+def abort_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Abort jobs still running; a job that finished meanwhile is reported as it ended."""
+    snapshots = []
+    for job_id in job_ids:
+        try:
+            snapshots.append(job_snapshot(client.abort_job(job_id)))
+        except SalesforceError:
+            snapshots.append(job_snapshot(client.get_job(job_id)))
+    return snapshots

@@ -1,0 +1,15 @@
+"""The bulk-load capability alone, wired as function_app.py wires it, for the host tests."""
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities import bulk_load as bulk_load_activities
+from orchestrators import bulk_load
+from shared.config import load_settings
+
+settings = load_settings()
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(bulk_load.blueprint)  # POST /api/bulk-loads, bulk_load, failures
+app.register_functions(bulk_load_activities.blueprint)

@@ -1,0 +1,95 @@
+"""Replays an orchestrator through the real azure-functions-durable SDK entry point.
+
+The test plays the Durable backend: it builds the JSON history (OrchestratorStarted,
+ExecutionStarted, TaskScheduled/TaskCompleted, TimerCreated/TimerFired) the way the
+SDK's own tests do (tests/test_utils/ContextBuilder.py), calls the orchestrator with it,
+and answers each scheduled activity with `respond(name, input, now)`. Timers fire at
+their due time, so the clock moves exactly as the orchestrator asked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED = 12, 0, 4, 5
+TIMER_CREATED, TIMER_FIRED = 10, 11
+CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER = 0, 1, 5
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+@dataclass
+class Replay:
+    output: Any = None
+    calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    timers: list[datetime] = field(default_factory=list)
+    statuses: list[Any] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def called(self, name: str) -> list[dict[str, Any]]:
+        return [request for call, request in self.calls if call == name]
+
+    @property
+    def history_bytes(self) -> int:
+        return len(json.dumps(self.history))
+
+
+def replay(
+    orchestrator_fn: Callable[[str], str], load_input: dict[str, Any],
+    respond: Callable[[str, dict[str, Any], datetime], Any], start: datetime,
+    max_episodes: int = 500,
+) -> Replay:
+    now = start
+    result = Replay()
+    history = result.history
+
+    def event(event_type: int, **fields: Any) -> dict[str, Any]:
+        return {"EventType": event_type, "EventId": fields.pop("EventId", -1),
+                "IsPlayed": False, "Timestamp": _iso(now), **fields}
+
+    history += [event(ORCHESTRATOR_STARTED),
+                event(EXECUTION_STARTED, Name="bulk_load", Version="",
+                      Input=json.dumps(load_input))]
+    next_id = 0
+    for _ in range(max_episodes):
+        context = {"history": history, "instanceId": load_input["loadId"],
+                   "isReplaying": False, "parentInstanceId": None,
+                   "input": json.dumps(load_input), "upperSchemaVersion": 0}
+        state = json.loads(orchestrator_fn(json.dumps(context)))
+        if state.get("error"):
+            raise AssertionError(f"the orchestrator failed: {state['error']}")
+        result.statuses.append(state.get("customStatus"))
+        if state["isDone"]:
+            result.output = state["output"]
+            return result
+        for past in history:
+            past["IsPlayed"] = True
+        actions = state["actions"][-1]
+        for action in actions:
+            if action["actionType"] in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
+                name = action["functionName"]
+                request = json.loads(action["input"])
+                result.calls.append((name, request))
+                answer = respond(name, request, now)
+                history += [event(TASK_SCHEDULED, EventId=next_id, Name=name),
+                            event(ORCHESTRATOR_STARTED),
+                            event(TASK_COMPLETED, TaskScheduledId=next_id,
+                                  Result=json.dumps(answer))]
+            elif action["actionType"] == CREATE_TIMER:
+                fire_at = datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
+                result.timers.append(fire_at)
+                history.append(event(TIMER_CREATED, EventId=next_id,
+                                     FireAt=action["fireAt"]))
+                now = fire_at
+                history += [event(ORCHESTRATOR_STARTED),
+                            event(TIMER_FIRED, TimerId=next_id, FireAt=action["fireAt"])]
+            else:
+                raise AssertionError(f"unexpected action {action}")
+            next_id += 1
+    raise AssertionError(f"the orchestration did not end in {max_episodes} episodes")

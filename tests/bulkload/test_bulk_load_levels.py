@@ -1,0 +1,129 @@
+"""A level's steps on their own, against Azurite and the simulator: staging (orphans, parts,
+nulls), results (ID map, failures by code), the failure report."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from shared.bulkload import levels as steps
+from shared.bulkload.request import validate_load_request
+from tests.bulkload.conftest import wait_for_job
+
+LOAD = {"levels": [
+    {"name": "accounts", "object": "Account", "operation": "upsert",
+     "externalIdField": "External_Id__c",
+     "records": [{"External_Id__c": "A1", "Name": "Acme, \"the\" company", "Industry": None},
+                 {"External_Id__c": "A2"},  # no Name: REQUIRED_FIELD_MISSING
+                 {"External_Id__c": "A3", "Name": "Third", "Phone": "555"}]},
+    {"name": "contacts", "object": "Contact", "operation": "insert",
+     "externalIdField": "External_Id__c", "parentReferenceField": "AccountId",
+     "records": [{"External_Id__c": f"C{n}", "LastName": f"Last {n}",
+                  "parentExternalId": parent} for n, parent in
+                 enumerate(["A1", "A2", "A3", "A2"])]},
+]}
+
+
+def rows_of(store, blob):
+    return list(csv.DictReader(io.StringIO(store.read_bytes(blob).decode("utf-8"))))
+
+
+def run_level(store, sf_client, request, index, upload_limit=10_000_000):
+    staged = steps.stage_level(store, request.levels, index, upload_limit)
+    jobs = []
+    for part in staged.parts:
+        job = steps.create_level_job(sf_client, request.levels[index])
+        steps.upload_and_close_job(sf_client, store, job["id"], part.blob)
+        jobs.append(steps.job_snapshot(wait_for_job(sf_client, job["id"])))
+    results = steps.collect_level_results(store, sf_client, request.levels, index, jobs,
+                                          staged.columns)
+    return staged, jobs, results
+
+
+def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error(
+    store, sf_client, sfsim
+):
+    request = validate_load_request(LOAD)
+    steps.stage_request(store, request)
+
+    accounts_staged, _, account_results = run_level(store, sf_client, request, 0)
+    contacts_staged, _, contact_results = run_level(store, sf_client, request, 1)
+
+    assert (accounts_staged.submitted, account_results.succeeded, account_results.failed) == \
+        (3, 2, 1)
+    assert account_results.failed_by_error == {"REQUIRED_FIELD_MISSING": 1}
+    id_map = steps.read_id_map(store, 0)
+    assert set(id_map) == {"A1", "A3"}
+    assert (contacts_staged.submitted, contacts_staged.orphans) == (2, 2)
+    assert contact_results.succeeded == 2
+    contacts = {c["External_Id__c"]: c["AccountId"] for c in sfsim.records("Contact")}
+    assert contacts == {"C0": id_map["A1"], "C2": id_map["A3"]}
+    orphans = rows_of(store, store.level_blob(1, steps.ORPHANS_FILE))
+    assert [(o["externalId"], o["parentExternalId"], o["kind"]) for o in orphans] == [
+        ("C1", "A2", "orphaned"), ("C3", "A2", "orphaned")]
+    assert all(o["error"].startswith("PARENT_NOT_LOADED:parent Account 'A2' was not loaded: "
+                                     "REQUIRED_FIELD_MISSING") for o in orphans)
+    # The staged contact CSV carried Salesforce ids, never the orphans.
+    part = store.read_bytes(contacts_staged.parts[0].blob).decode()
+    assert part.splitlines()[0] == "External_Id__c,LastName,AccountId"
+    assert "C1" not in part and id_map["A1"] in part
+
+    report_rows = steps.write_failures_report(store, 2)
+    report = rows_of(store, store.name(steps.FAILURES_REPORT))
+    assert report_rows == len(report) == 3
+    assert [(row["level"], row["kind"], row["externalId"]) for row in report] == [
+        ("accounts", "failed", "A2"), ("contacts", "orphaned", "C1"),
+        ("contacts", "orphaned", "C3")]
+    assert report[0]["error"].startswith("REQUIRED_FIELD_MISSING")
+
+
+def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(store, sf_client, sfsim):
+    sfsim.insert_records("Account", [{"Name": "Old", "External_Id__c": "A1",
+                                    "Industry": "Energy", "Phone": "111"}])
+    request = validate_load_request({"levels": [
+        {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
+         "records": [{"External_Id__c": "A1", "Industry": None},
+                     {"External_Id__c": "A9", "Name": "New", "Phone": "999"}]}]})
+    steps.stage_request(store, request)
+
+    run_level(store, sf_client, request, 0)
+
+    stored = {a["External_Id__c"]: a for a in sfsim.records("Account")}
+    assert stored["A1"]["Industry"] is None
+    assert (stored["A1"]["Name"], stored["A1"]["Phone"]) == ("Old", "111")
+
+
+def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
+    store, sf_client, sfsim
+):
+    request = validate_load_request({"levels": [
+        {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
+         "records": [{"External_Id__c": f"A{n:03d}", "Name": f"Account {n}"}
+                     for n in range(100)]}]})
+    steps.stage_request(store, request)
+
+    staged, jobs, results = run_level(store, sf_client, request, 0, upload_limit=400)
+
+    assert len(staged.parts) == len(jobs) > 1
+    assert all(part.size_bytes <= 400 for part in staged.parts)
+    assert sum(part.records for part in staged.parts) == 100
+    assert results.succeeded == 100 == len(sfsim.records("Account"))
+
+
+def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim):
+    request = validate_load_request({"levels": [
+        {"object": "Account", "operation": "insert", "externalIdField": "External_Id__c",
+         "records": [{"External_Id__c": "A1", "Name": "Once"}]}]})
+    steps.stage_request(store, request)
+    staged = steps.stage_level(store, request.levels, 0, 10_000)
+    job = steps.create_level_job(sf_client, request.levels[0])
+    sf_client.upload_job_data(job["id"], io.BytesIO(store.read_bytes(staged.parts[0].blob)))
+
+    # The activity ran again after its upload was stored but before the close.
+    first = steps.upload_and_close_job(sf_client, store, job["id"], staged.parts[0].blob)
+    second = steps.upload_and_close_job(sf_client, store, job["id"], staged.parts[0].blob)
+
+    assert first["state"] in ("UploadComplete", "InProgress", "JobComplete")
+    assert second["state"] in ("UploadComplete", "InProgress", "JobComplete")
+    wait_for_job(sf_client, job["id"])
+    assert [a["Name"] for a in sfsim.records("Account")] == ["Once"]

@@ -1,0 +1,345 @@
+"""Bulk loads end to end: HTTP starter, orchestration and activities on the local host
+(devhost, durable engine on Azurite), Salesforce played by the simulator."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+
+SEED_LOAD = {
+    "loadId": "seed-example",
+    "accounts": [
+        {"name": "Acme Corp", "industry": "Manufacturing", "billingCity": "Springfield",
+         "sourceId": "ERP-1001",
+         "contacts": [
+             {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@acme.example"},
+             {"firstName": "Alan", "lastName": "Turing", "email": "alan@acme.example"},
+         ]},
+        {"name": "Globex", "industry": "Energy", "billingCity": "Cypress Creek",
+         "sourceId": "ERP-1002",
+         "contacts": [{"firstName": "Hank", "lastName": "Scorpio",
+                       "email": "hank@globex.example"}]},
+    ],
+}
+
+
+def by_field(records: list[dict], name: str) -> dict[str, dict]:
+    return {record[name]: record for record in records}
+
+
+def test_seed_example_loads_accounts_then_contacts_with_their_account_ids(
+    start_bulk_host, sfsim
+):
+    host = start_bulk_host()
+
+    started = host.post(SEED_LOAD)
+
+    assert started.status_code == 202, started.text
+    assert started.json()["id"] == "seed-example"
+    assert started.headers["Location"] == started.json()["statusQueryGetUri"]
+    status = host.wait_for_end("seed-example")
+    assert status["runtimeStatus"] == "Completed", status
+    summary = status["output"]
+    accounts = by_field(sfsim.records("Account"), "External_Id__c")
+    assert set(accounts) == {"ERP-1001", "ERP-1002"}
+    assert accounts["ERP-1001"]["BillingCity"] == "Springfield"
+    contacts = by_field(sfsim.records("Contact"), "Email")
+    assert {email: contact["AccountId"] for email, contact in contacts.items()} == {
+        "ada@acme.example": accounts["ERP-1001"]["Id"],
+        "alan@acme.example": accounts["ERP-1001"]["Id"],
+        "hank@globex.example": accounts["ERP-1002"]["Id"],
+    }
+    assert summary["outcome"] == "succeeded"
+    account_level, contact_level = summary["levels"]
+    assert (account_level["object"], account_level["submitted"], account_level["succeeded"],
+            account_level["failed"]) == ("Account", 2, 2, 0)
+    assert (contact_level["object"], contact_level["submitted"], contact_level["succeeded"],
+            contact_level["orphansSkipped"]) == ("Contact", 3, 3, 0)
+    assert len(account_level["jobs"]) == 1 and len(contact_level["jobs"]) == 1
+    assert status["customStatus"]["phase"] == "completed"
+    # The status URL the 202 named is the one a user follows.
+    followed = host.get(started.json()["statusQueryGetUri"])
+    assert followed.json()["output"]["loadId"] == "seed-example"
+    # Records stay out of orchestration history: only counts, job ids and blob names.
+    history = host.durable_status("seed-example", showHistory="true",
+                                  showHistoryOutput="true", showInput="true")
+    text = json.dumps(history)
+    for leaked in ("Lovelace", "ada@acme.example", "Springfield", sfsim.client_secret):
+        assert leaked not in text
+
+
+def test_posting_the_same_load_id_again_answers_its_status_and_loads_nothing(
+    start_bulk_host, sfsim
+):
+    host = start_bulk_host()
+    assert host.post(SEED_LOAD).status_code == 202
+    host.wait_for_end("seed-example")
+
+    again = host.post(SEED_LOAD)
+
+    assert again.status_code == 200, again.text
+    body = again.json()
+    assert body["id"] == "seed-example"
+    assert body["runtimeStatus"] == "Completed"
+    assert body["output"]["levels"][0]["succeeded"] == 2
+    assert len(sfsim.records("Account")) == 2
+    assert len(sfsim.records("Contact")) == 3
+
+
+def test_concurrent_posts_of_one_load_id_start_one_load(start_bulk_host, sfsim):
+    host = start_bulk_host()
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: host.post(SEED_LOAD), range(6)))
+
+    codes = [answer.status_code for answer in answers]
+    assert codes.count(202) == 1 and set(codes) <= {200, 202, 409}, codes
+    # A loser answers the load's status, or 409 while the winner has not started it yet.
+    assert all(answer.json()["id"] == "seed-example" for answer in answers
+               if answer.status_code != 409)
+    assert all(answer.json()["code"] == "LOAD_STARTING" for answer in answers
+               if answer.status_code == 409)
+    host.wait_for_end("seed-example")
+    later = host.post(SEED_LOAD)
+    assert (later.status_code, later.json()["runtimeStatus"]) == (200, "Completed")
+    assert len(sfsim.records("Account")) == 2
+    assert len(sfsim.records("Contact")) == 3
+
+
+def test_accounts_that_fail_never_get_their_contacts_submitted(start_bulk_host, sfsim):
+    """10,000 accounts (1% without a Name, which Salesforce refuses) and 30,000 contacts."""
+    host = start_bulk_host()
+    rng = random.Random(7)
+    invalid = set(rng.sample(range(10_000), 100))
+    accounts = []
+    for number in range(10_000):
+        account = {"sourceId": f"A{number:05d}", "industry": "Energy",
+                   "contacts": [{"firstName": f"F{number}-{k}", "lastName": f"L{number}-{k}",
+                                 "email": f"c{number}-{k}@example.com"} for k in range(3)]}
+        if number not in invalid:
+            account["name"] = f"Account {number}"
+        accounts.append(account)
+
+    started = host.post({"loadId": "ten-thousand", "accounts": accounts})
+
+    assert started.status_code == 202, started.text
+    status = host.wait_for_end("ten-thousand", timeout=240)
+    assert status["runtimeStatus"] == "Completed", status
+    summary = status["output"]
+    account_level, contact_level = summary["levels"]
+    stored_accounts = sfsim.records("Account")
+    stored_contacts = sfsim.records("Contact")
+    assert account_level["succeeded"] == len(stored_accounts) == 9_900
+    assert account_level["failed"] == 100
+    assert account_level["failedByError"] == {"REQUIRED_FIELD_MISSING": 100}
+    assert contact_level["orphansSkipped"] == 300
+    assert contact_level["submitted"] == 29_700
+    assert contact_level["succeeded"] == len(stored_contacts) == 29_700
+    assert summary["outcome"] == "completed_with_failures"
+    # No child of a failed parent was ever submitted: every contact hangs off a good account.
+    good_ids = {account["Id"] for account in stored_accounts}
+    assert all(contact["AccountId"] in good_ids for contact in stored_contacts)
+    invalid_emails = {f"c{number}-{k}@example.com" for number in invalid for k in range(3)}
+    assert invalid_emails.isdisjoint(contact["Email"] for contact in stored_contacts)
+
+    failures = host.get(summary["failuresUrl"])
+    assert failures.status_code == 200
+    assert failures.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(failures.text)))
+    assert len(rows) == 400
+    failed_accounts = [row for row in rows if row["kind"] == "failed"]
+    orphans = [row for row in rows if row["kind"] == "orphaned"]
+    assert {row["externalId"] for row in failed_accounts} == {f"A{n:05d}" for n in invalid}
+    assert {row["Email"] for row in orphans} == invalid_emails
+    assert all(row["error"].startswith("PARENT_NOT_LOADED:parent Account")
+               and "REQUIRED_FIELD_MISSING" in row["error"] for row in orphans)
+    assert {row["parentExternalId"] for row in orphans} == {f"A{n:05d}" for n in invalid}
+
+
+THREE_LEVELS = {
+    "loadId": "three-levels",
+    "levels": [
+        {"name": "accounts", "object": "Account", "operation": "upsert",
+         "externalIdField": "External_Id__c",
+         "records": [
+             {"External_Id__c": "ACC-1", "Name": "Initech",
+              "opportunities": [
+                  {"External_Id__c": "OPP-1", "Name": "Printers", "StageName": "Prospecting",
+                   "CloseDate": "2026-12-31",
+                   "lineItems": [{"External_Id__c": "OLI-1", "Quantity": 3},
+                                 {"External_Id__c": "OLI-2", "Quantity": 1.5}]},
+              ]},
+             {"External_Id__c": "ACC-2", "Name": "Initrode"},
+             {"External_Id__c": "ACC-3"},  # no Name: refused by Salesforce
+         ]},
+        {"name": "opportunities", "object": "Opportunity", "operation": "upsert",
+         "externalIdField": "External_Id__c", "parentReferenceField": "AccountId",
+         "records": [
+             {"External_Id__c": "OPP-2", "Name": "Staplers", "StageName": "Closed Won",
+              "CloseDate": "2026-11-30", "parentExternalId": "ACC-2"},
+             {"External_Id__c": "OPP-3", "Name": "Lost", "StageName": "Prospecting",
+              "CloseDate": "2026-11-30", "parentExternalId": "ACC-3"},
+         ]},
+        {"name": "lineItems", "object": "OpportunityLineItem", "operation": "upsert",
+         "externalIdField": "External_Id__c", "parentReferenceField": "OpportunityId",
+         "records": [
+             {"External_Id__c": "OLI-3", "Quantity": 2, "parentExternalId": "OPP-2"},
+             {"External_Id__c": "OLI-4", "Quantity": 2, "parentExternalId": "OPP-3"},
+         ]},
+    ],
+}
+
+
+def test_three_levels_link_each_record_to_its_parent_and_skip_grandchildren_of_failures(
+    start_bulk_host, sfsim
+):
+    host = start_bulk_host(BULK_LOAD_UPLOAD_LIMIT_BYTES="120")
+
+    assert host.post(THREE_LEVELS).status_code == 202
+    status = host.wait_for_end("three-levels")
+
+    summary = status["output"]
+    accounts = by_field(sfsim.records("Account"), "External_Id__c")
+    opportunities = by_field(sfsim.records("Opportunity"), "External_Id__c")
+    items = by_field(sfsim.records("OpportunityLineItem"), "External_Id__c")
+    assert set(accounts) == {"ACC-1", "ACC-2"}
+    assert {ext: opp["AccountId"] for ext, opp in opportunities.items()} == {
+        "OPP-1": accounts["ACC-1"]["Id"], "OPP-2": accounts["ACC-2"]["Id"]}
+    assert {ext: item["OpportunityId"] for ext, item in items.items()} == {
+        "OLI-1": opportunities["OPP-1"]["Id"], "OLI-2": opportunities["OPP-1"]["Id"],
+        "OLI-3": opportunities["OPP-2"]["Id"]}
+    levels = {level["level"]: level for level in summary["levels"]}
+    assert (levels["accounts"]["succeeded"], levels["accounts"]["failed"]) == (2, 1)
+    assert (levels["opportunities"]["succeeded"], levels["opportunities"]["orphansSkipped"]) \
+        == (2, 1)
+    assert (levels["lineItems"]["succeeded"], levels["lineItems"]["orphansSkipped"]) == (3, 1)
+    # A 120-byte upload limit puts each opportunity (57 bytes + header) in its own job.
+    assert len(levels["opportunities"]["jobs"]) == 2
+    assert len(set(levels["opportunities"]["jobs"])) == 2
+    rows = list(csv.DictReader(io.StringIO(host.get(summary["failuresUrl"]).text)))
+    grandchild = next(row for row in rows if row["externalId"] == "OLI-4")
+    assert grandchild["kind"] == "orphaned"
+    assert "Opportunity 'OPP-3'" in grandchild["error"]
+    assert "Account 'ACC-3'" in grandchild["error"]
+
+
+def test_a_level_whose_job_fails_stops_the_load_with_salesforces_message(
+    start_bulk_host, sfsim
+):
+    host = start_bulk_host()
+    sfsim.configure(fail_next_jobs=1, job_failure_message="InternalServerError : batch retries "
+                  "exhausted", failed_job_processes_records=0)
+
+    assert host.post(SEED_LOAD).status_code == 202
+    status = host.wait_for_end("seed-example")
+
+    summary = status["output"]
+    assert summary["outcome"] == "failed"
+    account_level, contact_level = summary["levels"]
+    assert account_level["state"] == "failed"
+    assert "ended Failed: InternalServerError : batch retries exhausted" in \
+        account_level["error"]
+    assert account_level["unprocessed"] == 2
+    assert contact_level["state"] == "skipped"
+    assert contact_level["submitted"] == 0 and contact_level["jobs"] == []
+    assert sfsim.records("Contact") == []
+    rows = list(csv.DictReader(io.StringIO(host.get(summary["failuresUrl"]).text)))
+    assert sorted(row["kind"] for row in rows) == ["orphaned"] * 3 + ["unprocessed"] * 2
+    assert all("batch retries exhausted" in row["error"] for row in rows)
+
+
+def test_a_stalled_job_is_aborted_after_max_wait_and_reported(start_bulk_host, sfsim):
+    host = start_bulk_host(BULK_LOAD_MAX_WAIT="1.5")
+    sfsim.configure(job_delay_seconds=3600)
+
+    assert host.post(SEED_LOAD).status_code == 202
+    running = host.get("/api/bulk-loads/seed-example/failures")
+    assert (running.status_code, running.json()["code"]) == (409, "LOAD_RUNNING")
+    status = host.wait_for_end("seed-example", timeout=60)
+
+    account_level = status["output"]["levels"][0]
+    assert account_level["state"] == "failed"
+    assert "did not finish within 1.5 s and was aborted" in account_level["error"]
+    job_id = account_level["jobs"][0]
+    jobs = [request for request in sfsim.requests_log()
+            if request["method"] == "PATCH" and job_id in request["path"]]
+    assert len(jobs) == 2  # closed, then aborted
+    assert status["output"]["levels"][1]["state"] == "skipped"
+    assert sfsim.records("Contact") == []
+
+
+def test_validation_errors_are_listed_at_once_and_nothing_starts(start_bulk_host, sfsim):
+    host = start_bulk_host(BULK_LOAD_MAX_BODY_BYTES="5000")
+    body = {"loadId": "bad", "accounts": [
+        {"name": "No id"},
+        {"name": "One", "sourceId": "S1"},
+        {"name": "Two", "sourceId": "S1"},
+        {"name": 7, "sourceId": "S3", "contacts": [{"lastName": ["x"]}]},
+    ]}
+
+    answer = host.post(body)
+
+    assert answer.status_code == 400
+    assert answer.headers["Content-Type"].startswith("application/problem+json")
+    codes = sorted((error["pointer"], error["code"]) for error in answer.json()["errors"])
+    assert codes == [
+        ("/accounts/0/sourceId", "MISSING_EXTERNAL_ID"),
+        ("/accounts/2/sourceId", "DUPLICATE_EXTERNAL_ID"),
+        ("/accounts/3/contacts/0/lastName", "WRONG_TYPE"),
+        ("/accounts/3/name", "WRONG_TYPE"),
+    ]
+    assert host.durable_status_code("bad") == 404
+    too_large = host.post(None, raw=b'{"accounts": [' + b" " * 6000 + b"]}")
+    assert too_large.status_code == 413
+    assert too_large.json()["code"] == "BODY_TOO_LARGE"
+    malformed = host.post(None, raw=b"{not json")
+    assert (malformed.status_code, malformed.json()["code"]) == (400, "MALFORMED_JSON")
+    assert sfsim.requests_log() == []
+    unknown = host.get("/api/bulk-loads/never-posted/failures")
+    assert unknown.status_code == 404
+
+
+def test_a_host_restart_mid_poll_resumes_polling(start_bulk_host, sfsim):
+    host = start_bulk_host()
+    sfsim.configure(job_delay_seconds=1.0)
+    assert host.post(SEED_LOAD).status_code == 202
+    # Wait until the account job is being polled, then kill the host.
+    for _ in range(200):
+        status = host.durable_status("seed-example")
+        custom = status.get("customStatus") or {}
+        if custom.get("phase") == "waiting":
+            break
+        time.sleep(0.05)
+    assert custom.get("phase") == "waiting", status
+
+    host.restart()
+    status = host.wait_for_end("seed-example", timeout=90)
+
+    assert status["runtimeStatus"] == "Completed"
+    assert len(sfsim.records("Account")) == 2
+    assert len(sfsim.records("Contact")) == 3
+    # One job per level: the restart created no second job.
+    assert [len(level["jobs"]) for level in status["output"]["levels"]] == [1, 1]
+
+
+def test_a_running_load_can_be_terminated_through_the_durable_api(start_bulk_host, sfsim):
+    host = start_bulk_host()
+    sfsim.configure(job_delay_seconds=3600)
+    started = host.post(SEED_LOAD)
+    assert started.status_code == 202
+
+    terminate = requests.post(
+        started.json()["terminatePostUri"].replace("{text}", "operator-stop"), timeout=30)
+
+    assert terminate.status_code == 202, terminate.text
+    status = host.wait_for_end("seed-example", timeout=30)
+    assert status["runtimeStatus"] == "Terminated"
+    assert sfsim.records("Contact") == []
+    failures = host.get("/api/bulk-loads/seed-example/failures")
+    assert (failures.status_code, failures.json()["code"]) == (404, "NO_FAILURE_REPORT")

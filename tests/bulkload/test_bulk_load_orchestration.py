@@ -1,0 +1,155 @@
+"""The bulk_load orchestrator's decisions, replayed through the real Durable SDK: which
+activities and timers it asks for, and what it keeps in history (no I/O here)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.bulkload import progress
+from tests.bulkload.orchestration_driver import replay
+
+START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+LEVELS = [
+    {"name": "accounts", "object": "Account", "operation": "upsert",
+     "externalIdField": "External_Id__c", "parent": None, "parentReferenceField": None},
+    {"name": "contacts", "object": "Contact", "operation": "insert", "externalIdField": None,
+     "parent": 0, "parentReferenceField": "AccountId"},
+]
+
+
+@pytest.fixture(scope="module")
+def orchestrator():
+    import os
+
+    os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+    from orchestrators.bulk_load import bulk_load
+
+    return bulk_load.build().get_user_function()
+
+
+def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0):
+    return progress.load_input("load-1", "load-1/run", LEVELS, list(records),
+                               poll_interval=poll_interval, max_wait=max_wait,
+                               upload_limit=100_000_000, activity_attempts=3,
+                               activity_retry_delay=5.0)
+
+
+class FakeOrg:
+    """Answers activities as Salesforce and the staging steps would, from a script."""
+
+    def __init__(self, polls_until_done=2, final_state="JobComplete", error=None,
+                 parts=1, records=(2, 3)):
+        self.polls_until_done = polls_until_done
+        self.final_state = final_state
+        self.error = error
+        self.parts = parts
+        self.records = records
+        self.polls: dict[str, int] = {}
+        self.jobs = 0
+
+    def job(self, job_id, state):
+        return {"id": job_id, "state": state, "processed": 0, "failed": 0,
+                "errorMessage": self.error if state == "Failed" else None}
+
+    def __call__(self, name, request, now):
+        if name == "bulk_load_stage_level":
+            count = self.records[request["level"]]
+            if request.get("skipReason"):
+                return {"parts": [], "submitted": 0, "orphans": count, "columns": ["Name"]}
+            return {"parts": [{"blob": f"p/{request['level']}/part-{k}.csv", "records": 1,
+                               "size_bytes": 10} for k in range(self.parts)],
+                    "submitted": count, "orphans": 0, "columns": ["Name"]}
+        if name == "bulk_load_create_job":
+            self.jobs += 1
+            return self.job(f"750J{self.jobs}", "Open")
+        if name == "bulk_load_upload_part":
+            return self.job(request["jobId"], "UploadComplete")
+        if name == "bulk_load_poll_jobs":
+            answers = []
+            for job_id in request["jobIds"]:
+                self.polls[job_id] = self.polls.get(job_id, 0) + 1
+                done = self.polls[job_id] >= self.polls_until_done
+                answers.append(self.job(job_id, self.final_state if done else "InProgress"))
+            return answers
+        if name == "bulk_load_abort_jobs":
+            return [self.job(job_id, "Aborted") for job_id in request["jobIds"]]
+        if name == "bulk_load_collect_results":
+            failed = sum(1 for job in request["jobs"] if job["state"] != "JobComplete")
+            return {"succeeded": self.records[request["level"]] if not failed else 0,
+                    "failed": 0, "unprocessed": 0, "failedByError": {}}
+        if name == "bulk_load_write_failures":
+            return {"blob": "load-1/run/failures.csv", "rows": 0}
+        raise AssertionError(f"unexpected activity {name}")
+
+
+def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator):
+    run = replay(orchestrator, load_input(), FakeOrg(polls_until_done=3), START)
+
+    names = [name for name, _ in run.calls]
+    assert names == [
+        "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",
+        *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
+        "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",
+        *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
+        "bulk_load_write_failures",
+    ]
+    assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4, 5, 6)]
+    assert [request["level"] for request in run.called("bulk_load_stage_level")] == [0, 1]
+    summary = run.output
+    assert summary["outcome"] == "succeeded"
+    assert [level["jobs"] for level in summary["levels"]] == [["750J1"], ["750J2"]]
+    assert [level["elapsedSeconds"] for level in summary["levels"]] == [30.0, 30.0]
+    waiting = [status for status in run.statuses if status and status["phase"] == "waiting"]
+    assert waiting[0]["level"] == "accounts" and waiting[0]["jobs"][0]["id"] == "750J1"
+    assert waiting[-1]["level"] == "contacts"
+    assert all(len(json.dumps(status)) <= 16_000 for status in run.statuses)
+
+
+def test_a_level_above_the_upload_limit_gets_one_job_per_part(orchestrator):
+    run = replay(orchestrator, load_input(), FakeOrg(parts=3, polls_until_done=1), START)
+
+    uploads = run.called("bulk_load_upload_part")
+    assert [upload["blob"] for upload in uploads[:3]] == [
+        "p/0/part-0.csv", "p/0/part-1.csv", "p/0/part-2.csv"]
+    assert len({upload["jobId"] for upload in uploads}) == 6
+    assert [len(poll["jobIds"]) for poll in run.called("bulk_load_poll_jobs")] == [3, 3]
+
+
+def test_a_stalled_job_is_aborted_at_max_wait_and_later_levels_are_skipped(orchestrator):
+    run = replay(orchestrator, load_input(poll_interval=10, max_wait=25),
+                 FakeOrg(polls_until_done=10**6), START)
+
+    assert run.timers == [START + timedelta(seconds=s) for s in (10, 20, 25)]
+    assert run.called("bulk_load_abort_jobs") == [{"jobIds": ["750J1"]}]
+    accounts, contacts = run.output["levels"]
+    assert accounts["state"] == "failed"
+    assert accounts["error"] == "job 750J1 did not finish within 25 s and was aborted"
+    skipped = run.called("bulk_load_stage_level")[1]
+    assert skipped["skipReason"].startswith("LEVEL_FAILED:level accounts failed: job 750J1")
+    assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
+    assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
+    assert run.output["outcome"] == "failed"
+
+
+def test_a_failed_job_fails_its_level_with_salesforces_error_message(orchestrator):
+    run = replay(orchestrator, load_input(),
+                 FakeOrg(polls_until_done=1, final_state="Failed",
+                         error="InvalidBatch : Field name not found : Foo"), START)
+
+    accounts, contacts = run.output["levels"]
+    assert accounts["error"] == "job 750J1 ended Failed: InvalidBatch : Field name not found : Foo"
+    assert contacts["state"] == "skipped"
+    assert len(run.called("bulk_load_create_job")) == 1
+
+
+def test_history_does_not_grow_with_the_number_of_records(orchestrator):
+    small = replay(orchestrator, load_input(records=(1_000, 3_000)),
+                   FakeOrg(records=(1_000, 3_000)), START)
+    large = replay(orchestrator, load_input(records=(10_000, 30_000)),
+                   FakeOrg(records=(10_000, 30_000)), START)
+
+    assert abs(large.history_bytes - small.history_bytes) <= 20
+    assert large.history_bytes < 20_000

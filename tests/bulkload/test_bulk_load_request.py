@@ -1,0 +1,156 @@
+"""Validation of POST /api/bulk-loads bodies: every problem listed at once, with a pointer."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.bulkload.request import LoadRequestInvalid, validate_load_request
+from shared.bulkload.starter import Problem, parse_load_request
+
+
+def problems_of(body) -> list[tuple[str, str]]:
+    with pytest.raises(LoadRequestInvalid) as raised:
+        validate_load_request(body)
+    return sorted((problem.pointer, problem.code) for problem in raised.value.problems)
+
+
+def levels_body(*records_per_level, **level_changes):
+    levels = [
+        {"name": "accounts", "object": "Account", "operation": "upsert",
+         "externalIdField": "External_Id__c"},
+        {"name": "opportunities", "object": "Opportunity", "operation": "insert",
+         "externalIdField": "External_Id__c", "parentReferenceField": "AccountId"},
+        {"name": "items", "object": "OpportunityLineItem", "operation": "insert",
+         "parentReferenceField": "OpportunityId"},
+    ]
+    for level, records in zip(levels, records_per_level, strict=False):
+        level["records"] = records
+    for index, changes in level_changes.items():
+        levels[int(index.removeprefix("level"))].update(changes)
+    return {"levels": levels}
+
+
+def test_seed_shape_becomes_an_account_level_and_a_contact_level():
+    request = validate_load_request({"loadId": "x-1", "accounts": [
+        {"name": "Acme", "industry": None, "billingCity": "Oslo", "sourceId": 42,
+         "contacts": [{"firstName": "A", "lastName": "B", "email": "a@b.example"}]},
+    ]})
+
+    assert request.load_id == "x-1"
+    assert [(level.object, level.operation, level.external_id_field, level.parent,
+             level.parent_reference_field) for level in request.levels] == [
+        ("Account", "upsert", "External_Id__c", None, None),
+        ("Contact", "insert", None, 0, "AccountId"),
+    ]
+    account, = request.records[0]
+    assert account.fields == {"Name": "Acme", "Industry": None, "BillingCity": "Oslo",
+                              "External_Id__c": 42}
+    assert account.external_id == "42"
+    contact, = request.records[1]
+    assert (contact.parent_external_id, contact.fields["LastName"]) == ("42", "B")
+
+
+def test_general_shape_accepts_nested_and_linked_records_on_three_levels():
+    request = validate_load_request(levels_body(
+        [{"External_Id__c": "A1", "Name": "Acme",
+          "opportunities": [{"External_Id__c": "O1", "Name": "Deal",
+                             "items": [{"Quantity": 1}]}]}],
+        [{"External_Id__c": "O2", "Name": "Other", "parentExternalId": "A1"}],
+        [{"Quantity": 2, "parentExternalId": "O2"}],
+    ))
+
+    assert [[r.external_id for r in level] for level in request.records] == [
+        ["A1"], ["O1", "O2"], [None, None]]
+    assert [[r.parent_external_id for r in level] for level in request.records] == [
+        [None], ["A1", "A1"], ["O1", "O2"]]
+    assert "items" not in request.records[1][0].fields
+
+
+def test_every_bad_record_is_listed():
+    assert problems_of(levels_body(
+        [{"Name": "no id"},
+         {"External_Id__c": "A1"}, {"External_Id__c": "A1"},
+         {"External_Id__c": "A2", "Name": {"nested": True}},
+         {"External_Id__c": "A3", "AccountId": "001x"},
+         "not an object"],
+        [{"External_Id__c": "O1", "parentExternalId": "NOPE"},
+         {"External_Id__c": "O2"}],
+    )) == [
+        ("/levels/0/records/0/External_Id__c", "MISSING_EXTERNAL_ID"),
+        ("/levels/0/records/2/External_Id__c", "DUPLICATE_EXTERNAL_ID"),
+        ("/levels/0/records/3/Name", "WRONG_TYPE"),
+        ("/levels/0/records/5", "WRONG_TYPE"),
+        ("/levels/1/records/0/parentExternalId", "UNKNOWN_PARENT"),
+        ("/levels/1/records/1", "MISSING_PARENT"),
+    ]
+
+
+def test_a_child_may_not_set_the_parent_reference_itself():
+    assert problems_of(levels_body(
+        [{"External_Id__c": "A1", "opportunities": [
+            {"External_Id__c": "O1", "AccountId": "001000000000001AAA"}]}],
+    )) == [("/levels/0/records/0/opportunities/0/AccountId", "PARENT_REFERENCE_SET")]
+
+
+def test_duplicates_are_found_across_nested_and_linked_records():
+    assert problems_of(levels_body(
+        [{"External_Id__c": "A1", "opportunities": [{"External_Id__c": "O1"}]}],
+        [{"External_Id__c": "O1", "parentExternalId": "A1"}],
+    )) == [("/levels/1/records/0/External_Id__c", "DUPLICATE_EXTERNAL_ID")]
+
+
+def test_level_definitions_are_checked_before_records():
+    assert problems_of(levels_body(
+        [{"External_Id__c": "A1"}],
+        level0={"operation": "merge", "externalIdField": None},
+        level1={"parentReferenceField": None, "parent": "items"},
+    )) == [
+        ("/levels/0/operation", "INVALID_LEVEL"),
+        ("/levels/1/parent", "INVALID_LEVEL"),
+        ("/levels/1/parentReferenceField", "INVALID_LEVEL"),
+    ]
+    assert problems_of(levels_body([{"X": 1}], level1={"externalIdField": None})) == [
+        ("/levels/1/externalIdField", "INVALID_LEVEL")]
+
+
+@pytest.mark.parametrize("body, expected", [
+    ([], [("", "WRONG_TYPE")]),
+    ({}, [("", "SHAPE_UNKNOWN")]),
+    ({"accounts": [], "levels": []}, [("", "SHAPE_UNKNOWN")]),
+    ({"accounts": {}}, [("/accounts", "WRONG_TYPE")]),
+    ({"accounts": [{"sourceId": "1", "nickname": "x"}]},
+     [("/accounts/0/nickname", "UNKNOWN_FIELD")]),
+    ({"accounts": [{"sourceId": True}]}, [("/accounts/0/sourceId", "MISSING_EXTERNAL_ID")]),
+    ({"accounts": [{"sourceId": "1", "contacts": "x"}]},
+     [("/accounts/0/contacts", "WRONG_TYPE")]),
+    ({"loadId": "has/slash", "accounts": [{"sourceId": "1"}]},
+     [("/loadId", "INVALID_LOAD_ID")]),
+    ({"levels": [{"object": "Account", "records": []}]},
+     [("/levels/0/records", "WRONG_TYPE")]),
+])
+def test_malformed_shapes_are_reported(body, expected):
+    assert problems_of(body) == expected
+
+
+def test_body_size_is_checked_before_parsing():
+    body = json.dumps({"accounts": [{"sourceId": "1"}]}).encode()
+
+    too_large = parse_load_request(body, str(len(body)), len(body) - 1, "/api/bulk-loads")
+    fits = parse_load_request(body, str(len(body)), len(body), "/api/bulk-loads")
+
+    assert isinstance(too_large, Problem) and too_large.status == 413
+    assert too_large.body["code"] == "BODY_TOO_LARGE"
+    assert not isinstance(fits, Problem)
+
+
+def test_problem_json_lists_every_error():
+    body = json.dumps({"accounts": [{"name": "x"}, {"name": "y"}]}).encode()
+
+    answer = parse_load_request(body, None, 10_000, "/api/bulk-loads")
+
+    assert isinstance(answer, Problem)
+    assert (answer.status, answer.body["code"]) == (400, "INVALID_RECORDS")
+    assert [error["pointer"] for error in answer.body["errors"]] == [
+        "/accounts/0/sourceId", "/accounts/1/sourceId"]
