@@ -6,10 +6,15 @@ VENV := .venv
 PY := $(VENV)/bin/python
 DEBIAN_PACKAGES := unixodbc unixodbc-dev libsqliteodbc odbc-postgresql postgresql
 PYTEST_ARGS ?=
+# Checkov pins its own dependency tree; it gets a venv of its own so it never fights the app's.
+TOOLS_VENV := .venv-tools
+TOOLS_REQUIREMENTS := "checkov>=3.3,<4"
 
-.PHONY: deps system-deps test lint run bench clean
+.PHONY: deps system-deps tools test lint run bench clean
 
-deps: system-deps $(VENV)/.installed node_modules/.installed
+deps: system-deps $(VENV)/.installed node_modules/.installed tools
+
+tools: $(TOOLS_VENV)/.installed
 
 # Installs the Debian packages only when something is missing; as root it installs them,
 # otherwise it prints the exact command and stops.
@@ -35,6 +40,13 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
+$(TOOLS_VENV)/.installed: Makefile
+	@test -x $(TOOLS_VENV)/bin/python || $(PYTHON) -m venv $(TOOLS_VENV)
+	@echo '*' > $(TOOLS_VENV)/.gitignore
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(TOOLS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check $(TOOLS_REQUIREMENTS)
+	@touch $@
+
 node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
@@ -54,4 +66,4 @@ bench: deps
 	done
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache .ruff_cache

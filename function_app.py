@@ -7,7 +7,9 @@ with the full list of bad settings before any trigger fires.
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators import health
+from activities import bulk_load as bulk_load_activities
+from activities import sync as sync_activities
+from orchestrators import bulk_load, health, sync
 from shared.config import load_settings
 
 settings = load_settings()
@@ -15,3 +17,14 @@ settings = load_settings()
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health.blueprint)  # GET /api/health
+
+# Scheduled change sync (seed 000 + 003): timer per job -> singleton run `sync-<job>`
+#   -> page activities -> watermark; POST /api/sync/{job}/run, GET /api/sync/{job}
+app.register_functions(sync.blueprint)
+app.register_functions(sync_activities.blueprint)
+
+# Parent-child Bulk API 2.0 loads (seed 002): POST /api/bulk-loads -> bulk_load
+#   orchestration -> stage, create, upload, poll, map ids, next level;
+#   GET /api/bulk-loads/{loadId}/failures
+app.register_functions(bulk_load.blueprint)
+app.register_functions(bulk_load_activities.blueprint)

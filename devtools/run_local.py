@@ -61,7 +61,7 @@ def module_exists(name: str) -> bool:
 
 def main() -> int:
     LOCAL_STATE.mkdir(exist_ok=True)
-    ensure_local_settings()
+    local_values = json.loads(ensure_local_settings().read_text()).get("Values", {})
     started: list[subprocess.Popen] = []
     azurite = start_azurite()
     print(f"Azurite: blob {azurite.blob_endpoint}, queue {azurite.queue_endpoint}, "
@@ -75,7 +75,16 @@ def main() -> int:
                 env=env, start_new_session=True,
             )
         )
-        env.setdefault("SALESFORCE_LOGIN_URL", f"http://{services.LOOPBACK}:{SFSIM_PORT}")
+        # The simulator's documented defaults (sfsim/README.md), unless local.settings.json
+        # or the environment points the app at a real org.
+        simulator_defaults = {
+            "SALESFORCE_LOGIN_URL": f"http://{services.LOOPBACK}:{SFSIM_PORT}",
+            "SALESFORCE_CLIENT_ID": "sfsim-client-id",
+            "SALESFORCE_CLIENT_SECRET": "sfsim-client-secret",
+        }
+        for name, value in simulator_defaults.items():
+            if name not in local_values:
+                env.setdefault(name, value)
     else:
         print("Salesforce simulator (sfsim/) is not part of this checkout yet")
 
