@@ -284,6 +284,8 @@ class DurableHttpApi:
             )
         except self._already_exists as error:
             return _error(409, str(error) or "An instance with this ID already exists.")
+        except ValueError as error:  # an instance id Azure Storage cannot hold
+            return _error(400, "One or more of the arguments submitted is incorrect", error)
         timeout = _seconds_query(request.query, "timeout")
         interval = _seconds_query(request.query, "pollingInterval")
         if timeout is not None and interval is not None:

@@ -243,6 +243,7 @@ class FunctionHost:
                 log.exception("stopping the durable engine failed")
         if self._invoker is not None:
             self._invoker.close()
+        await _close_durable_client_session()
 
     def print_function_listing(self) -> None:
         lines = ["", "Functions:", ""]
@@ -266,3 +267,18 @@ class FunctionHost:
         lines.append(f"Host started on http://{LOOPBACK}:{self.port}")
         sys.stdout.write("\n".join(lines) + "\n")
         sys.stdout.flush()
+
+
+async def _close_durable_client_session() -> None:
+    """Close the durable SDK's process-wide aiohttp session, as a worker that exits would.
+
+    azure-functions-durable keeps one shared session for every client binding and never
+    closes it; left open, aiohttp warns about it when the host stops.
+    """
+    try:
+        from azure.durable_functions.models.utils import http_utils
+    except ImportError:
+        return
+    session = getattr(http_utils, "_client_session", None)
+    if session is not None and not session.closed:
+        await session.close()

@@ -16,10 +16,10 @@ import json
 import os
 import random
 import re
-import signal
 import sqlite3
-import time
 from pathlib import Path
+
+from devtools.services import stop_on_signals
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATABASE = Path(".local") / "embedded-source.db"
@@ -133,18 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"embedded source: {path} view {VIEW}"
           + (f", seeded {added} assets" if added else ""), flush=True)
 
-    stopping = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-    while not stopping:
-        time.sleep(arguments.interval)
-        if stopping:
-            break
+    stop = stop_on_signals()
+    while not stop.wait(arguments.interval):
         updated, inserted = change_some_rows(connection, rng)
         print(f"embedded source: {updated} assets changed, {inserted} added", flush=True)
     connection.close()

@@ -12,10 +12,8 @@ import importlib.util
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from devtools import services
@@ -55,6 +53,25 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
+def embedded_source_settings(env: dict[str, str], local_values: dict) -> dict[str, str]:
+    """The example job's SQLite connection with an absolute Database path.
+
+    The Python worker does not run in the app folder (devhost, like Azure, starts it
+    elsewhere), so the relative path of local.settings.example.json is resolved here, for
+    the embedded source and the host alike. Other databases are left as configured.
+    """
+    from devtools import embedded_source
+
+    name = embedded_source.CONNECTION_SETTING
+    connection = env.get(name, local_values.get(name))
+    if connection and "sqlite" not in connection.lower():
+        return {}
+    path = embedded_source.database_path({name: connection} if connection else {}, Path())
+    if not path.is_absolute():
+        path = services.REPO_ROOT / path
+    return {name: f"Driver={{SQLite3}};Database={path};"}
+
+
 def module_exists(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
@@ -89,6 +106,7 @@ def main() -> int:
         print("Salesforce simulator (sfsim/) is not part of this checkout yet")
 
     if module_exists("devtools.embedded_source"):
+        env.update(embedded_source_settings(env, local_values))
         started.append(
             subprocess.Popen(
                 [sys.executable, "-m", "devtools.embedded_source"],
@@ -108,20 +126,12 @@ def main() -> int:
         )
         started.append(host)
 
-    stopping = False
-
-    def request_stop(*_: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
+    stop = services.stop_on_signals()
     try:
-        while not stopping:
+        while not stop.wait(0.5):
             if host is not None and host.poll() is not None:
                 print(f"the local host exited with code {host.returncode}")
                 return host.returncode or 1
-            time.sleep(0.5)
     finally:
         for process in reversed(started):
             services.stop_process_group(process)

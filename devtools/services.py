@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,3 +268,15 @@ def require_odbc_driver(name: str, debian_package: str) -> None:
 
 def sqlite_odbc_connection_string(database: Path) -> str:
     return f"Driver={{SQLite3}};Database={database};"
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGTERM or SIGINT (Ctrl-C), for the main loop of a dev process."""
+    stop = threading.Event()
+
+    def request_stop(*_: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    return stop

@@ -20,12 +20,12 @@ import json
 from datetime import timedelta
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlparse
 
 import azure.durable_functions as df
 import azure.functions as func
 from azure.core.exceptions import ResourceNotFoundError
 
+from orchestrators.http import problem_response, request_path
 from shared.bulkload import progress
 from shared.bulkload.levels import FAILURES_REPORT, stage_request
 from shared.bulkload.request import LOAD_ID_PATTERN
@@ -161,16 +161,6 @@ def bulk_load(context: df.DurableOrchestrationContext):
 # -- HTTP ---------------------------------------------------------------------------------------
 
 
-def _path(req: func.HttpRequest) -> str:
-    # The query string may carry the function key: never echo it.
-    return urlparse(req.url).path
-
-
-def _problem_response(answer: Problem) -> func.HttpResponse:
-    return func.HttpResponse(answer.text(), status_code=answer.status,
-                             mimetype="application/problem+json")
-
-
 async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRequest,
                          load_id: str) -> func.HttpResponse | None:
     status = await client.get_status(load_id)
@@ -193,9 +183,9 @@ async def bulk_load_start(
     """Validate the whole load, stage it, start it; 202 with the Durable status URLs."""
     settings = _settings()
     parsed = parse_load_request(req.get_body(), req.headers.get("Content-Length"),
-                                settings.bulk_load.max_body_bytes, _path(req))
+                                settings.bulk_load.max_body_bytes, request_path(req))
     if isinstance(parsed, Problem):
-        return _problem_response(parsed)
+        return problem_response(parsed)
     load_id = parsed.load_id or new_load_id()
     existing = await _existing_load(client, req, load_id)
     if existing is not None:
@@ -208,10 +198,8 @@ async def bulk_load_start(
             return existing
         answer = problem(409, "LOAD_STARTING", "Bulk load is being started",
                          f"another request is starting load {load_id!r}; post again in a few "
-                         "seconds to get its status", _path(req))
-        return func.HttpResponse(answer.text(), status_code=409,
-                                 mimetype="application/problem+json",
-                                 headers={"Retry-After": "5"})
+                         "seconds to get its status", request_path(req))
+        return problem_response(answer, headers={"Retry-After": "5"})
     store = LoadStore.for_load(service, container, new_run_prefix(load_id))
     try:
         counts = await asyncio.to_thread(stage_request, store, parsed)
@@ -237,17 +225,17 @@ async def bulk_load_failures(
 ) -> func.HttpResponse:
     """Failed, unprocessed and orphaned records of a finished load, as CSV to fix and resend."""
     load_id = req.route_params.get("loadId", "")
-    instance = _path(req)
+    instance = request_path(req)
     if not LOAD_ID_PATTERN.fullmatch(load_id):
-        return _problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
+        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     status = await client.get_status(load_id, show_input=True)
     if not status or status.runtime_status is None:
-        return _problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
+        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     state = status.runtime_status.name
     if state in BUSY:
-        return _problem_response(problem(
+        return problem_response(problem(
             409, "LOAD_RUNNING", "Bulk load still running",
             f"load {load_id!r} is {state}; its failures are listed once it has ended",
             instance, runtimeStatus=state))
@@ -261,7 +249,7 @@ async def bulk_load_failures(
     try:
         data = await asyncio.to_thread(store.read_bytes, blob)
     except ResourceNotFoundError:  # a terminated load may have no report
-        return _problem_response(problem(
+        return problem_response(problem(
             404, "NO_FAILURE_REPORT", "No failure report",
             f"load {load_id!r} ended {state} before its failure report was written",
             instance, runtimeStatus=state))

@@ -17,12 +17,13 @@ import os
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
-from urllib.parse import urlparse
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from orchestrators.http import problem_response, request_path
 from shared.config import AppSettings, load_settings
+from shared.problems import problem
 from shared.sync import run_plan
 from shared.sync.job import SyncJob
 from shared.sync.jobs import JOB_SCHEDULES, sync_jobs, sync_state
@@ -139,19 +140,6 @@ def _end(context: df.DurableOrchestrationContext, run: dict, outcome: str, error
 # -- HTTP: run now, status -------------------------------------------------------------
 
 
-def _path(req: func.HttpRequest) -> str:
-    # The query string may carry the function key: never echo it.
-    return urlparse(req.url).path
-
-
-def _problem(status: int, title: str, detail: str, instance: str) -> func.HttpResponse:
-    return func.HttpResponse(
-        json.dumps({"type": "about:blank", "title": title, "status": status,
-                    "detail": detail, "instance": instance}),
-        status_code=status, mimetype="application/problem+json",
-    )
-
-
 @blueprint.route(route="sync/{job}/run", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
 async def sync_run_now(
@@ -163,10 +151,7 @@ async def sync_run_now(
     name = req.route_params.get("job", "")
     job = jobs.get(name)
     if job is None:
-        return func.HttpResponse(
-            json.dumps(unknown_job_problem(name, sorted(jobs), _path(req))), status_code=404,
-            mimetype="application/problem+json",
-        )
+        return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
     decision = await _tick(job, settings, client)
     if decision.action is TickAction.START:
         return func.HttpResponse(
@@ -174,7 +159,7 @@ async def sync_run_now(
                         "instance_id": job.instance_id, "status": f"/api/sync/{job.name}"}),
             status_code=202, mimetype="application/json",
         )
-    return _problem(409, "Run not started", decision.reason, _path(req))
+    return problem_response(problem(409, "Run not started", decision.reason, request_path(req)))
 
 
 
@@ -188,10 +173,7 @@ async def sync_status(
     name = req.route_params.get("job", "")
     job = jobs.get(name)
     if job is None:
-        return func.HttpResponse(
-            json.dumps(unknown_job_problem(name, sorted(jobs), _path(req))), status_code=404,
-            mimetype="application/problem+json",
-        )
+        return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
     state = sync_state(settings)
     status = await client.get_status(job.instance_id, show_input=True)
     instance = instance_snapshot(status)

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, validate_load_request
-
-
-@dataclass(frozen=True)
-class Problem:
-    status: int
-    body: dict[str, Any]
-
-    def text(self) -> str:
-        return json.dumps(self.body)
+from shared.problems import Problem
+from shared.problems import problem as shared_problem
 
 
 def problem(status: int, code: str, title: str, detail: str, instance: str,
             **extra: Any) -> Problem:
-    return Problem(status, {"type": "about:blank", "title": title, "status": status,
-                            "code": code, "detail": detail, "instance": instance, **extra})
+    """A problem document with the machine-readable `code` clients of the load API read."""
+    return shared_problem(status, title, detail, instance, code=code, **extra)
 
 
 def parse_load_request(

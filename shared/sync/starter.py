@@ -99,10 +99,12 @@ async def run_tick(
         return decision
     try:
         await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now))
-    except Exception as error:  # the SDK raises a bare Exception for a refused start
-        # Under NonRunningStates the backend refuses a start over a busy instance: that is
-        # the race with another starter, so this tick is a skip, not a failure.
+    except Exception as error:  # the SDK raises a bare Exception carrying the host's answer
         state.release_lease(job.name, run_id, now, timedelta(0))
+        if not start_was_refused(error):
+            raise  # the host or its storage failed: the tick fails, visibly, lock released
+        # Under NonRunningStates the backend refuses a start over a busy instance: that is
+        # the race with a start made elsewhere, so this tick is a skip, not a failure.
         decision = TickDecision(
             TickAction.SKIP_BUSY,
             f"start of run {run_id} refused ({str(error)[:200]}): previous run still "
@@ -114,3 +116,12 @@ async def run_tick(
     log.info("sync job %s: started run %s (instance %s)", job.name, run_id, job.instance_id)
     state.count_tick(job.name, TickAction.START.value, now)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
+
+
+def start_was_refused(error: Exception) -> bool:
+    """Whether `start_new` failed because a non-terminal instance holds the id.
+
+    The Durable extension answers such a start with "An Orchestration instance with the
+    status Running already exists." (409 locally, the SDK turns either into an Exception).
+    """
+    return "already exists" in str(error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.problems import Problem, problem
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
 from shared.sync.positions import encode_cursor
@@ -19,16 +20,13 @@ LOCK_STATES = {
 }
 
 
-def unknown_job_problem(name: str, known: list[str], instance: str) -> dict[str, Any]:
-    """An RFC 9457 problem document for a job name that is not configured."""
-    return {
-        "type": "about:blank",
-        "title": "Unknown sync job",
-        "status": 404,
-        "detail": f"there is no sync job named {name!r}; configured jobs: "
-        + (", ".join(known) or "none"),
-        "instance": instance,
-    }
+def unknown_job_problem(name: str, known: list[str], instance: str) -> Problem:
+    """The 404 answer for a job name that is not configured."""
+    return problem(
+        404, "Unknown sync job",
+        f"there is no sync job named {name!r}; configured jobs: " + (", ".join(known) or "none"),
+        instance,
+    )
 
 
 def job_status(

@@ -112,14 +112,3 @@ def start_bulk_host(tmp_path, azurite, sfsim) -> Iterator[Callable[..., BulkLoad
     for handle in started:
         for host in handle.hosts:
             host.stop()
-
-
-def wait_for_job(client: SalesforceClient, job_id: str, timeout: float = 30.0):
-    """Poll until the ingest job ended (the tests of single steps have no orchestrator)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get_job(job_id)
-        if job.is_terminal:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"ingest job {job_id} did not finish within {timeout}s")

@@ -16,28 +16,17 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-BUSY = ("Pending", "Running", "ContinuedAsNew", "Suspended")
+from devhost.engine import engine
+from devhost.engine.engine import InstanceAlreadyExists, InstanceNotFound
+from devhost.engine.store import validate_instance_id
 
-
-class InstanceAlreadyExists(Exception):
-    pass
-
-
-class InstanceNotFound(Exception):
-    pass
+BUSY = engine.BUSY_STATES
 
 
 @dataclass
-class InstanceStatus:
-    name: str
-    instance_id: str
-    runtime_status: str
-    input: str | None
-    output: str | None
-    custom_status: str | None
-    created_time: datetime
-    last_updated_time: datetime
-    history: list[dict] | None = None
+class InstanceStatus(engine.InstanceStatus):
+    """The engine's status, plus the external events this engine keeps beside it."""
+
     events: list[dict] = field(default_factory=list)
 
 
@@ -81,6 +70,7 @@ class DurableEngine:
         self, name: str, instance_id: str | None, input_json: str | None
     ) -> str:
         instance_id = instance_id or uuid.uuid4().hex
+        validate_instance_id(instance_id)
         existing = self._instances.get(instance_id)
         if existing is not None and self._refuse_busy and existing.runtime_status in BUSY:
             raise InstanceAlreadyExists(

@@ -210,6 +210,24 @@ def test_webhook_api_needs_a_key_and_answers_like_azure(durable_host: InProcessH
     assert missing_from.status_code == 400
 
 
+def test_webhook_start_with_an_invalid_instance_id_is_a_bad_request(
+    durable_host: InProcessHost,
+):
+    key = {"code": durable_host.master_key}
+    too_long = "x" * 257
+
+    started = requests.post(
+        durable_host.url(f"{WEBHOOK}/orchestrators/approval/{too_long}"),
+        params=key, json={}, timeout=10,
+    )
+
+    assert started.status_code == 400
+    assert "1-256 characters" in started.text
+    missing = requests.get(durable_host.url(f"{WEBHOOK}/instances/{too_long}"), params=key,
+                           timeout=10)
+    assert missing.status_code == 404
+
+
 def test_webhook_start_and_list_with_paging(durable_host: InProcessHost):
     key = {"code": durable_host.master_key}
     prefix = f"page-{uuid.uuid4().hex[:6]}-"

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from sfsim.testing import SimulatorHandle
-from shared.salesforce import IngestJob, SalesforceClient, SalesforceCredentials
+from shared.salesforce import SalesforceClient
+from tests.salesforce.helpers import credentials_for
 
 
 @pytest.fixture
@@ -16,24 +16,3 @@ def client(sfsim: SimulatorHandle) -> Iterator[SalesforceClient]:
     """A client logged in with client credentials; fast retries keep fault tests quick."""
     with SalesforceClient(credentials_for(sfsim), max_retries=3, backoff=0.01) as sf_client:
         yield sf_client
-
-
-def credentials_for(sim: SimulatorHandle, **changes: object) -> SalesforceCredentials:
-    values: dict = {
-        "login_url": sim.login_url,
-        "client_id": sim.client_id,
-        "client_secret": sim.client_secret,
-    }
-    values.update(changes)
-    return SalesforceCredentials(**values)
-
-
-def wait_for_job(client: SalesforceClient, job_id: str, timeout: float = 30.0) -> IngestJob:
-    """Poll until the job is JobComplete, Failed or Aborted; return its last state."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = client.get_job(job_id)
-        if job.is_terminal:
-            return job
-        time.sleep(0.02)
-    raise AssertionError(f"ingest job {job_id} did not finish within {timeout}s")

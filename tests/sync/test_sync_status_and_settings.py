@@ -44,9 +44,9 @@ def test_status_shows_lock_watermark_lag_runs_and_ticks(sqlite_assets, state, sa
 
 
 def test_unknown_job_is_a_problem_document():
-    problem = unknown_job_problem("nope", ["asset-changes"], "http://x/api/sync/nope")
-    assert problem["status"] == 404 and problem["title"] == "Unknown sync job"
-    assert "asset-changes" in problem["detail"]
+    problem = unknown_job_problem("nope", ["asset-changes"], "/api/sync/nope")
+    assert problem.status == 404 and problem.body["title"] == "Unknown sync job"
+    assert "asset-changes" in problem.body["detail"]
 
 
 def test_example_job_is_built_from_its_settings():

@@ -1,0 +1,66 @@
+"""The starter under the lock, with the durable client answering as the host would.
+
+The Durable client is the one piece replaced here: the races it reports (a start refused
+because another starter won) are hard to time on a real host. State is real (Azurite).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from shared.sync.lock import TickAction
+from shared.sync.starter import run_tick
+from tests.sync.sources import asset_job
+
+
+class DurableClientAnswering:
+    """No instance yet, and `start_new` answers with `start_error` (or starts)."""
+
+    def __init__(self, start_error: Exception | None = None) -> None:
+        self.start_error = start_error
+        self.started: list[str] = []
+
+    async def get_status(self, instance_id: str, show_input: bool = False) -> Any:
+        return None
+
+    async def start_new(self, name: str, instance_id: str, client_input: Any) -> str:
+        if self.start_error is not None:
+            raise self.start_error
+        self.started.append(instance_id)
+        return instance_id
+
+
+def tick(job, state, client) -> Any:
+    return asyncio.run(run_tick(job, client, state, lambda run_id, started: {"run": run_id}))
+
+
+def test_a_start_refused_because_the_instance_exists_is_a_counted_skip(state, sqlite_assets):
+    job = asset_job(sqlite_assets)
+    refused = DurableClientAnswering(
+        Exception("An Orchestration instance with the status Running already exists.")
+    )
+
+    decision = tick(job, state, refused)
+
+    assert decision.action is TickAction.SKIP_BUSY
+    assert "refused" in decision.reason and "tick skipped" in decision.reason
+    assert state.tick_counters(job.name)["SkippedBusy"] == 1
+    # The lease was given back: the next tick starts the run.
+    working = DurableClientAnswering()
+    assert tick(job, state, working).action is TickAction.START
+    assert working.started == [job.instance_id]
+
+
+def test_a_start_that_fails_otherwise_fails_the_tick_and_frees_the_lock(state, sqlite_assets):
+    job = asset_job(sqlite_assets)
+    unreachable = DurableClientAnswering(ConnectionError("Cannot connect to host 127.0.0.1"))
+
+    with pytest.raises(ConnectionError):
+        tick(job, state, unreachable)
+
+    assert state.tick_counters(job.name).get("SkippedBusy", 0) == 0
+    working = DurableClientAnswering()
+    assert tick(job, state, working).action is TickAction.START
