@@ -8,7 +8,7 @@ import io
 
 from shared.bulkload import levels as steps
 from shared.bulkload.request import validate_load_request
-from tests.salesforce.helpers import wait_for_job
+from tests.salesforce.client_setup import wait_for_job
 
 LOAD = {"levels": [
     {"name": "accounts", "object": "Account", "operation": "upsert",

@@ -8,7 +8,7 @@ import pytest
 
 from sfsim.testing import SimulatorHandle
 from shared.salesforce import SalesforceClient
-from tests.salesforce.helpers import credentials_for
+from tests.salesforce.client_setup import credentials_for
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 from sfsim.testing import SimulatorHandle, generate_jwt_key_pair
 from shared.config import load_settings
 from shared.salesforce import SalesforceAuthError, SalesforceClient, SalesforceCredentials
-from tests.salesforce.helpers import credentials_for, wait_for_job
+from tests.salesforce.client_setup import credentials_for, wait_for_job
 
 
 def token_requests(sim: SimulatorHandle) -> int:

@@ -10,7 +10,7 @@ from shared.salesforce import (
     SalesforceLimitError,
     SalesforceTransientError,
 )
-from tests.salesforce.helpers import credentials_for
+from tests.salesforce.client_setup import credentials_for
 
 
 def job_calls(sim: SimulatorHandle) -> list[int]:
@@ -108,7 +108,7 @@ def test_an_upload_retried_after_5xx_sends_the_whole_file(
 ) -> None:
     import io
 
-    from tests.salesforce.helpers import wait_for_job
+    from tests.salesforce.client_setup import wait_for_job
 
     job = client.create_ingest_job("Account", "insert")
     data = tmp_path / "load.csv"

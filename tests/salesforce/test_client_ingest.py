@@ -8,7 +8,7 @@ import pytest
 
 from sfsim.testing import SimulatorHandle
 from shared.salesforce import SalesforceClient, SalesforceError, write_ingest_csv
-from tests.salesforce.helpers import wait_for_job
+from tests.salesforce.client_setup import wait_for_job
 
 
 def csv_bytes(rows, columns, **options) -> io.BytesIO:
