@@ -2,7 +2,8 @@
 
     POST /api/bulk-loads -> validate everything (400/413 problem+json), stage records in
         Blob Storage, start `bulk_load` with instance id = loadId (202 + status URLs);
-        a loadId posted again answers that load's status (200) instead of loading twice.
+        a loadId posted again answers that load's status (200) instead of loading twice,
+        or 409 once that load's history was purged (a load id loads once, ever).
     bulk_load, for each level top-down:
         1. stage the level's CSV (children of parents not loaded become orphans)
         2. create, upload and close one job per CSV part
@@ -17,7 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+import logging
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -36,8 +38,16 @@ from shared.bulkload.starter import (
     new_run_prefix,
     parse_load_request,
     problem,
+    refused_claim,
 )
-from shared.bulkload.store import LoadStore, claim_load_id, release_load_id
+from shared.bulkload.store import (
+    LoadStore,
+    claim_load_id,
+    mark_load_started,
+    read_load_claim,
+    release_load_id,
+    take_over_load_claim,
+)
 from shared.config import AppSettings, load_settings
 from shared.storage.clients import blob_service
 
@@ -196,10 +206,17 @@ async def bulk_load_start(
         existing = await _existing_load(client, req, load_id)
         if existing is not None:
             return existing
-        answer = problem(409, "LOAD_STARTING", "Bulk load is being started",
-                         f"another request is starting load {load_id!r}; post again in a few "
-                         "seconds to get its status", request_path(req))
-        return problem_response(answer, headers={"Retry-After": "5"})
+        # Claimed, yet no orchestration: being started, purged, or its request died.
+        claim = await asyncio.to_thread(read_load_claim, service, container, load_id)
+        refused = refused_claim(claim, datetime.now(UTC), load_id, request_path(req))
+        if refused is None and claim is not None and not await asyncio.to_thread(
+                take_over_load_claim, service, container, load_id, claim):
+            refused = refused_claim(None, datetime.now(UTC), load_id, request_path(req))
+        if refused is not None:
+            headers = {"Retry-After": "5"} if refused.body["code"] == "LOAD_STARTING" else None
+            return problem_response(refused, headers=headers)
+        logging.warning("bulk load %s: took over a claim abandoned before its load started",
+                        load_id)
     store = LoadStore.for_load(service, container, new_run_prefix(load_id))
     try:
         counts = await asyncio.to_thread(stage_request, store, parsed)
@@ -215,6 +232,10 @@ async def bulk_load_start(
     except Exception:
         await asyncio.to_thread(release_load_id, service, container, load_id)
         raise
+    try:
+        await asyncio.to_thread(mark_load_started, service, container, load_id)
+    except Exception:  # the load runs; only a purge of it could then free its id again
+        logging.exception("bulk load %s: started, but its claim could not be marked", load_id)
     return client.create_check_status_response(req, load_id)
 
 

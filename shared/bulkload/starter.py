@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, validate_load_request
+from shared.bulkload.store import LoadClaim
 from shared.problems import Problem
 from shared.problems import problem as shared_problem
 
@@ -44,6 +46,31 @@ def parse_load_request(
             "listed record and post again.",
             instance, errors=[p.to_json() for p in invalid.problems],
         )
+
+
+# Longer than staging the largest accepted body takes: a request that claimed a load id
+# this long ago and has not started its load is gone (crashed, host recycled).
+ABANDONED_CLAIM_AFTER = timedelta(minutes=10)
+
+
+def refused_claim(
+    claim: LoadClaim | None, now: datetime, load_id: str, instance: str
+) -> Problem | None:
+    """Why a load id that is claimed but has no orchestration cannot start now, or None
+    when the claim was abandoned before its load started and may be taken over."""
+    if claim is not None and claim.started:
+        return problem(
+            409, "LOAD_ID_USED", "Bulk load id already used",
+            f"load {load_id!r} ran and its history was purged; a load id loads once, "
+            "ever: post the records with a new loadId", instance,
+        )
+    if claim is None or now - claim.written_at < ABANDONED_CLAIM_AFTER:
+        return problem(
+            409, "LOAD_STARTING", "Bulk load is being started",
+            f"another request is starting load {load_id!r}; post again in a few seconds "
+            "to get its status", instance,
+        )
+    return None
 
 
 def new_load_id() -> str:

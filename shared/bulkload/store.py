@@ -1,6 +1,7 @@
 """Where a load keeps its data: one blob folder per load, CSV streamed through temp files.
 
-    {container}/{load id}/claim                             the load id is taken
+    {container}/{load id}/claim                             the load id is taken (metadata
+                                                            `started` once the load started)
     {container}/{load id}/{run}/request.json               levels (no records)
     {container}/{load id}/{run}/levels/{i}/records.jsonl   the level's validated records
     {container}/{load id}/{run}/levels/{i}/part-{k}.csv    CSV uploaded to the k-th job
@@ -22,10 +23,16 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobServiceClient, ContainerClient, ContentSettings
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient, ContentSettings
 
 CSV_CONTENT = ContentSettings(content_type="text/csv; charset=utf-8")
 
@@ -109,6 +116,45 @@ def claim_load_id(service: BlobServiceClient, container: str, load_id: str) -> b
     try:
         store.container.upload_blob(store.name("claim"), b"", overwrite=False)
     except ResourceExistsError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class LoadClaim:
+    """The claim of a load id as stored: did its load start, when was it last written."""
+
+    started: bool
+    written_at: datetime
+    etag: str
+
+
+def _claim_blob(service: BlobServiceClient, container: str, load_id: str) -> BlobClient:
+    return service.get_container_client(container).get_blob_client(f"{load_id}/claim")
+
+
+def read_load_claim(service: BlobServiceClient, container: str, load_id: str) -> LoadClaim | None:
+    try:
+        properties = _claim_blob(service, container, load_id).get_blob_properties()
+    except ResourceNotFoundError:
+        return None
+    return LoadClaim(started=(properties.metadata or {}).get("started") == "true",
+                     written_at=properties.last_modified, etag=properties.etag)
+
+
+def mark_load_started(service: BlobServiceClient, container: str, load_id: str) -> None:
+    """Record on the claim that the orchestration was started (it may be purged later)."""
+    _claim_blob(service, container, load_id).set_blob_metadata({"started": "true"})
+
+
+def take_over_load_claim(
+    service: BlobServiceClient, container: str, load_id: str, claim: LoadClaim
+) -> bool:
+    """Re-take a claim whose request died before starting its load; only one taker wins."""
+    try:
+        _claim_blob(service, container, load_id).upload_blob(
+            b"", overwrite=True, etag=claim.etag, match_condition=MatchConditions.IfNotModified)
+    except (ResourceModifiedError, ResourceNotFoundError):
         return False
     return True
 

@@ -78,10 +78,26 @@ class BulkLoadHost:
         raise AssertionError(f"load {load_id} did not end in {timeout}s: "
                              f"{self.durable_status(load_id)}\n{self.host.output()[-4000:]}")
 
-    def restart(self) -> None:
+    def blob_names(self) -> list[str]:
+        """Every blob the app wrote to its bulk-load container (none if it never made it)."""
+        container = BlobServiceClient.from_connection_string(
+            self.env["AzureWebJobsStorage"]).get_container_client(self.env["BULK_LOAD_CONTAINER"])
+        if not container.exists():
+            return []
+        return [blob.name for blob in container.list_blobs()]
+
+    def kill(self) -> None:
+        """Kill the host process at once (SIGKILL): no activity or timer gets to finish."""
         self.host.kill()
+
+    def start_again(self) -> None:
+        """A new host process on the same app, settings, task hub and storage."""
         self.host = start_host(self.app_dir, env=self.env)
         self.hosts.append(self.host)
+
+    def restart(self) -> None:
+        self.kill()
+        self.start_again()
 
 
 @pytest.fixture

@@ -5,6 +5,10 @@ ExecutionStarted, TaskScheduled/TaskCompleted, TimerCreated/TimerFired) the way 
 SDK's own tests do (tests/test_utils/ContextBuilder.py), calls the orchestrator with it,
 and answers each scheduled activity with `respond(name, input, now)`. Timers fire at
 their due time, so the clock moves exactly as the orchestrator asked.
+
+`respond` raising `ActivityFailed` fails every attempt of that call: the history then
+holds what the Durable extension writes for an activity with retry options that runs
+out of attempts (TaskScheduled, TaskFailed, then a retry timer, per attempt).
 """
 
 from __future__ import annotations
@@ -16,8 +20,13 @@ from datetime import datetime
 from typing import Any
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED = 12, 0, 4, 5
+TASK_FAILED = 6
 TIMER_CREATED, TIMER_FIRED = 10, 11
 CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER = 0, 1, 5
+
+
+class ActivityFailed(Exception):
+    """Raised by `respond`: the activity fails on every attempt with this message."""
 
 
 def _iso(moment: datetime) -> str:
@@ -30,6 +39,7 @@ class Replay:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     timers: list[datetime] = field(default_factory=list)
     statuses: list[Any] = field(default_factory=list)
+    failures: list[tuple[str, int]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def called(self, name: str) -> list[dict[str, Any]]:
@@ -76,7 +86,24 @@ def replay(
                 name = action["functionName"]
                 request = json.loads(action["input"])
                 result.calls.append((name, request))
-                answer = respond(name, request, now)
+                try:
+                    answer = respond(name, request, now)
+                except ActivityFailed as failure:
+                    attempts = (action.get("retryOptions") or {}).get("maxNumberOfAttempts", 1)
+                    result.failures.append((name, attempts))
+                    for _attempt in range(attempts):
+                        history += [event(TASK_SCHEDULED, EventId=next_id, Name=name),
+                                    event(ORCHESTRATOR_STARTED),
+                                    event(TASK_FAILED, TaskScheduledId=next_id,
+                                          Reason=str(failure), Details=str(failure))]
+                        next_id += 1
+                        if action["actionType"] == CALL_ACTIVITY_WITH_RETRY:
+                            fire_at = _iso(now)
+                            history += [event(TIMER_CREATED, EventId=next_id, FireAt=fire_at),
+                                        event(ORCHESTRATOR_STARTED),
+                                        event(TIMER_FIRED, TimerId=next_id, FireAt=fire_at)]
+                            next_id += 1
+                    continue
                 history += [event(TASK_SCHEDULED, EventId=next_id, Name=name),
                             event(ORCHESTRATOR_STARTED),
                             event(TASK_COMPLETED, TaskScheduledId=next_id,

@@ -91,6 +91,18 @@ def test_posting_the_same_load_id_again_answers_its_status_and_loads_nothing(
     assert len(sfsim.records("Account")) == 2
     assert len(sfsim.records("Contact")) == 3
 
+    # After its history is purged the id still cannot load a second time.
+    purged = requests.delete(body["purgeHistoryDeleteUri"], timeout=30)
+    assert purged.status_code == 200, purged.text
+    assert host.durable_status_code("seed-example") == 404
+    after_purge = host.post(SEED_LOAD)
+    assert after_purge.status_code == 409, after_purge.text
+    assert after_purge.headers["Content-Type"].startswith("application/problem+json")
+    assert after_purge.json()["code"] == "LOAD_ID_USED"
+    assert host.durable_status_code("seed-example") == 404
+    assert len(sfsim.records("Account")) == 2
+    assert len(sfsim.records("Contact")) == 3
+
 
 def test_concurrent_posts_of_one_load_id_start_one_load(start_bulk_host, sfsim):
     host = start_bulk_host()
@@ -112,7 +124,9 @@ def test_concurrent_posts_of_one_load_id_start_one_load(start_bulk_host, sfsim):
     assert len(sfsim.records("Contact")) == 3
 
 
-def test_accounts_that_fail_never_get_their_contacts_submitted(start_bulk_host, sfsim):
+def test_accounts_that_fail_never_get_their_contacts_submitted(
+    start_bulk_host, sfsim, sf_client
+):
     """10,000 accounts (1% without a Name, which Salesforce refuses) and 30,000 contacts."""
     host = start_bulk_host()
     rng = random.Random(7)
@@ -135,6 +149,7 @@ def test_accounts_that_fail_never_get_their_contacts_submitted(start_bulk_host, 
     account_level, contact_level = summary["levels"]
     stored_accounts = sfsim.records("Account")
     stored_contacts = sfsim.records("Contact")
+    assert account_level["submitted"] == 10_000
     assert account_level["succeeded"] == len(stored_accounts) == 9_900
     assert account_level["failed"] == 100
     assert account_level["failedByError"] == {"REQUIRED_FIELD_MISSING": 100}
@@ -147,6 +162,20 @@ def test_accounts_that_fail_never_get_their_contacts_submitted(start_bulk_host, 
     assert all(contact["AccountId"] in good_ids for contact in stored_contacts)
     invalid_emails = {f"c{number}-{k}@example.com" for number in invalid for k in range(3)}
     assert invalid_emails.isdisjoint(contact["Email"] for contact in stored_contacts)
+    # The simulator's own account of each job agrees with the summary, and every row it was
+    # sent for the contact level (successful + failed results) belongs to a loaded account.
+    for level in (account_level, contact_level):
+        jobs = [sf_client.get_job(job_id) for job_id in level["jobs"]]
+        assert [job.state for job in jobs] == ["JobComplete"] * len(jobs)
+        assert sum(job.number_records_processed for job in jobs) == level["submitted"]
+        assert sum(job.number_records_failed for job in jobs) == level["failed"]
+    sent_contacts = [row for job_id in contact_level["jobs"]
+                     for rows in (sf_client.successful_results(job_id),
+                                  sf_client.failed_results(job_id))
+                     for row in rows]
+    assert len(sent_contacts) == 29_700
+    assert invalid_emails.isdisjoint(row["Email"] for row in sent_contacts)
+    assert {row["AccountId"] for row in sent_contacts} == good_ids
 
     failures = host.get(summary["failuresUrl"])
     assert failures.status_code == 200
@@ -254,7 +283,9 @@ def test_a_level_whose_job_fails_stops_the_load_with_salesforces_message(
     assert all("batch retries exhausted" in row["error"] for row in rows)
 
 
-def test_a_stalled_job_is_aborted_after_max_wait_and_reported(start_bulk_host, sfsim):
+def test_a_stalled_job_is_aborted_after_max_wait_and_reported(
+    start_bulk_host, sfsim, sf_client
+):
     host = start_bulk_host(BULK_LOAD_MAX_WAIT="1.5")
     sfsim.configure(job_delay_seconds=3600)
 
@@ -270,6 +301,13 @@ def test_a_stalled_job_is_aborted_after_max_wait_and_reported(start_bulk_host, s
     jobs = [request for request in sfsim.requests_log()
             if request["method"] == "PATCH" and job_id in request["path"]]
     assert len(jobs) == 2  # closed, then aborted
+    assert sf_client.get_job(job_id).state == "Aborted"
+    assert account_level["unprocessed"] == 2
+    rows = list(csv.DictReader(io.StringIO(host.get(status["output"]["failuresUrl"]).text)))
+    assert sorted((row["kind"], row["externalId"] or row["Email"]) for row in rows) == [
+        ("orphaned", "ada@acme.example"), ("orphaned", "alan@acme.example"),
+        ("orphaned", "hank@globex.example"),
+        ("unprocessed", "ERP-1001"), ("unprocessed", "ERP-1002")]
     assert status["output"]["levels"][1]["state"] == "skipped"
     assert sfsim.records("Contact") == []
 
@@ -294,15 +332,49 @@ def test_validation_errors_are_listed_at_once_and_nothing_starts(start_bulk_host
         ("/accounts/3/contacts/0/lastName", "WRONG_TYPE"),
         ("/accounts/3/name", "WRONG_TYPE"),
     ]
+    assert answer.json()["status"] == 400 and answer.json()["code"] == "INVALID_RECORDS"
+    assert answer.json()["instance"] == "/api/bulk-loads"  # never the function key
     assert host.durable_status_code("bad") == 404
+
+    general = host.post({"loadId": "bad-levels", "levels": [
+        {"name": "accounts", "object": "Account", "operation": "upsert",
+         "externalIdField": "External_Id__c",
+         "records": [{"Name": "no id"}, {"External_Id__c": "A1", "Name": "One"},
+                     {"External_Id__c": "A1", "Name": "Again"},
+                     {"External_Id__c": "A2", "Name": ["not", "text"]}]},
+        {"name": "opportunities", "object": "Opportunity", "operation": "insert",
+         "externalIdField": "External_Id__c", "parentReferenceField": "AccountId",
+         "records": [{"External_Id__c": "O1", "parentExternalId": "A9"},
+                     {"External_Id__c": "O2", "parentExternalId": "A1"},
+                     {"External_Id__c": "O2", "parentExternalId": "A2"}]},
+    ]})
+
+    assert general.status_code == 400
+    assert general.headers["Content-Type"].startswith("application/problem+json")
+    errors = sorted((e["pointer"], e["code"], e.get("level"), e.get("externalId"))
+                    for e in general.json()["errors"])
+    assert errors == [
+        ("/levels/0/records/0/External_Id__c", "MISSING_EXTERNAL_ID", "accounts", None),
+        ("/levels/0/records/2/External_Id__c", "DUPLICATE_EXTERNAL_ID", "accounts", "A1"),
+        ("/levels/0/records/3/Name", "WRONG_TYPE", "accounts", "A2"),
+        ("/levels/1/records/0/parentExternalId", "UNKNOWN_PARENT", "opportunities", "O1"),
+        ("/levels/1/records/2/External_Id__c", "DUPLICATE_EXTERNAL_ID", "opportunities",
+         "O2"),
+    ]
+    assert host.durable_status_code("bad-levels") == 404
+
     too_large = host.post(None, raw=b'{"accounts": [' + b" " * 6000 + b"]}")
     assert too_large.status_code == 413
+    assert too_large.headers["Content-Type"].startswith("application/problem+json")
     assert too_large.json()["code"] == "BODY_TOO_LARGE"
     malformed = host.post(None, raw=b"{not json")
     assert (malformed.status_code, malformed.json()["code"]) == (400, "MALFORMED_JSON")
+    assert malformed.headers["Content-Type"].startswith("application/problem+json")
     assert sfsim.requests_log() == []
+    assert host.blob_names() == []  # nothing staged, no load id claimed
     unknown = host.get("/api/bulk-loads/never-posted/failures")
-    assert unknown.status_code == 404
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "UNKNOWN_LOAD")
+    assert unknown.headers["Content-Type"].startswith("application/problem+json")
 
 
 def test_a_host_restart_mid_poll_resumes_polling(start_bulk_host, sfsim):
@@ -317,8 +389,11 @@ def test_a_host_restart_mid_poll_resumes_polling(start_bulk_host, sfsim):
             break
         time.sleep(0.05)
     assert custom.get("phase") == "waiting", status
+    account_job = custom["jobs"][0]["id"]
 
-    host.restart()
+    host.kill()
+    seen_before_restart = len(sfsim.requests_log())
+    host.start_again()
     status = host.wait_for_end("seed-example", timeout=90)
 
     assert status["runtimeStatus"] == "Completed"
@@ -326,6 +401,15 @@ def test_a_host_restart_mid_poll_resumes_polling(start_bulk_host, sfsim):
     assert len(sfsim.records("Contact")) == 3
     # One job per level: the restart created no second job.
     assert [len(level["jobs"]) for level in status["output"]["levels"]] == [1, 1]
+    assert status["output"]["levels"][0]["jobs"] == [account_job]
+    # The new host went on polling the job the killed one was waiting for.
+    after_restart = sfsim.requests_log()[seen_before_restart:]
+    assert any(request["method"] == "GET" and request["path"].rstrip("/").endswith(
+        f"/jobs/ingest/{account_job}") for request in after_restart), after_restart
+    created = [request for request in sfsim.requests_log()
+               if request["method"] == "POST" and request["path"].rstrip("/").endswith(
+                   "/jobs/ingest")]
+    assert len(created) == 2  # the account job before the kill, the contact job after
 
 
 def test_a_running_load_can_be_terminated_through_the_durable_api(start_bulk_host, sfsim):

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.bulkload import progress
-from tests.bulkload.orchestration_driver import replay
+from tests.bulkload.orchestration_driver import ActivityFailed, replay
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 LEVELS = [
@@ -41,7 +41,8 @@ class FakeOrg:
     """Answers activities as Salesforce and the staging steps would, from a script."""
 
     def __init__(self, polls_until_done=2, final_state="JobComplete", error=None,
-                 parts=1, records=(2, 3)):
+                 parts=1, records=(2, 3), failing=None):
+        self.failing = failing or {}
         self.polls_until_done = polls_until_done
         self.final_state = final_state
         self.error = error
@@ -55,6 +56,8 @@ class FakeOrg:
                 "errorMessage": self.error if state == "Failed" else None}
 
     def __call__(self, name, request, now):
+        if name in self.failing and self.failing[name](request):
+            raise ActivityFailed(f"{name} could not reach storage")
         if name == "bulk_load_stage_level":
             count = self.records[request["level"]]
             if request.get("skipReason"):
@@ -153,3 +156,34 @@ def test_history_does_not_grow_with_the_number_of_records(orchestrator):
 
     assert abs(large.history_bytes - small.history_bytes) <= 20
     assert large.history_bytes < 20_000
+
+
+def test_an_activity_out_of_retries_fails_its_level_and_skips_the_rest(orchestrator):
+    org = FakeOrg(polls_until_done=1, failing={
+        "bulk_load_collect_results": lambda request: request["level"] == 0})
+
+    run = replay(orchestrator, load_input(), org, START)
+
+    assert run.failures == [("bulk_load_collect_results", 3)]
+    accounts, contacts = run.output["levels"]
+    assert accounts["state"] == "failed"
+    assert "bulk_load_collect_results could not reach storage" in accounts["error"]
+    assert accounts["jobs"] == ["750J1"] and accounts["submitted"] == 2
+    assert contacts["state"] == "skipped"
+    assert contacts["error"].startswith("LEVEL_FAILED:level accounts failed")
+    assert run.called("bulk_load_stage_level")[1]["skipReason"] == contacts["error"]
+    assert len(run.called("bulk_load_create_job")) == 1
+    # The failure report is still written, and the output says how the load ended.
+    assert len(run.called("bulk_load_write_failures")) == 1
+    assert run.output["outcome"] == "failed"
+
+
+def test_a_failure_report_that_cannot_be_written_leaves_the_summary_intact(orchestrator):
+    org = FakeOrg(polls_until_done=1, failing={"bulk_load_write_failures": lambda _: True})
+
+    run = replay(orchestrator, load_input(), org, START)
+
+    assert run.failures == [("bulk_load_write_failures", 3)]
+    assert run.output["outcome"] == "succeeded"
+    assert run.output["failedRecords"] is None
+    assert [level["succeeded"] for level in run.output["levels"]] == [2, 3]
