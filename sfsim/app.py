@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import datetime as dt
 import html
 import json
 import logging
@@ -27,7 +28,7 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import FileWrapper
 
 from sfsim import soql
-from sfsim.ingest import IngestJobs, JobError
+from sfsim.ingest import USER_ID, IngestJobs, JobError
 from sfsim.org import Org, RecordError, now_text
 from sfsim.query_jobs import QueryJobs
 from sfsim.schema import ObjectDef, looks_like_id, to_18
@@ -84,7 +85,7 @@ class Simulator:
                 Rule("/services/Soap/u/<version>", methods=["POST"], endpoint="soap_login"),
                 Rule("/services/oauth2/revoke", methods=["GET", "POST"], endpoint="revoke"),
                 Rule("/services/oauth2/userinfo", methods=["GET", "POST"], endpoint="userinfo"),
-                Rule("/id/<org_id>/<user_id>", methods=["GET"], endpoint="userinfo"),
+                Rule("/id/<org_id>/<user_id>", methods=["GET", "POST"], endpoint="identity"),
                 Rule("/services/data", methods=["GET"], endpoint="versions"),
                 Rule(f"{data}", methods=["GET"], endpoint="resources"),
                 Rule(f"{data}/limits", methods=["GET"], endpoint="limits"),
@@ -93,6 +94,11 @@ class Simulator:
                 Rule(f"{data}/sobjects/<sobject>", methods=["POST"], endpoint="create_record"),
                 Rule(f"{data}/sobjects/<sobject>/describe", methods=["GET"],
                      endpoint="describe"),
+                Rule(f"{data}/sobjects/<sobject>/updated", methods=["GET"],
+                     endpoint="updated_records"),
+                Rule(f"{data}/sobjects/<sobject>/deleted", methods=["GET"],
+                     endpoint="deleted_records"),
+                Rule(f"{data}/recent", methods=["GET"], endpoint="recent"),
                 Rule(f"{data}/sobjects/<sobject>/<record_id>",
                      methods=["GET", "PATCH", "DELETE"], endpoint="record"),
                 Rule(f"{data}/sobjects/<sobject>/<field>/<path:value>",
@@ -102,6 +108,8 @@ class Simulator:
                 Rule(f"{data}/query/<locator>", methods=["GET"], endpoint="query_more"),
                 Rule(f"{data}/composite/sobjects", methods=["POST", "PATCH", "DELETE"],
                      endpoint="collection"),
+                Rule(f"{data}/composite/sobjects/<sobject>", methods=["GET", "POST"],
+                     endpoint="collection_retrieve"),
                 Rule(f"{data}/composite/sobjects/<sobject>/<field>", methods=["PATCH"],
                      endpoint="collection_upsert"),
                 Rule(f"{data}/jobs/ingest", methods=["POST"], endpoint="create_job"),
@@ -174,7 +182,7 @@ class Simulator:
                 404, "NOT_FOUND", f"The requested resource does not exist (API version "
                 f"v{version} is not supported; use v{API_VERSIONS[0]} to v{API_VERSIONS[-1]})",
             )
-        if endpoint not in ("versions", "userinfo"):
+        if endpoint not in ("versions", "userinfo", "identity"):
             refused = self.check_session(request)
             if refused is not None:
                 return refused
@@ -235,12 +243,18 @@ class Simulator:
                               headers=headers)
 
     def check_session(self, request: Request) -> Response | None:
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        expires = self.tokens.get(token.strip()) if scheme.lower() in ("bearer", "oauth") else None
-        if expires is None or expires < time.time():
+        if not self.session_is_valid(request):
             return error_response(401, "INVALID_SESSION_ID", "Session expired or invalid")
         return None
+
+    def session_is_valid(self, request: Request) -> bool:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() not in ("bearer", "oauth"):
+            # Identity URLs also take the token as a query parameter.
+            token = request.args.get("oauth_token", "")
+        expires = self.tokens.get(token.strip())
+        return expires is not None and expires >= time.time()
 
     # -- OAuth ------------------------------------------------------------------------
 
@@ -280,7 +294,7 @@ class Simulator:
                 "signature": secrets.token_urlsafe(32),
                 "scope": "api",
                 "instance_url": base,
-                "id": f"{base}/id/{ORG_ID}/0054x0000000001AAA",
+                "id": f"{base}/id/{ORG_ID}/{USER_ID}",
                 "token_type": "Bearer",
                 "issued_at": str(int(issued * 1000)),
                 "api_instance_url": base,
@@ -297,11 +311,10 @@ class Simulator:
 
     def userinfo(self, request: Request, **_: str) -> Response:
         """The OpenID Connect user info (also served at the token's `id` URL)."""
-        refused = self.check_session(request)
-        if refused is not None:
+        if not self.session_is_valid(request):
             return Response(b"Bad_OAuth_Token", status=403, content_type="text/plain")
         base = request.host_url.rstrip("/")
-        user_id = "0054x0000000001AAA"
+        user_id = USER_ID
         return json_response(
             {
                 "sub": f"{base}/id/{ORG_ID}/{user_id}",
@@ -321,6 +334,49 @@ class Simulator:
             }
         )
 
+    def identity(self, request: Request, **_: str) -> Response:
+        """The identity URL (the token's `id`): Salesforce's own shape, not OpenID's."""
+        if not self.session_is_valid(request):
+            return Response(b"Bad_OAuth_Token", status=403, content_type="text/plain")
+        base = request.host_url.rstrip("/")
+        username = self.settings.username
+        soap = f"{base}/services/Soap"
+        return json_response(
+            {
+                "id": f"{base}/id/{ORG_ID}/{USER_ID}",
+                "asserted_user": True,
+                "user_id": USER_ID,
+                "organization_id": ORG_ID,
+                "username": username,
+                "nick_name": username.split("@")[0],
+                "display_name": "Integration User",
+                "email": username,
+                "email_verified": True,
+                "first_name": "Integration",
+                "last_name": "User",
+                "timezone": "GMT",
+                "status": {"created_date": None, "body": None},
+                "urls": {
+                    "enterprise": f"{soap}/c/{{version}}/{ORG_ID[:15]}",
+                    "metadata": f"{soap}/m/{{version}}/{ORG_ID[:15]}",
+                    "partner": f"{soap}/u/{{version}}/{ORG_ID[:15]}",
+                    "rest": f"{base}/services/data/v{{version}}/",
+                    "sobjects": f"{base}/services/data/v{{version}}/sobjects/",
+                    "search": f"{base}/services/data/v{{version}}/search/",
+                    "query": f"{base}/services/data/v{{version}}/query/",
+                    "recent": f"{base}/services/data/v{{version}}/recent/",
+                    "profile": f"{base}/{USER_ID}",
+                },
+                "active": True,
+                "user_type": "STANDARD",
+                "language": "en_US",
+                "locale": "en_US",
+                "utcOffset": 0,
+                "last_modified_date": "2024-01-01T00:00:00Z",
+                "is_app_installed": True,
+            }
+        )
+
     def issue_token(self) -> tuple[str, float]:
         access_token = f"{ORG_ID[:15]}!{secrets.token_urlsafe(48)}"
         issued = time.time()
@@ -335,26 +391,32 @@ class Simulator:
         )
 
     def soap_login(self, request: Request, version: str) -> Response:
-        """The SOAP `login()` call that username-password clients (jsforce) still use."""
+        """The SOAP `login()` and `logout()` calls that username-password clients
+        (jsforce, simple-salesforce) still use."""
         text = request.get_data(as_text=True)
 
         def element(name: str) -> str:
             found = re.search(rf"<(?:\w+:)?{name}>(.*?)</(?:\w+:)?{name}>", text, re.DOTALL)
             return html.unescape(found.group(1)) if found else ""
 
-        if not self.password_matches(element("username"), element("password")):
-            fault = (
+        if re.search(r"<(?:\w+:)?logout\b", text):
+            with self.lock:
+                known = self.tokens.pop(element("sessionId"), None) is not None
+            if not known:
+                return _soap_fault("INVALID_SESSION_ID", "Invalid Session ID found in "
+                                   "SessionHeader: Illegal Session", "UnexpectedErrorFault")
+            return Response(
                 '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
-                '"http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf='
-                '"urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault>'
-                "<faultcode>sf:INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN: Invalid "
-                "username, password, security token; or user locked out.</faultstring>"
-                "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+                '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com">'
+                "<soapenv:Body><logoutResponse/></soapenv:Body></soapenv:Envelope>",
+                status=200, content_type="text/xml; charset=utf-8",
             )
-            return Response(fault, status=500, content_type="text/xml; charset=utf-8")
+        if not self.password_matches(element("username"), element("password")):
+            return _soap_fault("INVALID_LOGIN", "Invalid username, password, security token; "
+                               "or user locked out.", "LoginFault")
         access_token, _ = self.issue_token()
         base = request.host_url.rstrip("/")
-        user_id = "0054x0000000001AAA"
+        user_id = USER_ID
         body = (
             '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
             '"http://schemas.xmlsoap.org/soap/envelope/" xmlns="urn:partner.soap.sforce.com" '
@@ -416,8 +478,15 @@ class Simulator:
 
     def resources(self, request: Request, version: str) -> Response:
         base = f"/services/data/v{version}"
-        names = ["sobjects", "query", "queryAll", "composite", "jobs", "limits"]
-        return json_response({name: f"{base}/{name}" for name in names})
+        names = ["sobjects", "query", "queryAll", "composite", "jobs", "limits", "recent"]
+        resources = {name: f"{base}/{name}" for name in names}
+        # As in Salesforce, the identity URL is absolute (clients follow it as is).
+        resources["identity"] = f"{request.host_url.rstrip('/')}/id/{ORG_ID}/{USER_ID}"
+        return json_response(resources)
+
+    def recent(self, request: Request, version: str) -> Response:
+        # Nobody browses the simulated org, so nothing was viewed recently.
+        return json_response([])
 
     def limits(self, request: Request, version: str) -> Response:
         maximum = self.settings.daily_api_limit
@@ -483,6 +552,32 @@ class Simulator:
             for f in obj.fields.values()
         ]
         return json_response({**self._object_summary(obj, version), "fields": fields})
+
+    def updated_records(self, request: Request, version: str, sobject: str) -> Response:
+        """getUpdated: ids of records created or changed between `start` and `end`."""
+        obj = self._object(sobject)
+        start, end = _replication_window(request)
+        ids = [
+            record["Id"] for record in self.org.all_records(obj.name)
+            if start <= _parse_stamp(record["SystemModstamp"]) < end
+        ]
+        return json_response({"ids": ids, "latestDateCovered": _stamp_text(end)})
+
+    def deleted_records(self, request: Request, version: str, sobject: str) -> Response:
+        """getDeleted: records deleted between `start` and `end`, with when."""
+        obj = self._object(sobject)
+        start, end = _replication_window(request)
+        with self.org.lock:
+            deleted = list(self.org.deleted.items())
+        found = [
+            {"id": record_id, "deletedDate": when}
+            for record_id, (name, when) in deleted
+            if name == obj.name and start <= _parse_stamp(when) < end
+        ]
+        earliest = min((_parse_stamp(d["deletedDate"]) for d in found), default=start)
+        return json_response({"deletedRecords": found,
+                              "earliestDateAvailable": _stamp_text(earliest),
+                              "latestDateCovered": _stamp_text(end)})
 
     def create_record(self, request: Request, version: str, sobject: str) -> Response:
         obj = self._object(sobject)
@@ -611,6 +706,35 @@ class Simulator:
             items.append((kind, record))
         operation = "insert" if request.method == "POST" else "update"
         return self._write_collection(items, operation, None, bool(body.get("allOrNone")))
+
+    def collection_retrieve(self, request: Request, version: str, sobject: str) -> Response:
+        """Several records by id (`ids`, `fields` as parameters or a JSON body), in the
+        order asked, null where an id matches no record."""
+        obj = self._object(sobject)
+        if request.method == "POST":
+            body = _json_body(request, dict)
+            ids, fields = body.get("ids"), body.get("fields")
+        else:
+            ids = [i for i in request.args.get("ids", "").split(",") if i]
+            fields = [f for f in request.args.get("fields", "").split(",") if f]
+        if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids):
+            raise _BadRequest("MISSING_ARGUMENT", "ids must name at least one record id")
+        if not isinstance(fields, list) or not fields:
+            raise _BadRequest("MISSING_ARGUMENT", "fields must name at least one field")
+        if len(ids) > COLLECTION_LIMIT:
+            raise _BadRequest("EXCEEDED_ID_LIMIT", f"cannot retrieve more than "
+                              f"{COLLECTION_LIMIT} records in one call")
+        unknown = [f for f in fields if obj.field_named(str(f).strip()) is None]
+        if unknown:
+            raise _BadRequest("INVALID_FIELD", f"No such column '{unknown[0]}' on entity "
+                              f"'{obj.name}'.", [str(unknown[0])])
+        names = [str(f).strip() for f in fields]
+        records = []
+        for record_id in ids:
+            record = self.org.get(obj.name, record_id)
+            records.append(None if record is None else
+                           soql.shape_record(self.org, obj.name, record, names, version))
+        return json_response(records)
 
     def collection_upsert(self, request: Request, version: str, sobject: str,
                           field: str) -> Response:
@@ -835,6 +959,46 @@ class Simulator:
     def admin_usage(self, request: Request) -> Response:
         return json_response({"api_calls": self.api_calls, "jobs": len(self.jobs.jobs),
                               "time": now_text()})
+
+
+def _soap_fault(code: str, message: str, fault_type: str) -> Response:
+    """A SOAP fault as Salesforce sends it: faultcode, faultstring and the typed detail
+    (`sf:exceptionCode`, `sf:exceptionMessage`) that clients read."""
+    body = (
+        '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv='
+        '"http://schemas.xmlsoap.org/soap/envelope/" xmlns:sf="urn:fault.partner.soap.sforce.com"'
+        ' xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><soapenv:Fault>'
+        f"<faultcode>sf:{code}</faultcode><faultstring>{code}: {html.escape(message)}"
+        f'</faultstring><detail><sf:{fault_type} xsi:type="sf:{fault_type}">'
+        f"<sf:exceptionCode>{code}</sf:exceptionCode><sf:exceptionMessage>"
+        f"{html.escape(message)}</sf:exceptionMessage></sf:{fault_type}></detail>"
+        "</soapenv:Fault></soapenv:Body></soapenv:Envelope>"
+    )
+    return Response(body, status=500, content_type="text/xml; charset=utf-8")
+
+
+def _parse_stamp(text: str) -> dt.datetime:
+    parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+
+
+def _stamp_text(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+def _replication_window(request: Request) -> tuple[dt.datetime, dt.datetime]:
+    """`start` and `end` of getUpdated / getDeleted, whole minutes as Salesforce counts."""
+    try:
+        start = _parse_stamp(request.args["start"]).replace(second=0, microsecond=0)
+        end = _parse_stamp(request.args["end"]).replace(second=0, microsecond=0)
+    except KeyError as missing:
+        raise _BadRequest("MISSING_ARGUMENT", f"{missing.args[0]} is required") from None
+    except ValueError as error:
+        raise _BadRequest("INVALID_REPLICATION_DATE", f"not an ISO 8601 date: {error}") from None
+    if end <= start:
+        raise _BadRequest("INVALID_REPLICATION_DATE", "end must be at least one minute after "
+                          "start")
+    return start, end
 
 
 def _release_label(version: str) -> str:

@@ -58,7 +58,8 @@ class Org:
             self.records: dict[str, dict[str, dict[str, Any]]] = {n: {} for n in self.objects}
             # (object, field) -> value -> id, for every unique field (external ids included).
             self.unique_index: dict[tuple[str, str], dict[Any, str]] = {}
-            self.deleted: set[str] = set()
+            # Deleted id -> (object, when): what getDeleted reports and updates refuse.
+            self.deleted: dict[str, tuple[str, str]] = {}
 
     def define_object(self, definition: ObjectDef) -> None:
         with self.lock:
@@ -168,7 +169,7 @@ class Org:
         full = self._existing_id(obj, record_id.strip())
         old = self.records[obj.name].pop(full)
         self._unindex(obj, old)
-        self.deleted.add(full)
+        self.deleted[full] = (obj.name, now_text())
         if undo is not None:
             undo.append((obj.name, full, old))
         return WriteResult(full, False)
@@ -384,7 +385,7 @@ class Org:
                 if old is not None:
                     self.records[sobject][record_id] = old
                     self._index(obj, old)
-                    self.deleted.discard(record_id)
+                    self.deleted.pop(record_id, None)
             undo.clear()
 
     def _index(self, obj: ObjectDef, record: Mapping[str, Any]) -> None:

@@ -374,3 +374,23 @@ def test_row_lock_contention_fails_records_with_unable_to_lock_row(
     assert 0 < len(failures) < 200
     assert {f["sf__Error"].split(":")[0] for f in failures} == {"UNABLE_TO_LOCK_ROW"}
     assert len(sfsim.records("Account")) == 200 - len(failures)
+
+
+def test_hard_delete_and_the_job_options_salesforce_echoes(
+    client: SalesforceClient, sfsim: SimulatorHandle
+) -> None:
+    ids = sfsim.insert_records("Account", [{"Name": "Gone"}, {"Name": "Stays"}])
+    job = client.create_ingest_job(
+        "Account", "hardDelete", line_ending="CRLF", column_delimiter="SEMICOLON",
+        assignment_rule_id="01Q4x000000001AAA",
+    )
+    assert (job.raw["lineEnding"], job.raw["columnDelimiter"]) == ("CRLF", "SEMICOLON")
+    assert job.raw["assignmentRuleId"] == "01Q4x000000001AAA"
+    data = csv_bytes([{"Id": ids[0]}], ["Id"], line_ending="CRLF", column_delimiter="SEMICOLON")
+    client.upload_job_data(job.id, data)
+    client.close_job(job.id)
+    finished = wait_for_job(client, job.id)
+    assert (finished.operation, finished.state, finished.number_records_failed) == (
+        "hardDelete", "JobComplete", 0)
+    assert [r["Id"] for r in client.successful_results(job.id)] == [ids[0]]
+    assert [r["Name"] for r in sfsim.records("Account")] == ["Stays"]

@@ -14,6 +14,7 @@ import pytest
 import requests
 from simple_salesforce import Salesforce
 
+from sfsim.schema import to_18
 from sfsim.testing import SimulatorHandle
 
 
@@ -103,3 +104,66 @@ def test_bulk2_query_pages_through_results(sf: Salesforce, sfsim_tls: SimulatorH
     assert len(pages) == 3
     assert sorted(r["LastName"] for r in rows) == [f"Q{i:02}" for i in range(25)]
     assert {r["Account.Name"] for r in rows} == {"Parent"}
+
+
+def test_bulk2_update_delete_and_hard_delete(sf: Salesforce, sfsim_tls: SimulatorHandle) -> None:
+    keep, soft, hard = sfsim_tls.insert_records(
+        "Account", [{"Name": "Keep"}, {"Name": "Soft"}, {"Name": "Hard"}]
+    )
+    (updated,) = sf.bulk2.Account.update(
+        records=[{"Id": keep, "Name": "Kept"}, {"Id": to_18("001000000000099"), "Name": "?"}],
+        wait=0.05,
+    )
+    assert (updated["numberRecordsProcessed"], updated["numberRecordsFailed"]) == (2, 1)
+    failed = list(csv.DictReader(io.StringIO(
+        sf.bulk2.Account.get_failed_records(updated["job_id"]))))
+    assert failed[0]["sf__Error"].startswith("INVALID_CROSS_REFERENCE_KEY:")
+    (deleted,) = sf.bulk2.Account.delete(records=[{"Id": soft}], wait=0.05)
+    (hard_deleted,) = sf.bulk2.Account.hard_delete(records=[{"Id": hard}], wait=0.05)
+    assert deleted["numberRecordsFailed"] == hard_deleted["numberRecordsFailed"] == 0
+    assert [r["Name"] for r in sfsim_tls.records("Account")] == ["Kept"]
+
+
+def test_query_all_iter_updated_deleted_and_restful(
+    sf: Salesforce, sfsim_tls: SimulatorHandle
+) -> None:
+    import datetime as dt
+
+    ids = sfsim_tls.insert_records("Account", [{"Name": f"I{i:04}"} for i in range(2100)])
+    names = [r["Name"] for r in sf.query_all_iter("SELECT Name FROM Account ORDER BY Name")]
+    assert names == [f"I{i:04}" for i in range(2100)]
+    sf.Account.delete(ids[0])
+    now = dt.datetime.now(dt.UTC)
+    start, end = now - dt.timedelta(minutes=5), now + dt.timedelta(minutes=2)
+    assert len(sf.Account.updated(start, end)["ids"]) == 2099
+    assert [d["id"] for d in sf.Account.deleted(start, end)["deletedRecords"]] == [ids[0]]
+    assert sf.restful("sobjects/Account/describe")["name"] == "Account"
+    assert sf.api_usage["api-usage"].total > 0  # parsed from the Sforce-Limit-Info header
+
+
+def test_soap_login_answer_and_fault_read_by_simple_salesforce(
+    sfsim_tls: SimulatorHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Salesforce(username, password, security_token) posts to https://{domain}.salesforce.com,
+    # a host name the simulator cannot answer for; its SOAP parser is called directly.
+    from simple_salesforce.exceptions import SalesforceAuthenticationFailed
+    from simple_salesforce.login import soap_login
+
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sfsim_tls.ca_file))
+    envelope = (
+        '<?xml version="1.0" encoding="utf-8" ?><env:Envelope xmlns:env='
+        '"http://schemas.xmlsoap.org/soap/envelope/"><env:Body><n1:login xmlns:n1='
+        '"urn:partner.soap.sforce.com"><n1:username>{}</n1:username><n1:password>{}'
+        "</n1:password></n1:login></env:Body></env:Envelope>"
+    )
+    soap_url = f"{sfsim_tls.base_url}/services/Soap/u/62.0"
+    headers = {"content-type": "text/xml", "charset": "UTF-8", "SOAPAction": "login"}
+    session_id, instance = soap_login(
+        soap_url, envelope.format(sfsim_tls.username, "sfsim-passwordTOKEN"), headers, None
+    )
+    sf = Salesforce(session_id=session_id, instance=instance, version="62.0")
+    assert sf.limits()["DailyApiRequests"]["Max"] > 0
+    with pytest.raises(SalesforceAuthenticationFailed) as caught:
+        soap_login(soap_url, envelope.format(sfsim_tls.username, "wrong"), headers, None)
+    assert caught.value.code == "INVALID_LOGIN"
+    assert caught.value.auth_message.startswith("Invalid username, password")

@@ -1,8 +1,10 @@
 """Clients nobody on the team wrote, unpatched, against the simulator.
 
 simple-salesforce is covered in tests/salesforce/test_simple_salesforce.py; here jsforce 3
-(Node, installed by `npm ci` from package.json) logs in with client credentials, does REST
-CRUD, a Collections upsert, a Bulk API 2.0 upsert with relationship columns and a bulk query.
+(Node, installed by `npm ci` from package.json) logs in with client credentials and over SOAP
+(then logs out), does REST CRUD, `find`, a Collections upsert and retrieve, the identity URL,
+a Bulk API 2.0 upsert with relationship columns, a job driven step by step (create, open,
+upload, close, poll, results, delete) and a bulk query.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ def test_jsforce_round_trip_leaves_the_records_salesforce_would(sfsim: Simulator
     assert "jsforce round trip: ok" in result.stdout
     accounts = {a["External_Id__c"]: a for a in sfsim.records("Account")}
     assert sorted(accounts) == ["J1", "J2"]
+    assert accounts["J2"]["Phone"] == "555-0102"
     contacts = sfsim.records("Contact")
     assert [(c["External_Id__c"], c["AccountId"]) for c in contacts] == [
         ("C1", accounts["J1"]["Id"])

@@ -345,3 +345,95 @@ def test_userinfo_identity_and_revoke(sfsim: SimulatorHandle, api: requests.Sess
                          timeout=10).status_code == 200
     assert api.get(url(api, f"{V}/limits")).status_code == 401
     assert api.get(url(api, "/services/oauth2/userinfo")).status_code == 403
+
+
+def test_identity_url_answers_in_salesforces_shape(sfsim: SimulatorHandle,
+                                                   api: requests.Session) -> None:
+    identity_url = api.get(url(api, V)).json()["identity"]
+    token = api.headers["Authorization"].split()[1]
+    by_header = api.get(identity_url)
+    # Clients such as jsforce pass the token as a query parameter instead.
+    by_parameter = requests.get(identity_url, params={"format": "json", "oauth_token": token},
+                                timeout=10)
+    assert by_header.status_code == by_parameter.status_code == 200
+    identity = by_parameter.json()
+    assert identity["id"] == identity_url
+    assert identity["username"] == sfsim.username
+    assert identity_url.endswith(f"/id/{identity['organization_id']}/{identity['user_id']}")
+    assert identity["urls"]["rest"] == f"{sfsim.base_url}/services/data/v{{version}}/"
+    refused = requests.get(identity_url, params={"oauth_token": "nope"}, timeout=10)
+    assert (refused.status_code, refused.text) == (403, "Bad_OAuth_Token")
+
+
+def test_collections_retrieve_by_ids(api: requests.Session, sfsim: SimulatorHandle) -> None:
+    ids = sfsim.insert_records("Account", [{"Name": "First"}, {"Name": "Second", "Phone": "2"}])
+    missing = to_18("001000000000099")
+    got = api.get(url(api, f"{V}/composite/sobjects/Account"),
+                  params={"ids": f"{ids[1]},{missing},{ids[0]}", "fields": "Id,Name,Phone"})
+    assert got.status_code == 200
+    assert [r and (r["Id"], r["Name"], r["Phone"]) for r in got.json()] == [
+        (ids[1], "Second", "2"), None, (ids[0], "First", None)
+    ]
+    posted = api.post(url(api, f"{V}/composite/sobjects/Account"),
+                      json={"ids": ids, "fields": ["Name"]}).json()
+    assert [r["Name"] for r in posted] == ["First", "Second"]
+    assert posted[0]["attributes"]["type"] == "Account"
+    bad = api.post(url(api, f"{V}/composite/sobjects/Account"),
+                   json={"ids": ids, "fields": ["Nope"]})
+    assert (bad.status_code, bad.json()[0]["errorCode"]) == (400, "INVALID_FIELD")
+
+
+def test_get_updated_and_get_deleted(api: requests.Session, sfsim: SimulatorHandle) -> None:
+    import datetime as dt
+
+    kept, gone = sfsim.insert_records("Account", [{"Name": "Kept"}, {"Name": "Gone"}])
+    assert api.delete(url(api, f"{V}/sobjects/Account/{gone}")).status_code == 204
+    now = dt.datetime.now(dt.UTC)
+    window = {"start": (now - dt.timedelta(minutes=5)).isoformat(),
+              "end": (now + dt.timedelta(minutes=2)).isoformat()}
+    updated = api.get(url(api, f"{V}/sobjects/Account/updated/"), params=window).json()
+    assert updated["ids"] == [kept]
+    assert updated["latestDateCovered"].endswith(":00.000+0000")
+    deleted = api.get(url(api, f"{V}/sobjects/Account/deleted/"), params=window).json()
+    assert [d["id"] for d in deleted["deletedRecords"]] == [gone]
+    assert set(deleted) == {"deletedRecords", "earliestDateAvailable", "latestDateCovered"}
+    before = {"start": (now - dt.timedelta(days=2)).isoformat(),
+              "end": (now - dt.timedelta(days=1)).isoformat()}
+    assert api.get(url(api, f"{V}/sobjects/Account/updated/"), params=before).json()["ids"] == []
+    backwards = api.get(url(api, f"{V}/sobjects/Account/updated/"),
+                        params={"start": window["end"], "end": window["start"]})
+    assert (backwards.status_code, backwards.json()[0]["errorCode"]) == (
+        400, "INVALID_REPLICATION_DATE")
+
+
+def test_soap_logout_ends_the_session_and_faults_carry_their_detail(
+    sfsim: SimulatorHandle,
+) -> None:
+    soap_url = f"{sfsim.base_url}/services/Soap/u/62.0"
+    login = requests.post(
+        soap_url, data=SOAP_LOGIN.format(user=sfsim.username, password="sfsim-password"),
+        headers={"Content-Type": "text/xml", "SOAPAction": "login"}, timeout=10,
+    )
+    session_id = login.text.split("<sessionId>")[1].split("</sessionId>")[0]
+    logout = (
+        '<se:Envelope xmlns:se="http://schemas.xmlsoap.org/soap/envelope/"><se:Header>'
+        '<SessionHeader xmlns="urn:partner.soap.sforce.com"><sessionId>{}</sessionId>'
+        '</SessionHeader></se:Header><se:Body><logout xmlns="urn:partner.soap.sforce.com"/>'
+        "</se:Body></se:Envelope>"
+    )
+    done = requests.post(soap_url, data=logout.format(session_id), timeout=10,
+                         headers={"Content-Type": "text/xml", "SOAPAction": '""'})
+    assert done.status_code == 200 and "<logoutResponse/>" in done.text
+    api = requests.get(f"{sfsim.base_url}{V}/limits",
+                       headers={"Authorization": f"Bearer {session_id}"}, timeout=10)
+    assert api.status_code == 401
+    again = requests.post(soap_url, data=logout.format(session_id), timeout=10,
+                          headers={"Content-Type": "text/xml", "SOAPAction": '""'})
+    assert again.status_code == 500
+    assert "<sf:exceptionCode>INVALID_SESSION_ID</sf:exceptionCode>" in again.text
+    refused = requests.post(
+        soap_url, data=SOAP_LOGIN.format(user=sfsim.username, password="wrong"),
+        headers={"Content-Type": "text/xml", "SOAPAction": "login"}, timeout=10,
+    )
+    assert '<sf:LoginFault xsi:type="sf:LoginFault">' in refused.text
+    assert "<sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>" in refused.text

@@ -32,6 +32,42 @@ const jsforce = require('jsforce');
     loaded.failedResults.map((r) => r.sf__Error.split(':')[0]).sort(),
     ['INVALID_FIELD', 'REQUIRED_FIELD_MISSING']);
 
+  // Step by step, as an orchestrator drives a job: create, open, upload, close, poll, results.
+  const job = conn.bulk2.createJob({
+    object: 'Account', operation: 'upsert', externalIdFieldName: 'External_Id__c',
+    lineEnding: 'LF', columnDelimiter: 'COMMA',
+  });
+  await job.open();
+  await job.uploadData('External_Id__c,Phone\nJ2,555-0102\nJ9,555-0109\n');
+  await job.close();
+  await job.poll(100, 30000);
+  const results = await job.getAllResults();
+  assert.deepEqual(results.successfulResults.map((r) => [r.External_Id__c, r.sf__Created]),
+    [['J2', 'false']]);
+  assert.deepEqual(results.failedResults.map((r) => r.External_Id__c), ['J9']);
+  assert.deepEqual(results.unprocessedRecords, []);
+  assert.equal((await job.check()).numberRecordsProcessed, 2);
+  await job.delete();
+
+  const found = await conn.sobject('Account').find({ Name: { $like: 'JS%' } }, ['Id', 'Name'])
+    .sort({ Name: -1 }).limit(1).execute();
+  assert.deepEqual(found.map((r) => r.Name), ['JS Two']);
+  const retrieved = await conn.sobject('Account').retrieve(
+    [created.id, upserted[0].id], { fields: ['Name'] });
+  assert.deepEqual(retrieved.map((r) => r.Name), ['JS One', 'JS Two']);
+  assert.equal((await conn.identity()).organization_id, conn.userInfo.organizationId);
+
+  // Username-password login over SOAP, the identity URL, then logout ends the session.
+  const soap = new jsforce.Connection({ loginUrl, version: '62.0' });
+  await soap.login('integration@sfsim.example', 'sfsim-password');
+  assert.equal((await soap.identity()).username, 'integration@sfsim.example');
+  const soapSession = { instanceUrl: soap.instanceUrl, accessToken: soap.accessToken };
+  await soap.logout();
+  await assert.rejects(new jsforce.Connection({ ...soapSession, version: '62.0' }).limits(),
+    (error) => error.errorCode === 'INVALID_SESSION_ID');
+  await assert.rejects(new jsforce.Connection({ loginUrl, version: '62.0' })
+    .login('integration@sfsim.example', 'wrong'), /INVALID_LOGIN/);
+
   const bulkQuery = await conn.bulk2.query('SELECT Id, Name FROM Account');
   assert.equal((await bulkQuery.toArray()).length, 2);
   assert.ok((await conn.limits()).DailyApiRequests.Max > 0);
