@@ -14,6 +14,7 @@ codes and bodies follow the Durable Functions extension's HTTP API handler:
   POST   instances/{id}/rewind                            202 | 404 | 412 | 501
   POST   instances/{id}/restart                           202 | 400 | 404 | 409
   POST   instances/{id}/raiseEvent/{eventName}            202 | 400 | 404 | 410
+  *      entities/...                                     501 (entities are not supported)
 """
 
 from __future__ import annotations
@@ -37,6 +38,10 @@ RPC_PATH = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
 DEFAULT_CONNECTION_NAME = "Storage"
 TERMINAL_STATES = ("Completed", "Failed", "Terminated", "Canceled")
+ENTITIES_UNSUPPORTED = (
+    "Durable entities are not supported by devhost, the local Functions host "
+    "(see devhost/README.md); run the app in Azure to use them."
+)
 RUNTIME_STATES = (
     "Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated",
     "Suspended", "Canceled",
@@ -216,6 +221,10 @@ class DurableHttpApi:
 
     async def _route(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         method = request.method
+        if parts and parts[0].lower() == "entities":
+            log.error("durable entities are not supported by devhost: %s %s refused",
+                      method, "/".join(parts[:2]))
+            return _error(501, ENTITIES_UNSUPPORTED)
         if parts and parts[0].lower() == "orchestrators" and len(parts) in (2, 3):
             if method != "POST":
                 return web.Response(status=404)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import logging
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from aiohttp import web
 from devhost.app_loading import (
     ACTIVITY_TRIGGER,
     DURABLE_CLIENT,
+    ENTITY_TRIGGER,
     HTTP_TRIGGER,
     ORCHESTRATION_TRIGGER,
     TIMER_TRIGGER,
@@ -34,6 +34,7 @@ from devhost.http_server import HttpFront
 from devhost.invocation import FunctionInvoker
 from devhost.key_vault import resolve_key_vault_references
 from devhost.keys import HostKeys
+from devhost.storage_account import STORAGE_SETTING, StorageAccount
 from devhost.timers import (
     ScheduleMonitor,
     TimerLocks,
@@ -45,24 +46,6 @@ from devhost.timers import (
 log = logging.getLogger("devhost")
 
 LOOPBACK = "127.0.0.1"
-STORAGE_SETTING = "AzureWebJobsStorage"
-DEVELOPMENT_STORAGE = (
-    "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
-    "AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
-    "KBHBeksoGMGw==;"
-    f"BlobEndpoint=http://{LOOPBACK}:10000/devstoreaccount1;"
-    f"QueueEndpoint=http://{LOOPBACK}:10001/devstoreaccount1;"
-    f"TableEndpoint=http://{LOOPBACK}:10002/devstoreaccount1;"
-)
-
-
-def storage_connection_string(value: str | None) -> str | None:
-    """`UseDevelopmentStorage=true` means Azurite on its default ports, as in Azure tools."""
-    if not value:
-        return None
-    if value.replace(" ", "").lower().startswith("usedevelopmentstorage=true"):
-        return DEVELOPMENT_STORAGE
-    return value
 
 
 def uses_durable(functions: list[FunctionSpec]) -> bool:
@@ -110,17 +93,29 @@ class FunctionHost:
             if spec.trigger_type == TIMER_TRIGGER
         ]
         for spec in self.functions:
+            if spec.trigger_type == ENTITY_TRIGGER:
+                log.warning(
+                    "function %s is a durable entity: durable entities are not supported "
+                    "by this host; orchestrations and clients that call it fail",
+                    spec.name,
+                )
+                continue
             for binding_type in spec.unsupported_bindings:
                 log.warning(
                     "function %s: binding type %r is not supported by this host; an "
                     "invocation that needs it fails", spec.name, binding_type,
                 )
-        self._storage = storage_connection_string(os.environ.get(STORAGE_SETTING))
-        if uses_durable(self.functions) and not self._storage:
-            raise StartupError(
-                f"app setting {STORAGE_SETTING!r} is not set: Durable Functions keep their "
-                "state in that storage account (use UseDevelopmentStorage=true for Azurite)"
-            )
+        self._storage = StorageAccount.from_settings(STORAGE_SETTING)
+        if uses_durable(self.functions):
+            if self._storage is None:
+                raise StartupError(
+                    f"app setting {STORAGE_SETTING!r} is not set: Durable Functions keep "
+                    "their state in that storage account (use UseDevelopmentStorage=true "
+                    "for Azurite)"
+                )
+            self._storage.require("blob", "table")
+        elif self._timer_triggers and self._storage is not None:
+            self._storage.require("blob")
 
     async def _listen(self, app: web.Application, port: int) -> int:
         runner = web.AppRunner(app, access_log=None)
@@ -170,7 +165,7 @@ class FunctionHost:
         )
         if endpoints is not None:
             self._engine = engine_module.DurableEngine(
-                storage_connection_string=self._storage,
+                storage_account=self._storage,
                 task_hub=self.config.hub_name,
                 invoke_orchestrator=self._invoker.invoke_orchestrator,
                 invoke_activity=self._invoker.invoke_activity,
@@ -262,6 +257,8 @@ class FunctionHost:
                 f"Durable Functions: task hub {self.config.hub_name}, API "
                 f"http://{LOOPBACK}:{self.port}{WEBHOOK_PATH}/instances?code=<master key>"
             )
+        if self._storage is not None:
+            lines.append(f"Storage ({STORAGE_SETTING}): {self._storage.describe()}")
         lines.append(f"Master key: {self.keys.master}")
         lines.append(f"Function key: {self.keys.function}")
         lines.append(f"Host started on http://{LOOPBACK}:{self.port}")

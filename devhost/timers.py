@@ -30,6 +30,7 @@ from azure.functions.timer import TimerRequest
 from croniter import croniter
 
 from devhost.host_config import StartupError
+from devhost.storage_account import StorageAccount
 
 log = logging.getLogger("devhost.timers")
 
@@ -104,12 +105,8 @@ class TimerSchedule:
 class ScheduleMonitor:
     """Last/next occurrence of each timer in blob storage, as the real host keeps them."""
 
-    def __init__(self, connection_string: str, host_id: str) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        self._container = BlobServiceClient.from_connection_string(
-            connection_string
-        ).get_container_client(MONITOR_CONTAINER)
+    def __init__(self, account: StorageAccount, host_id: str) -> None:
+        self._container = account.blob_service().get_container_client(MONITOR_CONTAINER)
         self._host_id = host_id
         self._created = False
 
@@ -146,12 +143,8 @@ class TimerLocks:
 
     LEASE_SECONDS = 15
 
-    def __init__(self, connection_string: str, host_id: str) -> None:
-        from azure.storage.blob import BlobServiceClient
-
-        self._container = BlobServiceClient.from_connection_string(
-            connection_string
-        ).get_container_client(MONITOR_CONTAINER)
+    def __init__(self, account: StorageAccount, host_id: str) -> None:
+        self._container = account.blob_service().get_container_client(MONITOR_CONTAINER)
         self._host_id = host_id
 
     def try_acquire(self, function_name: str) -> Any | None:

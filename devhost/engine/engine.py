@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devhost.engine import events as ev
+from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.lease import TaskHubLease
 from devhost.engine.replay import (
     CreateTimer,
@@ -32,6 +33,7 @@ from devhost.engine.store import (
     WorkItem,
     validate_instance_id,
 )
+from devhost.storage_account import StorageAccount
 
 log = logging.getLogger("devhost.engine")
 
@@ -123,7 +125,8 @@ class DurableEngine:
     def __init__(
         self,
         *,
-        storage_connection_string: str,
+        storage_connection_string: str | None = None,
+        storage_account: StorageAccount | None = None,
         task_hub: str,
         invoke_orchestrator: Callable[[str, str], Awaitable[str]],
         invoke_activity: Callable[[str, str | None], Awaitable[str | None]],
@@ -137,13 +140,18 @@ class DurableEngine:
                 f"{overridable_existing_instance_states!r}"
             )
         self.task_hub = task_hub
-        self._store = TaskHubStore(storage_connection_string, task_hub)
+        if storage_account is None:
+            if not storage_connection_string:
+                raise ValueError("the engine needs a storage account or a connection string")
+            storage_account = StorageAccount(connection_string=storage_connection_string)
+        self._store = TaskHubStore(storage_account, task_hub)
         self._invoke_orchestrator = invoke_orchestrator
         self._invoke_activity = invoke_activity
         self._max_activities = max(1, max_concurrent_activities)
         self._max_orchestrators = max(1, max_concurrent_orchestrators)
         self._refuse_busy = overridable_existing_instance_states == "NonRunningStates"
         self._lease = TaskHubLease(self._store.leases)
+        self._http = DurableHttpClient()
         self._lease_task: asyncio.Task | None = None
         self._leader_tasks: list[asyncio.Task] = []
         self._activity_tasks: set[asyncio.Task] = set()
@@ -192,6 +200,7 @@ class DurableEngine:
                 await self._lease_task
         await self._step_down()
         await self._lease.release()
+        await self._http.close()
         await self._store.close()
 
     async def _keep_lease(self) -> None:
@@ -304,7 +313,10 @@ class DurableEngine:
     async def _run_work_item(self, item: WorkItem) -> None:
         async with self._activity_slots:
             try:
-                result = await self._invoke_activity(item.name, item.input)
+                if item.name == HTTP_ACTIVITY:
+                    result = await self._http.send(item.input)
+                else:
+                    result = await self._invoke_activity(item.name, item.input)
                 event = ev.new_event(ev.TASK_COMPLETED, _utcnow(), TaskScheduledId=item.task_id,
                                      Result=result)
             except asyncio.CancelledError:

@@ -14,12 +14,14 @@ Pure: no I/O, no clock (the caller passes history with timestamps).
 
 from __future__ import annotations
 
+import json
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from devhost.engine.durable_http import HTTP_ACTIVITY
 from devhost.engine.events import (
     EVENT_RAISED,
     EXECUTION_STARTED,
@@ -53,7 +55,6 @@ UNSUPPORTED_ACTIONS = {
     CALL_ENTITY: "durable entities (call_entity)",
     SIGNAL_ENTITY: "durable entities (signal_entity)",
     SCHEDULED_SIGNAL_ENTITY: "durable entities (signal_entity)",
-    CALL_HTTP: "durable HTTP (call_http)",
 }
 
 
@@ -320,6 +321,9 @@ class _Replayer:
             )
         if action_type == CALL_ACTIVITY:
             return self.new_activity(action["functionName"], action.get("input"))
+        if action_type == CALL_HTTP:
+            # The extension's CallHttpAsync: one call of its built-in HTTP activity.
+            return self.new_activity(HTTP_ACTIVITY, json.dumps(action.get("httpRequest") or {}))
         if action_type == CALL_ACTIVITY_WITH_RETRY:
             policy = _RetryPolicy.from_action(action.get("retryOptions") or {})
             return _Retry(

@@ -35,6 +35,8 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
+from devhost.storage_account import StorageAccount
+
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 # A table string property holds 64 KiB of UTF-16: offload anything near that to a blob.
 LARGE_VALUE_CHARS = 30_000
@@ -90,11 +92,12 @@ class WorkItem:
 
 
 class TaskHubStore:
-    def __init__(self, connection_string: str, task_hub: str) -> None:
+    def __init__(self, account: StorageAccount, task_hub: str) -> None:
         validate_hub_name(task_hub)
         self.task_hub = task_hub
-        self._tables = TableServiceClient.from_connection_string(connection_string)
-        self._blobs = BlobServiceClient.from_connection_string(connection_string)
+        self._credential = account.async_credential()
+        self._tables: TableServiceClient = account.async_table_service(self._credential)
+        self._blobs: BlobServiceClient = account.async_blob_service(self._credential)
         self.instances: TableClient = self._tables.get_table_client(f"{task_hub}Instances")
         self.history: TableClient = self._tables.get_table_client(f"{task_hub}History")
         self.messages: TableClient = self._tables.get_table_client(f"{task_hub}Messages")
@@ -120,6 +123,8 @@ class TaskHubStore:
         await self.large.close()
         await self._tables.close()
         await self._blobs.close()
+        if self._credential is not None:
+            await self._credential.close()
 
     # -- large values --
 

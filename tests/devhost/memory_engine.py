@@ -38,7 +38,7 @@ class DurableEngine:
     def __init__(
         self,
         *,
-        storage_connection_string: str,
+        storage_account: object,
         task_hub: str,
         invoke_orchestrator: Callable[[str, str], Awaitable[str]],
         invoke_activity: Callable[[str, str | None], Awaitable[str | None]],

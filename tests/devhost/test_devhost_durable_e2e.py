@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from devhost.testing import RunningHost
+from devhost.testing import RunningHost, free_port
 from tests.devhost.conftest import sample_app
 
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
@@ -200,3 +200,65 @@ def test_host_killed_mid_orchestration_finishes_it_after_restart(
     assert runs.count({"step": "first", "event": "started"}) == 1
     assert runs.count({"step": "second", "event": "started"}) == 2  # at-least-once
     assert runs.count({"step": "third", "event": "started"}) == 1
+
+
+def test_call_http_reaches_endpoints_and_returns_status_headers_and_content(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app("durable_http"), env=durable_env)
+
+    started = requests.post(
+        host.url("/api/start/weather_report"), json={"base": host.base_url}, timeout=10
+    )
+    done = wait_until_done(started.json()["statusQueryGetUri"])
+
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"] == {
+        "city": "Oslo",
+        "station": "north",
+        "stored_status": 201,
+        # The SDK sends dict content as JSON text; .NET's StringContent labels it text/plain.
+        "stored": {
+            "received": '{"celsius": 21}',
+            "content_type": "text/plain; charset=utf-8",
+            "trace": started.json()["id"],
+        },
+        # A 404 is an answer the orchestrator reads, not a failure.
+        "missing_status": 404,
+    }
+    assert host.output().count("Executed 'Functions.forecast' (Succeeded") == 1
+
+
+def test_call_http_to_an_endpoint_that_does_not_answer_fails_the_task(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app("durable_http"), env=durable_env)
+    nobody_listens = f"http://127.0.0.1:{free_port()}/api/anything"
+
+    started = requests.post(
+        host.url("/api/start/call_unreachable"), json={"url": nobody_listens}, timeout=10
+    )
+    done = wait_until_done(started.json()["statusQueryGetUri"])
+
+    assert done["runtimeStatus"] == "Completed"
+    assert done["output"].startswith(
+        "call failed: Activity function 'BuiltIn::HttpActivity' failed: ClientConnectorError"
+    ), done["output"]
+
+
+def test_durable_entities_fail_loudly_with_the_reason(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app("durable_entity"), env=durable_env)
+    assert "function counter is a durable entity" in host.output()
+
+    started = requests.post(host.url("/api/start"), timeout=10)
+    done = wait_until_done(started.json()["statusQueryGetUri"])
+    signalled = requests.post(host.url("/api/signal"), timeout=10)
+
+    assert done["runtimeStatus"] == "Failed"
+    assert "durable entities (call_entity) are not supported" in done["output"]
+    # The SDK's client raises on the API's 501; the host says why.
+    assert signalled.status_code == 500
+    assert "unexpected status code 501" in host.output()
+    assert "durable entities are not supported by devhost" in host.output()

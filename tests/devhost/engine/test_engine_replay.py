@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -111,3 +112,14 @@ def test_history_the_orchestrator_no_longer_produces_is_non_deterministic() -> N
 def test_entities_are_refused_with_a_clear_message() -> None:
     with pytest.raises(OrchestrationRuleBroken, match="not supported"):
         replay(started(), [{"actionType": 7, "instanceId": "@e@k", "operation": "op"}])
+
+
+def test_call_http_is_the_extension_s_built_in_http_activity() -> None:
+    request = {"method": "GET", "uri": "http://127.0.0.1:9/x", "headers": {"A": "b"}}
+    result = replay(started(), [{"actionType": 8, "httpRequest": request}])
+
+    assert len(result.new_decisions) == 1
+    decision = result.new_decisions[0]
+    assert isinstance(decision, ScheduleActivity)
+    assert (decision.task_id, decision.name) == (0, "BuiltIn::HttpActivity")
+    assert json.loads(decision.input) == request
