@@ -17,8 +17,17 @@ Cursor kinds:
   by the next run instead of being skipped.
 - `rowversion`: SQL Server `rowversion`; the bound is `MIN_ACTIVE_ROWVERSION()`
   (exclusive), below which no open transaction can still commit a row.
-- `version`: a monotonic bigint version column (PostgreSQL, SQLite, or SQL Server without
-  rowversion); the bound is `MAX(column)` when the run starts (inclusive).
+- `xid`: PostgreSQL's counterpart of `rowversion`: a bigint column that holds the writing
+  transaction's id (`DEFAULT pg_current_xact_id()::text::bigint`, and the same in an
+  update trigger); the bound is `pg_snapshot_xmin(pg_current_snapshot())` (exclusive), the
+  oldest transaction id still running, below which every writer has ended.
+- `version`: a monotonic bigint version column; the bound is `MAX(column)` when the run
+  starts (inclusive). Safe only where versions become visible in the order they are
+  handed out: SQLite (one writer at a time, the version assigned inside the write
+  transaction) or a single writing process. With concurrent writers taking numbers from a
+  sequence (PostgreSQL, SQL Server), a transaction that took version 10 and commits after
+  one that took 11 is skipped once the watermark passed 11: use `xid` on PostgreSQL and
+  `rowversion` on SQL Server, or a `timestamp` cursor with a lag.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ from typing import Any
 from shared.sql.dialects import Dialect
 from shared.sql.identifiers import validate_identifier
 
-CURSOR_KINDS = ("timestamp", "rowversion", "version")
+CURSOR_KINDS = ("timestamp", "rowversion", "xid", "version")
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,8 @@ class KeysetSource:
             )
         if self.cursor_kind == "rowversion" and self.dialect.name != "tsql":
             raise ValueError("a rowversion cursor exists only on SQL Server (dialect tsql)")
+        if self.cursor_kind == "xid" and self.dialect.name != "postgresql":
+            raise ValueError("an xid cursor exists only on PostgreSQL (dialect postgresql)")
         if not self.key_columns:
             raise ValueError("at least one key column is needed to order rows within a cursor")
         self.dialect.quote_relation(self.relation)
@@ -177,6 +188,11 @@ def upper_bound_statement(source: KeysetSource) -> Statement:
         return Statement(f"SELECT {source.dialect.now_expression}", ())
     if source.cursor_kind == "rowversion":
         return Statement("SELECT MIN_ACTIVE_ROWVERSION()", ())
+    if source.cursor_kind == "xid":
+        # xid8 has no cast to bigint; its text form is the 64-bit (epoch-extended) number.
+        return Statement(
+            "SELECT CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS text) AS bigint)", ()
+        )
     return Statement(
         f"SELECT MAX({source.dialect.quote(source.cursor_column)}) "
         f"FROM {source.dialect.quote_relation(source.relation)}",
@@ -190,6 +206,8 @@ def upper_bound_from(source: KeysetSource, value: Any, lag: timedelta) -> UpperB
         return UpperBound(as_datetime(value) - lag, inclusive=True)
     if source.cursor_kind == "rowversion":
         return UpperBound(bytes(value), inclusive=False)
+    if source.cursor_kind == "xid":
+        return UpperBound(int(value), inclusive=False)
     return UpperBound(None if value is None else int(value), inclusive=True)
 
 

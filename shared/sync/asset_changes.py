@@ -23,6 +23,7 @@ from shared.config import AssetChangesSyncSettings, SyncSettings
 from shared.sync.job import HttpSinkSpec, SalesforceSinkSpec, SourceSpec, SyncJob
 
 JOB_NAME = "asset-changes"
+SCHEDULE_SETTING = "SYNC_ASSET_CHANGES_SCHEDULE"
 COLUMNS = (
     "Asset_ID", "ChangeTimestamp", "Asset_Name", "Serial_Number", "Status", "Quantity",
     "Price", "Install_Date", "Contact_Email",
@@ -102,7 +103,7 @@ def asset_changes_job(section: AssetChangesSyncSettings, sync: SyncSettings) -> 
         map_record=mapping,
         masked_fields=("Contact_Email",),
         sink=sink,
-        schedule_setting="SYNC_ASSET_CHANGES_SCHEDULE",
+        schedule_setting=SCHEDULE_SETTING,
         page_size=section.page_size,
         max_run_time=timedelta(seconds=section.max_run_time),
         min_interval=timedelta(seconds=section.min_interval),

@@ -1,34 +1,63 @@
 """Every sync job of the app, and what a job needs at run time (state, sink).
 
-To add a job: describe it (see asset_changes.py), give it a settings section in
-shared/config.py, and list it in `JOB_SCHEDULES` and `sync_jobs`; the timer, the
-orchestration and the status endpoint pick it up by name.
+To add a job: describe it in a module of its own (see asset_changes.py), give it a
+settings section in shared/config.py (a field of `AppSettings`), and add one
+`JobDefinition` to `JOB_DEFINITIONS`; the timer, the orchestration and the status
+endpoint pick it up by name.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from shared.config import AppSettings
 from shared.storage.clients import table_service
-from shared.sync.asset_changes import JOB_NAME as ASSET_CHANGES
-from shared.sync.asset_changes import asset_changes_job
+from shared.sync import asset_changes
 from shared.sync.job import HttpSinkSpec, SalesforceSinkSpec, SyncJob
 from shared.sync.sinks import HttpSink, SalesforceSink, Sink
 from shared.sync.state import SyncState
 
-# Job name -> the app setting that holds its NCRONTAB schedule. Timers are declared at
-# import time, before settings are validated, so this map does not need settings.
-JOB_SCHEDULES = {ASSET_CHANGES: "SYNC_ASSET_CHANGES_SCHEDULE"}
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A job's name and schedule setting (needed at import time, before settings are
+    read, to declare its timer) and how to build the job from the settings."""
+
+    name: str
+    schedule_setting: str
+    build: Callable[[AppSettings], SyncJob]
+
+
+JOB_DEFINITIONS: tuple[JobDefinition, ...] = (
+    JobDefinition(
+        asset_changes.JOB_NAME, asset_changes.SCHEDULE_SETTING,
+        lambda settings: asset_changes.asset_changes_job(
+            settings.asset_changes_sync, settings.sync
+        ),
+    ),
+)
+
+# Job name -> the app setting that holds its NCRONTAB schedule (the timers' `%SETTING%`).
+JOB_SCHEDULES = {job.name: job.schedule_setting for job in JOB_DEFINITIONS}
 
 _salesforce_clients: dict[Any, Any] = {}
 _clients_lock = threading.Lock()
 
 
 def sync_jobs(settings: AppSettings) -> dict[str, SyncJob]:
-    jobs = [asset_changes_job(settings.asset_changes_sync, settings.sync)]
-    return {job.name: job for job in jobs}
+    jobs = {}
+    for definition in JOB_DEFINITIONS:
+        job = definition.build(settings)
+        if (job.name, job.schedule_setting) != (definition.name, definition.schedule_setting):
+            raise ValueError(
+                f"sync job {job.name!r} (schedule {job.schedule_setting}) does not match its "
+                f"definition {definition.name!r} (schedule {definition.schedule_setting})"
+            )
+        jobs[job.name] = job
+    return jobs
 
 
 def sync_state(settings: AppSettings) -> SyncState:

@@ -54,11 +54,28 @@ def decode_bound(kind: str, data: dict[str, Any]) -> UpperBound:
 
 
 def is_after(candidate: Position, current: Position) -> bool:
-    """True when `candidate` lies strictly after `current` in (cursor, key) order."""
+    """True when `candidate` lies strictly after `current` in (cursor, key) order.
+
+    Cursor values (timestamps, integers, rowversion bytes) and numeric keys order the same
+    in Python as in the database. Text keys do not: the database orders them by its
+    collation (case-insensitive on SQL Server by default, ICU or libc rules on PostgreSQL),
+    which Python cannot reproduce, so at the first differing text key value any other key
+    counts as after: the page came back in the database's order, past `current`.
+    """
     if candidate.cursor != current.cursor:
         return candidate.cursor > current.cursor
     if current.key is None:
         return candidate.key is not None
     if candidate.key is None:
         return False
-    return candidate.key > current.key
+    for new, old in zip(candidate.key, current.key, strict=True):
+        if new == old:
+            continue
+        if _is_number(new) and _is_number(old):
+            return new > old
+        return True
+    return False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 import pytest
@@ -105,6 +106,57 @@ def test_version_cursor_pages_on_a_bigint_column(postgres):
         seen += [row["id"] for row in rows]
         position = position_of(src, rows[-1])
     assert sorted(seen) == list(range(1, 96)) and len(seen) == 95
+
+
+def read_from(source: SqlSource, src: KeysetSource, position: Position) -> tuple[list, Position]:
+    """Every row after `position` up to the bound fixed now, as a run reads them."""
+    bound = upper_bound_from(src, source.fetch_value(upper_bound_statement(src)), timedelta(0))
+    seen = []
+    while rows := source.fetch_rows(page_statement(src, position, bound, 20)):
+        seen += [row["id"] for row in rows]
+        position = position_of(src, rows[-1])
+    return seen, position
+
+
+def test_a_late_commit_is_lost_below_a_max_version_bound_but_read_below_an_xid_bound(
+    postgres,
+):
+    """Two writers: T1 takes version 1 and stays open, T2 takes version 2 and commits.
+
+    A bound of MAX(version) lets a run read 2 and move past it, so T1's row, committed
+    afterwards with version 1, is never read. The xid bound (oldest running transaction)
+    holds every row back until T1 ended, then reads both.
+    """
+    import pyodbc
+
+    table = f"late_{uuid.uuid4().hex[:8]}"
+    connection_string = postgres.odbc_connection_string
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        connection.execute(f"CREATE SEQUENCE {table}_seq")
+        connection.execute(
+            f"CREATE TABLE {table} (id int PRIMARY KEY, "
+            f"version bigint NOT NULL DEFAULT nextval('{table}_seq'), "
+            "xid bigint NOT NULL DEFAULT CAST(CAST(pg_current_xact_id() AS text) AS bigint))"
+        )
+    sources = {
+        kind: KeysetSource(dialect_named("postgresql"), table, kind, kind, ("id",), ("id",))
+        for kind in ("version", "xid")
+    }
+    source = SqlSource(connection_string, table)
+    late = pyodbc.connect(connection_string, autocommit=False)
+    try:
+        late.execute(f"INSERT INTO {table} (id) VALUES (1)")  # T1: version 1, still open
+        with pyodbc.connect(connection_string, autocommit=True) as other:
+            other.execute(f"INSERT INTO {table} (id) VALUES (2)")  # T2: version 2, committed
+        first = {kind: read_from(source, src, Position(0)) for kind, src in sources.items()}
+        late.commit()
+    finally:
+        late.close()
+    second = {kind: read_from(source, src, first[kind][1])[0]
+              for kind, src in sources.items()}
+
+    assert (first["version"][0], second["version"]) == ([2], [])  # row 1 is lost
+    assert (first["xid"][0], sorted(second["xid"])) == ([], [1, 2])
 
 
 def test_postgres_plan_seeks_the_cursor_key_index(postgres_assets):

@@ -37,12 +37,12 @@ def source(dialect=TSQL, kind="timestamp", keys=("Asset_ID",)) -> KeysetSource:
 
 def cursor_value(kind):
     return {"timestamp": datetime(2025, 10, 8), "rowversion": b"\x00" * 7 + b"\x10",
-            "version": 42}[kind]
+            "version": 42, "xid": 725}[kind]
 
 
 def all_statements(dialect, kind, keys):
     src = source(dialect, kind, keys)
-    bound = UpperBound(cursor_value(kind), inclusive=kind != "rowversion")
+    bound = UpperBound(cursor_value(kind), inclusive=kind not in ("rowversion", "xid"))
     key_values = tuple(range(1, len(keys) + 1))
     return [
         page_statement(src, Position(cursor_value(kind), None), bound, 500),
@@ -65,8 +65,10 @@ def test_generated_tsql_parses_for_every_cursor_kind(kind, keys):
         assert statement.sql.count("?") == len(statement.params), statement.sql
 
 
-@pytest.mark.parametrize("dialect", [POSTGRESQL, SQLITE])
-@pytest.mark.parametrize("kind", ["timestamp", "version"])
+@pytest.mark.parametrize(("dialect", "kind"), [
+    (POSTGRESQL, "timestamp"), (POSTGRESQL, "version"), (POSTGRESQL, "xid"),
+    (SQLITE, "timestamp"), (SQLITE, "version"),
+])
 def test_generated_sql_parses_in_postgres_and_sqlite(dialect, kind):
     for statement in all_statements(dialect, kind, ("Region", "Asset_ID")):
         parsed = sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
@@ -124,6 +126,17 @@ def test_identifiers_that_are_not_plain_are_refused(bad):
 def test_rowversion_needs_sql_server():
     with pytest.raises(ValueError, match="SQL Server"):
         source(POSTGRESQL, "rowversion")
+
+
+def test_xid_needs_postgresql_and_reads_below_the_oldest_running_transaction():
+    for other in (TSQL, SQLITE):
+        with pytest.raises(ValueError, match="PostgreSQL"):
+            source(other, "xid")
+    src = source(POSTGRESQL, "xid")
+    assert "pg_snapshot_xmin(pg_current_snapshot())" in upper_bound_statement(src).sql
+    statement = page_statement(src, Position(700, (1,)), UpperBound(725, False), 10)
+    assert '"ChangeTimestamp" < ?' in statement.sql
+    assert statement.params[-2:] == (725, 10)
 
 
 @pytest.mark.parametrize(("connection_string", "dialect"), [

@@ -36,9 +36,13 @@ class AssetSource:
 
     def insert(self, rows: Iterable[tuple[int, datetime]]) -> None:
         """Insert assets (id, ChangeTimestamp) with generated column values."""
+        rows = list(rows)
         with self.connect() as connection:
             cursor = connection.cursor()
-            cursor.fast_executemany = self.dialect != "sqlite"
+            # psqlODBC's array binding (fast_executemany) drops fractional seconds.
+            cursor.fast_executemany = self.dialect != "sqlite" and all(
+                stamp.microsecond == 0 for _, stamp in rows
+            )
             params = [
                 (asset_id, self.stamp(stamp), f"Asset {asset_id}", f"SN-{asset_id:08d}",
                  "Installed", 1, 10.5, "2024-01-02", f"owner{asset_id}@example.com")

@@ -21,6 +21,7 @@ from tests.sync.sources import BASE, AssetSource
 
 APP = Path(__file__).parent / "host_app"
 JOB = "asset-changes"
+SOURCE_PASSWORD = "source-pw-" + uuid.uuid4().hex[:8]
 
 
 @dataclass
@@ -81,7 +82,9 @@ def sync_host(tmp_path, azurite, sfsim, sqlite_assets: AssetSource) -> Iterator[
         "SYNC_ASSET_CHANGES_ENABLED": "true",
         # Once a year: the tests drive ticks through POST /api/sync/{job}/run.
         "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
-        "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": sqlite_assets.connection_string,
+        # SQLite ignores a password; it is there to prove none leaks into logs or history.
+        "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": sqlite_assets.connection_string
+        + f"PWD={SOURCE_PASSWORD};",
         "SYNC_ASSET_CHANGES_SOURCE_VIEW": sqlite_assets.view,
         "SYNC_ASSET_CHANGES_LAG": "0",
         "SYNC_ASSET_CHANGES_PAGE_SIZE": "10",
@@ -132,8 +135,13 @@ def test_twenty_concurrent_ticks_start_exactly_one_run(sync_host, sqlite_assets,
     assert "TaskCompleted" in history.text  # the page results are there, as counts
     for text in (json.dumps(body), history.text):
         for leaked in (sync_host.env["SALESFORCE_CLIENT_SECRET"], "Asset 17", "SN-00000017",
-                       "owner1@example.com", sqlite_assets.connection_string):
+                       "owner1@example.com", SOURCE_PASSWORD):
             assert leaked not in text
+    # Nor do secrets reach the host's log (every function's log lines are in it).
+    log = sync_host.host.output()
+    assert "sync job asset-changes: run" in log
+    for secret in (sync_host.env["SALESFORCE_CLIENT_SECRET"], SOURCE_PASSWORD):
+        assert secret not in log
 
 
 def test_unknown_job_answers_problem_json(sync_host):
@@ -154,12 +162,20 @@ def test_a_run_over_its_max_run_time_is_terminated_and_the_next_tick_recovers(
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     sync_host.wait_for(lambda body: body["lock"]["state"] == "running")
+    busy = sync_host.post(f"/api/sync/{JOB}/run")
+    assert busy.status_code == 409
+    assert busy.headers["Content-Type"].startswith("application/problem+json")
+    assert "still running" in busy.json()["detail"]
+    assert "tick skipped" in busy.json()["detail"]
     time.sleep(3.5)
     stuck = sync_host.post(f"/api/sync/{JOB}/run")
     assert stuck.status_code == 409
     assert "exceeded the max run time" in stuck.json()["detail"]
     body = sync_host.wait_for(lambda body: body["lock"]["runtime_status"] == "Terminated")
     assert body["last_runs"][0]["Outcome"] == "terminated"
+    assert "exceeded the max run time of 3 s" in body["last_runs"][0]["Error"]
+    assert (body["ticks"]["SkippedBusy"], body["ticks"]["Terminated"]) == (1, 1)
+    assert "previous run" in sync_host.host.output()
 
     sfsim.configure(slow_seconds=0)
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
@@ -263,3 +279,19 @@ def test_no_start_sooner_than_the_min_interval_after_the_previous_start(
     assert again.status_code == 409
     assert "min interval of 30 s" in again.json()["detail"]
     assert sync_host.status()["ticks"]["SkippedHeld"] == 1
+
+
+def test_a_disabled_job_is_not_started_and_says_why(sync_host, sqlite_assets, sfsim):
+    sync_host.host.stop()
+    sync_host.env["SYNC_ASSET_CHANGES_ENABLED"] = "false"
+    sync_host.restart()
+    sqlite_assets.insert([(1, BASE)])
+
+    refused = sync_host.post(f"/api/sync/{JOB}/run")
+
+    assert refused.status_code == 409
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert "disabled" in refused.json()["detail"]
+    body = sync_host.status()
+    assert body["enabled"] is False and body["lock"]["state"] == "disabled"
+    assert body["last_runs"] == [] and stored_assets(sfsim) == []

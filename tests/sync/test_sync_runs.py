@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 
+import pyodbc
 import pytest
 
 from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
+from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
 from shared.sync.pages import SyncRunError, begin_run, sync_next_page
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
@@ -60,8 +63,9 @@ def test_masked_fields_are_masked_before_mapping(sqlite_assets, state, salesforc
 
 
 def test_rows_inserted_while_a_run_is_under_way_go_to_the_next_run(
-    sqlite_assets, state, salesforce_sink, sfsim
+    assets, state, salesforce_sink, sfsim
 ):
+    sqlite_assets = assets
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 301))
     late = iter(range(1001, 1051))
 
@@ -154,3 +158,156 @@ def test_lag_keeps_recent_rows_for_a_later_run(sqlite_assets, state, salesforce_
     )
     assert run_once(lagged, state, salesforce_sink)["rows"] == 1
     assert run_once(job, state, salesforce_sink)["rows"] == 1
+
+
+def test_text_keys_are_paged_in_the_database_collation_not_in_python_order(
+    postgres, state, salesforce_sink, sfsim
+):
+    # ICU orders "apple" < "Banana" < "cherry"; Python's code-point order puts "Banana"
+    # first. The watermark must follow the database's order or the run stalls.
+    table = f"codes_{uuid.uuid4().hex[:8]}"
+    with pyodbc.connect(postgres.odbc_connection_string, autocommit=True) as connection:
+        connection.execute(f'CREATE TABLE {table} (code varchar(20) COLLATE "en-x-icu" '
+                           "PRIMARY KEY, changed timestamp(3) NOT NULL)")
+        connection.execute(f"INSERT INTO {table} VALUES ('cherry', ?), ('Banana', ?), "
+                           "('apple', ?), ('Date', ?)", BASE, BASE, BASE, BASE)
+    job = SyncJob(
+        name="codes", schedule_setting="SYNC_CODES_SCHEDULE", page_size=1,
+        source=SourceSpec(
+            connection_string=postgres.odbc_connection_string, relation=table,
+            cursor_column="changed", cursor_kind="timestamp", key_columns=("code",),
+            columns=("code",), initial_cursor=datetime(1900, 1, 1), dialect="postgresql",
+        ),
+        map_record=lambda row: {"External_Id__c": row["code"], "Name": row["code"]},
+        sink=SalesforceSinkSpec("Asset", "External_Id__c"),
+        min_interval=timedelta(0),
+    )
+    sink = RecordingSink(salesforce_sink)
+
+    assert run_once(job, state, sink)["rows"] == 4
+
+    assert sink.delivered == ["apple", "Banana", "cherry", "Date"]
+    assert state.read_watermark(job.name, "timestamp", INITIAL).position == Position(
+        BASE, ("Date",))
+    assert run_once(job, state, sink)["rows"] == 0
+    assert sorted(asset_ids(sfsim)) == sorted(sink.delivered)
+
+
+def test_the_first_run_starts_after_the_configured_initial_watermark(
+    sqlite_assets, state, salesforce_sink
+):
+    sqlite_assets.insert(
+        (asset_id, BASE + timedelta(seconds=asset_id)) for asset_id in range(1, 11)
+    )
+    job = asset_job(sqlite_assets)
+    job = dataclasses.replace(job, source=dataclasses.replace(
+        job.source, initial_cursor=BASE + timedelta(seconds=6)))
+    sink = RecordingSink(salesforce_sink)
+    assert run_once(job, state, sink)["rows"] == 4
+    assert sink.delivered == ["ASSET-7", "ASSET-8", "ASSET-9", "ASSET-10"]
+
+
+def test_two_jobs_run_side_by_side_each_with_its_own_watermark_and_runs(
+    sqlite_assets, postgres_assets, state, salesforce_sink, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 21))
+    postgres_assets.insert((asset_id, BASE) for asset_id in range(101, 131))
+    first = asset_job(sqlite_assets, name="assets-eu", page_size=7)
+    second = asset_job(postgres_assets, name="assets-us", page_size=7)
+    assert first.instance_id != second.instance_id
+
+    assert run_once(first, state, salesforce_sink)["rows"] == 20
+    assert run_once(second, state, salesforce_sink)["rows"] == 30
+
+    assert state.read_watermark("assets-eu", "timestamp", INITIAL).position.key == (20,)
+    assert state.read_watermark("assets-us", "timestamp", INITIAL).position.key == (130,)
+    assert [run["Rows"] for run in state.last_runs("assets-eu")] == [20]
+    assert [run["Rows"] for run in state.last_runs("assets-us")] == [30]
+    assert len(set(asset_ids(sfsim))) == 50
+
+
+def versioned_source(request, table: str):
+    """A table whose cursor the database sets: a version bumped inside the write
+    transaction (SQLite) or the writing transaction's id (PostgreSQL)."""
+    if request.param == "sqlite":
+        connection_string, kind = request.getfixturevalue("sqlite_odbc"), "version"
+        statements = [
+            f"CREATE TABLE {table} (id INTEGER PRIMARY KEY, name TEXT, version INTEGER)",
+            f"CREATE TRIGGER {table}_ins AFTER INSERT ON {table} BEGIN UPDATE {table} SET "
+            f"version = (SELECT COALESCE(MAX(version), 0) + 1 FROM {table}) "
+            "WHERE id = NEW.id; END",
+            f"CREATE TRIGGER {table}_upd AFTER UPDATE OF name ON {table} BEGIN UPDATE "
+            f"{table} SET version = (SELECT MAX(version) + 1 FROM {table}) "
+            "WHERE id = NEW.id; END",
+        ]
+    else:
+        connection_string = request.getfixturevalue("postgres").odbc_connection_string
+        kind = "xid"
+        xid = "CAST(CAST(pg_current_xact_id() AS text) AS bigint)"
+        statements = [
+            f"CREATE TABLE {table} (id int PRIMARY KEY, name text, "
+            f"xid bigint NOT NULL DEFAULT {xid})",
+            f"CREATE FUNCTION {table}_stamp() RETURNS trigger AS $$ BEGIN "
+            f"NEW.xid := {xid}; RETURN NEW; END $$ LANGUAGE plpgsql",
+            f"CREATE TRIGGER {table}_upd BEFORE UPDATE ON {table} FOR EACH ROW "
+            f"EXECUTE FUNCTION {table}_stamp()",
+        ]
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        for statement in statements:
+            connection.execute(statement)
+    return connection_string, kind
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def versioned(request):
+    table = f"versioned_{uuid.uuid4().hex[:8]}"
+    connection_string, kind = versioned_source(request, table)
+    return request.param, connection_string, kind, table
+
+
+def test_a_run_on_a_database_set_version_cursor_reads_every_change_once(
+    versioned, state, salesforce_sink, sfsim
+):
+    dialect, connection_string, kind, table = versioned
+    cursor_column = "version" if kind == "version" else "xid"
+    job = SyncJob(
+        name="versioned", schedule_setting="SYNC_VERSIONED_SCHEDULE", page_size=40,
+        source=SourceSpec(
+            connection_string=connection_string, relation=table, cursor_column=cursor_column,
+            cursor_kind=kind, key_columns=("id",), columns=("id", "name"), initial_cursor=0,
+            dialect=dialect,
+        ),
+        map_record=lambda row: {"External_Id__c": f"V-{row['id']}", "Name": row["name"]},
+        sink=SalesforceSinkSpec("Asset", "External_Id__c"),
+        min_interval=timedelta(0),
+    )
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        for batch in range(5):  # five transactions of 30 rows
+            connection.autocommit = False
+            connection.cursor().executemany(
+                f"INSERT INTO {table} (id, name) VALUES (?, ?)",
+                [(batch * 30 + n, f"first {batch * 30 + n}") for n in range(1, 31)],
+            )
+            connection.commit()
+    sink = RecordingSink(salesforce_sink)
+
+    assert run_once(job, state, sink)["rows"] == 150
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        connection.execute(f"UPDATE {table} SET name = 'second ' || id WHERE id IN (3, 77, 150)")
+    assert run_once(job, state, sink)["rows"] == 3
+
+    assert sorted(sink.delivered[150:]) == ["V-150", "V-3", "V-77"]
+    assert collections.Counter(sink.delivered[:150]).most_common(1)[0][1] == 1
+    names = {record["External_Id__c"]: record["Name"] for record in sfsim.records("Asset")}
+    assert len(names) == 150 and names["V-77"] == "second 77"
+    assert run_once(job, state, sink)["rows"] == 0
+
+
+def test_a_page_larger_than_one_collections_call_is_upserted_200_at_a_time(
+    sqlite_assets, state, salesforce_sink, sfsim
+):
+    # The simulator, like Salesforce, refuses more than 200 records in one call.
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
+    run = run_once(asset_job(sqlite_assets, page_size=450), state, salesforce_sink)
+    assert (run["pages"], run["delivered"], run["dead_lettered"]) == (1, 450, 0)
+    assert len(set(asset_ids(sfsim))) == 450

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.config import SettingsError, all_settings, load_settings
-from shared.sync.jobs import sync_jobs
+from shared.sync.jobs import JOB_DEFINITIONS, JOB_SCHEDULES, sync_jobs
 from shared.sync.lock import InstanceSnapshot, decide_tick
 from shared.sync.status import job_status, unknown_job_problem
 from tests.sync.drive import run_once
@@ -96,3 +96,23 @@ def test_secrets_are_declared_as_secrets():
 def test_the_app_starts_without_any_sync_setting():
     settings = load_settings(BASE_SETTINGS)
     assert not sync_jobs(settings)["asset-changes"].enabled
+
+
+def test_every_job_definition_has_a_declared_schedule_and_its_own_lock():
+    declared = {spec.name for spec in all_settings()}
+    jobs = sync_jobs(load_settings(BASE_SETTINGS))
+    assert sorted(jobs) == sorted(JOB_SCHEDULES) == sorted(d.name for d in JOB_DEFINITIONS)
+    for definition in JOB_DEFINITIONS:
+        assert definition.schedule_setting in declared, definition
+        assert jobs[definition.name].schedule_setting == definition.schedule_setting
+    assert len({job.instance_id for job in jobs.values()}) == len(jobs)
+
+
+def test_a_job_description_is_checked_when_it_is_built(sqlite_assets):
+    with pytest.raises(ValueError) as caught:
+        asset_job(sqlite_assets, name="Bad Name", min_interval=timedelta(hours=1),
+                  max_run_time=timedelta(minutes=1), masked_fields=("Not_A_Column",))
+    text = str(caught.value)
+    assert "job name 'Bad Name'" in text
+    assert "lockAtLeastFor <= lockAtMostFor" in text
+    assert "Not_A_Column" in text
