@@ -11,6 +11,8 @@
         4. read results: ID map, failed and unprocessed records
        a level whose job Failed, was Aborted or stalled stops the load: later levels are
        reported as skipped, every record with the reason.
+    POST /api/bulk-loads/{loadId}/cancel -> the event `cancel`: at its next poll the load
+        aborts its running jobs, skips the remaining levels and reports (outcome cancelled).
     GET /api/bulk-loads/{loadId}/failures -> failed and orphaned records as CSV.
 """
 
@@ -54,6 +56,7 @@ from shared.storage.clients import blob_service
 blueprint = df.Blueprint()
 
 ORCHESTRATOR = "bulk_load"
+CANCEL_EVENT = "cancel"
 BUSY = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 
 
@@ -75,12 +78,19 @@ def bulk_load(context: df.DurableOrchestrationContext):
         max_number_of_attempts=load["activityAttempts"],
     )
     started = context.current_utc_datetime
+    # One task for the whole load: a cancel raised at any time completes it, and every poll
+    # below races its timer against it.
+    cancel_requested = context.wait_for_external_event(CANCEL_EVENT)
+    cancel_reason: str | None = None
     summaries = [progress.new_level_summary(level, count)
                  for level, count in zip(load["levels"], load["records"], strict=True)]
     stop_reason: str | None = None
 
     for index, level in enumerate(load["levels"]):
         ref = {"prefix": load["prefix"], "levels": load["levels"], "level": index}
+        if stop_reason is None and cancel_requested.is_completed:
+            cancel_reason = progress.cancel_reason(cancel_requested.result)
+            stop_reason = f"CANCELLED:load cancelled before this level: {cancel_reason}"
         if stop_reason is not None:
             context.set_custom_status(progress.custom_status(load, index, "skipping", [],
                                                              summaries))
@@ -135,11 +145,24 @@ def bulk_load(context: df.DurableOrchestrationContext):
                     break
                 context.set_custom_status(progress.custom_status(load, index, "waiting",
                                                                  jobs, summaries))
-                yield context.create_timer(
+                next_poll = context.create_timer(
                     progress.next_poll_at(now, load["pollInterval"], deadline))
+                woken_by = yield context.task_any([next_poll, cancel_requested])
+                if woken_by is cancel_requested:
+                    next_poll.cancel()
+                    cancel_reason = progress.cancel_reason(cancel_requested.result)
+                    context.set_custom_status(progress.custom_status(load, index, "cancelling",
+                                                                     jobs, summaries))
+                    aborted = yield context.call_activity_with_retry(
+                        "bulk_load_abort_jobs", retry, {"jobIds": progress.running_job_ids(jobs)})
+                    by_id = {job["id"]: job for job in aborted}
+                    jobs = [by_id.get(job["id"], job) for job in jobs]
+                    break
                 jobs = yield context.call_activity_with_retry(
                     "bulk_load_poll_jobs", retry, {"jobIds": [job["id"] for job in jobs]})
             error = progress.level_failure(jobs, stalled, load["maxWait"])
+            if cancel_reason is not None:
+                error = f"cancelled: {cancel_reason}"
 
             # 4. results: ID map for the next level, failed and unprocessed records
             context.set_custom_status(progress.custom_status(load, index, "reading results",
@@ -152,7 +175,10 @@ def bulk_load(context: df.DurableOrchestrationContext):
         summaries[index] = progress.finish_level(
             summaries[index], staged=staged, jobs=jobs, results=results,
             started=level_started, ended=context.current_utc_datetime, error=error)
-        if error is not None:
+        if cancel_reason is not None:
+            summaries[index]["state"] = "cancelled"
+            stop_reason = f"CANCELLED:load cancelled: {cancel_reason}"
+        elif error is not None:
             stop_reason = f"LEVEL_FAILED:level {level['name']} failed: {error}"
 
     try:
@@ -162,7 +188,7 @@ def bulk_load(context: df.DurableOrchestrationContext):
     except Exception:  # the summary still tells what happened
         failures = None
     summary = progress.load_summary(load, summaries, started, context.current_utc_datetime,
-                                    failures)
+                                    failures, cancel_reason=cancel_reason)
     context.set_custom_status({"loadId": load["loadId"], "phase": "completed",
                                "outcome": summary["outcome"]})
     return summary
@@ -237,6 +263,56 @@ async def bulk_load_start(
     except Exception:  # the load runs; only a purge of it could then free its id again
         logging.exception("bulk load %s: started, but its claim could not be marked", load_id)
     return client.create_check_status_response(req, load_id)
+
+
+@blueprint.route(route="bulk-loads/{loadId}/cancel", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def bulk_load_cancel(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """Ask a running load to stop: it aborts its running jobs at its next poll and reports.
+
+    Unlike terminating the instance, the Salesforce jobs are aborted and the summary and the
+    failures CSV are written. Body (optional): {"reason": "..."}.
+    """
+    load_id = req.route_params.get("loadId", "")
+    instance = request_path(req)
+    reason, bad_body = _cancel_reason(req.get_body())
+    if bad_body is not None:
+        return problem_response(problem(400, "INVALID_BODY", "Invalid cancel request",
+                                         bad_body, instance))
+    status = await client.get_status(load_id) if LOAD_ID_PATTERN.fullmatch(load_id) else None
+    if not status or status.runtime_status is None:
+        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
+                                         f"no bulk load {load_id!r}", instance))
+    state = status.runtime_status.name
+    if state not in BUSY:
+        return problem_response(problem(
+            409, "LOAD_ENDED", "Bulk load already ended",
+            f"load {load_id!r} is {state}; there is nothing to cancel", instance,
+            runtimeStatus=state))
+    await client.raise_event(load_id, CANCEL_EVENT, {"reason": reason})
+    links = client.get_client_response_links(req, load_id)
+    logging.warning("bulk load %s: cancel requested (%s)", load_id, reason)
+    return func.HttpResponse(
+        json.dumps({"loadId": load_id, "cancelRequested": True, "reason": reason,
+                    "statusQueryGetUri": links["statusQueryGetUri"]}),
+        status_code=202, mimetype="application/json",
+        headers={"Location": links["statusQueryGetUri"]},
+    )
+
+
+def _cancel_reason(body: bytes) -> tuple[str | None, str | None]:
+    """(reason, None) from an empty body or {"reason": "..."}; (None, problem) otherwise."""
+    if not body.strip():
+        return None, None
+    try:
+        parsed = json.loads(body)
+    except ValueError as error:
+        return None, f"the body is not JSON ({error}); send {{\"reason\": \"...\"}} or nothing"
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("reason", ""), str):
+        return None, 'the body must be an object whose "reason" is text'
+    return parsed.get("reason") or None, None
 
 
 @blueprint.route(route="bulk-loads/{loadId}/failures", methods=["GET"])

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from datetime import datetime
 from functools import lru_cache
@@ -152,7 +153,14 @@ async def sync_run_now(
     job = jobs.get(name)
     if job is None:
         return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
-    decision = await _tick(job, settings, client)
+    try:
+        decision = await _tick(job, settings, client)
+    except Exception as error:  # the durable backend or the state tables failed, not the caller
+        logging.exception("sync job %s: run on demand failed", job.name)
+        return problem_response(problem(
+            503, "Run could not be started",
+            f"starting run of {job.name!r} failed ({type(error).__name__}); the lock was "
+            "released, try again shortly", request_path(req)), headers={"Retry-After": "30"})
     if decision.action is TickAction.START:
         return func.HttpResponse(
             json.dumps({"job": job.name, "run_id": decision.run_id,

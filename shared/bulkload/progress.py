@@ -102,6 +102,21 @@ def skipped_level(summary: dict[str, Any], staged: Mapping[str, Any] | None, rea
     return done
 
 
+def cancel_reason(event_data: Any) -> str:
+    """The reason a cancel request gave (`{"reason": ...}`), or a default.
+
+    The Python durable client JSON-encodes event data a second time, so the orchestrator
+    may receive the object as JSON text.
+    """
+    if isinstance(event_data, str):
+        try:
+            event_data = json.loads(event_data)
+        except ValueError:
+            return event_data[:500] or "no reason given"
+    reason = event_data.get("reason") if isinstance(event_data, Mapping) else None
+    return str(reason)[:500] if reason else "no reason given"
+
+
 def load_outcome(levels: Sequence[Mapping[str, Any]]) -> str:
     if any(level["state"] == "failed" for level in levels):
         return "failed"
@@ -113,9 +128,12 @@ def load_outcome(levels: Sequence[Mapping[str, Any]]) -> str:
 
 def load_summary(load: Mapping[str, Any], levels: Sequence[Mapping[str, Any]],
                  started: datetime, ended: datetime, failures: Mapping[str, Any] | None,
-                 ) -> dict[str, Any]:
+                 cancel_reason: str | None = None) -> dict[str, Any]:
+    """The load's output; a cancelled load says so whatever its levels did before."""
     return {
-        "loadId": load["loadId"], "outcome": load_outcome(levels),
+        "loadId": load["loadId"],
+        "outcome": "cancelled" if cancel_reason is not None else load_outcome(levels),
+        "cancelReason": cancel_reason,
         "startedAt": started.isoformat(), "completedAt": ended.isoformat(),
         "elapsedSeconds": round((ended - started).total_seconds(), 3),
         "levels": list(levels),

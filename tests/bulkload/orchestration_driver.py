@@ -6,6 +6,9 @@ SDK's own tests do (tests/test_utils/ContextBuilder.py), calls the orchestrator 
 and answers each scheduled activity with `respond(name, input, now)`. Timers fire at
 their due time, so the clock moves exactly as the orchestrator asked.
 
+`raise_before(fire_at)` may name external events `[(name, data)]` that arrive before a
+durable timer fires: they go into the history and that timer never fires.
+
 `respond` raising `ActivityFailed` fails every attempt of that call: the history then
 holds what the Durable extension writes for an activity with retry options that runs
 out of attempts (TaskScheduled, TaskFailed, then a retry timer, per attempt).
@@ -21,8 +24,8 @@ from typing import Any
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED = 12, 0, 4, 5
 TASK_FAILED = 6
-TIMER_CREATED, TIMER_FIRED = 10, 11
-CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER = 0, 1, 5
+TIMER_CREATED, TIMER_FIRED, EVENT_RAISED = 10, 11, 15
+CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY, CREATE_TIMER, WAIT_FOR_EXTERNAL_EVENT = 0, 1, 5, 6
 
 
 class ActivityFailed(Exception):
@@ -54,6 +57,7 @@ def replay(
     orchestrator_fn: Callable[[str], str], load_input: dict[str, Any],
     respond: Callable[[str, dict[str, Any], datetime], Any], start: datetime,
     max_episodes: int = 500,
+    raise_before: Callable[[datetime], list[tuple[str, Any]]] | None = None,
 ) -> Replay:
     now = start
     result = Replay()
@@ -113,9 +117,17 @@ def replay(
                 result.timers.append(fire_at)
                 history.append(event(TIMER_CREATED, EventId=next_id,
                                      FireAt=action["fireAt"]))
-                now = fire_at
-                history += [event(ORCHESTRATOR_STARTED),
-                            event(TIMER_FIRED, TimerId=next_id, FireAt=action["fireAt"])]
+                arriving = raise_before(fire_at) if raise_before else []
+                if arriving:
+                    history.append(event(ORCHESTRATOR_STARTED))
+                    history += [event(EVENT_RAISED, Name=name, Input=json.dumps(data))
+                                for name, data in arriving]
+                else:
+                    now = fire_at
+                    history += [event(ORCHESTRATOR_STARTED),
+                                event(TIMER_FIRED, TimerId=next_id, FireAt=action["fireAt"])]
+            elif action["actionType"] == WAIT_FOR_EXTERNAL_EVENT:
+                continue  # an event wait has no sequence number: it is matched by name
             else:
                 raise AssertionError(f"unexpected action {action}")
             next_id += 1

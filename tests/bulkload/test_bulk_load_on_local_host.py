@@ -427,3 +427,42 @@ def test_a_running_load_can_be_terminated_through_the_durable_api(start_bulk_hos
     assert sfsim.records("Contact") == []
     failures = host.get("/api/bulk-loads/seed-example/failures")
     assert (failures.status_code, failures.json()["code"]) == (404, "NO_FAILURE_REPORT")
+
+
+def test_a_cancelled_load_aborts_its_salesforce_job_and_reports_what_was_not_loaded(
+    start_bulk_host, sfsim, sf_client
+):
+    host = start_bulk_host()
+    sfsim.configure(job_delay_seconds=3600)
+    cancel_url = host.host.url("/api/bulk-loads/seed-example/cancel")
+    key = {"code": host.host.function_key}
+    assert host.post(SEED_LOAD).status_code == 202
+    deadline = time.monotonic() + 30
+    while (host.durable_status("seed-example").get("customStatus") or {}).get("phase") != "waiting":
+        assert time.monotonic() < deadline, "the load never reached its first poll"
+        time.sleep(0.1)
+
+    bad = requests.post(cancel_url, params=key, data=b"[1]", timeout=30)
+    answer = requests.post(cancel_url, params=key, json={"reason": "wrong export file"},
+                           timeout=30)
+
+    assert bad.status_code == 400
+    assert bad.headers["Content-Type"].startswith("application/problem+json")
+    assert answer.status_code == 202 and answer.json()["reason"] == "wrong export file"
+    status = host.wait_for_end("seed-example", timeout=60)
+    summary = status["output"]
+    assert (summary["outcome"], summary["cancelReason"]) == ("cancelled", "wrong export file")
+    accounts, contacts = summary["levels"]
+    assert accounts["state"] == "cancelled" and contacts["state"] == "skipped"
+    assert sf_client.get_job(accounts["jobs"][0]).state == "Aborted"
+    assert sfsim.records("Contact") == []
+    rows = list(csv.DictReader(io.StringIO(host.get(summary["failuresUrl"]).text)))
+    assert sorted((row["kind"], row["externalId"] or row["Email"]) for row in rows) == [
+        ("orphaned", "ada@acme.example"), ("orphaned", "alan@acme.example"),
+        ("orphaned", "hank@globex.example"),
+        ("unprocessed", "ERP-1001"), ("unprocessed", "ERP-1002")]
+    again = requests.post(cancel_url, params=key, timeout=30)
+    assert (again.status_code, again.json()["code"]) == (409, "LOAD_ENDED")
+    unknown = requests.post(host.host.url("/api/bulk-loads/nope/cancel"), params=key,
+                            timeout=30)
+    assert (unknown.status_code, unknown.json()["code"]) == (404, "UNKNOWN_LOAD")

@@ -187,3 +187,32 @@ def test_a_failure_report_that_cannot_be_written_leaves_the_summary_intact(orche
     assert run.output["outcome"] == "succeeded"
     assert run.output["failedRecords"] is None
     assert [level["succeeded"] for level in run.output["levels"]] == [2, 3]
+
+
+def test_a_cancel_request_aborts_the_running_jobs_and_skips_the_remaining_levels(orchestrator):
+    second_poll = START + timedelta(seconds=20)
+    run = replay(orchestrator, load_input(), FakeOrg(polls_until_done=10**6), START,
+                 raise_before=lambda fire_at: [("cancel", {"reason": "wrong file"})]
+                 if fire_at == second_poll else [])
+
+    assert run.timers == [START + timedelta(seconds=10), second_poll]
+    assert run.called("bulk_load_abort_jobs") == [{"jobIds": ["750J1"]}]
+    assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
+    accounts, contacts = run.output["levels"]
+    assert (accounts["state"], accounts["error"]) == ("cancelled", "cancelled: wrong file")
+    skipped = run.called("bulk_load_stage_level")[1]
+    assert skipped["skipReason"] == "CANCELLED:load cancelled: wrong file"
+    assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
+    assert (run.output["outcome"], run.output["cancelReason"]) == ("cancelled", "wrong file")
+    assert any(status and status.get("phase") == "cancelling" for status in run.statuses)
+
+
+def test_a_cancel_raised_while_a_level_was_staging_takes_effect_at_the_first_poll(
+    orchestrator,
+):
+    run = replay(orchestrator, load_input(), FakeOrg(polls_until_done=10**6), START,
+                 raise_before=lambda fire_at: [("cancel", {})])
+
+    assert run.timers == [START + timedelta(seconds=10)]
+    assert run.output["cancelReason"] == "no reason given"
+    assert run.output["levels"][0]["state"] == "cancelled"
