@@ -141,6 +141,16 @@ def _end(context: df.DurableOrchestrationContext, run: dict, outcome: str, error
 # -- HTTP: run now, status -------------------------------------------------------------
 
 
+def _requested_job(req: func.HttpRequest, settings: AppSettings) -> SyncJob | func.HttpResponse:
+    """The job the route names, or the 404 problem answer listing the configured jobs."""
+    jobs = sync_jobs(settings)
+    name = req.route_params.get("job", "")
+    job = jobs.get(name)
+    if job is None:
+        return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
+    return job
+
+
 @blueprint.route(route="sync/{job}/run", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
 async def sync_run_now(
@@ -148,11 +158,9 @@ async def sync_run_now(
 ) -> func.HttpResponse:
     """Start a run now, under the same lock as the timer (busy, min interval, stuck)."""
     settings = _settings()
-    jobs = sync_jobs(settings)
-    name = req.route_params.get("job", "")
-    job = jobs.get(name)
-    if job is None:
-        return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
+    job = _requested_job(req, settings)
+    if isinstance(job, func.HttpResponse):
+        return job
     try:
         decision = await _tick(job, settings, client)
     except Exception as error:  # the durable backend or the state tables failed, not the caller
@@ -170,18 +178,15 @@ async def sync_run_now(
     return problem_response(problem(409, "Run not started", decision.reason, request_path(req)))
 
 
-
 @blueprint.route(route="sync/{job}", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
 async def sync_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     settings = _settings()
-    jobs = sync_jobs(settings)
-    name = req.route_params.get("job", "")
-    job = jobs.get(name)
-    if job is None:
-        return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
+    job = _requested_job(req, settings)
+    if isinstance(job, func.HttpResponse):
+        return job
     state = sync_state(settings)
     status = await client.get_status(job.instance_id, show_input=True)
     instance = instance_snapshot(status)
