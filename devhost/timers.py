@@ -261,7 +261,7 @@ class TimerRunner:
         lease = None
         if self._locks is not None:
             try:
-                lease = await asyncio.to_thread(self._locks.try_acquire, timer.function_name)
+                lease = await self._acquire_lock(timer.function_name)
             except Exception as error:
                 log.warning("timer %s: lock not taken (%s); running anyway",
                             timer.function_name, error)
@@ -280,6 +280,26 @@ class TimerRunner:
                 renewing.cancel()
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(TimerLocks.release, lease)
+
+    async def _acquire_lock(self, function_name: str) -> Any | None:
+        """The timer's lease, or None when another host holds it.
+
+        A host stopped while the lease is being taken still releases it: the thread that
+        takes it cannot be cancelled, and a lease left behind would make every other host
+        skip this timer's occurrences until it expired.
+        """
+        assert self._locks is not None
+        acquiring = asyncio.ensure_future(
+            asyncio.to_thread(self._locks.try_acquire, function_name)
+        )
+        try:
+            return await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                taken = await acquiring
+                if taken is not None:
+                    await asyncio.to_thread(TimerLocks.release, taken)
+            raise
 
     @staticmethod
     async def _keep_lease(lease: Any) -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import shutil
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +31,14 @@ def wait_for(condition: Callable[[], bool], timeout: float) -> None:
         time.sleep(0.1)
 
 
+def timers_app(tmp_path: Path) -> Path:
+    """The timers sample in a folder of its own: its host id (the folder name) and so its
+    schedule status and locks in the shared Azurite are this test's alone."""
+    app = tmp_path / f"timers{uuid.uuid4().hex[:12]}"
+    shutil.copytree(sample_app("timers"), app, ignore=shutil.ignore_patterns("__pycache__"))
+    return app
+
+
 def timer_env(journal: Path, storage: str) -> dict[str, str]:
     return {
         "TIMER_JOURNAL": str(journal),
@@ -41,7 +51,7 @@ def test_timers_follow_their_schedules_without_overlap(
     start_devhost: Callable[..., RunningHost], tmp_path: Path, azurite
 ):
     journal = tmp_path / "journal.jsonl"
-    host = start_devhost(sample_app("timers"), env=timer_env(journal, azurite.connection_string))
+    host = start_devhost(timers_app(tmp_path), env=timer_env(journal, azurite.connection_string))
     wait_for(lambda: sum(e["function"] == "tick" for e in read_journal(journal)) >= 3, 15)
     wait_for(lambda: sum(e["event"] == "end" for e in read_journal(journal)) >= 3, 15)
     host.stop()
@@ -68,18 +78,20 @@ def test_an_occurrence_missed_while_the_host_was_down_runs_at_startup_as_past_du
 ):
     journal = tmp_path / "journal.jsonl"
     env = timer_env(journal, azurite.connection_string)
-    first = start_devhost(sample_app("timers"), env=env)
+    app = timers_app(tmp_path)
+    status_suffix = f"/{app.name.lower()}/every_five_minutes/status"  # the host id is the folder
+    first = start_devhost(app, env=env)
     container = BlobServiceClient.from_connection_string(
         azurite.connection_string
     ).get_container_client("azure-webjobs-hosts")
     wait_for(
         lambda: container.exists()
-        and any(b.name.endswith("/every_five_minutes/status") for b in container.list_blobs()),
+        and any(b.name.endswith(status_suffix) for b in container.list_blobs()),
         15,
     )
     first.stop()
     status_blob = next(
-        b.name for b in container.list_blobs() if b.name.endswith("/every_five_minutes/status")
+        b.name for b in container.list_blobs() if b.name.endswith(status_suffix)
     )
     status = json.loads(container.download_blob(status_blob).readall())
     # Pretend the host was down across a scheduled occurrence.
@@ -87,7 +99,7 @@ def test_an_occurrence_missed_while_the_host_was_down_runs_at_startup_as_past_du
     status["Next"] = missed.isoformat().replace("+00:00", "Z")
     container.upload_blob(status_blob, json.dumps(status), overwrite=True)
 
-    start_devhost(sample_app("timers"), env=env)
+    start_devhost(app, env=env)
     wait_for(
         lambda: any(e["function"] == "every_five_minutes" for e in read_journal(journal)), 15
     )
@@ -102,8 +114,9 @@ def test_two_hosts_on_one_storage_account_never_run_a_timer_at_the_same_time(
 ):
     journal = tmp_path / "journal.jsonl"
     env = timer_env(journal, azurite.connection_string)
-    start_devhost(sample_app("timers"), env=env)
-    start_devhost(sample_app("timers"), env=env)
+    app = timers_app(tmp_path)
+    start_devhost(app, env=env)
+    start_devhost(app, env=env)
     wait_for(lambda: sum(e["event"] == "end" for e in read_journal(journal)) >= 4, 20)
 
     slow = [e["event"] for e in read_journal(journal) if e["function"] == "slow_tick"]
