@@ -197,11 +197,22 @@ def bulk_load(context: df.DurableOrchestrationContext):
 # -- HTTP ---------------------------------------------------------------------------------------
 
 
+def _is_bulk_load(status: df.DurableOrchestrationStatus) -> bool:
+    # Load ids share the task hub with other instances (the sync jobs' `sync-<job>`): an
+    # instance of another orchestration is not a load, whatever its id.
+    return status.name == ORCHESTRATOR
+
+
 async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRequest,
                          load_id: str) -> func.HttpResponse | None:
     status = await client.get_status(load_id)
     if not status or status.runtime_status is None:
         return None
+    if not _is_bulk_load(status):
+        return problem_response(problem(
+            409, "LOAD_ID_USED", "Bulk load id already used",
+            f"{load_id!r} is the instance id of another orchestration; post the records "
+            "with another loadId", request_path(req)))
     links = client.get_client_response_links(req, load_id)
     body = existing_load_body(status, links)
     headers = {"Location": links["statusQueryGetUri"]}
@@ -282,7 +293,7 @@ async def bulk_load_cancel(
         return problem_response(problem(400, "INVALID_BODY", "Invalid cancel request",
                                          bad_body, instance))
     status = await client.get_status(load_id) if LOAD_ID_PATTERN.fullmatch(load_id) else None
-    if not status or status.runtime_status is None:
+    if not status or status.runtime_status is None or not _is_bulk_load(status):
         return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     state = status.runtime_status.name
@@ -310,6 +321,8 @@ def _cancel_reason(body: bytes) -> tuple[str | None, str | None]:
         parsed = json.loads(body)
     except ValueError as error:
         return None, f"the body is not JSON ({error}); send {{\"reason\": \"...\"}} or nothing"
+    except RecursionError:
+        return None, 'the body nests JSON too deeply; send {"reason": "..."} or nothing'
     if not isinstance(parsed, dict) or not isinstance(parsed.get("reason", ""), str):
         return None, 'the body must be an object whose "reason" is text'
     return parsed.get("reason") or None, None
@@ -327,7 +340,7 @@ async def bulk_load_failures(
         return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     status = await client.get_status(load_id, show_input=True)
-    if not status or status.runtime_status is None:
+    if not status or status.runtime_status is None or not _is_bulk_load(status):
         return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     state = status.runtime_status.name

@@ -20,6 +20,9 @@ from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from shared.sql.dialects import dialect_for_connection_string
+from shared.sql.identifiers import split_qualified_name
+
 _MISSING = object()
 KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
 
@@ -170,18 +173,30 @@ def read_section(
     """Read one section; returns it with no problems, or None with every problem found."""
     values: dict[str, Any] = {}
     problems: list[str] = []
+    bad: list[str] = []
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         value, problem = _read_field(field, environ)
         if problem:
             problems.append(problem)
+            bad.append(field.metadata["setting"])
+            if field.metadata["default"] is _MISSING:
+                return None, problems
+            # The default stands in for the bad value, so that the checks across settings
+            # below still run and every bad setting is named at once.
+            value = field.metadata["default"]
         values[field.name] = value
-    if problems:
-        return None, problems
     section = cls(**values)
     validate = getattr(section, "validate", None)
     if validate is not None:
-        problems.extend(validate())
+        # A check that names a setting already reported would judge the stand-in value.
+        problems.extend(problem for problem in validate()
+                        if not any(_names(problem, name) for name in bad))
     return (None if problems else section), problems
+
+
+def _names(problem: str, setting_name: str) -> bool:
+    return re.search(rf"(?<![A-Za-z0-9_]){re.escape(setting_name)}(?![A-Za-z0-9_])",
+                     problem) is not None
 
 
 # -- the sections -----------------------------------------------------------------------
@@ -533,6 +548,15 @@ class AssetChangesSyncSettings:
                 "SYNC_ASSET_CHANGES_MIN_INTERVAL exceeds SYNC_ASSET_CHANGES_MAX_RUN_TIME: "
                 "a run must be allowed to end before the next may start"
             )
+        try:
+            split_qualified_name(self.view)
+        except ValueError as error:
+            problems.append(f"SYNC_ASSET_CHANGES_SOURCE_VIEW is malformed: {error}")
+        if self.connection and not self.dialect:
+            try:
+                dialect_for_connection_string(self.connection)
+            except ValueError as error:
+                problems.append(f"SYNC_ASSET_CHANGES_SOURCE_DIALECT is missing: {error}")
         try:
             datetime.fromisoformat(self.initial_watermark.strip())
         except ValueError:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LOAD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
+RESERVED_LOAD_ID_PREFIX = "sync-"
 LEVEL_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 # Salesforce API names: a letter, then letters, digits and single underscores (`__c` etc.).
 API_NAME_PATTERN = re.compile(r"[A-Za-z](?:[A-Za-z0-9]|_(?!_)|__(?=[a-z]+$))*(?:__[a-z]+)?")
@@ -152,6 +153,15 @@ def _load_id(body: Mapping[str, Any], problems: list[RecordProblem]) -> str | No
             "/loadId", "INVALID_LOAD_ID",
             "loadId must be 1-100 letters, digits, '.', '_', ':' or '-', starting with a "
             "letter or digit",
+        ))
+        return None
+    if load_id.lower().startswith(RESERVED_LOAD_ID_PREFIX):
+        # `sync-<job>` is the fixed instance id, and so the lock, of a sync job: a load
+        # started under it would be taken for a run, terminated or replaced by a tick.
+        problems.append(RecordProblem(
+            "/loadId", "INVALID_LOAD_ID",
+            f"loadIds starting with {RESERVED_LOAD_ID_PREFIX!r} are reserved for the sync "
+            "jobs' runs; choose another loadId",
         ))
         return None
     return load_id

@@ -37,6 +37,9 @@ def parse_load_request(
     except (ValueError, UnicodeDecodeError) as error:
         return problem(400, "MALFORMED_JSON", "Bulk load request is not JSON",
                        f"the body is not valid JSON: {error}", instance)
+    except RecursionError:  # nesting deeper than the parser's stack, never a real load
+        return problem(400, "MALFORMED_JSON", "Bulk load request is not JSON",
+                       "the body nests JSON arrays or objects too deeply", instance)
     try:
         return validate_load_request(parsed)
     except LoadRequestInvalid as invalid:

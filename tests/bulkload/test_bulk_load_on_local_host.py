@@ -377,15 +377,41 @@ def test_validation_errors_are_listed_at_once_and_nothing_starts(start_bulk_host
     assert unknown.headers["Content-Type"].startswith("application/problem+json")
 
 
+def test_instances_of_other_orchestrations_are_not_taken_for_loads(start_bulk_host, sfsim):
+    host = start_bulk_host()
+    started = requests.post(
+        host.host.url("/runtime/webhooks/durabletask/orchestrators/other_orchestration/"
+                      "not-a-load"), params={"code": host.host.master_key}, json=None,
+        timeout=30)
+    assert started.status_code == 202, started.text
+    assert host.wait_for_end("not-a-load")["runtimeStatus"] == "Completed"
+    key = {"code": host.host.function_key}
+
+    failures = host.get("/api/bulk-loads/not-a-load/failures")
+    cancel = requests.post(host.host.url("/api/bulk-loads/not-a-load/cancel"), params=key,
+                           timeout=30)
+    post = host.post({**SEED_LOAD, "loadId": "not-a-load"})
+    deep = requests.post(host.host.url("/api/bulk-loads/not-a-load/cancel"), params=key,
+                         data=b"[" * 200_000 + b"]" * 200_000, timeout=30)
+
+    assert (failures.status_code, failures.json()["code"]) == (404, "UNKNOWN_LOAD")
+    assert (cancel.status_code, cancel.json()["code"]) == (404, "UNKNOWN_LOAD")
+    assert (post.status_code, post.json()["code"]) == (409, "LOAD_ID_USED")
+    assert post.headers["Content-Type"].startswith("application/problem+json")
+    assert (deep.status_code, deep.json()["code"]) == (400, "INVALID_BODY")
+    assert sfsim.requests_log() == []
+
+
 def test_a_host_restart_mid_poll_resumes_polling(start_bulk_host, sfsim):
     host = start_bulk_host()
     sfsim.configure(job_delay_seconds=1.0)
     assert host.post(SEED_LOAD).status_code == 202
     # Wait until the account job is being polled, then kill the host.
-    for _ in range(200):
+    deadline = time.monotonic() + 60
+    while True:
         status = host.durable_status("seed-example")
         custom = status.get("customStatus") or {}
-        if custom.get("phase") == "waiting":
+        if custom.get("phase") == "waiting" or time.monotonic() > deadline:
             break
         time.sleep(0.05)
     assert custom.get("phase") == "waiting", status
@@ -437,7 +463,7 @@ def test_a_cancelled_load_aborts_its_salesforce_job_and_reports_what_was_not_loa
     cancel_url = host.host.url("/api/bulk-loads/seed-example/cancel")
     key = {"code": host.host.function_key}
     assert host.post(SEED_LOAD).status_code == 202
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while (host.durable_status("seed-example").get("customStatus") or {}).get("phase") != "waiting":
         assert time.monotonic() < deadline, "the load never reached its first poll"
         time.sleep(0.1)

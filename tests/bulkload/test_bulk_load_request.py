@@ -127,6 +127,8 @@ def test_level_definitions_are_checked_before_records():
      [("/accounts/0/contacts", "WRONG_TYPE")]),
     ({"loadId": "has/slash", "accounts": [{"sourceId": "1"}]},
      [("/loadId", "INVALID_LOAD_ID")]),
+    ({"loadId": "sync-asset-changes", "accounts": [{"sourceId": "1"}]},
+     [("/loadId", "INVALID_LOAD_ID")]),
     ({"levels": [{"object": "Account", "records": []}]},
      [("/levels/0/records", "WRONG_TYPE")]),
 ])
@@ -143,6 +145,15 @@ def test_body_size_is_checked_before_parsing():
     assert isinstance(too_large, Problem) and too_large.status == 413
     assert too_large.body["code"] == "BODY_TOO_LARGE"
     assert not isinstance(fits, Problem)
+
+
+def test_json_nested_too_deeply_is_a_400_not_a_crash():
+    body = b"[" * 200_000 + b"]" * 200_000
+
+    answer = parse_load_request(body, None, len(body), "/api/bulk-loads")
+
+    assert isinstance(answer, Problem)
+    assert (answer.status, answer.body["code"]) == (400, "MALFORMED_JSON")
 
 
 def test_problem_json_lists_every_error():

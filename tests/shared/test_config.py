@@ -34,6 +34,34 @@ def test_every_malformed_setting_is_named_at_once():
     assert "AzureWebJobsStorage__credential is malformed" in names
 
 
+def test_checks_across_settings_still_run_when_a_setting_of_the_section_is_malformed():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({
+            "AzureWebJobsStorage": AZURITE,
+            "SYNC_ASSET_CHANGES_ENABLED": "true",
+            "SYNC_ASSET_CHANGES_PAGE_SIZE": "-5",
+            "BULK_LOAD_POLL_INTERVAL": "abc",
+            "BULK_LOAD_MAX_WAIT": "1",
+            "BULK_LOAD_CONTAINER": "Bad_Name",
+        })
+    assert sorted(problem.split(" is ")[0] for problem in raised.value.problems) == [
+        "BULK_LOAD_CONTAINER", "BULK_LOAD_POLL_INTERVAL",
+        "SYNC_ASSET_CHANGES_PAGE_SIZE", "SYNC_ASSET_CHANGES_SOURCE_CONNECTION"]
+
+
+def test_source_view_and_dialect_are_checked_at_start_up():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({
+            "AzureWebJobsStorage": AZURITE,
+            "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": "Driver={Some ODBC};Pwd=s3cret;",
+            "SYNC_ASSET_CHANGES_SOURCE_VIEW": "Assets; DROP TABLE Assets",
+        })
+    problems = raised.value.problems
+    assert [problem.split(" is ")[0] for problem in problems] == [
+        "SYNC_ASSET_CHANGES_SOURCE_VIEW", "SYNC_ASSET_CHANGES_SOURCE_DIALECT"]
+    assert "s3cret" not in str(raised.value)
+
+
 def test_unresolved_key_vault_reference_is_reported_with_the_setting_name():
     with pytest.raises(SettingsError) as raised:
         load_settings(

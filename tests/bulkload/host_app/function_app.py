@@ -13,3 +13,10 @@ app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(bulk_load.blueprint)  # POST /api/bulk-loads, bulk_load, failures
 app.register_functions(bulk_load_activities.blueprint)
+
+
+# Another orchestration in the same task hub, as the sync runs `sync-<job>` are in the app:
+# the load endpoints must not take its instances for loads.
+@app.orchestration_trigger(context_name="context")
+def other_orchestration(context: df.DurableOrchestrationContext):
+    return "not a load"
