@@ -14,7 +14,7 @@ import azure.durable_functions as df
 
 from shared.bulkload import levels as level_steps
 from shared.bulkload.request import LoadLevel
-from shared.bulkload.store import LoadStore
+from shared.bulkload.store import LoadStore, claim_load_run
 from shared.config import AppSettings, load_settings
 from shared.salesforce import SalesforceClient
 from shared.storage.clients import blob_service
@@ -41,6 +41,12 @@ def _store(prefix: str) -> LoadStore:
 
 def _levels(request: dict[str, Any]) -> list[LoadLevel]:
     return [LoadLevel.from_json(level) for level in request["levels"]]
+
+
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_claim_run(request: dict[str, Any]) -> dict[str, Any]:
+    claim_load_run(_store(request["prefix"]), request["runToken"])
+    return {"claimed": True}
 
 
 @blueprint.activity_trigger(input_name="request")

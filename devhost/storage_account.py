@@ -96,8 +96,10 @@ class StorageAccount:
         return self.connection_string is None
 
     def require(self, *services: str) -> None:
-        """Refuse to start when an identity-based connection lacks a service it needs."""
+        """Refuse to start when the connection cannot reach a service it needs: a
+        malformed connection string, or an identity-based one without that endpoint."""
         if not self.uses_identity:
+            self._check_connection_string(services)
             return
         missing = [s for s in services if getattr(self, f"{s}_uri") is None]
         if missing:
@@ -107,6 +109,23 @@ class StorageAccount:
                 f"{self.setting!r} needs the {'/'.join(missing)} endpoint(s) here "
                 f"(or set {self.setting}__accountName)"
             )
+
+    def _check_connection_string(self, services: tuple[str, ...]) -> None:
+        from azure.data.tables import TableServiceClient
+        from azure.storage.blob import BlobServiceClient
+
+        parsers = {"blob": BlobServiceClient, "table": TableServiceClient}
+        for service in services:
+            try:
+                parsers[service].from_connection_string(self.connection_string or "")
+            except (ValueError, KeyError) as error:
+                # The SDK's message does not echo the string, so no account key is shown.
+                raise StartupError(
+                    f"app setting {self.setting!r} is not a storage connection string the "
+                    f"{service} service can use ({type(error).__name__}: {error}); expected "
+                    "DefaultEndpointsProtocol=...;AccountName=...;AccountKey=...;... or "
+                    "UseDevelopmentStorage=true"
+                ) from None
 
     def describe(self) -> str:
         """Where the account is, for the start-up listing (no keys)."""

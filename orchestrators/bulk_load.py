@@ -57,6 +57,7 @@ blueprint = df.Blueprint()
 
 ORCHESTRATOR = "bulk_load"
 CANCEL_EVENT = "cancel"
+MAX_CANCEL_REASON = 500
 BUSY = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 
 
@@ -66,6 +67,10 @@ def _settings() -> AppSettings:
 
 
 # -- the orchestration ---------------------------------------------------------------------
+
+
+class LoadRestartRefused(Exception):
+    """A restart through the Durable API would send the load's records a second time."""
 
 
 @blueprint.orchestration_trigger(context_name="context")
@@ -80,6 +85,14 @@ def bulk_load(context: df.DurableOrchestrationContext):
     started = context.current_utc_datetime
     # One task for the whole load: a cancel raised at any time completes it, and every poll
     # below races its timer against it.
+    # 0. this execution, and no restart of it, loads the staged records
+    if context.instance_id != load["loadId"]:
+        raise LoadRestartRefused(
+            f"instance {context.instance_id!r} runs load {load['loadId']!r}: a load cannot "
+            "be restarted under a new id; post it again with a new loadId")
+    yield context.call_activity_with_retry(
+        "bulk_load_claim_run", retry,
+        {"prefix": load["prefix"], "runToken": str(context.new_uuid())})
     cancel_requested = context.wait_for_external_event(CANCEL_EVENT)
     cancel_reason: str | None = None
     summaries = [progress.new_level_summary(level, count)
@@ -325,6 +338,9 @@ def _cancel_reason(body: bytes) -> tuple[str | None, str | None]:
         return None, 'the body nests JSON too deeply; send {"reason": "..."} or nothing'
     if not isinstance(parsed, dict) or not isinstance(parsed.get("reason", ""), str):
         return None, 'the body must be an object whose "reason" is text'
+    if len(parsed.get("reason", "")) > MAX_CANCEL_REASON:
+        # The reason goes into history and the summary: keep both small.
+        return None, f'"reason" is longer than {MAX_CANCEL_REASON} characters'
     return parsed.get("reason") or None, None
 
 

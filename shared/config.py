@@ -656,9 +656,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> AppSettings:
         section, section_problems = read_section(_section_type(field), environ)
         sections[field.name] = section
         problems.extend(section_problems)
+    problems.extend(_problems_across_sections(sections))
     if problems:
         raise SettingsError(problems)
     return AppSettings(**sections)
+
+
+def _problems_across_sections(sections: Mapping[str, Any]) -> list[str]:
+    """Checks that need two sections (a section with problems of its own is None)."""
+    sync, salesforce = sections.get("asset_changes_sync"), sections.get("salesforce")
+    if sync is not None and salesforce is not None and sync.enabled \
+            and sync.sink == "salesforce" and not salesforce.login_url:
+        return ["SALESFORCE_LOGIN_URL is missing: SYNC_ASSET_CHANGES_ENABLED is true and "
+                "SYNC_ASSET_CHANGES_SINK is salesforce"]
+    return []
 
 
 def _section_type(field: dataclasses.Field) -> type:

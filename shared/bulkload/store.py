@@ -165,6 +165,31 @@ def release_load_id(service: BlobServiceClient, container: str, load_id: str) ->
         service.get_container_client(container).delete_blob(f"{load_id}/claim")
 
 
+class LoadAlreadyRan(Exception):
+    """The staged records of a load were already loaded by another execution."""
+
+
+def claim_load_run(store: LoadStore, run_token: str) -> None:
+    """Let one orchestration execution load these staged records, ever.
+
+    The Durable API's restart (`restartPostUri`) starts a new execution over the same input:
+    it would send every record again (inserts twice). The first execution writes its token;
+    the same execution may claim again (an activity runs at least once); another is refused.
+    """
+    blob = store.name("run-claim")
+    try:
+        store.container.upload_blob(blob, run_token.encode(), overwrite=False)
+        return
+    except ResourceExistsError:
+        pass
+    claimed_by = store.read_bytes(blob).decode()
+    if claimed_by != run_token:
+        raise LoadAlreadyRan(
+            f"the records staged under {store.prefix} were loaded by an earlier run; a load "
+            "cannot be restarted: post it again with a new loadId"
+        )
+
+
 def spooled_file() -> IO[bytes]:
     """A temporary file for one staged CSV; small ones stay in memory."""
     return tempfile.SpooledTemporaryFile(max_size=8 << 20)

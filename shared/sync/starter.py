@@ -64,6 +64,7 @@ async def run_tick(
     """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input."""
     now = now or utc_now()
     instance = instance_snapshot(await client.get_status(job.instance_id, show_input=True))
+    close_run_ended_elsewhere(job, state, instance, now)
     lease = state.read_lease(job.name)
     decision = decide_tick(
         now, enabled=job.enabled, instance=instance, lease=lease,
@@ -125,3 +126,25 @@ def start_was_refused(error: Exception) -> bool:
     status Running already exists." (409 locally, the SDK turns either into an Exception).
     """
     return "already exists" in str(error)
+
+
+def close_run_ended_elsewhere(
+    job: SyncJob, state: SyncState, instance: InstanceSnapshot | None, now: datetime
+) -> None:
+    """A run terminated (or crashed) outside its own code never wrote its end: write it."""
+    if instance is None or instance.runtime_status not in ENDED_ELSEWHERE:
+        return
+    if not (instance.run_id and instance.run_started_at):
+        return
+    outcome = ENDED_ELSEWHERE[instance.runtime_status]
+    if state.close_open_run(
+        job.name, instance.run_id, instance.run_started_at, outcome, now,
+        f"instance {job.instance_id} ended {instance.runtime_status} without recording the "
+        "run's end (terminated through the Durable API?)",
+    ):
+        log.warning("sync job %s: run %s ended %s outside the run; recorded it", job.name,
+                    instance.run_id, instance.runtime_status)
+
+
+# Durable states in which a run can end without its orchestration writing the run's end.
+ENDED_ELSEWHERE = {"Terminated": "terminated", "Failed": "failed", "Canceled": "terminated"}

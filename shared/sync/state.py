@@ -259,6 +259,23 @@ class SyncState:
             entity[name] = value
         self.runs.upsert_entity(entity)
 
+    def close_open_run(
+        self, job: str, run_id: str, started_at: datetime, outcome: str, ended_at: datetime,
+        error: str,
+    ) -> bool:
+        """End a run whose row still says running (its instance ended without recording it,
+        e.g. terminated through the Durable API). True when this call closed it."""
+        stored = read_entity(self.runs, job, self.run_row_key(started_at, run_id))
+        if stored is None or stored.values.get("Outcome") != "running":
+            return False
+        row = {**stored.values, "Outcome": outcome, "EndedAt": ended_at.isoformat(),
+               "Error": error[:MAX_TEXT]}
+        try:
+            replace_if_unchanged(self.runs, row, stored.etag)
+        except ConcurrentWrite:  # the run itself, or another tick, wrote it meanwhile
+            return False
+        return True
+
     def last_runs(self, job: str, count: int = 10) -> list[dict[str, Any]]:
         rows = self.runs.query_entities(
             "PartitionKey eq @job", parameters={"job": job}, results_per_page=count

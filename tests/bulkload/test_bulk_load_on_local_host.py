@@ -469,11 +469,13 @@ def test_a_cancelled_load_aborts_its_salesforce_job_and_reports_what_was_not_loa
         time.sleep(0.1)
 
     bad = requests.post(cancel_url, params=key, data=b"[1]", timeout=30)
+    too_long = requests.post(cancel_url, params=key, json={"reason": "x" * 501}, timeout=30)
     answer = requests.post(cancel_url, params=key, json={"reason": "wrong export file"},
                            timeout=30)
 
-    assert bad.status_code == 400
+    assert bad.status_code == 400 and too_long.status_code == 400
     assert bad.headers["Content-Type"].startswith("application/problem+json")
+    assert "longer than 500" in too_long.json()["detail"]
     assert answer.status_code == 202 and answer.json()["reason"] == "wrong export file"
     status = host.wait_for_end("seed-example", timeout=60)
     summary = status["output"]
@@ -492,3 +494,25 @@ def test_a_cancelled_load_aborts_its_salesforce_job_and_reports_what_was_not_loa
     unknown = requests.post(host.host.url("/api/bulk-loads/nope/cancel"), params=key,
                             timeout=30)
     assert (unknown.status_code, unknown.json()["code"]) == (404, "UNKNOWN_LOAD")
+
+
+def test_a_restart_through_the_durable_api_never_sends_the_records_again(start_bulk_host, sfsim):
+    host = start_bulk_host()
+    started = host.post(SEED_LOAD)
+    assert host.wait_for_end("seed-example")["runtimeStatus"] == "Completed"
+    assert len(sfsim.records("Contact")) == 3
+    restart_url = started.json()["restartPostUri"]
+
+    as_new = requests.post(restart_url, timeout=30)
+    in_place = requests.post(restart_url, params={"restartWithNewInstanceId": "false"},
+                             timeout=30)
+
+    assert as_new.status_code == 202 and in_place.status_code == 202
+    copy = host.wait_for_end(as_new.json()["id"])
+    assert copy["runtimeStatus"] == "Failed"
+    assert "cannot be restarted under a new id" in json.dumps(copy["output"])
+    again = host.wait_for_end("seed-example")
+    assert again["runtimeStatus"] == "Failed"
+    assert "loaded by an earlier run" in json.dumps(again["output"])
+    assert len(sfsim.records("Contact")) == 3
+    assert len(sfsim.records("Account")) == 2

@@ -24,10 +24,13 @@ LEVELS = [
 def orchestrator():
     import os
 
-    os.environ.setdefault("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-    from orchestrators.bulk_load import bulk_load
+    # Only for this module: hosts started by later tests must not inherit it.
+    with pytest.MonkeyPatch.context() as patch:
+        if "AzureWebJobsStorage" not in os.environ:
+            patch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+        from orchestrators.bulk_load import bulk_load
 
-    return bulk_load.build().get_user_function()
+        yield bulk_load.build().get_user_function()
 
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0):
@@ -58,6 +61,8 @@ class FakeOrg:
     def __call__(self, name, request, now):
         if name in self.failing and self.failing[name](request):
             raise ActivityFailed(f"{name} could not reach storage")
+        if name == "bulk_load_claim_run":
+            return {"claimed": True}
         if name == "bulk_load_stage_level":
             count = self.records[request["level"]]
             if request.get("skipReason"):
@@ -93,6 +98,7 @@ def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator)
 
     names = [name for name, _ in run.calls]
     assert names == [
+        "bulk_load_claim_run",
         "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",
         *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
         "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",

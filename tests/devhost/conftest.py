@@ -53,6 +53,9 @@ class InProcessHost:
         from devhost.host import FunctionHost
         from devhost.testing import free_port
 
+        # The in-process host reads its settings from this process's environment; stop()
+        # puts it back, so later tests do not inherit this host's storage and keys.
+        self._saved_env = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         self.master_key = env["DEVHOST_MASTER_KEY"]
         self.host = FunctionHost(app_dir=app_dir, port=free_port(), engine_module=engine_module)
@@ -67,6 +70,7 @@ class InProcessHost:
 
     def stop(self) -> None:
         import asyncio
+        import os
 
         from azure.durable_functions.models.utils import http_utils
 
@@ -75,6 +79,11 @@ class InProcessHost:
         asyncio.run_coroutine_threadsafe(http_utils._close_session(), self.loop).result(10)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture(scope="session", params=DURABLE_ENGINES)

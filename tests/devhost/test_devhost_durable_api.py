@@ -19,7 +19,7 @@ from tests.devhost.conftest import InProcessHost
 WEBHOOK = "/runtime/webhooks/durabletask"
 
 
-def wait_for_status(host: InProcessHost, instance_id: str, wanted: str, timeout: float = 10):
+def wait_for_status(host: InProcessHost, instance_id: str, wanted: str, timeout: float = 30):
     deadline = time.monotonic() + timeout
     body = None
     while time.monotonic() < deadline:

