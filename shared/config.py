@@ -215,6 +215,7 @@ class StorageSettings:
         description="storage connection string (Azurite locally); empty in Azure, "
         "where the __blobServiceUri/__queueServiceUri/__tableServiceUri settings are used",
         default=None,
+        secret=True,  # it carries the account key
     )
     blob_service_uri: str | None = setting(
         "AzureWebJobsStorage__blobServiceUri",
