@@ -51,6 +51,7 @@ from shared.bulkload.store import (
     take_over_load_claim,
 )
 from shared.config import AppSettings, load_settings
+from shared.durable_payloads import input_object
 from shared.storage.clients import blob_service
 
 blueprint = df.Blueprint()
@@ -75,9 +76,7 @@ class LoadRestartRefused(Exception):
 
 @blueprint.orchestration_trigger(context_name="context")
 def bulk_load(context: df.DurableOrchestrationContext):
-    load = context.get_input()
-    if isinstance(load, str):
-        load = json.loads(load)
+    load = input_object(context.get_input(), "the bulk load's input")
     retry = df.RetryOptions(
         first_retry_interval_in_milliseconds=max(1, int(load["activityRetryDelay"] * 1000)),
         max_number_of_attempts=load["activityAttempts"],
@@ -365,9 +364,7 @@ async def bulk_load_failures(
             409, "LOAD_RUNNING", "Bulk load still running",
             f"load {load_id!r} is {state}; its failures are listed once it has ended",
             instance, runtimeStatus=state))
-    load = status.input_
-    if isinstance(load, str):
-        load = json.loads(load)
+    load = input_object(status.input_, f"the input of load {load_id!r}")
     settings = _settings()
     store = LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
                                load["prefix"])

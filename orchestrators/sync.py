@@ -24,6 +24,7 @@ import azure.functions as func
 
 from orchestrators.http import problem_response, request_path
 from shared.config import AppSettings, load_settings
+from shared.durable_payloads import input_object
 from shared.problems import problem
 from shared.sync import run_plan
 from shared.sync.job import SyncJob
@@ -83,9 +84,7 @@ class SyncRunFailed(Exception):
 
 @blueprint.orchestration_trigger(context_name="context")
 def sync_run(context: df.DurableOrchestrationContext):
-    run = context.get_input()
-    if isinstance(run, str):
-        run = json.loads(run)
+    run = input_object(context.get_input(), "the sync run's input")
     request = {"job": run["job"], "run_id": run["run_id"], "started_at": run["started_at"]}
 
     if run["upper_bound"] is None:

@@ -12,6 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.durable_payloads import json_object
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.state import SyncState, utc_now
@@ -27,7 +28,7 @@ def instance_snapshot(status: Any) -> InstanceSnapshot | None:
         return None
     runtime = status.runtime_status
     runtime_name = getattr(runtime, "value", runtime)
-    run = status.input_ if isinstance(status.input_, dict) else _decode(status.input_)
+    run = json_object(status.input_)
     custom = status.custom_status if isinstance(status.custom_status, dict) else {}
     run_id = (run or {}).get("run_id") or custom.get("run_id")
     started = (run or {}).get("started_at") or custom.get("started_at")
@@ -37,20 +38,6 @@ def instance_snapshot(status: Any) -> InstanceSnapshot | None:
         run_started_at=datetime.fromisoformat(started) if started else None,
         created_time=status.created_time,
     )
-
-
-def _decode(value: Any) -> dict[str, Any] | None:
-    import json
-
-    if isinstance(value, str):
-        try:
-            decoded = json.loads(value)
-        except ValueError:
-            return None
-        if isinstance(decoded, str):
-            return _decode(decoded)
-        return decoded if isinstance(decoded, dict) else None
-    return None
 
 
 def new_run_id() -> str:

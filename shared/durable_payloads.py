@@ -1,0 +1,30 @@
+"""Values that crossed the Durable client.
+
+The Python SDK's client JSON-encodes an orchestration's input a second time, so an
+orchestrator (and `get_status(...).input_`) may see the object as JSON text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+
+def json_object(value: Any) -> dict[str, Any] | None:
+    """`value` as a JSON object, decoding JSON text (once or twice encoded); else None."""
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, str):
+        try:
+            return json_object(json.loads(value))
+        except ValueError:
+            return None
+    return None
+
+
+def input_object(value: Any, what: str) -> dict[str, Any]:
+    """Like json_object, for an input that must be an object: raise ValueError naming it."""
+    decoded = json_object(value)
+    if decoded is None:
+        raise ValueError(f"{what} is not a JSON object: {str(value)[:200]!r}")
+    return decoded
