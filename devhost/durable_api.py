@@ -388,14 +388,21 @@ class DurableHttpApi:
             return web.Response(status=404)
         return web.json_response({"instancesDeleted": deleted}, status=200)
 
-    async def _change_state(
-        self, request: web.Request, instance_id: str, operation: str
-    ) -> web.StreamResponse:
+    async def _refuse_unless_running(self, instance_id: str) -> web.Response | None:
+        """404 for an unknown instance, 410 for one that ended; None when it still runs."""
         status = await self.engine.get_instance(instance_id, show_input=False)
         if status is None:
             return web.Response(status=404)
         if status.runtime_status in TERMINAL_STATES:
             return web.Response(status=410)
+        return None
+
+    async def _change_state(
+        self, request: web.Request, instance_id: str, operation: str
+    ) -> web.StreamResponse:
+        refused = await self._refuse_unless_running(instance_id)
+        if refused is not None:
+            return refused
         reason = request.query.get("reason")
         await getattr(self.engine, operation)(instance_id, reason)
         return web.Response(status=202)
@@ -442,11 +449,9 @@ class DurableHttpApi:
     async def _raise_event(
         self, request: web.Request, instance_id: str, event_name: str
     ) -> web.StreamResponse:
-        status = await self.engine.get_instance(instance_id, show_input=False)
-        if status is None:
-            return web.Response(status=404)
-        if status.runtime_status in TERMINAL_STATES:
-            return web.Response(status=410)
+        refused = await self._refuse_unless_running(instance_id)
+        if refused is not None:
+            return refused
         if request.content_type.lower() != "application/json":
             return _error(400, "Only application/json request content is supported")
         text = await request.text()
