@@ -43,6 +43,24 @@ class JobError(Exception):
         self.message = message
 
 
+def job_info_fields(job: Any) -> dict[str, Any]:
+    """The fields Salesforce's job info shares between ingest and query jobs."""
+    return {
+        "id": job.id,
+        "operation": job.operation,
+        "object": job.object,
+        "createdById": USER_ID,
+        "createdDate": job.created_date,
+        "systemModstamp": job.system_modstamp or job.created_date,
+        "state": job.state,
+        "concurrencyMode": "Parallel",
+        "contentType": "CSV",
+        "apiVersion": float(job.api_version),
+        "lineEnding": job.line_ending,
+        "columnDelimiter": job.column_delimiter,
+    }
+
+
 @dataclass
 class IngestJob:
     id: str
@@ -76,20 +94,7 @@ class IngestJob:
         return f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
 
     def to_json(self, full: bool = True) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "operation": self.operation,
-            "object": self.object,
-            "createdById": USER_ID,
-            "createdDate": self.created_date,
-            "systemModstamp": self.system_modstamp or self.created_date,
-            "state": self.state,
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(self.api_version),
-            "lineEnding": self.line_ending,
-            "columnDelimiter": self.column_delimiter,
-        }
+        body = job_info_fields(self)
         if self.external_id_field:
             body["externalIdFieldName"] = self.external_id_field
         if self.assignment_rule_id:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sfsim import soql
-from sfsim.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, USER_ID, JobError
+from sfsim.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, JobError, job_info_fields
 from sfsim.org import Org, now_text
 
 DEFAULT_PAGE = 50_000
@@ -42,20 +42,7 @@ class QueryJob:
     aborted: threading.Event = field(default_factory=threading.Event)
 
     def to_json(self, full: bool = True) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "operation": self.operation,
-            "object": self.object,
-            "createdById": USER_ID,
-            "createdDate": self.created_date,
-            "systemModstamp": self.system_modstamp or self.created_date,
-            "state": self.state,
-            "concurrencyMode": "Parallel",
-            "contentType": "CSV",
-            "apiVersion": float(self.api_version),
-            "lineEnding": self.line_ending,
-            "columnDelimiter": self.column_delimiter,
-        }
+        body = job_info_fields(self)
         if full:
             body.update(
                 jobType="V2Query",
