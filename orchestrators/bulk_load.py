@@ -51,7 +51,7 @@ from shared.bulkload.store import (
     take_over_load_claim,
 )
 from shared.config import AppSettings, load_settings
-from shared.durable_payloads import input_object
+from shared.durable import BUSY_STATES, input_object
 from shared.storage.clients import blob_service
 
 blueprint = df.Blueprint()
@@ -59,7 +59,6 @@ blueprint = df.Blueprint()
 ORCHESTRATOR = "bulk_load"
 CANCEL_EVENT = "cancel"
 MAX_CANCEL_REASON = 500
-BUSY = ("Pending", "Running", "ContinuedAsNew", "Suspended")
 
 
 @lru_cache(maxsize=1)
@@ -228,7 +227,7 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
     links = client.get_client_response_links(req, load_id)
     body = existing_load_body(status, links)
     headers = {"Location": links["statusQueryGetUri"]}
-    if body["runtimeStatus"] in BUSY:
+    if body["runtimeStatus"] in BUSY_STATES:
         headers["Retry-After"] = "10"
     return func.HttpResponse(json.dumps(body, default=str), status_code=200,
                              mimetype="application/json", headers=headers)
@@ -309,7 +308,7 @@ async def bulk_load_cancel(
         return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     state = status.runtime_status.name
-    if state not in BUSY:
+    if state not in BUSY_STATES:
         return problem_response(problem(
             409, "LOAD_ENDED", "Bulk load already ended",
             f"load {load_id!r} is {state}; there is nothing to cancel", instance,
@@ -359,7 +358,7 @@ async def bulk_load_failures(
         return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
                                          f"no bulk load {load_id!r}", instance))
     state = status.runtime_status.name
-    if state in BUSY:
+    if state in BUSY_STATES:
         return problem_response(problem(
             409, "LOAD_RUNNING", "Bulk load still running",
             f"load {load_id!r} is {state}; its failures are listed once it has ended",

@@ -24,7 +24,7 @@ import azure.functions as func
 
 from orchestrators.http import problem_response, request_path
 from shared.config import AppSettings, load_settings
-from shared.durable_payloads import input_object
+from shared.durable import input_object
 from shared.problems import problem
 from shared.sync import run_plan
 from shared.sync.job import SyncJob

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from shared.durable import BUSY_STATES
 from shared.sync.state import Lease
 
-BUSY_STATES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 FREE_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 
 

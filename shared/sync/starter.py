@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.durable_payloads import json_object
+from shared.durable import json_object
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.state import SyncState, utc_now

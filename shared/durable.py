@@ -1,4 +1,4 @@
-"""Values that crossed the Durable client.
+"""What the app reads from Durable Functions: runtime states and client payloads.
 
 The Python SDK's client JSON-encodes an orchestration's input a second time, so an
 orchestrator (and `get_status(...).input_`) may see the object as JSON text.
@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+# Runtime states of an instance that has not ended: a start over it is refused under
+# overridableExistingInstanceStates = NonRunningStates.
+BUSY_STATES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
 
 
 def json_object(value: Any) -> dict[str, Any] | None:
