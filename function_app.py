@@ -10,9 +10,9 @@ import azure.functions as func
 from activities import bulk_load as bulk_load_activities
 from activities import sync as sync_activities
 from orchestrators import bulk_load, health, sync
-from shared.config import load_settings
+from shared.config import app_settings
 
-settings = load_settings()
+settings = app_settings()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

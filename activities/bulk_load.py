@@ -15,7 +15,7 @@ import azure.durable_functions as df
 from shared.bulkload import levels as level_steps
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore, claim_load_run
-from shared.config import AppSettings, load_settings
+from shared.config import app_settings
 from shared.salesforce import SalesforceClient
 from shared.storage.clients import blob_service
 
@@ -23,18 +23,13 @@ blueprint = df.Blueprint()
 
 
 @lru_cache(maxsize=1)
-def _settings() -> AppSettings:
-    return load_settings()
-
-
-@lru_cache(maxsize=1)
 def _client() -> SalesforceClient:
     # One logged-in client per worker: a new token per activity would double the API calls.
-    return SalesforceClient.from_settings(_settings())
+    return SalesforceClient.from_settings(app_settings())
 
 
 def _store(prefix: str) -> LoadStore:
-    settings = _settings()
+    settings = app_settings()
     return LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
                               prefix)
 
@@ -53,7 +48,7 @@ def bulk_load_claim_run(request: dict[str, Any]) -> dict[str, Any]:
 def bulk_load_stage_level(request: dict[str, Any]) -> dict[str, Any]:
     staged = level_steps.stage_level(
         _store(request["prefix"]), _levels(request), request["level"],
-        request.get("uploadLimit") or _settings().bulk_load.upload_limit_bytes,
+        request.get("uploadLimit") or app_settings().bulk_load.upload_limit_bytes,
         request.get("skipReason"),
     )
     return staged.to_json()

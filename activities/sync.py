@@ -9,12 +9,11 @@ raised, so that the orchestrator can tell a page worth retrying from a run that 
 from __future__ import annotations
 
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import azure.durable_functions as df
 
-from shared.config import AppSettings, load_settings
+from shared.config import app_settings
 from shared.sync.job import SyncJob
 from shared.sync.jobs import sink_for, sync_jobs, sync_state
 from shared.sync.pages import SyncRunError, begin_run, end_run, sync_next_page
@@ -23,13 +22,8 @@ from shared.sync.state import SyncState
 blueprint = df.Blueprint()
 
 
-@lru_cache(maxsize=1)
-def _settings() -> AppSettings:
-    return load_settings()
-
-
 def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
-    settings = _settings()
+    settings = app_settings()
     return sync_jobs(settings)[name], sync_state(settings)
 
 
@@ -48,7 +42,7 @@ def sync_begin_run(request: dict[str, Any]) -> dict[str, Any]:
 def sync_page(request: dict[str, Any]) -> dict[str, Any]:
     job, state = _job_and_state(request["job"])
     try:
-        sink = sink_for(job, _settings())
+        sink = sink_for(job, app_settings())
         return sync_next_page(
             job, state, sink, request["run_id"], request["upper_bound"]
         ).as_result()

@@ -22,7 +22,6 @@ import asyncio
 import json
 import logging
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from typing import Any
 
 import azure.durable_functions as df
@@ -50,7 +49,7 @@ from shared.bulkload.store import (
     release_load_id,
     take_over_load_claim,
 )
-from shared.config import AppSettings, load_settings
+from shared.config import app_settings
 from shared.durable import BUSY_STATES, input_object
 from shared.storage.clients import blob_service
 
@@ -59,11 +58,6 @@ blueprint = df.Blueprint()
 ORCHESTRATOR = "bulk_load"
 CANCEL_EVENT = "cancel"
 MAX_CANCEL_REASON = 500
-
-
-@lru_cache(maxsize=1)
-def _settings() -> AppSettings:
-    return load_settings()
 
 
 # -- the orchestration ---------------------------------------------------------------------
@@ -239,7 +233,7 @@ async def bulk_load_start(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """Validate the whole load, stage it, start it; 202 with the Durable status URLs."""
-    settings = _settings()
+    settings = app_settings()
     parsed = parse_load_request(req.get_body(), req.headers.get("Content-Length"),
                                 settings.bulk_load.max_body_bytes, request_path(req))
     if isinstance(parsed, Problem):
@@ -364,7 +358,7 @@ async def bulk_load_failures(
             f"load {load_id!r} is {state}; its failures are listed once it has ended",
             instance, runtimeStatus=state))
     load = input_object(status.input_, f"the input of load {load_id!r}")
-    settings = _settings()
+    settings = app_settings()
     store = LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
                                load["prefix"])
     blob = store.name(FAILURES_REPORT)

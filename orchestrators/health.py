@@ -7,7 +7,7 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
-from shared.config import load_settings
+from shared.config import app_settings
 from shared.storage.clients import table_service
 
 blueprint = df.Blueprint()
@@ -15,7 +15,7 @@ blueprint = df.Blueprint()
 
 @blueprint.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def report_health(req: func.HttpRequest) -> func.HttpResponse:
-    settings = load_settings()
+    settings = app_settings()
     try:
         next(iter(table_service(settings.storage).list_tables(results_per_page=1)), None)
         storage = "reachable"

@@ -16,14 +16,13 @@ import json
 import logging
 import os
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrators.http import problem_response, request_path
-from shared.config import AppSettings, load_settings
+from shared.config import AppSettings, app_settings
 from shared.durable import input_object
 from shared.problems import problem
 from shared.sync import run_plan
@@ -35,11 +34,6 @@ from shared.sync.state import utc_now
 from shared.sync.status import job_status, unknown_job_problem
 
 blueprint = df.Blueprint()
-
-
-@lru_cache(maxsize=1)
-def _settings() -> AppSettings:
-    return load_settings()
 
 
 # -- timers: one per job --------------------------------------------------------------
@@ -59,7 +53,7 @@ async def _tick(job: SyncJob, settings: AppSettings, client: Any) -> TickDecisio
 
 def _register_timer(job_name: str, schedule_setting: str) -> None:
     async def tick(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-        settings = _settings()
+        settings = app_settings()
         await _tick(sync_jobs(settings)[job_name], settings, client)
 
     function_name = f"sync_tick_{job_name.replace('-', '_')}"
@@ -156,7 +150,7 @@ async def sync_run_now(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
     """Start a run now, under the same lock as the timer (busy, min interval, stuck)."""
-    settings = _settings()
+    settings = app_settings()
     job = _requested_job(req, settings)
     if isinstance(job, func.HttpResponse):
         return job
@@ -182,7 +176,7 @@ async def sync_run_now(
 async def sync_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    settings = _settings()
+    settings = app_settings()
     job = _requested_job(req, settings)
     if isinstance(job, func.HttpResponse):
         return job

@@ -12,6 +12,7 @@ settings-contract test are checked against it, so this module is the single sour
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -646,6 +647,16 @@ class AppSettings:
     sync: SyncSettings
     asset_changes_sync: AssetChangesSyncSettings
     bulk_load: BulkLoadSettings
+
+
+@functools.lru_cache(maxsize=1)
+def app_settings() -> AppSettings:
+    """This process's settings, read from the environment and validated once.
+
+    function_app.py calls it at start-up, so a bad setting stops the app there; every
+    function after that gets the same object.
+    """
+    return load_settings()
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> AppSettings:

@@ -5,9 +5,9 @@ import azure.functions as func
 
 from activities import bulk_load as bulk_load_activities
 from orchestrators import bulk_load
-from shared.config import load_settings
+from shared.config import app_settings
 
-settings = load_settings()
+settings = app_settings()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
