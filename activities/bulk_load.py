@@ -7,7 +7,6 @@ Every activity is safe to run twice (the Durable backend delivers at least once)
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any
 
 import azure.durable_functions as df
@@ -16,16 +15,14 @@ from shared.bulkload import levels as level_steps
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore, claim_load_run
 from shared.config import app_settings
-from shared.salesforce import SalesforceClient
+from shared.salesforce import SalesforceClient, process_client
 from shared.storage.clients import blob_service
 
 blueprint = df.Blueprint()
 
 
-@lru_cache(maxsize=1)
 def _client() -> SalesforceClient:
-    # One logged-in client per worker: a new token per activity would double the API calls.
-    return SalesforceClient.from_settings(app_settings())
+    return process_client(app_settings())
 
 
 def _store(prefix: str) -> LoadStore:

@@ -13,6 +13,7 @@ from shared.salesforce.client import (
     RecordOutcome,
     SalesforceClient,
     SalesforceCredentials,
+    process_client,
 )
 from shared.salesforce.errors import (
     SalesforceAuthError,
@@ -33,6 +34,7 @@ __all__ = [
     "SalesforceError",
     "SalesforceLimitError",
     "SalesforceTransientError",
+    "process_client",
     "read_ingest_csv",
     "split_ingest_csv",
     "write_ingest_csv",

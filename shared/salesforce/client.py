@@ -601,3 +601,22 @@ def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[key] = format_value(value)
     return out
+
+
+_process_clients: dict[Any, SalesforceClient] = {}
+_process_clients_lock = threading.Lock()
+
+
+def process_client(settings: Any) -> SalesforceClient:
+    """One logged-in client per org (its `SalesforceSettings`) and process.
+
+    Activities of every capability share it, so its token and connection pool are reused: a
+    client per activity would log in again each time and double the API calls.
+    """
+    section = getattr(settings, "salesforce", settings)
+    with _process_clients_lock:
+        client = _process_clients.get(section)
+        if client is None:
+            client = SalesforceClient.from_settings(section)
+            _process_clients[section] = client
+    return client

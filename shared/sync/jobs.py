@@ -8,10 +8,8 @@ endpoint pick it up by name.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from shared.config import AppSettings
 from shared.storage.clients import table_service
@@ -43,9 +41,6 @@ JOB_DEFINITIONS: tuple[JobDefinition, ...] = (
 # Job name -> the app setting that holds its NCRONTAB schedule (the timers' `%SETTING%`).
 JOB_SCHEDULES = {job.name: job.schedule_setting for job in JOB_DEFINITIONS}
 
-_salesforce_clients: dict[Any, Any] = {}
-_clients_lock = threading.Lock()
-
 
 def sync_jobs(settings: AppSettings) -> dict[str, SyncJob]:
     jobs = {}
@@ -75,12 +70,7 @@ def sink_for(job: SyncJob, settings: AppSettings) -> Sink:
             timeout=job.sink.timeout,
         )
     assert isinstance(job.sink, SalesforceSinkSpec)
-    from shared.salesforce import SalesforceClient
+    from shared.salesforce import process_client
 
-    key = settings.salesforce
-    with _clients_lock:
-        client = _salesforce_clients.get(key)
-        if client is None:
-            client = SalesforceClient.from_settings(settings.salesforce)
-            _salesforce_clients[key] = client
-    return SalesforceSink(client, job.sink.sobject, job.sink.external_id_field)
+    return SalesforceSink(process_client(settings.salesforce), job.sink.sobject,
+                          job.sink.external_id_field)
