@@ -281,6 +281,18 @@ async def bulk_load_start(
     return client.create_check_status_response(req, load_id)
 
 
+async def _requested_load(
+    client: df.DurableOrchestrationClient, load_id: str, instance: str, show_input: bool
+) -> df.DurableOrchestrationStatus | func.HttpResponse:
+    """The status of bulk load `load_id`, or the 404 problem answer when there is none."""
+    status = (await client.get_status(load_id, show_input=show_input)
+              if LOAD_ID_PATTERN.fullmatch(load_id) else None)
+    if not status or status.runtime_status is None or not _is_bulk_load(status):
+        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
+                                         f"no bulk load {load_id!r}", instance))
+    return status
+
+
 @blueprint.route(route="bulk-loads/{loadId}/cancel", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
 async def bulk_load_cancel(
@@ -297,10 +309,9 @@ async def bulk_load_cancel(
     if bad_body is not None:
         return problem_response(problem(400, "INVALID_BODY", "Invalid cancel request",
                                          bad_body, instance))
-    status = await client.get_status(load_id) if LOAD_ID_PATTERN.fullmatch(load_id) else None
-    if not status or status.runtime_status is None or not _is_bulk_load(status):
-        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
-                                         f"no bulk load {load_id!r}", instance))
+    status = await _requested_load(client, load_id, instance, show_input=False)
+    if isinstance(status, func.HttpResponse):
+        return status
     state = status.runtime_status.name
     if state not in BUSY_STATES:
         return problem_response(problem(
@@ -344,13 +355,9 @@ async def bulk_load_failures(
     """Failed, unprocessed and orphaned records of a finished load, as CSV to fix and resend."""
     load_id = req.route_params.get("loadId", "")
     instance = request_path(req)
-    if not LOAD_ID_PATTERN.fullmatch(load_id):
-        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
-                                         f"no bulk load {load_id!r}", instance))
-    status = await client.get_status(load_id, show_input=True)
-    if not status or status.runtime_status is None or not _is_bulk_load(status):
-        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
-                                         f"no bulk load {load_id!r}", instance))
+    status = await _requested_load(client, load_id, instance, show_input=True)
+    if isinstance(status, func.HttpResponse):
+        return status
     state = status.runtime_status.name
     if state in BUSY_STATES:
         return problem_response(problem(
