@@ -35,6 +35,14 @@ from shared.sync.status import job_status, unknown_job_problem
 
 blueprint = df.Blueprint()
 
+# Why a run on demand was refused, for clients that branch on it.
+REFUSED_RUN_CODES = {
+    TickAction.SKIP_BUSY: "RUN_IN_PROGRESS",
+    TickAction.SKIP_HELD: "LOCK_HELD",
+    TickAction.TERMINATE_STUCK: "RUN_STUCK",
+    TickAction.SKIP_DISABLED: "JOB_DISABLED",
+}
+
 
 # -- timers: one per job --------------------------------------------------------------
 
@@ -159,7 +167,7 @@ async def sync_run_now(
     except Exception as error:  # the durable backend or the state tables failed, not the caller
         logging.exception("sync job %s: run on demand failed", job.name)
         return problem_response(problem(
-            503, "Run could not be started",
+            503, "BACKEND_UNAVAILABLE", "Run could not be started",
             f"starting run of {job.name!r} failed ({type(error).__name__}); the lock was "
             "released, try again shortly", request_path(req)), headers={"Retry-After": "30"})
     if decision.action is TickAction.START:
@@ -168,7 +176,9 @@ async def sync_run_now(
                         "instance_id": job.instance_id, "status": f"/api/sync/{job.name}"}),
             status_code=202, mimetype="application/json",
         )
-    return problem_response(problem(409, "Run not started", decision.reason, request_path(req)))
+    return problem_response(problem(
+        409, REFUSED_RUN_CODES[decision.action], "Run not started", decision.reason,
+        request_path(req)))
 
 
 @blueprint.route(route="sync/{job}", methods=["GET"])

@@ -18,11 +18,12 @@ class Problem:
         return json.dumps(self.body)
 
 
-def problem(status: int, title: str, detail: str, instance: str, **extra: Any) -> Problem:
+def problem(status: int, code: str, title: str, detail: str, instance: str,
+            **extra: Any) -> Problem:
     """A problem document; `instance` is the request path (never its query: it may hold a key).
 
-    `extra` members (such as a machine-readable `code` or the list of `errors`) follow the
-    standard ones.
+    `code` is the machine-readable reason clients branch on (UPPER_SNAKE_CASE); `extra`
+    members (such as the list of `errors`) follow the standard ones.
     """
     return Problem(status, {"type": "about:blank", "title": title, "status": status,
-                            "detail": detail, "instance": instance, **extra})
+                            "detail": detail, "instance": instance, "code": code, **extra})

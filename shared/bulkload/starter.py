@@ -9,14 +9,7 @@ from typing import Any
 
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, validate_load_request
 from shared.bulkload.store import LoadClaim
-from shared.problems import Problem
-from shared.problems import problem as shared_problem
-
-
-def problem(status: int, code: str, title: str, detail: str, instance: str,
-            **extra: Any) -> Problem:
-    """A problem document with the machine-readable `code` clients of the load API read."""
-    return shared_problem(status, title, detail, instance, code=code, **extra)
+from shared.problems import Problem, problem
 
 
 def parse_load_request(

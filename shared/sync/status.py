@@ -23,7 +23,7 @@ LOCK_STATES = {
 def unknown_job_problem(name: str, known: list[str], instance: str) -> Problem:
     """The 404 answer for a job name that is not configured."""
     return problem(
-        404, "Unknown sync job",
+        404, "UNKNOWN_JOB", "Unknown sync job",
         f"there is no sync job named {name!r}; configured jobs: " + (", ".join(known) or "none"),
         instance,
     )

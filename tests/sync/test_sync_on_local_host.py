@@ -110,6 +110,7 @@ def test_twenty_concurrent_ticks_start_exactly_one_run(sync_host, sqlite_assets,
     assert sorted(answer.status_code for answer in answers) == [202] + [409] * 19
     skipped = [answer.json() for answer in answers if answer.status_code == 409]
     assert all(problem["title"] == "Run not started" for problem in skipped)
+    assert {problem["code"] for problem in skipped} <= {"RUN_IN_PROGRESS", "LOCK_HELD"}
     assert all("tick skipped" in problem["detail"] for problem in skipped)
     assert all("code=" not in problem["instance"] for problem in skipped)
 

@@ -46,6 +46,7 @@ def test_status_shows_lock_watermark_lag_runs_and_ticks(sqlite_assets, state, sa
 def test_unknown_job_is_a_problem_document():
     problem = unknown_job_problem("nope", ["asset-changes"], "/api/sync/nope")
     assert problem.status == 404 and problem.body["title"] == "Unknown sync job"
+    assert problem.body["code"] == "UNKNOWN_JOB"
     assert "asset-changes" in problem.body["detail"]
 
 
