@@ -1,4 +1,4 @@
-"""Print the README's settings table from the one source of truth, shared/config.py.
+"""Print the README's settings table from the one source of truth, shared/config/.
 
     python -m devtools.settings_table           # print the table
     python -m devtools.settings_table --write   # replace the table in README.md

@@ -1,7 +1,7 @@
 """Every sync job of the app, and what a job needs at run time (state, sink).
 
 To add a job: describe it in a module of its own (see asset_changes.py), give it a
-settings section in shared/config.py (a field of `AppSettings`), and add one
+settings section in shared/config/ (a field of `AppSettings`), and add one
 `JobDefinition` to `JOB_DEFINITIONS`; the timer, the orchestration and the status
 endpoint pick it up by name.
 """

@@ -1,4 +1,4 @@
-"""The Bicep deploys exactly the settings the code reads: shared/config.py is the source.
+"""The Bicep deploys exactly the settings the code reads: shared/config/ is the source.
 
 Both directions, computed from `all_settings()` at test time, so a section added to the
 settings object fails here until infra/main.bicep has its line (the failure message says
@@ -47,7 +47,7 @@ KEY_VAULT_SECRET_NAME = re.compile(r"^[0-9A-Za-z-]{1,127}$")
 def _code_settings() -> dict[str, SettingSpec]:
     specs = all_settings()
     names = [spec.name for spec in specs]
-    assert len(names) == len(set(names)), "a setting is declared twice in shared/config.py"
+    assert len(names) == len(set(names)), "a setting is declared twice in shared/config/"
     return {spec.name: spec for spec in specs}
 
 
