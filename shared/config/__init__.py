@@ -11,8 +11,10 @@ settings-contract test are checked against it, so this package is the single sou
 truth.
 
 To add a section: write `shared/config/<capability>.py` with one frozen dataclass of
-`setting(...)` fields (and a `validate()` method for checks across its settings), then
-add one field of that type to `AppSettings` below. The README table
+`setting(...)` fields (and a `validate()` method for checks across its settings; a
+setting named `*_TABLE` or `*_CONTAINER` parses with `parse_table_name` or
+`parse_container_name`, which tests/shared/test_config.py checks), then add one field of
+that type to `AppSettings` below. The README table
 (`python -m devtools.settings_table --write`) and `infra/main.bicep` then follow; their
 tests say what is missing.
 """
@@ -35,11 +37,13 @@ from shared.config.framework import (
     parse_api_version,
     parse_bool,
     parse_choice,
+    parse_container_name,
     parse_http_url,
     parse_ncrontab,
     parse_pem_private_key,
     parse_positive_int,
     parse_seconds,
+    parse_table_name,
     read_section,
     section_specs,
     setting,
@@ -64,11 +68,13 @@ __all__ = [
     "parse_api_version",
     "parse_bool",
     "parse_choice",
+    "parse_container_name",
     "parse_http_url",
     "parse_ncrontab",
     "parse_pem_private_key",
     "parse_positive_int",
     "parse_seconds",
+    "parse_table_name",
     "read_section",
     "setting",
 ]

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
-from shared.config.framework import parse_positive_int, parse_seconds, setting
+from shared.config.framework import (
+    parse_container_name,
+    parse_positive_int,
+    parse_seconds,
+    setting,
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class BulkLoadSettings:
         "BULK_LOAD_CONTAINER",
         description="blob container of staged records and CSV, ID maps and failure reports",
         default="bulk-loads",
+        parse=parse_container_name,
     )
     activity_attempts: int = setting(
         "BULK_LOAD_ACTIVITY_ATTEMPTS",
@@ -65,11 +70,6 @@ class BulkLoadSettings:
             problems.append(
                 "BULK_LOAD_MAX_WAIT is shorter than BULK_LOAD_POLL_INTERVAL: a job would be "
                 "aborted before it was checked twice"
-            )
-        if not re.fullmatch(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]", self.container):
-            problems.append(
-                "BULK_LOAD_CONTAINER is malformed: a blob container name is 3-63 lower-case "
-                f"letters, digits and single hyphens, got {self.container!r}"
             )
         if self.upload_limit_bytes > 100_000_000:
             problems.append(

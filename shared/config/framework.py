@@ -162,6 +162,34 @@ def parse_ncrontab(text: str) -> str:
     return " ".join(fields)
 
 
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+_CONTAINER_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
+
+
+def parse_table_name(text: str) -> str:
+    """An Azure Storage table name: 3-63 letters and digits, starting with a letter."""
+    name = text.strip()
+    # Storage refuses the name only at first use, so every run would fail: refuse it here.
+    if not _TABLE_NAME.fullmatch(name) or name.lower() == "tables":
+        raise ValueError(
+            "expected an Azure table name, 3-63 letters and digits starting with a letter "
+            f"(not 'tables'), got {text!r}"
+        )
+    return name
+
+
+def parse_container_name(text: str) -> str:
+    """An Azure blob container name: 3-63 lower-case letters, digits and single hyphens,
+    starting and ending with a letter or digit."""
+    name = text.strip()
+    if not _CONTAINER_NAME.fullmatch(name):
+        raise ValueError(
+            "expected a blob container name, 3-63 lower-case letters, digits and single "
+            f"hyphens starting and ending with a letter or digit, got {text!r}"
+        )
+    return name
+
+
 # -- reading sections -------------------------------------------------------------------
 
 Section = TypeVar("Section")

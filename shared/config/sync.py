@@ -13,6 +13,7 @@ from shared.config.framework import (
     parse_ncrontab,
     parse_positive_int,
     parse_seconds,
+    parse_table_name,
     setting,
 )
 from shared.sql.dialects import dialect_for_connection_string
@@ -27,16 +28,19 @@ class SyncSettings:
         "SYNC_WATERMARK_TABLE",
         description="table of each sync job's watermark, lock lease and tick counters",
         default="SyncWatermarks",
+        parse=parse_table_name,
     )
     runs_table: str = setting(
         "SYNC_RUNS_TABLE",
         description="table with one row per sync run (start, end, pages, rows, outcome, error)",
         default="SyncRuns",
+        parse=parse_table_name,
     )
     dead_letter_table: str = setting(
         "SYNC_DEAD_LETTER_TABLE",
         description="table of records the sink or the mapping rejected (key, code, message)",
         default="SyncDeadLetters",
+        parse=parse_table_name,
     )
     page_attempts: int = setting(
         "SYNC_PAGE_ATTEMPTS",

@@ -77,3 +77,51 @@ def test_all_settings_lists_each_setting_once_with_its_section():
     assert {spec.section for spec in specs if spec.name.startswith("AzureWebJobsStorage")} == {
         "storage"
     }
+
+
+def test_an_invalid_table_name_is_refused_at_start_up_with_the_setting_named():
+    with pytest.raises(SettingsError) as raised:
+        load_settings({"AzureWebJobsStorage": AZURITE, "SYNC_WATERMARK_TABLE": "W0"})
+    assert [problem.split(" is ")[0] for problem in raised.value.problems] == [
+        "SYNC_WATERMARK_TABLE"]
+    assert "'W0'" in raised.value.problems[0]
+
+
+@pytest.mark.parametrize(("name", "valid"), [
+    ("abc", True), ("Sync2Runs", True), ("a" * 63, True),
+    ("ab", False), ("a" * 64, False), ("2Runs", False), ("Sync_Runs", False),
+    ("sync-runs", False), ("tables", False),
+])
+def test_table_names_follow_the_azure_rules(name, valid):
+    environ = {"AzureWebJobsStorage": AZURITE, "SYNC_RUNS_TABLE": name}
+    if valid:
+        assert load_settings(environ).sync.runs_table == name
+    else:
+        with pytest.raises(SettingsError, match="SYNC_RUNS_TABLE is malformed"):
+            load_settings(environ)
+
+
+@pytest.mark.parametrize(("name", "valid"), [
+    ("abc", True), ("bulk-loads-2", True), ("0" * 63, True),
+    ("ab", False), ("a" * 64, False), ("Bulk", False), ("bulk--loads", False),
+    ("-bulk", False), ("bulk-", False), ("bulk_loads", False),
+])
+def test_container_names_follow_the_azure_rules(name, valid):
+    environ = {"AzureWebJobsStorage": AZURITE, "BULK_LOAD_CONTAINER": name}
+    if valid:
+        assert load_settings(environ).bulk_load.container == name
+    else:
+        with pytest.raises(SettingsError, match="BULK_LOAD_CONTAINER is malformed"):
+            load_settings(environ)
+
+
+def test_every_table_and_container_setting_is_checked_against_the_azure_rules():
+    # A section added later with a *_TABLE or *_CONTAINER setting fails here until it
+    # parses the name; a name neither rule admits is refused by both.
+    names = [spec.name for spec in all_settings()
+             if spec.name.endswith(("_TABLE", "_CONTAINER"))]
+    assert len(names) >= 4
+    for name in names:
+        with pytest.raises(SettingsError) as raised:
+            load_settings({"AzureWebJobsStorage": AZURITE, name: "x_0"})
+        assert raised.value.problems[0].startswith(f"{name} is malformed"), name
