@@ -1,10 +1,10 @@
 """The app's Salesforce client: OAuth logins, sObject Collections upsert, Bulk API 2.0 ingest.
 
 One `requests.Session` per client; retries for connection errors, 5xx and 429 are set in
-one place (`build_session`) with exponential backoff and a cap. A 401 `INVALID_SESSION_ID`
-logs in again and repeats the request once. Every Bulk API 2.0 step is its own method, so
-an orchestrator can put a durable timer between them; CSV goes up and comes back as
-streams, never whole in memory.
+one place (`shared.http_session.retrying_session`) with exponential backoff and a cap. A
+401 `INVALID_SESSION_ID` logs in again and repeats the request once. Every Bulk API 2.0
+step is its own method, so an orchestrator can put a durable timer between them; CSV goes
+up and comes back as streams, never whole in memory.
 """
 
 from __future__ import annotations
@@ -19,9 +19,8 @@ from typing import Any, BinaryIO
 
 import jwt
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from shared.http_session import DEFAULT_BACKOFF_MAX, CappedRetry, retrying_session
 from shared.salesforce.bulk_csv import (
     COLUMN_DELIMITERS,
     LINE_ENDINGS,
@@ -45,10 +44,8 @@ INGEST_OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
 COLLECTION_CHUNK = 200
 # Salesforce accepts a JWT assertion for at most 3 minutes after it was issued.
 JWT_LIFETIME_SECONDS = 180
-RETRY_STATUSES = (429, 500, 502, 503, 504)
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_BACKOFF = 0.5
-DEFAULT_BACKOFF_MAX = 30.0
 DEFAULT_TIMEOUT = 120.0
 
 
@@ -121,11 +118,12 @@ class IngestJob:
         )
 
 
-class SalesforceRetry(Retry):
-    """urllib3's Retry, except that a request Salesforce may already have acted on is not
-    sent again after a read error (the answer was lost, not the request): a repeated
-    upload would be refused as a second upload, a repeated job creation leaves a stray job.
-    A Retry-After header is honoured up to `backoff_max`.
+class SalesforceRetry(CappedRetry):
+    """Retries as `retrying_session` sets up, except that a request Salesforce may already
+    have acted on is not sent again after a read error (the answer was lost, not the
+    request): a repeated upload would be refused as a second upload, a repeated job
+    creation leaves a stray job. Read errors are retried only for GET, PATCH and DELETE,
+    which are safe to repeat here.
     """
 
     NOT_REPEATED_AFTER_READ_ERROR = frozenset({"PUT", "POST"})
@@ -139,46 +137,6 @@ class SalesforceRetry(Retry):
         ):
             raise error
         return super().increment(method, url, response, error, _pool, _stacktrace)
-
-    def get_retry_after(self, response):  # type: ignore[no-untyped-def]
-        # A server's Retry-After is honoured up to the same cap as our own backoff.
-        retry_after = super().get_retry_after(response)
-        return None if retry_after is None else min(retry_after, self.backoff_max)
-
-
-def build_session(
-    max_retries: int = DEFAULT_MAX_RETRIES,
-    backoff: float = DEFAULT_BACKOFF,
-    backoff_max: float = DEFAULT_BACKOFF_MAX,
-    session: requests.Session | None = None,
-) -> requests.Session:
-    """The one place where retries are configured.
-
-    Connection errors, 5xx and 429 are retried with exponential backoff (`backoff` * 2^n,
-    capped at `backoff_max`, or the server's Retry-After). Statuses are retried for every
-    method: Salesforce answers 429/503 before doing any work. Read errors (a timeout
-    waiting for the answer) are retried only for GET, PATCH and DELETE, which are safe
-    to repeat here (`SalesforceRetry`). After the last try the final response is returned
-    (not raised) so its errorCode reaches the typed exception.
-    """
-    retry = SalesforceRetry(
-        total=max_retries,
-        connect=max_retries,
-        read=max_retries,
-        status=max_retries,
-        other=0,
-        allowed_methods=None,
-        status_forcelist=RETRY_STATUSES,
-        backoff_factor=backoff,
-        backoff_max=backoff_max,
-        respect_retry_after_header=True,
-        raise_on_status=False,
-    )
-    session = session or requests.Session()
-    adapter = HTTPAdapter(max_retries=retry, pool_connections=4, pool_maxsize=16)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 class SalesforceClient:
@@ -197,7 +155,9 @@ class SalesforceClient:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         self.credentials = credentials
-        self.session = build_session(max_retries, backoff, backoff_max, session)
+        self.session = retrying_session(
+            max_retries, backoff, backoff_max, retry_class=SalesforceRetry, session=session
+        )
         self.timeout = timeout
         self.api_calls = 0
         self._access_token: str | None = None

@@ -17,9 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
+from shared.http_session import RETRY_STATUSES, retrying_session
 from shared.salesforce.errors import (
     SalesforceAuthError,
     SalesforceError,
@@ -67,8 +66,6 @@ class Sink(Protocol):
 
 # -- HTTP endpoint (seed 000's Process API) ------------------------------------------------
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-
 
 class HttpSink:
     """POSTs `{"records": [...]}` as JSON with an auth header from a secret setting.
@@ -88,16 +85,7 @@ class HttpSink:
         self._authorization = authorization
         self.header = header
         self.timeout = timeout
-        self.session = requests.Session()
-        retry = Retry(
-            total=max_retries, connect=max_retries, read=max_retries, status=max_retries,
-            other=0, allowed_methods=None, status_forcelist=RETRY_STATUSES,
-            backoff_factor=backoff, backoff_max=30.0, respect_retry_after_header=True,
-            raise_on_status=False,
-        )
-        adapter = HTTPAdapter(max_retries=retry)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session = retrying_session(max_retries, backoff)
 
     def __repr__(self) -> str:
         return f"HttpSink(url={self.display_url!r})"
