@@ -45,12 +45,14 @@ from shared.config.framework import (
     parse_seconds,
     parse_table_name,
     read_section,
+    secret_values,
     section_specs,
     setting,
 )
 from shared.config.salesforce import SalesforceSettings
 from shared.config.storage import StorageSettings
 from shared.config.sync import AssetChangesSyncSettings, SyncSettings
+from shared.redaction import remember_secrets
 
 __all__ = [
     "KEY_VAULT_REFERENCE_PREFIX",
@@ -88,15 +90,23 @@ class AppSettings:
     asset_changes_sync: AssetChangesSyncSettings
     bulk_load: BulkLoadSettings
 
+    def secret_values(self) -> list[str]:
+        """The values of every setting declared `secret=True` that is set."""
+        return [value for field in dataclasses.fields(self)
+                for value in secret_values(getattr(self, field.name))]
+
 
 @functools.lru_cache(maxsize=1)
 def app_settings() -> AppSettings:
     """This process's settings, read from the environment and validated once.
 
     function_app.py calls it at start-up, so a bad setting stops the app there; every
-    function after that gets the same object.
+    function after that gets the same object. Its secret values are redacted from error
+    texts from then on (`shared.redaction`).
     """
-    return load_settings()
+    settings = load_settings()
+    remember_secrets(settings.secret_values())
+    return settings
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> AppSettings:

@@ -84,6 +84,16 @@ def section_specs(cls: type, section: str) -> list[SettingSpec]:
     return specs
 
 
+def secret_values(section: object) -> list[str]:
+    """The values of a section's settings declared `secret=True` that are set."""
+    values = []
+    for field in dataclasses.fields(section):  # type: ignore[arg-type]
+        value = getattr(section, field.name)
+        if field.metadata.get("secret") and isinstance(value, str) and value:
+            values.append(value)
+    return values
+
+
 # -- parsers: each raises ValueError with a message that says what was expected ----------
 
 

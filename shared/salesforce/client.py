@@ -21,6 +21,7 @@ import jwt
 import requests
 
 from shared.http_session import DEFAULT_BACKOFF_MAX, CappedRetry, retrying_session
+from shared.redaction import redact_secrets
 from shared.salesforce.bulk_csv import (
     COLUMN_DELIMITERS,
     LINE_ENDINGS,
@@ -214,7 +215,7 @@ class SalesforceClient:
         response = self._send("POST", url, data=form, authenticated=False)
         body = _json_or_none(response)
         if response.status_code != 200 or not isinstance(body, dict) or "access_token" not in body:
-            code, message = error_from_body(response.status_code, body, response.text)
+            code, message = self._error_from(response, body)
             if response.status_code >= 500:
                 raise SalesforceTransientError(response.status_code, code, message)
             raise SalesforceAuthError(response.status_code, code, message)
@@ -305,7 +306,7 @@ class SalesforceClient:
     def _error_for(self, response: requests.Response) -> SalesforceError:
         body = _json_or_none(response)
         status = response.status_code
-        code, message = error_from_body(status, body, response.text)
+        code, message = self._error_from(response, body)
         if status == 401:
             return SalesforceAuthError(status, code, message)
         if status == 429 or code == "REQUEST_LIMIT_EXCEEDED":
@@ -313,6 +314,15 @@ class SalesforceClient:
         if status >= 500:
             return SalesforceTransientError(status, code, message)
         return SalesforceError(status, code, message)
+
+    def _error_from(self, response: requests.Response, body: Any) -> tuple[str, str]:
+        """(errorCode, message) of an error answer, without this client's own secrets."""
+        own = (self.credentials.client_secret, self.credentials.private_key_pem,
+               self._access_token)
+        code, message = error_from_body(
+            response.status_code, body, redact_secrets(response.text[:4000], also=own)
+        )
+        return code, redact_secrets(message, also=own)
 
     # -- reads ------------------------------------------------------------------------
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.redaction import redact_secrets
+
 
 class SalesforceError(Exception):
     """Salesforce refused a request; `error_code` is its errorCode (or OAuth `error`)."""
@@ -16,8 +18,9 @@ class SalesforceError(Exception):
     def __init__(self, status: int, error_code: str, message: str) -> None:
         self.status = status
         self.error_code = error_code
-        self.message = message
-        super().__init__(f"{error_code}: {message}")
+        # The message travels to run records, logs and answers: no secret goes with it.
+        self.message = redact_secrets(message)
+        super().__init__(f"{error_code}: {self.message}")
 
     def __str__(self) -> str:
         return f"{self.error_code}: {self.message}"

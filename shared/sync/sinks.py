@@ -12,13 +12,14 @@ and do not block the watermark) or raises:
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
 
 from shared.http_session import RETRY_STATUSES, retrying_session
+from shared.redaction import redact_secrets
 from shared.salesforce.errors import (
     SalesforceAuthError,
     SalesforceError,
@@ -90,9 +91,13 @@ class HttpSink:
     def __repr__(self) -> str:
         return f"HttpSink(url={self.display_url!r})"
 
+    def _redact(self, text: str) -> str:
+        # An endpoint may echo the request, our own Authorization value included.
+        return redact_secrets(text, also=(self._authorization,))
+
     def _describe(self, error: Exception) -> str:
         # requests' messages are long chains; the first line is what a person needs.
-        text = (str(error).splitlines() or [""])[0]
+        text = self._redact((str(error).splitlines() or [""])[0])
         if self.url != self.display_url:
             text = text.replace(self.url.split("?", 1)[1], "...")
         return f"{self.display_url}: {text[:300]}"
@@ -122,13 +127,16 @@ class HttpSink:
             )
         if not 200 <= status < 300:
             raise SinkRefused(
-                f"HTTP_{status}", f"{self.display_url} refused the page: {response.text[:300]}"
+                f"HTTP_{status}", f"{self.display_url} refused the page: "
+                f"{self._redact(response.text[:4000])[:300]}"
             )
-        rejections = _rejections_from(response, len(records))
+        rejections = _rejections_from(response, len(records), self._redact)
         return Delivery(len(records) - len(rejections), rejections)
 
 
-def _rejections_from(response: requests.Response, count: int) -> list[RecordRejection]:
+def _rejections_from(
+    response: requests.Response, count: int, redact: Callable[[str], str]
+) -> list[RecordRejection]:
     try:
         body = response.json()
     except ValueError:
@@ -142,7 +150,7 @@ def _rejections_from(response: requests.Response, count: int) -> list[RecordReje
         if not isinstance(index, int) or not 0 <= index < count:
             continue
         rejections.append(RecordRejection(
-            index, str(item.get("code") or "REJECTED"), str(item.get("message") or "")
+            index, str(item.get("code") or "REJECTED"), redact(str(item.get("message") or ""))
         ))
     return rejections
 

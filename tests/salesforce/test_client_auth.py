@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 import time
+import uuid
 
 import jwt
 import pytest
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from sfsim.testing import SimulatorHandle, generate_jwt_key_pair
 from shared.config import load_settings
@@ -220,3 +224,26 @@ def test_salesforce_settings_never_show_their_secrets(jwt_app, sfsim: SimulatorH
     assert "very-secret-value" not in shown and "PRIVATE KEY" not in shown
     assert "client_secret='***'" in shown
     assert "very-secret-value" not in repr(SalesforceClient.from_settings(settings).credentials)
+
+
+def test_a_login_answer_that_echoes_the_request_carries_no_secret_into_the_error() -> None:
+    secret = "consumer-secret-" + uuid.uuid4().hex
+
+    def echo_request(environ, start_response):
+        request = Request(environ)
+        body = f"cannot parse {request.get_data(as_text=True)} ({dict(request.headers)})"
+        return Response(body, status=400)(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, echo_request, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        credentials = SalesforceCredentials(
+            login_url=f"http://127.0.0.1:{server.server_port}", client_id="id",
+            client_secret=secret,
+        )
+        with pytest.raises(SalesforceAuthError) as caught:
+            SalesforceClient(credentials, backoff=0.01).login()
+    finally:
+        server.shutdown()
+    assert "cannot parse" in str(caught.value)
+    assert secret not in str(caught.value) and secret not in caught.value.message

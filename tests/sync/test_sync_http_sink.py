@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -122,3 +123,23 @@ def test_a_key_in_the_endpoint_query_string_stays_out_of_errors():
         HttpSink(url, TOKEN, max_retries=0, backoff=0.01).deliver([{"assetId": 1}])
     assert "secret-function-key" not in str(caught.value)
     assert "/api/assets" in str(caught.value)
+
+
+def test_an_endpoint_echoing_the_request_headers_in_a_400_does_not_leak_the_authorization():
+    secret = "opaque-sink-key-" + uuid.uuid4().hex
+
+    def echo_headers(environ, start_response):
+        headers = dict(Request(environ).headers)
+        return Response(f"bad page; headers {headers}; key {secret}", status=400)(
+            environ, start_response)
+
+    server = make_server("127.0.0.1", 0, echo_headers, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sink = HttpSink(f"http://127.0.0.1:{server.server_port}/api", secret, backoff=0.01)
+        with pytest.raises(SinkRefused) as caught:
+            sink.deliver([{"assetId": 1}])
+    finally:
+        server.shutdown()
+    assert caught.value.code == "HTTP_400" and "bad page; headers" in caught.value.message
+    assert secret not in str(caught.value)

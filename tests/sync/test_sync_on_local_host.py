@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +16,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from azure.data.tables import TableServiceClient
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from devhost.testing import RunningHost, start_host
 from tests.sync.sources import BASE, AssetSource
@@ -320,3 +324,51 @@ def test_a_run_terminated_through_the_durable_api_is_recorded_as_ended_by_the_ne
     ended = body["last_runs"][-1]
     assert ended["Outcome"] == "terminated" and ended["EndedAt"]
     assert "without recording the run's end" in ended["Error"]
+
+
+def test_the_sinks_own_authorization_echoed_in_a_400_stays_out_of_every_record(
+    sync_host, sqlite_assets, azurite
+):
+    secret = "sink-credential-" + uuid.uuid4().hex
+    authorization = f"ApiKey {secret}"
+
+    def echo_headers(environ, start_response):
+        headers = dict(Request(environ).headers)
+        body = (f"bad request, you sent {json.dumps(headers)}\n"
+                + "\n".join(f"{name}: {value}" for name, value in headers.items()))
+        return Response(body, status=400)(environ, start_response)
+
+    server = make_server("127.0.0.1", 0, echo_headers, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        sync_host.host.stop()
+        sync_host.env.update(
+            SYNC_ASSET_CHANGES_SINK="http",
+            SYNC_ASSET_CHANGES_HTTP_URL=f"http://127.0.0.1:{server.server_port}/api/assets",
+            SYNC_ASSET_CHANGES_HTTP_AUTHORIZATION=authorization,
+        )
+        sync_host.restart()
+        sqlite_assets.insert([(1, BASE)])
+
+        assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+        body = sync_host.wait_for(run_ended)
+    finally:
+        server.shutdown()
+
+    assert body["lock"]["runtime_status"] == "Failed"
+    error = body["last_runs"][0]["Error"]
+    assert "HTTP_400" in error and "bad request, you sent" in error
+    runs = TableServiceClient.from_connection_string(azurite.connection_string) \
+        .get_table_client(sync_host.env["SYNC_RUNS_TABLE"]).list_entities()
+    history = requests.get(
+        sync_host.host.url(f"/runtime/webhooks/durabletask/instances/sync-{JOB}"),
+        params={"showHistory": "true", "showHistoryOutput": "true", "showInput": "true",
+                "code": sync_host.host.master_key}, timeout=30,
+    )
+    assert history.status_code == 200, history.text
+    assert "HTTP_400" in history.text
+    for where, text in (("runs table", json.dumps([dict(row) for row in runs], default=str)),
+                        ("status answer", json.dumps(body)),
+                        ("orchestration history", history.text),
+                        ("log", sync_host.host.output())):
+        assert secret not in text, f"the sink's Authorization leaked into the {where}"
