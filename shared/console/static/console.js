@@ -116,7 +116,8 @@
     if (s < 120) return s.toFixed(1) + " s";
     if (s < 7200) return (s / 60).toFixed(1) + " min";
     if (s < 172800) return (s / 3600).toFixed(1) + " h";
-    return (s / 86400).toFixed(1) + " d";
+    if (s < 63072000) return (s / 86400).toFixed(1) + " d";
+    return (s / 31536000).toFixed(0) + " y";
   }
 
   function number(value) {
@@ -125,6 +126,7 @@
 
   function toneOf(state) {
     const text = String(state || "").toLowerCase();
+    if (/with_failures|skipped/.test(text)) return "warn";
     if (/fail|stuck|terminat|error|dead/.test(text)) return "bad";
     if (/succe|complet|free|^ok$/.test(text)) return "good";
     if (/run|pend|progress|execut|wait|sync|held|cancel/.test(text)) return "busy";
@@ -154,14 +156,17 @@
   }
 
   function runChart(runs) {
-    const width = 340, height = 120, left = 34, right = 40, top = 10, bottom = 22;
+    const width = 360, height = 120, left = 34, right = 48, top = 10, bottom = 22;
+    const plotWidth = width - left - right, plotHeight = height - top - bottom;
     const ordered = runs.slice().reverse(); // oldest first, left to right
     const rows = ordered.map((run) => Number(run.Rows || 0));
     const lags = ordered.map(lagAtStart);
     const maxRows = Math.max(1, ...rows);
     const knownLags = lags.filter((lag) => lag !== null);
+    // Log scale: the first run of a job starts from the initial watermark, years behind,
+    // and would flatten every later run's lag of seconds or minutes.
     const maxLag = Math.max(1, ...knownLags);
-    const plotWidth = width - left - right, plotHeight = height - top - bottom;
+    const lagHeight = (lag) => (Math.log10(1 + lag) / Math.log10(1 + maxLag)) * plotHeight;
     const step = plotWidth / Math.max(1, ordered.length);
     const chart = svg("svg", { class: "chart", width: width, height: height,
       viewBox: "0 0 " + width + " " + height, role: "img",
@@ -172,6 +177,7 @@
     chart.append(svg("text", { x: left - 4, y: top + plotHeight, "text-anchor": "end" }, "0"));
     if (knownLags.length) {
       chart.append(svg("text", { x: left + plotWidth + 4, y: top + 8 }, seconds(maxLag)));
+      chart.append(svg("text", { x: left + plotWidth + 4, y: top + plotHeight }, "0 s"));
     }
     chart.append(svg("text", { x: left, y: height - 6 }, "older"));
     chart.append(svg("text", { x: left + plotWidth, y: height - 6, "text-anchor": "end" },
@@ -187,7 +193,7 @@
           (run.Outcome || "?"))));
       if (lags[index] !== null) {
         const cx = left + index * step + step / 2;
-        const cy = top + plotHeight - (lags[index] / maxLag) * plotHeight;
+        const cy = top + plotHeight - lagHeight(lags[index]);
         points.push(cx.toFixed(1) + "," + cy.toFixed(1));
         chart.append(svg("circle", { class: "lag-dot", cx: cx.toFixed(1), cy: cy.toFixed(1),
           r: 2.5 }, svg("title", {}, "lag at start: " + seconds(lags[index]))));
@@ -199,7 +205,8 @@
     return el("figure", { class: "chart-box" }, chart,
       el("figcaption", { class: "muted" },
         el("span", { class: "legend-rows" }, "■ rows per run"), "  ",
-        knownLags.length ? el("span", { class: "legend-lag" }, "● watermark lag at run start")
+        knownLags.length ? el("span", { class: "legend-lag" },
+          "● watermark lag at run start (log scale)")
           : null));
   }
 
@@ -306,7 +313,7 @@
       cancel.addEventListener("click", () => cancelLoad(load, cancel));
       actions.push(cancel);
     }
-    if (load.failures_url) {
+    if (load.failures_url && load.failed_records !== 0) {
       const csv = el("button", { type: "button", "data-action": "failures" }, "Failures CSV");
       csv.addEventListener("click", () => download(load.failures_url,
         load.load_id + "-failures.csv"));
