@@ -4,7 +4,9 @@
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-DEBIAN_PACKAGES := unixodbc unixodbc-dev libsqliteodbc odbc-postgresql postgresql
+# chromium and chromium-driver: the console's browser test (never a browser downloaded).
+DEBIAN_PACKAGES := unixodbc unixodbc-dev libsqliteodbc odbc-postgresql postgresql chromium \
+  chromium-driver
 PYTEST_ARGS ?=
 # Checkov pins its own dependency tree; it gets a venv of its own so it never fights the app's.
 TOOLS_VENV := .venv-tools

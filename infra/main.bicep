@@ -42,6 +42,26 @@ param storageSku string = 'Standard_LRS'
 @maxValue(1000)
 param maximumInstanceCount int = 40
 
+@description('Address the operations alerts are mailed to (action group); empty: the alert rules still fire and show in the portal, but mail no one.')
+param alertEmail string = ''
+
+@description('Minutes a sync job may be behind its source (age of the rows a page reads) before the lag alert fires.')
+@minValue(1)
+param syncLagAlertMinutes int = 30
+
+@description('Ticks a sync job may skip in a row (previous run still going, lock held) before the stuck-lock alert fires; the ticks must fit in 6 hours of the job\'s schedule.')
+@minValue(1)
+param skippedTicksAlertCount int = 3
+
+@description('Dead-lettered records per sync job within 15 minutes above which the dead-letter alert fires (0: any).')
+@minValue(0)
+param deadLetterAlertCount int = 0
+
+@description('Minutes a bulk load may run before the alert reports it as stalled (the load itself aborts jobs after BULK_LOAD_MAX_WAIT per level).')
+@minValue(5)
+@maxValue(1380)
+param bulkLoadStallMinutes int = 120
+
 // Every non-secret app setting the code reads (shared/config.py all_settings()), one line
 // each, with the code's default ('' = unset). Kept in sync by tests/infra.
 var appSettingDefaults = {
@@ -124,6 +144,30 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     identityPrincipalId: identity.outputs.principalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: 'alert-${resourceToken}'
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    alertEmail: alertEmail
+    syncLagAlertMinutes: syncLagAlertMinutes
+    skippedTicksAlertCount: skippedTicksAlertCount
+    deadLetterAlertCount: deadLetterAlertCount
+    bulkLoadStallMinutes: bulkLoadStallMinutes
+  }
+}
+
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
   }
 }
 

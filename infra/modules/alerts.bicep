@@ -1,0 +1,383 @@
+// Alerts on what the app logs to Application Insights: an action group that mails the
+// operator, and one scheduled query rule per condition an operator must act on. The
+// queries parse the app's log messages (shared/sync/pages.py, shared/sync/starter.py) and
+// the Durable extension's tracking traces; infra/README.md lists them with the reason.
+
+param namePrefix string
+param location string
+param tags object
+param applicationInsightsId string
+
+@description('Address the alerts are mailed to; empty: the rules fire (visible in the portal) but mail no one.')
+param alertEmail string
+
+@description('Minutes the rows a sync page reads may be behind their change time before the lag alert fires.')
+param syncLagAlertMinutes int
+
+@description('Ticks skipped in a row (lock held, run still going) before the stuck-lock alert fires.')
+param skippedTicksAlertCount int
+
+@description('Dead-lettered records per job within 15 minutes above which the dead-letter alert fires.')
+param deadLetterAlertCount int
+
+@description('Minutes a bulk load may run before it is reported as stalled.')
+param bulkLoadStallMinutes int
+
+// -- the queries: what the app logs today --------------------------------------------------
+
+// shared/sync/pages.py end_run: log.error("sync job %s: run %s %s: %s") for a failed run;
+// shared/sync/starter.py: a warning when a tick terminates a run past its max run time, or
+// finds a run that ended outside its orchestration; orchestrators/sync.py: a run on demand
+// that could not start.
+var failedSyncRunQuery = '''
+traces
+| where message startswith "sync job "
+| where (severityLevel >= 3 and message has ": run ")
+    or message has "exceeded the max run time"
+    or message has "outside the run; recorded it"
+| parse message with "sync job " job ":" *
+| project timestamp, job, message
+'''
+
+// shared/sync/pages.py sync_next_page: "sync job J: run R page of N rows, D delivered,
+// L dead-lettered, now at {...}" once per page.
+var deadLetterQuery = '''
+traces
+| where message startswith "sync job " and message has " dead-lettered, now at "
+| parse message with "sync job " job ": run " runId " page of " rows:long " rows, " delivered:long " delivered, " deadLettered:long " dead-lettered, now at " *
+| summarize deadLettered = sum(deadLettered) by job
+'''
+
+// The same page line ends with the watermark the page reached; for timestamp cursors its
+// age when the page was written is how far the sync is behind the source (whose clock is
+// taken as UTC, as GET /api/sync/{job} does).
+var syncLagQuery = '''
+traces
+| where message startswith "sync job " and message contains "dead-lettered, now at {'cursor': '"
+| parse message with "sync job " job ": run " * " now at {'cursor': '" cursor "'" *
+| extend cursorTime = todatetime(cursor)
+| where isnotnull(cursorTime)
+| summarize lagMinutes = max(datetime_diff('minute', timestamp, cursorTime)) by job
+'''
+
+// shared/sync/starter.py run_tick: "sync job J: ... tick skipped" for every skipped tick and
+// "sync job J: started run R (instance ...)" for a start. Skips since the job's last start.
+var skippedTicksQuery = '''
+traces
+| where message startswith "sync job "
+| where message has "tick skipped" or message has ": started run "
+| parse message with "sync job " job ": " rest
+| extend started = rest startswith "started run "
+| summarize lastStart = maxif(timestamp, started), skips = make_list_if(timestamp, not(started)) by job
+| mv-expand skippedAt = skips to typeof(datetime)
+| summarize skippedSinceLastStart = countif(isnull(lastStart) or skippedAt > lastStart) by job
+'''
+
+// The Durable extension's tracking traces of the bulk_load orchestration: one that failed or
+// was terminated in the last 15 minutes, or one started longer ago than the stall limit that
+// has not ended.
+var bulkLoadQuery = replace('''
+traces
+| where customDimensions.Category == "Host.Triggers.DurableTask"
+| where tostring(customDimensions.prop__functionName) == "bulk_load"
+| where tobool(customDimensions.prop__isReplay) != true
+| extend loadId = tostring(customDimensions.prop__instanceId),
+         state = tostring(customDimensions.prop__state)
+| summarize started = minif(timestamp, state == "Started"),
+            ended = maxif(timestamp, state in ("Completed", "Failed", "Terminated")),
+            failedAt = maxif(timestamp, state in ("Failed", "Terminated")) by loadId
+| extend problem = case(failedAt > ago(15m), "failed",
+                        isnull(ended) and started < ago(__STALL_MINUTES__m), "stalled", "")
+| where problem != ""
+''', '__STALL_MINUTES__', string(bulkLoadStallMinutes))
+
+// A batch instance's on-complete log line ("batch <job> <instance> ended <STATUS>: ...").
+var batchFailedQuery = '''
+traces
+| where message has "ended FAILED_PROCESS_RECORDS"
+| parse message with "batch " job " " instanceId " ended " *
+| extend job = iff(isempty(job), "unknown", job)
+'''
+
+// -- the action group and the rules ----------------------------------------------------------
+
+resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
+  name: '${namePrefix}-operators'
+  location: 'global'
+  tags: tags
+  properties: {
+    groupShortName: 'sync-ops'
+    enabled: true
+    emailReceivers: empty(alertEmail) ? [] : [
+      {
+        name: 'operator'
+        emailAddress: alertEmail
+        useCommonAlertSchema: true
+      }
+    ]
+  }
+}
+
+var everyJob = [
+  {
+    name: 'job'
+    operator: 'Include'
+    values: [
+      '*'
+    ]
+  }
+]
+
+resource syncRunFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-sync-run-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync run failed'
+    description: 'A sync run failed or was terminated (watermark not advanced past the failure). GET /api/sync/{job} shows the error of the run.'
+    severity: 1
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT5M'
+    criteria: {
+      allOf: [
+        {
+          query: failedSyncRunQuery
+          timeAggregation: 'Count'
+          dimensions: everyJob
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource deadLettersGrowing 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-sync-dead-letters'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync dead letters growing'
+    description: 'Salesforce or the mapping rejected records of a sync job: they are in the dead-letter table (SYNC_DEAD_LETTER_TABLE) with the error.'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: deadLetterQuery
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'deadLettered'
+          dimensions: everyJob
+          operator: 'GreaterThan'
+          threshold: deadLetterAlertCount
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource syncLagHigh 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-sync-lag'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync lag above threshold'
+    description: 'The rows a sync job reads are older than the threshold: it is behind its source (a backlog, slow pages, or a first load).'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: syncLagQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'lagMinutes'
+          dimensions: everyJob
+          operator: 'GreaterThan'
+          threshold: syncLagAlertMinutes
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource lockStuck 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-sync-lock-stuck'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Sync ticks skipped (lock stuck)'
+    description: 'A sync job skipped this many ticks in a row within 6 hours: its run takes longer than the schedule, or its lock is held.'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT6H'
+    criteria: {
+      allOf: [
+        {
+          query: skippedTicksQuery
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'skippedSinceLastStart'
+          dimensions: everyJob
+          operator: 'GreaterThanOrEqual'
+          threshold: skippedTicksAlertCount
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource bulkLoadFailedOrStalled 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-bulk-load'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Bulk load failed or stalled'
+    description: 'A bulk load orchestration failed or was terminated, or has run longer than the stall limit.'
+    severity: 1
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'P1D'
+    criteria: {
+      allOf: [
+        {
+          query: bulkLoadQuery
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'loadId'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'problem'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource batchFailedRecords 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-batch-failed-records'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'Batch instance ended FAILED_PROCESS_RECORDS'
+    description: 'A batch job instance reached its max failed records: no new blocks were started. GET .../failures lists the failed records.'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: batchFailedQuery
+          timeAggregation: 'Count'
+          dimensions: everyJob
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+output actionGroupId string = actionGroup.id

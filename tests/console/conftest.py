@@ -1,0 +1,115 @@
+"""The whole app (the repository's function_app.py) on the local host, for the console tests:
+Azurite, a SQLite asset source, the Salesforce simulator."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from devhost.testing import RunningHost, start_host
+from devtools import services
+from sfsim.testing import SimulatorHandle
+from tests.sync.sources import AssetSource, create_asset_source
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SYNC_JOB = "asset-changes"
+ENDED = {"Completed", "Failed", "Terminated"}
+
+
+@dataclass
+class ConsoleHost:
+    host: RunningHost
+    source: AssetSource
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        return requests.get(self.host.url(path), params=params,
+                            headers={"x-functions-key": self.host.function_key}, timeout=30)
+
+    def post(self, path: str, body: Any = None) -> requests.Response:
+        return requests.post(self.host.url(path), json=body,
+                             headers={"x-functions-key": self.host.function_key}, timeout=60)
+
+    def sync_status(self) -> dict[str, Any]:
+        answer = self.get(f"/api/sync/{SYNC_JOB}")
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    def load_status(self, load_id: str) -> dict[str, Any]:
+        answer = requests.get(
+            self.host.url(f"/runtime/webhooks/durabletask/instances/{load_id}"),
+            params={"code": self.host.master_key}, timeout=30)
+        assert answer.status_code in (200, 202), answer.text
+        return answer.json()
+
+    def wait_for(self, read: Callable[[], dict[str, Any]],
+                 done: Callable[[dict[str, Any]], bool], timeout: float = 90.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            body = read()
+            if done(body):
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"not reached in {timeout:.0f} s: {json.dumps(read())[:2000]}\n"
+                             f"{self.host.output()[-4000:]}")
+
+    def run_sync_now(self) -> str:
+        """One run on demand, waited for; its run id."""
+        started = self.post(f"/api/sync/{SYNC_JOB}/run")
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        self.wait_for(self.sync_status, lambda body: any(
+            run["RunId"] == run_id and run["Outcome"] != "running"
+            for run in body["last_runs"]))
+        return run_id
+
+    def wait_for_load(self, load_id: str) -> dict[str, Any]:
+        return self.wait_for(lambda: self.load_status(load_id),
+                             lambda status: status["runtimeStatus"] in ENDED)
+
+
+@pytest.fixture(scope="module")
+def console_host(tmp_path_factory: pytest.TempPathFactory, azurite: services.Azurite,
+                 sfsim_server: SimulatorHandle) -> Iterator[ConsoleHost]:
+    """The app as deployed (function_app.py and host.json), in its own task hub and tables."""
+    sfsim_server.reset()
+    work = tmp_path_factory.mktemp("console")
+    app_dir = work / "app"
+    app_dir.mkdir()
+    shutil.copy(REPO_ROOT / "function_app.py", app_dir)
+    host_json = json.loads((REPO_ROOT / "host.json").read_text())
+    host_json["extensions"]["durableTask"]["hubName"] = "Console" + uuid.uuid4().hex[:12]
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    services.require_odbc_driver("SQLite3", "libsqliteodbc")
+    source = create_asset_source(
+        services.sqlite_odbc_connection_string(work / "source.db"), "sqlite")
+    suffix = uuid.uuid4().hex[:10]
+    env = {
+        "AzureWebJobsStorage": azurite.connection_string,
+        **sfsim_server.app_settings(),
+        "SYNC_WATERMARK_TABLE": f"W{suffix}",
+        "SYNC_RUNS_TABLE": f"R{suffix}",
+        "SYNC_DEAD_LETTER_TABLE": f"D{suffix}",
+        "SYNC_ASSET_CHANGES_ENABLED": "true",
+        # Once a year: the tests start runs themselves, through the API or the console.
+        "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
+        "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": source.connection_string,
+        "SYNC_ASSET_CHANGES_SOURCE_VIEW": source.view,
+        "SYNC_ASSET_CHANGES_LAG": "0",
+        "SYNC_ASSET_CHANGES_PAGE_SIZE": "25",
+        "SYNC_ASSET_CHANGES_MIN_INTERVAL": "0",
+        "BULK_LOAD_CONTAINER": "console-" + suffix,
+        "BULK_LOAD_POLL_INTERVAL": "0.2",
+        "BULK_LOAD_ACTIVITY_RETRY_DELAY": "0.1",
+    }
+    host = start_host(app_dir, env=env, log_path=work / "host.log")
+    yield ConsoleHost(host, source)
+    host.stop()
