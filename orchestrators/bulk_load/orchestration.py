@@ -115,7 +115,7 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
     """
     load = LoadInput.from_json(context.get_input())
     started = context.current_utc_datetime
-    run = _Load(context, load, [progress.LevelSummary.pending(level, count)
+    run = _Load(context, load, [LevelSummary.pending(level, count)
                                 for level, count in zip(load.levels, load.records, strict=True)])
     yield from _claim_run(run)
     run.cancel_requested = context.wait_for_external_event(CANCEL_EVENT)
