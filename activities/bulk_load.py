@@ -1,24 +1,44 @@
-"""Activities of a parent-child bulk load: thin adapters over shared/bulkload/levels.py.
+"""Activities of a parent-child bulk load: thin adapters over shared/bulkload/.
 
-Each takes blob names, level definitions and job ids and returns counts, job states and
-blob names: records and CSV stay in Blob Storage and never reach orchestration history.
-Every activity is safe to run twice (the Durable backend delivers at least once).
+Each reads its request message (blob names, level definitions, job ids), calls one function
+in shared/bulkload/ and answers a small result message (counts, job states, blob names):
+records and CSV stay in Blob Storage and never reach orchestration history. Every activity
+is safe to run twice (the Durable backend delivers at least once).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import azure.durable_functions as df
 
-from shared.bulkload import levels as level_steps
-from shared.bulkload.request import LoadLevel
-from shared.bulkload.store import LoadStore, claim_load_run
+from shared.bulkload import jobs, levels
+from shared.bulkload.claims import claim_load_run
+from shared.bulkload.messages import (
+    ClaimRunRequest,
+    CollectResultsRequest,
+    CreateJobRequest,
+    FailuresReport,
+    JobSnapshots,
+    JobsRequest,
+    StageLevelRequest,
+    UploadPartRequest,
+    WriteFailuresRequest,
+)
+from shared.bulkload.store import LoadStore
 from shared.config import app_settings
+from shared.messages import MessageJson as Json
 from shared.salesforce import SalesforceClient, process_client
 from shared.storage.clients import blob_service
 
 blueprint = df.Blueprint()
+
+BULK_LOAD_CLAIM_RUN = "bulk_load_claim_run"
+BULK_LOAD_STAGE_LEVEL = "bulk_load_stage_level"
+BULK_LOAD_CREATE_JOB = "bulk_load_create_job"
+BULK_LOAD_UPLOAD_PART = "bulk_load_upload_part"
+BULK_LOAD_POLL_JOBS = "bulk_load_poll_jobs"
+BULK_LOAD_ABORT_JOBS = "bulk_load_abort_jobs"
+BULK_LOAD_COLLECT_RESULTS = "bulk_load_collect_results"
+BULK_LOAD_WRITE_FAILURES = "bulk_load_write_failures"
 
 
 def _client() -> SalesforceClient:
@@ -31,59 +51,66 @@ def _store(prefix: str) -> LoadStore:
                               prefix)
 
 
-def _levels(request: dict[str, Any]) -> list[LoadLevel]:
-    return [LoadLevel.from_json(level) for level in request["levels"]]
-
-
+@blueprint.function_name(BULK_LOAD_CLAIM_RUN)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_claim_run(request: dict[str, Any]) -> dict[str, Any]:
-    claim_load_run(_store(request["prefix"]), request["runToken"])
-    return {"claimed": True}
+def bulk_load_claim_run(request: Json) -> None:
+    claim = ClaimRunRequest.from_json(request)
+    claim_load_run(_store(claim.prefix), claim.run_token)
 
 
+@blueprint.function_name(BULK_LOAD_STAGE_LEVEL)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_stage_level(request: dict[str, Any]) -> dict[str, Any]:
-    staged = level_steps.stage_level(
-        _store(request["prefix"]), _levels(request), request["level"],
-        request.get("uploadLimit") or app_settings().bulk_load.upload_limit_bytes,
-        request.get("skipReason"),
-    )
-    return staged.to_json()
+def bulk_load_stage_level(request: Json) -> Json:
+    stage = StageLevelRequest.from_json(request)
+    return levels.stage_level(
+        _store(stage.prefix), stage.levels, stage.level, stage.upload_limit,
+        stage.skip.as_error() if stage.skip is not None else None,
+    ).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_CREATE_JOB)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_create_job(request: dict[str, Any]) -> dict[str, Any]:
-    return level_steps.create_level_job(_client(), LoadLevel.from_json(request["level"]))
+def bulk_load_create_job(request: Json) -> Json:
+    return jobs.create_level_job(_client(), CreateJobRequest.from_json(request).level).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_UPLOAD_PART)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_upload_part(request: dict[str, Any]) -> dict[str, Any]:
-    return level_steps.upload_and_close_job(
-        _client(), _store(request["prefix"]), request["jobId"], request["blob"]
-    )
+def bulk_load_upload_part(request: Json) -> Json:
+    upload = UploadPartRequest.from_json(request)
+    return jobs.upload_and_close_job(
+        _client(), _store(upload.prefix), upload.job_id, upload.blob
+    ).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_POLL_JOBS)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_poll_jobs(request: dict[str, Any]) -> list[dict[str, Any]]:
-    return level_steps.poll_jobs(_client(), request["jobIds"])
+def bulk_load_poll_jobs(request: Json) -> Json:
+    job_ids = JobsRequest.from_json(request).job_ids
+    return JobSnapshots(tuple(jobs.poll_jobs(_client(), job_ids))).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_ABORT_JOBS)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_abort_jobs(request: dict[str, Any]) -> list[dict[str, Any]]:
-    return level_steps.abort_jobs(_client(), request["jobIds"])
+def bulk_load_abort_jobs(request: Json) -> Json:
+    job_ids = JobsRequest.from_json(request).job_ids
+    return JobSnapshots(tuple(jobs.abort_jobs(_client(), job_ids))).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_COLLECT_RESULTS)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_collect_results(request: dict[str, Any]) -> dict[str, Any]:
-    results = level_steps.collect_level_results(
-        _store(request["prefix"]), _client(), _levels(request), request["level"],
-        request["jobs"], request["columns"],
-    )
-    return results.to_json()
+def bulk_load_collect_results(request: Json) -> Json:
+    collect = CollectResultsRequest.from_json(request)
+    return levels.collect_level_results(
+        _store(collect.prefix), _client(), collect.levels, collect.level, collect.jobs,
+        collect.columns,
+    ).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_WRITE_FAILURES)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_write_failures(request: dict[str, Any]) -> dict[str, Any]:
-    store = _store(request["prefix"])
-    rows = level_steps.write_failures_report(store, request["levelCount"])
-    return {"blob": store.name(level_steps.FAILURES_REPORT), "rows": rows}
+def bulk_load_write_failures(request: Json) -> Json:
+    write = WriteFailuresRequest.from_json(request)
+    store = _store(write.prefix)
+    rows = levels.write_failures_report(store, write.level_count)
+    return FailuresReport(store.name(levels.FAILURES_REPORT), rows).to_json()

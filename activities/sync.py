@@ -1,25 +1,37 @@
-"""Activities of the scheduled change sync: thin adapters over shared/sync/pages.py.
+"""Activities of the scheduled change sync: thin adapters over shared/sync/ (run.py, pages.py).
 
-Each takes a small dict (job name, run id, times, the encoded upper bound) and returns a
-small dict (counts, a cursor position, or an error with its code): rows never leave the
-activity, so they never reach orchestration history. A `SyncRunError` is returned, not
-raised, so that the orchestrator can tell a page worth retrying from a run that must stop.
+Each reads its request message (job name, run id, times, the upper bound as text) and
+answers a small result message (counts, a cursor position, or the failure with its code):
+rows never leave the activity, so they never reach orchestration history. A
+`SyncRunError` is answered as a `StepFailure`, not raised, so that the orchestrator can
+tell a page worth retrying from a run that must stop.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
-
 import azure.durable_functions as df
 
 from shared.config import app_settings
+from shared.messages import MessageJson
+from shared.sync.catalog import sink_for, sync_jobs
+from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
-from shared.sync.jobs import sink_for, sync_jobs, sync_state
-from shared.sync.pages import SyncRunError, begin_run, end_run, sync_next_page
-from shared.sync.state import SyncState
+from shared.sync.messages import (
+    BeginRunRequest,
+    EndRunRequest,
+    PageRequest,
+    PageResult,
+    RunBegun,
+)
+from shared.sync.pages import sync_next_page
+from shared.sync.run import begin_run, end_run
+from shared.sync.state import SyncState, sync_state
 
 blueprint = df.Blueprint()
+
+SYNC_BEGIN_RUN = "sync_begin_run"
+SYNC_PAGE = "sync_page"
+SYNC_END_RUN = "sync_end_run"
 
 
 def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
@@ -27,34 +39,32 @@ def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
     return sync_jobs(settings)[name], sync_state(settings)
 
 
+@blueprint.function_name(SYNC_BEGIN_RUN)
 @blueprint.activity_trigger(input_name="request")
-def sync_begin_run(request: dict[str, Any]) -> dict[str, Any]:
-    job, state = _job_and_state(request["job"])
+def sync_begin_run(request: MessageJson) -> MessageJson:
+    begin = BeginRunRequest.from_json(request)
+    job, state = _job_and_state(begin.job)
     try:
-        return begin_run(
-            job, state, request["run_id"], datetime.fromisoformat(request["started_at"])
-        )
+        return begin_run(job, state, begin.run_id, begin.started_at).to_json()
     except SyncRunError as error:
-        return error.as_result()
+        return RunBegun(failure=error.as_failure()).to_json()
 
 
+@blueprint.function_name(SYNC_PAGE)
 @blueprint.activity_trigger(input_name="request")
-def sync_page(request: dict[str, Any]) -> dict[str, Any]:
-    job, state = _job_and_state(request["job"])
+def sync_page(request: MessageJson) -> MessageJson:
+    page = PageRequest.from_json(request)
+    job, state = _job_and_state(page.job)
     try:
         sink = sink_for(job, app_settings())
-        return sync_next_page(
-            job, state, sink, request["run_id"], request["upper_bound"]
-        ).as_result()
+        return sync_next_page(job, state, sink, page.run_id, page.upper_bound).to_json()
     except SyncRunError as error:
-        return error.as_result()
+        return PageResult(failure=error.as_failure()).to_json()
 
 
+@blueprint.function_name(SYNC_END_RUN)
 @blueprint.activity_trigger(input_name="request")
-def sync_end_run(request: dict[str, Any]) -> dict[str, Any]:
-    job, state = _job_and_state(request["job"])
-    end_run(
-        job, state, request["run_id"], datetime.fromisoformat(request["started_at"]),
-        request["outcome"], request.get("totals") or {}, request.get("error"),
-    )
-    return {"ok": True}
+def sync_end_run(request: MessageJson) -> None:
+    end = EndRunRequest.from_json(request)
+    job, state = _job_and_state(end.job)
+    end_run(job, state, end.run_id, end.started_at, end.outcome, end.totals, end.error)

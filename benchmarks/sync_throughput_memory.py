@@ -37,7 +37,9 @@ from azure.data.tables import TableServiceClient  # noqa: E402
 from devtools import services  # noqa: E402
 from shared.sync.asset_changes import COLUMNS, asset_record  # noqa: E402
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob  # noqa: E402
-from shared.sync.pages import begin_run, end_run, sync_next_page  # noqa: E402
+from shared.sync.messages import RunOutcome, RunTotals  # noqa: E402
+from shared.sync.pages import sync_next_page  # noqa: E402
+from shared.sync.run import begin_run, end_run  # noqa: E402
 from shared.sync.sinks import Delivery, SalesforceSink  # noqa: E402
 from shared.sync.state import SyncState  # noqa: E402
 
@@ -98,11 +100,11 @@ def run_pipeline(job: SyncJob, state: SyncState, sink) -> int:
     begun = begin_run(job, state, run_id, started)
     rows = 0
     while True:
-        page = sync_next_page(job, state, sink, run_id, begun["upper_bound"])
+        page = sync_next_page(job, state, sink, run_id, begun.upper_bound)
         rows += page.rows
         if page.done:
             break
-    end_run(job, state, run_id, started, "succeeded", {"rows": rows})
+    end_run(job, state, run_id, started, RunOutcome.SUCCEEDED, RunTotals(rows=rows))
     return rows
 
 

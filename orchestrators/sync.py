@@ -15,25 +15,39 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Generator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities.sync import SYNC_BEGIN_RUN, SYNC_END_RUN, SYNC_PAGE
 from orchestrators.http import problem_response, request_path
 from shared.config import AppSettings, app_settings
-from shared.durable import input_object
 from shared.problems import problem
 from shared.sync import run_plan
-from shared.sync.job import SyncJob
-from shared.sync.jobs import JOB_SCHEDULES, sync_jobs, sync_state
+from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
+from shared.sync.job import JobDefinition, SyncJob
 from shared.sync.lock import TickAction, TickDecision, decide_tick
+from shared.sync.messages import (
+    BeginRunRequest,
+    EndRunRequest,
+    PageRequest,
+    PageResult,
+    RunBegun,
+    RunInput,
+    RunOutcome,
+    StepFailure,
+)
 from shared.sync.starter import instance_snapshot, run_tick
-from shared.sync.state import utc_now
+from shared.sync.state import sync_state, utc_now
 from shared.sync.status import job_status, unknown_job_problem
 
 blueprint = df.Blueprint()
+
+Steps = Generator[Any, Any, Any]
 
 # Why a run on demand was refused, for clients that branch on it.
 REFUSED_RUN_CODES = {
@@ -48,33 +62,27 @@ REFUSED_RUN_CODES = {
 
 
 async def _tick(job: SyncJob, settings: AppSettings, client: Any) -> TickDecision:
-    def run_input(run_id: str, started_at: datetime) -> dict[str, Any]:
-        return run_plan.new_run_input(
-            job.name, run_id, started_at,
-            page_attempts=settings.sync.page_attempts,
-            page_retry_delay=settings.sync.page_retry_delay,
-            pages_per_generation=job.pages_per_generation,
-        )
+    def run_input(run_id: str, started_at: datetime) -> RunInput:
+        return run_plan.new_run_input(job, settings.sync, run_id, started_at)
 
     return await run_tick(job, client, sync_state(settings), run_input)
 
 
-def _register_timer(job_name: str, schedule_setting: str) -> None:
+def _register_timer(definition: JobDefinition) -> None:
     async def tick(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
         settings = app_settings()
-        await _tick(sync_jobs(settings)[job_name], settings, client)
+        await _tick(definition.build(settings), settings, client)
 
-    function_name = f"sync_tick_{job_name.replace('-', '_')}"
-    tick.__name__ = tick.__qualname__ = function_name
-    blueprint.function_name(name=function_name)(
+    tick.__name__ = tick.__qualname__ = definition.timer_function
+    blueprint.function_name(name=definition.timer_function)(
         blueprint.timer_trigger(
-            schedule=f"%{schedule_setting}%", arg_name="timer", run_on_startup=False
+            schedule=f"%{definition.schedule_setting}%", arg_name="timer", run_on_startup=False
         )(blueprint.durable_client_input(client_name="client")(tick))
     )
 
 
-for _name, _setting in JOB_SCHEDULES.items():
-    _register_timer(_name, _setting)
+for _definition in JOB_DEFINITIONS:
+    _register_timer(_definition)
 
 
 # -- the run ----------------------------------------------------------------------------
@@ -85,58 +93,75 @@ class SyncRunFailed(Exception):
 
 
 @blueprint.orchestration_trigger(context_name="context")
-def sync_run(context: df.DurableOrchestrationContext):
-    run = input_object(context.get_input(), "the sync run's input")
-    request = {"job": run["job"], "run_id": run["run_id"], "started_at": run["started_at"]}
+def sync_run(context: df.DurableOrchestrationContext) -> Steps:
+    """One run of a sync job, `pages_per_generation` pages per generation:
 
-    if run["upper_bound"] is None:
-        context.set_custom_status(run_plan.custom_status(run, "beginning"))
-        try:
-            begun = yield context.call_activity("sync_begin_run", request)
-        except Exception as error:  # an activity that raised: the run must still be recorded
-            begun = {"ok": False, "error": f"sync job {run['job']!r}: begin failed: {error}"}
-        if not begun["ok"]:
-            yield from _end(context, run, "failed", begun["error"])
-            raise SyncRunFailed(begun["error"])
-        run = {**run, "upper_bound": begun["upper_bound"]}
+    1. begin (first generation only): check the source, fix the run's upper bound, claim
+       the watermark; a failure ends the run (3) as failed
+    2. sync pages, one activity each, each checkpointed by the activity; a page that failed
+       as a whole is retried after a durable-timer backoff, then ends the run as failed
+    3. end after the last page: record the outcome and totals, release the lease
+    4. or, after `pages_per_generation` pages, continue as new with the totals so far
+    """
+    run = RunInput.from_json(context.get_input())
+    if run.upper_bound is None:
+        run = yield from _begin(context, run)
+    for _page in range(run.pages_per_generation):
+        page = yield from _sync_page(context, run)
+        run = run_plan.add_page(run, page)
+        if page.done:
+            yield from _end(context, run, RunOutcome.SUCCEEDED, None)
+            return run.totals.to_json()
+    context.continue_as_new(run_plan.next_generation(run).to_json())
+    return None
 
-    pages_this_generation = 0
+
+def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """1. The run's upper bound; the watermark is the run's from now on."""
+    context.set_custom_status(run_plan.custom_status(run, "beginning"))
+    try:
+        answer = yield context.call_activity(
+            SYNC_BEGIN_RUN, BeginRunRequest(run.job, run.run_id, run.started_at).to_json())
+        begun = RunBegun.from_json(answer)
+    except Exception as error:  # an activity that raised: the run must still be recorded
+        begun = RunBegun(failure=StepFailure(
+            "ACTIVITY_FAILED", f"sync job {run.job!r}: begin failed: {error}"))
+    if begun.failure is not None:
+        yield from _end(context, run, RunOutcome.FAILED, begun.failure.error)
+        raise SyncRunFailed(begun.failure.error)
+    return replace(run, upper_bound=begun.upper_bound)
+
+
+def _sync_page(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2. The next page, delivered and checkpointed, tried again while it may pass."""
+    assert run.upper_bound is not None
     failed_attempts = 0
     while True:
         context.set_custom_status(run_plan.custom_status(run, "syncing"))
         try:
-            page = yield context.call_activity(
-                "sync_page", {**request, "upper_bound": run["upper_bound"]}
-            )
+            answer = yield context.call_activity(
+                SYNC_PAGE, PageRequest(run.job, run.run_id, run.upper_bound).to_json())
+            page = PageResult.from_json(answer)
         except Exception as error:
-            page = {"ok": False, "retryable": False,
-                    "error": f"sync job {run['job']!r}: page failed: {error}"}
-        if not page["ok"]:
-            failed_attempts += 1
-            delay = run_plan.retry_delay(run, failed_attempts) if page["retryable"] else None
-            if delay is not None:
-                context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
-                yield context.create_timer(context.current_utc_datetime + delay)
-                continue
-            yield from _end(context, run, "failed", page["error"])
-            raise SyncRunFailed(page["error"])
-        failed_attempts = 0
-        run = run_plan.add_page(run, page)
-        if page["done"]:
-            yield from _end(context, run, "succeeded", None)
-            return run_plan.totals(run)
-        pages_this_generation += 1
-        if pages_this_generation >= run["pages_per_generation"]:
-            context.continue_as_new(run_plan.next_generation(run))
-            return None
+            page = PageResult(failure=StepFailure(
+                "ACTIVITY_FAILED", f"sync job {run.job!r}: page failed: {error}"))
+        if page.failure is None:
+            return page
+        failed_attempts += 1
+        delay = run_plan.retry_delay(run, failed_attempts) if page.failure.retryable else None
+        if delay is None:
+            yield from _end(context, run, RunOutcome.FAILED, page.failure.error)
+            raise SyncRunFailed(page.failure.error)
+        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
+        yield context.create_timer(context.current_utc_datetime + delay)
 
 
-def _end(context: df.DurableOrchestrationContext, run: dict, outcome: str, error: str | None):
-    context.set_custom_status(run_plan.custom_status(run, outcome))
-    yield context.call_activity("sync_end_run", {
-        "job": run["job"], "run_id": run["run_id"], "started_at": run["started_at"],
-        "outcome": outcome, "totals": run_plan.totals(run), "error": error,
-    })
+def _end(context: df.DurableOrchestrationContext, run: RunInput, outcome: RunOutcome,
+         error: str | None) -> Steps:
+    """3. The run's row says how it ended; the lease is released."""
+    context.set_custom_status(run_plan.custom_status(run, outcome.value))
+    yield context.call_activity(SYNC_END_RUN, EndRunRequest(
+        run.job, run.run_id, run.started_at, outcome, run.totals, error).to_json())
 
 
 # -- HTTP: run now, status -------------------------------------------------------------
@@ -195,7 +220,7 @@ async def sync_status(
     instance = instance_snapshot(status)
     now = utc_now()
     decision = decide_tick(
-        now, enabled=job.enabled, instance=instance, lease=state.read_lease(job.name),
+        now, enabled=job.enabled, instance=instance, lease=state.lease.read(job.name),
         max_run_time=job.max_run_time, min_interval=job.min_interval,
     )
     body = job_status(

@@ -12,6 +12,8 @@ from typing import Any
 # Runtime states of an instance that has not ended: a start over it is refused under
 # overridableExistingInstanceStates = NonRunningStates.
 BUSY_STATES = frozenset({"Pending", "Running", "ContinuedAsNew", "Suspended"})
+# Runtime states of an instance that has ended: its id may be started again.
+TERMINAL_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 
 
 def json_object(value: Any) -> dict[str, Any] | None:
@@ -25,10 +27,3 @@ def json_object(value: Any) -> dict[str, Any] | None:
             return None
     return None
 
-
-def input_object(value: Any, what: str) -> dict[str, Any]:
-    """Like json_object, for an input that must be an object: raise ValueError naming it."""
-    decoded = json_object(value)
-    if decoded is None:
-        raise ValueError(f"{what} is not a JSON object: {str(value)[:200]!r}")
-    return decoded

@@ -27,6 +27,9 @@ from typing import Any, Self, TypeVar, get_args, get_origin, get_type_hints
 
 M = TypeVar("M", bound="Message")
 
+# A message's wire form: what call_activity carries and an activity receives and returns.
+MessageJson = dict[str, Any]
+
 
 class MessageError(ValueError):
     """A payload does not have the shape of the message it should be."""
@@ -36,7 +39,7 @@ class MessageError(ValueError):
 class Message:
     """Base of every orchestrator/activity message; subclasses are frozen dataclasses."""
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> MessageJson:
         return {field.name: _to_wire(getattr(self, field.name))
                 for field in dataclasses.fields(self)}
 

@@ -16,13 +16,12 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import IO, Any
 
+from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
 from shared.bulkload.request import LoadLevel, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
-from shared.salesforce.errors import SalesforceError
 
 FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
 ID_MAP_COLUMNS = ["externalId", "sfId"]
@@ -32,7 +31,6 @@ FAILED_FILE = "failed.csv"
 ORPHANS_FILE = "orphans.csv"
 REQUEST_FILE = "request.json"
 FAILURES_REPORT = "failures.csv"
-TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
 
 
 # -- staging the request ----------------------------------------------------------------
@@ -69,27 +67,6 @@ def _staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
 # -- staging a level's CSV ----------------------------------------------------------------
 
 
-@dataclass
-class StagedPart:
-    blob: str
-    records: int
-    size_bytes: int
-
-
-@dataclass
-class StagedLevel:
-    parts: list[StagedPart] = field(default_factory=list)
-    submitted: int = 0
-    orphans: int = 0
-    columns: list[str] = field(default_factory=list)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "parts": [part.__dict__ for part in self.parts], "submitted": self.submitted,
-            "orphans": self.orphans, "columns": self.columns,
-        }
-
-
 def stage_level(
     store: LoadStore, levels: Sequence[LoadLevel], level_index: int, upload_limit: int,
     skip_reason: str | None = None,
@@ -100,10 +77,11 @@ def stage_level(
     goes to orphans.csv with the parent's own error, so it is never submitted.
     """
     level = levels[level_index]
-    staged = StagedLevel()
+    parts: list[StagedPart] = []
+    orphan_count = 0
     with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        staged.columns = _data_columns(_staged_records(local))
-        csv_columns = staged.columns + (
+        columns = _data_columns(_staged_records(local))
+        csv_columns = columns + (
             [level.parent_reference_field] if level.parent_reference_field else []
         )
         parent_ids: dict[str, str] = {}
@@ -114,9 +92,10 @@ def stage_level(
         parent = levels[level.parent] if level.parent is not None else None
 
         with spooled_file() as data, spooled_file() as orphans_file:
-            orphans = _failure_writer(orphans_file, staged.columns)
+            orphans = _failure_writer(orphans_file, columns)
 
             def rows() -> Iterator[dict[str, Any]]:
+                nonlocal orphan_count
                 for record in _staged_records(local):
                     reason = skip_reason
                     if reason is None and parent is not None:
@@ -127,24 +106,24 @@ def stage_level(
                     if reason is not None:
                         orphans.writerow_dict(_failure_row(level, "orphaned", reason, record["e"],
                                                       record["p"], record["f"]))
-                        staged.orphans += 1
+                        orphan_count += 1
                         continue
-                    row = _csv_values(record["f"], staged.columns)
+                    row = _csv_values(record["f"], columns)
                     if parent is not None:
                         row[level.parent_reference_field] = parent_ids[record["p"]]
                     yield row
 
-            staged.submitted = write_ingest_csv(rows(), csv_columns, data)
+            submitted = write_ingest_csv(rows(), csv_columns, data)
             orphans.finish()
             _flush(orphans_file)
             store.upload_file(store.level_blob(level_index, ORPHANS_FILE), orphans_file)
-            if staged.submitted:
+            if submitted:
                 data.seek(0)
                 for part, stream in split_ingest_csv(data, upload_limit):
                     blob = store.level_blob(level_index, f"part-{part.index}.csv")
                     store.upload_file(blob, stream)
-                    staged.parts.append(StagedPart(blob, part.records, part.size_bytes))
-    return staged
+                    parts.append(StagedPart(blob, part.records, part.size_bytes))
+    return StagedLevel(tuple(parts), submitted, orphan_count, tuple(columns))
 
 
 def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str | None) -> str:
@@ -241,22 +220,9 @@ def _flush(out: IO[bytes]) -> None:
 # -- results ------------------------------------------------------------------------------
 
 
-@dataclass
-class LevelResults:
-    succeeded: int = 0
-    failed: int = 0
-    unprocessed: int = 0
-    failed_by_error: Counter[str] = field(default_factory=Counter)
-
-    def to_json(self) -> dict[str, Any]:
-        return {"succeeded": self.succeeded, "failed": self.failed,
-                "unprocessed": self.unprocessed,
-                "failedByError": dict(sorted(self.failed_by_error.items()))}
-
-
 def collect_level_results(
     store: LoadStore, client: SalesforceClient, levels: Sequence[LoadLevel], level_index: int,
-    jobs: Sequence[Mapping[str, Any]], columns: Sequence[str],
+    jobs: Sequence[JobSnapshot], columns: Sequence[str],
 ) -> LevelResults:
     """Read every job's results as streams: the ID map and the failed/unprocessed records.
 
@@ -265,7 +231,8 @@ def collect_level_results(
     reported with the job's errorMessage.
     """
     level = levels[level_index]
-    results = LevelResults()
+    succeeded = failed_count = unprocessed = 0
+    failed_by_error: Counter[str] = Counter()
     reverse_parent: dict[str, str] = {}
     if level.parent is not None:
         reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
@@ -273,22 +240,22 @@ def collect_level_results(
         id_map = _CsvOut(id_map_file, ID_MAP_COLUMNS)
         failed = _failure_writer(failed_file, columns)
         for job in jobs:
-            for row in client.successful_results(job["id"]):
-                results.succeeded += 1
+            for row in client.successful_results(job.id):
+                succeeded += 1
                 if level.external_id_field:
                     id_map.writerow([row.get(level.external_id_field, ""), row["sf__Id"]])
-            for row in client.failed_results(job["id"]):
-                results.failed += 1
+            for row in client.failed_results(job.id):
+                failed_count += 1
                 error = row.get("sf__Error", "")
-                results.failed_by_error[error_code(error)] += 1
+                failed_by_error[error_code(error)] += 1
                 failed.writerow_dict(_result_failure(level, "failed", error, row,
                                                      reverse_parent))
-            if job["state"] in ("Failed", "Aborted"):
-                message = job.get("errorMessage") or f"the job ended {job['state']}"
-                for row in client.unprocessed_records(job["id"]):
-                    results.unprocessed += 1
+            if job.unsuccessful:
+                message = job.error_message or f"the job ended {job.state}"
+                for row in client.unprocessed_records(job.id):
+                    unprocessed += 1
                     failed.writerow_dict(_result_failure(
-                        level, "unprocessed", f"JOB_{job['state'].upper()}:{message}", row,
+                        level, "unprocessed", f"JOB_{job.state.upper()}:{message}", row,
                         reverse_parent,
                     ))
         id_map.finish()
@@ -297,7 +264,7 @@ def collect_level_results(
         failed_file.seek(0)
         store.upload_file(store.level_blob(level_index, ID_MAP_FILE), id_map_file)
         store.upload_file(store.level_blob(level_index, FAILED_FILE), failed_file)
-    return results
+    return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
 
 
 def _result_failure(
@@ -345,51 +312,3 @@ def write_failures_report(store: LoadStore, level_count: int) -> int:
         report_file.seek(0)
         store.upload_file(store.name(FAILURES_REPORT), report_file)
     return rows
-
-
-# -- the jobs ---------------------------------------------------------------------------------
-
-
-def job_snapshot(job: Any) -> dict[str, Any]:
-    return {"id": job.id, "state": job.state, "processed": job.number_records_processed,
-            "failed": job.number_records_failed, "errorMessage": job.error_message}
-
-
-def create_level_job(client: SalesforceClient, level: LoadLevel) -> dict[str, Any]:
-    job = client.create_ingest_job(
-        level.object, level.operation,
-        level.external_id_field if level.operation == "upsert" else None,
-    )
-    return job_snapshot(job)
-
-
-def upload_and_close_job(
-    client: SalesforceClient, store: LoadStore, job_id: str, blob: str
-) -> dict[str, Any]:
-    """Upload the part and close the job; safe to repeat after a crash at any point."""
-    job = client.get_job(job_id)
-    if job.state == "Open":
-        with store.download(blob) as part:
-            try:
-                client.upload_job_data(job_id, part)
-            except SalesforceError as error:
-                # A repeated activity finds its first upload stored: only the close is left.
-                if not (error.status == 400 and "multiple contents" in error.message.lower()):
-                    raise
-        job = client.close_job(job_id)
-    return job_snapshot(job)
-
-
-def poll_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-    return [job_snapshot(client.get_job(job_id)) for job_id in job_ids]
-
-
-def abort_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """Abort jobs still running; a job that finished meanwhile is reported as it ended."""
-    snapshots = []
-    for job_id in job_ids:
-        try:
-            snapshots.append(job_snapshot(client.abort_job(job_id)))
-        except SalesforceError:
-            snapshots.append(job_snapshot(client.get_job(job_id)))
-    return snapshots

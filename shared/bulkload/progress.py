@@ -1,105 +1,136 @@
-"""What the orchestrator decides and reports, as pure functions of small dicts.
+"""What the bulk_load orchestrator decides and reports, as pure functions.
 
 Nothing here does I/O or reads a clock: the orchestrator passes
-`context.current_utc_datetime`, so replays compute the same values.
+`context.current_utc_datetime`, so replays compute the same values. The summary and the
+custom status are what users read (the Durable status API): their keys are an API.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-TERMINAL_STATES = ("JobComplete", "Failed", "Aborted")
+from shared.bulkload.messages import (
+    FailuresReport,
+    JobSnapshot,
+    LevelResults,
+    LoadInput,
+    StagedLevel,
+    StopReason,
+)
+from shared.bulkload.request import LoadLevel
+
 CUSTOM_STATUS_LIMIT = 16_000
 MAX_JOBS_IN_STATUS = 20
 
 
-def load_input(
-    load_id: str, prefix: str, levels: Sequence[Mapping[str, Any]], records: Sequence[int],
-    *, poll_interval: float, max_wait: float, upload_limit: int, activity_attempts: int,
-    activity_retry_delay: float,
-) -> dict[str, Any]:
-    """The orchestration input: references and settings only, never records."""
-    return {
-        "loadId": load_id, "prefix": prefix, "levels": list(levels), "records": list(records),
-        "pollInterval": poll_interval, "maxWait": max_wait, "uploadLimit": upload_limit,
-        "activityAttempts": activity_attempts, "activityRetryDelay": activity_retry_delay,
-    }
+class PollDecision(enum.Enum):
+    DONE = "done"  # every job ended
+    STALLED = "stalled"  # the wait is over: abort what still runs
+    WAIT = "wait"
 
 
-def poll_decision(jobs: Sequence[Mapping[str, Any]], now: datetime, deadline: datetime) -> str:
-    """`done` when every job ended, `stalled` when the wait is over, else `wait`."""
-    if all(job["state"] in TERMINAL_STATES for job in jobs):
-        return "done"
-    return "stalled" if now >= deadline else "wait"
+def poll_decision(jobs: Sequence[JobSnapshot], now: datetime, deadline: datetime) -> PollDecision:
+    if all(job.ended for job in jobs):
+        return PollDecision.DONE
+    return PollDecision.STALLED if now >= deadline else PollDecision.WAIT
 
 
 def next_poll_at(now: datetime, interval: float, deadline: datetime) -> datetime:
     return min(now + timedelta(seconds=interval), deadline)
 
 
-def running_job_ids(jobs: Sequence[Mapping[str, Any]]) -> list[str]:
-    return [job["id"] for job in jobs if job["state"] not in TERMINAL_STATES]
+def running_job_ids(jobs: Sequence[JobSnapshot]) -> tuple[str, ...]:
+    return tuple(job.id for job in jobs if not job.ended)
 
 
-def level_failure(jobs: Sequence[Mapping[str, Any]], stalled_ids: Sequence[str],
+def merge_jobs(jobs: Sequence[JobSnapshot], newer: Sequence[JobSnapshot]) -> list[JobSnapshot]:
+    """`jobs` in their order, each replaced by its newer snapshot where there is one."""
+    by_id = {job.id: job for job in newer}
+    return [by_id.get(job.id, job) for job in jobs]
+
+
+def level_failure(jobs: Sequence[JobSnapshot], stalled_ids: Sequence[str],
                   max_wait: float) -> str | None:
     """Why the level failed (a job Failed or Aborted, or stalled), or None."""
     reasons = []
     for job in jobs:
-        if job["id"] in stalled_ids:
-            reasons.append(f"job {job['id']} did not finish within {max_wait:g} s and was "
+        if job.id in stalled_ids:
+            reasons.append(f"job {job.id} did not finish within {max_wait:g} s and was "
                            "aborted")
-        elif job["state"] in ("Failed", "Aborted"):
-            message = job.get("errorMessage") or "no errorMessage"
-            reasons.append(f"job {job['id']} ended {job['state']}: {message}")
+        elif job.unsuccessful:
+            message = job.error_message or "no errorMessage"
+            reasons.append(f"job {job.id} ended {job.state}: {message}")
     return "; ".join(reasons) or None
 
 
-def new_level_summary(level: Mapping[str, Any], records: int) -> dict[str, Any]:
-    return {
-        "level": level["name"], "object": level["object"], "operation": level["operation"],
-        "state": "pending", "records": records, "jobs": [], "submitted": 0, "succeeded": 0,
-        "failed": 0, "unprocessed": 0, "failedByError": {}, "orphansSkipped": 0,
-        "elapsedSeconds": 0.0, "error": None,
-    }
+@dataclass(frozen=True)
+class LevelSummary:
+    """One level in the load's summary (its `levels` list)."""
+
+    level: str
+    object: str
+    operation: str
+    records: int
+    state: str = "pending"
+    jobs: tuple[str, ...] = ()
+    submitted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    unprocessed: int = 0
+    failed_by_error: Mapping[str, int] = field(default_factory=dict)
+    orphans_skipped: int = 0
+    elapsed_seconds: float = 0.0
+    error: str | None = None
+
+    @classmethod
+    def pending(cls, level: LoadLevel, records: int) -> LevelSummary:
+        return cls(level.name, level.object, level.operation, records)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "level": self.level, "object": self.object, "operation": self.operation,
+            "state": self.state, "records": self.records, "jobs": list(self.jobs),
+            "submitted": self.submitted, "succeeded": self.succeeded, "failed": self.failed,
+            "unprocessed": self.unprocessed, "failedByError": dict(self.failed_by_error),
+            "orphansSkipped": self.orphans_skipped, "elapsedSeconds": self.elapsed_seconds,
+            "error": self.error,
+        }
 
 
 def finish_level(
-    summary: dict[str, Any], *, staged: Mapping[str, Any] | None,
-    jobs: Sequence[Mapping[str, Any]], results: Mapping[str, Any] | None,
-    started: datetime, ended: datetime, error: str | None,
-) -> dict[str, Any]:
-    done = dict(summary)
+    summary: LevelSummary, *, staged: StagedLevel | None, jobs: Sequence[JobSnapshot],
+    results: LevelResults | None, started: datetime, ended: datetime, error: str | None,
+) -> LevelSummary:
+    done = dataclasses.replace(summary, jobs=tuple(job.id for job in jobs),
+                               elapsed_seconds=round((ended - started).total_seconds(), 3),
+                               error=error)
     if staged is not None:
-        done["submitted"] = staged["submitted"]
-        done["orphansSkipped"] = staged["orphans"]
-    done["jobs"] = [job["id"] for job in jobs]
+        done = dataclasses.replace(done, submitted=staged.submitted,
+                                   orphans_skipped=staged.orphans)
     if results is not None:
-        done.update(succeeded=results["succeeded"], failed=results["failed"],
-                    unprocessed=results["unprocessed"],
-                    failedByError=results["failedByError"])
-    done["elapsedSeconds"] = round((ended - started).total_seconds(), 3)
-    done["error"] = error
+        done = dataclasses.replace(done, succeeded=results.succeeded, failed=results.failed,
+                                   unprocessed=results.unprocessed,
+                                   failed_by_error=results.failed_by_error)
     if error is not None:
-        done["state"] = "failed"
-    elif staged is not None and staged["submitted"] == 0 and staged["orphans"] and \
-            not jobs:
-        done["state"] = "skipped"
+        state = "failed"
+    elif staged is not None and staged.submitted == 0 and staged.orphans and not jobs:
+        state = "skipped"
     else:
-        done["state"] = "completed"
-    return done
+        state = "completed"
+    return dataclasses.replace(done, state=state)
 
 
-def skipped_level(summary: dict[str, Any], staged: Mapping[str, Any] | None, reason: str,
-                  at: datetime) -> dict[str, Any]:
+def skipped_level(summary: LevelSummary, staged: StagedLevel | None, reason: StopReason,
+                  at: datetime) -> LevelSummary:
     done = finish_level(summary, staged=staged, jobs=[], results=None, started=at, ended=at,
                         error=None)
-    done["state"] = "skipped"
-    done["error"] = reason
-    return done
+    return dataclasses.replace(done, state="skipped", error=reason.as_error())
 
 
 def cancel_reason(event_data: Any) -> str:
@@ -117,48 +148,53 @@ def cancel_reason(event_data: Any) -> str:
     return str(reason)[:500] if reason else "no reason given"
 
 
-def load_outcome(levels: Sequence[Mapping[str, Any]]) -> str:
-    if any(level["state"] == "failed" for level in levels):
+def load_outcome(levels: Sequence[LevelSummary]) -> str:
+    if any(level.state == "failed" for level in levels):
         return "failed"
-    if any(level["failed"] or level["unprocessed"] or level["orphansSkipped"] or
-           level["state"] == "skipped" for level in levels):
+    if any(level.failed or level.unprocessed or level.orphans_skipped or
+           level.state == "skipped" for level in levels):
         return "completed_with_failures"
     return "succeeded"
 
 
-def load_summary(load: Mapping[str, Any], levels: Sequence[Mapping[str, Any]],
-                 started: datetime, ended: datetime, failures: Mapping[str, Any] | None,
+def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datetime,
+                 ended: datetime, failures: FailuresReport | None,
                  cancel_reason: str | None = None) -> dict[str, Any]:
     """The load's output; a cancelled load says so whatever its levels did before."""
     return {
-        "loadId": load["loadId"],
+        "loadId": load.load_id,
         "outcome": "cancelled" if cancel_reason is not None else load_outcome(levels),
         "cancelReason": cancel_reason,
         "startedAt": started.isoformat(), "completedAt": ended.isoformat(),
         "elapsedSeconds": round((ended - started).total_seconds(), 3),
-        "levels": list(levels),
-        "failedRecords": None if failures is None else failures["rows"],
-        "failuresUrl": f"/api/bulk-loads/{load['loadId']}/failures",
+        "levels": [level.to_json() for level in levels],
+        "failedRecords": None if failures is None else failures.rows,
+        "failuresUrl": f"/api/bulk-loads/{load.load_id}/failures",
     }
 
 
 def custom_status(
-    load: Mapping[str, Any], level_index: int, phase: str,
-    jobs: Sequence[Mapping[str, Any]], levels: Sequence[Mapping[str, Any]],
+    load: LoadInput, level_index: int, phase: str, jobs: Sequence[JobSnapshot],
+    levels: Sequence[LevelSummary],
 ) -> dict[str, Any]:
     """Progress for the Durable status API, kept under the 16 KB custom status limit."""
-    level = load["levels"][level_index]
-    status = {
-        "loadId": load["loadId"], "phase": phase,
-        "level": level["name"], "object": level["object"],
-        "levelNumber": level_index + 1, "levelCount": len(load["levels"]),
-        "jobs": [{key: job.get(key) for key in ("id", "state", "processed", "failed")}
-                 for job in jobs[:MAX_JOBS_IN_STATUS]],
+    level = load.levels[level_index]
+    status: dict[str, Any] = {
+        "loadId": load.load_id, "phase": phase,
+        "level": level.name, "object": level.object,
+        "levelNumber": level_index + 1, "levelCount": len(load.levels),
+        "jobs": [{"id": job.id, "state": job.state, "processed": job.processed,
+                  "failed": job.failed} for job in jobs[:MAX_JOBS_IN_STATUS]],
         "jobCount": len(jobs),
-        "levels": [{key: summary[key] for key in
-                    ("level", "state", "submitted", "succeeded", "failed", "orphansSkipped")}
+        "levels": [{"level": summary.level, "state": summary.state,
+                    "submitted": summary.submitted, "succeeded": summary.succeeded,
+                    "failed": summary.failed, "orphansSkipped": summary.orphans_skipped}
                    for summary in levels],
     }
     if len(json.dumps(status)) > CUSTOM_STATUS_LIMIT:
         status["levels"] = []
     return status
+
+
+def completed_status(load: LoadInput, summary: Mapping[str, Any]) -> dict[str, Any]:
+    return {"loadId": load.load_id, "phase": "completed", "outcome": summary["outcome"]}

@@ -1,15 +1,23 @@
-"""What `POST /api/bulk-loads` answers before a load starts: parsed body or problem+json."""
+"""What the bulk-load endpoints do before the orchestration runs: parse and check what
+was posted (or answer problem+json), stage a new load, answer an id posted again."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
 from typing import Any
 
-from shared.bulkload.request import LoadRequest, LoadRequestInvalid, validate_load_request
-from shared.bulkload.store import LoadClaim
+from azure.storage.blob import BlobServiceClient
+
+from shared.bulkload.levels import stage_request
+from shared.bulkload.messages import LoadInput
+from shared.bulkload.request import LoadRequest, LoadRequestInvalid
+from shared.bulkload.store import LoadStore
+from shared.bulkload.validation import validate_load_request
+from shared.config import BulkLoadSettings
 from shared.problems import Problem, problem
+
+MAX_CANCEL_REASON = 500
 
 
 def parse_load_request(
@@ -44,31 +52,6 @@ def parse_load_request(
         )
 
 
-# Longer than staging the largest accepted body takes: a request that claimed a load id
-# this long ago and has not started its load is gone (crashed, host recycled).
-ABANDONED_CLAIM_AFTER = timedelta(minutes=10)
-
-
-def refused_claim(
-    claim: LoadClaim | None, now: datetime, load_id: str, instance: str
-) -> Problem | None:
-    """Why a load id that is claimed but has no orchestration cannot start now, or None
-    when the claim was abandoned before its load started and may be taken over."""
-    if claim is not None and claim.started:
-        return problem(
-            409, "LOAD_ID_USED", "Bulk load id already used",
-            f"load {load_id!r} ran and its history was purged; a load id loads once, "
-            "ever: post the records with a new loadId", instance,
-        )
-    if claim is None or now - claim.written_at < ABANDONED_CLAIM_AFTER:
-        return problem(
-            409, "LOAD_STARTING", "Bulk load is being started",
-            f"another request is starting load {load_id!r}; post again in a few seconds "
-            "to get its status", instance,
-        )
-    return None
-
-
 def new_load_id() -> str:
     return uuid.uuid4().hex
 
@@ -90,3 +73,36 @@ def existing_load_body(status: Any, links: dict[str, Any]) -> dict[str, Any]:
         "lastUpdatedTime": (status.last_updated_time.isoformat()
                             if status.last_updated_time else None),
     }
+
+
+def stage_new_load(
+    service: BlobServiceClient, settings: BulkLoadSettings, load_id: str, request: LoadRequest
+) -> LoadInput:
+    """Stage the records in a fresh run folder; the orchestration's input names it."""
+    store = LoadStore.for_load(service, settings.container, new_run_prefix(load_id))
+    counts = stage_request(store, request)
+    return LoadInput(
+        load_id, store.prefix, tuple(request.levels), tuple(counts),
+        poll_interval=settings.poll_interval, max_wait=settings.max_wait,
+        upload_limit=settings.upload_limit_bytes,
+        activity_attempts=settings.activity_attempts,
+        activity_retry_delay=settings.activity_retry_delay,
+    )
+
+
+def parse_cancel_request(body: bytes) -> tuple[str | None, str | None]:
+    """(reason, None) from an empty body or {"reason": "..."}; (None, problem) otherwise."""
+    if not body.strip():
+        return None, None
+    try:
+        parsed = json.loads(body)
+    except ValueError as error:
+        return None, f"the body is not JSON ({error}); send {{\"reason\": \"...\"}} or nothing"
+    except RecursionError:
+        return None, 'the body nests JSON too deeply; send {"reason": "..."} or nothing'
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("reason", ""), str):
+        return None, 'the body must be an object whose "reason" is text'
+    if len(parsed.get("reason", "")) > MAX_CANCEL_REASON:
+        # The reason goes into history and the summary: keep both small.
+        return None, f'"reason" is longer than {MAX_CANCEL_REASON} characters'
+    return parsed.get("reason") or None, None

@@ -20,10 +20,8 @@ from decimal import Decimal
 from typing import Any
 
 from shared.config import AssetChangesSyncSettings, SyncSettings
-from shared.sync.job import HttpSinkSpec, SalesforceSinkSpec, SourceSpec, SyncJob
+from shared.sync.job import HttpSinkSpec, JobDefinition, SalesforceSinkSpec, SourceSpec, SyncJob
 
-JOB_NAME = "asset-changes"
-SCHEDULE_SETTING = "SYNC_ASSET_CHANGES_SCHEDULE"
 COLUMNS = (
     "Asset_ID", "ChangeTimestamp", "Asset_Name", "Serial_Number", "Status", "Quantity",
     "Price", "Install_Date", "Contact_Email",
@@ -75,7 +73,9 @@ def asset_change_message(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def asset_changes_job(section: AssetChangesSyncSettings, sync: SyncSettings) -> SyncJob:
+def asset_changes_job(
+    definition: JobDefinition, section: AssetChangesSyncSettings, sync: SyncSettings
+) -> SyncJob:
     if section.sink == "http":
         sink: HttpSinkSpec | SalesforceSinkSpec = HttpSinkSpec(
             url=section.http_url or "", authorization=section.http_authorization
@@ -85,7 +85,7 @@ def asset_changes_job(section: AssetChangesSyncSettings, sync: SyncSettings) -> 
         sink = SalesforceSinkSpec(sobject="Asset", external_id_field="External_Id__c")
         mapping = asset_record
     return SyncJob(
-        name=JOB_NAME,
+        name=definition.name,
         description="asset changes view -> Salesforce Asset (seed 000)",
         source=SourceSpec(
             connection_string=section.connection or "",
@@ -103,10 +103,13 @@ def asset_changes_job(section: AssetChangesSyncSettings, sync: SyncSettings) -> 
         map_record=mapping,
         masked_fields=("Contact_Email",),
         sink=sink,
-        schedule_setting=SCHEDULE_SETTING,
+        schedule_setting=definition.schedule_setting,
         page_size=section.page_size,
         max_run_time=timedelta(seconds=section.max_run_time),
         min_interval=timedelta(seconds=section.min_interval),
         enabled=section.enabled,
         pages_per_generation=sync.pages_per_generation,
     )
+
+
+ASSET_CHANGES = JobDefinition("asset-changes", "asset_changes_sync", asset_changes_job)

@@ -1,21 +1,28 @@
 """A sync job, described once: source, paging, mapping and masking, sink, schedule, limits.
 
-The same description drives the timer (schedule setting), the lock (max run time, min
-interval), the SQL (source), the page step (mapping, masking, sink) and the status endpoint.
-Secrets (the source connection string, sink credentials) are values read from settings and
-are kept out of `repr`, logs, orchestration history and custom status.
+A `JobDefinition` names a job, binds it to its settings section and builds its `SyncJob`
+from the settings; its timer (function name, `%SCHEDULE_SETTING%`) derives from it. The
+`SyncJob` drives the lock (max run time, min interval), the SQL (source), the page step
+(mapping, masking, sink) and the status endpoint. Secrets (the source connection string,
+sink credentials) are values read from settings and are kept out of `repr`, logs,
+orchestration history and custom status.
 """
 
 from __future__ import annotations
 
 import re
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from shared.config import AppSettings, SyncSettings
+from shared.config.framework import setting_name
 from shared.sql.dialects import TSQL, Dialect, dialect_for_connection_string, dialect_named
 from shared.sql.keyset import KeysetSource, Position
+from shared.sql.source import SqlSource
+from shared.sync.positions import CursorCodec
 
 _JOB_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
 
@@ -50,6 +57,14 @@ class SourceSpec:
     @property
     def initial_position(self) -> Position:
         return Position(self.initial_cursor, None)
+
+    @property
+    def codec(self) -> CursorCodec:
+        return CursorCodec(self.cursor_kind)
+
+    def sql_source(self) -> SqlSource:
+        return SqlSource(self.connection_string, self.relation,
+                         login_timeout=self.login_timeout, query_timeout=self.query_timeout)
 
 
 @dataclass(frozen=True)
@@ -124,10 +139,6 @@ class SyncJob:
     def instance_id(self) -> str:
         return f"sync-{self.name}"
 
-    @property
-    def function_suffix(self) -> str:
-        return self.name.replace("-", "_")
-
     def mask(self, row: Mapping[str, Any]) -> dict[str, Any]:
         masked = dict(row)
         for name in self.masked_fields:
@@ -137,3 +148,28 @@ class SyncJob:
 
     def record_key(self, row: Mapping[str, Any]) -> str:
         return "/".join(str(row[column]) for column in self.source.key_columns)
+
+
+@dataclass(frozen=True)
+class JobDefinition:
+    """A sync job of the app: its name, the `AppSettings` field of its settings section,
+    and how its `SyncJob` is described from that section and the common sync settings.
+
+    Its schedule setting is the section's `schedule` field; its timer function is
+    `sync_tick_<name>`; its lock is the instance `sync-<name>`.
+    """
+
+    name: str
+    section: str
+    describe: Callable[[JobDefinition, Any, SyncSettings], SyncJob]
+
+    @property
+    def schedule_setting(self) -> str:
+        return setting_name(typing.get_type_hints(AppSettings)[self.section], "schedule")
+
+    @property
+    def timer_function(self) -> str:
+        return f"sync_tick_{self.name.replace('-', '_')}"
+
+    def build(self, settings: AppSettings) -> SyncJob:
+        return self.describe(self, getattr(settings, self.section), settings.sync)

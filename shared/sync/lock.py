@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
-from shared.durable import BUSY_STATES
+from shared.durable import BUSY_STATES, TERMINAL_STATES
 from shared.sync.state import Lease
-
-FREE_STATES = frozenset({"Completed", "Failed", "Terminated", "Canceled"})
 
 
 class TickAction(Enum):
@@ -46,10 +44,6 @@ class TickDecision:
     action: TickAction
     reason: str
     run_id: str | None = None  # the run started, when action is START and it did start
-
-
-def instance_id_for(job_name: str) -> str:
-    return f"sync-{job_name}"
 
 
 def decide_tick(
@@ -83,7 +77,7 @@ def decide_tick(
     if lease is not None:
         held_until = lease.locked_until
         run_ended = (
-            instance is not None and instance.runtime_status in FREE_STATES
+            instance is not None and instance.runtime_status in TERMINAL_STATES
             and instance.run_id == lease.run_id
         )
         if run_ended:

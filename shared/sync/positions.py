@@ -1,56 +1,75 @@
-"""Cursor positions as text for Table Storage and orchestration input, and their order."""
+"""Cursor positions as text, the one encoding used by Table Storage, messages and status,
+and their order.
+
+A position `(cursor, key)` and a run's upper bound are stored and sent as text: a
+timestamp as ISO 8601, a rowversion as `0x...` hex, a version or xid as its digits, the
+key as a JSON list. `CursorCodec(kind)` converts both ways; nothing else encodes cursors.
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.messages import Message
 from shared.sql.keyset import Position, UpperBound, as_datetime
 
 
-def encode_cursor(kind: str, value: Any) -> str | None:
-    if value is None:
-        return None
-    if kind == "timestamp":
-        return as_datetime(value).isoformat()
-    if kind == "rowversion":
-        return "0x" + bytes(value).hex()
-    return str(int(value))
+@dataclass(frozen=True)
+class StoredPosition(Message):
+    """A position as text: `cursor` None before the first row, `key` "" for no key."""
+
+    cursor: str | None
+    key: str = ""
 
 
-def decode_cursor(kind: str, text: str | None) -> Any:
-    if text is None:
-        return None
-    if kind == "timestamp":
-        return datetime.fromisoformat(text)
-    if kind == "rowversion":
-        return bytes.fromhex(text.removeprefix("0x"))
-    return int(text)
+@dataclass(frozen=True)
+class StoredBound(Message):
+    """A run's upper bound as text (`value` None: the source had no rows)."""
+
+    value: str | None
+    inclusive: bool
 
 
-def encode_key(key: tuple[Any, ...] | None) -> str:
-    return "" if key is None else json.dumps(list(key))
+@dataclass(frozen=True)
+class CursorCodec:
+    """Text <-> values for one cursor kind (timestamp, rowversion, xid, version)."""
 
+    kind: str
 
-def decode_key(text: str | None) -> tuple[Any, ...] | None:
-    return tuple(json.loads(text)) if text else None
+    def cursor_text(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if self.kind == "timestamp":
+            return as_datetime(value).isoformat()
+        if self.kind == "rowversion":
+            return "0x" + bytes(value).hex()
+        return str(int(value))
 
+    def cursor(self, text: str | None) -> Any:
+        if text is None:
+            return None
+        if self.kind == "timestamp":
+            return datetime.fromisoformat(text)
+        if self.kind == "rowversion":
+            return bytes.fromhex(text.removeprefix("0x"))
+        return int(text)
 
-def encode_position(kind: str, position: Position) -> dict[str, Any]:
-    return {"cursor": encode_cursor(kind, position.cursor), "key": encode_key(position.key)}
+    def stored_position(self, position: Position) -> StoredPosition:
+        key = "" if position.key is None else json.dumps(list(position.key))
+        return StoredPosition(self.cursor_text(position.cursor), key)
 
+    def position(self, stored: StoredPosition) -> Position:
+        key = tuple(json.loads(stored.key)) if stored.key else None
+        return Position(self.cursor(stored.cursor), key)
 
-def decode_position(kind: str, data: dict[str, Any]) -> Position:
-    return Position(decode_cursor(kind, data["cursor"]), decode_key(data.get("key")))
+    def stored_bound(self, bound: UpperBound) -> StoredBound:
+        return StoredBound(self.cursor_text(bound.value), bound.inclusive)
 
-
-def encode_bound(kind: str, bound: UpperBound) -> dict[str, Any]:
-    return {"value": encode_cursor(kind, bound.value), "inclusive": bound.inclusive}
-
-
-def decode_bound(kind: str, data: dict[str, Any]) -> UpperBound:
-    return UpperBound(decode_cursor(kind, data["value"]), bool(data["inclusive"]))
+    def bound(self, stored: StoredBound) -> UpperBound:
+        return UpperBound(self.cursor(stored.value), stored.inclusive)
 
 
 def is_after(candidate: Position, current: Position) -> bool:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.durable import json_object
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
+from shared.sync.messages import RunInput
 from shared.sync.state import SyncState, utc_now
 
 log = logging.getLogger(__name__)
@@ -45,14 +47,14 @@ def new_run_id() -> str:
 
 
 async def run_tick(
-    job: SyncJob, client: Any, state: SyncState, run_input: Any,
+    job: SyncJob, client: Any, state: SyncState, run_input: Callable[[str, datetime], RunInput],
     now: datetime | None = None,
 ) -> TickDecision:
     """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input."""
     now = now or utc_now()
     instance = instance_snapshot(await client.get_status(job.instance_id, show_input=True))
     close_run_ended_elsewhere(job, state, instance, now)
-    lease = state.read_lease(job.name)
+    lease = state.lease.read(job.name)
     decision = decide_tick(
         now, enabled=job.enabled, instance=instance, lease=lease,
         max_run_time=job.max_run_time, min_interval=job.min_interval,
@@ -64,31 +66,31 @@ async def run_tick(
         assert instance is not None
         await client.terminate(job.instance_id, decision.reason)
         if instance.run_id and instance.run_started_at:
-            state.record_run(
+            state.runs.record(
                 job.name, instance.run_id, instance.run_started_at, Outcome="terminated",
                 EndedAt=now, Error=decision.reason,
             )
         log.warning("sync job %s: %s", job.name, decision.reason)
-        state.count_tick(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now)
         return decision
     if decision.action is not TickAction.START:
         log.info("sync job %s: %s", job.name, decision.reason)
-        state.count_tick(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now)
         return decision
 
     run_id = new_run_id()
-    acquired = state.acquire_lease(job.name, lease, run_id, now, job.max_run_time)
+    acquired = state.lease.acquire(job.name, lease, run_id, now, job.max_run_time)
     if acquired is None:
         decision = TickDecision(
             TickAction.SKIP_BUSY, "another tick took the lock first, tick skipped"
         )
         log.info("sync job %s: %s", job.name, decision.reason)
-        state.count_tick(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now)
         return decision
     try:
-        await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now))
+        await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now).to_json())
     except Exception as error:  # the SDK raises a bare Exception carrying the host's answer
-        state.release_lease(job.name, run_id, now, timedelta(0))
+        state.lease.release(job.name, run_id, now, timedelta(0))
         if not start_was_refused(error):
             raise  # the host or its storage failed: the tick fails, visibly, lock released
         # Under NonRunningStates the backend refuses a start over a busy instance: that is
@@ -99,10 +101,10 @@ async def run_tick(
             "running, tick skipped",
         )
         log.info("sync job %s: %s", job.name, decision.reason)
-        state.count_tick(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now)
         return decision
     log.info("sync job %s: started run %s (instance %s)", job.name, run_id, job.instance_id)
-    state.count_tick(job.name, TickAction.START.value, now)
+    state.ticks.count(job.name, TickAction.START.value, now)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
 
 
@@ -124,7 +126,7 @@ def close_run_ended_elsewhere(
     if not (instance.run_id and instance.run_started_at):
         return
     outcome = ENDED_ELSEWHERE[instance.runtime_status]
-    if state.close_open_run(
+    if state.runs.close_open(
         job.name, instance.run_id, instance.run_started_at, outcome, now,
         f"instance {job.instance_id} ended {instance.runtime_status} without recording the "
         "run's end (terminated through the Durable API?)",

@@ -8,7 +8,6 @@ from typing import Any
 from shared.problems import Problem, problem
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
-from shared.sync.positions import encode_cursor
 from shared.sync.state import SyncState
 
 LOCK_STATES = {
@@ -34,8 +33,8 @@ def job_status(
     *, custom_status: Any, schedule: str | None, now: datetime, runs: int = 10,
 ) -> dict[str, Any]:
     kind = job.source.cursor_kind
-    watermark = state.read_watermark(job.name, kind, job.source.initial_position)
-    lease = state.read_lease(job.name)
+    watermark = state.watermarks.read(job.name, kind, job.source.initial_position)
+    lease = state.lease.read(job.name)
     lag = None
     if kind == "timestamp" and watermark.etag is not None:
         # The source stamps rows on its own clock; this assumes that clock is UTC.
@@ -64,13 +63,13 @@ def job_status(
         "progress": custom_status if isinstance(custom_status, dict) else None,
         "watermark": {
             "cursor_kind": kind,
-            "cursor": encode_cursor(kind, watermark.position.cursor),
+            "cursor": job.source.codec.cursor_text(watermark.position.cursor),
             "key": list(watermark.position.key) if watermark.position.key else None,
             "stored": watermark.etag is not None,
             "run_id": watermark.run_id,
             "updated_at": watermark.updated_at,
         },
         "lag_seconds": lag,
-        "last_runs": state.last_runs(job.name, runs),
-        "ticks": state.tick_counters(job.name),
+        "last_runs": state.runs.last(job.name, runs),
+        "ticks": state.ticks.read(job.name),
     }

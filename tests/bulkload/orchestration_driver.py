@@ -72,7 +72,7 @@ def replay(
                       Input=json.dumps(load_input))]
     next_id = 0
     for _ in range(max_episodes):
-        context = {"history": history, "instanceId": load_input["loadId"],
+        context = {"history": history, "instanceId": load_input["load_id"],
                    "isReplaying": False, "parentInstanceId": None,
                    "input": json.dumps(load_input), "upperSchemaVersion": 0}
         state = json.loads(orchestrator_fn(json.dumps(context)))

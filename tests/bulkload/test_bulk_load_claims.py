@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import BlobServiceClient
 
-from shared.bulkload.starter import ABANDONED_CLAIM_AFTER, refused_claim
-from shared.bulkload.store import (
+from shared.bulkload.claims import (
+    ABANDONED_CLAIM_AFTER,
     LoadClaim,
     claim_load_id,
     mark_load_started,
     read_load_claim,
+    refused_claim,
     release_load_id,
     take_over_load_claim,
 )

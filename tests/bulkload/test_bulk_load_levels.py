@@ -6,8 +6,10 @@ from __future__ import annotations
 import csv
 import io
 
+from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
-from shared.bulkload.request import validate_load_request
+from shared.bulkload.messages import JobSnapshot
+from shared.bulkload.validation import validate_load_request
 from tests.salesforce.client_setup import wait_for_job
 
 LOAD = {"levels": [
@@ -32,9 +34,9 @@ def run_level(store, sf_client, request, index, upload_limit=10_000_000):
     staged = steps.stage_level(store, request.levels, index, upload_limit)
     jobs = []
     for part in staged.parts:
-        job = steps.create_level_job(sf_client, request.levels[index])
-        steps.upload_and_close_job(sf_client, store, job["id"], part.blob)
-        jobs.append(steps.job_snapshot(wait_for_job(sf_client, job["id"])))
+        job = job_steps.create_level_job(sf_client, request.levels[index])
+        job_steps.upload_and_close_job(sf_client, store, job.id, part.blob)
+        jobs.append(JobSnapshot.of(wait_for_job(sf_client, job.id)))
     results = steps.collect_level_results(store, sf_client, request.levels, index, jobs,
                                           staged.columns)
     return staged, jobs, results
@@ -116,14 +118,14 @@ def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim):
          "records": [{"External_Id__c": "A1", "Name": "Once"}]}]})
     steps.stage_request(store, request)
     staged = steps.stage_level(store, request.levels, 0, 10_000)
-    job = steps.create_level_job(sf_client, request.levels[0])
-    sf_client.upload_job_data(job["id"], io.BytesIO(store.read_bytes(staged.parts[0].blob)))
+    job = job_steps.create_level_job(sf_client, request.levels[0])
+    sf_client.upload_job_data(job.id, io.BytesIO(store.read_bytes(staged.parts[0].blob)))
 
     # The activity ran again after its upload was stored but before the close.
-    first = steps.upload_and_close_job(sf_client, store, job["id"], staged.parts[0].blob)
-    second = steps.upload_and_close_job(sf_client, store, job["id"], staged.parts[0].blob)
+    first = job_steps.upload_and_close_job(sf_client, store, job.id, staged.parts[0].blob)
+    second = job_steps.upload_and_close_job(sf_client, store, job.id, staged.parts[0].blob)
 
-    assert first["state"] in ("UploadComplete", "InProgress", "JobComplete")
-    assert second["state"] in ("UploadComplete", "InProgress", "JobComplete")
-    wait_for_job(sf_client, job["id"])
+    assert first.state in ("UploadComplete", "InProgress", "JobComplete")
+    assert second.state in ("UploadComplete", "InProgress", "JobComplete")
+    wait_for_job(sf_client, job.id)
     assert [a["Name"] for a in sfsim.records("Account")] == ["Once"]

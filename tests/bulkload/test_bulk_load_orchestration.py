@@ -8,15 +8,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.bulkload import progress
+from shared.bulkload.messages import LoadInput
+from shared.bulkload.request import LoadLevel
 from tests.bulkload.orchestration_driver import ActivityFailed, replay
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 LEVELS = [
     {"name": "accounts", "object": "Account", "operation": "upsert",
-     "externalIdField": "External_Id__c", "parent": None, "parentReferenceField": None},
-    {"name": "contacts", "object": "Contact", "operation": "insert", "externalIdField": None,
-     "parent": 0, "parentReferenceField": "AccountId"},
+     "external_id_field": "External_Id__c", "parent": None, "parent_reference_field": None},
+    {"name": "contacts", "object": "Contact", "operation": "insert", "external_id_field": None,
+     "parent": 0, "parent_reference_field": "AccountId"},
 ]
 
 
@@ -28,16 +29,16 @@ def orchestrator():
     with pytest.MonkeyPatch.context() as patch:
         if "AzureWebJobsStorage" not in os.environ:
             patch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-        from orchestrators.bulk_load import bulk_load
+        from orchestrators.bulk_load.orchestration import bulk_load
 
         yield bulk_load.build().get_user_function()
 
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0):
-    return progress.load_input("load-1", "load-1/run", LEVELS, list(records),
-                               poll_interval=poll_interval, max_wait=max_wait,
-                               upload_limit=100_000_000, activity_attempts=3,
-                               activity_retry_delay=5.0)
+    return LoadInput("load-1", "load-1/run", tuple(LoadLevel.from_json(level) for level in LEVELS),
+                     tuple(records), poll_interval=poll_interval, max_wait=max_wait,
+                     upload_limit=100_000_000, activity_attempts=3,
+                     activity_retry_delay=5.0).to_json()
 
 
 class FakeOrg:
@@ -56,16 +57,16 @@ class FakeOrg:
 
     def job(self, job_id, state):
         return {"id": job_id, "state": state, "processed": 0, "failed": 0,
-                "errorMessage": self.error if state == "Failed" else None}
+                "error_message": self.error if state == "Failed" else None}
 
     def __call__(self, name, request, now):
         if name in self.failing and self.failing[name](request):
             raise ActivityFailed(f"{name} could not reach storage")
         if name == "bulk_load_claim_run":
-            return {"claimed": True}
+            return None
         if name == "bulk_load_stage_level":
             count = self.records[request["level"]]
-            if request.get("skipReason"):
+            if request["skip"]:
                 return {"parts": [], "submitted": 0, "orphans": count, "columns": ["Name"]}
             return {"parts": [{"blob": f"p/{request['level']}/part-{k}.csv", "records": 1,
                                "size_bytes": 10} for k in range(self.parts)],
@@ -74,20 +75,20 @@ class FakeOrg:
             self.jobs += 1
             return self.job(f"750J{self.jobs}", "Open")
         if name == "bulk_load_upload_part":
-            return self.job(request["jobId"], "UploadComplete")
+            return self.job(request["job_id"], "UploadComplete")
         if name == "bulk_load_poll_jobs":
             answers = []
-            for job_id in request["jobIds"]:
+            for job_id in request["job_ids"]:
                 self.polls[job_id] = self.polls.get(job_id, 0) + 1
                 done = self.polls[job_id] >= self.polls_until_done
                 answers.append(self.job(job_id, self.final_state if done else "InProgress"))
-            return answers
+            return {"jobs": answers}
         if name == "bulk_load_abort_jobs":
-            return [self.job(job_id, "Aborted") for job_id in request["jobIds"]]
+            return {"jobs": [self.job(job_id, "Aborted") for job_id in request["job_ids"]]}
         if name == "bulk_load_collect_results":
             failed = sum(1 for job in request["jobs"] if job["state"] != "JobComplete")
             return {"succeeded": self.records[request["level"]] if not failed else 0,
-                    "failed": 0, "unprocessed": 0, "failedByError": {}}
+                    "failed": 0, "unprocessed": 0, "failed_by_error": {}}
         if name == "bulk_load_write_failures":
             return {"blob": "load-1/run/failures.csv", "rows": 0}
         raise AssertionError(f"unexpected activity {name}")
@@ -123,8 +124,8 @@ def test_a_level_above_the_upload_limit_gets_one_job_per_part(orchestrator):
     uploads = run.called("bulk_load_upload_part")
     assert [upload["blob"] for upload in uploads[:3]] == [
         "p/0/part-0.csv", "p/0/part-1.csv", "p/0/part-2.csv"]
-    assert len({upload["jobId"] for upload in uploads}) == 6
-    assert [len(poll["jobIds"]) for poll in run.called("bulk_load_poll_jobs")] == [3, 3]
+    assert len({upload["job_id"] for upload in uploads}) == 6
+    assert [len(poll["job_ids"]) for poll in run.called("bulk_load_poll_jobs")] == [3, 3]
 
 
 def test_a_stalled_job_is_aborted_at_max_wait_and_later_levels_are_skipped(orchestrator):
@@ -132,12 +133,14 @@ def test_a_stalled_job_is_aborted_at_max_wait_and_later_levels_are_skipped(orche
                  FakeOrg(polls_until_done=10**6), START)
 
     assert run.timers == [START + timedelta(seconds=s) for s in (10, 20, 25)]
-    assert run.called("bulk_load_abort_jobs") == [{"jobIds": ["750J1"]}]
+    assert run.called("bulk_load_abort_jobs") == [{"job_ids": ["750J1"]}]
     accounts, contacts = run.output["levels"]
     assert accounts["state"] == "failed"
     assert accounts["error"] == "job 750J1 did not finish within 25 s and was aborted"
     skipped = run.called("bulk_load_stage_level")[1]
-    assert skipped["skipReason"].startswith("LEVEL_FAILED:level accounts failed: job 750J1")
+    assert skipped["skip"]["kind"] == "LEVEL_FAILED"
+    assert skipped["skip"]["message"].startswith("level accounts failed: job 750J1")
+    assert contacts["error"].startswith("LEVEL_FAILED:level accounts failed: job 750J1")
     assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
     assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
     assert run.output["outcome"] == "failed"
@@ -177,7 +180,8 @@ def test_an_activity_out_of_retries_fails_its_level_and_skips_the_rest(orchestra
     assert accounts["jobs"] == ["750J1"] and accounts["submitted"] == 2
     assert contacts["state"] == "skipped"
     assert contacts["error"].startswith("LEVEL_FAILED:level accounts failed")
-    assert run.called("bulk_load_stage_level")[1]["skipReason"] == contacts["error"]
+    skip = run.called("bulk_load_stage_level")[1]["skip"]
+    assert f"{skip['kind']}:{skip['message']}" == contacts["error"]
     assert len(run.called("bulk_load_create_job")) == 1
     # The failure report is still written, and the output says how the load ended.
     assert len(run.called("bulk_load_write_failures")) == 1
@@ -202,12 +206,13 @@ def test_a_cancel_request_aborts_the_running_jobs_and_skips_the_remaining_levels
                  if fire_at == second_poll else [])
 
     assert run.timers == [START + timedelta(seconds=10), second_poll]
-    assert run.called("bulk_load_abort_jobs") == [{"jobIds": ["750J1"]}]
+    assert run.called("bulk_load_abort_jobs") == [{"job_ids": ["750J1"]}]
     assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
     accounts, contacts = run.output["levels"]
     assert (accounts["state"], accounts["error"]) == ("cancelled", "cancelled: wrong file")
     skipped = run.called("bulk_load_stage_level")[1]
-    assert skipped["skipReason"] == "CANCELLED:load cancelled: wrong file"
+    assert skipped["skip"] == {"kind": "CANCELLED", "message": "load cancelled: wrong file"}
+    assert contacts["error"] == "CANCELLED:load cancelled: wrong file"
     assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
     assert (run.output["outcome"], run.output["cancelReason"]) == ("cancelled", "wrong file")
     assert any(status and status.get("phase") == "cancelling" for status in run.statuses)

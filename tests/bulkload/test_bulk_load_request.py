@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from shared.bulkload.request import LoadRequestInvalid, validate_load_request
+from shared.bulkload.request import LoadRequestInvalid
 from shared.bulkload.starter import Problem, parse_load_request
+from shared.bulkload.validation import validate_load_request
 
 
 def problems_of(body) -> list[tuple[str, str]]:

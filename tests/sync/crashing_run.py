@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from azure.data.tables import TableServiceClient
 
 from shared.salesforce import SalesforceClient, SalesforceCredentials
-from shared.sync.pages import begin_run, sync_next_page
+from shared.sync.pages import sync_next_page
+from shared.sync.run import begin_run
 from shared.sync.sinks import SalesforceSink
 from shared.sync.state import SyncState
 from tests.sync.sources import AssetSource, asset_job
@@ -47,7 +48,7 @@ def main() -> None:
     client = SalesforceClient(SalesforceCredentials(**config["salesforce"]))
     sink = StopAfterSecondPage(SalesforceSink(client, "Asset", "External_Id__c"))
     begun = begin_run(job, state, "run-crashing", datetime.now(UTC))
-    while not sync_next_page(job, state, sink, "run-crashing", begun["upper_bound"]).done:
+    while not sync_next_page(job, state, sink, "run-crashing", begun.upper_bound).done:
         pass
     sys.exit("the run ended without being killed")
 

@@ -7,12 +7,15 @@ sinks quickly.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
 
 from shared.sync import run_plan
+from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
-from shared.sync.pages import SyncRunError, begin_run, end_run, sync_next_page
+from shared.sync.messages import RunInput, RunOutcome
+from shared.sync.pages import sync_next_page
+from shared.sync.run import begin_run, end_run
 from shared.sync.sinks import Sink
 from shared.sync.starter import new_run_id
 from shared.sync.state import SyncState
@@ -21,26 +24,24 @@ from shared.sync.state import SyncState
 def run_once(
     job: SyncJob, state: SyncState, sink: Sink, run_id: str | None = None,
     max_pages: int | None = None,
-) -> dict[str, Any]:
-    """One run to its end (or `max_pages`); returns the run's input dict with totals."""
+) -> RunInput:
+    """One run to its end (or `max_pages`); returns the run's input with its totals."""
     run_id = run_id or new_run_id()
     started = datetime.now(UTC)
-    run = run_plan.new_run_input(
-        job.name, run_id, started, page_attempts=1, page_retry_delay=0,
-        pages_per_generation=job.pages_per_generation,
-    )
+    run = RunInput(job.name, run_id, started, page_attempts=1, page_retry_delay=0,
+                   pages_per_generation=job.pages_per_generation)
     try:
         begun = begin_run(job, state, run_id, started)
-        run["upper_bound"] = begun["upper_bound"]
+        run = replace(run, upper_bound=begun.upper_bound)
         pages = 0
         while max_pages is None or pages < max_pages:
-            page = sync_next_page(job, state, sink, run_id, run["upper_bound"]).as_result()
+            page = sync_next_page(job, state, sink, run_id, begun.upper_bound)
             run = run_plan.add_page(run, page)
             pages += 1
-            if page["done"]:
+            if page.done:
                 break
     except SyncRunError as error:
-        end_run(job, state, run_id, started, "failed", run_plan.totals(run), str(error))
+        end_run(job, state, run_id, started, RunOutcome.FAILED, run.totals, str(error))
         raise
-    end_run(job, state, run_id, started, "succeeded", run_plan.totals(run))
+    end_run(job, state, run_id, started, RunOutcome.SUCCEEDED, run.totals)
     return run

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from devtools import embedded_source
 from shared.config import load_settings
-from shared.sync.jobs import sync_jobs
+from shared.sync.catalog import sync_jobs
 from tests.sync.drive import run_once
 
 
@@ -34,12 +34,12 @@ def test_the_example_job_moves_the_embedded_rows_and_then_their_changes(
         **sfsim.app_settings(),
     })
     job = sync_jobs(settings)["asset-changes"]
-    assert run_once(job, state, salesforce_sink)["rows"] == 120
+    assert run_once(job, state, salesforce_sink).totals.rows == 120
     assert len(sfsim.records("Asset")) == 120
 
     updated, added = embedded_source.change_some_rows(database, rng)
     second = run_once(job, state, salesforce_sink)
-    assert second["rows"] == updated + added
+    assert second.totals.rows == updated + added
     assert len(sfsim.records("Asset")) == 120 + added
     database.close()
 

@@ -14,7 +14,7 @@ import pytest
 
 from devtools.services import REPO_ROOT, free_port
 from shared.sql.keyset import Position
-from shared.sync.pages import SyncRunError
+from shared.sync.errors import SyncRunError
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job
 
@@ -29,8 +29,8 @@ def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_pa
         "source": dataclasses.asdict(sqlite_assets),
         "page_size": 100,
         "storage": azurite.connection_string,
-        "tables": [state.watermarks.table_name, state.runs.table_name,
-                   state.dead_letters.table_name],
+        "tables": [state.watermarks.table.table_name, state.runs.table.table_name,
+                   state.dead_letters.table.table_name],
         "salesforce": {"login_url": sfsim.login_url, "client_id": sfsim.client_id,
                        "client_secret": sfsim.client_secret},
     }
@@ -51,13 +51,13 @@ def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_pa
     crashed = delivered_file.read_text().split()
     assert len(crashed) == 200
     job = asset_job(sqlite_assets, page_size=100)
-    assert state.read_watermark(job.name, "timestamp", INITIAL).position == Position(BASE, (100,))
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(BASE, (100,))
 
 
     sink = RecordingSink(salesforce_sink)
     run = run_once(job, state, sink)
 
-    assert run["rows"] == 350
+    assert run.totals.rows == 350
     resent = set(crashed) & set(sink.delivered)
     assert resent == {f"ASSET-{n}" for n in range(101, 201)}  # that page, nothing more
     stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
@@ -68,7 +68,7 @@ def job_with_a_watermark(postgres_assets, state, salesforce_sink):
     postgres_assets.insert((asset_id, BASE) for asset_id in range(1, 11))
     job = asset_job(postgres_assets)
     run_once(job, state, salesforce_sink)
-    watermark = state.read_watermark(job.name, "timestamp", INITIAL)
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
     assert watermark.position == Position(BASE, (10,))
     postgres_assets.insert([(11, BASE)])
     return job, watermark
@@ -82,8 +82,8 @@ def assert_failed_cleanly(job, state, sink, watermark, code, cause):
     message = str(caught.value)
     assert message.startswith("sync job 'asset-changes': " + code), message
     assert cause in message.lower(), message
-    assert state.read_watermark(job.name, "timestamp", INITIAL).position == watermark.position
-    last = state.last_runs(job.name, 1)[0]
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == watermark.position
+    last = state.runs.last(job.name, 1)[0]
     assert last["Outcome"] == "failed" and code in last["Error"]
     return message
 

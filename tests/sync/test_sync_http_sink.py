@@ -13,8 +13,8 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from shared.sync.asset_changes import asset_change_message
+from shared.sync.errors import SyncRunError
 from shared.sync.job import HttpSinkSpec
-from shared.sync.pages import SyncRunError
 from shared.sync.sinks import HttpSink, SinkRefused, SinkUnavailable
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, asset_job
@@ -68,7 +68,7 @@ def test_pages_are_posted_with_the_auth_header_and_masked_fields(
                     sink=HttpSinkSpec(process_api.url, TOKEN))
     sink = HttpSink(process_api.url, TOKEN, backoff=0.01)
     run = run_once(job, state, sink)
-    assert run["rows"] == 25 and run["pages"] == 3
+    assert run.totals.rows == 25 and run.totals.pages == 3
     assert [len(body["records"]) for body in process_api.received] == [10, 10, 5]
     first = process_api.received[0]["records"][0]
     assert first["assetId"] == 1 and first["contactEmail"] == "**************.com"
@@ -79,8 +79,8 @@ def test_records_the_endpoint_rejects_are_dead_lettered(sqlite_assets, state, pr
     process_api.reject_ids = {2, 4}
     job = asset_job(sqlite_assets, map_record=asset_change_message)
     run = run_once(job, state, HttpSink(process_api.url, TOKEN, backoff=0.01))
-    assert run["delivered"] == 3 and run["dead_lettered"] == 2
-    codes = {row["RecordKey"]: row["ErrorCode"] for row in state.dead_letter_rows(job.name)}
+    assert run.totals.delivered == 3 and run.totals.dead_lettered == 2
+    codes = {row["RecordKey"]: row["ErrorCode"] for row in state.dead_letters.rows(job.name)}
     assert codes == {"2": "INVALID_STATUS", "4": "INVALID_STATUS"}
 
 
@@ -111,8 +111,8 @@ def test_an_unreachable_endpoint_fails_the_page_and_keeps_the_watermark(sqlite_a
         run_once(job, state, HttpSink(url, TOKEN, max_retries=1, backoff=0.01))
     assert caught.value.retryable and caught.value.code == "HTTP_CONNECTION_FAILED"
     initial = job.source.initial_position
-    assert state.read_watermark(job.name, "timestamp", initial).etag is not None
-    assert state.read_watermark(job.name, "timestamp", initial).position == initial
+    assert state.watermarks.read(job.name, "timestamp", initial).etag is not None
+    assert state.watermarks.read(job.name, "timestamp", initial).position == initial
 
 
 def test_a_key_in_the_endpoint_query_string_stays_out_of_errors():

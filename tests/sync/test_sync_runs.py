@@ -12,8 +12,10 @@ import pytest
 
 from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
+from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
-from shared.sync.pages import SyncRunError, begin_run, sync_next_page
+from shared.sync.pages import sync_next_page
+from shared.sync.run import begin_run
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
 
@@ -42,14 +44,14 @@ def test_thousand_rows_sharing_one_timestamp_are_delivered_exactly_once(
 
     run = run_once(job, state, sink)
 
-    assert (run["rows"], run["pages"], run["delivered"]) == (1000, 10, 1000)
+    assert (run.totals.rows, run.totals.pages, run.totals.delivered) == (1000, 10, 1000)
     assert sorted(sink.delivered) == sorted(f"ASSET-{n}" for n in range(1, 1001))
     stored = asset_ids(sfsim)
     assert len(stored) == 1000 and len(set(stored)) == 1000
-    watermark = state.read_watermark(job.name, "timestamp", INITIAL)
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
     assert watermark.position == Position(BASE, (1000,))
     # Nothing new: the next run reads nothing and sends nothing.
-    assert run_once(job, state, sink)["rows"] == 0
+    assert run_once(job, state, sink).totals.rows == 0
     assert len(sink.delivered) == 1000
 
 
@@ -80,7 +82,7 @@ def test_rows_inserted_while_a_run_is_under_way_go_to_the_next_run(
     first = run_once(job, state, sink)
     second = run_once(job, state, sink)
 
-    assert first["rows"] == 300 and second["rows"] == 50
+    assert first.totals.rows == 300 and second.totals.rows == 50
     stored = asset_ids(sfsim)
     assert len(stored) == 350 and len(set(stored)) == 350
     assert collections.Counter(sink.delivered).most_common(1)[0][1] == 1
@@ -104,15 +106,15 @@ def test_per_record_failures_are_dead_lettered_and_do_not_block_the_watermark(
     job = asset_job(sqlite_assets, page_size=8, map_record=map_or_fail)
     run = run_once(job, state, salesforce_sink)
 
-    assert run["rows"] == 30 and run["dead_lettered"] == 4 and run["delivered"] == 26
-    letters = {row["RecordKey"]: row for row in state.dead_letter_rows(job.name)}
+    assert run.totals.rows == 30 and run.totals.dead_lettered == 4 and run.totals.delivered == 26
+    letters = {row["RecordKey"]: row for row in state.dead_letters.rows(job.name)}
     assert sorted(letters) == ["10", "20", "30", "7"]
     assert letters["7"]["ErrorCode"] == "MAPPING_FAILED"
     assert "unknown currency" in letters["7"]["ErrorMessage"]
     assert letters["10"]["ErrorCode"] == "REQUIRED_FIELD_MISSING"
     assert "owner10@" not in letters["10"]["Record"]
     assert len(asset_ids(sfsim)) == 26
-    assert state.read_watermark(job.name, "timestamp", INITIAL).position.key == (30,)
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position.key == (30,)
 
 
 @pytest.mark.parametrize("failure", [503, 403])
@@ -122,19 +124,19 @@ def test_a_whole_call_failure_fails_the_page_and_leaves_the_watermark(
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 251))
     job = asset_job(sqlite_assets, page_size=100)
     run_once(job, state, salesforce_sink, max_pages=1)
-    before = state.read_watermark(job.name, "timestamp", INITIAL).position
+    before = state.watermarks.read(job.name, "timestamp", INITIAL).position
     assert before == Position(BASE, (100,))
 
     sfsim.configure(next_failures=[failure] * 10)
     begun = begin_run(job, state, "run-2", datetime.now(UTC))
     with pytest.raises(SyncRunError) as caught:
-        sync_next_page(job, state, salesforce_sink, "run-2", begun["upper_bound"])
+        sync_next_page(job, state, salesforce_sink, "run-2", begun.upper_bound)
     assert caught.value.retryable
     assert "sync job 'asset-changes'" in str(caught.value)
-    assert state.read_watermark(job.name, "timestamp", INITIAL).position == before
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == before
 
     sfsim.configure(next_failures=[])
-    assert run_once(job, state, salesforce_sink)["rows"] == 150
+    assert run_once(job, state, salesforce_sink).totals.rows == 150
     assert len(set(asset_ids(sfsim))) == 250
 
 
@@ -144,7 +146,7 @@ def test_a_superseded_run_stops_without_sending(sqlite_assets, state, salesforce
     old = begin_run(job, state, "run-old", datetime.now(UTC))
     begin_run(job, state, "run-new", datetime.now(UTC))
     with pytest.raises(SyncRunError) as caught:
-        sync_next_page(job, state, salesforce_sink, "run-old", old["upper_bound"])
+        sync_next_page(job, state, salesforce_sink, "run-old", old.upper_bound)
     assert caught.value.code == "RUN_SUPERSEDED"
     assert asset_ids(sfsim) == []
 
@@ -156,8 +158,8 @@ def test_lag_keeps_recent_rows_for_a_later_run(sqlite_assets, state, salesforce_
     lagged = dataclasses.replace(
         job, source=dataclasses.replace(job.source, lag=timedelta(seconds=60))
     )
-    assert run_once(lagged, state, salesforce_sink)["rows"] == 1
-    assert run_once(job, state, salesforce_sink)["rows"] == 1
+    assert run_once(lagged, state, salesforce_sink).totals.rows == 1
+    assert run_once(job, state, salesforce_sink).totals.rows == 1
 
 
 def test_text_keys_are_paged_in_the_database_collation_not_in_python_order(
@@ -184,12 +186,12 @@ def test_text_keys_are_paged_in_the_database_collation_not_in_python_order(
     )
     sink = RecordingSink(salesforce_sink)
 
-    assert run_once(job, state, sink)["rows"] == 4
+    assert run_once(job, state, sink).totals.rows == 4
 
     assert sink.delivered == ["apple", "Banana", "cherry", "Date"]
-    assert state.read_watermark(job.name, "timestamp", INITIAL).position == Position(
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(
         BASE, ("Date",))
-    assert run_once(job, state, sink)["rows"] == 0
+    assert run_once(job, state, sink).totals.rows == 0
     assert sorted(asset_ids(sfsim)) == sorted(sink.delivered)
 
 
@@ -203,7 +205,7 @@ def test_the_first_run_starts_after_the_configured_initial_watermark(
     job = dataclasses.replace(job, source=dataclasses.replace(
         job.source, initial_cursor=BASE + timedelta(seconds=6)))
     sink = RecordingSink(salesforce_sink)
-    assert run_once(job, state, sink)["rows"] == 4
+    assert run_once(job, state, sink).totals.rows == 4
     assert sink.delivered == ["ASSET-7", "ASSET-8", "ASSET-9", "ASSET-10"]
 
 
@@ -216,13 +218,13 @@ def test_two_jobs_run_side_by_side_each_with_its_own_watermark_and_runs(
     second = asset_job(postgres_assets, name="assets-us", page_size=7)
     assert first.instance_id != second.instance_id
 
-    assert run_once(first, state, salesforce_sink)["rows"] == 20
-    assert run_once(second, state, salesforce_sink)["rows"] == 30
+    assert run_once(first, state, salesforce_sink).totals.rows == 20
+    assert run_once(second, state, salesforce_sink).totals.rows == 30
 
-    assert state.read_watermark("assets-eu", "timestamp", INITIAL).position.key == (20,)
-    assert state.read_watermark("assets-us", "timestamp", INITIAL).position.key == (130,)
-    assert [run["Rows"] for run in state.last_runs("assets-eu")] == [20]
-    assert [run["Rows"] for run in state.last_runs("assets-us")] == [30]
+    assert state.watermarks.read("assets-eu", "timestamp", INITIAL).position.key == (20,)
+    assert state.watermarks.read("assets-us", "timestamp", INITIAL).position.key == (130,)
+    assert [run["Rows"] for run in state.runs.last("assets-eu")] == [20]
+    assert [run["Rows"] for run in state.runs.last("assets-us")] == [30]
     assert len(set(asset_ids(sfsim))) == 50
 
 
@@ -291,16 +293,16 @@ def test_a_run_on_a_database_set_version_cursor_reads_every_change_once(
             connection.commit()
     sink = RecordingSink(salesforce_sink)
 
-    assert run_once(job, state, sink)["rows"] == 150
+    assert run_once(job, state, sink).totals.rows == 150
     with pyodbc.connect(connection_string, autocommit=True) as connection:
         connection.execute(f"UPDATE {table} SET name = 'second ' || id WHERE id IN (3, 77, 150)")
-    assert run_once(job, state, sink)["rows"] == 3
+    assert run_once(job, state, sink).totals.rows == 3
 
     assert sorted(sink.delivered[150:]) == ["V-150", "V-3", "V-77"]
     assert collections.Counter(sink.delivered[:150]).most_common(1)[0][1] == 1
     names = {record["External_Id__c"]: record["Name"] for record in sfsim.records("Asset")}
     assert len(names) == 150 and names["V-77"] == "second 77"
-    assert run_once(job, state, sink)["rows"] == 0
+    assert run_once(job, state, sink).totals.rows == 0
 
 
 def test_a_page_larger_than_one_collections_call_is_upserted_200_at_a_time(
@@ -309,5 +311,5 @@ def test_a_page_larger_than_one_collections_call_is_upserted_200_at_a_time(
     # The simulator, like Salesforce, refuses more than 200 records in one call.
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
     run = run_once(asset_job(sqlite_assets, page_size=450), state, salesforce_sink)
-    assert (run["pages"], run["delivered"], run["dead_lettered"]) == (1, 450, 0)
+    assert (run.totals.pages, run.totals.delivered, run.totals.dead_lettered) == (1, 450, 0)
     assert len(set(asset_ids(sfsim))) == 450

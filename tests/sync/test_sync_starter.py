@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shared.sync.lock import TickAction
+from shared.sync.messages import RunInput
 from shared.sync.starter import run_tick
 from tests.sync.sources import asset_job
 
@@ -34,7 +35,8 @@ class DurableClientAnswering:
 
 
 def tick(job, state, client) -> Any:
-    return asyncio.run(run_tick(job, client, state, lambda run_id, started: {"run": run_id}))
+    return asyncio.run(run_tick(job, client, state, lambda run_id, started: RunInput(
+        job.name, run_id, started, page_attempts=1, page_retry_delay=0, pages_per_generation=1)))
 
 
 def test_a_start_refused_because_the_instance_exists_is_a_counted_skip(state, sqlite_assets):
@@ -47,7 +49,7 @@ def test_a_start_refused_because_the_instance_exists_is_a_counted_skip(state, sq
 
     assert decision.action is TickAction.SKIP_BUSY
     assert "refused" in decision.reason and "tick skipped" in decision.reason
-    assert state.tick_counters(job.name)["SkippedBusy"] == 1
+    assert state.ticks.read(job.name)["SkippedBusy"] == 1
     # The lease was given back: the next tick starts the run.
     working = DurableClientAnswering()
     assert tick(job, state, working).action is TickAction.START
@@ -61,6 +63,6 @@ def test_a_start_that_fails_otherwise_fails_the_tick_and_frees_the_lock(state, s
     with pytest.raises(ConnectionError):
         tick(job, state, unreachable)
 
-    assert state.tick_counters(job.name).get("SkippedBusy", 0) == 0
+    assert state.ticks.read(job.name).get("SkippedBusy", 0) == 0
     working = DurableClientAnswering()
     assert tick(job, state, working).action is TickAction.START

@@ -16,98 +16,98 @@ T1 = datetime(2025, 1, 1, 10, 0)
 
 
 def test_first_read_is_the_initial_watermark(state):
-    watermark = state.read_watermark("job-a", "timestamp", INITIAL)
+    watermark = state.watermarks.read("job-a", "timestamp", INITIAL)
     assert watermark.position == INITIAL and watermark.etag is None
 
 
 def test_claim_then_advance_stores_cursor_and_key(state):
-    claimed = state.claim_watermark("job-a", "timestamp", INITIAL, "run-1")
-    state.advance_watermark("job-a", "timestamp", claimed, Position(T1, (42,)), "run-1")
-    stored = state.read_watermark("job-a", "timestamp", INITIAL)
+    claimed = state.watermarks.claim("job-a", "timestamp", INITIAL, "run-1")
+    state.watermarks.advance("job-a", "timestamp", claimed, Position(T1, (42,)), "run-1")
+    stored = state.watermarks.read("job-a", "timestamp", INITIAL)
     assert stored.position == Position(T1, (42,))
     assert stored.run_id == "run-1"
 
 
 def test_a_zombie_run_cannot_checkpoint_after_a_new_run_claimed(state):
-    zombie = state.claim_watermark("job-a", "timestamp", INITIAL, "run-1")
-    read_before_takeover = state.read_watermark("job-a", "timestamp", INITIAL)
-    state.claim_watermark("job-a", "timestamp", INITIAL, "run-2")
+    zombie = state.watermarks.claim("job-a", "timestamp", INITIAL, "run-1")
+    read_before_takeover = state.watermarks.read("job-a", "timestamp", INITIAL)
+    state.watermarks.claim("job-a", "timestamp", INITIAL, "run-2")
     with pytest.raises(WatermarkConflict):
-        state.advance_watermark("job-a", "timestamp", read_before_takeover,
+        state.watermarks.advance("job-a", "timestamp", read_before_takeover,
                                 Position(T1, (1,)), "run-1")
     assert zombie.run_id == "run-1"
-    assert state.read_watermark("job-a", "timestamp", INITIAL).position == INITIAL
+    assert state.watermarks.read("job-a", "timestamp", INITIAL).position == INITIAL
 
 
 def test_the_watermark_never_moves_backwards(state):
-    claimed = state.claim_watermark("job-a", "timestamp", INITIAL, "run-1")
-    ahead = state.advance_watermark("job-a", "timestamp", claimed, Position(T1, (5,)), "run-1")
+    claimed = state.watermarks.claim("job-a", "timestamp", INITIAL, "run-1")
+    ahead = state.watermarks.advance("job-a", "timestamp", claimed, Position(T1, (5,)), "run-1")
     with pytest.raises(WatermarkConflict, match="backwards"):
-        state.advance_watermark("job-a", "timestamp", ahead, Position(T1, (4,)), "run-1")
+        state.watermarks.advance("job-a", "timestamp", ahead, Position(T1, (4,)), "run-1")
 
 
 def test_jobs_have_independent_watermarks(state):
-    a = state.claim_watermark("job-a", "version", Position(0), "run-a")
-    state.advance_watermark("job-a", "version", a, Position(10, (1,)), "run-a")
-    assert state.read_watermark("job-b", "version", Position(0)).position == Position(0)
+    a = state.watermarks.claim("job-a", "version", Position(0), "run-a")
+    state.watermarks.advance("job-a", "version", a, Position(10, (1,)), "run-a")
+    assert state.watermarks.read("job-b", "version", Position(0)).position == Position(0)
 
 
 def test_twenty_concurrent_ticks_acquire_the_lease_exactly_once(state):
     now = datetime.now(UTC)
 
     def tick(number: int) -> bool:
-        seen = state.read_lease("job-a")
+        seen = state.lease.read("job-a")
         decision = decide_tick(now, enabled=True, instance=None, lease=seen,
                                max_run_time=timedelta(minutes=5), min_interval=timedelta(0))
         if decision.action is not TickAction.START:
             return False
-        return state.acquire_lease("job-a", seen, f"run-{number}", now,
+        return state.lease.acquire("job-a", seen, f"run-{number}", now,
                                    timedelta(minutes=5)) is not None
 
     with ThreadPoolExecutor(max_workers=20) as pool:
         won = list(pool.map(tick, range(20)))
     assert sum(won) == 1
-    assert state.read_lease("job-a").run_id == f"run-{won.index(True)}"
+    assert state.lease.read("job-a").run_id == f"run-{won.index(True)}"
 
 
 def test_release_keeps_the_lease_for_the_min_interval(state):
     start = datetime.now(UTC)
-    lease = state.acquire_lease("job-a", None, "run-1", start, timedelta(minutes=10))
+    lease = state.lease.acquire("job-a", None, "run-1", start, timedelta(minutes=10))
     assert lease is not None
-    assert state.release_lease("job-a", "run-1", start + timedelta(seconds=5),
+    assert state.lease.release("job-a", "run-1", start + timedelta(seconds=5),
                                timedelta(seconds=60))
-    released = state.read_lease("job-a")
+    released = state.lease.read("job-a")
     assert released.locked_until == start + timedelta(seconds=60)
     # Another run's release does not touch it.
-    assert not state.release_lease("job-a", "run-9", start, timedelta(0))
+    assert not state.lease.release("job-a", "run-9", start, timedelta(0))
 
 
 def test_an_expired_lease_can_be_taken_over(state):
     start = datetime.now(UTC) - timedelta(minutes=20)
-    state.acquire_lease("job-a", None, "run-1", start, timedelta(minutes=10))
-    seen = state.read_lease("job-a")
-    assert state.acquire_lease("job-a", seen, "run-2", datetime.now(UTC),
+    state.lease.acquire("job-a", None, "run-1", start, timedelta(minutes=10))
+    seen = state.lease.read("job-a")
+    assert state.lease.acquire("job-a", seen, "run-2", datetime.now(UTC),
                                timedelta(minutes=10)).run_id == "run-2"
 
 
 def test_concurrent_tick_counts_add_up(state):
     with ThreadPoolExecutor(max_workers=10) as pool:
-        list(pool.map(lambda _: state.count_tick("job-a", "skipped_busy"), range(20)))
-    assert state.tick_counters("job-a")["SkippedBusy"] == 20
+        list(pool.map(lambda _: state.ticks.count("job-a", "skipped_busy"), range(20)))
+    assert state.ticks.read("job-a")["SkippedBusy"] == 20
 
 
 def test_runs_are_listed_newest_first(state):
     base = datetime(2026, 1, 1, tzinfo=UTC)
     for minute in range(3):
-        state.record_run("job-a", f"run-{minute}", base + timedelta(minutes=minute),
+        state.runs.record("job-a", f"run-{minute}", base + timedelta(minutes=minute),
                          Outcome="succeeded")
-    assert [run["RunId"] for run in state.last_runs("job-a", 2)] == ["run-2", "run-1"]
+    assert [run["RunId"] for run in state.runs.last("job-a", 2)] == ["run-2", "run-1"]
 
 
 def test_two_jobs_lock_independently(state):
     now = datetime.now(UTC)
-    assert state.acquire_lease("job-a", None, "run-a", now, timedelta(minutes=5))
-    assert state.acquire_lease("job-b", None, "run-b", now, timedelta(minutes=5))
-    assert state.acquire_lease("job-a", None, "run-c", now, timedelta(minutes=5)) is None
-    assert (state.read_lease("job-a").run_id, state.read_lease("job-b").run_id) == (
+    assert state.lease.acquire("job-a", None, "run-a", now, timedelta(minutes=5))
+    assert state.lease.acquire("job-b", None, "run-b", now, timedelta(minutes=5))
+    assert state.lease.acquire("job-a", None, "run-c", now, timedelta(minutes=5)) is None
+    assert (state.lease.read("job-a").run_id, state.lease.read("job-b").run_id) == (
         "run-a", "run-b")

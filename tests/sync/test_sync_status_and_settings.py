@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.config import SettingsError, all_settings, load_settings
-from shared.sync.jobs import JOB_DEFINITIONS, JOB_SCHEDULES, sync_jobs
+from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
 from shared.sync.lock import InstanceSnapshot, decide_tick
 from shared.sync.status import job_status, unknown_job_problem
 from tests.sync.drive import run_once
@@ -19,20 +19,19 @@ BASE_SETTINGS = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 def test_status_shows_lock_watermark_lag_runs_and_ticks(sqlite_assets, state, salesforce_sink):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 4))
     job = asset_job(sqlite_assets, min_interval=timedelta(minutes=1))
-    state.acquire_lease(job.name, None, "run-1", datetime.now(UTC), job.max_run_time)
+    state.lease.acquire(job.name, None, "run-1", datetime.now(UTC), job.max_run_time)
     run = run_once(job, state, salesforce_sink, run_id="run-1")
-    state.count_tick(job.name, "skipped_busy")
+    state.ticks.count(job.name, "skipped_busy")
     now = datetime.now(UTC)
-    instance = InstanceSnapshot("Completed", run["run_id"], datetime.fromisoformat(
-        run["started_at"]))
+    instance = InstanceSnapshot("Completed", run.run_id, run.started_at)
     decision = decide_tick(now, enabled=True, instance=instance,
-                           lease=state.read_lease(job.name), max_run_time=job.max_run_time,
+                           lease=state.lease.read(job.name), max_run_time=job.max_run_time,
                            min_interval=job.min_interval)
     body = job_status(job, state, instance, decision, custom_status=None,
                       schedule="0 */2 * * * *", now=now)
 
     assert body["lock"]["state"] == "held"  # the min interval since the run started
-    assert body["lock"]["lease"]["run_id"] == run["run_id"]
+    assert body["lock"]["lease"]["run_id"] == run.run_id
     assert body["watermark"]["cursor"] == BASE.isoformat()
     assert body["watermark"]["key"] == [3]
     assert body["lag_seconds"] == pytest.approx(
@@ -119,10 +118,12 @@ def test_the_app_starts_without_any_sync_setting():
 def test_every_job_definition_has_a_declared_schedule_and_its_own_lock():
     declared = {spec.name for spec in all_settings()}
     jobs = sync_jobs(load_settings(BASE_SETTINGS))
-    assert sorted(jobs) == sorted(JOB_SCHEDULES) == sorted(d.name for d in JOB_DEFINITIONS)
+    assert sorted(jobs) == sorted(d.name for d in JOB_DEFINITIONS)
     for definition in JOB_DEFINITIONS:
         assert definition.schedule_setting in declared, definition
+        assert definition.schedule_setting == "SYNC_ASSET_CHANGES_SCHEDULE"
         assert jobs[definition.name].schedule_setting == definition.schedule_setting
+        assert definition.timer_function == "sync_tick_asset_changes"
     assert len({job.instance_id for job in jobs.values()}) == len(jobs)
 
 

@@ -1,0 +1,258 @@
+"""The bulk_load orchestration: a parent-child load, level by level (see `bulk_load`).
+
+It only decides: every read and write of records, CSV and jobs is an activity
+(activities/bulk_load.py), and what it keeps in history are blob names, counts and job
+states. No clock but `context.current_utc_datetime`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+
+from activities.bulk_load import (
+    BULK_LOAD_ABORT_JOBS,
+    BULK_LOAD_CLAIM_RUN,
+    BULK_LOAD_COLLECT_RESULTS,
+    BULK_LOAD_CREATE_JOB,
+    BULK_LOAD_POLL_JOBS,
+    BULK_LOAD_STAGE_LEVEL,
+    BULK_LOAD_UPLOAD_PART,
+    BULK_LOAD_WRITE_FAILURES,
+)
+from shared.bulkload import progress
+from shared.bulkload.messages import (
+    ClaimRunRequest,
+    CollectResultsRequest,
+    CreateJobRequest,
+    FailuresReport,
+    JobSnapshot,
+    JobSnapshots,
+    JobsRequest,
+    LevelResults,
+    LoadInput,
+    StagedLevel,
+    StageLevelRequest,
+    StopKind,
+    StopReason,
+    UploadPartRequest,
+    WriteFailuresRequest,
+)
+from shared.bulkload.progress import LevelSummary, PollDecision
+from shared.messages import Message
+
+blueprint = df.Blueprint()
+
+ORCHESTRATOR = "bulk_load"
+CANCEL_EVENT = "cancel"
+
+Steps = Generator[Any, Any, Any]
+
+
+class LoadRestartRefused(Exception):
+    """A restart through the Durable API would send the load's records a second time."""
+
+
+@dataclass
+class _Load:
+    """The orchestration's own state while it runs (rebuilt by every replay)."""
+
+    context: df.DurableOrchestrationContext
+    load: LoadInput
+    summaries: list[LevelSummary]
+    cancel_requested: Any = None  # one task for the whole load, raced by every poll
+    stop: StopReason | None = None  # set once: every later level is skipped
+    cancel_reason: str | None = None
+
+    def call(self, activity: str, request: Message) -> Any:
+        retry = df.RetryOptions(
+            first_retry_interval_in_milliseconds=max(
+                1, int(self.load.activity_retry_delay * 1000)),
+            max_number_of_attempts=self.load.activity_attempts,
+        )
+        return self.context.call_activity_with_retry(activity, retry, request.to_json())
+
+    def show(self, index: int, phase: str, jobs: Sequence[JobSnapshot] = ()) -> None:
+        self.context.set_custom_status(
+            progress.custom_status(self.load, index, phase, jobs, self.summaries))
+
+    @property
+    def now(self) -> datetime:
+        return self.context.current_utc_datetime
+
+
+@dataclass
+class _Level:
+    """What one level's steps found so far; the summary is made of it, also on failure."""
+
+    index: int
+    started: datetime
+    staged: StagedLevel | None = None
+    jobs: list[JobSnapshot] = field(default_factory=list)
+    stalled: tuple[str, ...] = ()
+    results: LevelResults | None = None
+    error: str | None = None
+
+
+@blueprint.orchestration_trigger(context_name="context")
+def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
+    """Load the levels top-down; return the summary.
+
+    0. claim the staged records for this execution: a restart would load them again
+    for each level:
+      1. stage: write its CSV; children of parents that were not loaded become orphans
+      2. submit parts: create, upload and close one ingest job per CSV part
+      3. poll until ended: durable timers until every job ended; abort them at max wait
+         or when a cancel arrives
+      4. collect results: the ID map for the next level, failed and unprocessed records
+      a level that failed or was cancelled stops the load: the levels after it are
+      staged as orphans only, and reported skipped with the reason.
+    5. write the failures report, return the summary.
+    """
+    load = LoadInput.from_json(context.get_input())
+    started = context.current_utc_datetime
+    run = _Load(context, load, [LevelSummary.pending(level, count)
+                                for level, count in zip(load.levels, load.records, strict=True)])
+    yield from _claim_run(run)
+    run.cancel_requested = context.wait_for_external_event(CANCEL_EVENT)
+    for index in range(len(load.levels)):
+        if run.stop is None and run.cancel_requested.is_completed:
+            run.cancel_reason = progress.cancel_reason(run.cancel_requested.result)
+            run.stop = StopReason(StopKind.CANCELLED,
+                                  f"load cancelled before this level: {run.cancel_reason}")
+        if run.stop is not None:
+            yield from _skip_level(run, index)
+        else:
+            yield from _load_level(run, index)
+    failures = yield from _write_failures(run)
+    summary = progress.load_summary(load, run.summaries, started, context.current_utc_datetime,
+                                    failures, cancel_reason=run.cancel_reason)
+    context.set_custom_status(progress.completed_status(load, summary))
+    return summary
+
+
+def _claim_run(run: _Load) -> Steps:
+    """0. This execution, and no restart of it, loads the staged records."""
+    if run.context.instance_id != run.load.load_id:
+        raise LoadRestartRefused(
+            f"instance {run.context.instance_id!r} runs load {run.load.load_id!r}: a load "
+            "cannot be restarted under a new id; post it again with a new loadId")
+    yield run.call(BULK_LOAD_CLAIM_RUN,
+                   ClaimRunRequest(run.load.prefix, str(run.context.new_uuid())))
+
+
+def _load_level(run: _Load, index: int) -> Steps:
+    level = _Level(index, run.now)
+    try:
+        yield from _stage(run, level)
+        yield from _submit_parts(run, level)
+        yield from _poll_until_ended(run, level)
+        yield from _collect_results(run, level)
+    except Exception as failure:  # an activity out of retries: the level failed
+        level.error = level.error or f"{failure}"
+    summary = progress.finish_level(
+        run.summaries[index], staged=level.staged, jobs=level.jobs, results=level.results,
+        started=level.started, ended=run.now, error=level.error)
+    if run.cancel_reason is not None:
+        summary = replace(summary, state="cancelled")
+        run.stop = StopReason(StopKind.CANCELLED, f"load cancelled: {run.cancel_reason}")
+    elif level.error is not None:
+        run.stop = StopReason(StopKind.LEVEL_FAILED,
+                              f"level {run.load.levels[index].name} failed: {level.error}")
+    run.summaries[index] = summary
+
+
+def _stage(run: _Load, level: _Level) -> Steps:
+    """1. The level's CSV, without the children of parents that were not loaded."""
+    run.show(level.index, "staging", level.jobs)
+    answer = yield run.call(BULK_LOAD_STAGE_LEVEL, StageLevelRequest(
+        run.load.prefix, run.load.levels, level.index, run.load.upload_limit))
+    level.staged = StagedLevel.from_json(answer)
+
+
+def _submit_parts(run: _Load, level: _Level) -> Steps:
+    """2. One job per part: create, upload, close."""
+    assert level.staged is not None
+    for part in level.staged.parts:
+        created = yield run.call(BULK_LOAD_CREATE_JOB,
+                                 CreateJobRequest(run.load.levels[level.index]))
+        level.jobs.append(JobSnapshot.from_json(created))
+        run.show(level.index, "uploading", level.jobs)
+        uploaded = yield run.call(BULK_LOAD_UPLOAD_PART,
+                                  UploadPartRequest(run.load.prefix, level.jobs[-1].id, part.blob))
+        level.jobs[-1] = JobSnapshot.from_json(uploaded)
+
+
+def _poll_until_ended(run: _Load, level: _Level) -> Steps:
+    """3. Durable timers until every job ended; abort at max wait or on a cancel."""
+    deadline = run.now + timedelta(seconds=run.load.max_wait)
+    while level.jobs:
+        now = run.now
+        decision = progress.poll_decision(level.jobs, now, deadline)
+        if decision is PollDecision.DONE:
+            break
+        if decision is PollDecision.STALLED:
+            level.stalled = progress.running_job_ids(level.jobs)
+            yield from _abort(run, level, "aborting")
+            break
+        run.show(level.index, "waiting", level.jobs)
+        next_poll = run.context.create_timer(
+            progress.next_poll_at(now, run.load.poll_interval, deadline))
+        woken_by = yield run.context.task_any([next_poll, run.cancel_requested])
+        if woken_by is run.cancel_requested:
+            next_poll.cancel()
+            run.cancel_reason = progress.cancel_reason(run.cancel_requested.result)
+            yield from _abort(run, level, "cancelling")
+            break
+        polled = yield run.call(BULK_LOAD_POLL_JOBS,
+                                JobsRequest(tuple(job.id for job in level.jobs)))
+        level.jobs = list(JobSnapshots.from_json(polled).jobs)
+    level.error = progress.level_failure(level.jobs, level.stalled, run.load.max_wait)
+    if run.cancel_reason is not None:
+        level.error = f"cancelled: {run.cancel_reason}"
+
+
+def _abort(run: _Load, level: _Level, phase: str) -> Steps:
+    """Abort the level's running jobs and keep how each ended."""
+    run.show(level.index, phase, level.jobs)
+    aborted = yield run.call(BULK_LOAD_ABORT_JOBS,
+                             JobsRequest(progress.running_job_ids(level.jobs)))
+    level.jobs = progress.merge_jobs(level.jobs, JobSnapshots.from_json(aborted).jobs)
+
+
+def _collect_results(run: _Load, level: _Level) -> Steps:
+    """4. The ID map for the next level, failed and unprocessed records."""
+    assert level.staged is not None
+    run.show(level.index, "reading results", level.jobs)
+    answer = yield run.call(BULK_LOAD_COLLECT_RESULTS, CollectResultsRequest(
+        run.load.prefix, run.load.levels, level.index, tuple(level.jobs),
+        level.staged.columns))
+    level.results = LevelResults.from_json(answer)
+
+
+def _skip_level(run: _Load, index: int) -> Steps:
+    """A level after the load stopped: its records are reported as orphans, with why."""
+    assert run.stop is not None
+    run.show(index, "skipping")
+    try:
+        answer = yield run.call(BULK_LOAD_STAGE_LEVEL, StageLevelRequest(
+            run.load.prefix, run.load.levels, index, run.load.upload_limit, skip=run.stop))
+        staged: StagedLevel | None = StagedLevel.from_json(answer)
+    except Exception:  # the level is skipped either way; the report says so
+        staged = None
+    run.summaries[index] = progress.skipped_level(run.summaries[index], staged, run.stop,
+                                                  run.now)
+
+
+def _write_failures(run: _Load) -> Steps:
+    """5. Every failed, unprocessed and orphaned record in one CSV."""
+    try:
+        answer = yield run.call(BULK_LOAD_WRITE_FAILURES,
+                                WriteFailuresRequest(run.load.prefix, len(run.load.levels)))
+    except Exception:  # the summary still tells what happened
+        return None
+    return FailuresReport.from_json(answer)

@@ -1,0 +1,55 @@
+"""A level's Salesforce ingest jobs: create, upload and close, poll, abort.
+
+Each step answers `JobSnapshot`s, the little the orchestration needs to decide (state and
+counts), and is safe to repeat: the Durable backend runs an activity at least once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from shared.bulkload.messages import JobSnapshot
+from shared.bulkload.request import LoadLevel
+from shared.bulkload.store import LoadStore
+from shared.salesforce import SalesforceClient
+from shared.salesforce.errors import SalesforceError
+
+
+def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
+    job = client.create_ingest_job(
+        level.object, level.operation,
+        level.external_id_field if level.operation == "upsert" else None,
+    )
+    return JobSnapshot.of(job)
+
+
+def upload_and_close_job(
+    client: SalesforceClient, store: LoadStore, job_id: str, blob: str
+) -> JobSnapshot:
+    """Upload the part and close the job; safe to repeat after a crash at any point."""
+    job = client.get_job(job_id)
+    if job.state == "Open":
+        with store.download(blob) as part:
+            try:
+                client.upload_job_data(job_id, part)
+            except SalesforceError as error:
+                # A repeated activity finds its first upload stored: only the close is left.
+                if not (error.status == 400 and "multiple contents" in error.message.lower()):
+                    raise
+        job = client.close_job(job_id)
+    return JobSnapshot.of(job)
+
+
+def poll_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[JobSnapshot]:
+    return [JobSnapshot.of(client.get_job(job_id)) for job_id in job_ids]
+
+
+def abort_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[JobSnapshot]:
+    """Abort jobs still running; a job that finished meanwhile is reported as it ended."""
+    snapshots = []
+    for job_id in job_ids:
+        try:
+            snapshots.append(JobSnapshot.of(client.abort_job(job_id)))
+        except SalesforceError:
+            snapshots.append(JobSnapshot.of(client.get_job(job_id)))
+    return snapshots

@@ -1,0 +1,151 @@
+"""What the bulk_load orchestration and its activities pass each other: small typed messages.
+
+References (blob names, the run's folder), counts and job states only: records and CSV stay
+in Blob Storage, so the orchestration's history does not grow with the size of a load.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from shared.bulkload.request import LoadLevel
+from shared.messages import Message
+from shared.salesforce import IngestJob
+
+
+@dataclass(frozen=True)
+class LoadInput(Message):
+    """The orchestration's input: where the load is staged and how to run it, no records."""
+
+    load_id: str
+    prefix: str
+    levels: tuple[LoadLevel, ...]
+    records: tuple[int, ...]
+    poll_interval: float
+    max_wait: float
+    upload_limit: int
+    activity_attempts: int
+    activity_retry_delay: float
+
+
+class StopKind(enum.Enum):
+    """Why the levels still to come are skipped."""
+
+    CANCELLED = "CANCELLED"
+    LEVEL_FAILED = "LEVEL_FAILED"
+
+
+@dataclass(frozen=True)
+class StopReason(Message):
+    kind: StopKind
+    message: str
+
+    def as_error(self) -> str:
+        """The `CODE:message` form of the failure report's error column (as Salesforce's)."""
+        return f"{self.kind.value}:{self.message}"
+
+
+@dataclass(frozen=True)
+class ClaimRunRequest(Message):
+    prefix: str
+    run_token: str
+
+
+@dataclass(frozen=True)
+class StageLevelRequest(Message):
+    prefix: str
+    levels: tuple[LoadLevel, ...]
+    level: int
+    upload_limit: int
+    skip: StopReason | None = None  # every record of the level is written as an orphan
+
+
+@dataclass(frozen=True)
+class StagedPart(Message):
+    blob: str
+    records: int
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class StagedLevel(Message):
+    parts: tuple[StagedPart, ...] = ()
+    submitted: int = 0
+    orphans: int = 0
+    columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CreateJobRequest(Message):
+    level: LoadLevel
+
+
+@dataclass(frozen=True)
+class UploadPartRequest(Message):
+    prefix: str
+    job_id: str
+    blob: str
+
+
+@dataclass(frozen=True)
+class JobSnapshot(Message):
+    """An ingest job as last seen; `processed` and `failed` count records."""
+
+    id: str
+    state: str
+    processed: int = 0
+    failed: int = 0
+    error_message: str | None = None
+
+    @classmethod
+    def of(cls, job: IngestJob) -> JobSnapshot:
+        return cls(job.id, job.state, job.number_records_processed, job.number_records_failed,
+                   job.error_message)
+
+    @property
+    def ended(self) -> bool:
+        return self.state in IngestJob.TERMINAL_STATES
+
+    @property
+    def unsuccessful(self) -> bool:
+        return self.state in ("Failed", "Aborted")
+
+
+@dataclass(frozen=True)
+class JobsRequest(Message):
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class JobSnapshots(Message):
+    jobs: tuple[JobSnapshot, ...]
+
+
+@dataclass(frozen=True)
+class CollectResultsRequest(Message):
+    prefix: str
+    levels: tuple[LoadLevel, ...]
+    level: int
+    jobs: tuple[JobSnapshot, ...]
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class LevelResults(Message):
+    succeeded: int = 0
+    failed: int = 0
+    unprocessed: int = 0
+    failed_by_error: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WriteFailuresRequest(Message):
+    prefix: str
+    level_count: int
+
+
+@dataclass(frozen=True)
+class FailuresReport(Message):
+    blob: str
+    rows: int

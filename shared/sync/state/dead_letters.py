@@ -1,0 +1,48 @@
+"""The dead-letter table: records the sink or the mapping rejected, one row per record
+change (key + cursor), so a replayed page rewrites its rows and never adds any."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from azure.data.tables import TableClient
+
+from shared.storage.tables import safe_key
+from shared.sync.state.tables import MAX_TEXT, utc_now
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record_key: str
+    cursor: str | None
+    code: str
+    message: str
+    record: dict[str, Any] | None = None
+
+
+class DeadLetters:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    def add(self, job: str, run_id: str, letters: list[DeadLetter]) -> None:
+        at = utc_now().isoformat()
+        for letter in letters:
+            record_text = (
+                json.dumps(letter.record, default=str)[:MAX_TEXT] if letter.record else ""
+            )
+            self.table.upsert_entity({
+                "PartitionKey": job,
+                "RowKey": safe_key(f"{letter.record_key}|{letter.cursor or ''}"),
+                "RecordKey": letter.record_key,
+                "Cursor": letter.cursor or "",
+                "ErrorCode": letter.code[:256],
+                "ErrorMessage": letter.message[:MAX_TEXT],
+                "Record": record_text,
+                "RunId": run_id,
+                "At": at,
+            })
+
+    def rows(self, job: str) -> list[dict[str, Any]]:
+        return list(self.table.query_entities("PartitionKey eq @job", parameters={"job": job}))

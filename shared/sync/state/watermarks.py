@@ -1,0 +1,94 @@
+"""The row `watermark` of each job: the last delivered position and the run that owns it.
+
+A run claims it at its start; a page is checkpointed only with the ETag read before the
+page was fetched, so a terminated (zombie) run can never move it, nor move it backwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from azure.data.tables import TableClient
+
+from shared.sql.keyset import Position
+from shared.storage.tables import ConcurrentWrite, read_entity, write_entity
+from shared.sync.positions import CursorCodec, StoredPosition, is_after
+from shared.sync.state.tables import as_utc, utc_now
+
+WATERMARK_ROW = "watermark"
+
+
+class WatermarkConflict(Exception):
+    """The watermark changed under this run: another run claimed it, or it would go back."""
+
+
+@dataclass(frozen=True)
+class Watermark:
+    position: Position
+    run_id: str | None
+    updated_at: datetime | None
+    etag: str | None  # None: not stored yet
+
+
+class Watermarks:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    def read(self, job: str, kind: str, initial: Position) -> Watermark:
+        stored = read_entity(self.table, job, WATERMARK_ROW)
+        if stored is None:
+            return Watermark(initial, None, None, None)
+        values = stored.values
+        position = CursorCodec(kind).position(
+            StoredPosition(values["Cursor"], values.get("Key") or ""))
+        return Watermark(position, values.get("RunId") or None, as_utc(values.get("UpdatedAt")),
+                         stored.etag)
+
+    def claim(self, job: str, kind: str, initial: Position, run_id: str) -> Watermark:
+        """Make `run_id` the watermark's owner; from now on only it may advance it."""
+        for _attempt in range(5):
+            current = self.read(job, kind, initial)
+            entity = _entity(job, kind, current.position, run_id)
+            try:
+                etag = write_entity(self.table, entity, current.etag)
+            except ConcurrentWrite:
+                continue
+            return Watermark(current.position, run_id, as_utc(entity["UpdatedAt"]), etag)
+        raise WatermarkConflict(f"could not claim the watermark of {job}: it kept changing")
+
+    def advance(
+        self, job: str, kind: str, current: Watermark, new_position: Position, run_id: str
+    ) -> Watermark:
+        """Checkpoint: write `new_position` only if nobody wrote since `current` was read."""
+        if current.run_id != run_id:
+            raise WatermarkConflict(
+                f"the watermark of {job} belongs to run {current.run_id}, not to run {run_id}"
+            )
+        if not is_after(new_position, current.position):
+            raise WatermarkConflict(
+                f"the watermark of {job} would move backwards or stay: "
+                f"{new_position} is not after {current.position}"
+            )
+        entity = _entity(job, kind, new_position, run_id)
+        try:
+            etag = write_entity(self.table, entity, current.etag)
+        except ConcurrentWrite:
+            raise WatermarkConflict(
+                f"the watermark of {job} was changed by another run since run {run_id} read it"
+            ) from None
+        return Watermark(new_position, run_id, as_utc(entity["UpdatedAt"]), etag)
+
+
+def _entity(job: str, kind: str, position: Position, run_id: str) -> dict[str, Any]:
+    stored = CursorCodec(kind).stored_position(position)
+    return {
+        "PartitionKey": job,
+        "RowKey": WATERMARK_ROW,
+        "CursorKind": kind,
+        "Cursor": stored.cursor,
+        "Key": stored.key,
+        "RunId": run_id,
+        "UpdatedAt": utc_now().isoformat(),
+    }
