@@ -11,8 +11,10 @@ import collections
 import copy
 import datetime as dt
 import html
+import io
 import json
 import logging
+import os
 import random
 import re
 import secrets
@@ -25,9 +27,9 @@ import jwt
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
-from werkzeug.wsgi import FileWrapper
 
 from sfsim import soql
+from sfsim.downloads import csv_download
 from sfsim.ingest import USER_ID, IngestJobs, JobError
 from sfsim.org import Org, RecordError, now_text
 from sfsim.query_jobs import QueryJobs
@@ -858,8 +860,7 @@ class Simulator:
             handle = open(path, "rb")  # noqa: SIM115 - closed by the WSGI server
         except FileNotFoundError:
             return Response(status=204)
-        return Response(FileWrapper(handle), status=200, content_type="text/csv; charset=UTF-8",
-                        direct_passthrough=True)
+        return csv_download(request, self.settings, handle, os.fstat(handle.fileno()).st_size)
 
     # -- Bulk API 2.0 query ---------------------------------------------------------------
 
@@ -887,9 +888,8 @@ class Simulator:
         body, locator, count = self.query_jobs.results(
             job_id, request.args.get("locator"), request.args.get("maxRecords")
         )
-        return Response(body, status=200, content_type="text/csv; charset=UTF-8",
-                        headers={"Sforce-Locator": locator,
-                                 "Sforce-NumberOfRecords": str(count)})
+        return csv_download(request, self.settings, io.BytesIO(body), len(body),
+                            {"Sforce-Locator": locator, "Sforce-NumberOfRecords": str(count)})
 
     # -- admin ------------------------------------------------------------------------
 
