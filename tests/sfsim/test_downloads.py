@@ -15,17 +15,7 @@ import requests
 
 from sfsim.downloads import SMALL_BODY_BYTES
 from sfsim.testing import SimulatorHandle
-
-V = "/services/data/v62.0"
-
-
-def _token(sim: SimulatorHandle) -> str:
-    return requests.post(
-        f"{sim.base_url}/services/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": sim.client_id,
-              "client_secret": sim.client_secret},
-        timeout=10,
-    ).json()["access_token"]
+from tests.sfsim.api_calls import V, access_token
 
 
 def _raw_get(sim: SimulatorHandle, path: str, token: str, accept_gzip: bool
@@ -75,7 +65,7 @@ def test_ingest_results_are_framed_by_size_and_setting(
     expect_gzip: bool,
 ) -> None:
     sfsim.configure(download_framing=framing)
-    token = _token(sfsim)
+    token = access_token(sfsim)
     job_id = _finished_insert_job(sfsim, token, rows)
 
     response, body = _raw_get(sfsim, f"{V}/jobs/ingest/{job_id}/successfulResults", token,
@@ -95,7 +85,7 @@ def test_ingest_results_are_framed_by_size_and_setting(
 
 def test_gzip_can_be_switched_off(sfsim: SimulatorHandle) -> None:
     sfsim.configure(download_gzip=False)
-    token = _token(sfsim)
+    token = access_token(sfsim)
     job_id = _finished_insert_job(sfsim, token, 10)
     response, body = _raw_get(sfsim, f"{V}/jobs/ingest/{job_id}/successfulResults", token, True)
     assert response.getheader("Content-Encoding") is None
@@ -109,7 +99,7 @@ def test_query_job_results_are_framed_by_setting_and_keep_their_headers(
 ) -> None:
     sfsim.insert_records("Account", [{"Name": f"Q{i}"} for i in range(3)])
     sfsim.configure(download_framing=framing)
-    token = _token(sfsim)
+    token = access_token(sfsim)
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token}"
     base = f"{sfsim.base_url}{V}/jobs/query"
