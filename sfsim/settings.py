@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sfsim.downloads import FRAMINGS
+
 DEFAULT_CLIENT_ID = "sfsim-client-id"
 DEFAULT_CLIENT_SECRET = "sfsim-client-secret"  # noqa: S105 - a documented local default
 DEFAULT_USERNAME = "integration@sfsim.example"
@@ -53,6 +55,10 @@ class SimSettings:
     failed_job_processes_records: int = 0
     # Fraction of ingest records failed with UNABLE_TO_LOCK_ROW (parent lock contention).
     record_lock_failure_rate: float = 0.0
+    # Framing of result CSV downloads: "auto" (Content-Length when small, chunked when
+    # large), "content-length" or "chunked"; gzip when the client accepts it.
+    download_framing: str = "auto"
+    download_gzip: bool = True
 
     ENV = {
         "client_id": "SFSIM_CLIENT_ID",
@@ -67,6 +73,8 @@ class SimSettings:
         "error_rate_429": "SFSIM_ERROR_RATE_429",
         "slow_seconds": "SFSIM_SLOW_SECONDS",
         "seed": "SFSIM_SEED",
+        "download_framing": "SFSIM_DOWNLOAD_FRAMING",
+        "download_gzip": "SFSIM_DOWNLOAD_GZIP",
     }
 
     @classmethod
@@ -121,6 +129,10 @@ def _convert(name: str, current: Any, value: Any) -> Any:
             return [int(v) for v in value] if name == "next_failures" else [str(v) for v in value]
         elif isinstance(current, float):
             number = float(value)
+        elif name == "download_framing":
+            if value not in FRAMINGS:
+                raise ValueError(f"expected one of {', '.join(FRAMINGS)}, got {value!r}")
+            return str(value)
         else:
             return str(value)
     except (TypeError, ValueError) as error:

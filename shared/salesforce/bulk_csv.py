@@ -123,14 +123,47 @@ def write_ingest_csv(
 def read_ingest_csv(
     stream: BinaryIO, column_delimiter: str = "COMMA"
 ) -> Iterator[dict[str, str]]:
-    """Parse a UTF-8 CSV stream row by row into dicts keyed by the header."""
+    """Parse a UTF-8 CSV stream row by row into dicts keyed by the header.
+
+    For an HTTP body pass `stream_of_chunks(response.iter_content(...))`, not the raw
+    socket stream: that one closes itself at the end of a Content-Length body, and the
+    text layer then fails on its next read.
+    """
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     try:
         yield from csv.DictReader(text, delimiter=delimiter_char(column_delimiter))
     finally:
-        # Leave the caller's stream open; an HTTP body may already have closed itself.
+        # Leave the caller's stream open; it may have been closed meanwhile.
         with contextlib.suppress(ValueError):
             text.detach()
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable binary stream over an iterable of byte chunks; empty chunks are skipped."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = iter(chunks)
+        self._pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = memoryview(chunk)
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def stream_of_chunks(chunks: Iterable[bytes], buffer_size: int = 64 * 1024) -> BinaryIO:
+    """A buffered binary stream reading `chunks` in order (an HTTP body's decoded chunks):
+    the same bytes whatever the body's framing (chunked, Content-Length) or encoding."""
+    return io.BufferedReader(_ChunkReader(chunks), buffer_size)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from shared.salesforce.bulk_csv import (
     MAX_UPLOAD_BYTES,
     read_ingest_csv,
     split_ingest_csv,
+    stream_of_chunks,
 )
 from shared.salesforce.errors import (
     SalesforceAuthError,
@@ -48,6 +49,7 @@ JWT_LIFETIME_SECONDS = 180
 DEFAULT_MAX_RETRIES = 4
 DEFAULT_BACKOFF = 0.5
 DEFAULT_TIMEOUT = 120.0
+RESULT_CHUNK_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -495,8 +497,10 @@ class SalesforceClient:
         with response:
             if response.status_code == 204:
                 return
-            response.raw.decode_content = True
-            yield from read_ingest_csv(response.raw, delimiter)
+            # iter_content, not response.raw: the same decoded bytes whatever the framing
+            # (a Content-Length body closes the raw stream at its end) or the encoding.
+            body = stream_of_chunks(response.iter_content(RESULT_CHUNK_BYTES))
+            yield from read_ingest_csv(body, delimiter)
 
     def _job(self, body: Mapping[str, Any]) -> IngestJob:
         job = IngestJob.from_json(body)

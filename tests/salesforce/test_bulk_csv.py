@@ -8,7 +8,12 @@ import io
 
 import pytest
 
-from shared.salesforce.bulk_csv import read_ingest_csv, split_ingest_csv, write_ingest_csv
+from shared.salesforce.bulk_csv import (
+    read_ingest_csv,
+    split_ingest_csv,
+    stream_of_chunks,
+    write_ingest_csv,
+)
 
 TRICKY = [
     {"Id": "1", "Name": 'Comma, "quoted" and\nnew line', "City": "Zürich ☕"},
@@ -112,3 +117,18 @@ def test_a_record_larger_than_the_limit_is_refused() -> None:
 def test_an_empty_stream_has_no_header() -> None:
     with pytest.raises(ValueError, match="no header"):
         list(split_ingest_csv(io.BytesIO(b"")))
+
+
+def test_a_stream_of_chunks_reads_like_the_whole_body() -> None:
+    out = io.BytesIO()
+    write_ingest_csv(TRICKY, ["Id", "Name", "City"], out)
+    body = out.getvalue()
+    # Chunks split inside a multi-byte character and inside a quoted newline, some empty.
+    chunks = [body[i : i + 3] for i in range(0, len(body), 3)]
+    chunks[1:1] = [b"", b""]
+
+    rows = list(read_ingest_csv(stream_of_chunks(iter(chunks), buffer_size=4)))
+
+    assert rows == list(read_ingest_csv(io.BytesIO(body)))
+    assert [r["Name"] for r in rows] == [r["Name"] for r in TRICKY]
+    assert stream_of_chunks([]).read() == b""

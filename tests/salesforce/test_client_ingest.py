@@ -394,3 +394,25 @@ def test_hard_delete_and_the_job_options_salesforce_echoes(
         "hardDelete", "JobComplete", 0)
     assert [r["Id"] for r in client.successful_results(job.id)] == [ids[0]]
     assert [r["Name"] for r in sfsim.records("Account")] == ["Stays"]
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "auto"])
+def test_results_read_the_same_whatever_the_download_framing(
+    client: SalesforceClient, sfsim: SimulatorHandle, framing: str, gzip: bool
+) -> None:
+    """Issue 16: a Content-Length result download closed the raw stream under the CSV
+    reader (`ValueError: I/O operation on closed file`) and the load failed."""
+    sfsim.configure(download_framing=framing, download_gzip=gzip)
+    rows = [{"Name": f"Framed account {i}", "External_Id__c": f"F{i}"} for i in range(2000)]
+    rows.append({"Name": "", "External_Id__c": "NONAME"})
+    job = run_job(client, "Account", "insert", csv_bytes(rows, ["Name", "External_Id__c"]))
+
+    successes = list(client.successful_results(job.id))
+    failures = list(client.failed_results(job.id))
+
+    assert sorted(r["External_Id__c"] for r in successes) == sorted(f"F{i}" for i in range(2000))
+    assert [r["External_Id__c"] for r in failures] == ["NONAME"]
+    assert {r["External_Id__c"]: r["sf__Id"] for r in successes} == {
+        r["External_Id__c"]: r["Id"] for r in sfsim.records("Account")
+    }

@@ -16,21 +16,16 @@ from simple_salesforce import Salesforce
 
 from sfsim.schema import to_18
 from sfsim.testing import SimulatorHandle
+from tests.sfsim.api_calls import token_answer
 
 
 @pytest.fixture
 def sf(sfsim_tls: SimulatorHandle, monkeypatch: pytest.MonkeyPatch) -> Salesforce:
     # How a user trusts a private certificate authority with requests.
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(sfsim_tls.ca_file))
-    session = requests.Session()
-    token = session.post(
-        f"{sfsim_tls.base_url}/services/oauth2/token",
-        data={"grant_type": "client_credentials", "client_id": sfsim_tls.client_id,
-              "client_secret": sfsim_tls.client_secret},
-        timeout=10,
-    ).json()
+    token = token_answer(sfsim_tls)
     return Salesforce(instance_url=token["instance_url"], session_id=token["access_token"],
-                      session=session, version="62.0")
+                      session=requests.Session(), version="62.0")
 
 
 def test_bulk2_upsert_insert_and_results(sf: Salesforce, sfsim_tls: SimulatorHandle,
