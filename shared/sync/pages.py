@@ -87,7 +87,7 @@ def sync_next_page(
     )
     log.info("sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
              job.name, run_id, outcome.rows, outcome.delivered, outcome.dead_lettered,
-             outcome.position)
+             outcome.position.to_json())
     return outcome
 
 
