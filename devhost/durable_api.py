@@ -31,6 +31,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from devhost.problems import problem_response
+
 log = logging.getLogger("devhost.durable")
 
 WEBHOOK_PATH = "/runtime/webhooks/durabletask"
@@ -157,6 +159,37 @@ def _error(status: int, message: str, exception: BaseException | None = None) ->
     return web.json_response(body, status=status)
 
 
+class InvalidBody(Exception):
+    """The request body is not UTF-8 JSON this API can hold (the message says why)."""
+
+
+async def _json_body_text(request: web.Request) -> str | None:
+    """The body as sent when it is JSON (None when empty); InvalidBody otherwise."""
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8 text ({error.reason} at byte "
+                          f"{error.start})") from None
+    if not text.strip():
+        return None
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise InvalidBody("the JSON body is nested too deeply") from None
+    except ValueError as error:
+        raise InvalidBody(f"the body is not JSON: {error}") from None
+    return text
+
+
+def _invalid_body(request: web.Request, error: InvalidBody) -> web.Response:
+    # The extension's members too: the SDK client raises with `ExceptionMessage` on 400.
+    return problem_response(
+        400, "INVALID_JSON", "Invalid JSON content", str(error), request.path,
+        Message="Invalid JSON content", ExceptionMessage=str(error),
+    )
+
+
 def _bool_query(query: Mapping[str, str], name: str, default: bool) -> bool:
     value = query.get(name, "").lower()
     return value == "true" if value in ("true", "false") else default
@@ -213,6 +246,8 @@ class DurableHttpApi:
         parts = [part for part in path.strip("/").split("/") if part]
         try:
             return await self._route(request, parts)
+        except InvalidBody as error:
+            return _invalid_body(request, error)
         except self._not_found:
             return web.Response(status=404)
         except Exception as error:
@@ -270,13 +305,7 @@ class DurableHttpApi:
     async def _start(
         self, request: web.Request, function_name: str, instance_id: str | None
     ) -> web.StreamResponse:
-        body = await request.text()
-        input_json = body if body.strip() else None
-        if input_json is not None:
-            try:
-                json.loads(input_json)
-            except ValueError as error:
-                return _error(400, "Invalid JSON content", error)
+        input_json = await _json_body_text(request)
         if not self._orchestrator_exists(function_name):
             return _error(
                 400,
@@ -454,10 +483,6 @@ class DurableHttpApi:
             return refused
         if request.content_type.lower() != "application/json":
             return _error(400, "Only application/json request content is supported")
-        text = await request.text()
-        try:
-            json.loads(text) if text.strip() else None
-        except ValueError as error:
-            return _error(400, "Invalid JSON content", error)
-        await self.engine.raise_event(instance_id, event_name, text if text.strip() else None)
+        data_json = await _json_body_text(request)
+        await self.engine.raise_event(instance_id, event_name, data_json)
         return web.Response(status=202)

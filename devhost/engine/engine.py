@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from devhost.engine import events as ev
+from devhost.engine.crash_points import START_BEFORE_MESSAGE, check_crash_setting, crash_point
 from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.lease import TaskHubLease
 from devhost.engine.replay import (
@@ -45,6 +46,7 @@ POLL_SECONDS = 1.0  # how often the leader looks for messages written by other h
 LEASE_RENEW_SECONDS = 5.0
 LEASE_RETRY_SECONDS = 2.0
 SETTLE_SECONDS = 5.0
+LOST_START_SWEEP_SECONDS = 30.0
 
 
 class InstanceAlreadyExists(Exception):
@@ -81,6 +83,10 @@ class _Instance:
     @property
     def runtime_status(self) -> str | None:
         return self.status.get("RuntimeStatus")
+
+
+def start_key(execution_id: str) -> str:
+    return f"start-{execution_id}"
 
 
 def _utcnow() -> datetime:
@@ -139,6 +145,7 @@ class DurableEngine:
                 "overridableExistingInstanceStates must be NonRunningStates or AnyState, not "
                 f"{overridable_existing_instance_states!r}"
             )
+        check_crash_setting()
         self.task_hub = task_hub
         if storage_account is None:
             if not storage_connection_string:
@@ -227,6 +234,7 @@ class DurableEngine:
             self._add_message(message)
         for item in work_items:
             self._schedule_work(item)
+        await self._recover_lost_starts()
         self._leader_tasks = [asyncio.create_task(self._pump(), name="devhost-engine-pump")]
         self._leader_tasks += [
             asyncio.create_task(self._orchestration_worker(), name=f"devhost-engine-orch-{n}")
@@ -270,6 +278,7 @@ class DurableEngine:
     async def _pump(self) -> None:
         """Wake instances whose timers are due; pick up messages other hosts wrote."""
         next_poll = time.monotonic() + POLL_SECONDS
+        next_sweep = time.monotonic() + LOST_START_SWEEP_SECONDS
         while True:
             now = _utcnow()
             while self._timers and self._timers[0][0] <= now:
@@ -292,6 +301,12 @@ class DurableEngine:
                             self._add_message(message)
                 except Exception:
                     log.exception("reading the task hub messages failed")
+            if time.monotonic() >= next_sweep:
+                next_sweep = time.monotonic() + LOST_START_SWEEP_SECONDS
+                try:
+                    await self._recover_lost_starts()
+                except Exception:
+                    log.exception("looking for instances that lost their start failed")
             timeout = max(0.0, next_poll - time.monotonic())
             if self._timers:
                 timeout = min(timeout, max(0.0, (self._timers[0][0] - _utcnow()).total_seconds()))
@@ -746,16 +761,16 @@ class DurableEngine:
 
     async def _send_start(
         self, instance_id: str, name: str, raw_input: str | None, *, execution_id: str,
-        parent: dict[str, Any] | None,
+        parent: dict[str, Any] | None, started_at: datetime | None = None,
     ) -> None:
         event = ev.new_event(
-            ev.EXECUTION_STARTED, _utcnow(), Name=name, Version="", Input=raw_input,
+            ev.EXECUTION_STARTED, started_at or _utcnow(), Name=name, Version="", Input=raw_input,
             OrchestrationInstance={"InstanceId": instance_id, "ExecutionId": execution_id},
         )
         if parent is not None:
             event["ParentInstance"] = parent
         await self._send(StoredMessage(
-            instance_id=instance_id, key=f"start-{execution_id}", event=event,
+            instance_id=instance_id, key=start_key(execution_id), event=event,
             execution_id=execution_id, visible_at=_utcnow(), sequence=_sequence(),
         ))
 
@@ -803,6 +818,8 @@ class DurableEngine:
         existing = await self._store.read_instance(instance_id)
         busy = existing is not None and existing.get("RuntimeStatus") in BUSY_STATES
         if busy and self._refuse_busy:
+            assert existing is not None
+            await self._recover_lost_start(existing)  # the instance in the way must run
             raise InstanceAlreadyExists(
                 f"An Orchestration instance with the status {existing['RuntimeStatus']} "
                 "already exists."
@@ -821,9 +838,36 @@ class DurableEngine:
             raise InstanceAlreadyExists(
                 f"An Orchestration instance with ID {instance_id} was started concurrently."
             ) from error
+        # A crash here leaves a Pending row without its start message: the next leader's
+        # start-up, its periodic sweep or the next command for the instance sends it again.
+        crash_point(START_BEFORE_MESSAGE)
         await self._send_start(instance_id, name, input_json, execution_id=execution_id,
-                               parent=None)
+                               parent=None, started_at=now)
         return instance_id
+
+    async def _recover_lost_starts(self) -> None:
+        for row in await self._store.query_instances(
+            "RuntimeStatus eq @pending", {"pending": "Pending"}
+        ):
+            await self._recover_lost_start(row)
+
+    async def _recover_lost_start(self, row: dict[str, Any]) -> None:
+        """Send the start message of a Pending instance whose host stopped between writing
+        its row and that message. Rebuilt from the row, it is the lost message (same key,
+        same event): if it was not lost after all, the copy is recognised and dropped."""
+        execution_id = row.get("ExecutionId")
+        if row.get("RuntimeStatus") != "Pending" or not execution_id:
+            return
+        instance_id = row["PartitionKey"]
+        if await self._store.has_message(instance_id, start_key(execution_id)):
+            return
+        if await self._store.current_execution_id(instance_id) == execution_id:
+            return
+        log.warning("instance %s was Pending without its start message (a host stopped "
+                    "between the two writes); sending it again", instance_id)
+        await self._send_start(instance_id, row.get("Name", ""), row.get("Input"),
+                               execution_id=execution_id, parent=None,
+                               started_at=_as_utc(row.get("CreatedTime")))
 
     async def get_instance(
         self, instance_id: str, *, show_history: bool = False, show_history_output: bool = False,
@@ -894,8 +938,11 @@ class DurableEngine:
     ) -> None:
         """Queue a message for the instance. With `settle`, on the leading host, return once
         it is applied (or after a few seconds), so a status read next shows its effect."""
-        if await self._store.read_instance(instance_id) is None:
+        row = await self._store.read_instance(instance_id)
+        if row is None:
             raise InstanceNotFound(instance_id)
+        # Queued behind a start that was lost, the command would never apply.
+        await self._recover_lost_start(row)
         key = f"{prefix}-{_sequence()}-{uuid.uuid4().hex}"
         applied: asyncio.Future[None] | None = None
         if settle and self.is_leader:

@@ -217,6 +217,15 @@ class TaskHubStore:
         sentinel_fields["etag"] = sentinel.metadata["etag"]
         return sentinel_fields, events  # type: ignore[return-value]
 
+    async def current_execution_id(self, instance_id: str) -> str | None:
+        """The execution whose history is committed (None before the first commit)."""
+        try:
+            sentinel = await self.history.get_entity(instance_id, SENTINEL,
+                                                     select=["ExecutionId"])
+        except ResourceNotFoundError:
+            return None
+        return sentinel.get("ExecutionId")
+
     async def commit_history(
         self,
         instance_id: str,
@@ -352,6 +361,13 @@ class TaskHubStore:
             async for row in self.messages.list_entities(select=["PartitionKey", "RowKey"])
             if not row["RowKey"].startswith(WORK_PREFIX)
         ]
+
+    async def has_message(self, instance_id: str, key: str) -> bool:
+        try:
+            await self.messages.get_entity(instance_id, key, select=["RowKey"])
+        except ResourceNotFoundError:
+            return False
+        return True
 
     async def read_message(self, instance_id: str, key: str) -> StoredMessage | None:
         try:
