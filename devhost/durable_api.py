@@ -26,11 +26,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
+from devhost.engine.interface import (
+    TERMINAL_STATES,
+    DurableEngineApi,
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceStatus,
+    json_value,
+)
 from devhost.problems import problem_response
 
 log = logging.getLogger("devhost.durable")
@@ -39,7 +47,6 @@ WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 RPC_PATH = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
 DEFAULT_CONNECTION_NAME = "Storage"
-TERMINAL_STATES = ("Completed", "Failed", "Terminated", "Canceled")
 ENTITIES_UNSUPPORTED = (
     "Durable entities are not supported by devhost, the local Functions host "
     "(see devhost/README.md); run the app in Azure to use them."
@@ -48,18 +55,6 @@ RUNTIME_STATES = (
     "Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated",
     "Suspended", "Canceled",
 )
-
-
-class InstanceStatusLike(Protocol):
-    name: str
-    instance_id: str
-    runtime_status: str
-    input: str | None
-    output: str | None
-    custom_status: str | None
-    created_time: datetime
-    last_updated_time: datetime
-    history: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -120,29 +115,20 @@ class DurableEndpoints:
         )
 
 
-def _json_or_none(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _timestamp(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def status_payload(status: InstanceStatusLike) -> dict[str, Any]:
+def status_payload(status: InstanceStatus) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": status.name,
         "instanceId": status.instance_id,
         "runtimeStatus": status.runtime_status,
-        "input": _json_or_none(status.input),
-        "customStatus": _json_or_none(status.custom_status),
-        "output": _json_or_none(status.output),
+        "input": json_value(status.input),
+        "customStatus": json_value(status.custom_status),
+        "output": json_value(status.output),
         "createdTime": _timestamp(status.created_time),
         "lastUpdatedTime": _timestamp(status.last_updated_time),
     }
@@ -225,22 +211,18 @@ def _seconds_query(query: Mapping[str, str], name: str) -> float | None:
 
 
 class DurableHttpApi:
-    """aiohttp handlers of the durable API over a `DurableEngine`-shaped engine."""
+    """aiohttp handlers of the durable API over the engine."""
 
     def __init__(
         self,
-        engine: Any,
+        engine: DurableEngineApi,
         endpoints: DurableEndpoints,
         *,
         orchestrator_exists: Callable[[str], bool],
-        not_found_error: type[BaseException],
-        already_exists_error: type[BaseException],
     ) -> None:
         self.engine = engine
         self.endpoints = endpoints
         self._orchestrator_exists = orchestrator_exists
-        self._not_found = not_found_error
-        self._already_exists = already_exists_error
 
     async def dispatch(self, request: web.Request, path: str) -> web.StreamResponse:
         parts = [part for part in path.strip("/").split("/") if part]
@@ -248,7 +230,7 @@ class DurableHttpApi:
             return await self._route(request, parts)
         except InvalidBody as error:
             return _invalid_body(request, error)
-        except self._not_found:
+        except InstanceNotFound:
             return web.Response(status=404)
         except Exception as error:
             log.exception("durable API request %s %s failed", request.method, request.path)
@@ -320,7 +302,7 @@ class DurableHttpApi:
             instance_id = await self.engine.start_instance(
                 function_name, instance_id or uuid.uuid4().hex, input_json
             )
-        except self._already_exists as error:
+        except InstanceAlreadyExists as error:
             return _error(409, str(error) or "An instance with this ID already exists.")
         except ValueError as error:  # an instance id Azure Storage cannot hold
             return _error(400, "One or more of the arguments submitted is incorrect", error)
@@ -338,7 +320,7 @@ class DurableHttpApi:
             status = await self.engine.get_instance(instance_id)
             if status is not None and status.runtime_status in TERMINAL_STATES:
                 if status.runtime_status == "Completed":
-                    return web.json_response(_json_or_none(status.output), status=200)
+                    return web.json_response(json_value(status.output), status=200)
                 return await self._status(request, instance_id)
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
@@ -469,7 +451,7 @@ class DurableHttpApi:
         )
         try:
             new_id = await self.engine.start_instance(status.name, new_id, status.input)
-        except self._already_exists as error:
+        except InstanceAlreadyExists as error:
             return _error(
                 409, "A non-terminal instance with this instance ID already exists.", error
             )

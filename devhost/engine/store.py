@@ -35,7 +35,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from devhost.storage_account import StorageAccount
+from devhost.engine.interface import StorageAccountLike
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 # A table string property holds 64 KiB of UTF-16: offload anything near that to a blob.
@@ -92,9 +92,8 @@ class WorkItem:
 
 
 class TaskHubStore:
-    def __init__(self, account: StorageAccount, task_hub: str) -> None:
+    def __init__(self, account: StorageAccountLike, task_hub: str) -> None:
         validate_hub_name(task_hub)
-        self.task_hub = task_hub
         self._credential = account.async_credential()
         self._tables: TableServiceClient = account.async_table_service(self._credential)
         self._blobs: BlobServiceClient = account.async_blob_service(self._credential)
