@@ -123,8 +123,8 @@ class FunctionHost:
         site = web.TCPSite(runner, LOOPBACK, port)
         await site.start()
         self._runners.append(runner)
-        sockets = site._server.sockets if site._server else []
-        return sockets[0].getsockname()[1] if sockets else port
+        addresses = runner.addresses
+        return int(addresses[0][1]) if addresses else port
 
     async def start(self) -> None:
         self.prepare()
@@ -155,6 +155,7 @@ class FunctionHost:
             max_concurrent_orchestrators=self.config.max_concurrent_orchestrators,
         )
         if endpoints is not None:
+            assert self._storage is not None, "prepare() refuses a durable app without storage"
             self._engine = (self.engine_factory or DurableEngine)(
                 storage_account=self._storage,
                 task_hub=self.config.hub_name,
@@ -262,7 +263,9 @@ async def _close_durable_client_session() -> None:
     closes it; left open, aiohttp warns about it when the host stops.
     """
     try:
-        from azure.durable_functions.models.utils import http_utils
+        from azure.durable_functions.models.utils import (  # type: ignore[import-untyped]
+            http_utils,
+        )
     except ImportError:
         return
     session = getattr(http_utils, "_client_session", None)

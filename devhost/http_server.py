@@ -181,6 +181,7 @@ class HttpFront:
             return _web_response(result, spec.name)
 
         try:
+            response: web.StreamResponse
             response, _ = await self._invoke(
                 spec, _http_request(request, body, route_params), convert
             )

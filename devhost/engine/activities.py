@@ -60,6 +60,7 @@ class ActivityPool:
 
     async def _run(self, item: WorkItem) -> None:
         async with self._slots:
+            result: str | None
             try:
                 if item.name == HTTP_ACTIVITY:
                     result = await self._http.send(item.input)

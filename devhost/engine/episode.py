@@ -188,10 +188,10 @@ class EpisodeRunner:
         if not parent_id:
             return
         parent_execution = instance.status.get("ParentExecutionId")
-        task_id = instance.status.get("ParentTaskId")
+        task_id = int(instance.status["ParentTaskId"])
         event["TaskScheduledId"] = task_id
         await self._inbox.send(StoredMessage(
-            instance_id=parent_id, key=f"sub-{parent_execution}-{int(task_id):08d}",
+            instance_id=parent_id, key=f"sub-{parent_execution}-{task_id:08d}",
             event=event, execution_id=parent_execution, visible_at=utcnow(),
             sequence=next_sequence(),
         ))

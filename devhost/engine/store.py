@@ -183,14 +183,16 @@ class TaskHubStore:
     async def write_instance(self, entity: dict[str, Any]) -> None:
         await self.instances.upsert_entity(await self._pack(entity), mode=UpdateMode.REPLACE)
 
-    async def query_instances(self, query_filter: str, parameters: dict[str, Any]) -> list[dict]:
+    async def query_instances(self, query_filter: str, parameters: dict[str, Any]
+                              ) -> list[dict[str, Any]]:
         pages = self.instances.query_entities(query_filter, parameters=parameters) if query_filter \
             else self.instances.list_entities()
         return [await self._unpack(entity) async for entity in pages]
 
     # -- history --
 
-    async def read_history(self, instance_id: str) -> tuple[dict[str, Any] | None, list[dict]]:
+    async def read_history(self, instance_id: str) -> tuple[dict[str, Any] | None,
+                                                              list[dict[str, Any]]]:
         """(sentinel row with its etag, events of the current execution in order)."""
         rows = [
             row async for row in self.history.query_entities(
@@ -265,7 +267,8 @@ class TaskHubStore:
             await self.history.submit_transaction(head[start:start + TRANSACTION_LIMIT])
         try:
             results = await self.history.submit_transaction([*tail, final])
-            return results[-1]["etag"]
+            new_etag: str = results[-1]["etag"]
+            return new_etag
         except HttpResponseError as error:
             if error.status_code in (404, 409, 412) or "UpdateConditionNotSatisfied" in str(error) \
                     or "EntityAlreadyExists" in str(error) or "ResourceNotFound" in str(error):
@@ -388,8 +391,8 @@ class TaskHubStore:
     async def all_pending(self) -> tuple[list[StoredMessage], list[WorkItem]]:
         messages: list[StoredMessage] = []
         items: list[WorkItem] = []
-        async for row in self.messages.list_entities():
-            row = await self._unpack(row)
+        async for entity in self.messages.list_entities():
+            row = await self._unpack(entity)
             if row["RowKey"].startswith(WORK_PREFIX):
                 items.append(WorkItem(
                     instance_id=row["PartitionKey"], key=row["RowKey"],
