@@ -26,10 +26,20 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+
+from devhost.engine.interface import (
+    TERMINAL_STATES,
+    DurableEngineApi,
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceStatus,
+    json_value,
+)
+from devhost.problems import problem_response
 
 log = logging.getLogger("devhost.durable")
 
@@ -37,7 +47,6 @@ WEBHOOK_PATH = "/runtime/webhooks/durabletask"
 RPC_PATH = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
 DEFAULT_CONNECTION_NAME = "Storage"
-TERMINAL_STATES = ("Completed", "Failed", "Terminated", "Canceled")
 ENTITIES_UNSUPPORTED = (
     "Durable entities are not supported by devhost, the local Functions host "
     "(see devhost/README.md); run the app in Azure to use them."
@@ -46,18 +55,6 @@ RUNTIME_STATES = (
     "Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated",
     "Suspended", "Canceled",
 )
-
-
-class InstanceStatusLike(Protocol):
-    name: str
-    instance_id: str
-    runtime_status: str
-    input: str | None
-    output: str | None
-    custom_status: str | None
-    created_time: datetime
-    last_updated_time: datetime
-    history: list[dict[str, Any]] | None
 
 
 @dataclass(frozen=True)
@@ -118,29 +115,20 @@ class DurableEndpoints:
         )
 
 
-def _json_or_none(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _timestamp(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def status_payload(status: InstanceStatusLike) -> dict[str, Any]:
+def status_payload(status: InstanceStatus) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": status.name,
         "instanceId": status.instance_id,
         "runtimeStatus": status.runtime_status,
-        "input": _json_or_none(status.input),
-        "customStatus": _json_or_none(status.custom_status),
-        "output": _json_or_none(status.output),
+        "input": json_value(status.input),
+        "customStatus": json_value(status.custom_status),
+        "output": json_value(status.output),
         "createdTime": _timestamp(status.created_time),
         "lastUpdatedTime": _timestamp(status.last_updated_time),
     }
@@ -155,6 +143,37 @@ def _error(status: int, message: str, exception: BaseException | None = None) ->
         body["ExceptionMessage"] = str(exception)
         body["ExceptionType"] = type(exception).__name__
     return web.json_response(body, status=status)
+
+
+class InvalidBody(Exception):
+    """The request body is not UTF-8 JSON this API can hold (the message says why)."""
+
+
+async def _json_body_text(request: web.Request) -> str | None:
+    """The body as sent when it is JSON (None when empty); InvalidBody otherwise."""
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8 text ({error.reason} at byte "
+                          f"{error.start})") from None
+    if not text.strip():
+        return None
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise InvalidBody("the JSON body is nested too deeply") from None
+    except ValueError as error:
+        raise InvalidBody(f"the body is not JSON: {error}") from None
+    return text
+
+
+def _invalid_body(request: web.Request, error: InvalidBody) -> web.Response:
+    # The extension's members too: the SDK client raises with `ExceptionMessage` on 400.
+    return problem_response(
+        400, "INVALID_JSON", "Invalid JSON content", str(error), request.path,
+        Message="Invalid JSON content", ExceptionMessage=str(error),
+    )
 
 
 def _bool_query(query: Mapping[str, str], name: str, default: bool) -> bool:
@@ -192,28 +211,26 @@ def _seconds_query(query: Mapping[str, str], name: str) -> float | None:
 
 
 class DurableHttpApi:
-    """aiohttp handlers of the durable API over a `DurableEngine`-shaped engine."""
+    """aiohttp handlers of the durable API over the engine."""
 
     def __init__(
         self,
-        engine: Any,
+        engine: DurableEngineApi,
         endpoints: DurableEndpoints,
         *,
         orchestrator_exists: Callable[[str], bool],
-        not_found_error: type[BaseException],
-        already_exists_error: type[BaseException],
     ) -> None:
         self.engine = engine
         self.endpoints = endpoints
         self._orchestrator_exists = orchestrator_exists
-        self._not_found = not_found_error
-        self._already_exists = already_exists_error
 
     async def dispatch(self, request: web.Request, path: str) -> web.StreamResponse:
         parts = [part for part in path.strip("/").split("/") if part]
         try:
             return await self._route(request, parts)
-        except self._not_found:
+        except InvalidBody as error:
+            return _invalid_body(request, error)
+        except InstanceNotFound:
             return web.Response(status=404)
         except Exception as error:
             log.exception("durable API request %s %s failed", request.method, request.path)
@@ -270,13 +287,7 @@ class DurableHttpApi:
     async def _start(
         self, request: web.Request, function_name: str, instance_id: str | None
     ) -> web.StreamResponse:
-        body = await request.text()
-        input_json = body if body.strip() else None
-        if input_json is not None:
-            try:
-                json.loads(input_json)
-            except ValueError as error:
-                return _error(400, "Invalid JSON content", error)
+        input_json = await _json_body_text(request)
         if not self._orchestrator_exists(function_name):
             return _error(
                 400,
@@ -291,7 +302,7 @@ class DurableHttpApi:
             instance_id = await self.engine.start_instance(
                 function_name, instance_id or uuid.uuid4().hex, input_json
             )
-        except self._already_exists as error:
+        except InstanceAlreadyExists as error:
             return _error(409, str(error) or "An instance with this ID already exists.")
         except ValueError as error:  # an instance id Azure Storage cannot hold
             return _error(400, "One or more of the arguments submitted is incorrect", error)
@@ -309,7 +320,7 @@ class DurableHttpApi:
             status = await self.engine.get_instance(instance_id)
             if status is not None and status.runtime_status in TERMINAL_STATES:
                 if status.runtime_status == "Completed":
-                    return web.json_response(_json_or_none(status.output), status=200)
+                    return web.json_response(json_value(status.output), status=200)
                 return await self._status(request, instance_id)
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
@@ -440,7 +451,7 @@ class DurableHttpApi:
         )
         try:
             new_id = await self.engine.start_instance(status.name, new_id, status.input)
-        except self._already_exists as error:
+        except InstanceAlreadyExists as error:
             return _error(
                 409, "A non-terminal instance with this instance ID already exists.", error
             )
@@ -454,10 +465,6 @@ class DurableHttpApi:
             return refused
         if request.content_type.lower() != "application/json":
             return _error(400, "Only application/json request content is supported")
-        text = await request.text()
-        try:
-            json.loads(text) if text.strip() else None
-        except ValueError as error:
-            return _error(400, "Invalid JSON content", error)
-        await self.engine.raise_event(instance_id, event_name, text if text.strip() else None)
+        data_json = await _json_body_text(request)
+        await self.engine.raise_event(instance_id, event_name, data_json)
         return web.Response(status=202)

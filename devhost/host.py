@@ -8,12 +8,10 @@ is started.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +27,7 @@ from devhost.app_loading import (
     load_function_app,
 )
 from devhost.durable_api import RPC_PATH, WEBHOOK_PATH, DurableEndpoints, DurableHttpApi
+from devhost.engine import DurableEngine, DurableEngineApi, EngineFactory
 from devhost.host_config import HostConfig, StartupError, load_local_settings, read_host_config
 from devhost.http_server import HttpFront
 from devhost.invocation import FunctionInvoker
@@ -58,11 +57,12 @@ def uses_durable(functions: list[FunctionSpec]) -> bool:
 
 @dataclass
 class FunctionHost:
-    """One running host. `engine_module` provides DurableEngine and its two errors."""
+    """One running host. `engine_factory` builds the durable engine (default:
+    devhost.engine.DurableEngine; tests pass a stand-in)."""
 
     app_dir: Path
     port: int = 7071
-    engine_module: ModuleType | Any | None = None
+    engine_factory: EngineFactory | None = None
     config: HostConfig = field(init=False)
     functions: list[FunctionSpec] = field(init=False)
     keys: HostKeys = field(init=False)
@@ -70,7 +70,7 @@ class FunctionHost:
     def __post_init__(self) -> None:
         self.app_dir = Path(self.app_dir).resolve()
         self._runners: list[web.AppRunner] = []
-        self._engine: Any = None
+        self._engine: DurableEngineApi | None = None
         self._timers: TimerRunner | None = None
         self._invoker: FunctionInvoker | None = None
         self.rpc_port: int | None = None
@@ -123,16 +123,8 @@ class FunctionHost:
         site = web.TCPSite(runner, LOOPBACK, port)
         await site.start()
         self._runners.append(runner)
-        sockets = site._server.sockets if site._server else []
-        return sockets[0].getsockname()[1] if sockets else port
-
-    def _engine_module(self) -> Any:
-        if self.engine_module is None:
-            try:
-                self.engine_module = importlib.import_module("devhost.engine")
-            except ImportError as error:
-                raise StartupError(f"the durable engine cannot be loaded: {error}") from error
-        return self.engine_module
+        addresses = runner.addresses
+        return int(addresses[0][1]) if addresses else port
 
     async def start(self) -> None:
         self.prepare()
@@ -148,7 +140,6 @@ class FunctionHost:
         self.port = await self._listen(self.front.application(), self.port)
         endpoints = None
         if uses_durable(self.functions):
-            engine_module = self._engine_module()
             self.rpc_port = await self._listen(self._rpc_application(), 0)
             endpoints = DurableEndpoints(
                 base_url=f"http://{LOOPBACK}:{self.port}{WEBHOOK_PATH}",
@@ -164,7 +155,8 @@ class FunctionHost:
             max_concurrent_orchestrators=self.config.max_concurrent_orchestrators,
         )
         if endpoints is not None:
-            self._engine = engine_module.DurableEngine(
+            assert self._storage is not None, "prepare() refuses a durable app without storage"
+            self._engine = (self.engine_factory or DurableEngine)(
                 storage_account=self._storage,
                 task_hub=self.config.hub_name,
                 invoke_orchestrator=self._invoker.invoke_orchestrator,
@@ -184,8 +176,6 @@ class FunctionHost:
                 self._engine,
                 endpoints,
                 orchestrator_exists=lambda name: name.lower() in orchestrators,
-                not_found_error=engine_module.InstanceNotFound,
-                already_exists_error=engine_module.InstanceAlreadyExists,
             )
             await self._engine.start()
         if self._timer_triggers:
@@ -273,7 +263,9 @@ async def _close_durable_client_session() -> None:
     closes it; left open, aiohttp warns about it when the host stops.
     """
     try:
-        from azure.durable_functions.models.utils import http_utils
+        from azure.durable_functions.models.utils import (  # type: ignore[import-untyped]
+            http_utils,
+        )
     except ImportError:
         return
     session = getattr(http_utils, "_client_session", None)

@@ -2,8 +2,9 @@
 
 HTTP-triggered functions get an `azure.functions.HttpRequest` (method, full URL, headers,
 query, route parameters, body) and answer with an `HttpResponse` (returned, or set on an
-`http` output binding) or a string. Unmatched routes and methods give 404, missing or
-wrong keys 401, and an unhandled exception 500 with an empty body, as in Azure.
+`http` output binding) or a string. Unmatched routes and methods give 404 and an unhandled
+exception 500 with an empty body, as in Azure; a missing or wrong key gives 401 with a
+problem+json body (Azure's is empty).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from multidict import CIMultiDict
 from devhost.app_loading import HTTP_OUTPUT, FunctionSpec
 from devhost.durable_api import WEBHOOK_PATH, DurableHttpApi
 from devhost.keys import HostKeys
+from devhost.problems import unauthorized
 from devhost.routes import RouteTemplate
 
 log = logging.getLogger("devhost.http")
@@ -130,7 +132,7 @@ class HttpFront:
 
     async def _host_status(self, request: web.Request) -> web.Response:
         if not self.keys.allows("admin", request.query, request.headers):
-            return web.Response(status=401)
+            return unauthorized(request)
         if not self.ready.is_set():
             return web.json_response({"state": "Initialized"}, status=503)
         return web.json_response({"state": "Running"})
@@ -139,7 +141,7 @@ class HttpFront:
         if self.durable_api is None:
             return web.Response(status=404)
         if not self.keys.allows_durable_api(request.query, request.headers):
-            return web.Response(status=401)
+            return unauthorized(request)
         if not await self.wait_until_ready():
             return web.Response(status=503)
         return await self.durable_api.dispatch(request, request.match_info.get("tail", ""))
@@ -166,7 +168,7 @@ class HttpFront:
             return web.Response(status=404)
         route, route_params = allowed[0]
         if not self.keys.allows(route.auth_level, request.query, request.headers):
-            return web.Response(status=401)
+            return unauthorized(request)
         if not await self.wait_until_ready():
             return web.Response(status=503)
         body = await request.read()
@@ -179,6 +181,7 @@ class HttpFront:
             return _web_response(result, spec.name)
 
         try:
+            response: web.StreamResponse
             response, _ = await self._invoke(
                 spec, _http_request(request, body, route_params), convert
             )

@@ -40,7 +40,7 @@ OUT_OF_PROC_DATA_MARKER = "$OutOfProcData$:"
 T = TypeVar("T")
 
 
-class OutputValue(functions_abc.Out, Generic[T]):
+class OutputValue(functions_abc.Out[Any], Generic[T]):
     """The holder passed for a `func.Out[...]` parameter."""
 
     def __init__(self) -> None:
@@ -84,8 +84,8 @@ class InvocationContext(functions_abc.Context):
     def invocation_id(self) -> str:
         return self._invocation_id
 
-    @property
-    def thread_local_storage(self) -> threading.local:
+    @property  # the SDK annotates this type(threading.local); it returns an instance
+    def thread_local_storage(self) -> threading.local:  # type: ignore[override]
         return self._thread_local
 
     @property
@@ -262,4 +262,5 @@ class FunctionInvoker:
         )
         async with self._activity_slots:
             result, _ = await self.invoke(spec, value)
-        return ActivityTriggerConverter.encode(result, expected_type=None).value
+        encoded: str | None = ActivityTriggerConverter.encode(result, expected_type=None).value
+        return encoded

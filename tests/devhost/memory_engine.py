@@ -14,17 +14,15 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
-from devhost.engine import engine
-from devhost.engine.engine import InstanceAlreadyExists, InstanceNotFound
+from devhost.engine import interface
+from devhost.engine.interface import BUSY_STATES as BUSY
+from devhost.engine.interface import InstanceAlreadyExists, InstanceNotFound
 from devhost.engine.store import validate_instance_id
-
-BUSY = engine.BUSY_STATES
 
 
 @dataclass
-class InstanceStatus(engine.InstanceStatus):
+class InstanceStatus(interface.InstanceStatus):
     """The engine's status, plus the external events this engine keeps beside it."""
 
     events: list[dict] = field(default_factory=list)
@@ -199,15 +197,3 @@ class DurableEngine:
             del self._instances[instance_id]
         return len(doomed)
 
-
-def engine_module() -> Any:
-    """An object shaped like the `devhost.engine` module, for FunctionHost(engine_module=...)."""
-
-    class Module:
-        pass
-
-    module = Module()
-    module.DurableEngine = DurableEngine  # type: ignore[attr-defined]
-    module.InstanceAlreadyExists = InstanceAlreadyExists  # type: ignore[attr-defined]
-    module.InstanceNotFound = InstanceNotFound  # type: ignore[attr-defined]
-    return module
