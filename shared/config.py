@@ -640,6 +640,10 @@ class BulkLoadSettings:
         return problems
 
 
+# Sections declared beside their capability import the helpers above, so they come last.
+from shared.batch.settings import BatchSettings  # noqa: E402
+
+
 @dataclass(frozen=True)
 class AppSettings:
     storage: StorageSettings
@@ -647,6 +651,7 @@ class AppSettings:
     sync: SyncSettings
     asset_changes_sync: AssetChangesSyncSettings
     bulk_load: BulkLoadSettings
+    batch: BatchSettings
 
 
 @functools.lru_cache(maxsize=1)
