@@ -146,7 +146,8 @@ def complete(context: df.DurableOrchestrationContext, job: BatchJob, plan: Block
              retry: df.RetryOptions) -> Generator[Any, Any, dict[str, Any]]:
     progress = plan.carried()
     result = _result(context, job, progress, plan.status)
-    context.set_custom_status(result)
+    # The instance executes until its on-complete phase ended (Mule's order).
+    context.set_custom_status({**result, "status": BatchStatus.EXECUTING.value})
     answer = FinishAnswer.from_json((yield context.call_activity_with_retry(
         BATCH_FINISH, retry,
         FinishRequest(job.name, progress.instance_id, json.dumps(result)).to_json())))
