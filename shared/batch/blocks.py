@@ -86,32 +86,45 @@ def _persist(store: BlobStore, folder: InstanceFolder, block: int, state: BlockS
 
 def run_segment(job: BatchJob, store: BlobStore, request: SegmentRequest) -> SegmentResult:
     folder = InstanceFolder(job.name, request.instance_id)
-    state = load_block_state(store, folder, request.block, request.block_size)
-    steps = job.steps
-    already_past = state.next_step > request.from_step or (
-        state.next_step == request.from_step and state.pending is not None and not request.fold)
-    if not already_past:
+    while True:
+        state = load_block_state(store, folder, request.block, request.block_size)
         try:
-            if request.fold:
-                _fold_groups(store, folder, request, state)
-                state.next_step += 1
-                state.pending = None
-                _persist(store, folder, request.block, state)
-            while state.next_step < len(steps) and state.pending is None:
-                step = steps[state.next_step]
-                pending = _run_step(step, state)
-                state.tallies[str(state.next_step)] = pending[0].to_json()
-                if step.aggregator is not None and pending[1]:
-                    state.pending = pending[1]
-                else:
-                    state.next_step += 1
-                _persist(store, folder, request.block, state)
+            _advance(job, store, folder, request, state)
         except ConcurrentWrite:
-            # Another delivery of this request persisted first: answer from its state.
+            # Another delivery of this request persisted a step first: go on from its state
+            # (its persisted steps are not run again).
             log.warning("block %s of %s: a concurrent delivery persisted first",
                         request.block, folder.prefix)
-            state = load_block_state(store, folder, request.block, request.block_size)
-    return _segment_result(job, request, state)
+            continue
+        return _segment_result(job, request, state)
+
+
+def _segment_done(job: BatchJob, request: SegmentRequest, state: BlockState) -> bool:
+    """Has the persisted state reached where this segment stops (an aggregator or the end)?"""
+    if state.next_step >= len(job.steps):
+        return True
+    if state.pending is None:
+        return False
+    return state.next_step > request.from_step or not request.fold
+
+
+def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
+             request: SegmentRequest, state: BlockState) -> None:
+    """Run the segment's steps not yet persisted, persisting after each one."""
+    while not _segment_done(job, request, state):
+        if state.pending is not None:  # the fold: the groups' outcomes, then the next step
+            _fold_groups(store, folder, request, state)
+            state.next_step += 1
+            state.pending = None
+        else:
+            step = job.steps[state.next_step]
+            tally, pending = _run_step(step, state)
+            state.tallies[str(state.next_step)] = tally.to_json()
+            if step.aggregator is not None and pending:
+                state.pending = pending
+            else:
+                state.next_step += 1
+        _persist(store, folder, request.block, state)
 
 
 def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]:
