@@ -31,7 +31,7 @@ def test_killed_host_resumes_with_exact_counts_and_no_persisted_step_rerun(
     while kills < KILLS:
         time.sleep(chance.uniform(0.5, 2.0))
         status = batch.result("counted", "crash")["status"]
-        if status != "EXECUTING":
+        if status not in ("EXECUTABLE", "EXECUTING"):
             break
         batch.kill()
         kills += 1
