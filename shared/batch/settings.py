@@ -142,6 +142,10 @@ class BatchSettings:
             if not re.fullmatch(r"[A-Za-z][A-Za-z0-9]{2,62}", value):
                 problems.append(f"{name} is malformed: a table name is 3-63 letters and "
                                 f"digits starting with a letter, got {value!r}")
+        if self.contacts_block_size is not None and self.contacts_block_size > 10_000:
+            problems.append("BATCH_CONTACTS_BLOCK_SIZE must be at most 10000")
+        if self.contacts_max_concurrency is not None and self.contacts_max_concurrency > 64:
+            problems.append("BATCH_CONTACTS_MAX_CONCURRENCY must be at most 64")
         if self.turn_check_interval <= 0:
             problems.append("BATCH_TURN_CHECK_INTERVAL must be above 0 seconds")
         return problems

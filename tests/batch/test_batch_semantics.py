@@ -275,3 +275,26 @@ def test_failures_csv_neutralises_formulas_and_has_no_traceback() -> None:
     assert "'=HYPERLINK" in text and "'@SUM" in text
     assert "Traceback" not in text
     assert text.splitlines()[0] == "step,exceptionType,message,recordIndex,record"
+
+
+def test_knob_overrides_are_applied_and_a_bad_one_is_named() -> None:
+    from shared.batch.settings import job_with_overrides
+    from shared.config import SettingsError
+
+    job = BatchJob("orders-eu", steps=(BatchStep("s", keep),))
+    changed = job_with_overrides(job, {"BATCH_ORDERS_EU_BLOCK_SIZE": "250",
+                                       "BATCH_ORDERS_EU_SCHEDULING_STRATEGY": "ROUND_ROBIN",
+                                       "BATCH_ORDERS_EU_MAX_FAILED_RECORDS": "-1"})
+    assert (changed.block_size, changed.scheduling_strategy.value,
+            changed.max_failed_records) == (250, "ROUND_ROBIN", -1)
+    with pytest.raises(SettingsError, match="BATCH_ORDERS_EU_MAX_CONCURRENCY"):
+        job_with_overrides(job, {"BATCH_ORDERS_EU_MAX_CONCURRENCY": "lots"})
+
+
+def test_declarations_are_validated_when_built() -> None:
+    with pytest.raises(ValueError, match="never both"):
+        Aggregator(size=10, streaming=True, commit=lambda group: [None] * len(group))
+    with pytest.raises(ValueError, match="max_failed_records"):
+        BatchJob("bad", max_failed_records=-2, steps=(BatchStep("s", keep),))
+    with pytest.raises(ValueError, match="unique"):
+        BatchJob("bad", steps=(BatchStep("s", keep), BatchStep("s", keep)))
