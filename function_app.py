@@ -7,9 +7,10 @@ with the full list of bad settings before any trigger fires.
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities import batch as batch_activities
 from activities import bulk_load as bulk_load_activities
 from activities import sync as sync_activities
-from orchestrators import bulk_load, console, health, sync
+from orchestrators import batch, bulk_load, console, health, sync
 from shared.config import app_settings
 
 settings = app_settings()
@@ -29,3 +30,8 @@ app.register_functions(sync_activities.blueprint)
 #   GET /api/bulk-loads/{loadId}/failures
 app.register_functions(bulk_load.blueprint)
 app.register_functions(bulk_load_activities.blueprint)
+
+# Mule-Batch jobs (seed 004): POST /api/batch-jobs/{job} -> stage blocks -> batch_job
+#   orchestration -> block steps, aggregator groups, on-complete; GET .../{instanceId}
+app.register_functions(batch.blueprint)
+app.register_functions(batch_activities.blueprint)

@@ -82,6 +82,10 @@ __all__ = [
 ]
 
 
+# Sections declared beside their capability import the framework, so they come last.
+from shared.batch.settings import BatchSettings
+
+
 @dataclass(frozen=True)
 class AppSettings:
     storage: StorageSettings
@@ -89,6 +93,7 @@ class AppSettings:
     sync: SyncSettings
     asset_changes_sync: AssetChangesSyncSettings
     bulk_load: BulkLoadSettings
+    batch: BatchSettings
 
     def secret_values(self) -> list[str]:
         """The values of every setting declared `secret=True` that is set."""
