@@ -41,6 +41,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on `port` of loopback now.
+
+    The probe sets SO_REUSEADDR as servers do (Node, aiohttp, Werkzeug), so connections
+    lingering in TIME_WAIT after a quick restart do not count as busy; a listener does.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
