@@ -163,7 +163,7 @@ def start_azurite(
     try:
         for name, port in ports.items():
             wait_for_port(port, process, f"Azurite {name} service")
-    except ServiceUnavailable:
+    except BaseException:  # Ctrl-C while it starts must not leave it running either
         service.stop()
         raise
     return service
