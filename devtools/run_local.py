@@ -207,7 +207,8 @@ class Stack:
         assert process.stdout is not None
         relay = relay_lines(process.stdout)
         self._cleanup.callback(relay.join, 5)
-        self._cleanup.callback(services.stop_process_group, process)
+        # SIGINT, as Ctrl-C in its own terminal: the simulator saves its org on the way out.
+        self._cleanup.callback(services.stop_process_group, process, stop_signal=signal.SIGINT)
         self.children[name] = process
         return process
 
