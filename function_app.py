@@ -8,8 +8,9 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from activities import bulk_load as bulk_load_activities
+from activities import events as event_activities
 from activities import sync as sync_activities
-from orchestrators import bulk_load, health, sync
+from orchestrators import bulk_load, events, health, sync
 from shared.config import app_settings
 
 settings = app_settings()
@@ -28,3 +29,9 @@ app.register_functions(sync_activities.blueprint)
 #   GET /api/bulk-loads/{loadId}/failures
 app.register_functions(bulk_load.blueprint)
 app.register_functions(bulk_load_activities.blueprint)
+
+# Event queue (seed 001): POST /api/events -> queue table -> singleton drain `event-drain`
+#   (batches, continue_as_new while events are due); safety timer; GET /api/events,
+#   POST /api/events/drain
+app.register_functions(events.blueprint)
+app.register_functions(event_activities.blueprint)

@@ -80,6 +80,15 @@ var appSettingDefaults = {
   BULK_LOAD_CONTAINER: 'bulk-loads'
   BULK_LOAD_ACTIVITY_ATTEMPTS: '3'
   BULK_LOAD_ACTIVITY_RETRY_DELAY: '5.0'
+  EVENTS_QUEUE_TABLE: 'EventQueue'
+  EVENTS_DEAD_LETTER_TABLE: 'EventDeadLetters'
+  EVENTS_STATE_TABLE: 'EventQueueState'
+  EVENTS_BATCH_SIZE: '200'
+  EVENTS_BATCHES_PER_GENERATION: '10'
+  EVENTS_MAX_ATTEMPTS: '5'
+  EVENTS_RETRY_DELAY: '10.0'
+  EVENTS_SAFETY_SCHEDULE: '0 */1 * * * *'
+  EVENTS_MAX_BODY_BYTES: '20000000'
 }
 
 // Every secret app setting the code reads, one line each: setting name -> vault secret name.

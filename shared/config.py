@@ -647,6 +647,7 @@ class AppSettings:
     sync: SyncSettings
     asset_changes_sync: AssetChangesSyncSettings
     bulk_load: BulkLoadSettings
+    events: EventQueueSettings
 
 
 @functools.lru_cache(maxsize=1)
@@ -709,3 +710,8 @@ def all_settings() -> list[SettingSpec]:
                 )
             )
     return specs
+
+
+# Declared in its capability's package with the framework above, so imported last (and
+# shared/events/__init__.py imports this module first, whichever is imported first).
+from shared.events.settings import EventQueueSettings  # noqa: E402
