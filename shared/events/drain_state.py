@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -144,16 +143,23 @@ class DrainStateTable:
             return None
         return int(stored.values["Version"])
 
-    def record_processed(self, object_name: str, record_id: str, version: int | None) -> None:
-        """Remember `version` as the record's newest processed; an unversioned event was
-        newer than any version by arrival, so it clears what was remembered."""
-        partition, row = _processed_partition(object_name), safe_key(record_id)
-        if version is None:
-            with contextlib.suppress(ResourceNotFoundError):
-                self.table.delete_entity(partition, row)
-            return
-        self.table.upsert_entity({"PartitionKey": partition, "RowKey": row,
-                                  "Version": str(version)}, mode=UpdateMode.REPLACE)
+    def record_processed_many(self, records: list[tuple[str, str, int | None]]) -> None:
+        """Remember each record's newest processed version, one transaction per object and
+        100 records; an unversioned event was newer than any version by arrival, so it
+        clears what was remembered."""
+        by_partition: dict[str, list[tuple[Any, ...]]] = {}
+        for object_name, record_id, version in records:
+            partition, row = _processed_partition(object_name), safe_key(record_id)
+            key = {"PartitionKey": partition, "RowKey": row}
+            operation = (("upsert", {**key, "Version": str(version)},
+                          {"mode": UpdateMode.REPLACE}) if version is not None
+                         # A delete of a missing row would fail the transaction: upsert an
+                         # empty version instead, which reads as none.
+                         else ("upsert", {**key, "Version": ""}, {"mode": UpdateMode.REPLACE}))
+            by_partition.setdefault(partition, []).append(operation)
+        for operations in by_partition.values():
+            for start in range(0, len(operations), 100):
+                self.table.submit_transaction(operations[start:start + 100])
 
 
 def _processed_partition(object_name: str) -> str:

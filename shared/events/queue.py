@@ -27,7 +27,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.events.collapse import is_stale, replaces
 from shared.events.drain_state import DrainStateTable
@@ -41,6 +41,7 @@ from shared.events.messages import (
 from shared.events.validation import Event, Operation
 from shared.storage.tables import (
     ConcurrentWrite,
+    StoredEntity,
     create_entity,
     read_entity,
     replace_if_unchanged,
@@ -50,12 +51,16 @@ from shared.storage.tables import (
 log = logging.getLogger(__name__)
 
 MAX_STORE_RETRIES = 200
+TRANSACTION_LIMIT = 100  # operations in one entity-group transaction
+TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction takes 4 MiB)
+TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
 # Azure Storage serves one partition's rows from one server; a few requests at a time per
 # process keep Azurite and the table's throughput limits both comfortable.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
-_DUE = "(Attempts eq 0 or RetryAt le @now)"
+# Spaces around every @parameter: the SDK substitutes whole space-separated words.
+_DUE = "(Attempts eq 0 or RetryAt le @now )"
 _TAKEN_FIELDS = ["PartitionKey", "RowKey", "Object", "RecordId", "Operation", "Version",
                  "Attempts"]
 
@@ -92,10 +97,46 @@ class EventQueue:
     # -- posting ------------------------------------------------------------------------
 
     def store(self, events: Sequence[Event], now: datetime) -> StoreCounts:
-        """Store every event (collapsed per record) before returning; raises on a storage
-        failure, after which some events may be stored: posting them again is safe."""
-        stored = sum(_POOL.map(lambda event: self.store_one(event, now), events))
+        """Store every event (collapsed per record: at most one event per object and id)
+        before returning; raises on a storage failure, after which some events may be
+        stored: posting them again is safe."""
+        stored = 0
+        for chunk in _transaction_chunks(events):
+            stored += self._store_chunk(chunk, now)
         return StoreCounts(stored, len(events) - stored)
+
+    def _store_chunk(self, events: list[Event], now: datetime) -> int:
+        """One entity-group transaction for events of one partition: the rows read, each
+        create conditional on absence and each replace on the ETag read. A row changed
+        meanwhile fails the whole transaction, which is then decided again."""
+        for _ in range(TRANSACTION_ATTEMPTS):
+            current = list(_POOL.map(self._current_row, events))
+            operations: list[tuple[Any, ...]] = []
+            for event, row in zip(events, current, strict=True):
+                entity = _event_entity(event, now)
+                if event.version is None:
+                    operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+                elif row is None:
+                    operations.append(("create", entity))
+                elif replaces(event.version, _version(row.values)):
+                    operations.append(("update", entity, {
+                        "mode": UpdateMode.REPLACE, "etag": row.etag,
+                        "match_condition": MatchConditions.IfNotModified}))
+            if not operations:
+                return 0
+            try:
+                self.events.submit_transaction(operations)
+            except TableTransactionError:
+                continue
+            return len(operations)
+        # Contended beyond reason (the same records posted at once, again and again): one
+        # at a time, each under its own condition.
+        return sum(self.store_one(event, now) for event in events)
+
+    def _current_row(self, event: Event) -> StoredEntity | None:
+        if event.version is None:
+            return None  # written whatever is stored
+        return read_entity(self.events, safe_key(event.object), safe_key(event.id))
 
     def store_one(self, event: Event, now: datetime) -> bool:
         """True when stored, False when an event at least as new already waits."""
@@ -139,9 +180,9 @@ class EventQueue:
         query, parameters = _DUE, {"now": now}
         if after is not None:
             parameters |= {"pk": after.partition, "rk": after.row}
-            query += (" and (PartitionKey gt @pk or (PartitionKey eq @pk and RowKey gt @rk))"
+            query += (" and (PartitionKey gt @pk or (PartitionKey eq @pk and RowKey gt @rk ))"
                       if after_cursor else
-                      " and (PartitionKey lt @pk or (PartitionKey eq @pk and RowKey le @rk))")
+                      " and (PartitionKey lt @pk or (PartitionKey eq @pk and RowKey le @rk ))")
         return iter(self.events.query_entities(query, parameters=parameters,
                                                select=_TAKEN_FIELDS, results_per_page=1000))
 
@@ -160,9 +201,15 @@ class EventQueue:
                max_attempts: int, retry_delay: float, now: datetime) -> SettleBatchResult:
         if len(events) != len(outcomes):
             raise ValueError(f"{len(outcomes)} outcomes for {len(events)} events")
-        settled = list(_POOL.map(
-            lambda pair: self._settle_one(pair[0], pair[1], max_attempts, retry_delay, now),
-            zip(events, outcomes, strict=True)))
+        done = [ref for ref, outcome in zip(events, outcomes, strict=True) if outcome.done]
+        failed = [(ref, outcome) for ref, outcome in zip(events, outcomes, strict=True)
+                  if not outcome.done]
+        # Remembered before the rows go: a crash in between drops nothing newer.
+        self.state.record_processed_many([(ref.object, ref.id, ref.version) for ref in done])
+        settled = self._delete_all_if_unchanged(done)
+        settled += list(_POOL.map(
+            lambda pair: self._settle_failure(pair[0], pair[1], max_attempts, retry_delay, now),
+            failed))
         result = SettleBatchResult(
             removed=settled.count(Settled.REMOVED), retrying=settled.count(Settled.RETRYING),
             dead_lettered=settled.count(Settled.DEAD_LETTERED),
@@ -170,12 +217,30 @@ class EventQueue:
         self.state.add_to_totals(result.removed, result.dead_lettered, result.superseded)
         return result
 
-    def _settle_one(self, ref: EventRef, outcome: EventOutcome, max_attempts: int,
-                    retry_delay: float, now: datetime) -> Settled:
-        if outcome.done:
-            # Remembered before the row goes: a crash in between drops nothing newer.
-            self.state.record_processed(ref.object, ref.id, ref.version)
-            return self._delete_if_unchanged(ref)
+    def _delete_all_if_unchanged(self, refs: list[EventRef]) -> list[Settled]:
+        """Remove the events with one transaction per 100; if one of them changed, the
+        transaction fails and each is removed on its own (the changed one stays)."""
+        settled: list[Settled] = []
+        for start in range(0, len(refs), TRANSACTION_LIMIT):
+            chunk = refs[start:start + TRANSACTION_LIMIT]
+            partitions = {safe_key(ref.object) for ref in chunk}
+            if len(partitions) == 1:
+                try:
+                    self.events.submit_transaction([
+                        ("delete", {"PartitionKey": safe_key(ref.object),
+                                    "RowKey": safe_key(ref.id)},
+                         {"etag": ref.etag, "match_condition": MatchConditions.IfNotModified})
+                        for ref in chunk])
+                except TableTransactionError:
+                    pass
+                else:
+                    settled += [Settled.REMOVED] * len(chunk)
+                    continue
+            settled += list(_POOL.map(self._delete_if_unchanged, chunk))
+        return settled
+
+    def _settle_failure(self, ref: EventRef, outcome: EventOutcome, max_attempts: int,
+                        retry_delay: float, now: datetime) -> Settled:
         attempts = ref.attempts + 1
         if attempts >= max_attempts:
             return self._dead_letter(ref, outcome, attempts, now)
@@ -256,6 +321,25 @@ class EventQueue:
     def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = islice(self.dead_letters.list_entities(results_per_page=limit), limit)
         return [dict(row) for row in rows]
+
+
+def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
+    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_CHARS a chunk."""
+    by_partition: dict[str, list[Event]] = {}
+    for event in events:
+        by_partition.setdefault(safe_key(event.object), []).append(event)
+    for partition in by_partition.values():
+        chunk: list[Event] = []
+        chars = 0
+        for event in partition:
+            size = len(event.payload or "")
+            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_CHARS):
+                yield chunk
+                chunk, chars = [], 0
+            chunk.append(event)
+            chars += size
+        if chunk:
+            yield chunk
 
 
 def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
