@@ -167,3 +167,42 @@ def test_events_posted_at_the_moment_a_drain_ends_are_processed_within_the_bound
             assert "safety timer: drain started" in host.host.output()
     finally:
         host.host.stop()
+
+
+def test_the_endpoints_validate_everything_and_answer_under_the_function_key(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets):
+    host = EventHost.start(tmp_path, event_env(azurite, sfsim, assets.source))
+    try:
+        bad = host.post("/api/events", {"events": [
+            {"object": "Asset", "id": 1, "operation": "upsert"},
+            {"object": "Asset", "id": 2, "operation": "merge"},
+            {"object": "Invoice", "id": 3, "operation": "upsert"}]})
+        not_json = host.post("/api/events", raw=b"{not json")
+        without_key = [host.post("/api/events", {"object": "Asset", "id": 1,
+                                                 "operation": "upsert"}, key=False),
+                       host.post("/api/events/drain", key=False)]
+
+        assert bad.status_code == 400
+        assert bad.headers["Content-Type"].startswith("application/problem+json")
+        assert bad.json()["code"] == "INVALID_EVENTS"
+        assert [(e["index"], e["code"]) for e in bad.json()["errors"]] == [
+            (1, "INVALID_OPERATION"), (2, "UNKNOWN_OBJECT")]
+        assert (not_json.status_code, not_json.json()["code"]) == (400, "INVALID_JSON")
+        assert [answer.status_code for answer in without_key] == [401, 401]
+        assert host.status()["queue"]["depth"] == 0 and sfsim.records("Asset") == []
+
+        assets.write([(1, 3)])
+        accepted = host.post("/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})
+        assert accepted.status_code == 202
+        assert {key: accepted.json()[key] for key in ("accepted", "stored", "queue_depth")} == {
+            "accepted": 1, "stored": 1, "queue_depth": 1}
+        body = host.wait_until_drained(timeout=60)
+        assert body["totals"]["processed"] == 1 and body["drain"]["runtime_status"] == "Completed"
+        assert body["drain"]["custom_status"]["phase"] == "finished"
+
+        started = host.post("/api/events/drain")
+        assert started.status_code == 202 and started.json()["drain"] == "started"
+        host.wait_until_drained(timeout=60)
+        assert [record["Status"] for record in sfsim.records("Asset")] == ["v3"]
+    finally:
+        host.host.stop()
