@@ -1,6 +1,6 @@
 """The event queue end to end on the local host (Azurite, SQLite, the simulator).
 
-Measured side by side in one run (figures of one run are in the commit that added this file):
+Measured side by side in one run:
 1. acceptance: events/s stored by `POST /api/events` (8 clients, 1,000 events a post,
    distinct records), and its ratio to the floor: the same rows written straight to Table
    Storage in entity-group transactions of 100 (what a post costs at least);
