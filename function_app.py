@@ -9,8 +9,9 @@ import azure.functions as func
 
 from activities import batch as batch_activities
 from activities import bulk_load as bulk_load_activities
+from activities import events as event_activities
 from activities import sync as sync_activities
-from orchestrators import batch, bulk_load, console, health, sync
+from orchestrators import batch, bulk_load, console, events, health, sync
 from shared.config import app_settings
 
 settings = app_settings()
@@ -35,3 +36,9 @@ app.register_functions(bulk_load_activities.blueprint)
 #   orchestration -> block steps, aggregator groups, on-complete; GET .../{instanceId}
 app.register_functions(batch.blueprint)
 app.register_functions(batch_activities.blueprint)
+
+# Event queue (seed 001): POST /api/events -> queue table -> singleton drain `event-drain`
+#   (batches, continue_as_new while events are due); safety timer; GET /api/events,
+#   POST /api/events/drain
+app.register_functions(events.blueprint)
+app.register_functions(event_activities.blueprint)

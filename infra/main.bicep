@@ -113,6 +113,15 @@ var appSettingDefaults = {
   BATCH_CONTACTS_MAX_FAILED_RECORDS: ''
   BATCH_CONTACTS_MAX_CONCURRENCY: ''
   BATCH_CONTACTS_SCHEDULING_STRATEGY: ''
+  EVENTS_QUEUE_TABLE: 'EventQueue'
+  EVENTS_DEAD_LETTER_TABLE: 'EventDeadLetters'
+  EVENTS_STATE_TABLE: 'EventQueueState'
+  EVENTS_BATCH_SIZE: '200'
+  EVENTS_BATCHES_PER_GENERATION: '10'
+  EVENTS_MAX_ATTEMPTS: '5'
+  EVENTS_RETRY_DELAY: '10.0'
+  EVENTS_SAFETY_SCHEDULE: '0 */1 * * * *'
+  EVENTS_MAX_BODY_BYTES: '20000000'
 }
 
 // Every secret app setting the code reads, one line each: setting name -> vault secret name.
