@@ -38,8 +38,9 @@ from sfsim.api.shapes import API_VERSIONS, BadRequest, error_response
 from sfsim.ingest import IngestJobs, JobError
 from sfsim.org import Org, RecordError
 from sfsim.query_jobs import QueryJobs
-from sfsim.schema import ObjectDef, to_18
+from sfsim.schema import ObjectDef, default_objects, to_18
 from sfsim.settings import SimSettings
+from sfsim.standard import seed_standard_records, standard_objects
 
 
 class Access(enum.Enum):
@@ -121,7 +122,12 @@ class Simulator:
                  spool_dir: str | None = None) -> None:
         self.settings = settings or SimSettings()
         self.initial_settings = copy.deepcopy(self.settings)
-        self.org = Org(objects)
+        schema = dict(objects or default_objects())
+        # The org's own objects come with any schema, unless it defines them itself.
+        for name, definition in standard_objects().items():
+            schema.setdefault(name, definition)
+        self.org = Org(schema)
+        seed_standard_records(self.org, self.settings.username)
         self.jobs = IngestJobs(self.org, self.settings, spool_dir)
         self.query_jobs = QueryJobs(self.org, self.settings)
         self.tokens: dict[str, float] = {}

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from sfsim.org import OPERATIONS, Org, RecordError, now_text
+from sfsim.standard import USER_ID
 
 LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
 COLUMN_DELIMITERS = {
@@ -30,7 +31,6 @@ COLUMN_DELIMITERS = {
 INTERNAL_BATCH = 10_000
 TERMINAL = ("JobComplete", "Failed", "Aborted")
 DELETABLE = ("UploadComplete", *TERMINAL)
-USER_ID = "005" + "4x0000000001" + "AAA"
 
 
 class JobError(Exception):

@@ -61,6 +61,19 @@ class Org:
             # Deleted id -> (object, when): what getDeleted reports and updates refuse.
             self.deleted: dict[str, tuple[str, str]] = {}
 
+    def put_record(self, sobject: str, record: Mapping[str, Any]) -> None:
+        """Store a record under its own `Id`, as is: the org's built-in records."""
+        obj = self.objects[sobject]
+        stamp = now_text()
+        with self.lock:
+            old = self.records[sobject].get(record["Id"])
+            if old is not None:
+                self._unindex(obj, old)
+            stored = {"IsDeleted": False, "CreatedDate": stamp, "LastModifiedDate": stamp,
+                      "SystemModstamp": stamp, **record}
+            self.records[sobject][record["Id"]] = stored
+            self._index(obj, stored)
+
     def define_object(self, definition: ObjectDef) -> None:
         with self.lock:
             self.objects[definition.name] = definition
