@@ -23,7 +23,7 @@ from shared.config import app_settings
 from shared.console.loads import LoadSnapshot, load_view
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
 from shared.problems import problem
-from shared.sync.jobs import sync_jobs
+from shared.sync.catalog import sync_jobs
 
 blueprint = df.Blueprint()
 
