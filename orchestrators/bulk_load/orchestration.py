@@ -220,6 +220,7 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
     """3. Durable timers until every job ended; abort at max wait or on a cancel."""
     deadline = run.now + timedelta(seconds=run.load.max_wait)
     polls = 0
+    due = run.now
     while level.jobs:
         now = run.now
         decision = progress.poll_decision(level.jobs, now, deadline)
@@ -230,8 +231,9 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
             yield from _abort(run, level, "aborting")
             break
         run.show(level.index, "waiting", level.jobs)
-        next_poll = run.context.create_timer(progress.next_poll_at(
-            now, polls, run.load.first_poll_delay, run.load.poll_interval, deadline))
+        due = progress.next_poll_at(due, now, polls, run.load.first_poll_delay,
+                                    run.load.poll_interval, deadline)
+        next_poll = run.context.create_timer(due)
         polls += 1
         woken_by = yield run.context.task_any([next_poll, run.cancel_requested])
         if woken_by is run.cancel_requested:

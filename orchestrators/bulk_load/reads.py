@@ -15,7 +15,7 @@ from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested
 from orchestrators.bulk_load.orchestration import blueprint
 from orchestrators.http import problem_response, request_path
 from shared.bulkload.messages import LoadInput
-from shared.bulkload.reports import FAILURES_REPORT, RESULTS_REPORT
+from shared.bulkload.reports import FAILURES_REPORT, RESULTS_REPORT, write_results_report
 from shared.bulkload.store import LoadStore
 from shared.bulkload.views import page_token, read_page_token
 from shared.config import app_settings
@@ -130,6 +130,8 @@ async def _report(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     store = LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
                                load.prefix)
     try:
+        if report == RESULTS_REPORT:  # written when first asked for
+            await asyncio.to_thread(write_results_report, store, len(load.levels))
         data = await asyncio.to_thread(store.read_bytes, store.name(report))
     except ResourceNotFoundError:  # a terminated load may have no report
         return problem_response(problem(

@@ -251,12 +251,15 @@ def collect_level_results(
         failed = failure_writer(failed_file, columns)
         loaded = CsvOut(succeeded_file, [*RESULT_COLUMNS, *columns])
         for job in jobs:
-            for row in client.successful_results(job.id):
+            # A job's counts tell which result lists are empty: those are not read.
+            has_successes = job.processed > job.failed or job.unsuccessful
+            has_failures = job.failed > 0 or job.unsuccessful
+            for row in client.successful_results(job.id) if has_successes else ():
                 succeeded += 1
                 if level.external_id_field:
                     id_map.writerow([row.get(level.external_id_field, ""), row["sf__Id"]])
                 loaded.writerow_dict(_result_success(level, row, reverse_parent))
-            for row in client.failed_results(job.id):
+            for row in client.failed_results(job.id) if has_failures else ():
                 failed_count += 1
                 error = row.get("sf__Error", "")
                 failed_by_error[error_code(error)] += 1

@@ -198,5 +198,3 @@ class WriteFailuresRequest(Message):
 class FailuresReport(Message):
     blob: str
     rows: int
-    results_blob: str = ""
-    result_rows: int = 0

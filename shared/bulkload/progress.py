@@ -44,15 +44,17 @@ def poll_decision(jobs: Sequence[JobSnapshot], now: datetime, deadline: datetime
     return PollDecision.STALLED if now >= deadline else PollDecision.WAIT
 
 
-def next_poll_at(now: datetime, polls_done: int, first_delay: float, interval: float,
-                 deadline: datetime) -> datetime:
+def next_poll_at(last_due: datetime, now: datetime, polls_done: int, first_delay: float,
+                 interval: float, deadline: datetime) -> datetime:
     """Soon after the jobs were closed, then backing off (doubling) to `interval`.
 
     Small jobs end within a second or two: a first look after `first_delay` saves most of
-    a whole interval; a long job is polled every `interval`, as before.
+    a whole interval; a long job is polled every `interval`. The delay counts from when
+    the previous check was due, not from when its answer came back, so the time a check
+    takes does not stretch the schedule.
     """
     delay = min(interval, first_delay * 2 ** min(polls_done, 30))
-    return min(now + timedelta(seconds=delay), deadline)
+    return min(max(last_due + timedelta(seconds=delay), now), deadline)
 
 
 def running_job_ids(jobs: Sequence[JobSnapshot]) -> tuple[str, ...]:
@@ -217,7 +219,7 @@ def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datet
         "elapsedSeconds": round((ended - started).total_seconds(), 3),
         "levels": [level.to_json() for level in levels],
         "failedRecords": None if reports is None else reports.rows,
-        "loadedRecords": None if reports is None else reports.result_rows,
+        "loadedRecords": sum(level.succeeded for level in levels),
         "failuresUrl": links["failuresUrl"],
         "resultsUrl": links["resultsUrl"],
     }

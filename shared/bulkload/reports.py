@@ -37,14 +37,18 @@ RESULTS_REPORT = "results.csv"
 
 
 def write_reports(store: LoadStore, level_count: int) -> FailuresReport:
-    """Every failed, unprocessed and orphaned record of the load in one CSV, every loaded
-    record with its Salesforce id in another."""
+    """Every failed, unprocessed and orphaned record of the load in one CSV. The results
+    CSV is written when it is first asked for (`write_results_report`): it is as large as
+    the load, and the load is done without it."""
     failures = _concatenate(store, level_count, (FAILED_FILE, ORPHANS_FILE), FAILURE_COLUMNS,
                             FAILURES_REPORT)
-    results = _concatenate(store, level_count, (SUCCEEDED_FILE,), RESULT_COLUMNS,
-                           RESULTS_REPORT)
-    return FailuresReport(store.name(FAILURES_REPORT), failures, store.name(RESULTS_REPORT),
-                          results)
+    return FailuresReport(store.name(FAILURES_REPORT), failures)
+
+
+def write_results_report(store: LoadStore, level_count: int) -> str:
+    """Every loaded record with its Salesforce id in one CSV; returns its blob name."""
+    _concatenate(store, level_count, (SUCCEEDED_FILE,), RESULT_COLUMNS, RESULTS_REPORT)
+    return store.name(RESULTS_REPORT)
 
 
 def _concatenate(store: LoadStore, level_count: int, names: Sequence[str],

@@ -98,8 +98,7 @@ class FakeOrg:
             return {"succeeded": 0, "failed": count, "unprocessed": 0,
                     "failed_by_error": {request["error"]["code"]: count}}
         if name == "bulk_load_write_reports":
-            return {"blob": "load-1/run/failures.csv", "rows": 0,
-                    "results_blob": "load-1/run/results.csv", "result_rows": sum(self.records)}
+            return {"blob": "load-1/run/failures.csv", "rows": 0}
         if name == "bulk_load_keep_summary":
             return None
         raise AssertionError(f"unexpected activity {name}")
