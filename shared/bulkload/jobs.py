@@ -26,18 +26,22 @@ def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
 def upload_and_close_job(
     client: SalesforceClient, store: LoadStore, job_id: str, blob: str
 ) -> JobSnapshot:
-    """Upload the part and close the job; safe to repeat after a crash at any point."""
-    job = client.get_job(job_id)
-    if job.state == "Open":
-        with store.download(blob) as part:
-            try:
-                client.upload_job_data(job_id, part)
-            except SalesforceError as error:
-                # A repeated activity finds its first upload stored: only the close is left.
-                if not (error.status == 400 and "multiple contents" in error.message.lower()):
-                    raise
-        job = client.close_job(job_id)
-    return JobSnapshot.of(job)
+    """Upload the part and close the job; safe to repeat after a crash at any point.
+
+    The first try uploads at once (no call to read the job first); a repeated one finds
+    the upload refused, reads the job, and only closes it if it is still open.
+    """
+    with store.download(blob) as part:
+        try:
+            client.upload_job_data(job_id, part)
+        except SalesforceError as error:
+            if error.status >= 500 or error.status in (401, 429):
+                raise
+            # Refused: stored by an earlier try ("multiple contents"), or already closed.
+            job = client.get_job(job_id)
+            if job.state != "Open":
+                return JobSnapshot.of(job)
+    return JobSnapshot.of(client.close_job(job_id))
 
 
 def poll_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[JobSnapshot]:
