@@ -9,7 +9,7 @@ import azure.functions as func
 
 from activities import bulk_load as bulk_load_activities
 from activities import sync as sync_activities
-from orchestrators import bulk_load, console, health, sync
+from orchestrators import bulk_load, console, health, openapi, sync
 from shared.config import app_settings
 
 settings = app_settings()
@@ -17,6 +17,7 @@ settings = app_settings()
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health.blueprint)  # GET /api/health
+app.register_functions(openapi.blueprint)  # GET /api/openapi.json: the API's description
 app.register_functions(console.blueprint)  # GET /api/console: the operations page
 
 # Scheduled change sync (seed 000 + 003): timer per job -> singleton run `sync-<job>`
