@@ -24,7 +24,13 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobServiceClient
 
 from shared.bulkload.store import LoadStore
+from shared.crash_points import crash_point
 from shared.problems import Problem, problem
+
+# POST /api/bulk-loads: the load id's claim is written, nothing is staged or started.
+LOAD_ID_CLAIMED = "bulkload.claim.after_claim"
+# bulk_load_claim_run: the run claim is written, the activity's result is not recorded.
+RUN_CLAIMED = "bulkload.claim_run.after_claim"
 
 # Longer than staging the largest accepted body takes: a request that claimed a load id
 # this long ago and has not started its load is gone (crashed, host recycled).
@@ -43,6 +49,7 @@ def claim_load_id(service: BlobServiceClient, container: str, load_id: str) -> b
         store.container.upload_blob(store.name("claim"), b"", overwrite=False)
     except ResourceExistsError:
         return False
+    crash_point(LOAD_ID_CLAIMED)
     return True
 
 
@@ -104,6 +111,7 @@ def claim_load_run(store: LoadStore, run_token: str) -> None:
     blob = store.name("run-claim")
     try:
         store.container.upload_blob(blob, run_token.encode(), overwrite=False)
+        crash_point(RUN_CLAIMED)
         return
     except ResourceExistsError:
         pass

@@ -11,8 +11,16 @@ from collections.abc import Sequence
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore
+from shared.crash_points import crash_point
 from shared.salesforce import SalesforceClient
 from shared.salesforce.errors import SalesforceError
+
+# The ingest job is created in Salesforce, the activity's result is not recorded.
+JOB_CREATED = "bulkload.create_job.after_create"
+# The part is uploaded to the job, the job is not closed.
+PART_UPLOADED = "bulkload.upload.after_upload"
+# The job is closed (Salesforce starts processing), the activity's result is not recorded.
+JOB_CLOSED = "bulkload.upload.after_close"
 
 
 def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
@@ -20,6 +28,7 @@ def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,
     )
+    crash_point(JOB_CREATED)
     return JobSnapshot.of(job)
 
 
@@ -36,7 +45,9 @@ def upload_and_close_job(
                 # A repeated activity finds its first upload stored: only the close is left.
                 if not (error.status == 400 and "multiple contents" in error.message.lower()):
                     raise
+            crash_point(PART_UPLOADED)
         job = client.close_job(job_id)
+        crash_point(JOB_CLOSED)
     return JobSnapshot.of(job)
 
 

@@ -21,7 +21,15 @@ from typing import IO, Any
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
 from shared.bulkload.request import LoadLevel, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
+from shared.crash_points import crash_point
 from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
+
+# collect results: the ID map is written, the failed records file is not.
+RESULTS_ID_MAP_WRITTEN = "bulkload.results.after_id_map"
+# collect results: both files are written, the activity's result is not recorded.
+RESULTS_WRITTEN = "bulkload.results.after_write"
+# The failures report is written, the activity's result is not recorded.
+FAILURES_REPORT_WRITTEN = "bulkload.failures.after_report"
 
 FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
 ID_MAP_COLUMNS = ["externalId", "sfId"]
@@ -263,7 +271,9 @@ def collect_level_results(
         id_map_file.seek(0)
         failed_file.seek(0)
         store.upload_file(store.level_blob(level_index, ID_MAP_FILE), id_map_file)
+        crash_point(RESULTS_ID_MAP_WRITTEN)
         store.upload_file(store.level_blob(level_index, FAILED_FILE), failed_file)
+        crash_point(RESULTS_WRITTEN)
     return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
 
 
@@ -311,4 +321,5 @@ def write_failures_report(store: LoadStore, level_count: int) -> int:
         report.finish()
         report_file.seek(0)
         store.upload_file(store.name(FAILURES_REPORT), report_file)
+    crash_point(FAILURES_REPORT_WRITTEN)
     return rows

@@ -15,9 +15,13 @@ from shared.bulkload.request import LoadRequest, LoadRequestInvalid
 from shared.bulkload.store import LoadStore
 from shared.bulkload.validation import validate_load_request
 from shared.config import BulkLoadSettings
+from shared.crash_points import crash_point
 from shared.problems import Problem, problem
 
 MAX_CANCEL_REASON = 500
+
+# POST /api/bulk-loads: the records are staged, the orchestration is not started.
+LOAD_STAGED = "bulkload.stage.after_staging"
 
 
 def parse_load_request(
@@ -81,6 +85,7 @@ def stage_new_load(
     """Stage the records in a fresh run folder; the orchestration's input names it."""
     store = LoadStore.for_load(service, settings.container, new_run_prefix(load_id))
     counts = stage_request(store, request)
+    crash_point(LOAD_STAGED)
     return LoadInput(
         load_id, store.prefix, tuple(request.levels), tuple(counts),
         poll_interval=settings.poll_interval, max_wait=settings.max_wait,
