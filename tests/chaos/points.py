@@ -56,7 +56,10 @@ class KillPoint:
     point: str  # `name`, `name@N`; for RANDOM a label, the seed after `#`
     hook: Hook
     scenario: Callable[[], Scenario]
-    known_bug: str | None = None
+    known_bug: str | None = None  # the row's invariants fail today: a strict xfail
+    # A random kill may or may not hit a known bug: its locks and counts are then reported
+    # as a warning, while nothing lost and nothing duplicated is still asserted.
+    tolerated: str | None = None
 
     @property
     def id(self) -> str:
@@ -106,7 +109,7 @@ POINTS: tuple[KillPoint, ...] = (
     # end
     KillPoint(END_AFTER_RECORD, Hook.APP, SyncRun),
     KillPoint(END_AFTER_RELEASE, Hook.APP, SyncRun),
-    KillPoint("random#1", Hook.RANDOM, SyncRun),
+    KillPoint("random#1", Hook.RANDOM, SyncRun, tolerated=PAGE_RESULT_LOST),
     # the bulk load's claim and start
     KillPoint(LOAD_ID_CLAIMED, Hook.APP, BulkLoad, CLAIM_NEVER_TAKEN_OVER),
     KillPoint(LOAD_STAGED, Hook.APP, BulkLoad, CLAIM_NEVER_TAKEN_OVER),
@@ -123,5 +126,5 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(f"{RESULTS_WRITTEN}@2", Hook.APP, BulkLoad),
     KillPoint(FAILURES_REPORT_WRITTEN, Hook.APP, BulkLoad),
     KillPoint(f"{engine.COMMIT_BEFORE_HISTORY}@4", Hook.ENGINE, BulkLoad),
-    KillPoint("random#2", Hook.RANDOM, BulkLoad),
+    KillPoint("random#2", Hook.RANDOM, BulkLoad, tolerated=SECOND_JOB_LEFT_OPEN),
 )

@@ -36,15 +36,25 @@ class Findings:
 
     lost: int = 0
     duplicated: int = 0
-    locks_held: int = 0
+    held: list[str] = field(default_factory=list)  # a lock, claim or job left held, each
     wrong_counts: list[str] = field(default_factory=list)
     other: list[str] = field(default_factory=list)
 
-    def violations(self) -> list[str]:
+    @property
+    def locks_held(self) -> int:
+        return len(self.held)
+
+    def lost_or_duplicated(self) -> list[str]:
         found = [f"{self.lost} record(s) lost"] if self.lost else []
         found += [f"{self.duplicated} record(s) duplicated"] if self.duplicated else []
-        found += [f"{self.locks_held} lock(s) left held"] if self.locks_held else []
-        return found + [f"count not exact: {text}" for text in self.wrong_counts] + self.other
+        return found + self.other
+
+    def held_or_miscounted(self) -> list[str]:
+        return ([f"left held: {text}" for text in self.held]
+                + [f"count not exact: {text}" for text in self.wrong_counts])
+
+    def violations(self) -> list[str]:
+        return self.lost_or_duplicated() + self.held_or_miscounted()
 
 
 class Scenario(Protocol):
@@ -124,8 +134,7 @@ class SyncRun:
         _unique(delivered, self.rows, findings)
         status = app.sync_status()
         if status["lock"]["state"] != "free":
-            findings.locks_held += 1
-            findings.other.append(f"lock {status['lock']['state']}: {status['lock']['detail']}")
+            findings.held.append(f"lock {status['lock']['state']}: {status['lock']['detail']}")
         if status["watermark"]["key"] != [self.rows]:
             findings.other.append(f"watermark at {status['watermark']['key']}, not {self.rows}")
         runs = status["last_runs"]
@@ -217,12 +226,9 @@ class BulkLoad:
         storage = BlobServiceClient.from_connection_string(app.env["AzureWebJobsStorage"])
         claim = read_load_claim(storage, app.env["BULK_LOAD_CONTAINER"], self.load_id)
         if claim is None or not claim.started:
-            findings.locks_held += 1
-            findings.other.append(f"the load id's claim is {claim}, not marked started")
-        left_open = _ingest_jobs_left_open(app)
-        if left_open:
-            findings.locks_held += len(left_open)
-            findings.other.append(f"ingest jobs left open in Salesforce: {left_open}")
+            findings.held.append(f"the load id's claim is {claim}, not marked started")
+        findings.held += [f"ingest job {job} left open in Salesforce"
+                          for job in _ingest_jobs_left_open(app)]
         return findings
 
 
