@@ -11,7 +11,7 @@ from activities import batch as batch_activities
 from activities import bulk_load as bulk_load_activities
 from activities import events as event_activities
 from activities import sync as sync_activities
-from orchestrators import batch, bulk_load, console, events, health, sync
+from orchestrators import batch, bulk_load, console, events, health, openapi, sync
 from shared.config import app_settings
 
 settings = app_settings()
@@ -19,6 +19,7 @@ settings = app_settings()
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health.blueprint)  # GET /api/health
+app.register_functions(openapi.blueprint)  # GET /api/openapi.json: the API's description
 app.register_functions(console.blueprint)  # GET /api/console: the operations page
 
 # Scheduled change sync (seed 000 + 003): timer per job -> singleton run `sync-<job>`

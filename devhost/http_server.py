@@ -122,8 +122,10 @@ class HttpFront:
     def application(self) -> web.Application:
         app = web.Application(client_max_size=100 * 1024 * 1024)
         app.router.add_route("GET", "/admin/host/status", self._host_status)
-        app.router.add_route("*", WEBHOOK_PATH + "{tail:(/.*)?}", self._durable_webhook)
-        app.router.add_route("*", "/{tail:.*}", self._function_request)
+        # [\s\S], not ".": a path may hold an encoded line break, and it is the routing's
+        # to refuse, not aiohttp's (whose 404 is text/plain).
+        app.router.add_route("*", WEBHOOK_PATH + r"{tail:(/[\s\S]*)?}", self._durable_webhook)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._function_request)
         return app
 
     def function_path(self, route: HttpRoute) -> str:

@@ -8,6 +8,7 @@ import json
 import traceback
 
 from devhost.engine import events as ev
+from devhost.engine.crash_points import ACTIVITY_BEFORE_RESULT, crash_point
 from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.inbox import Inbox
 from devhost.engine.interface import InvokeActivity
@@ -77,6 +78,7 @@ class ActivityPool:
                            f"{type(error).__name__}: {error}",
                     Details=_failure_details(error),
                 )
+        crash_point(ACTIVITY_BEFORE_RESULT)
         message = StoredMessage(
             instance_id=item.instance_id, key=f"task-{item.execution_id}-{item.task_id:08d}",
             event=event, execution_id=item.execution_id, visible_at=utcnow(),

@@ -13,6 +13,12 @@ from typing import Any
 
 from devhost.engine import events as ev
 from devhost.engine.activities import ActivityPool
+from devhost.engine.crash_points import (
+    COMMIT_BEFORE_CONSUME,
+    COMMIT_BEFORE_HISTORY,
+    CONTINUE_AS_NEW_BEFORE_COMMIT,
+    crash_point,
+)
 from devhost.engine.inbox import Inbox
 from devhost.engine.instance import CachedInstance
 from devhost.engine.interface import TERMINAL_STATES, InvokeOrchestrator
@@ -339,6 +345,7 @@ class EpisodeRunner:
                                        OrchestrationStatus="ContinuedAsNew", Result=raw_input))
         new_events.append(ev.new_event(ev.ORCHESTRATOR_COMPLETED, now))
         instance.status.update(RuntimeStatus="ContinuedAsNew")
+        crash_point(CONTINUE_AS_NEW_BEFORE_COMMIT)
         await self._commit(instance, new_events, consumed, outbound_work=[])
 
     async def _commit(
@@ -358,6 +365,7 @@ class EpisodeRunner:
             self._store.write_instance(row),
             self._store.write_outbound(instance.instance_id, outbound_work, timers),
         )
+        crash_point(COMMIT_BEFORE_HISTORY)
         for timer in timers:
             self._inbox.add(timer)
         first = 0 if fresh else len(instance.history)
@@ -367,6 +375,7 @@ class EpisodeRunner:
             new_events=stored_events, status=instance.status, etag=instance.etag,
         )
         instance.history = (instance.history if not fresh else []) + stored_events
+        crash_point(COMMIT_BEFORE_CONSUME)
         if instance.runtime_status in TERMINAL_STATES:
             self._instances.pop(instance.instance_id, None)  # rarely needed again
         else:

@@ -32,6 +32,7 @@ from azure.core.exceptions import (
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
 from shared.bulkload.store import LoadStore
+from shared.crash_points import crash_point
 from shared.problems import Problem, problem
 
 # Azure's shortest finite lease: how long a claim outlives the request that died holding it.
@@ -44,6 +45,8 @@ FINGERPRINT_KEY = "fingerprint"
 STARTED_KEY = "started"
 RUN_CLAIM = "run-claim"
 SUMMARY = "summary.json"
+# bulk_load_claim_run: the run claim is written, the activity's result is not recorded.
+RUN_CLAIMED = "bulkload.claim_run.after_claim"
 
 
 @dataclass
@@ -217,6 +220,7 @@ def claim_load_run(store: LoadStore, load_id: str, run_token: str) -> RunClaim:
     token = json.dumps({"token": run_token, "run": store.prefix}).encode()
     try:
         store.container.upload_blob(blob, token, overwrite=False)
+        crash_point(RUN_CLAIMED)
         return RunClaim(True)
     except ResourceExistsError:
         pass

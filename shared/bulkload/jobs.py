@@ -11,8 +11,16 @@ from collections.abc import Sequence
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore
+from shared.crash_points import crash_point
 from shared.salesforce import SalesforceClient
 from shared.salesforce.errors import SalesforceError
+
+# Salesforce created the ingest job; the activity's result is not recorded.
+JOB_CREATED = "bulkload.create_job.after_create"
+# The part is uploaded, the job not closed.
+PART_UPLOADED = "bulkload.upload.after_upload"
+# The job is closed; the activity's result is not recorded.
+JOB_CLOSED = "bulkload.upload.after_close"
 
 
 def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
@@ -20,6 +28,7 @@ def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,
     )
+    crash_point(JOB_CREATED)
     return JobSnapshot.of(job)
 
 
@@ -41,7 +50,10 @@ def upload_and_close_job(
             job = client.get_job(job_id)
             if job.state != "Open":
                 return JobSnapshot.of(job)
-    return JobSnapshot.of(client.close_job(job_id))
+    crash_point(PART_UPLOADED)
+    closed = client.close_job(job_id)
+    crash_point(JOB_CLOSED)
+    return JobSnapshot.of(closed)
 
 
 def poll_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[JobSnapshot]:

@@ -21,7 +21,13 @@ from typing import IO, Any
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
 from shared.bulkload.request import LoadLevel, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
+from shared.crash_points import crash_point
 from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
+
+# collect results: the succeeded and failed files are written, the ID map is not.
+RESULTS_ID_MAP_WRITTEN = "bulkload.results.before_id_map"
+# collect results: every file is written, the activity's result is not recorded.
+RESULTS_WRITTEN = "bulkload.results.after_write"
 
 FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
 RESULT_COLUMNS = ["level", "object", "sfId", "created", "externalId", "parentExternalId"]
@@ -279,7 +285,10 @@ def collect_level_results(
             # The ID map last: a level with an ID map has its reports written.
             writer.finish()
             file.seek(0)
+            if name == ID_MAP_FILE:
+                crash_point(RESULTS_ID_MAP_WRITTEN)
             store.upload_file(store.level_blob(level_index, name), file)
+        crash_point(RESULTS_WRITTEN)
     return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
 
 

@@ -30,9 +30,12 @@ from shared.bulkload.levels import (
 from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore, spooled_file
+from shared.crash_points import crash_point
 from shared.spreadsheet_cells import spreadsheet_safe
 
 FAILURES_REPORT = "failures.csv"
+# The failures report is written, the activity's result is not recorded.
+FAILURES_REPORT_WRITTEN = "bulkload.failures.after_report"
 RESULTS_REPORT = "results.csv"
 
 
@@ -42,6 +45,7 @@ def write_reports(store: LoadStore, level_count: int) -> FailuresReport:
     the load, and the load is done without it."""
     failures = _concatenate(store, level_count, (FAILED_FILE, ORPHANS_FILE), FAILURE_COLUMNS,
                             FAILURES_REPORT)
+    crash_point(FAILURES_REPORT_WRITTEN)
     return FailuresReport(store.name(FAILURES_REPORT), failures)
 
 

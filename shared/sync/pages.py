@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from shared.crash_points import crash_point
 from shared.sql.keyset import page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
 from shared.sync.errors import SyncRunError
@@ -23,6 +24,11 @@ from shared.sync.messages import PageResult
 from shared.sync.positions import StoredBound
 from shared.sync.sinks import Delivery, Sink, SinkRefused, SinkUnavailable
 from shared.sync.state import DeadLetter, SyncState, WatermarkConflict
+
+# The sink accepted the page, its dead letters and the watermark are not written.
+PAGE_AFTER_DELIVERY = "sync.page.after_delivery"
+# The watermark is advanced past the page, the activity's result is not recorded.
+PAGE_AFTER_WATERMARK = "sync.page.after_watermark"
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +73,7 @@ def sync_next_page(
         records.append(record)
         origins.append(row)
     delivery = _deliver(job, sink, records)
+    crash_point(PAGE_AFTER_DELIVERY)
     rejected += [_Rejected(origins[rejection.index], rejection.code, rejection.message,
                            records[rejection.index]) for rejection in delivery.rejections]
     if rejected:
@@ -81,6 +88,7 @@ def sync_next_page(
         state.watermarks.advance(job.name, kind, watermark, new_position, run_id)
     except WatermarkConflict as error:
         raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
+    crash_point(PAGE_AFTER_WATERMARK)
     outcome = PageResult(
         len(rows), delivery.accepted, len(rejected), codec.stored_position(new_position),
         done=len(rows) < job.page_size,

@@ -138,3 +138,13 @@ def test_a_key_with_non_ascii_characters_is_refused_with_a_problem(
         assert response.headers["content-type"].startswith("application/problem+json")
         assert response.json()["code"] == "UNAUTHORIZED"
     assert by_query.json()["instance"] == "/shop/private"
+
+
+def test_a_path_with_an_encoded_line_break_reaches_the_route_matching(
+    http_routes_host: RunningHost,
+):
+    # Found by the API fuzzing: the catch-all did not match a decoded "\n", so aiohttp
+    # answered its own text/plain 404 instead of the host's routing and the app.
+    files = requests.get(http_routes_host.url("/shop/files/a%0Ab.txt"), timeout=10)
+
+    assert (files.status_code, files.text) == (200, "a\nb.txt")

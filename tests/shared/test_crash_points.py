@@ -33,3 +33,16 @@ def test_an_armed_point_ends_the_process_there() -> None:
 def test_an_unarmed_point_does_nothing() -> None:
     assert _run(None).stdout == "survived\n"
     assert _run("demo.step.after").stdout == "survived\n"
+
+
+def test_a_point_armed_with_a_count_ends_the_process_the_nth_time() -> None:
+    env = {key: value for key, value in os.environ.items() if key != CRASH_SETTING}
+    script = ("from shared.crash_points import crash_point\n"
+              "for step in range(5):\n"
+              "    print(step, flush=True)\n"
+              "    crash_point('demo.step.before')\n")
+    result = subprocess.run([sys.executable, "-c", script],
+                            env={**env, CRASH_SETTING: "demo.step.before@3"},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == CRASH_EXIT_CODE
+    assert result.stdout.split() == ["0", "1", "2"]
