@@ -26,7 +26,8 @@ from devhost.app_loading import (
     FunctionSpec,
     load_function_app,
 )
-from devhost.durable_api import RPC_PATH, WEBHOOK_PATH, DurableEndpoints, DurableHttpApi
+from devhost.durable_api import DurableHttpApi
+from devhost.durable_endpoints import RPC_PATH, WEBHOOK_PATH, DurableEndpoints
 from devhost.engine import DurableEngine, DurableEngineApi, EngineFactory
 from devhost.host_config import HostConfig, StartupError, load_local_settings, read_host_config
 from devhost.http_server import HttpFront

@@ -20,7 +20,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from devhost.app_loading import HTTP_OUTPUT, FunctionSpec
-from devhost.durable_api import WEBHOOK_PATH, DurableHttpApi
+from devhost.durable_api import DurableHttpApi
+from devhost.durable_endpoints import WEBHOOK_PATH
 from devhost.keys import HostKeys
 from devhost.problems import unauthorized
 from devhost.routes import RouteTemplate
