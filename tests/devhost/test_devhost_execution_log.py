@@ -3,9 +3,12 @@ traceback only where it helps (see devhost/execution_log.py)."""
 
 from __future__ import annotations
 
+import json
+import shutil
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import requests
@@ -17,10 +20,18 @@ WEBHOOK = "/runtime/webhooks/durabletask"
 
 
 @pytest.fixture
-def client_api_host(start_devhost: Callable[..., RunningHost], azurite) -> RunningHost:
-    return start_devhost(sample_app("durable_client_api"), env={
-        "AzureWebJobsStorage": azurite.connection_string,
-    })
+def client_api_host(start_devhost: Callable[..., RunningHost], azurite,
+                    tmp_path: Path) -> RunningHost:
+    """The durable_client_api sample on a task hub of its own: the session's in-process
+    host serves the sample's hub in the same Azurite and could take its work (and so its
+    log lines)."""
+    app = tmp_path / "clientapi"
+    shutil.copytree(sample_app("durable_client_api"), app,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    host_json = json.loads((app / "host.json").read_text())
+    host_json["extensions"]["durableTask"]["hubName"] = f"Log{uuid.uuid4().hex[:12]}"
+    (app / "host.json").write_text(json.dumps(host_json))
+    return start_devhost(app, env={"AzureWebJobsStorage": azurite.connection_string})
 
 
 def wait_for_status(host: RunningHost, instance_id: str, wanted: str) -> None:
@@ -92,6 +103,7 @@ def test_an_orchestrator_refusal_is_one_line_and_a_bug_keeps_its_traceback(
     assert ("ReportRefused: this report was sent already; start a new one (raised at "
             in refusal[0])
     source = (sample_app("durable_client_api") / "function_app.py").read_text().splitlines()
+    # The raise site is named relative to the app folder (here the test's copy).
     raised_at = next(n for n, line in enumerate(source, 1) if "raise ReportRefused" in line)
     assert refusal[0].endswith(f"(raised at function_app.py:{raised_at})")
     assert "Traceback" not in refusal_output
