@@ -5,14 +5,14 @@ The same API is served twice, as in Azure: publicly at `/runtime/webhooks/durabl
 the `rpcBaseUrl` the Python SDK's `DurableOrchestrationClient` talks to. Paths, status
 codes and bodies follow the Durable Functions extension's HTTP API handler:
 
-  POST   orchestrators/{functionName}[/{instanceId}]      202 | 400 | 409
+  POST   orchestrators/{functionName}[/{instanceId}]      202 | 200 (waited) | 400 | 409
   GET    instances/                                       200 (+ x-ms-continuation-token)
   DELETE instances/?createdTimeFrom=...                   200 | 400 | 404
   GET    instances/{id}                                   200 done | 202 busy | 404
   DELETE instances/{id}                                   200 | 404 | 412
   POST   instances/{id}/terminate|suspend|resume          202 | 404 | 410
   POST   instances/{id}/rewind                            202 | 404 | 412 | 501
-  POST   instances/{id}/restart                           202 | 400 | 404 | 409
+  POST   instances/{id}/restart                           202 | 200 (waited) | 400 | 409
   POST   instances/{id}/raiseEvent/{eventName}            202 | 400 | 404 | 410
   *      entities/...                                     501 (entities are not supported)
 """
