@@ -5,14 +5,14 @@ The same API is served twice, as in Azure: publicly at `/runtime/webhooks/durabl
 the `rpcBaseUrl` the Python SDK's `DurableOrchestrationClient` talks to. Paths, status
 codes and bodies follow the Durable Functions extension's HTTP API handler:
 
-  POST   orchestrators/{functionName}[/{instanceId}]      202 | 400 | 409
+  POST   orchestrators/{functionName}[/{instanceId}]      202 | 200 (waited) | 400 | 409
   GET    instances/                                       200 (+ x-ms-continuation-token)
   DELETE instances/?createdTimeFrom=...                   200 | 400 | 404
   GET    instances/{id}                                   200 done | 202 busy | 404
   DELETE instances/{id}                                   200 | 404 | 412
   POST   instances/{id}/terminate|suspend|resume          202 | 404 | 410
   POST   instances/{id}/rewind                            202 | 404 | 412 | 501
-  POST   instances/{id}/restart                           202 | 400 | 404 | 409
+  POST   instances/{id}/restart                           202 | 200 (waited) | 400 | 409
   POST   instances/{id}/raiseEvent/{eventName}            202 | 400 | 404 | 410
   *      entities/...                                     501 (entities are not supported)
 """
@@ -24,13 +24,12 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
 
+from devhost.durable_endpoints import DurableEndpoints
 from devhost.engine.interface import (
     TERMINAL_STATES,
     DurableEngineApi,
@@ -43,10 +42,8 @@ from devhost.problems import problem_response
 
 log = logging.getLogger("devhost.durable")
 
-WEBHOOK_PATH = "/runtime/webhooks/durabletask"
-RPC_PATH = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
-DEFAULT_CONNECTION_NAME = "Storage"
+DEFAULT_PAGE_SIZE = 100  # OrchestrationStatusQueryCondition.PageSize
 ENTITIES_UNSUPPORTED = (
     "Durable entities are not supported by devhost, the local Functions host "
     "(see devhost/README.md); run the app in Azure to use them."
@@ -55,64 +52,6 @@ RUNTIME_STATES = (
     "Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated",
     "Suspended", "Canceled",
 )
-
-
-@dataclass(frozen=True)
-class DurableEndpoints:
-    """Where the durable API is reachable, as written into client bindings and payloads."""
-
-    base_url: str  # e.g. http://127.0.0.1:7071/runtime/webhooks/durabletask
-    rpc_base_url: str  # e.g. http://127.0.0.1:53122/durabletask/
-    hub_name: str
-    system_key: str
-
-    def _query_suffix(self, hub_name: str | None, connection: str | None) -> str:
-        hub = quote(hub_name or self.hub_name, safe="")
-        return (
-            f"taskHub={hub}&connection={quote(connection or DEFAULT_CONNECTION_NAME, safe='')}"
-            f"&code={quote(self.system_key, safe='')}"
-        )
-
-    def management_urls(
-        self, instance_id: str, hub_name: str | None = None, connection: str | None = None
-    ) -> dict[str, str]:
-        instance = f"{self.base_url}/instances/{quote(instance_id, safe='')}"
-        suffix = self._query_suffix(hub_name, connection)
-        return {
-            "id": instance_id,
-            "statusQueryGetUri": f"{instance}?{suffix}",
-            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{suffix}",
-            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{suffix}",
-            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{suffix}",
-            "purgeHistoryDeleteUri": f"{instance}?{suffix}",
-            "restartPostUri": f"{instance}/restart?{suffix}",
-            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{suffix}",
-            "resumePostUri": f"{instance}/resume?reason={{text}}&{suffix}",
-        }
-
-    def client_binding_json(self, binding: Mapping[str, Any]) -> str:
-        """The string a `durableClient` parameter receives, as the extension builds it."""
-        hub = binding.get("taskHub") or self.hub_name
-        connection = binding.get("connectionName") or DEFAULT_CONNECTION_NAME
-        code = f"code={quote(self.system_key, safe='')}"
-        creation = f"{self.base_url}/orchestrators/{{functionName}}[/{{instanceId}}]"
-        return json.dumps(
-            {
-                "taskHubName": hub,
-                "creationUrls": {
-                    "createNewInstancePostUri": f"{creation}?{code}",
-                    "createAndWaitOnNewInstancePostUri": (
-                        f"{creation}?timeout={{timeoutInSeconds}}"
-                        f"&pollingInterval={{intervalInSeconds}}&{code}"
-                    ),
-                },
-                "managementUrls": self.management_urls("INSTANCEID", hub, connection),
-                "baseUrl": self.base_url,
-                "requiredQueryStringParameters": code,
-                "rpcBaseUrl": self.rpc_base_url,
-                "httpBaseUrl": "",
-            }
-        )
 
 
 def _timestamp(value: datetime) -> str:
@@ -210,6 +149,33 @@ def _seconds_query(query: Mapping[str, str], name: str) -> float | None:
         return None
 
 
+def _page_size_query(query: Mapping[str, str]) -> int:
+    """`top`, the extension's page size (100 unless given as a positive integer)."""
+    try:
+        top = int(query.get("top", ""))
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    return top if top > 0 else DEFAULT_PAGE_SIZE
+
+
+class WaitTimes(ValueError):
+    """`pollingInterval` is longer than `timeout` (the extension's ArgumentException)."""
+
+
+def _wait_query(query: Mapping[str, str]) -> tuple[float, float] | None:
+    """(timeout, pollingInterval) in seconds when both are given, as the extension reads
+    them; WaitTimes when the interval exceeds the timeout."""
+    timeout = _seconds_query(query, "timeout")
+    interval = _seconds_query(query, "pollingInterval")
+    if timeout is None or interval is None:
+        return None
+    if interval > timeout:
+        raise WaitTimes(
+            f"Total timeout {timeout:g} should be bigger than retry timeout {interval:g}"
+        )
+    return timeout, interval
+
+
 class DurableHttpApi:
     """aiohttp handlers of the durable API over the engine."""
 
@@ -230,6 +196,8 @@ class DurableHttpApi:
             return await self._route(request, parts)
         except InvalidBody as error:
             return _invalid_body(request, error)
+        except WaitTimes as error:  # checked before anything starts
+            return _error(400, "One or more of the arguments submitted is incorrect", error)
         except InstanceNotFound:
             return web.Response(status=404)
         except Exception as error:
@@ -288,6 +256,7 @@ class DurableHttpApi:
         self, request: web.Request, function_name: str, instance_id: str | None
     ) -> web.StreamResponse:
         input_json = await _json_body_text(request)
+        wait = _wait_query(request.query)
         if not self._orchestrator_exists(function_name):
             return _error(
                 400,
@@ -306,15 +275,17 @@ class DurableHttpApi:
             return _error(409, str(error) or "An instance with this ID already exists.")
         except ValueError as error:  # an instance id Azure Storage cannot hold
             return _error(400, "One or more of the arguments submitted is incorrect", error)
-        timeout = _seconds_query(request.query, "timeout")
-        interval = _seconds_query(request.query, "pollingInterval")
-        if timeout is not None and interval is not None:
-            return await self._wait_or_check_status(request, instance_id, timeout, interval)
-        return self.check_status_response(instance_id)
+        return await self._wait_or_check_status(request, instance_id, wait)
 
     async def _wait_or_check_status(
-        self, request: web.Request, instance_id: str, timeout: float, interval: float
+        self, request: web.Request, instance_id: str, wait: tuple[float, float] | None
     ) -> web.StreamResponse:
+        """With `timeout` and `pollingInterval` (`wait`): the output (200) or the terminal
+        status once the instance ends within the timeout; otherwise (and without them) the
+        check-status answer (202)."""
+        if wait is None:
+            return self.check_status_response(instance_id)
+        timeout, interval = wait
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             status = await self.engine.get_instance(instance_id)
@@ -351,21 +322,16 @@ class DurableHttpApi:
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        try:
-            top = int(query["top"]) if "top" in query else None
-        except ValueError:
-            top = None
         statuses, token = await self.engine.query_instances(
             runtime_status=_statuses_query(query),
             created_from=_datetime_query(query, "createdTimeFrom"),
             created_to=_datetime_query(query, "createdTimeTo"),
             instance_id_prefix=query.get("instanceIdPrefix"),
-            top=top,
+            top=_page_size_query(query),
             continuation_token=request.headers.get(CONTINUATION_HEADER) or None,
         )
-        show_input = _bool_query(query, "showInput", False)
         payload = [status_payload(status) for status in statuses]
-        if not show_input:
+        if not _bool_query(query, "showInput", True):
             for item in payload:
                 item["input"] = None
         headers = {CONTINUATION_HEADER: token} if token else {}
@@ -437,6 +403,7 @@ class DurableHttpApi:
         return web.Response(status=202)
 
     async def _restart(self, request: web.Request, instance_id: str) -> web.StreamResponse:
+        wait = _wait_query(request.query)
         status = await self.engine.get_instance(instance_id, show_input=True)
         if status is None:
             return _error(
@@ -455,7 +422,7 @@ class DurableHttpApi:
             return _error(
                 409, "A non-terminal instance with this instance ID already exists.", error
             )
-        return self.check_status_response(new_id)
+        return await self._wait_or_check_status(request, new_id, wait)
 
     async def _raise_event(
         self, request: web.Request, instance_id: str, event_name: str

@@ -11,7 +11,7 @@ from devhost.engine import events as ev
 from devhost.engine.crash_points import ACTIVITY_BEFORE_RESULT, crash_point
 from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.inbox import Inbox
-from devhost.engine.interface import InvokeActivity
+from devhost.engine.interface import INVOKING_INSTANCE, InvokeActivity
 from devhost.engine.messages import next_sequence, utcnow
 from devhost.engine.store import StoredMessage, TaskHubStore, WorkItem
 
@@ -66,6 +66,7 @@ class ActivityPool:
                 if item.name == HTTP_ACTIVITY:
                     result = await self._http.send(item.input)
                 else:
+                    INVOKING_INSTANCE.set(item.instance_id)
                     result = await self._invoke_activity(item.name, item.input)
                 event = ev.new_event(ev.TASK_COMPLETED, utcnow(), TaskScheduledId=item.task_id,
                                      Result=result)

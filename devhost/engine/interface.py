@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -20,6 +21,12 @@ TERMINAL_STATES = ("Completed", "Failed", "Terminated", "Canceled")
 InvokeOrchestrator = Callable[[str, str], Awaitable[str]]
 # (activity name, the action's input text unchanged) -> the result as JSON text
 InvokeActivity = Callable[[str, str | None], Awaitable[str | None]]
+
+
+# The instance whose activity or orchestrator episode is being invoked: the engine sets it
+# in the task that calls `InvokeActivity`/`InvokeOrchestrator`, the shell names it in its
+# execution log lines.
+INVOKING_INSTANCE: ContextVar[str | None] = ContextVar("devhost_invoking_instance", default=None)
 
 
 def json_value(text: str | None) -> Any:
@@ -48,9 +55,10 @@ class InstanceStatus:
     "Orchestrator function 'X' failed: <message>"; a terminated one's is the reason as a
     JSON string (null when none). `history` is shaped like the HTTP API's `historyEvents`
     (`EventType` as a name, `Timestamp` ISO text, `FunctionName`, `ScheduledTime`,
-    `FireAt`, `Reason`, `Name`, `OrchestrationStatus` where they apply;
-    `Input`/`Result`/`Details` only with `show_history_output`), for the current execution
-    (after continue_as_new, the latest generation's)."""
+    `FireAt`, `Reason`, `Details`, `Name`, `OrchestrationStatus` where they apply; `Input`
+    as stored text unless `show_input` is false, a completion carrying its task's; `Result`
+    only with `show_history_output`, as its JSON value), for the current execution (after
+    continue_as_new, the latest generation's)."""
 
     name: str
     instance_id: str

@@ -127,7 +127,8 @@ class DurableEngine:
         status = _status(row, show_input=show_input)
         if show_history:
             _, history = await self._store.read_history(instance_id)
-            status.history = ev.api_history(history, with_output=show_history_output)
+            status.history = ev.api_history(history, with_output=show_history_output,
+                                            with_input=show_input)
         return status
 
     async def _matching_rows(

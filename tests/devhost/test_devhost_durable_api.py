@@ -137,7 +137,10 @@ def test_failed_activity_fails_the_orchestration(durable_host: InProcessHost):
     assert (plain.status_code, plain.json()["runtimeStatus"]) == (200, "Failed")
     assert as_error.status_code == 500
     assert "historyEvents" not in plain.json()
-    assert len(with_history.json()["historyEvents"]) >= 3
+    failures = [event for event in with_history.json()["historyEvents"]
+                if event["EventType"] == "TaskFailed"]
+    assert [event["FunctionName"] for event in failures] == ["explode"]
+    assert "the activity exploded" in failures[0]["Reason"]
 
 
 def test_terminate_list_and_purge_through_the_client(durable_host: InProcessHost):
