@@ -18,8 +18,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from dataclasses import dataclass, field, fields
+from typing import Any, BinaryIO, TextIO
 
 from sfsim.org import OPERATIONS, Org, RecordError, now_text
 from sfsim.standard import USER_ID
@@ -84,6 +84,9 @@ class IngestJob:
     fail_with: str | None = None
     fail_after_records: int = 0
     results: dict[str, str] = field(default_factory=dict)
+    # Bytes of each result file when the last internal batch ended: where a job stopped
+    # mid-way picks up after a restart.
+    result_sizes: dict[str, int] = field(default_factory=dict)
     aborted: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -92,6 +95,25 @@ class IngestJob:
 
     def content_url(self) -> str:
         return f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
+
+    def to_state(self) -> dict[str, Any]:
+        """The job as JSON-ready data; its files are named relative to the spool folder."""
+        body = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "aborted"}
+        body["data_file"] = self.data_file and os.path.basename(self.data_file)
+        body["results"] = {kind: os.path.basename(path) for kind, path in self.results.items()}
+        body["result_sizes"] = dict(self.result_sizes)
+        return body
+
+    @classmethod
+    def from_state(cls, saved: dict[str, Any], spool_dir: str) -> IngestJob:
+        job = cls(**saved)
+        # An upload cut short by the stop never finished: the job takes a new one.
+        job.data_file = os.path.join(spool_dir, job.data_file) if job.data_file else None
+        job.results = {kind: os.path.join(spool_dir, name) for kind, name in job.results.items()}
+        return job
+
+    def files(self) -> set[str]:
+        return {path for path in (self.data_file, *self.results.values()) if path}
 
     def to_json(self, full: bool = True) -> dict[str, Any]:
         body = job_info_fields(self)
@@ -118,7 +140,8 @@ class IngestJob:
 class IngestJobs:
     """Every ingest job of the org; thread-safe."""
 
-    def __init__(self, org: Org, settings: Any, spool_dir: str | None = None) -> None:
+    def __init__(self, org: Org, settings: Any, spool_dir: str | None = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.org = org
         self.settings = settings
         self.spool_dir = spool_dir
@@ -127,6 +150,10 @@ class IngestJobs:
         self.random = random.Random(getattr(settings, "seed", None))  # noqa: S311
         self.threads: list[threading.Thread] = []
         self.batches_processed = 0
+        # Called when a job moves on its own (state, progress), for the state file.
+        self.on_change = on_change
+        # Set when the simulator stops: jobs halt between internal batches, unfinished.
+        self.stopping = threading.Event()
 
     # -- requests ---------------------------------------------------------------------
 
@@ -262,11 +289,7 @@ class IngestJobs:
                     )
                 job.state = "UploadComplete"
                 job.system_modstamp = now_text()
-                thread = threading.Thread(
-                    target=self._run, args=(job,), name=f"sfsim-job-{job.id}", daemon=True
-                )
-                self.threads.append(thread)
-                thread.start()
+                self._start_running(job)
             elif state == "Aborted":
                 if job.state not in ("Open", "UploadComplete", "InProgress"):
                     raise JobError(
@@ -319,36 +342,88 @@ class IngestJobs:
             job.aborted.set()
             _remove_files(job)
 
+    # -- keeping jobs across a restart --------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        with self.lock:
+            return {"jobs": [job.to_state() for job in self.jobs.values()],
+                    "batches_processed": self.batches_processed}
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Take back the jobs `to_state` saved; `resume` then runs the unfinished ones."""
+        assert self.spool_dir is not None
+        with self.lock:
+            for body in saved["jobs"]:
+                job = IngestJob.from_state(body, self.spool_dir)
+                self.jobs[job.id] = job
+            self.batches_processed = int(saved["batches_processed"])
+
+    def resume(self) -> None:
+        """Run on the closed jobs that had not finished when the simulator stopped."""
+        with self.lock:
+            for job in self.jobs.values():
+                if job.state in ("UploadComplete", "InProgress"):
+                    self._start_running(job)
+
+    def files(self) -> set[str]:
+        """Every file the jobs hold (uploads and results)."""
+        with self.lock:
+            return {path for job in self.jobs.values() for path in job.files()}
+
+    def stop(self) -> None:
+        """Halt the running jobs between internal batches, leaving them unfinished."""
+        self.stopping.set()
+        with self.lock:
+            for job in self.jobs.values():
+                job.aborted.set()
+            threads = list(self.threads)
+        for thread in threads:
+            thread.join(timeout=30)
+
     # -- processing -------------------------------------------------------------------
+
+    def _start_running(self, job: IngestJob) -> None:
+        thread = threading.Thread(
+            target=self._run, args=(job,), name=f"sfsim-job-{job.id}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
 
     def _wait(self, job: IngestJob) -> bool:
         """Sleep the configured step delay; False when the job was aborted meanwhile."""
         return not job.aborted.wait(self.settings.job_delay_seconds)
 
     def _run(self, job: IngestJob) -> None:
+        """UploadComplete → InProgress → a final state; an InProgress job (one resumed after
+        a restart) goes on from its last internal batch."""
         started = time.monotonic()
         try:
-            if not self._wait(job):
-                return
-            with self.lock:
-                if job.state != "UploadComplete":
+            if job.state == "UploadComplete":
+                if not self._wait(job):
                     return
-                job.state = "InProgress"
-                job.system_modstamp = now_text()
-            if not self._wait(job):
-                return
+                with self.lock:
+                    if job.state != "UploadComplete":
+                        return
+                    job.state = "InProgress"
+                    job.system_modstamp = now_text()
+                self.on_change()
+                if not self._wait(job):
+                    return
             final_state, message = self._process(job)
             with self.lock:
                 if job.state == "InProgress":
                     job.state = final_state
                     job.error_message = message
-                    job.processing_ms = int((time.monotonic() - started) * 1000)
+                    job.processing_ms += int((time.monotonic() - started) * 1000)
                     job.system_modstamp = now_text()
+        except _Stopped:
+            return
         # A simulator bug must show as a Failed job, not as a job stuck InProgress.
         except Exception as error:
             with self.lock:
                 job.state = "Failed"
                 job.error_message = f"InternalServerError : {error}"
+        self.on_change()
 
     def _process(self, job: IngestJob) -> tuple[str, str | None]:
         if not job.data_file:
@@ -373,9 +448,16 @@ class IngestJobs:
             problem = self._check_header(job, columns)
             if problem:
                 return self._fail_all(job, problem)
-            writers = _ResultWriters(job, columns, self.spool_dir)
+            if job.result_sizes:
+                writers = _ResultWriters.reopen(job)
+            else:
+                writers = _ResultWriters.create(job, columns, self.spool_dir)
+                with self.lock:
+                    job.results = writers.paths()
+                    job.result_sizes = writers.sizes()
             try:
-                return self._process_rows(job, columns, reader, writers)
+                return self._process_rows(job, columns, _skip_rows(reader, job.processed),
+                                          writers)
             finally:
                 writers.close()
 
@@ -384,9 +466,15 @@ class IngestJobs:
         writers: _ResultWriters,
     ) -> tuple[str, str | None]:
         batch: list[list[str]] = []
-        done = 0
+        done = job.processed
 
         def run_batch() -> None:
+            # The org lock holds a state-file snapshot off until the batch is written
+            # whole: records, results and counts.
+            with self.org.lock:
+                write_batch()
+
+        def write_batch() -> None:
             nonlocal done
             outcomes: list[tuple[str, list[str], str]] = []
             for row in batch:
@@ -420,17 +508,21 @@ class IngestJobs:
             for kind, row, extra in outcomes:
                 first, second = extra.split("\x00", 1)
                 writers.write(kind, [first, second, *row])
+            sizes = writers.sizes()
             with self.lock:
                 self.batches_processed += 1
                 job.processed += len(batch)
                 job.failed += sum(1 for kind, _, _ in outcomes if kind == "failed")
+                job.result_sizes = sizes
             done += len(batch)
             batch.clear()
+            self.on_change()
 
         for row in reader:
             if not row:
                 continue  # a blank line is not a record
             if job.aborted.is_set():
+                self._halt_when_stopping()
                 writers.write("unprocessed", row)
                 continue
             if job.fail_with and done + len(batch) >= job.fail_after_records:
@@ -444,6 +536,8 @@ class IngestJobs:
             batch.append(row)
             if len(batch) >= INTERNAL_BATCH:
                 run_batch()
+        if job.aborted.is_set():
+            self._halt_when_stopping()
         if batch and not job.aborted.is_set():
             run_batch()
         for row in batch:
@@ -486,41 +580,88 @@ class IngestJobs:
             )
         return None
 
+    def _halt_when_stopping(self) -> None:
+        if self.stopping.is_set():
+            raise _Stopped
+
     def _fail_all(self, job: IngestJob, message: str) -> tuple[str, str | None]:
         if job.data_file:
             job.results["unprocessedrecords"] = job.data_file
         return "Failed", message
 
 
+class _Stopped(Exception):
+    """The simulator is stopping: the job halts where it is, to go on after a restart."""
+
+
+RESULT_NAMES = {"ok": "successfulResults", "failed": "failedResults",
+                "unprocessed": "unprocessedrecords"}
+
+
 class _ResultWriters:
     """The three result CSVs of a job, written as processing goes."""
 
-    def __init__(self, job: IngestJob, columns: list[str], spool_dir: str | None) -> None:
-        self.files: dict[str, Any] = {}
-        self.writers: dict[str, Any] = {}
-        heads = {
-            "ok": ("successfulResults", ["sf__Id", "sf__Created", *columns]),
-            "failed": ("failedResults", ["sf__Id", "sf__Error", *columns]),
-            "unprocessed": ("unprocessedrecords", list(columns)),
+    def __init__(self, job: IngestJob, files: dict[str, TextIO], paths: dict[str, str]
+                 ) -> None:
+        self.files = files
+        self._paths = paths
+        self.writers = {
+            kind: csv.writer(out, delimiter=job.delimiter, lineterminator="\n",
+                             quoting=csv.QUOTE_ALL)
+            for kind, out in files.items()
         }
-        for kind, (name, header) in heads.items():
-            handle, path = tempfile.mkstemp(prefix=f"sfsim-{job.id}-{name}-", suffix=".csv",
-                                            dir=spool_dir)
-            out = open(handle, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            writer = csv.writer(out, delimiter=job.delimiter, lineterminator="\n",
-                                quoting=csv.QUOTE_ALL)
-            writer.writerow(header)
-            out.flush()
-            self.files[kind] = out
-            self.writers[kind] = writer
-            job.results[name] = path
+
+    @classmethod
+    def create(cls, job: IngestJob, columns: list[str], spool_dir: str | None
+               ) -> _ResultWriters:
+        files, paths = {}, {}
+        for kind, name in RESULT_NAMES.items():
+            handle, paths[name] = tempfile.mkstemp(prefix=f"sfsim-{job.id}-{name}-",
+                                                   suffix=".csv", dir=spool_dir)
+            files[kind] = open(handle, "w", encoding="utf-8", newline="")  # noqa: SIM115
+        writers = cls(job, files, paths)
+        writers.write("ok", ["sf__Id", "sf__Created", *columns])
+        writers.write("failed", ["sf__Id", "sf__Error", *columns])
+        writers.write("unprocessed", list(columns))
+        return writers
+
+    @classmethod
+    def reopen(cls, job: IngestJob) -> _ResultWriters:
+        """The files of a job stopped mid-way, cut back to its last whole internal batch."""
+        files = {}
+        for kind, name in RESULT_NAMES.items():
+            path = job.results[name]
+            with open(path, "r+b") as out:
+                out.truncate(job.result_sizes[name])
+            files[kind] = open(path, "a", encoding="utf-8", newline="")  # noqa: SIM115
+        return cls(job, files, dict(job.results))
 
     def write(self, kind: str, row: list[str]) -> None:
         self.writers[kind].writerow(row)
 
+    def paths(self) -> dict[str, str]:
+        return dict(self._paths)
+
+    def sizes(self) -> dict[str, int]:
+        """Flush the files; their sizes, by result name."""
+        sizes = {}
+        for kind, out in self.files.items():
+            out.flush()
+            sizes[RESULT_NAMES[kind]] = os.fstat(out.fileno()).st_size
+        return sizes
+
     def close(self) -> None:
         for out in self.files.values():
             out.close()
+
+
+def _skip_rows(reader: Iterator[list[str]], count: int) -> Iterator[list[str]]:
+    """The reader after its first `count` records (blank lines are not records)."""
+    skipped = 0
+    while skipped < count:
+        if next(reader):
+            skipped += 1
+    return reader
 
 
 def _remove_files(job: IngestJob) -> None:

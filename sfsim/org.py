@@ -61,6 +61,35 @@ class Org:
             # Deleted id -> (object, when): what getDeleted reports and updates refuse.
             self.deleted: dict[str, tuple[str, str]] = {}
 
+    def to_state(self) -> dict[str, Any]:
+        """The org as JSON-ready data (schema, records, deleted ids, the id counter).
+
+        Records are shared, not copied: a write replaces a record's dict, never changes it.
+        """
+        with self.lock:
+            return {
+                "objects": [o.to_json() for o in self.objects.values()],
+                "records": {name: list(store.values()) for name, store in self.records.items()},
+                "deleted": {record_id: list(entry) for record_id, entry in self.deleted.items()},
+                "next_id": self.ids.next_number,
+            }
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Replace the org by the one `to_state` saved."""
+        definitions = [ObjectDef.from_json(body) for body in saved["objects"]]
+        deleted = {str(record_id): (str(sobject), str(when))
+                   for record_id, (sobject, when) in saved["deleted"].items()}
+        with self.lock:
+            self.objects = {definition.name: definition for definition in definitions}
+            self.reset()
+            for sobject, records in saved["records"].items():
+                obj = self.objects[sobject]
+                for record in records:
+                    self.records[sobject][str(record["Id"])] = record
+                    self._index(obj, record)
+            self.deleted = deleted
+            self.ids.next_number = int(saved["next_id"])
+
     def put_record(self, sobject: str, record: Mapping[str, Any]) -> None:
         """Store a record under its own `Id`, as is: the org's built-in records."""
         obj = self.objects[sobject]

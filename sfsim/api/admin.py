@@ -21,6 +21,10 @@ def config(sim: Simulator, request: Request) -> Response:
     if request.method == "PATCH":
         try:
             changed = json_body(request, dict)
+            fixed = [name for name in changed if name in sim.settings.START_ONLY]
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} is chosen at start (--state, "
+                                 "SFSIM_STATE) and cannot be changed at run time")
             with sim.lock:
                 sim.settings.update(changed)
                 if "seed" in changed:
