@@ -37,9 +37,11 @@ from sfsim.api import (
     sobject_collections,
 )
 from sfsim.api.shapes import API_VERSIONS, BadRequest, error_response
-from sfsim.ingest import IngestJobs, JobError
-from sfsim.org import Org, RecordError
+from sfsim.bulk_jobs import JobError
+from sfsim.ingest import IngestJobs
+from sfsim.org import Org
 from sfsim.query_jobs import QueryJobs
+from sfsim.record_values import RecordError
 from sfsim.schema import ObjectDef, default_objects, to_18
 from sfsim.settings import SimSettings
 from sfsim.standard import ensure_standard_records, standard_objects

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sfsim import soql
-from sfsim.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, JobError, job_info_fields
+from sfsim.bulk_jobs import COLUMN_DELIMITERS, LINE_ENDINGS, JobError, job_info_fields
 from sfsim.org import Org, now_text
 
 DEFAULT_PAGE = 50_000

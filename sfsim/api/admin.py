@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from werkzeug.wrappers import Request, Response
 
 from sfsim.api.shapes import BadRequest, json_body, json_response
-from sfsim.org import RecordError, now_text
+from sfsim.org import now_text
+from sfsim.record_values import RecordError
 from sfsim.schema import ObjectDef
 from sfsim.standard import seed_standard_records
 
