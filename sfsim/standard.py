@@ -65,3 +65,12 @@ def seed_standard_records(org: Org, username: str) -> None:
         "Alias": "integ", "Email": username, "IsActive": True, "UserType": "Standard",
         "LocaleSidKey": "en_US", "EmailEncodingKey": "UTF-8", **locale,
     })
+
+
+def ensure_standard_records(org: Org, username: str) -> None:
+    """Seed the Organization and the integration user unless a restored org has them as
+    they should be (a client may have changed them; a new username replaces the user)."""
+    user = org.get("User", USER_ID)
+    if (user is None or user.get("Username") != username
+            or org.get("Organization", ORG_ID) is None):
+        seed_standard_records(org, username)

@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 from werkzeug.wrappers import Request, Response
 
 from sfsim.api.shapes import BadRequest, json_body, json_response
-from sfsim.org import RecordError, now_text
+from sfsim.org import now_text
+from sfsim.record_values import RecordError
 from sfsim.schema import ObjectDef
 from sfsim.standard import seed_standard_records
 
@@ -21,6 +22,10 @@ def config(sim: Simulator, request: Request) -> Response:
     if request.method == "PATCH":
         try:
             changed = json_body(request, dict)
+            fixed = [name for name in changed if name in sim.settings.START_ONLY]
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} is chosen at start (--state, "
+                                 "SFSIM_STATE) and cannot be changed at run time")
             with sim.lock:
                 sim.settings.update(changed)
                 if "seed" in changed:

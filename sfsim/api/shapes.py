@@ -10,7 +10,7 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sfsim.ingest import JobError
+from sfsim.bulk_jobs import JobError
 from sfsim.org import Org
 from sfsim.schema import ObjectDef
 
