@@ -5,6 +5,8 @@
     {job}/{instance}/state/{block}.json         record state after the block's last
                                                 persisted step (payloads, failures, counts)
     {job}/{instance}/groups/{step}/{group}.json one aggregator group's outcome per record
+    {job}/{instance}/continued/{step}/{block}   claimed by the commit that goes on with a
+                                                block whose records span several groups
     {job}/{instance}/failures.csv               the failure report, written at the end
 
 `BlobStore` is the seam: `AzureBlobStore` in the app, `MemoryBlobStore` for tests and
@@ -160,3 +162,6 @@ class InstanceFolder:
 
     def group(self, step: int, group: int) -> str:
         return f"{self.prefix}groups/{step:03d}/{group:07d}.json"
+
+    def continued(self, step: int, block: int) -> str:
+        return f"{self.prefix}continued/{step:03d}/{block:07d}"
