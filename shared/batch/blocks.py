@@ -36,7 +36,7 @@ from shared.batch.messages import (
     SegmentResult,
     StepTally,
 )
-from shared.batch.store import BlobStore, InstanceFolder
+from shared.batch.store import BlobStore, InstanceFolder, read_blobs
 from shared.storage.tables import ConcurrentWrite
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,11 @@ class BlockState:
         return sum(1 for failures in self.failures if failures)
 
 
-def load_block_state(store: BlobStore, folder: InstanceFolder, block: int,
-                     block_size: int, started: bool = False) -> BlockState:
-    """The block's persisted state, or (not `started`) its records as staged."""
+def load_block_state(store: BlobStore, folder: InstanceFolder, block: int) -> BlockState:
     stored = store.read(folder.block_state(block))
-    if stored is not None:
-        return BlockState.from_blob(*stored)
-    if started:
-        raise LookupError(f"block {block} of {folder.prefix} has no state")
-    staged = store.read(folder.input_block(block))
-    if staged is None:
+    if stored is None:
         raise LookupError(f"block {block} of {folder.prefix} was never staged")
-    payloads = [json.loads(line) for line in staged[0].decode().splitlines() if line]
-    return BlockState(folder.instance_id, block * block_size, 0, payloads, [[] for _ in payloads])
+    return BlockState.from_blob(*stored)
 
 
 def _persist(store: BlobStore, folder: InstanceFolder, block: int, state: BlockState) -> None:
@@ -107,8 +99,7 @@ def run_segment(job: BatchJob, store: BlobStore, request: SegmentRequest,
     folder = InstanceFolder(job.name, request.instance_id)
     while True:
         if state is None:
-            state = load_block_state(store, folder, request.block, request.block_size,
-                                     started=request.fold)
+            state = load_block_state(store, folder, request.block)
         try:
             _advance(job, store, folder, request, state, outcomes or {})
         except ConcurrentWrite:
@@ -211,9 +202,17 @@ def _group_outcome(store: BlobStore, folder: InstanceFolder, step: int,
 def commit_group(job: BatchJob, store: BlobStore, request: CommitRequest) -> CommitResult:
     """Commit the group (once), then go on with the blocks of `continue_blocks` it can."""
     folder = InstanceFolder(job.name, request.instance_id)
+    # The group's outcome (present if a delivery committed it) and the waiting blocks'
+    # states (needed if not) are read side by side.
+    blocks = [part.block for part in request.slices]
+    found = read_blobs(store, [folder.group(request.step, request.group),
+                               *(folder.block_state(block) for block in blocks)])
     states: dict[int, BlockState] = {}
-    outcome = _group_outcome(store, folder, request.step, request.group)
-    if outcome is None:
+    if found[0] is not None:
+        outcome = json.loads(found[0][0])
+    else:
+        states = {block: _waiting_state(folder, block, request.step, stored)
+                  for block, stored in zip(blocks, found[1:], strict=True)}
         outcome = _commit_new_group(job, store, folder, request, states)
     result = CommitResult.from_json(outcome["result"])
     continued = [answer for blocks in request.continue_blocks
@@ -227,35 +226,33 @@ def _continue_block(job: BatchJob, store: BlobStore, folder: InstanceFolder,
                     state: BlockState | None) -> SegmentResult | None:
     """Go on with the block past the aggregator when all its groups are committed; None
     when one is not (its commit goes on with it) or another commit claimed it."""
+    others = [group for group in blocks.groups if group != request.group]
+    found = read_blobs(store, [folder.group(request.step, group) for group in others])
+    if any(stored is None for stored in found):
+        return None
     outcomes: GroupOutcomes = {request.group: outcome}
-    for group in blocks.groups:
-        if group not in outcomes:
-            other = _group_outcome(store, folder, request.step, group)
-            if other is None:
-                return None
-            outcomes[group] = other
+    outcomes.update((group, json.loads(stored[0]))  # type: ignore[index]
+                    for group, stored in zip(others, found, strict=True))
     if len(blocks.groups) > 1:
         try:
             store.write(folder.continued(request.step, blocks.block), b"", etag=None)
         except ConcurrentWrite:
             return None
-    # The block waits at the aggregator, so its state exists: no block size is needed.
-    fold = SegmentRequest(request.job, request.instance_id, blocks.block, 0, request.step,
+    fold = SegmentRequest(request.job, request.instance_id, blocks.block, request.step,
                           fold=True, groups=list(blocks.groups))
     return run_segment(job, store, fold, state, outcomes)
 
 
 def _commit_new_group(job: BatchJob, store: BlobStore, folder: InstanceFolder,
                       request: CommitRequest, states: dict[int, BlockState]) -> dict[str, Any]:
-    """Call the aggregator's commit and store the group's outcome (its blob's JSON); the
-    waiting blocks' states read on the way are left in `states`."""
+    """Call the aggregator's commit over the waiting records of `states` and store the
+    group's outcome; returns it (the outcome blob's JSON)."""
     name = folder.group(request.step, request.group)
     step = job.steps[request.step]
     assert step.aggregator is not None, f"step {step.name} has no aggregator"
     parts: list[tuple[int, list[int], list[BatchRecord]]] = []
     for part in request.slices:
-        state = _waiting_state(store, folder, part.block, request.step)
-        states[part.block] = state
+        state = states[part.block]
         positions = (state.pending or [])[part.first:part.first + part.count]
         parts.append((part.block, positions, [state.record(p) for p in positions]))
     records = [record for _, _, group_records in parts for record in group_records]
@@ -294,8 +291,8 @@ def _commit_new_group(job: BatchJob, store: BlobStore, folder: InstanceFolder,
     return outcome
 
 
-def _waiting_state(store: BlobStore, folder: InstanceFolder, block: int, step: int) -> BlockState:
-    stored = store.read(folder.block_state(block))
+def _waiting_state(folder: InstanceFolder, block: int, step: int,
+                   stored: tuple[bytes, str] | None) -> BlockState:
     if stored is None:
         raise LookupError(f"block {block} of {folder.prefix} has no state")
     state = BlockState.from_blob(*stored)

@@ -44,7 +44,6 @@ class SegmentRequest(Message):
     job: str
     instance_id: str
     block: int
-    block_size: int
     from_step: int
     fold: bool = False
     groups: list[int] = field(default_factory=list)

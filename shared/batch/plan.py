@@ -159,8 +159,8 @@ class BlockPlan:
 
     def _segment(self, block: int, step: int, fold: bool = False,
                  groups: list[int] | None = None) -> SegmentRequest:
-        return SegmentRequest(self.job.name, self.progress.instance_id, block,
-                              self.progress.block_size, step, fold, list(groups or []))
+        return SegmentRequest(self.job.name, self.progress.instance_id, block, step, fold,
+                              list(groups or []))
 
     def _next_group(self, step: int) -> CommitRequest | None:
         queue = self.queues[step]

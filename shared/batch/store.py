@@ -1,9 +1,9 @@
 """Where an instance keeps its records: blobs in one folder per instance, ETag-guarded.
 
-    {job}/{instance}/input/{block}.jsonl        the block's records as loaded (one per line)
+    {job}/{instance}/state/{block}.json         the block's records: as loaded when staged,
+                                                then after its last persisted step
+                                                (payloads, failures, counts)
     {job}/{instance}/manifest.json              written last when staging: the commit point
-    {job}/{instance}/state/{block}.json         record state after the block's last
-                                                persisted step (payloads, failures, counts)
     {job}/{instance}/groups/{step}/{group}.json one aggregator group's outcome per record
     {job}/{instance}/continued/{step}/{block}   claimed by the commit that goes on with a
                                                 block whose records span several groups
@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -34,6 +35,8 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from shared.storage.tables import ConcurrentWrite
 
 ANY_ETAG = "*"
+READ_THREADS = 8
+_readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batch-read")
 
 
 class BlobStore(Protocol):
@@ -47,6 +50,13 @@ class BlobStore(Protocol):
         """Delete every blob under `prefix`; returns how many."""
 
     def names(self, prefix: str) -> Iterator[str]: ...
+
+
+def read_blobs(store: BlobStore, names: Sequence[str]) -> list[tuple[bytes, str] | None]:
+    """`store.read` of each name, the round trips side by side; in the names' order."""
+    if len(names) <= 1:
+        return [store.read(name) for name in names]
+    return list(_readers.map(store.read, names))
 
 
 @dataclass
@@ -149,9 +159,6 @@ class InstanceFolder:
     @property
     def failures_report(self) -> str:
         return self.prefix + "failures.csv"
-
-    def input_block(self, block: int) -> str:
-        return f"{self.prefix}input/{block:07d}.jsonl"
 
     def block_state(self, block: int) -> str:
         return f"{self.prefix}state/{block:07d}.json"
