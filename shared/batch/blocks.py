@@ -36,7 +36,7 @@ from shared.batch.messages import (
     SegmentResult,
     StepTally,
 )
-from shared.batch.store import BlobStore, InstanceFolder, read_blobs
+from shared.batch.store import BlobStore, InstanceFolder, read_blobs, side_by_side
 from shared.storage.tables import ConcurrentWrite
 
 log = logging.getLogger(__name__)
@@ -123,20 +123,33 @@ def _segment_done(job: BatchJob, request: SegmentRequest, state: BlockState) -> 
 
 def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
              request: SegmentRequest, state: BlockState, outcomes: GroupOutcomes) -> None:
-    """Run the segment's steps not yet persisted, persisting after each one."""
+    """Run the segment's steps not yet persisted; what a step function did is persisted
+    before the next step function runs, and everything at the end.
+
+    Folding the groups' outcomes in and an aggregator's collecting pass (a step without a
+    function) call no step function and are repeated exactly from what is stored, so they
+    are persisted with the next write rather than in one of their own."""
+    ran_function = unsaved = False
     while not _segment_done(job, request, state):
         if state.pending is not None:  # the fold: the groups' outcomes, then the next step
             _fold_groups(store, folder, request, state, outcomes)
             state.next_step += 1
             state.pending = None
+            unsaved = True
+            continue
+        step = job.steps[state.next_step]
+        if ran_function and step.run is not None:
+            _persist(store, folder, request.block, state)
+            ran_function = unsaved = False
+        tally, pending = _run_step(step, state)
+        state.tallies[str(state.next_step)] = tally.to_json()
+        if step.aggregator is not None and pending:
+            state.pending = pending
         else:
-            step = job.steps[state.next_step]
-            tally, pending = _run_step(step, state)
-            state.tallies[str(state.next_step)] = tally.to_json()
-            if step.aggregator is not None and pending:
-                state.pending = pending
-            else:
-                state.next_step += 1
+            state.next_step += 1
+        ran_function = ran_function or step.run is not None
+        unsaved = True
+    if unsaved:
         _persist(store, folder, request.block, state)
 
 
@@ -215,10 +228,17 @@ def commit_group(job: BatchJob, store: BlobStore, request: CommitRequest) -> Com
                   for block, stored in zip(blocks, found[1:], strict=True)}
         outcome = _commit_new_group(job, store, folder, request, states)
     result = CommitResult.from_json(outcome["result"])
-    continued = [answer for blocks in request.continue_blocks
-                 if (answer := _continue_block(job, store, folder, request, blocks, outcome,
-                                               states.get(blocks.block))) is not None]
-    return replace(result, continued=continued)
+
+    def go_on(blocks: BlockGroups) -> SegmentResult | None:
+        return _continue_block(job, store, folder, request, blocks, outcome,
+                               states.get(blocks.block))
+
+    if request.step == len(job.steps) - 1:
+        # After the last step only the fold is left (no step function): blocks side by side.
+        answers = side_by_side(go_on, request.continue_blocks)
+    else:  # block by block: step functions run in one block at a time per activity
+        answers = [go_on(blocks) for blocks in request.continue_blocks]
+    return replace(result, continued=[answer for answer in answers if answer is not None])
 
 
 def _continue_block(job: BatchJob, store: BlobStore, folder: InstanceFolder,

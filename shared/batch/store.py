@@ -19,10 +19,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -35,8 +35,10 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from shared.storage.tables import ConcurrentWrite
 
 ANY_ETAG = "*"
-READ_THREADS = 8
-_readers = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="batch-read")
+IO_THREADS = 8
+_blob_io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-blob-io")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BlobStore(Protocol):
@@ -54,9 +56,14 @@ class BlobStore(Protocol):
 
 def read_blobs(store: BlobStore, names: Sequence[str]) -> list[tuple[bytes, str] | None]:
     """`store.read` of each name, the round trips side by side; in the names' order."""
-    if len(names) <= 1:
-        return [store.read(name) for name in names]
-    return list(_readers.map(store.read, names))
+    return side_by_side(store.read, names)
+
+
+def side_by_side(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`work` of each item in the blob I/O threads (for round trips, not step functions)."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    return list(_blob_io.map(work, items))
 
 
 @dataclass
