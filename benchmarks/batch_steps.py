@@ -1,4 +1,10 @@
-"""The benchmark job's step functions, shared by the host app and the in-process floor."""
+"""The benchmark job's step functions, shared by the host app and the in-process floor.
+
+The job does what the issue's example does: check a record, map it to a Contact, and
+upsert the Contacts in groups of 200 through sObject Collections (the example job's own
+commit, `shared.batch.contacts.upsert_contacts`, against the Salesforce simulator).
+`accept_group` is a commit that does nothing, for the floor of trivial functions.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,13 @@ import re
 from collections.abc import Sequence
 
 from shared.batch import Aggregator, BatchJob, BatchRecord, BatchStep, SchedulingStrategy
+from shared.batch.contacts import upsert_contacts
+from shared.batch.job import CommitFunction
+from shared.config import AppSettings
 
 BLOCK_SIZES = (10, 100, 1000)
+GROUP_SIZE = 200
+MAX_CONCURRENCY = 4
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
 
 
@@ -27,19 +38,25 @@ def accept_group(group: Sequence[BatchRecord]) -> list[BaseException | None]:
             for record in group]
 
 
+def bench_commit(settings: AppSettings) -> CommitFunction:
+    """The aggregator's commit: upsert Contact by External_Id__c (sObject Collections)."""
+    return upsert_contacts(settings)
+
+
 def bench_job_name(block_size: int, strategy: SchedulingStrategy) -> str:
     return f"bench-{block_size}-{strategy.value.lower().replace('_', '-')}"
 
 
-def bench_jobs() -> list[BatchJob]:
+def bench_jobs(settings: AppSettings) -> list[BatchJob]:
+    commit = bench_commit(settings)
     return [BatchJob(bench_job_name(size, strategy), block_size=size, max_failed_records=-1,
-                     max_concurrency=4, scheduling_strategy=strategy, steps=(
+                     max_concurrency=MAX_CONCURRENCY, scheduling_strategy=strategy, steps=(
                          BatchStep("check", check), BatchStep("map", to_contact),
-                         BatchStep("load", aggregator=Aggregator(size=200,
-                                                                 commit=accept_group))))
+                         BatchStep("load", aggregator=Aggregator(size=GROUP_SIZE,
+                                                                 commit=commit))))
             for size in BLOCK_SIZES for strategy in SchedulingStrategy]
 
 
-def bench_records(count: int) -> list[dict]:
-    return [{"id": f"C-{n}", "name": f"name {n}", "email": f"user{n}@example.com"}
+def bench_records(count: int, prefix: str = "C") -> list[dict]:
+    return [{"id": f"{prefix}-{n}", "name": f"name {n}", "email": f"user{n}@example.com"}
             for n in range(count)]

@@ -135,8 +135,11 @@ def start_azurite(
     queue_port: int | None = None,
     table_port: int | None = None,
     log_file: Path | None = None,
+    access_log: bool = False,
 ) -> Azurite:
-    """Start Azurite (blob, queue, table) on loopback; data lives in `workdir`."""
+    """Start Azurite (blob, queue, table) on loopback; data lives in `workdir`.
+
+    `access_log` writes a line per request to `log_file` (a benchmark counts them)."""
     executable = azurite_executable()
     workdir = Path(workdir or tempfile.mkdtemp(prefix="azurite-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -153,8 +156,9 @@ def start_azurite(
         "--location", str(workdir),
         "--skipApiVersionCheck",
         "--disableProductStyleUrl",
-        "--silent",
     ]
+    if not access_log:
+        command.append("--silent")
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 (held by the child)
     process = subprocess.Popen(
         command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir

@@ -11,7 +11,7 @@ from shared.batch import register_batch_jobs
 from shared.config import app_settings
 
 settings = app_settings()
-register_batch_jobs(*bench_jobs())
+register_batch_jobs(*bench_jobs(settings))
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

@@ -8,6 +8,14 @@ Both are idempotent, as activities run at least once:
   counts, so a redelivery answers exactly what the first delivery would have.
 - `commit_group` writes the group's outcome blob (create-only) after the commit call; a
   redelivery finding it answers from it without calling the commit again.
+
+A commit also goes on with the blocks it was asked to continue (those whose records all
+wait in groups already dispatched), so a block usually takes one activity to its
+aggregator and none after it: once every group holding its records is committed, the
+block's failures are folded in and its later steps run, persisted per step as in a
+segment. The commit that sees all those groups committed goes on (two may see it at
+once: a create-only "continued" blob picks one); a block nobody went on with (a crash
+after the claim) is left to a fold segment, which resumes from the persisted state.
 """
 
 from __future__ import annotations
@@ -15,19 +23,20 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from shared.batch.job import BatchJob, BatchRecord, BatchStep, StepFailure
 from shared.batch.messages import (
     BlockFailures,
+    BlockGroups,
     CommitRequest,
     CommitResult,
     SegmentRequest,
     SegmentResult,
     StepTally,
 )
-from shared.batch.store import BlobStore, InstanceFolder
+from shared.batch.store import BlobStore, InstanceFolder, read_blobs, side_by_side
 from shared.storage.tables import ConcurrentWrite
 
 log = logging.getLogger(__name__)
@@ -68,33 +77,37 @@ class BlockState:
         return sum(1 for failures in self.failures if failures)
 
 
-def load_block_state(store: BlobStore, folder: InstanceFolder, block: int,
-                     block_size: int) -> BlockState:
+def load_block_state(store: BlobStore, folder: InstanceFolder, block: int) -> BlockState:
     stored = store.read(folder.block_state(block))
-    if stored is not None:
-        return BlockState.from_blob(*stored)
-    staged = store.read(folder.input_block(block))
-    if staged is None:
+    if stored is None:
         raise LookupError(f"block {block} of {folder.prefix} was never staged")
-    payloads = [json.loads(line) for line in staged[0].decode().splitlines() if line]
-    return BlockState(folder.instance_id, block * block_size, 0, payloads, [[] for _ in payloads])
+    return BlockState.from_blob(*stored)
 
 
 def _persist(store: BlobStore, folder: InstanceFolder, block: int, state: BlockState) -> None:
     state.etag = store.write(folder.block_state(block), state.to_blob(), state.etag)
 
 
-def run_segment(job: BatchJob, store: BlobStore, request: SegmentRequest) -> SegmentResult:
+GroupOutcomes = dict[int, dict[str, Any]]  # group number -> its outcome blob's JSON
+
+
+def run_segment(job: BatchJob, store: BlobStore, request: SegmentRequest,
+                state: BlockState | None = None,
+                outcomes: GroupOutcomes | None = None) -> SegmentResult:
+    """Run the request's steps not yet persisted; `state` and `outcomes` are what the caller
+    read already (a commit going on with a block)."""
     folder = InstanceFolder(job.name, request.instance_id)
     while True:
-        state = load_block_state(store, folder, request.block, request.block_size)
+        if state is None:
+            state = load_block_state(store, folder, request.block)
         try:
-            _advance(job, store, folder, request, state)
+            _advance(job, store, folder, request, state, outcomes or {})
         except ConcurrentWrite:
             # Another delivery of this request persisted a step first: go on from its state
             # (its persisted steps are not run again).
             log.warning("block %s of %s: a concurrent delivery persisted first",
                         request.block, folder.prefix)
+            state = None
             continue
         return _segment_result(job, request, state)
 
@@ -109,21 +122,34 @@ def _segment_done(job: BatchJob, request: SegmentRequest, state: BlockState) -> 
 
 
 def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
-             request: SegmentRequest, state: BlockState) -> None:
-    """Run the segment's steps not yet persisted, persisting after each one."""
+             request: SegmentRequest, state: BlockState, outcomes: GroupOutcomes) -> None:
+    """Run the segment's steps not yet persisted; what a step function did is persisted
+    before the next step function runs, and everything at the end.
+
+    Folding the groups' outcomes in and an aggregator's collecting pass (a step without a
+    function) call no step function and are repeated exactly from what is stored, so they
+    are persisted with the next write rather than in one of their own."""
+    ran_function = unsaved = False
     while not _segment_done(job, request, state):
         if state.pending is not None:  # the fold: the groups' outcomes, then the next step
-            _fold_groups(store, folder, request, state)
+            _fold_groups(store, folder, request, state, outcomes)
             state.next_step += 1
             state.pending = None
+            unsaved = True
+            continue
+        step = job.steps[state.next_step]
+        if ran_function and step.run is not None:
+            _persist(store, folder, request.block, state)
+            ran_function = unsaved = False
+        tally, pending = _run_step(step, state)
+        state.tallies[str(state.next_step)] = tally.to_json()
+        if step.aggregator is not None and pending:
+            state.pending = pending
         else:
-            step = job.steps[state.next_step]
-            tally, pending = _run_step(step, state)
-            state.tallies[str(state.next_step)] = tally.to_json()
-            if step.aggregator is not None and pending:
-                state.pending = pending
-            else:
-                state.next_step += 1
+            state.next_step += 1
+        ran_function = ran_function or step.run is not None
+        unsaved = True
+    if unsaved:
         _persist(store, folder, request.block, state)
 
 
@@ -167,12 +193,11 @@ def _segment_result(job: BatchJob, request: SegmentRequest, state: BlockState) -
 
 
 def _fold_groups(store: BlobStore, folder: InstanceFolder, request: SegmentRequest,
-                 state: BlockState) -> None:
+                 state: BlockState, outcomes: GroupOutcomes) -> None:
     for group in request.groups:
-        stored = store.read(folder.group(request.from_step, group))
-        if stored is None:
+        outcome = outcomes.get(group) or _group_outcome(store, folder, request.from_step, group)
+        if outcome is None:
             raise LookupError(f"group {group} of step {request.from_step} was never committed")
-        outcome = json.loads(stored[0])
         for part in outcome["slices"]:
             if part["block"] != request.block:
                 continue
@@ -181,17 +206,73 @@ def _fold_groups(store: BlobStore, folder: InstanceFolder, request: SegmentReque
                     state.failures[position].append(failure)
 
 
+def _group_outcome(store: BlobStore, folder: InstanceFolder, step: int,
+                   group: int) -> dict[str, Any] | None:
+    stored = store.read(folder.group(step, group))
+    return None if stored is None else json.loads(stored[0])
+
+
 def commit_group(job: BatchJob, store: BlobStore, request: CommitRequest) -> CommitResult:
+    """Commit the group (once), then go on with the blocks of `continue_blocks` it can."""
     folder = InstanceFolder(job.name, request.instance_id)
+    # The group's outcome (present if a delivery committed it) and the waiting blocks'
+    # states (needed if not) are read side by side.
+    blocks = [part.block for part in request.slices]
+    found = read_blobs(store, [folder.group(request.step, request.group),
+                               *(folder.block_state(block) for block in blocks)])
+    states: dict[int, BlockState] = {}
+    if found[0] is not None:
+        outcome = json.loads(found[0][0])
+    else:
+        states = {block: _waiting_state(folder, block, request.step, stored)
+                  for block, stored in zip(blocks, found[1:], strict=True)}
+        outcome = _commit_new_group(job, store, folder, request, states)
+    result = CommitResult.from_json(outcome["result"])
+
+    def go_on(blocks: BlockGroups) -> SegmentResult | None:
+        return _continue_block(job, store, folder, request, blocks, outcome,
+                               states.get(blocks.block))
+
+    if request.step == len(job.steps) - 1:
+        # After the last step only the fold is left (no step function): blocks side by side.
+        answers = side_by_side(go_on, request.continue_blocks)
+    else:  # block by block: step functions run in one block at a time per activity
+        answers = [go_on(blocks) for blocks in request.continue_blocks]
+    return replace(result, continued=[answer for answer in answers if answer is not None])
+
+
+def _continue_block(job: BatchJob, store: BlobStore, folder: InstanceFolder,
+                    request: CommitRequest, blocks: BlockGroups, outcome: dict[str, Any],
+                    state: BlockState | None) -> SegmentResult | None:
+    """Go on with the block past the aggregator when all its groups are committed; None
+    when one is not (its commit goes on with it) or another commit claimed it."""
+    others = [group for group in blocks.groups if group != request.group]
+    found = read_blobs(store, [folder.group(request.step, group) for group in others])
+    if any(stored is None for stored in found):
+        return None
+    outcomes: GroupOutcomes = {request.group: outcome}
+    outcomes.update((group, json.loads(stored[0]))  # type: ignore[index]
+                    for group, stored in zip(others, found, strict=True))
+    if len(blocks.groups) > 1:
+        try:
+            store.write(folder.continued(request.step, blocks.block), b"", etag=None)
+        except ConcurrentWrite:
+            return None
+    fold = SegmentRequest(request.job, request.instance_id, blocks.block, request.step,
+                          fold=True, groups=list(blocks.groups))
+    return run_segment(job, store, fold, state, outcomes)
+
+
+def _commit_new_group(job: BatchJob, store: BlobStore, folder: InstanceFolder,
+                      request: CommitRequest, states: dict[int, BlockState]) -> dict[str, Any]:
+    """Call the aggregator's commit over the waiting records of `states` and store the
+    group's outcome; returns it (the outcome blob's JSON)."""
     name = folder.group(request.step, request.group)
-    stored = store.read(name)
-    if stored is not None:
-        return CommitResult.from_json(json.loads(stored[0])["result"])
     step = job.steps[request.step]
     assert step.aggregator is not None, f"step {step.name} has no aggregator"
     parts: list[tuple[int, list[int], list[BatchRecord]]] = []
     for part in request.slices:
-        state = _waiting_state(store, folder, part.block, request.step)
+        state = states[part.block]
         positions = (state.pending or [])[part.first:part.first + part.count]
         parts.append((part.block, positions, [state.record(p) for p in positions]))
     records = [record for _, _, group_records in parts for record in group_records]
@@ -222,16 +303,16 @@ def commit_group(job: BatchJob, store: BlobStore, request: CommitRequest) -> Com
     result = CommitResult(request.step, request.group,
                           StepTally(request.step, 0, successful, failed, newly_failed, by_type),
                           blocks)
-    body = json.dumps({"slices": slices_json, "result": result.to_json()}).encode()
+    outcome = {"slices": slices_json, "result": result.to_json()}
     try:
-        store.write(name, body, etag=None)
+        store.write(name, json.dumps(outcome).encode(), etag=None)
     except ConcurrentWrite:  # a concurrent delivery committed first: its outcome stands
-        return CommitResult.from_json(json.loads(store.read(name)[0])["result"])  # type: ignore[index]
-    return result
+        return json.loads(store.read(name)[0])  # type: ignore[index]
+    return outcome
 
 
-def _waiting_state(store: BlobStore, folder: InstanceFolder, block: int, step: int) -> BlockState:
-    stored = store.read(folder.block_state(block))
+def _waiting_state(folder: InstanceFolder, block: int, step: int,
+                   stored: tuple[bytes, str] | None) -> BlockState:
     if stored is None:
         raise LookupError(f"block {block} of {folder.prefix} has no state")
     state = BlockState.from_blob(*stored)

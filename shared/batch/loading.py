@@ -14,6 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from shared.batch.blocks import BlockState
 from shared.batch.store import BlobStore, InstanceFolder
 
 log = logging.getLogger(__name__)
@@ -52,9 +53,12 @@ def stage_records(store: BlobStore, folder: InstanceFolder,
     count = block_count(len(records), block_size)
 
     def write_block(block: int) -> None:
-        chunk = records[block * block_size:(block + 1) * block_size]
-        data = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in chunk)
-        store.write(folder.input_block(block), data.encode())
+        # Staged as the block's state before its first step: a block activity reads one
+        # blob, whether it starts the block or resumes it.
+        chunk = [dict(record) for record in records[block * block_size:(block + 1) * block_size]]
+        state = BlockState(folder.instance_id, block * block_size, 0, chunk,
+                           [[] for _ in chunk])
+        store.write(folder.block_state(block), state.to_blob())
 
     manifest = Manifest(folder.job, folder.instance_id, len(records), block_size, count)
     try:

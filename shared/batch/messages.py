@@ -44,7 +44,6 @@ class SegmentRequest(Message):
     job: str
     instance_id: str
     block: int
-    block_size: int
     from_step: int
     fold: bool = False
     groups: list[int] = field(default_factory=list)
@@ -69,12 +68,24 @@ class GroupSlice(Message):
 
 
 @dataclass(frozen=True)
+class BlockGroups(Message):
+    """Block `block` has all its records waiting at an aggregator in these groups."""
+
+    block: int
+    groups: list[int]
+
+
+@dataclass(frozen=True)
 class CommitRequest(Message):
+    """Commit group `group` of aggregator step `step`; then go on with each block of
+    `continue_blocks` whose groups are all committed (as a fold segment would)."""
+
     job: str
     instance_id: str
     step: int
     group: int
     slices: list[GroupSlice]
+    continue_blocks: list[BlockGroups] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,6 +100,7 @@ class CommitResult(Message):
     group: int
     tally: StepTally
     blocks: list[BlockFailures]
+    continued: list[SegmentResult] = field(default_factory=list)  # blocks it went on with
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,13 @@ How blocks meet aggregators: a block runs step by step until a step with an aggr
 that accepted some of its records; it then waits there, its waiting records queued as a
 slice (block, first, count) of that step's queue. A group is dispatched when the queue
 holds `size` records, or, when no more records can reach that step, with what is left
-(the smaller last group); a streaming aggregator dispatches once, when none can come. A
-waiting block goes on (a "fold" segment applying the groups' outcomes to its records) once
-every group that holds some of its records is committed.
+(the smaller last group); a streaming aggregator dispatches once, when none can come. The
+commit of the group that takes a block's last waiting records is asked to go on with that
+block past the aggregator (`CommitRequest.continue_blocks`), which it does once every group
+holding the block's records is committed; one of those commits reports the block's
+progress (`CommitResult.continued`), so a block costs one activity up to the aggregator
+and none after it. A block nobody went on with (a crash between the claim and the work)
+goes on in a "fold" segment once all its groups' commits answered.
 
 Priority when capacity frees up: commits, then waiting blocks going on, then new blocks,
 so records leave the pipeline before new ones enter it. Once the failure limit is passed
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field, replace
 
 from shared.batch.job import BatchJob
 from shared.batch.messages import (
+    BlockGroups,
     CommitRequest,
     CommitResult,
     GroupSlice,
@@ -154,8 +159,8 @@ class BlockPlan:
 
     def _segment(self, block: int, step: int, fold: bool = False,
                  groups: list[int] | None = None) -> SegmentRequest:
-        return SegmentRequest(self.job.name, self.progress.instance_id, block,
-                              self.progress.block_size, step, fold, list(groups or []))
+        return SegmentRequest(self.job.name, self.progress.instance_id, block, step, fold,
+                              list(groups or []))
 
     def _next_group(self, step: int) -> CommitRequest | None:
         queue = self.queues[step]
@@ -182,12 +187,17 @@ class BlockPlan:
             take -= used
         group = queue.next_group
         self.queues[step] = AggregatorQueue(step, rest, group + 1)
+        complete: list[BlockGroups] = []
         for part in slices:
-            entry = self.blocks[part.block]
-            self.blocks[part.block] = replace(
-                entry, unassigned=entry.unassigned - part.count,
-                open_groups=entry.open_groups + 1, groups=[*entry.groups, group])
-        return CommitRequest(self.job.name, self.progress.instance_id, step, group, slices)
+            entry = replace(self.blocks[part.block],
+                            unassigned=self.blocks[part.block].unassigned - part.count,
+                            open_groups=self.blocks[part.block].open_groups + 1,
+                            groups=[*self.blocks[part.block].groups, group])
+            self.blocks[part.block] = entry
+            if entry.unassigned == 0:
+                complete.append(BlockGroups(entry.block, list(entry.groups)))
+        return CommitRequest(self.job.name, self.progress.instance_id, step, group, slices,
+                             complete)
 
     def _more_can_reach(self, step: int) -> bool:
         if self.progress.next_block < self.progress.block_count:
@@ -219,8 +229,15 @@ class BlockPlan:
     def record_commit(self, result: CommitResult) -> None:
         self._add_tallies([result.tally])
         for part in result.blocks:
-            entry = self.blocks[part.block]
-            self.blocks[part.block] = replace(entry, open_groups=entry.open_groups - 1)
+            entry = self.blocks.get(part.block)
+            # A block another commit went on with has left this step (or finished).
+            if entry is not None and entry.step == result.step:
+                self.blocks[part.block] = replace(entry, open_groups=entry.open_groups - 1)
+        for answer in result.continued:
+            entry = self.blocks.get(answer.block)
+            # Two commits may both report a block they went on with: the first one counts.
+            if entry is not None and entry.step == result.step and not entry.running:
+                self.record_segment(answer)
         self._check_failure_limit()
 
     def _add_tallies(self, tallies: list[StepTally]) -> None:

@@ -1,10 +1,12 @@
 """Where an instance keeps its records: blobs in one folder per instance, ETag-guarded.
 
-    {job}/{instance}/input/{block}.jsonl        the block's records as loaded (one per line)
+    {job}/{instance}/state/{block}.json         the block's records: as loaded when staged,
+                                                then after its last persisted step
+                                                (payloads, failures, counts)
     {job}/{instance}/manifest.json              written last when staging: the commit point
-    {job}/{instance}/state/{block}.json         record state after the block's last
-                                                persisted step (payloads, failures, counts)
     {job}/{instance}/groups/{step}/{group}.json one aggregator group's outcome per record
+    {job}/{instance}/continued/{step}/{block}   claimed by the commit that goes on with a
+                                                block whose records span several groups
     {job}/{instance}/failures.csv               the failure report, written at the end
 
 `BlobStore` is the seam: `AzureBlobStore` in the app, `MemoryBlobStore` for tests and
@@ -17,9 +19,10 @@ from __future__ import annotations
 import contextlib
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -32,6 +35,10 @@ from azure.storage.blob import BlobServiceClient, ContainerClient
 from shared.storage.tables import ConcurrentWrite
 
 ANY_ETAG = "*"
+IO_THREADS = 8
+_blob_io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="batch-blob-io")
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class BlobStore(Protocol):
@@ -45,6 +52,18 @@ class BlobStore(Protocol):
         """Delete every blob under `prefix`; returns how many."""
 
     def names(self, prefix: str) -> Iterator[str]: ...
+
+
+def read_blobs(store: BlobStore, names: Sequence[str]) -> list[tuple[bytes, str] | None]:
+    """`store.read` of each name, the round trips side by side; in the names' order."""
+    return side_by_side(store.read, names)
+
+
+def side_by_side(work: Callable[[T], R], items: Sequence[T]) -> list[R]:
+    """`work` of each item in the blob I/O threads (for round trips, not step functions)."""
+    if len(items) <= 1:
+        return [work(item) for item in items]
+    return list(_blob_io.map(work, items))
 
 
 @dataclass
@@ -148,9 +167,6 @@ class InstanceFolder:
     def failures_report(self) -> str:
         return self.prefix + "failures.csv"
 
-    def input_block(self, block: int) -> str:
-        return f"{self.prefix}input/{block:07d}.jsonl"
-
     def block_state(self, block: int) -> str:
         return f"{self.prefix}state/{block:07d}.json"
 
@@ -160,3 +176,6 @@ class InstanceFolder:
 
     def group(self, step: int, group: int) -> str:
         return f"{self.prefix}groups/{step:03d}/{group:07d}.json"
+
+    def continued(self, step: int, block: int) -> str:
+        return f"{self.prefix}continued/{step:03d}/{block:07d}"
