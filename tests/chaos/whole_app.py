@@ -67,6 +67,14 @@ def whole_app_env(storage: str, sfsim: SimulatorHandle, source: AssetSource,
         "BULK_LOAD_CONTAINER": f"chaos-{suffix}",
         "BULK_LOAD_POLL_INTERVAL": "0.2",
         "BULK_LOAD_ACTIVITY_RETRY_DELAY": "0.1",
+        "BATCH_CONTAINER": f"chaos-batch-{suffix}",
+        "BATCH_INSTANCES_TABLE": f"BI{suffix}",
+        "BATCH_DEAD_LETTER_TABLE": f"BD{suffix}",
+        "BATCH_ACTIVITY_RETRY_DELAY": "0.1",
+        "BATCH_CONTACTS_ENABLED": "true",
+        "EVENTS_QUEUE_TABLE": f"EQ{suffix}",
+        "EVENTS_DEAD_LETTER_TABLE": f"ED{suffix}",
+        "EVENTS_STATE_TABLE": f"ES{suffix}",
     }
 
 
