@@ -28,9 +28,15 @@ from shared.batch.messages import (
     StepTally,
 )
 from shared.batch.store import BlobStore, InstanceFolder
+from shared.crash_points import crash_point
 from shared.storage.tables import ConcurrentWrite
 
 log = logging.getLogger(__name__)
+
+# Crash points (shared/crash_points.py): a step's record state is persisted, the
+# activity's result is not; a group's commit was applied, its outcome is not persisted.
+STEP_PERSISTED = "batch.block.after_step_persisted"
+GROUP_COMMITTED = "batch.group.after_commit"
 
 
 @dataclass
@@ -125,6 +131,7 @@ def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
             else:
                 state.next_step += 1
         _persist(store, folder, request.block, state)
+        crash_point(STEP_PERSISTED)
 
 
 def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]:
@@ -196,6 +203,7 @@ def commit_group(job: BatchJob, store: BlobStore, request: CommitRequest) -> Com
         parts.append((part.block, positions, [state.record(p) for p in positions]))
     records = [record for _, _, group_records in parts for record in group_records]
     outcomes = _commit_outcomes(step, records)
+    crash_point(GROUP_COMMITTED)
     successful = failed = newly_failed = 0
     by_type: dict[str, int] = {}
     slices_json: list[dict[str, Any]] = []

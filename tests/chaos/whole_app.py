@@ -72,9 +72,15 @@ def whole_app_env(storage: str, sfsim: SimulatorHandle, source: AssetSource,
         "BATCH_DEAD_LETTER_TABLE": f"BD{suffix}",
         "BATCH_ACTIVITY_RETRY_DELAY": "0.1",
         "BATCH_CONTACTS_ENABLED": "true",
+        "BATCH_CONTACTS_BLOCK_SIZE": "50",
+        "BATCH_BLOCKS_PER_GENERATION": "2",
+        "BATCH_TURN_CHECK_INTERVAL": "1",
         "EVENTS_QUEUE_TABLE": f"EQ{suffix}",
         "EVENTS_DEAD_LETTER_TABLE": f"ED{suffix}",
         "EVENTS_STATE_TABLE": f"ES{suffix}",
+        "EVENTS_BATCH_SIZE": "10",
+        "EVENTS_BATCHES_PER_GENERATION": "2",
+        "EVENTS_RETRY_DELAY": "0.5",
     }
 
 
