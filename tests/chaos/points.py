@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
-from functools import partial
 
 from activities.batch import INSTANCE_FINISHED
 from activities.events import BATCH_PROCESSED
@@ -102,9 +101,12 @@ BATCH_CLAIM_ABANDONED = (
     "ORDERED_SEQUENTIAL instance of the job for ABANDONED_STAGING (10 min); the bulk "
     "loads' leased claim with takeover is the model for a fix")
 
-# A crash between a group's commit in Salesforce and its persisted outcome sends that one
-# group again after the restart (an upsert by external id: nothing is duplicated).
-COMMIT_MAY_REPEAT = partial(BatchInstance, commit_may_repeat=True)
+
+def batch_instance_commit_may_repeat() -> BatchInstance:
+    """A crash between a group's commit in Salesforce and its persisted outcome sends that
+    one group again after the restart (an upsert by external id: nothing is duplicated)."""
+    return BatchInstance(commit_may_repeat=True)
+
 
 POINTS: tuple[KillPoint, ...] = (
     # the sync run's start: the lease, the engine's instance row, begin
@@ -146,12 +148,12 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(INSTANCE_CLAIMED, Hook.APP, BatchInstance, BATCH_CLAIM_ABANDONED),
     KillPoint(STEP_PERSISTED, Hook.APP, BatchInstance),
     KillPoint(f"{STEP_PERSISTED}@7", Hook.APP, BatchInstance),
-    KillPoint(GROUP_COMMITTED, Hook.APP, COMMIT_MAY_REPEAT),
-    KillPoint(f"{GROUP_COMMITTED}@2", Hook.APP, COMMIT_MAY_REPEAT),
+    KillPoint(GROUP_COMMITTED, Hook.APP, batch_instance_commit_may_repeat),
+    KillPoint(f"{GROUP_COMMITTED}@2", Hook.APP, batch_instance_commit_may_repeat),
     KillPoint(f"{engine.ACTIVITY_BEFORE_RESULT}@5", Hook.ENGINE, BatchInstance),
     KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, BatchInstance),
     KillPoint(INSTANCE_FINISHED, Hook.APP, BatchInstance),
-    KillPoint("random#3", Hook.RANDOM, COMMIT_MAY_REPEAT),
+    KillPoint("random#3", Hook.RANDOM, batch_instance_commit_may_repeat),
     # the event queue: a post, a batch applied in Salesforce, settled, the idle mark
     KillPoint(EVENTS_STORED, Hook.APP, EventDrain),
     KillPoint(BATCH_PROCESSED, Hook.APP, EventDrain),
