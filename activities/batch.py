@@ -32,6 +32,7 @@ from shared.batch.messages import (
 )
 from shared.batch.store import AzureBlobStore, InstanceFolder
 from shared.config import app_settings
+from shared.crash_points import crash_point
 from shared.storage.clients import blob_service, table_service
 from shared.storage.tables import table_client
 
@@ -45,6 +46,9 @@ BATCH_RECORD_STATUS = "batch_record_status"
 BATCH_FINISH = "batch_finish"
 BATCH_WAKE_SUCCESSOR = "batch_wake_successor"
 TURN_EVENT = "batch_turn"
+# Crash point (shared/crash_points.py): the instance's final row is written, its successor
+# not named (nor woken) yet.
+INSTANCE_FINISHED = "batch.finish.after_final_row"
 
 
 @functools.lru_cache(maxsize=1)
@@ -114,6 +118,7 @@ def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
     result["failedOnCompletePhase"] = failed_on_complete
     table = instances_table()
     set_status(table, job.name, finish.instance_id, result["status"], result)
+    crash_point(INSTANCE_FINISHED)
     successor = first_active(table, job.name, datetime.now(UTC))
     return FinishAnswer(failed_on_complete, rows,
                         successor.durable_id if successor else None).to_json()

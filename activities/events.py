@@ -12,6 +12,7 @@ from typing import Any
 import azure.durable_functions as df
 
 from shared.config import app_settings
+from shared.crash_points import crash_point
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import (
     FinishRequest,
@@ -32,6 +33,9 @@ EVENT_DRAIN_TAKE_BATCH = "event_drain_take_batch"
 EVENT_DRAIN_PROCESS_BATCH = "event_drain_process_batch"
 EVENT_DRAIN_SETTLE_BATCH = "event_drain_settle_batch"
 EVENT_DRAIN_FINISH = "event_drain_finish"
+# Crash point (shared/crash_points.py): the batch was applied in Salesforce, its outcomes
+# are not recorded (nor settled).
+BATCH_PROCESSED = "events.process.after_apply"
 
 
 @blueprint.function_name(EVENT_DRAIN_TAKE_BATCH)
@@ -56,6 +60,7 @@ def event_drain_process_batch(request: dict[str, Any]) -> dict[str, Any]:
                             lambda: process_client(settings.salesforce))
     log.info("event drain: processed a batch of %d events (%d failed)", len(batch.events),
              sum(not outcome.done for outcome in outcomes))
+    crash_point(BATCH_PROCESSED)
     return ProcessBatchResult(outcomes).to_json()
 
 

@@ -61,6 +61,7 @@ from shared.batch.records import InputRejected, parse_records
 from shared.batch.result import batch_job_result
 from shared.batch.store import InstanceFolder
 from shared.config import app_settings
+from shared.crash_points import crash_point
 from shared.durable import BUSY_STATES
 from shared.problems import Problem, problem
 
@@ -69,6 +70,8 @@ log = logging.getLogger(__name__)
 
 INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 RECENT_INSTANCES = 50
+# Crash point (shared/crash_points.py): the instance's row is claimed, nothing staged yet.
+INSTANCE_CLAIMED = "batch.start.after_claim"
 
 
 # -- the orchestration ---------------------------------------------------------------------
@@ -207,6 +210,7 @@ async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: 
             f"instance {instance_id!r} of job {job.name!r} was started before; an instance "
             "id runs once: post with another instanceId (or none for a new one)", where,
             batchJobInstanceId=instance_id))
+    crash_point(INSTANCE_CLAIMED)
     store = batch_store()
     folder = InstanceFolder(job.name, instance_id)
     try:

@@ -30,6 +30,7 @@ from activities.events import (
 )
 from orchestrators.http import problem_response, request_path
 from shared.config import app_settings
+from shared.crash_points import crash_point
 from shared.events.collapse import collapse
 from shared.events.messages import (
     DrainRun,
@@ -57,6 +58,9 @@ from shared.problems import problem
 
 blueprint = df.Blueprint()
 log = logging.getLogger(__name__)
+
+# Crash point (shared/crash_points.py): a post's events are stored, the drain not woken.
+EVENTS_STORED = "events.post.after_store"
 
 # An activity that raised (storage unreachable) is tried again before the drain fails; a
 # failed drain is replaced by the next post or the safety timer, the events stay queued.
@@ -224,6 +228,7 @@ async def events_post(req: func.HttpRequest,
             f"storing the events failed ({type(error).__name__}); some may be stored: post "
             "them again, which is safe (an event collapses with itself)", instance),
             headers={"Retry-After": "10"})
+    crash_point(EVENTS_STORED)
     try:
         wake = (await wake_drain(client, queue.state,
                                  lambda: new_drain_run(settings.events, now), now)).value

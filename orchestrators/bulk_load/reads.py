@@ -53,7 +53,9 @@ def _list_query(req: func.HttpRequest) -> tuple[set[str], datetime, int, str | N
     if since.tzinfo is None:
         since = since.replace(tzinfo=UTC)
     limit_text = req.params.get("limit") or str(DEFAULT_LIMIT)
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= MAX_LIMIT:
+    # isdigit() alone holds for '²', which int() refuses: ASCII digits only.
+    if not (limit_text.isascii() and limit_text.isdigit()) or \
+            not 1 <= int(limit_text) <= MAX_LIMIT:
         return problem(400, "INVALID_QUERY", "Invalid query parameter",
                        f"limit must be a whole number from 1 to {MAX_LIMIT}", instance)
     after = req.params.get("after")

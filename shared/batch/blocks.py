@@ -37,9 +37,15 @@ from shared.batch.messages import (
     StepTally,
 )
 from shared.batch.store import BlobStore, InstanceFolder, read_blobs, side_by_side
+from shared.crash_points import crash_point
 from shared.storage.tables import ConcurrentWrite
 
 log = logging.getLogger(__name__)
+
+# Crash points (shared/crash_points.py): a step's record state is persisted, the
+# activity's result is not; a group's commit was applied, its outcome is not persisted.
+STEP_PERSISTED = "batch.block.after_step_persisted"
+GROUP_COMMITTED = "batch.group.after_commit"
 
 
 @dataclass
@@ -140,6 +146,7 @@ def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
         step = job.steps[state.next_step]
         if ran_function and step.run is not None:
             _persist(store, folder, request.block, state)
+            crash_point(STEP_PERSISTED)
             ran_function = unsaved = False
         tally, pending = _run_step(step, state)
         state.tallies[str(state.next_step)] = tally.to_json()
@@ -151,6 +158,7 @@ def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
         unsaved = True
     if unsaved:
         _persist(store, folder, request.block, state)
+        crash_point(STEP_PERSISTED)
 
 
 def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]:
@@ -277,6 +285,7 @@ def _commit_new_group(job: BatchJob, store: BlobStore, folder: InstanceFolder,
         parts.append((part.block, positions, [state.record(p) for p in positions]))
     records = [record for _, _, group_records in parts for record in group_records]
     outcomes = _commit_outcomes(step, records)
+    crash_point(GROUP_COMMITTED)
     successful = failed = newly_failed = 0
     by_type: dict[str, int] = {}
     slices_json: list[dict[str, Any]] = []

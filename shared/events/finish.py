@@ -16,9 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from shared.crash_points import crash_point
 from shared.events.drain_state import DrainStateTable
 from shared.events.messages import FinishReason
 from shared.events.queue import EventQueue
+
+# Crash point (shared/crash_points.py): the signal is marked idle, the drain not completed.
+IDLE_MARKED = "events.finish.after_idle_mark"
 
 
 def _no_pause() -> None:
@@ -38,5 +42,6 @@ def finish_if_quiet(queue: EventQueue, state: DrainStateTable, now: datetime) ->
     before_idle_mark()
     if not state.declare_idle(signal.etag, now):
         return FinishReason.POSTED_MEANWHILE
+    crash_point(IDLE_MARKED)
     after_idle_mark()
     return FinishReason.IDLE

@@ -29,6 +29,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
+from shared.crash_points import crash_point
 from shared.events.collapse import is_stale, replaces
 from shared.events.drain_state import DrainStateTable
 from shared.events.messages import (
@@ -56,6 +57,9 @@ TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction tak
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
+# Crash point (shared/crash_points.py): a batch's finished events are removed (and its
+# failures rescheduled), the totals not yet added.
+EVENTS_SETTLED = "events.settle.after_remove"
 # Azure Storage serves one partition's rows from one server; a few requests at a time per
 # process keep Azurite and the table's throughput limits both comfortable.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
@@ -210,6 +214,7 @@ class EventQueue:
         settled += list(_POOL.map(
             lambda pair: self._settle_failure(pair[0], pair[1], max_attempts, retry_delay, now),
             failed))
+        crash_point(EVENTS_SETTLED)
         result = SettleBatchResult(
             removed=settled.count(Settled.REMOVED), retrying=settled.count(Settled.RETRYING),
             dead_lettered=settled.count(Settled.DEAD_LETTERED),

@@ -80,6 +80,16 @@ def test_recent_loads_are_listed_newest_first_filtered_and_paged(start_bulk_host
     assert view["cancelUrl"] == "/api/bulk-loads/list-running/cancel"
 
 
+def test_a_list_limit_that_is_not_ascii_digits_is_refused_at_400(start_bulk_host):
+    # Found by the API fuzzing: '²' passes str.isdigit() and int() refuses it (a 500).
+    host = start_bulk_host()
+
+    answers = [host.get("/api/bulk-loads", limit=limit) for limit in ("²", "٣", "1e1")]
+
+    assert [(answer.status_code, answer.json()["code"]) for answer in answers] == \
+        [(400, "INVALID_QUERY")] * 3
+
+
 def test_validate_only_answers_the_plan_and_stages_nothing(start_bulk_host, sfsim):
     host = start_bulk_host(BULK_LOAD_UPLOAD_LIMIT_BYTES="120")
     answer = requests.post(host.host.url("/api/bulk-loads"), json=SEED_LOAD,

@@ -14,14 +14,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+from activities.batch import INSTANCE_FINISHED
+from activities.events import BATCH_PROCESSED
 from devhost.engine import crash_points as engine
+from orchestrators.batch import INSTANCE_CLAIMED
 from orchestrators.bulk_load.endpoints import CLAIMED as LOAD_ID_CLAIMED
 from orchestrators.bulk_load.endpoints import STAGED as LOAD_STAGED
+from orchestrators.events import EVENTS_STORED
 from shared import crash_points as app
+from shared.batch.blocks import GROUP_COMMITTED, STEP_PERSISTED
 from shared.bulkload.claims import RUN_CLAIMED
 from shared.bulkload.jobs import JOB_CLOSED, JOB_CREATED, PART_UPLOADED
 from shared.bulkload.levels import RESULTS_ID_MAP_WRITTEN, RESULTS_WRITTEN
 from shared.bulkload.reports import FAILURES_REPORT_WRITTEN
+from shared.events.finish import IDLE_MARKED
+from shared.events.queue import EVENTS_SETTLED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.run import (
     BEGIN_AFTER_CLAIM,
@@ -30,6 +37,7 @@ from shared.sync.run import (
     END_AFTER_RELEASE,
 )
 from shared.sync.starter import RUN_START_AFTER_LEASE
+from tests.chaos.queue_scenarios import BatchInstance, EventDrain
 from tests.chaos.scenarios import BulkLoad, Scenario, SyncRun
 
 
@@ -85,6 +93,20 @@ CLAIM_NOT_MARKED_STARTED = (
     "ran (the host sends the lost start again); once its history is purged the id is "
     "taken over after 10 min and the records are loaded a second time (the run-claim "
     "activity could mark the claim)")
+BATCH_CLAIM_ABANDONED = (
+    "orchestrators/batch.py start_batch_instance, shared/batch/instances.py: a crash after "
+    "the instance row is claimed (STAGING) and before the orchestration starts leaves the "
+    "row: the client's retry of its instanceId answers 409 INSTANCE_ID_USED for good (the "
+    "records are never loaded under that id), and as an active row it blocks every later "
+    "ORDERED_SEQUENTIAL instance of the job for ABANDONED_STAGING (10 min); the bulk "
+    "loads' leased claim with takeover is the model for a fix")
+
+
+def batch_instance_commit_may_repeat() -> BatchInstance:
+    """A crash between a group's commit in Salesforce and its persisted outcome sends that
+    one group again after the restart (an upsert by external id: nothing is duplicated)."""
+    return BatchInstance(commit_may_repeat=True)
+
 
 POINTS: tuple[KillPoint, ...] = (
     # the sync run's start: the lease, the engine's instance row, begin
@@ -121,4 +143,23 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(FAILURES_REPORT_WRITTEN, Hook.APP, BulkLoad),
     KillPoint(f"{engine.COMMIT_BEFORE_HISTORY}@4", Hook.ENGINE, BulkLoad),
     KillPoint("random#2", Hook.RANDOM, BulkLoad, tolerated=SECOND_JOB_LEFT_OPEN),
+    # a batch job instance: its claim, its blocks' persisted steps, its aggregator groups,
+    # its end (the ordered queue's next instance must run)
+    KillPoint(INSTANCE_CLAIMED, Hook.APP, BatchInstance, BATCH_CLAIM_ABANDONED),
+    KillPoint(STEP_PERSISTED, Hook.APP, BatchInstance),
+    KillPoint(f"{STEP_PERSISTED}@7", Hook.APP, BatchInstance),
+    KillPoint(GROUP_COMMITTED, Hook.APP, batch_instance_commit_may_repeat),
+    KillPoint(f"{GROUP_COMMITTED}@2", Hook.APP, batch_instance_commit_may_repeat),
+    KillPoint(f"{engine.ACTIVITY_BEFORE_RESULT}@5", Hook.ENGINE, BatchInstance),
+    KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, BatchInstance),
+    KillPoint(INSTANCE_FINISHED, Hook.APP, BatchInstance),
+    KillPoint("random#3", Hook.RANDOM, batch_instance_commit_may_repeat),
+    # the event queue: a post, a batch applied in Salesforce, settled, the idle mark
+    KillPoint(EVENTS_STORED, Hook.APP, EventDrain),
+    KillPoint(BATCH_PROCESSED, Hook.APP, EventDrain),
+    KillPoint(f"{BATCH_PROCESSED}@3", Hook.APP, EventDrain),
+    KillPoint(EVENTS_SETTLED, Hook.APP, EventDrain),
+    KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, EventDrain),
+    KillPoint(IDLE_MARKED, Hook.APP, EventDrain),
+    KillPoint("random#4", Hook.RANDOM, EventDrain),
 )

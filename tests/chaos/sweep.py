@@ -30,7 +30,10 @@ from tests.chaos.runner import run_trial  # noqa: E402
 from tests.chaos.whole_app import WholeApp  # noqa: E402
 from tests.sync.sources import create_asset_source  # noqa: E402
 
-SCENARIOS = sorted({point.scenario for point in POINTS}, key=lambda scenario: scenario.__name__)
+# A random kill uses its scenario as the random rows of points.py do (a batch instance's
+# group may then be committed twice).
+SCENARIOS = sorted({point.scenario for point in POINTS if point.hook is Hook.RANDOM},
+                   key=lambda scenario: scenario.__name__)
 
 
 def draw_point(rng: random.Random, random_share: float) -> KillPoint:

@@ -4,13 +4,18 @@ schemathesis generates requests for every operation of `orchestrators/openapi.js
 (valid and invalid bodies, odd path parameters, with the function key) and sends them to
 the whole app on the local host with Azurite, the simulator and a SQLite source. Each
 answer must not be a server error, must be a status, content type and body the document
-declares, and every 4xx must be problem+json with a `code`. Bounded: a fixed number of
-examples per operation and no per-example deadline, so it takes about a minute here.
+declares, and every 4xx must be problem+json with a `code`. The load and the batch
+instance the document's examples name are made first, so the explicit examples reach a
+real load's status, reports, retry and cancel and a real instance's result and failures.
+Bounded: a fixed number of examples per operation and no per-example deadline, so it
+takes about a minute and a half here.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -24,13 +29,24 @@ from schemathesis.specs.openapi.checks import (
 
 from devtools import services
 from orchestrators.openapi import OPENAPI_DOCUMENT
+from shared.batch import batch_durable_id
 from shared.problems import PROBLEM_JSON
-from tests.chaos.whole_app import WholeApp
+from tests.chaos.scenarios import TERMINAL
+from tests.chaos.whole_app import WholeApp, wait_until
 from tests.sync.sources import BASE, create_asset_source
 
 EXAMPLES_PER_OPERATION = 40
+SEED_TIMEOUT = 60.0
 
 schema = schemathesis.openapi.from_path(OPENAPI_DOCUMENT)
+
+
+@schemathesis.serializer("application/x-ndjson")
+def ndjson_lines(ctx: Any, value: Any) -> bytes:
+    # The document gives an NDJSON body as the array of its lines' objects.
+    if isinstance(value, list):
+        return "\n".join(json.dumps(item) for item in value).encode()
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def every_4xx_is_a_problem_with_a_code(ctx, response, case) -> None:
@@ -54,16 +70,39 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, every_4xx_is_a_problem_with_a_code]
 
 
+def request_example(path: str, method: str, media_type: str = "application/json") -> Any:
+    operation = schema.raw_schema["paths"][path][method]
+    return operation["requestBody"]["content"][media_type]["example"]
+
+
+def seed_documented_examples(app: WholeApp) -> None:
+    """The load and the batch instance the document's examples name, ended: so the explicit
+    examples reach a real load's status, reports, retry and cancel, and a real instance."""
+    load = app.request("POST", "/api/bulk-loads",
+                       json=request_example("/api/bulk-loads", "post"), timeout=60)
+    assert load.status_code == 202, load.text
+    contacts = app.request("POST", "/api/batch-jobs/contacts", params={"instanceId": "try-1"},
+                           json=request_example("/api/batch-jobs/{job}", "post"), timeout=60)
+    assert contacts.status_code == 202, contacts.text
+    for instance in (load.json()["loadId"], batch_durable_id("contacts", "try-1")):
+        ended = wait_until(lambda instance=instance: (app.durable_status(instance) or {})
+                           .get("runtimeStatus") in TERMINAL, SEED_TIMEOUT)
+        assert ended, f"{instance} did not end: {app.durable_status(instance)}"
+
+
 @pytest.fixture(scope="module")
 def fuzzed_app(tmp_path_factory, azurite, sfsim_server) -> Iterator[WholeApp]:
     workdir = tmp_path_factory.mktemp("fuzzed-app")
     source = create_asset_source(
         services.sqlite_odbc_connection_string(workdir / "source.db"), "sqlite")
-    source.insert((asset_id, BASE) for asset_id in range(1, 6))
+    source.insert((asset_id, BASE) for asset_id in range(1, 20))
     app = WholeApp.create(workdir, azurite.connection_string, sfsim_server, source)
     app.start()
-    yield app
-    app.stop()
+    try:
+        seed_documented_examples(app)
+        yield app
+    finally:
+        app.stop()
 
 
 @pytest.mark.slow
