@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators.bulk_load import ORCHESTRATOR as BULK_LOAD_ORCHESTRATOR
+from orchestrators.bulk_load.orchestration import ORCHESTRATOR as BULK_LOAD_ORCHESTRATOR
 from orchestrators.http import problem_response, request_path
 from shared.config import app_settings
 from shared.console.loads import LoadSnapshot, load_view
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
 from shared.problems import problem
-from shared.sync.jobs import sync_jobs
+from shared.sync.catalog import sync_jobs
 
 blueprint = df.Blueprint()
 
