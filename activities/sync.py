@@ -19,18 +19,18 @@ from shared.sync.job import SyncJob
 from shared.sync.messages import (
     BeginRunRequest,
     EndRunRequest,
-    PageRequest,
-    PageResult,
+    PagesRequest,
+    PagesResult,
     RunBegun,
 )
-from shared.sync.pages import sync_next_page
+from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.run import begin_run, end_run
 from shared.sync.state import SyncState, sync_state
 
 blueprint = df.Blueprint()
 
 SYNC_BEGIN_RUN = "sync_begin_run"
-SYNC_PAGE = "sync_page"
+SYNC_PAGES = "sync_pages"
 SYNC_END_RUN = "sync_end_run"
 
 
@@ -50,16 +50,17 @@ def sync_begin_run(request: MessageJson) -> MessageJson:
         return RunBegun(failure=error.as_failure()).to_json()
 
 
-@blueprint.function_name(SYNC_PAGE)
+@blueprint.function_name(SYNC_PAGES)
 @blueprint.activity_trigger(input_name="request")
-def sync_page(request: MessageJson) -> MessageJson:
-    page = PageRequest.from_json(request)
-    job, state = _job_and_state(page.job)
+def sync_pages_activity(request: MessageJson) -> MessageJson:
+    pages = PagesRequest.from_json(request)
+    job, state = _job_and_state(pages.job)
     try:
         sink = sink_for(job, app_settings())
-        return sync_next_page(job, state, sink, page.run_id, page.upper_bound).to_json()
+        return sync_pages(job, state, sink, pages.run_id, pages.upper_bound,
+                          PageBudget(pages.budget_seconds, pages.max_pages)).to_json()
     except SyncRunError as error:
-        return PageResult(failure=error.as_failure()).to_json()
+        return PagesResult(failure=error.as_failure()).to_json()
 
 
 @blueprint.function_name(SYNC_END_RUN)

@@ -3,9 +3,10 @@
     timer (NCRONTAB from the job's schedule setting)
       -> tick: decide from the instance `sync-<job>` and the lease (shared/sync/lock.py),
          start / skip / terminate a stuck run
-      -> sync_run orchestration: begin (bound, claim) -> page, page, ... -> end
-         (continue_as_new every N pages; a page that failed as a whole is retried with
-         durable-timer backoff, then the run fails with the watermark untouched)
+      -> sync_run orchestration: begin (bound, claim) -> pages, pages, ... -> end
+         (each activity syncs pages for a time budget, checkpointing as it goes;
+         continue_as_new every N activities; pages that failed as a whole are retried with
+         durable-timer backoff, then the run fails with the watermark at its last checkpoint)
     POST /api/sync/{job}/run: a tick on demand, under the same lock (202 started, 409 not).
     GET /api/sync/{job}: lock state, progress, watermark, lag, last runs, tick counters.
 """
@@ -23,7 +24,7 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.sync import SYNC_BEGIN_RUN, SYNC_END_RUN, SYNC_PAGE
+from activities.sync import SYNC_BEGIN_RUN, SYNC_END_RUN, SYNC_PAGES
 from orchestrators.http import problem_response, request_path
 from shared.config import AppSettings, app_settings
 from shared.problems import problem
@@ -34,8 +35,8 @@ from shared.sync.lock import TickAction, TickDecision, decide_tick
 from shared.sync.messages import (
     BeginRunRequest,
     EndRunRequest,
-    PageRequest,
-    PageResult,
+    PagesRequest,
+    PagesResult,
     RunBegun,
     RunInput,
     RunOutcome,
@@ -94,22 +95,23 @@ class SyncRunFailed(Exception):
 
 @blueprint.orchestration_trigger(context_name="context")
 def sync_run(context: df.DurableOrchestrationContext) -> Steps:
-    """One run of a sync job, `pages_per_generation` pages per generation:
+    """One run of a sync job, `pages_per_generation` page activities per generation:
 
     1. begin (first generation only): check the source, fix the run's upper bound, claim
        the watermark; a failure ends the run (3) as failed
-    2. sync pages, one activity each, each checkpointed by the activity; a page that failed
-       as a whole is retried after a durable-timer backoff, then ends the run as failed
+    2. sync pages: each activity works through pages for its time budget or page count,
+       checkpointing as it goes; one that failed as a whole is retried after a
+       durable-timer backoff, then ends the run as failed
     3. end after the last page: record the outcome and totals, release the lease
-    4. or, after `pages_per_generation` pages, continue as new with the totals so far
+    4. or, after `pages_per_generation` activities, continue as new with the totals so far
     """
     run = RunInput.from_json(context.get_input())
     if run.upper_bound is None:
         run = yield from _begin(context, run)
-    for _page in range(run.pages_per_generation):
-        page = yield from _sync_page(context, run)
-        run = run_plan.add_page(run, page)
-        if page.done:
+    for _activity in range(run.pages_per_generation):
+        pages = yield from _sync_pages(context, run)
+        run = run_plan.add_pages(run, pages)
+        if pages.done:
             yield from _end(context, run, RunOutcome.SUCCEEDED, None)
             return run.totals.to_json()
     context.continue_as_new(run_plan.next_generation(run).to_json())
@@ -132,18 +134,19 @@ def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
     return replace(run, upper_bound=begun.upper_bound)
 
 
-def _sync_page(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
-    """2. The next page, delivered and checkpointed, tried again while it may pass."""
+def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2. The next pages, delivered and checkpointed, tried again while they may pass."""
     assert run.upper_bound is not None
     failed_attempts = 0
+    request = PagesRequest(run.job, run.run_id, run.upper_bound, run.activity_budget,
+                           run.pages_per_activity)
     while True:
         context.set_custom_status(run_plan.custom_status(run, "syncing"))
         try:
-            answer = yield context.call_activity(
-                SYNC_PAGE, PageRequest(run.job, run.run_id, run.upper_bound).to_json())
-            page = PageResult.from_json(answer)
+            answer = yield context.call_activity(SYNC_PAGES, request.to_json())
+            page = PagesResult.from_json(answer)
         except Exception as error:
-            page = PageResult(failure=StepFailure(
+            page = PagesResult(failure=StepFailure(
                 "ACTIVITY_FAILED", f"sync job {run.job!r}: page failed: {error}"))
         if page.failure is None:
             return page

@@ -32,16 +32,22 @@ class StepFailure(Message):
 
 @dataclass(frozen=True)
 class RunTotals(Message):
+    """What a run has checkpointed so far: pages with rows, rows, delivered, dead-lettered.
+
+    Kept with the watermark (written in the same ETag-guarded checkpoint), so a page whose
+    checkpoint was written but whose result was lost is still counted, and counted once.
+    """
+
     pages: int = 0
     rows: int = 0
     delivered: int = 0
     dead_lettered: int = 0
 
-    def add(self, page: PageResult) -> RunTotals:
-        """The totals after a page the sink accepted."""
+    def add(self, rows: int, delivered: int, dead_lettered: int) -> RunTotals:
+        """The totals after one more page the sink accepted."""
         return RunTotals(
-            self.pages + (1 if page.rows else 0), self.rows + page.rows,
-            self.delivered + page.delivered, self.dead_lettered + page.dead_lettered,
+            self.pages + (1 if rows else 0), self.rows + rows,
+            self.delivered + delivered, self.dead_lettered + dead_lettered,
         )
 
 
@@ -55,6 +61,8 @@ class RunInput(Message):
     page_attempts: int
     page_retry_delay: float
     pages_per_generation: int
+    activity_budget: float = 30.0
+    pages_per_activity: int = 1000
     upper_bound: StoredBound | None = None  # fixed by the begin step
     totals: RunTotals = field(default_factory=RunTotals)
     generation: int = 0
@@ -75,17 +83,24 @@ class RunBegun(Message):
 
 
 @dataclass(frozen=True)
-class PageRequest(Message):
+class PagesRequest(Message):
+    """Sync pages until `budget_seconds` or `max_pages` is spent (or the bound is reached)."""
+
     job: str
     run_id: str
     upper_bound: StoredBound
+    budget_seconds: float = 30.0
+    max_pages: int = 1000
 
 
 @dataclass(frozen=True)
-class PageResult(Message):
+class PagesResult(Message):
+    """The run's checkpointed `totals` and position after this activity; `pages` and
+    `rows` it synced itself; `done` when the bound was reached."""
+
+    pages: int = 0
     rows: int = 0
-    delivered: int = 0
-    dead_lettered: int = 0
+    totals: RunTotals = field(default_factory=RunTotals)
     position: StoredPosition | None = None
     done: bool = False
     failure: StepFailure | None = None

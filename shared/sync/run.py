@@ -50,8 +50,16 @@ def end_run(
     job: SyncJob, state: SyncState, run_id: str, started_at: datetime, outcome: RunOutcome,
     totals: RunTotals, error: str | None = None,
 ) -> None:
-    """Record how the run ended and release the lease (held for at least the min interval)."""
+    """Record how the run ended and release the lease (held for at least the min interval).
+
+    The totals are those checkpointed with the watermark while the run owns it: exact even
+    when a page's result never reached the orchestration (crash, takeover, failed page).
+    """
     now = utc_now()
+    watermark = state.watermarks.read(job.name, job.source.cursor_kind,
+                                      job.source.initial_position)
+    if watermark.run_id == run_id:
+        totals = watermark.totals
     state.runs.record(
         job.name, run_id, started_at, Outcome=outcome.value, EndedAt=now,
         Pages=totals.pages, Rows=totals.rows, Delivered=totals.delivered,

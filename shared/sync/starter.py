@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared import crash_points
 from shared.durable import json_object
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
@@ -87,6 +88,7 @@ async def run_tick(
         log.info("sync job %s: %s", job.name, decision.reason)
         state.ticks.count(job.name, decision.action.value, now)
         return decision
+    crash_points.reached("sync.tick.lease_taken")
     try:
         await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now).to_json())
     except Exception as error:  # the SDK raises a bare Exception carrying the host's answer

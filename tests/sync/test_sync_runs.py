@@ -14,7 +14,7 @@ from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
-from shared.sync.pages import sync_next_page
+from shared.sync.pages import sync_pages
 from shared.sync.run import begin_run
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
@@ -130,7 +130,7 @@ def test_a_whole_call_failure_fails_the_page_and_leaves_the_watermark(
     sfsim.configure(next_failures=[failure] * 10)
     begun = begin_run(job, state, "run-2", datetime.now(UTC))
     with pytest.raises(SyncRunError) as caught:
-        sync_next_page(job, state, salesforce_sink, "run-2", begun.upper_bound)
+        sync_pages(job, state, salesforce_sink, "run-2", begun.upper_bound)
     assert caught.value.retryable
     assert "sync job 'asset-changes'" in str(caught.value)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == before
@@ -146,7 +146,7 @@ def test_a_superseded_run_stops_without_sending(sqlite_assets, state, salesforce
     old = begin_run(job, state, "run-old", datetime.now(UTC))
     begin_run(job, state, "run-new", datetime.now(UTC))
     with pytest.raises(SyncRunError) as caught:
-        sync_next_page(job, state, salesforce_sink, "run-old", old.upper_bound)
+        sync_pages(job, state, salesforce_sink, "run-old", old.upper_bound)
     assert caught.value.code == "RUN_SUPERSEDED"
     assert asset_ids(sfsim) == []
 
