@@ -9,6 +9,7 @@ from datetime import datetime
 from shared.config.framework import (
     parse_bool,
     parse_choice,
+    parse_container_name,
     parse_http_url,
     parse_ncrontab,
     parse_non_negative_int,
@@ -79,16 +80,17 @@ class SyncSettings:
     )
     checkpoint_pages: int = setting(
         "SYNC_CHECKPOINT_PAGES",
-        description="accepted pages between two watermark checkpoints (1: every page); "
-        "after a crash at most these pages are sent again",
-        default=1,
+        description="accepted pages that may wait for their watermark checkpoint (written "
+        "while the next page is synced); after a crash at most these pages and the one in "
+        "flight are sent again",
+        default=10,
         parse=parse_positive_int,
     )
     checkpoint_interval: float = setting(
         "SYNC_CHECKPOINT_INTERVAL",
-        description="seconds after which accepted pages are checkpointed even if fewer than "
-        "SYNC_CHECKPOINT_PAGES",
-        default=5.0,
+        description="least seconds between two checkpoints while fewer than "
+        "SYNC_CHECKPOINT_PAGES pages wait for theirs (0: write each as soon as possible)",
+        default=1.0,
         parse=parse_seconds,
     )
     salesforce_parallel_calls: int = setting(
@@ -97,6 +99,20 @@ class SyncSettings:
         "Salesforce",
         default=4,
         parse=parse_positive_int,
+    )
+    backlog_container: str = setting(
+        "SYNC_BACKLOG_CONTAINER",
+        description="blob container where a backlog run stages its CSV parts for Bulk API "
+        "2.0 (deleted once the run advanced its watermark)",
+        default="sync-backlogs",
+        parse=parse_container_name,
+    )
+    backlog_poll_interval: float = setting(
+        "SYNC_BACKLOG_POLL_INTERVAL",
+        description="seconds between two checks of a backlog run's ingest jobs (a durable "
+        "timer)",
+        default=5.0,
+        parse=parse_seconds,
     )
     source_login_timeout: int = setting(
         "SYNC_SOURCE_LOGIN_TIMEOUT",

@@ -103,8 +103,8 @@ class SyncJob:
     min_interval: timedelta = timedelta(seconds=30)
     enabled: bool = True
     pages_per_generation: int = 20
-    checkpoint_pages: int = 1  # accepted pages between two watermark writes
-    checkpoint_interval: float = 5.0  # ... or seconds, whichever comes first
+    checkpoint_pages: int = 10  # accepted pages that may wait for their checkpoint
+    checkpoint_interval: float = 1.0  # least seconds between checkpoints below that
     backlog_threshold: int = 0  # changed rows above which a run loads by Bulk API; 0: never
     description: str = ""
 

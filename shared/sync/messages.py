@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.bulkload.messages import JobSnapshot
 from shared.messages import Message
 from shared.sync.positions import StoredBound, StoredPosition
 
@@ -63,6 +64,7 @@ class RunInput(Message):
     pages_per_generation: int
     activity_budget: float = 30.0
     pages_per_activity: int = 1000
+    backlog_poll_interval: float = 5.0
     upper_bound: StoredBound | None = None  # fixed by the begin step
     totals: RunTotals = field(default_factory=RunTotals)
     generation: int = 0
@@ -77,8 +79,12 @@ class BeginRunRequest(Message):
 
 @dataclass(frozen=True)
 class RunBegun(Message):
+    """`backlog`: more changed rows than the job's backlog threshold wait (counted up to
+    just above it), so the run loads them with Bulk API 2.0 jobs instead of pages."""
+
     upper_bound: StoredBound | None = None
     start: StoredPosition | None = None
+    backlog: bool = False
     failure: StepFailure | None = None
 
 
@@ -114,3 +120,50 @@ class EndRunRequest(Message):
     outcome: RunOutcome
     totals: RunTotals
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class BacklogRequest(Message):
+    job: str
+    run_id: str
+    upper_bound: StoredBound
+
+
+@dataclass(frozen=True)
+class BacklogStaged(Message):
+    """The changed rows up to the bound as CSV parts in Blob Storage (blob names), how many
+    rows were read, how many the mapping rejected, and the position of the last one."""
+
+    parts: tuple[str, ...] = ()
+    rows: int = 0
+    dead_lettered: int = 0
+    position: StoredPosition | None = None
+    failure: StepFailure | None = None
+
+
+@dataclass(frozen=True)
+class BacklogPartRequest(Message):
+    job: str
+    run_id: str
+    blob: str
+
+
+@dataclass(frozen=True)
+class BacklogJobsRequest(Message):
+    job: str
+    run_id: str
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BacklogJobs(Message):
+    jobs: tuple[JobSnapshot, ...] = ()
+    failure: StepFailure | None = None
+
+
+@dataclass(frozen=True)
+class BacklogFinishRequest(Message):
+    job: str
+    run_id: str
+    staged: BacklogStaged
+    jobs: tuple[JobSnapshot, ...]

@@ -5,8 +5,10 @@ time budget or page count is spent or the run's upper bound is reached: fetch th
 after the last one (read ahead on a thread while the current page is delivered), mask and
 map it, hand it to the sink, dead-letter the records the sink (or the mapping) rejected,
 and checkpoint: advance the watermark under the ETag of the previous checkpoint, together
-with the run's totals. A checkpoint is written after every `checkpoint_pages` accepted
-pages or `checkpoint_interval` seconds, and always before the activity answers or fails.
+with the run's totals. Checkpoints are written on a thread of their own while the next
+page is synced; at most `checkpoint_pages` accepted pages wait for theirs (fewer once
+`checkpoint_interval` seconds passed), and all are written before the activity answers or
+fails.
 
 A crash anywhere leaves the watermark at the last checkpoint: the pages accepted after it
 are sent again by whoever continues the run (at most `checkpoint_pages` pages, plus the
@@ -19,6 +21,7 @@ Every failure is a `SyncRunError` (errors.py) naming the job, a code and the cau
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,7 +32,7 @@ from shared.sql.keyset import Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
-from shared.sync.messages import PagesResult
+from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
 from shared.sync.sinks import Delivery, Sink, SinkRefused, SinkUnavailable
@@ -71,7 +74,7 @@ def sync_pages(
         return PagesResult(totals=watermark.totals,
                            position=codec.stored_position(watermark.position), done=True)
     source = source or job.source.sql_source()
-    checkpoint = _Checkpoint(job, state, run_id, watermark, clock)
+    checkpoints = _Checkpoints(job, state, run_id, watermark, clock)
     started = clock()
     pages = rows = 0
     done = False
@@ -91,58 +94,123 @@ def sync_pages(
         with ReadAhead(pages_after(watermark.position)) as reader:
             for page in reader:
                 if page:
-                    _sync_page(job, state, sink, run_id, page, checkpoint)
+                    _sync_page(job, state, sink, run_id, page, checkpoints)
                     pages, rows = pages + 1, rows + len(page)
                 done = len(page) < job.page_size
                 if done or pages >= budget.pages or clock() - started >= budget.seconds:
                     break
     finally:
         # Whatever happened, what the sink accepted is checkpointed before leaving.
-        checkpoint.write()
-    result = PagesResult(pages, rows, checkpoint.watermark.totals,
-                         codec.stored_position(checkpoint.watermark.position), done=done)
+        written = checkpoints.finish()
+    result = PagesResult(pages, rows, written.totals, codec.stored_position(written.position),
+                         done=done)
     log.info("sync job %s: run %s synced %d pages, %d rows in %.2f s; run totals %s, now at %s",
              job.name, run_id, pages, rows, clock() - started, result.totals, result.position)
     return result
 
 
-class _Checkpoint:
-    """The accepted pages not yet written, and the watermark as last written."""
+class _Checkpoints:
+    """Writes the watermark on a thread of its own while the next pages are synced.
+
+    Each write takes the latest accepted position (and the run's totals up to it), under
+    the ETag of the previous write. `accept` waits while `checkpoint_pages` accepted pages
+    are still waiting for their checkpoint, so no more than these are ever sent again
+    after a crash (plus the page the sink was given meanwhile). Fewer than that are written
+    once `checkpoint_interval` seconds passed since the last write. `finish` writes what is
+    left and stops the thread; a failed write (the watermark taken over) is raised there
+    or at the next `accept`.
+    """
 
     def __init__(self, job: SyncJob, state: SyncState, run_id: str, watermark: Watermark,
                  clock: Callable[[], float]) -> None:
         self.job, self.state, self.run_id = job, state, run_id
-        self.watermark = watermark
+        self.watermark = watermark  # as last written
         self.clock = clock
-        self.position: Position | None = None
-        self.totals = watermark.totals
-        self.pending = 0
-        self.written_at = clock()
+        self._latest: tuple[Position, RunTotals] | None = None  # accepted, not yet written
+        self._totals = self._logged = watermark.totals
+        self._waiting = 0  # accepted pages whose checkpoint is not written yet
+        self._written_at = clock()
+        self._finishing = False
+        self._error: SyncRunError | None = None
+        self._changed = threading.Condition()
+        self._writer = threading.Thread(target=self._write_checkpoints, daemon=True,
+                                        name="sync-checkpoints")
+        self._writer.start()
 
     def accept(self, position: Position, rows: int, delivered: int, dead_lettered: int) -> None:
-        self.position = position
-        self.totals = self.totals.add(rows, delivered, dead_lettered)
-        self.pending += 1
-        if (self.pending >= self.job.checkpoint_pages
-                or self.clock() - self.written_at >= self.job.checkpoint_interval):
-            self.write()
+        with self._changed:
+            while self._waiting >= self.job.checkpoint_pages and self._error is None:
+                self._changed.wait()
+            self._raise_failure()
+            self._totals = self._totals.add(rows, delivered, dead_lettered)
+            self._latest = (position, self._totals)
+            self._waiting += 1
+            self._changed.notify_all()
 
-    def write(self) -> None:
-        if not self.pending or self.position is None:
-            return
-        try:
-            self.watermark = self.state.watermarks.advance(
-                self.job.name, self.job.source.cursor_kind, self.watermark, self.position,
-                self.run_id, self.totals)
-        except WatermarkConflict as error:
-            raise SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error)) from None
-        self.pending = 0
-        self.written_at = self.clock()
-        crash_points.reached("sync.page.checkpointed")
+    def finish(self) -> Watermark:
+        with self._changed:
+            self._finishing = True
+            self._changed.notify_all()
+        self._writer.join()
+        self._raise_failure()
+        return self.watermark
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _due(self) -> bool:
+        if self._latest is None:
+            return False
+        return (self._finishing or self._waiting >= self.job.checkpoint_pages
+                or self.clock() - self._written_at >= self.job.checkpoint_interval)
+
+    def _log_checkpoint(self, totals: RunTotals) -> None:
+        # The alerts (infra/modules/alerts.bicep) parse this line: dead letters and lag.
+        before, self._logged = self._logged, totals
+        log.info("sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
+                 self.job.name, self.run_id, totals.rows - before.rows,
+                 totals.delivered - before.delivered, totals.dead_lettered - before.dead_lettered,
+                 self.job.source.codec.stored_position(self.watermark.position).to_json())
+
+    def _write_checkpoints(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due():
+                    if self._finishing:
+                        return
+                    self._changed.wait(timeout=self.job.checkpoint_interval or None)
+                assert self._latest is not None
+                (position, totals), covered = self._latest, self._waiting
+            try:
+                self.watermark = self.state.watermarks.advance(
+                    self.job.name, self.job.source.cursor_kind, self.watermark, position,
+                    self.run_id, totals)
+            except WatermarkConflict as error:
+                failure = SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error))
+            except Exception as error:  # storage unreachable: the pages are sent again later
+                failure = SyncRunError(
+                    self.job.name, "CHECKPOINT_FAILED",
+                    f"the watermark could not be written: {type(error).__name__}: {error}",
+                    retryable=True)
+            else:
+                crash_points.reached("sync.page.checkpointed")
+                failure = None
+                self._log_checkpoint(totals)
+            with self._changed:
+                if failure is not None:
+                    self._error = failure
+                    self._changed.notify_all()
+                    return
+                self._waiting -= covered
+                if self._waiting == 0:
+                    self._latest = None
+                self._written_at = self.clock()
+                self._changed.notify_all()
 
 
 def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: list[Row],
-               checkpoint: _Checkpoint) -> None:
+               checkpoints: _Checkpoints) -> None:
     keyset = job.source.keyset()
     records: list[dict[str, Any]] = []
     origins: list[Row] = []
@@ -167,7 +235,7 @@ def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: li
                        codec.cursor_text(item.row[keyset.cursor_column]), item.code,
                        item.message, _jsonable(item.record))
             for item in rejected])
-    checkpoint.accept(position_of(keyset, rows[-1]), len(rows), delivery.accepted,
+    checkpoints.accept(position_of(keyset, rows[-1]), len(rows), delivery.accepted,
                       len(rejected))
 
 

@@ -13,7 +13,7 @@ import pytest
 import tree_sitter
 
 from shared.sql.keyset import Position
-from shared.sync.positions import encode_position
+from shared.sync.positions import CursorCodec
 from tests.infra.bicep_source import (
     INFRA,
     MAIN,
@@ -47,7 +47,7 @@ RULES = [
     ExpectedRule(
         "syncRunFailed", "0", None,
         ('severityLevel >= 3', '"sync job "', "exceeded the max run time"),
-        {"shared/sync/pages.py": ('log.error("sync job %s: run %s %s: %s"',),
+        {"shared/sync/run.py": ('log.error("sync job %s: run %s %s: %s"',),
          "shared/sync/lock.py": ('exceeded the "', '"max run time of'),
          "shared/sync/starter.py": ("outside the run; recorded it",)},
     ),
@@ -61,8 +61,8 @@ RULES = [
         "syncLagHigh", "syncLagAlertMinutes", "lagMinutes",
         ("now at {'cursor': '", "datetime_diff('minute', timestamp, cursorTime)"),
         {"shared/sync/pages.py": ("dead-lettered, now at %s",
-                                  "encode_position(kind, new_position)"),
-         "shared/sync/positions.py": ('return {"cursor": encode_cursor(kind, position.cursor)',)},
+                                  "stored_position(self.watermark.position).to_json()"),
+         "shared/sync/positions.py": ("    cursor: str | None\n    key: str",)},
     ),
     ExpectedRule(
         "lockStuck", "skippedTicksAlertCount", "skippedSinceLastStart",
@@ -74,7 +74,7 @@ RULES = [
     ExpectedRule(
         "bulkLoadFailedOrStalled", "0", None,
         ('"Host.Triggers.DurableTask"', '== "bulk_load"', '"stalled"', '"failed"'),
-        {"orchestrators/bulk_load.py": ('ORCHESTRATOR = "bulk_load"',)},
+        {"orchestrators/bulk_load/orchestration.py": ('ORCHESTRATOR = "bulk_load"',)},
     ),
     ExpectedRule(
         "batchFailedRecords", "0", None,
@@ -204,7 +204,8 @@ def logged(message: str, *args: object) -> str:
 PAGE_LINE = logged(
     "sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
     "asset-changes", "5861d6f2fef8", 25, 23, 2,
-    encode_position("timestamp", Position(datetime(2026, 3, 1, 10, 0, 0, 123000), ("125",))))
+    CursorCodec("timestamp").stored_position(
+        Position(datetime(2026, 3, 1, 10, 0, 0, 123000), ("125",))).to_json())
 SUCCEEDED_LINE = logged("sync job %s: run %s succeeded: %s", "asset-changes", "5861d6f2fef8",
                         {"pages": 2, "rows": 40, "delivered": 38, "dead_lettered": 2})
 FAILED_LINE = logged("sync job %s: run %s %s: %s", "asset-changes", "5861d6f2fef8", "failed",

@@ -44,7 +44,8 @@ def main() -> None:
     config = json.loads(os.environ["CRASH_CONFIG"])
     source = AssetSource(**config["source"])
     job = asset_job(source, page_size=config["page_size"],
-                    checkpoint_pages=config.get("checkpoint_pages", 1))
+                    checkpoint_pages=config.get("checkpoint_pages", 1),
+                    checkpoint_interval=600.0)  # only full checkpoints, none by time
     state = SyncState(
         TableServiceClient.from_connection_string(config["storage"]), *config["tables"]
     )
