@@ -14,7 +14,7 @@ from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
-from shared.sync.pages import sync_pages
+from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.run import begin_run
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
@@ -313,3 +313,28 @@ def test_a_page_larger_than_one_collections_call_is_upserted_200_at_a_time(
     run = run_once(asset_job(sqlite_assets, page_size=450), state, salesforce_sink)
     assert (run.totals.pages, run.totals.delivered, run.totals.dead_lettered) == (1, 450, 0)
     assert len(set(asset_ids(sfsim))) == 450
+
+
+@pytest.mark.parametrize(("budget", "checkpoint_pages"), [
+    (PageBudget(pages=3), 2),  # activities end mid-run, checkpoints of two pages
+    (PageBudget(seconds=0), 10),  # every activity does one page
+    (PageBudget(), 4),  # one activity, a checkpoint every 4 pages
+])
+def test_every_row_is_delivered_once_across_activity_and_checkpoint_boundaries(
+    budget, checkpoint_pages, sqlite_assets, state, salesforce_sink, sfsim
+):
+    # One timestamp for all: only the key tells the pages apart.
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 1001))
+    job = asset_job(sqlite_assets, page_size=70, checkpoint_pages=checkpoint_pages,
+                    checkpoint_interval=600.0)
+    sink = RecordingSink(salesforce_sink)
+
+    run = run_once(job, state, sink, budget=budget)
+
+    assert collections.Counter(sink.delivered).most_common(1)[0][1] == 1
+    assert sorted(sink.delivered) == sorted(f"ASSET-{n}" for n in range(1, 1001))
+    assert (run.totals.pages, run.totals.rows, run.totals.delivered) == (15, 1000, 1000)
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (1000,))
+    assert (watermark.totals.pages, watermark.totals.rows) == (15, 1000)
+    assert state.runs.last(job.name, 1)[0]["Rows"] == 1000
