@@ -9,12 +9,13 @@ records its end (EndedAt in the runs table). Printed, all measured in this one r
 1. the floor: a bare pyodbc `fetchmany(5000)` of the same view, rows/s;
 2. whole runs into an HTTP endpoint that only counts the rows it receives, and into the
    Salesforce simulator's sObject Collections, at 500- and 5,000-row pages: rows/s and
-   the ratio to the floor; each checked for nothing lost and nothing duplicated;
+   the ratio to the floor, the fastest of `--repeat` runs; each checked for nothing lost
+   and nothing duplicated;
 3. with `--backlog-rows N`: N changed rows into the simulator through the Bulk API 2.0
    backlog mode vs through sObject Collections (the threshold set above N), and the ratio.
 
     python benchmarks/sync_end_to_end.py [--rows 50000] [--page-sizes 500,5000]
-        [--sinks http,salesforce] [--backlog-rows 200000]
+        [--sinks http,salesforce] [--backlog-rows 200000] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -204,16 +205,23 @@ class Bench:
 
 def measure(bench: Bench, label: str, rows: int, floor: float, sink: str, page_size: int,
             extra: dict[str, str] | None = None,
-            check: Callable[[int, int], bool] | None = None) -> float:
-    elapsed, run = bench.timed_run(sink, page_size, extra)
-    received, distinct = bench.delivered(sink)
-    ok = distinct == rows and (check(received, distinct) if check else received >= rows)
+            check: Callable[[int, int], bool] | None = None, repeat: int = 1) -> float:
+    """The fastest of `repeat` runs (the machine may be shared), each checked."""
+    best: tuple[float, dict[str, Any], int, int] | None = None
+    for _ in range(repeat):
+        elapsed, run = bench.timed_run(sink, page_size, extra)
+        received, distinct = bench.delivered(sink)
+        ok = distinct == rows and (check(received, distinct) if check else received >= rows)
+        if not ok:
+            raise SystemExit(f"{label}: rows lost or duplicated ({received} / {distinct})")
+        if best is None or elapsed < best[0]:
+            best = (elapsed, run, received, distinct)
+    assert best is not None
+    elapsed, run, received, distinct = best
     speed = rows / elapsed
-    print(f"  {label:<44} {speed:>9,.0f} rows/s  {speed / floor:5.3f} x floor  "
+    print(f"  {label:<40} {speed:>8,.0f} rows/s  {speed / floor:5.3f} x floor {floor:,.0f}  "
           f"({elapsed:5.1f} s, run Rows {run.get('Rows')} Pages {run.get('Pages')}, "
-          f"target {received:,} / {distinct:,} distinct{'' if ok else '  MISMATCH'})")
-    if not ok:
-        raise SystemExit(f"{label}: rows lost or duplicated")
+          f"target {received:,} / {distinct:,} distinct)")
     return speed
 
 
@@ -223,6 +231,8 @@ def main() -> None:
     parser.add_argument("--page-sizes", default="500,5000")
     parser.add_argument("--sinks", default="http,salesforce")
     parser.add_argument("--backlog-rows", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs per configuration; the fastest is reported")
     arguments = parser.parse_args()
 
     postgres = services.start_postgres()
@@ -244,8 +254,11 @@ def main() -> None:
         for sink in arguments.sinks.split(","):
             for page_size in (int(text) for text in arguments.page_sizes.split(",")):
                 target = "counting HTTP endpoint" if sink == "http" else "sfsim Collections"
+                # The floor again, just before: the ratio compares like with like even
+                # when the machine's load changes during the benchmark.
+                floor = fetch_floor(source, view)
                 measure(bench, f"{target}, {page_size}-row pages", arguments.rows, floor,
-                        sink, page_size)
+                        sink, page_size, repeat=arguments.repeat)
         if arguments.backlog_rows:
             load_assets(source, "bench_assets", view, arguments.backlog_rows)
             floor = fetch_floor(source, view)
