@@ -174,6 +174,17 @@ class _Checkpoints:
                  self.job.source.codec.stored_position(self.watermark.position).to_json())
 
     def _write_checkpoints(self) -> None:
+        try:
+            self._write_until_finished()
+        except BaseException as error:  # never leave `accept` waiting on a dead writer
+            with self._changed:
+                self._error = SyncRunError(
+                    self.job.name, "CHECKPOINT_FAILED",
+                    f"the checkpoint writer failed: {type(error).__name__}: {error}",
+                    retryable=True)
+                self._changed.notify_all()
+
+    def _write_until_finished(self) -> None:
         while True:
             with self._changed:
                 while not self._due():
