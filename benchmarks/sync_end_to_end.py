@@ -9,25 +9,25 @@ records its end (EndedAt in the runs table). Printed, all measured in this one r
 1. the floor: a bare pyodbc `fetchmany(5000)` of the same view, rows/s;
 2. whole runs into an HTTP endpoint that only counts the rows it receives, and into the
    Salesforce simulator's sObject Collections, at 500- and 5,000-row pages: rows/s and
-   the ratio to the floor, the fastest of `--repeat` runs; each checked for nothing lost
-   and nothing duplicated;
+   the ratio to the floor: medians of `--repeat` runs, each paired with a floor measured
+   just before it; each run checked for nothing lost and nothing duplicated;
 3. with `--backlog-rows N`: N changed rows into the simulator through the Bulk API 2.0
    backlog mode vs through sObject Collections (the threshold set above N), and the ratio.
 
     python benchmarks/sync_end_to_end.py [--rows 50000] [--page-sizes 500,5000]
-        [--sinks http,salesforce] [--backlog-rows 200000] [--repeat 2]
+        [--sinks http,salesforce] [--backlog-rows 200000] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,26 +203,30 @@ class Bench:
         return len(records), len({record["External_Id__c"] for record in records})
 
 
-def measure(bench: Bench, label: str, rows: int, floor: float, sink: str, page_size: int,
-            extra: dict[str, str] | None = None,
-            check: Callable[[int, int], bool] | None = None, repeat: int = 1) -> float:
-    """The fastest of `repeat` runs (the machine may be shared), each checked."""
-    best: tuple[float, dict[str, Any], int, int] | None = None
+def measure(bench: Bench, label: str, rows: int, sink: str, page_size: int,
+            extra: dict[str, str] | None = None, repeat: int = 3) -> tuple[float, float]:
+    """Median rows/s and median ratio to the floor of `repeat` runs, each paired with a
+    floor measured just before it: on a shared machine the load drifts, and a ratio of
+    two measurements taken side by side drifts less than either. Each run is checked for
+    rows lost or duplicated at the target."""
+    speeds, ratios, floors, details = [], [], [], []
     for _ in range(repeat):
+        floor = fetch_floor(bench.postgres.odbc_connection_string, bench.view)
         elapsed, run = bench.timed_run(sink, page_size, extra)
         received, distinct = bench.delivered(sink)
-        ok = distinct == rows and (check(received, distinct) if check else received >= rows)
-        if not ok:
+        if distinct != rows or received < rows:
             raise SystemExit(f"{label}: rows lost or duplicated ({received} / {distinct})")
-        if best is None or elapsed < best[0]:
-            best = (elapsed, run, received, distinct)
-    assert best is not None
-    elapsed, run, received, distinct = best
-    speed = rows / elapsed
-    print(f"  {label:<40} {speed:>8,.0f} rows/s  {speed / floor:5.3f} x floor {floor:,.0f}  "
-          f"({elapsed:5.1f} s, run Rows {run.get('Rows')} Pages {run.get('Pages')}, "
+        speeds.append(rows / elapsed)
+        floors.append(floor)
+        ratios.append(rows / elapsed / floor)
+        details.append(f"{elapsed:.1f} s")
+    speed, ratio = statistics.median(speeds), statistics.median(ratios)
+    print(f"  {label:<40} {speed:>8,.0f} rows/s  {ratio:5.3f} x floor  (floors "
+          f"{', '.join(f'{floor:,.0f}' for floor in floors)}; runs {', '.join(details)}; "
+          f"ratios {', '.join(f'{value:.3f}' for value in ratios)}; last run Rows "
+          f"{run.get('Rows')} Pages {run.get('Pages')} Mode {run.get('Mode', 'pages')}, "
           f"target {received:,} / {distinct:,} distinct)")
-    return speed
+    return speed, ratio
 
 
 def main() -> None:
@@ -231,8 +235,8 @@ def main() -> None:
     parser.add_argument("--page-sizes", default="500,5000")
     parser.add_argument("--sinks", default="http,salesforce")
     parser.add_argument("--backlog-rows", type=int, default=0)
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="runs per configuration; the fastest is reported")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per configuration (medians are reported)")
     arguments = parser.parse_args()
 
     postgres = services.start_postgres()
@@ -246,31 +250,24 @@ def main() -> None:
         view = "bench_asset_changes_v"
         load_assets(source, "bench_assets", view, arguments.rows)
         bench = Bench(azurite, postgres, simulator, endpoint, view)
-        floor = fetch_floor(source, view)
         print(f"source: PostgreSQL via psqlODBC, view of {arguments.rows:,} rows; "
               "host: devhost + Azurite; runs started by POST /api/sync/asset-changes/run")
-        print(f"  {'bare pyodbc fetchmany(5000) floor':<44} {floor:>9,.0f} rows/s")
         bench.timed_run("http", 500)  # a first run warms the host's imports and the caches
-        for sink in arguments.sinks.split(","):
+        for sink in filter(None, arguments.sinks.split(",")):
             for page_size in (int(text) for text in arguments.page_sizes.split(",")):
                 target = "counting HTTP endpoint" if sink == "http" else "sfsim Collections"
-                # The floor again, just before: the ratio compares like with like even
-                # when the machine's load changes during the benchmark.
-                floor = fetch_floor(source, view)
-                measure(bench, f"{target}, {page_size}-row pages", arguments.rows, floor,
-                        sink, page_size, repeat=arguments.repeat)
+                measure(bench, f"{target}, {page_size}-row pages", arguments.rows, sink,
+                        page_size, repeat=arguments.repeat)
         if arguments.backlog_rows:
             load_assets(source, "bench_assets", view, arguments.backlog_rows)
-            floor = fetch_floor(source, view)
-            print(f"backlog of {arguments.backlog_rows:,} rows into the simulator "
-                  f"(floor {floor:,.0f} rows/s):")
-            collections = measure(
-                bench, "sObject Collections, 5000-row pages", arguments.backlog_rows, floor,
-                "salesforce", 5000,
-                {"SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": str(arguments.backlog_rows * 10)})
-            bulk = measure(
-                bench, "Bulk API 2.0 backlog mode", arguments.backlog_rows, floor,
-                "salesforce", 5000, {"SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": "10000"})
+            print(f"backlog of {arguments.backlog_rows:,} rows into the simulator:")
+            collections, _ = measure(
+                bench, "sObject Collections, 5000-row pages", arguments.backlog_rows,
+                "salesforce", 5000, repeat=1)
+            bulk, _ = measure(
+                bench, "Bulk API 2.0 backlog mode", arguments.backlog_rows, "salesforce",
+                5000, {"SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": "10000",
+                       "SYNC_BACKLOG_POLL_INTERVAL": "1"}, repeat=1)
             print(f"  Bulk API backlog / Collections: {bulk / collections:.2f} x")
     finally:
         endpoint.stop()
