@@ -66,7 +66,11 @@ def job_status(
         },
         "progress": progress,
         "rows_per_second": {
-            "current": current_rows_per_second(progress, instance, now),
+            "current": current_rows_per_second(
+                progress, instance, now,
+                # Checkpointed with the watermark: fresher than the orchestration's status.
+                watermark.totals.rows
+                if instance is not None and watermark.run_id == instance.run_id else None),
             "last": next((run["RowsPerSecond"] for run in last_runs
                           if run.get("Outcome") != "running"), None),
         },
@@ -93,14 +97,17 @@ def run_rows_per_second(run: dict[str, Any]) -> float | None:
 
 
 def current_rows_per_second(progress: dict[str, Any] | None,
-                            instance: InstanceSnapshot | None, now: datetime) -> float | None:
-    """Rows per second of the run under way, from the totals of its custom status."""
+                            instance: InstanceSnapshot | None, now: datetime,
+                            checkpointed_rows: int | None = None) -> float | None:
+    """Rows per second of the run under way: the rows it checkpointed (or, without them,
+    those of its custom status) since it started."""
     if progress is None or instance is None or not instance.busy:
         return None
     started = _time(progress.get("started_at"))
     if started is None or now <= started:
         return None
-    return round(int(progress.get("rows") or 0) / (now - started).total_seconds(), 1)
+    rows = checkpointed_rows if checkpointed_rows is not None else progress.get("rows")
+    return round(int(rows or 0) / (now - started).total_seconds(), 1)
 
 
 def _time(value: Any) -> datetime | None:
