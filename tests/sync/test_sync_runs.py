@@ -16,6 +16,7 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
 from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.run import begin_run
+from shared.sync.sinks import SalesforceSink
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
 
@@ -338,3 +339,26 @@ def test_every_row_is_delivered_once_across_activity_and_checkpoint_boundaries(
     assert watermark.position == Position(BASE, (1000,))
     assert (watermark.totals.pages, watermark.totals.rows) == (15, 1000)
     assert state.runs.last(job.name, 1)[0]["Rows"] == 1000
+
+
+def test_parallel_collections_calls_reject_the_right_records(
+    sqlite_assets, state, salesforce_sink, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
+
+    def nameless_now_and_then(row):
+        record = asset_record(row)
+        if row["Asset_ID"] in (3, 250, 410):  # one in each call of 200
+            record["Name"] = None
+        return record
+
+    parallel = SalesforceSink(salesforce_sink.client, "Asset", "External_Id__c",
+                              parallel_calls=3)
+    job = asset_job(sqlite_assets, page_size=450, map_record=nameless_now_and_then)
+    run = run_once(job, state, parallel)
+
+    assert (run.totals.delivered, run.totals.dead_lettered) == (447, 3)
+    letters = {row["RecordKey"]: row["ErrorCode"] for row in state.dead_letters.rows(job.name)}
+    assert letters == dict.fromkeys(("3", "250", "410"), "REQUIRED_FIELD_MISSING")
+    stored = set(asset_ids(sfsim))
+    assert len(stored) == 447 and not stored & {"ASSET-3", "ASSET-250", "ASSET-410"}
