@@ -156,7 +156,7 @@ def test_a_sink_failing_as_a_whole_is_retried_then_fails_the_run_watermark_untou
     assert body["watermark"]["cursor"] == "1900-01-01T00:00:00"
     assert body["watermark"]["key"] is None
     # Three tries of the first page, each a login or upsert answered 503.
-    assert sync_host.host.output().count("Functions.sync_page") >= 3
+    assert sync_host.host.output().count("Functions.sync_pages") >= 3
 
 
 def test_a_missing_view_fails_the_run_with_a_clear_message(sync_host, sqlite_assets):
