@@ -12,9 +12,12 @@ PYTEST_ARGS ?=
 TOOLS_VENV := .venv-tools
 TOOLS_REQUIREMENTS := "checkov>=3.3,<4"
 
-.PHONY: deps system-deps tools test lint run bench clean
+.PHONY: deps run-deps system-deps tools test lint run bench clean
 
-deps: system-deps $(VENV)/.installed node_modules/.installed tools
+deps: run-deps tools
+
+# What `make run` needs; checkov (tools) is only for `make test`.
+run-deps: system-deps $(VENV)/.installed node_modules/.installed
 
 tools: $(TOOLS_VENV)/.installed
 
@@ -59,7 +62,7 @@ lint: $(VENV)/.installed
 test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-run: deps
+run: run-deps
 	$(PY) -m devtools.run_local
 
 bench: deps

@@ -7,9 +7,11 @@ with the full list of bad settings before any trigger fires.
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities import batch as batch_activities
 from activities import bulk_load as bulk_load_activities
+from activities import events as event_activities
 from activities import sync as sync_activities
-from orchestrators import bulk_load, console, health, sync
+from orchestrators import batch, bulk_load, console, events, health, openapi, sync
 from shared.config import app_settings
 
 settings = app_settings()
@@ -17,6 +19,7 @@ settings = app_settings()
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
 app.register_functions(health.blueprint)  # GET /api/health
+app.register_functions(openapi.blueprint)  # GET /api/openapi.json: the API's description
 app.register_functions(console.blueprint)  # GET /api/console: the operations page
 
 # Scheduled change sync (seed 000 + 003): timer per job -> singleton run `sync-<job>`
@@ -29,3 +32,14 @@ app.register_functions(sync_activities.blueprint)
 #   GET /api/bulk-loads/{loadId}/failures
 app.register_functions(bulk_load.blueprint)
 app.register_functions(bulk_load_activities.blueprint)
+
+# Mule-Batch jobs (seed 004): POST /api/batch-jobs/{job} -> stage blocks -> batch_job
+#   orchestration -> block steps, aggregator groups, on-complete; GET .../{instanceId}
+app.register_functions(batch.blueprint)
+app.register_functions(batch_activities.blueprint)
+
+# Event queue (seed 001): POST /api/events -> queue table -> singleton drain `event-drain`
+#   (batches, continue_as_new while events are due); safety timer; GET /api/events,
+#   POST /api/events/drain
+app.register_functions(events.blueprint)
+app.register_functions(event_activities.blueprint)

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
-from shared.bulkload import jobs, levels
-from shared.bulkload.claims import claim_load_run
+from shared.bulkload import jobs, levels, reports
+from shared.bulkload.claims import claim_load_run, keep_summary
 from shared.bulkload.messages import (
     ClaimRunRequest,
+    ClaimRunResult,
     CollectResultsRequest,
     CreateJobRequest,
-    FailuresReport,
     JobSnapshots,
     JobsRequest,
+    KeepSummaryRequest,
+    ReportLevelFailureRequest,
     StageLevelRequest,
     UploadPartRequest,
     WriteFailuresRequest,
@@ -38,7 +40,9 @@ BULK_LOAD_UPLOAD_PART = "bulk_load_upload_part"
 BULK_LOAD_POLL_JOBS = "bulk_load_poll_jobs"
 BULK_LOAD_ABORT_JOBS = "bulk_load_abort_jobs"
 BULK_LOAD_COLLECT_RESULTS = "bulk_load_collect_results"
-BULK_LOAD_WRITE_FAILURES = "bulk_load_write_failures"
+BULK_LOAD_REPORT_LEVEL_FAILURE = "bulk_load_report_level_failure"
+BULK_LOAD_WRITE_REPORTS = "bulk_load_write_reports"
+BULK_LOAD_KEEP_SUMMARY = "bulk_load_keep_summary"
 
 
 def _client() -> SalesforceClient:
@@ -53,9 +57,10 @@ def _store(prefix: str) -> LoadStore:
 
 @blueprint.function_name(BULK_LOAD_CLAIM_RUN)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_claim_run(request: Json) -> None:
+def bulk_load_claim_run(request: Json) -> Json:
     claim = ClaimRunRequest.from_json(request)
-    claim_load_run(_store(claim.prefix), claim.run_token)
+    run = claim_load_run(_store(claim.prefix), claim.load_id, claim.run_token)
+    return ClaimRunResult(run.claimed, run.earlier_summary).to_json()
 
 
 @blueprint.function_name(BULK_LOAD_STAGE_LEVEL)
@@ -107,10 +112,23 @@ def bulk_load_collect_results(request: Json) -> Json:
     ).to_json()
 
 
-@blueprint.function_name(BULK_LOAD_WRITE_FAILURES)
+@blueprint.function_name(BULK_LOAD_REPORT_LEVEL_FAILURE)
 @blueprint.activity_trigger(input_name="request")
-def bulk_load_write_failures(request: Json) -> Json:
+def bulk_load_report_level_failure(request: Json) -> Json:
+    report = ReportLevelFailureRequest.from_json(request)
+    return reports.report_level_failure(
+        _store(report.prefix), report.levels, report.level, report.error).to_json()
+
+
+@blueprint.function_name(BULK_LOAD_WRITE_REPORTS)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_write_reports(request: Json) -> Json:
     write = WriteFailuresRequest.from_json(request)
-    store = _store(write.prefix)
-    rows = levels.write_failures_report(store, write.level_count)
-    return FailuresReport(store.name(levels.FAILURES_REPORT), rows).to_json()
+    return reports.write_reports(_store(write.prefix), write.level_count).to_json()
+
+
+@blueprint.function_name(BULK_LOAD_KEEP_SUMMARY)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_keep_summary(request: Json) -> None:
+    keep = KeepSummaryRequest.from_json(request)
+    keep_summary(_store(keep.prefix), keep.load_id, keep.summary)

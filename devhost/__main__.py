@@ -1,4 +1,5 @@
-"""`python -m devhost [app-dir] [--port N]`: run a v2-model Python function app locally."""
+"""`python -m devhost [app-dir] [--port N] [--verbose]`: run a v2-model Python function app
+locally."""
 
 from __future__ import annotations
 
@@ -17,19 +18,19 @@ from devhost.host_config import StartupError, local_http_port
 
 
 class _UtcFormatter(logging.Formatter):
-    converter = time.gmtime
-
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        moment = time.strftime("%Y-%m-%dT%H:%M:%S", self.converter(record.created))
+        moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
         return f"{moment}.{int(record.msecs):03d}Z"
 
 
-def _configure_logging() -> None:
+def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_UtcFormatter("[%(asctime)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.INFO)
+    # Every orchestrator episode (replays included) is a DEBUG line of the host.
+    logging.getLogger("devhost").setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("azure", "aiohttp.access", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -57,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="HTTP port (default: Host.LocalHttpPort of local.settings.json, else 7071)",
     )
+    parser.add_argument(
+        "--verbose", action="store_true",
+        help="also log every orchestrator episode, not only the one that ends it",
+    )
     arguments = parser.parse_args(argv)
-    _configure_logging()
+    _configure_logging(arguments.verbose)
     app_dir = Path(arguments.app_dir).resolve()
     # The Python worker does not run in the app folder but in its own install folder, and
     # azure.durable_functions reads ./host.json strictly when imported: published samples

@@ -117,7 +117,7 @@ def load_function_app(app_dir: Path) -> list[FunctionSpec]:
     for function in functions:
         bindings = tuple(json.loads(raw) for raw in function.get_raw_bindings())
         triggers = [binding for binding in bindings if binding.get("type", "").endswith("Trigger")]
-        name = function.get_function_name()
+        name = function.get_function_name() or function.get_user_function().__name__
         if len(triggers) != 1:
             raise StartupError(f"function {name!r} must have exactly one trigger")
         specs.append(

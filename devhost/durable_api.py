@@ -5,14 +5,14 @@ The same API is served twice, as in Azure: publicly at `/runtime/webhooks/durabl
 the `rpcBaseUrl` the Python SDK's `DurableOrchestrationClient` talks to. Paths, status
 codes and bodies follow the Durable Functions extension's HTTP API handler:
 
-  POST   orchestrators/{functionName}[/{instanceId}]      202 | 400 | 409
+  POST   orchestrators/{functionName}[/{instanceId}]      202 | 200 (waited) | 400 | 409
   GET    instances/                                       200 (+ x-ms-continuation-token)
   DELETE instances/?createdTimeFrom=...                   200 | 400 | 404
   GET    instances/{id}                                   200 done | 202 busy | 404
   DELETE instances/{id}                                   200 | 404 | 412
   POST   instances/{id}/terminate|suspend|resume          202 | 404 | 410
   POST   instances/{id}/rewind                            202 | 404 | 412 | 501
-  POST   instances/{id}/restart                           202 | 400 | 404 | 409
+  POST   instances/{id}/restart                           202 | 200 (waited) | 400 | 409
   POST   instances/{id}/raiseEvent/{eventName}            202 | 400 | 404 | 410
   *      entities/...                                     501 (entities are not supported)
 """
@@ -24,20 +24,26 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
-from urllib.parse import quote
+from typing import Any
 
 from aiohttp import web
 
+from devhost.durable_endpoints import DurableEndpoints
+from devhost.engine.interface import (
+    TERMINAL_STATES,
+    DurableEngineApi,
+    InstanceAlreadyExists,
+    InstanceNotFound,
+    InstanceStatus,
+    json_value,
+)
+from devhost.problems import problem_response
+
 log = logging.getLogger("devhost.durable")
 
-WEBHOOK_PATH = "/runtime/webhooks/durabletask"
-RPC_PATH = "/durabletask"
 CONTINUATION_HEADER = "x-ms-continuation-token"
-DEFAULT_CONNECTION_NAME = "Storage"
-TERMINAL_STATES = ("Completed", "Failed", "Terminated", "Canceled")
+DEFAULT_PAGE_SIZE = 100  # OrchestrationStatusQueryCondition.PageSize
 ENTITIES_UNSUPPORTED = (
     "Durable entities are not supported by devhost, the local Functions host "
     "(see devhost/README.md); run the app in Azure to use them."
@@ -48,99 +54,20 @@ RUNTIME_STATES = (
 )
 
 
-class InstanceStatusLike(Protocol):
-    name: str
-    instance_id: str
-    runtime_status: str
-    input: str | None
-    output: str | None
-    custom_status: str | None
-    created_time: datetime
-    last_updated_time: datetime
-    history: list[dict[str, Any]] | None
-
-
-@dataclass(frozen=True)
-class DurableEndpoints:
-    """Where the durable API is reachable, as written into client bindings and payloads."""
-
-    base_url: str  # e.g. http://127.0.0.1:7071/runtime/webhooks/durabletask
-    rpc_base_url: str  # e.g. http://127.0.0.1:53122/durabletask/
-    hub_name: str
-    system_key: str
-
-    def _query_suffix(self, hub_name: str | None, connection: str | None) -> str:
-        hub = quote(hub_name or self.hub_name, safe="")
-        return (
-            f"taskHub={hub}&connection={quote(connection or DEFAULT_CONNECTION_NAME, safe='')}"
-            f"&code={quote(self.system_key, safe='')}"
-        )
-
-    def management_urls(
-        self, instance_id: str, hub_name: str | None = None, connection: str | None = None
-    ) -> dict[str, str]:
-        instance = f"{self.base_url}/instances/{quote(instance_id, safe='')}"
-        suffix = self._query_suffix(hub_name, connection)
-        return {
-            "id": instance_id,
-            "statusQueryGetUri": f"{instance}?{suffix}",
-            "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{suffix}",
-            "terminatePostUri": f"{instance}/terminate?reason={{text}}&{suffix}",
-            "rewindPostUri": f"{instance}/rewind?reason={{text}}&{suffix}",
-            "purgeHistoryDeleteUri": f"{instance}?{suffix}",
-            "restartPostUri": f"{instance}/restart?{suffix}",
-            "suspendPostUri": f"{instance}/suspend?reason={{text}}&{suffix}",
-            "resumePostUri": f"{instance}/resume?reason={{text}}&{suffix}",
-        }
-
-    def client_binding_json(self, binding: Mapping[str, Any]) -> str:
-        """The string a `durableClient` parameter receives, as the extension builds it."""
-        hub = binding.get("taskHub") or self.hub_name
-        connection = binding.get("connectionName") or DEFAULT_CONNECTION_NAME
-        code = f"code={quote(self.system_key, safe='')}"
-        creation = f"{self.base_url}/orchestrators/{{functionName}}[/{{instanceId}}]"
-        return json.dumps(
-            {
-                "taskHubName": hub,
-                "creationUrls": {
-                    "createNewInstancePostUri": f"{creation}?{code}",
-                    "createAndWaitOnNewInstancePostUri": (
-                        f"{creation}?timeout={{timeoutInSeconds}}"
-                        f"&pollingInterval={{intervalInSeconds}}&{code}"
-                    ),
-                },
-                "managementUrls": self.management_urls("INSTANCEID", hub, connection),
-                "baseUrl": self.base_url,
-                "requiredQueryStringParameters": code,
-                "rpcBaseUrl": self.rpc_base_url,
-                "httpBaseUrl": "",
-            }
-        )
-
-
-def _json_or_none(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 def _timestamp(value: datetime) -> str:
     if value.tzinfo is not None:
         value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def status_payload(status: InstanceStatusLike) -> dict[str, Any]:
+def status_payload(status: InstanceStatus) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "name": status.name,
         "instanceId": status.instance_id,
         "runtimeStatus": status.runtime_status,
-        "input": _json_or_none(status.input),
-        "customStatus": _json_or_none(status.custom_status),
-        "output": _json_or_none(status.output),
+        "input": json_value(status.input),
+        "customStatus": json_value(status.custom_status),
+        "output": json_value(status.output),
         "createdTime": _timestamp(status.created_time),
         "lastUpdatedTime": _timestamp(status.last_updated_time),
     }
@@ -155,6 +82,37 @@ def _error(status: int, message: str, exception: BaseException | None = None) ->
         body["ExceptionMessage"] = str(exception)
         body["ExceptionType"] = type(exception).__name__
     return web.json_response(body, status=status)
+
+
+class InvalidBody(Exception):
+    """The request body is not UTF-8 JSON this API can hold (the message says why)."""
+
+
+async def _json_body_text(request: web.Request) -> str | None:
+    """The body as sent when it is JSON (None when empty); InvalidBody otherwise."""
+    raw = await request.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidBody(f"the body is not UTF-8 text ({error.reason} at byte "
+                          f"{error.start})") from None
+    if not text.strip():
+        return None
+    try:
+        json.loads(text)
+    except RecursionError:
+        raise InvalidBody("the JSON body is nested too deeply") from None
+    except ValueError as error:
+        raise InvalidBody(f"the body is not JSON: {error}") from None
+    return text
+
+
+def _invalid_body(request: web.Request, error: InvalidBody) -> web.Response:
+    # The extension's members too: the SDK client raises with `ExceptionMessage` on 400.
+    return problem_response(
+        400, "INVALID_JSON", "Invalid JSON content", str(error), request.path,
+        Message="Invalid JSON content", ExceptionMessage=str(error),
+    )
 
 
 def _bool_query(query: Mapping[str, str], name: str, default: bool) -> bool:
@@ -191,29 +149,56 @@ def _seconds_query(query: Mapping[str, str], name: str) -> float | None:
         return None
 
 
+def _page_size_query(query: Mapping[str, str]) -> int:
+    """`top`, the extension's page size (100 unless given as a positive integer)."""
+    try:
+        top = int(query.get("top", ""))
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    return top if top > 0 else DEFAULT_PAGE_SIZE
+
+
+class WaitTimes(ValueError):
+    """`pollingInterval` is longer than `timeout` (the extension's ArgumentException)."""
+
+
+def _wait_query(query: Mapping[str, str]) -> tuple[float, float] | None:
+    """(timeout, pollingInterval) in seconds when both are given, as the extension reads
+    them; WaitTimes when the interval exceeds the timeout."""
+    timeout = _seconds_query(query, "timeout")
+    interval = _seconds_query(query, "pollingInterval")
+    if timeout is None or interval is None:
+        return None
+    if interval > timeout:
+        raise WaitTimes(
+            f"Total timeout {timeout:g} should be bigger than retry timeout {interval:g}"
+        )
+    return timeout, interval
+
+
 class DurableHttpApi:
-    """aiohttp handlers of the durable API over a `DurableEngine`-shaped engine."""
+    """aiohttp handlers of the durable API over the engine."""
 
     def __init__(
         self,
-        engine: Any,
+        engine: DurableEngineApi,
         endpoints: DurableEndpoints,
         *,
         orchestrator_exists: Callable[[str], bool],
-        not_found_error: type[BaseException],
-        already_exists_error: type[BaseException],
     ) -> None:
         self.engine = engine
         self.endpoints = endpoints
         self._orchestrator_exists = orchestrator_exists
-        self._not_found = not_found_error
-        self._already_exists = already_exists_error
 
     async def dispatch(self, request: web.Request, path: str) -> web.StreamResponse:
         parts = [part for part in path.strip("/").split("/") if part]
         try:
             return await self._route(request, parts)
-        except self._not_found:
+        except InvalidBody as error:
+            return _invalid_body(request, error)
+        except WaitTimes as error:  # checked before anything starts
+            return _error(400, "One or more of the arguments submitted is incorrect", error)
+        except InstanceNotFound:
             return web.Response(status=404)
         except Exception as error:
             log.exception("durable API request %s %s failed", request.method, request.path)
@@ -270,13 +255,8 @@ class DurableHttpApi:
     async def _start(
         self, request: web.Request, function_name: str, instance_id: str | None
     ) -> web.StreamResponse:
-        body = await request.text()
-        input_json = body if body.strip() else None
-        if input_json is not None:
-            try:
-                json.loads(input_json)
-            except ValueError as error:
-                return _error(400, "Invalid JSON content", error)
+        input_json = await _json_body_text(request)
+        wait = _wait_query(request.query)
         if not self._orchestrator_exists(function_name):
             return _error(
                 400,
@@ -291,25 +271,27 @@ class DurableHttpApi:
             instance_id = await self.engine.start_instance(
                 function_name, instance_id or uuid.uuid4().hex, input_json
             )
-        except self._already_exists as error:
+        except InstanceAlreadyExists as error:
             return _error(409, str(error) or "An instance with this ID already exists.")
         except ValueError as error:  # an instance id Azure Storage cannot hold
             return _error(400, "One or more of the arguments submitted is incorrect", error)
-        timeout = _seconds_query(request.query, "timeout")
-        interval = _seconds_query(request.query, "pollingInterval")
-        if timeout is not None and interval is not None:
-            return await self._wait_or_check_status(request, instance_id, timeout, interval)
-        return self.check_status_response(instance_id)
+        return await self._wait_or_check_status(request, instance_id, wait)
 
     async def _wait_or_check_status(
-        self, request: web.Request, instance_id: str, timeout: float, interval: float
+        self, request: web.Request, instance_id: str, wait: tuple[float, float] | None
     ) -> web.StreamResponse:
+        """With `timeout` and `pollingInterval` (`wait`): the output (200) or the terminal
+        status once the instance ends within the timeout; otherwise (and without them) the
+        check-status answer (202)."""
+        if wait is None:
+            return self.check_status_response(instance_id)
+        timeout, interval = wait
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
             status = await self.engine.get_instance(instance_id)
             if status is not None and status.runtime_status in TERMINAL_STATES:
                 if status.runtime_status == "Completed":
-                    return web.json_response(_json_or_none(status.output), status=200)
+                    return web.json_response(json_value(status.output), status=200)
                 return await self._status(request, instance_id)
             remaining = deadline - asyncio.get_running_loop().time()
             if remaining <= 0:
@@ -340,21 +322,16 @@ class DurableHttpApi:
 
     async def _list(self, request: web.Request) -> web.StreamResponse:
         query = request.query
-        try:
-            top = int(query["top"]) if "top" in query else None
-        except ValueError:
-            top = None
         statuses, token = await self.engine.query_instances(
             runtime_status=_statuses_query(query),
             created_from=_datetime_query(query, "createdTimeFrom"),
             created_to=_datetime_query(query, "createdTimeTo"),
             instance_id_prefix=query.get("instanceIdPrefix"),
-            top=top,
+            top=_page_size_query(query),
             continuation_token=request.headers.get(CONTINUATION_HEADER) or None,
         )
-        show_input = _bool_query(query, "showInput", False)
         payload = [status_payload(status) for status in statuses]
-        if not show_input:
+        if not _bool_query(query, "showInput", True):
             for item in payload:
                 item["input"] = None
         headers = {CONTINUATION_HEADER: token} if token else {}
@@ -426,6 +403,7 @@ class DurableHttpApi:
         return web.Response(status=202)
 
     async def _restart(self, request: web.Request, instance_id: str) -> web.StreamResponse:
+        wait = _wait_query(request.query)
         status = await self.engine.get_instance(instance_id, show_input=True)
         if status is None:
             return _error(
@@ -440,11 +418,11 @@ class DurableHttpApi:
         )
         try:
             new_id = await self.engine.start_instance(status.name, new_id, status.input)
-        except self._already_exists as error:
+        except InstanceAlreadyExists as error:
             return _error(
                 409, "A non-terminal instance with this instance ID already exists.", error
             )
-        return self.check_status_response(new_id)
+        return await self._wait_or_check_status(request, new_id, wait)
 
     async def _raise_event(
         self, request: web.Request, instance_id: str, event_name: str
@@ -454,10 +432,6 @@ class DurableHttpApi:
             return refused
         if request.content_type.lower() != "application/json":
             return _error(400, "Only application/json request content is supported")
-        text = await request.text()
-        try:
-            json.loads(text) if text.strip() else None
-        except ValueError as error:
-            return _error(400, "Invalid JSON content", error)
-        await self.engine.raise_event(instance_id, event_name, text if text.strip() else None)
+        data_json = await _json_body_text(request)
+        await self.engine.raise_event(instance_id, event_name, data_json)
         return web.Response(status=202)

@@ -8,16 +8,18 @@ is started.
 
 from __future__ import annotations
 
-import importlib
+import asyncio
+import contextlib
 import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from aiohttp import web
+from azure.functions.timer import TimerRequest
 
+from devhost.admin_api import AdminFunctions
 from devhost.app_loading import (
     ACTIVITY_TRIGGER,
     DURABLE_CLIENT,
@@ -28,8 +30,17 @@ from devhost.app_loading import (
     FunctionSpec,
     load_function_app,
 )
-from devhost.durable_api import RPC_PATH, WEBHOOK_PATH, DurableEndpoints, DurableHttpApi
-from devhost.host_config import HostConfig, StartupError, load_local_settings, read_host_config
+from devhost.durable_api import DurableHttpApi
+from devhost.durable_endpoints import RPC_PATH, WEBHOOK_PATH, DurableEndpoints
+from devhost.engine import DurableEngine, DurableEngineApi, EngineFactory
+from devhost.host_config import (
+    HostConfig,
+    StartupError,
+    function_is_disabled,
+    load_local_settings,
+    local_cors_policy,
+    read_host_config,
+)
 from devhost.http_server import HttpFront
 from devhost.invocation import FunctionInvoker
 from devhost.key_vault import resolve_key_vault_references
@@ -58,11 +69,12 @@ def uses_durable(functions: list[FunctionSpec]) -> bool:
 
 @dataclass
 class FunctionHost:
-    """One running host. `engine_module` provides DurableEngine and its two errors."""
+    """One running host. `engine_factory` builds the durable engine (default:
+    devhost.engine.DurableEngine; tests pass a stand-in)."""
 
     app_dir: Path
     port: int = 7071
-    engine_module: ModuleType | Any | None = None
+    engine_factory: EngineFactory | None = None
     config: HostConfig = field(init=False)
     functions: list[FunctionSpec] = field(init=False)
     keys: HostKeys = field(init=False)
@@ -70,7 +82,7 @@ class FunctionHost:
     def __post_init__(self) -> None:
         self.app_dir = Path(self.app_dir).resolve()
         self._runners: list[web.AppRunner] = []
-        self._engine: Any = None
+        self._engine: DurableEngineApi | None = None
         self._timers: TimerRunner | None = None
         self._invoker: FunctionInvoker | None = None
         self.rpc_port: int | None = None
@@ -82,6 +94,10 @@ class FunctionHost:
         self.config = read_host_config(self.app_dir)
         self.functions = load_function_app(self.app_dir)
         self.keys = HostKeys.from_environment()
+        self._cors = local_cors_policy(self.app_dir)
+        self.disabled = frozenset(
+            spec.name for spec in self.functions if function_is_disabled(spec.name)
+        )
         self._timer_triggers = [
             TimerTrigger(
                 function_name=spec.name,
@@ -90,7 +106,7 @@ class FunctionHost:
                 use_monitor=bool(spec.trigger.get("useMonitor", True)),
             )
             for spec in self.functions
-            if spec.trigger_type == TIMER_TRIGGER
+            if spec.trigger_type == TIMER_TRIGGER and spec.name not in self.disabled
         ]
         for spec in self.functions:
             if spec.trigger_type == ENTITY_TRIGGER:
@@ -123,16 +139,8 @@ class FunctionHost:
         site = web.TCPSite(runner, LOOPBACK, port)
         await site.start()
         self._runners.append(runner)
-        sockets = site._server.sockets if site._server else []
-        return sockets[0].getsockname()[1] if sockets else port
-
-    def _engine_module(self) -> Any:
-        if self.engine_module is None:
-            try:
-                self.engine_module = importlib.import_module("devhost.engine")
-            except ImportError as error:
-                raise StartupError(f"the durable engine cannot be loaded: {error}") from error
-        return self.engine_module
+        addresses = runner.addresses
+        return int(addresses[0][1]) if addresses else port
 
     async def start(self) -> None:
         self.prepare()
@@ -144,11 +152,13 @@ class FunctionHost:
             keys=self.keys,
             invoke=self._invoke_function,
             durable_api=None,
+            host_id=self._host_id(),
+            disabled=self.disabled,
+            cors=self._cors,
         )
         self.port = await self._listen(self.front.application(), self.port)
         endpoints = None
         if uses_durable(self.functions):
-            engine_module = self._engine_module()
             self.rpc_port = await self._listen(self._rpc_application(), 0)
             endpoints = DurableEndpoints(
                 base_url=f"http://{LOOPBACK}:{self.port}{WEBHOOK_PATH}",
@@ -162,9 +172,12 @@ class FunctionHost:
             durable_client_binding=endpoints.client_binding_json if endpoints else None,
             max_concurrent_activities=self.config.max_concurrent_activities,
             max_concurrent_orchestrators=self.config.max_concurrent_orchestrators,
+            function_timeout=self.config.function_timeout,
+            disabled=self.disabled,
         )
         if endpoints is not None:
-            self._engine = engine_module.DurableEngine(
+            assert self._storage is not None, "prepare() refuses a durable app without storage"
+            self._engine = (self.engine_factory or DurableEngine)(
                 storage_account=self._storage,
                 task_hub=self.config.hub_name,
                 invoke_orchestrator=self._invoker.invoke_orchestrator,
@@ -175,17 +188,17 @@ class FunctionHost:
                     self.config.overridable_existing_instance_states
                 ),
             )
+            # As the extension's start answers it: "doesn't exist, is disabled, or is not an
+            # orchestrator function".
             orchestrators = {
                 spec.name.lower()
                 for spec in self.functions
-                if spec.trigger_type == ORCHESTRATION_TRIGGER
+                if spec.trigger_type == ORCHESTRATION_TRIGGER and spec.name not in self.disabled
             }
             self.front.durable_api = DurableHttpApi(
                 self._engine,
                 endpoints,
                 orchestrator_exists=lambda name: name.lower() in orchestrators,
-                not_found_error=engine_module.InstanceNotFound,
-                already_exists_error=engine_module.InstanceAlreadyExists,
             )
             await self._engine.start()
         if self._timer_triggers:
@@ -197,6 +210,12 @@ class FunctionHost:
                 self._timer_triggers, self._invoke_timer, monitor, locks
             )
             self._timers.start()
+        self.front.admin.functions = AdminFunctions(
+            timer_names={spec.name.lower(): spec.name for spec in self.functions
+                         if spec.trigger_type == TIMER_TRIGGER},
+            all_names=frozenset(spec.name.lower() for spec in self.functions),
+            run_timer_now=self._run_timer_now,
+        )
         self.front.ready.set()
         self.print_function_listing()
 
@@ -226,7 +245,23 @@ class FunctionHost:
         spec = self._invoker.function(function_name, TIMER_TRIGGER)
         await self._invoker.invoke(spec, request)
 
+    async def _run_timer_now(self, function_name: str, _input: Any) -> None:
+        """A run through the admin API: not past due, with the stored schedule status."""
+        assert self._invoker is not None, "the admin API runs functions after start-up"
+        spec = self._invoker.function(function_name, TIMER_TRIGGER)
+        status = None
+        if self._storage is not None:
+            monitor = ScheduleMonitor(self._storage, host_id=self._host_id())
+            with contextlib.suppress(Exception):  # a run now needs no schedule status
+                status = await asyncio.to_thread(monitor.read, function_name)
+        request = TimerRequest(past_due=False, schedule_status=status or {},
+                               schedule={"AdjustForDST": True})
+        with contextlib.suppress(Exception):  # the invoker has logged the failure
+            await self._invoker.invoke(spec, request, allow_disabled=True)
+
     async def stop(self) -> None:
+        if hasattr(self, "front"):  # not when start-up failed before listening
+            await self.front.admin.close()
         if self._timers is not None:
             await self._timers.stop()
         for runner in reversed(self._runners):
@@ -251,6 +286,8 @@ class FunctionHost:
                 lines.append(f"        {spec.name}: [{methods}] {url}")
             else:
                 lines.append(f"        {spec.name}: {spec.trigger_type}")
+            if spec.name in self.disabled:
+                lines[-1] += f" (disabled by AzureWebJobs.{spec.name}.Disabled)"
             lines.append("")
         if self.rpc_port is not None:
             lines.append(
@@ -273,7 +310,9 @@ async def _close_durable_client_session() -> None:
     closes it; left open, aiohttp warns about it when the host stops.
     """
     try:
-        from azure.durable_functions.models.utils import http_utils
+        from azure.durable_functions.models.utils import (  # type: ignore[import-untyped]
+            http_utils,
+        )
     except ImportError:
         return
     session = getattr(http_utils, "_client_session", None)

@@ -6,7 +6,9 @@ import json
 import logging
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,19 @@ class HostConfig:
     max_concurrent_activities: int = 10
     max_concurrent_orchestrators: int = 10
     overridable_existing_instance_states: str = NON_RUNNING_STATES
+    function_timeout: timedelta | None = None  # None: no limit
+
+
+@dataclass(frozen=True)
+class CorsPolicy:
+    """`Host.CORS` / `Host.CORSCredentials` of local.settings.json, as `func start` reads
+    them: comma-separated origins, `*` for any."""
+
+    origins: tuple[str, ...]
+    allow_credentials: bool = False
+
+    def allows(self, origin: str) -> bool:
+        return "*" in self.origins or origin.rstrip("/").lower() in self.origins
 
 
 _COMMENT_OR_STRING = re.compile(r'"(?:\\.|[^"\\])*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
@@ -49,6 +64,37 @@ def read_lenient_json(path: Path) -> Any:
         log.warning("%s: ignoring text after the first JSON value, as the Functions host does",
                     path.name)
     return document
+
+
+_TIMESPAN = re.compile(r"^(?:(?P<days>\d+)\.)?(?P<h>\d{1,2}):(?P<m>\d{2}):(?P<s>\d{2}(?:\.\d+)?)$")
+
+
+def _function_timeout(document: dict[str, Any]) -> timedelta | None:
+    """host.json `functionTimeout`: a TimeSpan `[d.]hh:mm:ss`, or -1 for no limit."""
+    value = document.get("functionTimeout")
+    if value is None or str(value).strip() == "-1":
+        return None
+    match = _TIMESPAN.match(str(value).strip())
+    if not match:
+        raise StartupError(
+            f"host.json functionTimeout must be a TimeSpan hh:mm:ss (or -1), got {value!r}"
+        )
+    timeout = timedelta(days=int(match.group("days") or 0), hours=int(match.group("h")),
+                        minutes=int(match.group("m")), seconds=float(match.group("s")))
+    if timeout <= timedelta(0):
+        raise StartupError(f"host.json functionTimeout must be positive, got {value!r}")
+    return timeout
+
+
+def function_is_disabled(name: str, environ: Mapping[str, str] | None = None) -> bool:
+    """`AzureWebJobs.<name>.Disabled` (or `AzureWebJobs_<name>_Disabled`, the form Linux
+    plans use) set to true or 1, as the Functions host reads it."""
+    environ = os.environ if environ is None else environ
+    for setting in (f"AzureWebJobs.{name}.Disabled", f"AzureWebJobs_{name}_Disabled"):
+        value = environ.get(setting, "").strip().lower()
+        if value in ("true", "1"):
+            return True
+    return False
 
 
 def _positive_int(section: dict[str, Any], key: str, default: int) -> int:
@@ -102,20 +148,46 @@ def read_host_config(app_dir: Path) -> HostConfig:
             durable, "maxConcurrentOrchestratorFunctions", 10
         ),
         overridable_existing_instance_states=states,
+        function_timeout=_function_timeout(document),
     )
+
+
+def _local_host_section(app_dir: Path) -> dict[str, Any]:
+    """The `Host` object of local.settings.json (empty when absent or unreadable)."""
+    path = app_dir / "local.settings.json"
+    if not path.exists():
+        return {}
+    try:
+        document = read_lenient_json(path)
+    except (OSError, ValueError):
+        return {}  # load_local_settings reports a broken file
+    section = document.get("Host") if isinstance(document, dict) else None
+    return section if isinstance(section, dict) else {}
 
 
 def local_http_port(app_dir: Path) -> int | None:
     """`Host.LocalHttpPort` of local.settings.json, which `func start` also honours."""
-    path = app_dir / "local.settings.json"
-    if not path.exists():
-        return None
-    try:
-        document = read_lenient_json(path)
-    except (OSError, ValueError):
-        return None  # load_local_settings reports a broken file
-    port = (document.get("Host") or {}).get("LocalHttpPort") if isinstance(document, dict) else None
+    port = _local_host_section(app_dir).get("LocalHttpPort")
     return port if isinstance(port, int) and 0 < port < 65536 else None
+
+
+def local_cors_policy(app_dir: Path) -> CorsPolicy | None:
+    """`Host.CORS` of local.settings.json; None when it is not set (no CORS headers)."""
+    section = _local_host_section(app_dir)
+    origins = tuple(
+        origin.strip().rstrip("/").lower()
+        for origin in str(section.get("CORS") or "").split(",")
+        if origin.strip()
+    )
+    if not origins:
+        return None
+    credentials = section.get("CORSCredentials") in (True, "true", "True")
+    if credentials and "*" in origins:
+        raise StartupError(
+            "local.settings.json: Host.CORSCredentials cannot be true with Host.CORS \"*\" "
+            "(browsers refuse credentials for any origin); list the origins instead"
+        )
+    return CorsPolicy(origins=origins, allow_credentials=credentials)
 
 
 def load_local_settings(app_dir: Path) -> list[str]:

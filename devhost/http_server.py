@@ -1,9 +1,10 @@
-"""The public HTTP front of the host: HTTP triggers, the durable API and host status.
+"""The public HTTP front of the host: HTTP triggers, the durable API and the admin API.
 
 HTTP-triggered functions get an `azure.functions.HttpRequest` (method, full URL, headers,
 query, route parameters, body) and answer with an `HttpResponse` (returned, or set on an
-`http` output binding) or a string. Unmatched routes and methods give 404, missing or
-wrong keys 401, and an unhandled exception 500 with an empty body, as in Azure.
+`http` output binding) or a string. Unmatched routes and methods give 404 and an unhandled
+exception 500 with an empty body, as in Azure; a missing or wrong key gives 401 with a
+problem+json body (Azure's is empty). A disabled function's route answers 404, as in Azure.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ import azure.functions as func
 from aiohttp import web
 from multidict import CIMultiDict
 
+from devhost.admin_api import AdminApi
 from devhost.app_loading import HTTP_OUTPUT, FunctionSpec
-from devhost.durable_api import WEBHOOK_PATH, DurableHttpApi
+from devhost.cors import cors_middleware
+from devhost.durable_api import DurableHttpApi
+from devhost.durable_endpoints import WEBHOOK_PATH
+from devhost.host_config import CorsPolicy
 from devhost.keys import HostKeys
+from devhost.problems import unauthorized
 from devhost.routes import RouteTemplate
 
 log = logging.getLogger("devhost.http")
@@ -100,15 +106,21 @@ class HttpFront:
         keys: HostKeys,
         invoke: Callable[..., Awaitable[tuple[Any, dict[str, Any]]]],
         durable_api: DurableHttpApi | None,
+        host_id: str = "devhost",
+        disabled: frozenset[str] = frozenset(),
+        cors: CorsPolicy | None = None,
     ) -> None:
         self.routes = route_table(functions)
         self.route_prefix = route_prefix.strip("/")
         self.keys = keys
         self._invoke = invoke
         self.durable_api = durable_api
+        self._disabled = {name.lower() for name in disabled}
+        self._cors = cors
         # Set once the engine and timers run: the port must listen earlier (bindings carry
         # it), but no function may run against a half-started host.
         self.ready = asyncio.Event()
+        self.admin = AdminApi(keys=keys, host_id=host_id, ready=self.ready)
 
     async def wait_until_ready(self) -> bool:
         try:
@@ -118,28 +130,24 @@ class HttpFront:
         return True
 
     def application(self) -> web.Application:
-        app = web.Application(client_max_size=100 * 1024 * 1024)
-        app.router.add_route("GET", "/admin/host/status", self._host_status)
-        app.router.add_route("*", WEBHOOK_PATH + "{tail:(/.*)?}", self._durable_webhook)
-        app.router.add_route("*", "/{tail:.*}", self._function_request)
+        middlewares = [cors_middleware(self._cors)] if self._cors is not None else []
+        app = web.Application(client_max_size=100 * 1024 * 1024, middlewares=middlewares)
+        self.admin.add_routes(app)
+        # [\s\S], not ".": a path may hold an encoded line break, and it is the routing's
+        # to refuse, not aiohttp's (whose 404 is text/plain).
+        app.router.add_route("*", WEBHOOK_PATH + r"{tail:(/[\s\S]*)?}", self._durable_webhook)
+        app.router.add_route("*", r"/{tail:[\s\S]*}", self._function_request)
         return app
 
     def function_path(self, route: HttpRoute) -> str:
         template = route.template.template.strip("/")
         return "/" + "/".join(part for part in (self.route_prefix, template) if part)
 
-    async def _host_status(self, request: web.Request) -> web.Response:
-        if not self.keys.allows("admin", request.query, request.headers):
-            return web.Response(status=401)
-        if not self.ready.is_set():
-            return web.json_response({"state": "Initialized"}, status=503)
-        return web.json_response({"state": "Running"})
-
     async def _durable_webhook(self, request: web.Request) -> web.StreamResponse:
         if self.durable_api is None:
             return web.Response(status=404)
         if not self.keys.allows_durable_api(request.query, request.headers):
-            return web.Response(status=401)
+            return unauthorized(request)
         if not await self.wait_until_ready():
             return web.Response(status=503)
         return await self.durable_api.dispatch(request, request.match_info.get("tail", ""))
@@ -159,6 +167,8 @@ class HttpFront:
 
     async def _function_request(self, request: web.Request) -> web.StreamResponse:
         matches, _ = self._match(request.path)
+        matches = [(route, values) for route, values in matches
+                   if route.spec.name.lower() not in self._disabled]
         allowed = [(route, values) for route, values in matches if request.method in route.methods]
         if request.method == "HEAD" and not allowed:
             allowed = [(route, values) for route, values in matches if "GET" in route.methods]
@@ -166,7 +176,7 @@ class HttpFront:
             return web.Response(status=404)
         route, route_params = allowed[0]
         if not self.keys.allows(route.auth_level, request.query, request.headers):
-            return web.Response(status=401)
+            return unauthorized(request)
         if not await self.wait_until_ready():
             return web.Response(status=503)
         body = await request.read()
@@ -179,6 +189,7 @@ class HttpFront:
             return _web_response(result, spec.name)
 
         try:
+            response: web.StreamResponse
             response, _ = await self._invoke(
                 spec, _http_request(request, body, route_params), convert
             )

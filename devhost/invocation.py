@@ -3,8 +3,9 @@
 Arguments are bound by parameter name to the function's bindings: the trigger value, the
 durable client JSON string, `func.Out` holders for output bindings and `context` for a
 parameter of that name. `async def` functions run on the event loop; plain functions run
-in a thread pool. Each execution is logged once with name, invocation id, duration and
-outcome; a failure also logs its traceback.
+in a thread pool. host.json `functionTimeout` bounds every execution; a disabled function
+(`AzureWebJobs.<name>.Disabled`) does not run unless the admin API asks for it. Each
+execution is logged once (see devhost/execution_log.py).
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import json
 import logging
 import os
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 import azure.functions as func
@@ -31,16 +34,51 @@ from devhost.app_loading import (
     ACTIVITY_TRIGGER,
     DURABLE_CLIENT,
     HTTP_OUTPUT,
+    HTTP_TRIGGER,
     ORCHESTRATION_TRIGGER,
     FunctionSpec,
 )
+from devhost.engine.interface import INVOKING_INSTANCE
+from devhost.execution_log import (
+    OUT_OF_PROC_DATA_MARKER,
+    FailureReport,
+    FunctionDisabled,
+    FunctionTimeout,
+    function_failure,
+    log_execution,
+    orchestrator_failure,
+)
 
-log = logging.getLogger("devhost.functions")
-OUT_OF_PROC_DATA_MARKER = "$OutOfProcData$:"
 T = TypeVar("T")
+CONTINUE_AS_NEW_ACTION = 4  # azure.durable_functions ActionType.CONTINUE_AS_NEW
 
 
-class OutputValue(functions_abc.Out, Generic[T]):
+def _timespan(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    return f"{seconds // 3600:02d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def _orchestration_ending(state_json: str) -> str | None:
+    """How the orchestration ends with this episode's state, or None if it goes on."""
+    try:
+        state = json.loads(state_json)
+    except ValueError:
+        return None
+    if not isinstance(state, dict):
+        return None
+    if state.get("error") is not None:
+        return "failed"
+    if state.get("isDone"):
+        return "completed"
+    groups = state.get("actions") or []
+    actions = [action for group in groups if isinstance(group, list) for action in group]
+    if any(isinstance(a, dict) and a.get("actionType") == CONTINUE_AS_NEW_ACTION
+           for a in actions):
+        return "continued as new"
+    return None
+
+
+class OutputValue(functions_abc.Out[Any], Generic[T]):
     """The holder passed for a `func.Out[...]` parameter."""
 
     def __init__(self) -> None:
@@ -84,8 +122,8 @@ class InvocationContext(functions_abc.Context):
     def invocation_id(self) -> str:
         return self._invocation_id
 
-    @property
-    def thread_local_storage(self) -> threading.local:
+    @property  # the SDK annotates this type(threading.local); it returns an instance
+    def thread_local_storage(self) -> threading.local:  # type: ignore[override]
         return self._thread_local
 
     @property
@@ -117,8 +155,12 @@ class FunctionInvoker:
         max_concurrent_activities: int = 10,
         max_concurrent_orchestrators: int = 10,
         thread_count: int | None = None,
+        function_timeout: timedelta | None = None,
+        disabled: frozenset[str] = frozenset(),
     ) -> None:
         self.functions = {spec.name.lower(): spec for spec in functions}
+        self._timeout = function_timeout
+        self._disabled = {name.lower() for name in disabled}
         self._app_dir = app_dir
         self._durable_client_binding = durable_client_binding
         # The Python worker sizes its pool for sync functions from this setting.
@@ -177,37 +219,91 @@ class FunctionInvoker:
                 )
         return arguments, outputs
 
+    def is_disabled(self, name: str) -> bool:
+        return name.lower() in self._disabled
+
     async def invoke(
         self,
         spec: FunctionSpec,
         trigger_value: Any,
         convert_result: Callable[[Any, dict[str, OutputValue[Any]]], Any] | None = None,
+        *,
+        allow_disabled: bool = False,
+        instance_id: str | None = None,
+        quiet_unless: Callable[[Any], str | None] | None = None,
     ) -> tuple[Any, dict[str, OutputValue[Any]]]:
         """Run `spec` with its trigger value; return (return value, output bindings).
 
         `convert_result` turns the outputs into what the trigger answers; its failure is
         the invocation's failure, as when the worker cannot encode a return value.
+        `instance_id` names the durable instance in the log line; `quiet_unless(result)`
+        (orchestrator episodes) says how the orchestration ends, or None for an episode
+        logged at DEBUG only.
         """
         invocation_id = str(uuid.uuid4())
         started = time.perf_counter()
         try:
-            arguments, outputs = self._arguments(spec, trigger_value, invocation_id)
-            if spec.is_async:
-                result = await spec.user_function(**arguments)
-            else:
-                call = functools.partial(spec.user_function, **arguments)
-                context = contextvars.copy_context()
-                result = await asyncio.get_running_loop().run_in_executor(
-                    self._threads, context.run, call
+            if self.is_disabled(spec.name) and not allow_disabled:
+                raise FunctionDisabled(
+                    f"function {spec.name!r} is disabled (AzureWebJobs.{spec.name}.Disabled)"
                 )
+            result, outputs = await self._run_bounded(spec, trigger_value, invocation_id)
             self._refuse_dropped_outputs(spec, outputs)
             if convert_result is not None:
                 result = convert_result(result, outputs)
         except BaseException as error:
-            self._log_execution(spec.name, invocation_id, started, error)
+            if isinstance(error, asyncio.CancelledError):
+                failure = FailureReport("cancelled", None)
+            elif (spec.trigger_type == ORCHESTRATION_TRIGGER
+                  and OUT_OF_PROC_DATA_MARKER in str(error)):
+                failure = orchestrator_failure(error, Path(self._app_dir))
+            else:
+                failure = function_failure(error)
+            self._log(spec, invocation_id, started, failure, instance_id)
             raise
-        self._log_execution(spec.name, invocation_id, started, None)
+        ending = quiet_unless(result) if quiet_unless is not None else None
+        self._log(spec, invocation_id, started, None, instance_id, result=result,
+                  ending=ending,
+                  level=logging.DEBUG if quiet_unless is not None and not ending
+                  else logging.INFO)
         return result, outputs
+
+    async def _run_bounded(
+        self, spec: FunctionSpec, trigger_value: Any, invocation_id: str
+    ) -> tuple[Any, dict[str, OutputValue[Any]]]:
+        arguments, outputs = self._arguments(spec, trigger_value, invocation_id)
+        running: Awaitable[Any]
+        if spec.is_async:
+            running = spec.user_function(**arguments)
+        else:
+            call = functools.partial(spec.user_function, **arguments)
+            context = contextvars.copy_context()
+            running = asyncio.get_running_loop().run_in_executor(
+                self._threads, context.run, call
+            )
+        if self._timeout is None:
+            return await running, outputs
+        try:
+            return await asyncio.wait_for(running, self._timeout.total_seconds()), outputs
+        except TimeoutError:
+            # A plain function's thread cannot be stopped: it runs on, its result unused.
+            raise FunctionTimeout(
+                f"Timeout value of {_timespan(self._timeout)} exceeded by function "
+                f"'Functions.{spec.name}' (Id: '{invocation_id}'). Initiating cancellation."
+            ) from None
+
+    @staticmethod
+    def _log(
+        spec: FunctionSpec, invocation_id: str, started: float, failure: FailureReport | None,
+        instance_id: str | None, *, result: Any = None, ending: str | None = None,
+        level: int = logging.INFO,
+    ) -> None:
+        status = getattr(result, "status", None) if spec.trigger_type == HTTP_TRIGGER else None
+        log_execution(
+            spec.name, invocation_id, round((time.perf_counter() - started) * 1000),
+            failure=failure, instance_id=instance_id,
+            status=status if isinstance(status, int) else None, ending=ending, level=level,
+        )
 
     @staticmethod
     def _refuse_dropped_outputs(spec: FunctionSpec, outputs: dict[str, OutputValue[Any]]) -> None:
@@ -221,29 +317,19 @@ class FunctionInvoker:
                     f"{binding_type!r}, which this host cannot deliver; the value was not sent"
                 )
 
-    @staticmethod
-    def _log_execution(
-        name: str, invocation_id: str, started: float, error: BaseException | None
-    ) -> None:
-        duration_ms = round((time.perf_counter() - started) * 1000)
-        outcome = "Succeeded" if error is None else "Failed"
-        log.info(
-            "Executed 'Functions.%s' (%s, Id=%s, Duration=%dms)",
-            name, outcome, invocation_id, duration_ms,
-        )
-        if error is not None and not isinstance(error, asyncio.CancelledError):
-            log.error(
-                "Function '%s' failed (Id=%s):\n%s",
-                name, invocation_id,
-                "".join(traceback.format_exception(error)).rstrip(),
-            )
-
     async def invoke_orchestrator(self, name: str, context_json: str) -> str:
         """Replay one orchestrator episode through the SDK's entry point; return its JSON."""
         spec = self.function(name, ORCHESTRATION_TRIGGER)
+        try:
+            instance_id = json.loads(context_json).get("instanceId")
+        except (ValueError, AttributeError):
+            instance_id = None
         async with self._orchestrator_slots:
             try:
-                result, _ = await self.invoke(spec, func.OrchestrationContext(context_json))
+                result, _ = await self.invoke(
+                    spec, func.OrchestrationContext(context_json), instance_id=instance_id,
+                    quiet_unless=lambda state: _orchestration_ending(str(state)),
+                )
             except Exception as error:
                 # The SDK reports a failed orchestrator by raising with its state appended
                 # after this marker; the Functions host reads the state from the message.
@@ -261,5 +347,7 @@ class FunctionInvoker:
             trigger_metadata={},
         )
         async with self._activity_slots:
-            result, _ = await self.invoke(spec, value)
-        return ActivityTriggerConverter.encode(result, expected_type=None).value
+            result, _ = await self.invoke(spec, value,
+                                                  instance_id=INVOKING_INSTANCE.get())
+        encoded: str | None = ActivityTriggerConverter.encode(result, expected_type=None).value
+        return encoded

@@ -26,6 +26,13 @@ def _new_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+def _matches_any(presented: str, keys: list[str]) -> bool:
+    """Constant-time comparison of bytes: `hmac.compare_digest` refuses non-ASCII text,
+    and a key may hold any character (lone surrogates included)."""
+    given = presented.encode("utf-8", "surrogatepass")
+    return any(hmac.compare_digest(given, key.encode("utf-8", "surrogatepass")) for key in keys)
+
+
 @dataclass(frozen=True)
 class HostKeys:
     master: str
@@ -49,11 +56,9 @@ class HostKeys:
             return True
         presented = headers.get("x-functions-key") or query.get("code") or ""
         accepted = [self.master] if level == ADMIN else [self.master, self.function]
-        return any(hmac.compare_digest(presented, key) for key in accepted)
+        return _matches_any(presented, accepted)
 
     def allows_durable_api(self, query: Mapping[str, str], headers: Mapping[str, str]) -> bool:
         """The built-in durable API takes the extension's system key or the master key."""
         presented = headers.get("x-functions-key") or query.get("code") or ""
-        return any(
-            hmac.compare_digest(presented, key) for key in (self.master, self.durable_extension)
-        )
+        return _matches_any(presented, [self.master, self.durable_extension])

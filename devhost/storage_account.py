@@ -114,7 +114,7 @@ class StorageAccount:
         from azure.data.tables import TableServiceClient
         from azure.storage.blob import BlobServiceClient
 
-        parsers = {"blob": BlobServiceClient, "table": TableServiceClient}
+        parsers: dict[str, Any] = {"blob": BlobServiceClient, "table": TableServiceClient}
         for service in services:
             try:
                 parsers[service].from_connection_string(self.connection_string or "")

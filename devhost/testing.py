@@ -10,6 +10,7 @@ whose text `host.output()` returns, so a test can assert what a user would read.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -36,7 +37,7 @@ class HostStartError(RuntimeError):
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((LOOPBACK, 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -120,10 +121,11 @@ def start_host(
             )
         try:
             with urllib.request.urlopen(status_url, timeout=2) as response:  # noqa: S310
-                if response.status == 200:
+                if json.loads(response.read()).get("state") == "Running":
                     return host
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            time.sleep(0.1)
+        except (urllib.error.URLError, ConnectionError, TimeoutError, ValueError):
+            pass
+        time.sleep(0.1)
     host.stop()
     raise HostStartError(f"the host was not ready within {ready_timeout:.0f}s:\n{host.output()}")
 

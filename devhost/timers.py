@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.functions.timer import TimerRequest
-from croniter import croniter
+from croniter import croniter  # type: ignore[import-untyped]
 
 from devhost.host_config import StartupError
 from devhost.storage_account import StorageAccount
@@ -95,7 +95,8 @@ class TimerSchedule:
         iterator = croniter(
             self.expression, moment, second_at_beginning=True, day_or=False
         )
-        return iterator.get_next(datetime)
+        following: datetime = iterator.get_next(datetime)
+        return following
 
     def shortest_interval(self, around: datetime) -> timedelta:
         first = self.next_after(around)
@@ -119,7 +120,10 @@ class ScheduleMonitor:
         from azure.core.exceptions import ResourceNotFoundError
 
         try:
-            return json.loads(self._blob(function_name).download_blob().readall())
+            status: dict[str, str] = json.loads(
+                self._blob(function_name).download_blob().readall()
+            )
+            return status
         except ResourceNotFoundError:
             return None
 

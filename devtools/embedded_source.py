@@ -1,12 +1,14 @@
 """`make run`'s embedded source: a SQLite database with seed 000's asset changes view,
 whose rows keep changing so the example sync job has something to move, tick after tick.
 
-    python -m devtools.embedded_source [--interval 5] [--seed-rows 200]
+    python -m devtools.embedded_source [--interval 5] [--seed-rows 200] [--summary-every 60]
 
 The database file is the one named by `SYNC_ASSET_CHANGES_SOURCE_CONNECTION` (from the
 environment or local.settings.json) when that is a SQLite connection string, else
 `.local/embedded-source.db`. Change timestamps are UTC text `YYYY-MM-DD HH:MM:SS.SSS`,
-the format the sync's SQLite dialect compares against. Ctrl-C (SIGTERM) stops it.
+the format the sync's SQLite dialect compares against. It prints one line when it starts
+and then one summary per period that saw changes (`--verbose`: one per change), so a
+terminal shared with the host stays readable. Ctrl-C (SIGTERM) stops it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import os
 import random
 import re
 import sqlite3
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from devtools.console import say
 from devtools.services import stop_on_signals
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -55,11 +60,16 @@ def database_path(environ: dict[str, str], settings_file: Path) -> Path:
     if connection is None and settings_file.exists():
         values = json.loads(settings_file.read_text()).get("Values", {})
         connection = values.get(CONNECTION_SETTING)
+    return sqlite_database(connection) or DEFAULT_DATABASE
+
+
+def sqlite_database(connection: str | None) -> Path | None:
+    """The `Database` of a SQLite ODBC connection string; None for any other database."""
     if connection and "sqlite" in connection.lower():
         match = re.search(r"(?:^|;)\s*Database\s*=\s*([^;]+)", connection, re.IGNORECASE)
         if match:
             return Path(match.group(1).strip().strip("{}"))
-    return DEFAULT_DATABASE
+    return None
 
 
 def open_database(path: Path) -> sqlite3.Connection:
@@ -120,25 +130,55 @@ def change_some_rows(connection: sqlite3.Connection, rng: random.Random) -> tupl
 
 
 def main(argv: list[str] | None = None) -> int:
-
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between changes")
     parser.add_argument("--seed-rows", type=int, default=200)
+    parser.add_argument("--summary-every", type=float, default=60.0, metavar="SECONDS",
+                        help="print what changed at most this often, and only if anything did")
+    parser.add_argument("--verbose", action="store_true", help="print every change")
     arguments = parser.parse_args(argv)
 
     path = database_path(dict(os.environ), REPO_ROOT / "local.settings.json")
     connection = open_database(path)
     rng = random.Random()  # noqa: S311 (demo data, not secrets)
     added = seed(connection, arguments.seed_rows, rng)
-    print(f"embedded source: {path} view {VIEW}"
-          + (f", seeded {added} assets" if added else ""), flush=True)
+    (total,) = connection.execute("SELECT COUNT(*) FROM assets").fetchone()
+    say(f"embedded source: {path} view {VIEW}, {total} assets"
+        + (f" (seeded {added})" if added else "")
+        + f"; a few change every {arguments.interval:g} s")
 
     stop = stop_on_signals()
+    summary = ChangeSummary(period=arguments.summary_every, started=time.monotonic())
     while not stop.wait(arguments.interval):
         updated, inserted = change_some_rows(connection, rng)
-        print(f"embedded source: {updated} assets changed, {inserted} added", flush=True)
+        if arguments.verbose:
+            say(f"embedded source: {updated} assets changed, {inserted} added")
+        else:
+            line = summary.add(updated, inserted, time.monotonic())
+            if line:
+                say(line)
     connection.close()
     return 0
+
+
+@dataclass
+class ChangeSummary:
+    """Changes counted over a period; `add` returns the line to print when a period ends."""
+
+    period: float
+    started: float
+    updated: int = 0
+    added: int = 0
+
+    def add(self, updated: int, added: int, now: float) -> str | None:
+        self.updated += updated
+        self.added += added
+        if now - self.started < self.period:
+            return None
+        line = (f"embedded source: {self.updated} assets changed, {self.added} added "
+                f"in the last {now - self.started:.0f} s") if self.updated or self.added else None
+        self.started, self.updated, self.added = now, 0, 0
+        return line
 
 
 if __name__ == "__main__":

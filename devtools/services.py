@@ -41,6 +41,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def port_is_free(port: int) -> bool:
+    """True when a server could listen on `port` of loopback now.
+
+    The probe sets SO_REUSEADDR as servers do (Node, aiohttp, Werkzeug), so connections
+    lingering in TIME_WAIT after a quick restart do not count as busy; a listener does.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+    return True
+
+
 def wait_for_port(port: int, process: subprocess.Popen, name: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -120,8 +135,11 @@ def start_azurite(
     queue_port: int | None = None,
     table_port: int | None = None,
     log_file: Path | None = None,
+    access_log: bool = False,
 ) -> Azurite:
-    """Start Azurite (blob, queue, table) on loopback; data lives in `workdir`."""
+    """Start Azurite (blob, queue, table) on loopback; data lives in `workdir`.
+
+    `access_log` writes a line per request to `log_file` (a benchmark counts them)."""
     executable = azurite_executable()
     workdir = Path(workdir or tempfile.mkdtemp(prefix="azurite-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -138,8 +156,9 @@ def start_azurite(
         "--location", str(workdir),
         "--skipApiVersionCheck",
         "--disableProductStyleUrl",
-        "--silent",
     ]
+    if not access_log:
+        command.append("--silent")
     output = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 (held by the child)
     process = subprocess.Popen(
         command, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, cwd=workdir
@@ -148,7 +167,7 @@ def start_azurite(
     try:
         for name, port in ports.items():
             wait_for_port(port, process, f"Azurite {name} service")
-    except ServiceUnavailable:
+    except BaseException:  # Ctrl-C while it starts must not leave it running either
         service.stop()
         raise
     return service

@@ -1,9 +1,11 @@
-"""`python -m sfsim [--port N] [--tls DIR] [--schema FILE]`: serve a simulated org on loopback."""
+"""`python -m sfsim [--port N] [--tls DIR] [--schema FILE] [--state FILE]`: serve a simulated
+org on loopback."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from sfsim.app import Simulator
 from sfsim.schema import ObjectDef, default_objects
 from sfsim.server import LOOPBACK, serve
 from sfsim.settings import SimSettings
+from sfsim.state import StateFileError
 
 
 def ensure_jwt_keys(directory: Path) -> str:
@@ -39,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jwt-keys", type=Path, metavar="DIR",
                         help="accept JWT-bearer logins signed by DIR/jwt-private-key.pem "
                         "(created with its certificate DIR/jwt-cert.pem when missing)")
+    parser.add_argument("--state", type=Path, metavar="FILE",
+                        help="keep the org in FILE across restarts: loaded at start, saved "
+                        "shortly after each change and at exit (SIGINT, SIGTERM); default "
+                        "SFSIM_STATE, else in memory only")
     parser.add_argument("--verbose", action="store_true", help="log every request")
     args = parser.parse_args(argv)
     try:
@@ -49,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             settings.update({"token_ttl_seconds": args.token_ttl})
         if args.jwt_keys:
             settings.jwt_certificate_pem = ensure_jwt_keys(args.jwt_keys)
+        if args.state is not None:
+            settings.update({"state_file": str(args.state)})
         objects = default_objects()
         if args.schema:
             definitions = json.loads(args.schema.read_text(encoding="utf-8"))
@@ -56,7 +65,26 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError, KeyError, TypeError) as error:
         print(f"sfsim: invalid configuration: {error}", file=sys.stderr)
         return 2
-    running = serve(Simulator(settings, objects), port=args.port, host=LOOPBACK,
+    try:
+        simulator = Simulator(settings, objects)
+    except StateFileError as error:
+        print(f"sfsim: {error}", file=sys.stderr)
+        return 2
+    # SIGTERM stops the simulator as Ctrl-C does: the org is saved on the way out.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _serve(simulator, args)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        simulator.close()
+
+
+def _serve(simulator: Simulator, args: argparse.Namespace) -> int:
+    settings = simulator.settings
+    running = serve(simulator, port=args.port, host=LOOPBACK,
                     tls_dir=args.tls, in_thread=False, quiet=not args.verbose)
     print(f"sfsim: Salesforce simulator listening on {running.base_url}", flush=True)
     print(f"  login URL       {running.base_url}  (token: POST /services/oauth2/token)")
@@ -68,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{settings.username})")
     if running.ca_file:
         print(f"  TLS certificate {running.ca_file}  (trust it: REQUESTS_CA_BUNDLE=...)")
+    if settings.state_file:
+        print(f"  org kept in     {settings.state_file}  (saved after changes and at exit)")
     print(f"  admin           {running.base_url}/_sim/config, /_sim/reset, /_sim/records/<obj>",
           flush=True)
     try:
@@ -77,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         running.server.server_close()
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

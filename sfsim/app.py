@@ -12,18 +12,20 @@ import collections
 import copy
 import enum
 import logging
+import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
-from sfsim import soql
+from sfsim import soql, state
 from sfsim.api import (
     admin,
     bulk_ingest,
@@ -35,11 +37,14 @@ from sfsim.api import (
     sobject_collections,
 )
 from sfsim.api.shapes import API_VERSIONS, BadRequest, error_response
-from sfsim.ingest import IngestJobs, JobError
-from sfsim.org import Org, RecordError
+from sfsim.bulk_jobs import JobError
+from sfsim.ingest import IngestJobs
+from sfsim.org import Org
 from sfsim.query_jobs import QueryJobs
-from sfsim.schema import ObjectDef, to_18
+from sfsim.record_values import RecordError
+from sfsim.schema import ObjectDef, default_objects, to_18
 from sfsim.settings import SimSettings
+from sfsim.standard import ensure_standard_records, standard_objects
 
 
 class Access(enum.Enum):
@@ -119,11 +124,23 @@ class Simulator:
     def __init__(self, settings: SimSettings | None = None,
                  objects: dict[str, ObjectDef] | None = None,
                  spool_dir: str | None = None) -> None:
+        """A new org; with `settings.state_file`, the org saved there (StateFileError when
+        the file cannot be loaded), its unfinished jobs running on."""
         self.settings = settings or SimSettings()
         self.initial_settings = copy.deepcopy(self.settings)
-        self.org = Org(objects)
-        self.jobs = IngestJobs(self.org, self.settings, spool_dir)
-        self.query_jobs = QueryJobs(self.org, self.settings)
+        state_file = Path(self.settings.state_file) if self.settings.state_file else None
+        saved = state.read_state_file(state_file) if state_file else None
+        if state_file is not None:
+            spool_dir = str(state.spool_dir_for(state_file))
+            os.makedirs(spool_dir, exist_ok=True)
+        schema = dict(objects or default_objects())
+        # The org's own objects come with any schema, unless it defines them itself.
+        for name, definition in standard_objects().items():
+            schema.setdefault(name, definition)
+        self.org = Org(schema)
+        self.keeper: state.StateKeeper | None = None
+        self.jobs = IngestJobs(self.org, self.settings, spool_dir, self.note_change)
+        self.query_jobs = QueryJobs(self.org, self.settings, self.note_change)
         self.tokens: dict[str, float] = {}
         self.api_calls = 0
         self.lock = threading.Lock()
@@ -132,10 +149,65 @@ class Simulator:
         self.request_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=2000)
         self.query_cursors: dict[str, tuple[list[dict], int]] = {}
         self.routes = Map(_rules(), strict_slashes=False, merge_slashes=True)
+        # Requests being answered, so that a stop saves the org after the last of them.
+        self.in_flight = threading.Condition()
+        self.requests_in_flight = 0
+        self.closed = False
+        if saved is not None:
+            assert state_file is not None
+            state.restore(self, saved, state_file)
+        ensure_standard_records(self.org, self.settings.username)
+        if state_file is not None:
+            self._keep_state(state_file)
+
+    def _keep_state(self, state_file: Path) -> None:
+        state.remove_stray_files(state.spool_dir_for(state_file), self.jobs.files())
+        self.keeper = state.StateKeeper(state_file, lambda: state.snapshot(self))
+        try:
+            self.keeper.save()
+        except OSError as error:
+            raise state.StateFileError(
+                f"the state file {state_file} cannot be written: {error}") from None
+        self.keeper.start()
+        self.jobs.resume()
+        self.query_jobs.resume()
+
+    def note_change(self) -> None:
+        """The org changed: with a state file, it is saved shortly."""
+        if self.keeper is not None:
+            self.keeper.mark_changed()
+
+    def close(self) -> None:
+        """Stop the org. With a state file, running jobs halt between internal batches and
+        the org is saved after the last request answered, to go on after a restart;
+        without one, the jobs' temporary files are deleted."""
+        if self.keeper is None:
+            self.jobs.reset()
+            return
+        with self.in_flight:
+            self.closed = True
+            self.in_flight.wait_for(lambda: self.requests_in_flight == 0, timeout=30)
+        self.jobs.stop()
+        self.query_jobs.stop()
+        self.keeper.close()
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         request = Request(environ)
-        response = self.dispatch(request)
+        with self.in_flight:
+            closed = self.closed
+            self.requests_in_flight += 1
+        try:
+            if closed:
+                response = error_response(503, "SERVER_UNAVAILABLE",
+                                          "The server is shutting down.")
+            else:
+                response = self.dispatch(request)
+        finally:
+            with self.in_flight:
+                self.requests_in_flight -= 1
+                self.in_flight.notify_all()
+        if request.method != "GET" or not request.path.startswith("/_sim/"):
+            self.note_change()
         if not request.path.startswith("/_sim/"):
             self.request_log.append(
                 {"method": request.method, "path": request.path, "status": response.status_code}

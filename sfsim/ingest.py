@@ -1,132 +1,40 @@
-"""Bulk API 2.0 ingest jobs: states, uploads kept on disk, asynchronous processing, results.
+"""Bulk API 2.0 ingest jobs as requests see them: create, upload (kept on disk), close,
+abort, delete, list, results; and the jobs kept across a restart.
 
-A closed job moves UploadComplete → InProgress → JobComplete on its own thread, each step
-after the configured delay, processing its CSV in internal batches of 10,000 records as
-Salesforce does. Uploaded data and result files live in temporary files, so a job of any
-size costs the simulator little memory; result rows are shuffled within each batch
-because Salesforce does not keep input order either.
+Uploaded data and result files live in temporary files (beside the state file when there
+is one), so a job of any size costs the simulator little memory. Closed jobs run in
+`sfsim.ingest_run`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import os
-import random
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any, BinaryIO
 
-from sfsim.org import OPERATIONS, Org, RecordError, now_text
-
-LINE_ENDINGS = {"LF": "\n", "CRLF": "\r\n"}
-COLUMN_DELIMITERS = {
-    "COMMA": ",", "TAB": "\t", "PIPE": "|", "SEMICOLON": ";", "CARET": "^", "BACKQUOTE": "`",
-}
-INTERNAL_BATCH = 10_000
-TERMINAL = ("JobComplete", "Failed", "Aborted")
-DELETABLE = ("UploadComplete", *TERMINAL)
-USER_ID = "005" + "4x0000000001" + "AAA"
-
-
-class JobError(Exception):
-    """A request about a job was refused: HTTP status, errorCode, message."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-
-
-def job_info_fields(job: Any) -> dict[str, Any]:
-    """The fields Salesforce's job info shares between ingest and query jobs."""
-    return {
-        "id": job.id,
-        "operation": job.operation,
-        "object": job.object,
-        "createdById": USER_ID,
-        "createdDate": job.created_date,
-        "systemModstamp": job.system_modstamp or job.created_date,
-        "state": job.state,
-        "concurrencyMode": "Parallel",
-        "contentType": "CSV",
-        "apiVersion": float(job.api_version),
-        "lineEnding": job.line_ending,
-        "columnDelimiter": job.column_delimiter,
-    }
-
-
-@dataclass
-class IngestJob:
-    id: str
-    object: str
-    operation: str
-    external_id_field: str | None
-    line_ending: str
-    column_delimiter: str
-    api_version: str
-    assignment_rule_id: str | None
-    created_date: str
-    state: str = "Open"
-    system_modstamp: str = ""
-    data_file: str | None = None
-    upload_bytes: int = 0
-    processed: int = 0
-    failed: int = 0
-    retries: int = 0
-    processing_ms: int = 0
-    error_message: str | None = None
-    fail_with: str | None = None
-    fail_after_records: int = 0
-    results: dict[str, str] = field(default_factory=dict)
-    aborted: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def delimiter(self) -> str:
-        return COLUMN_DELIMITERS[self.column_delimiter]
-
-    def content_url(self) -> str:
-        return f"services/data/v{self.api_version}/jobs/ingest/{self.id}/batches"
-
-    def to_json(self, full: bool = True) -> dict[str, Any]:
-        body = job_info_fields(self)
-        if self.external_id_field:
-            body["externalIdFieldName"] = self.external_id_field
-        if self.assignment_rule_id:
-            body["assignmentRuleId"] = self.assignment_rule_id
-        body["contentUrl"] = self.content_url()
-        if full:
-            body.update(
-                jobType="V2Ingest",
-                retries=self.retries,
-                totalProcessingTime=self.processing_ms,
-                apiActiveProcessingTime=self.processing_ms,
-                apexProcessingTime=0,
-                numberRecordsProcessed=self.processed,
-                numberRecordsFailed=self.failed,
-            )
-            if self.error_message:
-                body["errorMessage"] = self.error_message
-        return body
+from sfsim.bulk_jobs import COLUMN_DELIMITERS, LINE_ENDINGS, JobError
+from sfsim.ingest_job import DELETABLE, IngestJob
+from sfsim.ingest_run import IngestRunner
+from sfsim.org import OPERATIONS, Org, now_text
 
 
 class IngestJobs:
     """Every ingest job of the org; thread-safe."""
 
-    def __init__(self, org: Org, settings: Any, spool_dir: str | None = None) -> None:
+    def __init__(self, org: Org, settings: Any, spool_dir: str | None = None,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.org = org
         self.settings = settings
         self.spool_dir = spool_dir
         self.jobs: dict[str, IngestJob] = {}
         self.lock = threading.RLock()
-        self.random = random.Random(getattr(settings, "seed", None))  # noqa: S311
-        self.threads: list[threading.Thread] = []
         self.batches_processed = 0
+        # Called when a job moves on its own (state, progress), for the state file.
+        self.on_change = on_change
+        self.runner = IngestRunner(self)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -262,11 +170,7 @@ class IngestJobs:
                     )
                 job.state = "UploadComplete"
                 job.system_modstamp = now_text()
-                thread = threading.Thread(
-                    target=self._run, args=(job,), name=f"sfsim-job-{job.id}", daemon=True
-                )
-                self.threads.append(thread)
-                thread.start()
+                self.runner.start(job)
             elif state == "Aborted":
                 if job.state not in ("Open", "UploadComplete", "InProgress"):
                     raise JobError(
@@ -319,221 +223,46 @@ class IngestJobs:
             job.aborted.set()
             _remove_files(job)
 
-    # -- processing -------------------------------------------------------------------
+    # -- keeping jobs across a restart --------------------------------------------------
 
-    def _wait(self, job: IngestJob) -> bool:
-        """Sleep the configured step delay; False when the job was aborted meanwhile."""
-        return not job.aborted.wait(self.settings.job_delay_seconds)
+    def to_state(self) -> dict[str, Any]:
+        with self.lock:
+            return {"jobs": [job.to_state() for job in self.jobs.values()],
+                    "batches_processed": self.batches_processed}
 
-    def _run(self, job: IngestJob) -> None:
-        started = time.monotonic()
-        try:
-            if not self._wait(job):
-                return
-            with self.lock:
-                if job.state != "UploadComplete":
-                    return
-                job.state = "InProgress"
-                job.system_modstamp = now_text()
-            if not self._wait(job):
-                return
-            final_state, message = self._process(job)
-            with self.lock:
-                if job.state == "InProgress":
-                    job.state = final_state
-                    job.error_message = message
-                    job.processing_ms = int((time.monotonic() - started) * 1000)
-                    job.system_modstamp = now_text()
-        # A simulator bug must show as a Failed job, not as a job stuck InProgress.
-        except Exception as error:
-            with self.lock:
-                job.state = "Failed"
-                job.error_message = f"InternalServerError : {error}"
+    def restore(self, saved: dict[str, Any]) -> None:
+        """Take back the jobs `to_state` saved; `resume` then runs the unfinished ones."""
+        assert self.spool_dir is not None
+        with self.lock:
+            for body in saved["jobs"]:
+                job = IngestJob.from_state(body, self.spool_dir)
+                self.jobs[job.id] = job
+            self.batches_processed = int(saved["batches_processed"])
 
-    def _process(self, job: IngestJob) -> tuple[str, str | None]:
-        if not job.data_file:
-            return "Failed", "InvalidBatch : No data was uploaded for this job"
-        with open(job.data_file, "rb") as raw:
-            header_line = raw.readline()
-        expected = LINE_ENDINGS[job.line_ending].encode()
-        wrong = header_line.endswith(b"\r\n") != (expected == b"\r\n")
-        if header_line and header_line.endswith(b"\n") and wrong:
-            return self._fail_all(
-                job,
-                "ClientInputError : LineEnding is invalid on user data. Current LineEnding "
-                f"setting is {job.line_ending}",
-            )
-        with open(job.data_file, "rb") as raw:
-            text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-            reader = csv.reader(text, delimiter=job.delimiter)
-            try:
-                columns = next(reader)
-            except StopIteration:
-                return self._fail_all(job, "InvalidBatch : The CSV has no header row")
-            problem = self._check_header(job, columns)
-            if problem:
-                return self._fail_all(job, problem)
-            writers = _ResultWriters(job, columns, self.spool_dir)
-            try:
-                return self._process_rows(job, columns, reader, writers)
-            finally:
-                writers.close()
+    def resume(self) -> None:
+        """Run on the closed jobs that had not finished when the simulator stopped."""
+        with self.lock:
+            for job in self.jobs.values():
+                if job.state in ("UploadComplete", "InProgress"):
+                    self.runner.start(job)
 
-    def _process_rows(
-        self, job: IngestJob, columns: list[str], reader: Iterator[list[str]],
-        writers: _ResultWriters,
-    ) -> tuple[str, str | None]:
-        batch: list[list[str]] = []
-        done = 0
+    def files(self) -> set[str]:
+        """Every file the jobs hold (uploads and results)."""
+        with self.lock:
+            return {path for job in self.jobs.values() for path in job.files()}
 
-        def run_batch() -> None:
-            nonlocal done
-            outcomes: list[tuple[str, list[str], str]] = []
-            for row in batch:
-                values = dict(zip(columns, row, strict=False))
-                try:
-                    if len(row) != len(columns):
-                        raise RecordError(
-                            "INVALID_FIELD",
-                            f"the row has {len(row)} values for {len(columns)} columns",
-                        )
-                    with self.lock:
-                        locked = self.random.random() < self.settings.record_lock_failure_rate
-                    if locked:
-                        raise RecordError(
-                            "UNABLE_TO_LOCK_ROW",
-                            "unable to obtain exclusive access to this record or 1 records",
-                        )
-                    result = self.org.write(
-                        job.object, job.operation, values, job.external_id_field, from_csv=True
-                    )
-                    outcomes.append(("ok", row, f"{result.id}\x00{str(result.created).lower()}"))
-                except RecordError as error:
-                    fields = ",".join(error.fields)
-                    failed_id = values.get("Id", "") if job.operation != "insert" else ""
-                    outcomes.append(
-                        ("failed", row, f"{failed_id}\x00{error.code}:{error.message}:"
-                                        f"{fields} --")
-                    )
-            if self.settings.shuffle_results:
-                self.random.shuffle(outcomes)
-            for kind, row, extra in outcomes:
-                first, second = extra.split("\x00", 1)
-                writers.write(kind, [first, second, *row])
-            with self.lock:
-                self.batches_processed += 1
-                job.processed += len(batch)
-                job.failed += sum(1 for kind, _, _ in outcomes if kind == "failed")
-            done += len(batch)
-            batch.clear()
-
-        for row in reader:
-            if not row:
-                continue  # a blank line is not a record
-            if job.aborted.is_set():
-                writers.write("unprocessed", row)
-                continue
-            if job.fail_with and done + len(batch) >= job.fail_after_records:
-                if batch:
-                    run_batch()
-                job.retries = 10
-                writers.write("unprocessed", row)
-                for rest in reader:
-                    writers.write("unprocessed", rest)
-                return "Failed", job.fail_with
-            batch.append(row)
-            if len(batch) >= INTERNAL_BATCH:
-                run_batch()
-        if batch and not job.aborted.is_set():
-            run_batch()
-        for row in batch:
-            writers.write("unprocessed", row)
-        if job.fail_with:
-            return "Failed", job.fail_with
-        return "JobComplete", None
-
-    def _check_header(self, job: IngestJob, columns: list[str]) -> str | None:
-        obj = self.org.objects[job.object]
-        if len(set(c.lower() for c in columns)) != len(columns):
-            return "InvalidBatch : Duplicate field name in the header"
-        if job.operation in ("delete", "hardDelete"):
-            if [c.lower() for c in columns] != ["id"]:
-                return (
-                    f"InvalidBatch : The '{job.operation}' batch must contain only 'Id' column"
-                )
-            return None
-        for column in columns:
-            if "." in column:
-                relationship, _, parent_field = column.partition(".")
-                reference = obj.relationship(relationship)
-                if reference is None:
-                    return f"InvalidBatch : Field name not found : {column}"
-                parent = self.org.objects[reference.reference_to or ""]
-                target = parent.field_named(parent_field)
-                if target is None or not (target.external_id or target.name == "Id"):
-                    return (
-                        f"InvalidBatch : Field name not found : {column} (the field after "
-                        "the relationship must be an external id field)"
-                    )
-            elif obj.field_named(column) is None:
-                return f"InvalidBatch : Field name not found : {column}"
-        if job.operation == "upsert" and job.external_id_field and not any(
-            c.lower() == job.external_id_field.lower() for c in columns
-        ):
-            return (
-                f"InvalidBatch : Field name not found : {job.external_id_field} (the external "
-                "id field must be a column of an upsert)"
-            )
-        return None
-
-    def _fail_all(self, job: IngestJob, message: str) -> tuple[str, str | None]:
-        if job.data_file:
-            job.results["unprocessedrecords"] = job.data_file
-        return "Failed", message
-
-
-class _ResultWriters:
-    """The three result CSVs of a job, written as processing goes."""
-
-    def __init__(self, job: IngestJob, columns: list[str], spool_dir: str | None) -> None:
-        self.files: dict[str, Any] = {}
-        self.writers: dict[str, Any] = {}
-        heads = {
-            "ok": ("successfulResults", ["sf__Id", "sf__Created", *columns]),
-            "failed": ("failedResults", ["sf__Id", "sf__Error", *columns]),
-            "unprocessed": ("unprocessedrecords", list(columns)),
-        }
-        for kind, (name, header) in heads.items():
-            handle, path = tempfile.mkstemp(prefix=f"sfsim-{job.id}-{name}-", suffix=".csv",
-                                            dir=spool_dir)
-            out = open(handle, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            writer = csv.writer(out, delimiter=job.delimiter, lineterminator="\n",
-                                quoting=csv.QUOTE_ALL)
-            writer.writerow(header)
-            out.flush()
-            self.files[kind] = out
-            self.writers[kind] = writer
-            job.results[name] = path
-
-    def write(self, kind: str, row: list[str]) -> None:
-        self.writers[kind].writerow(row)
-
-    def close(self) -> None:
-        for out in self.files.values():
-            out.close()
+    def stop(self) -> None:
+        """Halt the running jobs between internal batches, leaving them unfinished."""
+        self.runner.stop()
 
 
 def _remove_files(job: IngestJob) -> None:
-    for path in {job.data_file, *job.results.values()}:
-        if path:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
+    for path in job.files():
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
 
 
 def _to_18_or_same(job_id: str) -> str:
     from sfsim.schema import looks_like_id, to_18
 
     return to_18(job_id) if looks_like_id(job_id) else job_id
-
-
-Opener = Callable[[str], BinaryIO]

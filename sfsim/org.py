@@ -1,39 +1,24 @@
-"""The simulated org's records and the rules a write goes through.
+"""The simulated org's records and the writes that change them.
 
-Every write (REST, sObject Collections, Bulk API 2.0) goes through `Org.write`, which
-resolves relationship references by external id, converts and checks values, and raises
-`RecordError` with the code Salesforce uses (`REQUIRED_FIELD_MISSING`, `DUPLICATE_VALUE`,
-`INVALID_FIELD`, `INVALID_CROSS_REFERENCE_KEY`, ...). Writes can be undone as a group,
+Every write (REST, sObject Collections, Bulk API 2.0) goes through `Org.write`: its values
+become stored values in `sfsim.record_values`, then the write checks required and unique
+fields and raises `RecordError` with the code Salesforce uses (`REQUIRED_FIELD_MISSING`,
+`DUPLICATE_VALUE`, `INVALID_CROSS_REFERENCE_KEY`, ...). Writes can be undone as a group,
 which is how all-or-none requests roll back.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import re
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sfsim.schema import FieldDef, IdFactory, ObjectDef, default_objects, looks_like_id, to_18
+from sfsim.record_values import RecordError, resolve_values
+from sfsim.schema import IdFactory, ObjectDef, default_objects, looks_like_id, to_18
 
-NULL_MARKER = "#N/A"
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OPERATIONS = ("insert", "update", "upsert", "delete", "hardDelete")
-
-
-class RecordError(Exception):
-    """One record was refused; `code` is Salesforce's statusCode."""
-
-    def __init__(self, code: str, message: str, fields: list[str] | None = None) -> None:
-        super().__init__(f"{code}:{message}")
-        self.code = code
-        self.message = message
-        self.fields = fields or []
-
-    def to_json(self) -> dict[str, Any]:
-        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
 
 
 @dataclass
@@ -60,6 +45,48 @@ class Org:
             self.unique_index: dict[tuple[str, str], dict[Any, str]] = {}
             # Deleted id -> (object, when): what getDeleted reports and updates refuse.
             self.deleted: dict[str, tuple[str, str]] = {}
+
+    def to_state(self) -> dict[str, Any]:
+        """The org as JSON-ready data (schema, records, deleted ids, the id counter).
+
+        Records are shared, not copied: a write replaces a record's dict, never changes it.
+        """
+        with self.lock:
+            return {
+                "objects": [o.to_json() for o in self.objects.values()],
+                "records": {name: list(store.values()) for name, store in self.records.items()},
+                "deleted": {record_id: list(entry) for record_id, entry in self.deleted.items()},
+                "next_id": self.ids.next_number,
+            }
+
+    def restore(self, saved: Mapping[str, Any]) -> None:
+        """Replace the org by the one `to_state` saved."""
+        definitions = [ObjectDef.from_json(body) for body in saved["objects"]]
+        deleted = {str(record_id): (str(sobject), str(when))
+                   for record_id, (sobject, when) in saved["deleted"].items()}
+        with self.lock:
+            self.objects = {definition.name: definition for definition in definitions}
+            self.reset()
+            for sobject, records in saved["records"].items():
+                obj = self.objects[sobject]
+                for record in records:
+                    self.records[sobject][str(record["Id"])] = record
+                    self._index(obj, record)
+            self.deleted = deleted
+            self.ids.next_number = int(saved["next_id"])
+
+    def put_record(self, sobject: str, record: Mapping[str, Any]) -> None:
+        """Store a record under its own `Id`, as is: the org's built-in records."""
+        obj = self.objects[sobject]
+        stamp = now_text()
+        with self.lock:
+            old = self.records[sobject].get(record["Id"])
+            if old is not None:
+                self._unindex(obj, old)
+            stored = {"IsDeleted": False, "CreatedDate": stamp, "LastModifiedDate": stamp,
+                      "SystemModstamp": stamp, **record}
+            self.records[sobject][record["Id"]] = stored
+            self._index(obj, stored)
 
     def define_object(self, definition: ObjectDef) -> None:
         with self.lock:
@@ -107,7 +134,7 @@ class Org:
         with self.lock:
             if operation in ("delete", "hardDelete"):
                 return self._delete(obj, values, undo)
-            changes, record_id = self._resolve(obj, values, from_csv)
+            changes, record_id = resolve_values(self, obj, values, from_csv)
             if operation == "insert":
                 if record_id:
                     raise RecordError(
@@ -173,159 +200,6 @@ class Org:
         if undo is not None:
             undo.append((obj.name, full, old))
         return WriteResult(full, False)
-
-    def _resolve(
-        self, obj: ObjectDef, values: Mapping[str, Any], from_csv: bool
-    ) -> tuple[dict[str, Any], str | None]:
-        changes: dict[str, Any] = {}
-        record_id: str | None = None
-        for key, raw in values.items():
-            if key == "attributes":
-                continue
-            if from_csv:
-                if raw == "":
-                    continue
-                if raw == NULL_MARKER:
-                    raw = None
-            if "." in key or isinstance(raw, Mapping):
-                field, parent_id = self._resolve_relationship(obj, key, raw)
-                changes[field.name] = parent_id
-                continue
-            field = obj.field_named(key)
-            if field is None:
-                raise RecordError(
-                    "INVALID_FIELD",
-                    f"No such column '{key}' on sobject of type {obj.name}",
-                    [key],
-                )
-            if field.name == "Id":
-                record_id = None if raw is None else str(raw).strip() or None
-                continue
-            if not field.createable:
-                raise RecordError(
-                    "INVALID_FIELD_FOR_INSERT_UPDATE",
-                    f"Unable to create/update fields: {field.name}. Please check the "
-                    "security settings of this field and verify that it is read/write for "
-                    "your profile or permission set.",
-                    [field.name],
-                )
-            changes[field.name] = self._convert(obj, field, raw)
-        return changes, record_id
-
-    def _resolve_relationship(
-        self, obj: ObjectDef, key: str, raw: Any
-    ) -> tuple[FieldDef, str | None]:
-        if isinstance(raw, Mapping):
-            relationship_name = key
-            pairs = [(k, v) for k, v in raw.items() if k != "attributes"]
-            if len(pairs) != 1:
-                raise RecordError(
-                    "INVALID_FIELD",
-                    f"A relationship reference to {key} needs exactly one external id field",
-                    [key],
-                )
-            parent_field_name, value = pairs[0]
-        else:
-            relationship_name, _, parent_field_name = key.partition(".")
-            value = raw
-        field = obj.relationship(relationship_name)
-        if field is None:
-            raise RecordError(
-                "INVALID_FIELD",
-                f"No such column '{relationship_name}' on sobject of type {obj.name}",
-                [key],
-            )
-        parent = self.objects[field.reference_to or ""]
-        parent_field = parent.field_named(parent_field_name)
-        if parent_field is None or not (parent_field.external_id or parent_field.name == "Id"):
-            raise RecordError(
-                "INVALID_FIELD",
-                f"Field {parent_field_name} on {parent.name} is not an external id field",
-                [key],
-            )
-        if value is None or value == "":
-            return field, None
-        if parent_field.name == "Id":
-            return field, self._check_reference(field, parent, str(value))
-        parent_id = self.find_by_unique(parent.name, parent_field.name, value)
-        if parent_id is None:
-            raise RecordError(
-                "INVALID_FIELD",
-                f"Foreign key external ID: {value} not found for field {parent_field.name} "
-                f"in entity {parent.name}",
-                [field.name],
-            )
-        return field, parent_id
-
-    def _check_reference(self, field: FieldDef, parent: ObjectDef, value: str) -> str:
-        if not looks_like_id(value):
-            raise RecordError(
-                "MALFORMED_ID", f"{field.name}: id value of incorrect type: {value}", [field.name]
-            )
-        full = to_18(value)
-        if full[:3] != parent.key_prefix or full not in self.records[parent.name]:
-            raise RecordError(
-                "INVALID_CROSS_REFERENCE_KEY",
-                f"invalid cross reference id: {field.name}",
-                [field.name],
-            )
-        return full
-
-    def _convert(self, obj: ObjectDef, field: FieldDef, raw: Any) -> Any:
-        if raw is None:
-            return None
-        text = raw if isinstance(raw, str) else None
-        kind = field.type
-        try:
-            if kind == "reference":
-                parent = self.objects[field.reference_to or ""]
-                return self._check_reference(field, parent, str(raw).strip())
-            if kind == "boolean":
-                if isinstance(raw, bool):
-                    return raw
-                lowered = str(raw).strip().lower()
-                if lowered in ("true", "1", "yes"):
-                    return True
-                if lowered in ("false", "0", "no"):
-                    return False
-                raise ValueError(raw)
-            if kind == "int":
-                if isinstance(raw, bool):
-                    raise ValueError(raw)
-                number = float(raw)
-                if number != int(number):
-                    raise ValueError(raw)
-                return int(number)
-            if kind in ("double", "currency", "percent"):
-                if isinstance(raw, bool):
-                    raise ValueError(raw)
-                return float(raw)
-            if kind == "date":
-                return dt.date.fromisoformat(str(raw).strip()[:10]).isoformat()
-            if kind == "datetime":
-                parsed = dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
-                if parsed.tzinfo is None:
-                    parsed = parsed.replace(tzinfo=dt.UTC)
-                return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
-        except (ValueError, TypeError, OverflowError):
-            raise RecordError(
-                "INVALID_TYPE_ON_FIELD_IN_RECORD",
-                f"{field.name}: value not of required type: {raw}",
-                [field.name],
-            ) from None
-        value = text if text is not None else str(raw)
-        if kind == "email" and value and not EMAIL.match(value):
-            raise RecordError(
-                "INVALID_EMAIL_ADDRESS", f"{field.name}: invalid email address: {value}",
-                [field.name],
-            )
-        if len(value) > field.length:
-            raise RecordError(
-                "STRING_TOO_LONG",
-                f"{field.name}: data value too large: {value[:40]} (max length={field.length})",
-                [field.name],
-            )
-        return value
 
     def _save(
         self,

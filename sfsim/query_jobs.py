@@ -13,11 +13,12 @@ import csv
 import io
 import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sfsim import soql
-from sfsim.ingest import COLUMN_DELIMITERS, LINE_ENDINGS, JobError, job_info_fields
+from sfsim.bulk_jobs import COLUMN_DELIMITERS, LINE_ENDINGS, JobError, job_info_fields
 from sfsim.org import Org, now_text
 
 DEFAULT_PAGE = 50_000
@@ -41,6 +42,9 @@ class QueryJob:
     error_message: str | None = None
     aborted: threading.Event = field(default_factory=threading.Event)
 
+    def to_state(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "aborted"}
+
     def to_json(self, full: bool = True) -> dict[str, Any]:
         body = job_info_fields(self)
         if full:
@@ -57,11 +61,14 @@ class QueryJob:
 
 
 class QueryJobs:
-    def __init__(self, org: Org, settings: Any) -> None:
+    def __init__(self, org: Org, settings: Any,
+                 on_change: Callable[[], None] = lambda: None) -> None:
         self.org = org
         self.settings = settings
         self.jobs: dict[str, QueryJob] = {}
         self.lock = threading.RLock()
+        # Called when a job moves on its own, for the state file.
+        self.on_change = on_change
 
     def create(self, body: Any, api_version: str) -> QueryJob:
         if not isinstance(body, dict) or not body.get("query"):
@@ -88,21 +95,28 @@ class QueryJobs:
         )
         with self.lock:
             self.jobs[job.id] = job
-        threading.Thread(target=self._run, args=(job,), daemon=True,
-                         name=f"sfsim-query-{job.id}").start()
+        self._start_running(job)
         return job
 
+    def _start_running(self, job: QueryJob) -> None:
+        threading.Thread(target=self._run, args=(job,), daemon=True,
+                         name=f"sfsim-query-{job.id}").start()
+
     def _run(self, job: QueryJob) -> None:
+        """UploadComplete → InProgress → a final state; an InProgress job (one resumed after
+        a restart) runs its query again."""
         started = time.monotonic()
         delay = self.settings.job_delay_seconds
-        if job.aborted.wait(delay):
-            return
-        with self.lock:
-            if job.state != "UploadComplete":
+        if job.state == "UploadComplete":
+            if job.aborted.wait(delay):
                 return
-            job.state = "InProgress"
-        if job.aborted.wait(delay):
-            return
+            with self.lock:
+                if job.state != "UploadComplete":
+                    return
+                job.state = "InProgress"
+            self.on_change()
+            if job.aborted.wait(delay):
+                return
         try:
             parsed, records = soql.run_query(job.query, self.org)
             job.columns = list(parsed.fields)
@@ -120,6 +134,7 @@ class QueryJobs:
                 job.error_message = message
                 job.processing_ms = int((time.monotonic() - started) * 1000)
                 job.system_modstamp = now_text()
+        self.on_change()
 
     def get(self, job_id: str) -> QueryJob:
         with self.lock:
@@ -184,6 +199,29 @@ class QueryJobs:
             for job in self.jobs.values():
                 job.aborted.set()
             self.jobs.clear()
+
+    def to_state(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [job.to_state() for job in self.jobs.values()]
+
+    def restore(self, saved: list[dict[str, Any]]) -> None:
+        """Take back the jobs `to_state` saved; `resume` then runs the unfinished ones."""
+        with self.lock:
+            for body in saved:
+                job = QueryJob(**body)
+                self.jobs[job.id] = job
+
+    def resume(self) -> None:
+        with self.lock:
+            for job in self.jobs.values():
+                if job.state in ("UploadComplete", "InProgress"):
+                    self._start_running(job)
+
+    def stop(self) -> None:
+        """Halt the jobs still waiting for their next state."""
+        with self.lock:
+            for job in self.jobs.values():
+                job.aborted.set()
 
 
 def _csv_text(value: Any) -> str:

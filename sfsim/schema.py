@@ -8,7 +8,6 @@ can be loaded from JSON (`--schema FILE` or `PUT /_sim/objects/{name}`) in the s
 
 from __future__ import annotations
 
-import itertools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,13 +203,15 @@ def looks_like_id(value: str) -> bool:
 class IdFactory:
     """Salesforce-shaped ids: key prefix, a pod-like "0000", a base-62 counter, checksum."""
 
-    def __init__(self) -> None:
-        self._counter = itertools.count(1)
+    def __init__(self, next_number: int = 1) -> None:
+        # The counter of the next id: a restarted org goes on from where it stopped.
+        self.next_number = next_number
         self._lock = threading.Lock()
 
     def new_id(self, key_prefix: str) -> str:
         with self._lock:
-            number = next(self._counter)
+            number = self.next_number
+            self.next_number += 1
         digits = ""
         while number:
             number, rest = divmod(number, 62)

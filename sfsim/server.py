@@ -41,7 +41,7 @@ class RunningSimulator:
         self.server.server_close()
         if self.thread is not None:
             self.thread.join(timeout=10)
-        self.simulator.jobs.reset()
+        self.simulator.close()
 
 
 def write_self_signed_certificate(directory: Path) -> tuple[Path, Path]:

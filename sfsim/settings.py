@@ -59,6 +59,9 @@ class SimSettings:
     # large), "content-length" or "chunked"; gzip when the client accepts it.
     download_framing: str = "auto"
     download_gzip: bool = True
+    # The file the org is kept in across restarts (`--state`); None keeps it in memory only.
+    # Chosen at start: `PATCH /_sim/config` cannot change it.
+    state_file: str | None = None
 
     ENV = {
         "client_id": "SFSIM_CLIENT_ID",
@@ -75,7 +78,9 @@ class SimSettings:
         "seed": "SFSIM_SEED",
         "download_framing": "SFSIM_DOWNLOAD_FRAMING",
         "download_gzip": "SFSIM_DOWNLOAD_GZIP",
+        "state_file": "SFSIM_STATE",
     }
+    START_ONLY = ("state_file",)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> SimSettings:
@@ -112,7 +117,7 @@ class SimSettings:
 
 def _convert(name: str, current: Any, value: Any) -> Any:
     if value is None:
-        if name in ("seed", "retry_after_seconds", "jwt_certificate_pem"):
+        if name in ("seed", "retry_after_seconds", "jwt_certificate_pem", "state_file"):
             return None
         raise ValueError(f"{name} cannot be null")
     try:

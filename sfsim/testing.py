@@ -98,14 +98,15 @@ class SimulatorHandle:
     def define_object(self, name: str, definition: dict[str, Any]) -> dict[str, Any]:
         return self._admin("PUT", f"objects/{name}", json=definition)
 
-    def stop(self) -> None:
+    def stop(self, stop_signal: int = signal.SIGTERM) -> None:
+        """Stop the simulator; a simulator process gets `stop_signal` (SIGKILL: no save)."""
         self._session.close()
         if self._running is not None:
             self._running.stop()
         if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGTERM)
+            os.killpg(self._process.pid, stop_signal)
             try:
-                self._process.wait(timeout=10)
+                self._process.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 os.killpg(self._process.pid, signal.SIGKILL)
                 self._process.wait(timeout=10)
@@ -162,6 +163,7 @@ def _start_process(
         SFSIM_USERNAME=settings.username,
         SFSIM_JOB_DELAY=str(settings.job_delay_seconds),
         SFSIM_TOKEN_TTL=str(settings.token_ttl_seconds),
+        SFSIM_STATE=settings.state_file or "",
     )
     # The simulator logs every request: a file, not a pipe nobody drains, takes them.
     log = tempfile.NamedTemporaryFile(prefix="sfsim-", suffix=".log", delete=False)  # noqa: SIM115

@@ -1,15 +1,16 @@
-"""Named crash points: a test hook that kills the process at a chosen step.
+"""Named points at which a crash test can make the app's process die, as kill -9 would there.
 
-`reached(name)` does nothing unless the environment variable `CRASH_AT` names this point
-(`CRASH_AT=sync.page.checkpointed`, or `...:N` for its N-th passage in this process); then
-the process exits at once with `os._exit`, without cleanup, as a power cut or `kill -9`
-would stop it. Crash tests set `CRASH_AT` for one host process, restart the host without
-it and check the invariants (nothing lost, nothing duplicated, no lock held, counts
-exact). Never set it in a deployment.
+A test hook, not a setting: `APP_CRASH_AT` names one or more points (comma-separated), each
+optionally with `@N` to die the Nth time the process reaches it (`sync.page.after_watermark@3`:
+the third page), else the first. There it writes `app: crash point <name> reached` to stderr
+and ends at once with `os._exit` (no cleanup, no lease release, no retry), so storage and
+Salesforce hold exactly what a crash at that moment leaves. On the local host the app runs
+inside the host process, so the whole host dies. Unset, a crash point costs one environment
+lookup.
 
-Points in the app: `sync.tick.lease_taken` (after a tick took the lease, before the run's
-orchestration is started), `sync.page.checkpointed` (after a page's watermark was written,
-before the activity answered).
+Name points `<capability>.<step>.<moment>`, e.g. `sync.page.after_watermark`, and declare
+each as a constant beside the code that reaches it so the crash tests can import it
+(`tests/chaos/points.py` lists every point with the scenario that reaches it).
 """
 
 from __future__ import annotations
@@ -17,26 +18,37 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import Counter
 
-CRASH_AT = "CRASH_AT"
-EXIT_CODE = 86
+CRASH_SETTING = "APP_CRASH_AT"
+CRASH_EXIT_CODE = 87
 
-_passages: dict[str, int] = {}
-_lock = threading.Lock()
+_reached: Counter[str] = Counter()
+_counting = threading.Lock()
 
 
-def reached(name: str) -> None:
-    """Exit the process now if `CRASH_AT` names this point (and this passage)."""
-    wanted = os.environ.get(CRASH_AT)
-    if not wanted:
+def armed_points(setting: str) -> dict[str, int]:
+    """`name` or `name@N` items of a comma-separated setting -> {name: N} (N >= 1)."""
+    armed: dict[str, int] = {}
+    for part in setting.split(","):
+        name, _, nth = part.strip().partition("@")
+        if name:
+            armed[name] = int(nth) if nth.strip().isdigit() and int(nth) > 0 else 1
+    return armed
+
+
+def crash_point(name: str) -> None:
+    """Die here if the test armed `name` (and this is the armed time); else do nothing."""
+    setting = os.environ.get(CRASH_SETTING)
+    if not setting:
         return
-    point, _, count = wanted.partition(":")
-    if point != name:
+    nth = armed_points(setting).get(name)
+    if nth is None:
         return
-    with _lock:
-        _passages[name] = _passages.get(name, 0) + 1
-        passage = _passages[name]
-    if passage == (int(count) if count else 1):
-        print(f"crash point {name} reached (passage {passage}): exiting", file=sys.stderr,
-              flush=True)
-        os._exit(EXIT_CODE)
+    with _counting:
+        _reached[name] += 1
+        if _reached[name] < nth:
+            return
+    sys.stderr.write(f"app: crash point {name} reached\n")
+    sys.stderr.flush()
+    os._exit(CRASH_EXIT_CODE)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
@@ -132,6 +133,13 @@ def _from_wire(kind: Any, value: Any, where: str) -> Any:
                        f"got {type(value).__name__}")
 
 
+@functools.cache
+def _field_hints(kind: type) -> dict[str, Any]:
+    # Resolving the string annotations is most of a message's parsing cost, and an
+    # orchestrator parses every answer again on each replay: once per class is enough.
+    return get_type_hints(kind)
+
+
 def _message_from_wire(kind: type[M], value: Any, where: str) -> M:
     if isinstance(value, str):
         try:
@@ -142,7 +150,7 @@ def _message_from_wire(kind: type[M], value: Any, where: str) -> M:
         return value
     if not isinstance(value, dict):
         raise MessageError(f"{where}: expected an object, got {type(value).__name__}")
-    hints = get_type_hints(kind)
+    hints = _field_hints(kind)
     values = {}
     for field in dataclasses.fields(kind):
         if field.name in value:

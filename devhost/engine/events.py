@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,8 +76,28 @@ def completion_id(event: dict[str, Any]) -> int | None:
     return None
 
 
-def api_history(events: list[dict[str, Any]], *, with_output: bool) -> list[dict[str, Any]]:
-    """History as the HTTP API's `historyEvents`: scheduling merged into completions."""
+def _json_result(text: Any) -> Any:
+    """A stored result as the extension shows it: its JSON value, or the text itself."""
+    if not isinstance(text, str):
+        return text
+    stripped = text.strip()
+    if not stripped:
+        return ""
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        return stripped
+
+
+def api_history(
+    events: list[dict[str, Any]], *, with_output: bool, with_input: bool = True
+) -> list[dict[str, Any]]:
+    """History as the HTTP API's `historyEvents`: scheduling merged into completions.
+
+    As the extension's `GetDurableOrchestrationStatusAsync` shapes it: `Result` only with
+    output and then parsed into JSON; `Input` (a completion carries its scheduled task's)
+    kept unless inputs are hidden; a failure's `Reason` and `Details` always.
+    """
     scheduled: dict[int, dict[str, Any]] = {}
     shown: list[dict[str, Any]] = []
     for event in events:
@@ -93,29 +114,28 @@ def api_history(events: list[dict[str, Any]], *, with_output: bool) -> list[dict
         origin = scheduled.get(task_id) if task_id is not None else None
         if event_type == EXECUTION_STARTED:
             item["FunctionName"] = event.get("Name")
-            if with_output:
-                item["Input"] = event.get("Input")
+            item["Input"] = event.get("Input")
         elif origin is not None:
             if origin.get("Name"):
                 item["FunctionName"] = origin["Name"]
             item["ScheduledTime"] = origin["Timestamp"]
+            if event_type != TIMER_FIRED:
+                item["Input"] = origin.get("Input")
         if event_type in (TIMER_CREATED, TIMER_FIRED):
             item["FireAt"] = event.get("FireAt")
         if event_type in (TASK_FAILED, SUB_ORCHESTRATION_FAILED):
             item["Reason"] = event.get("Reason")
-            if with_output:
-                item["Details"] = event.get("Details")
-        if event_type == EVENT_RAISED:
-            item["Name"] = event.get("Name")
-            if with_output:
-                item["Input"] = event.get("Input")
+            item["Details"] = event.get("Details")
+        if event_type in (EVENT_RAISED, EXECUTION_TERMINATED):
+            if event_type == EVENT_RAISED:
+                item["Name"] = event.get("Name")
+            item["Input"] = event.get("Input")
         if event_type in (EXECUTION_COMPLETED, CONTINUE_AS_NEW):
             item["OrchestrationStatus"] = event.get("OrchestrationStatus")
-            if with_output:
-                item["Result"] = event.get("Result")
-        if event_type in (TASK_COMPLETED, SUB_ORCHESTRATION_COMPLETED) and with_output:
-            item["Result"] = event.get("Result")
-        if event_type == EXECUTION_TERMINATED and with_output:
-            item["Input"] = event.get("Input")
+        if with_output and event_type in (EXECUTION_COMPLETED, CONTINUE_AS_NEW, TASK_COMPLETED,
+                                          SUB_ORCHESTRATION_COMPLETED):
+            item["Result"] = _json_result(event.get("Result"))
+        if not with_input:
+            item.pop("Input", None)
         shown.append(item)
     return shown

@@ -221,12 +221,15 @@ class _Retry(_Node):
         if not child.failed:
             self.finish(False)
             return
-        delay = self.policy.next_delay(self.attempt, self.first_attempt, self.replayer.now)
+        now = self.replayer.now
+        # The walk starts at ExecutionStarted, which sets the clock: attempts have a time.
+        assert now is not None and self.first_attempt is not None
+        delay = self.policy.next_delay(self.attempt, self.first_attempt, now)
         if delay <= timedelta(0):
             self.finish(True)
             return
         self.waiting_timer = True
-        timer = self.replayer.new_timer(self.replayer.now + delay)
+        timer = self.replayer.new_timer(now + delay)
         timer.parent = self
 
 

@@ -35,7 +35,7 @@ from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
-from devhost.storage_account import StorageAccount
+from devhost.engine.interface import StorageAccountLike
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
 # A table string property holds 64 KiB of UTF-16: offload anything near that to a blob.
@@ -92,9 +92,8 @@ class WorkItem:
 
 
 class TaskHubStore:
-    def __init__(self, account: StorageAccount, task_hub: str) -> None:
+    def __init__(self, account: StorageAccountLike, task_hub: str) -> None:
         validate_hub_name(task_hub)
-        self.task_hub = task_hub
         self._credential = account.async_credential()
         self._tables: TableServiceClient = account.async_table_service(self._credential)
         self._blobs: BlobServiceClient = account.async_blob_service(self._credential)
@@ -184,14 +183,16 @@ class TaskHubStore:
     async def write_instance(self, entity: dict[str, Any]) -> None:
         await self.instances.upsert_entity(await self._pack(entity), mode=UpdateMode.REPLACE)
 
-    async def query_instances(self, query_filter: str, parameters: dict[str, Any]) -> list[dict]:
+    async def query_instances(self, query_filter: str, parameters: dict[str, Any]
+                              ) -> list[dict[str, Any]]:
         pages = self.instances.query_entities(query_filter, parameters=parameters) if query_filter \
             else self.instances.list_entities()
         return [await self._unpack(entity) async for entity in pages]
 
     # -- history --
 
-    async def read_history(self, instance_id: str) -> tuple[dict[str, Any] | None, list[dict]]:
+    async def read_history(self, instance_id: str) -> tuple[dict[str, Any] | None,
+                                                              list[dict[str, Any]]]:
         """(sentinel row with its etag, events of the current execution in order)."""
         rows = [
             row async for row in self.history.query_entities(
@@ -216,6 +217,15 @@ class TaskHubStore:
         sentinel_fields = dict(sentinel)
         sentinel_fields["etag"] = sentinel.metadata["etag"]
         return sentinel_fields, events  # type: ignore[return-value]
+
+    async def current_execution_id(self, instance_id: str) -> str | None:
+        """The execution whose history is committed (None before the first commit)."""
+        try:
+            sentinel = await self.history.get_entity(instance_id, SENTINEL,
+                                                     select=["ExecutionId"])
+        except ResourceNotFoundError:
+            return None
+        return sentinel.get("ExecutionId")
 
     async def commit_history(
         self,
@@ -257,7 +267,8 @@ class TaskHubStore:
             await self.history.submit_transaction(head[start:start + TRANSACTION_LIMIT])
         try:
             results = await self.history.submit_transaction([*tail, final])
-            return results[-1]["etag"]
+            new_etag: str = results[-1]["etag"]
+            return new_etag
         except HttpResponseError as error:
             if error.status_code in (404, 409, 412) or "UpdateConditionNotSatisfied" in str(error) \
                     or "EntityAlreadyExists" in str(error) or "ResourceNotFound" in str(error):
@@ -353,6 +364,13 @@ class TaskHubStore:
             if not row["RowKey"].startswith(WORK_PREFIX)
         ]
 
+    async def has_message(self, instance_id: str, key: str) -> bool:
+        try:
+            await self.messages.get_entity(instance_id, key, select=["RowKey"])
+        except ResourceNotFoundError:
+            return False
+        return True
+
     async def read_message(self, instance_id: str, key: str) -> StoredMessage | None:
         try:
             row = await self.messages.get_entity(instance_id, key)
@@ -373,8 +391,8 @@ class TaskHubStore:
     async def all_pending(self) -> tuple[list[StoredMessage], list[WorkItem]]:
         messages: list[StoredMessage] = []
         items: list[WorkItem] = []
-        async for row in self.messages.list_entities():
-            row = await self._unpack(row)
+        async for entity in self.messages.list_entities():
+            row = await self._unpack(entity)
             if row["RowKey"].startswith(WORK_PREFIX):
                 items.append(WorkItem(
                     instance_id=row["PartitionKey"], key=row["RowKey"],

@@ -25,7 +25,7 @@ param bulkLoadStallMinutes int
 
 // -- the queries: what the app logs today --------------------------------------------------
 
-// shared/sync/pages.py end_run: log.error("sync job %s: run %s %s: %s") for a failed run;
+// shared/sync/run.py end_run: log.error("sync job %s: run %s %s: %s") for a failed run;
 // shared/sync/starter.py: a warning when a tick terminates a run past its max run time, or
 // finds a run that ended outside its orchestration; orchestrators/sync.py: a run on demand
 // that could not start.

@@ -1,7 +1,9 @@
-"""The bulk-load HTTP endpoints: start a load, cancel it, fetch its failures as CSV.
+"""The bulk-load HTTP endpoints that start or stop loads: start (or only validate and plan)
+a load, retry an ended load's failed records, cancel a running one.
 
 Each parses and checks what was posted, asks shared/bulkload/ what to do (claims, staging)
-and answers problem+json for anything it refuses.
+and answers problem+json for anything it refuses. Answers name the app's own URLs under the
+function key, never the Durable API's (its key is the system key of the whole task hub).
 """
 
 from __future__ import annotations
@@ -9,25 +11,37 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from typing import Any
+from urllib.parse import urlparse
 
 import azure.durable_functions as df
 import azure.functions as func
-from azure.core.exceptions import ResourceNotFoundError
 
+from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested_load
 from orchestrators.bulk_load.orchestration import CANCEL_EVENT, ORCHESTRATOR, blueprint
 from orchestrators.http import problem_response, request_path
 from shared.bulkload.claims import (
+    CLAIM_RENEW_SECONDS,
+    ClaimHold,
+    ClaimRefusal,
     claim_load_id,
-    mark_load_started,
     release_load_id,
     take_over_abandoned_claim,
 )
-from shared.bulkload.levels import FAILURES_REPORT
+from shared.bulkload.fingerprint import (
+    fingerprint_difference,
+    fingerprint_digest,
+    request_fingerprint,
+)
 from shared.bulkload.messages import LoadInput
-from shared.bulkload.request import LOAD_ID_PATTERN
+from shared.bulkload.plan import plan_load
+from shared.bulkload.progress import load_links
+from shared.bulkload.request import LOAD_ID_PATTERN, LoadRequest
+from shared.bulkload.required_fields import DOCUMENTED_REQUIRED, RequiredFields
+from shared.bulkload.retry import failed_record_count, retry_load_id, retry_request
 from shared.bulkload.starter import (
     Problem,
-    existing_load_body,
+    check_required_fields,
     new_load_id,
     parse_cancel_request,
     parse_load_request,
@@ -35,34 +49,133 @@ from shared.bulkload.starter import (
     stage_new_load,
 )
 from shared.bulkload.store import LoadStore
-from shared.config import app_settings
+from shared.config import AppSettings, app_settings
+from shared.crash_points import crash_point
 from shared.durable import BUSY_STATES
+from shared.salesforce import process_client
 from shared.storage.clients import blob_service
 
+REQUIRED_FIELDS = RequiredFields()
+SEED_OBJECTS = ("Account", "Contact")
 
-def _is_bulk_load(status: df.DurableOrchestrationStatus) -> bool:
-    # Load ids share the task hub with other instances (the sync jobs' `sync-<job>`): an
-    # instance of another orchestration is not a load, whatever its id.
-    return status.name == ORCHESTRATOR
+# Crash points of a start (shared/crash_points.py), named after what was just written.
+CLAIMED = "bulk_load.start.after_claim"
+STAGED = "bulk_load.start.after_staging"
+STARTED = "bulk_load.start.after_start_new"
+
+
+def _absolute(req: func.HttpRequest, path: str) -> str:
+    origin = urlparse(req.url)
+    return f"{origin.scheme}://{origin.netloc}{path}"
+
+
+def _load_links(req: func.HttpRequest, load_id: str) -> dict[str, str]:
+    return {name: _absolute(req, path) for name, path in load_links(load_id).items()}
+
+
+def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
+    return func.HttpResponse(json.dumps(body, default=str), status_code=status,
+                             mimetype="application/json", headers=headers)
 
 
 async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRequest,
-                         load_id: str) -> func.HttpResponse | None:
-    status = await client.get_status(load_id)
+                         load_id: str, request: LoadRequest) -> func.HttpResponse | None:
+    """The answer for a load id that has an instance: its status (200) when the same records
+    were posted, 409 when other records were or the instance is not a load."""
+    status = await client.get_status(load_id, show_input=True)
     if not status or status.runtime_status is None:
         return None
-    if not _is_bulk_load(status):
+    instance = request_path(req)
+    if not is_bulk_load(status):
         return problem_response(problem(
             409, "LOAD_ID_USED", "Bulk load id already used",
             f"{load_id!r} is the instance id of another orchestration; post the records "
-            "with another loadId", request_path(req)))
-    links = client.get_client_response_links(req, load_id)
-    body = existing_load_body(status, links)
-    headers = {"Location": links["statusQueryGetUri"]}
-    if body["runtimeStatus"] in BUSY_STATES:
+            "with another loadId", instance))
+    loaded = LoadInput.from_json(status.input_)
+    difference = (fingerprint_difference(request_fingerprint(request), loaded.fingerprint)
+                  if loaded.fingerprint else None)
+    if difference is not None:
+        return problem_response(problem(
+            409, "LOAD_ID_CONFLICT", "Bulk load id used by other records",
+            f"load {load_id!r} exists with other records: {difference}. Post these records "
+            "with a new loadId", instance, difference=difference))
+    view = load_view_of(status)
+    headers = {"Location": _absolute(req, view["statusUrl"])}
+    if view["runtimeStatus"] in BUSY_STATES:
         headers["Retry-After"] = "10"
-    return func.HttpResponse(json.dumps(body, default=str), status_code=200,
-                             mimetype="application/json", headers=headers)
+    return _json({"id": load_id, **view, **_load_links(req, load_id)}, 200, headers)
+
+
+async def _renew_until_cancelled(hold: ClaimHold) -> None:
+    while True:
+        await asyncio.sleep(CLAIM_RENEW_SECONDS)
+        await asyncio.to_thread(hold.renew)
+
+
+async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                      request: LoadRequest, load_id: str,
+                      origin: LoadInput | None = None) -> func.HttpResponse:
+    """Claim the id, stage the records, start the orchestration: 202, or why not."""
+    settings = app_settings()
+    existing = await _existing_load(client, req, load_id, request)
+    if existing is not None:
+        return existing
+    service = blob_service(settings.storage)
+    container = settings.bulk_load.container
+    fingerprint = request_fingerprint(request)
+    digest = fingerprint_digest(fingerprint)
+    hold = await asyncio.to_thread(claim_load_id, service, container, load_id, digest)
+    if hold is None:
+        existing = await _existing_load(client, req, load_id, request)
+        if existing is not None:
+            return existing
+        taken = await asyncio.to_thread(take_over_abandoned_claim, service, container,
+                                        load_id, request_path(req), digest)
+        if isinstance(taken, ClaimRefusal):
+            return problem_response(taken.problem, headers=taken.headers)
+        hold = taken
+        logging.warning("bulk load %s: took over a claim abandoned before its load started",
+                        load_id)
+    crash_point(CLAIMED)
+    renewing = asyncio.create_task(_renew_until_cancelled(hold))
+    try:
+        load = await asyncio.to_thread(stage_new_load, service, settings.bulk_load, load_id,
+                                       request, fingerprint, origin)
+        crash_point(STAGED)
+        await client.start_new(ORCHESTRATOR, load_id, load.to_json())
+    except Exception:
+        renewing.cancel()
+        await asyncio.to_thread(release_load_id, service, container, load_id, hold)
+        raise
+    renewing.cancel()
+    crash_point(STARTED)
+    try:
+        await asyncio.to_thread(hold.mark_started)
+    except Exception:  # the load runs; only a purge of it could then free its id again
+        logging.exception("bulk load %s: started, but its claim could not be marked", load_id)
+    links = _load_links(req, load_id)
+    return _json({"id": load_id, "loadId": load_id, "runtimeStatus": "Pending",
+                  "retryOf": origin.load_id if origin is not None else None, **links},
+                 202, {"Location": links["statusUrl"], "Retry-After": "10"})
+
+
+def _required_fields(settings: AppSettings, request: LoadRequest) -> dict[str, frozenset[str]]:
+    if request.seed_shape:
+        # The seed's shape carries only its own fields: whatever else an org requires, a
+        # seed-shaped load could not send it, so the documented fields are what to check.
+        return {name: DOCUMENTED_REQUIRED[name] for name in SEED_OBJECTS}
+    client = process_client(settings) if settings.salesforce.login_url else None
+    return REQUIRED_FIELDS.of(client, {level.object for level in request.levels})
+
+
+def _validate_only(req: func.HttpRequest) -> bool | Problem:
+    value = (req.params.get("validateOnly") or "false").lower()
+    if value in ("true", "1"):
+        return True
+    if value in ("false", "0"):
+        return False
+    return problem(400, "INVALID_QUERY", "Invalid query parameter",
+                   "validateOnly must be true or false", request_path(req))
 
 
 @blueprint.route(route="bulk-loads", methods=["POST"])
@@ -70,52 +183,76 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
 async def bulk_load_start(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
-    """Validate the whole load, stage it, start it; 202 with the Durable status URLs."""
+    """Validate the whole load, stage it, start it: 202 with the load's URLs. With
+    `?validateOnly=true`: 200 with the plan (levels, records, job parts), nothing staged."""
     settings = app_settings()
+    instance = request_path(req)
+    validate_only = _validate_only(req)
+    if isinstance(validate_only, Problem):
+        return problem_response(validate_only)
     parsed = parse_load_request(req.get_body(), req.headers.get("Content-Length"),
-                                settings.bulk_load.max_body_bytes, request_path(req))
+                                settings.bulk_load.max_body_bytes, instance)
     if isinstance(parsed, Problem):
         return problem_response(parsed)
-    load_id = parsed.load_id or new_load_id()
-    existing = await _existing_load(client, req, load_id)
-    if existing is not None:
-        return existing
-    service = blob_service(settings.storage)
-    container = settings.bulk_load.container
-    if not await asyncio.to_thread(claim_load_id, service, container, load_id):
-        existing = await _existing_load(client, req, load_id)
-        if existing is not None:
-            return existing
-        refusal = await asyncio.to_thread(take_over_abandoned_claim, service, container,
-                                          load_id, request_path(req))
-        if refusal is not None:
-            return problem_response(refusal.problem, headers=refusal.headers)
-        logging.warning("bulk load %s: took over a claim abandoned before its load started",
-                        load_id)
-    try:
-        load = await asyncio.to_thread(stage_new_load, service, settings.bulk_load, load_id,
-                                       parsed)
-        await client.start_new(ORCHESTRATOR, load_id, load.to_json())
-    except Exception:
-        await asyncio.to_thread(release_load_id, service, container, load_id)
-        raise
-    try:
-        await asyncio.to_thread(mark_load_started, service, container, load_id)
-    except Exception:  # the load runs; only a purge of it could then free its id again
-        logging.exception("bulk load %s: started, but its claim could not be marked", load_id)
-    return client.create_check_status_response(req, load_id)
+    required = await asyncio.to_thread(_required_fields, settings, parsed)
+    refused = check_required_fields(parsed, required, instance)
+    if refused is not None:
+        return problem_response(refused)
+    if validate_only:
+        return _json(plan_load(parsed, settings.bulk_load.upload_limit_bytes), 200)
+    return await _start_load(req, client, parsed, parsed.load_id or new_load_id())
 
 
-async def _requested_load(
-    client: df.DurableOrchestrationClient, load_id: str, instance: str, show_input: bool
-) -> df.DurableOrchestrationStatus | func.HttpResponse:
-    """The status of bulk load `load_id`, or the 404 problem answer when there is none."""
-    status = (await client.get_status(load_id, show_input=show_input)
-              if LOAD_ID_PATTERN.fullmatch(load_id) else None)
-    if not status or status.runtime_status is None or not _is_bulk_load(status):
-        return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",
-                                         f"no bulk load {load_id!r}", instance))
-    return status
+@blueprint.route(route="bulk-loads/{loadId}/retry-failures", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def bulk_load_retry_failures(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> func.HttpResponse:
+    """A new load of an ended load's failed, unprocessed and orphaned records, linked to it
+    (`retryOf`); children of parents it loaded are linked to those. Body (optional):
+    {"loadId": "..."}, by default `<loadId>.retry` (posting twice starts one retry)."""
+    origin_id = req.route_params.get("loadId", "")
+    instance = request_path(req)
+    new_id, bad_body = _parse_retry_body(req.get_body(), retry_load_id(origin_id))
+    if bad_body is not None:
+        return problem_response(problem(400, "INVALID_BODY", "Invalid retry request",
+                                        bad_body, instance))
+    status = await requested_load(client, origin_id, instance, show_input=True)
+    if isinstance(status, func.HttpResponse):
+        return status
+    state = status.runtime_status.name
+    if state in BUSY_STATES:
+        return problem_response(problem(
+            409, "LOAD_RUNNING", "Bulk load still running",
+            f"load {origin_id!r} is {state}; its failed records can be retried once it has "
+            "ended", instance, runtimeStatus=state))
+    origin = LoadInput.from_json(status.input_)
+    settings = app_settings()
+    store = LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
+                               origin.prefix)
+    request = await asyncio.to_thread(retry_request, store, origin.levels, new_id)
+    if failed_record_count(request) == 0:
+        return problem_response(problem(
+            409, "NOTHING_TO_RETRY", "No failed records",
+            f"load {origin_id!r} has no failed, unprocessed or orphaned records", instance))
+    return await _start_load(req, client, request, new_id, origin)
+
+
+def _parse_retry_body(body: bytes, default_id: str) -> tuple[str, str | None]:
+    if not body.strip():
+        new_id = default_id
+    else:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            return "", 'the body must be JSON: {"loadId": "..."} or nothing'
+        if not isinstance(parsed, dict) or set(parsed) - {"loadId"}:
+            return "", 'the body must be an object with at most "loadId"'
+        new_id = parsed.get("loadId", default_id)
+    if not isinstance(new_id, str) or not LOAD_ID_PATTERN.fullmatch(new_id):
+        return "", ("loadId must be 1-100 letters, digits, '.', '_', ':' or '-' (the default, "
+                    "<loadId>.retry, is too long here: give one)")
+    return new_id, None
 
 
 @blueprint.route(route="bulk-loads/{loadId}/cancel", methods=["POST"])
@@ -134,7 +271,7 @@ async def bulk_load_cancel(
     if bad_body is not None:
         return problem_response(problem(400, "INVALID_BODY", "Invalid cancel request",
                                          bad_body, instance))
-    status = await _requested_load(client, load_id, instance, show_input=False)
+    status = await requested_load(client, load_id, instance, show_input=False)
     if isinstance(status, func.HttpResponse):
         return status
     state = status.runtime_status.name
@@ -144,45 +281,7 @@ async def bulk_load_cancel(
             f"load {load_id!r} is {state}; there is nothing to cancel", instance,
             runtimeStatus=state))
     await client.raise_event(load_id, CANCEL_EVENT, {"reason": reason})
-    links = client.get_client_response_links(req, load_id)
+    links = _load_links(req, load_id)
     logging.warning("bulk load %s: cancel requested (%s)", load_id, reason)
-    return func.HttpResponse(
-        json.dumps({"loadId": load_id, "cancelRequested": True, "reason": reason,
-                    "statusQueryGetUri": links["statusQueryGetUri"]}),
-        status_code=202, mimetype="application/json",
-        headers={"Location": links["statusQueryGetUri"]},
-    )
-
-
-@blueprint.route(route="bulk-loads/{loadId}/failures", methods=["GET"])
-@blueprint.durable_client_input(client_name="client")
-async def bulk_load_failures(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    """Failed, unprocessed and orphaned records of a finished load, as CSV to fix and resend."""
-    load_id = req.route_params.get("loadId", "")
-    instance = request_path(req)
-    status = await _requested_load(client, load_id, instance, show_input=True)
-    if isinstance(status, func.HttpResponse):
-        return status
-    state = status.runtime_status.name
-    if state in BUSY_STATES:
-        return problem_response(problem(
-            409, "LOAD_RUNNING", "Bulk load still running",
-            f"load {load_id!r} is {state}; its failures are listed once it has ended",
-            instance, runtimeStatus=state))
-    load = LoadInput.from_json(status.input_)
-    settings = app_settings()
-    store = LoadStore.for_load(blob_service(settings.storage), settings.bulk_load.container,
-                               load.prefix)
-    try:
-        data = await asyncio.to_thread(store.read_bytes, store.name(FAILURES_REPORT))
-    except ResourceNotFoundError:  # a terminated load may have no report
-        return problem_response(problem(
-            404, "NO_FAILURE_REPORT", "No failure report",
-            f"load {load_id!r} ended {state} before its failure report was written",
-            instance, runtimeStatus=state))
-    return func.HttpResponse(
-        data, status_code=200, mimetype="text/csv", charset="utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{load_id}-failures.csv"'},
-    )
+    return _json({"loadId": load_id, "cancelRequested": True, "reason": reason,
+                  "statusUrl": links["statusUrl"]}, 202, {"Location": links["statusUrl"]})

@@ -7,6 +7,7 @@ states. No clock but `context.current_utc_datetime`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -19,22 +20,29 @@ from activities.bulk_load import (
     BULK_LOAD_CLAIM_RUN,
     BULK_LOAD_COLLECT_RESULTS,
     BULK_LOAD_CREATE_JOB,
+    BULK_LOAD_KEEP_SUMMARY,
     BULK_LOAD_POLL_JOBS,
+    BULK_LOAD_REPORT_LEVEL_FAILURE,
     BULK_LOAD_STAGE_LEVEL,
     BULK_LOAD_UPLOAD_PART,
-    BULK_LOAD_WRITE_FAILURES,
+    BULK_LOAD_WRITE_REPORTS,
 )
 from shared.bulkload import progress
 from shared.bulkload.messages import (
     ClaimRunRequest,
+    ClaimRunResult,
     CollectResultsRequest,
     CreateJobRequest,
     FailuresReport,
     JobSnapshot,
     JobSnapshots,
     JobsRequest,
+    KeepSummaryRequest,
+    LevelError,
+    LevelErrorCode,
     LevelResults,
     LoadInput,
+    ReportLevelFailureRequest,
     StagedLevel,
     StageLevelRequest,
     StopKind,
@@ -95,29 +103,33 @@ class _Level:
     jobs: list[JobSnapshot] = field(default_factory=list)
     stalled: tuple[str, ...] = ()
     results: LevelResults | None = None
-    error: str | None = None
+    error: LevelError | None = None
 
 
 @blueprint.orchestration_trigger(context_name="context")
 def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
     """Load the levels top-down; return the summary.
 
-    0. claim the staged records for this execution: a restart would load them again
+    0. claim the load's records for this execution; a later execution (a restart through
+       the Durable API) loads nothing and answers the summary of the one that loaded
     for each level:
       1. stage: write its CSV; children of parents that were not loaded become orphans
       2. submit parts: create, upload and close one ingest job per CSV part
       3. poll until ended: durable timers until every job ended; abort them at max wait
          or when a cancel arrives
       4. collect results: the ID map for the next level, failed and unprocessed records
-      a level that failed or was cancelled stops the load: the levels after it are
-      staged as orphans only, and reported skipped with the reason.
-    5. write the failures report, return the summary.
+      a level that failed or was cancelled stops the load: its records without results
+      are reported with its error, the levels after it are staged as orphans only, and
+      reported skipped with the reason.
+    5. write the failures and results reports, keep the summary, return it.
     """
     load = LoadInput.from_json(context.get_input())
     started = context.current_utc_datetime
     run = _Load(context, load, [LevelSummary.pending(level, count)
                                 for level, count in zip(load.levels, load.records, strict=True)])
-    yield from _claim_run(run)
+    claim = yield from _claim_run(run)
+    if not claim.claimed:
+        return _refuse_restart(run, claim)
     run.cancel_requested = context.wait_for_external_event(CANCEL_EVENT)
     for index in range(len(load.levels)):
         if run.stop is None and run.cancel_requested.is_completed:
@@ -128,10 +140,11 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
             yield from _skip_level(run, index)
         else:
             yield from _load_level(run, index)
-    failures = yield from _write_failures(run)
+    reports = yield from _write_reports(run)
     summary = progress.load_summary(load, run.summaries, started, context.current_utc_datetime,
-                                    failures, cancel_reason=run.cancel_reason)
+                                    reports, cancel_reason=run.cancel_reason)
     context.set_custom_status(progress.completed_status(load, summary))
+    yield from _keep_summary(run, summary)
     return summary
 
 
@@ -139,21 +152,36 @@ def _claim_run(run: _Load) -> Steps:
     """0. This execution, and no restart of it, loads the staged records."""
     if run.context.instance_id != run.load.load_id:
         raise LoadRestartRefused(
-            f"instance {run.context.instance_id!r} runs load {run.load.load_id!r}: a load "
-            "cannot be restarted under a new id; post it again with a new loadId")
-    yield run.call(BULK_LOAD_CLAIM_RUN,
-                   ClaimRunRequest(run.load.prefix, str(run.context.new_uuid())))
+            f"RESTART_REFUSED: instance {run.context.instance_id!r} runs load "
+            f"{run.load.load_id!r}: a load cannot be restarted under a new id; post it "
+            "again with a new loadId")
+    answer = yield run.call(BULK_LOAD_CLAIM_RUN, ClaimRunRequest(
+        run.load.prefix, str(run.context.new_uuid()), run.load.load_id))
+    return ClaimRunResult.from_json(answer)
+
+
+def _refuse_restart(run: _Load, claim: ClaimRunResult) -> dict[str, Any]:
+    """0. Another execution loaded these records: answer its summary, load nothing."""
+    if claim.earlier_summary is None:
+        raise LoadRestartRefused(
+            f"RESTART_REFUSED: load {run.load.load_id!r} was loaded by an earlier run, which "
+            "left no summary; a load cannot be restarted: post it again with a new loadId")
+    summary = progress.earlier_summary(claim.earlier_summary)
+    run.context.set_custom_status(progress.completed_status(run.load, summary))
+    return summary
 
 
 def _load_level(run: _Load, index: int) -> Steps:
     level = _Level(index, run.now)
-    try:
-        yield from _stage(run, level)
-        yield from _submit_parts(run, level)
-        yield from _poll_until_ended(run, level)
-        yield from _collect_results(run, level)
-    except Exception as failure:  # an activity out of retries: the level failed
-        level.error = level.error or f"{failure}"
+    for code, step_name, step in _LEVEL_STEPS:
+        try:
+            yield from step(run, level)
+        except Exception as failure:  # an activity out of retries: the level failed
+            level.error = progress.activity_failure(code, step_name,
+                                                    run.load.activity_attempts, failure)
+            break
+    if level.error is not None and level.results is None:
+        yield from _report_level_failure(run, level)
     summary = progress.finish_level(
         run.summaries[index], staged=level.staged, jobs=level.jobs, results=level.results,
         started=level.started, ended=run.now, error=level.error)
@@ -161,8 +189,9 @@ def _load_level(run: _Load, index: int) -> Steps:
         summary = replace(summary, state="cancelled")
         run.stop = StopReason(StopKind.CANCELLED, f"load cancelled: {run.cancel_reason}")
     elif level.error is not None:
-        run.stop = StopReason(StopKind.LEVEL_FAILED,
-                              f"level {run.load.levels[index].name} failed: {level.error}")
+        run.stop = StopReason(
+            StopKind.LEVEL_FAILED,
+            f"level {run.load.levels[index].name} failed: {level.error.as_error()}")
     run.summaries[index] = summary
 
 
@@ -190,6 +219,8 @@ def _submit_parts(run: _Load, level: _Level) -> Steps:
 def _poll_until_ended(run: _Load, level: _Level) -> Steps:
     """3. Durable timers until every job ended; abort at max wait or on a cancel."""
     deadline = run.now + timedelta(seconds=run.load.max_wait)
+    polls = 0
+    due = run.now
     while level.jobs:
         now = run.now
         decision = progress.poll_decision(level.jobs, now, deadline)
@@ -200,8 +231,10 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
             yield from _abort(run, level, "aborting")
             break
         run.show(level.index, "waiting", level.jobs)
-        next_poll = run.context.create_timer(
-            progress.next_poll_at(now, run.load.poll_interval, deadline))
+        due = progress.next_poll_at(due, now, polls, run.load.first_poll_delay,
+                                    run.load.poll_interval, deadline)
+        next_poll = run.context.create_timer(due)
+        polls += 1
         woken_by = yield run.context.task_any([next_poll, run.cancel_requested])
         if woken_by is run.cancel_requested:
             next_poll.cancel()
@@ -213,7 +246,7 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
         level.jobs = list(JobSnapshots.from_json(polled).jobs)
     level.error = progress.level_failure(level.jobs, level.stalled, run.load.max_wait)
     if run.cancel_reason is not None:
-        level.error = f"cancelled: {run.cancel_reason}"
+        level.error = LevelError(LevelErrorCode.CANCELLED, f"cancelled: {run.cancel_reason}")
 
 
 def _abort(run: _Load, level: _Level, phase: str) -> Steps:
@@ -248,11 +281,42 @@ def _skip_level(run: _Load, index: int) -> Steps:
                                                   run.now)
 
 
-def _write_failures(run: _Load) -> Steps:
-    """5. Every failed, unprocessed and orphaned record in one CSV."""
+def _report_level_failure(run: _Load, level: _Level) -> Steps:
+    """Every record of a level that failed before its results were read, with its error."""
+    assert level.error is not None
     try:
-        answer = yield run.call(BULK_LOAD_WRITE_FAILURES,
+        answer = yield run.call(BULK_LOAD_REPORT_LEVEL_FAILURE, ReportLevelFailureRequest(
+            run.load.prefix, run.load.levels, level.index, level.error))
+    except Exception:  # the summary still tells what happened
+        return
+    level.results = LevelResults.from_json(answer)
+
+
+def _write_reports(run: _Load) -> Steps:
+    """5. Every failed, unprocessed and orphaned record in one CSV, every loaded one in
+    another."""
+    try:
+        answer = yield run.call(BULK_LOAD_WRITE_REPORTS,
                                 WriteFailuresRequest(run.load.prefix, len(run.load.levels)))
     except Exception:  # the summary still tells what happened
         return None
     return FailuresReport.from_json(answer)
+
+
+def _keep_summary(run: _Load, summary: dict[str, Any]) -> Steps:
+    """5. Kept beside the records, for the executions a restart would start over them."""
+    try:
+        yield run.call(BULK_LOAD_KEEP_SUMMARY, KeepSummaryRequest(
+            run.load.prefix, run.load.load_id, json.dumps(summary)))
+    except Exception:  # a restart then fails instead of answering the summary
+        return
+
+
+# Each step of a level, with the code and words its failure is reported under.
+_LEVEL_STEPS: tuple[tuple[LevelErrorCode, str, Any], ...] = (
+    (LevelErrorCode.STAGING_FAILED, "staging the level's CSV", _stage),
+    (LevelErrorCode.SALESFORCE_UNAVAILABLE, "creating, uploading or closing an ingest job",
+     _submit_parts),
+    (LevelErrorCode.SALESFORCE_UNAVAILABLE, "checking the ingest jobs", _poll_until_ended),
+    (LevelErrorCode.RESULTS_UNAVAILABLE, "reading the jobs' results", _collect_results),
+)

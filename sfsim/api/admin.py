@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING
 from werkzeug.wrappers import Request, Response
 
 from sfsim.api.shapes import BadRequest, json_body, json_response
-from sfsim.org import RecordError, now_text
+from sfsim.org import now_text
+from sfsim.record_values import RecordError
 from sfsim.schema import ObjectDef
+from sfsim.standard import seed_standard_records
 
 if TYPE_CHECKING:
     from sfsim.app import Simulator
@@ -19,10 +21,18 @@ if TYPE_CHECKING:
 def config(sim: Simulator, request: Request) -> Response:
     if request.method == "PATCH":
         try:
+            changed = json_body(request, dict)
+            fixed = [name for name in changed if name in sim.settings.START_ONLY]
+            if fixed:
+                raise ValueError(f"{', '.join(fixed)} is chosen at start (--state, "
+                                 "SFSIM_STATE) and cannot be changed at run time")
             with sim.lock:
-                sim.settings.update(json_body(request, dict))
-                if "seed" in (request.get_json(silent=True) or {}):
+                sim.settings.update(changed)
+                if "seed" in changed:
                     sim.random.seed(sim.settings.seed)
+            if "username" in changed:
+                # The integration user's record follows its new username.
+                seed_standard_records(sim.org, sim.settings.username)
         except (ValueError, BadRequest) as error:
             return json_response({"error": str(error)}, 400)
     return json_response(sim.settings.to_json())
@@ -30,7 +40,7 @@ def config(sim: Simulator, request: Request) -> Response:
 
 def reset(sim: Simulator, request: Request) -> Response:
     """Empty the org (records, jobs, API usage, request log) and restore the settings
-    it started with (faults off). Issued tokens stay valid."""
+    it started with (faults off) and its built-in records. Issued tokens stay valid."""
     sim.jobs.reset()
     sim.query_jobs.reset()
     sim.org.reset()
@@ -41,6 +51,7 @@ def reset(sim: Simulator, request: Request) -> Response:
         for name, value in vars(copy.deepcopy(sim.initial_settings)).items():
             setattr(sim.settings, name, value)
         sim.random.seed(sim.settings.seed)
+    seed_standard_records(sim.org, sim.settings.username)
     return json_response({"reset": True})
 
 

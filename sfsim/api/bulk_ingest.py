@@ -1,5 +1,5 @@
-"""Bulk API 2.0 ingest jobs over HTTP (`/jobs/ingest`); the jobs themselves run in
-`sfsim.ingest`."""
+"""Bulk API 2.0 ingest jobs over HTTP (`/jobs/ingest`); the jobs themselves are kept in
+`sfsim.ingest` and run in `sfsim.ingest_run`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from werkzeug.wrappers import Request, Response
 
 from sfsim.api.shapes import error_response, json_body, json_response
 from sfsim.downloads import csv_download
-from sfsim.ingest import IngestJob, IngestJobs
+from sfsim.ingest import IngestJobs
+from sfsim.ingest_job import IngestJob
 from sfsim.query_jobs import QueryJob, QueryJobs
 
 if TYPE_CHECKING:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 import jwt
 from werkzeug.wrappers import Request, Response
 
-from sfsim.api.shapes import ORG_ID, json_response, oauth_error
-from sfsim.ingest import USER_ID
+from sfsim.api.shapes import json_response, oauth_error
+from sfsim.standard import ORG_ID, USER_ID
 
 if TYPE_CHECKING:
     from sfsim.app import Simulator

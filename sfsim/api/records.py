@@ -10,7 +10,7 @@ from werkzeug.wrappers import Request, Response
 
 from sfsim import soql
 from sfsim.api.shapes import BadRequest, error_response, json_body, json_response, object_or_404
-from sfsim.org import RecordError
+from sfsim.record_values import RecordError
 
 if TYPE_CHECKING:
     from sfsim.app import Simulator

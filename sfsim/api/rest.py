@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
 
-from sfsim.api.shapes import API_VERSIONS, ORG_ID, json_response, object_or_404
+from sfsim.api.shapes import API_VERSIONS, json_response, object_or_404
 from sfsim.api.sobject_collections import COLLECTION_LIMIT
-from sfsim.ingest import USER_ID
 from sfsim.schema import ObjectDef
+from sfsim.standard import ORG_ID, USER_ID
 
 if TYPE_CHECKING:
     from sfsim.app import Simulator

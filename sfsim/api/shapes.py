@@ -1,6 +1,6 @@
 """The shapes every API family answers in: Salesforce's JSON error arrays
-`[{"message", "errorCode"}]`, OAuth errors `{"error", "error_description"}`, and the ids
-and versions they share. Handlers raise `BadRequest` (or a `JobError`, `RecordError`,
+`[{"message", "errorCode"}]`, OAuth errors `{"error", "error_description"}`, and the API
+versions they serve. Handlers raise `BadRequest` (or a `JobError`, `RecordError`,
 `soql.QueryError`) and the dispatcher answers it in this shape."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ from typing import Any
 
 from werkzeug.wrappers import Request, Response
 
-from sfsim.ingest import JobError
+from sfsim.bulk_jobs import JobError
 from sfsim.org import Org
 from sfsim.schema import ObjectDef
 
-ORG_ID = "00D4x0000000001EAA"
 API_VERSIONS = [f"{v}.0" for v in range(31, 67)]
 
 

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Request, Response
 
 from sfsim import soql
 from sfsim.api.shapes import BadRequest, json_body, json_response, object_or_404
-from sfsim.org import RecordError
+from sfsim.record_values import RecordError
 from sfsim.schema import looks_like_id
 
 if TYPE_CHECKING:

@@ -1,62 +1,106 @@
 """A load id loads once, ever; a load's staged records are loaded by one execution, ever.
 
-    {container}/{load id}/claim        written by the first request for the id (metadata
-                                       `started` once its orchestration started)
-    {container}/{load id}/{run}/run-claim   the token of the execution loading the records
+    {container}/{load id}/claim       written by the first request for the id; leased while
+                                      that request stages and starts the load; metadata
+                                      `started` once its orchestration started
+    {container}/{load id}/run-claim   the execution loading the id's records (its token and
+                                      run folder)
+    {container}/{load id}/summary.json  the summary of that execution, once it ended
 
 The Durable backend refuses a second start only while the first runs; after it ended, a
 start would replace it, and its restart API starts a new execution over the same input:
-either would send every record again. These blobs refuse both.
+either would send every record again. These blobs refuse both, and keep the summary of the
+execution that loaded the records for the restarts that replace it.
+
+A request holds its claim's lease (15 s, renewed every 5 s) until the load started. A
+request that died before (crash, host recycled) stops renewing: once the lease lapsed, the
+next post of the id takes the claim over and starts the load.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from azure.core import MatchConditions
 from azure.core.exceptions import (
+    HttpResponseError,
     ResourceExistsError,
-    ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.storage.blob import BlobClient, BlobServiceClient
+from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
 
 from shared.bulkload.store import LoadStore
+from shared.crash_points import crash_point
 from shared.problems import Problem, problem
 
-# Longer than staging the largest accepted body takes: a request that claimed a load id
-# this long ago and has not started its load is gone (crashed, host recycled).
-ABANDONED_CLAIM_AFTER = timedelta(minutes=10)
+# Azure's shortest finite lease: how long a claim outlives the request that died holding it.
+CLAIM_LEASE_SECONDS = 15
+CLAIM_RENEW_SECONDS = 5.0
+# Between creating the claim and leasing it, a claim is unleased for an instant: it counts
+# as abandoned only once it is older than a lease.
+ABANDONED_CLAIM_AFTER = timedelta(seconds=CLAIM_LEASE_SECONDS)
+FINGERPRINT_KEY = "fingerprint"
+STARTED_KEY = "started"
+RUN_CLAIM = "run-claim"
+SUMMARY = "summary.json"
+# bulk_load_claim_run: the run claim is written, the activity's result is not recorded.
+RUN_CLAIMED = "bulkload.claim_run.after_claim"
 
 
-def claim_load_id(service: BlobServiceClient, container: str, load_id: str) -> bool:
-    """Create `{load id}/claim` unless it exists: only the first request for an id starts it.
+@dataclass
+class ClaimHold:
+    """The lease of a load id's claim, held while its request stages and starts the load."""
 
-    The Durable backend refuses a second start only while the first runs; after it ended,
-    a start would replace it. The claim makes a load id usable once, ever.
-    """
-    store = LoadStore(service.get_container_client(container), load_id)
-    store.ensure_container()
-    try:
-        store.container.upload_blob(store.name("claim"), b"", overwrite=False)
-    except ResourceExistsError:
-        return False
-    return True
+    blob: BlobClient
+    lease: BlobLeaseClient
 
+    def renew(self) -> None:
+        self.lease.renew()
 
-@dataclass(frozen=True)
-class LoadClaim:
-    """The claim of a load id as stored: did its load start, when was it last written."""
+    def mark_started(self) -> None:
+        """Record on the claim that the orchestration was started (it may be purged later),
+        then let the lease go."""
+        properties = self.blob.get_blob_properties(lease=self.lease)
+        self.blob.set_blob_metadata({**(properties.metadata or {}), STARTED_KEY: "true"},
+                                    lease=self.lease)
+        self.release()
 
-    started: bool
-    written_at: datetime
-    etag: str
+    def release(self) -> None:
+        with contextlib.suppress(HttpResponseError):
+            self.lease.release()
 
 
 def _claim_blob(service: BlobServiceClient, container: str, load_id: str) -> BlobClient:
     return service.get_container_client(container).get_blob_client(f"{load_id}/claim")
+
+
+def claim_load_id(
+    service: BlobServiceClient, container: str, load_id: str, fingerprint: str = ""
+) -> ClaimHold | None:
+    """Create and lease `{load id}/claim` unless it exists: only the first request for an id
+    starts it. `fingerprint` identifies the posted records (a re-post is compared to it)."""
+    store = LoadStore(service.get_container_client(container), load_id)
+    store.ensure_container()
+    blob = _claim_blob(service, container, load_id)
+    try:
+        blob.upload_blob(b"", overwrite=False, metadata={FINGERPRINT_KEY: fingerprint})
+    except ResourceExistsError:
+        return None
+    lease = BlobLeaseClient(blob)
+    lease.acquire(lease_duration=CLAIM_LEASE_SECONDS)
+    return ClaimHold(blob, lease)
+
+
+@dataclass(frozen=True)
+class LoadClaim:
+    """The claim of a load id as stored: did its load start, is a request holding it."""
+
+    started: bool
+    written_at: datetime
+    leased: bool
+    fingerprint: str = ""
 
 
 def read_load_claim(service: BlobServiceClient, container: str, load_id: str) -> LoadClaim | None:
@@ -64,55 +108,39 @@ def read_load_claim(service: BlobServiceClient, container: str, load_id: str) ->
         properties = _claim_blob(service, container, load_id).get_blob_properties()
     except ResourceNotFoundError:
         return None
-    return LoadClaim(started=(properties.metadata or {}).get("started") == "true",
-                     written_at=properties.last_modified, etag=properties.etag)
-
-
-def mark_load_started(service: BlobServiceClient, container: str, load_id: str) -> None:
-    """Record on the claim that the orchestration was started (it may be purged later)."""
-    _claim_blob(service, container, load_id).set_blob_metadata({"started": "true"})
+    metadata = properties.metadata or {}
+    return LoadClaim(started=metadata.get(STARTED_KEY) == "true",
+                     written_at=properties.last_modified,
+                     leased=properties.lease.state == "leased",
+                     fingerprint=metadata.get(FINGERPRINT_KEY, ""))
 
 
 def take_over_load_claim(
-    service: BlobServiceClient, container: str, load_id: str, claim: LoadClaim
-) -> bool:
-    """Re-take a claim whose request died before starting its load; only one taker wins."""
+    service: BlobServiceClient, container: str, load_id: str, fingerprint: str = ""
+) -> ClaimHold | None:
+    """Lease a claim whose request died before starting its load; only one taker wins."""
+    blob = _claim_blob(service, container, load_id)
+    lease = BlobLeaseClient(blob)
     try:
-        _claim_blob(service, container, load_id).upload_blob(
-            b"", overwrite=True, etag=claim.etag, match_condition=MatchConditions.IfNotModified)
-    except (ResourceModifiedError, ResourceNotFoundError):
-        return False
-    return True
+        lease.acquire(lease_duration=CLAIM_LEASE_SECONDS)
+    except (ResourceExistsError, ResourceNotFoundError, HttpResponseError):
+        return None
+    hold = ClaimHold(blob, lease)
+    claim = read_load_claim(service, container, load_id)
+    if claim is None or claim.started:  # started just before its lease was let go
+        hold.release()
+        return None
+    # Rewritten under the lease: the claim is young again and carries this request's body.
+    blob.upload_blob(b"", overwrite=True, lease=lease, metadata={FINGERPRINT_KEY: fingerprint})
+    return hold
 
 
-def release_load_id(service: BlobServiceClient, container: str, load_id: str) -> None:
+def release_load_id(service: BlobServiceClient, container: str, load_id: str,
+                    hold: ClaimHold | None = None) -> None:
     """Undo a claim whose load could not be started, so the client can post it again."""
-    with contextlib.suppress(ResourceNotFoundError):
-        service.get_container_client(container).delete_blob(f"{load_id}/claim")
-
-
-class LoadAlreadyRan(Exception):
-    """The staged records of a load were already loaded by another execution."""
-
-
-def claim_load_run(store: LoadStore, run_token: str) -> None:
-    """Let one orchestration execution load these staged records, ever.
-
-    The first execution writes its token; the same execution may claim again (an activity
-    runs at least once); another is refused.
-    """
-    blob = store.name("run-claim")
-    try:
-        store.container.upload_blob(blob, run_token.encode(), overwrite=False)
-        return
-    except ResourceExistsError:
-        pass
-    claimed_by = store.read_bytes(blob).decode()
-    if claimed_by != run_token:
-        raise LoadAlreadyRan(
-            f"the records staged under {store.prefix} were loaded by an earlier run; a load "
-            "cannot be restarted: post it again with a new loadId"
-        )
+    with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
+        _claim_blob(service, container, load_id).delete_blob(
+            lease=hold.lease if hold is not None else None)
 
 
 def refused_claim(
@@ -126,7 +154,7 @@ def refused_claim(
             f"load {load_id!r} ran and its history was purged; a load id loads once, "
             "ever: post the records with a new loadId", instance,
         )
-    if claim is None or now - claim.written_at < ABANDONED_CLAIM_AFTER:
+    if claim is None or claim.leased or now - claim.written_at < ABANDONED_CLAIM_AFTER:
         return problem(
             409, "LOAD_STARTING", "Bulk load is being started",
             f"another request is starting load {load_id!r}; post again in a few seconds "
@@ -144,17 +172,68 @@ class ClaimRefusal:
 
 
 def take_over_abandoned_claim(
-    service: BlobServiceClient, container: str, load_id: str, instance: str
-) -> ClaimRefusal | None:
+    service: BlobServiceClient, container: str, load_id: str, instance: str,
+    fingerprint: str = "",
+) -> ClaimHold | ClaimRefusal:
     """For an id claimed by another request that started no orchestration (being started,
-    purged, or its request died): None when this request took the abandoned claim over and
-    may start the load, else the refusal to answer."""
+    purged, or its request died): the claim's lease when this request took the abandoned
+    claim over and may start the load, else the refusal to answer."""
     claim = read_load_claim(service, container, load_id)
+    if claim is not None and not claim.started and claim.fingerprint and fingerprint \
+            and claim.fingerprint != fingerprint and claim.leased:
+        return ClaimRefusal(problem(
+            409, "LOAD_ID_CONFLICT", "Bulk load id used by other records",
+            f"another request is starting load {load_id!r} with other records; post these "
+            "records with a new loadId", instance), None)
     refused = refused_claim(claim, datetime.now(UTC), load_id, instance)
-    if refused is None and claim is not None and not take_over_load_claim(
-            service, container, load_id, claim):
-        refused = refused_claim(None, datetime.now(UTC), load_id, instance)
     if refused is None:
-        return None
+        hold = take_over_load_claim(service, container, load_id, fingerprint)
+        if hold is not None:
+            return hold
+        refused = refused_claim(None, datetime.now(UTC), load_id, instance)
+    assert refused is not None
     starting = refused.body["code"] == "LOAD_STARTING"
-    return ClaimRefusal(refused, {"Retry-After": "5"} if starting else None)
+    return ClaimRefusal(refused, {"Retry-After": str(CLAIM_LEASE_SECONDS)} if starting
+                        else None)
+
+
+# -- the execution that loads the records ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunClaim:
+    """Whether this execution loads the records; if not, the summary of the one that did."""
+
+    claimed: bool
+    earlier_summary: str | None = None
+
+
+def claim_load_run(store: LoadStore, load_id: str, run_token: str) -> RunClaim:
+    """Let one orchestration execution load a load id's records, ever.
+
+    The first execution writes its token; the same execution may claim again (an activity
+    runs at least once); another (a restart, a start that replaced an ended load) is
+    refused and gets the summary the first one wrote, if it wrote one.
+    """
+    root = LoadStore(store.container, load_id)
+    blob = root.name(RUN_CLAIM)
+    token = json.dumps({"token": run_token, "run": store.prefix}).encode()
+    try:
+        store.container.upload_blob(blob, token, overwrite=False)
+        crash_point(RUN_CLAIMED)
+        return RunClaim(True)
+    except ResourceExistsError:
+        pass
+    if json.loads(root.read_bytes(blob))["token"] == run_token:
+        return RunClaim(True)
+    try:
+        summary = root.read_bytes(root.name(SUMMARY)).decode()
+    except ResourceNotFoundError:
+        summary = None
+    return RunClaim(False, summary)
+
+
+def keep_summary(store: LoadStore, load_id: str, summary: str) -> None:
+    """Keep the summary of the execution that loaded the records, for later executions."""
+    root = LoadStore(store.container, load_id)
+    root.upload_bytes(root.name(SUMMARY), summary.encode(), "application/json")

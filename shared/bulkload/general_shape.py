@@ -25,6 +25,7 @@ from shared.bulkload.request import (
     escape_pointer,
     json_type,
     text_id,
+    value_problem,
 )
 
 
@@ -231,6 +232,11 @@ def _collect_record(
                 level.name, external_id,
             ))
             continue
+        refused = value_problem(value)
+        if refused is not None:
+            problems.append(RecordProblem(f"{pointer}/{key}", *refused, level.name,
+                                          external_id))
+            continue
         fields[key] = value
     if level.parent is not None and parent_external_id is None:
         problems.append(RecordProblem(
@@ -238,7 +244,8 @@ def _collect_record(
             f"a {level.name} record needs {PARENT_EXTERNAL_ID_KEY} or to be nested under "
             f"its parent", level.name, external_id,
         ))
-    request.records[level_index].append(LoadRecord(fields, external_id, parent_external_id))
+    request.records[level_index].append(LoadRecord(fields, external_id, parent_external_id,
+                                                   pointer))
     for child_name, child_index in child_names.items():
         if child_name not in record:
             continue

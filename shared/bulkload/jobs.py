@@ -11,8 +11,16 @@ from collections.abc import Sequence
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore
+from shared.crash_points import crash_point
 from shared.salesforce import SalesforceClient
 from shared.salesforce.errors import SalesforceError
+
+# Salesforce created the ingest job; the activity's result is not recorded.
+JOB_CREATED = "bulkload.create_job.after_create"
+# The part is uploaded, the job not closed.
+PART_UPLOADED = "bulkload.upload.after_upload"
+# The job is closed; the activity's result is not recorded.
+JOB_CLOSED = "bulkload.upload.after_close"
 
 
 def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
@@ -20,24 +28,32 @@ def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,
     )
+    crash_point(JOB_CREATED)
     return JobSnapshot.of(job)
 
 
 def upload_and_close_job(
     client: SalesforceClient, store: LoadStore, job_id: str, blob: str
 ) -> JobSnapshot:
-    """Upload the part and close the job; safe to repeat after a crash at any point."""
-    job = client.get_job(job_id)
-    if job.state == "Open":
-        with store.download(blob) as part:
-            try:
-                client.upload_job_data(job_id, part)
-            except SalesforceError as error:
-                # A repeated activity finds its first upload stored: only the close is left.
-                if not (error.status == 400 and "multiple contents" in error.message.lower()):
-                    raise
-        job = client.close_job(job_id)
-    return JobSnapshot.of(job)
+    """Upload the part and close the job; safe to repeat after a crash at any point.
+
+    The first try uploads at once (no call to read the job first); a repeated one finds
+    the upload refused, reads the job, and only closes it if it is still open.
+    """
+    with store.download(blob) as part:
+        try:
+            client.upload_job_data(job_id, part)
+        except SalesforceError as error:
+            if error.status >= 500 or error.status in (401, 429):
+                raise
+            # Refused: stored by an earlier try ("multiple contents"), or already closed.
+            job = client.get_job(job_id)
+            if job.state != "Open":
+                return JobSnapshot.of(job)
+    crash_point(PART_UPLOADED)
+    closed = client.close_job(job_id)
+    crash_point(JOB_CLOSED)
+    return JobSnapshot.of(closed)
 
 
 def poll_jobs(client: SalesforceClient, job_ids: Sequence[str]) -> list[JobSnapshot]:

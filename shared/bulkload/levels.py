@@ -15,22 +15,30 @@ import csv
 import io
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
 from shared.bulkload.request import LoadLevel, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
+from shared.crash_points import crash_point
 from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
 
+# collect results: the succeeded and failed files are written, the ID map is not.
+RESULTS_ID_MAP_WRITTEN = "bulkload.results.before_id_map"
+# collect results: every file is written, the activity's result is not recorded.
+RESULTS_WRITTEN = "bulkload.results.after_write"
+
 FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
+RESULT_COLUMNS = ["level", "object", "sfId", "created", "externalId", "parentExternalId"]
 ID_MAP_COLUMNS = ["externalId", "sfId"]
 RECORDS_FILE = "records.jsonl"
 ID_MAP_FILE = "idmap.csv"
+INHERITED_ID_MAP_FILE = "idmap-inherited.csv"
 FAILED_FILE = "failed.csv"
+SUCCEEDED_FILE = "succeeded.csv"
 ORPHANS_FILE = "orphans.csv"
 REQUEST_FILE = "request.json"
-FAILURES_REPORT = "failures.csv"
 
 
 # -- staging the request ----------------------------------------------------------------
@@ -57,7 +65,7 @@ def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
     return counts
 
 
-def _staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
+def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
     local.seek(0)
     for line in local:
         if line.strip():
@@ -80,7 +88,9 @@ def stage_level(
     parts: list[StagedPart] = []
     orphan_count = 0
     with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        columns = _data_columns(_staged_records(local))
+        columns = data_columns(staged_records(local))
+        if not columns:  # no records (a level of a retry with nothing to retry)
+            return StagedLevel()
         csv_columns = columns + (
             [level.parent_reference_field] if level.parent_reference_field else []
         )
@@ -92,11 +102,11 @@ def stage_level(
         parent = levels[level.parent] if level.parent is not None else None
 
         with spooled_file() as data, spooled_file() as orphans_file:
-            orphans = _failure_writer(orphans_file, columns)
+            orphans = failure_writer(orphans_file, columns)
 
             def rows() -> Iterator[dict[str, Any]]:
                 nonlocal orphan_count
-                for record in _staged_records(local):
+                for record in staged_records(local):
                     reason = skip_reason
                     if reason is None and parent is not None:
                         parent_id = parent_ids.get(record["p"])
@@ -104,11 +114,11 @@ def stage_level(
                             reason = orphan_reason(parent, record["p"],
                                                    parent_errors.get(record["p"]))
                     if reason is not None:
-                        orphans.writerow_dict(_failure_row(level, "orphaned", reason, record["e"],
+                        orphans.writerow_dict(failure_row(level, "orphaned", reason, record["e"],
                                                       record["p"], record["f"]))
                         orphan_count += 1
                         continue
-                    row = _csv_values(record["f"], columns)
+                    row = csv_values(record["f"], columns)
                     if parent is not None:
                         row[level.parent_reference_field] = parent_ids[record["p"]]
                     yield row
@@ -132,7 +142,7 @@ def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str 
             f"{cause}")
 
 
-def _data_columns(records: Iterator[dict[str, Any]]) -> list[str]:
+def data_columns(records: Iterable[dict[str, Any]]) -> list[str]:
     columns: dict[str, None] = {}
     for record in records:
         for name in record["f"]:
@@ -140,7 +150,7 @@ def _data_columns(records: Iterator[dict[str, Any]]) -> list[str]:
     return list(columns)
 
 
-def _csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
     # JSON null clears the field (#N/A); a field the record does not mention stays as is.
     return {
         column: (NULL_MARKER if fields[column] is None else fields[column])
@@ -153,10 +163,14 @@ def _csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, 
 
 
 def read_id_map(store: LoadStore, level_index: int) -> dict[str, str]:
-    with store.download_if_exists(store.level_blob(level_index, ID_MAP_FILE)) as local:
-        if local is None:
-            return {}
-        return {row["externalId"]: row["sfId"] for row in _csv_rows(local)}
+    """External id -> Salesforce id of the level's loaded records, with those a retried
+    load inherited from the load it retries (its own win)."""
+    id_map: dict[str, str] = {}
+    for name in (INHERITED_ID_MAP_FILE, ID_MAP_FILE):
+        with store.download_if_exists(store.level_blob(level_index, name)) as local:
+            if local is not None:
+                id_map.update((row["externalId"], row["sfId"]) for row in csv_rows(local))
+    return id_map
 
 
 def read_failure_reasons(store: LoadStore, level_index: int) -> dict[str, str]:
@@ -165,13 +179,13 @@ def read_failure_reasons(store: LoadStore, level_index: int) -> dict[str, str]:
         with store.download_if_exists(store.level_blob(level_index, name)) as local:
             if local is None:
                 continue
-            for row in _csv_rows(local):
+            for row in csv_rows(local):
                 if row["externalId"]:
                     reasons[row["externalId"]] = row["error"]
     return reasons
 
 
-def _csv_rows(local: IO[bytes]) -> Iterator[dict[str, str]]:
+def csv_rows(local: IO[bytes]) -> Iterator[dict[str, str]]:
     text = io.TextIOWrapper(local, encoding="utf-8", newline="")
     try:
         yield from csv.DictReader(text)
@@ -179,7 +193,7 @@ def _csv_rows(local: IO[bytes]) -> Iterator[dict[str, str]]:
         text.detach()
 
 
-class _CsvOut:
+class CsvOut:
     """A csv.writer over a binary file (the wrapper is detached, never closes the file)."""
 
     def __init__(self, out: IO[bytes], header: Sequence[str]) -> None:
@@ -199,17 +213,18 @@ class _CsvOut:
         self.text.detach()
 
 
-def _failure_writer(out: IO[bytes], columns: Sequence[str]) -> _CsvOut:
-    return _CsvOut(out, [*FAILURE_COLUMNS, *columns])
+def failure_writer(out: IO[bytes], columns: Sequence[str]) -> CsvOut:
+    return CsvOut(out, [*FAILURE_COLUMNS, *columns])
 
 
-def _failure_row(
+def failure_row(
     level: LoadLevel, kind: str, error: str, external_id: str | None,
     parent_external_id: str | None, fields: Mapping[str, Any],
 ) -> dict[str, Any]:
     return {"level": level.name, "object": level.object, "kind": kind, "error": error,
             "externalId": external_id or "", "parentExternalId": parent_external_id or "",
-            **{name: "" if value is None else value for name, value in fields.items()}}
+            # Null as the ingest CSV sends it (#N/A clears the field): a retry sends it again.
+            **{name: NULL_MARKER if value is None else value for name, value in fields.items()}}
 
 
 def _flush(out: IO[bytes]) -> None:
@@ -236,15 +251,21 @@ def collect_level_results(
     reverse_parent: dict[str, str] = {}
     if level.parent is not None:
         reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
-    with spooled_file() as id_map_file, spooled_file() as failed_file:
-        id_map = _CsvOut(id_map_file, ID_MAP_COLUMNS)
-        failed = _failure_writer(failed_file, columns)
+    with spooled_file() as id_map_file, spooled_file() as failed_file, \
+            spooled_file() as succeeded_file:
+        id_map = CsvOut(id_map_file, ID_MAP_COLUMNS)
+        failed = failure_writer(failed_file, columns)
+        loaded = CsvOut(succeeded_file, [*RESULT_COLUMNS, *columns])
         for job in jobs:
-            for row in client.successful_results(job.id):
+            # A job's counts tell which result lists are empty: those are not read.
+            has_successes = job.processed > job.failed or job.unsuccessful
+            has_failures = job.failed > 0 or job.unsuccessful
+            for row in client.successful_results(job.id) if has_successes else ():
                 succeeded += 1
                 if level.external_id_field:
                     id_map.writerow([row.get(level.external_id_field, ""), row["sf__Id"]])
-            for row in client.failed_results(job.id):
+                loaded.writerow_dict(_result_success(level, row, reverse_parent))
+            for row in client.failed_results(job.id) if has_failures else ():
                 failed_count += 1
                 error = row.get("sf__Error", "")
                 failed_by_error[error_code(error)] += 1
@@ -258,12 +279,16 @@ def collect_level_results(
                         level, "unprocessed", f"JOB_{job.state.upper()}:{message}", row,
                         reverse_parent,
                     ))
-        id_map.finish()
-        failed.finish()
-        id_map_file.seek(0)
-        failed_file.seek(0)
-        store.upload_file(store.level_blob(level_index, ID_MAP_FILE), id_map_file)
-        store.upload_file(store.level_blob(level_index, FAILED_FILE), failed_file)
+        for writer, file, name in ((loaded, succeeded_file, SUCCEEDED_FILE),
+                                   (failed, failed_file, FAILED_FILE),
+                                   (id_map, id_map_file, ID_MAP_FILE)):
+            # The ID map last: a level with an ID map has its reports written.
+            writer.finish()
+            file.seek(0)
+            if name == ID_MAP_FILE:
+                crash_point(RESULTS_ID_MAP_WRITTEN)
+            store.upload_file(store.level_blob(level_index, name), file)
+        crash_point(RESULTS_WRITTEN)
     return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
 
 
@@ -274,41 +299,27 @@ def _result_failure(
     fields = {name: value for name, value in row.items()
               if not name.startswith("sf__") and name != level.parent_reference_field}
     parent_sf_id = row.get(level.parent_reference_field or "", "")
-    return _failure_row(
+    return failure_row(
         level, kind, error,
         row.get(level.external_id_field, "") if level.external_id_field else "",
         reverse_parent.get(parent_sf_id, parent_sf_id), fields,
     )
 
 
+def _result_success(
+    level: LoadLevel, row: Mapping[str, str], reverse_parent: Mapping[str, str],
+) -> dict[str, Any]:
+    fields = {name: value for name, value in row.items()
+              if not name.startswith("sf__") and name != level.parent_reference_field}
+    parent_sf_id = row.get(level.parent_reference_field or "", "")
+    return {"level": level.name, "object": level.object, "sfId": row.get("sf__Id", ""),
+            "created": row.get("sf__Created", ""),
+            "externalId": row.get(level.external_id_field, "") if level.external_id_field
+            else "",
+            "parentExternalId": reverse_parent.get(parent_sf_id, parent_sf_id), **fields}
+
+
 def error_code(sf_error: str) -> str:
     """`REQUIRED_FIELD_MISSING` from `REQUIRED_FIELD_MISSING:Required fields are missing`."""
     code = sf_error.split(":", 1)[0].strip()
     return code or "UNKNOWN_ERROR"
-
-
-def write_failures_report(store: LoadStore, level_count: int) -> int:
-    """Every failed, unprocessed and orphaned record of the load in one CSV; returns rows."""
-    files = [store.level_blob(index, name) for index in range(level_count)
-             for name in (FAILED_FILE, ORPHANS_FILE)]
-    columns: dict[str, None] = dict.fromkeys(FAILURE_COLUMNS)
-    for blob in files:
-        with store.download_if_exists(blob) as local:
-            if local is not None:
-                header = local.readline().decode("utf-8").rstrip("\r\n")
-                for name in next(csv.reader([header]), []):
-                    columns.setdefault(name, None)
-    rows = 0
-    with spooled_file() as report_file:
-        report = _CsvOut(report_file, list(columns))
-        for blob in files:
-            with store.download_if_exists(blob) as local:
-                if local is None:
-                    continue
-                for row in _csv_rows(local):
-                    report.writerow_dict(row)
-                    rows += 1
-        report.finish()
-        report_file.seek(0)
-        store.upload_file(store.name(FAILURES_REPORT), report_file)
-    return rows

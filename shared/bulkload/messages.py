@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 
+from shared.bulkload.fingerprint import LevelFingerprint
 from shared.bulkload.request import LoadLevel
 from shared.messages import Message
 from shared.salesforce import IngestJob
@@ -27,6 +28,30 @@ class LoadInput(Message):
     upload_limit: int
     activity_attempts: int
     activity_retry_delay: float
+    first_poll_delay: float = 1.0
+    fingerprint: tuple[LevelFingerprint, ...] = ()
+    origin: str | None = None  # the load whose failed records this load retries
+
+
+class LevelErrorCode(enum.Enum):
+    """Why a level failed, as the summary and the failures CSV name it."""
+
+    SALESFORCE_UNAVAILABLE = "SALESFORCE_UNAVAILABLE"  # a call failed after every retry
+    STAGING_FAILED = "STAGING_FAILED"  # the level's CSV could not be written
+    RESULTS_UNAVAILABLE = "RESULTS_UNAVAILABLE"  # the jobs ended, their results unread
+    JOB_FAILED = "JOB_FAILED"  # Salesforce ended a job Failed or Aborted
+    JOB_STALLED = "JOB_STALLED"  # a job ran past BULK_LOAD_MAX_WAIT and was aborted
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True)
+class LevelError(Message):
+    code: LevelErrorCode
+    message: str  # one line, for people: never an exception's text or a traceback
+
+    def as_error(self) -> str:
+        """The `CODE:message` form of the failure report's error column (as Salesforce's)."""
+        return f"{self.code.value}:{self.message}"
 
 
 class StopKind(enum.Enum):
@@ -50,6 +75,30 @@ class StopReason(Message):
 class ClaimRunRequest(Message):
     prefix: str
     run_token: str
+    load_id: str
+
+
+@dataclass(frozen=True)
+class ClaimRunResult(Message):
+    claimed: bool
+    earlier_summary: str | None = None  # JSON text of the summary of the run that loaded
+
+
+@dataclass(frozen=True)
+class KeepSummaryRequest(Message):
+    prefix: str
+    load_id: str
+    summary: str  # JSON text
+
+
+@dataclass(frozen=True)
+class ReportLevelFailureRequest(Message):
+    """Every record of a level that failed before its results were read, with why."""
+
+    prefix: str
+    levels: tuple[LoadLevel, ...]
+    level: int
+    error: LevelError
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,6 +19,8 @@ from typing import Any
 from shared.bulkload.messages import (
     FailuresReport,
     JobSnapshot,
+    LevelError,
+    LevelErrorCode,
     LevelResults,
     LoadInput,
     StagedLevel,
@@ -41,8 +44,17 @@ def poll_decision(jobs: Sequence[JobSnapshot], now: datetime, deadline: datetime
     return PollDecision.STALLED if now >= deadline else PollDecision.WAIT
 
 
-def next_poll_at(now: datetime, interval: float, deadline: datetime) -> datetime:
-    return min(now + timedelta(seconds=interval), deadline)
+def next_poll_at(last_due: datetime, now: datetime, polls_done: int, first_delay: float,
+                 interval: float, deadline: datetime) -> datetime:
+    """Soon after the jobs were closed, then backing off (doubling) to `interval`.
+
+    Small jobs end within a second or two: a first look after `first_delay` saves most of
+    a whole interval; a long job is polled every `interval`. The delay counts from when
+    the previous check was due, not from when its answer came back, so the time a check
+    takes does not stretch the schedule.
+    """
+    delay = min(interval, first_delay * 2 ** min(polls_done, 30))
+    return min(max(last_due + timedelta(seconds=delay), now), deadline)
 
 
 def running_job_ids(jobs: Sequence[JobSnapshot]) -> tuple[str, ...]:
@@ -56,17 +68,40 @@ def merge_jobs(jobs: Sequence[JobSnapshot], newer: Sequence[JobSnapshot]) -> lis
 
 
 def level_failure(jobs: Sequence[JobSnapshot], stalled_ids: Sequence[str],
-                  max_wait: float) -> str | None:
+                  max_wait: float) -> LevelError | None:
     """Why the level failed (a job Failed or Aborted, or stalled), or None."""
     reasons = []
+    code = LevelErrorCode.JOB_FAILED
     for job in jobs:
         if job.id in stalled_ids:
+            code = LevelErrorCode.JOB_STALLED
             reasons.append(f"job {job.id} did not finish within {max_wait:g} s and was "
                            "aborted")
         elif job.unsuccessful:
-            message = job.error_message or "no errorMessage"
+            message = one_line(job.error_message or "no errorMessage")
             reasons.append(f"job {job.id} ended {job.state}: {message}")
-    return "; ".join(reasons) or None
+    return LevelError(code, "; ".join(reasons)) if reasons else None
+
+
+MAX_MESSAGE = 300
+_ACTIVITY_PREFIX = re.compile(r"^Activity function '[^']*' failed:\s*")
+
+
+def one_line(text: str) -> str:
+    """The first meaningful line of an error text, at most 300 characters: an activity's
+    failure arrives as its exception's message with a serialized stack trace after it."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    # Azure's Python worker reports "Result: Failure / Exception: ... / Stack: ...".
+    chosen = next((line.removeprefix("Exception:").strip() for line in lines
+                   if line.startswith("Exception:")), lines[0] if lines else "")
+    chosen = _ACTIVITY_PREFIX.sub("", chosen)
+    return chosen if len(chosen) <= MAX_MESSAGE else chosen[:MAX_MESSAGE - 1] + "…"
+
+
+def activity_failure(code: LevelErrorCode, step: str, attempts: int,
+                     failure: BaseException) -> LevelError:
+    """The level's error when an activity failed after its retries: a code and one line."""
+    return LevelError(code, f"{step} failed after {attempts} tries: {one_line(str(failure))}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +122,7 @@ class LevelSummary:
     orphans_skipped: int = 0
     elapsed_seconds: float = 0.0
     error: str | None = None
+    error_code: str | None = None
 
     @classmethod
     def pending(cls, level: LoadLevel, records: int) -> LevelSummary:
@@ -99,17 +135,19 @@ class LevelSummary:
             "submitted": self.submitted, "succeeded": self.succeeded, "failed": self.failed,
             "unprocessed": self.unprocessed, "failedByError": dict(self.failed_by_error),
             "orphansSkipped": self.orphans_skipped, "elapsedSeconds": self.elapsed_seconds,
-            "error": self.error,
+            "error": self.error, "errorCode": self.error_code,
         }
 
 
 def finish_level(
     summary: LevelSummary, *, staged: StagedLevel | None, jobs: Sequence[JobSnapshot],
-    results: LevelResults | None, started: datetime, ended: datetime, error: str | None,
+    results: LevelResults | None, started: datetime, ended: datetime,
+    error: LevelError | None,
 ) -> LevelSummary:
     done = dataclasses.replace(summary, jobs=tuple(job.id for job in jobs),
                                elapsed_seconds=round((ended - started).total_seconds(), 3),
-                               error=error)
+                               error=error.message if error else None,
+                               error_code=error.code.value if error else None)
     if staged is not None:
         done = dataclasses.replace(done, submitted=staged.submitted,
                                    orphans_skipped=staged.orphans)
@@ -130,7 +168,8 @@ def skipped_level(summary: LevelSummary, staged: StagedLevel | None, reason: Sto
                   at: datetime) -> LevelSummary:
     done = finish_level(summary, staged=staged, jobs=[], results=None, started=at, ended=at,
                         error=None)
-    return dataclasses.replace(done, state="skipped", error=reason.as_error())
+    return dataclasses.replace(done, state="skipped", error=reason.message,
+                               error_code=reason.kind.value)
 
 
 def cancel_reason(event_data: Any) -> str:
@@ -157,20 +196,38 @@ def load_outcome(levels: Sequence[LevelSummary]) -> str:
     return "succeeded"
 
 
+def load_links(load_id: str) -> dict[str, str]:
+    """The app's own URLs of a load, relative to the API's route prefix (`/api`): all of them
+    under the function key, none of them the Durable API's (which needs the system key)."""
+    base = f"/api/bulk-loads/{load_id}"
+    return {"statusUrl": base, "resultsUrl": f"{base}/results",
+            "failuresUrl": f"{base}/failures", "cancelUrl": f"{base}/cancel",
+            "retryFailuresUrl": f"{base}/retry-failures"}
+
+
 def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datetime,
-                 ended: datetime, failures: FailuresReport | None,
+                 ended: datetime, reports: FailuresReport | None,
                  cancel_reason: str | None = None) -> dict[str, Any]:
     """The load's output; a cancelled load says so whatever its levels did before."""
+    links = load_links(load.load_id)
     return {
         "loadId": load.load_id,
         "outcome": "cancelled" if cancel_reason is not None else load_outcome(levels),
         "cancelReason": cancel_reason,
+        "retryOf": load.origin,
         "startedAt": started.isoformat(), "completedAt": ended.isoformat(),
         "elapsedSeconds": round((ended - started).total_seconds(), 3),
         "levels": [level.to_json() for level in levels],
-        "failedRecords": None if failures is None else failures.rows,
-        "failuresUrl": f"/api/bulk-loads/{load.load_id}/failures",
+        "failedRecords": None if reports is None else reports.rows,
+        "loadedRecords": sum(level.succeeded for level in levels),
+        "failuresUrl": links["failuresUrl"],
+        "resultsUrl": links["resultsUrl"],
     }
+
+
+def earlier_summary(text: str) -> dict[str, Any]:
+    """The summary a refused restart answers: the one of the execution that loaded."""
+    return json.loads(text)
 
 
 def custom_status(
@@ -186,9 +243,12 @@ def custom_status(
         "jobs": [{"id": job.id, "state": job.state, "processed": job.processed,
                   "failed": job.failed} for job in jobs[:MAX_JOBS_IN_STATUS]],
         "jobCount": len(jobs),
+        "processed": sum(job.processed for job in jobs),
         "levels": [{"level": summary.level, "state": summary.state,
+                    "records": summary.records,
                     "submitted": summary.submitted, "succeeded": summary.succeeded,
-                    "failed": summary.failed, "orphansSkipped": summary.orphans_skipped}
+                    "failed": summary.failed, "unprocessed": summary.unprocessed,
+                    "orphansSkipped": summary.orphans_skipped}
                    for summary in levels],
     }
     if len(json.dumps(status)) > CUSTOM_STATUS_LIMIT:

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared.messages import Message
+from shared.salesforce.bulk_csv import NULL_MARKER
 
 LOAD_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}")
 RESERVED_LOAD_ID_PREFIX = "sync-"
@@ -52,11 +53,14 @@ class LoadLevel(Message):
 
 @dataclass(frozen=True)
 class LoadRecord:
-    """A record's own fields, its external id, and its parent's external id (child levels)."""
+    """A record's own fields, its external id, and its parent's external id (child levels);
+    where it was in the body, and the body's name of a field where it is not the API name."""
 
     fields: dict[str, Any]
     external_id: str | None
     parent_external_id: str | None
+    pointer: str = ""
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class LoadRequest:
     load_id: str | None
     levels: list[LoadLevel]
     records: list[list[LoadRecord]] = field(default_factory=list)
+    seed_shape: bool = False  # posted as {"accounts": [...]}
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,46 @@ class LoadRequestInvalid(ValueError):
     def __init__(self, problems: list[RecordProblem]) -> None:
         self.problems = problems
         super().__init__(f"{len(problems)} problem(s) in the bulk load request")
+
+
+def value_problem(value: Any) -> tuple[str, str] | None:
+    """(code, detail) when a field value cannot be sent as given, else None."""
+    if isinstance(value, str) and value == NULL_MARKER:
+        # Bulk API 2.0 reads the text #N/A as null, and has no way to escape it.
+        return ("NULL_MARKER_TEXT",
+                f"the text {NULL_MARKER} would clear the field (Bulk API 2.0 reads it as "
+                "null): send null to clear a field; the text itself cannot be loaded")
+    return None
+
+
+def invalid_text_pointers(body: Any) -> list[str]:
+    """JSON pointers of every key or string that is not valid Unicode text (a lone
+    surrogate such as "\\ud800", which JSON allows and UTF-8 cannot encode)."""
+    found = []
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        pointer, value = pending.pop()
+        if isinstance(value, str):
+            if not _encodable(value):
+                found.append(pointer)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if not _encodable(key):
+                    readable = key.encode("utf-8", "replace").decode()
+                    found.append(f"{pointer}/{escape_pointer(readable)}")
+                    continue
+                pending.append((f"{pointer}/{escape_pointer(key)}", item))
+        elif isinstance(value, list):
+            pending.extend((f"{pointer}/{index}", item) for index, item in enumerate(value))
+    return sorted(found)
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def text_id(value: Any) -> str | None:

@@ -20,6 +20,7 @@ from shared.bulkload.request import (
     escape_pointer,
     json_type,
     text_id,
+    value_problem,
 )
 
 SEED_ACCOUNT_FIELDS = {
@@ -27,6 +28,8 @@ SEED_ACCOUNT_FIELDS = {
     "sourceId": "External_Id__c",
 }
 SEED_CONTACT_FIELDS = {"firstName": "FirstName", "lastName": "LastName", "email": "Email"}
+ACCOUNT_ALIASES = {api: key for key, api in SEED_ACCOUNT_FIELDS.items()}
+CONTACT_ALIASES = {api: key for key, api in SEED_CONTACT_FIELDS.items()}
 
 
 def seed_shape(accounts: Any, load_id: str | None, problems: list[RecordProblem]) -> LoadRequest:
@@ -34,7 +37,7 @@ def seed_shape(accounts: Any, load_id: str | None, problems: list[RecordProblem]
         LoadLevel("accounts", "Account", "upsert", "External_Id__c"),
         LoadLevel("contacts", "Contact", "insert", None, 0, "AccountId"),
     ]
-    request = LoadRequest(load_id, levels, [[], []])
+    request = LoadRequest(load_id, levels, [[], []], seed_shape=True)
     if not isinstance(accounts, list) or not accounts:
         problems.append(RecordProblem(
             "/accounts", "WRONG_TYPE", "accounts must be a non-empty list of objects"
@@ -64,7 +67,7 @@ def seed_shape(accounts: Any, load_id: str | None, problems: list[RecordProblem]
             ))
         else:
             seen[source_id] = pointer
-        request.records[0].append(LoadRecord(fields, source_id, None))
+        request.records[0].append(LoadRecord(fields, source_id, None, pointer, ACCOUNT_ALIASES))
         contacts = account.get("contacts", [])
         if not isinstance(contacts, list):
             problems.append(RecordProblem(pointer + "/contacts", "WRONG_TYPE",
@@ -79,7 +82,8 @@ def seed_shape(accounts: Any, load_id: str | None, problems: list[RecordProblem]
                 continue
             contact_fields = _seed_fields(contact, SEED_CONTACT_FIELDS, set(), contact_pointer,
                                           "contacts", None, problems)
-            request.records[1].append(LoadRecord(contact_fields, None, source_id))
+            request.records[1].append(LoadRecord(contact_fields, None, source_id,
+                                                 contact_pointer, CONTACT_ALIASES))
     return request
 
 
@@ -107,6 +111,10 @@ def _seed_fields(
                 f"{pointer}/{key}", "WRONG_TYPE",
                 f"{key} must be a string or null, got {json_type(value)}", level, external_id,
             ))
+            continue
+        refused = value_problem(value)
+        if refused is not None:
+            problems.append(RecordProblem(f"{pointer}/{key}", *refused, level, external_id))
             continue
         fields[names[key]] = value
     return fields

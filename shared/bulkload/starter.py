@@ -1,23 +1,28 @@
 """What the bulk-load endpoints do before the orchestration runs: parse and check what
-was posted (or answer problem+json), stage a new load, answer an id posted again."""
+was posted (or answer problem+json), stage a new load."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from collections.abc import Mapping, Sequence
 
 from azure.storage.blob import BlobServiceClient
 
+from shared.bulkload.fingerprint import LevelFingerprint, request_fingerprint
 from shared.bulkload.levels import stage_request
 from shared.bulkload.messages import LoadInput
-from shared.bulkload.request import LoadRequest, LoadRequestInvalid
+from shared.bulkload.request import LoadRequest, LoadRequestInvalid, RecordProblem
+from shared.bulkload.required_fields import missing_required_fields
+from shared.bulkload.retry import inherit_id_maps
 from shared.bulkload.store import LoadStore
 from shared.bulkload.validation import validate_load_request
 from shared.config import BulkLoadSettings
 from shared.problems import Problem, problem
 
 MAX_CANCEL_REASON = 500
+# The first look at a level's closed jobs: most small jobs have ended by then.
+FIRST_POLL_SECONDS = 0.5
 
 
 def parse_load_request(
@@ -44,12 +49,23 @@ def parse_load_request(
     try:
         return validate_load_request(parsed)
     except LoadRequestInvalid as invalid:
-        return problem(
-            400, "INVALID_RECORDS", "Bulk load request is invalid",
-            f"{len(invalid.problems)} problem(s) found; nothing was started. Fix every "
-            "listed record and post again.",
-            instance, errors=[p.to_json() for p in invalid.problems],
-        )
+        return invalid_records(invalid.problems, instance)
+
+
+def invalid_records(problems: Sequence[RecordProblem], instance: str) -> Problem:
+    return problem(
+        400, "INVALID_RECORDS", "Bulk load request is invalid",
+        f"{len(problems)} problem(s) found; nothing was started. Fix every listed record "
+        "and post again.",
+        instance, errors=[p.to_json() for p in problems],
+    )
+
+
+def check_required_fields(request: LoadRequest, required: Mapping[str, frozenset[str]],
+                          instance: str) -> Problem | None:
+    """400 naming every record that leaves a field required on create empty, or None."""
+    missing = missing_required_fields(request, required)
+    return invalid_records(missing, instance) if missing else None
 
 
 def new_load_id() -> str:
@@ -62,31 +78,26 @@ def new_run_prefix(load_id: str) -> str:
     return f"{load_id}/{uuid.uuid4().hex[:12]}"
 
 
-def existing_load_body(status: Any, links: dict[str, Any]) -> dict[str, Any]:
-    """The body answered when a load id is posted again: its status, not a second load."""
-    return {
-        **links,
-        "runtimeStatus": status.runtime_status.name if status.runtime_status else None,
-        "customStatus": status.custom_status,
-        "output": status.output,
-        "createdTime": status.created_time.isoformat() if status.created_time else None,
-        "lastUpdatedTime": (status.last_updated_time.isoformat()
-                            if status.last_updated_time else None),
-    }
-
-
 def stage_new_load(
-    service: BlobServiceClient, settings: BulkLoadSettings, load_id: str, request: LoadRequest
+    service: BlobServiceClient, settings: BulkLoadSettings, load_id: str, request: LoadRequest,
+    fingerprint: Sequence[LevelFingerprint] = (), origin: LoadInput | None = None,
 ) -> LoadInput:
-    """Stage the records in a fresh run folder; the orchestration's input names it."""
+    """Stage the records in a fresh run folder; the orchestration's input names it. A retry
+    of `origin` inherits the Salesforce ids of the parents that load loaded."""
     store = LoadStore.for_load(service, settings.container, new_run_prefix(load_id))
     counts = stage_request(store, request)
+    if origin is not None:
+        inherit_id_maps(LoadStore.for_load(service, settings.container, origin.prefix), store,
+                        request.levels)
     return LoadInput(
         load_id, store.prefix, tuple(request.levels), tuple(counts),
         poll_interval=settings.poll_interval, max_wait=settings.max_wait,
         upload_limit=settings.upload_limit_bytes,
         activity_attempts=settings.activity_attempts,
         activity_retry_delay=settings.activity_retry_delay,
+        first_poll_delay=min(FIRST_POLL_SECONDS, settings.poll_interval),
+        fingerprint=tuple(fingerprint or request_fingerprint(request)),
+        origin=origin.load_id if origin is not None else None,
     )
 
 

@@ -14,6 +14,7 @@ from shared.bulkload.request import (
     LoadRequestInvalid,
     RecordProblem,
     escape_pointer,
+    invalid_text_pointers,
 )
 from shared.bulkload.seed_shape import seed_shape
 
@@ -25,6 +26,12 @@ def validate_load_request(body: Any) -> LoadRequest:
         raise LoadRequestInvalid([RecordProblem(
             "", "WRONG_TYPE", "the body must be a JSON object with `accounts` or `levels`"
         )])
+    invalid_text = invalid_text_pointers(body)
+    if invalid_text:
+        raise LoadRequestInvalid([RecordProblem(
+            pointer, "INVALID_TEXT",
+            "not valid Unicode text (a lone surrogate such as \\ud800): it cannot be "
+            "encoded as UTF-8, which Salesforce reads") for pointer in invalid_text])
     load_id = _load_id(body, problems)
     if ("accounts" in body) == ("levels" in body):
         problems.append(RecordProblem(

@@ -82,6 +82,11 @@ __all__ = [
 ]
 
 
+# Sections declared beside their capability import the framework, so they come last.
+from shared.batch.settings import BatchSettings
+from shared.events.settings import EventQueueSettings
+
+
 @dataclass(frozen=True)
 class AppSettings:
     storage: StorageSettings
@@ -89,6 +94,8 @@ class AppSettings:
     sync: SyncSettings
     asset_changes_sync: AssetChangesSyncSettings
     bulk_load: BulkLoadSettings
+    batch: BatchSettings
+    events: EventQueueSettings
 
     def secret_values(self) -> list[str]:
         """The values of every setting declared `secret=True` that is set."""

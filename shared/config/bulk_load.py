@@ -18,15 +18,18 @@ class BulkLoadSettings:
 
     poll_interval: float = setting(
         "BULK_LOAD_POLL_INTERVAL",
-        description="seconds between two checks of a level's ingest jobs (a durable timer)",
+        description="longest time between two checks of a level's ingest jobs (a durable "
+        "timer); the first check comes 0.5 s after the jobs were closed, then the wait "
+        "doubles up to this",
         default=10.0,
         parse=parse_seconds,
     )
     max_wait: float = setting(
         "BULK_LOAD_MAX_WAIT",
         description="seconds a level's jobs may take after they were closed; a job still "
-        "running then is aborted and the level reported as stalled",
-        default=600.0,
+        "running then is aborted and the level reported as stalled (JOB_STALLED). Waiting "
+        "costs nothing (durable timers), so the default is 12 hours",
+        default=43_200.0,
         parse=parse_seconds,
     )
     max_body_bytes: int = setting(

@@ -12,11 +12,15 @@ import dataclasses
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 from urllib.parse import urlparse
 
+from croniter import CroniterError, croniter
+
 MISSING: Any = object()
 KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
+_CRON_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -179,13 +183,32 @@ def parse_pem_private_key(text: str) -> str:
 
 
 def parse_ncrontab(text: str) -> str:
-    """A six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {weekday})."""
+    """A six-field NCRONTAB expression ({second} {minute} {hour} {day} {month} {weekday}).
+
+    Ranges, names and steps are checked by croniter (seconds field first, day and weekday
+    both required, as the Functions host reads them), so a schedule the host would refuse
+    or never fire is refused here, with the setting's name.
+    """
     fields = text.split()
-    if len(fields) != 6 or not all(re.fullmatch(r"[0-9A-Za-z*/,?-]+", part) for part in fields):
+    if len(fields) != 6:
         raise ValueError(
-            f"expected a six-field NCRONTAB expression such as '0 */5 * * * *', got {text!r}"
+            "expected a six-field NCRONTAB expression {second} {minute} {hour} {day} {month} "
+            f"{{day-of-week}} such as '0 */5 * * * *', got {text!r}"
         )
-    return " ".join(fields)
+    expression = " ".join(fields)
+    try:
+        schedule = croniter(expression, _CRON_ORIGIN, second_at_beginning=True, day_or=False)
+    except (CroniterError, ValueError, KeyError) as error:
+        problem = "a value out of range" if "out of range" in str(error) else "an unreadable field"
+        raise ValueError(
+            f"{text!r} is not a valid NCRONTAB expression ({problem}); fields: {{second}} "
+            "{minute} {hour} {day} {month} {day-of-week}"
+        ) from error
+    try:
+        schedule.get_next(datetime)
+    except CroniterError as error:
+        raise ValueError(f"{text!r} never fires (no date matches it)") from error
+    return expression
 
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -395,6 +396,49 @@ class SalesforceClient:
                 )
         return outcomes
 
+    def delete_records_by_external_id(
+        self, sobject: str, external_id_field: str, values: Sequence[str],
+    ) -> list[RecordOutcome]:
+        """Delete the records whose external id is one of `values`, 200 a call.
+
+        Salesforce deletes by record id only: one SOQL query per 200 values finds the ids,
+        one sObject Collections DELETE (not all-or-none) removes them. A value no record
+        has is a success with `id` None: the record is gone either way, so a delete
+        repeated after a crash changes nothing. One outcome per value, in order.
+        """
+        for name in (sobject, external_id_field):
+            if not _API_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a Salesforce API name")
+        outcomes: list[RecordOutcome] = []
+        for start in range(0, len(values), COLLECTION_CHUNK):
+            chunk = [str(value) for value in values[start : start + COLLECTION_CHUNK]]
+            listed = ", ".join(_soql_string(value) for value in chunk)
+            found: dict[str, str] = {}
+            for record in self.query(f"SELECT Id, {external_id_field} FROM {sobject} "
+                                     f"WHERE {external_id_field} IN ({listed})"):
+                # Salesforce matches external ids without regard to case.
+                found[str(record[external_id_field]).casefold()] = str(record["Id"])
+            ids = list(dict.fromkeys(found[value.casefold()] for value in chunk
+                                     if value.casefold() in found))
+            results: dict[str, dict[str, Any]] = {}
+            if ids:
+                response = self.request("DELETE", "composite/sobjects",
+                                        params={"ids": ",".join(ids), "allOrNone": "false"})
+                results = dict(zip(ids, response.json(), strict=True))
+            for offset, value in enumerate(chunk):
+                record_id = found.get(value.casefold())
+                result = results.get(record_id or "", {"success": True})
+                errors = [(str(error.get("statusCode") or error.get("errorCode")),
+                           str(error.get("message", "")))
+                          for error in result.get("errors") or []]
+                # Deleted since the query (by someone else, or a crash's first try): gone.
+                gone = [code for code, _ in errors] == ["ENTITY_IS_DELETED"]
+                outcomes.append(RecordOutcome(
+                    index=start + offset, external_id=value,
+                    success=bool(result.get("success")) or gone, id=record_id, created=None,
+                    errors=[] if gone else errors))
+        return outcomes
+
     # -- Bulk API 2.0 ingest ------------------------------------------------------------
 
     def create_ingest_job(
@@ -560,6 +604,14 @@ def _json_or_none(response: requests.Response) -> Any:
         return response.json()
     except (ValueError, json.JSONDecodeError):
         return None
+
+
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
+
+
+def _soql_string(value: str) -> str:
+    """A SOQL string literal: backslash and quote escaped, as SOQL reads them."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:

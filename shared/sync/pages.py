@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from shared import crash_points
+from shared.crash_points import crash_point
 from shared.sql.keyset import Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
 from shared.sync.errors import SyncRunError
@@ -37,6 +37,11 @@ from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
 from shared.sync.sinks import Delivery, Sink, SinkRefused, SinkUnavailable
 from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
+
+# The sink accepted a page, its dead letters and its checkpoint are not written.
+PAGE_AFTER_DELIVERY = "sync.page.after_delivery"
+# A checkpoint advanced the watermark, the activity's result is not recorded.
+PAGE_AFTER_WATERMARK = "sync.page.after_watermark"
 
 log = logging.getLogger(__name__)
 
@@ -205,7 +210,7 @@ class _Checkpoints:
                     f"the watermark could not be written: {type(error).__name__}: {error}",
                     retryable=True)
             else:
-                crash_points.reached("sync.page.checkpointed")
+                crash_point(PAGE_AFTER_WATERMARK)
                 failure = None
                 self._log_checkpoint(totals)
             with self._changed:
@@ -237,6 +242,7 @@ def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: li
         records.append(record)
         origins.append(row)
     delivery = _deliver(job, sink, records)
+    crash_point(PAGE_AFTER_DELIVERY)
     rejected += [_Rejected(origins[rejection.index], rejection.code, rejection.message,
                            records[rejection.index]) for rejection in delivery.rejections]
     if rejected:

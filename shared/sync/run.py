@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+from shared.crash_points import crash_point
 from shared.sql.keyset import (
     count_statement,
     probe_statement,
@@ -22,6 +23,15 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import RunBegun, RunOutcome, RunTotals
 from shared.sync.state import SyncState, utc_now
+
+# begin_run: the watermark is claimed for the run, its runs row is not written.
+BEGIN_AFTER_CLAIM = "sync.begin.after_claim"
+# begin_run: the runs row is written, the activity's result is not recorded.
+BEGIN_AFTER_RECORD = "sync.begin.after_record"
+# end_run: the run's end is recorded, the lease is not released.
+END_AFTER_RECORD = "sync.end.after_record"
+# end_run: the lease is released, the activity's result is not recorded.
+END_AFTER_RELEASE = "sync.end.after_release"
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +50,7 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
     watermark = state.watermarks.claim(
         job.name, keyset.cursor_kind, job.source.initial_position, run_id
     )
+    crash_point(BEGIN_AFTER_CLAIM)
     backlog = False
     if job.backlog_threshold and bound.value is not None:
         try:
@@ -56,6 +67,7 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
         UpperBound=str(stored_bound.value), StartCursor=str(start.cursor), StartKey=start.key,
         Mode="bulk" if backlog else "pages",
     )
+    crash_point(BEGIN_AFTER_RECORD)
     log.info("sync job %s: run %s began after %s, upper bound %s%s",
              job.name, run_id, start, stored_bound.value,
              f", over {job.backlog_threshold} changed rows: Bulk API" if backlog else "")
@@ -81,7 +93,9 @@ def end_run(
         Pages=totals.pages, Rows=totals.rows, Delivered=totals.delivered,
         DeadLettered=totals.dead_lettered, Error=error or "",
     )
+    crash_point(END_AFTER_RECORD)
     state.lease.release(job.name, run_id, now, job.min_interval)
+    crash_point(END_AFTER_RELEASE)
     if outcome is RunOutcome.SUCCEEDED:
         log.info("sync job %s: run %s succeeded: %s", job.name, run_id, totals)
     else:

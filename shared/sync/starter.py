@@ -13,12 +13,15 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared import crash_points
+from shared.crash_points import crash_point
 from shared.durable import json_object
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.messages import RunInput
 from shared.sync.state import SyncState, utc_now
+
+# The lease is taken for a new run, the run is not started (start_new not called).
+RUN_START_AFTER_LEASE = "sync.start.after_lease"
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +91,7 @@ async def run_tick(
         log.info("sync job %s: %s", job.name, decision.reason)
         state.ticks.count(job.name, decision.action.value, now)
         return decision
-    crash_points.reached("sync.tick.lease_taken")
+    crash_point(RUN_START_AFTER_LEASE)
     try:
         await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now).to_json())
     except Exception as error:  # the SDK raises a bare Exception carrying the host's answer

@@ -32,6 +32,14 @@ class ActivityFailed(Exception):
     """Raised by `respond`: the activity fails on every attempt with this message."""
 
 
+def _failure_details(failure: Exception) -> str:
+    """What the Durable extension stores as a TaskFailed's details: the serialized exception,
+    stack trace included."""
+    return json.dumps({"ClassName": "System.Exception", "Message": f"ActivityFailed: {failure}",
+                       "StackTraceString": "Traceback (most recent call last):\n  File "
+                       "\"activities/bulk_load.py\", line 1, in activity\n" * 20})
+
+
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
@@ -99,7 +107,9 @@ def replay(
                         history += [event(TASK_SCHEDULED, EventId=next_id, Name=name),
                                     event(ORCHESTRATOR_STARTED),
                                     event(TASK_FAILED, TaskScheduledId=next_id,
-                                          Reason=str(failure), Details=str(failure))]
+                                          Reason=f"Activity function '{name}' failed: "
+                                                 f"ActivityFailed: {failure}",
+                                          Details=_failure_details(failure))]
                         next_id += 1
                         if action["actionType"] == CALL_ACTIVITY_WITH_RETRY:
                             fire_at = _iso(now)

@@ -1,5 +1,6 @@
-"""A load id loads once, ever: its claim blob on Azurite, and what a claimed id answers
-when no orchestration exists for it (being started, purged, or abandoned)."""
+"""A load id loads once, ever: its claim blob and lease on Azurite, what a claimed id
+answers when no orchestration exists for it (being started, purged, or abandoned), and the
+run claim that lets one execution load the records."""
 
 from __future__ import annotations
 
@@ -12,52 +13,59 @@ from shared.bulkload.claims import (
     ABANDONED_CLAIM_AFTER,
     LoadClaim,
     claim_load_id,
-    mark_load_started,
+    claim_load_run,
+    keep_summary,
     read_load_claim,
     refused_claim,
     release_load_id,
     take_over_load_claim,
 )
+from shared.bulkload.store import LoadStore
 
 CONTAINER = "bulk-load-claims-tests"
 
 
-def test_a_claim_is_taken_once_marked_started_and_released(azurite):
+def test_a_claim_is_taken_once_leased_marked_started_and_released(azurite):
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     load_id = f"claim-{uuid.uuid4().hex[:8]}"
 
     assert read_load_claim(service, CONTAINER, load_id) is None
-    assert claim_load_id(service, CONTAINER, load_id) is True
-    assert claim_load_id(service, CONTAINER, load_id) is False
+    hold = claim_load_id(service, CONTAINER, load_id, "digest-1")
+    assert hold is not None
+    assert claim_load_id(service, CONTAINER, load_id, "digest-1") is None
     claim = read_load_claim(service, CONTAINER, load_id)
-    assert claim is not None and claim.started is False
+    assert (claim.started, claim.leased, claim.fingerprint) == (False, True, "digest-1")
+    # Held by a live request: nobody takes it over.
+    assert take_over_load_claim(service, CONTAINER, load_id) is None
 
-    mark_load_started(service, CONTAINER, load_id)
+    hold.mark_started()
 
-    assert read_load_claim(service, CONTAINER, load_id).started is True
+    claim = read_load_claim(service, CONTAINER, load_id)
+    assert (claim.started, claim.leased, claim.fingerprint) == (True, False, "digest-1")
+    assert take_over_load_claim(service, CONTAINER, load_id) is None  # started: never again
     release_load_id(service, CONTAINER, load_id)
     assert read_load_claim(service, CONTAINER, load_id) is None
-    assert claim_load_id(service, CONTAINER, load_id) is True
+    assert claim_load_id(service, CONTAINER, load_id) is not None
 
 
-def test_only_one_request_takes_over_an_abandoned_claim(azurite):
+def test_only_one_request_takes_over_a_claim_whose_lease_lapsed(azurite):
     service = BlobServiceClient.from_connection_string(azurite.connection_string)
     load_id = f"claim-{uuid.uuid4().hex[:8]}"
-    claim_load_id(service, CONTAINER, load_id)
-    seen = read_load_claim(service, CONTAINER, load_id)
+    hold = claim_load_id(service, CONTAINER, load_id, "old")
+    hold.lease.break_lease(lease_break_period=0)  # as if its request had died
 
-    first = take_over_load_claim(service, CONTAINER, load_id, seen)
-    second = take_over_load_claim(service, CONTAINER, load_id, seen)
+    first = take_over_load_claim(service, CONTAINER, load_id, "new")
+    second = take_over_load_claim(service, CONTAINER, load_id, "new")
 
-    assert (first, second) == (True, False)
-    assert read_load_claim(service, CONTAINER, load_id).etag != seen.etag
-    release_load_id(service, CONTAINER, load_id)
-    assert take_over_load_claim(service, CONTAINER, load_id, seen) is False
+    assert first is not None and second is None
+    claim = read_load_claim(service, CONTAINER, load_id)
+    assert (claim.leased, claim.fingerprint, claim.started) == (True, "new", False)
 
 
-def claim_written(ago: timedelta, started: bool = False) -> tuple[LoadClaim, datetime]:
+def claim_written(ago: timedelta, started: bool = False,
+                  leased: bool = False) -> tuple[LoadClaim, datetime]:
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-    return LoadClaim(started=started, written_at=now - ago, etag='"0x1"'), now
+    return LoadClaim(started=started, written_at=now - ago, leased=leased), now
 
 
 def test_a_purged_load_keeps_its_id_used():
@@ -69,13 +77,30 @@ def test_a_purged_load_keeps_its_id_used():
     assert "new loadId" in refused.body["detail"]
 
 
-def test_a_recent_claim_is_a_load_being_started_and_an_old_one_is_abandoned():
-    young, now = claim_written(ABANDONED_CLAIM_AFTER - timedelta(seconds=1))
+def test_a_leased_or_young_claim_is_being_started_an_unleased_old_one_is_abandoned():
+    leased, now = claim_written(timedelta(hours=1), leased=True)
+    young, _ = claim_written(ABANDONED_CLAIM_AFTER - timedelta(seconds=1))
     old, _ = claim_written(ABANDONED_CLAIM_AFTER)
 
-    refused = refused_claim(young, now, "l-1", "/api/bulk-loads")
-
-    assert (refused.status, refused.body["code"]) == (409, "LOAD_STARTING")
+    for claim in (leased, young):
+        refused = refused_claim(claim, now, "l-1", "/api/bulk-loads")
+        assert (refused.status, refused.body["code"]) == (409, "LOAD_STARTING")
     assert refused_claim(old, now, "l-1", "/api/bulk-loads") is None
     # Released between the two reads: the next post claims it.
     assert refused_claim(None, now, "l-1", "/api/bulk-loads").body["code"] == "LOAD_STARTING"
+
+
+def test_one_execution_loads_a_load_id_and_later_ones_get_its_summary(azurite):
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    load_id = f"run-{uuid.uuid4().hex[:8]}"
+    first = LoadStore.for_load(service, CONTAINER, f"{load_id}/run-a")
+    second = LoadStore.for_load(service, CONTAINER, f"{load_id}/run-b")
+    first.ensure_container()
+
+    assert claim_load_run(first, load_id, "token-1").claimed is True
+    assert claim_load_run(first, load_id, "token-1").claimed is True  # an activity repeated
+    refused = claim_load_run(second, load_id, "token-2")
+    assert (refused.claimed, refused.earlier_summary) == (False, None)
+    keep_summary(first, load_id, '{"outcome": "succeeded"}')
+    assert claim_load_run(first, load_id, "token-3").earlier_summary == \
+        '{"outcome": "succeeded"}'

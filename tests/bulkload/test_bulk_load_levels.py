@@ -8,7 +8,8 @@ import io
 
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
-from shared.bulkload.messages import JobSnapshot
+from shared.bulkload import reports
+from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
 from shared.bulkload.validation import validate_load_request
 from tests.salesforce.client_setup import wait_for_job
 
@@ -20,9 +21,10 @@ LOAD = {"levels": [
                  {"External_Id__c": "A3", "Name": "Third", "Phone": "555"}]},
     {"name": "contacts", "object": "Contact", "operation": "insert",
      "externalIdField": "External_Id__c", "parentReferenceField": "AccountId",
-     "records": [{"External_Id__c": f"C{n}", "LastName": f"Last {n}",
-                  "parentExternalId": parent} for n, parent in
-                 enumerate(["A1", "A2", "A3", "A2"])]},
+     "records": [{"External_Id__c": f"C{n}", "LastName": last_name,
+                  "parentExternalId": parent} for n, (last_name, parent) in
+                 enumerate([("+cmd|' /C calc'!A0", "A1"), ('=HYPERLINK("http://x.example")', "A2"),
+                            ("Last 2", "A3"), ("@SUM(1+1)", "A2")])]},
 ]}
 
 
@@ -70,13 +72,24 @@ def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error
     assert part.splitlines()[0] == "External_Id__c,LastName,AccountId"
     assert "C1" not in part and id_map["A1"] in part
 
-    report_rows = steps.write_failures_report(store, 2)
-    report = rows_of(store, store.name(steps.FAILURES_REPORT))
-    assert report_rows == len(report) == 3
+    written = reports.write_reports(store, 2)
+    report = rows_of(store, written.blob)
+    assert written.rows == len(report) == 3
     assert [(row["level"], row["kind"], row["externalId"]) for row in report] == [
         ("accounts", "failed", "A2"), ("contacts", "orphaned", "C1"),
         ("contacts", "orphaned", "C3")]
     assert report[0]["error"].startswith("REQUIRED_FIELD_MISSING")
+    # Salesforce got the names as posted; the reports hand spreadsheets text, no formula.
+    assert {c["LastName"] for c in sfsim.records("Contact")} == {"+cmd|' /C calc'!A0",
+                                                                 "Last 2"}
+    assert [row["LastName"] for row in report[1:]] == ["'=HYPERLINK(\"http://x.example\")",
+                                                       "'@SUM(1+1)"]
+    results = rows_of(store, reports.write_results_report(store, 2))
+    assert len(results) == 4
+    by_id = {row["externalId"]: row for row in results}
+    assert by_id["C0"]["LastName"] == "'+cmd|' /C calc'!A0"
+    assert by_id["C0"]["sfId"] in {c["Id"] for c in sfsim.records("Contact")}
+    assert (by_id["C0"]["parentExternalId"], by_id["A3"]["sfId"]) == ("A1", id_map["A3"])
 
 
 def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(store, sf_client, sfsim):
@@ -129,3 +142,26 @@ def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim):
     assert second.state in ("UploadComplete", "InProgress", "JobComplete")
     wait_for_job(sf_client, job.id)
     assert [a["Name"] for a in sfsim.records("Account")] == ["Once"]
+
+
+def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_error(
+    store, sf_client, sfsim
+):
+    request = validate_load_request(LOAD)
+    steps.stage_request(store, request)
+    run_level(store, sf_client, request, 0)
+    steps.stage_level(store, request.levels, 1, 10_000_000)
+    error = LevelError(LevelErrorCode.RESULTS_UNAVAILABLE,
+                       "reading the jobs' results failed after 3 tries: CONNECTION_ERROR")
+
+    counted = reports.report_level_failure(store, request.levels, 1, error)
+
+    assert (counted.failed, counted.failed_by_error) == (2, {"RESULTS_UNAVAILABLE": 2})
+    report = rows_of(store, reports.write_reports(store, 2).blob)
+    contacts = sorted((row["externalId"], row["kind"], row["error"].split(":", 1)[0])
+                      for row in report if row["level"] == "contacts")
+    assert contacts == [("C0", "failed", "RESULTS_UNAVAILABLE"),
+                        ("C1", "orphaned", "PARENT_NOT_LOADED"),
+                        ("C2", "failed", "RESULTS_UNAVAILABLE"),
+                        ("C3", "orphaned", "PARENT_NOT_LOADED")]
+    assert all(len(row["error"]) < 400 and "Traceback" not in row["error"] for row in report)

@@ -42,7 +42,7 @@ def test_seed_example_loads_accounts_then_contacts_with_their_account_ids(
 
     assert started.status_code == 202, started.text
     assert started.json()["id"] == "seed-example"
-    assert started.headers["Location"] == started.json()["statusQueryGetUri"]
+    assert started.headers["Location"] == started.json()["statusUrl"]
     status = host.wait_for_end("seed-example")
     assert status["runtimeStatus"] == "Completed", status
     summary = status["output"]
@@ -63,9 +63,15 @@ def test_seed_example_loads_accounts_then_contacts_with_their_account_ids(
             contact_level["orphansSkipped"]) == ("Contact", 3, 3, 0)
     assert len(account_level["jobs"]) == 1 and len(contact_level["jobs"]) == 1
     assert status["customStatus"]["phase"] == "completed"
-    # The status URL the 202 named is the one a user follows.
-    followed = host.get(started.json()["statusQueryGetUri"])
-    assert followed.json()["output"]["loadId"] == "seed-example"
+    # The status URL the 202 named is the one a user follows, under the function key.
+    followed = host.get(started.json()["statusUrl"])
+    assert followed.json()["summary"] == summary
+    assert followed.json()["percent"] == 100.0
+    results = list(csv.DictReader(io.StringIO(host.get(started.json()["resultsUrl"]).text)))
+    assert sorted((row["level"], row["sfId"]) for row in results) == sorted(
+        [("accounts", account["Id"]) for account in accounts.values()]
+        + [("contacts", contact["Id"]) for contact in contacts.values()])
+    assert summary["loadedRecords"] == 5
     # Records stay out of orchestration history: only counts, job ids and blob names.
     history = host.durable_status("seed-example", showHistory="true",
                                   showHistoryOutput="true", showInput="true")
@@ -87,12 +93,21 @@ def test_posting_the_same_load_id_again_answers_its_status_and_loads_nothing(
     body = again.json()
     assert body["id"] == "seed-example"
     assert body["runtimeStatus"] == "Completed"
-    assert body["output"]["levels"][0]["succeeded"] == 2
+    assert body["summary"]["levels"][0]["succeeded"] == 2
     assert len(sfsim.records("Account")) == 2
+    assert len(sfsim.records("Contact")) == 3
+    # Other records under the same id: refused, naming the difference.
+    changed = json.loads(json.dumps(SEED_LOAD))
+    changed["accounts"][1]["contacts"].append({"lastName": "Simpson"})
+    conflict = host.post(changed)
+    assert (conflict.status_code, conflict.json()["code"]) == (409, "LOAD_ID_CONFLICT")
+    assert "level 'contacts' has 4 records; the load has 3" in conflict.json()["detail"]
     assert len(sfsim.records("Contact")) == 3
 
     # After its history is purged the id still cannot load a second time.
-    purged = requests.delete(body["purgeHistoryDeleteUri"], timeout=30)
+    purged = requests.delete(
+        host.host.url("/runtime/webhooks/durabletask/instances/seed-example"),
+        params={"code": host.host.master_key}, timeout=30)
     assert purged.status_code == 200, purged.text
     assert host.durable_status_code("seed-example") == 404
     after_purge = host.post(SEED_LOAD)
@@ -136,8 +151,8 @@ def test_accounts_that_fail_never_get_their_contacts_submitted(
         account = {"sourceId": f"A{number:05d}", "industry": "Energy",
                    "contacts": [{"firstName": f"F{number}-{k}", "lastName": f"L{number}-{k}",
                                  "email": f"c{number}-{k}@example.com"} for k in range(3)]}
-        if number not in invalid:
-            account["name"] = f"Account {number}"
+        # A name over Account.Name's 255 characters: refused by Salesforce, not before.
+        account["name"] = ("N" * 300) if number in invalid else f"Account {number}"
         accounts.append(account)
 
     started = host.post({"loadId": "ten-thousand", "accounts": accounts})
@@ -152,7 +167,7 @@ def test_accounts_that_fail_never_get_their_contacts_submitted(
     assert account_level["submitted"] == 10_000
     assert account_level["succeeded"] == len(stored_accounts) == 9_900
     assert account_level["failed"] == 100
-    assert account_level["failedByError"] == {"REQUIRED_FIELD_MISSING": 100}
+    assert account_level["failedByError"] == {"STRING_TOO_LONG": 100}
     assert contact_level["orphansSkipped"] == 300
     assert contact_level["submitted"] == 29_700
     assert contact_level["succeeded"] == len(stored_contacts) == 29_700
@@ -187,7 +202,7 @@ def test_accounts_that_fail_never_get_their_contacts_submitted(
     assert {row["externalId"] for row in failed_accounts} == {f"A{n:05d}" for n in invalid}
     assert {row["Email"] for row in orphans} == invalid_emails
     assert all(row["error"].startswith("PARENT_NOT_LOADED:parent Account")
-               and "REQUIRED_FIELD_MISSING" in row["error"] for row in orphans)
+               and "STRING_TOO_LONG" in row["error"] for row in orphans)
     assert {row["parentExternalId"] for row in orphans} == {f"A{n:05d}" for n in invalid}
 
 
@@ -205,7 +220,7 @@ THREE_LEVELS = {
                                  {"External_Id__c": "OLI-2", "Quantity": 1.5}]},
               ]},
              {"External_Id__c": "ACC-2", "Name": "Initrode"},
-             {"External_Id__c": "ACC-3"},  # no Name: refused by Salesforce
+             {"External_Id__c": "ACC-3", "Name": "Bad", "NumberOfEmployees": "many"},
          ]},
         {"name": "opportunities", "object": "Opportunity", "operation": "upsert",
          "externalIdField": "External_Id__c", "parentReferenceField": "AccountId",
@@ -444,8 +459,10 @@ def test_a_running_load_can_be_terminated_through_the_durable_api(start_bulk_hos
     started = host.post(SEED_LOAD)
     assert started.status_code == 202
 
+    # An operator's tool: the Durable API, under the system key the loads API never hands out.
     terminate = requests.post(
-        started.json()["terminatePostUri"].replace("{text}", "operator-stop"), timeout=30)
+        host.host.url("/runtime/webhooks/durabletask/instances/seed-example/terminate"),
+        params={"code": host.host.master_key, "reason": "operator-stop"}, timeout=30)
 
     assert terminate.status_code == 202, terminate.text
     status = host.wait_for_end("seed-example", timeout=30)
@@ -498,21 +515,31 @@ def test_a_cancelled_load_aborts_its_salesforce_job_and_reports_what_was_not_loa
 
 def test_a_restart_through_the_durable_api_never_sends_the_records_again(start_bulk_host, sfsim):
     host = start_bulk_host()
-    started = host.post(SEED_LOAD)
-    assert host.wait_for_end("seed-example")["runtimeStatus"] == "Completed"
+    host.post(SEED_LOAD)
+    ended = host.wait_for_end("seed-example")
+    assert ended["runtimeStatus"] == "Completed"
     assert len(sfsim.records("Contact")) == 3
-    restart_url = started.json()["restartPostUri"]
+    restart_url = host.host.url("/runtime/webhooks/durabletask/instances/seed-example/restart")
+    key = {"code": host.host.master_key}
+    calls_before = len(sfsim.requests_log())
 
-    as_new = requests.post(restart_url, timeout=30)
-    in_place = requests.post(restart_url, params={"restartWithNewInstanceId": "false"},
+    as_new = requests.post(restart_url, params=key, timeout=30)
+    in_place = requests.post(restart_url, params={**key, "restartWithNewInstanceId": "false"},
                              timeout=30)
 
     assert as_new.status_code == 202 and in_place.status_code == 202
     copy = host.wait_for_end(as_new.json()["id"])
     assert copy["runtimeStatus"] == "Failed"
     assert "cannot be restarted under a new id" in json.dumps(copy["output"])
+    # The load that ended keeps its status and summary; nothing was retried or sent.
     again = host.wait_for_end("seed-example")
-    assert again["runtimeStatus"] == "Failed"
-    assert "loaded by an earlier run" in json.dumps(again["output"])
+    assert again["runtimeStatus"] == "Completed"
+    assert again["output"] == ended["output"]
+    assert host.get("/api/bulk-loads/seed-example").json()["summary"] == ended["output"]
     assert len(sfsim.records("Contact")) == 3
     assert len(sfsim.records("Account")) == 2
+    assert len(sfsim.requests_log()) == calls_before
+    # Refused at once: the restarted execution claimed once, and no activity failed.
+    log = host.host.output()
+    assert log.count("Executed 'Functions.bulk_load_claim_run' (Succeeded") == 2
+    assert "Executed 'Functions.bulk_load_claim_run' (Failed" not in log

@@ -34,19 +34,21 @@ def orchestrator():
         yield bulk_load.build().get_user_function()
 
 
-def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0):
+def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None):
     return LoadInput("load-1", "load-1/run", tuple(LoadLevel.from_json(level) for level in LEVELS),
                      tuple(records), poll_interval=poll_interval, max_wait=max_wait,
                      upload_limit=100_000_000, activity_attempts=3,
-                     activity_retry_delay=5.0).to_json()
+                     activity_retry_delay=5.0,
+                     first_poll_delay=first_poll_delay or poll_interval).to_json()
 
 
 class FakeOrg:
     """Answers activities as Salesforce and the staging steps would, from a script."""
 
     def __init__(self, polls_until_done=2, final_state="JobComplete", error=None,
-                 parts=1, records=(2, 3), failing=None):
+                 parts=1, records=(2, 3), failing=None, earlier_summary=None):
         self.failing = failing or {}
+        self.earlier_summary = earlier_summary
         self.polls_until_done = polls_until_done
         self.final_state = final_state
         self.error = error
@@ -63,7 +65,9 @@ class FakeOrg:
         if name in self.failing and self.failing[name](request):
             raise ActivityFailed(f"{name} could not reach storage")
         if name == "bulk_load_claim_run":
-            return None
+            if self.earlier_summary is not None:
+                return {"claimed": False, "earlier_summary": json.dumps(self.earlier_summary)}
+            return {"claimed": True, "earlier_summary": None}
         if name == "bulk_load_stage_level":
             count = self.records[request["level"]]
             if request["skip"]:
@@ -89,8 +93,14 @@ class FakeOrg:
             failed = sum(1 for job in request["jobs"] if job["state"] != "JobComplete")
             return {"succeeded": self.records[request["level"]] if not failed else 0,
                     "failed": 0, "unprocessed": 0, "failed_by_error": {}}
-        if name == "bulk_load_write_failures":
+        if name == "bulk_load_report_level_failure":
+            count = self.records[request["level"]]
+            return {"succeeded": 0, "failed": count, "unprocessed": 0,
+                    "failed_by_error": {request["error"]["code"]: count}}
+        if name == "bulk_load_write_reports":
             return {"blob": "load-1/run/failures.csv", "rows": 0}
+        if name == "bulk_load_keep_summary":
+            return None
         raise AssertionError(f"unexpected activity {name}")
 
 
@@ -104,7 +114,7 @@ def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator)
         *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
         "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",
         *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
-        "bulk_load_write_failures",
+        "bulk_load_write_reports", "bulk_load_keep_summary",
     ]
     assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4, 5, 6)]
     assert [request["level"] for request in run.called("bulk_load_stage_level")] == [0, 1]
@@ -137,10 +147,12 @@ def test_a_stalled_job_is_aborted_at_max_wait_and_later_levels_are_skipped(orche
     accounts, contacts = run.output["levels"]
     assert accounts["state"] == "failed"
     assert accounts["error"] == "job 750J1 did not finish within 25 s and was aborted"
+    assert accounts["errorCode"] == "JOB_STALLED"
     skipped = run.called("bulk_load_stage_level")[1]
     assert skipped["skip"]["kind"] == "LEVEL_FAILED"
-    assert skipped["skip"]["message"].startswith("level accounts failed: job 750J1")
-    assert contacts["error"].startswith("LEVEL_FAILED:level accounts failed: job 750J1")
+    assert skipped["skip"]["message"].startswith("level accounts failed: JOB_STALLED:job 750J1")
+    assert contacts["errorCode"] == "LEVEL_FAILED"
+    assert contacts["error"].startswith("level accounts failed: JOB_STALLED:job 750J1")
     assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
     assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
     assert run.output["outcome"] == "failed"
@@ -153,6 +165,7 @@ def test_a_failed_job_fails_its_level_with_salesforces_error_message(orchestrato
 
     accounts, contacts = run.output["levels"]
     assert accounts["error"] == "job 750J1 ended Failed: InvalidBatch : Field name not found : Foo"
+    assert accounts["errorCode"] == "JOB_FAILED"
     assert contacts["state"] == "skipped"
     assert len(run.called("bulk_load_create_job")) == 1
 
@@ -176,24 +189,33 @@ def test_an_activity_out_of_retries_fails_its_level_and_skips_the_rest(orchestra
     assert run.failures == [("bulk_load_collect_results", 3)]
     accounts, contacts = run.output["levels"]
     assert accounts["state"] == "failed"
-    assert "bulk_load_collect_results could not reach storage" in accounts["error"]
+    # One line with a code: never the serialized exception and its stack trace.
+    assert (accounts["errorCode"], accounts["error"]) == (
+        "RESULTS_UNAVAILABLE", "reading the jobs' results failed after 3 tries: "
+        "ActivityFailed: bulk_load_collect_results could not reach storage")
     assert accounts["jobs"] == ["750J1"] and accounts["submitted"] == 2
+    # The level's own records are reported failed with that error.
+    reported = run.called("bulk_load_report_level_failure")
+    assert [(r["level"], r["error"]["code"]) for r in reported] == [(0, "RESULTS_UNAVAILABLE")]
+    assert (accounts["failed"], accounts["failedByError"]) == (2, {"RESULTS_UNAVAILABLE": 2})
     assert contacts["state"] == "skipped"
-    assert contacts["error"].startswith("LEVEL_FAILED:level accounts failed")
+    assert contacts["errorCode"] == "LEVEL_FAILED"
+    assert contacts["error"].startswith("level accounts failed: RESULTS_UNAVAILABLE:")
     skip = run.called("bulk_load_stage_level")[1]["skip"]
-    assert f"{skip['kind']}:{skip['message']}" == contacts["error"]
+    assert (skip["kind"], skip["message"]) == (contacts["errorCode"], contacts["error"])
+    assert "Traceback" not in json.dumps(run.output)
     assert len(run.called("bulk_load_create_job")) == 1
     # The failure report is still written, and the output says how the load ended.
-    assert len(run.called("bulk_load_write_failures")) == 1
+    assert len(run.called("bulk_load_write_reports")) == 1
     assert run.output["outcome"] == "failed"
 
 
 def test_a_failure_report_that_cannot_be_written_leaves_the_summary_intact(orchestrator):
-    org = FakeOrg(polls_until_done=1, failing={"bulk_load_write_failures": lambda _: True})
+    org = FakeOrg(polls_until_done=1, failing={"bulk_load_write_reports": lambda _: True})
 
     run = replay(orchestrator, load_input(), org, START)
 
-    assert run.failures == [("bulk_load_write_failures", 3)]
+    assert run.failures == [("bulk_load_write_reports", 3)]
     assert run.output["outcome"] == "succeeded"
     assert run.output["failedRecords"] is None
     assert [level["succeeded"] for level in run.output["levels"]] == [2, 3]
@@ -212,7 +234,8 @@ def test_a_cancel_request_aborts_the_running_jobs_and_skips_the_remaining_levels
     assert (accounts["state"], accounts["error"]) == ("cancelled", "cancelled: wrong file")
     skipped = run.called("bulk_load_stage_level")[1]
     assert skipped["skip"] == {"kind": "CANCELLED", "message": "load cancelled: wrong file"}
-    assert contacts["error"] == "CANCELLED:load cancelled: wrong file"
+    assert (contacts["errorCode"], contacts["error"]) == ("CANCELLED",
+                                                          "load cancelled: wrong file")
     assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
     assert (run.output["outcome"], run.output["cancelReason"]) == ("cancelled", "wrong file")
     assert any(status and status.get("phase") == "cancelling" for status in run.statuses)
@@ -227,3 +250,25 @@ def test_a_cancel_raised_while_a_level_was_staging_takes_effect_at_the_first_pol
     assert run.timers == [START + timedelta(seconds=10)]
     assert run.output["cancelReason"] == "no reason given"
     assert run.output["levels"][0]["state"] == "cancelled"
+
+
+def test_the_first_poll_comes_soon_after_the_close_then_polls_back_off_to_the_interval(
+    orchestrator,
+):
+    run = replay(orchestrator, load_input(poll_interval=10.0, first_poll_delay=0.5),
+                 FakeOrg(polls_until_done=7, records=(2, 0)), START)
+
+    waits = [(later - earlier).total_seconds()
+             for earlier, later in zip([START, *run.timers], run.timers[:7], strict=False)]
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
+
+
+def test_a_restart_of_a_load_that_ran_answers_its_summary_and_loads_nothing(orchestrator):
+    earlier = {"loadId": "load-1", "outcome": "succeeded", "levels": []}
+
+    run = replay(orchestrator, load_input(), FakeOrg(earlier_summary=earlier), START)
+
+    assert [name for name, _ in run.calls] == ["bulk_load_claim_run"]
+    assert run.failures == []
+    assert run.output == earlier
+    assert run.statuses[-1]["phase"] == "completed"

@@ -166,3 +166,58 @@ def test_problem_json_lists_every_error():
     assert (answer.status, answer.body["code"]) == (400, "INVALID_RECORDS")
     assert [error["pointer"] for error in answer.body["errors"]] == [
         "/accounts/0/sourceId", "/accounts/1/sourceId"]
+
+
+def test_a_lone_surrogate_anywhere_is_refused_as_invalid_text():
+    body = json.loads('{"accounts": [{"name": "Acme \\ud800", "sourceId": "A1", "contacts": '
+                      '[{"lastName": "ok", "\\udfff": "x"}]}]}')
+
+    assert problems_of(body) == [("/accounts/0/contacts/0/?", "INVALID_TEXT"),
+                                 ("/accounts/0/name", "INVALID_TEXT")]
+    answer = parse_load_request(json.dumps(body).encode(), None, 10_000, "/api/bulk-loads")
+    assert isinstance(answer, Problem) and answer.status == 400
+    answer.text().encode("utf-8")  # the problem itself is valid text
+
+
+def test_the_text_na_is_refused_because_bulk_api_reads_it_as_null():
+    seed = {"accounts": [{"name": "#N/A", "sourceId": "A1", "industry": " #N/A",
+                          "contacts": [{"lastName": "L", "email": "#N/A"}]}]}
+    general = levels_body([{"External_Id__c": "A1", "Name": "Acme", "Phone": "#N/A",
+                            "Industry": None}])
+
+    assert problems_of(seed) == [("/accounts/0/contacts/0/email", "NULL_MARKER_TEXT"),
+                                 ("/accounts/0/name", "NULL_MARKER_TEXT")]
+    assert problems_of(general) == [("/levels/0/records/0/Phone", "NULL_MARKER_TEXT")]
+    # null is how a field is cleared: it is sent as #N/A.
+    request = validate_load_request({**general, "levels": [
+        {**general["levels"][0], "records": [{"External_Id__c": "A1", "Industry": None}]}]})
+    assert request.records[0][0].fields == {"External_Id__c": "A1", "Industry": None}
+
+
+def test_required_fields_are_named_per_record_with_the_bodys_own_field_names():
+    from shared.bulkload.required_fields import DOCUMENTED_REQUIRED, missing_required_fields
+
+    request = validate_load_request({"accounts": [
+        {"sourceId": "A1", "contacts": [{"firstName": "Ada"}, {"lastName": "Ok"}]},
+        {"sourceId": "A2", "name": "  "}, {"sourceId": "A3", "name": "Fine"}]})
+
+    missing = missing_required_fields(request, DOCUMENTED_REQUIRED)
+
+    assert [(p.pointer, p.code, p.level, p.external_id) for p in missing] == [
+        ("/accounts/0/name", "REQUIRED_FIELD_MISSING", "accounts", "A1"),
+        ("/accounts/1/name", "REQUIRED_FIELD_MISSING", "accounts", "A2"),
+        ("/accounts/0/contacts/0/lastName", "REQUIRED_FIELD_MISSING", "contacts", None)]
+
+
+def test_required_fields_come_from_the_orgs_describe():
+    from shared.bulkload.required_fields import required_from_describe
+
+    describe = {"fields": [
+        {"name": "Name", "nillable": False, "createable": True, "type": "string"},
+        {"name": "Id", "nillable": False, "createable": False, "type": "id"},
+        {"name": "OwnerId", "nillable": False, "createable": True, "defaultedOnCreate": True},
+        {"name": "IsActive__c", "nillable": False, "createable": True, "type": "boolean"},
+        {"name": "Region__c", "nillable": False, "createable": True, "type": "picklist"},
+        {"name": "Phone", "nillable": True, "createable": True, "type": "phone"}]}
+
+    assert required_from_describe(describe) == {"Name", "Region__c"}

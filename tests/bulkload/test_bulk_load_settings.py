@@ -9,10 +9,10 @@ from shared.config import SettingsError, load_settings
 STORAGE = {"AzureWebJobsStorage": "UseDevelopmentStorage=true"}
 
 
-def test_defaults_poll_every_ten_seconds_for_ten_minutes():
+def test_defaults_poll_at_most_every_ten_seconds_for_twelve_hours():
     settings = load_settings(STORAGE).bulk_load
 
-    assert (settings.poll_interval, settings.max_wait) == (10.0, 600.0)
+    assert (settings.poll_interval, settings.max_wait) == (10.0, 12 * 3600.0)
     assert settings.upload_limit_bytes == 100_000_000
     assert settings.container == "bulk-loads"
 

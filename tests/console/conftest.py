@@ -101,6 +101,7 @@ def console_host(tmp_path_factory: pytest.TempPathFactory, azurite: services.Azu
         "SYNC_ASSET_CHANGES_ENABLED": "true",
         # Once a year: the tests start runs themselves, through the API or the console.
         "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
+        "EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *",
         "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": source.connection_string,
         "SYNC_ASSET_CHANGES_SOURCE_VIEW": source.view,
         "SYNC_ASSET_CHANGES_LAG": "0",

@@ -34,12 +34,12 @@ LOADS = [
      "accounts": [{"name": f"Account {n}", "sourceId": f"ERP-{n}",
                    "contacts": [{"firstName": "Ada", "lastName": f"Owner {n}",
                                  "email": f"owner{n}@example.com"}]} for n in range(1, 9)]},
-    # Salesforce refuses an Account without a Name: one failed parent, one orphaned child.
+    # Salesforce refuses an Account name over 255 characters: one failed parent, one orphan.
     {"loadId": "accounts-2026-03-02",
      "accounts": [{"name": "Globex", "sourceId": "ERP-20",
                    "contacts": [{"firstName": "Hank", "lastName": "Scorpio",
                                  "email": "hank@globex.example"}]},
-                  {"name": "", "sourceId": "ERP-21",
+                  {"name": "N" * 300, "sourceId": "ERP-21",  # too long: Salesforce refuses it
                    "contacts": [{"firstName": "No", "lastName": "Parent",
                                  "email": "orphan@example.com"}]}]},
 ]

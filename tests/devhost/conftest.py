@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from devhost.engine import DurableEngine, EngineFactory
 from devhost.testing import RunningHost, start_host
 
 APPS = Path(__file__).parent / "apps"
@@ -45,7 +46,8 @@ def http_routes_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runni
 class InProcessHost:
     """A FunctionHost on its own event-loop thread, with a replaceable engine."""
 
-    def __init__(self, app_dir: Path, engine_module: object, env: dict[str, str]) -> None:
+    def __init__(self, app_dir: Path, engine_factory: EngineFactory,
+                 env: dict[str, str]) -> None:
         import asyncio
         import os
         import threading
@@ -58,7 +60,8 @@ class InProcessHost:
         self._saved_env = {name: os.environ.get(name) for name in env}
         os.environ.update(env)
         self.master_key = env["DEVHOST_MASTER_KEY"]
-        self.host = FunctionHost(app_dir=app_dir, port=free_port(), engine_module=engine_module)
+        self.host = FunctionHost(app_dir=app_dir, port=free_port(),
+                                 engine_factory=engine_factory)
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -93,15 +96,14 @@ def durable_host(request: pytest.FixtureRequest) -> Iterator[InProcessHost]:
     if request.param == "memory":
         from tests.devhost import memory_engine
 
-        engine_module = memory_engine.engine_module()
+        engine_factory: EngineFactory = memory_engine.DurableEngine
         storage = "UseDevelopmentStorage=true"
     else:
-        import devhost.engine as engine_module
-
+        engine_factory = DurableEngine
         storage = request.getfixturevalue("azurite").connection_string
     host = InProcessHost(
         sample_app("durable_client_api"),
-        engine_module,
+        engine_factory,
         {
             "AzureWebJobsStorage": storage,
             "DEVHOST_MASTER_KEY": f"{request.param}-master",

@@ -14,17 +14,16 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
 
-from devhost.engine import engine
-from devhost.engine.engine import InstanceAlreadyExists, InstanceNotFound
+from devhost.engine import interface
+from devhost.engine.events import api_history
+from devhost.engine.interface import BUSY_STATES as BUSY
+from devhost.engine.interface import InstanceAlreadyExists, InstanceNotFound
 from devhost.engine.store import validate_instance_id
-
-BUSY = engine.BUSY_STATES
 
 
 @dataclass
-class InstanceStatus(engine.InstanceStatus):
+class InstanceStatus(interface.InstanceStatus):
     """The engine's status, plus the external events this engine keeps beside it."""
 
     events: list[dict] = field(default_factory=list)
@@ -116,7 +115,8 @@ class DurableEngine:
             for number, action in enumerate(actions):
                 if action["actionType"] == 0 and number not in scheduled:
                     status.events.append({"EventType": 4, "EventId": number, "IsPlayed": False,
-                                          "Timestamp": _now(), "Name": action["functionName"]})
+                                          "Timestamp": _now(), "Name": action["functionName"],
+                                          "Input": action.get("input")})
                     task = asyncio.create_task(
                         self._run_activity(instance_id, number, action)
                     )
@@ -125,6 +125,7 @@ class DurableEngine:
 
     async def _run_activity(self, instance_id: str, number: int, action: dict) -> None:
         try:
+            interface.INVOKING_INSTANCE.set(instance_id)
             result = await self._invoke_activity(action["functionName"], action.get("input"))
             event = {"EventType": 5, "EventId": -1, "TaskScheduledId": number, "Result": result}
         except Exception as error:
@@ -145,8 +146,9 @@ class DurableEngine:
         status = self._instances.get(instance_id)
         if status is None:
             return None
-        return replace(status, input=status.input if show_input else None,
-                       history=list(status.events) if show_history else None)
+        history = (api_history(status.events, with_output=show_history_output,
+                               with_input=show_input) if show_history else None)
+        return replace(status, input=status.input if show_input else None, history=history)
 
     async def query_instances(self, *, runtime_status, created_from, created_to,
                               instance_id_prefix, top, continuation_token):
@@ -199,15 +201,3 @@ class DurableEngine:
             del self._instances[instance_id]
         return len(doomed)
 
-
-def engine_module() -> Any:
-    """An object shaped like the `devhost.engine` module, for FunctionHost(engine_module=...)."""
-
-    class Module:
-        pass
-
-    module = Module()
-    module.DurableEngine = DurableEngine  # type: ignore[attr-defined]
-    module.InstanceAlreadyExists = InstanceAlreadyExists  # type: ignore[attr-defined]
-    module.InstanceNotFound = InstanceNotFound  # type: ignore[attr-defined]
-    return module

@@ -137,7 +137,10 @@ def test_failed_activity_fails_the_orchestration(durable_host: InProcessHost):
     assert (plain.status_code, plain.json()["runtimeStatus"]) == (200, "Failed")
     assert as_error.status_code == 500
     assert "historyEvents" not in plain.json()
-    assert len(with_history.json()["historyEvents"]) >= 3
+    failures = [event for event in with_history.json()["historyEvents"]
+                if event["EventType"] == "TaskFailed"]
+    assert [event["FunctionName"] for event in failures] == ["explode"]
+    assert "the activity exploded" in failures[0]["Reason"]
 
 
 def test_terminate_list_and_purge_through_the_client(durable_host: InProcessHost):
@@ -291,3 +294,39 @@ def test_suspend_resume_and_restart_through_the_management_urls(
     assert restart.status_code == 202
     assert restart.json()["id"] != instance_id
     wait_for_status(durable_host, restart.json()["id"], "Running")
+
+
+def test_unreadable_bodies_and_foreign_keys_get_problems_not_500(durable_host: InProcessHost):
+    key = {"code": durable_host.master_key}
+    instance_id = requests.post(durable_host.url("/api/start/approval"), timeout=10).json()["id"]
+    wait_for_status(durable_host, instance_id, "Running")
+    start_url = durable_host.url(f"{WEBHOOK}/orchestrators/approval")
+    event_url = durable_host.url(f"{WEBHOOK}/instances/{instance_id}/raiseEvent/Approval")
+    json_type = {"Content-Type": "application/json"}
+    deep = "[" * 100_000 + "]" * 100_000
+
+    answers = {
+        "start, invalid UTF-8": requests.post(
+            start_url, params=key, data=b'"\xff\xfe"', headers=json_type, timeout=10),
+        "start, deeply nested": requests.post(
+            start_url, params=key, data=deep, headers=json_type, timeout=10),
+        "event, invalid UTF-8": requests.post(
+            event_url, params=key, data=b'{"name": "\xc3"}', headers=json_type, timeout=10),
+        "event, deeply nested": requests.post(
+            event_url, params=key, data=deep, headers=json_type, timeout=10),
+    }
+    foreign_key = requests.get(
+        durable_host.url(f"{WEBHOOK}/instances/{instance_id}"), params={"code": "ключ"},
+        timeout=10,
+    )
+
+    for what, answer in answers.items():
+        assert answer.status_code == 400, what
+        assert answer.headers["content-type"].startswith("application/problem+json"), what
+        assert answer.json()["code"] == "INVALID_JSON", what
+    assert "UTF-8" in answers["start, invalid UTF-8"].json()["detail"]
+    assert "nested too deeply" in answers["event, deeply nested"].json()["ExceptionMessage"]
+    assert foreign_key.status_code == 401
+    # Nothing was started or raised: the instance still waits for its event.
+    still = requests.get(durable_host.url(f"/api/status/{instance_id}"), timeout=10).json()
+    assert still["runtimeStatus"] == "Running"

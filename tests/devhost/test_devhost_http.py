@@ -119,3 +119,32 @@ def test_a_return_value_that_is_not_an_http_response_is_a_500(http_routes_host: 
     output = http_routes_host.output()
     assert "Executed 'Functions.wrong_return' (Failed" in output
     assert "must return func.HttpResponse or str" in output
+
+
+def test_a_key_with_non_ascii_characters_is_refused_with_a_problem(
+    http_routes_host: RunningHost,
+):
+    url = http_routes_host.url("/shop/private")
+
+    by_query = requests.get(url, params={"code": "clé-ключ"}, timeout=10)
+    # requests sends header values as Latin-1: the host reads byte 0xE9, not UTF-8.
+    by_header = requests.get(url, headers={"x-functions-key": "clé"}, timeout=10)
+    status = requests.get(
+        http_routes_host.url("/admin/host/status"), params={"code": "ключ"}, timeout=10
+    )
+
+    for response in (by_query, by_header, status):
+        assert response.status_code == 401
+        assert response.headers["content-type"].startswith("application/problem+json")
+        assert response.json()["code"] == "UNAUTHORIZED"
+    assert by_query.json()["instance"] == "/shop/private"
+
+
+def test_a_path_with_an_encoded_line_break_reaches_the_route_matching(
+    http_routes_host: RunningHost,
+):
+    # Found by the API fuzzing: the catch-all did not match a decoded "\n", so aiohttp
+    # answered its own text/plain 404 instead of the host's routing and the app.
+    files = requests.get(http_routes_host.url("/shop/files/a%0Ab.txt"), timeout=10)
+
+    assert (files.status_code, files.text) == (200, "a\nb.txt")

@@ -162,3 +162,13 @@ def test_soap_login_answer_and_fault_read_by_simple_salesforce(
         soap_login(soap_url, envelope.format(sfsim_tls.username, "wrong"), headers, None)
     assert caught.value.code == "INVALID_LOGIN"
     assert caught.value.auth_message.startswith("Invalid username, password")
+
+
+def test_is_sandbox_and_the_user_record(sf: Salesforce, sfsim_tls: SimulatorHandle) -> None:
+    """The org's own Organization and User records, as simple-salesforce reads them."""
+    user_id = sf.query("SELECT Id FROM User")["records"][0]["Id"]
+
+    assert sf.is_sandbox() is False
+    assert sf.User.get(user_id)["Username"] == sfsim_tls.username
+    assert sf.query("SELECT Name, OrganizationType FROM Organization")["records"][0][
+        "OrganizationType"] == "Developer Edition"

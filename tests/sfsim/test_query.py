@@ -45,3 +45,22 @@ def test_query_pages_through_next_records_url(api: requests.Session,
     assert (len(second["records"]), second["done"]) == (500, True)
     ids = {r["Id"] for r in first["records"] + second["records"]}
     assert len(ids) == 2500
+
+
+def test_columns_describe_what_a_query_returns(api: requests.Session) -> None:
+    """`?columns=true`, what the Salesforce CLI reads before it prints a query's table."""
+    columns = api.get(url(api, f"{V}/query"), params={
+        "q": "SELECT Id, LastName, Account.Name, Account.Parent.Name FROM Contact",
+        "columns": "true"}).json()
+
+    assert (columns["entityName"], columns["keyPrefix"], columns["idSelected"]) == (
+        "Contact", "003", True)
+    top = {c["columnName"]: c for c in columns["columnMetadata"]}
+    assert list(top) == ["Id", "LastName", "Account"]
+    assert top["LastName"]["joinColumns"] == [] and top["LastName"]["textType"] is True
+    account = top["Account"]["joinColumns"]
+    assert [c["columnName"] for c in account] == ["Name", "Parent"]
+    assert [c["columnName"] for c in account[1]["joinColumns"]] == ["Name"]
+    counted = api.get(url(api, f"{V}/query"), params={
+        "q": "SELECT COUNT() FROM Contact", "columns": "true"}).json()
+    assert counted["columnMetadata"] == []

@@ -54,3 +54,32 @@ def test_get_updated_and_get_deleted(api: requests.Session, sfsim: SimulatorHand
                         params={"start": window["end"], "end": window["start"]})
     assert (backwards.status_code, backwards.json()[0]["errorCode"]) == (
         400, "INVALID_REPLICATION_DATE")
+
+
+def test_the_org_has_its_user_and_organization(api: requests.Session,
+                                               sfsim: SimulatorHandle) -> None:
+    """Read by clients right after a login: the CLI reads the user named by userinfo and
+    queries the Organization."""
+    info = api.get(url(api, "/services/oauth2/userinfo")).json()
+    user = api.get(url(api, f"/services/data/v51.0/sobjects/User/{info['user_id']}"))
+    organization = api.get(url(api, f"{V}/query"), params={
+        "q": "SELECT Name, InstanceName, IsSandbox, TrialExpirationDate, NamespacePrefix, "
+             "OrganizationType FROM Organization"}).json()["records"]
+
+    assert user.status_code == 200
+    assert (user.json()["Username"], user.json()["IsActive"]) == (sfsim.username, True)
+    assert [(o["IsSandbox"], o["TrialExpirationDate"]) for o in organization] == [
+        (False, None)]
+    assert api.get(url(api, f"{V}/sobjects/Organization/{info['organization_id']}")
+                   ).status_code == 200
+
+
+def test_the_user_record_survives_a_reset_and_follows_the_username(
+    sfsim: SimulatorHandle,
+) -> None:
+    sfsim.reset()
+    assert [u["Username"] for u in sfsim.records("User")] == [sfsim.username]
+    sfsim.configure(username="someone@sfsim.example")
+    assert [u["Username"] for u in sfsim.records("User")] == ["someone@sfsim.example"]
+    sfsim.reset()
+    assert [u["Username"] for u in sfsim.records("User")] == [sfsim.username]

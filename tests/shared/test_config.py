@@ -125,3 +125,21 @@ def test_every_table_and_container_setting_is_checked_against_the_azure_rules():
         with pytest.raises(SettingsError) as raised:
             load_settings({"AzureWebJobsStorage": AZURITE, name: "x_0"})
         assert raised.value.problems[0].startswith(f"{name} is malformed"), name
+
+
+@pytest.mark.parametrize(("schedule", "valid"), [
+    ("*/15 * * * * *", True), ("0 */5 * * * *", True), ("0 30 9 * * Mon-Fri", True),
+    ("0 0 0 1 Jan *", True), ("0 0 */2 * * 1-5", True),
+    ("99 99 * * * *", False), ("0 0 25 * * *", False), ("0 0 0 * * 8", False),
+    ("0 */5 * * *", False), ("0 0 0 1 1 * 2030", False), ("a b c d e f", False),
+    ("0 0 0 31 2 *", False),
+])
+def test_sync_schedules_are_checked_as_ncrontab_with_seconds(schedule, valid):
+    environ = {"AzureWebJobsStorage": AZURITE, "SYNC_ASSET_CHANGES_SCHEDULE": schedule}
+    if valid:
+        assert load_settings(environ).asset_changes_sync.schedule == schedule
+    else:
+        with pytest.raises(SettingsError) as raised:
+            load_settings(environ)
+        assert raised.value.problems[0].startswith("SYNC_ASSET_CHANGES_SCHEDULE is malformed")
+        assert repr(schedule) in raised.value.problems[0]

@@ -10,9 +10,11 @@ import pytest
 import requests
 from azure.data.tables import TableServiceClient
 
-from shared.crash_points import CRASH_AT, EXIT_CODE
+from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
 from shared.sql.keyset import Position
 from shared.sync.lock import START_GRACE
+from shared.sync.pages import PAGE_AFTER_WATERMARK
+from shared.sync.starter import RUN_START_AFTER_LEASE
 from shared.sync.state import SyncState
 from tests.sync.local_host import JOB, SyncHost, run_ended
 from tests.sync.sources import BASE
@@ -24,7 +26,7 @@ def stored_assets(sim) -> list[str]:
 
 def restart_with_crash_at(sync_host: SyncHost, point: str, **settings: str) -> None:
     sync_host.host.stop()
-    sync_host.env.update({CRASH_AT: point, **settings})
+    sync_host.env.update({CRASH_SETTING: point, **settings})
     sync_host.restart()
 
 
@@ -33,12 +35,12 @@ def test_a_lease_whose_start_never_happened_is_freed_at_the_next_tick(
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 31))
     # A lease held for the max run time would outlast the wait below many times over.
-    restart_with_crash_at(sync_host, "sync.tick.lease_taken",
+    restart_with_crash_at(sync_host, RUN_START_AFTER_LEASE,
                           SYNC_ASSET_CHANGES_MAX_RUN_TIME="600")
     with pytest.raises(requests.ConnectionError):
         sync_host.post(f"/api/sync/{JOB}/run")
-    assert sync_host.host.process.wait(timeout=30) == EXIT_CODE
-    sync_host.env.pop(CRASH_AT)
+    assert sync_host.host.process.wait(timeout=30) == CRASH_EXIT_CODE
+    sync_host.env.pop(CRASH_SETTING)
     sync_host.restart()  # the lease of a run that never started is left behind
 
     body = sync_host.status()
@@ -64,9 +66,9 @@ def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
     sync_host, sqlite_assets, sfsim
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 81))
-    restart_with_crash_at(sync_host, "sync.page.checkpointed:2", SYNC_CHECKPOINT_PAGES="1")
+    restart_with_crash_at(sync_host, f"{PAGE_AFTER_WATERMARK}@2", SYNC_CHECKPOINT_PAGES="1")
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
-    assert sync_host.host.process.wait(timeout=60) == EXIT_CODE
+    assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
     state = SyncState(TableServiceClient.from_connection_string(
         sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
         sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
@@ -75,7 +77,7 @@ def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
     # The third page may have reached the sink while the second's checkpoint was written.
     assert len(stored_assets(sfsim)) in (20, 30)
 
-    sync_host.env.pop(CRASH_AT)
+    sync_host.env.pop(CRASH_SETTING)
     sync_host.restart()
     body = sync_host.wait_for(run_ended, timeout=90)
 

@@ -20,6 +20,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 from azure.functions.meta import Datum
 
 from devhost.engine import DurableEngine, InstanceStatus
+from devhost.storage_account import StorageAccount
 
 OUT_OF_PROC_DATA_MARKER = "$OutOfProcData$:"
 TERMINAL = ("Completed", "Failed", "Terminated", "Canceled")
@@ -72,7 +73,7 @@ async def running_engine(
     **options: Any,
 ) -> AsyncIterator[DurableEngine]:
     engine = DurableEngine(
-        storage_connection_string=connection_string,
+        storage_account=StorageAccount(connection_string=connection_string),
         task_hub=task_hub or new_hub(),
         invoke_orchestrator=functions.invoke_orchestrator,
         invoke_activity=functions.invoke_activity,

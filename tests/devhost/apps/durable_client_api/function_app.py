@@ -29,6 +29,15 @@ async def start(req: func.HttpRequest, client: df.DurableOrchestrationClient) ->
     return client.create_check_status_response(req, instance_id)
 
 
+@app.route(route="start-unguarded/{name}/{instance_id}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start_unguarded(req: func.HttpRequest, client) -> func.HttpResponse:
+    """Lets a refused start_new fail the function, as an app that does not expect it."""
+    instance_id = await client.start_new(req.route_params["name"],
+                                         req.route_params["instance_id"], None)
+    return client.create_check_status_response(req, instance_id)
+
+
 @app.route(route="run/{name}", methods=["POST"])
 @app.durable_client_input(client_name="client")
 async def run_and_wait(req: func.HttpRequest, client) -> func.HttpResponse:
@@ -130,3 +139,19 @@ def say_hello(name: str) -> str:
 @app.activity_trigger(input_name="payload")
 def explode(payload: None) -> str:
     raise ValueError("the activity exploded")
+
+
+class ReportRefused(Exception):
+    """A decision of the app: the orchestration ends failed, on purpose."""
+
+
+@app.orchestration_trigger(context_name="context")
+def refusing(context: df.DurableOrchestrationContext):
+    raise ReportRefused("this report was sent already; start a new one")
+    yield  # a generator, as orchestrators are
+
+
+@app.orchestration_trigger(context_name="context")
+def buggy(context: df.DurableOrchestrationContext):
+    settings: dict = {}
+    yield context.call_activity("say_hello", settings["missing"])

@@ -1,0 +1,135 @@
+"""Activities of a batch instance: thin adapters over shared/batch.
+
+They exchange block numbers, group numbers and counts; the records stay in Blob Storage.
+Each is safe to run twice (the Durable backend delivers at least once): see
+shared/batch/blocks.py for how a block or a group is resumed rather than re-run.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+
+from shared.batch import batch_jobs
+from shared.batch.blocks import commit_group, run_segment
+from shared.batch.failures import write_failures_report
+from shared.batch.instances import first_active, set_status
+from shared.batch.job import BatchJob
+from shared.batch.messages import (
+    CommitRequest,
+    FinishAnswer,
+    FinishRequest,
+    SegmentRequest,
+    StatusRecord,
+    TurnAnswer,
+    TurnRequest,
+    WakeRequest,
+)
+from shared.batch.store import AzureBlobStore, InstanceFolder
+from shared.config import app_settings
+from shared.storage.clients import blob_service, table_service
+from shared.storage.tables import table_client
+
+blueprint = df.Blueprint()
+log = logging.getLogger(__name__)
+
+BATCH_RUN_SEGMENT = "batch_run_segment"
+BATCH_COMMIT_GROUP = "batch_commit_group"
+BATCH_CHECK_TURN = "batch_check_turn"
+BATCH_RECORD_STATUS = "batch_record_status"
+BATCH_FINISH = "batch_finish"
+BATCH_WAKE_SUCCESSOR = "batch_wake_successor"
+TURN_EVENT = "batch_turn"
+
+
+@functools.lru_cache(maxsize=1)
+def batch_store() -> AzureBlobStore:
+    settings = app_settings()
+    return AzureBlobStore.in_container(blob_service(settings.storage), settings.batch.container)
+
+
+def instances_table():
+    settings = app_settings()
+    return table_client(table_service(settings.storage), settings.batch.instances_table)
+
+
+def _job(name: str) -> BatchJob:
+    return batch_jobs()[name]
+
+
+@blueprint.function_name(BATCH_RUN_SEGMENT)
+@blueprint.activity_trigger(input_name="request")
+def batch_run_segment(request: dict[str, Any]) -> dict[str, Any]:
+    segment = SegmentRequest.from_json(request)
+    return run_segment(_job(segment.job), batch_store(), segment).to_json()
+
+
+@blueprint.function_name(BATCH_COMMIT_GROUP)
+@blueprint.activity_trigger(input_name="request")
+def batch_commit_group(request: dict[str, Any]) -> dict[str, Any]:
+    group = CommitRequest.from_json(request)
+    return commit_group(_job(group.job), batch_store(), group).to_json()
+
+
+@blueprint.function_name(BATCH_CHECK_TURN)
+@blueprint.activity_trigger(input_name="request")
+def batch_check_turn(request: dict[str, Any]) -> dict[str, Any]:
+    turn = TurnRequest.from_json(request)
+    first = first_active(instances_table(), turn.job)
+    if first is None or first.instance_id == turn.instance_id:
+        return TurnAnswer(True).to_json()
+    return TurnAnswer(False, first.instance_id).to_json()
+
+
+@blueprint.function_name(BATCH_RECORD_STATUS)
+@blueprint.activity_trigger(input_name="request")
+def batch_record_status(request: dict[str, Any]) -> dict[str, Any]:
+    record = StatusRecord.from_json(request)
+    set_status(instances_table(), record.job, record.instance_id, record.status,
+               json.loads(record.result_json))
+    return {}
+
+
+@blueprint.function_name(BATCH_FINISH)
+@blueprint.activity_trigger(input_name="request")
+def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
+    """Failure report, on-complete hook, final row; names the job's next instance."""
+    finish = FinishRequest.from_json(request)
+    job = _job(finish.job)
+    result = json.loads(finish.result_json)
+    rows = write_failures_report(batch_store(), InstanceFolder(job.name, finish.instance_id))
+    failed_on_complete = False
+    if job.on_complete is not None:
+        try:
+            job.on_complete(result)
+        except Exception:  # reported as failedOnCompletePhase; the traceback goes to the log
+            log.exception("batch %s %s: the on-complete hook failed", job.name,
+                          finish.instance_id)
+            failed_on_complete = True
+    result["failedOnCompletePhase"] = failed_on_complete
+    table = instances_table()
+    set_status(table, job.name, finish.instance_id, result["status"], result)
+    successor = first_active(table, job.name, datetime.now(UTC))
+    return FinishAnswer(failed_on_complete, rows,
+                        successor.durable_id if successor else None).to_json()
+
+
+@blueprint.function_name(BATCH_WAKE_SUCCESSOR)
+@blueprint.activity_trigger(input_name="request")
+@blueprint.durable_client_input(client_name="client")
+async def batch_wake_successor(request: dict[str, Any], client: df.DurableOrchestrationClient
+                               ) -> dict[str, Any]:
+    durable_id = WakeRequest.from_json(request).durable_id
+    try:
+        await client.raise_event(durable_id, TURN_EVENT, {})
+    except Exception as error:  # not started yet or ended: its own turn check covers it
+        log.info("batch: could not wake %s (%s); its timer will", durable_id,
+                 type(error).__name__)
+        return {"woken": False}
+    return {"woken": True}
+

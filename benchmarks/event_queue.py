@@ -1,0 +1,151 @@
+"""The event queue end to end on the local host (Azurite, SQLite, the simulator).
+
+Measured side by side in one run:
+1. acceptance: events/s stored by `POST /api/events` (8 clients, 1,000 events a post,
+   distinct records), and its ratio to the floor: the same rows written straight to Table
+   Storage in entity-group transactions of 100 (what a post costs at least);
+2. drain: events/s from the first post until every record is in the simulator and the
+   queue is empty, and its ratio to the floor: the same records upserted straight into the
+   simulator through sObject Collections, 200 a call (what the drain costs at least);
+3. latency at idle: one event posted while no drain runs, until its record is in the
+   simulator, p50 and p95 over 30 samples, beside the floor of one upsert round trip.
+
+    python benchmarks/event_queue.py [--events 20000] [--samples 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import requests  # noqa: E402
+from azure.data.tables import TableServiceClient, UpdateMode  # noqa: E402
+
+from devtools import services  # noqa: E402
+from sfsim.testing import start_simulator  # noqa: E402
+from shared.salesforce import SalesforceClient, SalesforceCredentials  # noqa: E402
+from shared.sync.asset_changes import asset_record  # noqa: E402
+from tests.events.event_host import EventHost, drained, event_env  # noqa: E402
+from tests.sync.sources import BASE, create_asset_source  # noqa: E402
+
+POST_SIZE = 1000
+CLIENTS = 8
+
+
+def event(asset_id: int) -> dict:
+    return {"object": "Asset", "id": asset_id, "operation": "upsert"}
+
+
+def table_floor(connection_string: str, count: int) -> float:
+    table = TableServiceClient.from_connection_string(connection_string).create_table(
+        "Floor" + uuid.uuid4().hex[:10])
+    started = time.perf_counter()
+    for start in range(1, count + 1, 100):
+        table.submit_transaction([
+            ("upsert", {"PartitionKey": "Asset", "RowKey": str(n), "Object": "Asset",
+                        "RecordId": str(n), "Operation": "upsert", "Attempts": 0},
+             {"mode": UpdateMode.REPLACE}) for n in range(start, min(start + 100, count + 1))])
+    return count / (time.perf_counter() - started)
+
+
+def salesforce_floor(sim, source, count: int) -> tuple[float, float]:
+    """(records/s upserted 200 a call, seconds of one single-record upsert)."""
+    credentials = SalesforceCredentials(login_url=sim.login_url, client_id=sim.client_id,
+                                        client_secret=sim.client_secret)
+    rows = []
+    with source.connect() as connection:
+        cursor = connection.execute(f"SELECT * FROM {source.view}")
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()][:count]
+    records = [asset_record(row) for row in rows]
+    with SalesforceClient(credentials) as client:
+        client.upsert_records("Asset", "External_Id__c", records[:1])
+        started = time.perf_counter()
+        client.upsert_records("Asset", "External_Id__c", records)
+        rate = len(records) / (time.perf_counter() - started)
+        single = []
+        for record in records[:20]:
+            began = time.perf_counter()
+            client.upsert_records("Asset", "External_Id__c", [record])
+            single.append(time.perf_counter() - began)
+    sim.reset()
+    return rate, statistics.median(single)
+
+
+def has_record(sim, external_id: str) -> bool:
+    answer = requests.get(f"{sim.base_url}/_sim/records/Asset", timeout=30)
+    return any(record.get("External_Id__c") == external_id for record in answer.json())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--samples", type=int, default=30)
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-events-"))
+    azurite = services.start_azurite(workdir / "azurite", log_file=workdir / "azurite.log")
+    sim = start_simulator()
+    source = create_asset_source(services.sqlite_odbc_connection_string(workdir / "src.db"),
+                                 "sqlite")
+    total = args.events + args.samples
+    source.insert((asset_id, BASE) for asset_id in range(1, total + 1))
+    host = None
+    try:
+        accept_floor = table_floor(azurite.connection_string, args.events)
+        drain_floor, round_trip = salesforce_floor(sim, source, min(args.events, 5000))
+        host = EventHost.start(workdir, event_env(azurite, sim, source,
+                                                  EVENTS_SAFETY_SCHEDULE="*/5 * * * * *"))
+
+        # 1 + 2: a burst of distinct records, then until drained.
+        posts = [[event(n) for n in range(start, min(start + POST_SIZE, args.events + 1))]
+                 for start in range(1, args.events + 1, POST_SIZE)]
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=CLIENTS) as pool:
+            list(pool.map(host.post_until_accepted, posts))
+        accepted_in = time.perf_counter() - started
+        host.wait_until_drained(timeout=1800)
+        drained_in = time.perf_counter() - started
+        assert len(sim.records("Asset")) == args.events, "not every record arrived"
+
+        # 3: one event at a time, each posted while no drain runs.
+        latencies = []
+        for asset_id in range(args.events + 1, total + 1):
+            host.wait_for(drained, timeout=120)
+            began = time.perf_counter()
+            host.post_until_accepted([event(asset_id)])
+            while not has_record(sim, f"ASSET-{asset_id}"):
+                time.sleep(0.01)
+            latencies.append(time.perf_counter() - began)
+    finally:
+        if host is not None:
+            host.host.stop()
+        sim.stop()
+        azurite.stop(grace_seconds=1.0)
+
+    accept_rate = args.events / accepted_in
+    drain_rate = args.events / drained_in
+    latencies.sort()
+    p50 = statistics.median(latencies)
+    p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
+    print(f"events: {args.events} in posts of {POST_SIZE} from {CLIENTS} clients")
+    print(f"accepted by POST /api/events: {accept_rate:8.0f} events/s   floor (table "
+          f"transactions) {accept_floor:8.0f}/s   ratio {accept_rate / accept_floor:.2f}")
+    print(f"drained end to end:           {drain_rate:8.0f} events/s   floor (sObject "
+          f"Collections) {drain_floor:8.0f}/s   ratio {drain_rate / drain_floor:.2f}")
+    print(f"latency at idle (post -> record in the simulator), {len(latencies)} samples: "
+          f"p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms   floor (one upsert) "
+          f"{round_trip * 1000:.0f} ms   p50 ratio {p50 / round_trip:.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,360 @@
+"""Batch jobs (seed 004): Mule-Batch semantics, one durable orchestration per instance.
+
+    POST /api/batch-jobs/{job}[?instanceId=]  Load & dispatch: parse and check every record
+        (400 problem+json naming each bad one), claim the instance id (409 if used), stage
+        the blocks in Blob Storage (all or nothing), then start `batch_job`; 202.
+    batch_job:
+        1. wait for the instance's turn (ORDERED_SEQUENTIAL: older instances ended)
+        2. process: blocks through the steps, aggregator groups committed, at most
+           max_concurrency activities at once (a sliding window over task_any);
+           continue_as_new every BATCH_BLOCKS_PER_GENERATION blocks at a quiescent point
+        3. on complete: failure report, the job's hook, final result; wake the next instance
+    GET /api/batch-jobs/{job}                       recent instances, status and counts
+    GET /api/batch-jobs/{job}/{instanceId}          the BatchJobResult (live while running)
+    GET /api/batch-jobs/{job}/{instanceId}/failures the failure report (CSV)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import uuid
+from collections.abc import Generator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities.batch import (
+    BATCH_CHECK_TURN,
+    BATCH_COMMIT_GROUP,
+    BATCH_FINISH,
+    BATCH_RECORD_STATUS,
+    BATCH_RUN_SEGMENT,
+    BATCH_WAKE_SUCCESSOR,
+    TURN_EVENT,
+    batch_store,
+    instances_table,
+)
+from orchestrators.http import problem_response, request_path
+from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id, batch_jobs
+from shared.batch.instances import claim_instance, job_instances, release_instance, set_status
+from shared.batch.job import BatchJob, SchedulingStrategy
+from shared.batch.loading import discard_instance, stage_records
+from shared.batch.messages import (
+    CommitRequest,
+    CommitResult,
+    FinishAnswer,
+    FinishRequest,
+    SegmentRequest,
+    SegmentResult,
+    StatusRecord,
+    TurnAnswer,
+    TurnRequest,
+    WakeRequest,
+)
+from shared.batch.plan import BatchStatus, BlockPlan, RunInput, RunProgress
+from shared.batch.records import InputRejected, parse_records
+from shared.batch.result import batch_job_result
+from shared.batch.store import InstanceFolder
+from shared.config import app_settings
+from shared.durable import BUSY_STATES
+from shared.problems import Problem, problem
+
+blueprint = df.Blueprint()
+log = logging.getLogger(__name__)
+
+INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
+RECENT_INSTANCES = 50
+
+
+# -- the orchestration ---------------------------------------------------------------------
+
+
+@blueprint.orchestration_trigger(context_name="context")
+def batch_job(context: df.DurableOrchestrationContext):
+    run = RunInput.from_json(context.get_input())
+    job = batch_jobs()[run.progress.job]
+    retry = df.RetryOptions(
+        first_retry_interval_in_milliseconds=max(1, int(run.activity_retry_delay * 1000)),
+        max_number_of_attempts=run.activity_attempts)
+    progress = run.progress
+    # 1. the instance's turn
+    if not progress.turn_taken:
+        if job.scheduling_strategy is SchedulingStrategy.ORDERED_SEQUENTIAL:
+            yield from wait_for_turn(context, job, progress, run, retry)
+        progress = RunProgress.from_json({**progress.to_json(), "turn_taken": True})
+        yield context.call_activity_with_retry(BATCH_RECORD_STATUS, retry, StatusRecord(
+            job.name, progress.instance_id, BatchStatus.EXECUTING.value,
+            json.dumps(_result(context, job, progress, BatchStatus.EXECUTING))).to_json())
+    # 2. process the blocks
+    plan = BlockPlan.resume(job, progress, run.blocks_per_generation)
+    yield from process_blocks(context, job, plan, retry)
+    if not plan.finished:
+        context.continue_as_new(RunInput.from_json(
+            {**run.to_json(), "progress": plan.next_generation().to_json()}).to_json())
+        return None
+    # 3. on complete
+    return (yield from complete(context, job, plan, retry))
+
+
+def wait_for_turn(context: df.DurableOrchestrationContext, job: BatchJob,
+                  progress: RunProgress, run: RunInput,
+                  retry: df.RetryOptions) -> Generator[Any, Any, None]:
+    """Until the older instances of the job ended: woken by the predecessor's end, or by
+    the timer that re-checks in case that wake-up was lost."""
+    while True:
+        answer = TurnAnswer.from_json((yield context.call_activity_with_retry(
+            BATCH_CHECK_TURN, retry, TurnRequest(job.name, progress.instance_id).to_json())))
+        if answer.is_mine:
+            return
+        waiting = _result(context, job, progress, BatchStatus.EXECUTABLE)
+        context.set_custom_status({**waiting, "waitingFor": answer.waiting_for})
+        timer = context.create_timer(context.current_utc_datetime
+                                     + timedelta(seconds=run.turn_check_interval))
+        woken = context.wait_for_external_event(TURN_EVENT)
+        winner = yield context.task_any([timer, woken])
+        if winner is not timer:
+            timer.cancel()
+
+
+def process_blocks(context: df.DurableOrchestrationContext, job: BatchJob, plan: BlockPlan,
+                   retry: df.RetryOptions) -> Generator[Any, Any, None]:
+    """Run activities as the plan asks, never more than max_concurrency at once."""
+    in_flight: dict[Any, SegmentRequest | CommitRequest] = {}
+    while True:
+        for request in plan.next_requests(len(in_flight)):
+            name = BATCH_RUN_SEGMENT if isinstance(request, SegmentRequest) else BATCH_COMMIT_GROUP
+            in_flight[context.call_activity_with_retry(name, retry, request.to_json())] = request
+        if not in_flight:
+            return
+        context.set_custom_status(_result(context, job, plan.carried(), BatchStatus.EXECUTING))
+        done = yield context.task_any(list(in_flight))
+        request = in_flight.pop(done)
+        if isinstance(done.result, Exception):
+            raise done.result
+        if isinstance(request, SegmentRequest):
+            plan.record_segment(SegmentResult.from_json(done.result))
+        else:
+            plan.record_commit(CommitResult.from_json(done.result))
+
+
+def complete(context: df.DurableOrchestrationContext, job: BatchJob, plan: BlockPlan,
+             retry: df.RetryOptions) -> Generator[Any, Any, dict[str, Any]]:
+    progress = plan.carried()
+    result = _result(context, job, progress, plan.status)
+    # The instance executes until its on-complete phase ended (Mule's order).
+    context.set_custom_status({**result, "status": BatchStatus.EXECUTING.value})
+    answer = FinishAnswer.from_json((yield context.call_activity_with_retry(
+        BATCH_FINISH, retry,
+        FinishRequest(job.name, progress.instance_id, json.dumps(result)).to_json())))
+    result["failedOnCompletePhase"] = answer.failed_on_complete
+    if answer.successor and job.scheduling_strategy is SchedulingStrategy.ORDERED_SEQUENTIAL:
+        yield context.call_activity_with_retry(BATCH_WAKE_SUCCESSOR, retry,
+                                               WakeRequest(answer.successor).to_json())
+    context.set_custom_status(result)
+    return result
+
+
+def _result(context: df.DurableOrchestrationContext, job: BatchJob, progress: RunProgress,
+            status: BatchStatus) -> dict[str, Any]:
+    return batch_job_result(job, progress, status, context.current_utc_datetime)
+
+
+# -- starting an instance --------------------------------------------------------------------
+
+
+class BatchStartRefused(Exception):
+    """The instance was not started; `problem` is the answer to give."""
+
+    def __init__(self, answer: Problem, headers: dict[str, str] | None = None) -> None:
+        super().__init__(answer.body.get("detail", ""))
+        self.problem = answer
+        self.headers = headers
+
+
+async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: str,
+                               records: Sequence[dict[str, Any]], instance_id: str | None = None,
+                               where: str = "") -> str:
+    """Stage `records` (already parsed) as one instance of `job_name` and start it.
+
+    Returns the batch instance id; raises BatchStartRefused (404 unknown job, 400 bad id,
+    409 id used) with nothing staged."""
+    settings = app_settings()
+    job = batch_jobs().get(job_name)
+    if job is None:
+        raise BatchStartRefused(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
+                                        f"no batch job {job_name!r}", where))
+    instance_id = instance_id or uuid.uuid4().hex
+    if not INSTANCE_ID.fullmatch(instance_id):
+        raise BatchStartRefused(problem(
+            400, "INVALID_INSTANCE_ID", "Invalid instance id",
+            "instanceId must be 1-100 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit", where))
+    durable_id = batch_durable_id(job.name, instance_id)
+    table = instances_table()
+    existing = await client.get_status(durable_id)
+    claimed = False
+    if not existing or existing.runtime_status is None:
+        claimed = await asyncio.to_thread(claim_instance, table, job.name, instance_id,
+                                          durable_id, datetime.now(UTC))
+    if not claimed:
+        raise BatchStartRefused(problem(
+            409, "INSTANCE_ID_USED", "Batch job instance id already used",
+            f"instance {instance_id!r} of job {job.name!r} was started before; an instance "
+            "id runs once: post with another instanceId (or none for a new one)", where,
+            batchJobInstanceId=instance_id))
+    store = batch_store()
+    folder = InstanceFolder(job.name, instance_id)
+    try:
+        manifest = await asyncio.to_thread(stage_records, store, folder, records,
+                                           job.block_size)
+        progress = RunProgress(job.name, instance_id, manifest.total_records,
+                               manifest.block_size, manifest.block_count,
+                               datetime.now(UTC).isoformat())
+        run = RunInput(progress, settings.batch.activity_attempts,
+                       settings.batch.activity_retry_delay,
+                       settings.batch.blocks_per_generation, settings.batch.turn_check_interval)
+        await client.start_new(BATCH_ORCHESTRATOR, durable_id, run.to_json())
+    except BaseException:
+        await asyncio.to_thread(discard_instance, store, folder)
+        await asyncio.to_thread(release_instance, table, job.name, instance_id)
+        raise
+    try:
+        await asyncio.to_thread(set_status, table, job.name, instance_id,
+                                BatchStatus.EXECUTABLE.value)
+    except Exception:  # the orchestration writes its status itself once it runs
+        log.exception("batch %s %s: started, but its row could not be updated", job.name,
+                      instance_id)
+    return instance_id
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+
+@blueprint.route(route="batch-jobs/{job}", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def batch_job_start(req: func.HttpRequest,
+                          client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Load & dispatch: every record checked, staged all or nothing, then started; 202."""
+    where = request_path(req)
+    job_name = req.route_params.get("job", "")
+    if job_name not in batch_jobs():
+        return problem_response(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
+                                        f"no batch job {job_name!r}", where))
+    limit = app_settings().batch.max_body_bytes
+    body = req.get_body()
+    declared = req.headers.get("Content-Length") or ""
+    size = max(len(body), int(declared) if declared.isdigit() else 0)
+    if size > limit:
+        return problem_response(problem(
+            413, "BODY_TOO_LARGE", "Batch input too large",
+            f"the body is {size} bytes; at most {limit} are accepted (BATCH_MAX_BODY_BYTES): "
+            "split the records over several instances", where))
+    parsed = await asyncio.to_thread(parse_records, body, req.headers.get("Content-Type"))
+    if isinstance(parsed, InputRejected):
+        return problem_response(problem(
+            parsed.status, parsed.code, "Batch input refused", parsed.detail, where,
+            errors=[error.to_json() for error in parsed.errors]))
+    try:
+        instance_id = await start_batch_instance(client, job_name, parsed,
+                                                 req.params.get("instanceId") or None, where)
+    except BatchStartRefused as refused:
+        return problem_response(refused.problem, refused.headers)
+    status_url = req.url.split("?")[0].rstrip("/") + "/" + instance_id
+    return func.HttpResponse(
+        json.dumps({"batchJobInstanceId": instance_id, "jobName": job_name,
+                    "totalRecords": len(parsed), "statusQueryGetUri": status_url}),
+        status_code=202, mimetype="application/json",
+        headers={"Location": status_url, "Retry-After": "5"})
+
+
+@blueprint.route(route="batch-jobs/{job}", methods=["GET"])
+async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
+    """The job's recent instances, newest first, with status and counts."""
+    job_name = req.route_params.get("job", "")
+    job = batch_jobs().get(job_name)
+    if job is None:
+        return problem_response(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
+                                        f"no batch job {job_name!r}", request_path(req)))
+    rows = await asyncio.to_thread(job_instances, instances_table(), job.name)
+    listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
+               "createdTime": row.created.isoformat(),
+               **{key: (row.result or {}).get(key) for key in (
+                   "totalRecords", "processedRecords", "successfulRecords", "failedRecords")}}
+              for row in reversed(rows[-RECENT_INSTANCES:])]
+    return func.HttpResponse(
+        json.dumps({"jobName": job.name, "schedulingStrategy": job.scheduling_strategy.value,
+                    "blockSize": job.block_size, "maxConcurrency": job.max_concurrency,
+                    "maxFailedRecords": job.max_failed_records,
+                    "steps": [step.name for step in job.steps], "instances": listed}),
+        status_code=200, mimetype="application/json")
+
+
+async def _requested_instance(req: func.HttpRequest, client: df.DurableOrchestrationClient
+                              ) -> tuple[BatchJob, str, Any] | func.HttpResponse:
+    where = request_path(req)
+    job = batch_jobs().get(req.route_params.get("job", ""))
+    instance_id = req.route_params.get("instanceId", "")
+    status = None
+    if job is not None and INSTANCE_ID.fullmatch(instance_id):
+        status = await client.get_status(batch_durable_id(job.name, instance_id))
+    if job is None or not status or status.runtime_status is None:
+        return problem_response(problem(404, "UNKNOWN_BATCH_INSTANCE",
+                                        "Unknown batch job instance",
+                                        f"no instance {instance_id!r} of batch job "
+                                        f"{req.route_params.get('job', '')!r}", where))
+    return job, instance_id, status
+
+
+@blueprint.route(route="batch-jobs/{job}/{instanceId}", methods=["GET"])
+@blueprint.durable_client_input(client_name="client")
+async def batch_job_result_get(req: func.HttpRequest,
+                               client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The instance's BatchJobResult: live counts while it runs, the final one after."""
+    found = await _requested_instance(req, client)
+    if isinstance(found, func.HttpResponse):
+        return found
+    _job, instance_id, status = found
+    state = status.runtime_status.name
+    result = status.output if state == "Completed" else status.custom_status
+    if isinstance(result, str):
+        result = json.loads(result)
+    body = dict(result or {"batchJobInstanceId": instance_id,
+                           "status": BatchStatus.EXECUTABLE.value})
+    if state in ("Failed", "Terminated", "Canceled"):
+        body["status"] = "FAILED" if state == "Failed" else "STOPPED"
+    body["runtimeStatus"] = state
+    return func.HttpResponse(json.dumps(body), status_code=200, mimetype="application/json",
+                             headers={"Retry-After": "5"} if state in BUSY_STATES else None)
+
+
+@blueprint.route(route="batch-jobs/{job}/{instanceId}/failures", methods=["GET"])
+@blueprint.durable_client_input(client_name="client")
+async def batch_job_failures(req: func.HttpRequest,
+                             client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The failure report (CSV), once the instance has ended."""
+    found = await _requested_instance(req, client)
+    if isinstance(found, func.HttpResponse):
+        return found
+    job, instance_id, status = found
+    state = status.runtime_status.name
+    if state in BUSY_STATES:
+        return problem_response(problem(
+            409, "INSTANCE_RUNNING", "Batch job instance still running",
+            f"instance {instance_id!r} is {state}; its failures are listed once it ended",
+            request_path(req), runtimeStatus=state))
+    stored = await asyncio.to_thread(batch_store().read,
+                                     InstanceFolder(job.name, instance_id).failures_report)
+    if stored is None:
+        return problem_response(problem(
+            404, "NO_FAILURE_REPORT", "No failure report",
+            f"instance {instance_id!r} ended {state} before its report was written",
+            request_path(req), runtimeStatus=state))
+    return func.HttpResponse(
+        stored[0], status_code=200, mimetype="text/csv", charset="utf-8",
+        headers={"Content-Disposition":
+                 f'attachment; filename="{job.name}-{instance_id}-failures.csv"'})

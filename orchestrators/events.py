@@ -1,0 +1,288 @@
+"""The event queue (seed 001): post events, one drain at a time processes them.
+
+    POST /api/events -> validate every event (400 problem+json naming each bad one, nothing
+        stored) -> store them collapsed per object and id -> wake the drain -> 202
+    event_drain orchestration, instance `event-drain` (the lock): batch after batch,
+        continue_as_new every few batches, finish only when nothing is due and nothing was
+        posted since its last look (shared/events/finish.py)
+    timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
+    GET /api/events: depth, oldest event, the drain, totals
+    POST /api/events/drain: start a drain on demand, under the same lock
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Generator
+from datetime import UTC, datetime
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities.events import (
+    EVENT_DRAIN_FINISH,
+    EVENT_DRAIN_PROCESS_BATCH,
+    EVENT_DRAIN_SETTLE_BATCH,
+    EVENT_DRAIN_TAKE_BATCH,
+)
+from orchestrators.http import problem_response, request_path
+from shared.config import app_settings
+from shared.events.collapse import collapse
+from shared.events.messages import (
+    DrainRun,
+    EventOutcome,
+    EventRef,
+    FinishRequest,
+    FinishResult,
+    ProcessBatchRequest,
+    ProcessBatchResult,
+    SettleBatchRequest,
+    SettleBatchResult,
+    TakeBatchRequest,
+    TakeBatchResult,
+)
+from shared.events.tables import event_queue
+from shared.events.validation import EventError, parse_events
+from shared.events.wake import (
+    DRAIN_INSTANCE_ID,
+    Wake,
+    drain_is_busy,
+    new_drain_run,
+    wake_drain,
+)
+from shared.problems import problem
+
+blueprint = df.Blueprint()
+log = logging.getLogger(__name__)
+
+# An activity that raised (storage unreachable) is tried again before the drain fails; a
+# failed drain is replaced by the next post or the safety timer, the events stay queued.
+ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000,
+                                 max_number_of_attempts=3)
+
+
+# -- the drain --------------------------------------------------------------------------
+
+
+@blueprint.orchestration_trigger(context_name="context")
+def event_drain(context: df.DurableOrchestrationContext):
+    """Drain the queue, one batch at a time; only one drain runs (its instance id).
+
+    1. take the next batch of due events (references, never payloads)
+    2. process the batch (the seam: shared/events/processing.py, later a batch job)
+    3. settle it: remove what finished if unchanged, retry failures later, dead-letter
+       those out of attempts
+    4. after `batches_per_generation` batches: continue_as_new, history stays small
+    5. nothing due: finish, unless something was posted since the last look (then go on)
+    """
+    run = DrainRun.from_json(context.get_input())
+    for _ in range(run.batches_per_generation):
+        batch = yield from _take_batch(context, run)
+        if not batch.events and batch.stale == 0:
+            finish = yield from _finish(context, run)
+            if finish.finished:
+                _report(context, run, "finished")
+                return run.to_json()
+            break
+        settled = SettleBatchResult()
+        if batch.events:
+            outcomes = yield from _process_batch(context, run, batch.events)
+            settled = yield from _settle_batch(context, run, batch.events, outcomes)
+        run = run.after_batch(batch.cursor, settled, batch.stale)
+    _report(context, run, "continuing")
+    context.continue_as_new(run.next_generation().to_json())
+    return None
+
+
+Steps = Generator[Any, Any, Any]
+
+
+def _take_batch(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
+    _report(context, run, "taking")
+    answer = yield context.call_activity_with_retry(
+        EVENT_DRAIN_TAKE_BATCH, ACTIVITY_RETRY,
+        TakeBatchRequest(run.batch_size, run.cursor, context.current_utc_datetime).to_json())
+    return TakeBatchResult.from_json(answer)
+
+
+def _process_batch(context: df.DurableOrchestrationContext, run: DrainRun,
+                   events: list[EventRef]) -> Steps:
+    _report(context, run, "processing")
+    answer = yield context.call_activity_with_retry(
+        EVENT_DRAIN_PROCESS_BATCH, ACTIVITY_RETRY, ProcessBatchRequest(events).to_json())
+    return ProcessBatchResult.from_json(answer).outcomes
+
+
+def _settle_batch(context: df.DurableOrchestrationContext, run: DrainRun,
+                  events: list[EventRef], outcomes: list[EventOutcome]) -> Steps:
+    _report(context, run, "settling")
+    answer = yield context.call_activity_with_retry(
+        EVENT_DRAIN_SETTLE_BATCH, ACTIVITY_RETRY,
+        SettleBatchRequest(events, outcomes, run.max_attempts, run.retry_delay,
+                           context.current_utc_datetime).to_json())
+    return SettleBatchResult.from_json(answer)
+
+
+def _finish(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
+    _report(context, run, "finishing")
+    answer = yield context.call_activity_with_retry(
+        EVENT_DRAIN_FINISH, ACTIVITY_RETRY,
+        FinishRequest(run.run_id, context.current_utc_datetime).to_json())
+    return FinishResult.from_json(answer)
+
+
+def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str) -> None:
+    context.set_custom_status({
+        "run_id": run.run_id, "phase": phase, "generation": run.generation,
+        "batches": run.batches, "processed": run.processed,
+        "dead_lettered": run.dead_lettered, "superseded": run.superseded,
+    })
+
+
+# -- waking it: safety timer, on demand --------------------------------------------------
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@blueprint.timer_trigger(schedule="%EVENTS_SAFETY_SCHEDULE%", arg_name="timer",
+                         run_on_startup=False)
+@blueprint.durable_client_input(client_name="client")
+async def event_drain_safety_tick(timer: func.TimerRequest,
+                                  client: df.DurableOrchestrationClient) -> None:
+    """Start the drain when events are due and none runs: the bound on a lost wake-up."""
+    settings = app_settings()
+    queue = event_queue(settings)
+    now = _utc_now()
+    if not await asyncio.to_thread(queue.has_due_events, now) or await drain_is_busy(client):
+        return
+    wake = await wake_drain(client, queue.state, lambda: new_drain_run(settings.events, now),
+                            now)
+    log.warning("event queue: events were due and no drain ran; safety timer: drain %s",
+                wake.value)
+
+
+@blueprint.route(route="events/drain", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def events_drain_now(req: func.HttpRequest,
+                           client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Start a drain now, under the same lock: 202 started, 409 when one runs."""
+    settings = app_settings()
+    queue = event_queue(settings)
+    now = _utc_now()
+    wake = await wake_drain(client, queue.state, lambda: new_drain_run(settings.events, now),
+                            now)
+    if wake is Wake.STARTED:
+        return func.HttpResponse(
+            json.dumps({"instance_id": DRAIN_INSTANCE_ID, "drain": wake.value,
+                        "status": "/api/events"}),
+            status_code=202, mimetype="application/json")
+    if wake is Wake.RUNNING:
+        return problem_response(problem(
+            409, "DRAIN_RUNNING", "Drain not started",
+            f"a drain ({DRAIN_INSTANCE_ID}) is running; it takes every due event before it "
+            "finishes", request_path(req)))
+    return problem_response(problem(
+        409, "DRAIN_FINISHING", "Drain not started",
+        "the last drain is still completing; the safety timer starts the next one, or "
+        "try again shortly", request_path(req)), headers={"Retry-After": "5"})
+
+
+# -- HTTP: post, status ----------------------------------------------------------------
+
+
+@blueprint.route(route="events", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def events_post(req: func.HttpRequest,
+                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Accept one event or {"events": [...]}: stored before the 202, the drain woken."""
+    settings = app_settings()
+    instance = request_path(req)
+    body = req.get_body()
+    if len(body) > settings.events.max_body_bytes:
+        return problem_response(problem(
+            413, "BODY_TOO_LARGE", "Request body too large",
+            f"the body has {len(body)} bytes; at most {settings.events.max_body_bytes} "
+            "(EVENTS_MAX_BODY_BYTES): post the events in several requests", instance))
+    parsed = parse_events(body)
+    errors = [item for item in parsed if isinstance(item, EventError)]
+    if errors:
+        return problem_response(_invalid_events(errors, instance))
+    events = [item for item in parsed if not isinstance(item, EventError)]
+    queue = event_queue(settings)
+    now = _utc_now()
+    try:
+        counts = await asyncio.to_thread(queue.store, collapse(events), now)
+    except Exception as error:  # storage failed, not the caller: nothing is acknowledged
+        log.exception("event queue: storing %d events failed", len(events))
+        return problem_response(problem(
+            503, "STORAGE_UNAVAILABLE", "Events not stored",
+            f"storing the events failed ({type(error).__name__}); some may be stored: post "
+            "them again, which is safe (an event collapses with itself)", instance),
+            headers={"Retry-After": "10"})
+    try:
+        wake = (await wake_drain(client, queue.state,
+                                 lambda: new_drain_run(settings.events, now), now)).value
+    except Exception:  # the events are stored; the safety timer starts the drain
+        log.exception("event queue: waking the drain failed; the safety timer will")
+        wake = Wake.DEFERRED.value
+    depth = await asyncio.to_thread(queue.depth)
+    return func.HttpResponse(json.dumps({
+        "accepted": len(events), "stored": counts.stored,
+        "superseded": len(events) - counts.stored, "queue_depth": depth, "drain": wake,
+        "status": "/api/events",
+    }), status_code=202, mimetype="application/json")
+
+
+def _invalid_events(errors: list[EventError], instance: str) -> Any:
+    whole_body = [error for error in errors if error.index is None and error.field is None]
+    if whole_body:
+        return problem(400, whole_body[0].code, "Invalid events", whole_body[0].message,
+                       instance, errors=[error.to_json() for error in errors])
+    bad = sorted({error.index for error in errors if error.index is not None})
+    detail = (f"{len(bad)} events are invalid (indexes {', '.join(map(str, bad[:20]))}"
+              f"{', ...' if len(bad) > 20 else ''}); nothing was stored" if bad else
+              f"{errors[0].message}; nothing was stored")
+    return problem(400, "INVALID_EVENTS", "Invalid events", detail, instance,
+                   errors=[error.to_json() for error in errors])
+
+
+@blueprint.route(route="events", methods=["GET"])
+@blueprint.durable_client_input(client_name="client")
+async def events_status(req: func.HttpRequest,
+                        client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    settings = app_settings()
+    queue = event_queue(settings)
+    now = _utc_now()
+    snapshot = await asyncio.to_thread(queue.snapshot, now)
+    signal = await asyncio.to_thread(queue.state.read_signal)
+    totals = await asyncio.to_thread(queue.state.read_totals)
+    status = await client.get_status(DRAIN_INSTANCE_ID)
+    runtime = getattr(status, "runtime_status", None) if status else None
+    oldest = snapshot.oldest_enqueued_at
+    body = {
+        "queue": {
+            "depth": snapshot.depth, "due": snapshot.due, "retrying": snapshot.retrying,
+            "oldest_event_age_seconds": (now - oldest).total_seconds() if oldest else None,
+        },
+        "drain": {
+            "instance_id": DRAIN_INSTANCE_ID,
+            "runtime_status": getattr(runtime, "value", runtime),
+            "custom_status": status.custom_status if status else None,
+            "signal": signal.state.value, "posts": signal.posts,
+            "idle_since": signal.idle_since, "last_post_at": signal.last_post_at,
+        },
+        "totals": {"processed": totals.processed, "dead_lettered": totals.dead_lettered,
+                   "superseded": totals.superseded},
+        "safety_schedule": settings.events.safety_schedule,
+    }
+    return func.HttpResponse(json.dumps(body, default=_json_value),
+                             mimetype="application/json")
+
+
+def _json_value(value: Any) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

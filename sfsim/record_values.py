@@ -1,0 +1,189 @@
+"""What a record's incoming values become before they are stored: field names checked,
+relationship references resolved by external id, lookups checked, types converted; and
+`RecordError`, with the code Salesforce uses, when a value is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from sfsim.schema import FieldDef, ObjectDef, looks_like_id, to_18
+
+if TYPE_CHECKING:
+    from sfsim.org import Org
+
+NULL_MARKER = "#N/A"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class RecordError(Exception):
+    """One record was refused; `code` is Salesforce's statusCode."""
+
+    def __init__(self, code: str, message: str, fields: list[str] | None = None) -> None:
+        super().__init__(f"{code}:{message}")
+        self.code = code
+        self.message = message
+        self.fields = fields or []
+
+    def to_json(self) -> dict[str, Any]:
+        return {"statusCode": self.code, "message": self.message, "fields": self.fields}
+
+
+def resolve_values(
+    org: Org, obj: ObjectDef, values: Mapping[str, Any], from_csv: bool
+) -> tuple[dict[str, Any], str | None]:
+    """The values of one record as stored (by field name) and the record's `Id` if given.
+
+    From CSV an empty value is left out and `#N/A` clears the field.
+    """
+    changes: dict[str, Any] = {}
+    record_id: str | None = None
+    for key, raw in values.items():
+        if key == "attributes":
+            continue
+        if from_csv:
+            if raw == "":
+                continue
+            if raw == NULL_MARKER:
+                raw = None
+        if "." in key or isinstance(raw, Mapping):
+            field, parent_id = _resolve_relationship(org, obj, key, raw)
+            changes[field.name] = parent_id
+            continue
+        field = obj.field_named(key)
+        if field is None:
+            raise _no_such_column(key, obj, key)
+        if field.name == "Id":
+            record_id = None if raw is None else str(raw).strip() or None
+            continue
+        if not field.createable:
+            raise RecordError(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {field.name}. Please check the "
+                "security settings of this field and verify that it is read/write for "
+                "your profile or permission set.",
+                [field.name],
+            )
+        changes[field.name] = _convert(org, obj, field, raw)
+    return changes, record_id
+
+
+def _resolve_relationship(
+    org: Org, obj: ObjectDef, key: str, raw: Any
+) -> tuple[FieldDef, str | None]:
+    if isinstance(raw, Mapping):
+        relationship_name = key
+        pairs = [(k, v) for k, v in raw.items() if k != "attributes"]
+        if len(pairs) != 1:
+            raise RecordError(
+                "INVALID_FIELD",
+                f"A relationship reference to {key} needs exactly one external id field",
+                [key],
+            )
+        parent_field_name, value = pairs[0]
+    else:
+        relationship_name, _, parent_field_name = key.partition(".")
+        value = raw
+    field = obj.relationship(relationship_name)
+    if field is None:
+        raise _no_such_column(relationship_name, obj, key)
+    parent = org.objects[field.reference_to or ""]
+    parent_field = parent.field_named(parent_field_name)
+    if parent_field is None or not (parent_field.external_id or parent_field.name == "Id"):
+        raise RecordError(
+            "INVALID_FIELD",
+            f"Field {parent_field_name} on {parent.name} is not an external id field",
+            [key],
+        )
+    if value is None or value == "":
+        return field, None
+    if parent_field.name == "Id":
+        return field, _check_reference(org, field, parent, str(value))
+    parent_id = org.find_by_unique(parent.name, parent_field.name, value)
+    if parent_id is None:
+        raise RecordError(
+            "INVALID_FIELD",
+            f"Foreign key external ID: {value} not found for field {parent_field.name} "
+            f"in entity {parent.name}",
+            [field.name],
+        )
+    return field, parent_id
+
+
+def _check_reference(org: Org, field: FieldDef, parent: ObjectDef, value: str) -> str:
+    if not looks_like_id(value):
+        raise RecordError(
+            "MALFORMED_ID", f"{field.name}: id value of incorrect type: {value}", [field.name]
+        )
+    full = to_18(value)
+    if full[:3] != parent.key_prefix or full not in org.records[parent.name]:
+        raise RecordError(
+            "INVALID_CROSS_REFERENCE_KEY",
+            f"invalid cross reference id: {field.name}",
+            [field.name],
+        )
+    return full
+
+
+def _convert(org: Org, obj: ObjectDef, field: FieldDef, raw: Any) -> Any:
+    if raw is None:
+        return None
+    text = raw if isinstance(raw, str) else None
+    kind = field.type
+    try:
+        if kind == "reference":
+            parent = org.objects[field.reference_to or ""]
+            return _check_reference(org, field, parent, str(raw).strip())
+        if kind == "boolean":
+            if isinstance(raw, bool):
+                return raw
+            lowered = str(raw).strip().lower()
+            if lowered in ("true", "1", "yes"):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            number = float(raw)
+            if number != int(number):
+                raise ValueError(raw)
+            return int(number)
+        if kind in ("double", "currency", "percent"):
+            if isinstance(raw, bool):
+                raise ValueError(raw)
+            return float(raw)
+        if kind == "date":
+            return dt.date.fromisoformat(str(raw).strip()[:10]).isoformat()
+        if kind == "datetime":
+            parsed = dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+    except (ValueError, TypeError, OverflowError):
+        raise RecordError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{field.name}: value not of required type: {raw}",
+            [field.name],
+        ) from None
+    value = text if text is not None else str(raw)
+    if kind == "email" and value and not EMAIL.match(value):
+        raise RecordError(
+            "INVALID_EMAIL_ADDRESS", f"{field.name}: invalid email address: {value}",
+            [field.name],
+        )
+    if len(value) > field.length:
+        raise RecordError(
+            "STRING_TOO_LONG",
+            f"{field.name}: data value too large: {value[:40]} (max length={field.length})",
+            [field.name],
+        )
+    return value
+
+
+def _no_such_column(column: str, obj: ObjectDef, key: str) -> RecordError:
+    return RecordError("INVALID_FIELD", f"No such column '{column}' on sobject of type {obj.name}",
+                       [key])

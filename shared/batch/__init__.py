@@ -1,0 +1,74 @@
+"""Mule-Batch semantics on Durable Functions (seed 004): the batch engine's public API.
+
+Declare a job once, register it, and post records to it:
+
+    from shared.batch import (AcceptPolicy, Aggregator, BatchJob, BatchStep,
+                              register_batch_jobs)
+
+    register_batch_jobs(BatchJob(name="orders", steps=(
+        BatchStep("check", check_order),                       # fn(BatchRecord) -> dict|None
+        BatchStep("load", aggregator=Aggregator(size=200, commit=upsert_orders)),
+        BatchStep("report", report_failure, accept_policy=AcceptPolicy.ONLY_FAILURES),
+    )))                                                        # in function_app.py, at import
+
+    POST /api/batch-jobs/orders[?instanceId=...]   JSON array, NDJSON or CSV -> 202
+    GET  /api/batch-jobs/orders[/{id}[/failures]]  instances, BatchJobResult, failures CSV
+
+From other code (another capability's orchestration or starter):
+
+- `start_batch_instance(client, job_name, records, instance_id=None)` (in
+  `orchestrators.batch`) validates, stages and starts one instance from a durable client;
+  it returns the instance id or raises `BatchStartRefused` carrying the problem document.
+- `BATCH_ORCHESTRATOR` is the orchestration's name; `batch_durable_id(job, id)` the durable
+  instance id of an instance, whose output (custom status while running) is the
+  BatchJobResult dict (`shared.batch.result`).
+
+Semantics (REFERENCE.md "Batch semantics"): records are staged in blocks of `block_size`
+in Blob Storage before the instance starts, all or nothing; blocks run through the steps in
+order, at most `max_concurrency` activities at once; a record enters a step only if the
+accept policy and the accept expression both hold; an aggregator commits groups of `size`
+(the last one smaller) or, streaming, all records at once, and a record-level error fails
+that record only; past `max_failed_records` no new work starts and the status is
+FAILED_PROCESS_RECORDS; ORDERED_SEQUENTIAL instances of a job run one at a time in creation
+order. Record state is persisted per block after each step, so after a crash no step that
+was persisted runs again for a record. How the orchestration decides: `shared.batch.plan`.
+
+Modules: job (declarations), settings (settings section, per-job overrides), registry,
+records (input parsing), loading (staging), store (blobs), blocks (running a block or a
+group), plan (the orchestration's decisions), result (BatchJobResult), instances (Table
+Storage rows), failures (the CSV report), contacts + jobs (the example job).
+"""
+
+import shared.config  # noqa: F401  (first: shared.config imports this package's settings)
+from shared.batch.job import (
+    AcceptPolicy,
+    Aggregator,
+    BatchJob,
+    BatchRecord,
+    BatchStep,
+    SchedulingStrategy,
+    StepFailure,
+)
+from shared.batch.registry import batch_jobs, register_batch_jobs
+
+BATCH_ORCHESTRATOR = "batch_job"
+
+
+def batch_durable_id(job: str, instance_id: str) -> str:
+    """The durable instance id of batch instance `instance_id` of `job`."""
+    return f"batch-{job}-{instance_id}"
+
+
+__all__ = [
+    "BATCH_ORCHESTRATOR",
+    "AcceptPolicy",
+    "Aggregator",
+    "BatchJob",
+    "BatchRecord",
+    "BatchStep",
+    "SchedulingStrategy",
+    "StepFailure",
+    "batch_durable_id",
+    "batch_jobs",
+    "register_batch_jobs",
+]

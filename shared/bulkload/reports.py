@@ -1,0 +1,121 @@
+"""The reports of a load: its failures and its results as CSV, and the records of a level
+that failed before its results could be read.
+
+The reports are what users download and open in a spreadsheet: every cell is neutralised
+(`shared.spreadsheet_cells`). The per-level files they are made of keep the values as sent,
+for a retry of the failed records.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+
+from shared.bulkload.levels import (
+    FAILED_FILE,
+    FAILURE_COLUMNS,
+    ORPHANS_FILE,
+    RECORDS_FILE,
+    RESULT_COLUMNS,
+    SUCCEEDED_FILE,
+    CsvOut,
+    csv_rows,
+    failure_row,
+    failure_writer,
+    orphan_reason,
+    read_failure_reasons,
+    read_id_map,
+    staged_records,
+)
+from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
+from shared.bulkload.request import LoadLevel
+from shared.bulkload.store import LoadStore, spooled_file
+from shared.crash_points import crash_point
+from shared.spreadsheet_cells import spreadsheet_safe
+
+FAILURES_REPORT = "failures.csv"
+# The failures report is written, the activity's result is not recorded.
+FAILURES_REPORT_WRITTEN = "bulkload.failures.after_report"
+RESULTS_REPORT = "results.csv"
+
+
+def write_reports(store: LoadStore, level_count: int) -> FailuresReport:
+    """Every failed, unprocessed and orphaned record of the load in one CSV. The results
+    CSV is written when it is first asked for (`write_results_report`): it is as large as
+    the load, and the load is done without it."""
+    failures = _concatenate(store, level_count, (FAILED_FILE, ORPHANS_FILE), FAILURE_COLUMNS,
+                            FAILURES_REPORT)
+    crash_point(FAILURES_REPORT_WRITTEN)
+    return FailuresReport(store.name(FAILURES_REPORT), failures)
+
+
+def write_results_report(store: LoadStore, level_count: int) -> str:
+    """Every loaded record with its Salesforce id in one CSV; returns its blob name."""
+    _concatenate(store, level_count, (SUCCEEDED_FILE,), RESULT_COLUMNS, RESULTS_REPORT)
+    return store.name(RESULTS_REPORT)
+
+
+def _concatenate(store: LoadStore, level_count: int, names: Sequence[str],
+                 first_columns: Sequence[str], report_name: str) -> int:
+    files = [store.level_blob(index, name) for index in range(level_count) for name in names]
+    columns: dict[str, None] = dict.fromkeys(first_columns)
+    for blob in files:
+        with store.download_if_exists(blob) as local:
+            if local is not None:
+                header = local.readline().decode("utf-8").rstrip("\r\n")
+                for name in next(csv.reader([header]), []):
+                    columns.setdefault(name, None)
+    rows = 0
+    with spooled_file() as report_file:
+        report = CsvOut(report_file, [spreadsheet_safe(name) for name in columns])
+        for blob in files:
+            with store.download_if_exists(blob) as local:
+                if local is None:
+                    continue
+                for row in csv_rows(local):
+                    report.writerow([spreadsheet_safe(row.get(name) or "") for name in columns])
+                    rows += 1
+        report.finish()
+        report_file.seek(0)
+        store.upload_file(store.name(report_name), report_file)
+    return rows
+
+
+def report_level_failure(store: LoadStore, levels: Sequence[LoadLevel], level_index: int,
+                         error: LevelError) -> LevelResults:
+    """Write every record of a level whose results were never read to its failures: those
+    with a loaded parent as `failed` with the level's error, the others as orphans (unless
+    staging already reported them). Returns the records reported failed."""
+    level = levels[level_index]
+    parent = levels[level.parent] if level.parent is not None else None
+    parent_ids = read_id_map(store, level.parent) if level.parent is not None else {}
+    parent_errors = read_failure_reasons(store, level.parent) if level.parent is not None \
+        else {}
+    orphans_reported = store.exists(store.level_blob(level_index, ORPHANS_FILE))
+    failed = 0
+    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
+        columns: dict[str, None] = {}
+        for record in staged_records(local):
+            columns.update(dict.fromkeys(record["f"]))
+        with spooled_file() as failed_file, spooled_file() as orphans_file:
+            failed_out = failure_writer(failed_file, list(columns))
+            orphans_out = failure_writer(orphans_file, list(columns))
+            for record in staged_records(local):
+                if parent is not None and record["p"] not in parent_ids:
+                    if not orphans_reported:
+                        orphans_out.writerow_dict(failure_row(
+                            level, "orphaned",
+                            orphan_reason(parent, record["p"], parent_errors.get(record["p"])),
+                            record["e"], record["p"], record["f"]))
+                    continue
+                failed_out.writerow_dict(failure_row(level, "failed", error.as_error(),
+                                                     record["e"], record["p"], record["f"]))
+                failed += 1
+            for writer, file, name in ((failed_out, failed_file, FAILED_FILE),
+                                       (orphans_out, orphans_file, ORPHANS_FILE)):
+                writer.finish()
+                if name == ORPHANS_FILE and orphans_reported:
+                    continue
+                file.seek(0)
+                store.upload_file(store.level_blob(level_index, name), file)
+    return LevelResults(failed=failed, failed_by_error={error.code.value: failed})

@@ -1,0 +1,166 @@
+"""The drain's rows in the state table: the signal, the totals, processed versions.
+
+- `drain/signal`: `State` running | idle. Posters bump it after storing events; the drain
+  declares itself idle only with the ETag it read *before* its last look at the queue. So
+  an event stored after that look changed the ETag first (the drain goes on), or its
+  poster sees `idle` (and starts the next drain). Nothing is left waiting in between.
+- `drain/totals`: events processed, dead-lettered and superseded since the queue existed.
+  Only the drain writes it.
+- `processed-<object>/<id>`: the newest version processed for a record, so that an older
+  event arriving late is dropped instead of undoing it. Only the drain writes these.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from shared.storage.tables import ConcurrentWrite, create_entity, read_entity, safe_key
+
+DRAIN_PARTITION = "drain"
+SIGNAL_ROW = "signal"
+TOTALS_ROW = "totals"
+MAX_CONFLICT_RETRIES = 200
+# What a write conditional on an ETag raises when the row changed or went away meanwhile.
+_CHANGED = (ResourceModifiedError, ResourceNotFoundError)
+
+
+class DrainState(Enum):
+    RUNNING = "running"
+    IDLE = "idle"
+
+
+@dataclass(frozen=True)
+class Signal:
+    state: DrainState
+    posts: int
+    etag: str | None  # None: no row yet (no drain ever ran)
+    idle_since: datetime | None = None
+    last_post_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Totals:
+    processed: int = 0
+    dead_lettered: int = 0
+    superseded: int = 0
+
+
+class DrainStateTable:
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+
+    # -- the signal -------------------------------------------------------------------
+
+    def read_signal(self) -> Signal:
+        stored = read_entity(self.table, DRAIN_PARTITION, SIGNAL_ROW)
+        if stored is None:
+            return Signal(DrainState.IDLE, 0, None)
+        values = stored.values
+        return Signal(DrainState(values.get("State", "idle")), int(values.get("Posts", 0)),
+                      stored.etag, values.get("IdleSince"), values.get("LastPostAt"))
+
+    def mark_running(self, now: datetime) -> DrainState:
+        """Record that events were posted (or a drain is being started); the state before.
+
+        `idle` answered means the caller must start a drain; `running` means a drain is
+        running and, since this write changed the signal's ETag, will not finish without
+        another look at the queue.
+        """
+        for _ in range(MAX_CONFLICT_RETRIES):
+            signal = self.read_signal()
+            entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": SIGNAL_ROW,
+                      "State": DrainState.RUNNING.value, "Posts": signal.posts + 1,
+                      "LastPostAt": now}
+            try:
+                if signal.etag is None:
+                    create_entity(self.table, entity)
+                else:
+                    self.table.update_entity(entity, mode=UpdateMode.MERGE, etag=signal.etag,
+                                             match_condition=MatchConditions.IfNotModified)
+            except (ConcurrentWrite, *_CHANGED):
+                continue
+            return signal.state
+        raise ConcurrentWrite("the drain signal kept changing; giving up after "
+                              f"{MAX_CONFLICT_RETRIES} tries")
+
+    def declare_idle(self, etag: str | None, now: datetime) -> bool:
+        """Set `idle` only if the signal still has `etag`; False: someone posted since."""
+        entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": SIGNAL_ROW,
+                  "State": DrainState.IDLE.value, "IdleSince": now}
+        try:
+            if etag is None:
+                create_entity(self.table, {**entity, "Posts": 0})
+            else:
+                self.table.update_entity(entity, mode=UpdateMode.MERGE, etag=etag,
+                                         match_condition=MatchConditions.IfNotModified)
+        except (ConcurrentWrite, *_CHANGED):
+            return False
+        return True
+
+    # -- totals -----------------------------------------------------------------------
+
+    def read_totals(self) -> Totals:
+        stored = read_entity(self.table, DRAIN_PARTITION, TOTALS_ROW)
+        if stored is None:
+            return Totals()
+        values = stored.values
+        return Totals(int(values.get("Processed", 0)), int(values.get("DeadLettered", 0)),
+                      int(values.get("Superseded", 0)))
+
+    def add_to_totals(self, processed: int, dead_lettered: int, superseded: int) -> None:
+        if not (processed or dead_lettered or superseded):
+            return
+        for _ in range(MAX_CONFLICT_RETRIES):
+            stored = read_entity(self.table, DRAIN_PARTITION, TOTALS_ROW)
+            values: dict[str, Any] = stored.values if stored else {}
+            entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": TOTALS_ROW,
+                      "Processed": int(values.get("Processed", 0)) + processed,
+                      "DeadLettered": int(values.get("DeadLettered", 0)) + dead_lettered,
+                      "Superseded": int(values.get("Superseded", 0)) + superseded}
+            try:
+                if stored is None:
+                    create_entity(self.table, entity)
+                else:
+                    self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=stored.etag,
+                                             match_condition=MatchConditions.IfNotModified)
+                return
+            except (ConcurrentWrite, *_CHANGED):
+                continue
+        raise ConcurrentWrite("the drain totals kept changing")
+
+    # -- processed versions --------------------------------------------------------------
+
+    def processed_version(self, object_name: str, record_id: str) -> int | None:
+        stored = read_entity(self.table, _processed_partition(object_name), safe_key(record_id))
+        if stored is None or stored.values.get("Version") in (None, ""):
+            return None
+        return int(stored.values["Version"])
+
+    def record_processed_many(self, records: list[tuple[str, str, int | None]]) -> None:
+        """Remember each record's newest processed version, one transaction per object and
+        100 records; an unversioned event was newer than any version by arrival, so it
+        clears what was remembered."""
+        by_partition: dict[str, list[tuple[Any, ...]]] = {}
+        for object_name, record_id, version in records:
+            partition, row = _processed_partition(object_name), safe_key(record_id)
+            key = {"PartitionKey": partition, "RowKey": row}
+            operation = (("upsert", {**key, "Version": str(version)},
+                          {"mode": UpdateMode.REPLACE}) if version is not None
+                         # A delete of a missing row would fail the transaction: upsert an
+                         # empty version instead, which reads as none.
+                         else ("upsert", {**key, "Version": ""}, {"mode": UpdateMode.REPLACE}))
+            by_partition.setdefault(partition, []).append(operation)
+        for operations in by_partition.values():
+            for start in range(0, len(operations), 100):
+                self.table.submit_transaction(operations[start:start + 100])
+
+
+def _processed_partition(object_name: str) -> str:
+    return f"processed-{safe_key(object_name)}"

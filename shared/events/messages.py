@@ -1,0 +1,139 @@
+"""What the drain orchestration and its activities exchange: references, counts, outcomes.
+
+Event payloads and source rows never travel here; an `EventRef` names a waiting event and
+the ETag it had when taken, so that settling it touches it only if it is unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
+
+from shared.events.validation import Operation
+from shared.messages import Message
+
+
+@dataclass(frozen=True)
+class EventKey(Message):
+    """A queue row's keys: where the next batch starts reading (after this one)."""
+
+    partition: str
+    row: str
+
+
+@dataclass(frozen=True)
+class EventRef(Message):
+    object: str
+    id: str
+    operation: Operation
+    version: int | None
+    attempts: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class EventOutcome(Message):
+    """What processing did with one event: done, or failed with a code and a message."""
+
+    done: bool
+    code: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class DrainRun(Message):
+    """The drain's input, one per generation (continue_as_new carries it on)."""
+
+    run_id: str
+    started_at: datetime
+    batch_size: int
+    batches_per_generation: int
+    max_attempts: int
+    retry_delay: float
+    generation: int = 1
+    cursor: EventKey | None = None
+    batches: int = 0
+    processed: int = 0
+    dead_lettered: int = 0
+    superseded: int = 0
+
+    def after_batch(self, cursor: EventKey | None, settled: SettleBatchResult,
+                    stale: int) -> DrainRun:
+        return replace(
+            self, cursor=cursor, batches=self.batches + 1,
+            processed=self.processed + settled.removed,
+            dead_lettered=self.dead_lettered + settled.dead_lettered,
+            superseded=self.superseded + settled.superseded + stale,
+        )
+
+    def next_generation(self) -> DrainRun:
+        return replace(self, generation=self.generation + 1)
+
+
+@dataclass(frozen=True)
+class TakeBatchRequest(Message):
+    limit: int
+    after: EventKey | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class TakeBatchResult(Message):
+    """Due events (fresh, or failed and past their retry time), and where to go on from.
+
+    `stale` counts events dropped unprocessed: older than the version last processed for
+    their record. An empty batch with `stale == 0` means nothing is due.
+    """
+
+    events: list[EventRef] = field(default_factory=list)
+    cursor: EventKey | None = None
+    stale: int = 0
+
+
+@dataclass(frozen=True)
+class ProcessBatchRequest(Message):
+    events: list[EventRef]
+
+
+@dataclass(frozen=True)
+class ProcessBatchResult(Message):
+    outcomes: list[EventOutcome]  # one per event of the request, in order
+
+
+@dataclass(frozen=True)
+class SettleBatchRequest(Message):
+    events: list[EventRef]
+    outcomes: list[EventOutcome]
+    max_attempts: int
+    retry_delay: float
+    now: datetime
+
+
+@dataclass(frozen=True)
+class SettleBatchResult(Message):
+    removed: int = 0  # done, and removed from the queue
+    retrying: int = 0  # failed, tried again after a delay
+    dead_lettered: int = 0  # failed on every attempt, moved to the dead-letter table
+    superseded: int = 0  # a newer event for the record replaced it meanwhile: it stays
+
+
+class FinishReason(Enum):
+    IDLE = "idle"
+    EVENTS_DUE = "events_due"
+    POSTED_MEANWHILE = "posted_meanwhile"
+
+
+@dataclass(frozen=True)
+class FinishRequest(Message):
+    run_id: str
+    now: datetime
+
+
+@dataclass(frozen=True)
+class FinishResult(Message):
+    reason: FinishReason
+
+    @property
+    def finished(self) -> bool:
+        return self.reason is FinishReason.IDLE

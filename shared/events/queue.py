@@ -1,0 +1,367 @@
+"""The queue table: one row per object and id holding the newest event, and dead letters.
+
+Rows: PartitionKey = object, RowKey = id (escaped), `Operation`, `Version` (text, or
+absent), `Payload`, `Attempts`, `EnqueuedAt`, `RetryAt`, `LastErrorCode`, `LastError`.
+
+Race-free collapse: every write of a versioned event is conditional — a create that fails
+when the row exists, or a replace with the ETag read just before deciding — so two posters
+of the same record never overwrite each other blindly; the loser reads again and decides
+again (`collapse.replaces`). An unversioned event is newer than whatever it meets by
+arrival order, so it is written unconditionally: the write that commits last wins, which
+is arrival order. The drain removes or updates a row only with the ETag it took it with:
+an event replaced meanwhile stays for the next batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from itertools import islice
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+
+from shared.events.collapse import is_stale, replaces
+from shared.events.drain_state import DrainStateTable
+from shared.events.messages import (
+    EventKey,
+    EventOutcome,
+    EventRef,
+    SettleBatchResult,
+    TakeBatchResult,
+)
+from shared.events.validation import Event, Operation
+from shared.storage.tables import (
+    ConcurrentWrite,
+    StoredEntity,
+    create_entity,
+    read_entity,
+    replace_if_unchanged,
+    safe_key,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_STORE_RETRIES = 200
+TRANSACTION_LIMIT = 100  # operations in one entity-group transaction
+TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction takes 4 MiB)
+TRANSACTION_ATTEMPTS = 2
+MAX_RETRY_DELAY = timedelta(minutes=15)
+MAX_ERROR_TEXT = 2000
+# Azure Storage serves one partition's rows from one server; a few requests at a time per
+# process keep Azurite and the table's throughput limits both comfortable.
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
+# Spaces around every @parameter: the SDK substitutes whole space-separated words.
+_DUE = "(Attempts eq 0 or RetryAt le @now )"
+_TAKEN_FIELDS = ["PartitionKey", "RowKey", "Object", "RecordId", "Operation", "Version",
+                 "Attempts"]
+
+
+class Settled(Enum):
+    REMOVED = "removed"
+    RETRYING = "retrying"
+    DEAD_LETTERED = "dead_lettered"
+    SUPERSEDED = "superseded"
+    GONE = "gone"  # already settled (an activity run again after a crash)
+
+
+@dataclass(frozen=True)
+class StoreCounts:
+    stored: int
+    superseded: int  # older than the event already waiting for the same record
+
+
+@dataclass(frozen=True)
+class QueueSnapshot:
+    depth: int
+    due: int
+    retrying: int
+    oldest_enqueued_at: datetime | None
+
+
+class EventQueue:
+    def __init__(self, events: TableClient, dead_letters: TableClient,
+                 state: DrainStateTable) -> None:
+        self.events = events
+        self.dead_letters = dead_letters
+        self.state = state
+
+    # -- posting ------------------------------------------------------------------------
+
+    def store(self, events: Sequence[Event], now: datetime) -> StoreCounts:
+        """Store every event (collapsed per record: at most one event per object and id)
+        before returning; raises on a storage failure, after which some events may be
+        stored: posting them again is safe."""
+        stored = 0
+        for chunk in _transaction_chunks(events):
+            stored += self._store_chunk(chunk, now)
+        return StoreCounts(stored, len(events) - stored)
+
+    def _store_chunk(self, events: list[Event], now: datetime) -> int:
+        """One entity-group transaction for events of one partition: the rows read, each
+        create conditional on absence and each replace on the ETag read. A row changed
+        meanwhile fails the whole transaction, which is then decided again."""
+        for _ in range(TRANSACTION_ATTEMPTS):
+            current = list(_POOL.map(self._current_row, events))
+            operations: list[tuple[Any, ...]] = []
+            for event, row in zip(events, current, strict=True):
+                entity = _event_entity(event, now)
+                if event.version is None:
+                    operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
+                elif row is None:
+                    operations.append(("create", entity))
+                elif replaces(event.version, _version(row.values)):
+                    operations.append(("update", entity, {
+                        "mode": UpdateMode.REPLACE, "etag": row.etag,
+                        "match_condition": MatchConditions.IfNotModified}))
+            if not operations:
+                return 0
+            try:
+                self.events.submit_transaction(operations)
+            except TableTransactionError:
+                continue
+            return len(operations)
+        # Contended beyond reason (the same records posted at once, again and again): one
+        # at a time, each under its own condition.
+        return sum(self.store_one(event, now) for event in events)
+
+    def _current_row(self, event: Event) -> StoredEntity | None:
+        if event.version is None:
+            return None  # written whatever is stored
+        return read_entity(self.events, safe_key(event.object), safe_key(event.id))
+
+    def store_one(self, event: Event, now: datetime) -> bool:
+        """True when stored, False when an event at least as new already waits."""
+        entity = _event_entity(event, now)
+        if event.version is None:
+            self.events.upsert_entity(entity, mode=UpdateMode.REPLACE)
+            return True
+        for _ in range(MAX_STORE_RETRIES):
+            try:
+                create_entity(self.events, entity)
+                return True
+            except ConcurrentWrite:
+                pass
+            current = read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
+            if current is None:
+                continue  # taken by the drain meanwhile: create it again
+            if not replaces(event.version, _version(current.values)):
+                return False
+            try:
+                replace_if_unchanged(self.events, entity, current.etag)
+                return True
+            except ConcurrentWrite:
+                continue
+        raise ConcurrentWrite(f"event {event.object}/{event.id} kept changing while stored")
+
+    # -- draining -----------------------------------------------------------------------
+
+    def take_batch(self, limit: int, after: EventKey | None, now: datetime) -> TakeBatchResult:
+        """Up to `limit` due events after `after` (wrapping round), stale ones dropped."""
+        rows = list(islice(self._due_rows(now, after, after_cursor=True), limit))
+        if len(rows) < limit and after is not None:
+            rows += islice(self._due_rows(now, after, after_cursor=False), limit - len(rows))
+        refs = [_ref(row) for row in rows]
+        cursor = EventKey(rows[-1]["PartitionKey"], rows[-1]["RowKey"]) if rows else after
+        stale_flags = list(_POOL.map(self._drop_if_stale, refs))
+        fresh = [ref for ref, stale in zip(refs, stale_flags, strict=True) if not stale]
+        return TakeBatchResult(fresh, cursor, len(refs) - len(fresh))
+
+    def _due_rows(self, now: datetime, after: EventKey | None,
+                  after_cursor: bool) -> Iterator[Any]:
+        query, parameters = _DUE, {"now": now}
+        if after is not None:
+            parameters |= {"pk": after.partition, "rk": after.row}
+            query += (" and (PartitionKey gt @pk or (PartitionKey eq @pk and RowKey gt @rk ))"
+                      if after_cursor else
+                      " and (PartitionKey lt @pk or (PartitionKey eq @pk and RowKey le @rk ))")
+        return iter(self.events.query_entities(query, parameters=parameters,
+                                               select=_TAKEN_FIELDS, results_per_page=1000))
+
+    def _drop_if_stale(self, ref: EventRef) -> bool:
+        if ref.version is None:
+            return False
+        if not is_stale(ref.version, self.state.processed_version(ref.object, ref.id)):
+            return False
+        self._delete_if_unchanged(ref)
+        return True
+
+    def has_due_events(self, now: datetime) -> bool:
+        return next(self._due_rows(now, None, after_cursor=True), None) is not None
+
+    def settle(self, events: Sequence[EventRef], outcomes: Sequence[EventOutcome],
+               max_attempts: int, retry_delay: float, now: datetime) -> SettleBatchResult:
+        if len(events) != len(outcomes):
+            raise ValueError(f"{len(outcomes)} outcomes for {len(events)} events")
+        done = [ref for ref, outcome in zip(events, outcomes, strict=True) if outcome.done]
+        failed = [(ref, outcome) for ref, outcome in zip(events, outcomes, strict=True)
+                  if not outcome.done]
+        # Remembered before the rows go: a crash in between drops nothing newer.
+        self.state.record_processed_many([(ref.object, ref.id, ref.version) for ref in done])
+        settled = self._delete_all_if_unchanged(done)
+        settled += list(_POOL.map(
+            lambda pair: self._settle_failure(pair[0], pair[1], max_attempts, retry_delay, now),
+            failed))
+        result = SettleBatchResult(
+            removed=settled.count(Settled.REMOVED), retrying=settled.count(Settled.RETRYING),
+            dead_lettered=settled.count(Settled.DEAD_LETTERED),
+            superseded=settled.count(Settled.SUPERSEDED))
+        self.state.add_to_totals(result.removed, result.dead_lettered, result.superseded)
+        return result
+
+    def _delete_all_if_unchanged(self, refs: list[EventRef]) -> list[Settled]:
+        """Remove the events with one transaction per 100; if one of them changed, the
+        transaction fails and each is removed on its own (the changed one stays)."""
+        settled: list[Settled] = []
+        for start in range(0, len(refs), TRANSACTION_LIMIT):
+            chunk = refs[start:start + TRANSACTION_LIMIT]
+            partitions = {safe_key(ref.object) for ref in chunk}
+            if len(partitions) == 1:
+                try:
+                    self.events.submit_transaction([
+                        ("delete", {"PartitionKey": safe_key(ref.object),
+                                    "RowKey": safe_key(ref.id)},
+                         {"etag": ref.etag, "match_condition": MatchConditions.IfNotModified})
+                        for ref in chunk])
+                except TableTransactionError:
+                    pass
+                else:
+                    settled += [Settled.REMOVED] * len(chunk)
+                    continue
+            settled += list(_POOL.map(self._delete_if_unchanged, chunk))
+        return settled
+
+    def _settle_failure(self, ref: EventRef, outcome: EventOutcome, max_attempts: int,
+                        retry_delay: float, now: datetime) -> Settled:
+        attempts = ref.attempts + 1
+        if attempts >= max_attempts:
+            return self._dead_letter(ref, outcome, attempts, now)
+        delay = min(timedelta(seconds=retry_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
+        change = {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id),
+                  "Attempts": attempts, "RetryAt": now + delay,
+                  "LastErrorCode": outcome.code or "FAILED",
+                  "LastError": (outcome.message or "")[:MAX_ERROR_TEXT]}
+        try:
+            self.events.update_entity(change, mode=UpdateMode.MERGE, etag=ref.etag,
+                                      match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            return Settled.SUPERSEDED
+        except ResourceNotFoundError:
+            return Settled.GONE
+        return Settled.RETRYING
+
+    def _delete_if_unchanged(self, ref: EventRef) -> Settled:
+        try:
+            self.events.delete_entity(safe_key(ref.object), safe_key(ref.id), etag=ref.etag,
+                                      match_condition=MatchConditions.IfNotModified)
+        except ResourceModifiedError:
+            return Settled.SUPERSEDED
+        except ResourceNotFoundError:
+            return Settled.GONE
+        return Settled.REMOVED
+
+    def _dead_letter(self, ref: EventRef, outcome: EventOutcome, attempts: int,
+                     now: datetime) -> Settled:
+        current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
+        if current is None:
+            return Settled.GONE
+        if current.etag != ref.etag:
+            return Settled.SUPERSEDED
+        # The dead letter's key comes from the event's ETag: written again after a crash,
+        # it is the same row, not a second one.
+        row = f"{safe_key(ref.id)}.{hashlib.sha256(ref.etag.encode()).hexdigest()[:16]}"
+        letter = {"PartitionKey": safe_key(ref.object), "RowKey": row, "Object": ref.object,
+                  "RecordId": ref.id, "Operation": ref.operation.value, "Attempts": attempts,
+                  "ErrorCode": outcome.code or "FAILED",
+                  "Error": (outcome.message or "")[:MAX_ERROR_TEXT], "FailedAt": now,
+                  "EnqueuedAt": current.values.get("EnqueuedAt")}
+        for name in ("Version", "Payload"):
+            if current.values.get(name) is not None:
+                letter[name] = current.values[name]
+        self.dead_letters.upsert_entity(letter, mode=UpdateMode.REPLACE)
+        settled = self._delete_if_unchanged(ref)
+        if settled is Settled.SUPERSEDED:
+            # A newer event came in between: it will be tried; this one is not a failure.
+            with contextlib.suppress(ResourceNotFoundError):
+                self.dead_letters.delete_entity(letter["PartitionKey"], row)
+            return settled
+        return Settled.DEAD_LETTERED if settled is Settled.REMOVED else settled
+
+    # -- looking ------------------------------------------------------------------------
+
+    def snapshot(self, now: datetime) -> QueueSnapshot:
+        """Depth, due and retrying counts and the oldest event's time: one key-only scan."""
+        depth = due = retrying = 0
+        oldest: datetime | None = None
+        for row in self.events.list_entities(select=["Attempts", "RetryAt", "EnqueuedAt"],
+                                             results_per_page=1000):
+            depth += 1
+            attempts = int(row.get("Attempts") or 0)
+            retrying += attempts > 0
+            retry_at = row.get("RetryAt")
+            due += attempts == 0 or (retry_at is not None and retry_at <= now)
+            enqueued = row.get("EnqueuedAt")
+            if enqueued is not None and (oldest is None or enqueued < oldest):
+                oldest = enqueued
+        return QueueSnapshot(depth, due, retrying, oldest)
+
+    def depth(self) -> int:
+        """How many events wait (a key-only scan: Table Storage keeps no count)."""
+        return sum(1 for _ in self.events.list_entities(select=["PartitionKey"],
+                                                        results_per_page=1000))
+
+    def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
+        rows = islice(self.dead_letters.list_entities(results_per_page=limit), limit)
+        return [dict(row) for row in rows]
+
+
+def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
+    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_CHARS a chunk."""
+    by_partition: dict[str, list[Event]] = {}
+    for event in events:
+        by_partition.setdefault(safe_key(event.object), []).append(event)
+    for partition in by_partition.values():
+        chunk: list[Event] = []
+        chars = 0
+        for event in partition:
+            size = len(event.payload or "")
+            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_CHARS):
+                yield chunk
+                chunk, chars = [], 0
+            chunk.append(event)
+            chars += size
+        if chunk:
+            yield chunk
+
+
+def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
+    entity: dict[str, Any] = {
+        "PartitionKey": safe_key(event.object), "RowKey": safe_key(event.id),
+        "Object": event.object, "RecordId": event.id, "Operation": event.operation.value,
+        "Attempts": 0, "EnqueuedAt": now, "RetryAt": now,
+    }
+    if event.version is not None:
+        # As text: Table Storage's Int64 comes back wrapped, and versions are only compared.
+        entity["Version"] = str(event.version)
+    if event.payload is not None:
+        entity["Payload"] = event.payload
+    return entity
+
+
+def _version(values: dict[str, Any]) -> int | None:
+    text = values.get("Version")
+    return None if text in (None, "") else int(text)
+
+
+def _ref(row: Any) -> EventRef:
+    return EventRef(object=row["Object"], id=row["RecordId"],
+                    operation=Operation(row["Operation"]), version=_version(row),
+                    attempts=int(row.get("Attempts") or 0), etag=row.metadata["etag"])

@@ -1,0 +1,86 @@
+"""Waking the drain: after events were stored, by the safety timer, or on demand.
+
+The drain is the orchestration instance `event-drain`: its fixed id is the lock. A start
+over a running instance is refused by the backend (`overridableExistingInstanceStates =
+NonRunningStates`) and read as "busy", never as an error.
+
+    1. mark the signal running (drain_state.py); the state before says what to do:
+    2. it was running and the instance is busy: that drain will look at the queue again
+       before it may finish (the mark changed the ETag its finish is conditional on);
+    3. it was idle (or the instance died): start a drain. A refusal right after `idle`
+       means the last drain has declared idle but not yet completed: try again for a
+       few seconds; if it still holds the id, leave the start to the safety timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from shared.durable import BUSY_STATES
+from shared.events.drain_state import DrainState, DrainStateTable
+from shared.events.messages import DrainRun
+from shared.events.settings import EventQueueSettings
+from shared.sync.starter import start_was_refused
+
+log = logging.getLogger(__name__)
+
+DRAIN_INSTANCE_ID = "event-drain"
+DRAIN_ORCHESTRATOR = "event_drain"
+# How long a wake-up waits for a drain that declared idle to complete (normally one
+# orchestrator episode, well under a second) before the safety timer takes over.
+FINISHING_DRAIN_WAIT = 5.0
+
+
+class Wake(Enum):
+    STARTED = "started"
+    RUNNING = "running"  # a drain runs and will see the events
+    DEFERRED = "deferred"  # the last drain was still completing: the safety timer starts one
+
+
+def new_drain_run(settings: EventQueueSettings, now: datetime) -> DrainRun:
+    return DrainRun(
+        run_id=uuid.uuid4().hex[:12], started_at=now, batch_size=settings.batch_size,
+        batches_per_generation=settings.batches_per_generation,
+        max_attempts=settings.max_attempts, retry_delay=settings.retry_delay,
+    )
+
+
+async def wake_drain(client: Any, state: DrainStateTable,
+                     drain_run: Callable[[], DrainRun], now: datetime,
+                     finishing_wait: float = FINISHING_DRAIN_WAIT) -> Wake:
+    before = await asyncio.to_thread(state.mark_running, now)
+    if before is DrainState.RUNNING and await drain_is_busy(client):
+        return Wake.RUNNING
+    deadline = time.monotonic() + finishing_wait
+    pause = 0.05
+    while True:
+        try:
+            await client.start_new(DRAIN_ORCHESTRATOR, DRAIN_INSTANCE_ID, drain_run().to_json())
+        except Exception as error:  # the SDK raises a bare Exception carrying the answer
+            if not start_was_refused(error):
+                raise
+        else:
+            log.info("event queue: drain started")
+            return Wake.STARTED
+        if before is DrainState.RUNNING or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
+    if before is DrainState.RUNNING:
+        return Wake.RUNNING  # started by someone else just now
+    log.warning("event queue: the last drain still holds %s after %.0f s; the safety "
+                "timer starts the next", DRAIN_INSTANCE_ID, finishing_wait)
+    return Wake.DEFERRED
+
+
+async def drain_is_busy(client: Any) -> bool:
+    status = await client.get_status(DRAIN_INSTANCE_ID)
+    runtime = getattr(status, "runtime_status", None) if status else None
+    return str(getattr(runtime, "value", runtime)) in BUSY_STATES

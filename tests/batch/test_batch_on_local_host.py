@@ -1,0 +1,125 @@
+"""Batch jobs end to end on the local host: HTTP in, durable orchestration, Azurite."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+
+def contacts(count: int) -> list[dict]:
+    return [{"n": n} for n in range(count)]
+
+
+def test_a_posted_instance_runs_every_step_and_reports_mule_counts(start_batch_host) -> None:
+    batch = start_batch_host()
+    answer = batch.post("counted", contacts(1050), instanceId="first")
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["batchJobInstanceId"] == "first"
+    result = batch.wait_for_end("counted", "first")
+    failed_a = len(range(0, 1050, 97))  # refused by step a
+    failed_b = len([n for n in range(1050) if n % 1000 == 7 and n % 97])  # refused in a group
+    assert result["status"] == "SUCCESSFUL"
+    assert (result["totalRecords"], result["loadedRecords"], result["processedRecords"]) == (
+        1050, 1050, 1050)
+    assert result["failedRecords"] == failed_a + failed_b
+    assert result["successfulRecords"] == 1050 - failed_a - failed_b
+    steps = {step["stepName"]: step for step in result["steps"]}
+    assert steps["b"] == {"stepName": "b", "receivedRecords": 1050 - failed_a,
+                          "successfulRecords": 1050 - failed_a - failed_b,
+                          "failedRecords": failed_b}
+    assert steps["d"]["receivedRecords"] == failed_a + failed_b
+    assert result["failedOnCompletePhase"] is False
+    groups = [line.split(",") for line in (batch.log_dir / "groups.log").read_text().split()]
+    sizes = sorted((int(size) for _, _, size in groups), reverse=True)
+    assert sizes[:-1] == [200] * (len(sizes) - 1) and 0 < sizes[-1] <= 200
+    assert sum(sizes) == 1050 - failed_a
+    report = list(csv.DictReader(io.StringIO(batch.get(
+        "/api/batch-jobs/counted/first/failures").text)))
+    assert len(report) == failed_a + failed_b
+    assert {row["step"] for row in report} == {"a", "b"}
+    listed = batch.get("/api/batch-jobs/counted").json()["instances"]
+    assert listed[0]["batchJobInstanceId"] == "first"
+    assert listed[0]["status"] == "SUCCESSFUL" and listed[0]["processedRecords"] == 1050
+
+
+def test_duplicate_instance_id_is_refused(start_batch_host) -> None:
+    batch = start_batch_host()
+    assert batch.post("window", contacts(3), instanceId="once").status_code == 202
+    again = batch.post("window", contacts(3), instanceId="once")
+    assert again.status_code == 409
+    assert again.headers["Content-Type"].startswith("application/problem+json")
+    assert again.json()["code"] == "INSTANCE_ID_USED"
+    batch.wait_for_end("window", "once")
+    assert batch.post("window", contacts(3), instanceId="once").status_code == 409
+
+
+@pytest.mark.parametrize(("body", "content_type", "code", "bad_indexes"), [
+    (b'[{"n": 1}, 2, {"n": "\\ud800"}]', "application/json", "INVALID_RECORDS", [1, 2]),
+    (b'{"n": 1}\nnot json\n{"n": 3}\n', "application/x-ndjson", "INVALID_RECORDS", [1]),
+    (b"n,name\n1,a\n2\n3,c\n", "text/csv", "INVALID_RECORDS", [1]),
+    (b'[{"n": "\xff"}]', "application/json", "INVALID_ENCODING", []),
+    (b"<records/>", "application/xml", "UNSUPPORTED_MEDIA_TYPE", []),
+])
+def test_bad_input_is_refused_and_nothing_is_staged(start_batch_host, body, content_type,
+                                                    code, bad_indexes) -> None:
+    batch = start_batch_host()
+    answer = batch.post("window", body, content_type, instanceId="bad")
+    assert answer.status_code in (400, 415), answer.text
+    assert answer.json()["code"] == code
+    assert [error["index"] for error in answer.json()["errors"]] == bad_indexes
+    assert batch.blob_names() == []
+    assert batch.get("/api/batch-jobs/window/bad").status_code == 404
+    # Nothing claimed the id either: the fixed input goes through under it.
+    assert batch.post("window", b"n\n1\n2\n", "text/csv", instanceId="bad").status_code == 202
+    assert batch.wait_for_end("window", "bad")["processedRecords"] == 2
+
+
+def test_max_concurrency_is_never_exceeded_on_the_host(start_batch_host) -> None:
+    batch = start_batch_host()
+    assert batch.post("window", contacts(150), instanceId="w").status_code == 202
+    assert batch.wait_for_end("window", "w")["processedRecords"] == 150
+    running, peak = (int(part) for part in (batch.log_dir / "window.txt").read_text().split())
+    assert running == 0
+    assert 1 <= peak <= 3
+
+
+def test_failure_limit_stops_new_blocks_on_the_host(start_batch_host) -> None:
+    batch = start_batch_host()
+    assert batch.post("stop-early", contacts(500), instanceId="s").status_code == 202
+    result = batch.wait_for_end("stop-early", "s")
+    assert result["status"] == "FAILED_PROCESS_RECORDS"
+    assert 3 < result["failedRecords"] <= 3 + 10 * 2
+    assert result["processedRecords"] < 500
+
+
+def _spans(batch) -> dict[str, tuple[int, int]]:
+    spans: dict[str, tuple[int, int]] = {}
+    for line in (batch.log_dir / "order.log").read_text().split():
+        instance, _index, moment = line.split(",")
+        first, last = spans.get(instance, (int(moment), int(moment)))
+        spans[instance] = (min(first, int(moment)), max(last, int(moment)))
+    return spans
+
+
+def test_ordered_sequential_instances_run_one_at_a_time_in_creation_order(
+        start_batch_host) -> None:
+    batch = start_batch_host()
+    names = ["o1", "o2", "o3"]
+    for name in names:
+        assert batch.post("ordered", contacts(20), instanceId=name).status_code == 202
+    for name in names:
+        assert batch.wait_for_end("ordered", name)["status"] == "SUCCESSFUL"
+    spans = _spans(batch)
+    assert spans["o1"][1] < spans["o2"][0] and spans["o2"][1] < spans["o3"][0], spans
+
+
+def test_round_robin_instances_run_side_by_side(start_batch_host) -> None:
+    batch = start_batch_host()
+    for name in ("r1", "r2"):
+        assert batch.post("side-by-side", contacts(40), instanceId=name).status_code == 202
+    for name in ("r1", "r2"):
+        assert batch.wait_for_end("side-by-side", name)["status"] == "SUCCESSFUL"
+    spans = _spans(batch)
+    assert spans["r2"][0] < spans["r1"][1] and spans["r1"][0] < spans["r2"][1], spans

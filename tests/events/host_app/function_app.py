@@ -1,0 +1,41 @@
+"""The event queue alone, wired as function_app.py wires it, for the local-host tests.
+
+`EVENTS_TEST_PAUSE_AT` (before_idle_mark | after_idle_mark) and `EVENTS_TEST_PAUSE_DIR`
+let a race test hold the drain's last step once: when the file `armed` exists in that
+folder, the drain removes it, writes `paused` and waits until `release` appears.
+"""
+
+import os
+import time
+from pathlib import Path
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from activities import events as event_activities
+from orchestrators import events
+from shared.config import app_settings
+from shared.events import finish
+
+settings = app_settings()
+
+app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
+
+app.register_functions(events.blueprint)
+app.register_functions(event_activities.blueprint)
+
+
+def _pause_once() -> None:
+    folder = Path(os.environ["EVENTS_TEST_PAUSE_DIR"])
+    try:
+        (folder / "armed").unlink()
+    except FileNotFoundError:
+        return
+    (folder / "paused").write_text("paused")
+    deadline = time.monotonic() + 120
+    while not (folder / "release").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+if os.environ.get("EVENTS_TEST_PAUSE_AT"):
+    setattr(finish, os.environ["EVENTS_TEST_PAUSE_AT"], _pause_once)

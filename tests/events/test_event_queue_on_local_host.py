@@ -1,0 +1,208 @@
+"""The event queue on the local Functions host (devhost) with Azurite, SQLite and the
+simulator: concurrent posters, a host killed mid-drain, and the race at the drain's end."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from tests.events.event_host import (
+    EventHost,
+    VersionedAssets,
+    assert_no_overlap,
+    drained,
+    event_env,
+)
+from tests.sync.sources import BASE, AssetSource
+
+POSTERS = 20
+EVENTS_PER_POSTER = 1000
+CHUNK = 100
+RECORDS = 500
+
+
+@pytest.fixture
+def assets(sqlite_assets: AssetSource) -> VersionedAssets:
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, RECORDS + 1))
+    return VersionedAssets(sqlite_assets)
+
+
+def poster_events(seed: int) -> list[tuple[int, int]]:
+    """(asset id, version) pairs: ids overlap between posters, versions come in any order."""
+    rng = random.Random(seed)
+    return [(rng.randint(1, RECORDS), rng.randint(2, 1_000_000))
+            for _ in range(EVENTS_PER_POSTER)]
+
+
+def post_concurrently(host: EventHost, assets: VersionedAssets,
+                      during: threading.Event | None = None) -> dict[int, int]:
+    """20 posters x 1,000 events, each chunk written to the source first, as a system whose
+    trigger posts after its commit; returns the newest version of each record."""
+    plans = [poster_events(seed) for seed in range(POSTERS)]
+
+    def run(plan: list[tuple[int, int]]) -> None:
+        for start in range(0, len(plan), CHUNK):
+            chunk = plan[start:start + CHUNK]
+            assets.write(chunk)
+            host.post_until_accepted([{"object": "Asset", "id": asset_id, "operation": "upsert",
+                                       "version": version} for asset_id, version in chunk])
+            if during is not None and start == CHUNK * 3:
+                during.set()
+
+    with ThreadPoolExecutor(max_workers=POSTERS) as pool:
+        list(pool.map(run, plans))
+    newest: dict[int, int] = {}
+    for plan in plans:
+        for asset_id, version in plan:
+            newest[asset_id] = max(newest.get(asset_id, 0), version)
+    return newest
+
+
+def assert_records_at_newest_versions(sfsim, newest: dict[int, int]) -> None:
+    stored = {record["External_Id__c"]: record for record in sfsim.records("Asset")}
+    wrong = {asset_id: (version, stored.get(f"ASSET-{asset_id}", {}).get("Status"))
+             for asset_id, version in newest.items()
+             if stored.get(f"ASSET-{asset_id}", {}).get("Status") != f"v{version}"}
+    assert not wrong, f"{len(wrong)} records not at their newest version: {list(wrong.items())[:5]}"
+
+
+@pytest.mark.slow
+def test_twenty_concurrent_posters_every_record_ends_at_its_newest_version(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets):
+    host = EventHost.start(tmp_path, event_env(azurite, sfsim, assets.source,
+                                               EVENTS_MAX_ATTEMPTS="20"))
+    try:
+        newest = post_concurrently(host, assets)
+        body = host.wait_until_drained()
+
+        assert_records_at_newest_versions(sfsim, newest)
+        assert len(sfsim.records("Asset")) == len(newest)
+        assert body["totals"]["dead_lettered"] == 0 and body["totals"]["processed"] >= len(newest)
+        assert assert_no_overlap(host.batch_intervals()) >= 2
+        assert "(Failed," not in host.host.output()
+    finally:
+        host.host.stop()
+
+
+@pytest.mark.slow
+def test_a_host_killed_mid_drain_and_restarted_loses_nothing(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets):
+    host = EventHost.start(tmp_path, event_env(azurite, sfsim, assets.source,
+                                               EVENTS_MAX_ATTEMPTS="20"))
+    sfsim.configure(slow_seconds=0.1)
+    posting_under_way = threading.Event()
+
+    def kill_and_restart() -> None:
+        posting_under_way.wait(120)
+        deadline = time.monotonic() + 60
+        while len(sfsim.records("Asset")) < 50 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        host.host.kill()
+        time.sleep(1.0)
+        host.restart()
+
+    killer = threading.Thread(target=kill_and_restart)
+    killer.start()
+    try:
+        newest = post_concurrently(host, assets, during=posting_under_way)
+        killer.join(180)
+        sfsim.configure(slow_seconds=0)
+        host.wait_until_drained()
+
+        assert_records_at_newest_versions(sfsim, newest)
+        assert len(host.logs) == 2  # the drain ran in both hosts
+        assert assert_no_overlap(host.batch_intervals()) >= 2
+    finally:
+        killer.join(180)
+        host.host.stop()
+
+
+@pytest.mark.parametrize(("pause_at", "hold_seconds", "drain_answer"), [
+    # Posted between the drain's last empty look and its idle mark: this drain goes on.
+    ("before_idle_mark", 0.5, "running"),
+    # Posted after the idle mark, while the drain completes: the post starts the next.
+    ("after_idle_mark", 1.0, "started"),
+    # The same, with the completion held past the post's wait: the safety timer starts it.
+    ("after_idle_mark", 7.0, "deferred"),
+])
+def test_events_posted_at_the_moment_a_drain_ends_are_processed_within_the_bound(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets, pause_at: str,
+        hold_seconds: float, drain_answer: str):
+    pause_dir = tmp_path / "pause"
+    pause_dir.mkdir()
+    host = EventHost.start(tmp_path, event_env(
+        azurite, sfsim, assets.source, EVENTS_TEST_PAUSE_AT=pause_at,
+        EVENTS_TEST_PAUSE_DIR=str(pause_dir)))
+    try:
+        assets.write([(1, 5), (2, 7)])
+        (pause_dir / "armed").write_text("armed")
+        first = host.post("/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})
+        assert first.status_code == 202, first.text
+        deadline = time.monotonic() + 60
+        while not (pause_dir / "paused").exists():
+            assert time.monotonic() < deadline, host.host.output()[-3000:]
+            time.sleep(0.02)
+        assert [record["Status"] for record in sfsim.records("Asset")] == ["v5"]
+
+        answers: list = []
+        poster = threading.Thread(target=lambda: answers.append(host.post(
+            "/api/events", {"object": "Asset", "id": 2, "operation": "upsert", "version": 7})))
+        poster.start()
+        time.sleep(hold_seconds)
+        (pause_dir / "release").write_text("release")
+        poster.join(60)
+
+        assert answers[0].status_code == 202 and answers[0].json()["drain"] == drain_answer
+        # The bound: the safety timer's interval (2 s here) after the drain let go; the
+        # wait below is that bound with room for a loaded machine.
+        host.wait_for(lambda body: drained(body) and body["totals"]["processed"] == 2,
+                      timeout=30)
+        assert sorted(record["Status"] for record in sfsim.records("Asset")) == ["v5", "v7"]
+        if drain_answer == "deferred":
+            assert "safety timer: drain started" in host.host.output()
+    finally:
+        host.host.stop()
+
+
+def test_the_endpoints_validate_everything_and_answer_under_the_function_key(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets):
+    host = EventHost.start(tmp_path, event_env(azurite, sfsim, assets.source))
+    try:
+        bad = host.post("/api/events", {"events": [
+            {"object": "Asset", "id": 1, "operation": "upsert"},
+            {"object": "Asset", "id": 2, "operation": "merge"},
+            {"object": "Invoice", "id": 3, "operation": "upsert"}]})
+        not_json = host.post("/api/events", raw=b"{not json")
+        without_key = [host.post("/api/events", {"object": "Asset", "id": 1,
+                                                 "operation": "upsert"}, key=False),
+                       host.post("/api/events/drain", key=False)]
+
+        assert bad.status_code == 400
+        assert bad.headers["Content-Type"].startswith("application/problem+json")
+        assert bad.json()["code"] == "INVALID_EVENTS"
+        assert [(e["index"], e["code"]) for e in bad.json()["errors"]] == [
+            (1, "INVALID_OPERATION"), (2, "UNKNOWN_OBJECT")]
+        assert (not_json.status_code, not_json.json()["code"]) == (400, "INVALID_JSON")
+        assert [answer.status_code for answer in without_key] == [401, 401]
+        assert host.status()["queue"]["depth"] == 0 and sfsim.records("Asset") == []
+
+        assets.write([(1, 3)])
+        accepted = host.post("/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})
+        assert accepted.status_code == 202
+        assert {key: accepted.json()[key] for key in ("accepted", "stored", "queue_depth")} == {
+            "accepted": 1, "stored": 1, "queue_depth": 1}
+        body = host.wait_until_drained(timeout=60)
+        assert body["totals"]["processed"] == 1 and body["drain"]["runtime_status"] == "Completed"
+        assert body["drain"]["custom_status"]["phase"] == "finished"
+
+        started = host.post("/api/events/drain")
+        assert started.status_code == 202 and started.json()["drain"] == "started"
+        host.wait_until_drained(timeout=60)
+        assert [record["Status"] for record in sfsim.records("Asset")] == ["v3"]
+    finally:
+        host.host.stop()

@@ -1,0 +1,115 @@
+"""The queue table on Azurite: collapse under concurrent posters, settling only unchanged
+events, dead letters, stale events and the drain's finish protocol."""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from shared.events.drain_state import DrainState
+from shared.events.finish import finish_if_quiet
+from shared.events.messages import EventOutcome, FinishReason
+from shared.events.queue import EventQueue
+from shared.events.validation import Event, Operation
+
+NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
+UP = Operation.UPSERT
+
+
+def test_concurrent_posters_leave_the_newest_version_of_every_record(queue: EventQueue):
+    rng = random.Random(7)
+    events = [Event("Asset", str(rng.randint(1, 40)), UP, None, rng.randint(0, 10_000))
+              for _ in range(600)]
+    newest: dict[str, int] = {}
+    for event in events:
+        newest[event.id] = max(newest.get(event.id, -1), event.version or 0)
+    chunks = [events[start:start + 30] for start in range(0, len(events), 30)]
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        list(pool.map(lambda chunk: queue.store(chunk, NOW), chunks))
+
+    batch = queue.take_batch(100, None, NOW)
+    assert {ref.id: ref.version for ref in batch.events} == newest
+    assert queue.depth() == len(newest)
+
+
+def test_an_older_version_is_superseded_and_an_unversioned_event_wins_by_arrival(
+        queue: EventQueue):
+    assert queue.store([Event("Asset", "1", UP, None, 5)], NOW).stored == 1
+    assert queue.store([Event("Asset", "1", UP, None, 4)], NOW).superseded == 1
+    assert queue.store([Event("Asset", "1", Operation.DELETE)], NOW).stored == 1
+
+    [ref] = queue.take_batch(10, None, NOW).events
+    assert (ref.operation, ref.version) == (Operation.DELETE, None)
+
+
+def test_an_event_replaced_while_processed_stays_for_the_next_batch(queue: EventQueue):
+    queue.store([Event("Asset", "1", UP, None, 1), Event("Asset", "2", UP, None, 1)], NOW)
+    taken = queue.take_batch(10, None, NOW).events
+    queue.store([Event("Asset", "2", UP, None, 2)], NOW)
+
+    settled = queue.settle(taken, [EventOutcome(True), EventOutcome(True)], 3, 1.0, NOW)
+
+    assert (settled.removed, settled.superseded) == (1, 1)
+    [left] = queue.take_batch(10, None, NOW).events
+    assert (left.id, left.version) == ("2", 2)
+    assert queue.state.read_totals().processed == 1
+
+
+def test_failures_wait_for_their_retry_then_move_to_the_dead_letters_with_the_error(
+        queue: EventQueue):
+    queue.store([Event("Asset", "9", UP, '{"why": "test"}', 3)], NOW)
+    failed = EventOutcome(False, "SOURCE_ROW_MISSING", "no row with Asset_ID 9")
+
+    first = queue.take_batch(10, None, NOW).events
+    assert queue.settle(first, [failed], 2, 60.0, NOW).retrying == 1
+    assert queue.take_batch(10, None, NOW + timedelta(seconds=59)).events == []
+    assert not queue.has_due_events(NOW + timedelta(seconds=59))
+    second = queue.take_batch(10, None, NOW + timedelta(seconds=61)).events
+    assert second[0].attempts == 1
+    settled = queue.settle(second, [failed], 2, 60.0, NOW + timedelta(seconds=61))
+
+    assert settled.dead_lettered == 1 and queue.depth() == 0
+    [letter] = queue.dead_letter_rows()
+    assert (letter["RecordId"], letter["Version"], letter["Attempts"]) == ("9", "3", 2)
+    assert (letter["ErrorCode"], letter["Error"]) == (failed.code, failed.message)
+    assert letter["Payload"] == '{"why": "test"}'
+    assert queue.state.read_totals().dead_lettered == 1
+
+
+def test_an_event_older_than_the_version_processed_is_dropped_unprocessed(queue: EventQueue):
+    queue.store([Event("Asset", "1", UP, None, 9)], NOW)
+    queue.settle(queue.take_batch(10, None, NOW).events, [EventOutcome(True)], 3, 1.0, NOW)
+    queue.store([Event("Asset", "1", UP, None, 4), Event("Asset", "2", UP, None, 4)], NOW)
+
+    batch = queue.take_batch(10, None, NOW)
+
+    assert [ref.id for ref in batch.events] == ["2"] and batch.stale == 1
+    assert queue.depth() == 1
+
+
+def test_batches_go_round_the_queue_from_where_the_last_one_stopped(queue: EventQueue):
+    queue.store([Event("Asset", str(n), UP) for n in range(1, 6)], NOW)
+
+    first = queue.take_batch(3, None, NOW)
+    second = queue.take_batch(3, first.cursor, NOW)
+
+    assert [ref.id for ref in first.events] == ["1", "2", "3"]
+    assert [ref.id for ref in second.events] == ["4", "5", "1"]
+
+
+def test_the_drain_finishes_only_if_nothing_was_posted_since_its_last_look(queue: EventQueue):
+    state = queue.state
+    assert state.mark_running(NOW) is DrainState.IDLE
+    queue.store([Event("Asset", "1", UP)], NOW)
+    assert finish_if_quiet(queue, state, NOW) is FinishReason.EVENTS_DUE
+
+    queue.settle(queue.take_batch(10, None, NOW).events, [EventOutcome(True)], 3, 1.0, NOW)
+    signal = state.read_signal()
+    # A poster marks the signal between the drain's read of it and its idle mark.
+    assert state.mark_running(NOW) is DrainState.RUNNING
+    assert not state.declare_idle(signal.etag, NOW)
+    assert finish_if_quiet(queue, state, NOW) is FinishReason.IDLE
+    assert state.read_signal().state is DrainState.IDLE
+    assert state.mark_running(NOW) is DrainState.IDLE

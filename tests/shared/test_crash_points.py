@@ -1,0 +1,48 @@
+"""A crash point ends the process only when armed, with its own exit code and a log line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
+
+SCRIPT = (
+    "from shared.crash_points import crash_point\n"
+    "crash_point('demo.step.before')\n"
+    "print('survived', flush=True)\n"
+)
+
+
+def _run(armed: str | None) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != CRASH_SETTING}
+    if armed is not None:
+        env[CRASH_SETTING] = armed
+    return subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+def test_an_armed_point_ends_the_process_there() -> None:
+    result = _run("other.point, demo.step.before")
+    assert result.returncode == CRASH_EXIT_CODE
+    assert "survived" not in result.stdout
+    assert "crash point demo.step.before reached" in result.stderr
+
+
+def test_an_unarmed_point_does_nothing() -> None:
+    assert _run(None).stdout == "survived\n"
+    assert _run("demo.step.after").stdout == "survived\n"
+
+
+def test_a_point_armed_with_a_count_ends_the_process_the_nth_time() -> None:
+    env = {key: value for key, value in os.environ.items() if key != CRASH_SETTING}
+    script = ("from shared.crash_points import crash_point\n"
+              "for step in range(5):\n"
+              "    print(step, flush=True)\n"
+              "    crash_point('demo.step.before')\n")
+    result = subprocess.run([sys.executable, "-c", script],
+                            env={**env, CRASH_SETTING: "demo.step.before@3"},
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == CRASH_EXIT_CODE
+    assert result.stdout.split() == ["0", "1", "2"]
