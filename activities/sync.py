@@ -1,4 +1,5 @@
-"""Activities of the scheduled change sync: thin adapters over shared/sync/ (run.py, pages.py).
+"""Activities of the scheduled change sync: thin adapters over shared/sync/ (run.py,
+pages.py, backlog.py).
 
 Each reads its request message (job name, run id, times, the upper bound as text) and
 answers a small result message (counts, a cursor position, or the failure with its code):
@@ -11,32 +12,58 @@ from __future__ import annotations
 
 import azure.durable_functions as df
 
+from shared.bulkload.jobs import poll_jobs
+from shared.bulkload.store import LoadStore
 from shared.config import app_settings
 from shared.messages import MessageJson
+from shared.salesforce import SalesforceError, process_client
+from shared.storage.clients import blob_service
+from shared.sync.backlog import (
+    backlog_store,
+    finish_backlog,
+    stage_backlog,
+    submit_backlog_part,
+)
 from shared.sync.catalog import sink_for, sync_jobs
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import (
+    BacklogFinishRequest,
+    BacklogJobs,
+    BacklogJobsRequest,
+    BacklogPartRequest,
+    BacklogRequest,
+    BacklogStaged,
     BeginRunRequest,
     EndRunRequest,
-    PageRequest,
-    PageResult,
+    PagesRequest,
+    PagesResult,
     RunBegun,
 )
-from shared.sync.pages import sync_next_page
+from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.run import begin_run, end_run
 from shared.sync.state import SyncState, sync_state
 
 blueprint = df.Blueprint()
 
 SYNC_BEGIN_RUN = "sync_begin_run"
-SYNC_PAGE = "sync_page"
+SYNC_PAGES = "sync_pages"
 SYNC_END_RUN = "sync_end_run"
+SYNC_STAGE_BACKLOG = "sync_stage_backlog"
+SYNC_SUBMIT_BACKLOG_PART = "sync_submit_backlog_part"
+SYNC_POLL_BACKLOG = "sync_poll_backlog"
+SYNC_FINISH_BACKLOG = "sync_finish_backlog"
 
 
 def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
     settings = app_settings()
     return sync_jobs(settings)[name], sync_state(settings)
+
+
+def _store(job: str, run_id: str) -> LoadStore:
+    settings = app_settings()
+    return backlog_store(blob_service(settings.storage), settings.sync.backlog_container, job,
+                         run_id)
 
 
 @blueprint.function_name(SYNC_BEGIN_RUN)
@@ -50,16 +77,17 @@ def sync_begin_run(request: MessageJson) -> MessageJson:
         return RunBegun(failure=error.as_failure()).to_json()
 
 
-@blueprint.function_name(SYNC_PAGE)
+@blueprint.function_name(SYNC_PAGES)
 @blueprint.activity_trigger(input_name="request")
-def sync_page(request: MessageJson) -> MessageJson:
-    page = PageRequest.from_json(request)
-    job, state = _job_and_state(page.job)
+def sync_pages_activity(request: MessageJson) -> MessageJson:
+    pages = PagesRequest.from_json(request)
+    job, state = _job_and_state(pages.job)
     try:
         sink = sink_for(job, app_settings())
-        return sync_next_page(job, state, sink, page.run_id, page.upper_bound).to_json()
+        return sync_pages(job, state, sink, pages.run_id, pages.upper_bound,
+                          PageBudget(pages.budget_seconds, pages.max_pages)).to_json()
     except SyncRunError as error:
-        return PageResult(failure=error.as_failure()).to_json()
+        return PagesResult(failure=error.as_failure()).to_json()
 
 
 @blueprint.function_name(SYNC_END_RUN)
@@ -68,3 +96,57 @@ def sync_end_run(request: MessageJson) -> None:
     end = EndRunRequest.from_json(request)
     job, state = _job_and_state(end.job)
     end_run(job, state, end.run_id, end.started_at, end.outcome, end.totals, end.error)
+
+
+# -- backlog mode: Bulk API 2.0 upsert jobs instead of pages ------------------------------
+
+
+@blueprint.function_name(SYNC_STAGE_BACKLOG)
+@blueprint.activity_trigger(input_name="request")
+def sync_stage_backlog(request: MessageJson) -> MessageJson:
+    backlog = BacklogRequest.from_json(request)
+    job, state = _job_and_state(backlog.job)
+    try:
+        return stage_backlog(job, state, _store(job.name, backlog.run_id), backlog.run_id,
+                             backlog.upper_bound).to_json()
+    except SyncRunError as error:
+        return BacklogStaged(failure=error.as_failure()).to_json()
+
+
+@blueprint.function_name(SYNC_SUBMIT_BACKLOG_PART)
+@blueprint.activity_trigger(input_name="request")
+def sync_submit_backlog_part(request: MessageJson) -> MessageJson:
+    part = BacklogPartRequest.from_json(request)
+    job, _state = _job_and_state(part.job)
+    client = process_client(app_settings().salesforce)
+    try:
+        snapshot = submit_backlog_part(job, client, _store(job.name, part.run_id), part.blob)
+    except SyncRunError as error:
+        return BacklogJobs(failure=error.as_failure()).to_json()
+    return BacklogJobs((snapshot,)).to_json()
+
+
+@blueprint.function_name(SYNC_POLL_BACKLOG)
+@blueprint.activity_trigger(input_name="request")
+def sync_poll_backlog(request: MessageJson) -> MessageJson:
+    jobs = BacklogJobsRequest.from_json(request)
+    try:
+        snapshots = poll_jobs(process_client(app_settings().salesforce), jobs.job_ids)
+    except SalesforceError as error:
+        return BacklogJobs(failure=SyncRunError(
+            jobs.job, error.error_code, f"Salesforce Bulk API: {error.message}",
+            retryable=True).as_failure()).to_json()
+    return BacklogJobs(tuple(snapshots)).to_json()
+
+
+@blueprint.function_name(SYNC_FINISH_BACKLOG)
+@blueprint.activity_trigger(input_name="request")
+def sync_finish_backlog(request: MessageJson) -> MessageJson:
+    finish = BacklogFinishRequest.from_json(request)
+    job, state = _job_and_state(finish.job)
+    client = process_client(app_settings().salesforce)
+    try:
+        return finish_backlog(job, state, _store(job.name, finish.run_id), client,
+                              finish.run_id, finish.staged, finish.jobs).to_json()
+    except SyncRunError as error:
+        return PagesResult(failure=error.as_failure()).to_json()

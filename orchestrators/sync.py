@@ -3,9 +3,11 @@
     timer (NCRONTAB from the job's schedule setting)
       -> tick: decide from the instance `sync-<job>` and the lease (shared/sync/lock.py),
          start / skip / terminate a stuck run
-      -> sync_run orchestration: begin (bound, claim) -> page, page, ... -> end
-         (continue_as_new every N pages; a page that failed as a whole is retried with
-         durable-timer backoff, then the run fails with the watermark untouched)
+      -> sync_run orchestration: begin (bound, claim) -> pages, pages, ... -> end
+         (each activity syncs pages for a time budget, checkpointing as it goes;
+         continue_as_new every N activities; pages that failed as a whole are retried with
+         durable-timer backoff, then the run fails with the watermark at its last checkpoint;
+         more changed rows than the job's backlog threshold: Bulk API 2.0 jobs instead)
     POST /api/sync/{job}/run: a tick on demand, under the same lock (202 started, 409 not).
     GET /api/sync/{job}: lock state, progress, watermark, lag, last runs, tick counters.
 """
@@ -17,13 +19,21 @@ import logging
 import os
 from collections.abc import Generator
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.sync import SYNC_BEGIN_RUN, SYNC_END_RUN, SYNC_PAGE
+from activities.sync import (
+    SYNC_BEGIN_RUN,
+    SYNC_END_RUN,
+    SYNC_FINISH_BACKLOG,
+    SYNC_PAGES,
+    SYNC_POLL_BACKLOG,
+    SYNC_STAGE_BACKLOG,
+    SYNC_SUBMIT_BACKLOG_PART,
+)
 from orchestrators.http import problem_response, request_path
 from shared.config import AppSettings, app_settings
 from shared.problems import problem
@@ -32,10 +42,16 @@ from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
 from shared.sync.job import JobDefinition, SyncJob
 from shared.sync.lock import TickAction, TickDecision, decide_tick
 from shared.sync.messages import (
+    BacklogFinishRequest,
+    BacklogJobs,
+    BacklogJobsRequest,
+    BacklogPartRequest,
+    BacklogRequest,
+    BacklogStaged,
     BeginRunRequest,
     EndRunRequest,
-    PageRequest,
-    PageResult,
+    PagesRequest,
+    PagesResult,
     RunBegun,
     RunInput,
     RunOutcome,
@@ -94,22 +110,31 @@ class SyncRunFailed(Exception):
 
 @blueprint.orchestration_trigger(context_name="context")
 def sync_run(context: df.DurableOrchestrationContext) -> Steps:
-    """One run of a sync job, `pages_per_generation` pages per generation:
+    """One run of a sync job, `pages_per_generation` page activities per generation:
 
     1. begin (first generation only): check the source, fix the run's upper bound, claim
-       the watermark; a failure ends the run (3) as failed
-    2. sync pages, one activity each, each checkpointed by the activity; a page that failed
-       as a whole is retried after a durable-timer backoff, then ends the run as failed
+       the watermark, count the changed rows up to the backlog threshold; a failure ends
+       the run (3) as failed
+    2. sync pages: each activity works through pages for its time budget or page count,
+       checkpointing as it goes; one that failed as a whole is retried after a
+       durable-timer backoff, then ends the run as failed
+       2b. or, when more rows than the backlog threshold wait: load them with Bulk API 2.0
+       (stage CSV parts, one upsert job per part, poll with durable timers, dead-letter
+       the failures, then advance the watermark)
     3. end after the last page: record the outcome and totals, release the lease
-    4. or, after `pages_per_generation` pages, continue as new with the totals so far
+    4. or, after `pages_per_generation` activities, continue as new with the totals so far
     """
     run = RunInput.from_json(context.get_input())
     if run.upper_bound is None:
-        run = yield from _begin(context, run)
-    for _page in range(run.pages_per_generation):
-        page = yield from _sync_page(context, run)
-        run = run_plan.add_page(run, page)
-        if page.done:
+        run, backlog = yield from _begin(context, run)
+        if backlog:
+            run = yield from _load_backlog(context, run)
+            yield from _end(context, run, RunOutcome.SUCCEEDED, None)
+            return run.totals.to_json()
+    for _activity in range(run.pages_per_generation):
+        pages = yield from _sync_pages(context, run)
+        run = run_plan.add_pages(run, pages)
+        if pages.done:
             yield from _end(context, run, RunOutcome.SUCCEEDED, None)
             return run.totals.to_json()
     context.continue_as_new(run_plan.next_generation(run).to_json())
@@ -129,21 +154,22 @@ def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
     if begun.failure is not None:
         yield from _end(context, run, RunOutcome.FAILED, begun.failure.error)
         raise SyncRunFailed(begun.failure.error)
-    return replace(run, upper_bound=begun.upper_bound)
+    return replace(run, upper_bound=begun.upper_bound), begun.backlog
 
 
-def _sync_page(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
-    """2. The next page, delivered and checkpointed, tried again while it may pass."""
+def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2. The next pages, delivered and checkpointed, tried again while they may pass."""
     assert run.upper_bound is not None
     failed_attempts = 0
+    request = PagesRequest(run.job, run.run_id, run.upper_bound, run.activity_budget,
+                           run.pages_per_activity)
     while True:
         context.set_custom_status(run_plan.custom_status(run, "syncing"))
         try:
-            answer = yield context.call_activity(
-                SYNC_PAGE, PageRequest(run.job, run.run_id, run.upper_bound).to_json())
-            page = PageResult.from_json(answer)
+            answer = yield context.call_activity(SYNC_PAGES, request.to_json())
+            page = PagesResult.from_json(answer)
         except Exception as error:
-            page = PageResult(failure=StepFailure(
+            page = PagesResult(failure=StepFailure(
                 "ACTIVITY_FAILED", f"sync job {run.job!r}: page failed: {error}"))
         if page.failure is None:
             return page
@@ -154,6 +180,57 @@ def _sync_page(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
             raise SyncRunFailed(page.failure.error)
         context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
         yield context.create_timer(context.current_utc_datetime + delay)
+
+
+def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2b. The changed rows through Bulk API 2.0 upsert jobs, then the watermark past them."""
+    assert run.upper_bound is not None
+    context.set_custom_status(run_plan.custom_status(run, "staging for Bulk API"))
+    staged = yield from _call(context, run, SYNC_STAGE_BACKLOG, BacklogStaged,
+                              BacklogRequest(run.job, run.run_id, run.upper_bound))
+    yield from _stop_if_failed(context, run, staged.failure)
+    jobs = []
+    for blob in staged.parts:
+        submitted = yield from _call(context, run, SYNC_SUBMIT_BACKLOG_PART, BacklogJobs,
+                                     BacklogPartRequest(run.job, run.run_id, blob))
+        yield from _stop_if_failed(context, run, submitted.failure)
+        jobs += submitted.jobs
+    failed_polls = 0
+    while not all(job.ended for job in jobs):
+        context.set_custom_status(run_plan.custom_status(run, "waiting for Bulk API jobs"))
+        yield context.create_timer(
+            context.current_utc_datetime + timedelta(seconds=run.backlog_poll_interval))
+        polled = yield from _call(context, run, SYNC_POLL_BACKLOG, BacklogJobs,
+                                  BacklogJobsRequest(run.job, run.run_id,
+                                                     tuple(job.id for job in jobs)))
+        if polled.failure is not None:  # Salesforce unreachable for a while: poll again
+            failed_polls += 1
+            if failed_polls >= run.page_attempts:
+                yield from _stop_if_failed(context, run, polled.failure)
+            continue
+        failed_polls, jobs = 0, list(polled.jobs)
+    context.set_custom_status(run_plan.custom_status(run, "reading Bulk API results"))
+    finished = yield from _call(context, run, SYNC_FINISH_BACKLOG, PagesResult,
+                                BacklogFinishRequest(run.job, run.run_id, staged, tuple(jobs)))
+    yield from _stop_if_failed(context, run, finished.failure)
+    return run_plan.add_pages(run, finished)
+
+
+def _call(context: df.DurableOrchestrationContext, run: RunInput, activity: str,
+          result: Any, request: Any) -> Steps:
+    """An activity's result message; an activity that raised is a failure of the step."""
+    try:
+        return result.from_json((yield context.call_activity(activity, request.to_json())))
+    except Exception as error:
+        return result(failure=StepFailure(
+            "ACTIVITY_FAILED", f"sync job {run.job!r}: {activity} failed: {error}"))
+
+
+def _stop_if_failed(context: df.DurableOrchestrationContext, run: RunInput,
+                    failure: StepFailure | None) -> Steps:
+    if failure is not None:
+        yield from _end(context, run, RunOutcome.FAILED, failure.error)
+        raise SyncRunFailed(failure.error)
 
 
 def _end(context: df.DurableOrchestrationContext, run: RunInput, outcome: RunOutcome,

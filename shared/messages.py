@@ -8,11 +8,11 @@ style everywhere), datetimes as ISO 8601 text, enums by value, nested messages a
 It is what durable history stores, so keep messages small: references, counts, cursors.
 
     @dataclass(frozen=True)
-    class PageRequest(Message):
+    class PagesRequest(Message):
         job: str
         run_id: str
 
-    yield context.call_activity(SYNC_PAGE, PageRequest(job, run_id).to_json())
+    yield context.call_activity(SYNC_PAGES, PagesRequest(job, run_id).to_json())
 """
 
 from __future__ import annotations

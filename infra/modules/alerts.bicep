@@ -39,8 +39,8 @@ traces
 | project timestamp, job, message
 '''
 
-// shared/sync/pages.py sync_next_page: "sync job J: run R page of N rows, D delivered,
-// L dead-lettered, now at {...}" once per page.
+// shared/sync/pages.py, at each checkpoint: "sync job J: run R page of N rows, D delivered,
+// L dead-lettered, now at {...}" (the rows the checkpoint covers).
 var deadLetterQuery = '''
 traces
 | where message startswith "sync job " and message has " dead-lettered, now at "

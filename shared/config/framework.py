@@ -126,6 +126,16 @@ def parse_positive_int(text: str) -> int:
     return value
 
 
+def parse_non_negative_int(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise ValueError(f"expected a number of 0 or more, got {value}")
+    return value
+
+
 def parse_seconds(text: str) -> float:
     """Seconds as a number (`90`, `2.5`) or a .NET TimeSpan `hh:mm:ss` as in host.json."""
     stripped = text.strip()

@@ -9,8 +9,10 @@ from datetime import datetime
 from shared.config.framework import (
     parse_bool,
     parse_choice,
+    parse_container_name,
     parse_http_url,
     parse_ncrontab,
+    parse_non_negative_int,
     parse_positive_int,
     parse_seconds,
     parse_table_name,
@@ -58,10 +60,59 @@ class SyncSettings:
     )
     pages_per_generation: int = setting(
         "SYNC_PAGES_PER_GENERATION",
-        description="pages a run orchestration handles before continue_as_new, "
+        description="page activities a run orchestration calls before continue_as_new, "
         "which keeps its history small",
         default=20,
         parse=parse_positive_int,
+    )
+    activity_budget: float = setting(
+        "SYNC_ACTIVITY_BUDGET",
+        description="seconds one page activity keeps syncing pages (no page is started "
+        "after it); fewer activities, less dispatch between pages",
+        default=30.0,
+        parse=parse_seconds,
+    )
+    pages_per_activity: int = setting(
+        "SYNC_PAGES_PER_ACTIVITY",
+        description="most pages one page activity syncs before it answers",
+        default=1000,
+        parse=parse_positive_int,
+    )
+    checkpoint_pages: int = setting(
+        "SYNC_CHECKPOINT_PAGES",
+        description="accepted pages that may wait for their watermark checkpoint (written "
+        "while the next page is synced); after a crash at most these pages and the one in "
+        "flight are sent again",
+        default=10,
+        parse=parse_positive_int,
+    )
+    checkpoint_interval: float = setting(
+        "SYNC_CHECKPOINT_INTERVAL",
+        description="least seconds between two checkpoints while fewer than "
+        "SYNC_CHECKPOINT_PAGES pages wait for theirs (0: write each as soon as possible)",
+        default=1.0,
+        parse=parse_seconds,
+    )
+    salesforce_parallel_calls: int = setting(
+        "SYNC_SALESFORCE_PARALLEL_CALLS",
+        description="sObject Collections calls (200 records each) a page sends at once to "
+        "Salesforce",
+        default=4,
+        parse=parse_positive_int,
+    )
+    backlog_container: str = setting(
+        "SYNC_BACKLOG_CONTAINER",
+        description="blob container where a backlog run stages its CSV parts for Bulk API "
+        "2.0 (deleted once the run advanced its watermark)",
+        default="sync-backlogs",
+        parse=parse_container_name,
+    )
+    backlog_poll_interval: float = setting(
+        "SYNC_BACKLOG_POLL_INTERVAL",
+        description="seconds between two checks of a backlog run's ingest jobs (a durable "
+        "timer)",
+        default=5.0,
+        parse=parse_seconds,
     )
     source_login_timeout: int = setting(
         "SYNC_SOURCE_LOGIN_TIMEOUT",
@@ -126,7 +177,7 @@ class AssetChangesSyncSettings:
     )
     page_size: int = setting(
         "SYNC_ASSET_CHANGES_PAGE_SIZE",
-        description="rows per page (one activity, one sink call series, one checkpoint)",
+        description="rows per page (one source query, one sink call series, one checkpoint)",
         default=500,
         parse=parse_positive_int,
     )
@@ -141,6 +192,13 @@ class AssetChangesSyncSettings:
         description="no run starts sooner than this after the previous start (lockAtLeastFor)",
         default=30.0,
         parse=parse_seconds,
+    )
+    backlog_threshold: int = setting(
+        "SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD",
+        description="changed rows above which a run with the salesforce sink loads them "
+        "with Bulk API 2.0 upsert jobs instead of sObject Collections (0: never)",
+        default=10_000,
+        parse=parse_non_negative_int,
     )
     sink: str = setting(
         "SYNC_ASSET_CHANGES_SINK",

@@ -163,6 +163,15 @@ def page_statement(
     return Statement(sql, (*params, page_size))
 
 
+def count_statement(
+    source: KeysetSource, after: Position, bound: UpperBound, limit: int
+) -> Statement:
+    """How many rows lie after `after` up to `bound`, counted up to `limit` (an index
+    range scan of at most `limit` rows, however many changes are waiting)."""
+    page = page_statement(source, after, bound, limit)
+    return Statement(f"SELECT COUNT(*) FROM ({page.sql}) changes", page.params)
+
+
 def offset_page_statement(source: KeysetSource, offset: int, page_size: int) -> Statement:
     """OFFSET paging over the same order; only the benchmark uses it, as the baseline."""
     sql = source.dialect.select_offset_page(

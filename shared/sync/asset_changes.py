@@ -109,6 +109,9 @@ def asset_changes_job(
         min_interval=timedelta(seconds=section.min_interval),
         enabled=section.enabled,
         pages_per_generation=sync.pages_per_generation,
+        checkpoint_pages=sync.checkpoint_pages,
+        checkpoint_interval=sync.checkpoint_interval,
+        backlog_threshold=section.backlog_threshold if section.sink == "salesforce" else 0,
     )
 
 

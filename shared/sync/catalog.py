@@ -9,10 +9,13 @@ pick it up by name.
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from shared.config import AppSettings
 from shared.salesforce import process_client
 from shared.sync import asset_changes
-from shared.sync.job import HttpSinkSpec, JobDefinition, SyncJob
+from shared.sync.job import HttpSinkSpec, JobDefinition, SalesforceSinkSpec, SyncJob
 from shared.sync.sinks import HttpSink, SalesforceSink, Sink
 
 JOB_DEFINITIONS: tuple[JobDefinition, ...] = (asset_changes.ASSET_CHANGES,)
@@ -23,11 +26,26 @@ def sync_jobs(settings: AppSettings) -> dict[str, SyncJob]:
 
 
 def sink_for(job: SyncJob, settings: AppSettings) -> Sink:
-    """The job's sink; one Salesforce client per process so its token is reused."""
-    if isinstance(job.sink, HttpSinkSpec):
-        return HttpSink(
-            job.sink.url, job.sink.authorization, header=job.sink.header,
-            timeout=job.sink.timeout,
-        )
-    return SalesforceSink(process_client(settings.salesforce), job.sink.sobject,
-                          job.sink.external_id_field)
+    """The job's sink, one per process and job description: its HTTP session (or the
+    process's Salesforce client, whose token is reused) and its call threads serve every
+    page activity of the process."""
+    parallel = settings.sync.salesforce_parallel_calls
+    key = (job.sink, parallel, settings.salesforce if isinstance(job.sink, SalesforceSinkSpec)
+           else None)
+    with _sinks_lock:
+        sink = _sinks.get(key)
+        if sink is None:
+            sink = _sinks[key] = _new_sink(job.sink, settings, parallel)
+    return sink
+
+
+def _new_sink(spec: HttpSinkSpec | SalesforceSinkSpec, settings: AppSettings,
+              parallel: int) -> Sink:
+    if isinstance(spec, HttpSinkSpec):
+        return HttpSink(spec.url, spec.authorization, header=spec.header, timeout=spec.timeout)
+    return SalesforceSink(process_client(settings.salesforce), spec.sobject,
+                          spec.external_id_field, parallel_calls=parallel)
+
+
+_sinks: dict[Any, Sink] = {}
+_sinks_lock = threading.Lock()

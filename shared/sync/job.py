@@ -103,6 +103,9 @@ class SyncJob:
     min_interval: timedelta = timedelta(seconds=30)
     enabled: bool = True
     pages_per_generation: int = 20
+    checkpoint_pages: int = 10  # accepted pages that may wait for their checkpoint
+    checkpoint_interval: float = 1.0  # least seconds between checkpoints below that
+    backlog_threshold: int = 0  # changed rows above which a run loads by Bulk API; 0: never
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -116,6 +119,8 @@ class SyncJob:
             problems.append("page_size must be above 0")
         if self.pages_per_generation <= 0:
             problems.append("pages_per_generation must be above 0")
+        if self.checkpoint_pages <= 0:
+            problems.append("checkpoint_pages must be above 0")
         if self.min_interval > self.max_run_time:
             problems.append(
                 f"min interval ({self.min_interval}) must not exceed max run time "

@@ -16,6 +16,11 @@ from enum import Enum
 from shared.durable import BUSY_STATES, TERMINAL_STATES
 from shared.sync.state import Lease
 
+# A tick starts the orchestration within moments of taking the lease. A lease whose run
+# has not appeared on the instance this long after it was taken never will (its tick
+# crashed in between): the next tick frees it instead of waiting for the max run time.
+START_GRACE = timedelta(seconds=10)
+
 
 class TickAction(Enum):
     START = "started"
@@ -80,10 +85,19 @@ def decide_tick(
             instance is not None and instance.runtime_status in TERMINAL_STATES
             and instance.run_id == lease.run_id
         )
+        never_started = (
+            not run_ended and (instance is None or instance.run_id != lease.run_id)
+            and now - lease.locked_at > START_GRACE
+        )
         if run_ended:
             # The lease's run is over: only the min interval still holds it, even if the
             # run died without releasing it.
             held_until = min(held_until, lease.locked_at + min_interval)
+        elif never_started:
+            # Its tick died between the lease and the start: only the min interval since
+            # the last run that did start still holds.
+            previous = instance.run_started_at if instance is not None else None
+            held_until = min(held_until, previous + min_interval if previous else now)
         if held_until > now:
             why = (
                 f"min interval of {_duration(min_interval)} since run {lease.run_id} started"

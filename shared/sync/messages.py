@@ -11,6 +11,7 @@ import enum
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from shared.bulkload.messages import JobSnapshot
 from shared.messages import Message
 from shared.sync.positions import StoredBound, StoredPosition
 
@@ -32,16 +33,22 @@ class StepFailure(Message):
 
 @dataclass(frozen=True)
 class RunTotals(Message):
+    """What a run has checkpointed so far: pages with rows, rows, delivered, dead-lettered.
+
+    Kept with the watermark (written in the same ETag-guarded checkpoint), so a page whose
+    checkpoint was written but whose result was lost is still counted, and counted once.
+    """
+
     pages: int = 0
     rows: int = 0
     delivered: int = 0
     dead_lettered: int = 0
 
-    def add(self, page: PageResult) -> RunTotals:
-        """The totals after a page the sink accepted."""
+    def add(self, rows: int, delivered: int, dead_lettered: int) -> RunTotals:
+        """The totals after one more page the sink accepted."""
         return RunTotals(
-            self.pages + (1 if page.rows else 0), self.rows + page.rows,
-            self.delivered + page.delivered, self.dead_lettered + page.dead_lettered,
+            self.pages + (1 if rows else 0), self.rows + rows,
+            self.delivered + delivered, self.dead_lettered + dead_lettered,
         )
 
 
@@ -55,6 +62,9 @@ class RunInput(Message):
     page_attempts: int
     page_retry_delay: float
     pages_per_generation: int
+    activity_budget: float = 30.0
+    pages_per_activity: int = 1000
+    backlog_poll_interval: float = 5.0
     upper_bound: StoredBound | None = None  # fixed by the begin step
     totals: RunTotals = field(default_factory=RunTotals)
     generation: int = 0
@@ -69,23 +79,34 @@ class BeginRunRequest(Message):
 
 @dataclass(frozen=True)
 class RunBegun(Message):
+    """`backlog`: more changed rows than the job's backlog threshold wait (counted up to
+    just above it), so the run loads them with Bulk API 2.0 jobs instead of pages."""
+
     upper_bound: StoredBound | None = None
     start: StoredPosition | None = None
+    backlog: bool = False
     failure: StepFailure | None = None
 
 
 @dataclass(frozen=True)
-class PageRequest(Message):
+class PagesRequest(Message):
+    """Sync pages until `budget_seconds` or `max_pages` is spent (or the bound is reached)."""
+
     job: str
     run_id: str
     upper_bound: StoredBound
+    budget_seconds: float = 30.0
+    max_pages: int = 1000
 
 
 @dataclass(frozen=True)
-class PageResult(Message):
+class PagesResult(Message):
+    """The run's checkpointed `totals` and position after this activity; `pages` and
+    `rows` it synced itself; `done` when the bound was reached."""
+
+    pages: int = 0
     rows: int = 0
-    delivered: int = 0
-    dead_lettered: int = 0
+    totals: RunTotals = field(default_factory=RunTotals)
     position: StoredPosition | None = None
     done: bool = False
     failure: StepFailure | None = None
@@ -99,3 +120,50 @@ class EndRunRequest(Message):
     outcome: RunOutcome
     totals: RunTotals
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class BacklogRequest(Message):
+    job: str
+    run_id: str
+    upper_bound: StoredBound
+
+
+@dataclass(frozen=True)
+class BacklogStaged(Message):
+    """The changed rows up to the bound as CSV parts in Blob Storage (blob names), how many
+    rows were read, how many the mapping rejected, and the position of the last one."""
+
+    parts: tuple[str, ...] = ()
+    rows: int = 0
+    dead_lettered: int = 0
+    position: StoredPosition | None = None
+    failure: StepFailure | None = None
+
+
+@dataclass(frozen=True)
+class BacklogPartRequest(Message):
+    job: str
+    run_id: str
+    blob: str
+
+
+@dataclass(frozen=True)
+class BacklogJobsRequest(Message):
+    job: str
+    run_id: str
+    job_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BacklogJobs(Message):
+    jobs: tuple[JobSnapshot, ...] = ()
+    failure: StepFailure | None = None
+
+
+@dataclass(frozen=True)
+class BacklogFinishRequest(Message):
+    job: str
+    run_id: str
+    staged: BacklogStaged
+    jobs: tuple[JobSnapshot, ...]

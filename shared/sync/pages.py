@@ -1,10 +1,19 @@
-"""The middle step of a run, one activity per page: sync the next page.
+"""The middle step of a run: sync pages, many per activity, each checkpointed.
 
-`sync_next_page` is the checkpoint loop's body: read the watermark (and its ETag), fetch
-the next page after it, mask and map it, hand it to the sink, dead-letter the records the
-sink (or the mapping) rejected, and only then advance the watermark under the ETag. A
-crash anywhere before the last step leaves the watermark where it was: the page is sent
-again by the next attempt, which the sinks' upsert-by-external-id makes harmless.
+`sync_pages` reads the watermark (and its ETag) once, then works through pages until its
+time budget or page count is spent or the run's upper bound is reached: fetch the next page
+after the last one (read ahead on a thread while the current page is delivered), mask and
+map it, hand it to the sink, dead-letter the records the sink (or the mapping) rejected,
+and checkpoint: advance the watermark under the ETag of the previous checkpoint, together
+with the run's totals. Checkpoints are written on a thread of their own while the next
+page is synced; at most `checkpoint_pages` accepted pages wait for theirs (fewer once
+`checkpoint_interval` seconds passed), and all are written before the activity answers or
+fails.
+
+A crash anywhere leaves the watermark at the last checkpoint: the pages accepted after it
+are sent again by whoever continues the run (at most `checkpoint_pages` pages, plus the
+one in flight), which the sinks' upsert-by-external-id makes harmless, and they are counted
+once, since the totals move with the watermark.
 
 Every failure is a `SyncRunError` (errors.py) naming the job, a code and the cause.
 """
@@ -12,35 +21,53 @@ Every failure is a `SyncRunError` (errors.py) naming the job, a code and the cau
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from shared.crash_points import crash_point
-from shared.sql.keyset import page_statement, position_of
+from shared.sql.keyset import Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
-from shared.sync.messages import PageResult
+from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import StoredBound
+from shared.sync.read_ahead import ReadAhead
 from shared.sync.sinks import Delivery, Sink, SinkRefused, SinkUnavailable
-from shared.sync.state import DeadLetter, SyncState, WatermarkConflict
+from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
 
-# The sink accepted the page, its dead letters and the watermark are not written.
+# The sink accepted a page, its dead letters and its checkpoint are not written.
 PAGE_AFTER_DELIVERY = "sync.page.after_delivery"
-# The watermark is advanced past the page, the activity's result is not recorded.
+# A checkpoint advanced the watermark, the activity's result is not recorded.
 PAGE_AFTER_WATERMARK = "sync.page.after_watermark"
 
 log = logging.getLogger(__name__)
 
+Row = dict[str, Any]
 
-def sync_next_page(
+
+@dataclass(frozen=True)
+class PageBudget:
+    """How much one activity does: at most `pages` pages, and no page started after
+    `seconds` (a page under way is finished)."""
+
+    seconds: float = 30.0
+    pages: int = 1000
+
+
+DEFAULT_BUDGET = PageBudget()
+
+
+def sync_pages(
     job: SyncJob, state: SyncState, sink: Sink, run_id: str, upper_bound: StoredBound,
-    source: SqlSource | None = None,
-) -> PageResult:
+    budget: PageBudget = DEFAULT_BUDGET, source: SqlSource | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> PagesResult:
     keyset = job.source.keyset()
-    kind = keyset.cursor_kind
     codec = job.source.codec
-    watermark = state.watermarks.read(job.name, kind, job.source.initial_position)
+    watermark = state.watermarks.read(job.name, keyset.cursor_kind, job.source.initial_position)
     if watermark.run_id != run_id:
         raise SyncRunError(
             job.name, "RUN_SUPERSEDED",
@@ -48,19 +75,161 @@ def sync_next_page(
             "this run stops without writing",
         )
     bound = codec.bound(upper_bound)
-    here = codec.stored_position(watermark.position)
     if bound.value is None:
-        return PageResult(position=here, done=True)
+        return PagesResult(totals=watermark.totals,
+                           position=codec.stored_position(watermark.position), done=True)
     source = source or job.source.sql_source()
-    try:
-        rows = source.fetch_rows(page_statement(keyset, watermark.position, bound, job.page_size))
-    except SourceError as error:
-        raise SyncRunError(job.name, error.code, error.message) from None
-    if not rows:
-        return PageResult(position=here, done=True)
+    checkpoints = _Checkpoints(job, state, run_id, watermark, clock)
+    started = clock()
+    pages = rows = 0
+    done = False
 
+    def pages_after(position: Position) -> Iterator[list[Row]]:
+        while True:
+            try:
+                page = source.fetch_rows(page_statement(keyset, position, bound, job.page_size))
+            except SourceError as error:
+                raise SyncRunError(job.name, error.code, error.message) from None
+            yield page
+            if len(page) < job.page_size:
+                return
+            position = position_of(keyset, page[-1])
+
+    try:
+        with ReadAhead(pages_after(watermark.position)) as reader:
+            for page in reader:
+                if page:
+                    _sync_page(job, state, sink, run_id, page, checkpoints)
+                    pages, rows = pages + 1, rows + len(page)
+                done = len(page) < job.page_size
+                if done or pages >= budget.pages or clock() - started >= budget.seconds:
+                    break
+    finally:
+        # Whatever happened, what the sink accepted is checkpointed before leaving.
+        written = checkpoints.finish()
+    result = PagesResult(pages, rows, written.totals, codec.stored_position(written.position),
+                         done=done)
+    log.info("sync job %s: run %s synced %d pages, %d rows in %.2f s; run totals %s, now at %s",
+             job.name, run_id, pages, rows, clock() - started, result.totals, result.position)
+    return result
+
+
+class _Checkpoints:
+    """Writes the watermark on a thread of its own while the next pages are synced.
+
+    Each write takes the latest accepted position (and the run's totals up to it), under
+    the ETag of the previous write. `accept` waits while `checkpoint_pages` accepted pages
+    are still waiting for their checkpoint, so no more than these are ever sent again
+    after a crash (plus the page the sink was given meanwhile). Fewer than that are written
+    once `checkpoint_interval` seconds passed since the last write. `finish` writes what is
+    left and stops the thread; a failed write (the watermark taken over) is raised there
+    or at the next `accept`.
+    """
+
+    def __init__(self, job: SyncJob, state: SyncState, run_id: str, watermark: Watermark,
+                 clock: Callable[[], float]) -> None:
+        self.job, self.state, self.run_id = job, state, run_id
+        self.watermark = watermark  # as last written
+        self.clock = clock
+        self._latest: tuple[Position, RunTotals] | None = None  # accepted, not yet written
+        self._totals = self._logged = watermark.totals
+        self._waiting = 0  # accepted pages whose checkpoint is not written yet
+        self._written_at = clock()
+        self._finishing = False
+        self._error: SyncRunError | None = None
+        self._changed = threading.Condition()
+        self._writer = threading.Thread(target=self._write_checkpoints, daemon=True,
+                                        name="sync-checkpoints")
+        self._writer.start()
+
+    def accept(self, position: Position, rows: int, delivered: int, dead_lettered: int) -> None:
+        with self._changed:
+            while self._waiting >= self.job.checkpoint_pages and self._error is None:
+                self._changed.wait()
+            self._raise_failure()
+            self._totals = self._totals.add(rows, delivered, dead_lettered)
+            self._latest = (position, self._totals)
+            self._waiting += 1
+            self._changed.notify_all()
+
+    def finish(self) -> Watermark:
+        with self._changed:
+            self._finishing = True
+            self._changed.notify_all()
+        self._writer.join()
+        self._raise_failure()
+        return self.watermark
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _due(self) -> bool:
+        if self._latest is None:
+            return False
+        return (self._finishing or self._waiting >= self.job.checkpoint_pages
+                or self.clock() - self._written_at >= self.job.checkpoint_interval)
+
+    def _log_checkpoint(self, totals: RunTotals) -> None:
+        # The alerts (infra/modules/alerts.bicep) parse this line: dead letters and lag.
+        before, self._logged = self._logged, totals
+        log.info("sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
+                 self.job.name, self.run_id, totals.rows - before.rows,
+                 totals.delivered - before.delivered, totals.dead_lettered - before.dead_lettered,
+                 self.job.source.codec.stored_position(self.watermark.position).to_json())
+
+    def _write_checkpoints(self) -> None:
+        try:
+            self._write_until_finished()
+        except BaseException as error:  # never leave `accept` waiting on a dead writer
+            with self._changed:
+                self._error = SyncRunError(
+                    self.job.name, "CHECKPOINT_FAILED",
+                    f"the checkpoint writer failed: {type(error).__name__}: {error}",
+                    retryable=True)
+                self._changed.notify_all()
+
+    def _write_until_finished(self) -> None:
+        while True:
+            with self._changed:
+                while not self._due():
+                    if self._finishing:
+                        return
+                    self._changed.wait(timeout=self.job.checkpoint_interval or None)
+                assert self._latest is not None
+                (position, totals), covered = self._latest, self._waiting
+            try:
+                self.watermark = self.state.watermarks.advance(
+                    self.job.name, self.job.source.cursor_kind, self.watermark, position,
+                    self.run_id, totals)
+            except WatermarkConflict as error:
+                failure = SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error))
+            except Exception as error:  # storage unreachable: the pages are sent again later
+                failure = SyncRunError(
+                    self.job.name, "CHECKPOINT_FAILED",
+                    f"the watermark could not be written: {type(error).__name__}: {error}",
+                    retryable=True)
+            else:
+                crash_point(PAGE_AFTER_WATERMARK)
+                failure = None
+                self._log_checkpoint(totals)
+            with self._changed:
+                if failure is not None:
+                    self._error = failure
+                    self._changed.notify_all()
+                    return
+                self._waiting -= covered
+                if self._waiting == 0:
+                    self._latest = None
+                self._written_at = self.clock()
+                self._changed.notify_all()
+
+
+def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: list[Row],
+               checkpoints: _Checkpoints) -> None:
+    keyset = job.source.keyset()
     records: list[dict[str, Any]] = []
-    origins: list[dict[str, Any]] = []
+    origins: list[Row] = []
     rejected: list[_Rejected] = []
     for row in rows:
         masked = job.mask(row)
@@ -77,33 +246,21 @@ def sync_next_page(
     rejected += [_Rejected(origins[rejection.index], rejection.code, rejection.message,
                            records[rejection.index]) for rejection in delivery.rejections]
     if rejected:
+        codec = job.source.codec
         state.dead_letters.add(job.name, run_id, [
             DeadLetter(job.record_key(item.row),
                        codec.cursor_text(item.row[keyset.cursor_column]), item.code,
                        item.message, _jsonable(item.record))
             for item in rejected])
-
-    new_position = position_of(keyset, rows[-1])
-    try:
-        state.watermarks.advance(job.name, kind, watermark, new_position, run_id)
-    except WatermarkConflict as error:
-        raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
-    crash_point(PAGE_AFTER_WATERMARK)
-    outcome = PageResult(
-        len(rows), delivery.accepted, len(rejected), codec.stored_position(new_position),
-        done=len(rows) < job.page_size,
-    )
-    log.info("sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
-             job.name, run_id, outcome.rows, outcome.delivered, outcome.dead_lettered,
-             outcome.position.to_json())
-    return outcome
+    checkpoints.accept(position_of(keyset, rows[-1]), len(rows), delivery.accepted,
+                      len(rejected))
 
 
 @dataclass(frozen=True)
 class _Rejected:
     """A row the mapping or the sink rejected, and the record as it was when rejected."""
 
-    row: dict[str, Any]
+    row: Row
     code: str
     message: str
     record: dict[str, Any]

@@ -1,7 +1,8 @@
 """The first and the last step of a run, each one activity: begin and end.
 
 `begin_run` checks the source, fixes the run's upper bound (the database's clock minus
-the lag, or the highest committed version) and claims the watermark for the run;
+the lag, or the highest committed version), claims the watermark for the run and tells
+whether more changed rows than the job's backlog threshold wait (backlog.py loads those);
 `end_run` records how the run ended and releases the lease. Between them, pages.py.
 """
 
@@ -11,7 +12,12 @@ import logging
 from datetime import datetime
 
 from shared.crash_points import crash_point
-from shared.sql.keyset import probe_statement, upper_bound_from, upper_bound_statement
+from shared.sql.keyset import (
+    count_statement,
+    probe_statement,
+    upper_bound_from,
+    upper_bound_statement,
+)
 from shared.sql.source import SourceError
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
@@ -45,25 +51,43 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
         job.name, keyset.cursor_kind, job.source.initial_position, run_id
     )
     crash_point(BEGIN_AFTER_CLAIM)
+    backlog = False
+    if job.backlog_threshold and bound.value is not None:
+        try:
+            waiting = source.fetch_value(count_statement(
+                keyset, watermark.position, bound, job.backlog_threshold + 1))
+        except SourceError as error:
+            raise SyncRunError(job.name, error.code, error.message) from None
+        backlog = int(waiting or 0) > job.backlog_threshold
     codec = job.source.codec
     stored_bound = codec.stored_bound(bound)
     start = codec.stored_position(watermark.position)
     state.runs.record(
         job.name, run_id, started_at, Outcome="running", Pages=0, Rows=0,
         UpperBound=str(stored_bound.value), StartCursor=str(start.cursor), StartKey=start.key,
+        Mode="bulk" if backlog else "pages",
     )
     crash_point(BEGIN_AFTER_RECORD)
-    log.info("sync job %s: run %s began after %s, upper bound %s",
-             job.name, run_id, start, stored_bound.value)
-    return RunBegun(stored_bound, start)
+    log.info("sync job %s: run %s began after %s, upper bound %s%s",
+             job.name, run_id, start, stored_bound.value,
+             f", over {job.backlog_threshold} changed rows: Bulk API" if backlog else "")
+    return RunBegun(stored_bound, start, backlog)
 
 
 def end_run(
     job: SyncJob, state: SyncState, run_id: str, started_at: datetime, outcome: RunOutcome,
     totals: RunTotals, error: str | None = None,
 ) -> None:
-    """Record how the run ended and release the lease (held for at least the min interval)."""
+    """Record how the run ended and release the lease (held for at least the min interval).
+
+    The totals are those checkpointed with the watermark while the run owns it: exact even
+    when a page's result never reached the orchestration (crash, takeover, failed page).
+    """
     now = utc_now()
+    watermark = state.watermarks.read(job.name, job.source.cursor_kind,
+                                      job.source.initial_position)
+    if watermark.run_id == run_id:
+        totals = watermark.totals
     state.runs.record(
         job.name, run_id, started_at, Outcome=outcome.value, EndedAt=now,
         Pages=totals.pages, Rows=totals.rows, Delivered=totals.delivered,

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.config import SyncSettings
 from shared.sync.job import SyncJob
-from shared.sync.messages import PageResult, RunInput
+from shared.sync.messages import PagesResult, RunInput
 
 MAX_RETRY_DELAY = timedelta(minutes=5)
 
@@ -23,12 +23,15 @@ def new_run_input(job: SyncJob, settings: SyncSettings, run_id: str,
         job.name, run_id, started_at, page_attempts=settings.page_attempts,
         page_retry_delay=settings.page_retry_delay,
         pages_per_generation=job.pages_per_generation,
+        activity_budget=settings.activity_budget, pages_per_activity=settings.pages_per_activity,
+        backlog_poll_interval=settings.backlog_poll_interval,
     )
 
 
-def add_page(run: RunInput, page: PageResult) -> RunInput:
-    """The run after a page the sink accepted."""
-    return dataclasses.replace(run, totals=run.totals.add(page))
+def add_pages(run: RunInput, result: PagesResult) -> RunInput:
+    """The run after a page activity: its totals are the ones checkpointed with the
+    watermark, so pages whose result was lost (a redelivered activity) still count."""
+    return dataclasses.replace(run, totals=result.totals)
 
 
 def next_generation(run: RunInput) -> RunInput:

@@ -1,4 +1,5 @@
-"""The body of `GET /api/sync/{job}`: lock state, progress, watermark, lag, last runs."""
+"""The body of `GET /api/sync/{job}`: lock state, progress, rows per second of the current
+and last runs, watermark, lag, last runs."""
 
 from __future__ import annotations
 
@@ -41,6 +42,9 @@ def job_status(
         stamp = watermark.position.cursor
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
         lag = round((now - stamp).total_seconds(), 3)
+    last_runs = [{**run, "RowsPerSecond": run_rows_per_second(run)}
+                 for run in state.runs.last(job.name, runs)]
+    progress = custom_status if isinstance(custom_status, dict) else None
     return {
         "job": job.name,
         "description": job.description,
@@ -60,7 +64,16 @@ def job_status(
             "max_run_time_seconds": job.max_run_time.total_seconds(),
             "min_interval_seconds": job.min_interval.total_seconds(),
         },
-        "progress": custom_status if isinstance(custom_status, dict) else None,
+        "progress": progress,
+        "rows_per_second": {
+            "current": current_rows_per_second(
+                progress, instance, now,
+                # Checkpointed with the watermark: fresher than the orchestration's status.
+                watermark.totals.rows
+                if instance is not None and watermark.run_id == instance.run_id else None),
+            "last": next((run["RowsPerSecond"] for run in last_runs
+                          if run.get("Outcome") != "running"), None),
+        },
         "watermark": {
             "cursor_kind": kind,
             "cursor": job.source.codec.cursor_text(watermark.position.cursor),
@@ -70,6 +83,37 @@ def job_status(
             "updated_at": watermark.updated_at,
         },
         "lag_seconds": lag,
-        "last_runs": state.runs.last(job.name, runs),
+        "last_runs": last_runs,
         "ticks": state.ticks.read(job.name),
     }
+
+
+def run_rows_per_second(run: dict[str, Any]) -> float | None:
+    """Rows a run synced per second from its start to its end (None while it runs)."""
+    started, ended = _time(run.get("StartedAt")), _time(run.get("EndedAt"))
+    if started is None or ended is None or ended <= started:
+        return None
+    return round(int(run.get("Rows") or 0) / (ended - started).total_seconds(), 1)
+
+
+def current_rows_per_second(progress: dict[str, Any] | None,
+                            instance: InstanceSnapshot | None, now: datetime,
+                            checkpointed_rows: int | None = None) -> float | None:
+    """Rows per second of the run under way: the rows it checkpointed (or, without them,
+    those of its custom status) since it started."""
+    if progress is None or instance is None or not instance.busy:
+        return None
+    started = _time(progress.get("started_at"))
+    if started is None or now <= started:
+        return None
+    rows = checkpointed_rows if checkpointed_rows is not None else progress.get("rows")
+    return round(int(rows or 0) / (now - started).total_seconds(), 1)
+
+
+def _time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, str) and value:
+        parsed = datetime.fromisoformat(value)
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None

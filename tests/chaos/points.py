@@ -76,13 +76,6 @@ class KillPoint:
         return int(self.point.rsplit("#", 1)[-1]) if self.hook is Hook.RANDOM else 0
 
 
-LEASE_NEVER_FREED = (
-    "issue 16 item 3 (shared/sync/starter.py, lock.py): a crash after the lease is taken "
-    "and before start_new leaves the lease held for the max run time; the next tick "
-    "answers 409 LOCK_HELD instead of freeing a lease whose start never happened")
-PAGE_RESULT_LOST = (
-    "issue 16 item 6 (shared/sync/pages.py, run_plan.py): a page whose watermark was "
-    "written but whose result was lost is never counted: the run's Rows/Pages under-count")
 SECOND_JOB_LEFT_OPEN = (
     "shared/bulkload/jobs.py create_level_job: a crash after Salesforce created the ingest "
     "job and before the activity's result was recorded creates a second job when the "
@@ -110,7 +103,7 @@ def batch_instance_commit_may_repeat() -> BatchInstance:
 
 POINTS: tuple[KillPoint, ...] = (
     # the sync run's start: the lease, the engine's instance row, begin
-    KillPoint(RUN_START_AFTER_LEASE, Hook.APP, SyncRun, LEASE_NEVER_FREED),
+    KillPoint(RUN_START_AFTER_LEASE, Hook.APP, SyncRun),
     KillPoint(engine.START_BEFORE_MESSAGE, Hook.ENGINE, SyncRun),
     KillPoint(BEGIN_AFTER_CLAIM, Hook.APP, SyncRun),
     KillPoint(BEGIN_AFTER_RECORD, Hook.APP, SyncRun),
@@ -118,14 +111,14 @@ POINTS: tuple[KillPoint, ...] = (
     # pages
     KillPoint(PAGE_AFTER_DELIVERY, Hook.APP, SyncRun),
     KillPoint(f"{PAGE_AFTER_DELIVERY}@4", Hook.APP, SyncRun),
-    KillPoint(PAGE_AFTER_WATERMARK, Hook.APP, SyncRun, PAGE_RESULT_LOST),
+    KillPoint(PAGE_AFTER_WATERMARK, Hook.APP, SyncRun),
     KillPoint(f"{engine.COMMIT_BEFORE_HISTORY}@3", Hook.ENGINE, SyncRun),
     KillPoint(f"{engine.COMMIT_BEFORE_CONSUME}@3", Hook.ENGINE, SyncRun),
     KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, SyncRun),
     # end
     KillPoint(END_AFTER_RECORD, Hook.APP, SyncRun),
     KillPoint(END_AFTER_RELEASE, Hook.APP, SyncRun),
-    KillPoint("random#1", Hook.RANDOM, SyncRun, tolerated=PAGE_RESULT_LOST),
+    KillPoint("random#1", Hook.RANDOM, SyncRun),
     # the bulk load's claim and start
     KillPoint(LOAD_ID_CLAIMED, Hook.APP, BulkLoad),
     KillPoint(LOAD_STAGED, Hook.APP, BulkLoad),

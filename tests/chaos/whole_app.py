@@ -54,6 +54,8 @@ def whole_app_env(storage: str, sfsim: SimulatorHandle, source: AssetSource,
         "SYNC_DEAD_LETTER_TABLE": f"D{suffix}",
         "SYNC_PAGE_RETRY_DELAY": "0.2",
         "SYNC_PAGES_PER_GENERATION": "3",
+        # One page per activity: the 5 pages cross a continue_as_new, as the points expect.
+        "SYNC_PAGES_PER_ACTIVITY": "1",
         "SYNC_ASSET_CHANGES_ENABLED": "true",
         # Once a year: the scenarios tick through POST /api/sync/{job}/run.
         "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",

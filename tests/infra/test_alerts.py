@@ -60,7 +60,8 @@ RULES = [
     ExpectedRule(
         "syncLagHigh", "syncLagAlertMinutes", "lagMinutes",
         ("now at {'cursor': '", "datetime_diff('minute', timestamp, cursorTime)"),
-        {"shared/sync/pages.py": ("dead-lettered, now at %s", "outcome.position.to_json()"),
+        {"shared/sync/pages.py": ("dead-lettered, now at %s",
+                                  "stored_position(self.watermark.position).to_json()"),
          "shared/sync/positions.py": ("cursor: str | None",)},
     ),
     ExpectedRule(

@@ -12,6 +12,7 @@ from shared.sql.keyset import (
     KeysetSource,
     Position,
     UpperBound,
+    count_statement,
     page_statement,
     position_of,
     upper_bound_from,
@@ -65,6 +66,22 @@ def test_pages_cross_timestamp_groups_in_cursor_then_key_order(assets):
     flat = [asset_id for page in pages for asset_id in page]
     expected = sorted(range(1, 31), key=lambda asset_id: (asset_id % 3, asset_id))
     assert flat == expected
+
+
+def test_changes_are_counted_after_the_position_up_to_the_bound_and_the_limit(assets):
+    assets.insert((asset_id, BASE + timedelta(seconds=asset_id % 4)) for asset_id in range(1, 41))
+    assets.insert([(41, BASE + timedelta(hours=1))])  # beyond the bound
+    src = keyset(assets)
+    source = SqlSource(assets.connection_string, assets.view)
+    bound = UpperBound(BASE + timedelta(seconds=3), True)
+
+    def count(after: Position, limit: int) -> int:
+        return source.fetch_value(count_statement(src, after, bound, limit))
+
+    assert count(Position(datetime(1900, 1, 1), None), 100) == 40
+    assert count(Position(datetime(1900, 1, 1), None), 11) == 11  # stops at the limit
+    # After (BASE + 1 s, key 21): the rest of that second (25, 29, 33, 37), the later two.
+    assert count(Position(BASE + timedelta(seconds=1), (21,)), 100) == 4 + 10 + 10
 
 
 def test_upper_bound_leaves_later_rows_for_the_next_run(assets):

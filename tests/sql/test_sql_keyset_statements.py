@@ -19,6 +19,7 @@ from shared.sql.keyset import (
     KeysetSource,
     Position,
     UpperBound,
+    count_statement,
     offset_page_statement,
     page_statement,
     probe_statement,
@@ -50,6 +51,7 @@ def all_statements(dialect, kind, keys):
         probe_statement(src),
         upper_bound_statement(src),
         offset_page_statement(src, 1000, 500),
+        count_statement(src, Position(cursor_value(kind), key_values), bound, 10_001),
     ]
 
 

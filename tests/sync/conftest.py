@@ -12,6 +12,7 @@ from sfsim.testing import SimulatorHandle
 from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sync.sinks import SalesforceSink
 from shared.sync.state import SyncState
+from tests.sync.local_host import sync_host  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

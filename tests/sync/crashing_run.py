@@ -1,7 +1,8 @@
-"""A run in its own process that stops dead after the sink accepted its second page.
+"""A run in its own process that stops dead after the sink accepted a chosen page.
 
-Used by the kill test: it prints `accepted` once the second page reached Salesforce and
-then waits, before the checkpoint, for the test to SIGKILL it.
+Used by the kill tests: it prints `accepted` once that page (`kill_after_page`, default
+the second) reached Salesforce and then waits, before its checkpoint, for the test to
+SIGKILL it. `checkpoint_pages` sets how many accepted pages one checkpoint covers.
 """
 
 from __future__ import annotations
@@ -15,16 +16,17 @@ from datetime import UTC, datetime
 from azure.data.tables import TableServiceClient
 
 from shared.salesforce import SalesforceClient, SalesforceCredentials
-from shared.sync.pages import sync_next_page
+from shared.sync.pages import sync_pages
 from shared.sync.run import begin_run
 from shared.sync.sinks import SalesforceSink
 from shared.sync.state import SyncState
 from tests.sync.sources import AssetSource, asset_job
 
 
-class StopAfterSecondPage:
-    def __init__(self, sink) -> None:
+class StopAfterPage:
+    def __init__(self, sink, last: int) -> None:
         self.sink = sink
+        self.last = last
         self.pages = 0
 
     def deliver(self, records):
@@ -32,7 +34,7 @@ class StopAfterSecondPage:
         self.pages += 1
         with open(os.environ["DELIVERED_FILE"], "a") as delivered:
             delivered.writelines(record["External_Id__c"] + "\n" for record in records)
-        if self.pages == 2:
+        if self.pages == self.last:
             print("accepted", flush=True)
             time.sleep(120)
         return delivery
@@ -41,14 +43,17 @@ class StopAfterSecondPage:
 def main() -> None:
     config = json.loads(os.environ["CRASH_CONFIG"])
     source = AssetSource(**config["source"])
-    job = asset_job(source, page_size=config["page_size"])
+    job = asset_job(source, page_size=config["page_size"],
+                    checkpoint_pages=config.get("checkpoint_pages", 1),
+                    checkpoint_interval=600.0)  # only full checkpoints, none by time
     state = SyncState(
         TableServiceClient.from_connection_string(config["storage"]), *config["tables"]
     )
     client = SalesforceClient(SalesforceCredentials(**config["salesforce"]))
-    sink = StopAfterSecondPage(SalesforceSink(client, "Asset", "External_Id__c"))
+    sink = StopAfterPage(SalesforceSink(client, "Asset", "External_Id__c"),
+                         config.get("kill_after_page", 2))
     begun = begin_run(job, state, "run-crashing", datetime.now(UTC))
-    while not sync_next_page(job, state, sink, "run-crashing", begun.upper_bound).done:
+    while not sync_pages(job, state, sink, "run-crashing", begun.upper_bound).done:
         pass
     sys.exit("the run ended without being killed")
 

@@ -20,14 +20,16 @@ from tests.sync.sources import BASE, RecordingSink, asset_job
 
 INITIAL = Position(datetime(1900, 1, 1), None)
 
-def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_page(
-    sqlite_assets, state, salesforce_sink, sfsim, azurite, tmp_path
-):
-    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
+def run_killed_after_page(page: int, checkpoint_pages: int, sqlite_assets, state, sfsim,
+                          azurite, tmp_path) -> list[str]:
+    """A run in its own process, SIGKILLed once the sink accepted `page` (100-row pages),
+    before that page's checkpoint; returns the ids the sink was handed."""
     delivered_file = tmp_path / "delivered.txt"
     config = {
         "source": dataclasses.asdict(sqlite_assets),
         "page_size": 100,
+        "checkpoint_pages": checkpoint_pages,
+        "kill_after_page": page,
         "storage": azurite.connection_string,
         "tables": [state.watermarks.table.table_name, state.runs.table.table_name,
                    state.dead_letters.table.table_name],
@@ -46,13 +48,19 @@ def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_pa
     finally:
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
+    return delivered_file.read_text().split()
+
+
+def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_page(
+    sqlite_assets, state, salesforce_sink, sfsim, azurite, tmp_path
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
+    crashed = run_killed_after_page(2, 1, sqlite_assets, state, sfsim, azurite, tmp_path)
 
     # The second page reached Salesforce, its checkpoint did not happen.
-    crashed = delivered_file.read_text().split()
     assert len(crashed) == 200
     job = asset_job(sqlite_assets, page_size=100)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(BASE, (100,))
-
 
     sink = RecordingSink(salesforce_sink)
     run = run_once(job, state, sink)
@@ -62,6 +70,31 @@ def test_killed_after_the_sink_accepted_a_page_the_next_run_resends_only_that_pa
     assert resent == {f"ASSET-{n}" for n in range(101, 201)}  # that page, nothing more
     stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
     assert len(stored) == 450 and len(set(stored)) == 450
+
+
+def test_killed_with_checkpoints_every_three_pages_resends_at_most_the_unflushed_pages(
+    sqlite_assets, state, salesforce_sink, sfsim, azurite, tmp_path
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 651))
+    # Pages 1-3 are checkpointed together; page 4 waits for a checkpoint, page 5 is in
+    # flight (accepted by the sink, not by the run) when the process dies.
+    crashed = run_killed_after_page(5, 3, sqlite_assets, state, sfsim, azurite, tmp_path)
+
+    assert len(crashed) == 500
+    job = asset_job(sqlite_assets, page_size=100)
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (300,))
+    assert (watermark.totals.pages, watermark.totals.rows) == (3, 300)
+
+    sink = RecordingSink(salesforce_sink)
+    run = run_once(job, state, sink, run_id="run-crashing")  # the same run, resumed
+
+    resent = set(crashed) & set(sink.delivered)
+    assert resent == {f"ASSET-{n}" for n in range(301, 501)}  # the unflushed pages only
+    assert (run.totals.pages, run.totals.rows, run.totals.delivered) == (7, 650, 650)
+    stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
+    assert len(stored) == 650 and len(set(stored)) == 650
+
 
 @pytest.fixture
 def job_with_a_watermark(postgres_assets, state, salesforce_sink):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from shared.sync.lock import InstanceSnapshot, TickAction, decide_tick
+from shared.sync.lock import START_GRACE, InstanceSnapshot, TickAction, decide_tick
 from shared.sync.state import Lease
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -80,3 +80,18 @@ def test_a_lease_taken_by_another_starter_is_respected():
 
 def test_disabled_job_never_starts():
     assert decide(enabled=False).action is TickAction.SKIP_DISABLED
+
+
+def test_a_lease_whose_run_never_started_is_free_after_the_start_grace():
+    # Its tick died between taking the lease and starting the orchestration.
+    orphan = lease("r2", NOW - START_GRACE - timedelta(seconds=1))
+    assert decide(None, orphan).action is TickAction.START
+    previous = InstanceSnapshot("Completed", "r1", NOW - timedelta(minutes=30))
+    assert decide(previous, orphan).action is TickAction.START
+    # ... but the min interval since the last run that did start still holds.
+    recent = InstanceSnapshot("Completed", "r1", NOW - timedelta(seconds=30))
+    decision = decide(recent, orphan)
+    assert decision.action is TickAction.SKIP_HELD
+    # Within the grace the start may still be under way elsewhere.
+    starting = lease("r2", NOW - START_GRACE + timedelta(seconds=1))
+    assert decide(previous, starting).action is TickAction.SKIP_HELD

@@ -14,8 +14,9 @@ from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
-from shared.sync.pages import sync_next_page
+from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.run import begin_run
+from shared.sync.sinks import SalesforceSink
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
 
@@ -130,7 +131,7 @@ def test_a_whole_call_failure_fails_the_page_and_leaves_the_watermark(
     sfsim.configure(next_failures=[failure] * 10)
     begun = begin_run(job, state, "run-2", datetime.now(UTC))
     with pytest.raises(SyncRunError) as caught:
-        sync_next_page(job, state, salesforce_sink, "run-2", begun.upper_bound)
+        sync_pages(job, state, salesforce_sink, "run-2", begun.upper_bound)
     assert caught.value.retryable
     assert "sync job 'asset-changes'" in str(caught.value)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == before
@@ -146,7 +147,7 @@ def test_a_superseded_run_stops_without_sending(sqlite_assets, state, salesforce
     old = begin_run(job, state, "run-old", datetime.now(UTC))
     begin_run(job, state, "run-new", datetime.now(UTC))
     with pytest.raises(SyncRunError) as caught:
-        sync_next_page(job, state, salesforce_sink, "run-old", old.upper_bound)
+        sync_pages(job, state, salesforce_sink, "run-old", old.upper_bound)
     assert caught.value.code == "RUN_SUPERSEDED"
     assert asset_ids(sfsim) == []
 
@@ -313,3 +314,51 @@ def test_a_page_larger_than_one_collections_call_is_upserted_200_at_a_time(
     run = run_once(asset_job(sqlite_assets, page_size=450), state, salesforce_sink)
     assert (run.totals.pages, run.totals.delivered, run.totals.dead_lettered) == (1, 450, 0)
     assert len(set(asset_ids(sfsim))) == 450
+
+
+@pytest.mark.parametrize(("budget", "checkpoint_pages"), [
+    (PageBudget(pages=3), 2),  # activities end mid-run, checkpoints of two pages
+    (PageBudget(seconds=0), 10),  # every activity does one page
+    (PageBudget(), 4),  # one activity, a checkpoint every 4 pages
+])
+def test_every_row_is_delivered_once_across_activity_and_checkpoint_boundaries(
+    budget, checkpoint_pages, sqlite_assets, state, salesforce_sink, sfsim
+):
+    # One timestamp for all: only the key tells the pages apart.
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 1001))
+    job = asset_job(sqlite_assets, page_size=70, checkpoint_pages=checkpoint_pages,
+                    checkpoint_interval=600.0)
+    sink = RecordingSink(salesforce_sink)
+
+    run = run_once(job, state, sink, budget=budget)
+
+    assert collections.Counter(sink.delivered).most_common(1)[0][1] == 1
+    assert sorted(sink.delivered) == sorted(f"ASSET-{n}" for n in range(1, 1001))
+    assert (run.totals.pages, run.totals.rows, run.totals.delivered) == (15, 1000, 1000)
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (1000,))
+    assert (watermark.totals.pages, watermark.totals.rows) == (15, 1000)
+    assert state.runs.last(job.name, 1)[0]["Rows"] == 1000
+
+
+def test_parallel_collections_calls_reject_the_right_records(
+    sqlite_assets, state, salesforce_sink, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 451))
+
+    def nameless_now_and_then(row):
+        record = asset_record(row)
+        if row["Asset_ID"] in (3, 250, 410):  # one in each call of 200
+            record["Name"] = None
+        return record
+
+    parallel = SalesforceSink(salesforce_sink.client, "Asset", "External_Id__c",
+                              parallel_calls=3)
+    job = asset_job(sqlite_assets, page_size=450, map_record=nameless_now_and_then)
+    run = run_once(job, state, parallel)
+
+    assert (run.totals.delivered, run.totals.dead_lettered) == (447, 3)
+    letters = {row["RecordKey"]: row["ErrorCode"] for row in state.dead_letters.rows(job.name)}
+    assert letters == dict.fromkeys(("3", "250", "410"), "REQUIRED_FIELD_MISSING")
+    stored = set(asset_ids(sfsim))
+    assert len(stored) == 447 and not stored & {"ASSET-3", "ASSET-250", "ASSET-410"}

@@ -9,7 +9,12 @@ import pytest
 from shared.config import SettingsError, all_settings, load_settings
 from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
 from shared.sync.lock import InstanceSnapshot, decide_tick
-from shared.sync.status import job_status, unknown_job_problem
+from shared.sync.status import (
+    current_rows_per_second,
+    job_status,
+    run_rows_per_second,
+    unknown_job_problem,
+)
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, asset_job
 
@@ -38,6 +43,9 @@ def test_status_shows_lock_watermark_lag_runs_and_ticks(sqlite_assets, state, sa
         (now - BASE.replace(tzinfo=UTC)).total_seconds(), abs=1)
     assert body["last_runs"][0]["Outcome"] == "succeeded"
     assert body["last_runs"][0]["Rows"] == 3
+    assert body["last_runs"][0]["RowsPerSecond"] > 0
+    assert body["rows_per_second"] == {
+        "current": None, "last": body["last_runs"][0]["RowsPerSecond"]}
     assert body["ticks"]["SkippedBusy"] == 1
     assert job.source.connection_string not in repr(body)
 
@@ -135,3 +143,17 @@ def test_a_job_description_is_checked_when_it_is_built(sqlite_assets):
     assert "job name 'Bad Name'" in text
     assert "lockAtLeastFor <= lockAtMostFor" in text
     assert "Not_A_Column" in text
+
+
+def test_the_rows_per_second_of_a_run_under_way_come_from_its_progress():
+    started = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    progress = {"started_at": started.isoformat(), "rows": 5000}
+    running = InstanceSnapshot("Running", "run-1", started)
+    now = started + timedelta(seconds=4)
+    assert current_rows_per_second(progress, running, now) == 1250.0
+    assert current_rows_per_second(progress, running, now, checkpointed_rows=8000) == 2000.0
+    assert current_rows_per_second(progress, InstanceSnapshot("Completed"), now) is None
+    assert run_rows_per_second({"StartedAt": started.isoformat(), "Rows": 900,
+                                "EndedAt": (started + timedelta(seconds=3)).isoformat()}) \
+        == 300.0
+    assert run_rows_per_second({"StartedAt": started.isoformat(), "Rows": 9}) is None

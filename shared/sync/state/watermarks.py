@@ -6,7 +6,7 @@ page was fetched, so a terminated (zombie) run can never move it, nor move it ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,7 @@ from azure.data.tables import TableClient
 
 from shared.sql.keyset import Position
 from shared.storage.tables import ConcurrentWrite, read_entity, write_entity
+from shared.sync.messages import RunTotals
 from shared.sync.positions import CursorCodec, StoredPosition, is_after
 from shared.sync.state.tables import as_utc, utc_now
 
@@ -30,6 +31,8 @@ class Watermark:
     run_id: str | None
     updated_at: datetime | None
     etag: str | None  # None: not stored yet
+    # What the owning run has checkpointed so far.
+    totals: RunTotals = field(default_factory=RunTotals)
 
 
 class Watermarks:
@@ -43,25 +46,32 @@ class Watermarks:
         values = stored.values
         position = CursorCodec(kind).position(
             StoredPosition(values["Cursor"], values.get("Key") or ""))
+        totals = RunTotals(*(int(values.get(name) or 0) for name in _TOTALS))
         return Watermark(position, values.get("RunId") or None, as_utc(values.get("UpdatedAt")),
-                         stored.etag)
+                         stored.etag, totals)
 
     def claim(self, job: str, kind: str, initial: Position, run_id: str) -> Watermark:
-        """Make `run_id` the watermark's owner; from now on only it may advance it."""
+        """Make `run_id` the watermark's owner; from now on only it may advance it.
+
+        The run's totals start at zero (or stay, when `run_id` claims it again)."""
         for _attempt in range(5):
             current = self.read(job, kind, initial)
-            entity = _entity(job, kind, current.position, run_id)
+            totals = current.totals if current.run_id == run_id else RunTotals()
+            entity = _entity(job, kind, current.position, run_id, totals)
             try:
                 etag = write_entity(self.table, entity, current.etag)
             except ConcurrentWrite:
                 continue
-            return Watermark(current.position, run_id, as_utc(entity["UpdatedAt"]), etag)
+            return Watermark(current.position, run_id, as_utc(entity["UpdatedAt"]), etag,
+                             totals)
         raise WatermarkConflict(f"could not claim the watermark of {job}: it kept changing")
 
     def advance(
-        self, job: str, kind: str, current: Watermark, new_position: Position, run_id: str
+        self, job: str, kind: str, current: Watermark, new_position: Position, run_id: str,
+        totals: RunTotals | None = None,
     ) -> Watermark:
-        """Checkpoint: write `new_position` only if nobody wrote since `current` was read."""
+        """Checkpoint: write `new_position` (and the run's `totals` up to it) only if nobody
+        wrote since `current` was read."""
         if current.run_id != run_id:
             raise WatermarkConflict(
                 f"the watermark of {job} belongs to run {current.run_id}, not to run {run_id}"
@@ -71,17 +81,23 @@ class Watermarks:
                 f"the watermark of {job} would move backwards or stay: "
                 f"{new_position} is not after {current.position}"
             )
-        entity = _entity(job, kind, new_position, run_id)
+        totals = current.totals if totals is None else totals
+        entity = _entity(job, kind, new_position, run_id, totals)
         try:
             etag = write_entity(self.table, entity, current.etag)
         except ConcurrentWrite:
             raise WatermarkConflict(
                 f"the watermark of {job} was changed by another run since run {run_id} read it"
             ) from None
-        return Watermark(new_position, run_id, as_utc(entity["UpdatedAt"]), etag)
+        return Watermark(new_position, run_id, as_utc(entity["UpdatedAt"]), etag, totals)
 
 
-def _entity(job: str, kind: str, position: Position, run_id: str) -> dict[str, Any]:
+# The owning run's totals, as columns of the watermark row.
+_TOTALS = ("RunPages", "RunRows", "RunDelivered", "RunDeadLettered")
+
+
+def _entity(job: str, kind: str, position: Position, run_id: str,
+            totals: RunTotals) -> dict[str, Any]:
     stored = CursorCodec(kind).stored_position(position)
     return {
         "PartitionKey": job,
@@ -91,4 +107,6 @@ def _entity(job: str, kind: str, position: Position, run_id: str) -> dict[str, A
         "Key": stored.key,
         "RunId": run_id,
         "UpdatedAt": utc_now().isoformat(),
+        **dict(zip(_TOTALS, (totals.pages, totals.rows, totals.delivered,
+                             totals.dead_lettered), strict=True)),
     }

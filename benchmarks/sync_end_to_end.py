@@ -1,0 +1,280 @@
+"""What a user gets: whole sync runs through the real orchestration, against the fetch floor.
+
+The project's own `function_app.py` on the local host (`devhost/`, durable state in
+Azurite), a PostgreSQL source (psqlODBC) with an asset changes view shaped like seed 000's
+(9 columns, three rows per timestamp, index on (ChangeTimestamp, Asset_ID)). Each run is
+started with `POST /api/sync/asset-changes/run` and timed until the run
+records its end (EndedAt in the runs table). Printed, all measured in this one run:
+
+1. the floor: a bare pyodbc `fetchmany(5000)` of the same view, rows/s;
+2. whole runs into an HTTP endpoint that only counts the rows it receives, and into the
+   Salesforce simulator's sObject Collections, at 500- and 5,000-row pages: rows/s and
+   the ratio to the floor: medians of `--repeat` runs, each paired with a floor measured
+   just before it; each run checked for nothing lost and nothing duplicated;
+3. with `--backlog-rows N`: N changed rows into the simulator through the Bulk API 2.0
+   backlog mode vs through sObject Collections (the threshold set above N), and the ratio.
+
+    python benchmarks/sync_end_to_end.py [--rows 50000] [--page-sizes 500,5000]
+        [--sinks http,salesforce] [--backlog-rows 200000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+import pyodbc  # noqa: E402
+import requests  # noqa: E402
+from azure.data.tables import TableServiceClient  # noqa: E402
+from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+from werkzeug.wrappers import Request, Response  # noqa: E402
+
+from devhost.testing import RunningHost, start_host  # noqa: E402
+from devtools import services  # noqa: E402
+from shared.sync.asset_changes import COLUMNS  # noqa: E402
+
+JOB = "asset-changes"
+QUOTED = ", ".join(f'"{column}"' for column in COLUMNS)
+
+
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class CountingEndpoint:
+    """An HTTP sink target that parses each batch and counts its rows and distinct ids."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.ids: set[int] = set()
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self, threaded=True,
+                                   request_handler=QuietHandler)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/api/assets"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        records = json.loads(Request(environ).get_data())["records"]
+        with self._lock:
+            self.rows += len(records)
+            self.ids.update(record["assetId"] for record in records)
+        return Response('{"errors": []}', mimetype="application/json")(environ, start_response)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.rows, self.ids = 0, set()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+def load_assets(connection_string: str, table: str, view: str, rows: int) -> None:
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        connection.execute(f"DROP VIEW IF EXISTS {view}")
+        connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        connection.execute(
+            f'CREATE TABLE {table} ("Asset_ID" bigint PRIMARY KEY, '
+            '"ChangeTimestamp" timestamp(3) NOT NULL, "Asset_Name" varchar(80) NOT NULL, '
+            '"Serial_Number" varchar(40), "Status" varchar(40), "Quantity" numeric(12,2), '
+            '"Price" numeric(12,2), "Install_Date" date, "Contact_Email" varchar(120))'
+        )
+        connection.execute(
+            f"INSERT INTO {table} SELECT g, timestamp '2025-01-01' + (g / 3) * "
+            "interval '1 second', 'Pump ' || g, 'SN-' || g, 'Installed', 1 + g % 5, "
+            "100 + g % 1000, date '2024-01-01' + (g % 365), 'contact' || g || '@example.com' "
+            "FROM generate_series(1, ?) g", rows,
+        )
+        connection.execute(f'CREATE INDEX ON {table} ("ChangeTimestamp", "Asset_ID")')
+        connection.execute(f"CREATE VIEW {view} AS SELECT {QUOTED} FROM {table}")
+        connection.execute(f"ANALYZE {table}")
+
+
+def bare_fetch(connection_string: str, view: str) -> int:
+    with pyodbc.connect(connection_string, autocommit=True) as connection:
+        cursor = connection.execute(
+            f'SELECT {QUOTED} FROM {view} ORDER BY "ChangeTimestamp", "Asset_ID"'
+        )
+        rows = 0
+        while batch := cursor.fetchmany(5000):
+            rows += len(batch)
+    return rows
+
+
+def fetch_floor(connection_string: str, view: str) -> float:
+    bare_fetch(connection_string, view)  # warm the cache, as the runs find it
+    best = 0.0
+    for _ in range(2):
+        start = time.perf_counter()
+        rows = bare_fetch(connection_string, view)
+        best = max(best, rows / (time.perf_counter() - start))
+    return best
+
+
+class Bench:
+    def __init__(self, azurite: services.Azurite, postgres: services.Postgres,
+                 simulator: Any, endpoint: CountingEndpoint, view: str) -> None:
+        self.azurite, self.postgres = azurite, postgres
+        self.simulator, self.endpoint, self.view = simulator, endpoint, view
+
+    def host_env(self, sink: str, page_size: int, extra: dict[str, str]) -> dict[str, str]:
+        suffix = uuid.uuid4().hex[:10]
+        return {
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            **self.simulator.app_settings(),
+            "SYNC_WATERMARK_TABLE": f"W{suffix}",
+            "SYNC_RUNS_TABLE": f"R{suffix}",
+            "SYNC_DEAD_LETTER_TABLE": f"D{suffix}",
+            "SYNC_ASSET_CHANGES_ENABLED": "true",
+            "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",  # runs are started by POST only
+            "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": self.postgres.odbc_connection_string,
+            "SYNC_ASSET_CHANGES_SOURCE_VIEW": self.view,
+            "SYNC_ASSET_CHANGES_LAG": "0",
+            "SYNC_ASSET_CHANGES_PAGE_SIZE": str(page_size),
+            "SYNC_ASSET_CHANGES_MAX_RUN_TIME": "3600",
+            "SYNC_ASSET_CHANGES_MIN_INTERVAL": "0",
+            "SYNC_ASSET_CHANGES_SINK": sink,
+            "SYNC_ASSET_CHANGES_HTTP_URL": self.endpoint.url,
+            "SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": "0",  # pages, unless a run asks for bulk
+            **extra,
+        }
+
+    def timed_run(self, sink: str, page_size: int, extra: dict[str, str] | None = None
+                  ) -> tuple[float, dict[str, Any]]:
+        """Seconds from the POST to the run's end as the status shows it, and its last run."""
+        self.endpoint.reset()
+        self.simulator.reset()
+        log = Path(tempfile.mkstemp(prefix="bench-host-", suffix=".log")[1])
+        env = self.host_env(sink, page_size, extra or {})
+        host = start_host(REPO_ROOT, env=env, log_path=log)
+        try:
+            return self._run(host, env["SYNC_RUNS_TABLE"])
+        finally:
+            host.stop()
+
+    def _run(self, host: RunningHost, runs_table: str) -> tuple[float, dict[str, Any]]:
+        # The run's end is read from its row in the runs table (EndedAt), not by polling
+        # the host, whose status endpoint would compete with the run for the host's CPU.
+        runs = TableServiceClient.from_connection_string(
+            self.azurite.connection_string).get_table_client(runs_table)
+        started = datetime.now(UTC)
+        answer = requests.post(host.url(f"/api/sync/{JOB}/run"),
+                               params={"code": host.function_key}, timeout=60)
+        if answer.status_code != 202:
+            raise RuntimeError(f"run not started: {answer.status_code} {answer.text}")
+        run_id = answer.json()["run_id"]
+        while True:
+            time.sleep(0.2)
+            rows = [dict(row) for row in runs.query_entities(
+                "RunId eq @run", parameters={"run": run_id})]
+            if rows and rows[0].get("Outcome") not in (None, "running"):
+                if rows[0]["Outcome"] != "succeeded":
+                    raise RuntimeError(f"run ended {rows[0]}\n{host.output()[-3000:]}")
+                ended = datetime.fromisoformat(rows[0]["EndedAt"])
+                self._wait_until_completed(host)  # untimed: the next run may start then
+                return (ended - started).total_seconds(), rows[0]
+
+    @staticmethod
+    def _wait_until_completed(host: RunningHost) -> None:
+        while True:
+            body = requests.get(host.url(f"/api/sync/{JOB}"),
+                                params={"code": host.function_key}, timeout=60).json()
+            if body["lock"]["runtime_status"] in ("Completed", "Failed", "Terminated"):
+                return
+            time.sleep(0.2)
+
+    def delivered(self, sink: str) -> tuple[int, int]:
+        """(rows received, distinct ids) at the target."""
+        if sink == "http":
+            return self.endpoint.rows, len(self.endpoint.ids)
+        records = self.simulator.records("Asset")
+        return len(records), len({record["External_Id__c"] for record in records})
+
+
+def measure(bench: Bench, label: str, rows: int, sink: str, page_size: int,
+            extra: dict[str, str] | None = None, repeat: int = 3) -> tuple[float, float]:
+    """Median rows/s and median ratio to the floor of `repeat` runs, each paired with a
+    floor measured just before it: on a shared machine the load drifts, and a ratio of
+    two measurements taken side by side drifts less than either. Each run is checked for
+    rows lost or duplicated at the target."""
+    speeds, ratios, floors, details = [], [], [], []
+    for _ in range(repeat):
+        floor = fetch_floor(bench.postgres.odbc_connection_string, bench.view)
+        elapsed, run = bench.timed_run(sink, page_size, extra)
+        received, distinct = bench.delivered(sink)
+        if distinct != rows or received < rows:
+            raise SystemExit(f"{label}: rows lost or duplicated ({received} / {distinct})")
+        speeds.append(rows / elapsed)
+        floors.append(floor)
+        ratios.append(rows / elapsed / floor)
+        details.append(f"{elapsed:.1f} s")
+    speed, ratio = statistics.median(speeds), statistics.median(ratios)
+    print(f"  {label:<40} {speed:>8,.0f} rows/s  {ratio:5.3f} x floor  (floors "
+          f"{', '.join(f'{floor:,.0f}' for floor in floors)}; runs {', '.join(details)}; "
+          f"ratios {', '.join(f'{value:.3f}' for value in ratios)}; last run Rows "
+          f"{run.get('Rows')} Pages {run.get('Pages')} Mode {run.get('Mode', 'pages')}, "
+          f"target {received:,} / {distinct:,} distinct)")
+    return speed, ratio
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument("--page-sizes", default="500,5000")
+    parser.add_argument("--sinks", default="http,salesforce")
+    parser.add_argument("--backlog-rows", type=int, default=0)
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per configuration (medians are reported)")
+    arguments = parser.parse_args()
+
+    postgres = services.start_postgres()
+    azurite = services.start_azurite()
+    from sfsim.testing import start_simulator
+
+    simulator = start_simulator(in_subprocess=True)
+    endpoint = CountingEndpoint()
+    try:
+        source = postgres.odbc_connection_string
+        view = "bench_asset_changes_v"
+        load_assets(source, "bench_assets", view, arguments.rows)
+        bench = Bench(azurite, postgres, simulator, endpoint, view)
+        print(f"source: PostgreSQL via psqlODBC, view of {arguments.rows:,} rows; "
+              "host: devhost + Azurite; runs started by POST /api/sync/asset-changes/run")
+        bench.timed_run("http", 500)  # a first run warms the host's imports and the caches
+        for sink in filter(None, arguments.sinks.split(",")):
+            for page_size in (int(text) for text in arguments.page_sizes.split(",")):
+                target = "counting HTTP endpoint" if sink == "http" else "sfsim Collections"
+                measure(bench, f"{target}, {page_size}-row pages", arguments.rows, sink,
+                        page_size, repeat=arguments.repeat)
+        if arguments.backlog_rows:
+            load_assets(source, "bench_assets", view, arguments.backlog_rows)
+            print(f"backlog of {arguments.backlog_rows:,} rows into the simulator:")
+            collections, _ = measure(
+                bench, "sObject Collections, 5000-row pages", arguments.backlog_rows,
+                "salesforce", 5000, repeat=1)
+            bulk, _ = measure(
+                bench, "Bulk API 2.0 backlog mode", arguments.backlog_rows, "salesforce",
+                5000, {"SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": "10000",
+                       "SYNC_BACKLOG_POLL_INTERVAL": "1"}, repeat=1)
+            print(f"  Bulk API backlog / Collections: {bulk / collections:.2f} x")
+    finally:
+        endpoint.stop()
+        simulator.stop()
+        azurite.stop(grace_seconds=1)
+        postgres.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,77 @@
+"""Backlog mode end to end on the local host: a run that finds more changed rows than the
+job's threshold loads them with Bulk API 2.0 upsert jobs on the simulator, dead-letters
+what Salesforce rejected and only then advances the watermark."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
+
+from shared.sql.keyset import Position
+from shared.sync.state import SyncState
+from tests.sync.local_host import JOB, SyncHost, run_ended
+from tests.sync.sources import BASE, AssetSource
+
+INITIAL = Position(datetime(1900, 1, 1))
+
+
+def state_of(sync_host: SyncHost) -> SyncState:
+    return SyncState(TableServiceClient.from_connection_string(
+        sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
+        sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
+
+
+def paths_called(sfsim) -> list[str]:
+    return [f"{entry['method']} {entry['path']}" for entry in sfsim.requests_log()]
+
+
+def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
+    sync_host: SyncHost, sqlite_assets: AssetSource, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 121))
+    with sqlite_assets.connect() as connection:  # SQLite keeps it; Salesforce refuses it
+        connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = ? '
+                           'WHERE "Asset_ID" = 7', "S" * 100)
+    sync_host.host.stop()
+    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50",
+                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
+                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
+    sync_host.restart()
+    sfsim.clear_requests_log()
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(run_ended, timeout=90)
+
+    assert body["lock"]["runtime_status"] == "Completed", body
+    run = body["last_runs"][0]
+    assert (run["Outcome"], run["Mode"], run["Rows"], run["Delivered"], run["DeadLettered"]) \
+        == ("succeeded", "bulk", 120, 119, 1)
+    calls = paths_called(sfsim)
+    assert any(call.startswith("POST ") and call.endswith("/jobs/ingest") for call in calls)
+    assert not any("/composite/sobjects/" in call for call in calls)
+    stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
+    assert len(stored) == 119 and len(set(stored)) == 119 and "ASSET-7" not in stored
+    state = state_of(sync_host)
+    letters = state.dead_letters.rows(JOB)
+    assert [(letter["RecordKey"], letter["ErrorCode"]) for letter in letters] == [
+        ("7", "STRING_TOO_LONG")]
+    watermark = state.watermarks.read(JOB, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (120,))
+    container = sync_host.env["SYNC_BACKLOG_CONTAINER"]
+    blobs = BlobServiceClient.from_connection_string(sync_host.env["AzureWebJobsStorage"]) \
+        .get_container_client(container).list_blobs()
+    assert [blob.name for blob in blobs] == []  # the staged CSV was removed
+
+    # Below the threshold the next run pages through sObject Collections as before.
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(121, 126))
+    sfsim.clear_requests_log()
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(lambda body: run_ended(body) and len(body["last_runs"]) == 2
+                              and body["last_runs"][0]["Outcome"] != "running")
+    run = body["last_runs"][0]
+    assert (run["Outcome"], run["Mode"], run["Rows"]) == ("succeeded", "pages", 5)
+    assert any("/composite/sobjects/" in call for call in paths_called(sfsim))
+    assert len({record["External_Id__c"] for record in sfsim.records("Asset")}) == 124

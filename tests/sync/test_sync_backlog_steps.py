@@ -1,0 +1,81 @@
+"""The backlog steps (shared/sync/backlog.py) driven directly: real SQLite, Azurite blobs
+and tables, the simulator's Bulk API."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from shared.bulkload.jobs import poll_jobs
+from shared.salesforce import SalesforceClient, SalesforceCredentials
+from shared.sql.keyset import Position
+from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog, submit_backlog_part
+from shared.sync.errors import SyncRunError
+from shared.sync.run import begin_run
+from tests.sync.sources import BASE, asset_job
+
+INITIAL = Position(datetime(1900, 1, 1))
+
+
+@pytest.fixture
+def client(sfsim):
+    with SalesforceClient(SalesforceCredentials(
+        login_url=sfsim.login_url, client_id=sfsim.client_id,
+        client_secret=sfsim.client_secret), max_retries=1, backoff=0.01) as client:
+        yield client
+
+
+def load(job, state, store, client, run_id, bound):
+    staged = stage_backlog(job, state, store, run_id, bound, max_part_bytes=4000)
+    jobs = [submit_backlog_part(job, client, store, blob) for blob in staged.parts]
+    deadline = time.monotonic() + 30
+    while not all(snapshot.ended for snapshot in jobs) and time.monotonic() < deadline:
+        time.sleep(0.05)
+        jobs = poll_jobs(client, [snapshot.id for snapshot in jobs])
+    return staged, jobs
+
+
+def test_parts_are_loaded_once_and_a_repeated_finish_changes_nothing(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 101))
+    job = asset_job(sqlite_assets, page_size=30, backlog_threshold=10)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    assert begun.backlog
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
+    assert len(staged.parts) > 1 and staged.rows == 100  # split below the part size
+    first = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+    again = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+
+    assert (first.totals.rows, first.totals.delivered, first.totals.pages) == (
+        100, 100, len(staged.parts))
+    assert again.totals == first.totals
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(
+        BASE, (100,))
+    stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
+    assert len(stored) == 100 and len(set(stored)) == 100
+
+
+def test_a_job_that_failed_as_a_whole_leaves_the_watermark_for_the_next_run(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 41))
+    job = asset_job(sqlite_assets, backlog_threshold=10)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    sfsim.configure(fail_next_jobs=1)
+
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
+    with pytest.raises(SyncRunError) as caught:
+        finish_backlog(job, state, store, client, "run-1", staged, jobs)
+
+    assert caught.value.code == "BULK_JOB_FAILED" and "Failed" in str(caught.value)
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == INITIAL

@@ -1,0 +1,89 @@
+"""The host killed at named points of a run (shared/crash_points.py), then restarted:
+nothing lost, nothing duplicated, no lock left held, the run's counts exact."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+
+import pytest
+import requests
+from azure.data.tables import TableServiceClient
+
+from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
+from shared.sql.keyset import Position
+from shared.sync.lock import START_GRACE
+from shared.sync.pages import PAGE_AFTER_WATERMARK
+from shared.sync.starter import RUN_START_AFTER_LEASE
+from shared.sync.state import SyncState
+from tests.sync.local_host import JOB, SyncHost, run_ended
+from tests.sync.sources import BASE
+
+
+def stored_assets(sim) -> list[str]:
+    return [record["External_Id__c"] for record in sim.records("Asset")]
+
+
+def restart_with_crash_at(sync_host: SyncHost, point: str, **settings: str) -> None:
+    sync_host.host.stop()
+    sync_host.env.update({CRASH_SETTING: point, **settings})
+    sync_host.restart()
+
+
+def test_a_lease_whose_start_never_happened_is_freed_at_the_next_tick(
+    sync_host, sqlite_assets, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 31))
+    # A lease held for the max run time would outlast the wait below many times over.
+    restart_with_crash_at(sync_host, RUN_START_AFTER_LEASE,
+                          SYNC_ASSET_CHANGES_MAX_RUN_TIME="600")
+    with pytest.raises(requests.ConnectionError):
+        sync_host.post(f"/api/sync/{JOB}/run")
+    assert sync_host.host.process.wait(timeout=30) == CRASH_EXIT_CODE
+    sync_host.env.pop(CRASH_SETTING)
+    sync_host.restart()  # the lease of a run that never started is left behind
+
+    body = sync_host.status()
+    assert body["lock"]["lease"] is not None and body["lock"]["runtime_status"] is None
+    deadline = time.monotonic() + START_GRACE.total_seconds() + 20
+    answer = sync_host.post(f"/api/sync/{JOB}/run")
+    while answer.status_code == 409 and time.monotonic() < deadline:
+        assert answer.json()["code"] == "LOCK_HELD", answer.json()
+        time.sleep(1)
+        answer = sync_host.post(f"/api/sync/{JOB}/run")
+
+    assert answer.status_code == 202, answer.json()
+    assert time.monotonic() < deadline
+    body = sync_host.wait_for(run_ended)
+    assert body["lock"]["runtime_status"] == "Completed"
+    assert body["lock"]["state"] == "free"
+    assert [run["Outcome"] for run in body["last_runs"]] == ["succeeded"]
+    stored = stored_assets(sfsim)
+    assert len(stored) == 30 and len(set(stored)) == 30
+
+
+def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
+    sync_host, sqlite_assets, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 81))
+    restart_with_crash_at(sync_host, f"{PAGE_AFTER_WATERMARK}@2", SYNC_CHECKPOINT_PAGES="1")
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
+    state = SyncState(TableServiceClient.from_connection_string(
+        sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
+        sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
+    watermark = state.watermarks.read(JOB, "timestamp", Position(datetime(1900, 1, 1)))
+    assert watermark.position.key == (20,)  # two pages checkpointed, one answered
+    # The third page may have reached the sink while the second's checkpoint was written.
+    assert len(stored_assets(sfsim)) in (20, 30)
+
+    sync_host.env.pop(CRASH_SETTING)
+    sync_host.restart()
+    body = sync_host.wait_for(run_ended, timeout=90)
+
+    assert body["lock"]["runtime_status"] == "Completed", body
+    run = body["last_runs"][0]
+    assert (run["Outcome"], run["Rows"], run["Pages"], run["Delivered"]) == (
+        "succeeded", 80, 8, 80)
+    stored = stored_assets(sfsim)
+    assert len(stored) == 80 and len(set(stored)) == 80
