@@ -2,6 +2,8 @@
 
 Columns: step, exceptionType, message, recordIndex, record (the payload as JSON). Cells a
 spreadsheet would read as a formula are neutralised, and no cell carries a traceback.
+`read_record_failures` reads it back: which records failed, and why (for an orchestration
+that ran the instance and maps its records back to its own items).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import io
 import json
 
 from shared.batch.blocks import BlockState
+from shared.batch.job import StepFailure
 from shared.batch.store import BlobStore, InstanceFolder
 
 COLUMNS = ("step", "exceptionType", "message", "recordIndex", "record")
@@ -20,6 +23,11 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 def neutralised(cell: str) -> str:
     """`cell` made inert for spreadsheets (OWASP CSV injection): a leading ' on formulas."""
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def restored(cell: str) -> str:
+    """The cell as it was before `neutralised`."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS) else cell
 
 
 def write_failures_report(store: BlobStore, folder: InstanceFolder) -> int:
@@ -41,3 +49,19 @@ def write_failures_report(store: BlobStore, folder: InstanceFolder) -> int:
                 rows += 1
     store.write(folder.failures_report, text.getvalue().encode("utf-8"))
     return rows
+
+
+def read_record_failures(store: BlobStore, folder: InstanceFolder) -> dict[int, StepFailure]:
+    """The first failure of each failed record, by record index, from the written report.
+
+    Raises LookupError when the report was not written (the instance has not ended)."""
+    stored = store.read(folder.failures_report)
+    if stored is None:
+        raise LookupError(f"{folder.prefix} has no failure report")
+    failures: dict[int, StepFailure] = {}
+    for row in csv.DictReader(io.StringIO(stored[0].decode("utf-8"), newline="")):
+        index = int(row["recordIndex"])
+        if index not in failures:
+            failures[index] = StepFailure(restored(row["step"]), restored(row["exceptionType"]),
+                                          restored(row["message"]))
+    return failures
