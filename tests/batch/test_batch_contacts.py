@@ -24,7 +24,7 @@ def test_contacts_are_upserted_and_bad_ones_dead_lettered(tmp_path: Path, azurit
     (app_dir / "host.json").write_text(json.dumps(host_json))
     suffix = uuid.uuid4().hex[:10]
     env = {"AzureWebJobsStorage": azurite.connection_string, **sfsim.app_settings(),
-           "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
+           "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *", "EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *",
            "BATCH_CONTACTS_ENABLED": "true", "BATCH_CONTAINER": "contacts-" + suffix,
            "BATCH_INSTANCES_TABLE": "BatchInstances" + suffix,
            "BATCH_DEAD_LETTER_TABLE": "BatchDeadLetters" + suffix}
