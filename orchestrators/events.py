@@ -116,8 +116,8 @@ def _take_batch(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps
 
 def _process_batch(context: df.DurableOrchestrationContext, run: DrainRun,
                    events: list[EventRef]) -> Steps:
-    _report(context, run, "processing")
     instance_id = run.batch_instance_id()
+    _report(context, run, "processing", instance_id)
     answer = yield context.call_activity_with_retry(
         EVENT_DRAIN_STAGE_BATCH, ACTIVITY_RETRY, StageBatchRequest(instance_id, events).to_json())
     staged = StageBatchResult.from_json(answer)
@@ -148,11 +148,14 @@ def _finish(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
     return FinishResult.from_json(answer)
 
 
-def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str) -> None:
+def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str,
+            batch_instance: str | None = None) -> None:
     context.set_custom_status({
         "run_id": run.run_id, "phase": phase, "generation": run.generation,
         "batches": run.batches, "processed": run.processed,
         "dead_lettered": run.dead_lettered, "superseded": run.superseded,
+        # The asset-events instance processing the batch: GET /api/batch-jobs/asset-events/{id}
+        **({"batch_instance": batch_instance} if batch_instance else {}),
     })
 
 
