@@ -16,7 +16,6 @@ import azure.durable_functions as df
 from activities.batch import batch_store, instances_table
 from shared.batch import batch_jobs
 from shared.config import app_settings
-from shared.events.asset_events_job import JOB_NAME
 from shared.events.batch_processing import settle_processed_batch, stage_event_batch
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import (
@@ -47,7 +46,7 @@ def event_drain_take_batch(request: dict[str, Any]) -> dict[str, Any]:
 @blueprint.activity_trigger(input_name="request")
 def event_drain_stage_batch(request: dict[str, Any]) -> dict[str, Any]:
     stage = StageBatchRequest.from_json(request)
-    return stage_event_batch(batch_jobs()[JOB_NAME], stage, batch_store(), instances_table(),
+    return stage_event_batch(batch_jobs(), stage, batch_store(), instances_table(),
                              app_settings().batch, datetime.now(UTC)).to_json()
 
 

@@ -51,9 +51,14 @@ def event_record(event: EventRef) -> dict[str, Any]:
             "version": event.version}
 
 
-def stage_event_batch(job: BatchJob, request: StageBatchRequest, store: BlobStore,
-                      table: TableClient, settings: BatchSettings,
+def stage_event_batch(jobs: Mapping[str, BatchJob], request: StageBatchRequest,
+                      store: BlobStore, table: TableClient, settings: BatchSettings,
                       now: datetime) -> StageBatchResult:
+    job = jobs.get(JOB_NAME)
+    if job is None:
+        raise LookupError(f"the batch job {JOB_NAME} is not registered: an app that calls "
+                          "register_batch_jobs registers asset_events_job_from_settings(...) "
+                          "too, or its event drain cannot process a batch")
     log.info("event drain: processing a batch of %d events (batch job %s, instance %s)",
              len(request.events), job.name, request.instance_id)
     run = stage_sub_instance(job, request.instance_id,

@@ -5,14 +5,28 @@ its per-record results mapped back to the events' outcomes."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime
+
+import pytest
 
 from sfsim.testing import SimulatorHandle
 from shared.batch.failures import read_record_failures
 from shared.batch.job import StepFailure
-from shared.batch.store import InstanceFolder
+from shared.batch.store import InstanceFolder, MemoryBlobStore
 from shared.events.asset_events_job import JOB_NAME, asset_events_job
-from shared.events.batch_processing import event_outcomes, event_record, processed_batch
-from shared.events.messages import BatchEnd, EventOutcome, EventRef, ProcessedBatch
+from shared.events.batch_processing import (
+    event_outcomes,
+    event_record,
+    processed_batch,
+    stage_event_batch,
+)
+from shared.events.messages import (
+    BatchEnd,
+    EventOutcome,
+    EventRef,
+    ProcessedBatch,
+    StageBatchRequest,
+)
 from shared.events.validation import Operation
 from shared.events.view_source import ViewSource, asset_view_source
 from shared.salesforce import SalesforceClient
@@ -130,3 +144,11 @@ def test_the_sub_orchestration_result_says_how_the_instance_ended():
     assert processed_batch("b1", {"status": "FAILED_PROCESS_RECORDS", "failedRecords": 5}) == \
         ProcessedBatch("b1", BatchEnd.STOPPED, 5)
     assert processed_batch("b1", None).end is BatchEnd.FAILED
+
+
+def test_staging_names_the_job_an_app_forgot_to_register():
+    request = StageBatchRequest("drain-r-1", [ref(1)])
+
+    with pytest.raises(LookupError, match="asset_events_job_from_settings"):
+        stage_event_batch({}, request, MemoryBlobStore.empty(), None,  # type: ignore[arg-type]
+                          None, datetime.now(UTC))  # type: ignore[arg-type]
