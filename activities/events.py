@@ -1,40 +1,41 @@
 """Activities of the event drain: thin adapters over shared/events/.
 
 Each parses its request message, calls one function and returns a result message; only
-event references and counts cross, never payloads or source rows.
+event references and counts cross, never payloads or source rows. A batch is processed by
+an instance of the batch job `asset-events`, staged here and run by the drain as its
+sub-orchestration (shared/events/batch_processing.py).
 """
 
 from __future__ import annotations
 
-import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 
+from activities.batch import batch_store, instances_table
+from shared.batch import batch_jobs
 from shared.config import app_settings
 from shared.crash_points import crash_point
+from shared.events.batch_processing import settle_processed_batch, stage_event_batch
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import (
     FinishRequest,
     FinishResult,
-    ProcessBatchRequest,
-    ProcessBatchResult,
     SettleBatchRequest,
+    StageBatchRequest,
     TakeBatchRequest,
 )
-from shared.events.processing import apply_events, asset_view_source
 from shared.events.tables import event_queue
-from shared.salesforce import process_client
 
 blueprint = df.Blueprint()
-log = logging.getLogger(__name__)
 
 EVENT_DRAIN_TAKE_BATCH = "event_drain_take_batch"
-EVENT_DRAIN_PROCESS_BATCH = "event_drain_process_batch"
+EVENT_DRAIN_STAGE_BATCH = "event_drain_stage_batch"
 EVENT_DRAIN_SETTLE_BATCH = "event_drain_settle_batch"
 EVENT_DRAIN_FINISH = "event_drain_finish"
-# Crash point (shared/crash_points.py): the batch was applied in Salesforce, its outcomes
-# are not recorded (nor settled).
+# Crash point (shared/crash_points.py): the batch's asset-events instance ended (applied in
+# Salesforce), its events are not settled.
 BATCH_PROCESSED = "events.process.after_apply"
 
 
@@ -45,32 +46,20 @@ def event_drain_take_batch(request: dict[str, Any]) -> dict[str, Any]:
     return event_queue(app_settings()).take_batch(take.limit, take.after, take.now).to_json()
 
 
-@blueprint.function_name(EVENT_DRAIN_PROCESS_BATCH)
+@blueprint.function_name(EVENT_DRAIN_STAGE_BATCH)
 @blueprint.activity_trigger(input_name="request")
-def event_drain_process_batch(request: dict[str, Any]) -> dict[str, Any]:
-    """The seam (shared/events/processing.py): a batch job will run here instead."""
-    batch = ProcessBatchRequest.from_json(request)
-    settings = app_settings()
-    section, sync = settings.asset_changes_sync, settings.sync
-    sources = {"Asset": asset_view_source(
-        section.connection, section.view, section.dialect, sync.source_login_timeout,
-        sync.source_query_timeout)}
-    log.info("event drain: processing a batch of %d events", len(batch.events))
-    outcomes = apply_events(batch.events, sources,
-                            lambda: process_client(settings.salesforce))
-    log.info("event drain: processed a batch of %d events (%d failed)", len(batch.events),
-             sum(not outcome.done for outcome in outcomes))
-    crash_point(BATCH_PROCESSED)
-    return ProcessBatchResult(outcomes).to_json()
+def event_drain_stage_batch(request: dict[str, Any]) -> dict[str, Any]:
+    stage = StageBatchRequest.from_json(request)
+    return stage_event_batch(batch_jobs(), stage, batch_store(), instances_table(),
+                             app_settings().batch, datetime.now(UTC)).to_json()
 
 
 @blueprint.function_name(EVENT_DRAIN_SETTLE_BATCH)
 @blueprint.activity_trigger(input_name="request")
 def event_drain_settle_batch(request: dict[str, Any]) -> dict[str, Any]:
     settle = SettleBatchRequest.from_json(request)
-    return event_queue(app_settings()).settle(
-        settle.events, settle.outcomes, settle.max_attempts, settle.retry_delay, settle.now
-    ).to_json()
+    crash_point(BATCH_PROCESSED)
+    return settle_processed_batch(event_queue(app_settings()), batch_store(), settle).to_json()
 
 
 @blueprint.function_name(EVENT_DRAIN_FINISH)

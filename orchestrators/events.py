@@ -2,7 +2,8 @@
 
     POST /api/events -> validate every event (400 problem+json naming each bad one, nothing
         stored) -> store them collapsed per object and id -> wake the drain -> 202
-    event_drain orchestration, instance `event-drain` (the lock): batch after batch,
+    event_drain orchestration, instance `event-drain` (the lock): batch after batch, each
+        run through an instance of the batch job `asset-events` as a sub-orchestration,
         continue_as_new every few batches, finish only when nothing is due and nothing was
         posted since its last look (shared/events/finish.py)
     timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
@@ -24,24 +25,27 @@ import azure.functions as func
 
 from activities.events import (
     EVENT_DRAIN_FINISH,
-    EVENT_DRAIN_PROCESS_BATCH,
     EVENT_DRAIN_SETTLE_BATCH,
+    EVENT_DRAIN_STAGE_BATCH,
     EVENT_DRAIN_TAKE_BATCH,
 )
 from orchestrators.http import problem_response, request_path
+from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
 from shared.config import app_settings
 from shared.crash_points import crash_point
+from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
+from shared.events.batch_processing import failed_batch, processed_batch
 from shared.events.collapse import collapse
 from shared.events.messages import (
     DrainRun,
-    EventOutcome,
     EventRef,
     FinishRequest,
     FinishResult,
-    ProcessBatchRequest,
-    ProcessBatchResult,
+    ProcessedBatch,
     SettleBatchRequest,
     SettleBatchResult,
+    StageBatchRequest,
+    StageBatchResult,
     TakeBatchRequest,
     TakeBatchResult,
 )
@@ -76,9 +80,11 @@ def event_drain(context: df.DurableOrchestrationContext):
     """Drain the queue, one batch at a time; only one drain runs (its instance id).
 
     1. take the next batch of due events (references, never payloads)
-    2. process the batch (the seam: shared/events/processing.py, later a batch job)
-    3. settle it: remove what finished if unchanged, retry failures later, dead-letter
-       those out of attempts
+    2. process the batch: stage its references as an instance of the batch job
+       `asset-events` (its id derived from this run and batch, so a replay never starts
+       a second one) and run that instance as a sub-orchestration
+    3. settle it: the instance's per-record failures become the events' outcomes; remove
+       what finished if unchanged, retry failures later, dead-letter those out of attempts
     4. after `batches_per_generation` batches: continue_as_new, history stays small
     5. nothing due: finish, unless something was posted since the last look (then go on)
     """
@@ -93,8 +99,8 @@ def event_drain(context: df.DurableOrchestrationContext):
             break
         settled = SettleBatchResult()
         if batch.events:
-            outcomes = yield from _process_batch(context, run, batch.events)
-            settled = yield from _settle_batch(context, run, batch.events, outcomes)
+            processed = yield from _process_batch(context, run, batch.events)
+            settled = yield from _settle_batch(context, run, batch.events, processed)
         run = run.after_batch(batch.cursor, settled, batch.stale)
     _report(context, run, "continuing")
     context.continue_as_new(run.next_generation().to_json())
@@ -114,18 +120,26 @@ def _take_batch(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps
 
 def _process_batch(context: df.DurableOrchestrationContext, run: DrainRun,
                    events: list[EventRef]) -> Steps:
-    _report(context, run, "processing")
+    instance_id = run.batch_instance_id()
+    _report(context, run, "processing", instance_id)
     answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_PROCESS_BATCH, ACTIVITY_RETRY, ProcessBatchRequest(events).to_json())
-    return ProcessBatchResult.from_json(answer).outcomes
+        EVENT_DRAIN_STAGE_BATCH, ACTIVITY_RETRY, StageBatchRequest(instance_id, events).to_json())
+    staged = StageBatchResult.from_json(answer)
+    try:
+        result = yield context.call_sub_orchestrator(
+            BATCH_ORCHESTRATOR, staged.run.to_json(),
+            batch_durable_id(ASSET_EVENTS_JOB, instance_id))
+    except Exception:  # the instance failed: its events are tried again, or dead-lettered
+        return failed_batch(instance_id)
+    return processed_batch(instance_id, result)
 
 
 def _settle_batch(context: df.DurableOrchestrationContext, run: DrainRun,
-                  events: list[EventRef], outcomes: list[EventOutcome]) -> Steps:
+                  events: list[EventRef], processed: ProcessedBatch) -> Steps:
     _report(context, run, "settling")
     answer = yield context.call_activity_with_retry(
         EVENT_DRAIN_SETTLE_BATCH, ACTIVITY_RETRY,
-        SettleBatchRequest(events, outcomes, run.max_attempts, run.retry_delay,
+        SettleBatchRequest(events, processed, run.max_attempts, run.retry_delay,
                            context.current_utc_datetime).to_json())
     return SettleBatchResult.from_json(answer)
 
@@ -138,11 +152,14 @@ def _finish(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
     return FinishResult.from_json(answer)
 
 
-def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str) -> None:
+def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str,
+            batch_instance: str | None = None) -> None:
     context.set_custom_status({
         "run_id": run.run_id, "phase": phase, "generation": run.generation,
         "batches": run.batches, "processed": run.processed,
         "dead_lettered": run.dead_lettered, "superseded": run.superseded,
+        # The asset-events instance processing the batch: GET /api/batch-jobs/asset-events/{id}
+        **({"batch_instance": batch_instance} if batch_instance else {}),
     })
 
 

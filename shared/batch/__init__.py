@@ -22,6 +22,12 @@ From other code (another capability's orchestration or starter):
 - `BATCH_ORCHESTRATOR` is the orchestration's name; `batch_durable_id(job, id)` the durable
   instance id of an instance, whose output (custom status while running) is the
   BatchJobResult dict (`shared.batch.result`).
+- To wait for an instance's result, an orchestration runs it as its sub-orchestration:
+  an activity stages the records with `shared.batch.sub_orchestration.stage_sub_instance`
+  (an instance id derived from the caller's state; staging again is harmless) and returns
+  the input of `call_sub_orchestrator(BATCH_ORCHESTRATOR, input, batch_durable_id(...))`;
+  after it, `shared.batch.failures.read_record_failures` gives each failed record's first
+  failure by record index (the event drain does this: shared/events/batch_processing.py).
 
 Semantics (REFERENCE.md "Batch semantics"): records are staged in blocks of `block_size`
 in Blob Storage before the instance starts, all or nothing; blocks run through the steps in
@@ -34,9 +40,11 @@ order. Record state is persisted per block after each step, so after a crash no 
 was persisted runs again for a record. How the orchestration decides: `shared.batch.plan`.
 
 Modules: job (declarations), settings (settings section, per-job overrides), registry,
-records (input parsing), loading (staging), store (blobs), blocks (running a block or a
-group), plan (the orchestration's decisions), result (BatchJobResult), instances (Table
-Storage rows), failures (the CSV report), contacts + jobs (the example job).
+records (input parsing), loading (staging), sub_orchestration (staging from an activity),
+store (blobs), blocks (running a block or a group), plan (the orchestration's decisions),
+result (BatchJobResult), instances (Table Storage rows), failures (the CSV report),
+contacts (the example job), jobs (the app's jobs: the event queue's asset-events, the
+enabled examples).
 """
 
 import shared.config  # noqa: F401  (first: shared.config imports this package's settings)

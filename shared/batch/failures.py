@@ -2,6 +2,8 @@
 
 Columns: step, exceptionType, message, recordIndex, record (the payload as JSON). Cells a
 spreadsheet would read as a formula are neutralised, and no cell carries a traceback.
+`read_record_failures` reads it back: which records failed, and why (for an orchestration
+that ran the instance and maps its records back to its own items).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import json
 from typing import Any
 
 from shared.batch.blocks import BlockState
+from shared.batch.job import StepFailure
 from shared.batch.store import BlobStore, InstanceFolder, read_blobs
 
 COLUMNS = ("step", "exceptionType", "message", "recordIndex", "record")
@@ -22,6 +25,11 @@ REPORT_READS = 64  # block states read side by side, then written out in block o
 def neutralised(cell: str) -> str:
     """`cell` made inert for spreadsheets (OWASP CSV injection): a leading ' on formulas."""
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def restored(cell: str) -> str:
+    """The cell as it was before `neutralised`."""
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(_FORMULA_STARTS) else cell
 
 
 def write_failures_report(store: BlobStore, folder: InstanceFolder) -> int:
@@ -48,3 +56,19 @@ def _write_rows(writer: Any, state: BlockState) -> int:
                 step, kind, message, str(state.first_index + position), record)])
             rows += 1
     return rows
+
+
+def read_record_failures(store: BlobStore, folder: InstanceFolder) -> dict[int, StepFailure]:
+    """The first failure of each failed record, by record index, from the written report.
+
+    Raises LookupError when the report was not written (the instance has not ended)."""
+    stored = store.read(folder.failures_report)
+    if stored is None:
+        raise LookupError(f"{folder.prefix} has no failure report")
+    failures: dict[int, StepFailure] = {}
+    for row in csv.DictReader(io.StringIO(stored[0].decode("utf-8"), newline="")):
+        index = int(row["recordIndex"])
+        if index not in failures:
+            failures[index] = StepFailure(restored(row["step"]), restored(row["exceptionType"]),
+                                          restored(row["message"]))
+    return failures

@@ -3,8 +3,10 @@
     POST /api/events -> validate (validation.py) -> store, collapsed per object and id
         (queue.py, ETag-conditional writes) -> wake the drain (wake.py)
     event_drain orchestration (orchestrators/events.py), one at a time (fixed instance id):
-        take a batch (queue.py) -> process it (processing.py, the seam a batch job will
-        replace) -> settle (remove if unchanged, retry later, dead-letter) -> ...
+        take a batch (queue.py) -> stage it as an instance of the batch job `asset-events`
+        (asset_events_job.py, batch_processing.py) -> run that instance as a
+        sub-orchestration -> settle its per-record outcomes (remove if unchanged, retry
+        later, dead-letter) -> ...
         -> finish only if nothing was posted since its last empty read (signal.py)
 """
 

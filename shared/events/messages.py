@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
 
+from shared.batch.plan import RunInput
 from shared.events.validation import Operation
 from shared.messages import Message
 
@@ -67,6 +68,11 @@ class DrainRun(Message):
             superseded=self.superseded + settled.superseded + stale,
         )
 
+    def batch_instance_id(self) -> str:
+        """The instance of the batch job that processes this run's next batch: derived,
+        never random, so that a replay names the same instance."""
+        return f"drain-{self.run_id}-{self.batches + 1}"
+
     def next_generation(self) -> DrainRun:
         return replace(self, generation=self.generation + 1)
 
@@ -92,19 +98,37 @@ class TakeBatchResult(Message):
 
 
 @dataclass(frozen=True)
-class ProcessBatchRequest(Message):
+class StageBatchRequest(Message):
+    """Stage `events` as the records of instance `instance_id` of the job `asset-events`."""
+
+    instance_id: str
     events: list[EventRef]
 
 
 @dataclass(frozen=True)
-class ProcessBatchResult(Message):
-    outcomes: list[EventOutcome]  # one per event of the request, in order
+class StageBatchResult(Message):
+    run: RunInput  # the input of the instance's batch_job sub-orchestration
+
+
+class BatchEnd(Enum):
+    """How a batch's instance of `asset-events` ended."""
+
+    COMPLETED = "completed"  # every record processed: a record without a failure is done
+    STOPPED = "stopped"  # failure limit passed: a record without a failure may not have run
+    FAILED = "failed"  # the instance failed: no record's outcome is known
+
+
+@dataclass(frozen=True)
+class ProcessedBatch(Message):
+    instance_id: str
+    end: BatchEnd
+    failed_records: int
 
 
 @dataclass(frozen=True)
 class SettleBatchRequest(Message):
     events: list[EventRef]
-    outcomes: list[EventOutcome]
+    batch: ProcessedBatch
     max_attempts: int
     retry_delay: float
     now: datetime

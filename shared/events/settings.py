@@ -37,7 +37,8 @@ class EventQueueSettings:
     )
     batch_size: int = setting(
         "EVENTS_BATCH_SIZE",
-        description="events the drain takes and processes at a time (one activity)",
+        description="events the drain takes at a time and runs through one instance of "
+        "the batch job asset-events",
         default=200,
         parse=parse_positive_int,
     )

@@ -65,6 +65,10 @@ class EventHost:
             assert time.monotonic() < deadline, "events never accepted"
             time.sleep(0.2)
 
+    def get(self, path: str) -> requests.Response:
+        return requests.get(self.host.url(path), params={"code": self.host.function_key},
+                            timeout=60)
+
     def status(self) -> dict:
         answer = requests.get(self.host.url("/api/events"),
                               params={"code": self.host.function_key}, timeout=60)
@@ -86,12 +90,14 @@ class EventHost:
 
     def batch_intervals(self) -> list[tuple[datetime, datetime]]:
         """When the drain processed batches, from every host log (a batch cut off by a
-        kill ends at that log's last line)."""
+        kill ends at that log's last line; one the restarted host finishes, without
+        staging it again, started at that host's first line)."""
         intervals = []
-        for log in self.logs:
+        for number, log in enumerate(self.logs):
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
             stamps = [_stamp(line) for line in lines if line.startswith("[")]
             start = None
+            first = True
             for line in lines:
                 match = _LINE.match(line)
                 if not match:
@@ -100,10 +106,13 @@ class EventHost:
                 if match["what"] == "processing":
                     assert start is None, f"two batches processed at once in {log}"
                     start = at
+                elif start is None and first and number > 0:
+                    intervals.append((min(stamp for stamp in stamps if stamp), at))
                 else:
                     assert start is not None, f"a batch ended that never started in {log}"
                     intervals.append((start, at))
                     start = None
+                first = False
             if start is not None:
                 intervals.append((start, max(stamp for stamp in stamps if stamp)))
         return sorted(intervals)
@@ -145,6 +154,8 @@ def event_env(azurite, sfsim, source: AssetSource, **changes: str) -> dict[str, 
         "EVENTS_QUEUE_TABLE": f"Q{suffix}",
         "EVENTS_DEAD_LETTER_TABLE": f"D{suffix}",
         "EVENTS_STATE_TABLE": f"S{suffix}",
+        "BATCH_CONTAINER": f"events-{suffix}",
+        "BATCH_INSTANCES_TABLE": f"B{suffix}",
         "EVENTS_RETRY_DELAY": "0.5",
         "EVENTS_SAFETY_SCHEDULE": "*/2 * * * * *",
         **changes,

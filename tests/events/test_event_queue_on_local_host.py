@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from tests.events.event_host import (
     EventHost,
@@ -204,5 +205,41 @@ def test_the_endpoints_validate_everything_and_answer_under_the_function_key(
         assert started.status_code == 202 and started.json()["drain"] == "started"
         host.wait_until_drained(timeout=60)
         assert [record["Status"] for record in sfsim.records("Asset")] == ["v3"]
+    finally:
+        host.host.stop()
+
+
+def test_each_batch_is_an_asset_events_instance_and_a_failing_event_is_dead_lettered(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets):
+    host = EventHost.start(tmp_path, event_env(azurite, sfsim, assets.source,
+                                               EVENTS_MAX_ATTEMPTS="2"))
+    try:
+        assets.write([(1, 4)])
+        accepted = host.post("/api/events", {"events": [
+            {"object": "Asset", "id": 1, "operation": "upsert"},
+            {"object": "Asset", "id": RECORDS + 7, "operation": "upsert"}]})  # no such row
+        assert accepted.status_code == 202, accepted.text
+        body = host.wait_for(lambda body: drained(body)
+                             and body["totals"]["dead_lettered"] == 1, timeout=60)
+
+        assert body["totals"]["processed"] == 1
+        assert [record["Status"] for record in sfsim.records("Asset")] == ["v4"]
+        [letter] = TableServiceClient.from_connection_string(
+            azurite.connection_string).get_table_client(
+            host.env["EVENTS_DEAD_LETTER_TABLE"]).list_entities()
+        assert (letter["RecordId"], letter["Attempts"], letter["ErrorCode"]) == (
+            str(RECORDS + 7), 2, "SourceRowMissing")
+        assert letter["Error"].startswith("upsert: ") and "Traceback" not in letter["Error"]
+        job = host.get("/api/batch-jobs/asset-events")
+        assert job.status_code == 200, job.text
+        assert job.json()["steps"] == ["check", "upsert", "delete"]
+        instances = job.json()["instances"]
+        assert len(instances) == 2  # one per batch: the first try, then the retry
+        assert {instance["status"] for instance in instances} == {"SUCCESSFUL"}
+        assert sorted((i["totalRecords"], i["failedRecords"]) for i in instances) == [
+            (1, 1), (2, 1)]
+        first = instances[-1]["batchJobInstanceId"]
+        failures = host.get(f"/api/batch-jobs/asset-events/{first}/failures")
+        assert failures.status_code == 200 and "SourceRowMissing" in failures.text
     finally:
         host.host.stop()

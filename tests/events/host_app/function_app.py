@@ -1,4 +1,5 @@
-"""The event queue alone, wired as function_app.py wires it, for the local-host tests.
+"""The event queue, wired as function_app.py wires it (with the batch engine its drain runs
+each batch through), for the local-host tests.
 
 `EVENTS_TEST_PAUSE_AT` (before_idle_mark | after_idle_mark) and `EVENTS_TEST_PAUSE_DIR`
 let a race test hold the drain's last step once: when the file `armed` exists in that
@@ -12,8 +13,9 @@ from pathlib import Path
 import azure.durable_functions as df
 import azure.functions as func
 
+from activities import batch as batch_activities
 from activities import events as event_activities
-from orchestrators import events
+from orchestrators import batch, events
 from shared.config import app_settings
 from shared.events import finish
 
@@ -21,6 +23,8 @@ settings = app_settings()
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
+app.register_functions(batch.blueprint)
+app.register_functions(batch_activities.blueprint)
 app.register_functions(events.blueprint)
 app.register_functions(event_activities.blueprint)
 
