@@ -58,6 +58,7 @@ node_modules/.installed: package.json package-lock.json
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -71,4 +72,4 @@ bench: deps
 	done
 
 clean:
-	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(TOOLS_VENV) node_modules .pytest_cache .ruff_cache .mypy_cache
