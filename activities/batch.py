@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
+from azure.data.tables import TableClient
 
 from shared.batch import batch_jobs
 from shared.batch.blocks import commit_group, run_segment
@@ -57,7 +58,7 @@ def batch_store() -> AzureBlobStore:
     return AzureBlobStore.in_container(blob_service(settings.storage), settings.batch.container)
 
 
-def instances_table():
+def instances_table() -> TableClient:
     settings = app_settings()
     return table_client(table_service(settings.storage), settings.batch.instances_table)
 

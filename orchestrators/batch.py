@@ -78,7 +78,9 @@ INSTANCE_CLAIMED = "batch.start.after_claim"
 
 
 @blueprint.orchestration_trigger(context_name="context")
-def batch_job(context: df.DurableOrchestrationContext):
+def batch_job(
+    context: df.DurableOrchestrationContext,
+) -> Generator[Any, Any, dict[str, Any] | None]:
     run = RunInput.from_json(context.get_input())
     job = batch_jobs()[run.progress.job]
     retry = df.RetryOptions(
@@ -121,7 +123,8 @@ def wait_for_turn(context: df.DurableOrchestrationContext, job: BatchJob,
         woken = context.wait_for_external_event(TURN_EVENT)
         winner = yield context.task_any([timer, woken])
         if winner is not timer:
-            timer.cancel()
+            # create_timer is annotated TaskBase; it returns a TimerTask, which can cancel.
+            timer.cancel()  # type: ignore[attr-defined]
 
 
 def process_blocks(context: df.DurableOrchestrationContext, job: BatchJob, plan: BlockPlan,

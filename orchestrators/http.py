@@ -11,7 +11,8 @@ from shared.problems import PROBLEM_JSON, Problem
 
 def request_path(req: func.HttpRequest) -> str:
     # The query string may carry the function key: never echo it.
-    return urlparse(req.url).path
+    path: str = urlparse(req.url).path
+    return path
 
 
 def problem_response(answer: Problem, headers: dict[str, str] | None = None) -> func.HttpResponse:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -19,7 +20,7 @@ DEFAULT_BACKOFF_MAX = 30.0
 class CappedRetry(Retry):
     """urllib3's Retry with a server's Retry-After honoured only up to `backoff_max`."""
 
-    def get_retry_after(self, response):  # type: ignore[no-untyped-def]
+    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
         retry_after = super().get_retry_after(response)
         return None if retry_after is None else min(retry_after, self.backoff_max)
 

@@ -150,7 +150,8 @@ def _message_from_wire(kind: type[M], value: Any, where: str) -> M:
         return value
     if not isinstance(value, dict):
         raise MessageError(f"{where}: expected an object, got {type(value).__name__}")
-    hints = _field_hints(kind)
+    # mypy matches a class object against Hashable by its instances' __hash__(self).
+    hints = _field_hints(kind)  # type: ignore[arg-type]
     values = {}
     for field in dataclasses.fields(kind):
         if field.name in value:

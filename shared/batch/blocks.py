@@ -312,12 +312,15 @@ def _commit_new_group(job: BatchJob, store: BlobStore, folder: InstanceFolder,
     result = CommitResult(request.step, request.group,
                           StepTally(request.step, 0, successful, failed, newly_failed, by_type),
                           blocks)
-    outcome = {"slices": slices_json, "result": result.to_json()}
+    group_outcome = {"slices": slices_json, "result": result.to_json()}
     try:
-        store.write(name, json.dumps(outcome).encode(), etag=None)
+        store.write(name, json.dumps(group_outcome).encode(), etag=None)
     except ConcurrentWrite:  # a concurrent delivery committed first: its outcome stands
-        return json.loads(store.read(name)[0])  # type: ignore[index]
-    return outcome
+        stored = store.read(name)
+        assert stored is not None  # that delivery's write is why this one was refused
+        earlier: dict[str, Any] = json.loads(stored[0])
+        return earlier
+    return group_outcome
 
 
 def _waiting_state(folder: InstanceFolder, block: int, step: int,
@@ -339,8 +342,8 @@ def _commit_outcomes(step: BatchStep, records: Sequence[BatchRecord]) -> list[Ba
                     step.name, len(records), type(error).__name__)
         return [error] * len(records)
     if len(outcomes) != len(records):
-        error = ValueError(f"the aggregator returned {len(outcomes)} outcomes for "
-                           f"{len(records)} records")
-        return [error] * len(records)
+        mismatch = ValueError(f"the aggregator returned {len(outcomes)} outcomes for "
+                              f"{len(records)} records")
+        return [mismatch] * len(records)
     return [outcome if isinstance(outcome, BaseException) or outcome is None
             else ValueError(str(outcome)) for outcome in outcomes]

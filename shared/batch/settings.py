@@ -15,6 +15,7 @@ import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from shared.batch.job import BatchJob, SchedulingStrategy
 from shared.config.framework import (
@@ -167,7 +168,8 @@ def knob_setting(job_name: str, knob: str) -> str:
 
 def job_with_overrides(job: BatchJob, environ: Mapping[str, str]) -> BatchJob:
     """`job` with the knobs its deployment overrides; SettingsError names each bad one."""
-    changes: dict[str, object] = {}
+    # Field names come from the knob table, so each value's type is the parser's, not one.
+    changes: dict[str, Any] = {}
     problems: list[str] = []
     for knob, (field_name, parse) in _KNOBS.items():
         name = knob_setting(job.name, knob)

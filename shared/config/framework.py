@@ -71,8 +71,9 @@ def setting(
 
 def setting_name(cls: type, field_name: str) -> str:
     """The app setting a section's field is read from."""
-    return next(field.metadata["setting"] for field in dataclasses.fields(cls)
-                if field.name == field_name)
+    setting: str = next(field.metadata["setting"] for field in dataclasses.fields(cls)
+                        if field.name == field_name)
+    return setting
 
 
 def section_specs(cls: type, section: str) -> list[SettingSpec]:

@@ -60,10 +60,9 @@ def format_value(value: Any, clear_nulls: bool = False) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            # Naive datetimes from SQL Server are taken as UTC: Salesforce needs an offset.
-            value = value.replace(tzinfo=dt.UTC)
-        return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        # Naive datetimes from SQL Server are taken as UTC: Salesforce needs an offset.
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, decimal.Decimal):
@@ -163,7 +162,7 @@ class _ChunkReader(io.RawIOBase):
 def stream_of_chunks(chunks: Iterable[bytes], buffer_size: int = 64 * 1024) -> BinaryIO:
     """A buffered binary stream reading `chunks` in order (an HTTP body's decoded chunks):
     the same bytes whatever the body's framing (chunked, Content-Length) or encoding."""
-    return io.BufferedReader(_ChunkReader(chunks), buffer_size)  # type: ignore[return-value]
+    return io.BufferedReader(_ChunkReader(chunks), buffer_size)
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,13 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from types import TracebackType
+from typing import Any, BinaryIO, Self, cast
 
 import jwt
 import requests
+from urllib3.connectionpool import ConnectionPool
+from urllib3.response import BaseHTTPResponse
 
 from shared.http_session import DEFAULT_BACKOFF_MAX, CappedRetry, retrying_session
 from shared.redaction import redact_secrets
@@ -99,7 +102,7 @@ class IngestJob:
     number_records_processed: int
     number_records_failed: int
     error_message: str | None
-    raw: dict
+    raw: dict[str, Any]
 
     TERMINAL_STATES = frozenset({"JobComplete", "Failed", "Aborted"})
 
@@ -132,8 +135,15 @@ class SalesforceRetry(CappedRetry):
 
     NOT_REPEATED_AFTER_READ_ERROR = frozenset({"PUT", "POST"})
 
-    def increment(self, method=None, url=None, response=None, error=None, _pool=None,
-                  _stacktrace=None):  # type: ignore[no-untyped-def]
+    def increment(
+        self,
+        method: str | None = None,
+        url: str | None = None,
+        response: BaseHTTPResponse | None = None,
+        error: Exception | None = None,
+        _pool: ConnectionPool | None = None,
+        _stacktrace: TracebackType | None = None,
+    ) -> Self:
         if (
             error is not None
             and method in self.NOT_REPEATED_AFTER_READ_ERROR
@@ -235,11 +245,14 @@ class SalesforceClient:
             "iat": now,
             "exp": now + JWT_LIFETIME_SECONDS,
         }
+        assert creds.private_key_pem is not None  # __post_init__ requires it for this grant
         return jwt.encode(claims, creds.private_key_pem, algorithm="RS256")
 
     # -- HTTP -------------------------------------------------------------------------
 
-    def _send(self, method: str, url: str, authenticated: bool = True, **kwargs: Any):
+    def _send(
+        self, method: str, url: str, authenticated: bool = True, **kwargs: Any
+    ) -> requests.Response:
         headers = dict(kwargs.pop("headers", None) or {})
         if authenticated:
             headers["Authorization"] = f"Bearer {self._access_token}"
@@ -282,7 +295,9 @@ class SalesforceClient:
                 if self._access_token is None:
                     self.login()
         seekable = getattr(body_stream, "seekable", None)
-        start = body_stream.tell() if seekable is not None and seekable() else None  # type: ignore[union-attr]
+        # A body that can seek is a binary file: a repeat starts again where this one did.
+        rewindable = cast(BinaryIO, body_stream) if seekable is not None and seekable() else None
+        start = rewindable.tell() if rewindable is not None else None
         token_used = self._access_token
         url = self._api_url(path)
         if body_stream is not None:
@@ -291,12 +306,12 @@ class SalesforceClient:
         if response.status_code == 401:
             response.close()
             if body_stream is not None:
-                if start is None:
+                if rewindable is None or start is None:
                     raise SalesforceAuthError(
                         401, "INVALID_SESSION_ID",
                         "session expired during an upload from a stream that cannot be rewound",
                     )
-                body_stream.seek(start)  # type: ignore[union-attr]
+                rewindable.seek(start)
             with self._login_lock:
                 # Another thread may already have refreshed the token.
                 if self._access_token == token_used:
@@ -345,7 +360,8 @@ class SalesforceClient:
 
     def limits(self) -> dict[str, dict[str, int]]:
         """The org's limits (`DailyApiRequests`: `Max`, `Remaining`, ...)."""
-        return self.request("GET", "limits").json()
+        limits: dict[str, dict[str, int]] = self.request("GET", "limits").json()
+        return limits
 
     # -- sObject Collections ------------------------------------------------------------
 

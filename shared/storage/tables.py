@@ -53,13 +53,16 @@ def read_entity(table: TableClient, partition_key: str, row_key: str) -> StoredE
     except ResourceNotFoundError:
         return None
     values = {key: value for key, value in entity.items()}
-    return StoredEntity(values, entity.metadata["etag"])
+    etag = entity.metadata["etag"]
+    assert etag is not None  # the service sends the ETag of every entity it returns
+    return StoredEntity(values, etag)
 
 
 def create_entity(table: TableClient, entity: dict[str, Any]) -> str:
     """Insert; raise ConcurrentWrite when the row exists already. Returns the new ETag."""
     try:
-        return table.create_entity(entity)["etag"]
+        etag: str = table.create_entity(entity)["etag"]
+        return etag
     except ResourceExistsError as error:
         raise ConcurrentWrite(str(error.reason or "row exists")) from None
 
@@ -73,7 +76,8 @@ def replace_if_unchanged(table: TableClient, entity: dict[str, Any], etag: str) 
         )
     except (ResourceModifiedError, ResourceNotFoundError) as error:
         raise ConcurrentWrite(str(error.reason or "row changed")) from None
-    return metadata["etag"]
+    new_etag: str = metadata["etag"]
+    return new_etag
 
 
 def write_entity(table: TableClient, entity: dict[str, Any], etag: str | None) -> str:
