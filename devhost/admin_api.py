@@ -20,7 +20,7 @@ import json
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +40,7 @@ class AdminFunctions:
 
     timer_names: dict[str, str]  # lower-case name -> name
     all_names: frozenset[str]  # lower-case names of every function of the app
-    run_timer_now: Callable[[str, Any], Awaitable[None]]
+    run_timer_now: Callable[[str, Any], Coroutine[Any, Any, None]]
 
 
 class AdminApi:

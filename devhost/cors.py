@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from devhost.host_config import CorsPolicy
 
@@ -29,8 +30,7 @@ def _allow_origin_headers(policy: CorsPolicy, origin: str) -> dict[str, str]:
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
 
 
-def cors_middleware(policy: CorsPolicy) -> Callable[[web.Request, Handler],
-                                                    Awaitable[web.StreamResponse]]:
+def cors_middleware(policy: CorsPolicy) -> Middleware:
     @web.middleware
     async def apply_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
         origin = request.headers.get("Origin")

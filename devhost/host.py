@@ -310,9 +310,7 @@ async def _close_durable_client_session() -> None:
     closes it; left open, aiohttp warns about it when the host stops.
     """
     try:
-        from azure.durable_functions.models.utils import (  # type: ignore[import-untyped]
-            http_utils,
-        )
+        from azure.durable_functions.models.utils import http_utils
     except ImportError:
         return
     session = getattr(http_utils, "_client_session", None)

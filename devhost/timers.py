@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from azure.functions.timer import TimerRequest
-from croniter import croniter  # type: ignore[import-untyped]
+from croniter import croniter
 
 from devhost.host_config import StartupError
 from devhost.storage_account import StorageAccount

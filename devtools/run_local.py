@@ -186,7 +186,8 @@ def start_azurite(run: LocalRun) -> services.Azurite:
     try:
         return services.start_azurite(
             run.state_dir / "azurite", log_file=run.state_dir / "azurite.log",
-            **{f"{service}_port": port for service, port in ports.items()},
+            blob_port=ports.get("blob"), queue_port=ports.get("queue"),
+            table_port=ports.get("table"),
         )
     except services.ServiceUnavailable as error:
         raise StartFailed(f"{error} (log: {run.state_dir / 'azurite.log'})") from error

@@ -16,7 +16,7 @@ import os
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -258,7 +258,7 @@ class Simulator:
         return response
 
     def answer(self, handler: Callable[..., Response], request: Request,
-               args: dict[str, Any]) -> Response:
+               args: Mapping[str, Any]) -> Response:
         """The handler's answer, or its error in Salesforce's shape."""
         try:
             return handler(self, request, **args)

@@ -13,7 +13,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from sfsim.bulk_jobs import COLUMN_DELIMITERS, LINE_ENDINGS, JobError
 from sfsim.ingest_job import DELETABLE, IngestJob
@@ -112,7 +112,7 @@ class IngestJobs:
             raise JobError(404, "NOT_FOUND", "The requested resource does not exist")
         return job
 
-    def upload(self, job_id: str, stream: BinaryIO, content_type: str | None) -> None:
+    def upload(self, job_id: str, stream: IO[bytes], content_type: str | None) -> None:
         job = self.get(job_id)
         if not (content_type or "").lower().startswith("text/csv"):
             raise JobError(

@@ -31,7 +31,8 @@ class ResultWriters:
     @classmethod
     def create(cls, job: IngestJob, columns: list[str], spool_dir: str | None
                ) -> ResultWriters:
-        files, paths = {}, {}
+        files: dict[str, TextIO] = {}
+        paths: dict[str, str] = {}
         for kind, name in RESULT_NAMES.items():
             handle, paths[name] = tempfile.mkstemp(prefix=f"sfsim-{job.id}-{name}-",
                                                    suffix=".csv", dir=spool_dir)
@@ -45,7 +46,7 @@ class ResultWriters:
     @classmethod
     def reopen(cls, job: IngestJob) -> ResultWriters:
         """The files of a job stopped mid-way, cut back to its last whole internal batch."""
-        files = {}
+        files: dict[str, TextIO] = {}
         for kind, name in RESULT_NAMES.items():
             path = job.results[name]
             with open(path, "r+b") as out:

@@ -235,7 +235,7 @@ class Org:
                 )
         stamp = now_text()
         created = old is None
-        if created:
+        if old is None:
             record_id = self.ids.new_id(obj.key_prefix)
             record.update(Id=record_id, IsDeleted=False, CreatedDate=stamp)
         else:

@@ -49,8 +49,8 @@ def resolve_values(
             if raw == NULL_MARKER:
                 raw = None
         if "." in key or isinstance(raw, Mapping):
-            field, parent_id = _resolve_relationship(org, obj, key, raw)
-            changes[field.name] = parent_id
+            relation, parent_id = _resolve_relationship(org, obj, key, raw)
+            changes[relation.name] = parent_id
             continue
         field = obj.field_named(key)
         if field is None:

@@ -127,7 +127,7 @@ def _convert(name: str, current: Any, value: Any) -> Any:
             return str(value).strip().lower() in ("1", "true", "yes", "on")
         if name in ("seed", "retry_after_seconds", "max_upload_bytes", "daily_api_limit",
                     "fail_next_jobs", "failed_job_processes_records"):
-            number = int(value)
+            number: int | float = int(value)
         elif name in ("next_failures", "jwt_audiences"):
             if not isinstance(value, list):
                 raise ValueError("expected a list")

@@ -297,10 +297,11 @@ def run_query(text: str, org: Org, include_deleted: bool = False) -> tuple[Query
     for name, descending, nulls_last in reversed(query.order_by):
         present = [r for r in records if resolve_path(org, query.sobject, r, name) is not None]
         absent = [r for r in records if resolve_path(org, query.sobject, r, name) is None]
-        present.sort(
-            key=lambda r, n=name: _comparable(resolve_path(org, query.sobject, r, n)),
-            reverse=descending,
-        )
+
+        def sort_key(record: dict[str, Any], path: str = name) -> Any:
+            return _comparable(resolve_path(org, query.sobject, record, path))
+
+        present.sort(key=sort_key, reverse=descending)
         records = present + absent if nulls_last else absent + present
     records = records[query.offset :]
     if query.limit is not None:

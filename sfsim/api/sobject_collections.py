@@ -4,7 +4,7 @@ upserted by external id, deleted or retrieved in one call, with `allOrNone`."""
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from werkzeug.wrappers import Request, Response
@@ -90,8 +90,8 @@ def collection_upsert(sim: Simulator, request: Request, version: str, sobject: s
     return write_collection(sim, items, "upsert", target.name, bool(body.get("allOrNone")))
 
 
-def write_collection(sim: Simulator, items: list[tuple[str | None, dict]], operation: str,
-                      external_id_field: str | None, all_or_none: bool) -> Response:
+def write_collection(sim: Simulator, items: Sequence[tuple[str | None, dict[str, Any]]],
+                     operation: str, external_id_field: str | None, all_or_none: bool) -> Response:
     if len(items) > COLLECTION_LIMIT:
         raise BadRequest(
             "EXCEEDED_ID_LIMIT",
@@ -140,8 +140,8 @@ def write_collection(sim: Simulator, items: list[tuple[str | None, dict]], opera
                                             "errors": [rolled_back]}
                 for r in results
             ]
-    for result in results:
-        result.setdefault("id", None)
+    for answer in results:
+        answer.setdefault("id", None)
     return json_response(results)
 
 

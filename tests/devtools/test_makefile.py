@@ -23,3 +23,10 @@ def test_make_run_installs_what_the_app_needs_and_not_checkov():
 
 def test_make_test_still_installs_checkov():
     assert "checkov" in _commands_of("test")
+
+
+def test_make_lint_runs_ruff_then_mypy():
+    commands = _commands_of("lint")
+    assert "ruff check ." in commands
+    assert "bin/mypy" in commands
+    assert commands.index("ruff check .") < commands.index("bin/mypy")
