@@ -198,6 +198,7 @@ class _Checkpoints:
                     self._changed.wait(timeout=self.job.checkpoint_interval or None)
                 assert self._latest is not None
                 (position, totals), covered = self._latest, self._waiting
+            failure: SyncRunError | None
             try:
                 self.watermark = self.state.watermarks.advance(
                     self.job.name, self.job.source.cursor_kind, self.watermark, position,

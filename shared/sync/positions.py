@@ -82,7 +82,8 @@ def is_after(candidate: Position, current: Position) -> bool:
     counts as after: the page came back in the database's order, past `current`.
     """
     if candidate.cursor != current.cursor:
-        return candidate.cursor > current.cursor
+        cursor_after: bool = candidate.cursor > current.cursor
+        return cursor_after
     if current.key is None:
         return candidate.key is not None
     if candidate.key is None:
@@ -91,7 +92,8 @@ def is_after(candidate: Position, current: Position) -> bool:
         if new == old:
             continue
         if _is_number(new) and _is_number(old):
-            return new > old
+            key_after: bool = new > old
+            return key_after
         return True
     return False
 

@@ -28,7 +28,8 @@ class TickCounters:
         column = "".join(part.capitalize() for part in outcome.split("_"))
         for attempt in range(50):
             stored = read_entity(self.table, job, TICKS_ROW)
-            values = dict(stored.values) if stored else {"PartitionKey": job, "RowKey": TICKS_ROW}
+            values: dict[str, Any] = (
+                dict(stored.values) if stored else {"PartitionKey": job, "RowKey": TICKS_ROW})
             values[column] = int(values.get(column, 0)) + 1
             values["LastTick"] = (now or utc_now()).isoformat()
             values["LastOutcome"] = outcome
