@@ -76,7 +76,7 @@ ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000,
 
 
 @blueprint.orchestration_trigger(context_name="context")
-def event_drain(context: df.DurableOrchestrationContext):
+def event_drain(context: df.DurableOrchestrationContext) -> Steps:
     """Drain the queue, one batch at a time; only one drain runs (its instance id).
 
     1. take the next batch of due events (references, never payloads)

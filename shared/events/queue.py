@@ -181,7 +181,8 @@ class EventQueue:
 
     def _due_rows(self, now: datetime, after: EventKey | None,
                   after_cursor: bool) -> Iterator[Any]:
-        query, parameters = _DUE, {"now": now}
+        query = _DUE
+        parameters: dict[str, Any] = {"now": now}
         if after is not None:
             parameters |= {"pk": after.partition, "rk": after.row}
             query += (" and (PartitionKey gt @pk or (PartitionKey eq @pk and RowKey gt @rk ))"
@@ -283,11 +284,12 @@ class EventQueue:
         # The dead letter's key comes from the event's ETag: written again after a crash,
         # it is the same row, not a second one.
         row = f"{safe_key(ref.id)}.{hashlib.sha256(ref.etag.encode()).hexdigest()[:16]}"
-        letter = {"PartitionKey": safe_key(ref.object), "RowKey": row, "Object": ref.object,
-                  "RecordId": ref.id, "Operation": ref.operation.value, "Attempts": attempts,
-                  "ErrorCode": outcome.code or "FAILED",
-                  "Error": (outcome.message or "")[:MAX_ERROR_TEXT], "FailedAt": now,
-                  "EnqueuedAt": current.values.get("EnqueuedAt")}
+        letter: dict[str, Any] = {
+            "PartitionKey": safe_key(ref.object), "RowKey": row, "Object": ref.object,
+            "RecordId": ref.id, "Operation": ref.operation.value, "Attempts": attempts,
+            "ErrorCode": outcome.code or "FAILED",
+            "Error": (outcome.message or "")[:MAX_ERROR_TEXT], "FailedAt": now,
+            "EnqueuedAt": current.values.get("EnqueuedAt")}
         for name in ("Version", "Payload"):
             if current.values.get(name) is not None:
                 letter[name] = current.values[name]
