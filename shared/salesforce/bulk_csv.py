@@ -15,7 +15,7 @@ import io
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 
 NULL_MARKER = "#N/A"
 
@@ -75,7 +75,7 @@ def format_value(value: Any, clear_nulls: bool = False) -> str:
 def write_ingest_csv(
     rows: Iterable[Mapping[str, Any]],
     columns: Sequence[str],
-    out: BinaryIO,
+    out: IO[bytes],
     line_ending: str = "LF",
     column_delimiter: str = "COMMA",
     clear_nulls: bool = False,
@@ -120,7 +120,7 @@ def write_ingest_csv(
 
 
 def read_ingest_csv(
-    stream: BinaryIO, column_delimiter: str = "COMMA"
+    stream: IO[bytes], column_delimiter: str = "COMMA"
 ) -> Iterator[dict[str, str]]:
     """Parse a UTF-8 CSV stream row by row into dicts keyed by the header.
 
@@ -174,7 +174,7 @@ class CsvPart:
     size_bytes: int
 
 
-def _read_records(stream: BinaryIO) -> Iterator[bytes]:
+def _read_records(stream: IO[bytes]) -> Iterator[bytes]:
     """Raw CSV records, each with its line ending, exactly as they are in the stream.
 
     A newline ends a record only outside quotes; since quotes inside a quoted value are
@@ -197,7 +197,7 @@ def _read_records(stream: BinaryIO) -> Iterator[bytes]:
 
 
 def split_ingest_csv(
-    source: BinaryIO,
+    source: IO[bytes],
     max_part_bytes: int = MAX_UPLOAD_BYTES,
     spool_dir: str | None = None,
 ) -> Iterator[tuple[CsvPart, BinaryIO]]:
