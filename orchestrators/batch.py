@@ -27,6 +27,7 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from activities.batch import (
     BATCH_CHECK_TURN,
@@ -62,7 +63,7 @@ from shared.batch.result import batch_job_result
 from shared.batch.store import InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
-from shared.durable import BUSY_STATES
+from shared.durable import BUSY_STATES, runtime_state_of
 from shared.problems import Problem, problem
 
 blueprint = df.Blueprint()
@@ -301,8 +302,9 @@ async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
         status_code=200, mimetype="application/json")
 
 
-async def _requested_instance(req: func.HttpRequest, client: df.DurableOrchestrationClient
-                              ) -> tuple[BatchJob, str, Any] | func.HttpResponse:
+async def _requested_instance(
+    req: func.HttpRequest, client: df.DurableOrchestrationClient
+) -> tuple[BatchJob, str, DurableOrchestrationStatus] | func.HttpResponse:
     where = request_path(req)
     job = batch_jobs().get(req.route_params.get("job", ""))
     instance_id = req.route_params.get("instanceId", "")
@@ -326,7 +328,7 @@ async def batch_job_result_get(req: func.HttpRequest,
     if isinstance(found, func.HttpResponse):
         return found
     _job, instance_id, status = found
-    state = status.runtime_status.name
+    state = runtime_state_of(status)
     result = status.output if state == "Completed" else status.custom_status
     if isinstance(result, str):
         result = json.loads(result)
@@ -348,7 +350,7 @@ async def batch_job_failures(req: func.HttpRequest,
     if isinstance(found, func.HttpResponse):
         return found
     job, instance_id, status = found
-    state = status.runtime_status.name
+    state = runtime_state_of(status)
     if state in BUSY_STATES:
         return problem_response(problem(
             409, "INSTANCE_RUNNING", "Batch job instance still running",
