@@ -40,18 +40,17 @@ from shared.bulkload.request import LOAD_ID_PATTERN, LoadRequest
 from shared.bulkload.required_fields import DOCUMENTED_REQUIRED, RequiredFields
 from shared.bulkload.retry import failed_record_count, retry_load_id, retry_request
 from shared.bulkload.starter import (
-    Problem,
     check_required_fields,
     new_load_id,
     parse_cancel_request,
     parse_load_request,
-    problem,
     stage_new_load,
 )
 from shared.bulkload.store import LoadStore
 from shared.config import AppSettings, app_settings
 from shared.crash_points import crash_point
-from shared.durable import BUSY_STATES
+from shared.durable import BUSY_STATES, runtime_state_of
+from shared.problems import Problem, problem
 from shared.salesforce import process_client
 from shared.storage.clients import blob_service
 
@@ -220,7 +219,7 @@ async def bulk_load_retry_failures(
     status = await requested_load(client, origin_id, instance, show_input=True)
     if isinstance(status, func.HttpResponse):
         return status
-    state = status.runtime_status.name
+    state = runtime_state_of(status)
     if state in BUSY_STATES:
         return problem_response(problem(
             409, "LOAD_RUNNING", "Bulk load still running",
@@ -274,7 +273,7 @@ async def bulk_load_cancel(
     status = await requested_load(client, load_id, instance, show_input=False)
     if isinstance(status, func.HttpResponse):
         return status
-    state = status.runtime_status.name
+    state = runtime_state_of(status)
     if state not in BUSY_STATES:
         return problem_response(problem(
             409, "LOAD_ENDED", "Bulk load already ended",

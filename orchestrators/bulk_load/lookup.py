@@ -6,15 +6,17 @@ from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.durable_functions.models.DurableOrchestrationStatus import DurableOrchestrationStatus
 
 from orchestrators.bulk_load.orchestration import ORCHESTRATOR
 from orchestrators.http import problem_response
 from shared.bulkload.request import LOAD_ID_PATTERN
 from shared.bulkload.views import LoadSnapshot, load_view
+from shared.durable import instance_id_of, runtime_state_of
 from shared.problems import problem
 
 
-def is_bulk_load(status: df.DurableOrchestrationStatus) -> bool:
+def is_bulk_load(status: DurableOrchestrationStatus) -> bool:
     # Load ids share the task hub with other instances (the sync jobs' `sync-<job>`): an
     # instance of another orchestration is not a load, whatever its id.
     return status.name == ORCHESTRATOR
@@ -22,7 +24,7 @@ def is_bulk_load(status: df.DurableOrchestrationStatus) -> bool:
 
 async def requested_load(
     client: df.DurableOrchestrationClient, load_id: str, instance: str, show_input: bool
-) -> df.DurableOrchestrationStatus | func.HttpResponse:
+) -> DurableOrchestrationStatus | func.HttpResponse:
     """The status of bulk load `load_id`, or the 404 problem answer when there is none."""
     status = (await client.get_status(load_id, show_input=show_input)
               if LOAD_ID_PATTERN.fullmatch(load_id) else None)
@@ -32,9 +34,9 @@ async def requested_load(
     return status
 
 
-def load_view_of(status: df.DurableOrchestrationStatus) -> dict[str, Any]:
+def load_view_of(status: DurableOrchestrationStatus) -> dict[str, Any]:
     """The load as the loads API shows it (`status` read with its input)."""
     return load_view(LoadSnapshot(
-        load_id=status.instance_id, runtime_status=status.runtime_status.name,
+        load_id=instance_id_of(status), runtime_status=runtime_state_of(status),
         created_at=status.created_time, updated_at=status.last_updated_time,
         load_input=status.input_, custom_status=status.custom_status, output=status.output))

@@ -237,7 +237,8 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
         polls += 1
         woken_by = yield run.context.task_any([next_poll, run.cancel_requested])
         if woken_by is run.cancel_requested:
-            next_poll.cancel()
+            # create_timer is annotated TaskBase; it returns a TimerTask, which can cancel.
+            next_poll.cancel()  # type: ignore[attr-defined]
             run.cancel_reason = progress.cancel_reason(run.cancel_requested.result)
             yield from _abort(run, level, "cancelling")
             break

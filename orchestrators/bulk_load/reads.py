@@ -19,7 +19,7 @@ from shared.bulkload.reports import FAILURES_REPORT, RESULTS_REPORT, write_resul
 from shared.bulkload.store import LoadStore
 from shared.bulkload.views import page_token, read_page_token
 from shared.config import app_settings
-from shared.durable import BUSY_STATES, TERMINAL_STATES
+from shared.durable import BUSY_STATES, TERMINAL_STATES, instance_id_of, runtime_state_of
 from shared.problems import Problem, problem
 from shared.storage.clients import blob_service
 
@@ -83,19 +83,19 @@ async def bulk_load_list(
          and (not states or status.runtime_status.name in states)),
         key=lambda status: ((status.created_time or since).isoformat(), status.instance_id),
         reverse=True)
-    if after is not None:
-        position = read_page_token(after)
+    position = read_page_token(after) if after is not None else None
+    if position is not None:  # _list_query refused a token that is not one of ours
         loads = [status for status in loads
                  if ((status.created_time or since).isoformat(), status.instance_id)
                  < position]
     page = loads[:limit]
     # The list leaves inputs out; a load's input holds its levels and record counts.
-    statuses = await asyncio.gather(*(client.get_status(status.instance_id, show_input=True)
+    statuses = await asyncio.gather(*(client.get_status(instance_id_of(status), show_input=True)
                                       for status in page))
     body = {
         "loads": [load_view_of(status) for status in statuses
                   if status and status.runtime_status is not None],
-        "next": (page_token(page[-1].created_time, page[-1].instance_id)
+        "next": (page_token(page[-1].created_time, instance_id_of(page[-1]))
                  if len(loads) > limit else None),
     }
     return _json(body)
@@ -121,7 +121,7 @@ async def _report(req: func.HttpRequest, client: df.DurableOrchestrationClient,
     status = await requested_load(client, load_id, instance, show_input=True)
     if isinstance(status, func.HttpResponse):
         return status
-    state = status.runtime_status.name
+    state = runtime_state_of(status)
     if state in BUSY_STATES:
         return problem_response(problem(
             409, "LOAD_RUNNING", "Bulk load still running",

@@ -119,7 +119,7 @@ def stage_level(
                         orphan_count += 1
                         continue
                     row = csv_values(record["f"], columns)
-                    if parent is not None:
+                    if parent is not None and level.parent_reference_field is not None:
                         row[level.parent_reference_field] = parent_ids[record["p"]]
                     yield row
 

@@ -227,7 +227,8 @@ def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datet
 
 def earlier_summary(text: str) -> dict[str, Any]:
     """The summary a refused restart answers: the one of the execution that loaded."""
-    return json.loads(text)
+    summary: dict[str, Any] = json.loads(text)
+    return summary
 
 
 def custom_status(
