@@ -22,6 +22,7 @@ from orchestrators.http import problem_response, request_path
 from shared.config import app_settings
 from shared.console.loads import LoadSnapshot, load_view
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
+from shared.durable import instance_id_of, runtime_state_of
 from shared.problems import problem
 from shared.sync.catalog import sync_jobs
 
@@ -66,13 +67,13 @@ async def console_inventory(
         key=lambda status: status.created_time or since, reverse=True,
     )[:RECENT_LOADS_SHOWN]
     # The list leaves inputs out; a load's input holds its levels and record counts.
-    statuses = await asyncio.gather(*(client.get_status(status.instance_id, show_input=True)
+    statuses = await asyncio.gather(*(client.get_status(instance_id_of(status), show_input=True)
                                       for status in loads))
     body = {
         "sync_jobs": [{"job": job.name, "enabled": job.enabled, "status_url": f"sync/{job.name}"}
                       for job in jobs.values()],
         "bulk_loads": [load_view(LoadSnapshot(
-            load_id=status.instance_id, runtime_status=status.runtime_status.name,
+            load_id=instance_id_of(status), runtime_status=runtime_state_of(status),
             created_at=status.created_time, updated_at=status.last_updated_time,
             load_input=status.input_, custom_status=status.custom_status,
             output=status.output,
