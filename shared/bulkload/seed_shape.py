@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.bulkload.request import (
+    NULL_MARKER,
     LoadLevel,
     LoadRecord,
     LoadRequest,
@@ -93,6 +94,10 @@ def _seed_fields(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, value in record.items():
+        api_name = names.get(key)
+        if api_name is not None and value.__class__ is str and value != NULL_MARKER:
+            fields[api_name] = value  # the usual case, checked once and cheaply
+            continue
         if key in nested:
             continue
         if key not in names:
