@@ -3,33 +3,26 @@
     GET /api/console                   the page (anonymous: it holds no data, and asks for
                                        a function key that the script sends with every call)
     GET /api/console/assets/{name}     its script, style sheet and icon (anonymous)
-    GET /api/console/inventory         what there is to show: the sync jobs and the recent
-                                       bulk loads (function key), since the Durable
-                                       instances API needs the system key, not a function key
+    GET /api/console/inventory         the configured sync jobs (function key)
+
+The bulk loads come from the loads API (`GET /api/bulk-loads`, `GET /api/bulk-loads/{id}`,
+their results and failures CSV), under the same function key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-from datetime import UTC, datetime, timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators.bulk_load.orchestration import ORCHESTRATOR as BULK_LOAD_ORCHESTRATOR
 from orchestrators.http import problem_response, request_path
 from shared.config import app_settings
-from shared.console.loads import LoadSnapshot, load_view
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
-from shared.durable import instance_id_of, runtime_state_of
 from shared.problems import problem
 from shared.sync.catalog import sync_jobs
 
 blueprint = df.Blueprint()
-
-RECENT_LOADS_WINDOW = timedelta(days=7)
-RECENT_LOADS_SHOWN = 10
 
 
 def _static_response(file: StaticFile) -> func.HttpResponse:
@@ -54,30 +47,11 @@ def console_assets(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @blueprint.route(route="console/inventory", methods=["GET"])
-@blueprint.durable_client_input(client_name="client")
-async def console_inventory(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    """The sync jobs (name, enabled) and the newest bulk loads of the last days."""
+def console_inventory(req: func.HttpRequest) -> func.HttpResponse:
+    """The sync jobs (name, enabled, where their status is): the one list the page cannot
+    get from an API of its own. Bulk loads it reads from `GET /api/bulk-loads`."""
     jobs = sync_jobs(app_settings())
-    since = datetime.now(UTC) - RECENT_LOADS_WINDOW
-    instances = await client.get_status_by(created_time_from=since)
-    loads = sorted(
-        (status for status in instances if status.name == BULK_LOAD_ORCHESTRATOR),
-        key=lambda status: status.created_time or since, reverse=True,
-    )[:RECENT_LOADS_SHOWN]
-    # The list leaves inputs out; a load's input holds its levels and record counts.
-    statuses = await asyncio.gather(*(client.get_status(instance_id_of(status), show_input=True)
-                                      for status in loads))
-    body = {
-        "sync_jobs": [{"job": job.name, "enabled": job.enabled, "status_url": f"sync/{job.name}"}
-                      for job in jobs.values()],
-        "bulk_loads": [load_view(LoadSnapshot(
-            load_id=instance_id_of(status), runtime_status=runtime_state_of(status),
-            created_at=status.created_time, updated_at=status.last_updated_time,
-            load_input=status.input_, custom_status=status.custom_status,
-            output=status.output,
-        )) for status in statuses if status and status.runtime_status is not None],
-    }
-    return func.HttpResponse(json.dumps(body, default=str), mimetype="application/json",
+    body = {"sync_jobs": [{"job": job.name, "enabled": job.enabled,
+                           "status_url": f"sync/{job.name}"} for job in jobs.values()]}
+    return func.HttpResponse(json.dumps(body), mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

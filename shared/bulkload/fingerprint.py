@@ -21,13 +21,18 @@ class LevelFingerprint(Message):
     digest: str  # SHA-256 of the level's records, in order
 
 
+# json.dumps(value, sort_keys=True) without building an encoder per record: the same text,
+# so digests of loads fingerprinted before stay comparable.
+_encode_sorted = json.JSONEncoder(sort_keys=True).encode
+
+
 def request_fingerprint(request: LoadRequest) -> tuple[LevelFingerprint, ...]:
     fingerprints = []
     for level, records in zip(request.levels, request.records, strict=True):
         digest = hashlib.sha256(json.dumps(level.to_json(), sort_keys=True).encode())
         for record in records:
-            digest.update(json.dumps([record.external_id, record.parent_external_id,
-                                      record.fields], sort_keys=True).encode())
+            digest.update(_encode_sorted([record.external_id, record.parent_external_id,
+                                          record.fields]).encode())
             digest.update(b"\n")
         fingerprints.append(LevelFingerprint(level.name, level.object, level.operation,
                                              len(records), digest.hexdigest()))

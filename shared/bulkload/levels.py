@@ -40,6 +40,10 @@ SUCCEEDED_FILE = "succeeded.csv"
 ORPHANS_FILE = "orphans.csv"
 REQUEST_FILE = "request.json"
 
+# One encoder and decoder for every staged line: json.dumps/loads would build one per line.
+_encode_line = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_decode_line = json.JSONDecoder().decode
+
 
 # -- staging the request ----------------------------------------------------------------
 
@@ -53,7 +57,7 @@ def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
             for record in records:
                 line = {"e": record.external_id, "p": record.parent_external_id,
                         "f": record.fields}
-                out.write(json.dumps(line, separators=(",", ":")).encode() + b"\n")
+                out.write(_encode_line(line).encode() + b"\n")
             out.seek(0)
             store.upload_file(store.level_blob(index, RECORDS_FILE), out, "application/jsonl")
         counts.append(len(records))
@@ -69,7 +73,7 @@ def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
     local.seek(0)
     for line in local:
         if line.strip():
-            yield json.loads(line)
+            yield _decode_line(line.decode("utf-8"))
 
 
 # -- staging a level's CSV ----------------------------------------------------------------
@@ -152,11 +156,8 @@ def data_columns(records: Iterable[dict[str, Any]]) -> list[str]:
 
 def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
     # JSON null clears the field (#N/A); a field the record does not mention stays as is.
-    return {
-        column: (NULL_MARKER if fields[column] is None else fields[column])
-        if column in fields else ""
-        for column in columns
-    }
+    return {column: NULL_MARKER if (value := fields.get(column, "")) is None else value
+            for column in columns}
 
 
 # -- ID maps and failure files ----------------------------------------------------------------
@@ -197,7 +198,7 @@ class CsvOut:
     """A csv.writer over a binary file (the wrapper is detached, never closes the file)."""
 
     def __init__(self, out: IO[bytes], header: Sequence[str]) -> None:
-        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="", write_through=True)
+        self.text = io.TextIOWrapper(out, encoding="utf-8", newline="")
         self.writer = csv.writer(self.text, lineterminator="\n")
         self.header = list(header)
         self.writer.writerow(self.header)
@@ -260,25 +261,32 @@ def collect_level_results(
             # A job's counts tell which result lists are empty: those are not read.
             has_successes = job.processed > job.failed or job.unsuccessful
             has_failures = job.failed > 0 or job.unsuccessful
-            for row in client.successful_results(job.id) if has_successes else ():
-                succeeded += 1
-                if level.external_id_field:
-                    id_map.writerow([row.get(level.external_id_field, ""), row["sf__Id"]])
-                loaded.writerow_dict(_result_success(level, row, reverse_parent))
-            for row in client.failed_results(job.id) if has_failures else ():
-                failed_count += 1
-                error = row.get("sf__Error", "")
-                failed_by_error[error_code(error)] += 1
-                failed.writerow_dict(_result_failure(level, "failed", error, row,
-                                                     reverse_parent))
+            if has_successes:
+                for row in _ResultRows(client, job.id, "successfulResults", level, columns,
+                                       reverse_parent):
+                    succeeded += 1
+                    sf_id, created, external_id, parent_external_id, fields = row
+                    if level.external_id_field:
+                        id_map.writerow([external_id, sf_id])
+                    loaded.writerow([level.name, level.object, sf_id, created, external_id,
+                                     parent_external_id, *fields])
+            if has_failures:
+                for row in _ResultRows(client, job.id, "failedResults", level, columns,
+                                       reverse_parent):
+                    failed_count += 1
+                    error, _, external_id, parent_external_id, fields = row
+                    failed_by_error[error_code(error)] += 1
+                    failed.writerow([level.name, level.object, "failed", error, external_id,
+                                     parent_external_id, *fields])
             if job.unsuccessful:
                 message = job.error_message or f"the job ended {job.state}"
-                for row in client.unprocessed_records(job.id):
+                error = f"JOB_{job.state.upper()}:{message}"
+                for row in _ResultRows(client, job.id, "unprocessedrecords", level, columns,
+                                       reverse_parent):
                     unprocessed += 1
-                    failed.writerow_dict(_result_failure(
-                        level, "unprocessed", f"JOB_{job.state.upper()}:{message}", row,
-                        reverse_parent,
-                    ))
+                    _, _, external_id, parent_external_id, fields = row
+                    failed.writerow([level.name, level.object, "unprocessed", error,
+                                     external_id, parent_external_id, *fields])
         for writer, file, name in ((loaded, succeeded_file, SUCCEEDED_FILE),
                                    (failed, failed_file, FAILED_FILE),
                                    (id_map, id_map_file, ID_MAP_FILE)):
@@ -292,31 +300,44 @@ def collect_level_results(
     return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
 
 
-def _result_failure(
-    level: LoadLevel, kind: str, error: str, row: Mapping[str, str],
-    reverse_parent: Mapping[str, str],
-) -> dict[str, Any]:
-    fields = {name: value for name, value in row.items()
-              if not name.startswith("sf__") and name != level.parent_reference_field}
-    parent_sf_id = row.get(level.parent_reference_field or "", "")
-    return failure_row(
-        level, kind, error,
-        row.get(level.external_id_field, "") if level.external_id_field else "",
-        reverse_parent.get(parent_sf_id, parent_sf_id), fields,
-    )
+ResultRow = tuple[str, str, str, str, tuple[str, ...]]
 
 
-def _result_success(
-    level: LoadLevel, row: Mapping[str, str], reverse_parent: Mapping[str, str],
-) -> dict[str, Any]:
-    fields = {name: value for name, value in row.items()
-              if not name.startswith("sf__") and name != level.parent_reference_field}
-    parent_sf_id = row.get(level.parent_reference_field or "", "")
-    return {"level": level.name, "object": level.object, "sfId": row.get("sf__Id", ""),
-            "created": row.get("sf__Created", ""),
-            "externalId": row.get(level.external_id_field, "") if level.external_id_field
-            else "",
-            "parentExternalId": reverse_parent.get(parent_sf_id, parent_sf_id), **fields}
+class _ResultRows:
+    """One result list of a job, each row as (sf__Id or sf__Error, sf__Created, external
+    id, parent's external id, the level's columns): the columns are looked up once per
+    list, not per row, since a level's results are as many rows as its records."""
+
+    def __init__(self, client: SalesforceClient, job_id: str, kind: str, level: LoadLevel,
+                 columns: Sequence[str], reverse_parent: Mapping[str, str]) -> None:
+        self.rows = client.result_rows(job_id, kind)
+        self.level = level
+        self.columns = columns
+        self.reverse_parent = reverse_parent
+
+    def __iter__(self) -> Iterator[ResultRow]:
+        header = next(self.rows, None)
+        if header is None:
+            return
+        width = len(header)
+        # A name a list lacks reads the "" appended to every row; a repeated name its last.
+        position = {name: index for index, name in enumerate(header)}
+        first = "sf__Error" if "sf__Error" in position else "sf__Id"
+        at = [position.get(name, width) if name else width for name in (
+            first, "sf__Created", self.level.external_id_field,
+            self.level.parent_reference_field)]
+        # The level's own columns, never the parent reference (its external id is given).
+        fields = [width if name == self.level.parent_reference_field
+                  else position.get(name, width) for name in self.columns]
+        reverse_parent = self.reverse_parent
+        for row in self.rows:
+            if len(row) != width:
+                row = (row + [""] * width)[:width]
+            row.append("")
+            parent_sf_id = row[at[3]]
+            yield (row[at[0]], row[at[1]], row[at[2]],
+                   reverse_parent.get(parent_sf_id, parent_sf_id),
+                   tuple([row[index] for index in fields]))
 
 
 def error_code(sf_error: str) -> str:

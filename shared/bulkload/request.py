@@ -18,6 +18,7 @@ fixes its payload in one round trip.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -110,6 +111,8 @@ def value_problem(value: Any) -> tuple[str, str] | None:
 def invalid_text_pointers(body: Any) -> list[str]:
     """JSON pointers of every key or string that is not valid Unicode text (a lone
     surrogate such as "\\ud800", which JSON allows and UTF-8 cannot encode)."""
+    if _all_encodable(body):
+        return []
     found = []
     pending: list[tuple[str, Any]] = [("", body)]
     while pending:
@@ -127,6 +130,17 @@ def invalid_text_pointers(body: Any) -> list[str]:
         elif isinstance(value, list):
             pending.extend((f"{pointer}/{index}", item) for index, item in enumerate(value))
     return sorted(found)
+
+
+def _all_encodable(body: Any) -> bool:
+    """True when every key and string of a parsed JSON body encodes as UTF-8: one pass of
+    the C encoder over the whole body, so that only a body that has a lone surrogate pays
+    for the walk that names where."""
+    try:
+        json.dumps(body, ensure_ascii=False, check_circular=False).encode("utf-8")
+    except (UnicodeEncodeError, TypeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _encodable(text: str) -> bool:

@@ -22,6 +22,7 @@ from shared.bulkload.request import (
     text_id,
     value_problem,
 )
+from shared.salesforce.bulk_csv import NULL_MARKER
 
 SEED_ACCOUNT_FIELDS = {
     "name": "Name", "industry": "Industry", "billingCity": "BillingCity",
@@ -93,6 +94,10 @@ def _seed_fields(
 ) -> dict[str, Any]:
     fields: dict[str, Any] = {}
     for key, value in record.items():
+        api_name = names.get(key)
+        if api_name is not None and value.__class__ is str and value != NULL_MARKER:
+            fields[api_name] = value  # the usual case, checked once and cheaply
+            continue
         if key in nested:
             continue
         if key not in names:

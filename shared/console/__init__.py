@@ -2,6 +2,7 @@
 
 The page and its assets are files in `static/`, read at request time and served with a
 strict Content-Security-Policy; the page holds no data. The script asks for a function key
-and reads the app's own JSON endpoints (`GET /api/sync/{job}`, `GET /api/health`,
-`GET /api/console/inventory`, and the batch and event endpoints when the app has them).
+and reads the app's own JSON endpoints (`GET /api/console/inventory` for the sync jobs,
+`GET /api/sync/{job}`, `GET /api/health`, the loads API `GET /api/bulk-loads[/{id}]`, and
+the batch and event endpoints when the app has them).
 """

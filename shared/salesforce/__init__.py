@@ -5,6 +5,7 @@ from shared.salesforce.bulk_csv import (
     NULL_MARKER,
     CsvPart,
     read_ingest_csv,
+    read_ingest_csv_rows,
     split_ingest_csv,
     write_ingest_csv,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "SalesforceTransientError",
     "process_client",
     "read_ingest_csv",
+    "read_ingest_csv_rows",
     "split_ingest_csv",
     "write_ingest_csv",
 ]

@@ -99,7 +99,7 @@ def write_ingest_csv(
     try:
 
         def write_line(values: list[str]) -> None:
-            if terminator == "\n" and any("\r" in value for value in values):
+            if terminator == "\n" and "\r" in "".join(values):
                 quoting_writer.writerow(values)
                 text.write(line.getvalue()[:-2] + terminator)
                 line.seek(0)
@@ -110,7 +110,9 @@ def write_ingest_csv(
         write_line(list(columns))
         count = 0
         for row in rows:
-            write_line([format_value(row.get(column), clear_nulls) for column in columns])
+            # Most values are text already: format_value only for the others.
+            write_line([value if value.__class__ is str else format_value(value, clear_nulls)
+                        for value in map(row.get, columns)])
             count += 1
         text.flush()
     finally:
@@ -133,6 +135,19 @@ def read_ingest_csv(
         yield from csv.DictReader(text, delimiter=delimiter_char(column_delimiter))
     finally:
         # Leave the caller's stream open; it may have been closed meanwhile.
+        with contextlib.suppress(ValueError):
+            text.detach()
+
+
+def read_ingest_csv_rows(
+    stream: BinaryIO, column_delimiter: str = "COMMA"
+) -> Iterator[list[str]]:
+    """Parse a UTF-8 CSV stream row by row into lists, the header first (see
+    `read_ingest_csv`)."""
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    try:
+        yield from csv.reader(text, delimiter=delimiter_char(column_delimiter))
+    finally:
         with contextlib.suppress(ValueError):
             text.detach()
 

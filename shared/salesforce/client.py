@@ -14,7 +14,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, BinaryIO, Self, cast
@@ -31,6 +31,7 @@ from shared.salesforce.bulk_csv import (
     LINE_ENDINGS,
     MAX_UPLOAD_BYTES,
     read_ingest_csv,
+    read_ingest_csv_rows,
     split_ingest_csv,
     stream_of_chunks,
 )
@@ -547,7 +548,15 @@ class SalesforceClient:
         """The uploaded rows Salesforce never got to (aborted or failed job)."""
         return self._results(job_id, "unprocessedrecords")
 
-    def _results(self, job_id: str, kind: str) -> Iterator[dict[str, str]]:
+    def result_rows(self, job_id: str, kind: str) -> Iterator[list[str]]:
+        """A result list (`successfulResults`, `failedResults`, `unprocessedrecords`) as
+        lists of values, its header first (nothing when it is empty): for a caller that
+        maps columns once per job instead of building a dict per row."""
+        return self._results(job_id, kind, read_ingest_csv_rows)
+
+    def _results(self, job_id: str, kind: str,
+                 read: Callable[[BinaryIO, str], Iterator[Any]] = read_ingest_csv,
+                 ) -> Iterator[Any]:
         delimiter = self._job_delimiters.get(job_id) or self.get_job(job_id).raw.get(
             "columnDelimiter", "COMMA"
         )
@@ -560,7 +569,7 @@ class SalesforceClient:
             # iter_content, not response.raw: the same decoded bytes whatever the framing
             # (a Content-Length body closes the raw stream at its end) or the encoding.
             body = stream_of_chunks(response.iter_content(RESULT_CHUNK_BYTES))
-            yield from read_ingest_csv(body, delimiter)
+            yield from read(body, delimiter)
 
     def _job(self, body: Mapping[str, Any]) -> IngestJob:
         job = IngestJob.from_json(body)

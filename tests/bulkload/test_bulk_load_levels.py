@@ -79,6 +79,10 @@ def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error
         ("accounts", "failed", "A2"), ("contacts", "orphaned", "C1"),
         ("contacts", "orphaned", "C3")]
     assert report[0]["error"].startswith("REQUIRED_FIELD_MISSING")
+    # A failed record comes back with its own columns, as sent, read by name.
+    assert (report[0]["External_Id__c"], report[0]["Name"], report[0]["Phone"]) == \
+        ("A2", "", "")
+    assert report[1]["External_Id__c"] == "C1"
     # Salesforce got the names as posted; the reports hand spreadsheets text, no formula.
     assert {c["LastName"] for c in sfsim.records("Contact")} == {"+cmd|' /C calc'!A0",
                                                                  "Last 2"}

@@ -221,3 +221,24 @@ def test_required_fields_come_from_the_orgs_describe():
         {"name": "Phone", "nillable": True, "createable": True, "type": "phone"}]}
 
     assert required_from_describe(describe) == {"Name", "Region__c"}
+
+
+def test_the_fingerprint_digest_is_the_one_loads_were_posted_with_before():
+    """Re-posts are compared with fingerprints kept in running loads' inputs: the digest of
+    a level must not change from one version to the next."""
+    import hashlib
+
+    from shared.bulkload.fingerprint import request_fingerprint
+
+    request = validate_load_request({"accounts": [
+        {"sourceId": "A1", "name": "Zoë & Co", "industry": None,
+         "contacts": [{"lastName": "Łukasz", "email": "l@example.com"}]}]})
+
+    expected = []
+    for level, records in zip(request.levels, request.records, strict=True):
+        digest = hashlib.sha256(json.dumps(level.to_json(), sort_keys=True).encode())
+        for record in records:
+            digest.update(json.dumps([record.external_id, record.parent_external_id,
+                                      record.fields], sort_keys=True).encode() + b"\n")
+        expected.append(digest.hexdigest())
+    assert [level.digest for level in request_fingerprint(request)] == expected

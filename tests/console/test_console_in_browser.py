@@ -55,6 +55,10 @@ def browser(tmp_path: Path) -> Iterator[WebDriver]:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tempfile.mkdtemp(dir=tmp_path)}")
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    options.add_experimental_option("prefs", {
+        "download.default_directory": str(downloads), "download.prompt_for_download": False})
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
     try:
@@ -125,7 +129,7 @@ def test_the_console_shows_jobs_and_loads_and_runs_a_sync_job_now(
     status = console_host.sync_status()
     assert status["watermark"]["cursor"] in job.text
 
-    # 3. the bulk loads: a bar per level, the outcome, the failures CSV where there is one
+    # 3. the bulk loads (from the loads API): a bar per level, the outcome, the reports
     loads = {card.get_attribute("data-load-id"): card for card in wait_until(
         browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "article.bulk-load")) == 2
         and d.find_elements(By.CSS_SELECTOR, "article.bulk-load"))}
@@ -137,8 +141,21 @@ def test_the_console_shows_jobs_and_loads_and_runs_a_sync_job_now(
     assert "completed_with_failures" in failed.text
     assert "1 ok, 1 failed" in failed.text
     assert "1 orphans of 2" in failed.text
-    assert failed.find_elements(By.CSS_SELECTOR, 'button[data-action="failures"]')
+    # Links to the reports: results where records loaded, failures where some did not.
+    assert not clean.find_elements(By.CSS_SELECTOR, 'a[data-action="failures"]')
+    results = failed.find_element(By.CSS_SELECTOR, 'a[data-action="results"]')
+    assert results.get_attribute("href") == \
+        console_host.host.url("/api/bulk-loads/accounts-2026-03-02/results")
+    assert failed.find_element(By.CSS_SELECTOR, 'a[data-action="failures"]')
+    assert clean.find_element(By.CSS_SELECTOR, 'a[data-action="results"]')
     assert not browser.find_element(By.ID, "batch-section").is_displayed()
+    # A click downloads the CSV, fetched with the key the link itself cannot carry.
+    results.click()
+    downloaded = tmp_path / "downloads" / "accounts-2026-03-02-results.csv"
+    wait_until(browser, lambda d: downloaded.exists() and downloaded.stat().st_size > 0)
+    lines = downloaded.read_text().splitlines()
+    assert lines[0].startswith("level,object,sfId,")
+    assert len(lines) == 3  # the loaded account and its contact
 
     screenshot = tmp_path / "console.png"
     assert browser.save_screenshot(str(screenshot))

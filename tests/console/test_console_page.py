@@ -1,5 +1,5 @@
 """GET /api/console and its assets on the local host: a data-free page under a strict CSP,
-and the inventory the script reads behind the function key."""
+the inventory of sync jobs and the loads API the script reads behind the function key."""
 
 from __future__ import annotations
 
@@ -89,12 +89,9 @@ def test_the_script_never_writes_markup_or_styles_from_data():
         assert forbidden not in script, forbidden
 
 
-def test_the_inventory_needs_a_key_and_lists_jobs_and_loads(console_host: ConsoleHost):
+def test_the_inventory_needs_a_key_and_lists_the_sync_jobs(console_host: ConsoleHost):
     assert requests.get(console_host.host.url("/api/console/inventory"),
                         timeout=30).status_code == 401
-    started = console_host.post("/api/bulk-loads", SEED_LOAD)
-    assert started.status_code in (200, 202), started.text
-    console_host.wait_for_load("console-page-load")
 
     answer = console_host.get("/api/console/inventory")
 
@@ -102,12 +99,32 @@ def test_the_inventory_needs_a_key_and_lists_jobs_and_loads(console_host: Consol
     body = answer.json()
     assert {"job": SYNC_JOB, "enabled": True, "status_url": f"sync/{SYNC_JOB}"} in \
         body["sync_jobs"]
-    load = next(load for load in body["bulk_loads"] if load["load_id"] == "console-page-load")
-    assert load["runtime_status"] == "Completed"
-    assert load["outcome"] == "succeeded"
-    assert load["cancel_url"] is None
-    assert load["failures_url"] == "bulk-loads/console-page-load/failures"
-    assert [(level["object"], level["records"], level["succeeded"])
-            for level in load["levels"]] == [("Account", 1, 1), ("Contact", 1, 1)]
-    # The URLs are relative to the API root the script runs under.
-    assert console_host.get("/api/" + load["failures_url"]).status_code == 200
+    # The loads come from the loads API, not from a second view of them here.
+    assert set(body) == {"sync_jobs"}
+
+
+def test_the_loads_api_answers_what_the_script_reads(console_host: ConsoleHost):
+    """The names console.js reads from GET bulk-loads, under the same function key."""
+    started = console_host.post("/api/bulk-loads", SEED_LOAD)
+    assert started.status_code in (200, 202), started.text
+    console_host.wait_for_load("console-page-load")
+
+    answer = console_host.get("/api/bulk-loads", limit="10", since="2000-01-01T00:00:00Z")
+
+    assert answer.status_code == 200, answer.text
+    load = next(load for load in answer.json()["loads"]
+                if load["loadId"] == "console-page-load")
+    assert (load["runtimeStatus"], load["outcome"], load["cancelUrl"]) == \
+        ("Completed", "succeeded", None)
+    assert load["summary"]["failedRecords"] == 0
+    assert [(level["object"], level["records"], level["succeeded"], level["orphansSkipped"])
+            for level in load["levels"]] == [("Account", 1, 1, 0), ("Contact", 1, 1, 0)]
+    # The script builds these paths from the load id, under the API root it runs from.
+    for report in ("results", "failures"):
+        assert load[f"{report}Url"] == f"/api/bulk-loads/console-page-load/{report}"
+        csv = console_host.get(f"/api/bulk-loads/console-page-load/{report}")
+        assert (csv.status_code, csv.headers["Content-Type"].split(";")[0]) == \
+            (200, "text/csv")
+    assert console_host.get("/api/bulk-loads/console-page-load").json()["loadId"] == \
+        "console-page-load"
+

@@ -289,49 +289,78 @@
       "no sync job is configured")]);
   }
 
-  // -- bulk loads ----------------------------------------------------------------------
+  // -- bulk loads: the loads API (GET bulk-loads, GET bulk-loads/{id}) --------------
+
+  const LOADS_SHOWN = 10;
+  const LOADS_DAYS = 7;
+
+  // Built from the load id, not taken from the view's links: those are rooted at the
+  // default route prefix, and these stay right under whatever prefix the host has.
+  function loadPath(load, what) {
+    return "bulk-loads/" + encodeURIComponent(load.loadId) + (what ? "/" + what : "");
+  }
 
   function levelRow(level) {
     const records = Number(level.records || level.submitted || 0);
     const done = Number(level.succeeded || 0) + Number(level.failed || 0) +
-      Number(level.unprocessed || 0) + Number(level.orphans_skipped || 0);
+      Number(level.unprocessed || 0) + Number(level.orphansSkipped || 0);
     const bar = el("progress", { max: Math.max(records, 1), value: Math.min(done, records) });
     return el("div", { class: "level", "data-level": level.level },
       el("span", {}, level.level + " ", el("span", { class: "muted" }, level.object || "")),
       bar,
       el("span", {}, badge(level.state, toneOf(level.state)), " ",
         number(level.succeeded) + " ok, " + number(level.failed) + " failed, " +
-        number(level.unprocessed) + " unprocessed, " + number(level.orphans_skipped) +
+        number(level.unprocessed) + " unprocessed, " + number(level.orphansSkipped) +
         " orphans of " + number(records),
         level.error ? el("span", { class: "error" }, " — " + level.error) : null));
   }
 
+  // A link to one of the load's CSV reports. A link cannot carry the key header, so a
+  // click fetches the file with it and hands it over as a download.
+  function reportLink(load, report, label) {
+    const name = load.loadId + "-" + report + ".csv";
+    const link = el("a", { class: "download", href: new URL(loadPath(load, report), API).href,
+      download: name, "data-action": report }, label);
+    link.addEventListener("click", (event) => {
+      event.preventDefault();
+      download(loadPath(load, report), name);
+    });
+    return link;
+  }
+
   function loadCard(load) {
+    const summary = load.summary || {};
+    const loaded = (load.levels || []).reduce((sum, level) => sum + Number(level.succeeded || 0), 0);
     const actions = [];
-    if (load.cancel_url) {
+    if (load.cancelUrl) {
       const cancel = el("button", { type: "button", "data-action": "cancel" }, "Cancel");
       cancel.addEventListener("click", () => cancelLoad(load, cancel));
       actions.push(cancel);
     }
-    if (load.failures_url && load.failed_records !== 0) {
-      const csv = el("button", { type: "button", "data-action": "failures" }, "Failures CSV");
-      csv.addEventListener("click", () => download(load.failures_url,
-        load.load_id + "-failures.csv"));
-      actions.push(csv);
+    if (load.resultsUrl && loaded > 0) {
+      actions.push(reportLink(load, "results", "Results CSV"));
     }
-    const state = load.outcome || load.runtime_status;
-    return el("article", { class: "card bulk-load", "data-load-id": load.load_id },
+    if (load.failuresUrl && summary.failedRecords !== 0) {
+      actions.push(reportLink(load, "failures", "Failures CSV"));
+    }
+    const state = load.outcome || load.runtimeStatus;
+    const busy = Boolean(load.cancelUrl);
+    return el("article", { class: "card bulk-load", "data-load-id": load.loadId },
       el("div", { class: "card-head" },
-        el("h3", {}, load.load_id),
+        el("h3", {}, load.loadId),
         badge(state, toneOf(state)),
         load.phase && !load.outcome ? el("span", { class: "muted" }, load.phase) : null,
         el("span", { class: "spacer" }), actions),
       facts([
-        ["created", when(load.created_at)],
-        ["updated", when(load.updated_at)],
-        ["elapsed", seconds(load.elapsed_seconds)],
-        ["failed records", load.failed_records === null ? null : number(load.failed_records)],
-        ["cancel reason", load.cancel_reason || undefined],
+        ["created", when(load.createdAt)],
+        ["updated", when(load.updatedAt)],
+        ["progress", busy ? Number(load.percent || 0).toFixed(1) + " %" : undefined],
+        ["elapsed", seconds(summary.elapsedSeconds)],
+        ["failed records", summary.failedRecords === undefined || summary.failedRecords === null
+          ? null : number(summary.failedRecords)],
+        ["retry of", load.retryOf || undefined],
+        ["cancel reason", summary.cancelReason || undefined],
+        ["error", load.error || undefined],
       ]),
       el("div", { class: "levels" }, (load.levels || []).map(levelRow)));
   }
@@ -339,16 +368,26 @@
   async function cancelLoad(load, button) {
     button.disabled = true;
     try {
-      const answer = await call(load.cancel_url, { method: "POST",
+      const answer = await call(loadPath(load, "cancel"), { method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ reason: "cancelled from the operations console" }) });
-      notice(answer.status === 202 ? "bulk load " + load.load_id + ": cancel requested"
-        : "bulk load " + load.load_id + ": " + problemText(answer),
+      notice(answer.status === 202 ? "bulk load " + load.loadId + ": cancel requested"
+        : "bulk load " + load.loadId + ": " + problemText(answer),
         answer.status === 202 ? "good" : "bad");
+      await showLoad(load.loadId);
     } catch (error) {
       failed(error);
     }
-    refresh();
+  }
+
+  // One load's card redrawn from GET bulk-loads/{id}, without waiting for the next refresh.
+  async function showLoad(loadId) {
+    const answer = await call(loadPath({ loadId: loadId }));
+    const card = [...$("bulk-loads").querySelectorAll("article.bulk-load")]
+      .find((node) => node.dataset.loadId === loadId);
+    if (answer.status === 200 && card) {
+      card.replaceWith(loadCard(answer.body));
+    }
   }
 
   // A link cannot carry the key header: fetch the file, then hand it over as a download.
@@ -370,9 +409,17 @@
     }
   }
 
-  function showLoads(loads) {
+  async function showLoads() {
+    const since = new Date(Date.now() - LOADS_DAYS * 86400000).toISOString();
+    const answer = await call("bulk-loads?limit=" + LOADS_SHOWN + "&since=" +
+      encodeURIComponent(since));
+    if (answer.status !== 200) {
+      replace($("bulk-loads"), [el("p", { class: "error" }, problemText(answer))]);
+      return;
+    }
+    const loads = listOf(answer.body, "loads");
     replace($("bulk-loads"), loads.length ? loads.map(loadCard)
-      : [el("p", { class: "muted" }, "no bulk load in the last 7 days")]);
+      : [el("p", { class: "muted" }, "no bulk load in the last " + LOADS_DAYS + " days")]);
   }
 
   // -- batch jobs and the event queue, where the app has them ---------------------------
@@ -519,7 +566,7 @@
       $("forget-key").hidden = false;
       await Promise.all([
         showSyncJobs(inventory.body.sync_jobs || []),
-        Promise.resolve(showLoads(inventory.body.bulk_loads || [])),
+        showLoads(),
         showBatchJobs(inventory.body.batch_jobs || []),
         showEvents(),
       ]);
