@@ -98,7 +98,7 @@ def dead_letter_writer(settings: AppSettings) -> StepFunction:
 
 
 def log_result(result: Mapping[str, Any]) -> None:
-    log_event(log, "batch instance ended", batch_job="contacts",
+    log_event(log, "batch contacts completed", batch_job="contacts",
               instance_id=result["batchJobInstanceId"], status=result["status"],
               total_records=result["totalRecords"],
               successful_records=result["successfulRecords"],

@@ -178,7 +178,8 @@ class _Checkpoints:
         log_event(log, "sync checkpoint", job=self.job.name, run_id=self.run_id,
                   rows=totals.rows - before.rows, delivered=totals.delivered - before.delivered,
                   dead_lettered=totals.dead_lettered - before.dead_lettered,
-                  cursor=position.cursor, position=position.to_json())
+                  cursor_kind=self.job.source.cursor_kind, cursor=position.cursor,
+                  position=position.to_json())
 
     def _write_checkpoints(self) -> None:
         try:
