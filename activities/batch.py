@@ -34,6 +34,7 @@ from shared.batch.messages import (
 from shared.batch.store import AzureBlobStore, InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
+from shared.log_fields import log_event
 from shared.storage.clients import blob_service, table_service
 from shared.storage.tables import table_client
 
@@ -119,6 +120,11 @@ def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
     result["failedOnCompletePhase"] = failed_on_complete
     table = instances_table()
     set_status(table, job.name, finish.instance_id, result["status"], result)
+    log_event(log, "batch instance ended",
+              level=logging.INFO if result["status"] == "SUCCESSFUL" else logging.WARNING,
+              batch_job=job.name, instance_id=finish.instance_id, status=result["status"],
+              total_records=result["totalRecords"], successful_records=result["successfulRecords"],
+              failed_records=result["failedRecords"], failed_on_complete=failed_on_complete)
     crash_point(INSTANCE_FINISHED)
     successor = first_active(table, job.name, datetime.now(UTC))
     return FinishAnswer(failed_on_complete, rows,

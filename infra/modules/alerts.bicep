@@ -1,7 +1,7 @@
 // Alerts on what the app logs to Application Insights: an action group that mails the
 // operator, and one scheduled query rule per condition an operator must act on. The
-// queries parse the app's log messages (shared/sync/pages.py, shared/sync/starter.py) and
-// the Durable extension's tracking traces; infra/README.md lists them with the reason.
+// queries read the fields of the app's log events (shared/log_fields.py) and the Durable
+// extension's tracking traces; infra/README.md lists them with the reason.
 
 param namePrefix string
 param location string
@@ -23,51 +23,53 @@ param deadLetterAlertCount int
 @description('Minutes a bulk load may run before it is reported as stalled.')
 param bulkLoadStallMinutes int
 
-// -- the queries: what the app logs today --------------------------------------------------
+// -- the queries: the fields of the app's log events ----------------------------------------
+// shared/log_fields.log_event attaches each event's ids and counts to its log record; they
+// arrive as customDimensions.<field> (strings: numbers are read with tolong/todatetime).
 
-// shared/sync/run.py end_run: log.error("sync job %s: run %s %s: %s") for a failed run;
-// shared/sync/starter.py: a warning when a tick terminates a run past its max run time, or
-// finds a run that ended outside its orchestration; orchestrators/sync.py: a run on demand
-// that could not start.
+// shared/sync/run.py end_run and shared/sync/starter.py: "sync run ended" with an outcome
+// other than succeeded (failed, terminated, or ended outside its orchestration), and a
+// "sync tick" that terminated a run past its max run time.
 var failedSyncRunQuery = '''
 traces
-| where message startswith "sync job "
-| where (severityLevel >= 3 and message has ": run ")
-    or message has "exceeded the max run time"
-    or message has "outside the run; recorded it"
-| parse message with "sync job " job ":" *
-| project timestamp, job, message
+| extend event = tostring(customDimensions.event)
+| where (event == "sync run ended" and tostring(customDimensions.outcome) != "succeeded")
+    or (event == "sync tick" and tostring(customDimensions.action) == "terminated")
+| project timestamp, job = tostring(customDimensions.job),
+          runId = tostring(customDimensions.run_id), message
 '''
 
-// shared/sync/pages.py, at each checkpoint: "sync job J: run R page of N rows, D delivered,
-// L dead-lettered, now at {...}" (the rows the checkpoint covers).
+// shared/sync/pages.py, at each checkpoint: "sync checkpoint" with the rows, delivered and
+// dead_lettered the checkpoint covers.
 var deadLetterQuery = '''
 traces
-| where message startswith "sync job " and message has " dead-lettered, now at "
-| parse message with "sync job " job ": run " runId " page of " rows:long " rows, " delivered:long " delivered, " deadLettered:long " dead-lettered, now at " *
+| where tostring(customDimensions.event) == "sync checkpoint"
+| extend job = tostring(customDimensions.job),
+         deadLettered = tolong(customDimensions.dead_lettered)
 | summarize deadLettered = sum(deadLettered) by job
 '''
 
-// The same page line ends with the watermark the page reached; for timestamp cursors its
-// age when the page was written is how far the sync is behind the source (whose clock is
-// taken as UTC, as GET /api/sync/{job} does).
+// The same checkpoint carries the cursor the page reached; for timestamp cursors its age
+// when the page was written is how far the sync is behind the source (whose clock is taken
+// as UTC, as GET /api/sync/{job} does).
 var syncLagQuery = '''
 traces
-| where message startswith "sync job " and message contains "dead-lettered, now at {'cursor': '"
-| parse message with "sync job " job ": run " * " now at {'cursor': '" cursor "'" *
-| extend cursorTime = todatetime(cursor)
+| where tostring(customDimensions.event) == "sync checkpoint"
+    and tostring(customDimensions.cursor_kind) == "timestamp"
+| extend job = tostring(customDimensions.job),
+         cursorTime = todatetime(tostring(customDimensions.cursor))
 | where isnotnull(cursorTime)
 | summarize lagMinutes = max(datetime_diff('minute', timestamp, cursorTime)) by job
 '''
 
-// shared/sync/starter.py run_tick: "sync job J: ... tick skipped" for every skipped tick and
-// "sync job J: started run R (instance ...)" for a start. Skips since the job's last start.
+// shared/sync/starter.py run_tick: a "sync tick" per tick, its action "started" for a start
+// and "skipped_busy" / "skipped_held" when the lock kept it out. Skips since the last start.
 var skippedTicksQuery = '''
 traces
-| where message startswith "sync job "
-| where message has "tick skipped" or message has ": started run "
-| parse message with "sync job " job ": " rest
-| extend started = rest startswith "started run "
+| where tostring(customDimensions.event) == "sync tick"
+| extend job = tostring(customDimensions.job), action = tostring(customDimensions.action)
+| where action in ("started", "skipped_busy", "skipped_held")
+| extend started = action == "started"
 | summarize lastStart = maxif(timestamp, started), skips = make_list_if(timestamp, not(started)) by job
 | mv-expand skippedAt = skips to typeof(datetime)
 | summarize skippedSinceLastStart = countif(isnull(lastStart) or skippedAt > lastStart) by job
@@ -91,12 +93,14 @@ traces
 | where problem != ""
 ''', '__STALL_MINUTES__', string(bulkLoadStallMinutes))
 
-// A batch instance's on-complete log line ("batch <job> <instance> ended <STATUS>: ...").
+// activities/batch.py batch_finish: "batch instance ended" with the instance's final status.
 var batchFailedQuery = '''
 traces
-| where message has "ended FAILED_PROCESS_RECORDS"
-| parse message with "batch " job " " instanceId " ended " *
-| extend job = iff(isempty(job), "unknown", job)
+| where tostring(customDimensions.event) == "batch instance ended"
+    and tostring(customDimensions.status) == "FAILED_PROCESS_RECORDS"
+| project timestamp, job = tostring(customDimensions.batch_job),
+          instanceId = tostring(customDimensions.instance_id),
+          failedRecords = tolong(customDimensions.failed_records), message
 '''
 
 // -- the action group and the rules ----------------------------------------------------------

@@ -1,6 +1,7 @@
 // An Azure Workbook with the operations console's charts, from Application Insights: rows
 // and watermark lag per sync run, run outcomes, skipped ticks, dead letters, bulk loads and
-// batch instances. The queries parse the same log lines as the alerts (modules/alerts.bicep).
+// batch instances. The queries read the same log event fields as the alerts
+// (modules/alerts.bicep).
 
 param location string
 param tags object
@@ -10,45 +11,48 @@ var displayName = 'SQL to Salesforce operations'
 
 var rowsPerRunQuery = '''
 traces
-| where message startswith "sync job " and message has " succeeded: "
-| parse message with "sync job " job ": run " runId " succeeded: {'pages': " pages:long ", 'rows': " rows:long ", 'delivered': " delivered:long ", 'dead_lettered': " deadLettered:long "}" *
+| where tostring(customDimensions.event) == "sync run ended"
+| extend job = tostring(customDimensions.job), rows = tolong(customDimensions.rows)
 | where isnotnull(rows)
 | summarize rows = sum(rows) by bin(timestamp, 15m), job
 '''
 
 var lagPerPageQuery = '''
 traces
-| where message startswith "sync job " and message contains "dead-lettered, now at {'cursor': '"
-| parse message with "sync job " job ": run " * " now at {'cursor': '" cursor "'" *
-| extend cursorTime = todatetime(cursor)
+| where tostring(customDimensions.event) == "sync checkpoint"
+    and tostring(customDimensions.cursor_kind) == "timestamp"
+| extend job = tostring(customDimensions.job),
+         cursorTime = todatetime(tostring(customDimensions.cursor))
 | where isnotnull(cursorTime)
 | summarize lagMinutes = max(datetime_diff('minute', timestamp, cursorTime)) by bin(timestamp, 5m), job
 '''
 
 var runOutcomesQuery = '''
 traces
-| where message startswith "sync job " and message has ": run "
-| parse message with "sync job " job ": run " runId " " outcome ":" *
-| where outcome in ("succeeded", "failed")
-    or message has "exceeded the max run time"
-| extend outcome = iff(message has "exceeded the max run time", "terminated (max run time)", outcome)
+| extend event = tostring(customDimensions.event)
+| where event == "sync run ended"
+    or (event == "sync tick" and tostring(customDimensions.action) == "terminated")
+| extend outcome = iff(event == "sync tick", "terminated (max run time)",
+                       tostring(customDimensions.outcome))
 | summarize runs = count() by bin(timestamp, 1h), outcome
 '''
 
 var skippedTicksQuery = '''
 traces
-| where message startswith "sync job " and message has "tick skipped"
-| parse message with "sync job " job ": " reason
-| extend why = case(reason has "still running", "previous run still running",
-                    reason has "next start allowed", "inside the minimum interval or lease held",
-                    "other")
+| where tostring(customDimensions.event) == "sync tick"
+| extend action = tostring(customDimensions.action)
+| where action startswith "skipped"
+| extend why = case(action == "skipped_busy", "previous run still running",
+                    action == "skipped_held", "inside the minimum interval or lease held",
+                    action == "skipped_disabled", "job disabled", "other")
 | summarize skipped = count() by bin(timestamp, 1h), why
 '''
 
 var deadLettersQuery = '''
 traces
-| where message startswith "sync job " and message has " dead-lettered, now at "
-| parse message with "sync job " job ": run " runId " page of " rows:long " rows, " delivered:long " delivered, " deadLettered:long " dead-lettered, now at " *
+| where tostring(customDimensions.event) == "sync checkpoint"
+| extend job = tostring(customDimensions.job),
+         deadLettered = tolong(customDimensions.dead_lettered)
 | summarize deadLettered = sum(deadLettered) by bin(timestamp, 1h), job
 '''
 
@@ -69,9 +73,8 @@ traces
 
 var batchInstancesQuery = '''
 traces
-| where message startswith "batch " and message has " ended "
-| parse message with "batch " job " " instanceId " ended " status ":" *
-| where status matches regex "^[A-Z_]+$"
+| where tostring(customDimensions.event) == "batch instance ended"
+| extend job = tostring(customDimensions.batch_job), status = tostring(customDimensions.status)
 | summarize instances = count() by job, status
 '''
 
@@ -151,7 +154,7 @@ var content = {
       type: 1
       name: 'intro'
       content: {
-        json: '## ${displayName}\nThe charts of the app\'s console (GET /api/console), from the app\'s logs. The alerts of infra/modules/alerts.bicep parse the same lines.'
+        json: '## ${displayName}\nThe charts of the app\'s console (GET /api/console), from the app\'s logs. The alerts of infra/modules/alerts.bicep read the same log fields.'
       }
     }
   ], queryItems)

@@ -26,6 +26,7 @@ from shared.batch.job import (
     StepFunction,
 )
 from shared.config import AppSettings
+from shared.log_fields import log_event
 from shared.storage.clients import table_service
 from shared.storage.tables import safe_key, table_client
 
@@ -97,9 +98,11 @@ def dead_letter_writer(settings: AppSettings) -> StepFunction:
 
 
 def log_result(result: Mapping[str, Any]) -> None:
-    log.info("batch contacts %s ended %s: %s of %s records successful, %s failed",
-             result["batchJobInstanceId"], result["status"], result["successfulRecords"],
-             result["totalRecords"], result["failedRecords"])
+    log_event(log, "batch contacts completed", batch_job="contacts",
+              instance_id=result["batchJobInstanceId"], status=result["status"],
+              total_records=result["totalRecords"],
+              successful_records=result["successfulRecords"],
+              failed_records=result["failedRecords"])
 
 
 def contacts_job(settings: AppSettings) -> BatchJob:

@@ -39,6 +39,7 @@ from shared.events.messages import (
     StageBatchResult,
 )
 from shared.events.queue import EventQueue
+from shared.log_fields import log_event
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +60,8 @@ def stage_event_batch(jobs: Mapping[str, BatchJob], request: StageBatchRequest,
         raise LookupError(f"the batch job {JOB_NAME} is not registered: an app that calls "
                           "register_batch_jobs registers asset_events_job_from_settings(...) "
                           "too, or its event drain cannot process a batch")
-    log.info("event drain: processing a batch of %d events (batch job %s, instance %s)",
-             len(request.events), job.name, request.instance_id)
+    log_event(log, "event drain batch started", events=len(request.events),
+              batch_job=job.name, instance_id=request.instance_id)
     run = stage_sub_instance(job, request.instance_id,
                              [event_record(event) for event in request.events], store, table,
                              settings, now)
@@ -112,9 +113,9 @@ def settle_processed_batch(queue: EventQueue, store: BlobStore, request: SettleB
     if batch.end is not BatchEnd.FAILED and batch.failed_records > 0:
         failures = read_record_failures(store, InstanceFolder(JOB_NAME, batch.instance_id))
     outcomes = event_outcomes(len(request.events), batch, failures)
-    log.info("event drain: processed a batch of %d events (%d failed; batch job %s, "
-             "instance %s: %s)", len(request.events), sum(not o.done for o in outcomes),
-             JOB_NAME, batch.instance_id, batch.end.value)
+    log_event(log, "event drain batch ended", events=len(request.events),
+              failed=sum(not o.done for o in outcomes), batch_job=JOB_NAME,
+              instance_id=batch.instance_id, end=batch.end.value)
     return queue.settle(request.events, outcomes, request.max_attempts, request.retry_delay,
                         request.now)
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.crash_points import crash_point
+from shared.log_fields import log_event
 from shared.sql.keyset import Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
 from shared.sync.errors import SyncRunError
@@ -109,8 +110,8 @@ def sync_pages(
         written = checkpoints.finish()
     result = PagesResult(pages, rows, written.totals, codec.stored_position(written.position),
                          done=done)
-    log.info("sync job %s: run %s synced %d pages, %d rows in %.2f s; run totals %s, now at %s",
-             job.name, run_id, pages, rows, clock() - started, result.totals, result.position)
+    log_event(log, "sync pages synced", job=job.name, run_id=run_id, pages=pages, rows=rows,
+              seconds=round(clock() - started, 2), position=result.position.to_json())
     return result
 
 
@@ -171,12 +172,14 @@ class _Checkpoints:
                 or self.clock() - self._written_at >= self.job.checkpoint_interval)
 
     def _log_checkpoint(self, totals: RunTotals) -> None:
-        # The alerts (infra/modules/alerts.bicep) parse this line: dead letters and lag.
+        # The alerts (infra/modules/alerts.bicep) read these fields: dead letters and lag.
         before, self._logged = self._logged, totals
-        log.info("sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
-                 self.job.name, self.run_id, totals.rows - before.rows,
-                 totals.delivered - before.delivered, totals.dead_lettered - before.dead_lettered,
-                 self.job.source.codec.stored_position(self.watermark.position).to_json())
+        position = self.job.source.codec.stored_position(self.watermark.position)
+        log_event(log, "sync checkpoint", job=self.job.name, run_id=self.run_id,
+                  rows=totals.rows - before.rows, delivered=totals.delivered - before.delivered,
+                  dead_lettered=totals.dead_lettered - before.dead_lettered,
+                  cursor_kind=self.job.source.cursor_kind, cursor=position.cursor,
+                  position=position.to_json())
 
     def _write_checkpoints(self) -> None:
         try:

@@ -12,6 +12,7 @@ import logging
 from datetime import datetime
 
 from shared.crash_points import crash_point
+from shared.log_fields import log_event
 from shared.sql.keyset import (
     count_statement,
     probe_statement,
@@ -68,9 +69,8 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
         Mode="bulk" if backlog else "pages",
     )
     crash_point(BEGIN_AFTER_RECORD)
-    log.info("sync job %s: run %s began after %s, upper bound %s%s",
-             job.name, run_id, start, stored_bound.value,
-             f", over {job.backlog_threshold} changed rows: Bulk API" if backlog else "")
+    log_event(log, "sync run began", job=job.name, run_id=run_id, start=str(start),
+              upper_bound=str(stored_bound.value), mode="bulk" if backlog else "pages")
     return RunBegun(stored_bound, start, backlog)
 
 
@@ -96,7 +96,8 @@ def end_run(
     crash_point(END_AFTER_RECORD)
     state.lease.release(job.name, run_id, now, job.min_interval)
     crash_point(END_AFTER_RELEASE)
-    if outcome is RunOutcome.SUCCEEDED:
-        log.info("sync job %s: run %s succeeded: %s", job.name, run_id, totals)
-    else:
-        log.error("sync job %s: run %s %s: %s", job.name, run_id, outcome.value, error)
+    log_event(log, "sync run ended",
+              level=logging.INFO if outcome is RunOutcome.SUCCEEDED else logging.ERROR,
+              job=job.name, run_id=run_id, outcome=outcome.value, pages=totals.pages,
+              rows=totals.rows, delivered=totals.delivered,
+              dead_lettered=totals.dead_lettered, error=error)

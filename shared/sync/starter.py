@@ -15,6 +15,7 @@ from typing import Any
 
 from shared.crash_points import crash_point
 from shared.durable import json_object
+from shared.log_fields import log_event
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.messages import RunInput
@@ -74,11 +75,13 @@ async def run_tick(
                 job.name, instance.run_id, instance.run_started_at, Outcome="terminated",
                 EndedAt=now, Error=decision.reason,
             )
-        log.warning("sync job %s: %s", job.name, decision.reason)
+        log_event(log, "sync tick", level=logging.WARNING, job=job.name,
+                  action=decision.action.value, run_id=instance.run_id, reason=decision.reason)
         state.ticks.count(job.name, decision.action.value, now)
         return decision
     if decision.action is not TickAction.START:
-        log.info("sync job %s: %s", job.name, decision.reason)
+        log_event(log, "sync tick", job=job.name, action=decision.action.value,
+                  reason=decision.reason)
         state.ticks.count(job.name, decision.action.value, now)
         return decision
 
@@ -88,7 +91,8 @@ async def run_tick(
         decision = TickDecision(
             TickAction.SKIP_BUSY, "another tick took the lock first, tick skipped"
         )
-        log.info("sync job %s: %s", job.name, decision.reason)
+        log_event(log, "sync tick", job=job.name, action=decision.action.value,
+                  reason=decision.reason)
         state.ticks.count(job.name, decision.action.value, now)
         return decision
     crash_point(RUN_START_AFTER_LEASE)
@@ -105,10 +109,12 @@ async def run_tick(
             f"start of run {run_id} refused ({str(error)[:200]}): previous run still "
             "running, tick skipped",
         )
-        log.info("sync job %s: %s", job.name, decision.reason)
+        log_event(log, "sync tick", job=job.name, action=decision.action.value,
+                  reason=decision.reason)
         state.ticks.count(job.name, decision.action.value, now)
         return decision
-    log.info("sync job %s: started run %s (instance %s)", job.name, run_id, job.instance_id)
+    log_event(log, "sync tick", job=job.name, action=TickAction.START.value, run_id=run_id,
+              instance_id=job.instance_id)
     state.ticks.count(job.name, TickAction.START.value, now)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
 
@@ -136,8 +142,9 @@ def close_run_ended_elsewhere(
         f"instance {job.instance_id} ended {instance.runtime_status} without recording the "
         "run's end (terminated through the Durable API?)",
     ):
-        log.warning("sync job %s: run %s ended %s outside the run; recorded it", job.name,
-                    instance.run_id, instance.runtime_status)
+        log_event(log, "sync run ended", level=logging.WARNING, job=job.name,
+                  run_id=instance.run_id, outcome=outcome,
+                  reason=f"instance ended {instance.runtime_status} outside the run")
 
 
 # Durable states in which a run can end without its orchestration writing the run's end.

@@ -1,18 +1,22 @@
 """The operations alerts and workbook (infra/modules/alerts.bicep, workbook.bicep): each
 alert rule exists with its query and threshold, the thresholds are parameters of
-main.bicep, and the log lines the queries parse are still what the app writes."""
+main.bicep, and the log event fields the queries read are what the app logs (every
+`log_event` call of the app, read from its source; tests/shared/test_log_fields.py shows
+that a call's keywords become the record's fields, i.e. custom dimensions)."""
 
 from __future__ import annotations
 
-import logging
+import ast
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from pathlib import Path
 
 import pytest
 import tree_sitter
 
-from shared.sql.keyset import Position
+from shared.batch.plan import BatchStatus
+from shared.sync.lock import TickAction
+from shared.sync.messages import RunOutcome
 from shared.sync.positions import CursorCodec
 from tests.infra.bicep_source import (
     INFRA,
@@ -40,46 +44,36 @@ class ExpectedRule:
     threshold: str  # a parameter of alerts.bicep, or a literal
     measure: str | None  # the query's column the threshold applies to (None: row count)
     query_has: tuple[str, ...]  # what the query must look for
-    logged_by: dict[str, tuple[str, ...]]  # source file -> text of the log call it parses
 
 
 RULES = [
     ExpectedRule(
         "syncRunFailed", "0", None,
-        ('severityLevel >= 3', '"sync job "', "exceeded the max run time"),
-        {"shared/sync/run.py": ('log.error("sync job %s: run %s %s: %s"',),
-         "shared/sync/lock.py": ('exceeded the "', '"max run time of'),
-         "shared/sync/starter.py": ("outside the run; recorded it",)},
+        ('event == "sync run ended"', 'customDimensions.outcome) != "succeeded"',
+         'event == "sync tick"', 'customDimensions.action) == "terminated"'),
     ),
     ExpectedRule(
         "deadLettersGrowing", "deadLetterAlertCount", "deadLettered",
-        ('" dead-lettered, now at "', "sum(deadLettered)"),
-        {"shared/sync/pages.py": (
-            '"sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s"',)},
+        ('== "sync checkpoint"', "tolong(customDimensions.dead_lettered)",
+         "sum(deadLettered)"),
     ),
     ExpectedRule(
         "syncLagHigh", "syncLagAlertMinutes", "lagMinutes",
-        ("now at {'cursor': '", "datetime_diff('minute', timestamp, cursorTime)"),
-        {"shared/sync/pages.py": ("dead-lettered, now at %s",
-                                  "stored_position(self.watermark.position).to_json()"),
-         "shared/sync/positions.py": ("cursor: str | None",)},
+        ('== "sync checkpoint"', 'customDimensions.cursor_kind) == "timestamp"',
+         "datetime_diff('minute', timestamp, cursorTime)"),
     ),
     ExpectedRule(
         "lockStuck", "skippedTicksAlertCount", "skippedSinceLastStart",
-        ('"tick skipped"', '": started run "', "skippedAt > lastStart"),
-        {"shared/sync/starter.py": ('"sync job %s: started run %s (instance %s)"',
-                                    'log.info("sync job %s: %s", job.name, decision.reason)'),
-         "shared/sync/lock.py": ("tick skipped",)},
+        ('== "sync tick"', 'action in ("started", "skipped_busy", "skipped_held")',
+         "skippedAt > lastStart"),
     ),
     ExpectedRule(
         "bulkLoadFailedOrStalled", "0", None,
         ('"Host.Triggers.DurableTask"', '== "bulk_load"', '"stalled"', '"failed"'),
-        {"orchestrators/bulk_load/orchestration.py": ('ORCHESTRATOR = "bulk_load"',)},
     ),
     ExpectedRule(
         "batchFailedRecords", "0", None,
-        ('"ended FAILED_PROCESS_RECORDS"',),
-        {},  # batch jobs are not in the app yet: their on-complete line must say "ended <STATUS>"
+        ('== "batch instance ended"', 'customDimensions.status) == "FAILED_PROCESS_RECORDS"'),
     ),
 ]
 
@@ -135,17 +129,6 @@ def test_rule_queries_the_app_logs_and_compares_with_its_threshold(expected: Exp
     assert _value(property_path(rule.body, "properties", "enabled")) == "true"
 
 
-@pytest.mark.parametrize("expected", RULES, ids=lambda rule: rule.symbol)
-def test_the_log_lines_a_rule_parses_are_still_written_by_the_app(expected: ExpectedRule):
-    for path, fragments in expected.logged_by.items():
-        source = (REPO_ROOT / path).read_text()
-        for fragment in fragments:
-            assert fragment in source, (
-                f"{path} no longer logs {fragment!r}: rewrite the query of alert "
-                f"{expected.symbol} (infra/modules/alerts.bicep) on what it logs now"
-            )
-
-
 def test_threshold_parameters_come_from_main_with_defaults_and_documentation():
     passed = module_params(MAIN, "alerts")
     readme = README.read_text()
@@ -193,76 +176,69 @@ def test_every_parameter_of_main_is_in_the_readme_table():
     assert not missing, f"infra/README.md's parameter table lacks {missing}"
 
 
-# -- the parse patterns against lines formatted as the app formats them ----------------------
+# -- the fields the queries read against the fields the app logs -----------------------------
 
 
-def logged(message: str, *args: object) -> str:
-    """The text a log call `log.info(message, *args)` sends to Application Insights."""
-    return logging.LogRecord("app", logging.INFO, __file__, 0, message, args, None).getMessage()
-
-
-PAGE_LINE = logged(
-    "sync job %s: run %s page of %d rows, %d delivered, %d dead-lettered, now at %s",
-    "asset-changes", "5861d6f2fef8", 25, 23, 2,
-    CursorCodec("timestamp").stored_position(
-        Position(datetime(2026, 3, 1, 10, 0, 0, 123000), ("125",))).to_json())
-SUCCEEDED_LINE = logged("sync job %s: run %s succeeded: %s", "asset-changes", "5861d6f2fef8",
-                        {"pages": 2, "rows": 40, "delivered": 38, "dead_lettered": 2})
-FAILED_LINE = logged("sync job %s: run %s %s: %s", "asset-changes", "5861d6f2fef8", "failed",
-                     "sync job 'asset-changes': page failed: boom")
-SKIPPED_LINE = logged("sync job %s: %s", "asset-changes",
-                      "previous run 5861d6f2fef8 still running (Running), tick skipped")
-BATCH_LINE = logged("batch contacts %s ended %s: %s of %s records successful, %s failed",
-                    "b-42", "FAILED_PROCESS_RECORDS", 90, 100, 10)
-
-PARSED = [
-    (ALERTS, "deadLetterQuery", PAGE_LINE,
-     {"job": "asset-changes", "rows": 25, "delivered": 23, "deadLettered": 2}),
-    (ALERTS, "syncLagQuery", PAGE_LINE,
-     {"job": "asset-changes", "cursor": "2026-03-01T10:00:00.123000"}),
-    (ALERTS, "failedSyncRunQuery", FAILED_LINE, {"job": "asset-changes"}),
-    (ALERTS, "skippedTicksQuery", SKIPPED_LINE, {"job": "asset-changes"}),
-    (ALERTS, "batchFailedQuery", BATCH_LINE, {"job": "contacts", "instanceId": "b-42"}),
-    (WORKBOOK, "rowsPerRunQuery", SUCCEEDED_LINE, {"job": "asset-changes", "rows": 40}),
-    (WORKBOOK, "runOutcomesQuery", FAILED_LINE, {"outcome": "failed"}),
-    (WORKBOOK, "runOutcomesQuery", SUCCEEDED_LINE, {"outcome": "succeeded"}),
-    (WORKBOOK, "batchInstancesQuery", BATCH_LINE, {"status": "FAILED_PROCESS_RECORDS"}),
-]
-
-
-def _parse_with(pattern: str, line: str) -> dict[str, object] | None:
-    """Kusto's `parse ... with` in its default (simple) mode: literals match as they are,
-    each column takes the text up to the next literal (the last one, the rest), `:long`
-    columns must be whole numbers."""
-    tokens = re.findall(r'"((?:[^"\\]|\\.)*)"|(\*)|(\w+)(?::(\w+))?', pattern)
-    regex, columns = "", []
-    for index, (literal, star, name, kind) in enumerate(tokens):
-        last = index == len(tokens) - 1
-        if literal or (not star and not name):
-            regex += re.escape(literal)
-        else:
-            group = "(.*)" if last else "(.*?)"
-            regex += group
-            columns.append((name, kind) if name else None)
-    match = re.match(regex + "$", line, re.DOTALL)
-    if match is None:
-        return None
-    values: dict[str, object] = {}
-    for column, value in zip(columns, match.groups(), strict=True):
-        if column is None:
+def _logged_events() -> dict[str, set[str]]:
+    """Each event name the app passes to `log_event`, with the fields its calls attach."""
+    events: dict[str, set[str]] = {}
+    for path in REPO_ROOT.glob("*/**/*.py"):
+        if path.parts[len(REPO_ROOT.parts)] in {"tests", ".venv", ".venv-tools",
+                                                "node_modules"}:
             continue
-        name, kind = column
-        values[name] = int(value) if kind == "long" else value
-    return values
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                    and node.func.id == "log_event"):
+                continue
+            event = node.args[1]
+            assert isinstance(event, ast.Constant) and isinstance(event.value, str), \
+                f"{path}:{node.lineno}: log_event names its event with a literal"
+            fields = events.setdefault(event.value, {"event"})
+            fields.update(keyword.arg for keyword in node.keywords
+                          if keyword.arg not in (None, "level"))
+    return events
 
 
-@pytest.mark.parametrize(("file", "query", "line", "expected"), PARSED,
-                         ids=[f"{query}-{index}" for index, (_, query, _, _) in
-                              enumerate(PARSED)])
-def test_the_parse_patterns_split_the_app_log_lines(file, query, line, expected):
-    source = text(variable_value(file, query))
-    clause = re.search(r"\| parse message with (.+)", source)
-    assert clause, f"{query} has no parse clause"
-    values = _parse_with(clause.group(1), line)
-    assert values is not None, f"{query} does not parse {line!r}"
-    assert {name: values[name] for name in expected} == expected
+def _queries() -> list[tuple[Path, str, str]]:
+    """(file, variable, query) of every query of the alerts and the workbook."""
+    return [(file, name, text(variable_value(file, name)))
+            for file in (ALERTS, WORKBOOK)
+            for name in re.findall(r"^var (\w+Query) =", file.read_text(), re.MULTILINE)]
+
+
+def _app_event_queries() -> list[tuple[Path, str, str]]:
+    return [query for query in _queries() if "customDimensions.event" in query[2]]
+
+
+def test_every_query_reads_app_event_fields_or_durable_tracking_traces():
+    assert len(_queries()) >= 10
+    for file, name, query in _queries():
+        assert "customDimensions.event" in query or \
+            'customDimensions.Category == "Host.Triggers.DurableTask"' in query, \
+            f"{file.name} {name} reads neither log event fields nor Durable tracking traces"
+
+
+@pytest.mark.parametrize(("file", "name", "query"), _app_event_queries(),
+                         ids=lambda value: value if isinstance(value, str)
+                         and value.endswith("Query") else "")
+def test_a_query_reads_only_fields_the_app_logs_on_the_events_it_names(
+        file: Path, name: str, query: str) -> None:
+    assert "parse message" not in query, f"{name} parses message text"
+    logged = _logged_events()
+    named = set(re.findall(r'(?:event|customDimensions\.event\)) == "([^"]+)"', query))
+    assert named, f"{name} filters on no customDimensions.event"
+    unknown = named - set(logged)
+    assert not unknown, f"{name} reads events {unknown} that no log_event call logs"
+    fields = set(re.findall(r"customDimensions\.(\w+)", query))
+    offered = set().union(*(logged[event] for event in named))
+    assert fields <= offered, (
+        f"{name} ({file.name}) reads {sorted(fields - offered)}, which no log_event call of "
+        f"{sorted(named)} attaches: rewrite the query on what the app logs now")
+
+
+def test_the_values_the_queries_compare_with_are_the_app_values():
+    values = {action.value for action in TickAction}
+    assert {"started", "skipped_busy", "skipped_held", "terminated"} <= values
+    assert RunOutcome.SUCCEEDED.value == "succeeded"
+    assert BatchStatus.FAILED_PROCESS_RECORDS.value == "FAILED_PROCESS_RECORDS"
+    assert CursorCodec("timestamp")  # the cursor kind the lag queries read

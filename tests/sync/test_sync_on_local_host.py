@@ -63,7 +63,7 @@ def test_twenty_concurrent_ticks_start_exactly_one_run(sync_host, sqlite_assets,
             assert leaked not in text
     # Nor do secrets reach the host's log (every function's log lines are in it).
     log = sync_host.host.output()
-    assert "sync job asset-changes: run" in log
+    assert "sync run began: job=asset-changes, run_id=" in log
     for secret in (sync_host.env["SALESFORCE_CLIENT_SECRET"], SOURCE_PASSWORD):
         assert secret not in log
 
