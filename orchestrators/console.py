@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 
 import azure.durable_functions as df
@@ -19,6 +18,7 @@ import azure.functions as func
 
 from orchestrators.bulk_load.orchestration import ORCHESTRATOR as BULK_LOAD_ORCHESTRATOR
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import answer_text
 from shared.config import app_settings
 from shared.console.loads import LoadSnapshot, load_view
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
@@ -69,14 +69,14 @@ async def console_inventory(
     statuses = await asyncio.gather(*(client.get_status(status.instance_id, show_input=True)
                                       for status in loads))
     body = {
-        "sync_jobs": [{"job": job.name, "enabled": job.enabled, "status_url": f"sync/{job.name}"}
-                      for job in jobs.values()],
-        "bulk_loads": [load_view(LoadSnapshot(
+        "syncJobs": [{"job": job.name, "enabled": job.enabled, "statusUrl": f"sync/{job.name}"}
+                     for job in jobs.values()],
+        "bulkLoads": [load_view(LoadSnapshot(
             load_id=status.instance_id, runtime_status=status.runtime_status.name,
             created_at=status.created_time, updated_at=status.last_updated_time,
             load_input=status.input_, custom_status=status.custom_status,
             output=status.output,
         )) for status in statuses if status and status.runtime_status is not None],
     }
-    return func.HttpResponse(json.dumps(body, default=str), mimetype="application/json",
+    return func.HttpResponse(answer_text(body), mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

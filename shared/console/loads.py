@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.answer_json import optional_utc_text
 from shared.durable import BUSY_STATES, json_object
 
 LEVEL_COUNTS = ("submitted", "succeeded", "failed", "unprocessed", "orphansSkipped")
@@ -36,19 +37,19 @@ def load_view(load: LoadSnapshot) -> dict[str, Any]:
     summary = json_object(load.output) or {}
     busy = load.runtime_status in BUSY_STATES
     return {
-        "load_id": load.load_id,
-        "runtime_status": load.runtime_status,
-        "created_at": _iso(load.created_at),
-        "updated_at": _iso(load.updated_at),
+        "loadId": load.load_id,
+        "runtimeStatus": load.runtime_status,
+        "createdAt": optional_utc_text(load.created_at),
+        "updatedAt": optional_utc_text(load.updated_at),
         "phase": progress.get("phase"),
-        "level_number": progress.get("levelNumber"),
+        "levelNumber": progress.get("levelNumber"),
         "outcome": summary.get("outcome"),
-        "cancel_reason": summary.get("cancelReason"),
-        "elapsed_seconds": summary.get("elapsedSeconds"),
-        "failed_records": summary.get("failedRecords"),
+        "cancelReason": summary.get("cancelReason"),
+        "elapsedSeconds": summary.get("elapsedSeconds"),
+        "failedRecords": summary.get("failedRecords"),
         "levels": _levels(given, progress, summary),
-        "cancel_url": f"bulk-loads/{load.load_id}/cancel" if busy else None,
-        "failures_url": None if busy else f"bulk-loads/{load.load_id}/failures",
+        "cancelUrl": f"bulk-loads/{load.load_id}/cancel" if busy else None,
+        "failuresUrl": None if busy else f"bulk-loads/{load.load_id}/failures",
     }
 
 
@@ -67,7 +68,7 @@ def _levels(given: dict[str, Any], progress: dict[str, Any],
             "object": source.get("object") or level.get("object"),
             "state": source.get("state", "pending"),
             "records": source.get("records", _at(records, index)),
-            **{_snake(count): source.get(count, 0) for count in LEVEL_COUNTS},
+            **{count: source.get(count, 0) for count in LEVEL_COUNTS},
             "error": source.get("error"),
         })
     return views
@@ -77,9 +78,3 @@ def _at(items: list[Any], index: int) -> Any:
     return items[index] if index < len(items) else None
 
 
-def _snake(name: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in name)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

@@ -25,9 +25,9 @@ def test_a_load_that_has_not_begun_shows_its_levels_pending_with_their_record_co
     assert [(level["level"], level["object"], level["state"], level["records"])
             for level in view["levels"]] == [("accounts", "Account", "pending", 10),
                                              ("contacts", "Contact", "pending", 30)]
-    assert view["cancel_url"] == "bulk-loads/L1/cancel"
-    assert view["failures_url"] is None
-    assert view["created_at"] == "2026-03-01T12:00:00+00:00"
+    assert view["cancelUrl"] == "bulk-loads/L1/cancel"
+    assert view["failuresUrl"] is None
+    assert view["createdAt"] == "2026-03-01T12:00:00Z"
 
 
 def test_a_running_load_shows_its_progress_per_level():
@@ -39,7 +39,7 @@ def test_a_running_load_shows_its_progress_per_level():
 
     view = load_view(snapshot("Running", custom_status=progress))
 
-    assert (view["phase"], view["level_number"], view["outcome"]) == ("waiting", 2, None)
+    assert (view["phase"], view["levelNumber"], view["outcome"]) == ("waiting", 2, None)
     accounts, contacts = view["levels"]
     assert (accounts["state"], accounts["records"], accounts["succeeded"],
             accounts["failed"]) == ("completed", 10, 9, 1)
@@ -60,13 +60,13 @@ def test_an_ended_load_shows_its_summary_and_where_its_failures_are():
                               output=summary))
 
     assert view["outcome"] == "completed_with_failures"
-    assert (view["elapsed_seconds"], view["failed_records"]) == (12.5, 4)
-    assert view["levels"][1]["orphans_skipped"] == 3
-    assert view["cancel_url"] is None
-    assert view["failures_url"] == "bulk-loads/L1/failures"
+    assert (view["elapsedSeconds"], view["failedRecords"]) == (12.5, 4)
+    assert view["levels"][1]["orphansSkipped"] == 3
+    assert view["cancelUrl"] is None
+    assert view["failuresUrl"] == "bulk-loads/L1/failures"
 
 
 def test_an_unreadable_input_still_gives_a_view():
     view = load_view(LoadSnapshot("L2", "Failed", None, None, "not json", None, None))
 
-    assert (view["load_id"], view["levels"], view["created_at"]) == ("L2", [], None)
+    assert (view["loadId"], view["levels"], view["createdAt"]) == ("L2", [], None)

@@ -100,14 +100,14 @@ def test_the_inventory_needs_a_key_and_lists_jobs_and_loads(console_host: Consol
 
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert {"job": SYNC_JOB, "enabled": True, "status_url": f"sync/{SYNC_JOB}"} in \
-        body["sync_jobs"]
-    load = next(load for load in body["bulk_loads"] if load["load_id"] == "console-page-load")
-    assert load["runtime_status"] == "Completed"
+    assert {"job": SYNC_JOB, "enabled": True, "statusUrl": f"sync/{SYNC_JOB}"} in \
+        body["syncJobs"]
+    load = next(load for load in body["bulkLoads"] if load["loadId"] == "console-page-load")
+    assert load["runtimeStatus"] == "Completed"
     assert load["outcome"] == "succeeded"
-    assert load["cancel_url"] is None
-    assert load["failures_url"] == "bulk-loads/console-page-load/failures"
+    assert load["cancelUrl"] is None
+    assert load["failuresUrl"] == "bulk-loads/console-page-load/failures"
     assert [(level["object"], level["records"], level["succeeded"])
             for level in load["levels"]] == [("Account", 1, 1), ("Contact", 1, 1)]
     # The URLs are relative to the API root the script runs under.
-    assert console_host.get("/api/" + load["failures_url"]).status_code == 200
+    assert console_host.get("/api/" + load["failuresUrl"]).status_code == 200

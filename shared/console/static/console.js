@@ -280,7 +280,7 @@
   }
 
   async function showSyncJobs(jobs) {
-    const answers = await Promise.all(jobs.map((job) => call(job.status_url)));
+    const answers = await Promise.all(jobs.map((job) => call(job.statusUrl)));
     const cards = answers.map((answer, index) => answer.status === 200
       ? syncCard(answer.body)
       : el("article", { class: "card" }, el("h3", {}, jobs[index].job),
@@ -294,44 +294,44 @@
   function levelRow(level) {
     const records = Number(level.records || level.submitted || 0);
     const done = Number(level.succeeded || 0) + Number(level.failed || 0) +
-      Number(level.unprocessed || 0) + Number(level.orphans_skipped || 0);
+      Number(level.unprocessed || 0) + Number(level.orphansSkipped || 0);
     const bar = el("progress", { max: Math.max(records, 1), value: Math.min(done, records) });
     return el("div", { class: "level", "data-level": level.level },
       el("span", {}, level.level + " ", el("span", { class: "muted" }, level.object || "")),
       bar,
       el("span", {}, badge(level.state, toneOf(level.state)), " ",
         number(level.succeeded) + " ok, " + number(level.failed) + " failed, " +
-        number(level.unprocessed) + " unprocessed, " + number(level.orphans_skipped) +
+        number(level.unprocessed) + " unprocessed, " + number(level.orphansSkipped) +
         " orphans of " + number(records),
         level.error ? el("span", { class: "error" }, " — " + level.error) : null));
   }
 
   function loadCard(load) {
     const actions = [];
-    if (load.cancel_url) {
+    if (load.cancelUrl) {
       const cancel = el("button", { type: "button", "data-action": "cancel" }, "Cancel");
       cancel.addEventListener("click", () => cancelLoad(load, cancel));
       actions.push(cancel);
     }
-    if (load.failures_url && load.failed_records !== 0) {
+    if (load.failuresUrl && load.failedRecords !== 0) {
       const csv = el("button", { type: "button", "data-action": "failures" }, "Failures CSV");
-      csv.addEventListener("click", () => download(load.failures_url,
-        load.load_id + "-failures.csv"));
+      csv.addEventListener("click", () => download(load.failuresUrl,
+        load.loadId + "-failures.csv"));
       actions.push(csv);
     }
-    const state = load.outcome || load.runtime_status;
-    return el("article", { class: "card bulk-load", "data-load-id": load.load_id },
+    const state = load.outcome || load.runtimeStatus;
+    return el("article", { class: "card bulk-load", "data-load-id": load.loadId },
       el("div", { class: "card-head" },
-        el("h3", {}, load.load_id),
+        el("h3", {}, load.loadId),
         badge(state, toneOf(state)),
         load.phase && !load.outcome ? el("span", { class: "muted" }, load.phase) : null,
         el("span", { class: "spacer" }), actions),
       facts([
-        ["created", when(load.created_at)],
-        ["updated", when(load.updated_at)],
-        ["elapsed", seconds(load.elapsed_seconds)],
-        ["failed records", load.failed_records === null ? null : number(load.failed_records)],
-        ["cancel reason", load.cancel_reason || undefined],
+        ["created", when(load.createdAt)],
+        ["updated", when(load.updatedAt)],
+        ["elapsed", seconds(load.elapsedSeconds)],
+        ["failed records", load.failedRecords === null ? null : number(load.failedRecords)],
+        ["cancel reason", load.cancelReason || undefined],
       ]),
       el("div", { class: "levels" }, (load.levels || []).map(levelRow)));
   }
@@ -339,11 +339,11 @@
   async function cancelLoad(load, button) {
     button.disabled = true;
     try {
-      const answer = await call(load.cancel_url, { method: "POST",
+      const answer = await call(load.cancelUrl, { method: "POST",
         headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ reason: "cancelled from the operations console" }) });
-      notice(answer.status === 202 ? "bulk load " + load.load_id + ": cancel requested"
-        : "bulk load " + load.load_id + ": " + problemText(answer),
+      notice(answer.status === 202 ? "bulk load " + load.loadId + ": cancel requested"
+        : "bulk load " + load.loadId + ": " + problemText(answer),
         answer.status === 202 ? "good" : "bad");
     } catch (error) {
       failed(error);
@@ -518,8 +518,8 @@
       $("refresh").hidden = false;
       $("forget-key").hidden = false;
       await Promise.all([
-        showSyncJobs(inventory.body.sync_jobs || []),
-        Promise.resolve(showLoads(inventory.body.bulk_loads || [])),
+        showSyncJobs(inventory.body.syncJobs || []),
+        Promise.resolve(showLoads(inventory.body.bulkLoads || [])),
         showBatchJobs(inventory.body.batch_jobs || []),
         showEvents(),
       ]);
