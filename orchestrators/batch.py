@@ -41,6 +41,7 @@ from activities.batch import (
     instances_table,
 )
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import utc_text
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id, batch_jobs
 from shared.batch.instances import claim_instance, job_instances, release_instance, set_status
 from shared.batch.job import BatchJob, SchedulingStrategy
@@ -290,7 +291,7 @@ async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
                                         f"no batch job {job_name!r}", request_path(req)))
     rows = await asyncio.to_thread(job_instances, instances_table(), job.name)
     listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
-               "createdTime": row.created.isoformat(),
+               "createdTime": utc_text(row.created),
                **{key: (row.result or {}).get(key) for key in (
                    "totalRecords", "processedRecords", "successfulRecords", "failedRecords")}}
               for row in reversed(rows[-RECENT_INSTANCES:])]

@@ -11,12 +11,11 @@ their results and failures CSV), under the same function key.
 
 from __future__ import annotations
 
-import json
-
 import azure.durable_functions as df
 import azure.functions as func
 
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import answer_text
 from shared.config import app_settings
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
 from shared.problems import problem
@@ -51,7 +50,7 @@ def console_inventory(req: func.HttpRequest) -> func.HttpResponse:
     """The sync jobs (name, enabled, where their status is): the one list the page cannot
     get from an API of its own. Bulk loads it reads from `GET /api/bulk-loads`."""
     jobs = sync_jobs(app_settings())
-    body = {"sync_jobs": [{"job": job.name, "enabled": job.enabled,
-                           "status_url": f"sync/{job.name}"} for job in jobs.values()]}
-    return func.HttpResponse(json.dumps(body), mimetype="application/json",
+    body = {"syncJobs": [{"job": job.name, "enabled": job.enabled,
+                          "statusUrl": f"sync/{job.name}"} for job in jobs.values()]}
+    return func.HttpResponse(answer_text(body), mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Generator
 from datetime import UTC, datetime
@@ -30,6 +29,7 @@ from activities.events import (
     EVENT_DRAIN_TAKE_BATCH,
 )
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import answer_text, camel_keys
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
 from shared.config import app_settings
 from shared.crash_points import crash_point
@@ -199,7 +199,7 @@ async def events_drain_now(req: func.HttpRequest,
                             now)
     if wake is Wake.STARTED:
         return func.HttpResponse(
-            json.dumps({"instance_id": DRAIN_INSTANCE_ID, "drain": wake.value,
+            answer_text({"instanceId": DRAIN_INSTANCE_ID, "drain": wake.value,
                         "status": "/api/events"}),
             status_code=202, mimetype="application/json")
     if wake is Wake.RUNNING:
@@ -253,9 +253,9 @@ async def events_post(req: func.HttpRequest,
         log.exception("event queue: waking the drain failed; the safety timer will")
         wake = Wake.DEFERRED.value
     depth = await asyncio.to_thread(queue.depth)
-    return func.HttpResponse(json.dumps({
+    return func.HttpResponse(answer_text({
         "accepted": len(events), "stored": counts.stored,
-        "superseded": len(events) - counts.stored, "queue_depth": depth, "drain": wake,
+        "superseded": len(events) - counts.stored, "queueDepth": depth, "drain": wake,
         "status": "/api/events",
     }), status_code=202, mimetype="application/json")
 
@@ -289,22 +289,17 @@ async def events_status(req: func.HttpRequest,
     body = {
         "queue": {
             "depth": snapshot.depth, "due": snapshot.due, "retrying": snapshot.retrying,
-            "oldest_event_age_seconds": (now - oldest).total_seconds() if oldest else None,
+            "oldestEventAgeSeconds": (now - oldest).total_seconds() if oldest else None,
         },
         "drain": {
-            "instance_id": DRAIN_INSTANCE_ID,
-            "runtime_status": getattr(runtime, "value", runtime),
-            "custom_status": status.custom_status if status else None,
+            "instanceId": DRAIN_INSTANCE_ID,
+            "runtimeStatus": getattr(runtime, "value", runtime),
+            "customStatus": camel_keys(status.custom_status) if status else None,
             "signal": signal.state.value, "posts": signal.posts,
-            "idle_since": signal.idle_since, "last_post_at": signal.last_post_at,
+            "idleSince": signal.idle_since, "lastPostAt": signal.last_post_at,
         },
-        "totals": {"processed": totals.processed, "dead_lettered": totals.dead_lettered,
+        "totals": {"processed": totals.processed, "deadLettered": totals.dead_lettered,
                    "superseded": totals.superseded},
-        "safety_schedule": settings.events.safety_schedule,
+        "safetySchedule": settings.events.safety_schedule,
     }
-    return func.HttpResponse(json.dumps(body, default=_json_value),
-                             mimetype="application/json")
-
-
-def _json_value(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    return func.HttpResponse(answer_text(body), mimetype="application/json")

@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Generator
@@ -35,6 +34,7 @@ from activities.sync import (
     SYNC_SUBMIT_BACKLOG_PART,
 )
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import answer_text
 from shared.config import AppSettings, app_settings
 from shared.problems import problem
 from shared.sync import run_plan
@@ -274,8 +274,8 @@ async def sync_run_now(
             "released, try again shortly", request_path(req)), headers={"Retry-After": "30"})
     if decision.action is TickAction.START:
         return func.HttpResponse(
-            json.dumps({"job": job.name, "run_id": decision.run_id,
-                        "instance_id": job.instance_id, "status": f"/api/sync/{job.name}"}),
+            answer_text({"job": job.name, "runId": decision.run_id,
+                         "instanceId": job.instance_id, "status": f"/api/sync/{job.name}"}),
             status_code=202, mimetype="application/json",
         )
     return problem_response(problem(
@@ -305,8 +305,4 @@ async def sync_status(
         custom_status=status.custom_status if status else None,
         schedule=os.environ.get(job.schedule_setting), now=now,
     )
-    return func.HttpResponse(json.dumps(body, default=_json_value), mimetype="application/json")
-
-
-def _json_value(value: Any) -> str:
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    return func.HttpResponse(answer_text(body), mimetype="application/json")

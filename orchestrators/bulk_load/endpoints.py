@@ -20,6 +20,7 @@ import azure.functions as func
 from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested_load
 from orchestrators.bulk_load.orchestration import CANCEL_EVENT, ORCHESTRATOR, blueprint
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import answer_text
 from shared.bulkload.claims import (
     CLAIM_RENEW_SECONDS,
     ClaimHold,
@@ -73,7 +74,7 @@ def _load_links(req: func.HttpRequest, load_id: str) -> dict[str, str]:
 
 
 def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), status_code=status,
+    return func.HttpResponse(answer_text(body), status_code=status,
                              mimetype="application/json", headers=headers)
 
 

@@ -4,7 +4,6 @@ its results and its failures as CSV. All under the function key."""
 from __future__ import annotations
 
 import asyncio
-import json
 from datetime import UTC, datetime, timedelta
 
 import azure.durable_functions as df
@@ -14,6 +13,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested_load
 from orchestrators.bulk_load.orchestration import blueprint
 from orchestrators.http import problem_response, request_path
+from shared.answer_json import answer_text
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.reports import FAILURES_REPORT, RESULTS_REPORT, write_results_report
 from shared.bulkload.store import LoadStore
@@ -30,7 +30,7 @@ RUNTIME_STATES = BUSY_STATES | TERMINAL_STATES
 
 
 def _json(body: object) -> func.HttpResponse:
-    return func.HttpResponse(json.dumps(body, default=str), mimetype="application/json",
+    return func.HttpResponse(answer_text(body), mimetype="application/json",
                              headers={"Cache-Control": "no-store"})
 
 

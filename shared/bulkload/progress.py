@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from shared.answer_json import utc_text
 from shared.bulkload.messages import (
     FailuresReport,
     JobSnapshot,
@@ -215,7 +216,7 @@ def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datet
         "outcome": "cancelled" if cancel_reason is not None else load_outcome(levels),
         "cancelReason": cancel_reason,
         "retryOf": load.origin,
-        "startedAt": started.isoformat(), "completedAt": ended.isoformat(),
+        "startedAt": utc_text(started), "completedAt": utc_text(ended),
         "elapsedSeconds": round((ended - started).total_seconds(), 3),
         "levels": [level.to_json() for level in levels],
         "failedRecords": None if reports is None else reports.rows,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from shared.answer_json import optional_utc_text
 from shared.bulkload.progress import load_links
 from shared.durable import BUSY_STATES, json_object
 
@@ -109,7 +110,7 @@ def _at(items: list[Any], index: int) -> Any:
 
 
 def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
+    return optional_utc_text(value)
 
 
 # -- paging the list ------------------------------------------------------------------------

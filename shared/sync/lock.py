@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 
+from shared.answer_json import utc_text
 from shared.durable import BUSY_STATES, TERMINAL_STATES
 from shared.sync.state import Lease
 
@@ -28,6 +29,13 @@ class TickAction(Enum):
     SKIP_HELD = "skipped_held"
     TERMINATE_STUCK = "terminated"
     SKIP_DISABLED = "skipped_disabled"
+
+
+class LeaseHold(Enum):
+    """Why a lease still holds after its tick: what a skipped_held tick waited for."""
+
+    MIN_INTERVAL = "min_interval"  # the run ended; the min interval since its start has not
+    LEASE = "lease"  # a start is under way, or the run has not released it yet
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class TickDecision:
     action: TickAction
     reason: str
     run_id: str | None = None  # the run started, when action is START and it did start
+    hold: LeaseHold | None = None  # what holds the lease, when action is SKIP_HELD
 
 
 def decide_tick(
@@ -70,7 +79,7 @@ def decide_tick(
         if started is not None and now - started > max_run_time:
             return TickDecision(
                 TickAction.TERMINATE_STUCK,
-                f"run {instance.run_id or '?'} started at {started.isoformat()} exceeded the "
+                f"run {instance.run_id or '?'} started at {utc_text(started)} exceeded the "
                 f"max run time of {_duration(max_run_time)}; terminated so the next tick can "
                 "start a fresh run",
             )
@@ -107,7 +116,8 @@ def decide_tick(
             )
             return TickDecision(
                 TickAction.SKIP_HELD,
-                f"{why}; next start allowed at {held_until.isoformat()}, tick skipped",
+                f"{why}; next start allowed at {utc_text(held_until)}, tick skipped",
+                hold=LeaseHold.MIN_INTERVAL if run_ended else LeaseHold.LEASE,
             )
     return TickDecision(TickAction.START, "lock free: a tick starts a run")
 

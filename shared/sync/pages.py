@@ -111,7 +111,8 @@ def sync_pages(
     result = PagesResult(pages, rows, written.totals, codec.stored_position(written.position),
                          done=done)
     log_event(log, "sync pages synced", job=job.name, run_id=run_id, pages=pages, rows=rows,
-              seconds=round(clock() - started, 2), position=result.position.to_json())
+              seconds=round(clock() - started, 2),
+              position=result.position.to_text() if result.position else None)
     return result
 
 
@@ -179,7 +180,7 @@ class _Checkpoints:
                   rows=totals.rows - before.rows, delivered=totals.delivered - before.delivered,
                   dead_lettered=totals.dead_lettered - before.dead_lettered,
                   cursor_kind=self.job.source.cursor_kind, cursor=position.cursor,
-                  position=position.to_json())
+                  position=position.to_text())
 
     def _write_checkpoints(self) -> None:
         try:

@@ -6,15 +6,16 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from shared.answer_json import camel_keys, optional_utc_text
 from shared.problems import Problem, problem
 from shared.sync.job import SyncJob
-from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
+from shared.sync.lock import InstanceSnapshot, LeaseHold, TickAction, TickDecision
 from shared.sync.state import SyncState
 
+# Named for what holds the lock (or that nothing does); `detail` says until when and why.
 LOCK_STATES = {
     TickAction.START: "free",
     TickAction.SKIP_BUSY: "running",
-    TickAction.SKIP_HELD: "held",
     TickAction.TERMINATE_STUCK: "stuck",
     TickAction.SKIP_DISABLED: "disabled",
 }
@@ -42,50 +43,80 @@ def job_status(
         stamp = watermark.position.cursor
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
         lag = round((now - stamp).total_seconds(), 3)
-    last_runs = [{**run, "RowsPerSecond": run_rows_per_second(run)}
-                 for run in state.runs.last(job.name, runs)]
+    last_runs = [_run_answer(run) for run in state.runs.last(job.name, runs)]
     progress = custom_status if isinstance(custom_status, dict) else None
     return {
         "job": job.name,
         "description": job.description,
         "enabled": job.enabled,
         "schedule": {"setting": job.schedule_setting, "value": schedule},
-        "instance_id": job.instance_id,
+        "instanceId": job.instance_id,
         "lock": {
-            "state": LOCK_STATES[decision.action],
+            "state": lock_state(decision),
             "detail": decision.reason,
-            "runtime_status": instance.runtime_status if instance else None,
-            "run_id": instance.run_id if instance else None,
-            "run_started_at": instance.run_started_at if instance else None,
+            "runtimeStatus": instance.runtime_status if instance else None,
+            "runId": instance.run_id if instance else None,
+            "runStartedAt": optional_utc_text(instance.run_started_at) if instance else None,
             "lease": None if lease is None else {
-                "run_id": lease.run_id, "locked_at": lease.locked_at,
-                "locked_until": lease.locked_until,
+                "runId": lease.run_id, "lockedAt": optional_utc_text(lease.locked_at),
+                "lockedUntil": optional_utc_text(lease.locked_until),
             },
-            "max_run_time_seconds": job.max_run_time.total_seconds(),
-            "min_interval_seconds": job.min_interval.total_seconds(),
+            "maxRunTimeSeconds": job.max_run_time.total_seconds(),
+            "minIntervalSeconds": job.min_interval.total_seconds(),
         },
-        "progress": progress,
-        "rows_per_second": {
+        "progress": None if progress is None else _progress_answer(progress),
+        "rowsPerSecond": {
             "current": current_rows_per_second(
                 progress, instance, now,
                 # Checkpointed with the watermark: fresher than the orchestration's status.
                 watermark.totals.rows
                 if instance is not None and watermark.run_id == instance.run_id else None),
-            "last": next((run["RowsPerSecond"] for run in last_runs
-                          if run.get("Outcome") != "running"), None),
+            "last": next((run["rowsPerSecond"] for run in last_runs
+                          if run.get("outcome") != "running"), None),
         },
         "watermark": {
-            "cursor_kind": kind,
+            "cursorKind": kind,
             "cursor": job.source.codec.cursor_text(watermark.position.cursor),
             "key": list(watermark.position.key) if watermark.position.key else None,
             "stored": watermark.etag is not None,
-            "run_id": watermark.run_id,
-            "updated_at": watermark.updated_at,
+            "runId": watermark.run_id,
+            "updatedAt": optional_utc_text(_time(watermark.updated_at)),
         },
-        "lag_seconds": lag,
-        "last_runs": last_runs,
-        "ticks": state.ticks.read(job.name),
+        "lagSeconds": lag,
+        "lastRuns": last_runs,
+        "ticks": _ticks_answer(state.ticks.read(job.name)),
     }
+
+
+def lock_state(decision: TickDecision) -> str:
+    """What holds the lock: `running`, `min_interval`, `lease` (a start under way or a run
+    that has not released it), `stuck`, `disabled`; `free` when nothing does."""
+    if decision.action is TickAction.SKIP_HELD:
+        return (decision.hold or LeaseHold.LEASE).value
+    return LOCK_STATES[decision.action]
+
+
+def _run_answer(run: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = camel_keys(run)
+    for name in ("startedAt", "endedAt"):
+        if name in answer:
+            answer[name] = optional_utc_text(_time(answer[name]))
+    answer["rowsPerSecond"] = run_rows_per_second(run)
+    return answer
+
+
+def _progress_answer(progress: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = camel_keys(progress)
+    if "startedAt" in answer:
+        answer["startedAt"] = optional_utc_text(_time(answer["startedAt"]))
+    return answer
+
+
+def _ticks_answer(ticks: dict[str, Any]) -> dict[str, Any]:
+    answer: dict[str, Any] = camel_keys(ticks)
+    if "lastTick" in answer:
+        answer["lastTick"] = optional_utc_text(_time(answer["lastTick"]))
+    return answer
 
 
 def run_rows_per_second(run: dict[str, Any]) -> float | None:

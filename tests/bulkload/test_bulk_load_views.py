@@ -28,7 +28,7 @@ def test_a_load_that_has_not_begun_shows_its_levels_pending_with_their_record_co
                                              ("contacts", "Contact", "pending", 30)]
     assert view["cancelUrl"] == "/api/bulk-loads/L1/cancel"
     assert (view["failuresUrl"], view["resultsUrl"]) == (None, None)
-    assert (view["createdAt"], view["percent"]) == ("2026-03-01T12:00:00+00:00", 0.0)
+    assert (view["createdAt"], view["percent"]) == ("2026-03-01T12:00:00Z", 0.0)
 
 
 def test_a_running_load_shows_its_progress_per_level():

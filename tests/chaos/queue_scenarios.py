@@ -220,7 +220,7 @@ class EventDrain:
 
         def drained() -> bool:
             status = app.request("GET", "/api/events").json()
-            running = status["drain"]["runtime_status"] in BUSY
+            running = status["drain"]["runtimeStatus"] in BUSY
             if status["queue"]["depth"] == 0 and not running:
                 return True
             if not running:
@@ -248,7 +248,7 @@ class EventDrain:
         if status["queue"]["depth"]:
             findings.other.append(f"{status['queue']['depth']} events left in the queue")
         drain = status["drain"]
-        if drain["runtime_status"] in BUSY:
+        if drain["runtimeStatus"] in BUSY:
             findings.held.append(f"drain left {drain['runtime_status']}")
         if drain["signal"] != "idle":
             findings.held.append(f"drain signal left {drain['signal']}")

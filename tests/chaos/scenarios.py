@@ -124,7 +124,7 @@ class SyncRun:
             if status["lock"]["state"] == "running":
                 return False
             if status["watermark"]["key"] == wanted and \
-                    status["lock"]["runtime_status"] in TERMINAL:
+                    status["lock"]["runtimeStatus"] in TERMINAL:
                 return True
             return refusals.refused_too_long(app.request("POST", f"/api/sync/{JOB}/run"))
 
@@ -139,15 +139,15 @@ class SyncRun:
             findings.held.append(f"lock {status['lock']['state']}: {status['lock']['detail']}")
         if status["watermark"]["key"] != [self.rows]:
             findings.other.append(f"watermark at {status['watermark']['key']}, not {self.rows}")
-        runs = status["last_runs"]
-        still_running = [run["RunId"] for run in runs if run.get("Outcome") == "running"]
+        runs = status["lastRuns"]
+        still_running = [run["runId"] for run in runs if run.get("outcome") == "running"]
         if still_running:
             findings.other.append(f"runs still recorded as running: {still_running}")
-        rows = sum(int(run.get("Rows") or 0) for run in runs)
-        pages = sum(int(run.get("Pages") or 0) for run in runs)
+        rows = sum(int(run.get("rows") or 0) for run in runs)
+        pages = sum(int(run.get("pages") or 0) for run in runs)
         expected_pages = -(-self.rows // self.page_size)
         if (rows, pages) != (self.rows, expected_pages):
-            recorded = [(run.get("Outcome"), run.get("Rows"), run.get("Pages")) for run in runs]
+            recorded = [(run.get("outcome"), run.get("rows"), run.get("pages")) for run in runs]
             findings.wrong_counts.append(
                 f"runs recorded {rows} rows in {pages} pages for {self.rows} rows in "
                 f"{expected_pages} pages: {recorded}")

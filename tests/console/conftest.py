@@ -65,10 +65,10 @@ class ConsoleHost:
         """One run on demand, waited for; its run id."""
         started = self.post(f"/api/sync/{SYNC_JOB}/run")
         assert started.status_code == 202, started.text
-        run_id = started.json()["run_id"]
+        run_id = started.json()["runId"]
         self.wait_for(self.sync_status, lambda body: any(
-            run["RunId"] == run_id and run["Outcome"] != "running"
-            for run in body["last_runs"]))
+            run["runId"] == run_id and run["outcome"] != "running"
+            for run in body["lastRuns"]))
         return run_id
 
     def wait_for_load(self, load_id: str) -> dict[str, Any]:

@@ -105,7 +105,7 @@ def test_the_console_shows_jobs_and_loads_and_runs_a_sync_job_now(
     for load in LOADS:
         assert console_host.post("/api/bulk-loads", load).status_code == 202
         console_host.wait_for_load(load["loadId"])
-    runs_before = {run["RunId"] for run in console_host.sync_status()["last_runs"]}
+    runs_before = {run["runId"] for run in console_host.sync_status()["lastRuns"]}
 
     # 1. the page asks for a key, and nothing is shown before one is given
     browser.get(console_host.host.url("/api/console"))
@@ -172,9 +172,9 @@ def test_the_console_shows_jobs_and_loads_and_runs_a_sync_job_now(
     started_run = notice.text.split("run ", 1)[1].split(" ", 1)[0]
     assert started_run not in runs_before
     ended = console_host.wait_for(console_host.sync_status, lambda body: any(
-        run["RunId"] == started_run and run["Outcome"] == "succeeded"
-        for run in body["last_runs"]))
-    assert next(run for run in ended["last_runs"] if run["RunId"] == started_run)["Rows"] == 1
+        run["runId"] == started_run and run["outcome"] == "succeeded"
+        for run in body["lastRuns"]))
+    assert next(run for run in ended["lastRuns"] if run["runId"] == started_run)["rows"] == 1
 
     assert [m for m in severe_messages(browser) if not expected_absence(m)] == []
 

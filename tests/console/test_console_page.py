@@ -97,10 +97,10 @@ def test_the_inventory_needs_a_key_and_lists_the_sync_jobs(console_host: Console
 
     assert answer.status_code == 200, answer.text
     body = answer.json()
-    assert {"job": SYNC_JOB, "enabled": True, "status_url": f"sync/{SYNC_JOB}"} in \
-        body["sync_jobs"]
+    assert {"job": SYNC_JOB, "enabled": True, "statusUrl": f"sync/{SYNC_JOB}"} in \
+        body["syncJobs"]
     # The loads come from the loads API, not from a second view of them here.
-    assert set(body) == {"sync_jobs"}
+    assert set(body) == {"syncJobs"}
 
 
 def test_the_loads_api_answers_what_the_script_reads(console_host: ConsoleHost):

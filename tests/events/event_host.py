@@ -119,7 +119,7 @@ class EventHost:
 
 
 def drained(body: dict) -> bool:
-    return (body["queue"]["depth"] == 0 and body["drain"]["runtime_status"] not in BUSY
+    return (body["queue"]["depth"] == 0 and body["drain"]["runtimeStatus"] not in BUSY
             and body["drain"]["signal"] == "idle")
 
 

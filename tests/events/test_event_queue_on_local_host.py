@@ -83,7 +83,7 @@ def test_twenty_concurrent_posters_every_record_ends_at_its_newest_version(
 
         assert_records_at_newest_versions(sfsim, newest)
         assert len(sfsim.records("Asset")) == len(newest)
-        assert body["totals"]["dead_lettered"] == 0 and body["totals"]["processed"] >= len(newest)
+        assert body["totals"]["deadLettered"] == 0 and body["totals"]["processed"] >= len(newest)
         assert assert_no_overlap(host.batch_intervals()) >= 2
         assert "(Failed," not in host.host.output()
     finally:
@@ -195,11 +195,11 @@ def test_the_endpoints_validate_everything_and_answer_under_the_function_key(
         assets.write([(1, 3)])
         accepted = host.post("/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})
         assert accepted.status_code == 202
-        assert {key: accepted.json()[key] for key in ("accepted", "stored", "queue_depth")} == {
-            "accepted": 1, "stored": 1, "queue_depth": 1}
+        assert {key: accepted.json()[key] for key in ("accepted", "stored", "queueDepth")} == {
+            "accepted": 1, "stored": 1, "queueDepth": 1}
         body = host.wait_until_drained(timeout=60)
-        assert body["totals"]["processed"] == 1 and body["drain"]["runtime_status"] == "Completed"
-        assert body["drain"]["custom_status"]["phase"] == "finished"
+        assert body["totals"]["processed"] == 1 and body["drain"]["runtimeStatus"] == "Completed"
+        assert body["drain"]["customStatus"]["phase"] == "finished"
 
         started = host.post("/api/events/drain")
         assert started.status_code == 202 and started.json()["drain"] == "started"
@@ -220,7 +220,7 @@ def test_each_batch_is_an_asset_events_instance_and_a_failing_event_is_dead_lett
             {"object": "Asset", "id": RECORDS + 7, "operation": "upsert"}]})  # no such row
         assert accepted.status_code == 202, accepted.text
         body = host.wait_for(lambda body: drained(body)
-                             and body["totals"]["dead_lettered"] == 1, timeout=60)
+                             and body["totals"]["deadLettered"] == 1, timeout=60)
 
         assert body["totals"]["processed"] == 1
         assert [record["Status"] for record in sfsim.records("Asset")] == ["v4"]

@@ -56,7 +56,7 @@ class SyncHost:
 
 
 def run_ended(body: dict) -> bool:
-    return body["lock"]["runtime_status"] in {"Completed", "Failed", "Terminated"}
+    return body["lock"]["runtimeStatus"] in {"Completed", "Failed", "Terminated"}
 
 
 @pytest.fixture

@@ -45,9 +45,9 @@ def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     body = sync_host.wait_for(run_ended, timeout=90)
 
-    assert body["lock"]["runtime_status"] == "Completed", body
-    run = body["last_runs"][0]
-    assert (run["Outcome"], run["Mode"], run["Rows"], run["Delivered"], run["DeadLettered"]) \
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["mode"], run["rows"], run["delivered"], run["deadLettered"]) \
         == ("succeeded", "bulk", 120, 119, 1)
     calls = paths_called(sfsim)
     assert any(call.startswith("POST ") and call.endswith("/jobs/ingest") for call in calls)
@@ -69,9 +69,9 @@ def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(121, 126))
     sfsim.clear_requests_log()
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
-    body = sync_host.wait_for(lambda body: run_ended(body) and len(body["last_runs"]) == 2
-                              and body["last_runs"][0]["Outcome"] != "running")
-    run = body["last_runs"][0]
-    assert (run["Outcome"], run["Mode"], run["Rows"]) == ("succeeded", "pages", 5)
+    body = sync_host.wait_for(lambda body: run_ended(body) and len(body["lastRuns"]) == 2
+                              and body["lastRuns"][0]["outcome"] != "running")
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["mode"], run["rows"]) == ("succeeded", "pages", 5)
     assert any("/composite/sobjects/" in call for call in paths_called(sfsim))
     assert len({record["External_Id__c"] for record in sfsim.records("Asset")}) == 124

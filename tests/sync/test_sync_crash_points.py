@@ -44,7 +44,7 @@ def test_a_lease_whose_start_never_happened_is_freed_at_the_next_tick(
     sync_host.restart()  # the lease of a run that never started is left behind
 
     body = sync_host.status()
-    assert body["lock"]["lease"] is not None and body["lock"]["runtime_status"] is None
+    assert body["lock"]["lease"] is not None and body["lock"]["runtimeStatus"] is None
     deadline = time.monotonic() + START_GRACE.total_seconds() + 20
     answer = sync_host.post(f"/api/sync/{JOB}/run")
     while answer.status_code == 409 and time.monotonic() < deadline:
@@ -55,9 +55,9 @@ def test_a_lease_whose_start_never_happened_is_freed_at_the_next_tick(
     assert answer.status_code == 202, answer.json()
     assert time.monotonic() < deadline
     body = sync_host.wait_for(run_ended)
-    assert body["lock"]["runtime_status"] == "Completed"
+    assert body["lock"]["runtimeStatus"] == "Completed"
     assert body["lock"]["state"] == "free"
-    assert [run["Outcome"] for run in body["last_runs"]] == ["succeeded"]
+    assert [run["outcome"] for run in body["lastRuns"]] == ["succeeded"]
     stored = stored_assets(sfsim)
     assert len(stored) == 30 and len(set(stored)) == 30
 
@@ -81,9 +81,9 @@ def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
     sync_host.restart()
     body = sync_host.wait_for(run_ended, timeout=90)
 
-    assert body["lock"]["runtime_status"] == "Completed", body
-    run = body["last_runs"][0]
-    assert (run["Outcome"], run["Rows"], run["Pages"], run["Delivered"]) == (
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["rows"], run["pages"], run["delivered"]) == (
         "succeeded", 80, 8, 80)
     stored = stored_assets(sfsim)
     assert len(stored) == 80 and len(set(stored)) == 80

@@ -38,11 +38,11 @@ def test_twenty_concurrent_ticks_start_exactly_one_run(sync_host, sqlite_assets,
     assert all("code=" not in problem["instance"] for problem in skipped)
 
     body = sync_host.wait_for(run_ended)
-    assert body["lock"]["runtime_status"] == "Completed"
-    assert len(body["last_runs"]) == 1
-    run = body["last_runs"][0]
-    assert (run["Outcome"], run["Rows"], run["Pages"]) == ("succeeded", 95, 10)
-    assert body["ticks"]["Started"] == 1
+    assert body["lock"]["runtimeStatus"] == "Completed"
+    assert len(body["lastRuns"]) == 1
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["rows"], run["pages"]) == ("succeeded", 95, 10)
+    assert body["ticks"]["started"] == 1
     assert sum(value for name, value in body["ticks"].items()
                if name.startswith("Skipped")) == 19
     assert body["watermark"]["key"] == [95]
@@ -97,19 +97,19 @@ def test_a_run_over_its_max_run_time_is_terminated_and_the_next_tick_recovers(
     stuck = sync_host.post(f"/api/sync/{JOB}/run")
     assert stuck.status_code == 409
     assert "exceeded the max run time" in stuck.json()["detail"]
-    body = sync_host.wait_for(lambda body: body["lock"]["runtime_status"] == "Terminated")
-    assert body["last_runs"][0]["Outcome"] == "terminated"
-    assert "exceeded the max run time of 3 s" in body["last_runs"][0]["Error"]
-    assert (body["ticks"]["SkippedBusy"], body["ticks"]["Terminated"]) == (1, 1)
+    body = sync_host.wait_for(lambda body: body["lock"]["runtimeStatus"] == "Terminated")
+    assert body["lastRuns"][0]["outcome"] == "terminated"
+    assert "exceeded the max run time of 3 s" in body["lastRuns"][0]["error"]
+    assert (body["ticks"]["skippedBusy"], body["ticks"]["terminated"]) == (1, 1)
     assert "previous run" in sync_host.host.output()
 
     sfsim.configure(slow_seconds=0)
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     body = sync_host.wait_for(
-        lambda body: run_ended(body) and body["last_runs"][0]["Outcome"] != "terminated"
+        lambda body: run_ended(body) and body["lastRuns"][0]["outcome"] != "terminated"
     )
-    assert body["lock"]["runtime_status"] == "Completed"
-    assert [run["Outcome"] for run in body["last_runs"]] == ["succeeded", "terminated"]
+    assert body["lock"]["runtimeStatus"] == "Completed"
+    assert [run["outcome"] for run in body["lastRuns"]] == ["succeeded", "terminated"]
     stored = stored_assets(sfsim)
     assert len(stored) == 100 and len(set(stored)) == 100
 
@@ -130,8 +130,8 @@ def test_a_host_killed_mid_run_resumes_and_every_row_arrives_once(
     sfsim.configure(slow_seconds=0)
     sync_host.restart()
     body = sync_host.wait_for(run_ended, timeout=90)
-    assert body["lock"]["runtime_status"] == "Completed", body
-    assert body["last_runs"][0]["Outcome"] == "succeeded"
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    assert body["lastRuns"][0]["outcome"] == "succeeded"
     stored = stored_assets(sfsim)
     assert len(stored) == 80 and len(set(stored)) == 80
 
@@ -149,10 +149,10 @@ def test_a_sink_failing_as_a_whole_is_retried_then_fails_the_run_watermark_untou
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     body = sync_host.wait_for(run_ended)
 
-    assert body["lock"]["runtime_status"] == "Failed"
-    run = body["last_runs"][0]
-    assert run["Outcome"] == "failed" and run["Rows"] == 0
-    assert "sync job 'asset-changes'" in run["Error"] and "unavailable" in run["Error"]
+    assert body["lock"]["runtimeStatus"] == "Failed"
+    run = body["lastRuns"][0]
+    assert run["outcome"] == "failed" and run["rows"] == 0
+    assert "sync job 'asset-changes'" in run["error"] and "unavailable" in run["error"]
     assert body["watermark"]["cursor"] == "1900-01-01T00:00:00"
     assert body["watermark"]["key"] is None
     # Three tries of the first page, each a login or upsert answered 503.
@@ -167,8 +167,8 @@ def test_a_missing_view_fails_the_run_with_a_clear_message(sync_host, sqlite_ass
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     body = sync_host.wait_for(run_ended)
 
-    assert body["lock"]["runtime_status"] == "Failed"
-    error = body["last_runs"][0]["Error"]
+    assert body["lock"]["runtimeStatus"] == "Failed"
+    error = body["lastRuns"][0]["error"]
     assert error.startswith("sync job 'asset-changes': SOURCE_RELATION_MISSING")
     assert "no_such_changes_view" in error
     assert body["watermark"]["stored"] is False
@@ -180,12 +180,12 @@ def test_the_timer_runs_the_job_tick_after_tick(sync_host, sqlite_assets, sfsim)
     sync_host.env["SYNC_ASSET_CHANGES_SCHEDULE"] = "*/2 * * * * *"
     sync_host.restart()
 
-    sync_host.wait_for(lambda body: body["ticks"].get("Started", 0) >= 1 and run_ended(body))
+    sync_host.wait_for(lambda body: body["ticks"].get("started", 0) >= 1 and run_ended(body))
     assert len(set(stored_assets(sfsim))) == 30
     sqlite_assets.insert([(31, BASE + timedelta(seconds=1))])
     body = sync_host.wait_for(lambda body: body["watermark"]["key"] == [31] and run_ended(body))
-    assert body["ticks"]["Started"] >= 2
-    assert all(run["Outcome"] == "succeeded" for run in body["last_runs"])
+    assert body["ticks"]["started"] >= 2
+    assert all(run["outcome"] == "succeeded" for run in body["lastRuns"])
     assert len(set(stored_assets(sfsim))) == 31
     assert "Functions.sync_tick_asset_changes" in sync_host.host.output()
 
@@ -200,11 +200,11 @@ def test_no_start_sooner_than_the_min_interval_after_the_previous_start(
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     body = sync_host.wait_for(run_ended)
-    assert body["lock"]["state"] == "held"
+    assert body["lock"]["state"] == "min_interval"
     again = sync_host.post(f"/api/sync/{JOB}/run")
     assert again.status_code == 409
     assert "min interval of 30 s" in again.json()["detail"]
-    assert sync_host.status()["ticks"]["SkippedHeld"] == 1
+    assert sync_host.status()["ticks"]["skippedHeld"] == 1
 
 
 def test_a_disabled_job_is_not_started_and_says_why(sync_host, sqlite_assets, sfsim):
@@ -220,7 +220,7 @@ def test_a_disabled_job_is_not_started_and_says_why(sync_host, sqlite_assets, sf
     assert "disabled" in refused.json()["detail"]
     body = sync_host.status()
     assert body["enabled"] is False and body["lock"]["state"] == "disabled"
-    assert body["last_runs"] == [] and stored_assets(sfsim) == []
+    assert body["lastRuns"] == [] and stored_assets(sfsim) == []
 
 
 def test_a_run_terminated_through_the_durable_api_is_recorded_as_ended_by_the_next_tick(
@@ -235,14 +235,14 @@ def test_a_run_terminated_through_the_durable_api_is_recorded_as_ended_by_the_ne
         sync_host.host.url(f"/runtime/webhooks/durabletask/instances/sync-{JOB}/terminate"),
         params={"reason": "operator", "code": sync_host.host.master_key}, timeout=30)
     assert terminated.status_code == 202
-    sync_host.wait_for(lambda body: body["lock"]["runtime_status"] == "Terminated")
+    sync_host.wait_for(lambda body: body["lock"]["runtimeStatus"] == "Terminated")
     sfsim.configure(slow_seconds=0)
     sync_host.post(f"/api/sync/{JOB}/run")  # a tick, whatever it decides
 
-    body = sync_host.wait_for(lambda body: body["last_runs"][-1]["Outcome"] != "running")
-    ended = body["last_runs"][-1]
-    assert ended["Outcome"] == "terminated" and ended["EndedAt"]
-    assert "without recording the run's end" in ended["Error"]
+    body = sync_host.wait_for(lambda body: body["lastRuns"][-1]["outcome"] != "running")
+    ended = body["lastRuns"][-1]
+    assert ended["outcome"] == "terminated" and ended["endedAt"]
+    assert "without recording the run's end" in ended["error"]
 
 
 def test_the_sinks_own_authorization_echoed_in_a_400_stays_out_of_every_record(
@@ -274,8 +274,8 @@ def test_the_sinks_own_authorization_echoed_in_a_400_stays_out_of_every_record(
     finally:
         server.shutdown()
 
-    assert body["lock"]["runtime_status"] == "Failed"
-    error = body["last_runs"][0]["Error"]
+    assert body["lock"]["runtimeStatus"] == "Failed"
+    error = body["lastRuns"][0]["error"]
     assert "HTTP_400" in error and "bad request, you sent" in error
     runs = TableServiceClient.from_connection_string(azurite.connection_string) \
         .get_table_client(sync_host.env["SYNC_RUNS_TABLE"]).list_entities()

@@ -9,9 +9,11 @@ import pytest
 from shared.config import SettingsError, all_settings, load_settings
 from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
 from shared.sync.lock import InstanceSnapshot, decide_tick
+from shared.sync.state import Lease
 from shared.sync.status import (
     current_rows_per_second,
     job_status,
+    lock_state,
     run_rows_per_second,
     unknown_job_problem,
 )
@@ -35,19 +37,43 @@ def test_status_shows_lock_watermark_lag_runs_and_ticks(sqlite_assets, state, sa
     body = job_status(job, state, instance, decision, custom_status=None,
                       schedule="0 */2 * * * *", now=now)
 
-    assert body["lock"]["state"] == "held"  # the min interval since the run started
-    assert body["lock"]["lease"]["run_id"] == run.run_id
+    assert body["lock"]["state"] == "min_interval"  # the min interval since the run started
+    assert body["lock"]["lease"]["runId"] == run.run_id
     assert body["watermark"]["cursor"] == BASE.isoformat()
     assert body["watermark"]["key"] == [3]
-    assert body["lag_seconds"] == pytest.approx(
+    assert body["lagSeconds"] == pytest.approx(
         (now - BASE.replace(tzinfo=UTC)).total_seconds(), abs=1)
-    assert body["last_runs"][0]["Outcome"] == "succeeded"
-    assert body["last_runs"][0]["Rows"] == 3
-    assert body["last_runs"][0]["RowsPerSecond"] > 0
-    assert body["rows_per_second"] == {
-        "current": None, "last": body["last_runs"][0]["RowsPerSecond"]}
-    assert body["ticks"]["SkippedBusy"] == 1
+    assert body["lastRuns"][0]["outcome"] == "succeeded"
+    assert body["lastRuns"][0]["rows"] == 3
+    assert body["lastRuns"][0]["rowsPerSecond"] > 0
+    assert body["rowsPerSecond"] == {
+        "current": None, "last": body["lastRuns"][0]["rowsPerSecond"]}
+    assert body["ticks"]["skippedBusy"] == 1
+    times = [body["lock"]["runStartedAt"], body["lock"]["lease"]["lockedAt"],
+             body["lock"]["lease"]["lockedUntil"], body["watermark"]["updatedAt"],
+             body["lastRuns"][0]["startedAt"], body["lastRuns"][0]["endedAt"],
+             body["ticks"]["lastTick"]]
+    assert all(text.endswith("Z") and "+00:00" not in text for text in times), times
     assert job.source.connection_string not in repr(body)
+
+
+def test_the_lock_state_names_what_holds_the_lock():
+    now = datetime.now(UTC)
+    ended = InstanceSnapshot("Completed", "run-1", now - timedelta(minutes=1))
+    lease = Lease(now + timedelta(minutes=59), now - timedelta(minutes=1), "run-1", "etag")
+    starting = Lease(now + timedelta(hours=1), now, "run-2", "etag")
+
+    def state(*, enabled: bool, instance: InstanceSnapshot, lease: Lease | None) -> str:
+        return lock_state(decide_tick(now, enabled=enabled, instance=instance, lease=lease,
+                                      max_run_time=timedelta(hours=1),
+                                      min_interval=timedelta(minutes=5)))
+
+    assert state(enabled=True, instance=ended, lease=lease) == "min_interval"
+    assert state(enabled=True, instance=ended, lease=starting) == "lease"
+    assert state(enabled=True, instance=InstanceSnapshot("Running", "run-1", now),
+                 lease=lease) == "running"
+    assert state(enabled=True, instance=ended, lease=None) == "free"
+    assert state(enabled=False, instance=ended, lease=lease) == "disabled"
 
 
 def test_unknown_job_is_a_problem_document():

@@ -129,7 +129,7 @@
     if (/with_failures|skipped/.test(text)) return "warn";
     if (/fail|stuck|terminat|error|dead/.test(text)) return "bad";
     if (/succe|complet|free|^ok$/.test(text)) return "good";
-    if (/run|pend|progress|execut|wait|sync|held|cancel/.test(text)) return "busy";
+    if (/run|pend|progress|execut|wait|sync|held|interval|lease|cancel/.test(text)) return "busy";
     return "idle";
   }
 
@@ -149,8 +149,8 @@
 
   // How far the watermark was behind the run's start, for timestamp cursors.
   function lagAtStart(run) {
-    const cursor = cursorDate(run.StartCursor);
-    const started = run.StartedAt ? new Date(run.StartedAt) : null;
+    const cursor = cursorDate(run.startCursor);
+    const started = run.startedAt ? new Date(run.startedAt) : null;
     if (!cursor || !started || isNaN(started)) return null;
     return Math.max(0, (started - cursor) / 1000);
   }
@@ -159,7 +159,7 @@
     const width = 360, height = 120, left = 34, right = 48, top = 10, bottom = 22;
     const plotWidth = width - left - right, plotHeight = height - top - bottom;
     const ordered = runs.slice().reverse(); // oldest first, left to right
-    const rows = ordered.map((run) => Number(run.Rows || 0));
+    const rows = ordered.map((run) => Number(run.rows || 0));
     const lags = ordered.map(lagAtStart);
     const maxRows = Math.max(1, ...rows);
     const knownLags = lags.filter((lag) => lag !== null);
@@ -189,8 +189,8 @@
       chart.append(svg("rect", { class: "bar", x: x.toFixed(1),
         y: (top + plotHeight - barHeight).toFixed(1), width: (step * 0.7).toFixed(1),
         height: Math.max(barHeight, 0.5).toFixed(1) },
-        svg("title", {}, "run " + run.RunId + ": " + number(rows[index]) + " rows, " +
-          (run.Outcome || "?"))));
+        svg("title", {}, "run " + run.runId + ": " + number(rows[index]) + " rows, " +
+          (run.outcome || "?"))));
       if (lags[index] !== null) {
         const cx = left + index * step + step / 2;
         const cy = top + plotHeight - lagHeight(lags[index]);
@@ -214,16 +214,16 @@
     const head = el("tr", {}, ["run", "started", "ended", "outcome", "pages", "rows",
       "delivered", "dead letters", "error"].map((name, index) =>
       el("th", { class: index >= 4 && index <= 7 ? "num" : null }, name)));
-    const body = runs.map((run) => el("tr", { "data-run-id": run.RunId },
-      el("td", { class: "mono" }, run.RunId),
-      el("td", {}, when(run.StartedAt)),
-      el("td", {}, when(run.EndedAt) || ""),
-      el("td", {}, badge(run.Outcome || "?", toneOf(run.Outcome))),
-      el("td", { class: "num" }, number(run.Pages)),
-      el("td", { class: "num" }, number(run.Rows)),
-      el("td", { class: "num" }, number(run.Delivered)),
-      el("td", { class: "num" }, number(run.DeadLettered)),
-      el("td", { class: "error" }, run.Error || "")));
+    const body = runs.map((run) => el("tr", { "data-run-id": run.runId },
+      el("td", { class: "mono" }, run.runId),
+      el("td", {}, when(run.startedAt)),
+      el("td", {}, when(run.endedAt) || ""),
+      el("td", {}, badge(run.outcome || "?", toneOf(run.outcome))),
+      el("td", { class: "num" }, number(run.pages)),
+      el("td", { class: "num" }, number(run.rows)),
+      el("td", { class: "num" }, number(run.delivered)),
+      el("td", { class: "num" }, number(run.deadLettered)),
+      el("td", { class: "error" }, run.error || "")));
     return el("table", { class: "runs" }, el("thead", {}, head), el("tbody", {}, body));
   }
 
@@ -248,19 +248,19 @@
         el("span", { class: "spacer" }), runButton),
       el("div", { class: "card-body" },
         facts([
-          ["lag", seconds(status.lag_seconds)],
+          ["lag", seconds(status.lagSeconds)],
           ["watermark", mark.stored ? mark.cursor + (mark.key ? "  key " + mark.key.join(", ")
             : "") : "not stored yet (" + mark.cursor + ")"],
-          ["watermark written", when(mark.updated_at)],
+          ["watermark written", when(mark.updatedAt)],
           ["lock", lock.detail],
-          ["instance", (status.instance_id || "") + " " + (lock.runtime_status || "")],
+          ["instance", (status.instanceId || "") + " " + (lock.runtimeStatus || "")],
           ["progress", progress ? progress.phase + ": " + number(progress.pages) + " pages, " +
             number(progress.rows) + " rows" : null],
           ["schedule", (status.schedule && status.schedule.value) || null],
           ["ticks", tickText || null],
         ]),
-        (status.last_runs || []).length ? runChart(status.last_runs) : null),
-      (status.last_runs || []).length ? runsTable(status.last_runs)
+        (status.lastRuns || []).length ? runChart(status.lastRuns) : null),
+      (status.lastRuns || []).length ? runsTable(status.lastRuns)
         : el("p", { class: "muted" }, "no run yet"));
   }
 
@@ -269,7 +269,7 @@
     try {
       const answer = await call("sync/" + encodeURIComponent(job) + "/run", { method: "POST" });
       if (answer.status === 202) {
-        notice("sync job " + job + ": run " + answer.body.run_id + " started", "good");
+        notice("sync job " + job + ": run " + answer.body.runId + " started", "good");
       } else {
         notice("sync job " + job + ": " + problemText(answer), "bad");
       }
@@ -280,7 +280,7 @@
   }
 
   async function showSyncJobs(jobs) {
-    const answers = await Promise.all(jobs.map((job) => call(job.status_url)));
+    const answers = await Promise.all(jobs.map((job) => call(job.statusUrl)));
     const cards = answers.map((answer, index) => answer.status === 200
       ? syncCard(answer.body)
       : el("article", { class: "card" }, el("h3", {}, jobs[index].job),
@@ -565,9 +565,9 @@
       $("refresh").hidden = false;
       $("forget-key").hidden = false;
       await Promise.all([
-        showSyncJobs(inventory.body.sync_jobs || []),
+        showSyncJobs(inventory.body.syncJobs || []),
         showLoads(),
-        showBatchJobs(inventory.body.batch_jobs || []),
+        showBatchJobs(inventory.body.batchJobs || []),
         showEvents(),
       ]);
       $("refreshed").textContent = "refreshed " + new Date().toLocaleTimeString("en-GB");
