@@ -31,7 +31,14 @@ from devhost.engine.replay import (
     StartSubOrchestration,
     replay_actions,
 )
-from devhost.engine.store import WORK_PREFIX, StoredMessage, TaskHubStore, WorkItem
+from devhost.engine.store import (
+    TIMER_PREFIX,
+    WORK_PREFIX,
+    StoredMessage,
+    TaskHubStore,
+    WorkItem,
+    is_local_key,
+)
 
 log = logging.getLogger("devhost.engine")
 
@@ -299,7 +306,7 @@ class EpisodeRunner:
                                                FireAt=fire_at))
                 timers.append(StoredMessage(
                     instance_id=instance.instance_id,
-                    key=f"timer-{instance.execution_id}-{decision.task_id:08d}",
+                    key=f"{TIMER_PREFIX}{instance.execution_id}-{decision.task_id:08d}",
                     event=ev.new_event(ev.TIMER_FIRED, decision.fire_at, TimerId=decision.task_id,
                                        FireAt=fire_at),
                     execution_id=instance.execution_id, visible_at=decision.fire_at,
@@ -353,26 +360,24 @@ class EpisodeRunner:
         consumed: list[StoredMessage], *, outbound_work: list[WorkItem],
         outbound_timers: list[StoredMessage] | None = None, fresh: bool = False,
     ) -> None:
-        """Work items, timers and the instance row; then history (ETag-guarded); then the
-        consumed messages go away. Work the history names is stored before it: a crash in
-        between runs it again (at least once) and never loses it; a message whose effect
-        is stored but that survived a crash is recognised as a duplicate and dropped."""
+        """The instance row; then, in one ETag-guarded transaction, the history, the work
+        items and timers it names and the deletion of the instance's own messages it
+        applied; then messages from elsewhere that it applied go away. A crash before the
+        transaction runs the episode again from the same messages (at least once); one
+        after it leaves messages recognised as duplicates and dropped."""
         instance.status["LastUpdatedTime"] = utcnow()
         row = {"PartitionKey": instance.instance_id, "RowKey": "",
                "ExecutionId": instance.execution_id, **instance.status}
         timers = outbound_timers or []
-        await asyncio.gather(
-            self._store.write_instance(row),
-            self._store.write_outbound(instance.instance_id, outbound_work, timers),
-        )
+        await self._store.write_instance(row)
         crash_point(COMMIT_BEFORE_HISTORY)
-        for timer in timers:
-            self._inbox.add(timer)
         first = 0 if fresh else len(instance.history)
         stored_events = [{k: v for k, v in e.items() if k != "IsPlayed"} for e in new_events]
-        instance.etag = await self._store.commit_history(
+        instance.etag, left = await self._store.commit_episode(
             instance.instance_id, execution_id=instance.execution_id, first_sequence=first,
             new_events=stored_events, status=instance.status, etag=instance.etag,
+            work_items=outbound_work, timers=timers,
+            applied=[m.key for m in consumed if is_local_key(m.key)],
         )
         instance.history = (instance.history if not fresh else []) + stored_events
         crash_point(COMMIT_BEFORE_CONSUME)
@@ -380,7 +385,12 @@ class EpisodeRunner:
             self._instances.pop(instance.instance_id, None)  # rarely needed again
         else:
             self._instances[instance.instance_id] = instance
-        self._inbox.consume_later(instance.instance_id, consumed)
+        self._inbox.consume_later(
+            instance.instance_id, consumed,
+            left + [m.key for m in consumed if not is_local_key(m.key)],
+        )
+        for timer in timers:
+            self._inbox.add(timer)
         for item in outbound_work:
             self._activities.schedule(item)
 

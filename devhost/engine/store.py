@@ -2,13 +2,16 @@
 
 Tables (all partitioned by instance id):
   <hub>Instances  one row per instance: name, status, input/output/custom status, times
-  <hub>History    one row per history event of the current execution (RowKey = sequence
-                  number) plus a `sentinel` row whose ETag guards every history commit
-  <hub>Messages   orchestration messages not yet applied: ExecutionStarted, completions,
-                  timers (visible from their fire time), raised events, terminate/suspend;
-                  and the work items of activities scheduled and not yet finished (RowKey
-                  `work-...`), in the same partition so that an activity's result message
-                  replaces its work item in one transaction
+  <hub>History    the events of the current execution, a row per episode (RowKey =
+                  execution id + sequence number of its first event), a `sentinel` row
+                  whose ETag guards every commit, and the instance's own messages: work
+                  items of activities not yet finished (`work-...`), their results
+                  (`task-...`) and timers (`timer-...`, visible from their fire time). An
+                  episode's history, the work and timers it schedules and the deletion of
+                  the results and timers it applied are one transaction; an activity's
+                  result replaces its work item in one transaction.
+  <hub>Messages   messages from outside the instance not yet applied: ExecutionStarted,
+                  raised events, terminate/suspend/resume, sub-orchestration outcomes
 Blobs:
   <hub>-leases/taskhub          the lease only the processing host holds
   <hub>-largemessages/<id>/...  property values too large for a table cell
@@ -31,7 +34,7 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
@@ -44,6 +47,10 @@ BLOB_SUFFIX = "__blob"
 TRANSACTION_LIMIT = 100
 SENTINEL = "sentinel"
 WORK_PREFIX = "work-"
+RESULT_PREFIX = "task-"
+TIMER_PREFIX = "timer-"
+# Rows an instance writes for itself live beside its history, so that they commit with it.
+LOCAL_PREFIXES = (WORK_PREFIX, RESULT_PREFIX, TIMER_PREFIX)
 
 
 class ConcurrentUpdate(Exception):
@@ -63,6 +70,12 @@ def validate_instance_id(instance_id: str) -> None:
         raise ValueError(
             f"instance id {instance_id!r} is invalid: 1-256 characters, none of / \\ # ?"
         )
+
+
+def is_local_key(key: str) -> bool:
+    """Whether a message row lives in the History table (the instance's own work, results
+    and timers) rather than in Messages (what clients and other instances send)."""
+    return key.startswith(LOCAL_PREFIXES)
 
 
 def history_row_key(execution_id: str, sequence: int) -> str:
@@ -198,25 +211,26 @@ class TaskHubStore:
             row async for row in self.history.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": instance_id}
             )
+            if not is_local_key(row["RowKey"])
         ]
         sentinel = next((row for row in rows if row["RowKey"] == SENTINEL), None)
         if sentinel is None:
             return None, []
         length = int(sentinel.get("HistoryLength", 0))
-        execution_id = sentinel.get("ExecutionId")
-        events: list[dict[str, Any] | None] = [None] * length
-        for row in rows:
-            key = row["RowKey"]
-            if key == SENTINEL or row.get("ExecutionId") != execution_id:
-                continue
-            sequence = int(key.rsplit(".", 1)[1], 16)
-            if sequence < length:
-                events[sequence] = json.loads((await self._unpack(row))["Event"])
-        if any(event is None for event in events):
-            raise RuntimeError(f"history of instance {instance_id!r} has gaps")
+        prefix = f"{sentinel.get('ExecutionId')}."
+        by_first = {int(row["RowKey"][len(prefix):], 16): row
+                    for row in rows if row["RowKey"].startswith(prefix)}
+        events: list[dict[str, Any]] = []
+        # Rows chain from sequence 0, each starting where the one before ends: a row that a
+        # failed commit left beyond the sentinel's length is never reached.
+        while len(events) < length:
+            row = by_first.get(len(events))
+            if row is None:
+                raise RuntimeError(f"history of instance {instance_id!r} has gaps")
+            events += _row_events(await self._unpack(row))
         sentinel_fields = dict(sentinel)
         sentinel_fields["etag"] = sentinel.metadata["etag"]
-        return sentinel_fields, events  # type: ignore[return-value]
+        return sentinel_fields, events[:length]
 
     async def current_execution_id(self, instance_id: str) -> str | None:
         """The execution whose history is committed (None before the first commit)."""
@@ -227,7 +241,7 @@ class TaskHubStore:
             return None
         return sentinel.get("ExecutionId")
 
-    async def commit_history(
+    async def commit_episode(
         self,
         instance_id: str,
         *,
@@ -236,22 +250,28 @@ class TaskHubStore:
         new_events: list[dict[str, Any]],
         status: dict[str, Any],
         etag: str | None,
-    ) -> str:
-        """Append events and move the sentinel, all-or-nothing when it fits one transaction.
+        work_items: list[WorkItem],
+        timers: list[StoredMessage],
+        applied: list[str],
+    ) -> tuple[str, list[str]]:
+        """Store one episode, all-or-nothing when it fits one transaction: its events, the
+        work items and timers it schedules, the sentinel (ETag-guarded: ConcurrentUpdate
+        when another writer got there first) and the deletion of the instance's own
+        messages it applied (`applied`: keys of results and timers). Returns the sentinel's
+        new ETag and the applied keys still to delete.
 
-        Rows beyond the sentinel's length are invisible to readers, so event rows written in
-        earlier transactions (histories over 100 rows) do no harm if the final one fails.
+        Over 100 rows, the new rows go first in transactions of their own (rows beyond the
+        sentinel's length are invisible to readers; work items and timers of an episode that
+        then fails to commit are those it schedules again, or are dropped as stale), and the
+        deletions that did not fit with the sentinel are left to the caller (a crash then
+        leaves messages that are recognised as applied).
         """
-        operations: list[tuple[Any, ...]] = []
-        for offset, event in enumerate(new_events):
-            row = await self._pack({
-                "PartitionKey": instance_id,
-                "RowKey": history_row_key(execution_id, first_sequence + offset),
-                "ExecutionId": execution_id,
-                "EventType": event["EventType"],
-                "Event": json.dumps(event),
-            })
-            operations.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+        writes = [await self._work_row(item) for item in work_items]
+        writes += [await self._message_row(timer) for timer in timers]
+        writes += [await self._pack(row) for row in
+                   _history_rows(instance_id, execution_id, first_sequence, new_events)]
+        upserts: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE})
+                                          for row in writes]
         sentinel = await self._pack({
             "PartitionKey": instance_id, "RowKey": SENTINEL, "ExecutionId": execution_id,
             "HistoryLength": first_sequence + len(new_events), **status,
@@ -261,19 +281,28 @@ class TaskHubStore:
         else:
             final = ("update", sentinel, {"mode": UpdateMode.REPLACE, "etag": etag,
                                           "match_condition": MatchConditions.IfNotModified})
-        split = max(0, len(operations) - (TRANSACTION_LIMIT - 1))
-        head, tail = operations[:split], operations[split:]
-        for start in range(0, len(head), TRANSACTION_LIMIT):
-            await self.history.submit_transaction(head[start:start + TRANSACTION_LIMIT])
-        try:
-            results = await self.history.submit_transaction([*tail, final])
-            new_etag: str = results[-1]["etag"]
-            return new_etag
-        except HttpResponseError as error:
-            if error.status_code in (404, 409, 412) or "UpdateConditionNotSatisfied" in str(error) \
-                    or "EntityAlreadyExists" in str(error) or "ResourceNotFound" in str(error):
-                raise ConcurrentUpdate(str(error)) from error
-            raise
+        split = max(0, len(upserts) - (TRANSACTION_LIMIT - 1))
+        for start in range(0, split, TRANSACTION_LIMIT):
+            end = min(split, start + TRANSACTION_LIMIT)
+            await self.history.submit_transaction(upserts[start:end])
+        operations = [*upserts[split:], final]
+        deletes = list(applied)
+        while True:
+            room = TRANSACTION_LIMIT - len(operations)
+            batch = operations + [("delete", {"PartitionKey": instance_id, "RowKey": key})
+                                  for key in deletes[:room]]
+            try:
+                results = await self.history.submit_transaction(batch)
+            except TableTransactionError as error:
+                failed = batch[error.index] if 0 <= error.index < len(batch) else None
+                if failed is not None and failed[0] == "delete" and error.status_code == 404:
+                    deletes.remove(failed[1]["RowKey"])  # gone already: nothing to undo
+                    continue
+                raise _concurrent_or(error) from error
+            except HttpResponseError as error:
+                raise _concurrent_or(error) from error
+            new_etag: str = results[len(operations) - 1]["etag"]
+            return new_etag, deletes[room:]
 
     async def delete_other_executions(self, instance_id: str, execution_id: str) -> None:
         """Drop history rows of executions this instance no longer has (after its commit)."""
@@ -281,15 +310,15 @@ class TaskHubStore:
             row["RowKey"] async for row in self.history.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": instance_id}, select=["RowKey"]
             )
-            if row["RowKey"] != SENTINEL and not row["RowKey"].startswith(execution_id + ".")
+            if row["RowKey"] != SENTINEL and not is_local_key(row["RowKey"])
+            and not row["RowKey"].startswith(execution_id + ".")
         ]
-        for start in range(0, len(keys), TRANSACTION_LIMIT):
-            await self.history.submit_transaction([
-                ("delete", {"PartitionKey": instance_id, "RowKey": key})
-                for key in keys[start:start + TRANSACTION_LIMIT]
-            ])
+        await self._delete_rows(self.history, instance_id, keys)
 
     # -- messages and work items --
+
+    def _table_of(self, key: str) -> TableClient:
+        return self.history if is_local_key(key) else self.messages
 
     async def _message_row(self, message: StoredMessage) -> dict[str, Any]:
         return await self._pack({
@@ -308,29 +337,15 @@ class TaskHubStore:
         })
 
     async def send_message(self, message: StoredMessage) -> None:
-        await self.messages.upsert_entity(await self._message_row(message),
-                                          mode=UpdateMode.REPLACE)
-
-    async def write_outbound(
-        self, instance_id: str, work_items: list[WorkItem], messages: list[StoredMessage],
-    ) -> None:
-        """Work items and messages of one instance, in as few transactions as fit."""
-        rows = [await self._work_row(item) for item in work_items]
-        rows += [await self._message_row(message) for message in messages]
-        if len(rows) == 1:
-            await self.messages.upsert_entity(rows[0], mode=UpdateMode.REPLACE)
-            return
-        for start in range(0, len(rows), TRANSACTION_LIMIT):
-            await self.messages.submit_transaction([
-                ("upsert", row, {"mode": UpdateMode.REPLACE})
-                for row in rows[start:start + TRANSACTION_LIMIT]
-            ])
+        await self._table_of(message.key).upsert_entity(await self._message_row(message),
+                                                        mode=UpdateMode.REPLACE)
 
     async def complete_work_items(
         self, completions: list[tuple[WorkItem, StoredMessage]],
-    ) -> list[bool]:
+    ) -> list[StoredMessage | None]:
         """Each activity's result replaces its work item atomically (results of one instance
-        share transactions); False for an item that is gone (its instance was purged)."""
+        share transactions). For an item that is gone: the result another host stored in
+        its place, or None (its instance was purged)."""
         if not completions:
             return []
         operations: list[tuple[Any, ...]] = []
@@ -341,39 +356,41 @@ class TaskHubStore:
             operations.append(("delete", {"PartitionKey": item.instance_id, "RowKey": item.key}))
         if len(operations) <= TRANSACTION_LIMIT:
             try:
-                await self.messages.submit_transaction(operations)
-                return [True] * len(completions)
+                await self.history.submit_transaction(operations)
+                return [result for _, result in completions]
             except HttpResponseError as error:
                 if len(completions) == 1 and (
                     error.status_code == 404 or "ResourceNotFound" in str(error)
                 ):
-                    return [False]
+                    result = completions[0][1]
+                    return [await self.read_message(result.instance_id, result.key)]
                 if len(completions) == 1:
                     raise
         # Too many for one transaction, or one item is gone: settle them one by one.
-        outcomes = []
+        outcomes: list[StoredMessage | None] = []
         for pair in completions:
             outcomes += await self.complete_work_items([pair])
         return outcomes
 
     async def message_keys(self) -> list[tuple[str, str]]:
-        """(instance id, row key) of every stored message, work items left out."""
+        """(instance id, row key) of every message other hosts may have sent (the
+        Messages table: clients' and other instances' messages)."""
         return [
             (row["PartitionKey"], row["RowKey"])
             async for row in self.messages.list_entities(select=["PartitionKey", "RowKey"])
-            if not row["RowKey"].startswith(WORK_PREFIX)
+            if not is_local_key(row["RowKey"])
         ]
 
     async def has_message(self, instance_id: str, key: str) -> bool:
         try:
-            await self.messages.get_entity(instance_id, key, select=["RowKey"])
+            await self._table_of(key).get_entity(instance_id, key, select=["RowKey"])
         except ResourceNotFoundError:
             return False
         return True
 
     async def read_message(self, instance_id: str, key: str) -> StoredMessage | None:
         try:
-            row = await self.messages.get_entity(instance_id, key)
+            row = await self._table_of(key).get_entity(instance_id, key)
         except ResourceNotFoundError:
             return None
         return self._stored_message(await self._unpack(row))
@@ -389,9 +406,22 @@ class TaskHubStore:
         )
 
     async def all_pending(self) -> tuple[list[StoredMessage], list[WorkItem]]:
+        """Every message and work item not yet applied (what a new leader loads)."""
+        entities: dict[tuple[str, str], dict[str, Any]] = {}
+        async for entity in self.messages.list_entities():
+            if is_local_key(entity["RowKey"]):
+                # Written before the instance's own messages moved beside its history.
+                await self.history.upsert_entity(dict(entity), mode=UpdateMode.REPLACE)
+                with contextlib.suppress(ResourceNotFoundError):
+                    await self.messages.delete_entity(entity["PartitionKey"], entity["RowKey"])
+            entities[(entity["PartitionKey"], entity["RowKey"])] = entity
+        local = " or ".join(f"(RowKey ge '{prefix}' and RowKey lt '{prefix[:-1]}.')"
+                            for prefix in LOCAL_PREFIXES)
+        async for entity in self.history.query_entities(local):
+            entities[(entity["PartitionKey"], entity["RowKey"])] = entity
         messages: list[StoredMessage] = []
         items: list[WorkItem] = []
-        async for entity in self.messages.list_entities():
+        for entity in entities.values():
             row = await self._unpack(entity)
             if row["RowKey"].startswith(WORK_PREFIX):
                 items.append(WorkItem(
@@ -404,21 +434,27 @@ class TaskHubStore:
         return messages, items
 
     async def delete_messages(self, instance_id: str, keys: list[str]) -> None:
+        await self._delete_rows(self.history, instance_id, [k for k in keys if is_local_key(k)])
+        await self._delete_rows(self.messages, instance_id,
+                                [k for k in keys if not is_local_key(k)])
+
+    @staticmethod
+    async def _delete_rows(table: TableClient, instance_id: str, keys: list[str]) -> None:
         if len(keys) == 1:
             with contextlib.suppress(ResourceNotFoundError):
-                await self.messages.delete_entity(instance_id, keys[0])
+                await table.delete_entity(instance_id, keys[0])
             return
         for start in range(0, len(keys), TRANSACTION_LIMIT):
             chunk = keys[start:start + TRANSACTION_LIMIT]
             try:
-                await self.messages.submit_transaction([
+                await table.submit_transaction([
                     ("delete", {"PartitionKey": instance_id, "RowKey": key}) for key in chunk
                 ])
             except HttpResponseError:
                 # One of them is gone already: delete the rest one by one.
                 for key in chunk:
                     with contextlib.suppress(ResourceNotFoundError):
-                        await self.messages.delete_entity(instance_id, key)
+                        await table.delete_entity(instance_id, key)
 
     # -- purge --
 
@@ -440,3 +476,50 @@ class TaskHubStore:
         with contextlib.suppress(ResourceNotFoundError):
             await self.instances.delete_entity(instance_id, "")
         return found
+
+
+def _history_rows(
+    instance_id: str, execution_id: str, first_sequence: int, events: list[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """An episode's events as few rows as fit a table cell each (one usually); a row's key
+    is the sequence number of its first event."""
+    rows: list[dict[str, Any]] = []
+    chunk: list[str] = []
+    size = 0
+    first = first_sequence
+    for event in events:
+        text = json.dumps(event)
+        if chunk and size + len(text) > LARGE_VALUE_CHARS:
+            rows.append(_history_row(instance_id, execution_id, first, chunk))
+            first += len(chunk)
+            chunk, size = [], 0
+        chunk.append(text)
+        size += len(text) + 1
+    if chunk:
+        rows.append(_history_row(instance_id, execution_id, first, chunk))
+    return rows
+
+
+def _history_row(
+    instance_id: str, execution_id: str, first: int, events: list[str],
+) -> dict[str, Any]:
+    return {"PartitionKey": instance_id, "RowKey": history_row_key(execution_id, first),
+            "ExecutionId": execution_id, "Events": "[" + ",".join(events) + "]"}
+
+
+def _row_events(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """A history row's events: an episode's, or the one event of a row written before
+    episodes were stored a row each."""
+    if "Events" in row:
+        events: list[dict[str, Any]] = json.loads(row["Events"])
+        return events
+    return [json.loads(row["Event"])]
+
+
+def _concurrent_or(error: HttpResponseError) -> Exception:
+    """ConcurrentUpdate for a commit refused because the sentinel moved or vanished."""
+    text = str(error)
+    if error.status_code in (404, 409, 412) or "UpdateConditionNotSatisfied" in text \
+            or "EntityAlreadyExists" in text or "ResourceNotFound" in text:
+        return ConcurrentUpdate(text)
+    return error
