@@ -20,7 +20,7 @@ from devhost.engine.crash_points import (
     crash_point,
 )
 from devhost.engine.inbox import Inbox
-from devhost.engine.instance import CachedInstance
+from devhost.engine.instance import CachedInstance, InstanceRows
 from devhost.engine.interface import TERMINAL_STATES, InvokeOrchestrator
 from devhost.engine.messages import next_sequence, queued_message, start_message, utcnow
 from devhost.engine.replay import (
@@ -58,6 +58,7 @@ class EpisodeRunner:
         self._activities = activities
         self._invoke_orchestrator = invoke_orchestrator
         self._instances: dict[str, CachedInstance] = {}
+        self._rows = InstanceRows(store, inbox)
 
     def forget(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)
@@ -194,7 +195,7 @@ class EpisodeRunner:
             instance.status["RuntimeStatus"] = "Running"
         if notify_parent is not None:
             await self._notify_parent(instance, notify_parent)
-        await self._commit(instance, new_events, [message], outbound_work=[])
+        await self._commit(instance, new_events, [message], outbound_work=[], row_now=True)
 
     async def _notify_parent(self, instance: CachedInstance, event: dict[str, Any]) -> None:
         parent_id = instance.status.get("ParentInstanceId")
@@ -359,17 +360,25 @@ class EpisodeRunner:
         self, instance: CachedInstance, new_events: list[dict[str, Any]],
         consumed: list[StoredMessage], *, outbound_work: list[WorkItem],
         outbound_timers: list[StoredMessage] | None = None, fresh: bool = False,
+        row_now: bool = False,
     ) -> None:
-        """The instance row; then, in one ETag-guarded transaction, the history, the work
-        items and timers it names and the deletion of the instance's own messages it
-        applied; then messages from elsewhere that it applied go away. A crash before the
-        transaction runs the episode again from the same messages (at least once); one
-        after it leaves messages recognised as duplicates and dropped."""
+        """In one ETag-guarded transaction: the history, the work items and timers it names
+        and the deletion of the instance's own messages it applied; then the messages from
+        elsewhere that it applied go away. A crash before the transaction runs the episode
+        again from the same messages (at least once); one after it leaves messages that are
+        recognised as duplicates and dropped."""
         instance.status["LastUpdatedTime"] = utcnow()
         row = {"PartitionKey": instance.instance_id, "RowKey": "",
                "ExecutionId": instance.execution_id, **instance.status}
         timers = outbound_timers or []
-        await self._store.write_instance(row)
+        # An instance that ends, or a command a caller waits on, shows in its row before the
+        # history commits (a crash then runs the episode again). Other episodes write it
+        # after, off the episode's path: a crash in between leaves the row of a busy
+        # instance one step behind until its next episode (a Pending one is put right by
+        # the lost-start sweep).
+        row_first = row_now or instance.runtime_status in TERMINAL_STATES
+        if row_first:
+            await self._rows.write(row)
         crash_point(COMMIT_BEFORE_HISTORY)
         first = 0 if fresh else len(instance.history)
         stored_events = [{k: v for k, v in e.items() if k != "IsPlayed"} for e in new_events]
@@ -380,6 +389,8 @@ class EpisodeRunner:
             applied=[m.key for m in consumed if is_local_key(m.key)],
         )
         instance.history = (instance.history if not fresh else []) + stored_events
+        if not row_first:
+            self._rows.write_later(row)
         crash_point(COMMIT_BEFORE_CONSUME)
         if instance.runtime_status in TERMINAL_STATES:
             self._instances.pop(instance.instance_id, None)  # rarely needed again

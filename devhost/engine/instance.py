@@ -1,15 +1,31 @@
-"""The leading host's view of one instance: its sentinel row and current history."""
+"""The leading host's view of one instance (its sentinel row and current history) and the
+writer of instance rows."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from devhost.engine import events as ev
+from devhost.engine.inbox import Inbox
 from devhost.engine.interface import json_value
 from devhost.engine.messages import utcnow
+from devhost.engine.store import TaskHubStore
+
+log = logging.getLogger("devhost.engine")
+
+SENTINEL_ONLY_FIELDS = ("PartitionKey", "RowKey", "etag", "ExecutionId", "HistoryLength")
+
+
+def status_fields(sentinel: dict[str, Any]) -> dict[str, Any]:
+    """The instance's status as its sentinel row carries it."""
+    return {key: value for key, value in sentinel.items()
+            if key not in SENTINEL_ONLY_FIELDS and not key.startswith("odata")}
 
 
 @dataclass
@@ -35,11 +51,7 @@ class CachedInstance:
             instance.etag = sentinel["etag"]
             instance.execution_id = sentinel.get("ExecutionId", "")
             instance.history = history
-            instance.status = {
-                key: value for key, value in sentinel.items()
-                if key not in ("PartitionKey", "RowKey", "etag", "ExecutionId", "HistoryLength")
-                and not key.startswith("odata")
-            }
+            instance.status = status_fields(sentinel)
         return instance
 
     def next_timestamp(self) -> datetime:
@@ -77,3 +89,50 @@ class CachedInstance:
                                       "ExecutionId": self.status.get("ParentExecutionId")},
             "TaskScheduleId": self.status.get("ParentTaskId"),
         }
+
+
+class InstanceRows:
+    """Writes instance rows in the order their episodes committed, now or in the background;
+    a row that a later one replaced before its turn is not written at all."""
+
+    def __init__(self, store: TaskHubStore, inbox: Inbox) -> None:
+        self._store = store
+        self._inbox = inbox
+        self._latest: dict[str, dict[str, Any]] = {}
+        self._turns: dict[str, asyncio.Lock] = {}
+        self._waiting: Counter[str] = Counter()
+
+    async def write(self, row: dict[str, Any]) -> None:
+        self._queue(row)
+        await self._write_queued(row)
+
+    def write_later(self, row: dict[str, Any]) -> None:
+        self._queue(row)
+        self._inbox.spawn_write(self._write_queued_or_log(row))
+
+    def _queue(self, row: dict[str, Any]) -> None:
+        # At once, not when the write's task starts: a row queued later must win.
+        instance_id = row["PartitionKey"]
+        self._latest[instance_id] = row
+        self._turns.setdefault(instance_id, asyncio.Lock())
+        self._waiting[instance_id] += 1
+
+    async def _write_queued(self, row: dict[str, Any]) -> None:
+        instance_id = row["PartitionKey"]
+        try:
+            async with self._turns[instance_id]:
+                if self._latest.get(instance_id) is row:
+                    await self._store.write_instance(row)
+        finally:
+            self._waiting[instance_id] -= 1
+            if not self._waiting[instance_id]:
+                del self._waiting[instance_id]
+                del self._turns[instance_id]
+                del self._latest[instance_id]
+
+    async def _write_queued_or_log(self, row: dict[str, Any]) -> None:
+        try:
+            await self._write_queued(row)
+        except Exception:
+            # The next episode writes the row again; until then it shows an older state.
+            log.exception("writing the instance row of %s failed", row["PartitionKey"])

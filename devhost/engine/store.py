@@ -193,14 +193,25 @@ class TaskHubStore:
         except (ResourceExistsError, ResourceModifiedError) as error:
             raise ConcurrentUpdate(str(error)) from error
 
-    async def write_instance(self, entity: dict[str, Any]) -> None:
-        await self.instances.upsert_entity(await self._pack(entity), mode=UpdateMode.REPLACE)
+    async def write_instance(self, entity: dict[str, Any], *, etag: str | None = None) -> bool:
+        """Write the row (with `etag`: only if unchanged since read; False if it changed)."""
+        packed = await self._pack(entity)
+        if etag is None:
+            await self.instances.upsert_entity(packed, mode=UpdateMode.REPLACE)
+            return True
+        try:
+            await self.instances.update_entity(packed, mode=UpdateMode.REPLACE, etag=etag,
+                                               match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     async def query_instances(self, query_filter: str, parameters: dict[str, Any]
                               ) -> list[dict[str, Any]]:
         pages = self.instances.query_entities(query_filter, parameters=parameters) if query_filter \
             else self.instances.list_entities()
-        return [await self._unpack(entity) async for entity in pages]
+        return [{**await self._unpack(entity), "etag": entity.metadata["etag"]}
+                async for entity in pages]
 
     # -- history --
 
@@ -232,14 +243,13 @@ class TaskHubStore:
         sentinel_fields["etag"] = sentinel.metadata["etag"]
         return sentinel_fields, events[:length]
 
-    async def current_execution_id(self, instance_id: str) -> str | None:
-        """The execution whose history is committed (None before the first commit)."""
+    async def read_sentinel(self, instance_id: str) -> dict[str, Any] | None:
+        """The sentinel row: the execution whose history is committed and its status (None
+        before the first commit)."""
         try:
-            sentinel = await self.history.get_entity(instance_id, SENTINEL,
-                                                     select=["ExecutionId"])
+            return await self._unpack(await self.history.get_entity(instance_id, SENTINEL))
         except ResourceNotFoundError:
             return None
-        return sentinel.get("ExecutionId")
 
     async def commit_episode(
         self,

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 import azure.durable_functions as df
@@ -21,21 +19,16 @@ from devhost.engine.store import (
     WorkItem,
     history_row_key,
 )
-from devhost.storage_account import StorageAccount
-from tests.devhost.engine.engine_harness import FunctionTable, new_hub, running_engine, wait_for
+from tests.devhost.engine.engine_harness import (
+    FunctionTable,
+    new_hub,
+    running_engine,
+    task_hub_store,
+    wait_for,
+)
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 STATUS = {"Name": "flow", "RuntimeStatus": "Running"}
-
-
-@asynccontextmanager
-async def task_hub(connection_string: str, hub: str | None = None) -> AsyncIterator[TaskHubStore]:
-    store = TaskHubStore(StorageAccount(connection_string=connection_string), hub or new_hub())
-    await store.create()
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 def event(event_type: int, event_id: int = -1, **fields: object) -> dict[str, object]:
@@ -75,7 +68,7 @@ def test_an_episode_over_a_hundred_rows_reads_back_whole_and_moves_the_sentinel_
                  for n in range(150)]
 
     async def scenario() -> None:
-        async with task_hub(connection_string) as store:
+        async with task_hub_store(connection_string) as store:
             first_etag, _ = await commit(store, "i1", 0, started, None)
             etag, _ = await commit(store, "i1", 2, scheduled, first_etag,
                                    work_items=[work("i1", n) for n in range(150)])
@@ -104,7 +97,7 @@ def test_an_applied_message_already_gone_does_not_hold_up_the_commit(
     connection_string: str,
 ) -> None:
     async def scenario() -> None:
-        async with task_hub(connection_string) as store:
+        async with task_hub_store(connection_string) as store:
             etag, _ = await commit(store, "i1", 0, [event(ev.ORCHESTRATOR_STARTED)], None)
             await store.send_message(result("i1", 1, "1"))
             etag, left = await commit(
@@ -122,7 +115,7 @@ def test_an_applied_message_already_gone_does_not_hold_up_the_commit(
 
 def test_a_result_another_host_stored_stands_for_its_work_item(connection_string: str) -> None:
     async def scenario() -> None:
-        async with task_hub(connection_string) as store:
+        async with task_hub_store(connection_string) as store:
             await commit(store, "i1", 0, [event(ev.ORCHESTRATOR_STARTED)], None,
                          work_items=[work("i1", 1), work("i1", 2)])
             theirs = result("i1", 1, '"theirs"')
@@ -163,7 +156,7 @@ def test_a_task_hub_written_before_the_move_carries_on(connection_string: str) -
             await wait_for(engine, instance_id, ("Running",))
             while not first.activity_calls:
                 await asyncio.sleep(0.02)
-        async with task_hub(connection_string, hub) as store:
+        async with task_hub_store(connection_string, hub) as store:
             sentinel, history = await store.read_history(instance_id)
             assert sentinel is not None
             prefix = f"{sentinel['ExecutionId']}."
