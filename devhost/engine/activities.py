@@ -13,9 +13,9 @@ from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.inbox import Inbox
 from devhost.engine.interface import INVOKING_INSTANCE, InvokeActivity
 from devhost.engine.messages import next_sequence, utcnow
-from devhost.engine.store import RESULT_PREFIX, StoredMessage, TaskHubStore, WorkItem
+from devhost.engine.store import StoredMessage, TaskHubStore, WorkItem
 
-COMPLETIONS_PER_TRANSACTION = 50
+COMPLETIONS_PER_TRANSACTION = 100
 
 
 def _failure_details(error: BaseException) -> str:
@@ -82,7 +82,7 @@ class ActivityPool:
         crash_point(ACTIVITY_BEFORE_RESULT)
         message = StoredMessage(
             instance_id=item.instance_id,
-            key=f"{RESULT_PREFIX}{item.execution_id}-{item.task_id:08d}",
+            key=item.key,  # the result takes the work item's row
             event=event, execution_id=item.execution_id, visible_at=utcnow(),
             sequence=next_sequence(),
         )

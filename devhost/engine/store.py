@@ -5,11 +5,10 @@ Tables (all partitioned by instance id):
   <hub>History    the events of the current execution, a row per episode (RowKey =
                   execution id + sequence number of its first event), a `sentinel` row
                   whose ETag guards every commit, and the instance's own messages: work
-                  items of activities not yet finished (`work-...`), their results
-                  (`task-...`) and timers (`timer-...`, visible from their fire time). An
-                  episode's history, the work and timers it schedules and the deletion of
-                  the results and timers it applied are one transaction; an activity's
-                  result replaces its work item in one transaction.
+                  items of activities (`work-...`; a finished activity's result takes its
+                  row) and timers (`timer-...`, visible from their fire time). An episode's
+                  history, the work and timers it schedules and the deletion of the results
+                  and timers it applied are one transaction.
   <hub>Messages   messages from outside the instance not yet applied: ExecutionStarted,
                   raised events, terminate/suspend/resume, sub-orchestration outcomes
 Blobs:
@@ -47,7 +46,7 @@ BLOB_SUFFIX = "__blob"
 TRANSACTION_LIMIT = 100
 SENTINEL = "sentinel"
 WORK_PREFIX = "work-"
-RESULT_PREFIX = "task-"
+RESULT_PREFIX = "task-"  # results stored apart from their work item (task hubs before)
 TIMER_PREFIX = "timer-"
 # Rows an instance writes for itself live beside its history, so that they commit with it.
 LOCAL_PREFIXES = (WORK_PREFIX, RESULT_PREFIX, TIMER_PREFIX)
@@ -353,34 +352,35 @@ class TaskHubStore:
     async def complete_work_items(
         self, completions: list[tuple[WorkItem, StoredMessage]],
     ) -> list[StoredMessage | None]:
-        """Each activity's result replaces its work item atomically (results of one instance
-        share transactions). For an item that is gone: the result another host stored in
-        its place, or None (its instance was purged)."""
-        if not completions:
-            return []
-        operations: list[tuple[Any, ...]] = []
-        for item, result in completions:
-            operations.append(
-                ("upsert", await self._message_row(result), {"mode": UpdateMode.REPLACE})
-            )
-            operations.append(("delete", {"PartitionKey": item.instance_id, "RowKey": item.key}))
-        if len(operations) <= TRANSACTION_LIMIT:
+        """Each activity's result takes its work item's row (same key) in one update that
+        needs the row to be there; results of one instance share transactions. None for an
+        item whose row is gone (its instance was purged, or a result another host stored
+        there was applied already)."""
+        outcomes: dict[str, StoredMessage | None] = {}
+        if len(completions) == 1:
+            _, result = completions[0]
             try:
-                await self.history.submit_transaction(operations)
-                return [result for _, result in completions]
-            except HttpResponseError as error:
-                if len(completions) == 1 and (
-                    error.status_code == 404 or "ResourceNotFound" in str(error)
-                ):
-                    result = completions[0][1]
-                    return [await self.read_message(result.instance_id, result.key)]
-                if len(completions) == 1:
-                    raise
-        # Too many for one transaction, or one item is gone: settle them one by one.
-        outcomes: list[StoredMessage | None] = []
-        for pair in completions:
-            outcomes += await self.complete_work_items([pair])
-        return outcomes
+                await self.history.update_entity(await self._message_row(result),
+                                                 mode=UpdateMode.REPLACE)
+            except ResourceNotFoundError:
+                return [None]
+            return [result]
+        for start in range(0, len(completions), TRANSACTION_LIMIT):
+            results = [result for _, result in completions[start:start + TRANSACTION_LIMIT]]
+            while results:
+                try:
+                    await self.history.submit_transaction([
+                        ("update", await self._message_row(result), {"mode": UpdateMode.REPLACE})
+                        for result in results
+                    ])
+                except TableTransactionError as error:
+                    if error.status_code != 404 or not 0 <= error.index < len(results):
+                        raise
+                    outcomes[results.pop(error.index).key] = None
+                    continue
+                outcomes.update((result.key, result) for result in results)
+                break
+        return [outcomes[result.key] for _, result in completions]
 
     async def message_keys(self) -> list[tuple[str, str]]:
         """(instance id, row key) of every message other hosts may have sent (the
@@ -433,7 +433,7 @@ class TaskHubStore:
         items: list[WorkItem] = []
         for entity in entities.values():
             row = await self._unpack(entity)
-            if row["RowKey"].startswith(WORK_PREFIX):
+            if row["RowKey"].startswith(WORK_PREFIX) and "Event" not in row:
                 items.append(WorkItem(
                     instance_id=row["PartitionKey"], key=row["RowKey"],
                     execution_id=row["ExecutionId"], task_id=int(row["TaskId"]),

@@ -38,7 +38,7 @@ def event(event_type: int, event_id: int = -1, **fields: object) -> dict[str, ob
 
 def result(instance_id: str, task_id: int, value: str) -> StoredMessage:
     return StoredMessage(
-        instance_id=instance_id, key=f"task-e1-{task_id:08d}",
+        instance_id=instance_id, key=f"work-e1-{task_id:08d}",
         event=event(ev.TASK_COMPLETED, TaskScheduledId=task_id, Result=value),
         execution_id="e1", visible_at=NOW, sequence=f"{task_id:020d}",
     )
@@ -102,10 +102,10 @@ def test_an_applied_message_already_gone_does_not_hold_up_the_commit(
             await store.send_message(result("i1", 1, "1"))
             etag, left = await commit(
                 store, "i1", 1, [event(ev.TASK_COMPLETED, TaskScheduledId=1, Result="1")],
-                etag, applied=["task-e1-00000001", "task-e1-00000009"],
+                etag, applied=["work-e1-00000001", "work-e1-00000009"],
             )
             assert left == []
-            assert not await store.has_message("i1", "task-e1-00000001")
+            assert not await store.has_message("i1", "work-e1-00000001")
             _, history = await store.read_history("i1")
             assert [e["EventType"] for e in history] == [ev.ORCHESTRATOR_STARTED,
                                                           ev.TASK_COMPLETED]
@@ -113,22 +113,31 @@ def test_an_applied_message_already_gone_does_not_hold_up_the_commit(
     asyncio.run(scenario())
 
 
-def test_a_result_another_host_stored_stands_for_its_work_item(connection_string: str) -> None:
+def test_a_result_takes_its_work_items_row_only_while_the_row_is_there(
+    connection_string: str,
+) -> None:
     async def scenario() -> None:
         async with task_hub_store(connection_string) as store:
             await commit(store, "i1", 0, [event(ev.ORCHESTRATOR_STARTED)], None,
-                         work_items=[work("i1", 1), work("i1", 2)])
-            theirs = result("i1", 1, '"theirs"')
-            assert await store.complete_work_items([(work("i1", 1), theirs)]) == [theirs]
-            # This host ran the same work item again: its result is not stored, theirs is.
-            ours = result("i1", 1, '"ours"')
-            mine = result("i1", 2, '"mine"')
-            stored = await store.complete_work_items([(work("i1", 1), ours),
-                                                      (work("i1", 2), mine)])
-            assert [m.event["Result"] if m else None for m in stored] == ['"theirs"', '"mine"']
-            # Gone with its instance: nothing stands for it.
-            assert await store.complete_work_items([(work("i2", 1), result("i2", 1, "1"))]) \
-                == [None]
+                         work_items=[work("i1", n) for n in (1, 2, 3)])
+            first = result("i1", 1, '"first"')
+            assert await store.complete_work_items([(work("i1", 1), first)]) == [first]
+            messages, items = await store.all_pending()
+            assert [(m.key, m.event["Result"]) for m in messages] == \
+                [("work-e1-00000001", '"first"')]
+            assert sorted(item.task_id for item in items) == [2, 3]
+            # Applied (its row deleted), a result that comes again is not stored again;
+            # beside it, a result whose row is there is.
+            await store.delete_messages("i1", ["work-e1-00000001"])
+            again = result("i1", 1, '"again"')
+            second = result("i1", 2, '"second"')
+            assert await store.complete_work_items(
+                [(work("i1", 1), again), (work("i1", 2), second)]) == [None, second]
+            assert await store.complete_work_items([(work("i1", 1), again)]) == [None]
+            messages, items = await store.all_pending()
+            assert [(m.key, m.event["Result"]) for m in messages] == \
+                [("work-e1-00000002", '"second"')]
+            assert [item.task_id for item in items] == [3]
 
     asyncio.run(scenario())
 
