@@ -19,6 +19,9 @@ from devhost.engine.store import TaskHubStore
 
 log = logging.getLogger("devhost.engine")
 
+# How long an ordinary episode's instance row may wait for the rows of the episodes that
+# follow it (written as one): a status read lags the history by about this much at most.
+ROW_DELAY_SECONDS = 0.1
 SENTINEL_ONLY_FIELDS = ("PartitionKey", "RowKey", "etag", "ExecutionId", "HistoryLength")
 
 
@@ -92,47 +95,52 @@ class CachedInstance:
 
 
 class InstanceRows:
-    """Writes instance rows in the order their episodes committed, now or in the background;
-    a row that a later one replaced before its turn is not written at all."""
+    """Writes instance rows, the newest first come: at once (an instance that ends, a
+    command) or a moment later (ordinary episodes: the rows of episodes that follow in
+    that moment go as one write, the newest)."""
 
     def __init__(self, store: TaskHubStore, inbox: Inbox) -> None:
         self._store = store
         self._inbox = inbox
-        self._latest: dict[str, dict[str, Any]] = {}
+        self._newest: dict[str, dict[str, Any]] = {}  # queued, not yet being written
         self._turns: dict[str, asyncio.Lock] = {}
-        self._waiting: Counter[str] = Counter()
+        self._users: Counter[str] = Counter()
+        self._soon: set[str] = set()
 
     async def write(self, row: dict[str, Any]) -> None:
-        self._queue(row)
-        await self._write_queued(row)
+        self._newest[row["PartitionKey"]] = row
+        await self._write_newest(row["PartitionKey"])
 
     def write_later(self, row: dict[str, Any]) -> None:
-        self._queue(row)
-        self._inbox.spawn_write(self._write_queued_or_log(row))
-
-    def _queue(self, row: dict[str, Any]) -> None:
-        # At once, not when the write's task starts: a row queued later must win.
         instance_id = row["PartitionKey"]
-        self._latest[instance_id] = row
-        self._turns.setdefault(instance_id, asyncio.Lock())
-        self._waiting[instance_id] += 1
+        self._newest[instance_id] = row
+        if instance_id not in self._soon:
+            self._soon.add(instance_id)
+            self._inbox.spawn_write(self._write_soon(instance_id))
 
-    async def _write_queued(self, row: dict[str, Any]) -> None:
-        instance_id = row["PartitionKey"]
+    async def _write_soon(self, instance_id: str) -> None:
         try:
-            async with self._turns[instance_id]:
-                if self._latest.get(instance_id) is row:
-                    await self._store.write_instance(row)
-        finally:
-            self._waiting[instance_id] -= 1
-            if not self._waiting[instance_id]:
-                del self._waiting[instance_id]
-                del self._turns[instance_id]
-                del self._latest[instance_id]
-
-    async def _write_queued_or_log(self, row: dict[str, Any]) -> None:
-        try:
-            await self._write_queued(row)
+            await asyncio.sleep(ROW_DELAY_SECONDS)
+            self._soon.discard(instance_id)  # a row queued from now on gets a write of its own
+            await self._write_newest(instance_id)
         except Exception:
             # The next episode writes the row again; until then it shows an older state.
-            log.exception("writing the instance row of %s failed", row["PartitionKey"])
+            log.exception("writing the instance row of %s failed", instance_id)
+        finally:
+            self._soon.discard(instance_id)
+
+    async def _write_newest(self, instance_id: str) -> None:
+        # One write at a time per instance, each taking the newest row when its turn
+        # comes: a row is never overwritten by an older one.
+        turn = self._turns.setdefault(instance_id, asyncio.Lock())
+        self._users[instance_id] += 1
+        try:
+            async with turn:
+                row = self._newest.pop(instance_id, None)
+                if row is not None:
+                    await self._store.write_instance(row)
+        finally:
+            self._users[instance_id] -= 1
+            if not self._users[instance_id]:
+                del self._users[instance_id]
+                del self._turns[instance_id]
