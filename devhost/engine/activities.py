@@ -13,7 +13,8 @@ from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.inbox import Inbox
 from devhost.engine.interface import INVOKING_INSTANCE, InvokeActivity
 from devhost.engine.messages import next_sequence, utcnow
-from devhost.engine.store import StoredMessage, TaskHubStore, WorkItem
+from devhost.engine.rows import StoredMessage, WorkItem
+from devhost.engine.store import TaskHubStore
 
 COMPLETIONS_PER_TRANSACTION = 100
 

@@ -31,14 +31,14 @@ from devhost.engine.replay import (
     StartSubOrchestration,
     replay_actions,
 )
-from devhost.engine.store import (
+from devhost.engine.rows import (
     TIMER_PREFIX,
     WORK_PREFIX,
     StoredMessage,
-    TaskHubStore,
     WorkItem,
     is_local_key,
 )
+from devhost.engine.store import TaskHubStore
 
 log = logging.getLogger("devhost.engine")
 

@@ -16,7 +16,8 @@ from typing import Any
 
 from devhost.engine.lease import TaskHubLease
 from devhost.engine.messages import utcnow
-from devhost.engine.store import StoredMessage, TaskHubStore
+from devhost.engine.rows import StoredMessage
+from devhost.engine.store import TaskHubStore
 
 log = logging.getLogger("devhost.engine")
 

@@ -20,10 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -38,18 +35,25 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from devhost.engine.interface import StorageAccountLike
+from devhost.engine.rows import (
+    LARGE_VALUE_CHARS,
+    LOCAL_PREFIXES,
+    SENTINEL,
+    WORK_PREFIX,
+    StoredMessage,
+    WorkItem,
+    history_rows,
+    is_local_key,
+    message_row,
+    row_events,
+    stored_message,
+    work_item,
+    work_row,
+)
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
-# A table string property holds 64 KiB of UTF-16: offload anything near that to a blob.
-LARGE_VALUE_CHARS = 30_000
 BLOB_SUFFIX = "__blob"
 TRANSACTION_LIMIT = 100
-SENTINEL = "sentinel"
-WORK_PREFIX = "work-"
-RESULT_PREFIX = "task-"  # results stored apart from their work item (task hubs before)
-TIMER_PREFIX = "timer-"
-# Rows an instance writes for itself live beside its history, so that they commit with it.
-LOCAL_PREFIXES = (WORK_PREFIX, RESULT_PREFIX, TIMER_PREFIX)
 
 
 class ConcurrentUpdate(Exception):
@@ -69,38 +73,6 @@ def validate_instance_id(instance_id: str) -> None:
         raise ValueError(
             f"instance id {instance_id!r} is invalid: 1-256 characters, none of / \\ # ?"
         )
-
-
-def is_local_key(key: str) -> bool:
-    """Whether a message row lives in the History table (the instance's own work, results
-    and timers) rather than in Messages (what clients and other instances send)."""
-    return key.startswith(LOCAL_PREFIXES)
-
-
-def history_row_key(execution_id: str, sequence: int) -> str:
-    # The execution id in the key keeps a new execution's rows from overwriting the rows of
-    # the one it replaces before its sentinel commit.
-    return f"{execution_id}.{sequence:08X}"
-
-
-@dataclass
-class StoredMessage:
-    instance_id: str
-    key: str
-    event: dict[str, Any]
-    execution_id: str | None
-    visible_at: datetime
-    sequence: str
-
-
-@dataclass
-class WorkItem:
-    instance_id: str
-    key: str
-    execution_id: str
-    task_id: int
-    name: str
-    input: str | None
 
 
 class TaskHubStore:
@@ -237,7 +209,7 @@ class TaskHubStore:
             row = by_first.get(len(events))
             if row is None:
                 raise RuntimeError(f"history of instance {instance_id!r} has gaps")
-            events += _row_events(await self._unpack(row))
+            events += row_events(await self._unpack(row))
         sentinel_fields = dict(sentinel)
         sentinel_fields["etag"] = sentinel.metadata["etag"]
         return sentinel_fields, events[:length]
@@ -278,7 +250,7 @@ class TaskHubStore:
         writes = [await self._work_row(item) for item in work_items]
         writes += [await self._message_row(timer) for timer in timers]
         writes += [await self._pack(row) for row in
-                   _history_rows(instance_id, execution_id, first_sequence, new_events)]
+                   history_rows(instance_id, execution_id, first_sequence, new_events)]
         upserts: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE})
                                           for row in writes]
         sentinel = await self._pack({
@@ -330,20 +302,10 @@ class TaskHubStore:
         return self.history if is_local_key(key) else self.messages
 
     async def _message_row(self, message: StoredMessage) -> dict[str, Any]:
-        return await self._pack({
-            "PartitionKey": message.instance_id,
-            "RowKey": message.key,
-            "Event": json.dumps(message.event),
-            "ExecutionId": message.execution_id or "",
-            "VisibleAt": message.visible_at,
-            "Sequence": message.sequence,
-        })
+        return await self._pack(message_row(message))
 
     async def _work_row(self, item: WorkItem) -> dict[str, Any]:
-        return await self._pack({
-            "PartitionKey": item.instance_id, "RowKey": item.key, "ExecutionId": item.execution_id,
-            "TaskId": item.task_id, "Name": item.name, "Input": item.input,
-        })
+        return await self._pack(work_row(item))
 
     async def send_message(self, message: StoredMessage) -> None:
         await self._table_of(message.key).upsert_entity(await self._message_row(message),
@@ -403,17 +365,7 @@ class TaskHubStore:
             row = await self._table_of(key).get_entity(instance_id, key)
         except ResourceNotFoundError:
             return None
-        return self._stored_message(await self._unpack(row))
-
-    @staticmethod
-    def _stored_message(row: dict[str, Any]) -> StoredMessage:
-        visible = row["VisibleAt"]
-        return StoredMessage(
-            instance_id=row["PartitionKey"], key=row["RowKey"],
-            event=json.loads(row["Event"]), execution_id=row.get("ExecutionId") or None,
-            visible_at=visible.astimezone(UTC) if visible.tzinfo else visible.replace(tzinfo=UTC),
-            sequence=row.get("Sequence", ""),
-        )
+        return stored_message(await self._unpack(row))
 
     async def all_pending(self) -> tuple[list[StoredMessage], list[WorkItem]]:
         """Every message and work item not yet applied (what a new leader loads)."""
@@ -434,13 +386,9 @@ class TaskHubStore:
         for entity in entities.values():
             row = await self._unpack(entity)
             if row["RowKey"].startswith(WORK_PREFIX) and "Event" not in row:
-                items.append(WorkItem(
-                    instance_id=row["PartitionKey"], key=row["RowKey"],
-                    execution_id=row["ExecutionId"], task_id=int(row["TaskId"]),
-                    name=row["Name"], input=row.get("Input"),
-                ))
+                items.append(work_item(row))
             else:
-                messages.append(self._stored_message(row))
+                messages.append(stored_message(row))
         return messages, items
 
     async def delete_messages(self, instance_id: str, keys: list[str]) -> None:
@@ -486,44 +434,6 @@ class TaskHubStore:
         with contextlib.suppress(ResourceNotFoundError):
             await self.instances.delete_entity(instance_id, "")
         return found
-
-
-def _history_rows(
-    instance_id: str, execution_id: str, first_sequence: int, events: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """An episode's events as few rows as fit a table cell each (one usually); a row's key
-    is the sequence number of its first event."""
-    rows: list[dict[str, Any]] = []
-    chunk: list[str] = []
-    size = 0
-    first = first_sequence
-    for event in events:
-        text = json.dumps(event)
-        if chunk and size + len(text) > LARGE_VALUE_CHARS:
-            rows.append(_history_row(instance_id, execution_id, first, chunk))
-            first += len(chunk)
-            chunk, size = [], 0
-        chunk.append(text)
-        size += len(text) + 1
-    if chunk:
-        rows.append(_history_row(instance_id, execution_id, first, chunk))
-    return rows
-
-
-def _history_row(
-    instance_id: str, execution_id: str, first: int, events: list[str],
-) -> dict[str, Any]:
-    return {"PartitionKey": instance_id, "RowKey": history_row_key(execution_id, first),
-            "ExecutionId": execution_id, "Events": "[" + ",".join(events) + "]"}
-
-
-def _row_events(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """A history row's events: an episode's, or the one event of a row written before
-    episodes were stored a row each."""
-    if "Events" in row:
-        events: list[dict[str, Any]] = json.loads(row["Events"])
-        return events
-    return [json.loads(row["Event"])]
 
 
 def _concurrent_or(error: HttpResponseError) -> Exception:

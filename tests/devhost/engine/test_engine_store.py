@@ -11,14 +11,8 @@ import azure.durable_functions as df
 from azure.data.tables import UpdateMode
 
 from devhost.engine import events as ev
-from devhost.engine.store import (
-    SENTINEL,
-    ConcurrentUpdate,
-    StoredMessage,
-    TaskHubStore,
-    WorkItem,
-    history_row_key,
-)
+from devhost.engine.rows import SENTINEL, StoredMessage, WorkItem, history_row_key
+from devhost.engine.store import ConcurrentUpdate, TaskHubStore
 from tests.devhost.engine.engine_harness import (
     FunctionTable,
     new_hub,
