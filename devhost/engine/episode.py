@@ -1,6 +1,8 @@
 """One episode of an instance: its due messages applied, its orchestrator run, the
-outcome committed (work items, timers and the instance row first, then the history, then
-the applied messages go). See README.md beside this file for the commit order."""
+outcome committed (history, work items, timers and the deletion of the results and timers
+it applied in one transaction; the instance row before it or, for ordinary episodes, a
+moment after; then the applied messages from elsewhere go). See README.md beside this
+file for the commit order."""
 
 from __future__ import annotations
 
