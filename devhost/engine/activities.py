@@ -13,9 +13,10 @@ from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.inbox import Inbox
 from devhost.engine.interface import INVOKING_INSTANCE, InvokeActivity
 from devhost.engine.messages import next_sequence, utcnow
-from devhost.engine.store import StoredMessage, TaskHubStore, WorkItem
+from devhost.engine.rows import StoredMessage, WorkItem
+from devhost.engine.store import TaskHubStore
 
-COMPLETIONS_PER_TRANSACTION = 50
+COMPLETIONS_PER_TRANSACTION = 100
 
 
 def _failure_details(error: BaseException) -> str:
@@ -43,7 +44,7 @@ class ActivityPool:
         self._work: dict[tuple[str, str], WorkItem] = {}
         self._slots = asyncio.Semaphore(self._max_activities)
         self._completions: dict[
-            str, list[tuple[WorkItem, StoredMessage, asyncio.Future[bool]]]
+            str, list[tuple[WorkItem, StoredMessage, asyncio.Future[StoredMessage | None]]]
         ] = {}
         self._flushing: set[str] = set()
 
@@ -81,20 +82,22 @@ class ActivityPool:
                 )
         crash_point(ACTIVITY_BEFORE_RESULT)
         message = StoredMessage(
-            instance_id=item.instance_id, key=f"task-{item.execution_id}-{item.task_id:08d}",
+            instance_id=item.instance_id,
+            key=item.key,  # the result takes the work item's row
             event=event, execution_id=item.execution_id, visible_at=utcnow(),
             sequence=next_sequence(),
         )
         try:
-            if await self._complete(item, message):
-                self._inbox.add_if_leading(message)
+            stored = await self._complete(item, message)
+            if stored is not None:
+                self._inbox.add_if_leading(stored)
         finally:
             self._work.pop((item.instance_id, item.key), None)
 
-    async def _complete(self, item: WorkItem, message: StoredMessage) -> bool:
+    async def _complete(self, item: WorkItem, message: StoredMessage) -> StoredMessage | None:
         """Group commit: results that finish while a write for their instance is under way
         go together in the next transaction (a fan-out's results mostly do)."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[StoredMessage | None] = asyncio.get_running_loop().create_future()
         self._completions.setdefault(item.instance_id, []).append((item, message, done))
         if item.instance_id not in self._flushing:
             self._flushing.add(item.instance_id)

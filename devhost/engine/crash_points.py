@@ -20,10 +20,12 @@ CRASH_EXIT_CODE = 86
 # start_instance: the instance row (Pending, new execution id) is written, its start
 # message is not.
 START_BEFORE_MESSAGE = "engine.start_instance.before_start_message"
-# An episode's commit: its work items, timers and instance row are written, its history
-# is not (so neither is the deletion of the messages it consumed).
+# An episode's commit: the instance row is written; its history (with the work items and
+# timers it schedules and the deletion of the results and timers it applied) is not.
 COMMIT_BEFORE_HISTORY = "engine.commit.before_history"
-# An episode's commit: the history is written, the messages it consumed are not deleted.
+# An episode's commit: the history is written, the messages from outside the instance
+# that it applied (start, raised events, commands, sub-orchestration results) are not
+# deleted.
 COMMIT_BEFORE_CONSUME = "engine.commit.before_consume"
 # An activity ran (whatever it changed elsewhere is changed), its result is not stored.
 ACTIVITY_BEFORE_RESULT = "engine.activity.before_result"

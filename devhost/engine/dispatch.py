@@ -16,6 +16,7 @@ from typing import Any
 from devhost.engine.activities import ActivityPool
 from devhost.engine.episode import EpisodeRunner
 from devhost.engine.inbox import Inbox
+from devhost.engine.instance import status_fields
 from devhost.engine.lease import TaskHubLease
 from devhost.engine.messages import as_utc, start_key, start_message
 from devhost.engine.store import ConcurrentUpdate, TaskHubStore
@@ -168,7 +169,15 @@ class Dispatcher:
         instance_id = row["PartitionKey"]
         if await self._store.has_message(instance_id, start_key(execution_id)):
             return
-        if await self._store.current_execution_id(instance_id) == execution_id:
+        sentinel = await self._store.read_sentinel(instance_id)
+        if sentinel is not None and sentinel.get("ExecutionId") == execution_id:
+            # It started: a host stopped before the row said so (the row of an ordinary
+            # episode is written after its history). The history's status is newer, unless
+            # the row changed since it was read.
+            if row.get("etag"):
+                await self._store.write_instance(
+                    {"PartitionKey": instance_id, "RowKey": "", "ExecutionId": execution_id,
+                     **status_fields(sentinel)}, etag=row["etag"])
             return
         log.warning("instance %s was Pending without its start message (a host stopped "
                     "between the two writes); sending it again", instance_id)

@@ -1,6 +1,8 @@
 """One episode of an instance: its due messages applied, its orchestrator run, the
-outcome committed (work items, timers and the instance row first, then the history, then
-the applied messages go). See README.md beside this file for the commit order."""
+outcome committed (history, work items, timers and the deletion of the results and timers
+it applied in one transaction; the instance row before it or, for ordinary episodes, a
+moment after; then the applied messages from elsewhere go). See README.md beside this
+file for the commit order."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from devhost.engine.crash_points import (
     crash_point,
 )
 from devhost.engine.inbox import Inbox
-from devhost.engine.instance import CachedInstance
+from devhost.engine.instance import CachedInstance, InstanceRows
 from devhost.engine.interface import TERMINAL_STATES, InvokeOrchestrator
 from devhost.engine.messages import next_sequence, queued_message, start_message, utcnow
 from devhost.engine.replay import (
@@ -31,7 +33,14 @@ from devhost.engine.replay import (
     StartSubOrchestration,
     replay_actions,
 )
-from devhost.engine.store import WORK_PREFIX, StoredMessage, TaskHubStore, WorkItem
+from devhost.engine.rows import (
+    TIMER_PREFIX,
+    WORK_PREFIX,
+    StoredMessage,
+    WorkItem,
+    is_local_key,
+)
+from devhost.engine.store import TaskHubStore
 
 log = logging.getLogger("devhost.engine")
 
@@ -51,6 +60,7 @@ class EpisodeRunner:
         self._activities = activities
         self._invoke_orchestrator = invoke_orchestrator
         self._instances: dict[str, CachedInstance] = {}
+        self._rows = InstanceRows(store, inbox)
 
     def forget(self, instance_id: str) -> None:
         self._instances.pop(instance_id, None)
@@ -187,7 +197,7 @@ class EpisodeRunner:
             instance.status["RuntimeStatus"] = "Running"
         if notify_parent is not None:
             await self._notify_parent(instance, notify_parent)
-        await self._commit(instance, new_events, [message], outbound_work=[])
+        await self._commit(instance, new_events, [message], outbound_work=[], row_now=True)
 
     async def _notify_parent(self, instance: CachedInstance, event: dict[str, Any]) -> None:
         parent_id = instance.status.get("ParentInstanceId")
@@ -299,7 +309,7 @@ class EpisodeRunner:
                                                FireAt=fire_at))
                 timers.append(StoredMessage(
                     instance_id=instance.instance_id,
-                    key=f"timer-{instance.execution_id}-{decision.task_id:08d}",
+                    key=f"{TIMER_PREFIX}{instance.execution_id}-{decision.task_id:08d}",
                     event=ev.new_event(ev.TIMER_FIRED, decision.fire_at, TimerId=decision.task_id,
                                        FireAt=fire_at),
                     execution_id=instance.execution_id, visible_at=decision.fire_at,
@@ -352,35 +362,48 @@ class EpisodeRunner:
         self, instance: CachedInstance, new_events: list[dict[str, Any]],
         consumed: list[StoredMessage], *, outbound_work: list[WorkItem],
         outbound_timers: list[StoredMessage] | None = None, fresh: bool = False,
+        row_now: bool = False,
     ) -> None:
-        """Work items, timers and the instance row; then history (ETag-guarded); then the
-        consumed messages go away. Work the history names is stored before it: a crash in
-        between runs it again (at least once) and never loses it; a message whose effect
-        is stored but that survived a crash is recognised as a duplicate and dropped."""
+        """In one ETag-guarded transaction: the history, the work items and timers it names
+        and the deletion of the instance's own messages it applied; then the messages from
+        elsewhere that it applied go away. A crash before the transaction runs the episode
+        again from the same messages (at least once); one after it leaves messages that are
+        recognised as duplicates and dropped."""
         instance.status["LastUpdatedTime"] = utcnow()
         row = {"PartitionKey": instance.instance_id, "RowKey": "",
                "ExecutionId": instance.execution_id, **instance.status}
         timers = outbound_timers or []
-        await asyncio.gather(
-            self._store.write_instance(row),
-            self._store.write_outbound(instance.instance_id, outbound_work, timers),
-        )
+        # An instance that ends, or a command a caller waits on, shows in its row before the
+        # history commits (a crash then runs the episode again). Other episodes write it
+        # after, off the episode's path: a crash in between leaves the row of a busy
+        # instance one step behind until its next episode (a Pending one is put right by
+        # the lost-start sweep).
+        row_first = row_now or instance.runtime_status in TERMINAL_STATES
+        if row_first:
+            await self._rows.write(row)
         crash_point(COMMIT_BEFORE_HISTORY)
-        for timer in timers:
-            self._inbox.add(timer)
         first = 0 if fresh else len(instance.history)
         stored_events = [{k: v for k, v in e.items() if k != "IsPlayed"} for e in new_events]
-        instance.etag = await self._store.commit_history(
+        instance.etag, left = await self._store.commit_episode(
             instance.instance_id, execution_id=instance.execution_id, first_sequence=first,
             new_events=stored_events, status=instance.status, etag=instance.etag,
+            work_items=outbound_work, timers=timers,
+            applied=[m.key for m in consumed if is_local_key(m.key)],
         )
         instance.history = (instance.history if not fresh else []) + stored_events
+        if not row_first:
+            self._rows.write_later(row)
         crash_point(COMMIT_BEFORE_CONSUME)
         if instance.runtime_status in TERMINAL_STATES:
             self._instances.pop(instance.instance_id, None)  # rarely needed again
         else:
             self._instances[instance.instance_id] = instance
-        self._inbox.consume_later(instance.instance_id, consumed)
+        self._inbox.consume_later(
+            instance.instance_id, consumed,
+            left + [m.key for m in consumed if not is_local_key(m.key)],
+        )
+        for timer in timers:
+            self._inbox.add(timer)
         for item in outbound_work:
             self._activities.schedule(item)
 

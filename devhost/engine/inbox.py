@@ -16,7 +16,8 @@ from typing import Any
 
 from devhost.engine.lease import TaskHubLease
 from devhost.engine.messages import utcnow
-from devhost.engine.store import StoredMessage, TaskHubStore
+from devhost.engine.rows import StoredMessage
+from devhost.engine.store import TaskHubStore
 
 log = logging.getLogger("devhost.engine")
 
@@ -122,13 +123,14 @@ class Inbox:
         await self._store.delete_messages(instance_id, [message.key for message in messages])
         self._forget_applied(instance_id, messages)
 
-    def consume_later(self, instance_id: str, messages: list[StoredMessage]) -> None:
-        """Forget applied messages now; delete their rows without holding up the episode."""
+    def consume_later(
+        self, instance_id: str, messages: list[StoredMessage], keys_to_delete: list[str],
+    ) -> None:
+        """Forget applied messages now; delete the rows of `keys_to_delete` (those the
+        commit did not delete) without holding up the episode."""
         self._forget_applied(instance_id, messages)
-        if messages:
-            self.spawn_write(
-                self._store.delete_messages(instance_id, [m.key for m in messages])
-            )
+        if keys_to_delete:
+            self.spawn_write(self._store.delete_messages(instance_id, keys_to_delete))
 
     def _forget_applied(self, instance_id: str, messages: list[StoredMessage]) -> None:
         for message in messages:

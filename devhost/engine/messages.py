@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devhost.engine import events as ev
-from devhost.engine.store import StoredMessage
+from devhost.engine.rows import StoredMessage
 
 _last_sequence = 0
 

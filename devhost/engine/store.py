@@ -2,13 +2,15 @@
 
 Tables (all partitioned by instance id):
   <hub>Instances  one row per instance: name, status, input/output/custom status, times
-  <hub>History    one row per history event of the current execution (RowKey = sequence
-                  number) plus a `sentinel` row whose ETag guards every history commit
-  <hub>Messages   orchestration messages not yet applied: ExecutionStarted, completions,
-                  timers (visible from their fire time), raised events, terminate/suspend;
-                  and the work items of activities scheduled and not yet finished (RowKey
-                  `work-...`), in the same partition so that an activity's result message
-                  replaces its work item in one transaction
+  <hub>History    the events of the current execution, a row per episode (RowKey =
+                  execution id + sequence number of its first event), a `sentinel` row
+                  whose ETag guards every commit, and the instance's own messages: work
+                  items of activities (`work-...`; a finished activity's result takes its
+                  row) and timers (`timer-...`, visible from their fire time). An episode's
+                  history, the work and timers it schedules and the deletion of the results
+                  and timers it applied are one transaction.
+  <hub>Messages   messages from outside the instance not yet applied: ExecutionStarted,
+                  raised events, terminate/suspend/resume, sub-orchestration outcomes
 Blobs:
   <hub>-leases/taskhub          the lease only the processing host holds
   <hub>-largemessages/<id>/...  property values too large for a table cell
@@ -18,10 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import re
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -31,19 +30,30 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from devhost.engine.interface import StorageAccountLike
+from devhost.engine.rows import (
+    LARGE_VALUE_CHARS,
+    LOCAL_PREFIXES,
+    SENTINEL,
+    WORK_PREFIX,
+    StoredMessage,
+    WorkItem,
+    history_rows,
+    is_local_key,
+    message_row,
+    row_events,
+    stored_message,
+    work_item,
+    work_row,
+)
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
-# A table string property holds 64 KiB of UTF-16: offload anything near that to a blob.
-LARGE_VALUE_CHARS = 30_000
 BLOB_SUFFIX = "__blob"
 TRANSACTION_LIMIT = 100
-SENTINEL = "sentinel"
-WORK_PREFIX = "work-"
 
 
 class ConcurrentUpdate(Exception):
@@ -63,32 +73,6 @@ def validate_instance_id(instance_id: str) -> None:
         raise ValueError(
             f"instance id {instance_id!r} is invalid: 1-256 characters, none of / \\ # ?"
         )
-
-
-def history_row_key(execution_id: str, sequence: int) -> str:
-    # The execution id in the key keeps a new execution's rows from overwriting the rows of
-    # the one it replaces before its sentinel commit.
-    return f"{execution_id}.{sequence:08X}"
-
-
-@dataclass
-class StoredMessage:
-    instance_id: str
-    key: str
-    event: dict[str, Any]
-    execution_id: str | None
-    visible_at: datetime
-    sequence: str
-
-
-@dataclass
-class WorkItem:
-    instance_id: str
-    key: str
-    execution_id: str
-    task_id: int
-    name: str
-    input: str | None
 
 
 class TaskHubStore:
@@ -180,14 +164,25 @@ class TaskHubStore:
         except (ResourceExistsError, ResourceModifiedError) as error:
             raise ConcurrentUpdate(str(error)) from error
 
-    async def write_instance(self, entity: dict[str, Any]) -> None:
-        await self.instances.upsert_entity(await self._pack(entity), mode=UpdateMode.REPLACE)
+    async def write_instance(self, entity: dict[str, Any], *, etag: str | None = None) -> bool:
+        """Write the row (with `etag`: only if unchanged since read; False if it changed)."""
+        packed = await self._pack(entity)
+        if etag is None:
+            await self.instances.upsert_entity(packed, mode=UpdateMode.REPLACE)
+            return True
+        try:
+            await self.instances.update_entity(packed, mode=UpdateMode.REPLACE, etag=etag,
+                                               match_condition=MatchConditions.IfNotModified)
+        except (ResourceModifiedError, ResourceNotFoundError):
+            return False
+        return True
 
     async def query_instances(self, query_filter: str, parameters: dict[str, Any]
                               ) -> list[dict[str, Any]]:
         pages = self.instances.query_entities(query_filter, parameters=parameters) if query_filter \
             else self.instances.list_entities()
-        return [await self._unpack(entity) async for entity in pages]
+        return [{**await self._unpack(entity), "etag": entity.metadata["etag"]}
+                async for entity in pages]
 
     # -- history --
 
@@ -198,36 +193,36 @@ class TaskHubStore:
             row async for row in self.history.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": instance_id}
             )
+            if not is_local_key(row["RowKey"])
         ]
         sentinel = next((row for row in rows if row["RowKey"] == SENTINEL), None)
         if sentinel is None:
             return None, []
         length = int(sentinel.get("HistoryLength", 0))
-        execution_id = sentinel.get("ExecutionId")
-        events: list[dict[str, Any] | None] = [None] * length
-        for row in rows:
-            key = row["RowKey"]
-            if key == SENTINEL or row.get("ExecutionId") != execution_id:
-                continue
-            sequence = int(key.rsplit(".", 1)[1], 16)
-            if sequence < length:
-                events[sequence] = json.loads((await self._unpack(row))["Event"])
-        if any(event is None for event in events):
-            raise RuntimeError(f"history of instance {instance_id!r} has gaps")
+        prefix = f"{sentinel.get('ExecutionId')}."
+        by_first = {int(row["RowKey"][len(prefix):], 16): row
+                    for row in rows if row["RowKey"].startswith(prefix)}
+        events: list[dict[str, Any]] = []
+        # Rows chain from sequence 0, each starting where the one before ends: a row that a
+        # failed commit left beyond the sentinel's length is never reached.
+        while len(events) < length:
+            row = by_first.get(len(events))
+            if row is None:
+                raise RuntimeError(f"history of instance {instance_id!r} has gaps")
+            events += row_events(await self._unpack(row))
         sentinel_fields = dict(sentinel)
         sentinel_fields["etag"] = sentinel.metadata["etag"]
-        return sentinel_fields, events  # type: ignore[return-value]
+        return sentinel_fields, events[:length]
 
-    async def current_execution_id(self, instance_id: str) -> str | None:
-        """The execution whose history is committed (None before the first commit)."""
+    async def read_sentinel(self, instance_id: str) -> dict[str, Any] | None:
+        """The sentinel row: the execution whose history is committed and its status (None
+        before the first commit)."""
         try:
-            sentinel = await self.history.get_entity(instance_id, SENTINEL,
-                                                     select=["ExecutionId"])
+            return await self._unpack(await self.history.get_entity(instance_id, SENTINEL))
         except ResourceNotFoundError:
             return None
-        return sentinel.get("ExecutionId")
 
-    async def commit_history(
+    async def commit_episode(
         self,
         instance_id: str,
         *,
@@ -236,22 +231,28 @@ class TaskHubStore:
         new_events: list[dict[str, Any]],
         status: dict[str, Any],
         etag: str | None,
-    ) -> str:
-        """Append events and move the sentinel, all-or-nothing when it fits one transaction.
+        work_items: list[WorkItem],
+        timers: list[StoredMessage],
+        applied: list[str],
+    ) -> tuple[str, list[str]]:
+        """Store one episode, all-or-nothing when it fits one transaction: its events, the
+        work items and timers it schedules, the sentinel (ETag-guarded: ConcurrentUpdate
+        when another writer got there first) and the deletion of the instance's own
+        messages it applied (`applied`: keys of results and timers). Returns the sentinel's
+        new ETag and the applied keys still to delete.
 
-        Rows beyond the sentinel's length are invisible to readers, so event rows written in
-        earlier transactions (histories over 100 rows) do no harm if the final one fails.
+        Over 100 rows, the new rows go first in transactions of their own (rows beyond the
+        sentinel's length are invisible to readers; work items and timers of an episode that
+        then fails to commit are those it schedules again, or are dropped as stale), and the
+        deletions that did not fit with the sentinel are left to the caller (a crash then
+        leaves messages that are recognised as applied).
         """
-        operations: list[tuple[Any, ...]] = []
-        for offset, event in enumerate(new_events):
-            row = await self._pack({
-                "PartitionKey": instance_id,
-                "RowKey": history_row_key(execution_id, first_sequence + offset),
-                "ExecutionId": execution_id,
-                "EventType": event["EventType"],
-                "Event": json.dumps(event),
-            })
-            operations.append(("upsert", row, {"mode": UpdateMode.REPLACE}))
+        writes = [await self._work_row(item) for item in work_items]
+        writes += [await self._message_row(timer) for timer in timers]
+        writes += [await self._pack(row) for row in
+                   history_rows(instance_id, execution_id, first_sequence, new_events)]
+        upserts: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE})
+                                          for row in writes]
         sentinel = await self._pack({
             "PartitionKey": instance_id, "RowKey": SENTINEL, "ExecutionId": execution_id,
             "HistoryLength": first_sequence + len(new_events), **status,
@@ -261,19 +262,28 @@ class TaskHubStore:
         else:
             final = ("update", sentinel, {"mode": UpdateMode.REPLACE, "etag": etag,
                                           "match_condition": MatchConditions.IfNotModified})
-        split = max(0, len(operations) - (TRANSACTION_LIMIT - 1))
-        head, tail = operations[:split], operations[split:]
-        for start in range(0, len(head), TRANSACTION_LIMIT):
-            await self.history.submit_transaction(head[start:start + TRANSACTION_LIMIT])
-        try:
-            results = await self.history.submit_transaction([*tail, final])
-            new_etag: str = results[-1]["etag"]
-            return new_etag
-        except HttpResponseError as error:
-            if error.status_code in (404, 409, 412) or "UpdateConditionNotSatisfied" in str(error) \
-                    or "EntityAlreadyExists" in str(error) or "ResourceNotFound" in str(error):
-                raise ConcurrentUpdate(str(error)) from error
-            raise
+        split = max(0, len(upserts) - (TRANSACTION_LIMIT - 1))
+        for start in range(0, split, TRANSACTION_LIMIT):
+            end = min(split, start + TRANSACTION_LIMIT)
+            await self.history.submit_transaction(upserts[start:end])
+        operations = [*upserts[split:], final]
+        deletes = list(applied)
+        while True:
+            room = TRANSACTION_LIMIT - len(operations)
+            batch = operations + [("delete", {"PartitionKey": instance_id, "RowKey": key})
+                                  for key in deletes[:room]]
+            try:
+                results = await self.history.submit_transaction(batch)
+            except TableTransactionError as error:
+                failed = batch[error.index] if 0 <= error.index < len(batch) else None
+                if failed is not None and failed[0] == "delete" and error.status_code == 404:
+                    deletes.remove(failed[1]["RowKey"])  # gone already: nothing to undo
+                    continue
+                raise _concurrent_or(error) from error
+            except HttpResponseError as error:
+                raise _concurrent_or(error) from error
+            new_etag: str = results[len(operations) - 1]["etag"]
+            return new_etag, deletes[room:]
 
     async def delete_other_executions(self, instance_id: str, execution_id: str) -> None:
         """Drop history rows of executions this instance no longer has (after its commit)."""
@@ -281,144 +291,128 @@ class TaskHubStore:
             row["RowKey"] async for row in self.history.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": instance_id}, select=["RowKey"]
             )
-            if row["RowKey"] != SENTINEL and not row["RowKey"].startswith(execution_id + ".")
+            if row["RowKey"] != SENTINEL and not is_local_key(row["RowKey"])
+            and not row["RowKey"].startswith(execution_id + ".")
         ]
-        for start in range(0, len(keys), TRANSACTION_LIMIT):
-            await self.history.submit_transaction([
-                ("delete", {"PartitionKey": instance_id, "RowKey": key})
-                for key in keys[start:start + TRANSACTION_LIMIT]
-            ])
+        await self._delete_rows(self.history, instance_id, keys)
 
     # -- messages and work items --
 
+    def _table_of(self, key: str) -> TableClient:
+        return self.history if is_local_key(key) else self.messages
+
     async def _message_row(self, message: StoredMessage) -> dict[str, Any]:
-        return await self._pack({
-            "PartitionKey": message.instance_id,
-            "RowKey": message.key,
-            "Event": json.dumps(message.event),
-            "ExecutionId": message.execution_id or "",
-            "VisibleAt": message.visible_at,
-            "Sequence": message.sequence,
-        })
+        return await self._pack(message_row(message))
 
     async def _work_row(self, item: WorkItem) -> dict[str, Any]:
-        return await self._pack({
-            "PartitionKey": item.instance_id, "RowKey": item.key, "ExecutionId": item.execution_id,
-            "TaskId": item.task_id, "Name": item.name, "Input": item.input,
-        })
+        return await self._pack(work_row(item))
 
     async def send_message(self, message: StoredMessage) -> None:
-        await self.messages.upsert_entity(await self._message_row(message),
-                                          mode=UpdateMode.REPLACE)
-
-    async def write_outbound(
-        self, instance_id: str, work_items: list[WorkItem], messages: list[StoredMessage],
-    ) -> None:
-        """Work items and messages of one instance, in as few transactions as fit."""
-        rows = [await self._work_row(item) for item in work_items]
-        rows += [await self._message_row(message) for message in messages]
-        if len(rows) == 1:
-            await self.messages.upsert_entity(rows[0], mode=UpdateMode.REPLACE)
-            return
-        for start in range(0, len(rows), TRANSACTION_LIMIT):
-            await self.messages.submit_transaction([
-                ("upsert", row, {"mode": UpdateMode.REPLACE})
-                for row in rows[start:start + TRANSACTION_LIMIT]
-            ])
+        await self._table_of(message.key).upsert_entity(await self._message_row(message),
+                                                        mode=UpdateMode.REPLACE)
 
     async def complete_work_items(
         self, completions: list[tuple[WorkItem, StoredMessage]],
-    ) -> list[bool]:
-        """Each activity's result replaces its work item atomically (results of one instance
-        share transactions); False for an item that is gone (its instance was purged)."""
-        if not completions:
-            return []
-        operations: list[tuple[Any, ...]] = []
-        for item, result in completions:
-            operations.append(
-                ("upsert", await self._message_row(result), {"mode": UpdateMode.REPLACE})
-            )
-            operations.append(("delete", {"PartitionKey": item.instance_id, "RowKey": item.key}))
-        if len(operations) <= TRANSACTION_LIMIT:
+    ) -> list[StoredMessage | None]:
+        """Each activity's result takes its work item's row (same key) in one update that
+        needs the row to be there; results of one instance share transactions. None for an
+        item whose row is gone (its instance was purged, or a result another host stored
+        there was applied already)."""
+        outcomes: dict[str, StoredMessage | None] = {}
+        if len(completions) == 1:
+            _, result = completions[0]
             try:
-                await self.messages.submit_transaction(operations)
-                return [True] * len(completions)
-            except HttpResponseError as error:
-                if len(completions) == 1 and (
-                    error.status_code == 404 or "ResourceNotFound" in str(error)
-                ):
-                    return [False]
-                if len(completions) == 1:
-                    raise
-        # Too many for one transaction, or one item is gone: settle them one by one.
-        outcomes = []
-        for pair in completions:
-            outcomes += await self.complete_work_items([pair])
-        return outcomes
+                await self.history.update_entity(await self._message_row(result),
+                                                 mode=UpdateMode.REPLACE)
+            except ResourceNotFoundError:
+                return [None]
+            return [result]
+        for start in range(0, len(completions), TRANSACTION_LIMIT):
+            results = [result for _, result in completions[start:start + TRANSACTION_LIMIT]]
+            while results:
+                try:
+                    await self.history.submit_transaction([
+                        ("update", await self._message_row(result), {"mode": UpdateMode.REPLACE})
+                        for result in results
+                    ])
+                except TableTransactionError as error:
+                    if error.status_code != 404 or not 0 <= error.index < len(results):
+                        raise
+                    outcomes[results.pop(error.index).key] = None
+                    continue
+                outcomes.update((result.key, result) for result in results)
+                break
+        return [outcomes[result.key] for _, result in completions]
 
     async def message_keys(self) -> list[tuple[str, str]]:
-        """(instance id, row key) of every stored message, work items left out."""
+        """(instance id, row key) of every message other hosts may have sent (the
+        Messages table: clients' and other instances' messages)."""
         return [
             (row["PartitionKey"], row["RowKey"])
             async for row in self.messages.list_entities(select=["PartitionKey", "RowKey"])
-            if not row["RowKey"].startswith(WORK_PREFIX)
+            if not is_local_key(row["RowKey"])
         ]
 
     async def has_message(self, instance_id: str, key: str) -> bool:
         try:
-            await self.messages.get_entity(instance_id, key, select=["RowKey"])
+            await self._table_of(key).get_entity(instance_id, key, select=["RowKey"])
         except ResourceNotFoundError:
             return False
         return True
 
     async def read_message(self, instance_id: str, key: str) -> StoredMessage | None:
         try:
-            row = await self.messages.get_entity(instance_id, key)
+            row = await self._table_of(key).get_entity(instance_id, key)
         except ResourceNotFoundError:
             return None
-        return self._stored_message(await self._unpack(row))
-
-    @staticmethod
-    def _stored_message(row: dict[str, Any]) -> StoredMessage:
-        visible = row["VisibleAt"]
-        return StoredMessage(
-            instance_id=row["PartitionKey"], key=row["RowKey"],
-            event=json.loads(row["Event"]), execution_id=row.get("ExecutionId") or None,
-            visible_at=visible.astimezone(UTC) if visible.tzinfo else visible.replace(tzinfo=UTC),
-            sequence=row.get("Sequence", ""),
-        )
+        return stored_message(await self._unpack(row))
 
     async def all_pending(self) -> tuple[list[StoredMessage], list[WorkItem]]:
+        """Every message and work item not yet applied (what a new leader loads)."""
+        entities: dict[tuple[str, str], dict[str, Any]] = {}
+        async for entity in self.messages.list_entities():
+            if is_local_key(entity["RowKey"]):
+                # Written before the instance's own messages moved beside its history.
+                await self.history.upsert_entity(dict(entity), mode=UpdateMode.REPLACE)
+                with contextlib.suppress(ResourceNotFoundError):
+                    await self.messages.delete_entity(entity["PartitionKey"], entity["RowKey"])
+            entities[(entity["PartitionKey"], entity["RowKey"])] = entity
+        local = " or ".join(f"(RowKey ge '{prefix}' and RowKey lt '{prefix[:-1]}.')"
+                            for prefix in LOCAL_PREFIXES)
+        async for entity in self.history.query_entities(local):
+            entities[(entity["PartitionKey"], entity["RowKey"])] = entity
         messages: list[StoredMessage] = []
         items: list[WorkItem] = []
-        async for entity in self.messages.list_entities():
+        for entity in entities.values():
             row = await self._unpack(entity)
-            if row["RowKey"].startswith(WORK_PREFIX):
-                items.append(WorkItem(
-                    instance_id=row["PartitionKey"], key=row["RowKey"],
-                    execution_id=row["ExecutionId"], task_id=int(row["TaskId"]),
-                    name=row["Name"], input=row.get("Input"),
-                ))
+            if row["RowKey"].startswith(WORK_PREFIX) and "Event" not in row:
+                items.append(work_item(row))
             else:
-                messages.append(self._stored_message(row))
+                messages.append(stored_message(row))
         return messages, items
 
     async def delete_messages(self, instance_id: str, keys: list[str]) -> None:
+        await self._delete_rows(self.history, instance_id, [k for k in keys if is_local_key(k)])
+        await self._delete_rows(self.messages, instance_id,
+                                [k for k in keys if not is_local_key(k)])
+
+    @staticmethod
+    async def _delete_rows(table: TableClient, instance_id: str, keys: list[str]) -> None:
         if len(keys) == 1:
             with contextlib.suppress(ResourceNotFoundError):
-                await self.messages.delete_entity(instance_id, keys[0])
+                await table.delete_entity(instance_id, keys[0])
             return
         for start in range(0, len(keys), TRANSACTION_LIMIT):
             chunk = keys[start:start + TRANSACTION_LIMIT]
             try:
-                await self.messages.submit_transaction([
+                await table.submit_transaction([
                     ("delete", {"PartitionKey": instance_id, "RowKey": key}) for key in chunk
                 ])
             except HttpResponseError:
                 # One of them is gone already: delete the rest one by one.
                 for key in chunk:
                     with contextlib.suppress(ResourceNotFoundError):
-                        await self.messages.delete_entity(instance_id, key)
+                        await table.delete_entity(instance_id, key)
 
     # -- purge --
 
@@ -440,3 +434,12 @@ class TaskHubStore:
         with contextlib.suppress(ResourceNotFoundError):
             await self.instances.delete_entity(instance_id, "")
         return found
+
+
+def _concurrent_or(error: HttpResponseError) -> Exception:
+    """ConcurrentUpdate for a commit refused because the sentinel moved or vanished."""
+    text = str(error)
+    if error.status_code in (404, 409, 412) or "UpdateConditionNotSatisfied" in text \
+            or "EntityAlreadyExists" in text or "ResourceNotFound" in text:
+        return ConcurrentUpdate(text)
+    return error

@@ -20,6 +20,7 @@ from azure.functions.durable_functions import ActivityTriggerConverter
 from azure.functions.meta import Datum
 
 from devhost.engine import DurableEngine, InstanceStatus
+from devhost.engine.store import TaskHubStore
 from devhost.storage_account import StorageAccount
 
 OUT_OF_PROC_DATA_MARKER = "$OutOfProcData$:"
@@ -61,6 +62,18 @@ class FunctionTable:
         if asyncio.iscoroutine(result):
             result = await result
         return ActivityTriggerConverter.encode(result, expected_type=None).value
+
+
+@contextlib.asynccontextmanager
+async def task_hub_store(connection_string: str, hub: str | None = None
+                         ) -> AsyncIterator[TaskHubStore]:
+    """The task hub's tables and blobs, to look at or arrange what a host left behind."""
+    store = TaskHubStore(StorageAccount(connection_string=connection_string), hub or new_hub())
+    await store.create()
+    try:
+        yield store
+    finally:
+        await store.close()
 
 
 def new_hub() -> str:

@@ -15,6 +15,7 @@ from tests.devhost.engine.engine_harness import (
     new_hub,
     running_engine,
     start_input,
+    task_hub_store,
     wait_for,
 )
 
@@ -47,6 +48,29 @@ def test_non_running_states_refuses_a_start_over_a_busy_instance(connection_stri
             await engine.start_instance("quick", "singleton", start_input("again"))
             status = await wait_for(engine, "singleton")
             assert (status.name, json.loads(status.output)) == ("quick", "again")
+
+    asyncio.run(scenario())
+
+
+def test_a_row_left_pending_after_the_first_episode_is_put_right(connection_string: str) -> None:
+    """The row of an ordinary episode is written after its history: a host that stops in
+    between leaves a Pending row whose instance is running. The next leader says so."""
+    hub = new_hub()
+
+    async def scenario() -> None:
+        async with running_engine(connection_string, functions(), task_hub=hub) as engine:
+            await engine.start_instance("waits", "behind", None)
+            await wait_for(engine, "behind", ("Running",))
+        async with task_hub_store(connection_string, hub) as store:
+            row = await store.read_instance("behind")
+            assert row is not None
+            del row["etag"]
+            await store.write_instance({**row, "RuntimeStatus": "Pending"})
+        async with running_engine(connection_string, functions(), task_hub=hub) as engine:
+            await wait_for(engine, "behind", ("Running",), timeout=10)
+            await engine.raise_event("behind", "go", json.dumps(3))
+            status = await wait_for(engine, "behind")
+            assert json.loads(status.output or "null") == 3
 
     asyncio.run(scenario())
 
