@@ -383,8 +383,8 @@ class TaskHubStore:
             entities[(entity["PartitionKey"], entity["RowKey"])] = entity
         messages: list[StoredMessage] = []
         items: list[WorkItem] = []
-        for entity in entities.values():
-            row = await self._unpack(entity)
+        for stored in entities.values():
+            row = await self._unpack(stored)
             if row["RowKey"].startswith(WORK_PREFIX) and "Event" not in row:
                 items.append(work_item(row))
             else:
