@@ -253,7 +253,7 @@ class EventDrain:
         if drain["signal"] != "idle":
             findings.held.append(f"drain signal left {drain['signal']}")
         totals = status["totals"]
-        expected = {"processed": self.assets, "dead_lettered": 0, "superseded": 0}
+        expected = {"processed": self.assets, "deadLettered": 0, "superseded": 0}
         if totals != expected:
             findings.wrong_counts.append(f"totals {totals}, expected {expected}")
         return findings
