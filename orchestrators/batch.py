@@ -1,8 +1,9 @@
 """Batch jobs (seed 004): Mule-Batch semantics, one durable orchestration per instance.
 
     POST /api/batch-jobs/{job}[?instanceId=]  Load & dispatch: parse and check every record
-        (400 problem+json naming each bad one), claim the instance id (409 if used), stage
-        the blocks in Blob Storage (all or nothing), then start `batch_job`; 202.
+        (400 problem+json naming each bad one), claim the instance id (409 if used or
+        being staged: batch_start.py), stage the blocks in Blob Storage (all or nothing),
+        then start `batch_job`; 202.
     batch_job:
         1. wait for the instance's turn (ORDERED_SEQUENTIAL: older instances ended)
         2. process: blocks through the steps, aggregator groups committed, at most
@@ -19,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import uuid
-from collections.abc import Generator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -39,11 +38,17 @@ from activities.batch import (
     batch_store,
     instances_table,
 )
+from orchestrators.batch_start import (  # noqa: F401  (re-exported for other capabilities)
+    INSTANCE_CLAIMED,
+    INSTANCE_ID,
+    BatchStartRefused,
+    start_batch_instance,
+    start_staged_instance,
+)
 from orchestrators.http import problem_response, request_path
-from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id, batch_jobs
-from shared.batch.instances import claim_instance, job_instances, release_instance, set_status
+from shared.batch import batch_durable_id, batch_jobs
+from shared.batch.instances import job_instances
 from shared.batch.job import BatchJob, SchedulingStrategy
-from shared.batch.loading import discard_instance, stage_records
 from shared.batch.messages import (
     CommitRequest,
     CommitResult,
@@ -61,17 +66,13 @@ from shared.batch.records import InputRejected, parse_records
 from shared.batch.result import batch_job_result
 from shared.batch.store import InstanceFolder
 from shared.config import app_settings
-from shared.crash_points import crash_point
 from shared.durable import BUSY_STATES
-from shared.problems import Problem, problem
+from shared.problems import problem
 
 blueprint = df.Blueprint()
 log = logging.getLogger(__name__)
 
-INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 RECENT_INSTANCES = 50
-# Crash point (shared/crash_points.py): the instance's row is claimed, nothing staged yet.
-INSTANCE_CLAIMED = "batch.start.after_claim"
 
 
 # -- the orchestration ---------------------------------------------------------------------
@@ -165,75 +166,6 @@ def complete(context: df.DurableOrchestrationContext, job: BatchJob, plan: Block
 def _result(context: df.DurableOrchestrationContext, job: BatchJob, progress: RunProgress,
             status: BatchStatus) -> dict[str, Any]:
     return batch_job_result(job, progress, status, context.current_utc_datetime)
-
-
-# -- starting an instance --------------------------------------------------------------------
-
-
-class BatchStartRefused(Exception):
-    """The instance was not started; `problem` is the answer to give."""
-
-    def __init__(self, answer: Problem, headers: dict[str, str] | None = None) -> None:
-        super().__init__(answer.body.get("detail", ""))
-        self.problem = answer
-        self.headers = headers
-
-
-async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: str,
-                               records: Sequence[dict[str, Any]], instance_id: str | None = None,
-                               where: str = "") -> str:
-    """Stage `records` (already parsed) as one instance of `job_name` and start it.
-
-    Returns the batch instance id; raises BatchStartRefused (404 unknown job, 400 bad id,
-    409 id used) with nothing staged."""
-    settings = app_settings()
-    job = batch_jobs().get(job_name)
-    if job is None:
-        raise BatchStartRefused(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
-                                        f"no batch job {job_name!r}", where))
-    instance_id = instance_id or uuid.uuid4().hex
-    if not INSTANCE_ID.fullmatch(instance_id):
-        raise BatchStartRefused(problem(
-            400, "INVALID_INSTANCE_ID", "Invalid instance id",
-            "instanceId must be 1-100 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit", where))
-    durable_id = batch_durable_id(job.name, instance_id)
-    table = instances_table()
-    existing = await client.get_status(durable_id)
-    claimed = False
-    if not existing or existing.runtime_status is None:
-        claimed = await asyncio.to_thread(claim_instance, table, job.name, instance_id,
-                                          durable_id, datetime.now(UTC))
-    if not claimed:
-        raise BatchStartRefused(problem(
-            409, "INSTANCE_ID_USED", "Batch job instance id already used",
-            f"instance {instance_id!r} of job {job.name!r} was started before; an instance "
-            "id runs once: post with another instanceId (or none for a new one)", where,
-            batchJobInstanceId=instance_id))
-    crash_point(INSTANCE_CLAIMED)
-    store = batch_store()
-    folder = InstanceFolder(job.name, instance_id)
-    try:
-        manifest = await asyncio.to_thread(stage_records, store, folder, records,
-                                           job.block_size)
-        progress = RunProgress(job.name, instance_id, manifest.total_records,
-                               manifest.block_size, manifest.block_count,
-                               datetime.now(UTC).isoformat())
-        run = RunInput(progress, settings.batch.activity_attempts,
-                       settings.batch.activity_retry_delay,
-                       settings.batch.blocks_per_generation, settings.batch.turn_check_interval)
-        await client.start_new(BATCH_ORCHESTRATOR, durable_id, run.to_json())
-    except BaseException:
-        await asyncio.to_thread(discard_instance, store, folder)
-        await asyncio.to_thread(release_instance, table, job.name, instance_id)
-        raise
-    try:
-        await asyncio.to_thread(set_status, table, job.name, instance_id,
-                                BatchStatus.EXECUTABLE.value)
-    except Exception:  # the orchestration writes its status itself once it runs
-        log.exception("batch %s %s: started, but its row could not be updated", job.name,
-                      instance_id)
-    return instance_id
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
