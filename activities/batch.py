@@ -18,6 +18,7 @@ import azure.durable_functions as df
 from shared.batch import batch_jobs
 from shared.batch.blocks import commit_group, run_segment
 from shared.batch.claims import lapsed_claims, mark_claim_started
+from shared.batch.complete import run_on_complete_once
 from shared.batch.failures import write_failures_report
 from shared.batch.instances import (
     InstanceRow,
@@ -138,15 +139,12 @@ def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
     finish = FinishRequest.from_json(request)
     job = _job(finish.job)
     result = json.loads(finish.result_json)
-    rows = write_failures_report(batch_store(), InstanceFolder(job.name, finish.instance_id))
+    folder = InstanceFolder(job.name, finish.instance_id)
+    rows = write_failures_report(batch_store(), folder)
     failed_on_complete = False
     if job.on_complete is not None:
-        try:
-            job.on_complete(result)
-        except Exception:  # reported as failedOnCompletePhase; the traceback goes to the log
-            log.exception("batch %s %s: the on-complete hook failed", job.name,
-                          finish.instance_id)
-            failed_on_complete = True
+        failed_on_complete = run_on_complete_once(batch_store(), folder, job.on_complete,
+                                                  result)
     result["failedOnCompletePhase"] = failed_on_complete
     table = instances_table()
     set_status(table, job.name, finish.instance_id, result["status"], result)

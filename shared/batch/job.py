@@ -19,7 +19,10 @@ A step's function gets one `BatchRecord` and returns the record's new payload (a
 None to keep it; raising fails the record at that step (the exception's type and message
 are reported, never its traceback). An aggregator's `commit` gets the step's accepted
 records of a group (in block order) and returns one outcome per record: None when it
-succeeded, an exception when that record failed.
+succeeded, an exception when that record failed. `on_complete` gets the instance's
+BatchJobResult and `onCompleteAttempt`; once an attempt returned or raised it is never
+called again for the instance, only a crash while it runs calls it again (attempt 2, ...):
+see shared/batch/complete.py.
 """
 
 from __future__ import annotations

@@ -7,8 +7,9 @@ counts calls per (step, record) across host restarts, and measures concurrency.
 import fcntl
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -85,6 +86,10 @@ def ordered_note(record: BatchRecord) -> None:
     time.sleep(0.01)
 
 
+def note_completion(result: Mapping[str, Any]) -> None:
+    note("hook.log", f"{result['batchJobInstanceId']},{result['onCompleteAttempt']}")
+
+
 register_batch_jobs(
     BatchJob("counted", block_size=100, max_failed_records=-1, max_concurrency=4,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN, steps=(
@@ -102,6 +107,8 @@ register_batch_jobs(
     BatchJob("side-by-side", block_size=5, max_concurrency=2,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
              steps=(BatchStep("note", ordered_note),)),
+    BatchJob("hooked", block_size=5, scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
+             steps=(BatchStep("a", counted("a")),), on_complete=note_completion),
     BatchJob("stop-early", block_size=10, max_failed_records=3, max_concurrency=2,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
              steps=(BatchStep("a", counted("a", fail_every=2)),)),
