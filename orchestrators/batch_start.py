@@ -17,7 +17,8 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,12 +40,14 @@ from shared.batch.claims import conflict as claim_conflict
 from shared.batch.claims import used as claim_used
 from shared.batch.instances import record_staging, release_instance, set_status
 from shared.batch.job import BatchJob
-from shared.batch.loading import Manifest, discard_instance, stage_records
+from shared.batch.loading import Manifest, discard_instance, stage_blocks, stage_records
 from shared.batch.plan import BatchStatus, RunInput, RunProgress
+from shared.batch.source import read_source_blocks
 from shared.batch.store import AzureBlobStore, BlobStore, InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
 from shared.problems import Problem, problem
+from shared.sql.source import SourceError
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +63,12 @@ class ClaimLost(Exception):
 
 # Writes the instance's records into its folder, all or nothing; returns the manifest.
 Stager = Callable[[BlobStore, InstanceFolder, BatchJob], Manifest]
+
+
+@dataclass(frozen=True)
+class StartedInstance:
+    instance_id: str
+    total_records: int
 
 
 class BatchStartRefused(Exception):
@@ -78,10 +87,11 @@ async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: 
 
     Returns the batch instance id; raises BatchStartRefused (404 unknown job, 400 bad id,
     409 id used, being started or used by other records) with nothing staged."""
-    return await start_staged_instance(
+    started = await start_staged_instance(
         client, job_name, records_fingerprint(records),
         lambda store, folder, job: stage_records(store, folder, records, job.block_size),
         instance_id, where)
+    return started.instance_id
 
 
 async def _renew_until_cancelled(hold: ClaimHold) -> None:
@@ -92,7 +102,8 @@ async def _renew_until_cancelled(hold: ClaimHold) -> None:
 
 async def start_staged_instance(client: df.DurableOrchestrationClient, job_name: str,
                                 fingerprint: str, stage: Stager,
-                                instance_id: str | None = None, where: str = "") -> str:
+                                instance_id: str | None = None,
+                                where: str = "") -> StartedInstance:
     """Claim the instance id, `stage` its records (all or nothing), start its orchestration.
 
     `fingerprint` tells this input from another posted under the same id. `stage` may raise
@@ -147,7 +158,7 @@ async def start_staged_instance(client: df.DurableOrchestrationClient, job_name:
     except Exception:  # the orchestration marks both itself once it runs
         log.exception("batch %s %s: started, but its claim or row could not be updated",
                       job.name, instance_id)
-    return instance_id
+    return StartedInstance(instance_id, manifest.total_records)
 
 
 async def _started_refusal(client: df.DurableOrchestrationClient, store: AzureBlobStore,
@@ -194,3 +205,25 @@ async def _claim(client: df.DurableOrchestrationClient, store: AzureBlobStore, j
     starting = refused.body["code"] == "INSTANCE_STARTING"
     raise BatchStartRefused(refused, {"Retry-After": str(CLAIM_LEASE_SECONDS)} if starting
                             else None)
+
+
+def source_stager(values: Mapping[str, Any], where: str) -> Stager:
+    """Stages the rows the job's source selects with `values`, a block at a time; a source
+    that fails, or selects no row, refuses the start (what was staged is removed)."""
+    def stage(store: BlobStore, folder: InstanceFolder, job: BatchJob) -> Manifest:
+        assert job.source is not None
+        try:
+            manifest = stage_blocks(store, folder, read_source_blocks(
+                job.source, values, job.block_size), job.block_size)
+        except SourceError as error:
+            raise BatchStartRefused(problem(
+                503 if error.code == "SOURCE_UNREACHABLE" else 502, error.code,
+                "Batch source failed", f"{error.message}; nothing was staged", where)) from None
+        if manifest.total_records == 0:
+            raise BatchStartRefused(problem(
+                400, "NO_RECORDS", "Batch input refused",
+                f"the source of job {job.name!r} selects no row with these parameters; "
+                "nothing was staged", where))
+        return manifest
+
+    return stage

@@ -33,6 +33,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from shared.batch.source import BatchSource
+
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
@@ -143,6 +145,8 @@ class BatchJob:
     max_concurrency: int = 4
     on_complete: CompleteHook | None = field(default=None, compare=False)
     description: str = ""
+    # Records may also be read from a view (`POST {"source": {"params": ...}}`).
+    source: BatchSource | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -164,6 +168,8 @@ class BatchJob:
             problems.append(f"max_concurrency must be 1..64, got {self.max_concurrency}")
         if not isinstance(self.scheduling_strategy, SchedulingStrategy):
             problems.append("scheduling_strategy must be a SchedulingStrategy")
+        if self.source is not None and not isinstance(self.source, BatchSource):
+            problems.append("source must be a BatchSource")
         if problems:
             raise ValueError(f"batch job {self.name!r}: " + "; ".join(problems))
 

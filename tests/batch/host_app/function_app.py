@@ -26,6 +26,7 @@ from shared.batch import (
     register_batch_jobs,
 )
 from shared.batch.job import CommitFunction, StepFunction
+from shared.batch.source import BatchSource, SourceFilter
 from shared.config import app_settings
 
 settings = app_settings()
@@ -90,7 +91,7 @@ def note_completion(result: Mapping[str, Any]) -> None:
     note("hook.log", f"{result['batchJobInstanceId']},{result['onCompleteAttempt']}")
 
 
-register_batch_jobs(
+jobs = (
     BatchJob("counted", block_size=100, max_failed_records=-1, max_concurrency=4,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN, steps=(
                  BatchStep("a", counted("a", fail_every=97)),
@@ -113,6 +114,31 @@ register_batch_jobs(
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
              steps=(BatchStep("a", counted("a", fail_every=2)),)),
 )
+
+def note_row(record: BatchRecord) -> None:
+    row = record.payload
+    note("rows.log", "|".join(str(value) for value in (
+        record.instance_id, record.index, row["Asset_ID"], row["Status"], row["Price"],
+        row["Install_Date"], row["ChangeTimestamp"])))
+
+
+# A job reading its records from a view, when a test gives one (its connection setting
+# must be set, like any setting a job names).
+from_view = [BatchJob(
+    "from-view", block_size=10, max_concurrency=2,
+    scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
+    steps=(BatchStep("note", note_row),),
+    source=BatchSource(
+        relation=os.environ["BATCH_TEST_SOURCE_VIEW"],
+        columns=("Asset_ID", "Status", "Price", "Install_Date", "ChangeTimestamp"),
+        order_by=("Asset_ID",), connection_setting="BATCH_TEST_SOURCE_CONNECTION",
+        filters=(SourceFilter("Status", "status"),
+                 SourceFilter("ChangeTimestamp", "since", ">=", kind="timestamp",
+                              required=False),
+                 SourceFilter("Asset_ID", "maxId", "<=", kind="integer", required=False))),
+)] if os.environ.get("BATCH_TEST_SOURCE_VIEW") else []
+
+register_batch_jobs(*jobs, *from_view)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
