@@ -7,10 +7,10 @@ shared/batch/blocks.py for how a block or a group is resumed rather than re-run.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -18,8 +18,17 @@ from azure.data.tables import TableClient
 
 from shared.batch import batch_jobs
 from shared.batch.blocks import commit_group, run_segment
+from shared.batch.claims import lapsed_claims, mark_claim_started
+from shared.batch.complete import run_on_complete_once
 from shared.batch.failures import write_failures_report
-from shared.batch.instances import first_active, set_status
+from shared.batch.instances import (
+    InstanceRow,
+    first_active,
+    job_instances,
+    mark_row_started,
+    set_status,
+    staging_rows,
+)
 from shared.batch.job import BatchJob
 from shared.batch.messages import (
     CommitRequest,
@@ -82,11 +91,33 @@ def batch_commit_group(request: dict[str, Any]) -> dict[str, Any]:
     return commit_group(_job(group.job), batch_store(), group).to_json()
 
 
+def live_staging(job: str, rows: list[InstanceRow]) -> set[str]:
+    """The STAGING instances whose claim is alive (a request holds it, or it started)."""
+    alive, _lapsed = lapsed_claims(batch_store().container, job,
+                                   [row.instance_id for row in staging_rows(rows)])
+    return alive
+
+
 @blueprint.function_name(BATCH_CHECK_TURN)
 @blueprint.activity_trigger(input_name="request")
-def batch_check_turn(request: dict[str, Any]) -> dict[str, Any]:
+@blueprint.durable_client_input(client_name="client")
+async def batch_check_turn(request: dict[str, Any], client: df.DurableOrchestrationClient
+                           ) -> dict[str, Any]:
+    """The instance's row and claim say it started; then whether an older one is active.
+    A STAGING predecessor whose claim lapsed without a start is skipped at once, unless its
+    orchestration exists (its request died between starting it and marking its claim)."""
     turn = TurnRequest.from_json(request)
-    first = first_active(instances_table(), turn.job)
+    table, container = instances_table(), batch_store().container
+    await asyncio.to_thread(mark_row_started, table, turn.job, turn.instance_id)
+    await asyncio.to_thread(mark_claim_started, container, turn.job, turn.instance_id)
+    rows = await asyncio.to_thread(job_instances, table, turn.job)
+    staging = {row.instance_id: row for row in staging_rows(rows)}
+    alive, lapsed = await asyncio.to_thread(lapsed_claims, container, turn.job, staging)
+    for instance_id in lapsed:
+        status = await client.get_status(staging[instance_id].durable_id)
+        if status and status.runtime_status is not None:
+            alive.add(instance_id)
+    first = first_active(rows, alive)
     if first is None or first.instance_id == turn.instance_id:
         return TurnAnswer(True).to_json()
     return TurnAnswer(False, first.instance_id).to_json()
@@ -98,6 +129,8 @@ def batch_record_status(request: dict[str, Any]) -> dict[str, Any]:
     record = StatusRecord.from_json(request)
     set_status(instances_table(), record.job, record.instance_id, record.status,
                json.loads(record.result_json))
+    # The instance runs: its id must stay used even if its request died before marking it.
+    mark_claim_started(batch_store().container, record.job, record.instance_id)
     return {}
 
 
@@ -108,15 +141,12 @@ def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
     finish = FinishRequest.from_json(request)
     job = _job(finish.job)
     result = json.loads(finish.result_json)
-    rows = write_failures_report(batch_store(), InstanceFolder(job.name, finish.instance_id))
+    folder = InstanceFolder(job.name, finish.instance_id)
+    rows = write_failures_report(batch_store(), folder)
     failed_on_complete = False
     if job.on_complete is not None:
-        try:
-            job.on_complete(result)
-        except Exception:  # reported as failedOnCompletePhase; the traceback goes to the log
-            log.exception("batch %s %s: the on-complete hook failed", job.name,
-                          finish.instance_id)
-            failed_on_complete = True
+        failed_on_complete = run_on_complete_once(batch_store(), folder, job.on_complete,
+                                                  result)
     result["failedOnCompletePhase"] = failed_on_complete
     table = instances_table()
     set_status(table, job.name, finish.instance_id, result["status"], result)
@@ -126,7 +156,9 @@ def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
               total_records=result["totalRecords"], successful_records=result["successfulRecords"],
               failed_records=result["failedRecords"], failed_on_complete=failed_on_complete)
     crash_point(INSTANCE_FINISHED)
-    successor = first_active(table, job.name, datetime.now(UTC))
+    instances = job_instances(table, job.name)
+    # Only to wake it early: a successor missed here finds its turn by its own timer.
+    successor = first_active(instances, live_staging(job.name, instances))
     return FinishAnswer(failed_on_complete, rows,
                         successor.durable_id if successor else None).to_json()
 

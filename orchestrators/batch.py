@@ -1,8 +1,9 @@
 """Batch jobs (seed 004): Mule-Batch semantics, one durable orchestration per instance.
 
     POST /api/batch-jobs/{job}[?instanceId=]  Load & dispatch: parse and check every record
-        (400 problem+json naming each bad one), claim the instance id (409 if used), stage
-        the blocks in Blob Storage (all or nothing), then start `batch_job`; 202.
+        (400 problem+json naming each bad one), claim the instance id (409 if used or
+        being staged: batch_start.py), stage the blocks in Blob Storage (all or nothing),
+        then start `batch_job`; 202.
     batch_job:
         1. wait for the instance's turn (ORDERED_SEQUENTIAL: older instances ended)
         2. process: blocks through the steps, aggregator groups committed, at most
@@ -19,10 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
-import uuid
-from collections.abc import Generator, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Generator
+from datetime import timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -40,12 +39,20 @@ from activities.batch import (
     batch_store,
     instances_table,
 )
+from orchestrators.batch_start import (  # noqa: F401  (re-exported for other capabilities)
+    INSTANCE_CLAIMED,
+    INSTANCE_ID,
+    BatchStartRefused,
+    StartedInstance,
+    source_stager,
+    start_batch_instance,
+    start_staged_instance,
+)
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import utc_text
-from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id, batch_jobs
-from shared.batch.instances import claim_instance, job_instances, release_instance, set_status
+from shared.batch import batch_durable_id, batch_jobs
+from shared.batch.instances import job_instances
 from shared.batch.job import BatchJob, SchedulingStrategy
-from shared.batch.loading import discard_instance, stage_records
 from shared.batch.messages import (
     CommitRequest,
     CommitResult,
@@ -59,21 +66,24 @@ from shared.batch.messages import (
     WakeRequest,
 )
 from shared.batch.plan import BatchStatus, BlockPlan, RunInput, RunProgress
-from shared.batch.records import InputRejected, parse_records
+from shared.batch.records import InputRejected, RecordError, media_type, parse_records
 from shared.batch.result import batch_job_result
+from shared.batch.source import (
+    InvalidParams,
+    bound_params,
+    is_source_request,
+    params_fingerprint,
+    source_request_params,
+)
 from shared.batch.store import InstanceFolder
 from shared.config import app_settings
-from shared.crash_points import crash_point
 from shared.durable import BUSY_STATES, runtime_state_of
-from shared.problems import Problem, problem
+from shared.problems import problem
 
 blueprint = df.Blueprint()
 log = logging.getLogger(__name__)
 
-INSTANCE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 RECENT_INSTANCES = 50
-# Crash point (shared/crash_points.py): the instance's row is claimed, nothing staged yet.
-INSTANCE_CLAIMED = "batch.start.after_claim"
 
 
 # -- the orchestration ---------------------------------------------------------------------
@@ -172,75 +182,6 @@ def _result(context: df.DurableOrchestrationContext, job: BatchJob, progress: Ru
     return batch_job_result(job, progress, status, context.current_utc_datetime)
 
 
-# -- starting an instance --------------------------------------------------------------------
-
-
-class BatchStartRefused(Exception):
-    """The instance was not started; `problem` is the answer to give."""
-
-    def __init__(self, answer: Problem, headers: dict[str, str] | None = None) -> None:
-        super().__init__(answer.body.get("detail", ""))
-        self.problem = answer
-        self.headers = headers
-
-
-async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: str,
-                               records: Sequence[dict[str, Any]], instance_id: str | None = None,
-                               where: str = "") -> str:
-    """Stage `records` (already parsed) as one instance of `job_name` and start it.
-
-    Returns the batch instance id; raises BatchStartRefused (404 unknown job, 400 bad id,
-    409 id used) with nothing staged."""
-    settings = app_settings()
-    job = batch_jobs().get(job_name)
-    if job is None:
-        raise BatchStartRefused(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
-                                        f"no batch job {job_name!r}", where))
-    instance_id = instance_id or uuid.uuid4().hex
-    if not INSTANCE_ID.fullmatch(instance_id):
-        raise BatchStartRefused(problem(
-            400, "INVALID_INSTANCE_ID", "Invalid instance id",
-            "instanceId must be 1-100 letters, digits, '.', '_' or '-', starting with a "
-            "letter or digit", where))
-    durable_id = batch_durable_id(job.name, instance_id)
-    table = instances_table()
-    existing = await client.get_status(durable_id)
-    claimed = False
-    if not existing or existing.runtime_status is None:
-        claimed = await asyncio.to_thread(claim_instance, table, job.name, instance_id,
-                                          durable_id, datetime.now(UTC))
-    if not claimed:
-        raise BatchStartRefused(problem(
-            409, "INSTANCE_ID_USED", "Batch job instance id already used",
-            f"instance {instance_id!r} of job {job.name!r} was started before; an instance "
-            "id runs once: post with another instanceId (or none for a new one)", where,
-            batchJobInstanceId=instance_id))
-    crash_point(INSTANCE_CLAIMED)
-    store = batch_store()
-    folder = InstanceFolder(job.name, instance_id)
-    try:
-        manifest = await asyncio.to_thread(stage_records, store, folder, records,
-                                           job.block_size)
-        progress = RunProgress(job.name, instance_id, manifest.total_records,
-                               manifest.block_size, manifest.block_count,
-                               datetime.now(UTC).isoformat())
-        run = RunInput(progress, settings.batch.activity_attempts,
-                       settings.batch.activity_retry_delay,
-                       settings.batch.blocks_per_generation, settings.batch.turn_check_interval)
-        await client.start_new(BATCH_ORCHESTRATOR, durable_id, run.to_json())
-    except BaseException:
-        await asyncio.to_thread(discard_instance, store, folder)
-        await asyncio.to_thread(release_instance, table, job.name, instance_id)
-        raise
-    try:
-        await asyncio.to_thread(set_status, table, job.name, instance_id,
-                                BatchStatus.EXECUTABLE.value)
-    except Exception:  # the orchestration writes its status itself once it runs
-        log.exception("batch %s %s: started, but its row could not be updated", job.name,
-                      instance_id)
-    return instance_id
-
-
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
@@ -263,22 +204,57 @@ async def batch_job_start(req: func.HttpRequest,
             413, "BODY_TOO_LARGE", "Batch input too large",
             f"the body is {size} bytes; at most {limit} are accepted (BATCH_MAX_BODY_BYTES): "
             "split the records over several instances", where))
-    parsed = await asyncio.to_thread(parse_records, body, req.headers.get("Content-Type"))
-    if isinstance(parsed, InputRejected):
-        return problem_response(problem(
-            parsed.status, parsed.code, "Batch input refused", parsed.detail, where,
-            errors=[error.to_json() for error in parsed.errors]))
+    instance_id = req.params.get("instanceId") or None
     try:
-        instance_id = await start_batch_instance(client, job_name, parsed,
-                                                 req.params.get("instanceId") or None, where)
+        if is_source_request(body, media_type(req.headers.get("Content-Type"))):
+            started = await _start_from_source(client, job_name, body, instance_id, where)
+        else:
+            parsed = await asyncio.to_thread(parse_records, body,
+                                             req.headers.get("Content-Type"))
+            if isinstance(parsed, InputRejected):
+                return _refused_input(parsed, where)
+            started = StartedInstance(
+                await start_batch_instance(client, job_name, parsed, instance_id, where),
+                len(parsed))
     except BatchStartRefused as refused:
         return problem_response(refused.problem, refused.headers)
-    status_url = req.url.split("?")[0].rstrip("/") + "/" + instance_id
+    status_url = req.url.split("?")[0].rstrip("/") + "/" + started.instance_id
     return func.HttpResponse(
-        json.dumps({"batchJobInstanceId": instance_id, "jobName": job_name,
-                    "totalRecords": len(parsed), "statusQueryGetUri": status_url}),
+        json.dumps({"batchJobInstanceId": started.instance_id, "jobName": job_name,
+                    "totalRecords": started.total_records, "statusQueryGetUri": status_url}),
         status_code=202, mimetype="application/json",
         headers={"Location": status_url, "Retry-After": "5"})
+
+
+def _refused_input(rejected: InputRejected, where: str) -> func.HttpResponse:
+    return problem_response(problem(
+        rejected.status, rejected.code, "Batch input refused", rejected.detail, where,
+        errors=[error.to_json() for error in rejected.errors]))
+
+
+async def _start_from_source(client: df.DurableOrchestrationClient, job_name: str,
+                             body: bytes, instance_id: str | None,
+                             where: str) -> StartedInstance:
+    """`{"source": {"params": {...}}}`: the job's declared view, filtered by the params."""
+    source = batch_jobs()[job_name].source
+    if source is None:
+        raise BatchStartRefused(problem(
+            400, "NO_SOURCE", "Batch job has no source",
+            f"batch job {job_name!r} declares no source to read records from: post the "
+            "records (a JSON array, NDJSON or CSV)", where))
+    try:
+        params = source_request_params(body)
+        values = bound_params(source, params)
+    except InvalidParams as invalid:
+        raise BatchStartRefused(problem(
+            400, "INVALID_SOURCE_PARAMS", "Batch source parameters refused",
+            f"{len(invalid.problems)} parameter problem(s); nothing was staged", where,
+            errors=[RecordError(None, text).to_json() for text in invalid.problems])) from None
+    except ValueError as error:
+        raise BatchStartRefused(problem(400, "MALFORMED_INPUT", "Batch input refused",
+                                        str(error), where)) from None
+    return await start_staged_instance(client, job_name, params_fingerprint(params),
+                                       source_stager(values, where), instance_id, where)
 
 
 @blueprint.route(route="batch-jobs/{job}", methods=["GET"])

@@ -12,6 +12,8 @@ Declare a job once, register it, and post records to it:
     )))                                                        # in function_app.py, at import
 
     POST /api/batch-jobs/orders[?instanceId=...]   JSON array, NDJSON or CSV -> 202
+                                                   or {"source": {"params": {...}}} when
+                                                   the job declares a BatchSource (a view)
     GET  /api/batch-jobs/orders[/{id}[/failures]]  instances, BatchJobResult, failures CSV
 
 From other code (another capability's orchestration or starter):
@@ -40,11 +42,12 @@ order. Record state is persisted per block after each step, so after a crash no 
 was persisted runs again for a record. How the orchestration decides: `shared.batch.plan`.
 
 Modules: job (declarations), settings (settings section, per-job overrides), registry,
-records (input parsing), loading (staging), sub_orchestration (staging from an activity),
-store (blobs), blocks (running a block or a group), plan (the orchestration's decisions),
-result (BatchJobResult), instances (Table Storage rows), failures (the CSV report),
-contacts (the example job), jobs (the app's jobs: the event queue's asset-events, the
-enabled examples).
+records (input parsing), source (a declared view as input), claims (instance ids),
+loading (staging), sub_orchestration (staging from an activity), store (blobs), blocks
+(running a block or a group), plan (the orchestration's decisions), result
+(BatchJobResult), complete (the on-complete hook, once), instances (Table Storage rows),
+failures (the CSV report), contacts (the example job), jobs (the app's jobs: the event
+queue's asset-events, the enabled examples).
 """
 
 import shared.config  # noqa: F401  (first: shared.config imports this package's settings)
@@ -58,6 +61,7 @@ from shared.batch.job import (
     StepFailure,
 )
 from shared.batch.registry import batch_jobs, register_batch_jobs
+from shared.batch.source import BatchSource, SourceFilter
 
 BATCH_ORCHESTRATOR = "batch_job"
 
@@ -73,8 +77,10 @@ __all__ = [
     "Aggregator",
     "BatchJob",
     "BatchRecord",
+    "BatchSource",
     "BatchStep",
     "SchedulingStrategy",
+    "SourceFilter",
     "StepFailure",
     "batch_durable_id",
     "batch_jobs",

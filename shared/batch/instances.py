@@ -1,26 +1,30 @@
 """The instances of each job in Table Storage: creation order, status and last counts.
 
-One row per instance (PartitionKey = job, RowKey = instance id). Creating the row is how
-an instance id is claimed (a second claim is refused), its `created` time orders the
-ORDERED_SEQUENTIAL queue, and `GET /api/batch-jobs/{job}` lists the rows.
+One row per instance (PartitionKey = job, RowKey = instance id), written STAGING by the
+request that holds the id's claim (`shared.batch.claims`), then EXECUTABLE once its
+orchestration started. Its `created` time orders the ORDERED_SEQUENTIAL queue (a request
+that takes an abandoned claim over writes the row anew: it queues from then), and
+`GET /api/batch-jobs/{job}` lists the rows. A STAGING row counts in the queue only while
+its claim is alive (held or started): the caller says which are (`first_active`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
-from shared.storage.tables import ConcurrentWrite, create_entity
+from shared.storage.tables import ConcurrentWrite, read_entity, replace_if_unchanged
 
-ACTIVE = ("STAGING", "EXECUTABLE", "EXECUTING")
-# A row still STAGING after this long belongs to a starter that died: not a predecessor.
-ABANDONED_STAGING = timedelta(minutes=10)
+STAGING = "STAGING"
+EXECUTABLE = "EXECUTABLE"
+STARTED = (EXECUTABLE, "EXECUTING")
 
 
 @dataclass(frozen=True)
@@ -39,22 +43,29 @@ class InstanceRow:
                    datetime.fromisoformat(entity["Created"]), entity.get("Status", ""),
                    json.loads(result) if result else None)
 
-    def is_active(self, now: datetime) -> bool:
-        if self.status == "STAGING":
-            return now - self.created < ABANDONED_STAGING
-        return self.status in ACTIVE
+    def is_active(self, live_staging: Collection[str]) -> bool:
+        if self.status == STAGING:
+            return self.instance_id in live_staging
+        return self.status in STARTED
 
 
-def claim_instance(table: TableClient, job: str, instance_id: str, durable_id: str,
-                   now: datetime) -> bool:
-    """Create the instance's row; False when the id was used before (by any request)."""
-    try:
-        create_entity(table, {"PartitionKey": job, "RowKey": instance_id,
-                              "DurableId": durable_id, "Created": now.isoformat(),
-                              "Status": "STAGING"})
-    except ConcurrentWrite:
-        return False
-    return True
+def record_staging(table: TableClient, job: str, instance_id: str, durable_id: str,
+                   now: datetime) -> None:
+    """Write the row of an instance whose claim this request holds (anew after a takeover:
+    the instance queues from `now`)."""
+    table.upsert_entity({"PartitionKey": job, "RowKey": instance_id, "DurableId": durable_id,
+                         "Created": now.isoformat(), "Status": STAGING},
+                        mode=UpdateMode.REPLACE)
+
+
+def mark_row_started(table: TableClient, job: str, instance_id: str) -> None:
+    """STAGING -> EXECUTABLE, from the running orchestration (its request may have died
+    before writing it); a row past STAGING is left as it is."""
+    stored = read_entity(table, job, instance_id)
+    if stored is None or stored.values.get("Status") != STAGING:
+        return
+    with contextlib.suppress(ConcurrentWrite):
+        replace_if_unchanged(table, {**stored.values, "Status": EXECUTABLE}, stored.etag)
 
 
 def release_instance(table: TableClient, job: str, instance_id: str) -> None:
@@ -78,7 +89,12 @@ def job_instances(table: TableClient, job: str) -> list[InstanceRow]:
     return sorted(rows, key=lambda row: (row.created, row.instance_id))
 
 
-def first_active(table: TableClient, job: str, now: datetime | None = None) -> InstanceRow | None:
-    """The oldest instance of `job` not ended yet: the one whose turn it is."""
-    now = now or datetime.now(UTC)
-    return next((row for row in job_instances(table, job) if row.is_active(now)), None)
+def staging_rows(rows: Collection[InstanceRow]) -> list[InstanceRow]:
+    return [row for row in rows if row.status == STAGING]
+
+
+def first_active(rows: Collection[InstanceRow], live_staging: Collection[str]
+                 ) -> InstanceRow | None:
+    """The oldest of `rows` (oldest first) not ended yet: the one whose turn it is. A
+    STAGING row counts only if its id is in `live_staging` (its claim is alive)."""
+    return next((row for row in rows if row.is_active(live_staging)), None)

@@ -19,7 +19,10 @@ A step's function gets one `BatchRecord` and returns the record's new payload (a
 None to keep it; raising fails the record at that step (the exception's type and message
 are reported, never its traceback). An aggregator's `commit` gets the step's accepted
 records of a group (in block order) and returns one outcome per record: None when it
-succeeded, an exception when that record failed.
+succeeded, an exception when that record failed. `on_complete` gets the instance's
+BatchJobResult and `onCompleteAttempt`; once an attempt returned or raised it is never
+called again for the instance, only a crash while it runs calls it again (attempt 2, ...):
+see shared/batch/complete.py.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared.batch.source import BatchSource
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
@@ -140,6 +145,8 @@ class BatchJob:
     max_concurrency: int = 4
     on_complete: CompleteHook | None = field(default=None, compare=False)
     description: str = ""
+    # Records may also be read from a view (`POST {"source": {"params": ...}}`).
+    source: BatchSource | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "steps", tuple(self.steps))
@@ -161,6 +168,8 @@ class BatchJob:
             problems.append(f"max_concurrency must be 1..64, got {self.max_concurrency}")
         if not isinstance(self.scheduling_strategy, SchedulingStrategy):
             problems.append("scheduling_strategy must be a SchedulingStrategy")
+        if self.source is not None and not isinstance(self.source, BatchSource):
+            problems.append("source must be a BatchSource")
         if problems:
             raise ValueError(f"batch job {self.name!r}: " + "; ".join(problems))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +70,39 @@ def stage_records(store: BlobStore, folder: InstanceFolder,
         discard_instance(store, folder)
         raise
     return manifest
+
+
+def stage_blocks(store: BlobStore, folder: InstanceFolder,
+                 chunks: Iterable[Sequence[dict[str, Any]]], block_size: int) -> Manifest:
+    """Like `stage_records`, from records that arrive in chunks (a source read a block at a
+    time): each block is written as soon as it is full, so at most one is held here."""
+    total = blocks = 0
+    try:
+        for records in _blocks_of(chunks, block_size):
+            state = BlockState(folder.instance_id, total, 0, records, [[] for _ in records])
+            store.write(folder.block_state(blocks), state.to_blob())
+            total += len(records)
+            blocks += 1
+        manifest = Manifest(folder.job, folder.instance_id, total, block_size, blocks)
+        store.write(folder.manifest, manifest.to_blob(), etag=None)
+    except BaseException:
+        log.exception("batch %s: staging failed; removing what was written", folder.prefix)
+        discard_instance(store, folder)
+        raise
+    return manifest
+
+
+def _blocks_of(chunks: Iterable[Sequence[dict[str, Any]]],
+               block_size: int) -> Iterator[list[dict[str, Any]]]:
+    block: list[dict[str, Any]] = []
+    for chunk in chunks:
+        for record in chunk:
+            block.append(dict(record))
+            if len(block) == block_size:
+                yield block
+                block = []
+    if block:
+        yield block
 
 
 def discard_instance(store: BlobStore, folder: InstanceFolder) -> None:

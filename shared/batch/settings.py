@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.batch.job import BatchJob, SchedulingStrategy
+from shared.batch.source import BatchSource
 from shared.config.framework import (
     SettingsError,
     parse_bool,
@@ -166,6 +167,25 @@ def knob_setting(job_name: str, knob: str) -> str:
     return f"BATCH_{job_name.upper().replace('-', '_')}_{knob}"
 
 
+def _source_with_connection(job: BatchJob, environ: Mapping[str, str],
+                            problems: list[str]) -> BatchSource | None:
+    """The job's source with its connection string, read from the setting it names."""
+    assert job.source is not None
+    name = job.source.connection_setting
+    connection = environ.get(name, "").strip()
+    if not connection:
+        problems.append(f"{name} is missing: the ODBC connection string of batch job "
+                        f"{job.name!r}'s source")
+        return None
+    source = dataclasses.replace(job.source, connection_string=connection)
+    try:
+        source.sql_dialect()
+    except ValueError as error:
+        problems.append(f"{name}: {error}")
+        return None
+    return source
+
+
 def job_with_overrides(job: BatchJob, environ: Mapping[str, str]) -> BatchJob:
     """`job` with the knobs its deployment overrides; SettingsError names each bad one."""
     # Field names come from the knob table, so each value's type is the parser's, not one.
@@ -180,6 +200,10 @@ def job_with_overrides(job: BatchJob, environ: Mapping[str, str]) -> BatchJob:
             changes[field_name] = parse(raw)
         except ValueError as error:
             problems.append(f"{name} is malformed: {error}")
+    if job.source is not None:
+        source = _source_with_connection(job, environ, problems)
+        if source is not None:
+            changes["source"] = source
     if not problems and changes:
         try:
             return dataclasses.replace(job, **changes)

@@ -23,12 +23,13 @@ from typing import Any
 from azure.data.tables import TableClient
 
 from shared.batch import batch_durable_id
-from shared.batch.instances import InstanceRow, claim_instance
+from shared.batch.instances import STAGING, InstanceRow
 from shared.batch.job import BatchJob
 from shared.batch.loading import Manifest, stage_records
 from shared.batch.plan import RunInput, RunProgress
 from shared.batch.settings import BatchSettings
 from shared.batch.store import BlobStore, InstanceFolder
+from shared.storage.tables import ConcurrentWrite, create_entity
 
 
 class InstanceIdTaken(ValueError):
@@ -41,7 +42,7 @@ def stage_sub_instance(job: BatchJob, instance_id: str, records: Sequence[dict[s
     """Claim `instance_id`, stage `records` (all or nothing), and return the input of its
     `BATCH_ORCHESTRATOR` sub-orchestration. Safe to call again with the same arguments."""
     durable_id = batch_durable_id(job.name, instance_id)
-    if not claim_instance(table, job.name, instance_id, durable_id, now):
+    if not _create_row(table, job.name, instance_id, durable_id, now):
         row = InstanceRow.from_entity(dict(table.get_entity(job.name, instance_id)))
         if row.durable_id != durable_id:
             raise InstanceIdTaken(f"instance {instance_id!r} of {job.name!r} is {row.durable_id}")
@@ -58,3 +59,16 @@ def stage_sub_instance(job: BatchJob, instance_id: str, records: Sequence[dict[s
                            manifest.block_count, now.isoformat())
     return RunInput(progress, settings.activity_attempts, settings.activity_retry_delay,
                     settings.blocks_per_generation, settings.turn_check_interval)
+
+
+def _create_row(table: TableClient, job: str, instance_id: str, durable_id: str,
+                now: datetime) -> bool:
+    """The instance's row, created once: the caller's own state names the instance, so no
+    claim blob is needed (no HTTP request can die holding it); False when it exists."""
+    try:
+        create_entity(table, {"PartitionKey": job, "RowKey": instance_id,
+                              "DurableId": durable_id, "Created": now.isoformat(),
+                              "Status": STAGING})
+    except ConcurrentWrite:
+        return False
+    return True

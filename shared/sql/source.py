@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pyodbc
@@ -180,6 +181,24 @@ class SqlSource:
         else:
             connection.close()
         return rows
+
+    def stream_rows(self, statement: Statement,
+                    rows_per_fetch: int) -> Iterator[list[dict[str, Any]]]:
+        """Run one statement and yield its rows `rows_per_fetch` at a time, never all at
+        once (the driver must not buffer the result either: see its connection options).
+        A connection of its own, closed at the end: the reader may stop half-way."""
+        connection = self._connect()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement.sql, *statement.params)
+            names = [column[0] for column in cursor.description or ()]
+            while rows := cursor.fetchmany(rows_per_fetch):
+                yield [dict(zip(names, row, strict=True)) for row in rows]
+        except pyodbc.Error as error:
+            raise source_error_from(error, self._connection_string, self.relation) from None
+        finally:
+            with contextlib.suppress(pyodbc.Error):
+                connection.close()
 
     def fetch_value(self, statement: Statement) -> Any:
         rows = self.fetch_rows(statement)

@@ -86,13 +86,6 @@ CLAIM_NOT_MARKED_STARTED = (
     "ran (the host sends the lost start again); once its history is purged the id is "
     "taken over after 10 min and the records are loaded a second time (the run-claim "
     "activity could mark the claim)")
-BATCH_CLAIM_ABANDONED = (
-    "orchestrators/batch.py start_batch_instance, shared/batch/instances.py: a crash after "
-    "the instance row is claimed (STAGING) and before the orchestration starts leaves the "
-    "row: the client's retry of its instanceId answers 409 INSTANCE_ID_USED for good (the "
-    "records are never loaded under that id), and as an active row it blocks every later "
-    "ORDERED_SEQUENTIAL instance of the job for ABANDONED_STAGING (10 min); the bulk "
-    "loads' leased claim with takeover is the model for a fix")
 
 
 def batch_instance_commit_may_repeat() -> BatchInstance:
@@ -138,7 +131,7 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint("random#2", Hook.RANDOM, BulkLoad, tolerated=SECOND_JOB_LEFT_OPEN),
     # a batch job instance: its claim, its blocks' persisted steps, its aggregator groups,
     # its end (the ordered queue's next instance must run)
-    KillPoint(INSTANCE_CLAIMED, Hook.APP, BatchInstance, BATCH_CLAIM_ABANDONED),
+    KillPoint(INSTANCE_CLAIMED, Hook.APP, BatchInstance),
     KillPoint(STEP_PERSISTED, Hook.APP, BatchInstance),
     KillPoint(f"{STEP_PERSISTED}@7", Hook.APP, BatchInstance),
     KillPoint(GROUP_COMMITTED, Hook.APP, batch_instance_commit_may_repeat),

@@ -17,9 +17,11 @@ from typing import Any
 import requests
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from shared.batch import batch_durable_id
-from shared.batch.instances import first_active
+from shared.batch.claims import lapsed_claims
+from shared.batch.instances import first_active, job_instances, staging_rows
 from shared.events.drain_state import DrainStateTable
 from shared.storage.tables import safe_key
 from tests.chaos.scenarios import (
@@ -119,7 +121,12 @@ class BatchInstance:
         _unique([int(row["RowKey"]) for row in self._dead_letters(app)], len(invalid), findings)
         self._check_result(app, valid, len(invalid), findings)
         self._check_commits(app, valid, findings)
-        active = first_active(_table(app, "BATCH_INSTANCES_TABLE"), BATCH_JOB)
+        rows = job_instances(_table(app, "BATCH_INSTANCES_TABLE"), BATCH_JOB)
+        claims = BlobServiceClient.from_connection_string(
+            app.env["AzureWebJobsStorage"]).get_container_client(app.env["BATCH_CONTAINER"])
+        live, _lapsed = lapsed_claims(claims, BATCH_JOB,
+                                      [row.instance_id for row in staging_rows(rows)])
+        active = first_active(rows, live)
         if active is not None:
             findings.held.append(f"ordered queue blocked by instance {active.instance_id} "
                                  f"({active.status})")

@@ -7,8 +7,9 @@ counts calls per (step, record) across host restarts, and measures concurrency.
 import fcntl
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -25,6 +26,7 @@ from shared.batch import (
     register_batch_jobs,
 )
 from shared.batch.job import CommitFunction, StepFunction
+from shared.batch.source import BatchSource, SourceFilter
 from shared.config import app_settings
 
 settings = app_settings()
@@ -85,7 +87,11 @@ def ordered_note(record: BatchRecord) -> None:
     time.sleep(0.01)
 
 
-register_batch_jobs(
+def note_completion(result: Mapping[str, Any]) -> None:
+    note("hook.log", f"{result['batchJobInstanceId']},{result['onCompleteAttempt']}")
+
+
+jobs = (
     BatchJob("counted", block_size=100, max_failed_records=-1, max_concurrency=4,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN, steps=(
                  BatchStep("a", counted("a", fail_every=97)),
@@ -102,10 +108,37 @@ register_batch_jobs(
     BatchJob("side-by-side", block_size=5, max_concurrency=2,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
              steps=(BatchStep("note", ordered_note),)),
+    BatchJob("hooked", block_size=5, scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
+             steps=(BatchStep("a", counted("a")),), on_complete=note_completion),
     BatchJob("stop-early", block_size=10, max_failed_records=3, max_concurrency=2,
              scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
              steps=(BatchStep("a", counted("a", fail_every=2)),)),
 )
+
+def note_row(record: BatchRecord) -> None:
+    row = record.payload
+    note("rows.log", "|".join(str(value) for value in (
+        record.instance_id, record.index, row["Asset_ID"], row["Status"], row["Price"],
+        row["Install_Date"], row["ChangeTimestamp"])))
+
+
+# A job reading its records from a view, when a test gives one (its connection setting
+# must be set, like any setting a job names).
+from_view = [BatchJob(
+    "from-view", block_size=10, max_concurrency=2,
+    scheduling_strategy=SchedulingStrategy.ROUND_ROBIN,
+    steps=(BatchStep("note", note_row),),
+    source=BatchSource(
+        relation=os.environ["BATCH_TEST_SOURCE_VIEW"],
+        columns=("Asset_ID", "Status", "Price", "Install_Date", "ChangeTimestamp"),
+        order_by=("Asset_ID",), connection_setting="BATCH_TEST_SOURCE_CONNECTION",
+        filters=(SourceFilter("Status", "status"),
+                 SourceFilter("ChangeTimestamp", "since", ">=", kind="timestamp",
+                              required=False),
+                 SourceFilter("Asset_ID", "maxId", "<=", kind="integer", required=False))),
+)] if os.environ.get("BATCH_TEST_SOURCE_VIEW") else []
+
+register_batch_jobs(*jobs, *from_view)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 
