@@ -20,7 +20,9 @@ from tests.sync.sources import AssetSource
 
 APP = Path(__file__).parent / "host_app"
 BUSY = {"Pending", "Running", "ContinuedAsNew", "Suspended"}
-_LINE = re.compile(r"^\[(?P<at>[^\]]+)\] event drain: (?P<what>processing|processed) a batch")
+# shared/events/batch_processing.py logs "event drain batch started: ..." when a batch is
+# staged and "event drain batch ended: ..." once it is settled.
+_LINE = re.compile(r"^\[(?P<at>[^\]]+)\] event drain batch (?P<what>started|ended)\b")
 
 
 @dataclass
@@ -103,7 +105,7 @@ class EventHost:
                 if not match:
                     continue
                 at = _stamp(line)
-                if match["what"] == "processing":
+                if match["what"] == "started":
                     assert start is None, f"two batches processed at once in {log}"
                     start = at
                 elif start is None and first and number > 0:

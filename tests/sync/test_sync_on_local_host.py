@@ -44,7 +44,7 @@ def test_twenty_concurrent_ticks_start_exactly_one_run(sync_host, sqlite_assets,
     assert (run["outcome"], run["rows"], run["pages"]) == ("succeeded", 95, 10)
     assert body["ticks"]["started"] == 1
     assert sum(value for name, value in body["ticks"].items()
-               if name.startswith("Skipped")) == 19
+               if name.startswith("skipped")) == 19
     assert body["watermark"]["key"] == [95]
     assert sync_host.host.output().count("tick skipped") >= 19
     stored = stored_assets(sfsim)
