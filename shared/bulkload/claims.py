@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     HttpResponseError,
     ResourceExistsError,
     ResourceNotFoundError,
 )
-from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient
+from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
 
 from shared.bulkload.store import LoadStore
 from shared.crash_points import crash_point
@@ -47,6 +50,8 @@ RUN_CLAIM = "run-claim"
 SUMMARY = "summary.json"
 # bulk_load_claim_run: the run claim is written, the activity's result is not recorded.
 RUN_CLAIMED = "bulkload.claim_run.after_claim"
+# How often the running load looks whether the request still holds its claim's lease.
+LEASE_LOOK_SECONDS = 0.1
 
 
 @dataclass
@@ -197,6 +202,38 @@ def take_over_abandoned_claim(
                         else None)
 
 
+def mark_load_started(container: ContainerClient, load_id: str) -> None:
+    """From the running orchestration: its claim is started, whatever its request did.
+
+    The request may have died between starting the orchestration and marking the claim
+    (the host then sends the lost start again): unmarked, a purge of the load would let its
+    id be taken over and its records loaded twice. A request still holding the lease marks
+    the claim itself a moment later, or died and its lease lapses within a lease's length:
+    wait for that, as a write without the lease is refused while it is held.
+    """
+    blob = container.get_blob_client(f"{load_id}/claim")
+    deadline = time.monotonic() + CLAIM_LEASE_SECONDS + 1
+    while True:
+        try:
+            properties = blob.get_blob_properties()
+        except ResourceNotFoundError:
+            return
+        metadata = properties.metadata or {}
+        if metadata.get(STARTED_KEY) == "true":
+            return
+        if properties.lease.state != "leased":
+            with contextlib.suppress(HttpResponseError):  # leased or taken meanwhile
+                blob.set_blob_metadata({**metadata, STARTED_KEY: "true"},
+                                       etag=properties.etag,
+                                       match_condition=MatchConditions.IfNotModified)
+                return
+        if time.monotonic() > deadline:  # loading matters more than the mark: go on
+            logging.warning("bulk load %s: its claim stayed leased; not marked started",
+                            load_id)
+            return
+        time.sleep(LEASE_LOOK_SECONDS)
+
+
 # -- the execution that loads the records ---------------------------------------------------
 
 
@@ -213,7 +250,8 @@ def claim_load_run(store: LoadStore, load_id: str, run_token: str) -> RunClaim:
 
     The first execution writes its token; the same execution may claim again (an activity
     runs at least once); another (a restart, a start that replaced an ended load) is
-    refused and gets the summary the first one wrote, if it wrote one.
+    refused and gets the summary the first one wrote, if it wrote one. The execution that
+    claims the records marks the load id's claim started.
     """
     root = LoadStore(store.container, load_id)
     blob = root.name(RUN_CLAIM)
@@ -221,10 +259,12 @@ def claim_load_run(store: LoadStore, load_id: str, run_token: str) -> RunClaim:
     try:
         store.container.upload_blob(blob, token, overwrite=False)
         crash_point(RUN_CLAIMED)
+        mark_load_started(store.container, load_id)
         return RunClaim(True)
     except ResourceExistsError:
         pass
     if json.loads(root.read_bytes(blob))["token"] == run_token:
+        mark_load_started(store.container, load_id)
         return RunClaim(True)
     try:
         summary = root.read_bytes(root.name(SUMMARY)).decode()

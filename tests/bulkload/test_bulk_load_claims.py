@@ -5,6 +5,7 @@ run claim that lets one execution load the records."""
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from azure.storage.blob import BlobServiceClient
@@ -104,3 +105,39 @@ def test_one_execution_loads_a_load_id_and_later_ones_get_its_summary(azurite):
     keep_summary(first, load_id, '{"outcome": "succeeded"}')
     assert claim_load_run(first, load_id, "token-3").earlier_summary == \
         '{"outcome": "succeeded"}'
+
+
+def test_the_execution_that_claims_the_records_marks_a_claim_its_request_left_unmarked(
+    azurite,
+):
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    load_id = f"run-{uuid.uuid4().hex[:8]}"
+    hold = claim_load_id(service, CONTAINER, load_id, "digest")
+    assert hold is not None
+    # The request started the orchestration and died before marking the claim: its lease
+    # lapses (broken here at once instead of after 15 s).
+    hold.lease.break_lease(lease_break_period=0)
+
+    claimed = claim_load_run(LoadStore.for_load(service, CONTAINER, f"{load_id}/run-a"),
+                             load_id, "token-1")
+
+    claim = read_load_claim(service, CONTAINER, load_id)
+    assert claimed.claimed is True
+    assert (claim.started, claim.fingerprint) == (True, "digest")
+    assert take_over_load_claim(service, CONTAINER, load_id) is None
+
+
+def test_the_run_claim_waits_for_a_request_still_holding_the_claim(azurite):
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    load_id = f"run-{uuid.uuid4().hex[:8]}"
+    hold = claim_load_id(service, CONTAINER, load_id, "digest")
+    assert hold is not None
+    store = LoadStore.for_load(service, CONTAINER, f"{load_id}/run-a")
+
+    with ThreadPoolExecutor(1) as pool:
+        claimed = pool.submit(claim_load_run, store, load_id, "token-1")
+        hold.mark_started()  # the request marks its claim and lets the lease go
+        assert claimed.result().claimed is True
+
+    claim = read_load_claim(service, CONTAINER, load_id)
+    assert (claim.started, claim.leased) == (True, False)

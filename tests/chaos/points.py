@@ -80,13 +80,6 @@ SECOND_JOB_LEFT_OPEN = (
     "shared/bulkload/jobs.py create_level_job: a crash after Salesforce created the ingest "
     "job and before the activity's result was recorded creates a second job when the "
     "activity runs again; the first stays Open in Salesforce for good")
-CLAIM_NOT_MARKED_STARTED = (
-    "shared/bulkload/claims.py, orchestrators/bulk_load/endpoints.py: a crash after "
-    "start_new and before mark_load_started leaves the claim unmarked although the load "
-    "ran (the host sends the lost start again); once its history is purged the id is "
-    "taken over after 10 min and the records are loaded a second time (the run-claim "
-    "activity could mark the claim)")
-
 
 def batch_instance_commit_may_repeat() -> BatchInstance:
     """A crash between a group's commit in Salesforce and its persisted outcome sends that
@@ -115,7 +108,7 @@ POINTS: tuple[KillPoint, ...] = (
     # the bulk load's claim and start
     KillPoint(LOAD_ID_CLAIMED, Hook.APP, BulkLoad),
     KillPoint(LOAD_STAGED, Hook.APP, BulkLoad),
-    KillPoint(engine.START_BEFORE_MESSAGE, Hook.ENGINE, BulkLoad, CLAIM_NOT_MARKED_STARTED),
+    KillPoint(engine.START_BEFORE_MESSAGE, Hook.ENGINE, BulkLoad),
     KillPoint(RUN_CLAIMED, Hook.APP, BulkLoad),
     # jobs: create, upload, close
     KillPoint(JOB_CREATED, Hook.APP, BulkLoad, SECOND_JOB_LEFT_OPEN),
