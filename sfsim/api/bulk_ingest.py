@@ -25,16 +25,22 @@ def create_job(sim: Simulator, request: Request, version: str) -> Response:
 
 
 def list_jobs(sim: Simulator, request: Request, version: str) -> Response:
-    jobs = sim.jobs.listing()
+    # Every job here is a Bulk API 2.0 job without PK chunking: the filters keep all or none.
+    job_type = request.args.get("jobType")
+    pk_chunking = request.args.get("isPkChunkingEnabled", "").lower() == "true"
+    kept = job_type in (None, "V2Ingest") and not pk_chunking
+    jobs = sim.jobs.listing() if kept else []
     start = int(request.args.get("queryLocator") or 0)
     page = jobs[start : start + 1000]
     done = start + 1000 >= len(jobs)
+    filters = "".join(f"&{name}={request.args[name]}" for name in
+                      ("jobType", "isPkChunkingEnabled") if name in request.args)
     return json_response(
         {
             "done": done,
             "records": [j.to_json(full=False) | {"jobType": "V2Ingest"} for j in page],
             "nextRecordsUrl": None if done else
-            f"/services/data/v{version}/jobs/ingest?queryLocator={start + 1000}",
+            f"/services/data/v{version}/jobs/ingest?queryLocator={start + 1000}{filters}",
         }
     )
 

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, BinaryIO, Self, cast
+from urllib.parse import urlencode
 
 import jwt
 import requests
@@ -525,9 +526,14 @@ class SalesforceClient:
         self.request("DELETE", f"jobs/ingest/{job_id}", expected=(204,)).close()
         self._job_delimiters.pop(job_id, None)
 
-    def list_jobs(self, is_pk_chunking_enabled: bool | None = None) -> Iterator[IngestJob]:
-        """Every ingest job of the org, following `nextRecordsUrl`."""
-        path: str | None = "jobs/ingest"
+    def list_jobs(self, is_pk_chunking_enabled: bool | None = None,
+                  job_type: str | None = None) -> Iterator[IngestJob]:
+        """Every ingest job of the org, following `nextRecordsUrl`; `job_type` V2Ingest
+        keeps the Bulk API 2.0 jobs (Classic: Bulk API 1.0, BigObjectIngest)."""
+        filters = {"jobType": job_type} if job_type else {}
+        if is_pk_chunking_enabled is not None:
+            filters["isPkChunkingEnabled"] = str(is_pk_chunking_enabled).lower()
+        path: str | None = "jobs/ingest" + (f"?{urlencode(filters)}" if filters else "")
         while path:
             body = self.request("GET", path).json()
             for record in body.get("records", []):

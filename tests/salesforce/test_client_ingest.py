@@ -271,6 +271,14 @@ def test_list_jobs_shows_every_job(client: SalesforceClient) -> None:
     assert all(listed[i].state == "Open" for i in created)
 
 
+def test_list_jobs_filters_by_job_type(client: SalesforceClient) -> None:
+    created = client.create_ingest_job("Account", "insert").id
+
+    assert created in {job.id for job in client.list_jobs(job_type="V2Ingest")}
+    assert created not in {job.id for job in client.list_jobs(job_type="Classic")}
+    assert created not in {job.id for job in client.list_jobs(is_pk_chunking_enabled=True)}
+
+
 def test_job_creation_refusals(client: SalesforceClient) -> None:
     with pytest.raises(SalesforceError) as caught:
         client.create_ingest_job("Nothing__c", "insert")
