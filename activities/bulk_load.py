@@ -8,10 +8,13 @@ is safe to run twice (the Durable backend delivers at least once).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import azure.durable_functions as df
 
 from shared.bulkload import jobs, levels, reports
 from shared.bulkload.claims import claim_load_run, keep_summary
+from shared.bulkload.job_intents import JobIntents, PartJob
 from shared.bulkload.messages import (
     ClaimRunRequest,
     ClaimRunResult,
@@ -29,7 +32,8 @@ from shared.bulkload.store import LoadStore
 from shared.config import app_settings
 from shared.messages import MessageJson as Json
 from shared.salesforce import SalesforceClient, process_client
-from shared.storage.clients import blob_service
+from shared.storage.clients import blob_service, table_service
+from shared.storage.tables import table_client
 
 blueprint = df.Blueprint()
 
@@ -47,6 +51,12 @@ BULK_LOAD_KEEP_SUMMARY = "bulk_load_keep_summary"
 
 def _client() -> SalesforceClient:
     return process_client(app_settings())
+
+
+def _job_intents() -> JobIntents:
+    settings = app_settings()
+    return JobIntents(table_client(table_service(settings.storage),
+                                   settings.bulk_load.jobs_table))
 
 
 def _store(prefix: str) -> LoadStore:
@@ -76,7 +86,11 @@ def bulk_load_stage_level(request: Json) -> Json:
 @blueprint.function_name(BULK_LOAD_CREATE_JOB)
 @blueprint.activity_trigger(input_name="request")
 def bulk_load_create_job(request: Json) -> Json:
-    return jobs.create_level_job(_client(), CreateJobRequest.from_json(request).level).to_json()
+    create = CreateJobRequest.from_json(request)
+    return jobs.create_level_job(
+        _client(), _job_intents(), PartJob(create.load_id, create.level_index, create.part),
+        create.level, datetime.now(UTC),
+    ).to_json()
 
 
 @blueprint.function_name(BULK_LOAD_UPLOAD_PART)

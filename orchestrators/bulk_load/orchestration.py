@@ -206,9 +206,9 @@ def _stage(run: _Load, level: _Level) -> Steps:
 def _submit_parts(run: _Load, level: _Level) -> Steps:
     """2. One job per part: create, upload, close."""
     assert level.staged is not None
-    for part in level.staged.parts:
-        created = yield run.call(BULK_LOAD_CREATE_JOB,
-                                 CreateJobRequest(run.load.levels[level.index]))
+    for number, part in enumerate(level.staged.parts):
+        created = yield run.call(BULK_LOAD_CREATE_JOB, CreateJobRequest(
+            run.load.levels[level.index], run.load.load_id, level.index, number))
         level.jobs.append(JobSnapshot.from_json(created))
         run.show(level.index, "uploading", level.jobs)
         uploaded = yield run.call(BULK_LOAD_UPLOAD_PART,

@@ -7,7 +7,9 @@ counts), and is safe to repeat: the Durable backend runs an activity at least on
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
+from shared.bulkload.job_intents import JobIntents, PartJob
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore
@@ -15,7 +17,7 @@ from shared.crash_points import crash_point
 from shared.salesforce import SalesforceClient
 from shared.salesforce.errors import SalesforceError
 
-# Salesforce created the ingest job; the activity's result is not recorded.
+# Salesforce created the ingest job; neither its row nor the activity's result records it.
 JOB_CREATED = "bulkload.create_job.after_create"
 # The part is uploaded, the job not closed.
 PART_UPLOADED = "bulkload.upload.after_upload"
@@ -23,12 +25,24 @@ PART_UPLOADED = "bulkload.upload.after_upload"
 JOB_CLOSED = "bulkload.upload.after_close"
 
 
-def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
+def create_level_job(client: SalesforceClient, intents: JobIntents, part: PartJob,
+                     level: LoadLevel, now: datetime) -> JobSnapshot:
+    """Create the part's job; a repeated try answers the job an earlier one recorded if
+    it is still Open, else creates one and aborts what a lost create left Open
+    (job_intents.py)."""
+    earlier = intents.begin(part, level, now)
+    if earlier is not None and earlier.job_id:
+        recorded = client.get_job(earlier.job_id)
+        if recorded.state == "Open":
+            return JobSnapshot.of(recorded)
     job = client.create_ingest_job(
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,
     )
     crash_point(JOB_CREATED)
+    intents.record(part, level, job.id)
+    if earlier is not None and not earlier.job_id:
+        intents.abort_abandoned(client, part, level, earlier, job)
     return JobSnapshot.of(job)
 
 

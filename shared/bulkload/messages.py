@@ -128,6 +128,9 @@ class StagedLevel(Message):
 @dataclass(frozen=True)
 class CreateJobRequest(Message):
     level: LoadLevel
+    load_id: str
+    level_index: int
+    part: int  # the part's position in the level: with the load and level, names its job
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from shared.config.framework import (
     parse_container_name,
     parse_positive_int,
     parse_seconds,
+    parse_table_name,
     setting,
 )
 
@@ -50,6 +51,13 @@ class BulkLoadSettings:
         description="blob container of staged records and CSV, ID maps and failure reports",
         default="bulk-loads",
         parse=parse_container_name,
+    )
+    jobs_table: str = setting(
+        "BULK_LOAD_JOBS_TABLE",
+        description="table of the ingest job each part of a load created: a create whose "
+        "answer was lost (crash, timeout) finds the job it left Open and aborts it",
+        default="BulkLoadJobs",
+        parse=parse_table_name,
     )
     activity_attempts: int = setting(
         "BULK_LOAD_ACTIVITY_ATTEMPTS",

@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 import requests
+from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
 from devhost.testing import RunningHost, start_host
 from sfsim.testing import SimulatorHandle
+from shared.bulkload.job_intents import JobIntents
 from shared.bulkload.store import LoadStore
 from shared.salesforce import SalesforceClient, SalesforceCredentials
 
@@ -37,6 +39,14 @@ def store(azurite) -> LoadStore:
     loads = LoadStore.for_load(service, "bulk-loads-tests", f"t-{uuid.uuid4().hex[:12]}/run")
     loads.ensure_container()
     return loads
+
+
+@pytest.fixture
+def job_intents(azurite) -> Iterator[JobIntents]:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    table = service.create_table(f"J{uuid.uuid4().hex[:12]}")
+    yield JobIntents(table)
+    service.delete_table(table.table_name)
 
 
 @dataclass
@@ -114,6 +124,7 @@ def start_bulk_host(tmp_path, azurite, sfsim) -> Iterator[Callable[..., BulkLoad
             "AzureWebJobsStorage": azurite.connection_string,
             **sfsim.app_settings(),
             "BULK_LOAD_CONTAINER": "bulk-" + uuid.uuid4().hex[:12],
+            "BULK_LOAD_JOBS_TABLE": "J" + uuid.uuid4().hex[:12],
             "BULK_LOAD_POLL_INTERVAL": "0.2",
             "BULK_LOAD_MAX_WAIT": "60",
             "BULK_LOAD_ACTIVITY_RETRY_DELAY": "0.1",

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
 from shared.bulkload import reports
+from shared.bulkload.job_intents import PartJob
 from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
 from shared.bulkload.validation import validate_load_request
 from tests.salesforce.client_setup import wait_for_job
@@ -32,11 +34,13 @@ def rows_of(store, blob):
     return list(csv.DictReader(io.StringIO(store.read_bytes(blob).decode("utf-8"))))
 
 
-def run_level(store, sf_client, request, index, upload_limit=10_000_000):
+def run_level(store, sf_client, job_intents, request, index, upload_limit=10_000_000):
     staged = steps.stage_level(store, request.levels, index, upload_limit)
     jobs = []
-    for part in staged.parts:
-        job = job_steps.create_level_job(sf_client, request.levels[index])
+    for number, part in enumerate(staged.parts):
+        job = job_steps.create_level_job(sf_client, job_intents,
+                                         PartJob(store.prefix, index, number),
+                                         request.levels[index], datetime.now(UTC))
         job_steps.upload_and_close_job(sf_client, store, job.id, part.blob)
         jobs.append(JobSnapshot.of(wait_for_job(sf_client, job.id)))
     results = steps.collect_level_results(store, sf_client, request.levels, index, jobs,
@@ -45,13 +49,13 @@ def run_level(store, sf_client, request, index, upload_limit=10_000_000):
 
 
 def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error(
-    store, sf_client, sfsim
+    store, sf_client, sfsim, job_intents
 ):
     request = validate_load_request(LOAD)
     steps.stage_request(store, request)
 
-    accounts_staged, _, account_results = run_level(store, sf_client, request, 0)
-    contacts_staged, _, contact_results = run_level(store, sf_client, request, 1)
+    accounts_staged, _, account_results = run_level(store, sf_client, job_intents, request, 0)
+    contacts_staged, _, contact_results = run_level(store, sf_client, job_intents, request, 1)
 
     assert (accounts_staged.submitted, account_results.succeeded, account_results.failed) == \
         (3, 2, 1)
@@ -96,7 +100,9 @@ def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error
     assert (by_id["C0"]["parentExternalId"], by_id["A3"]["sfId"]) == ("A1", id_map["A3"])
 
 
-def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(store, sf_client, sfsim):
+def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(
+    store, sf_client, sfsim, job_intents
+):
     sfsim.insert_records("Account", [{"Name": "Old", "External_Id__c": "A1",
                                     "Industry": "Energy", "Phone": "111"}])
     request = validate_load_request({"levels": [
@@ -105,7 +111,7 @@ def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(store, sf_cl
                      {"External_Id__c": "A9", "Name": "New", "Phone": "999"}]}]})
     steps.stage_request(store, request)
 
-    run_level(store, sf_client, request, 0)
+    run_level(store, sf_client, job_intents, request, 0)
 
     stored = {a["External_Id__c"]: a for a in sfsim.records("Account")}
     assert stored["A1"]["Industry"] is None
@@ -113,7 +119,7 @@ def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(store, sf_cl
 
 
 def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
-    store, sf_client, sfsim
+    store, sf_client, sfsim, job_intents
 ):
     request = validate_load_request({"levels": [
         {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
@@ -121,7 +127,7 @@ def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
                      for n in range(100)]}]})
     steps.stage_request(store, request)
 
-    staged, jobs, results = run_level(store, sf_client, request, 0, upload_limit=400)
+    staged, jobs, results = run_level(store, sf_client, job_intents, request, 0, upload_limit=400)
 
     assert len(staged.parts) == len(jobs) > 1
     assert all(part.size_bytes <= 400 for part in staged.parts)
@@ -129,13 +135,14 @@ def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
     assert results.succeeded == 100 == len(sfsim.records("Account"))
 
 
-def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim):
+def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim, job_intents):
     request = validate_load_request({"levels": [
         {"object": "Account", "operation": "insert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": "A1", "Name": "Once"}]}]})
     steps.stage_request(store, request)
     staged = steps.stage_level(store, request.levels, 0, 10_000)
-    job = job_steps.create_level_job(sf_client, request.levels[0])
+    job = job_steps.create_level_job(sf_client, job_intents, PartJob(store.prefix, 0, 0),
+                                     request.levels[0], datetime.now(UTC))
     sf_client.upload_job_data(job.id, io.BytesIO(store.read_bytes(staged.parts[0].blob)))
 
     # The activity ran again after its upload was stored but before the close.
@@ -149,11 +156,11 @@ def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim):
 
 
 def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_error(
-    store, sf_client, sfsim
+    store, sf_client, sfsim, job_intents
 ):
     request = validate_load_request(LOAD)
     steps.stage_request(store, request)
-    run_level(store, sf_client, request, 0)
+    run_level(store, sf_client, job_intents, request, 0)
     steps.stage_level(store, request.levels, 1, 10_000_000)
     error = LevelError(LevelErrorCode.RESULTS_UNAVAILABLE,
                        "reading the jobs' results failed after 3 tries: CONNECTION_ERROR")

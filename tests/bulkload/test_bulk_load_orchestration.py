@@ -154,7 +154,8 @@ def test_a_stalled_job_is_aborted_at_max_wait_and_later_levels_are_skipped(orche
     assert contacts["errorCode"] == "LEVEL_FAILED"
     assert contacts["error"].startswith("level accounts failed: JOB_STALLED:job 750J1")
     assert contacts["state"] == "skipped" and contacts["orphansSkipped"] == 3
-    assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
+    assert run.called("bulk_load_create_job") == [
+        {"level": LEVELS[0], "load_id": "load-1", "level_index": 0, "part": 0}]
     assert run.output["outcome"] == "failed"
 
 
@@ -229,7 +230,8 @@ def test_a_cancel_request_aborts_the_running_jobs_and_skips_the_remaining_levels
 
     assert run.timers == [START + timedelta(seconds=10), second_poll]
     assert run.called("bulk_load_abort_jobs") == [{"job_ids": ["750J1"]}]
-    assert run.called("bulk_load_create_job") == [{"level": LEVELS[0]}]
+    assert run.called("bulk_load_create_job") == [
+        {"level": LEVELS[0], "load_id": "load-1", "level_index": 0, "part": 0}]
     accounts, contacts = run.output["levels"]
     assert (accounts["state"], accounts["error"]) == ("cancelled", "cancelled: wrong file")
     skipped = run.called("bulk_load_stage_level")[1]

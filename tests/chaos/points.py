@@ -76,11 +76,6 @@ class KillPoint:
         return int(self.point.rsplit("#", 1)[-1]) if self.hook is Hook.RANDOM else 0
 
 
-SECOND_JOB_LEFT_OPEN = (
-    "shared/bulkload/jobs.py create_level_job: a crash after Salesforce created the ingest "
-    "job and before the activity's result was recorded creates a second job when the "
-    "activity runs again; the first stays Open in Salesforce for good")
-
 def batch_instance_commit_may_repeat() -> BatchInstance:
     """A crash between a group's commit in Salesforce and its persisted outcome sends that
     one group again after the restart (an upsert by external id: nothing is duplicated)."""
@@ -111,7 +106,7 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(engine.START_BEFORE_MESSAGE, Hook.ENGINE, BulkLoad),
     KillPoint(RUN_CLAIMED, Hook.APP, BulkLoad),
     # jobs: create, upload, close
-    KillPoint(JOB_CREATED, Hook.APP, BulkLoad, SECOND_JOB_LEFT_OPEN),
+    KillPoint(JOB_CREATED, Hook.APP, BulkLoad),
     KillPoint(PART_UPLOADED, Hook.APP, BulkLoad),
     KillPoint(JOB_CLOSED, Hook.APP, BulkLoad),
     KillPoint(f"{JOB_CLOSED}@2", Hook.APP, BulkLoad),
@@ -121,7 +116,7 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(f"{RESULTS_WRITTEN}@2", Hook.APP, BulkLoad),
     KillPoint(FAILURES_REPORT_WRITTEN, Hook.APP, BulkLoad),
     KillPoint(f"{engine.COMMIT_BEFORE_HISTORY}@4", Hook.ENGINE, BulkLoad),
-    KillPoint("random#2", Hook.RANDOM, BulkLoad, tolerated=SECOND_JOB_LEFT_OPEN),
+    KillPoint("random#2", Hook.RANDOM, BulkLoad),
     # a batch job instance: its claim, its blocks' persisted steps, its aggregator groups,
     # its end (the ordered queue's next instance must run)
     KillPoint(INSTANCE_CLAIMED, Hook.APP, BatchInstance),

@@ -1,0 +1,94 @@
+"""A part's ingest job is created once in effect: a try after a lost create aborts the job
+the lost one left Open, a try after a lost answer answers the recorded job; jobs that other
+parts own or may own are left alone. Azurite tables and the simulator's Bulk API 2.0."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from shared.bulkload import jobs as job_steps
+from shared.bulkload.job_intents import JobIntents, PartJob
+from shared.bulkload.request import LoadLevel
+from shared.bulkload.validation import validate_load_request
+from shared.salesforce import SalesforceClient
+
+
+def account_level() -> LoadLevel:
+    return validate_load_request({"levels": [
+        {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
+         "records": [{"External_Id__c": "A1", "Name": "One"}]}]}).levels[0]
+
+
+def part_of_new_load(part: int = 0) -> PartJob:
+    return PartJob(f"load-{uuid.uuid4().hex[:8]}", 0, part)
+
+
+def lose_a_create(client: SalesforceClient, intents: JobIntents, part: PartJob,
+                  level: LoadLevel) -> str:
+    """What a try that died after Salesforce created the job leaves: the part's row without
+    a job id, and an Open job nobody knows."""
+    assert intents.begin(part, level, datetime.now(UTC)) is None
+    return client.create_ingest_job(level.object, level.operation, level.external_id_field).id
+
+
+def open_jobs(client: SalesforceClient) -> set[str]:
+    return {job.id for job in client.list_jobs() if job.state == "Open"}
+
+
+def test_the_try_after_a_lost_create_aborts_the_job_it_left_open(sf_client, job_intents):
+    level, part = account_level(), part_of_new_load()
+    lost = lose_a_create(sf_client, job_intents, part, level)
+
+    job = job_steps.create_level_job(sf_client, job_intents, part, level, datetime.now(UTC))
+
+    assert job.id != lost and job.state == "Open"
+    assert sf_client.get_job(lost).state == "Aborted"
+    assert open_jobs(sf_client) == {job.id}
+
+
+def test_the_try_after_a_lost_answer_answers_the_recorded_job(sf_client, job_intents):
+    level, part = account_level(), part_of_new_load()
+    first = job_steps.create_level_job(sf_client, job_intents, part, level, datetime.now(UTC))
+
+    again = job_steps.create_level_job(sf_client, job_intents, part, level, datetime.now(UTC))
+
+    assert again.id == first.id
+    assert open_jobs(sf_client) == {first.id}
+
+
+def test_jobs_of_other_parts_objects_and_operations_are_left_open(sf_client, job_intents):
+    level, mine, other = account_level(), part_of_new_load(), part_of_new_load()
+    lost = lose_a_create(sf_client, job_intents, mine, level)
+    # Another load's job, created and recorded meanwhile (it is being uploaded).
+    recorded = job_steps.create_level_job(sf_client, job_intents, other, level,
+                                          datetime.now(UTC))
+    contact = sf_client.create_ingest_job("Contact", "insert").id
+    insert = sf_client.create_ingest_job("Account", "insert").id
+    other_field = sf_client.create_ingest_job("Account", "upsert", "Id").id
+
+    job = job_steps.create_level_job(sf_client, job_intents, mine, level, datetime.now(UTC))
+
+    assert sf_client.get_job(lost).state == "Aborted"
+    assert open_jobs(sf_client) == {job.id, recorded.id, contact, insert, other_field}
+
+
+def test_while_another_parts_create_is_under_way_its_possible_jobs_wait_for_its_next_try(
+    sf_client, job_intents
+):
+    level, mine, other = account_level(), part_of_new_load(), part_of_new_load()
+    lost = lose_a_create(sf_client, job_intents, mine, level)
+    # Another load's create began meanwhile and has not recorded its job (yet).
+    other_lost = lose_a_create(sf_client, job_intents, other, level)
+
+    job = job_steps.create_level_job(sf_client, job_intents, mine, level, datetime.now(UTC))
+
+    # Either job may be the other create's, which may still record it: both stay.
+    assert open_jobs(sf_client) == {lost, other_lost, job.id}
+
+    # That create had died too: its next try finds both unowned and aborts them.
+    other_job = job_steps.create_level_job(sf_client, job_intents, other, level,
+                                           datetime.now(UTC))
+
+    assert open_jobs(sf_client) == {job.id, other_job.id}
+    assert {sf_client.get_job(lost).state, sf_client.get_job(other_lost).state} == {"Aborted"}
