@@ -92,7 +92,9 @@ class JobIntents:
 
     def abort_abandoned(self, client: SalesforceClient, part: PartJob, level: LoadLevel,
                         earlier: PartIntent, created: IngestJob) -> list[str]:
-        """Abort the jobs an earlier try of `part` left Open; the ids aborted."""
+        """Abort the jobs an earlier try of `part` left Open; the ids aborted. Before the
+        new job is recorded: a try that fails here leaves the row as it found it, and the
+        next one looks again (for this job too)."""
         abandoned = self._abandoned(client, part, level, earlier, created)
         aborted = []
         for job in abandoned:
@@ -107,7 +109,6 @@ class JobIntents:
             logging.warning("bulk load %s level %d part %d: aborted job(s) %s, created by a "
                             "try whose answer was lost", part.load_id, part.level, part.part,
                             ", ".join(aborted))
-            self.record(part, level, created.id, aborted)
         return aborted
 
     def _abandoned(self, client: SalesforceClient, part: PartJob, level: LoadLevel,

@@ -40,9 +40,10 @@ def create_level_job(client: SalesforceClient, intents: JobIntents, part: PartJo
         level.external_id_field if level.operation == "upsert" else None,
     )
     crash_point(JOB_CREATED)
-    intents.record(part, level, job.id)
+    abandoned = []
     if earlier is not None and not earlier.job_id:
-        intents.abort_abandoned(client, part, level, earlier, job)
+        abandoned = intents.abort_abandoned(client, part, level, earlier, job)
+    intents.record(part, level, job.id, abandoned)
     return JobSnapshot.of(job)
 
 
