@@ -6,6 +6,13 @@ orchestration started. Its `created` time orders the ORDERED_SEQUENTIAL queue (a
 that takes an abandoned claim over writes the row anew: it queues from then), and
 `GET /api/batch-jobs/{job}` lists the rows. A STAGING row counts in the queue only while
 its claim is alive (held or started): the caller says which are (`first_active`).
+
+The queue reads only the rows that may still run (`active_instances`: Status one of
+ACTIVE_STATUSES, filtered by the table service), never the finished ones that pile up
+until the retention purge removes them. The filter names the active statuses rather than
+excluding the ended ones: a comparison with a property a row lacks is false in Table
+Storage (and in Azurite), so an exclusion would silently drop rows, and an instance the
+queue cannot see runs out of turn.
 """
 
 from __future__ import annotations
@@ -24,7 +31,18 @@ from shared.storage.tables import ConcurrentWrite, read_entity, replace_if_uncha
 
 STAGING = "STAGING"
 EXECUTABLE = "EXECUTABLE"
-STARTED = (EXECUTABLE, "EXECUTING")
+EXECUTING = "EXECUTING"
+STARTED = (EXECUTABLE, EXECUTING)
+# An ended row whose instance the retention purge is deleting (shared.batch.retention).
+PURGING = "PURGING"
+# Every status a row holds before its instance's final row is written (BatchStatus's
+# EXECUTABLE and EXECUTING, and STAGING); tests/batch/test_batch_instances.py keeps it so.
+ACTIVE_STATUSES = (STAGING, *STARTED)
+# The parentheses matter: `and` binds tighter than `or`, and without them the query reads
+# the active rows of every job. The spaces inside them matter too: the SDK finds the
+# @parameters by splitting the filter on spaces, so "@status2)" would name no parameter.
+_ACTIVE_FILTER = "PartitionKey eq @job and ( " + " or ".join(
+    f"Status eq @status{index}" for index in range(len(ACTIVE_STATUSES))) + " )"
 
 
 @dataclass(frozen=True)
@@ -86,6 +104,16 @@ def job_instances(table: TableClient, job: str) -> list[InstanceRow]:
     """Every instance of `job`, oldest first."""
     rows = [InstanceRow.from_entity(dict(entity)) for entity in
             table.query_entities("PartitionKey eq @job", parameters={"job": job})]
+    return sorted(rows, key=lambda row: (row.created, row.instance_id))
+
+
+def active_instances(table: TableClient, job: str) -> list[InstanceRow]:
+    """The instances of `job` that may still run (staging, waiting or executing), oldest
+    first: what the ordered queue looks at. Ended rows are left on the server."""
+    parameters = {"job": job, **{f"status{index}": status
+                                 for index, status in enumerate(ACTIVE_STATUSES)}}
+    rows = [InstanceRow.from_entity(dict(entity)) for entity in
+            table.query_entities(_ACTIVE_FILTER, parameters=parameters)]
     return sorted(rows, key=lambda row: (row.created, row.instance_id))
 
 
