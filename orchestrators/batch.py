@@ -13,6 +13,9 @@
     GET /api/batch-jobs/{job}                       recent instances, status and counts
     GET /api/batch-jobs/{job}/{instanceId}          the BatchJobResult (live while running)
     GET /api/batch-jobs/{job}/{instanceId}/failures the failure report (CSV)
+    batch_purge_finished (hourly timer)             finished instances past
+        BATCH_INSTANCE_RETENTION: row marked, blobs, orchestration history, row
+        (shared/batch/retention.py)
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -68,6 +71,7 @@ from shared.batch.messages import (
 from shared.batch.plan import BatchStatus, BlockPlan, RunInput, RunProgress
 from shared.batch.records import InputRejected, RecordError, media_type, parse_records
 from shared.batch.result import batch_job_result
+from shared.batch.retention import purge_instances, purgeable_instances
 from shared.batch.source import (
     InvalidParams,
     bound_params,
@@ -84,6 +88,10 @@ blueprint = df.Blueprint()
 log = logging.getLogger(__name__)
 
 RECENT_INSTANCES = 50
+# Hourly, off the hour; each run purges at most this many instances per job (the next run
+# goes on), so a backlog after a long retention change never makes one run long.
+PURGE_SCHEDULE = "0 17 * * * *"
+PURGE_LIMIT_PER_JOB = 500
 
 
 # -- the orchestration ---------------------------------------------------------------------
@@ -180,6 +188,28 @@ def complete(context: df.DurableOrchestrationContext, job: BatchJob, plan: Block
 def _result(context: df.DurableOrchestrationContext, job: BatchJob, progress: RunProgress,
             status: BatchStatus) -> dict[str, Any]:
     return batch_job_result(job, progress, status, context.current_utc_datetime)
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+@blueprint.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False)
+@blueprint.durable_client_input(client_name="client")
+async def batch_purge_finished(timer: func.TimerRequest,
+                               client: df.DurableOrchestrationClient) -> None:
+    """Finished instances past BATCH_INSTANCE_RETENTION go: row marked, blobs, history, row."""
+    retention = app_settings().batch.instance_retention
+    if retention <= 0:
+        return
+    table, store, now = instances_table(), batch_store(), datetime.now(UTC)
+    for job in batch_jobs().values():
+        candidates = await asyncio.to_thread(purgeable_instances, table, job.name, now,
+                                             timedelta(seconds=retention), PURGE_LIMIT_PER_JOB)
+        if candidates:
+            purged = await purge_instances(table, store, candidates,
+                                           client.purge_instance_history)
+            log.info("batch %s: purged %d finished instance(s) older than %g s", job.name,
+                     purged, retention)
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -338,7 +368,8 @@ async def batch_job_failures(req: func.HttpRequest,
     if stored is None:
         return problem_response(problem(
             404, "NO_FAILURE_REPORT", "No failure report",
-            f"instance {instance_id!r} ended {state} before its report was written",
+            f"instance {instance_id!r} ended {state} before its report was written, or "
+            "its report was purged (BATCH_INSTANCE_RETENTION)",
             request_path(req), runtimeStatus=state))
     return func.HttpResponse(
         stored[0], status_code=200, mimetype="text/csv", charset="utf-8",

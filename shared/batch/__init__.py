@@ -46,8 +46,8 @@ records (input parsing), source (a declared view as input), claims (instance ids
 loading (staging), sub_orchestration (staging from an activity), store (blobs), blocks
 (running a block or a group), plan (the orchestration's decisions), result
 (BatchJobResult), complete (the on-complete hook, once), instances (Table Storage rows),
-failures (the CSV report), contacts (the example job), jobs (the app's jobs: the event
-queue's asset-events, the enabled examples).
+failures (the CSV report), retention (the purge of finished instances), contacts (the
+example job), jobs (the app's jobs: the event queue's asset-events, the enabled examples).
 """
 
 import shared.config  # noqa: F401  (first: shared.config imports this package's settings)
