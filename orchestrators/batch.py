@@ -10,7 +10,7 @@
            max_concurrency activities at once (a sliding window over task_any);
            continue_as_new every BATCH_BLOCKS_PER_GENERATION blocks at a quiescent point
         3. on complete: failure report, the job's hook, final result; wake the next instance
-    GET /api/batch-jobs/{job}                       recent instances, status and counts
+    GET /api/batch-jobs/{job}[?limit=&after=]       a page of instances, status and counts
     GET /api/batch-jobs/{job}/{instanceId}          the BatchJobResult (live while running)
     GET /api/batch-jobs/{job}/{instanceId}/failures the failure report (CSV)
     batch_purge_finished (hourly timer)             finished instances past
@@ -54,7 +54,7 @@ from orchestrators.batch_start import (  # noqa: F401  (re-exported for other ca
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import utc_text
 from shared.batch import batch_durable_id, batch_jobs
-from shared.batch.instances import job_instances
+from shared.batch.instances import instances_page
 from shared.batch.job import BatchJob, SchedulingStrategy
 from shared.batch.messages import (
     CommitRequest,
@@ -87,7 +87,8 @@ from shared.problems import problem
 blueprint = df.Blueprint()
 log = logging.getLogger(__name__)
 
-RECENT_INSTANCES = 50
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
 # Hourly, off the hour; each run purges at most this many instances per job (the next run
 # goes on), so a backlog after a long retention change never makes one run long.
 PURGE_SCHEDULE = "0 17 * * * *"
@@ -289,23 +290,40 @@ async def _start_from_source(client: df.DurableOrchestrationClient, job_name: st
 
 @blueprint.route(route="batch-jobs/{job}", methods=["GET"])
 async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
-    """The job's recent instances, newest first, with status and counts."""
+    """The job's declaration and a page of its instances (in instance id order), with
+    status and counts; `limit` (default 50, at most 200), `after` the `next` of the page
+    before. A page reads its own rows only, however many instances the job has."""
+    where = request_path(req)
     job_name = req.route_params.get("job", "")
     job = batch_jobs().get(job_name)
     if job is None:
         return problem_response(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
-                                        f"no batch job {job_name!r}", request_path(req)))
-    rows = await asyncio.to_thread(job_instances, instances_table(), job.name)
+                                        f"no batch job {job_name!r}", where))
+    limit_text = req.params.get("limit") or str(PAGE_SIZE)
+    # isdigit() alone holds for '²', which int() refuses: ASCII digits only.
+    if not (limit_text.isascii() and limit_text.isdigit()) \
+            or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", where))
+    after = req.params.get("after")
+    if after is not None and not INSTANCE_ID.fullmatch(after):
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            "after must be the `next` of an earlier page (an instance id)", where))
+    rows, following = await asyncio.to_thread(instances_page, instances_table(), job.name,
+                                              int(limit_text), after)
     listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
                "createdTime": utc_text(row.created),
                **{key: (row.result or {}).get(key) for key in (
                    "totalRecords", "processedRecords", "successfulRecords", "failedRecords")}}
-              for row in reversed(rows[-RECENT_INSTANCES:])]
+              for row in rows]
     return func.HttpResponse(
         json.dumps({"jobName": job.name, "schedulingStrategy": job.scheduling_strategy.value,
                     "blockSize": job.block_size, "maxConcurrency": job.max_concurrency,
                     "maxFailedRecords": job.max_failed_records,
-                    "steps": [step.name for step in job.steps], "instances": listed}),
+                    "steps": [step.name for step in job.steps], "instances": listed,
+                    "next": following}),
         status_code=200, mimetype="application/json")
 
 

@@ -4,8 +4,9 @@ One row per instance (PartitionKey = job, RowKey = instance id), written STAGING
 request that holds the id's claim (`shared.batch.claims`), then EXECUTABLE once its
 orchestration started. Its `created` time orders the ORDERED_SEQUENTIAL queue (a request
 that takes an abandoned claim over writes the row anew: it queues from then), and
-`GET /api/batch-jobs/{job}` lists the rows. A STAGING row counts in the queue only while
-its claim is alive (held or started): the caller says which are (`first_active`).
+`GET /api/batch-jobs/{job}` lists the rows a page at a time (`instances_page`). A STAGING
+row counts in the queue only while its claim is alive (held or started): the caller says
+which are (`first_active`).
 
 The queue reads only the rows that may still run (`active_instances`: Status one of
 ACTIVE_STATUSES, filtered by the table service), never the finished ones that pile up
@@ -100,11 +101,20 @@ def set_status(table: TableClient, job: str, instance_id: str, status: str,
     table.update_entity(entity, mode=UpdateMode.MERGE)
 
 
-def job_instances(table: TableClient, job: str) -> list[InstanceRow]:
-    """Every instance of `job`, oldest first."""
-    rows = [InstanceRow.from_entity(dict(entity)) for entity in
-            table.query_entities("PartitionKey eq @job", parameters={"job": job})]
-    return sorted(rows, key=lambda row: (row.created, row.instance_id))
+def instances_page(table: TableClient, job: str, limit: int,
+                   after: str | None = None) -> tuple[list[InstanceRow], str | None]:
+    """At most `limit` instances of `job` in instance id order (the table's), those after
+    the id `after`; and the `after` of the next page, None when this one is the last. Reads
+    at most `limit` + 1 rows, however many the job has."""
+    query = "PartitionKey eq @job" + (" and RowKey gt @after" if after is not None else "")
+    entities = table.query_entities(query, parameters={"job": job, "after": after or ""},
+                                    results_per_page=limit + 1)
+    rows: list[InstanceRow] = []
+    for entity in entities:
+        rows.append(InstanceRow.from_entity(dict(entity)))
+        if len(rows) > limit:
+            break
+    return rows[:limit], rows[limit - 1].instance_id if len(rows) > limit else None
 
 
 def active_instances(table: TableClient, job: str) -> list[InstanceRow]:

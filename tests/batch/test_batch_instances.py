@@ -17,6 +17,7 @@ from shared.batch.instances import (
     STAGING,
     active_instances,
     first_active,
+    instances_page,
     mark_row_started,
     record_staging,
     set_status,
@@ -104,3 +105,21 @@ def test_a_finished_instance_leaves_the_queue_and_never_comes_back(table) -> Non
 
     assert active_instances(table, "ordered") == []
     assert table.get_entity("ordered", "short")["Status"] == "SUCCESSFUL"
+
+
+def test_a_page_of_the_list_reads_its_own_rows_only(table) -> None:
+    for n in range(300):
+        _row(table, "listed", f"i{n:03d}", T0 + timedelta(seconds=n), ENDED[n % len(ENDED)])
+    counting = CountingTable(table)
+
+    first, following = instances_page(counting, "listed", 50)  # type: ignore[arg-type]
+
+    assert [row.instance_id for row in first] == [f"i{n:03d}" for n in range(50)]
+    assert following == "i049"
+    assert counting.entities_read == 51  # one more than the page tells whether one follows
+    seen = [row.instance_id for row in first]
+    while following is not None:
+        page, following = instances_page(table, "listed", 120, following)
+        seen += [row.instance_id for row in page]
+    assert seen == [f"i{n:03d}" for n in range(300)]
+    assert instances_page(table, "listed", 10, "i299") == ([], None)
