@@ -34,7 +34,8 @@ app.register_functions(bulk_load.blueprint)
 app.register_functions(bulk_load_activities.blueprint)
 
 # Mule-Batch jobs (seed 004): POST /api/batch-jobs/{job} -> stage blocks -> batch_job
-#   orchestration -> block steps, aggregator groups, on-complete; GET .../{instanceId}
+#   orchestration -> block steps, aggregator groups, on-complete; GET .../{instanceId};
+#   hourly purge of finished instances past BATCH_INSTANCE_RETENTION
 app.register_functions(batch.blueprint)
 app.register_functions(batch_activities.blueprint)
 

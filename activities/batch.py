@@ -23,13 +23,13 @@ from shared.batch.complete import run_on_complete_once
 from shared.batch.failures import write_failures_report
 from shared.batch.instances import (
     InstanceRow,
+    active_instances,
     first_active,
-    job_instances,
     mark_row_started,
     set_status,
     staging_rows,
 )
-from shared.batch.job import BatchJob
+from shared.batch.job import BatchJob, SchedulingStrategy
 from shared.batch.messages import (
     CommitRequest,
     FinishAnswer,
@@ -110,7 +110,7 @@ async def batch_check_turn(request: dict[str, Any], client: df.DurableOrchestrat
     table, container = instances_table(), batch_store().container
     await asyncio.to_thread(mark_row_started, table, turn.job, turn.instance_id)
     await asyncio.to_thread(mark_claim_started, container, turn.job, turn.instance_id)
-    rows = await asyncio.to_thread(job_instances, table, turn.job)
+    rows = await asyncio.to_thread(active_instances, table, turn.job)
     staging = {row.instance_id: row for row in staging_rows(rows)}
     alive, lapsed = await asyncio.to_thread(lapsed_claims, container, turn.job, staging)
     for instance_id in lapsed:
@@ -156,9 +156,11 @@ def batch_finish(request: dict[str, Any]) -> dict[str, Any]:
               total_records=result["totalRecords"], successful_records=result["successfulRecords"],
               failed_records=result["failedRecords"], failed_on_complete=failed_on_complete)
     crash_point(INSTANCE_FINISHED)
-    instances = job_instances(table, job.name)
-    # Only to wake it early: a successor missed here finds its turn by its own timer.
-    successor = first_active(instances, live_staging(job.name, instances))
+    successor = None
+    if job.scheduling_strategy is SchedulingStrategy.ORDERED_SEQUENTIAL:
+        # Only to wake it early: a successor missed here finds its turn by its own timer.
+        instances = active_instances(table, job.name)
+        successor = first_active(instances, live_staging(job.name, instances))
     return FinishAnswer(failed_on_complete, rows,
                         successor.durable_id if successor else None).to_json()
 

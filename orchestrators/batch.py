@@ -10,9 +10,12 @@
            max_concurrency activities at once (a sliding window over task_any);
            continue_as_new every BATCH_BLOCKS_PER_GENERATION blocks at a quiescent point
         3. on complete: failure report, the job's hook, final result; wake the next instance
-    GET /api/batch-jobs/{job}                       recent instances, status and counts
+    GET /api/batch-jobs/{job}[?limit=&after=]       a page of instances, status and counts
     GET /api/batch-jobs/{job}/{instanceId}          the BatchJobResult (live while running)
     GET /api/batch-jobs/{job}/{instanceId}/failures the failure report (CSV)
+    batch_purge_finished (hourly timer)             finished instances past
+        BATCH_INSTANCE_RETENTION: row marked, blobs, orchestration history, row
+        (shared/batch/retention.py)
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Generator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import azure.durable_functions as df
@@ -51,7 +54,7 @@ from orchestrators.batch_start import (  # noqa: F401  (re-exported for other ca
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import utc_text
 from shared.batch import batch_durable_id, batch_jobs
-from shared.batch.instances import job_instances
+from shared.batch.instances import instances_page
 from shared.batch.job import BatchJob, SchedulingStrategy
 from shared.batch.messages import (
     CommitRequest,
@@ -68,6 +71,7 @@ from shared.batch.messages import (
 from shared.batch.plan import BatchStatus, BlockPlan, RunInput, RunProgress
 from shared.batch.records import InputRejected, RecordError, media_type, parse_records
 from shared.batch.result import batch_job_result
+from shared.batch.retention import purge_instances, purgeable_instances
 from shared.batch.source import (
     InvalidParams,
     bound_params,
@@ -83,7 +87,12 @@ from shared.problems import problem
 blueprint = df.Blueprint()
 log = logging.getLogger(__name__)
 
-RECENT_INSTANCES = 50
+PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+# Hourly, off the hour; each run purges at most this many instances per job (the next run
+# goes on), so a backlog after a long retention change never makes one run long.
+PURGE_SCHEDULE = "0 17 * * * *"
+PURGE_LIMIT_PER_JOB = 500
 
 
 # -- the orchestration ---------------------------------------------------------------------
@@ -182,6 +191,28 @@ def _result(context: df.DurableOrchestrationContext, job: BatchJob, progress: Ru
     return batch_job_result(job, progress, status, context.current_utc_datetime)
 
 
+# -- retention ---------------------------------------------------------------------------
+
+
+@blueprint.timer_trigger(schedule=PURGE_SCHEDULE, arg_name="timer", run_on_startup=False)
+@blueprint.durable_client_input(client_name="client")
+async def batch_purge_finished(timer: func.TimerRequest,
+                               client: df.DurableOrchestrationClient) -> None:
+    """Finished instances past BATCH_INSTANCE_RETENTION go: row marked, blobs, history, row."""
+    retention = app_settings().batch.instance_retention
+    if retention <= 0:
+        return
+    table, store, now = instances_table(), batch_store(), datetime.now(UTC)
+    for job in batch_jobs().values():
+        candidates = await asyncio.to_thread(purgeable_instances, table, job.name, now,
+                                             timedelta(seconds=retention), PURGE_LIMIT_PER_JOB)
+        if candidates:
+            purged = await purge_instances(table, store, candidates,
+                                           client.purge_instance_history)
+            log.info("batch %s: purged %d finished instance(s) older than %g s", job.name,
+                     purged, retention)
+
+
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
@@ -259,23 +290,40 @@ async def _start_from_source(client: df.DurableOrchestrationClient, job_name: st
 
 @blueprint.route(route="batch-jobs/{job}", methods=["GET"])
 async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
-    """The job's recent instances, newest first, with status and counts."""
+    """The job's declaration and a page of its instances (in instance id order), with
+    status and counts; `limit` (default 50, at most 200), `after` the `next` of the page
+    before. A page reads its own rows only, however many instances the job has."""
+    where = request_path(req)
     job_name = req.route_params.get("job", "")
     job = batch_jobs().get(job_name)
     if job is None:
         return problem_response(problem(404, "UNKNOWN_BATCH_JOB", "Unknown batch job",
-                                        f"no batch job {job_name!r}", request_path(req)))
-    rows = await asyncio.to_thread(job_instances, instances_table(), job.name)
+                                        f"no batch job {job_name!r}", where))
+    limit_text = req.params.get("limit") or str(PAGE_SIZE)
+    # isdigit() alone holds for '²', which int() refuses: ASCII digits only.
+    if not (limit_text.isascii() and limit_text.isdigit()) \
+            or not 1 <= int(limit_text) <= MAX_PAGE_SIZE:
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", where))
+    after = req.params.get("after")
+    if after is not None and not INSTANCE_ID.fullmatch(after):
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            "after must be the `next` of an earlier page (an instance id)", where))
+    rows, following = await asyncio.to_thread(instances_page, instances_table(), job.name,
+                                              int(limit_text), after)
     listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
                "createdTime": utc_text(row.created),
                **{key: (row.result or {}).get(key) for key in (
                    "totalRecords", "processedRecords", "successfulRecords", "failedRecords")}}
-              for row in reversed(rows[-RECENT_INSTANCES:])]
+              for row in rows]
     return func.HttpResponse(
         json.dumps({"jobName": job.name, "schedulingStrategy": job.scheduling_strategy.value,
                     "blockSize": job.block_size, "maxConcurrency": job.max_concurrency,
                     "maxFailedRecords": job.max_failed_records,
-                    "steps": [step.name for step in job.steps], "instances": listed}),
+                    "steps": [step.name for step in job.steps], "instances": listed,
+                    "next": following}),
         status_code=200, mimetype="application/json")
 
 
@@ -338,7 +386,8 @@ async def batch_job_failures(req: func.HttpRequest,
     if stored is None:
         return problem_response(problem(
             404, "NO_FAILURE_REPORT", "No failure report",
-            f"instance {instance_id!r} ended {state} before its report was written",
+            f"instance {instance_id!r} ended {state} before its report was written, or "
+            "its report was purged (BATCH_INSTANCE_RETENTION)",
             request_path(req), runtimeStatus=state))
     return func.HttpResponse(
         stored[0], status_code=200, mimetype="text/csv", charset="utf-8",

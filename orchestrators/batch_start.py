@@ -38,10 +38,10 @@ from shared.batch.claims import (
 )
 from shared.batch.claims import conflict as claim_conflict
 from shared.batch.claims import used as claim_used
-from shared.batch.instances import record_staging, release_instance, set_status
+from shared.batch.instances import mark_row_started, record_staging, release_instance
 from shared.batch.job import BatchJob
 from shared.batch.loading import Manifest, discard_instance, stage_blocks, stage_records
-from shared.batch.plan import BatchStatus, RunInput, RunProgress
+from shared.batch.plan import RunInput, RunProgress
 from shared.batch.source import read_source_blocks
 from shared.batch.store import AzureBlobStore, BlobStore, InstanceFolder
 from shared.config import app_settings
@@ -153,8 +153,9 @@ async def start_staged_instance(client: df.DurableOrchestrationClient, job_name:
     renewing.cancel()
     try:
         await asyncio.to_thread(hold.mark_started)
-        await asyncio.to_thread(set_status, table, job.name, instance_id,
-                                BatchStatus.EXECUTABLE.value)
+        # Only STAGING -> EXECUTABLE: a short instance may have ended already, and its
+        # final row must not turn active again (the ordered queue would wait on it forever).
+        await asyncio.to_thread(mark_row_started, table, job.name, instance_id)
     except Exception:  # the orchestration marks both itself once it runs
         log.exception("batch %s %s: started, but its claim or row could not be updated",
                       job.name, instance_id)

@@ -14,7 +14,8 @@ Declare a job once, register it, and post records to it:
     POST /api/batch-jobs/orders[?instanceId=...]   JSON array, NDJSON or CSV -> 202
                                                    or {"source": {"params": {...}}} when
                                                    the job declares a BatchSource (a view)
-    GET  /api/batch-jobs/orders[/{id}[/failures]]  instances, BatchJobResult, failures CSV
+    GET  /api/batch-jobs/orders[/{id}[/failures]]  a page of instances, BatchJobResult,
+                                                   failures CSV
 
 From other code (another capability's orchestration or starter):
 
@@ -46,8 +47,8 @@ records (input parsing), source (a declared view as input), claims (instance ids
 loading (staging), sub_orchestration (staging from an activity), store (blobs), blocks
 (running a block or a group), plan (the orchestration's decisions), result
 (BatchJobResult), complete (the on-complete hook, once), instances (Table Storage rows),
-failures (the CSV report), contacts (the example job), jobs (the app's jobs: the event
-queue's asset-events, the enabled examples).
+failures (the CSV report), retention (the purge of finished instances), contacts (the
+example job), jobs (the app's jobs: the event queue's asset-events, the enabled examples).
 """
 
 import shared.config  # noqa: F401  (first: shared.config imports this package's settings)

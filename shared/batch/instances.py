@@ -4,8 +4,16 @@ One row per instance (PartitionKey = job, RowKey = instance id), written STAGING
 request that holds the id's claim (`shared.batch.claims`), then EXECUTABLE once its
 orchestration started. Its `created` time orders the ORDERED_SEQUENTIAL queue (a request
 that takes an abandoned claim over writes the row anew: it queues from then), and
-`GET /api/batch-jobs/{job}` lists the rows. A STAGING row counts in the queue only while
-its claim is alive (held or started): the caller says which are (`first_active`).
+`GET /api/batch-jobs/{job}` lists the rows a page at a time (`instances_page`). A STAGING
+row counts in the queue only while its claim is alive (held or started): the caller says
+which are (`first_active`).
+
+The queue reads only the rows that may still run (`active_instances`: Status one of
+ACTIVE_STATUSES, filtered by the table service), never the finished ones that pile up
+until the retention purge removes them. The filter names the active statuses rather than
+excluding the ended ones: a comparison with a property a row lacks is false in Table
+Storage (and in Azurite), so an exclusion would silently drop rows, and an instance the
+queue cannot see runs out of turn.
 """
 
 from __future__ import annotations
@@ -24,7 +32,18 @@ from shared.storage.tables import ConcurrentWrite, read_entity, replace_if_uncha
 
 STAGING = "STAGING"
 EXECUTABLE = "EXECUTABLE"
-STARTED = (EXECUTABLE, "EXECUTING")
+EXECUTING = "EXECUTING"
+STARTED = (EXECUTABLE, EXECUTING)
+# An ended row whose instance the retention purge is deleting (shared.batch.retention).
+PURGING = "PURGING"
+# Every status a row holds before its instance's final row is written (BatchStatus's
+# EXECUTABLE and EXECUTING, and STAGING); tests/batch/test_batch_instances.py keeps it so.
+ACTIVE_STATUSES = (STAGING, *STARTED)
+# The parentheses matter: `and` binds tighter than `or`, and without them the query reads
+# the active rows of every job. The spaces inside them matter too: the SDK finds the
+# @parameters by splitting the filter on spaces, so "@status2)" would name no parameter.
+_ACTIVE_FILTER = "PartitionKey eq @job and ( " + " or ".join(
+    f"Status eq @status{index}" for index in range(len(ACTIVE_STATUSES))) + " )"
 
 
 @dataclass(frozen=True)
@@ -82,10 +101,29 @@ def set_status(table: TableClient, job: str, instance_id: str, status: str,
     table.update_entity(entity, mode=UpdateMode.MERGE)
 
 
-def job_instances(table: TableClient, job: str) -> list[InstanceRow]:
-    """Every instance of `job`, oldest first."""
+def instances_page(table: TableClient, job: str, limit: int,
+                   after: str | None = None) -> tuple[list[InstanceRow], str | None]:
+    """At most `limit` instances of `job` in instance id order (the table's), those after
+    the id `after`; and the `after` of the next page, None when this one is the last. Reads
+    at most `limit` + 1 rows, however many the job has."""
+    query = "PartitionKey eq @job" + (" and RowKey gt @after" if after is not None else "")
+    entities = table.query_entities(query, parameters={"job": job, "after": after or ""},
+                                    results_per_page=limit + 1)
+    rows: list[InstanceRow] = []
+    for entity in entities:
+        rows.append(InstanceRow.from_entity(dict(entity)))
+        if len(rows) > limit:
+            break
+    return rows[:limit], rows[limit - 1].instance_id if len(rows) > limit else None
+
+
+def active_instances(table: TableClient, job: str) -> list[InstanceRow]:
+    """The instances of `job` that may still run (staging, waiting or executing), oldest
+    first: what the ordered queue looks at. Ended rows are left on the server."""
+    parameters = {"job": job, **{f"status{index}": status
+                                 for index, status in enumerate(ACTIVE_STATUSES)}}
     rows = [InstanceRow.from_entity(dict(entity)) for entity in
-            table.query_entities("PartitionKey eq @job", parameters={"job": job})]
+            table.query_entities(_ACTIVE_FILTER, parameters=parameters)]
     return sorted(rows, key=lambda row: (row.created, row.instance_id))
 
 

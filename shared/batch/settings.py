@@ -40,6 +40,7 @@ def parse_failure_limit(text: str) -> int:
 
 
 _STRATEGIES = tuple(strategy.value for strategy in SchedulingStrategy)
+MIN_INSTANCE_RETENTION = 3600.0
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,14 @@ class BatchSettings:
         default=2.0,
         parse=parse_seconds,
     )
+    instance_retention: float = setting(
+        "BATCH_INSTANCE_RETENTION",
+        description="seconds (or hh:mm:ss) a finished batch instance is kept after its last "
+        "write: then the hourly purge deletes its row, blobs and orchestration history "
+        "(never an active instance; its id stays used); 0 keeps them forever",
+        default=259_200.0,
+        parse=parse_seconds,
+    )
     contacts_enabled: bool = setting(
         "BATCH_CONTACTS_ENABLED",
         description="accept POST /api/batch-jobs/contacts (the example job: validate, map, "
@@ -148,6 +157,11 @@ class BatchSettings:
             problems.append("BATCH_CONTACTS_BLOCK_SIZE must be at most 10000")
         if self.contacts_max_concurrency is not None and self.contacts_max_concurrency > 64:
             problems.append("BATCH_CONTACTS_MAX_CONCURRENCY must be at most 64")
+        if 0 < self.instance_retention < MIN_INSTANCE_RETENTION:
+            problems.append(
+                f"BATCH_INSTANCE_RETENTION must be 0 (keep forever) or at least "
+                f"{MIN_INSTANCE_RETENTION:.0f} seconds, got {self.instance_retention:g}: a "
+                "client reads an instance's result after it ended")
         if self.turn_check_interval <= 0:
             problems.append("BATCH_TURN_CHECK_INTERVAL must be above 0 seconds")
         return problems

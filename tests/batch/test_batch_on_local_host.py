@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.batch.instances import record_staging
+from shared.storage.tables import table_client
 
 
 def contacts(count: int) -> list[dict]:
@@ -42,6 +48,22 @@ def test_a_posted_instance_runs_every_step_and_reports_mule_counts(start_batch_h
     listed = batch.get("/api/batch-jobs/counted").json()["instances"]
     assert listed[0]["batchJobInstanceId"] == "first"
     assert listed[0]["status"] == "SUCCESSFUL" and listed[0]["processedRecords"] == 1050
+
+
+def test_the_instance_list_comes_a_page_at_a_time(start_batch_host) -> None:
+    batch = start_batch_host()
+    for name in ("p1", "p2", "p3"):
+        assert batch.post("window", contacts(3), instanceId=name).status_code == 202
+    first = batch.get("/api/batch-jobs/window?limit=2").json()
+    assert [row["batchJobInstanceId"] for row in first["instances"]] == ["p1", "p2"]
+    assert first["next"] == "p2"
+    last = batch.get(f"/api/batch-jobs/window?limit=2&after={first['next']}").json()
+    assert [row["batchJobInstanceId"] for row in last["instances"]] == ["p3"]
+    assert last["next"] is None
+    for query in ("limit=0", "limit=201", "limit=%C2%B2", "after=..%2F"):
+        refused = batch.get(f"/api/batch-jobs/window?{query}")
+        assert refused.status_code == 400, (query, refused.text)
+        assert refused.json()["code"] == "INVALID_QUERY"
 
 
 def test_duplicate_instance_id_is_refused(start_batch_host) -> None:
@@ -106,6 +128,30 @@ def _spans(batch) -> dict[str, tuple[int, int]]:
 def test_ordered_sequential_instances_run_one_at_a_time_in_creation_order(
         start_batch_host) -> None:
     batch = start_batch_host()
+    names = ["o1", "o2", "o3"]
+    for name in names:
+        assert batch.post("ordered", contacts(20), instanceId=name).status_code == 202
+    for name in names:
+        assert batch.wait_for_end("ordered", name)["status"] == "SUCCESSFUL"
+    spans = _spans(batch)
+    assert spans["o1"][1] < spans["o2"][0] and spans["o2"][1] < spans["o3"][0], spans
+
+
+def test_the_ordered_queue_keeps_its_order_among_hundreds_of_finished_instances(
+        start_batch_host) -> None:
+    """The turn check and the finish step read only the rows that may still run; the
+    finished ones (and a STAGING row whose request died, claim never taken) are passed."""
+    batch = start_batch_host()
+    table = table_client(TableServiceClient.from_connection_string(
+        batch.env["AzureWebJobsStorage"]), batch.env["BATCH_INSTANCES_TABLE"])
+    earlier = datetime.now(UTC) - timedelta(hours=1)
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda n: table.create_entity({
+            "PartitionKey": "ordered", "RowKey": f"old-{n:03d}", "DurableId": f"old-{n}",
+            "Created": (earlier + timedelta(seconds=n)).isoformat(),
+            "Status": "SUCCESSFUL" if n % 3 else "FAILED_PROCESS_RECORDS",
+            "Result": "{}"}), range(300)))
+    record_staging(table, "ordered", "dead", "batch-ordered-dead", earlier)
     names = ["o1", "o2", "o3"]
     for name in names:
         assert batch.post("ordered", contacts(20), instanceId=name).status_code == 202

@@ -10,7 +10,7 @@ import pytest
 from azure.data.tables import TableServiceClient
 
 from shared.batch.failures import read_record_failures
-from shared.batch.instances import job_instances
+from shared.batch.instances import instances_page
 from shared.batch.job import BatchJob, BatchRecord, BatchStep, StepFailure
 from shared.batch.loading import Manifest
 from shared.batch.settings import BatchSettings
@@ -60,7 +60,7 @@ def test_staging_again_answers_the_same_input_and_stages_nothing_twice(table) ->
     assert (first.activity_attempts, first.blocks_per_generation) == (4, 7)
     manifest = Manifest.read(store, InstanceFolder("staged", "drain-a-1"))
     assert manifest is not None and manifest.total_records == 5
-    [row] = job_instances(table, "staged")
+    [row], _next = instances_page(table, "staged", 10)
     assert (row.instance_id, row.durable_id, row.status) == (
         "drain-a-1", "batch-staged-drain-a-1", "STAGING")
 

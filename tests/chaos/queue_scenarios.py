@@ -21,7 +21,7 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.batch import batch_durable_id
 from shared.batch.claims import lapsed_claims
-from shared.batch.instances import first_active, job_instances, staging_rows
+from shared.batch.instances import active_instances, first_active, staging_rows
 from shared.events.drain_state import DrainStateTable
 from shared.storage.tables import safe_key
 from tests.chaos.scenarios import (
@@ -121,7 +121,7 @@ class BatchInstance:
         _unique([int(row["RowKey"]) for row in self._dead_letters(app)], len(invalid), findings)
         self._check_result(app, valid, len(invalid), findings)
         self._check_commits(app, valid, findings)
-        rows = job_instances(_table(app, "BATCH_INSTANCES_TABLE"), BATCH_JOB)
+        rows = active_instances(_table(app, "BATCH_INSTANCES_TABLE"), BATCH_JOB)
         claims = BlobServiceClient.from_connection_string(
             app.env["AzureWebJobsStorage"]).get_container_client(app.env["BATCH_CONTAINER"])
         live, _lapsed = lapsed_claims(claims, BATCH_JOB,

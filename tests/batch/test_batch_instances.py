@@ -1,0 +1,125 @@
+"""The instance rows in Table Storage (shared.batch.instances): the ordered queue reads
+only the rows that may still run, however many finished ones the job has."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from azure.data.tables import TableClient, TableServiceClient
+
+from shared.batch.instances import (
+    ACTIVE_STATUSES,
+    EXECUTABLE,
+    STAGING,
+    active_instances,
+    first_active,
+    instances_page,
+    mark_row_started,
+    record_staging,
+    set_status,
+)
+from shared.batch.plan import BatchStatus
+from shared.storage.tables import table_client
+
+T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
+ENDED = ("SUCCESSFUL", "FAILED_PROCESS_RECORDS", "FAILED_INPUT", "FAILED_LOADING")
+
+
+class CountingTable:
+    """The real Azurite table client, counting the entities its queries hand back."""
+
+    def __init__(self, table: TableClient) -> None:
+        self.table = table
+        self.entities_read = 0
+
+    def query_entities(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        for entity in self.table.query_entities(*args, **kwargs):
+            self.entities_read += 1
+            yield entity
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.table, name)
+
+
+@pytest.fixture
+def table(azurite) -> TableClient:
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    return table_client(service, "Instances" + uuid.uuid4().hex[:10])
+
+
+def _row(table: TableClient, job: str, instance_id: str, created: datetime,
+         status: str) -> None:
+    record_staging(table, job, instance_id, f"batch-{job}-{instance_id}", created)
+    if status != STAGING:
+        set_status(table, job, instance_id, status,
+                   {"status": status} if status in ENDED else None)
+
+
+def test_every_status_before_the_final_row_is_active() -> None:
+    """The filter names the active statuses: one added to BatchStatus must be named too,
+    or the queue would not see instances in it."""
+    final = {BatchStatus.SUCCESSFUL, BatchStatus.FAILED_PROCESS_RECORDS,
+             BatchStatus.FAILED_INPUT, BatchStatus.FAILED_LOADING}
+    assert {status.value for status in BatchStatus} - {s.value for s in final} \
+        == set(ACTIVE_STATUSES) - {STAGING}
+    assert set(ENDED) == {status.value for status in final}
+
+
+def test_the_queue_reads_only_active_rows_among_hundreds_of_finished_ones(table) -> None:
+    job = "ordered"
+    for n in range(300):
+        _row(table, job, f"done-{n:03d}", T0 + timedelta(seconds=n), ENDED[n % len(ENDED)])
+    # Active rows older and younger than finished ones, and rows of another job.
+    _row(table, job, "waiting", T0 + timedelta(seconds=150, milliseconds=1), EXECUTABLE)
+    _row(table, job, "running", T0 + timedelta(seconds=120, milliseconds=1), "EXECUTING")
+    _row(table, job, "staging", T0 + timedelta(seconds=400), STAGING)
+    _row(table, "other", "elsewhere", T0 - timedelta(days=1), "EXECUTING")
+    counting = CountingTable(table)
+
+    rows = active_instances(counting, job)  # type: ignore[arg-type]
+
+    assert [row.instance_id for row in rows] == ["running", "waiting", "staging"]
+    assert [row.status for row in rows] == ["EXECUTING", EXECUTABLE, STAGING]
+    assert counting.entities_read == 3  # not the 303 rows of the job
+    assert first_active(rows, live_staging=set()).instance_id == "running"  # type: ignore[union-attr]
+
+
+def test_a_staging_row_counts_only_while_its_claim_is_alive(table) -> None:
+    _row(table, "ordered", "early", T0, STAGING)
+    _row(table, "ordered", "late", T0 + timedelta(seconds=1), EXECUTABLE)
+    rows = active_instances(table, "ordered")
+
+    assert first_active(rows, live_staging={"early"}).instance_id == "early"  # type: ignore[union-attr]
+    assert first_active(rows, live_staging=set()).instance_id == "late"  # type: ignore[union-attr]
+
+
+def test_a_finished_instance_leaves_the_queue_and_never_comes_back(table) -> None:
+    _row(table, "ordered", "short", T0, STAGING)
+    set_status(table, "ordered", "short", "SUCCESSFUL", {"status": "SUCCESSFUL"})
+    # Its request marks it started after the instance already ended: nothing changes.
+    mark_row_started(table, "ordered", "short")
+
+    assert active_instances(table, "ordered") == []
+    assert table.get_entity("ordered", "short")["Status"] == "SUCCESSFUL"
+
+
+def test_a_page_of_the_list_reads_its_own_rows_only(table) -> None:
+    for n in range(300):
+        _row(table, "listed", f"i{n:03d}", T0 + timedelta(seconds=n), ENDED[n % len(ENDED)])
+    counting = CountingTable(table)
+
+    first, following = instances_page(counting, "listed", 50)  # type: ignore[arg-type]
+
+    assert [row.instance_id for row in first] == [f"i{n:03d}" for n in range(50)]
+    assert following == "i049"
+    assert counting.entities_read == 51  # one more than the page tells whether one follows
+    seen = [row.instance_id for row in first]
+    while following is not None:
+        page, following = instances_page(table, "listed", 120, following)
+        seen += [row.instance_id for row in page]
+    assert seen == [f"i{n:03d}" for n in range(300)]
+    assert instances_page(table, "listed", 10, "i299") == ([], None)
