@@ -72,7 +72,7 @@ def purgeable_instances(table: TableClient, job: str, now: datetime, retention: 
     found = []
     for entity in table.query_entities(_PURGEABLE_FILTER, parameters=parameters,
                                        results_per_page=min(limit, 1000)):
-        found.append(PurgeCandidate(dict(entity), entity.metadata["etag"]))
+        found.append(PurgeCandidate(dict(entity), str(entity.metadata["etag"])))
         if len(found) >= limit:
             break
     return found
