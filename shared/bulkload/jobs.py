@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from shared.bulkload.load_events import log_job_closed, log_job_created
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore
@@ -28,6 +29,7 @@ def create_level_job(client: SalesforceClient, level: LoadLevel) -> JobSnapshot:
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,
     )
+    log_job_created(level, JobSnapshot.of(job))
     crash_point(JOB_CREATED)
     return JobSnapshot.of(job)
 
@@ -52,6 +54,7 @@ def upload_and_close_job(
                 return JobSnapshot.of(job)
     crash_point(PART_UPLOADED)
     closed = client.close_job(job_id)
+    log_job_closed(store, JobSnapshot.of(closed))
     crash_point(JOB_CLOSED)
     return JobSnapshot.of(closed)
 
