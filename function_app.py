@@ -1,7 +1,8 @@
 """The wiring diagram: one Durable Functions app, one blueprint per capability.
 
 Settings are read and validated here, at start-up, so a misconfigured deployment fails
-with the full list of bad settings before any trigger fires.
+with the full list of bad settings before any trigger fires. With an Application Insights
+connection string the app's log records are exported from here on, fields and all.
 """
 
 import azure.durable_functions as df
@@ -13,8 +14,10 @@ from activities import events as event_activities
 from activities import sync as sync_activities
 from orchestrators import batch, bulk_load, console, events, health, openapi, sync
 from shared.config import app_settings
+from shared.telemetry import export_logs_to_application_insights
 
 settings = app_settings()
+export_logs_to_application_insights(settings.telemetry)
 
 app = df.DFApp(http_auth_level=func.AuthLevel.FUNCTION)
 

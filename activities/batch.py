@@ -127,8 +127,11 @@ async def batch_check_turn(request: dict[str, Any], client: df.DurableOrchestrat
 @blueprint.activity_trigger(input_name="request")
 def batch_record_status(request: dict[str, Any]) -> dict[str, Any]:
     record = StatusRecord.from_json(request)
-    set_status(instances_table(), record.job, record.instance_id, record.status,
-               json.loads(record.result_json))
+    result = json.loads(record.result_json)
+    set_status(instances_table(), record.job, record.instance_id, record.status, result)
+    log_event(log, "batch instance started", batch_job=record.job,
+              instance_id=record.instance_id, status=record.status,
+              total_records=result.get("totalRecords"))
     # The instance runs: its id must stay used even if its request died before marking it.
     mark_claim_started(batch_store().container, record.job, record.instance_id)
     return {}

@@ -8,6 +8,7 @@ sub-orchestration (shared/events/batch_processing.py).
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,8 +28,10 @@ from shared.events.messages import (
     TakeBatchRequest,
 )
 from shared.events.tables import event_queue
+from shared.log_fields import log_event
 
 blueprint = df.Blueprint()
+log = logging.getLogger(__name__)
 
 EVENT_DRAIN_TAKE_BATCH = "event_drain_take_batch"
 EVENT_DRAIN_STAGE_BATCH = "event_drain_stage_batch"
@@ -67,4 +70,7 @@ def event_drain_settle_batch(request: dict[str, Any]) -> dict[str, Any]:
 def event_drain_finish(request: dict[str, Any]) -> dict[str, Any]:
     finish = FinishRequest.from_json(request)
     queue = event_queue(app_settings())
-    return FinishResult(finish_if_quiet(queue, queue.state, finish.now)).to_json()
+    result = FinishResult(finish_if_quiet(queue, queue.state, finish.now))
+    if result.finished:
+        log_event(log, "event drain ended", run_id=finish.run_id, reason=result.reason.value)
+    return result.to_json()

@@ -75,19 +75,21 @@ traces
 | summarize skippedSinceLastStart = countif(isnull(lastStart) or skippedAt > lastStart) by job
 '''
 
-// The Durable extension's tracking traces of the bulk_load orchestration: one that failed or
-// was terminated in the last 15 minutes, or one started longer ago than the stall limit that
-// has not ended.
+// shared/bulkload/load_events.py: "bulk load started" (the starter, once the orchestration
+// is started) and "bulk load ended" (its last activity, with the load's outcome). A load
+// that ended "failed" in the last 15 minutes, or one started longer ago than the stall
+// limit that has not ended: stuck, or its orchestration failed or was terminated, which
+// ends it without its "bulk load ended".
 var bulkLoadQuery = replace('''
 traces
-| where customDimensions.Category == "Host.Triggers.DurableTask"
-| where tostring(customDimensions.prop__functionName) == "bulk_load"
-| where tobool(customDimensions.prop__isReplay) != true
-| extend loadId = tostring(customDimensions.prop__instanceId),
-         state = tostring(customDimensions.prop__state)
-| summarize started = minif(timestamp, state == "Started"),
-            ended = maxif(timestamp, state in ("Completed", "Failed", "Terminated")),
-            failedAt = maxif(timestamp, state in ("Failed", "Terminated")) by loadId
+| extend event = tostring(customDimensions.event)
+| where event == "bulk load started" or event == "bulk load ended"
+| extend loadId = tostring(customDimensions.load_id),
+         outcome = tostring(customDimensions.outcome)
+| summarize started = minif(timestamp, event == "bulk load started"),
+            ended = maxif(timestamp, event == "bulk load ended"),
+            failedAt = maxif(timestamp, event == "bulk load ended" and outcome == "failed")
+    by loadId
 | extend problem = case(failedAt > ago(15m), "failed",
                         isnull(ended) and started < ago(__STALL_MINUTES__m), "stalled", "")
 | where problem != ""
@@ -298,7 +300,7 @@ resource bulkLoadFailedOrStalled 'Microsoft.Insights/scheduledQueryRules@2023-12
   kind: 'LogAlert'
   properties: {
     displayName: 'Bulk load failed or stalled'
-    description: 'A bulk load orchestration failed or was terminated, or has run longer than the stall limit.'
+    description: 'A bulk load ended with outcome failed (a level failed), or has not ended within the stall limit (stuck, or its orchestration failed or was terminated). GET /api/bulk-loads/{loadId} shows its summary.'
     severity: 1
     enabled: true
     scopes: [

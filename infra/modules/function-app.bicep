@@ -45,6 +45,11 @@ var platformSettings = {
   AzureWebJobsStorage__tableServiceUri: storageTableEndpoint
   APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
   APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+  // The app exports its log records itself (shared/telemetry.py, with their fields as
+  // custom dimensions): the worker then stops piping them to the host, which would store
+  // each line again without its fields, and does not configure the distro a second time.
+  PYTHON_ENABLE_OPENTELEMETRY: 'true'
+  PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'false'
 }
 
 // Platform settings win: an override must not point the host at other storage.

@@ -58,16 +58,19 @@ traces
 
 var bulkLoadsQuery = '''
 traces
-| where customDimensions.Category == "Host.Triggers.DurableTask"
-| where tostring(customDimensions.prop__functionName) == "bulk_load"
-| where tobool(customDimensions.prop__isReplay) != true
-| extend loadId = tostring(customDimensions.prop__instanceId),
-         state = tostring(customDimensions.prop__state)
-| summarize started = minif(timestamp, state == "Started"),
-            ended = maxif(timestamp, state in ("Completed", "Failed", "Terminated")),
-            arg_max(timestamp, state) by loadId
-| extend minutes = round((coalesce(ended, now()) - started) / 1m, 1)
-| project loadId, state, started, ended, minutes
+| extend event = tostring(customDimensions.event)
+| where event == "bulk load started" or event == "bulk load ended"
+| extend loadId = tostring(customDimensions.load_id)
+| summarize started = minif(timestamp, event == "bulk load started"),
+            ended = maxif(timestamp, event == "bulk load ended"),
+            records = take_anyif(tolong(customDimensions.records), event == "bulk load started"),
+            outcome = take_anyif(tostring(customDimensions.outcome), event == "bulk load ended"),
+            loaded = take_anyif(tolong(customDimensions.loaded_records), event == "bulk load ended"),
+            failed = take_anyif(tolong(customDimensions.failed_records), event == "bulk load ended")
+    by loadId
+| extend outcome = iff(isnull(ended), "running", outcome),
+         minutes = round((coalesce(ended, now()) - started) / 1m, 1)
+| project loadId, outcome, records, loaded, failed, started, ended, minutes
 | order by started desc
 '''
 

@@ -34,6 +34,7 @@ from shared.bulkload.fingerprint import (
     fingerprint_digest,
     request_fingerprint,
 )
+from shared.bulkload.load_events import log_load_started
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.plan import plan_load
 from shared.bulkload.progress import load_links
@@ -148,6 +149,7 @@ async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClie
         await asyncio.to_thread(release_load_id, service, container, load_id, hold)
         raise
     renewing.cancel()
+    log_load_started(load)
     crash_point(STARTED)
     try:
         await asyncio.to_thread(hold.mark_started)

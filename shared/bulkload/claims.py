@@ -34,6 +34,7 @@ from azure.core.exceptions import (
 )
 from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
 
+from shared.bulkload.load_events import log_load_ended
 from shared.bulkload.store import LoadStore
 from shared.crash_points import crash_point
 from shared.problems import Problem, problem
@@ -277,3 +278,4 @@ def keep_summary(store: LoadStore, load_id: str, summary: str) -> None:
     """Keep the summary of the execution that loaded the records, for later executions."""
     root = LoadStore(store.container, load_id)
     root.upload_bytes(root.name(SUMMARY), summary.encode(), "application/json")
+    log_load_ended(load_id, summary)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from shared.bulkload.job_intents import JobIntents, PartJob
+from shared.bulkload.load_events import log_job_closed, log_job_created
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore
@@ -39,6 +40,7 @@ def create_level_job(client: SalesforceClient, intents: JobIntents, part: PartJo
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,
     )
+    log_job_created(level, JobSnapshot.of(job))
     crash_point(JOB_CREATED)
     abandoned = []
     if earlier is not None and not earlier.job_id:
@@ -67,6 +69,7 @@ def upload_and_close_job(
                 return JobSnapshot.of(job)
     crash_point(PART_UPLOADED)
     closed = client.close_job(job_id)
+    log_job_closed(store, JobSnapshot.of(closed))
     crash_point(JOB_CLOSED)
     return JobSnapshot.of(closed)
 

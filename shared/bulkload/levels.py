@@ -18,6 +18,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import IO, Any
 
+from shared.bulkload.load_events import log_level_ended, log_level_staged
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
 from shared.bulkload.request import LoadLevel, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
@@ -137,7 +138,9 @@ def stage_level(
                     blob = store.level_blob(level_index, f"part-{part.index}.csv")
                     store.upload_file(blob, stream)
                     parts.append(StagedPart(blob, part.records, part.size_bytes))
-    return StagedLevel(tuple(parts), submitted, orphan_count, tuple(columns))
+    staged = StagedLevel(tuple(parts), submitted, orphan_count, tuple(columns))
+    log_level_staged(store, levels, level_index, staged, skipped=skip_reason is not None)
+    return staged
 
 
 def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str | None) -> str:
@@ -297,7 +300,10 @@ def collect_level_results(
                 crash_point(RESULTS_ID_MAP_WRITTEN)
             store.upload_file(store.level_blob(level_index, name), file)
         crash_point(RESULTS_WRITTEN)
-    return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
+    results = LevelResults(succeeded, failed_count, unprocessed,
+                           dict(sorted(failed_by_error.items())))
+    log_level_ended(store, levels, level_index, jobs, results)
+    return results
 
 
 ResultRow = tuple[str, str, str, str, tuple[str, ...]]

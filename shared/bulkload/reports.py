@@ -27,6 +27,7 @@ from shared.bulkload.levels import (
     read_id_map,
     staged_records,
 )
+from shared.bulkload.load_events import log_level_failed
 from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
 from shared.bulkload.request import LoadLevel
 from shared.bulkload.store import LoadStore, spooled_file
@@ -118,4 +119,6 @@ def report_level_failure(store: LoadStore, levels: Sequence[LoadLevel], level_in
                     continue
                 file.seek(0)
                 store.upload_file(store.level_blob(level_index, name), file)
-    return LevelResults(failed=failed, failed_by_error={error.code.value: failed})
+    results = LevelResults(failed=failed, failed_by_error={error.code.value: failed})
+    log_level_failed(store, levels, level_index, error, results)
+    return results

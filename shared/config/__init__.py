@@ -52,6 +52,7 @@ from shared.config.framework import (
 from shared.config.salesforce import SalesforceSettings
 from shared.config.storage import StorageSettings
 from shared.config.sync import AssetChangesSyncSettings, SyncSettings
+from shared.config.telemetry import TelemetrySettings
 from shared.redaction import remember_secrets
 
 __all__ = [
@@ -64,6 +65,7 @@ __all__ = [
     "SettingsError",
     "StorageSettings",
     "SyncSettings",
+    "TelemetrySettings",
     "all_settings",
     "app_settings",
     "load_settings",
@@ -96,6 +98,7 @@ class AppSettings:
     bulk_load: BulkLoadSettings
     batch: BatchSettings
     events: EventQueueSettings
+    telemetry: TelemetrySettings
 
     def secret_values(self) -> list[str]:
         """The values of every setting declared `secret=True` that is set."""

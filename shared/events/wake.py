@@ -27,6 +27,7 @@ from shared.durable import BUSY_STATES
 from shared.events.drain_state import DrainState, DrainStateTable
 from shared.events.messages import DrainRun
 from shared.events.settings import EventQueueSettings
+from shared.log_fields import log_event
 from shared.sync.starter import start_was_refused
 
 log = logging.getLogger(__name__)
@@ -61,13 +62,14 @@ async def wake_drain(client: Any, state: DrainStateTable,
     deadline = time.monotonic() + finishing_wait
     pause = 0.05
     while True:
+        run = drain_run()
         try:
-            await client.start_new(DRAIN_ORCHESTRATOR, DRAIN_INSTANCE_ID, drain_run().to_json())
+            await client.start_new(DRAIN_ORCHESTRATOR, DRAIN_INSTANCE_ID, run.to_json())
         except Exception as error:  # the SDK raises a bare Exception carrying the answer
             if not start_was_refused(error):
                 raise
         else:
-            log.info("event queue: drain started")
+            log_event(log, "event drain started", run_id=run.run_id, batch_size=run.batch_size)
             return Wake.STARTED
         if before is DrainState.RUNNING or time.monotonic() > deadline:
             break

@@ -241,5 +241,12 @@ def test_each_batch_is_an_asset_events_instance_and_a_failing_event_is_dead_lett
         first = instances[-1]["batchJobInstanceId"]
         failures = host.get(f"/api/batch-jobs/asset-events/{first}/failures")
         assert failures.status_code == 200 and "SourceRowMissing" in failures.text
+        # Each instance's start and the drain's start are log events with their ids.
+        output = host.host.output()
+        for instance in instances:
+            assert (f"batch instance started: batch_job=asset-events, instance_id="
+                    f"{instance['batchJobInstanceId']}, status=EXECUTING, total_records="
+                    f"{instance['totalRecords']}") in output
+        assert "event drain started: run_id=" in output
     finally:
         host.host.stop()

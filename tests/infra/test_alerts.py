@@ -69,7 +69,9 @@ RULES = [
     ),
     ExpectedRule(
         "bulkLoadFailedOrStalled", "0", None,
-        ('"Host.Triggers.DurableTask"', '== "bulk_load"', '"stalled"', '"failed"'),
+        ('event == "bulk load started"', 'event == "bulk load ended"',
+         'tostring(customDimensions.load_id)', 'outcome == "failed"',
+         "started < ago(__STALL_MINUTES__m)", '"stalled"', '"failed"'),
     ),
     ExpectedRule(
         "batchFailedRecords", "0", None,
@@ -242,3 +244,37 @@ def test_the_values_the_queries_compare_with_are_the_app_values():
     assert RunOutcome.SUCCEEDED.value == "succeeded"
     assert BatchStatus.FAILED_PROCESS_RECORDS.value == "FAILED_PROCESS_RECORDS"
     assert CursorCodec("timestamp")  # the cursor kind the lag queries read
+
+
+def _readme_queries() -> list[str]:
+    return re.findall(r"```kusto\n(.*?)```", README.read_text(), re.DOTALL)
+
+
+def test_the_readme_queries_read_only_fields_the_app_logs_on_the_events_they_name() -> None:
+    logged = _logged_events()
+    queries = _readme_queries()
+    assert len(queries) >= 5
+    for query in queries:
+        assert "prop__" not in query and "parse message" not in query, query
+        fields = set(re.findall(r"customDimensions\.(\w+)", query))
+        named = set(re.findall(r'(?:event|customDimensions\.event\)) == "([^"]+)"', query))
+        assert named <= set(logged), f"events no log_event call logs: {named - set(logged)}"
+        # A query naming no event (one run's or one load's lines) reads fields of any event.
+        offered = set().union(*(logged[event] for event in (named or logged)))
+        assert fields <= offered, (
+            f"infra/README.md reads {sorted(fields - offered)}, which no log_event call of "
+            f"{sorted(named) or 'any event'} attaches:\n{query}")
+
+
+def test_the_readme_lists_every_event_the_app_logs_with_exactly_its_fields() -> None:
+    section = README.read_text().split("### Logs with fields", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| [^|]+ \| ([a-z_, ]+) \|$", section, re.MULTILINE)
+    assert rows, "infra/README.md has no table of log events under 'Logs with fields'"
+    documented = {event: {"event", *fields.split(", ")} for event, fields in rows}
+    logged = _logged_events()
+    differing = sorted(event for event in set(documented) & set(logged)
+                       if documented[event] != logged[event])
+    assert documented == logged, (
+        "infra/README.md's table of log events differs from the app's log_event calls: "
+        f"documented only {sorted(set(documented) - set(logged))}, logged only "
+        f"{sorted(set(logged) - set(documented))}, fields differ for {differing}")

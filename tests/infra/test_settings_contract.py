@@ -16,6 +16,7 @@ from shared.config import AppSettings, SettingSpec, all_settings
 from tests.infra.bicep_source import (
     FUNCTION_APP,
     MAIN,
+    REPO_ROOT,
     declared_resources,
     module_params,
     object_entries,
@@ -29,10 +30,9 @@ from tests.infra.bicep_source import (
 # Settings the Functions host, the Durable extension or the Application Insights agent read
 # (the code does not), and why the deployment needs each.
 PLATFORM_ONLY_SETTINGS = {
-    "APPLICATIONINSIGHTS_CONNECTION_STRING": "the Functions host sends logs, traces and "
-    "orchestration telemetry to this Application Insights resource",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Application Insights has local auth off; "
-    "the host authenticates its telemetry with the managed identity named here",
+    "the host and the app's log exporter (which reads it itself) authenticate their "
+    "telemetry with the managed identity named here",
 }
 
 # Settings the code reads that the deployment must leave unset, and why.
@@ -197,3 +197,15 @@ def test_parameters_file_names_only_parameters_of_main_and_every_required_one() 
     required = parameter_names(MAIN, required_only=True)
     assert required, "main.bicep should require at least environmentName"
     assert required <= set(parameters), f"missing required: {required - set(parameters)}"
+
+
+def test_the_app_exports_its_own_log_records_and_the_host_does_not_repeat_them() -> None:
+    """Microsoft's OpenTelemetry set-up for Python: the host in OpenTelemetry mode, the
+    worker not piping records to the host, the distro configured by the app only."""
+    _, _, platform = _bicep_settings()
+    assert text(platform["APPLICATIONINSIGHTS_CONNECTION_STRING"]) == \
+        "applicationInsightsConnectionString"
+    assert string_value(platform["PYTHON_ENABLE_OPENTELEMETRY"]) == "true"
+    assert string_value(platform["PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY"]) == "false"
+    host = json.loads((REPO_ROOT / "host.json").read_text())
+    assert host["telemetryMode"] == "OpenTelemetry"
