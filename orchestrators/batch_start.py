@@ -27,9 +27,6 @@ import azure.durable_functions as df
 from activities.batch import batch_store, instances_table
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id, batch_jobs
 from shared.batch.claims import (
-    CLAIM_LEASE_SECONDS,
-    CLAIM_RENEW_SECONDS,
-    ClaimHold,
     claim_instance_id,
     read_instance_claim,
     records_fingerprint,
@@ -48,6 +45,7 @@ from shared.config import app_settings
 from shared.crash_points import crash_point
 from shared.problems import Problem, problem
 from shared.sql.source import SourceError
+from shared.storage.leased_claim import CLAIM_LEASE_SECONDS, ClaimHold, renew_until_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +92,6 @@ async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: 
     return started.instance_id
 
 
-async def _renew_until_cancelled(hold: ClaimHold) -> None:
-    while True:
-        await asyncio.sleep(CLAIM_RENEW_SECONDS)
-        await asyncio.to_thread(hold.renew)
-
-
 async def start_staged_instance(client: df.DurableOrchestrationClient, job_name: str,
                                 fingerprint: str, stage: Stager,
                                 instance_id: str | None = None,
@@ -126,7 +118,7 @@ async def start_staged_instance(client: df.DurableOrchestrationClient, job_name:
                             datetime.now(UTC))
     crash_point(INSTANCE_CLAIMED)
     folder = InstanceFolder(job.name, instance_id)
-    renewing = asyncio.create_task(_renew_until_cancelled(hold))
+    renewing = asyncio.create_task(renew_until_cancelled(hold))
     try:
         if taken_over:  # whatever the request that died had staged
             await asyncio.to_thread(discard_instance, store, folder)
