@@ -37,8 +37,14 @@ from shared.batch.claims import conflict as claim_conflict
 from shared.batch.claims import used as claim_used
 from shared.batch.instances import record_staging, release_instance, set_status
 from shared.batch.job import BatchJob
-from shared.batch.loading import Manifest, discard_instance, stage_blocks, stage_records
-from shared.batch.plan import BatchStatus, RunInput, RunProgress
+from shared.batch.loading import (
+    Manifest,
+    discard_instance,
+    first_run_input,
+    stage_blocks,
+    stage_records,
+)
+from shared.batch.plan import BatchStatus
 from shared.batch.source import read_source_blocks
 from shared.batch.store import AzureBlobStore, BlobStore, InstanceFolder
 from shared.config import app_settings
@@ -126,12 +132,7 @@ async def start_staged_instance(client: df.DurableOrchestrationClient, job_name:
         if not await asyncio.to_thread(hold.still_held):
             raise ClaimLost(f"batch {job.name} {instance_id}: the claim's lease was lost "
                             "while staging; another request took the id over")
-        progress = RunProgress(job.name, instance_id, manifest.total_records,
-                               manifest.block_size, manifest.block_count,
-                               datetime.now(UTC).isoformat())
-        run = RunInput(progress, settings.batch.activity_attempts,
-                       settings.batch.activity_retry_delay,
-                       settings.batch.blocks_per_generation, settings.batch.turn_check_interval)
+        run = first_run_input(manifest, settings.batch, datetime.now(UTC))
         await client.start_new(BATCH_ORCHESTRATOR, durable_id, run.to_json())
     except BaseException:
         renewing.cancel()
