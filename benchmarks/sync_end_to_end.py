@@ -35,18 +35,16 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import pyodbc  # noqa: E402
 import requests  # noqa: E402
 from azure.data.tables import TableServiceClient  # noqa: E402
 from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
+from benchmarks.asset_source import bare_fetch, load_assets  # noqa: E402
 from devhost.testing import RunningHost, start_host  # noqa: E402
 from devtools import services  # noqa: E402
-from shared.sync.asset_changes import COLUMNS  # noqa: E402
 
 JOB = "asset-changes"
-QUOTED = ", ".join(f'"{column}"' for column in COLUMNS)
 
 
 class QuietHandler(WSGIRequestHandler):
@@ -79,38 +77,6 @@ class CountingEndpoint:
 
     def stop(self) -> None:
         self._server.shutdown()
-
-
-def load_assets(connection_string: str, table: str, view: str, rows: int) -> None:
-    with pyodbc.connect(connection_string, autocommit=True) as connection:
-        connection.execute(f"DROP VIEW IF EXISTS {view}")
-        connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        connection.execute(
-            f'CREATE TABLE {table} ("Asset_ID" bigint PRIMARY KEY, '
-            '"ChangeTimestamp" timestamp(3) NOT NULL, "Asset_Name" varchar(80) NOT NULL, '
-            '"Serial_Number" varchar(40), "Status" varchar(40), "Quantity" numeric(12,2), '
-            '"Price" numeric(12,2), "Install_Date" date, "Contact_Email" varchar(120))'
-        )
-        connection.execute(
-            f"INSERT INTO {table} SELECT g, timestamp '2025-01-01' + (g / 3) * "
-            "interval '1 second', 'Pump ' || g, 'SN-' || g, 'Installed', 1 + g % 5, "
-            "100 + g % 1000, date '2024-01-01' + (g % 365), 'contact' || g || '@example.com' "
-            "FROM generate_series(1, ?) g", rows,
-        )
-        connection.execute(f'CREATE INDEX ON {table} ("ChangeTimestamp", "Asset_ID")')
-        connection.execute(f"CREATE VIEW {view} AS SELECT {QUOTED} FROM {table}")
-        connection.execute(f"ANALYZE {table}")
-
-
-def bare_fetch(connection_string: str, view: str) -> int:
-    with pyodbc.connect(connection_string, autocommit=True) as connection:
-        cursor = connection.execute(
-            f'SELECT {QUOTED} FROM {view} ORDER BY "ChangeTimestamp", "Asset_ID"'
-        )
-        rows = 0
-        while batch := cursor.fetchmany(5000):
-            rows += len(batch)
-    return rows
 
 
 def fetch_floor(connection_string: str, view: str) -> float:
@@ -248,7 +214,7 @@ def main() -> None:
     try:
         source = postgres.odbc_connection_string
         view = "bench_asset_changes_v"
-        load_assets(source, "bench_assets", view, arguments.rows)
+        load_assets(source, "bench_assets", arguments.rows, view)
         bench = Bench(azurite, postgres, simulator, endpoint, view)
         print(f"source: PostgreSQL via psqlODBC, view of {arguments.rows:,} rows; "
               "host: devhost + Azurite; runs started by POST /api/sync/asset-changes/run")
@@ -259,7 +225,7 @@ def main() -> None:
                 measure(bench, f"{target}, {page_size}-row pages", arguments.rows, sink,
                         page_size, repeat=arguments.repeat)
         if arguments.backlog_rows:
-            load_assets(source, "bench_assets", view, arguments.backlog_rows)
+            load_assets(source, "bench_assets", arguments.backlog_rows, view)
             print(f"backlog of {arguments.backlog_rows:,} rows into the simulator:")
             collections, _ = measure(
                 bench, "sObject Collections, 5000-row pages", arguments.backlog_rows,

@@ -31,9 +31,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-import pyodbc  # noqa: E402
 from azure.data.tables import TableServiceClient  # noqa: E402
 
+from benchmarks.asset_source import bare_fetch, load_assets  # noqa: E402
 from devtools import services  # noqa: E402
 from shared.sync.asset_changes import COLUMNS, asset_record  # noqa: E402
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob  # noqa: E402
@@ -43,33 +43,12 @@ from shared.sync.run import begin_run, end_run  # noqa: E402
 from shared.sync.sinks import Delivery, SalesforceSink  # noqa: E402
 from shared.sync.state import SyncState  # noqa: E402
 
-QUOTED = ", ".join(f'"{column}"' for column in COLUMNS)
-
 
 class AcceptingSink:
     """Accepts every page: isolates the pipeline's own cost from the target's."""
 
     def deliver(self, records):
         return Delivery(len(records))
-
-
-def load_assets(connection_string: str, table: str, rows: int) -> None:
-    with pyodbc.connect(connection_string, autocommit=True) as connection:
-        connection.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
-        connection.execute(
-            f'CREATE TABLE {table} ("Asset_ID" bigint PRIMARY KEY, '
-            '"ChangeTimestamp" timestamp(3) NOT NULL, "Asset_Name" varchar(80) NOT NULL, '
-            '"Serial_Number" varchar(40), "Status" varchar(40), "Quantity" numeric(12,2), '
-            '"Price" numeric(12,2), "Install_Date" date, "Contact_Email" varchar(120))'
-        )
-        connection.execute(
-            f"INSERT INTO {table} SELECT g, timestamp '2025-01-01' + (g / 3) * "
-            "interval '1 second', 'Pump ' || g, 'SN-' || g, 'Installed', 1 + g % 5, "
-            "100 + g % 1000, date '2024-01-01' + (g % 365), 'contact' || g || '@example.com' "
-            "FROM generate_series(1, ?) g", rows,
-        )
-        connection.execute(f'CREATE INDEX ON {table} ("ChangeTimestamp", "Asset_ID")')
-        connection.execute(f"ANALYZE {table}")
 
 
 def job_for(connection_string: str, table: str, page_size: int) -> SyncJob:
@@ -105,17 +84,6 @@ def run_pipeline(job: SyncJob, state: SyncState, sink) -> int:
         if page.done:
             break
     end_run(job, state, run_id, started, RunOutcome.SUCCEEDED, RunTotals(rows=rows))
-    return rows
-
-
-def bare_fetch(connection_string: str, table: str) -> int:
-    with pyodbc.connect(connection_string, autocommit=True) as connection:
-        cursor = connection.execute(
-            f'SELECT {QUOTED} FROM {table} ORDER BY "ChangeTimestamp", "Asset_ID"'
-        )
-        rows = 0
-        while batch := cursor.fetchmany(5000):
-            rows += len(batch)
     return rows
 
 

@@ -27,9 +27,6 @@ import azure.durable_functions as df
 from activities.batch import batch_store, instances_table
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id, batch_jobs
 from shared.batch.claims import (
-    CLAIM_LEASE_SECONDS,
-    CLAIM_RENEW_SECONDS,
-    ClaimHold,
     claim_instance_id,
     read_instance_claim,
     records_fingerprint,
@@ -40,14 +37,20 @@ from shared.batch.claims import conflict as claim_conflict
 from shared.batch.claims import used as claim_used
 from shared.batch.instances import mark_row_started, record_staging, release_instance
 from shared.batch.job import BatchJob
-from shared.batch.loading import Manifest, discard_instance, stage_blocks, stage_records
-from shared.batch.plan import RunInput, RunProgress
+from shared.batch.loading import (
+    Manifest,
+    discard_instance,
+    first_run_input,
+    stage_blocks,
+    stage_records,
+)
 from shared.batch.source import read_source_blocks
 from shared.batch.store import AzureBlobStore, BlobStore, InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
 from shared.problems import Problem, problem
 from shared.sql.source import SourceError
+from shared.storage.leased_claim import CLAIM_LEASE_SECONDS, ClaimHold, renew_until_cancelled
 
 log = logging.getLogger(__name__)
 
@@ -94,12 +97,6 @@ async def start_batch_instance(client: df.DurableOrchestrationClient, job_name: 
     return started.instance_id
 
 
-async def _renew_until_cancelled(hold: ClaimHold) -> None:
-    while True:
-        await asyncio.sleep(CLAIM_RENEW_SECONDS)
-        await asyncio.to_thread(hold.renew)
-
-
 async def start_staged_instance(client: df.DurableOrchestrationClient, job_name: str,
                                 fingerprint: str, stage: Stager,
                                 instance_id: str | None = None,
@@ -126,7 +123,7 @@ async def start_staged_instance(client: df.DurableOrchestrationClient, job_name:
                             datetime.now(UTC))
     crash_point(INSTANCE_CLAIMED)
     folder = InstanceFolder(job.name, instance_id)
-    renewing = asyncio.create_task(_renew_until_cancelled(hold))
+    renewing = asyncio.create_task(renew_until_cancelled(hold))
     try:
         if taken_over:  # whatever the request that died had staged
             await asyncio.to_thread(discard_instance, store, folder)
@@ -134,12 +131,7 @@ async def start_staged_instance(client: df.DurableOrchestrationClient, job_name:
         if not await asyncio.to_thread(hold.still_held):
             raise ClaimLost(f"batch {job.name} {instance_id}: the claim's lease was lost "
                             "while staging; another request took the id over")
-        progress = RunProgress(job.name, instance_id, manifest.total_records,
-                               manifest.block_size, manifest.block_count,
-                               datetime.now(UTC).isoformat())
-        run = RunInput(progress, settings.batch.activity_attempts,
-                       settings.batch.activity_retry_delay,
-                       settings.batch.blocks_per_generation, settings.batch.turn_check_interval)
+        run = first_run_input(manifest, settings.batch, datetime.now(UTC))
         await client.start_new(BATCH_ORCHESTRATOR, durable_id, run.to_json())
     except BaseException:
         renewing.cancel()

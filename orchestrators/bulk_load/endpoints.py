@@ -22,8 +22,6 @@ from orchestrators.bulk_load.orchestration import CANCEL_EVENT, ORCHESTRATOR, bl
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.claims import (
-    CLAIM_RENEW_SECONDS,
-    ClaimHold,
     ClaimRefusal,
     claim_load_id,
     release_load_id,
@@ -55,6 +53,7 @@ from shared.durable import BUSY_STATES, runtime_state_of
 from shared.problems import Problem, problem
 from shared.salesforce import process_client
 from shared.storage.clients import blob_service
+from shared.storage.leased_claim import renew_until_cancelled
 
 REQUIRED_FIELDS = RequiredFields()
 SEED_OBJECTS = ("Account", "Contact")
@@ -107,12 +106,6 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
     return _json({"id": load_id, **view, **_load_links(req, load_id)}, 200, headers)
 
 
-async def _renew_until_cancelled(hold: ClaimHold) -> None:
-    while True:
-        await asyncio.sleep(CLAIM_RENEW_SECONDS)
-        await asyncio.to_thread(hold.renew)
-
-
 async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                       request: LoadRequest, load_id: str,
                       origin: LoadInput | None = None) -> func.HttpResponse:
@@ -138,7 +131,7 @@ async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClie
         logging.warning("bulk load %s: took over a claim abandoned before its load started",
                         load_id)
     crash_point(CLAIMED)
-    renewing = asyncio.create_task(_renew_until_cancelled(hold))
+    renewing = asyncio.create_task(renew_until_cancelled(hold))
     try:
         load = await asyncio.to_thread(stage_new_load, service, settings.bulk_load, load_id,
                                        request, fingerprint, origin)

@@ -5,40 +5,40 @@
                                               posted) and `started` once its orchestration
                                               started; leased while a request stages it
 
-A request holds the claim's lease (15 s, renewed every 5 s) while it stages the records and
-starts the orchestration. One that died before (crash, host recycled) stops renewing: once
-the lease lapsed, the next post of the id takes the claim over (the records of the dead
-request were never loaded) and the ORDERED_SEQUENTIAL queue stops waiting for it at once
-(`claim_alive`). A re-post while the claim is held, or after the instance started, with
-other records is refused as INSTANCE_ID_CONFLICT; with the same records as
-INSTANCE_STARTING (held: post again shortly) or INSTANCE_ID_USED (started).
+A request holds the claim's lease (15 s, renewed every 5 s; shared/storage/leased_claim.py)
+while it stages the records and starts the orchestration. One that died before (crash, host
+recycled) stops renewing: once the lease lapsed, the next post of the id takes the claim
+over (the records of the dead request were never loaded) and the ORDERED_SEQUENTIAL queue
+stops waiting for it at once (`claim_alive`). A re-post while the claim is held, or after
+the instance started, with other records is refused as INSTANCE_ID_CONFLICT; with the same
+records as INSTANCE_STARTING (held: post again shortly) or INSTANCE_ID_USED (started).
 
 `_claims/` cannot be an instance folder: job names start with a letter or digit.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.storage.blob import BlobClient, BlobLeaseClient, ContainerClient
+from azure.storage.blob import ContainerClient
 
 from shared.problems import Problem, problem
+from shared.storage.leased_claim import (
+    CLAIM_LEASE_SECONDS,
+    ClaimHold,
+    StoredClaim,
+    mark_started_unheld,
+    read_claim,
+    take_claim,
+    take_over_claim,
+)
 
-# Azure's shortest finite lease: how long a claim outlives the request that died holding it.
-CLAIM_LEASE_SECONDS = 15
-CLAIM_RENEW_SECONDS = 5.0
-# Between creating the claim and leasing it, a claim is unleased for an instant: it counts
-# as abandoned only once it is older than a lease.
-ABANDONED_CLAIM_AFTER = timedelta(seconds=CLAIM_LEASE_SECONDS)
-FINGERPRINT_KEY = "fingerprint"
-STARTED_KEY = "started"
+# An instance id's claim as stored: did its instance start, is a request holding it.
+InstanceClaim = StoredClaim
 
 
 def claim_name(job: str, instance_id: str) -> str:
@@ -54,111 +54,28 @@ def records_fingerprint(records: Iterable[Mapping[str, Any]]) -> str:
     return digest.hexdigest()
 
 
-@dataclass
-class ClaimHold:
-    """The lease of an instance id's claim, held while its request stages and starts it."""
-
-    blob: BlobClient
-    lease: BlobLeaseClient
-
-    def renew(self) -> None:
-        self.lease.renew()
-
-    def still_held(self) -> bool:
-        """Renew; False when the lease was lost (it lapsed and another request took over)."""
-        try:
-            self.lease.renew()
-        except HttpResponseError:
-            return False
-        return True
-
-    def mark_started(self) -> None:
-        """Record that the orchestration started, then let the lease go."""
-        properties = self.blob.get_blob_properties(lease=self.lease)
-        self.blob.set_blob_metadata({**(properties.metadata or {}), STARTED_KEY: "true"},
-                                    lease=self.lease)
-        self.release()
-
-    def release(self) -> None:
-        with contextlib.suppress(HttpResponseError):
-            self.lease.release()
-
-    def delete(self) -> None:
-        """Undo the claim (nothing was started), so the client can post the id again."""
-        with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
-            self.blob.delete_blob(lease=self.lease)
-
-
-@dataclass(frozen=True)
-class InstanceClaim:
-    """An instance id's claim as stored: did its instance start, is a request holding it."""
-
-    started: bool
-    written_at: datetime
-    leased: bool
-    fingerprint: str = ""
-
-    def abandoned(self, now: datetime) -> bool:
-        """Its request died before starting the instance: the id may be taken over."""
-        return not self.started and not self.leased \
-            and now - self.written_at >= ABANDONED_CLAIM_AFTER
-
-
 def claim_instance_id(container: ContainerClient, job: str, instance_id: str,
                       fingerprint: str) -> ClaimHold | None:
     """Create and lease the id's claim unless it exists (then None)."""
-    blob = container.get_blob_client(claim_name(job, instance_id))
-    try:
-        blob.upload_blob(b"", overwrite=False, metadata={FINGERPRINT_KEY: fingerprint})
-    except ResourceExistsError:
-        return None
-    lease = BlobLeaseClient(blob)
-    lease.acquire(lease_duration=CLAIM_LEASE_SECONDS)
-    return ClaimHold(blob, lease)
+    return take_claim(container.get_blob_client(claim_name(job, instance_id)), fingerprint)
 
 
 def read_instance_claim(container: ContainerClient, job: str,
                         instance_id: str) -> InstanceClaim | None:
-    try:
-        properties = container.get_blob_client(
-            claim_name(job, instance_id)).get_blob_properties()
-    except ResourceNotFoundError:
-        return None
-    metadata = properties.metadata or {}
-    return InstanceClaim(started=metadata.get(STARTED_KEY) == "true",
-                         written_at=properties.last_modified,
-                         leased=properties.lease.state == "leased",
-                         fingerprint=metadata.get(FINGERPRINT_KEY, ""))
+    return read_claim(container.get_blob_client(claim_name(job, instance_id)))
 
 
 def take_over_instance_claim(container: ContainerClient, job: str, instance_id: str,
                              fingerprint: str) -> ClaimHold | None:
     """Lease a claim whose request died before starting the instance; one taker wins."""
-    blob = container.get_blob_client(claim_name(job, instance_id))
-    lease = BlobLeaseClient(blob)
-    try:
-        lease.acquire(lease_duration=CLAIM_LEASE_SECONDS)
-    except (ResourceExistsError, ResourceNotFoundError, HttpResponseError):
-        return None
-    hold = ClaimHold(blob, lease)
-    claim = read_instance_claim(container, job, instance_id)
-    if claim is None or claim.started:  # started just before its lease was let go
-        hold.release()
-        return None
-    # Rewritten under the lease: the claim is young again and carries this request's input.
-    blob.upload_blob(b"", overwrite=True, lease=lease, metadata={FINGERPRINT_KEY: fingerprint})
-    return hold
+    return take_over_claim(container.get_blob_client(claim_name(job, instance_id)),
+                           fingerprint)
 
 
 def mark_claim_started(container: ContainerClient, job: str, instance_id: str) -> None:
     """From the running orchestration: its claim is started, whatever its request did (it
     may have died between starting the orchestration and marking the claim)."""
-    blob = container.get_blob_client(claim_name(job, instance_id))
-    # Still leased by its request, which marks it itself a moment later.
-    with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
-        properties = blob.get_blob_properties()
-        if (properties.metadata or {}).get(STARTED_KEY) != "true":
-            blob.set_blob_metadata({**(properties.metadata or {}), STARTED_KEY: "true"})
+    mark_started_unheld(container.get_blob_client(claim_name(job, instance_id)))
 
 
 def claim_alive(claim: InstanceClaim | None) -> bool:

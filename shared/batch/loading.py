@@ -12,9 +12,12 @@ import logging
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from shared.batch.blocks import BlockState
+from shared.batch.plan import RunInput, RunProgress
+from shared.batch.settings import BatchSettings
 from shared.batch.store import BlobStore, InstanceFolder
 
 log = logging.getLogger(__name__)
@@ -41,6 +44,15 @@ class Manifest:
         if stored is None:
             return None
         return cls(**json.loads(stored[0]))
+
+
+def first_run_input(manifest: Manifest, settings: BatchSettings, now: datetime) -> RunInput:
+    """The input of a staged instance's orchestration, from its manifest: no block done yet,
+    started `now`."""
+    progress = RunProgress(manifest.job, manifest.instance_id, manifest.total_records,
+                           manifest.block_size, manifest.block_count, now.isoformat())
+    return RunInput(progress, settings.activity_attempts, settings.activity_retry_delay,
+                    settings.blocks_per_generation, settings.turn_check_interval)
 
 
 def block_count(total_records: int, block_size: int) -> int:

@@ -1,6 +1,6 @@
 """A batch instance run as another orchestration's sub-orchestration.
 
-`start_batch_instance` (orchestrators/batch.py) starts an instance from a durable client;
+`start_batch_instance` (orchestrators/batch_start.py) starts an instance from a durable client;
 an orchestration that wants to wait for the instance's result runs it as its
 sub-orchestration instead:
 
@@ -25,8 +25,8 @@ from azure.data.tables import TableClient
 from shared.batch import batch_durable_id
 from shared.batch.instances import STAGING, InstanceRow
 from shared.batch.job import BatchJob
-from shared.batch.loading import Manifest, stage_records
-from shared.batch.plan import RunInput, RunProgress
+from shared.batch.loading import Manifest, first_run_input, stage_records
+from shared.batch.plan import RunInput
 from shared.batch.settings import BatchSettings
 from shared.batch.store import BlobStore, InstanceFolder
 from shared.storage.tables import ConcurrentWrite, create_entity
@@ -55,10 +55,7 @@ def stage_sub_instance(job: BatchJob, instance_id: str, records: Sequence[dict[s
                               f"{manifest.total_records} records, not {len(records)}")
     # The row stays STAGING until the orchestration records EXECUTING: should the caller
     # never start it, the claim ages out instead of blocking an ordered job for good.
-    progress = RunProgress(job.name, instance_id, manifest.total_records, manifest.block_size,
-                           manifest.block_count, now.isoformat())
-    return RunInput(progress, settings.activity_attempts, settings.activity_retry_delay,
-                    settings.blocks_per_generation, settings.turn_check_interval)
+    return first_run_input(manifest, settings, now)
 
 
 def _create_row(table: TableClient, job: str, instance_id: str, durable_id: str,

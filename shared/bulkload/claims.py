@@ -12,70 +12,42 @@ start would replace it, and its restart API starts a new execution over the same
 either would send every record again. These blobs refuse both, and keep the summary of the
 execution that loaded the records for the restarts that replace it.
 
-A request holds its claim's lease (15 s, renewed every 5 s) until the load started. A
-request that died before (crash, host recycled) stops renewing: once the lease lapsed, the
-next post of the id takes the claim over and starts the load.
+A request holds its claim's lease (15 s, renewed every 5 s; shared/storage/leased_claim.py)
+until the load started. A request that died before (crash, host recycled) stops renewing:
+once the lease lapsed, the next post of the id takes the claim over and starts the load.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from azure.core import MatchConditions
-from azure.core.exceptions import (
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-)
-from azure.storage.blob import BlobClient, BlobLeaseClient, BlobServiceClient, ContainerClient
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.storage.blob import BlobClient, BlobServiceClient, ContainerClient
 
 from shared.bulkload.load_events import log_load_ended
 from shared.bulkload.store import LoadStore
 from shared.crash_points import crash_point
 from shared.problems import Problem, problem
+from shared.storage.leased_claim import (
+    CLAIM_LEASE_SECONDS,
+    ClaimHold,
+    StoredClaim,
+    delete_claim,
+    mark_started_unheld,
+    read_claim,
+    take_claim,
+    take_over_claim,
+)
 
-# Azure's shortest finite lease: how long a claim outlives the request that died holding it.
-CLAIM_LEASE_SECONDS = 15
-CLAIM_RENEW_SECONDS = 5.0
-# Between creating the claim and leasing it, a claim is unleased for an instant: it counts
-# as abandoned only once it is older than a lease.
-ABANDONED_CLAIM_AFTER = timedelta(seconds=CLAIM_LEASE_SECONDS)
-FINGERPRINT_KEY = "fingerprint"
-STARTED_KEY = "started"
 RUN_CLAIM = "run-claim"
 SUMMARY = "summary.json"
 # bulk_load_claim_run: the run claim is written, the activity's result is not recorded.
 RUN_CLAIMED = "bulkload.claim_run.after_claim"
-# How often the running load looks whether the request still holds its claim's lease.
-LEASE_LOOK_SECONDS = 0.1
 
-
-@dataclass
-class ClaimHold:
-    """The lease of a load id's claim, held while its request stages and starts the load."""
-
-    blob: BlobClient
-    lease: BlobLeaseClient
-
-    def renew(self) -> None:
-        self.lease.renew()
-
-    def mark_started(self) -> None:
-        """Record on the claim that the orchestration was started (it may be purged later),
-        then let the lease go."""
-        properties = self.blob.get_blob_properties(lease=self.lease)
-        self.blob.set_blob_metadata({**(properties.metadata or {}), STARTED_KEY: "true"},
-                                    lease=self.lease)
-        self.release()
-
-    def release(self) -> None:
-        with contextlib.suppress(HttpResponseError):
-            self.lease.release()
+# The claim of a load id as stored: did its load start, is a request holding it.
+LoadClaim = StoredClaim
 
 
 def _claim_blob(service: BlobServiceClient, container: str, load_id: str) -> BlobClient:
@@ -89,64 +61,25 @@ def claim_load_id(
     starts it. `fingerprint` identifies the posted records (a re-post is compared to it)."""
     store = LoadStore(service.get_container_client(container), load_id)
     store.ensure_container()
-    blob = _claim_blob(service, container, load_id)
-    try:
-        blob.upload_blob(b"", overwrite=False, metadata={FINGERPRINT_KEY: fingerprint})
-    except ResourceExistsError:
-        return None
-    lease = BlobLeaseClient(blob)
-    lease.acquire(lease_duration=CLAIM_LEASE_SECONDS)
-    return ClaimHold(blob, lease)
-
-
-@dataclass(frozen=True)
-class LoadClaim:
-    """The claim of a load id as stored: did its load start, is a request holding it."""
-
-    started: bool
-    written_at: datetime
-    leased: bool
-    fingerprint: str = ""
+    return take_claim(_claim_blob(service, container, load_id), fingerprint)
 
 
 def read_load_claim(service: BlobServiceClient, container: str, load_id: str) -> LoadClaim | None:
-    try:
-        properties = _claim_blob(service, container, load_id).get_blob_properties()
-    except ResourceNotFoundError:
-        return None
-    metadata = properties.metadata or {}
-    return LoadClaim(started=metadata.get(STARTED_KEY) == "true",
-                     written_at=properties.last_modified,
-                     leased=properties.lease.state == "leased",
-                     fingerprint=metadata.get(FINGERPRINT_KEY, ""))
+    return read_claim(_claim_blob(service, container, load_id))
 
 
 def take_over_load_claim(
     service: BlobServiceClient, container: str, load_id: str, fingerprint: str = ""
 ) -> ClaimHold | None:
     """Lease a claim whose request died before starting its load; only one taker wins."""
-    blob = _claim_blob(service, container, load_id)
-    lease = BlobLeaseClient(blob)
-    try:
-        lease.acquire(lease_duration=CLAIM_LEASE_SECONDS)
-    except (ResourceExistsError, ResourceNotFoundError, HttpResponseError):
-        return None
-    hold = ClaimHold(blob, lease)
-    claim = read_load_claim(service, container, load_id)
-    if claim is None or claim.started:  # started just before its lease was let go
-        hold.release()
-        return None
-    # Rewritten under the lease: the claim is young again and carries this request's body.
-    blob.upload_blob(b"", overwrite=True, lease=lease, metadata={FINGERPRINT_KEY: fingerprint})
-    return hold
+    return take_over_claim(_claim_blob(service, container, load_id), fingerprint)
 
 
 def release_load_id(service: BlobServiceClient, container: str, load_id: str,
                     hold: ClaimHold | None = None) -> None:
     """Undo a claim whose load could not be started, so the client can post it again."""
-    with contextlib.suppress(ResourceNotFoundError, HttpResponseError):
-        _claim_blob(service, container, load_id).delete_blob(
-            lease=hold.lease if hold is not None else None)
+    delete_claim(_claim_blob(service, container, load_id),
+                 hold.lease if hold is not None else None)
 
 
 def refused_claim(
@@ -160,7 +93,7 @@ def refused_claim(
             f"load {load_id!r} ran and its history was purged; a load id loads once, "
             "ever: post the records with a new loadId", instance,
         )
-    if claim is None or claim.leased or now - claim.written_at < ABANDONED_CLAIM_AFTER:
+    if claim is None or not claim.abandoned(now):
         return problem(
             409, "LOAD_STARTING", "Bulk load is being started",
             f"another request is starting load {load_id!r}; post again in a few seconds "
@@ -204,35 +137,9 @@ def take_over_abandoned_claim(
 
 
 def mark_load_started(container: ContainerClient, load_id: str) -> None:
-    """From the running orchestration: its claim is started, whatever its request did.
-
-    The request may have died between starting the orchestration and marking the claim
-    (the host then sends the lost start again): unmarked, a purge of the load would let its
-    id be taken over and its records loaded twice. A request still holding the lease marks
-    the claim itself a moment later, or died and its lease lapses within a lease's length:
-    wait for that, as a write without the lease is refused while it is held.
-    """
-    blob = container.get_blob_client(f"{load_id}/claim")
-    deadline = time.monotonic() + CLAIM_LEASE_SECONDS + 1
-    while True:
-        try:
-            properties = blob.get_blob_properties()
-        except ResourceNotFoundError:
-            return
-        metadata = properties.metadata or {}
-        if metadata.get(STARTED_KEY) == "true":
-            return
-        if properties.lease.state != "leased":
-            with contextlib.suppress(HttpResponseError):  # leased or taken meanwhile
-                blob.set_blob_metadata({**metadata, STARTED_KEY: "true"},
-                                       etag=properties.etag,
-                                       match_condition=MatchConditions.IfNotModified)
-                return
-        if time.monotonic() > deadline:  # loading matters more than the mark: go on
-            logging.warning("bulk load %s: its claim stayed leased; not marked started",
-                            load_id)
-            return
-        time.sleep(LEASE_LOOK_SECONDS)
+    """From the running orchestration: its claim is started, whatever its request did (it
+    may have died between starting the orchestration and marking the claim)."""
+    mark_started_unheld(container.get_blob_client(f"{load_id}/claim"))
 
 
 # -- the execution that loads the records ---------------------------------------------------

@@ -12,14 +12,13 @@ from azure.storage.blob import BlobServiceClient
 
 from shared.batch import batch_durable_id
 from shared.batch.claims import (
-    ABANDONED_CLAIM_AFTER,
-    CLAIM_LEASE_SECONDS,
     InstanceClaim,
     claim_instance_id,
     records_fingerprint,
     refused_claim,
 )
 from shared.batch.instances import record_staging
+from shared.storage.leased_claim import ABANDONED_CLAIM_AFTER, CLAIM_LEASE_SECONDS
 from shared.storage.tables import table_client
 from tests.batch.test_batch_on_local_host import _spans, contacts
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -11,21 +9,14 @@ from pathlib import Path
 import requests
 from azure.data.tables import TableServiceClient
 
-from devhost.testing import REPO_ROOT, start_host
+from devhost.testing import start_host
+from tests.deployed_app import deployed_app_dir, deployed_app_env
 
 
 def test_contacts_are_upserted_and_bad_ones_dead_lettered(tmp_path: Path, azurite, sfsim) -> None:
-    app_dir = tmp_path / "app"
-    app_dir.mkdir()
-    shutil.copy(REPO_ROOT / "function_app.py", app_dir)
-    host_json = json.loads((REPO_ROOT / "host.json").read_text())
-    host_json.setdefault("extensions", {}).setdefault("durableTask", {})["hubName"] = (
-        "Contacts" + uuid.uuid4().hex[:10])
-    (app_dir / "host.json").write_text(json.dumps(host_json))
+    app_dir = deployed_app_dir(tmp_path / "app", "Contacts" + uuid.uuid4().hex[:10])
     suffix = uuid.uuid4().hex[:10]
-    env = {"AzureWebJobsStorage": azurite.connection_string, **sfsim.app_settings(),
-           "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
-           "EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *",
+    env = {**deployed_app_env(azurite.connection_string), **sfsim.app_settings(),
            "BATCH_CONTACTS_ENABLED": "true", "BATCH_CONTAINER": "contacts-" + suffix,
            "BATCH_INSTANCES_TABLE": "BatchInstances" + suffix,
            "BATCH_DEAD_LETTER_TABLE": "BatchDeadLetters" + suffix}

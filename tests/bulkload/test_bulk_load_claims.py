@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from azure.storage.blob import BlobServiceClient
 
 from shared.bulkload.claims import (
-    ABANDONED_CLAIM_AFTER,
     LoadClaim,
     claim_load_id,
     claim_load_run,
@@ -22,6 +21,7 @@ from shared.bulkload.claims import (
     take_over_load_claim,
 )
 from shared.bulkload.store import LoadStore
+from shared.storage.leased_claim import ABANDONED_CLAIM_AFTER
 
 CONTAINER = "bulk-load-claims-tests"
 

@@ -19,8 +19,9 @@ from typing import Any, Protocol
 import requests
 from azure.storage.blob import BlobServiceClient
 
-from shared.bulkload.claims import CLAIM_LEASE_SECONDS, read_load_claim
+from shared.bulkload.claims import read_load_claim
 from shared.salesforce import SalesforceClient, SalesforceCredentials
+from shared.storage.leased_claim import CLAIM_LEASE_SECONDS
 from tests.chaos.whole_app import JOB, WholeApp, wait_until
 from tests.sync.sources import BASE
 

@@ -8,8 +8,6 @@ on the same storage, as a crash and a recycle would leave it.
 
 from __future__ import annotations
 
-import json
-import shutil
 import subprocess
 import time
 import uuid
@@ -20,30 +18,20 @@ from typing import Any
 
 import requests
 
-from devhost.testing import REPO_ROOT, RunningHost, start_host
+from devhost.testing import RunningHost, start_host
 from sfsim.testing import SimulatorHandle
+from tests.deployed_app import deployed_app_dir, deployed_app_env
 from tests.sync.sources import AssetSource
 
 JOB = "asset-changes"
 DURABLE = "/runtime/webhooks/durabletask/instances"
 
 
-def whole_app_dir(target: Path, hub: str) -> Path:
-    """`function_app.py` unmodified, and the repository's host.json with its own task hub."""
-    target.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO_ROOT / "function_app.py", target / "function_app.py")
-    host_json = json.loads((REPO_ROOT / "host.json").read_text(encoding="utf-8"))
-    durable = host_json["extensions"]["durableTask"]
-    durable.update(hubName=hub, maxConcurrentActivityFunctions=4,
-                   maxConcurrentOrchestratorFunctions=4)
-    (target / "host.json").write_text(json.dumps(host_json), encoding="utf-8")
-    return target
-
-
 def whole_app_env(storage: str, sfsim: SimulatorHandle, source: AssetSource,
                   suffix: str) -> dict[str, str]:
+    # The timers tick once a year: the scenarios tick through POST /api/sync/{job}/run.
     return {
-        "AzureWebJobsStorage": storage,
+        **deployed_app_env(storage),
         "SALESFORCE_LOGIN_URL": sfsim.login_url,
         "SALESFORCE_CLIENT_ID": sfsim.client_id,
         "SALESFORCE_CLIENT_SECRET": sfsim.client_secret,
@@ -57,9 +45,6 @@ def whole_app_env(storage: str, sfsim: SimulatorHandle, source: AssetSource,
         # One page per activity: the 5 pages cross a continue_as_new, as the points expect.
         "SYNC_PAGES_PER_ACTIVITY": "1",
         "SYNC_ASSET_CHANGES_ENABLED": "true",
-        # Once a year: the scenarios tick through POST /api/sync/{job}/run.
-        "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
-        "EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *",
         "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": source.connection_string,
         "SYNC_ASSET_CHANGES_SOURCE_VIEW": source.view,
         "SYNC_ASSET_CHANGES_LAG": "0",
@@ -100,7 +85,9 @@ class WholeApp:
     def create(cls, workdir: Path, storage: str, sfsim: SimulatorHandle,
                source: AssetSource) -> WholeApp:
         suffix = uuid.uuid4().hex[:10]
-        app_dir = whole_app_dir(workdir / f"app-{suffix}", f"Chaos{suffix}")
+        app_dir = deployed_app_dir(workdir / f"app-{suffix}", f"Chaos{suffix}",
+                                   maxConcurrentActivityFunctions=4,
+                                   maxConcurrentOrchestratorFunctions=4)
         return cls(app_dir, whole_app_env(storage, sfsim, source, suffix), sfsim, source)
 
     # -- the host ---------------------------------------------------------------------

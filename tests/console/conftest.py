@@ -4,12 +4,10 @@ Azurite, a SQLite asset source, the Salesforce simulator."""
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,9 +16,9 @@ import requests
 from devhost.testing import RunningHost, start_host
 from devtools import services
 from sfsim.testing import SimulatorHandle
+from tests.deployed_app import deployed_app_dir, deployed_app_env
 from tests.sync.sources import AssetSource, create_asset_source
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 SYNC_JOB = "asset-changes"
 ENDED = {"Completed", "Failed", "Terminated"}
 
@@ -82,26 +80,20 @@ def console_host(tmp_path_factory: pytest.TempPathFactory, azurite: services.Azu
     """The app as deployed (function_app.py and host.json), in its own task hub and tables."""
     sfsim_server.reset()
     work = tmp_path_factory.mktemp("console")
-    app_dir = work / "app"
-    app_dir.mkdir()
-    shutil.copy(REPO_ROOT / "function_app.py", app_dir)
-    host_json = json.loads((REPO_ROOT / "host.json").read_text())
-    host_json["extensions"]["durableTask"]["hubName"] = "Console" + uuid.uuid4().hex[:12]
-    (app_dir / "host.json").write_text(json.dumps(host_json))
+    app_dir = deployed_app_dir(work / "app", "Console" + uuid.uuid4().hex[:12])
     services.require_odbc_driver("SQLite3", "libsqliteodbc")
     source = create_asset_source(
         services.sqlite_odbc_connection_string(work / "source.db"), "sqlite")
     suffix = uuid.uuid4().hex[:10]
+    # The timers tick once a year: the tests start runs themselves, through the API or the
+    # console.
     env = {
-        "AzureWebJobsStorage": azurite.connection_string,
+        **deployed_app_env(azurite.connection_string),
         **sfsim_server.app_settings(),
         "SYNC_WATERMARK_TABLE": f"W{suffix}",
         "SYNC_RUNS_TABLE": f"R{suffix}",
         "SYNC_DEAD_LETTER_TABLE": f"D{suffix}",
         "SYNC_ASSET_CHANGES_ENABLED": "true",
-        # Once a year: the tests start runs themselves, through the API or the console.
-        "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",
-        "EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *",
         "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": source.connection_string,
         "SYNC_ASSET_CHANGES_SOURCE_VIEW": source.view,
         "SYNC_ASSET_CHANGES_LAG": "0",

@@ -1,0 +1,139 @@
+"""sObject Collections: upsert by external id, delete by external id, 200 records a call."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shared.salesforce.query import QueryApi
+
+COLLECTION_CHUNK = 200
+
+
+@dataclass
+class RecordOutcome:
+    """What happened to one record of an sObject Collections upsert, by input position."""
+
+    index: int
+    external_id: str | None
+    success: bool
+    id: str | None
+    created: bool | None
+    errors: list[tuple[str, str]]
+
+
+class SObjectCollectionsApi(QueryApi):
+    def upsert_records(
+        self,
+        sobject: str,
+        external_id_field: str,
+        records: Sequence[Mapping[str, Any]],
+        all_or_none: bool = False,
+    ) -> list[RecordOutcome]:
+        """Upsert by external id, 200 records a call; one outcome per input record, in order.
+
+        With `all_or_none` each call of 200 is all-or-nothing, not the whole sequence.
+        """
+        outcomes: list[RecordOutcome] = []
+        for start in range(0, len(records), COLLECTION_CHUNK):
+            chunk = records[start : start + COLLECTION_CHUNK]
+            payload = {
+                "allOrNone": all_or_none,
+                "records": [
+                    {"attributes": {"type": sobject}, **_jsonable(record)} for record in chunk
+                ],
+            }
+            response = self.request(
+                "PATCH",
+                f"composite/sobjects/{sobject}/{external_id_field}",
+                json=payload,
+                expected=(200,),
+            )
+            results = response.json()
+            for offset, (record, result) in enumerate(zip(chunk, results, strict=True)):
+                external_id = record.get(external_id_field)
+                outcomes.append(
+                    RecordOutcome(
+                        index=start + offset,
+                        external_id=None if external_id is None else str(external_id),
+                        success=bool(result.get("success")),
+                        id=result.get("id"),
+                        created=result.get("created"),
+                        errors=[
+                            (
+                                str(error.get("statusCode") or error.get("errorCode")),
+                                str(error.get("message", "")),
+                            )
+                            for error in result.get("errors") or []
+                        ],
+                    )
+                )
+        return outcomes
+
+    def delete_records_by_external_id(
+        self, sobject: str, external_id_field: str, values: Sequence[str],
+    ) -> list[RecordOutcome]:
+        """Delete the records whose external id is one of `values`, 200 a call.
+
+        Salesforce deletes by record id only: one SOQL query per 200 values finds the ids,
+        one sObject Collections DELETE (not all-or-none) removes them. A value no record
+        has is a success with `id` None: the record is gone either way, so a delete
+        repeated after a crash changes nothing. One outcome per value, in order.
+        """
+        for name in (sobject, external_id_field):
+            if not _API_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a Salesforce API name")
+        outcomes: list[RecordOutcome] = []
+        for start in range(0, len(values), COLLECTION_CHUNK):
+            chunk = [str(value) for value in values[start : start + COLLECTION_CHUNK]]
+            listed = ", ".join(_soql_string(value) for value in chunk)
+            found: dict[str, str] = {}
+            for record in self.query(f"SELECT Id, {external_id_field} FROM {sobject} "
+                                     f"WHERE {external_id_field} IN ({listed})"):
+                # Salesforce matches external ids without regard to case.
+                found[str(record[external_id_field]).casefold()] = str(record["Id"])
+            ids = list(dict.fromkeys(found[value.casefold()] for value in chunk
+                                     if value.casefold() in found))
+            results: dict[str, dict[str, Any]] = {}
+            if ids:
+                response = self.request("DELETE", "composite/sobjects",
+                                        params={"ids": ",".join(ids), "allOrNone": "false"})
+                results = dict(zip(ids, response.json(), strict=True))
+            for offset, value in enumerate(chunk):
+                record_id = found.get(value.casefold())
+                result = results.get(record_id or "", {"success": True})
+                errors = [(str(error.get("statusCode") or error.get("errorCode")),
+                           str(error.get("message", "")))
+                          for error in result.get("errors") or []]
+                # Deleted since the query (by someone else, or a crash's first try): gone.
+                gone = [code for code, _ in errors] == ["ENTITY_IS_DELETED"]
+                outcomes.append(RecordOutcome(
+                    index=start + offset, external_id=value,
+                    success=bool(result.get("success")) or gone, id=record_id, created=None,
+                    errors=[] if gone else errors))
+        return outcomes
+
+
+_API_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,79}")
+
+
+def _soql_string(value: str) -> str:
+    """A SOQL string literal: backslash and quote escaped, as SOQL reads them."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
+    """JSON-safe field values: dates, datetimes and decimals as Salesforce reads them."""
+    from shared.salesforce.bulk_csv import format_value
+
+    out: dict[str, Any] = {}
+    for key, value in record.items():
+        if value is None or isinstance(value, bool | int | float | str):
+            out[key] = value
+        elif isinstance(value, Mapping):
+            out[key] = _jsonable(value)
+        else:
+            out[key] = format_value(value)
+    return out
