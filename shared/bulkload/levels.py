@@ -16,6 +16,7 @@ import io
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
@@ -39,6 +40,8 @@ FAILED_FILE = "failed.csv"
 SUCCEEDED_FILE = "succeeded.csv"
 ORPHANS_FILE = "orphans.csv"
 REQUEST_FILE = "request.json"
+# The first line of a level's records.jsonl: {"columns": [the fields of its records]}.
+COLUMNS_KEY = "columns"
 
 # One encoder and decoder for every staged line: json.dumps/loads would build one per line.
 _encode_line = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
@@ -49,11 +52,15 @@ _decode_line = json.JSONDecoder().decode
 
 
 def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
-    """Write each level's records (JSON lines) and the levels; returns records per level."""
+    """Write each level's records (JSON lines after a line naming the level's columns) and
+    the levels; returns records per level."""
     store.ensure_container()
     counts = []
     for index, records in enumerate(request.records):
         with spooled_file() as out:
+            # The columns first: a level is then staged in one pass over its records.
+            columns = data_columns({"f": record.fields} for record in records)
+            out.write(_encode_line({COLUMNS_KEY: columns}).encode() + b"\n")
             for record in records:
                 line = {"e": record.external_id, "p": record.parent_external_id,
                         "f": record.fields}
@@ -73,7 +80,20 @@ def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
     local.seek(0)
     for line in local:
         if line.strip():
-            yield _decode_line(line.decode("utf-8"))
+            record = _decode_line(line.decode("utf-8"))
+            if COLUMNS_KEY not in record:
+                yield record
+
+
+def staged_columns(local: IO[bytes]) -> list[str]:
+    """The level's columns, from the line before its records; read from the records for a
+    level staged without that line (by an earlier version of the app)."""
+    local.seek(0)
+    first = local.readline()
+    header = _decode_line(first.decode("utf-8")) if first.strip() else {}
+    if COLUMNS_KEY in header:
+        return list(header[COLUMNS_KEY])
+    return data_columns(staged_records(local))
 
 
 # -- staging a level's CSV ----------------------------------------------------------------
@@ -92,7 +112,7 @@ def stage_level(
     parts: list[StagedPart] = []
     orphan_count = 0
     with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        columns = data_columns(staged_records(local))
+        columns = staged_columns(local)
         if not columns:  # no records (a level of a retry with nothing to retry)
             return StagedLevel()
         csv_columns = columns + (
@@ -132,11 +152,18 @@ def stage_level(
             _flush(orphans_file)
             store.upload_file(store.level_blob(level_index, ORPHANS_FILE), orphans_file)
             if submitted:
+                size = data.tell()
                 data.seek(0)
-                for part, stream in split_ingest_csv(data, upload_limit):
-                    blob = store.level_blob(level_index, f"part-{part.index}.csv")
-                    store.upload_file(blob, stream)
-                    parts.append(StagedPart(blob, part.records, part.size_bytes))
+                if size <= upload_limit:
+                    # One part: the CSV as written, without reading it back to split it.
+                    blob = store.level_blob(level_index, "part-0.csv")
+                    store.upload_file(blob, data)
+                    parts.append(StagedPart(blob, submitted, size))
+                else:
+                    for part, stream in split_ingest_csv(data, upload_limit):
+                        blob = store.level_blob(level_index, f"part-{part.index}.csv")
+                        store.upload_file(blob, stream)
+                        parts.append(StagedPart(blob, part.records, part.size_bytes))
     return StagedLevel(tuple(parts), submitted, orphan_count, tuple(columns))
 
 
@@ -247,8 +274,6 @@ def collect_level_results(
     reported with the job's errorMessage.
     """
     level = levels[level_index]
-    succeeded = failed_count = unprocessed = 0
-    failed_by_error: Counter[str] = Counter()
     reverse_parent: dict[str, str] = {}
     if level.parent is not None:
         reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
@@ -257,36 +282,14 @@ def collect_level_results(
         id_map = CsvOut(id_map_file, ID_MAP_COLUMNS)
         failed = failure_writer(failed_file, columns)
         loaded = CsvOut(succeeded_file, [*RESULT_COLUMNS, *columns])
-        for job in jobs:
-            # A job's counts tell which result lists are empty: those are not read.
-            has_successes = job.processed > job.failed or job.unsuccessful
-            has_failures = job.failed > 0 or job.unsuccessful
-            if has_successes:
-                for row in _ResultRows(client, job.id, "successfulResults", level, columns,
-                                       reverse_parent):
-                    succeeded += 1
-                    sf_id, created, external_id, parent_external_id, fields = row
-                    if level.external_id_field:
-                        id_map.writerow([external_id, sf_id])
-                    loaded.writerow([level.name, level.object, sf_id, created, external_id,
-                                     parent_external_id, *fields])
-            if has_failures:
-                for row in _ResultRows(client, job.id, "failedResults", level, columns,
-                                       reverse_parent):
-                    failed_count += 1
-                    error, _, external_id, parent_external_id, fields = row
-                    failed_by_error[error_code(error)] += 1
-                    failed.writerow([level.name, level.object, "failed", error, external_id,
-                                     parent_external_id, *fields])
-            if job.unsuccessful:
-                message = job.error_message or f"the job ended {job.state}"
-                error = f"JOB_{job.state.upper()}:{message}"
-                for row in _ResultRows(client, job.id, "unprocessedrecords", level, columns,
-                                       reverse_parent):
-                    unprocessed += 1
-                    _, _, external_id, parent_external_id, fields = row
-                    failed.writerow([level.name, level.object, "unprocessed", error,
-                                     external_id, parent_external_id, *fields])
+        # Successes and failures are separate downloads into separate files: read both at
+        # once, so a level costs its longer list rather than the sum of its lists.
+        with ThreadPoolExecutor(1, thread_name_prefix="bulkload-failures") as pool:
+            failures = pool.submit(_read_failures, client, jobs, level, columns, reverse_parent,
+                                   failed)
+            succeeded = _read_successes(client, jobs, level, columns, reverse_parent, id_map,
+                                        loaded)
+            failed_count, unprocessed, failed_by_error = failures.result()
         for writer, file, name in ((loaded, succeeded_file, SUCCEEDED_FILE),
                                    (failed, failed_file, FAILED_FILE),
                                    (id_map, id_map_file, ID_MAP_FILE)):
@@ -298,6 +301,54 @@ def collect_level_results(
             store.upload_file(store.level_blob(level_index, name), file)
         crash_point(RESULTS_WRITTEN)
     return LevelResults(succeeded, failed_count, unprocessed, dict(sorted(failed_by_error.items())))
+
+
+def _read_successes(
+    client: SalesforceClient, jobs: Sequence[JobSnapshot], level: LoadLevel,
+    columns: Sequence[str], reverse_parent: Mapping[str, str], id_map: CsvOut, loaded: CsvOut,
+) -> int:
+    succeeded = 0
+    for job in jobs:
+        # A job's counts tell which result lists are empty: those are not read.
+        if not (job.processed > job.failed or job.unsuccessful):
+            continue
+        for row in _ResultRows(client, job.id, "successfulResults", level, columns,
+                               reverse_parent):
+            succeeded += 1
+            sf_id, created, external_id, parent_external_id, fields = row
+            if level.external_id_field:
+                id_map.writerow([external_id, sf_id])
+            loaded.writerow([level.name, level.object, sf_id, created, external_id,
+                             parent_external_id, *fields])
+    return succeeded
+
+
+def _read_failures(
+    client: SalesforceClient, jobs: Sequence[JobSnapshot], level: LoadLevel,
+    columns: Sequence[str], reverse_parent: Mapping[str, str], failed: CsvOut,
+) -> tuple[int, int, Counter[str]]:
+    """The failed records, and the unprocessed ones of a Failed or Aborted job."""
+    failed_count = unprocessed = 0
+    failed_by_error: Counter[str] = Counter()
+    for job in jobs:
+        if job.failed > 0 or job.unsuccessful:
+            for row in _ResultRows(client, job.id, "failedResults", level, columns,
+                                   reverse_parent):
+                failed_count += 1
+                error, _, external_id, parent_external_id, fields = row
+                failed_by_error[error_code(error)] += 1
+                failed.writerow([level.name, level.object, "failed", error, external_id,
+                                 parent_external_id, *fields])
+        if job.unsuccessful:
+            message = job.error_message or f"the job ended {job.state}"
+            error = f"JOB_{job.state.upper()}:{message}"
+            for row in _ResultRows(client, job.id, "unprocessedrecords", level, columns,
+                                   reverse_parent):
+                unprocessed += 1
+                _, _, external_id, parent_external_id, fields = row
+                failed.writerow([level.name, level.object, "unprocessed", error,
+                                 external_id, parent_external_id, *fields])
+    return failed_count, unprocessed, failed_by_error
 
 
 ResultRow = tuple[str, str, str, str, tuple[str, ...]]

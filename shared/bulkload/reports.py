@@ -25,6 +25,7 @@ from shared.bulkload.levels import (
     orphan_reason,
     read_failure_reasons,
     read_id_map,
+    staged_columns,
     staged_records,
 )
 from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
@@ -94,9 +95,7 @@ def report_level_failure(store: LoadStore, levels: Sequence[LoadLevel], level_in
     orphans_reported = store.exists(store.level_blob(level_index, ORPHANS_FILE))
     failed = 0
     with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        columns: dict[str, None] = {}
-        for record in staged_records(local):
-            columns.update(dict.fromkeys(record["f"]))
+        columns = dict.fromkeys(staged_columns(local))
         with spooled_file() as failed_file, spooled_file() as orphans_file:
             failed_out = failure_writer(failed_file, list(columns))
             orphans_out = failure_writer(orphans_file, list(columns))

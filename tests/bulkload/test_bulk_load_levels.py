@@ -169,3 +169,21 @@ def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_
                         ("C2", "failed", "RESULTS_UNAVAILABLE"),
                         ("C3", "orphaned", "PARENT_NOT_LOADED")]
     assert all(len(row["error"]) < 400 and "Traceback" not in row["error"] for row in report)
+
+
+def test_a_level_staged_without_its_columns_line_stages_the_same_csv(store):
+    # Records staged by an earlier version of the app have no columns line: a load that
+    # was running across the upgrade reads its columns from the records instead.
+    request = validate_load_request(LOAD)
+    steps.stage_request(store, request)
+    blob = store.level_blob(0, steps.RECORDS_FILE)
+    staged_now = steps.stage_level(store, request.levels, 0, 10_000_000)
+    part_now = store.read_bytes(staged_now.parts[0].blob)
+    lines = store.read_bytes(blob).splitlines(keepends=True)
+    store.upload_bytes(blob, b"".join(lines[1:]), "application/jsonl")
+
+    staged_before = steps.stage_level(store, request.levels, 0, 10_000_000)
+
+    assert lines[0] == b'{"columns":["External_Id__c","Name","Industry","Phone"]}\n'
+    assert staged_before == staged_now
+    assert store.read_bytes(staged_before.parts[0].blob) == part_now
