@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
-from shared.bulkload.request import LoadLevel, LoadRequest
+from shared.bulkload.request import LoadLevel
+from shared.bulkload.staged import level_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.crash_points import crash_point
 from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
@@ -33,67 +33,11 @@ RESULTS_WRITTEN = "bulkload.results.after_write"
 FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
 RESULT_COLUMNS = ["level", "object", "sfId", "created", "externalId", "parentExternalId"]
 ID_MAP_COLUMNS = ["externalId", "sfId"]
-RECORDS_FILE = "records.jsonl"
 ID_MAP_FILE = "idmap.csv"
 INHERITED_ID_MAP_FILE = "idmap-inherited.csv"
 FAILED_FILE = "failed.csv"
 SUCCEEDED_FILE = "succeeded.csv"
 ORPHANS_FILE = "orphans.csv"
-REQUEST_FILE = "request.json"
-# The first line of a level's records.jsonl: {"columns": [the fields of its records]}.
-COLUMNS_KEY = "columns"
-
-# One encoder and decoder for every staged line: json.dumps/loads would build one per line.
-_encode_line = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-_decode_line = json.JSONDecoder().decode
-
-
-# -- staging the request ----------------------------------------------------------------
-
-
-def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
-    """Write each level's records (JSON lines after a line naming the level's columns) and
-    the levels; returns records per level."""
-    store.ensure_container()
-    counts = []
-    for index, records in enumerate(request.records):
-        with spooled_file() as out:
-            # The columns first: a level is then staged in one pass over its records.
-            columns = data_columns({"f": record.fields} for record in records)
-            out.write(_encode_line({COLUMNS_KEY: columns}).encode() + b"\n")
-            for record in records:
-                line = {"e": record.external_id, "p": record.parent_external_id,
-                        "f": record.fields}
-                out.write(_encode_line(line).encode() + b"\n")
-            out.seek(0)
-            store.upload_file(store.level_blob(index, RECORDS_FILE), out, "application/jsonl")
-        counts.append(len(records))
-    store.upload_bytes(
-        store.name(REQUEST_FILE),
-        json.dumps({"levels": [level.to_json() for level in request.levels]}).encode(),
-        "application/json",
-    )
-    return counts
-
-
-def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
-    local.seek(0)
-    for line in local:
-        if line.strip():
-            record = _decode_line(line.decode("utf-8"))
-            if COLUMNS_KEY not in record:
-                yield record
-
-
-def staged_columns(local: IO[bytes]) -> list[str]:
-    """The level's columns, from the line before its records; read from the records for a
-    level staged without that line (by an earlier version of the app)."""
-    local.seek(0)
-    first = local.readline()
-    header = _decode_line(first.decode("utf-8")) if first.strip() else {}
-    if COLUMNS_KEY in header:
-        return list(header[COLUMNS_KEY])
-    return data_columns(staged_records(local))
 
 
 # -- staging a level's CSV ----------------------------------------------------------------
@@ -111,8 +55,10 @@ def stage_level(
     level = levels[level_index]
     parts: list[StagedPart] = []
     orphan_count = 0
-    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        columns = staged_columns(local)
+    parent = levels[level.parent] if level.parent is not None else None
+    # Prepared while the parent's jobs ran: only the parents are left to look up.
+    with level_records(store, level_index, prepared=parent is not None and skip_reason is None
+                       ) as (columns, records):
         if not columns:  # no records (a level of a retry with nothing to retry)
             return StagedLevel()
         csv_columns = columns + (
@@ -123,28 +69,28 @@ def stage_level(
         if level.parent is not None and skip_reason is None:
             parent_ids = read_id_map(store, level.parent)
             parent_errors = read_failure_reasons(store, level.parent)
-        parent = levels[level.parent] if level.parent is not None else None
 
         with spooled_file() as data, spooled_file() as orphans_file:
             orphans = failure_writer(orphans_file, columns)
 
             def rows() -> Iterator[dict[str, Any]]:
                 nonlocal orphan_count
-                for record in staged_records(local):
+                for external_id, parent_external_id, values in records:
                     reason = skip_reason
                     if reason is None and parent is not None:
-                        parent_id = parent_ids.get(record["p"])
+                        parent_id = parent_ids.get(parent_external_id or "")
                         if parent_id is None:
-                            reason = orphan_reason(parent, record["p"],
-                                                   parent_errors.get(record["p"]))
+                            reason = orphan_reason(parent, parent_external_id or "",
+                                                   parent_errors.get(parent_external_id or ""))
                     if reason is not None:
-                        orphans.writerow_dict(failure_row(level, "orphaned", reason, record["e"],
-                                                      record["p"], record["f"]))
+                        orphans.writerow_dict(failure_row(level, "orphaned", reason,
+                                                          external_id, parent_external_id,
+                                                          values))
                         orphan_count += 1
                         continue
-                    row = csv_values(record["f"], columns)
+                    row = values
                     if parent is not None and level.parent_reference_field is not None:
-                        row[level.parent_reference_field] = parent_ids[record["p"]]
+                        row[level.parent_reference_field] = parent_ids[parent_external_id or ""]
                     yield row
 
             submitted = write_ingest_csv(rows(), csv_columns, data)
@@ -171,20 +117,6 @@ def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str 
     cause = parent_error or "no result came back for it"
     return (f"PARENT_NOT_LOADED:parent {parent.object} {parent_external_id!r} was not loaded: "
             f"{cause}")
-
-
-def data_columns(records: Iterable[dict[str, Any]]) -> list[str]:
-    columns: dict[str, None] = {}
-    for record in records:
-        for name in record["f"]:
-            columns.setdefault(name, None)
-    return list(columns)
-
-
-def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    # JSON null clears the field (#N/A); a field the record does not mention stays as is.
-    return {column: NULL_MARKER if (value := fields.get(column, "")) is None else value
-            for column in columns}
 
 
 # -- ID maps and failure files ----------------------------------------------------------------

@@ -111,6 +111,14 @@ class StageLevelRequest(Message):
 
 
 @dataclass(frozen=True)
+class PrepareLevelRequest(Message):
+    """Decode and format a child level's records while its parent level's jobs run."""
+
+    prefix: str
+    level: int
+
+
+@dataclass(frozen=True)
 class StagedPart(Message):
     blob: str
     records: int

@@ -15,7 +15,6 @@ from shared.bulkload.levels import (
     FAILED_FILE,
     FAILURE_COLUMNS,
     ORPHANS_FILE,
-    RECORDS_FILE,
     RESULT_COLUMNS,
     SUCCEEDED_FILE,
     CsvOut,
@@ -25,11 +24,10 @@ from shared.bulkload.levels import (
     orphan_reason,
     read_failure_reasons,
     read_id_map,
-    staged_columns,
-    staged_records,
 )
 from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
 from shared.bulkload.request import LoadLevel
+from shared.bulkload.staged import RECORDS_FILE, staged_columns, staged_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.crash_points import crash_point
 from shared.spreadsheet_cells import spreadsheet_safe

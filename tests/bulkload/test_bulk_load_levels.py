@@ -9,6 +9,7 @@ import io
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
 from shared.bulkload import reports
+from shared.bulkload import staged as staging
 from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
 from shared.bulkload.validation import validate_load_request
 from tests.salesforce.client_setup import wait_for_job
@@ -48,7 +49,7 @@ def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error
     store, sf_client, sfsim
 ):
     request = validate_load_request(LOAD)
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
 
     accounts_staged, _, account_results = run_level(store, sf_client, request, 0)
     contacts_staged, _, contact_results = run_level(store, sf_client, request, 1)
@@ -103,7 +104,7 @@ def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(store, sf_cl
         {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": "A1", "Industry": None},
                      {"External_Id__c": "A9", "Name": "New", "Phone": "999"}]}]})
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
 
     run_level(store, sf_client, request, 0)
 
@@ -119,7 +120,7 @@ def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
         {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": f"A{n:03d}", "Name": f"Account {n}"}
                      for n in range(100)]}]})
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
 
     staged, jobs, results = run_level(store, sf_client, request, 0, upload_limit=400)
 
@@ -133,7 +134,7 @@ def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim):
     request = validate_load_request({"levels": [
         {"object": "Account", "operation": "insert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": "A1", "Name": "Once"}]}]})
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
     staged = steps.stage_level(store, request.levels, 0, 10_000)
     job = job_steps.create_level_job(sf_client, request.levels[0])
     sf_client.upload_job_data(job.id, io.BytesIO(store.read_bytes(staged.parts[0].blob)))
@@ -152,7 +153,7 @@ def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_
     store, sf_client, sfsim
 ):
     request = validate_load_request(LOAD)
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
     run_level(store, sf_client, request, 0)
     steps.stage_level(store, request.levels, 1, 10_000_000)
     error = LevelError(LevelErrorCode.RESULTS_UNAVAILABLE,
@@ -175,8 +176,8 @@ def test_a_level_staged_without_its_columns_line_stages_the_same_csv(store):
     # Records staged by an earlier version of the app have no columns line: a load that
     # was running across the upgrade reads its columns from the records instead.
     request = validate_load_request(LOAD)
-    steps.stage_request(store, request)
-    blob = store.level_blob(0, steps.RECORDS_FILE)
+    staging.stage_request(store, request)
+    blob = store.level_blob(0, staging.RECORDS_FILE)
     staged_now = steps.stage_level(store, request.levels, 0, 10_000_000)
     part_now = store.read_bytes(staged_now.parts[0].blob)
     lines = store.read_bytes(blob).splitlines(keepends=True)
@@ -187,3 +188,23 @@ def test_a_level_staged_without_its_columns_line_stages_the_same_csv(store):
     assert lines[0] == b'{"columns":["External_Id__c","Name","Industry","Phone"]}\n'
     assert staged_before == staged_now
     assert store.read_bytes(staged_before.parts[0].blob) == part_now
+
+
+def test_a_child_level_prepared_while_its_parents_load_stages_the_same_files(
+    store, sf_client, sfsim
+):
+    request = validate_load_request(LOAD)
+    staging.stage_request(store, request)
+    staging.prepare_level(store, 1)  # while the accounts' job runs
+    run_level(store, sf_client, request, 0)
+
+    prepared = steps.stage_level(store, request.levels, 1, 10_000_000)
+    prepared_files = [store.read_bytes(prepared.parts[0].blob),
+                      store.read_bytes(store.level_blob(1, steps.ORPHANS_FILE))]
+    store.container.delete_blob(store.level_blob(1, staging.PREPARED_FILE))
+    from_records = steps.stage_level(store, request.levels, 1, 10_000_000)
+
+    assert (prepared.submitted, prepared.orphans) == (2, 2)  # A2 failed: C1 and C3 orphaned
+    assert prepared == from_records
+    assert prepared_files == [store.read_bytes(from_records.parts[0].blob),
+                              store.read_bytes(store.level_blob(1, steps.ORPHANS_FILE))]
