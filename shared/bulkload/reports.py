@@ -8,6 +8,7 @@ for a retry of the failed records.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Sequence
 
@@ -56,24 +57,25 @@ def write_results_report(store: LoadStore, level_count: int) -> str:
 
 def _concatenate(store: LoadStore, level_count: int, names: Sequence[str],
                  first_columns: Sequence[str], report_name: str) -> int:
-    files = [store.level_blob(index, name) for index in range(level_count) for name in names]
+    blobs = [store.level_blob(index, name) for index in range(level_count) for name in names]
     columns: dict[str, None] = dict.fromkeys(first_columns)
-    for blob in files:
-        with store.download_if_exists(blob) as local:
-            if local is not None:
-                header = local.readline().decode("utf-8").rstrip("\r\n")
-                for name in next(csv.reader([header]), []):
-                    columns.setdefault(name, None)
     rows = 0
-    with spooled_file() as report_file:
+    with contextlib.ExitStack() as downloads:
+        # Each file once: its header for the report's columns, then its rows.
+        files = [local for blob in blobs
+                 if (local := downloads.enter_context(store.download_if_exists(blob)))
+                 is not None]
+        for local in files:
+            header = local.readline().decode("utf-8").rstrip("\r\n")
+            for name in next(csv.reader([header]), []):
+                columns.setdefault(name, None)
+        report_file = downloads.enter_context(spooled_file())
         report = CsvOut(report_file, [spreadsheet_safe(name) for name in columns])
-        for blob in files:
-            with store.download_if_exists(blob) as local:
-                if local is None:
-                    continue
-                for row in csv_rows(local):
-                    report.writerow([spreadsheet_safe(row.get(name) or "") for name in columns])
-                    rows += 1
+        for local in files:
+            local.seek(0)
+            for row in csv_rows(local):
+                report.writerow([spreadsheet_safe(row.get(name) or "") for name in columns])
+                rows += 1
         report.finish()
         report_file.seek(0)
         store.upload_file(store.name(report_name), report_file)
