@@ -225,7 +225,7 @@ def _submit_parts(run: _Load, level: _Level) -> Steps:
     # Not waited for here: the first wait for a poll sends it, so it runs while Salesforce
     # runs the jobs.
     children = [index for index, child in enumerate(run.load.levels)
-                if child.parent == level.index]
+                if child.parent == level.index and run.load.prepare_children]
     level.preparing = [run.call_once(BULK_LOAD_PREPARE_LEVEL,
                                      PrepareLevelRequest(run.load.prefix, child))
                        for child in children]

@@ -98,6 +98,7 @@ def stage_new_load(
         first_poll_delay=min(FIRST_POLL_SECONDS, settings.poll_interval),
         fingerprint=tuple(fingerprint or request_fingerprint(request)),
         origin=origin.load_id if origin is not None else None,
+        prepare_children=True,
     )
 
 

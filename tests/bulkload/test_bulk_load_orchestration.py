@@ -34,12 +34,14 @@ def orchestrator():
         yield bulk_load.build().get_user_function()
 
 
-def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None):
+def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,
+               prepare_children=True):
     return LoadInput("load-1", "load-1/run", tuple(LoadLevel.from_json(level) for level in LEVELS),
                      tuple(records), poll_interval=poll_interval, max_wait=max_wait,
                      upload_limit=100_000_000, activity_attempts=3,
                      activity_retry_delay=5.0,
-                     first_poll_delay=first_poll_delay or poll_interval).to_json()
+                     first_poll_delay=first_poll_delay or poll_interval,
+                     prepare_children=prepare_children).to_json()
 
 
 class FakeOrg:
@@ -139,6 +141,14 @@ def test_a_child_level_that_could_not_be_prepared_is_staged_from_its_records(orc
     assert [request["level"] for request in run.called("bulk_load_stage_level")] == [0, 1]
     assert run.output["outcome"] == "succeeded"
     assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4)]
+
+
+def test_a_load_started_by_the_earlier_version_replays_without_preparing(orchestrator):
+    run = replay(orchestrator, load_input(prepare_children=False),
+                 FakeOrg(polls_until_done=2), START)
+
+    assert run.called("bulk_load_prepare_level") == []
+    assert run.output["outcome"] == "succeeded"
 
 
 def test_a_level_above_the_upload_limit_gets_one_job_per_part(orchestrator):
