@@ -107,7 +107,9 @@ def prepare_level(store: LoadStore, level_index: int) -> None:
             spooled_file() as out:
         columns = staged_columns(local)
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")
-        writer = csv.writer(text, lineterminator="\n")
+        # CRLF: the csv module quotes only for its own terminator's characters, and a value
+        # holding a lone CR must come back as one value.
+        writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(["e", "p", *columns])
         for record in staged_records(local):
             values = csv_values(record["f"], columns)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
@@ -193,7 +194,12 @@ def test_a_level_staged_without_its_columns_line_stages_the_same_csv(store):
 def test_a_child_level_prepared_while_its_parents_load_stages_the_same_files(
     store, sf_client, sfsim
 ):
-    request = validate_load_request(LOAD)
+    load = json.loads(json.dumps(LOAD))
+    load["levels"][1]["records"] += [
+        {"External_Id__c": "C8", "LastName": "a lone\rCR", "parentExternalId": "A1"},
+        {"External_Id__c": "C9", "LastName": "two\r\nlines, \"quoted\"", "Email": None,
+         "parentExternalId": "A2"}]
+    request = validate_load_request(load)
     staging.stage_request(store, request)
     staging.prepare_level(store, 1)  # while the accounts' job runs
     run_level(store, sf_client, request, 0)
@@ -204,7 +210,7 @@ def test_a_child_level_prepared_while_its_parents_load_stages_the_same_files(
     store.container.delete_blob(store.level_blob(1, staging.PREPARED_FILE))
     from_records = steps.stage_level(store, request.levels, 1, 10_000_000)
 
-    assert (prepared.submitted, prepared.orphans) == (2, 2)  # A2 failed: C1 and C3 orphaned
+    assert (prepared.submitted, prepared.orphans) == (3, 3)  # A2 failed: C1, C3, C9 orphaned
     assert prepared == from_records
     assert prepared_files == [store.read_bytes(from_records.parts[0].blob),
                               store.read_bytes(store.level_blob(1, steps.ORPHANS_FILE))]
