@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import azure.durable_functions as df
 
-from shared.bulkload import jobs, levels, reports
+from shared.bulkload import jobs, levels, reports, staged
 from shared.bulkload.claims import claim_load_run, keep_summary
 from shared.bulkload.job_intents import JobIntents, PartJob
 from shared.bulkload.messages import (
@@ -23,6 +23,7 @@ from shared.bulkload.messages import (
     JobSnapshots,
     JobsRequest,
     KeepSummaryRequest,
+    PrepareLevelRequest,
     ReportLevelFailureRequest,
     StageLevelRequest,
     UploadPartRequest,
@@ -39,6 +40,7 @@ blueprint = df.Blueprint()
 
 BULK_LOAD_CLAIM_RUN = "bulk_load_claim_run"
 BULK_LOAD_STAGE_LEVEL = "bulk_load_stage_level"
+BULK_LOAD_PREPARE_LEVEL = "bulk_load_prepare_level"
 BULK_LOAD_CREATE_JOB = "bulk_load_create_job"
 BULK_LOAD_UPLOAD_PART = "bulk_load_upload_part"
 BULK_LOAD_POLL_JOBS = "bulk_load_poll_jobs"
@@ -81,6 +83,13 @@ def bulk_load_stage_level(request: Json) -> Json:
         _store(stage.prefix), stage.levels, stage.level, stage.upload_limit,
         stage.skip.as_error() if stage.skip is not None else None,
     ).to_json()
+
+
+@blueprint.function_name(BULK_LOAD_PREPARE_LEVEL)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_prepare_level(request: Json) -> None:
+    prepare = PrepareLevelRequest.from_json(request)
+    staged.prepare_level(_store(prepare.prefix), prepare.level)
 
 
 @blueprint.function_name(BULK_LOAD_CREATE_JOB)

@@ -22,6 +22,7 @@ from activities.bulk_load import (
     BULK_LOAD_CREATE_JOB,
     BULK_LOAD_KEEP_SUMMARY,
     BULK_LOAD_POLL_JOBS,
+    BULK_LOAD_PREPARE_LEVEL,
     BULK_LOAD_REPORT_LEVEL_FAILURE,
     BULK_LOAD_STAGE_LEVEL,
     BULK_LOAD_UPLOAD_PART,
@@ -42,6 +43,7 @@ from shared.bulkload.messages import (
     LevelErrorCode,
     LevelResults,
     LoadInput,
+    PrepareLevelRequest,
     ReportLevelFailureRequest,
     StagedLevel,
     StageLevelRequest,
@@ -84,6 +86,10 @@ class _Load:
         )
         return self.context.call_activity_with_retry(activity, retry, request.to_json())
 
+    def call_once(self, activity: str, request: Message) -> Any:
+        """An activity whose failure only costs time: no retries to wait for."""
+        return self.context.call_activity(activity, request.to_json())
+
     def show(self, index: int, phase: str, jobs: Sequence[JobSnapshot] = ()) -> None:
         self.context.set_custom_status(
             progress.custom_status(self.load, index, phase, jobs, self.summaries))
@@ -104,6 +110,7 @@ class _Level:
     stalled: tuple[str, ...] = ()
     results: LevelResults | None = None
     error: LevelError | None = None
+    preparing: list[Any] = field(default_factory=list)  # child levels' preparation tasks
 
 
 @blueprint.orchestration_trigger(context_name="context")
@@ -114,7 +121,8 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
        the Durable API) loads nothing and answers the summary of the one that loaded
     for each level:
       1. stage: write its CSV; children of parents that were not loaded become orphans
-      2. submit parts: create, upload and close one ingest job per CSV part
+      2. submit parts: create, upload and close one ingest job per CSV part; then, while
+         they run, prepare the child levels' records (all but their parents' ids)
       3. poll until ended: durable timers until every job ended; abort them at max wait
          or when a cancel arrives
       4. collect results: the ID map for the next level, failed and unprocessed records
@@ -214,6 +222,13 @@ def _submit_parts(run: _Load, level: _Level) -> Steps:
         uploaded = yield run.call(BULK_LOAD_UPLOAD_PART,
                                   UploadPartRequest(run.load.prefix, level.jobs[-1].id, part.blob))
         level.jobs[-1] = JobSnapshot.from_json(uploaded)
+    # Not waited for here: the first wait for a poll sends it, so it runs while Salesforce
+    # runs the jobs.
+    children = [index for index, child in enumerate(run.load.levels)
+                if child.parent == level.index and run.load.prepare_children]
+    level.preparing = [run.call_once(BULK_LOAD_PREPARE_LEVEL,
+                                     PrepareLevelRequest(run.load.prefix, child))
+                       for child in children]
 
 
 def _poll_until_ended(run: _Load, level: _Level) -> Steps:
@@ -235,7 +250,12 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
                                     run.load.poll_interval, deadline)
         next_poll = run.context.create_timer(due)
         polls += 1
-        woken_by = yield run.context.task_any([next_poll, run.cancel_requested])
+        woken_by = yield run.context.task_any([next_poll, run.cancel_requested,
+                                               *level.preparing])
+        while woken_by in level.preparing:  # a child level is prepared: wait on
+            level.preparing.remove(woken_by)
+            woken_by = yield run.context.task_any([next_poll, run.cancel_requested,
+                                                   *level.preparing])
         if woken_by is run.cancel_requested:
             # create_timer is annotated TaskBase; it returns a TimerTask, which can cancel.
             next_poll.cancel()  # type: ignore[attr-defined]
@@ -248,6 +268,18 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
     level.error = progress.level_failure(level.jobs, level.stalled, run.load.max_wait)
     if run.cancel_reason is not None:
         level.error = LevelError(LevelErrorCode.CANCELLED, f"cancelled: {run.cancel_reason}")
+    yield from _children_prepared(run, level)
+
+
+def _children_prepared(run: _Load, level: _Level) -> Steps:
+    """The child levels' preparation has ended (as a rule while the jobs ran); a child
+    that could not be prepared is staged from its records instead."""
+    if not level.preparing:
+        return
+    try:
+        yield run.context.task_all(level.preparing)
+    except Exception:  # staging reads the records itself
+        return
 
 
 def _abort(run: _Load, level: _Level, phase: str) -> Steps:

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from shared.bulkload.load_events import log_level_ended, log_level_staged
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
-from shared.bulkload.request import LoadLevel, LoadRequest
+from shared.bulkload.request import LoadLevel
+from shared.bulkload.staged import level_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.crash_points import crash_point
 from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
@@ -33,48 +34,11 @@ RESULTS_WRITTEN = "bulkload.results.after_write"
 FAILURE_COLUMNS = ["level", "object", "kind", "error", "externalId", "parentExternalId"]
 RESULT_COLUMNS = ["level", "object", "sfId", "created", "externalId", "parentExternalId"]
 ID_MAP_COLUMNS = ["externalId", "sfId"]
-RECORDS_FILE = "records.jsonl"
 ID_MAP_FILE = "idmap.csv"
 INHERITED_ID_MAP_FILE = "idmap-inherited.csv"
 FAILED_FILE = "failed.csv"
 SUCCEEDED_FILE = "succeeded.csv"
 ORPHANS_FILE = "orphans.csv"
-REQUEST_FILE = "request.json"
-
-# One encoder and decoder for every staged line: json.dumps/loads would build one per line.
-_encode_line = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
-_decode_line = json.JSONDecoder().decode
-
-
-# -- staging the request ----------------------------------------------------------------
-
-
-def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
-    """Write each level's records (JSON lines) and the levels; returns records per level."""
-    store.ensure_container()
-    counts = []
-    for index, records in enumerate(request.records):
-        with spooled_file() as out:
-            for record in records:
-                line = {"e": record.external_id, "p": record.parent_external_id,
-                        "f": record.fields}
-                out.write(_encode_line(line).encode() + b"\n")
-            out.seek(0)
-            store.upload_file(store.level_blob(index, RECORDS_FILE), out, "application/jsonl")
-        counts.append(len(records))
-    store.upload_bytes(
-        store.name(REQUEST_FILE),
-        json.dumps({"levels": [level.to_json() for level in request.levels]}).encode(),
-        "application/json",
-    )
-    return counts
-
-
-def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
-    local.seek(0)
-    for line in local:
-        if line.strip():
-            yield _decode_line(line.decode("utf-8"))
 
 
 # -- staging a level's CSV ----------------------------------------------------------------
@@ -92,8 +56,10 @@ def stage_level(
     level = levels[level_index]
     parts: list[StagedPart] = []
     orphan_count = 0
-    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        columns = data_columns(staged_records(local))
+    parent = levels[level.parent] if level.parent is not None else None
+    # Prepared while the parent's jobs ran: only the parents are left to look up.
+    with level_records(store, level_index, prepared=parent is not None and skip_reason is None
+                       ) as (columns, records):
         if not columns:  # no records (a level of a retry with nothing to retry)
             return StagedLevel()
         csv_columns = columns + (
@@ -104,28 +70,28 @@ def stage_level(
         if level.parent is not None and skip_reason is None:
             parent_ids = read_id_map(store, level.parent)
             parent_errors = read_failure_reasons(store, level.parent)
-        parent = levels[level.parent] if level.parent is not None else None
 
         with spooled_file() as data, spooled_file() as orphans_file:
             orphans = failure_writer(orphans_file, columns)
 
             def rows() -> Iterator[dict[str, Any]]:
                 nonlocal orphan_count
-                for record in staged_records(local):
+                for external_id, parent_external_id, values in records:
                     reason = skip_reason
                     if reason is None and parent is not None:
-                        parent_id = parent_ids.get(record["p"])
+                        parent_id = parent_ids.get(parent_external_id or "")
                         if parent_id is None:
-                            reason = orphan_reason(parent, record["p"],
-                                                   parent_errors.get(record["p"]))
+                            reason = orphan_reason(parent, parent_external_id or "",
+                                                   parent_errors.get(parent_external_id or ""))
                     if reason is not None:
-                        orphans.writerow_dict(failure_row(level, "orphaned", reason, record["e"],
-                                                      record["p"], record["f"]))
+                        orphans.writerow_dict(failure_row(level, "orphaned", reason,
+                                                          external_id, parent_external_id,
+                                                          values))
                         orphan_count += 1
                         continue
-                    row = csv_values(record["f"], columns)
+                    row = values
                     if parent is not None and level.parent_reference_field is not None:
-                        row[level.parent_reference_field] = parent_ids[record["p"]]
+                        row[level.parent_reference_field] = parent_ids[parent_external_id or ""]
                     yield row
 
             submitted = write_ingest_csv(rows(), csv_columns, data)
@@ -133,11 +99,18 @@ def stage_level(
             _flush(orphans_file)
             store.upload_file(store.level_blob(level_index, ORPHANS_FILE), orphans_file)
             if submitted:
+                size = data.tell()
                 data.seek(0)
-                for part, stream in split_ingest_csv(data, upload_limit):
-                    blob = store.level_blob(level_index, f"part-{part.index}.csv")
-                    store.upload_file(blob, stream)
-                    parts.append(StagedPart(blob, part.records, part.size_bytes))
+                if size <= upload_limit:
+                    # One part: the CSV as written, without reading it back to split it.
+                    blob = store.level_blob(level_index, "part-0.csv")
+                    store.upload_file(blob, data)
+                    parts.append(StagedPart(blob, submitted, size))
+                else:
+                    for part, stream in split_ingest_csv(data, upload_limit):
+                        blob = store.level_blob(level_index, f"part-{part.index}.csv")
+                        store.upload_file(blob, stream)
+                        parts.append(StagedPart(blob, part.records, part.size_bytes))
     staged = StagedLevel(tuple(parts), submitted, orphan_count, tuple(columns))
     log_level_staged(store, levels, level_index, staged, skipped=skip_reason is not None)
     return staged
@@ -147,20 +120,6 @@ def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str 
     cause = parent_error or "no result came back for it"
     return (f"PARENT_NOT_LOADED:parent {parent.object} {parent_external_id!r} was not loaded: "
             f"{cause}")
-
-
-def data_columns(records: Iterable[dict[str, Any]]) -> list[str]:
-    columns: dict[str, None] = {}
-    for record in records:
-        for name in record["f"]:
-            columns.setdefault(name, None)
-    return list(columns)
-
-
-def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    # JSON null clears the field (#N/A); a field the record does not mention stays as is.
-    return {column: NULL_MARKER if (value := fields.get(column, "")) is None else value
-            for column in columns}
 
 
 # -- ID maps and failure files ----------------------------------------------------------------
@@ -250,8 +209,6 @@ def collect_level_results(
     reported with the job's errorMessage.
     """
     level = levels[level_index]
-    succeeded = failed_count = unprocessed = 0
-    failed_by_error: Counter[str] = Counter()
     reverse_parent: dict[str, str] = {}
     if level.parent is not None:
         reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
@@ -260,36 +217,14 @@ def collect_level_results(
         id_map = CsvOut(id_map_file, ID_MAP_COLUMNS)
         failed = failure_writer(failed_file, columns)
         loaded = CsvOut(succeeded_file, [*RESULT_COLUMNS, *columns])
-        for job in jobs:
-            # A job's counts tell which result lists are empty: those are not read.
-            has_successes = job.processed > job.failed or job.unsuccessful
-            has_failures = job.failed > 0 or job.unsuccessful
-            if has_successes:
-                for row in _ResultRows(client, job.id, "successfulResults", level, columns,
-                                       reverse_parent):
-                    succeeded += 1
-                    sf_id, created, external_id, parent_external_id, fields = row
-                    if level.external_id_field:
-                        id_map.writerow([external_id, sf_id])
-                    loaded.writerow([level.name, level.object, sf_id, created, external_id,
-                                     parent_external_id, *fields])
-            if has_failures:
-                for row in _ResultRows(client, job.id, "failedResults", level, columns,
-                                       reverse_parent):
-                    failed_count += 1
-                    error, _, external_id, parent_external_id, fields = row
-                    failed_by_error[error_code(error)] += 1
-                    failed.writerow([level.name, level.object, "failed", error, external_id,
-                                     parent_external_id, *fields])
-            if job.unsuccessful:
-                message = job.error_message or f"the job ended {job.state}"
-                error = f"JOB_{job.state.upper()}:{message}"
-                for row in _ResultRows(client, job.id, "unprocessedrecords", level, columns,
-                                       reverse_parent):
-                    unprocessed += 1
-                    _, _, external_id, parent_external_id, fields = row
-                    failed.writerow([level.name, level.object, "unprocessed", error,
-                                     external_id, parent_external_id, *fields])
+        # Successes and failures are separate downloads into separate files: read both at
+        # once, so a level costs its longer list rather than the sum of its lists.
+        with ThreadPoolExecutor(1, thread_name_prefix="bulkload-failures") as pool:
+            failures = pool.submit(_read_failures, client, jobs, level, columns, reverse_parent,
+                                   failed)
+            succeeded = _read_successes(client, jobs, level, columns, reverse_parent, id_map,
+                                        loaded)
+            failed_count, unprocessed, failed_by_error = failures.result()
         for writer, file, name in ((loaded, succeeded_file, SUCCEEDED_FILE),
                                    (failed, failed_file, FAILED_FILE),
                                    (id_map, id_map_file, ID_MAP_FILE)):
@@ -304,6 +239,54 @@ def collect_level_results(
                            dict(sorted(failed_by_error.items())))
     log_level_ended(store, levels, level_index, jobs, results)
     return results
+
+
+def _read_successes(
+    client: SalesforceClient, jobs: Sequence[JobSnapshot], level: LoadLevel,
+    columns: Sequence[str], reverse_parent: Mapping[str, str], id_map: CsvOut, loaded: CsvOut,
+) -> int:
+    succeeded = 0
+    for job in jobs:
+        # A job's counts tell which result lists are empty: those are not read.
+        if not (job.processed > job.failed or job.unsuccessful):
+            continue
+        for row in _ResultRows(client, job.id, "successfulResults", level, columns,
+                               reverse_parent):
+            succeeded += 1
+            sf_id, created, external_id, parent_external_id, fields = row
+            if level.external_id_field:
+                id_map.writerow([external_id, sf_id])
+            loaded.writerow([level.name, level.object, sf_id, created, external_id,
+                             parent_external_id, *fields])
+    return succeeded
+
+
+def _read_failures(
+    client: SalesforceClient, jobs: Sequence[JobSnapshot], level: LoadLevel,
+    columns: Sequence[str], reverse_parent: Mapping[str, str], failed: CsvOut,
+) -> tuple[int, int, Counter[str]]:
+    """The failed records, and the unprocessed ones of a Failed or Aborted job."""
+    failed_count = unprocessed = 0
+    failed_by_error: Counter[str] = Counter()
+    for job in jobs:
+        if job.failed > 0 or job.unsuccessful:
+            for row in _ResultRows(client, job.id, "failedResults", level, columns,
+                                   reverse_parent):
+                failed_count += 1
+                error, _, external_id, parent_external_id, fields = row
+                failed_by_error[error_code(error)] += 1
+                failed.writerow([level.name, level.object, "failed", error, external_id,
+                                 parent_external_id, *fields])
+        if job.unsuccessful:
+            message = job.error_message or f"the job ended {job.state}"
+            error = f"JOB_{job.state.upper()}:{message}"
+            for row in _ResultRows(client, job.id, "unprocessedrecords", level, columns,
+                                   reverse_parent):
+                unprocessed += 1
+                _, _, external_id, parent_external_id, fields = row
+                failed.writerow([level.name, level.object, "unprocessed", error,
+                                 external_id, parent_external_id, *fields])
+    return failed_count, unprocessed, failed_by_error
 
 
 ResultRow = tuple[str, str, str, str, tuple[str, ...]]

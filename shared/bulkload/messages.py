@@ -31,6 +31,9 @@ class LoadInput(Message):
     first_poll_delay: float = 1.0
     fingerprint: tuple[LevelFingerprint, ...] = ()
     origin: str | None = None  # the load whose failed records this load retries
+    # Child levels are prepared while their parent's jobs run. False in the input of a load
+    # started by an earlier version, whose history must replay without that step.
+    prepare_children: bool = False
 
 
 class LevelErrorCode(enum.Enum):
@@ -108,6 +111,14 @@ class StageLevelRequest(Message):
     level: int
     upload_limit: int
     skip: StopReason | None = None  # every record of the level is written as an orphan
+
+
+@dataclass(frozen=True)
+class PrepareLevelRequest(Message):
+    """Decode and format a child level's records while its parent level's jobs run."""
+
+    prefix: str
+    level: int
 
 
 @dataclass(frozen=True)

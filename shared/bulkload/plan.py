@@ -12,8 +12,8 @@ import io
 from collections.abc import Iterable
 from typing import Any
 
-from shared.bulkload.levels import csv_values, data_columns
 from shared.bulkload.request import LoadRequest
+from shared.bulkload.staged import csv_values, data_columns
 from shared.salesforce.bulk_csv import format_value
 
 # The length of a Salesforce id, which the real load writes into a child's reference field.

@@ -8,6 +8,7 @@ for a retry of the failed records.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 from collections.abc import Sequence
 
@@ -15,7 +16,6 @@ from shared.bulkload.levels import (
     FAILED_FILE,
     FAILURE_COLUMNS,
     ORPHANS_FILE,
-    RECORDS_FILE,
     RESULT_COLUMNS,
     SUCCEEDED_FILE,
     CsvOut,
@@ -25,11 +25,11 @@ from shared.bulkload.levels import (
     orphan_reason,
     read_failure_reasons,
     read_id_map,
-    staged_records,
 )
 from shared.bulkload.load_events import log_level_failed
 from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
 from shared.bulkload.request import LoadLevel
+from shared.bulkload.staged import RECORDS_FILE, staged_columns, staged_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.crash_points import crash_point
 from shared.spreadsheet_cells import spreadsheet_safe
@@ -58,24 +58,25 @@ def write_results_report(store: LoadStore, level_count: int) -> str:
 
 def _concatenate(store: LoadStore, level_count: int, names: Sequence[str],
                  first_columns: Sequence[str], report_name: str) -> int:
-    files = [store.level_blob(index, name) for index in range(level_count) for name in names]
+    blobs = [store.level_blob(index, name) for index in range(level_count) for name in names]
     columns: dict[str, None] = dict.fromkeys(first_columns)
-    for blob in files:
-        with store.download_if_exists(blob) as local:
-            if local is not None:
-                header = local.readline().decode("utf-8").rstrip("\r\n")
-                for name in next(csv.reader([header]), []):
-                    columns.setdefault(name, None)
     rows = 0
-    with spooled_file() as report_file:
+    with contextlib.ExitStack() as downloads:
+        # Each file once: its header for the report's columns, then its rows.
+        files = [local for blob in blobs
+                 if (local := downloads.enter_context(store.download_if_exists(blob)))
+                 is not None]
+        for local in files:
+            header = local.readline().decode("utf-8").rstrip("\r\n")
+            for name in next(csv.reader([header]), []):
+                columns.setdefault(name, None)
+        report_file = downloads.enter_context(spooled_file())
         report = CsvOut(report_file, [spreadsheet_safe(name) for name in columns])
-        for blob in files:
-            with store.download_if_exists(blob) as local:
-                if local is None:
-                    continue
-                for row in csv_rows(local):
-                    report.writerow([spreadsheet_safe(row.get(name) or "") for name in columns])
-                    rows += 1
+        for local in files:
+            local.seek(0)
+            for row in csv_rows(local):
+                report.writerow([spreadsheet_safe(row.get(name) or "") for name in columns])
+                rows += 1
         report.finish()
         report_file.seek(0)
         store.upload_file(store.name(report_name), report_file)
@@ -95,9 +96,7 @@ def report_level_failure(store: LoadStore, levels: Sequence[LoadLevel], level_in
     orphans_reported = store.exists(store.level_blob(level_index, ORPHANS_FILE))
     failed = 0
     with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
-        columns: dict[str, None] = {}
-        for record in staged_records(local):
-            columns.update(dict.fromkeys(record["f"]))
+        columns = dict.fromkeys(staged_columns(local))
         with spooled_file() as failed_file, spooled_file() as orphans_file:
             failed_out = failure_writer(failed_file, list(columns))
             orphans_out = failure_writer(orphans_file, list(columns))

@@ -10,11 +10,11 @@ from collections.abc import Mapping, Sequence
 from azure.storage.blob import BlobServiceClient
 
 from shared.bulkload.fingerprint import LevelFingerprint, request_fingerprint
-from shared.bulkload.levels import stage_request
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, RecordProblem
 from shared.bulkload.required_fields import missing_required_fields
 from shared.bulkload.retry import inherit_id_maps
+from shared.bulkload.staged import stage_request
 from shared.bulkload.store import LoadStore
 from shared.bulkload.validation import validate_load_request
 from shared.config import BulkLoadSettings
@@ -98,6 +98,7 @@ def stage_new_load(
         first_poll_delay=min(FIRST_POLL_SECONDS, settings.poll_interval),
         fingerprint=tuple(fingerprint or request_fingerprint(request)),
         origin=origin.load_id if origin is not None else None,
+        prepare_children=True,
     )
 
 

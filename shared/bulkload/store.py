@@ -4,6 +4,7 @@
     {container}/{load id}/{run}/run-claim                   the execution loading the run
     {container}/{load id}/{run}/request.json               levels (no records)
     {container}/{load id}/{run}/levels/{i}/records.jsonl   the level's validated records
+    {container}/{load id}/{run}/levels/{i}/prepared.csv    a child level's, as CSV values
     {container}/{load id}/{run}/levels/{i}/part-{k}.csv    CSV uploaded to the k-th job
     {container}/{load id}/{run}/levels/{i}/idmap.csv       externalId -> Salesforce id
     {container}/{load id}/{run}/levels/{i}/failed.csv      failed and unprocessed records

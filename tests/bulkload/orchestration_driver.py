@@ -93,6 +93,15 @@ def replay(
         for past in history:
             past["IsPlayed"] = True
         actions = state["actions"][-1]
+        scheduled = [action for action in actions
+                     if action["actionType"] != WAIT_FOR_EXTERNAL_EVENT]
+        if len(scheduled) > 1:
+            # Several tasks at once (an activity raced by a poll timer): as the backend
+            # records them, every one is scheduled first, then the activities complete,
+            # then the timers fire.
+            next_id, now = _several_at_once(scheduled, history, event, next_id, now, respond,
+                                            result, raise_before)
+            continue
         for action in actions:
             if action["actionType"] in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
                 name = action["functionName"]
@@ -142,3 +151,51 @@ def replay(
                 raise AssertionError(f"unexpected action {action}")
             next_id += 1
     raise AssertionError(f"the orchestration did not end in {max_episodes} episodes")
+
+
+def _several_at_once(
+    actions: list[dict[str, Any]], history: list[dict[str, Any]],
+    event: Callable[..., dict[str, Any]], next_id: int, now: datetime,
+    respond: Callable[[str, dict[str, Any], datetime], Any], result: Replay,
+    raise_before: Callable[[datetime], list[tuple[str, Any]]] | None,
+) -> tuple[int, datetime]:
+    completions: list[tuple[int, int, Any]] = []
+    for action in actions:
+        if action["actionType"] in (CALL_ACTIVITY, CALL_ACTIVITY_WITH_RETRY):
+            name = action["functionName"]
+            request = json.loads(action["input"])
+            result.calls.append((name, request))
+            history.append(event(TASK_SCHEDULED, EventId=next_id, Name=name))
+            try:
+                completions.append((0, next_id, json.dumps(respond(name, request, now))))
+            except ActivityFailed as failure:  # once: an activity raced by a timer
+                result.failures.append((name, 1))
+                completions.append((0, next_id, failure))
+        elif action["actionType"] == CREATE_TIMER:
+            fire_at = datetime.fromisoformat(action["fireAt"].replace("Z", "+00:00"))
+            result.timers.append(fire_at)
+            history.append(event(TIMER_CREATED, EventId=next_id, FireAt=action["fireAt"]))
+            completions.append((1, next_id, action["fireAt"]))
+        else:
+            raise AssertionError(f"unexpected action {action}")
+        next_id += 1
+    for kind, event_id, value in sorted(completions, key=lambda done: done[:2]):
+        if isinstance(value, ActivityFailed):
+            history += [event(ORCHESTRATOR_STARTED),
+                        event(TASK_FAILED, TaskScheduledId=event_id,
+                              Reason=f"ActivityFailed: {value}",
+                              Details=_failure_details(value))]
+        elif kind == 0:
+            history += [event(ORCHESTRATOR_STARTED),
+                        event(TASK_COMPLETED, TaskScheduledId=event_id, Result=value)]
+        else:
+            fire_at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            arriving = raise_before(fire_at) if raise_before else []
+            history.append(event(ORCHESTRATOR_STARTED))
+            if arriving:  # the timer never fires
+                history += [event(EVENT_RAISED, Name=name, Input=json.dumps(data))
+                            for name, data in arriving]
+                continue
+            now = fire_at
+            history.append(event(TIMER_FIRED, TimerId=event_id, FireAt=value))
+    return next_id, now

@@ -32,10 +32,22 @@ def test_no_answer_of_the_loads_api_hands_out_a_durable_key(start_bulk_host, sfs
     host = start_bulk_host()
     started = host.post(SEED_LOAD)
     host.wait_for_end("seed-example")
+    sfsim.configure(job_delay_seconds=1.0)
+    running = host.post({**SEED_LOAD, "loadId": "still-running"})
     answers = [started, host.post(SEED_LOAD), host.get("/api/bulk-loads"),
                host.get("/api/bulk-loads/seed-example"),
-               post_to(host, "/api/bulk-loads/seed-example/cancel")]
+               host.get("/api/bulk-loads/seed-example/results"),
+               host.get("/api/bulk-loads/seed-example/failures"),
+               post_to(host, "/api/bulk-loads/seed-example/retry-failures"),
+               post_to(host, "/api/bulk-loads/seed-example/cancel"),
+               post_to(host, "/api/bulk-loads?validateOnly=true", SEED_LOAD),
+               host.get("/api/bulk-loads/no-such-load"),
+               running, host.get("/api/bulk-loads/still-running"),
+               host.get("/api/bulk-loads/still-running/failures")]
+    host.wait_for_end("still-running")
 
+    assert [answer.status_code for answer in answers] == [
+        202, 200, 200, 200, 200, 200, 409, 409, 200, 404, 202, 200, 409]
     for answer in answers:
         text = answer.text + json.dumps(dict(answer.headers))
         assert "code=" not in text and host.host.master_key not in text, text

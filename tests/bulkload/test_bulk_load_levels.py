@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from datetime import UTC, datetime
 
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
 from shared.bulkload import reports
+from shared.bulkload import staged as staging
 from shared.bulkload.job_intents import PartJob
 from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
 from shared.bulkload.validation import validate_load_request
@@ -52,7 +54,7 @@ def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error
     store, sf_client, sfsim, job_intents
 ):
     request = validate_load_request(LOAD)
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
 
     accounts_staged, _, account_results = run_level(store, sf_client, job_intents, request, 0)
     contacts_staged, _, contact_results = run_level(store, sf_client, job_intents, request, 1)
@@ -109,7 +111,7 @@ def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(
         {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": "A1", "Industry": None},
                      {"External_Id__c": "A9", "Name": "New", "Phone": "999"}]}]})
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
 
     run_level(store, sf_client, job_intents, request, 0)
 
@@ -125,7 +127,7 @@ def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
         {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": f"A{n:03d}", "Name": f"Account {n}"}
                      for n in range(100)]}]})
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
 
     staged, jobs, results = run_level(store, sf_client, job_intents, request, 0, upload_limit=400)
 
@@ -139,7 +141,7 @@ def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim, job
     request = validate_load_request({"levels": [
         {"object": "Account", "operation": "insert", "externalIdField": "External_Id__c",
          "records": [{"External_Id__c": "A1", "Name": "Once"}]}]})
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
     staged = steps.stage_level(store, request.levels, 0, 10_000)
     job = job_steps.create_level_job(sf_client, job_intents, PartJob(store.prefix, 0, 0),
                                      request.levels[0], datetime.now(UTC))
@@ -159,7 +161,7 @@ def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_
     store, sf_client, sfsim, job_intents
 ):
     request = validate_load_request(LOAD)
-    steps.stage_request(store, request)
+    staging.stage_request(store, request)
     run_level(store, sf_client, job_intents, request, 0)
     steps.stage_level(store, request.levels, 1, 10_000_000)
     error = LevelError(LevelErrorCode.RESULTS_UNAVAILABLE,
@@ -176,3 +178,46 @@ def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_
                         ("C2", "failed", "RESULTS_UNAVAILABLE"),
                         ("C3", "orphaned", "PARENT_NOT_LOADED")]
     assert all(len(row["error"]) < 400 and "Traceback" not in row["error"] for row in report)
+
+
+def test_a_level_staged_without_its_columns_line_stages_the_same_csv(store):
+    # Records staged by an earlier version of the app have no columns line: a load that
+    # was running across the upgrade reads its columns from the records instead.
+    request = validate_load_request(LOAD)
+    staging.stage_request(store, request)
+    blob = store.level_blob(0, staging.RECORDS_FILE)
+    staged_now = steps.stage_level(store, request.levels, 0, 10_000_000)
+    part_now = store.read_bytes(staged_now.parts[0].blob)
+    lines = store.read_bytes(blob).splitlines(keepends=True)
+    store.upload_bytes(blob, b"".join(lines[1:]), "application/jsonl")
+
+    staged_before = steps.stage_level(store, request.levels, 0, 10_000_000)
+
+    assert lines[0] == b'{"columns":["External_Id__c","Name","Industry","Phone"]}\n'
+    assert staged_before == staged_now
+    assert store.read_bytes(staged_before.parts[0].blob) == part_now
+
+
+def test_a_child_level_prepared_while_its_parents_load_stages_the_same_files(
+    store, sf_client, sfsim, job_intents
+):
+    load = json.loads(json.dumps(LOAD))
+    load["levels"][1]["records"] += [
+        {"External_Id__c": "C8", "LastName": "a lone\rCR", "parentExternalId": "A1"},
+        {"External_Id__c": "C9", "LastName": "two\r\nlines, \"quoted\"", "Email": None,
+         "parentExternalId": "A2"}]
+    request = validate_load_request(load)
+    staging.stage_request(store, request)
+    staging.prepare_level(store, 1)  # while the accounts' job runs
+    run_level(store, sf_client, job_intents, request, 0)
+
+    prepared = steps.stage_level(store, request.levels, 1, 10_000_000)
+    prepared_files = [store.read_bytes(prepared.parts[0].blob),
+                      store.read_bytes(store.level_blob(1, steps.ORPHANS_FILE))]
+    store.container.delete_blob(store.level_blob(1, staging.PREPARED_FILE))
+    from_records = steps.stage_level(store, request.levels, 1, 10_000_000)
+
+    assert (prepared.submitted, prepared.orphans) == (3, 3)  # A2 failed: C1, C3, C9 orphaned
+    assert prepared == from_records
+    assert prepared_files == [store.read_bytes(from_records.parts[0].blob),
+                              store.read_bytes(store.level_blob(1, steps.ORPHANS_FILE))]

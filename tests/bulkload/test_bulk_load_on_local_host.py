@@ -9,6 +9,8 @@ import json
 import random
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from itertools import pairwise
 
 import requests
 
@@ -451,6 +453,40 @@ def test_a_host_restart_mid_poll_resumes_polling(start_bulk_host, sfsim):
                if request["method"] == "POST" and request["path"].rstrip("/").endswith(
                    "/jobs/ingest")]
     assert len(created) == 2  # the account job before the kill, the contact job after
+
+
+def _moment(text: str) -> datetime:
+    whole, _, fraction = text.replace("Z", "").partition(".")
+    return datetime.fromisoformat(f"{whole}.{(fraction + '000000')[:6]}").replace(tzinfo=UTC)
+
+
+def test_the_first_poll_comes_soon_after_the_close_then_polls_back_off_to_the_interval(
+    start_bulk_host, sfsim
+):
+    host = start_bulk_host(BULK_LOAD_POLL_INTERVAL="2")
+    sfsim.configure(job_delay_seconds=1.5)  # each job takes 3 s or more
+
+    assert host.post(SEED_LOAD).status_code == 202
+    assert host.wait_for_end("seed-example")["runtimeStatus"] == "Completed"
+
+    history = host.durable_status("seed-example", showHistory="true")["historyEvents"]
+    levels: list[list[tuple[datetime, datetime]]] = []
+    for event in history:
+        if event.get("FunctionName") == "bulk_load_upload_part":
+            levels.append([])  # the level's job is closed: its polls follow
+        elif event["EventType"] == "TimerCreated" and levels:
+            levels[-1].append((_moment(event["Timestamp"]), _moment(event["FireAt"])))
+    assert len(levels) == 2
+    for timers in levels:
+        assert len(timers) >= 3  # 0.5 s and 1.5 s after the close the job still ran
+        created, first = timers[0]
+        # The first look is due half a second after the orchestration saw the close.
+        assert abs((first - created).total_seconds() - 0.5) < 0.001
+        gaps = [(later - earlier).total_seconds()
+                for (_, earlier), (_, later) in pairwise(timers)]
+        # Then 1 s, then the interval (later if a look itself came back late).
+        assert gaps[0] >= 1.0 - 0.001
+        assert all(gap >= 2.0 - 0.001 for gap in gaps[1:])
 
 
 def test_a_running_load_can_be_terminated_through_the_durable_api(start_bulk_host, sfsim):

@@ -34,12 +34,14 @@ def orchestrator():
         yield bulk_load.build().get_user_function()
 
 
-def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None):
+def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,
+               prepare_children=True):
     return LoadInput("load-1", "load-1/run", tuple(LoadLevel.from_json(level) for level in LEVELS),
                      tuple(records), poll_interval=poll_interval, max_wait=max_wait,
                      upload_limit=100_000_000, activity_attempts=3,
                      activity_retry_delay=5.0,
-                     first_poll_delay=first_poll_delay or poll_interval).to_json()
+                     first_poll_delay=first_poll_delay or poll_interval,
+                     prepare_children=prepare_children).to_json()
 
 
 class FakeOrg:
@@ -99,7 +101,7 @@ class FakeOrg:
                     "failed_by_error": {request["error"]["code"]: count}}
         if name == "bulk_load_write_reports":
             return {"blob": "load-1/run/failures.csv", "rows": 0}
-        if name == "bulk_load_keep_summary":
+        if name in ("bulk_load_keep_summary", "bulk_load_prepare_level"):
             return None
         raise AssertionError(f"unexpected activity {name}")
 
@@ -111,6 +113,7 @@ def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator)
     assert names == [
         "bulk_load_claim_run",
         "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",
+        "bulk_load_prepare_level",  # the contacts, while the accounts' job runs
         *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
         "bulk_load_stage_level", "bulk_load_create_job", "bulk_load_upload_part",
         *["bulk_load_poll_jobs"] * 3, "bulk_load_collect_results",
@@ -118,6 +121,7 @@ def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator)
     ]
     assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4, 5, 6)]
     assert [request["level"] for request in run.called("bulk_load_stage_level")] == [0, 1]
+    assert run.called("bulk_load_prepare_level") == [{"prefix": "load-1/run", "level": 1}]
     summary = run.output
     assert summary["outcome"] == "succeeded"
     assert [level["jobs"] for level in summary["levels"]] == [["750J1"], ["750J2"]]
@@ -126,6 +130,25 @@ def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator)
     assert waiting[0]["level"] == "accounts" and waiting[0]["jobs"][0]["id"] == "750J1"
     assert waiting[-1]["level"] == "contacts"
     assert all(len(json.dumps(status)) <= 16_000 for status in run.statuses)
+
+
+def test_a_child_level_that_could_not_be_prepared_is_staged_from_its_records(orchestrator):
+    failing = {"bulk_load_prepare_level": lambda request: True}
+    run = replay(orchestrator, load_input(), FakeOrg(polls_until_done=2, failing=failing),
+                 START)
+
+    assert run.failures == [("bulk_load_prepare_level", 1)]  # tried once, never retried
+    assert [request["level"] for request in run.called("bulk_load_stage_level")] == [0, 1]
+    assert run.output["outcome"] == "succeeded"
+    assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4)]
+
+
+def test_a_load_started_by_the_earlier_version_replays_without_preparing(orchestrator):
+    run = replay(orchestrator, load_input(prepare_children=False),
+                 FakeOrg(polls_until_done=2), START)
+
+    assert run.called("bulk_load_prepare_level") == []
+    assert run.output["outcome"] == "succeeded"
 
 
 def test_a_level_above_the_upload_limit_gets_one_job_per_part(orchestrator):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, settings
 from schemathesis.checks import not_a_server_error
@@ -115,3 +116,13 @@ def test_every_answer_is_declared_and_no_server_error(case, fuzzed_app: WholeApp
     case.call_and_validate(base_url=host.base_url,
                            headers={"x-functions-key": host.function_key},
                            checks=CHECKS, timeout=60)
+
+
+def test_the_host_serves_the_checked_in_document_without_a_key(fuzzed_app: WholeApp) -> None:
+    host = fuzzed_app.running_host
+
+    served = requests.get(host.url("/api/openapi.json"), timeout=30)
+
+    assert served.status_code == 200
+    assert served.headers["Content-Type"].startswith("application/json")
+    assert served.json() == json.loads(OPENAPI_DOCUMENT.read_text(encoding="utf-8"))

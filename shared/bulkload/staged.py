@@ -1,0 +1,145 @@
+"""A load's records as staged before its orchestration starts, and a child level's records
+prepared while its parent level's jobs run.
+
+    levels/{i}/records.jsonl   {"columns": [...]} then one {"e", "p", "f"} line per record
+                               (external id, parent's external id, fields), as validated
+    levels/{i}/prepared.csv    e, p, then the level's columns: the record's CSV values as
+                               the ingest CSV holds them, all but the parent's Salesforce id
+
+A child level can only be staged once its parent level's results are read (the parent's
+Salesforce ids, which parents failed); its records can be decoded and formatted before,
+while Salesforce runs the parent's jobs: staging it then only looks each parent up.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import IO, Any
+
+from shared.bulkload.request import LoadRequest
+from shared.bulkload.store import LoadStore, spooled_file
+from shared.salesforce import NULL_MARKER
+from shared.salesforce.bulk_csv import format_value
+
+RECORDS_FILE = "records.jsonl"
+PREPARED_FILE = "prepared.csv"
+REQUEST_FILE = "request.json"
+# The first line of a level's records.jsonl: {"columns": [the fields of its records]}.
+COLUMNS_KEY = "columns"
+
+# One encoder and decoder for every staged line: json.dumps/loads would build one per line.
+_encode_line = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
+_decode_line = json.JSONDecoder().decode
+
+StagedRecord = tuple[str | None, str | None, dict[str, Any]]
+
+
+def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
+    """Write each level's records (JSON lines after a line naming the level's columns) and
+    the levels; returns records per level."""
+    store.ensure_container()
+    counts = []
+    for index, records in enumerate(request.records):
+        with spooled_file() as out:
+            # The columns first: a level is then staged in one pass over its records.
+            columns = data_columns({"f": record.fields} for record in records)
+            out.write(_encode_line({COLUMNS_KEY: columns}).encode() + b"\n")
+            for record in records:
+                line = {"e": record.external_id, "p": record.parent_external_id,
+                        "f": record.fields}
+                out.write(_encode_line(line).encode() + b"\n")
+            out.seek(0)
+            store.upload_file(store.level_blob(index, RECORDS_FILE), out, "application/jsonl")
+        counts.append(len(records))
+    store.upload_bytes(
+        store.name(REQUEST_FILE),
+        json.dumps({"levels": [level.to_json() for level in request.levels]}).encode(),
+        "application/json",
+    )
+    return counts
+
+
+def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
+    local.seek(0)
+    for line in local:
+        if line.strip():
+            record = _decode_line(line.decode("utf-8"))
+            if COLUMNS_KEY not in record:
+                yield record
+
+
+def staged_columns(local: IO[bytes]) -> list[str]:
+    """The level's columns, from the line before its records; read from the records for a
+    level staged without that line (by an earlier version of the app)."""
+    local.seek(0)
+    first = local.readline()
+    header = _decode_line(first.decode("utf-8")) if first.strip() else {}
+    if COLUMNS_KEY in header:
+        return list(header[COLUMNS_KEY])
+    return data_columns(staged_records(local))
+
+
+def data_columns(records: Iterable[dict[str, Any]]) -> list[str]:
+    columns: dict[str, None] = {}
+    for record in records:
+        for name in record["f"]:
+            columns.setdefault(name, None)
+    return list(columns)
+
+
+def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
+    # JSON null clears the field (#N/A); a field the record does not mention stays as is.
+    return {column: NULL_MARKER if (value := fields.get(column, "")) is None else value
+            for column in columns}
+
+
+# -- a child level prepared while its parent's jobs run ------------------------------------
+
+
+def prepare_level(store: LoadStore, level_index: int) -> None:
+    """Write the level's records as CSV rows of their ingest values (safe to repeat: the
+    file is written whole, or not at all)."""
+    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local, \
+            spooled_file() as out:
+        columns = staged_columns(local)
+        text = io.TextIOWrapper(out, encoding="utf-8", newline="")
+        # CRLF: the csv module quotes only for its own terminator's characters, and a value
+        # holding a lone CR must come back as one value.
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(["e", "p", *columns])
+        for record in staged_records(local):
+            values = csv_values(record["f"], columns)
+            writer.writerow([record["e"] or "", record["p"] or "",
+                             *[value if value.__class__ is str else format_value(value)
+                               for value in values.values()]])
+        text.flush()
+        text.detach()
+        out.seek(0)
+        store.upload_file(store.level_blob(level_index, PREPARED_FILE), out)
+
+
+@contextlib.contextmanager
+def level_records(store: LoadStore, level_index: int, prepared: bool
+                  ) -> Iterator[tuple[list[str], Iterator[StagedRecord]]]:
+    """The level's columns and its records as (external id, parent's external id, CSV
+    values by column): with `prepared`, from its prepared file where there is one."""
+    with contextlib.ExitStack() as files:
+        local = files.enter_context(store.download_if_exists(
+            store.level_blob(level_index, PREPARED_FILE))) if prepared else None
+        if local is not None:
+            text = io.TextIOWrapper(local, encoding="utf-8", newline="")
+            files.callback(text.detach)
+            rows = csv.reader(text)
+            columns = next(rows, ["e", "p"])[2:]
+            yield columns, ((row[0] or None, row[1] or None,
+                             dict(zip(columns, row[2:], strict=True))) for row in rows)
+            return
+        local = files.enter_context(store.download(store.level_blob(level_index,
+                                                                     RECORDS_FILE)))
+        columns = staged_columns(local)
+        yield columns, ((record["e"], record["p"], csv_values(record["f"], columns))
+                        for record in staged_records(local))
