@@ -25,6 +25,7 @@ from shared.batch.instances import (
     InstanceRow,
     active_instances,
     first_active,
+    mark_row_executing,
     mark_row_started,
     set_status,
     staging_rows,
@@ -127,8 +128,8 @@ async def batch_check_turn(request: dict[str, Any], client: df.DurableOrchestrat
 @blueprint.activity_trigger(input_name="request")
 def batch_record_status(request: dict[str, Any]) -> dict[str, Any]:
     record = StatusRecord.from_json(request)
-    set_status(instances_table(), record.job, record.instance_id, record.status,
-               json.loads(record.result_json))
+    mark_row_executing(instances_table(), record.job, record.instance_id,
+                       json.loads(record.result_json))
     # The instance runs: its id must stay used even if its request died before marking it.
     mark_claim_started(batch_store().container, record.job, record.instance_id)
     return {}

@@ -87,6 +87,24 @@ def mark_row_started(table: TableClient, job: str, instance_id: str) -> None:
         replace_if_unchanged(table, {**stored.values, "Status": EXECUTABLE}, stored.etag)
 
 
+def mark_row_executing(table: TableClient, job: str, instance_id: str,
+                       result: dict[str, Any]) -> bool:
+    """STAGING or EXECUTABLE -> EXECUTING with the result so far, under the row's ETag, as
+    the instance takes its turn. A row past those is left as it is: a redelivery of this
+    write after the finish step must not make an ended row active again (the ordered queue
+    would wait on it for good). False when the row was left (or is gone)."""
+    while True:
+        stored = read_entity(table, job, instance_id)
+        if stored is None or stored.values.get("Status") not in (STAGING, EXECUTABLE):
+            return False
+        try:
+            replace_if_unchanged(table, {**stored.values, "Status": EXECUTING,
+                                         "Result": json.dumps(result)}, stored.etag)
+        except ConcurrentWrite:  # marked started meanwhile, or ended: read it again
+            continue
+        return True
+
+
 def release_instance(table: TableClient, job: str, instance_id: str) -> None:
     """Free an id whose staging failed, so the client can post it again."""
     with contextlib.suppress(ResourceNotFoundError):

@@ -18,6 +18,7 @@ from shared.batch.instances import (
     active_instances,
     first_active,
     instances_page,
+    mark_row_executing,
     mark_row_started,
     record_staging,
     set_status,
@@ -123,3 +124,21 @@ def test_a_page_of_the_list_reads_its_own_rows_only(table) -> None:
         seen += [row.instance_id for row in page]
     assert seen == [f"i{n:03d}" for n in range(300)]
     assert instances_page(table, "listed", 10, "i299") == ([], None)
+
+
+def test_a_redelivered_executing_record_never_reopens_an_ended_row(table) -> None:
+    """batch_record_status writes EXECUTING as the instance takes its turn; delivered again
+    after the finish step wrote the final row, it leaves that row ended."""
+    _row(table, "ordered", "taken", T0, EXECUTABLE)
+    assert mark_row_executing(table, "ordered", "taken", {"status": "EXECUTING"})
+    assert table.get_entity("ordered", "taken")["Status"] == "EXECUTING"
+    set_status(table, "ordered", "taken", "SUCCESSFUL", {"status": "SUCCESSFUL"})
+
+    assert not mark_row_executing(table, "ordered", "taken", {"status": "EXECUTING"})
+
+    stored = table.get_entity("ordered", "taken")
+    assert (stored["Status"], stored["Result"]) == ("SUCCESSFUL", '{"status": "SUCCESSFUL"}')
+    assert active_instances(table, "ordered") == []
+    # Nor does it write a row that is gone (purged).
+    assert not mark_row_executing(table, "ordered", "purged", {"status": "EXECUTING"})
+    assert [row["RowKey"] for row in table.list_entities()] == ["taken"]
