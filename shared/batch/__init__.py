@@ -47,7 +47,9 @@ records (input parsing), source (a declared view as input), claims (instance ids
 loading (staging), sub_orchestration (staging from an activity), store (blobs), blocks
 (running a block or a group), plan (the orchestration's decisions), result
 (BatchJobResult), complete (the on-complete hook, once), instances (Table Storage rows),
-failures (the CSV report), retention (the purge of finished instances), contacts (the
+liveness (whether an active row's instance still runs: the turn check, settling rows of
+orchestrations that failed or were terminated), failures (the CSV report), retention (the
+purge of finished instances and of those that never started), contacts (the
 example job), jobs (the app's jobs: the event queue's asset-events, the enabled examples).
 """
 

@@ -24,10 +24,12 @@ from shared.batch.instances import (
     set_status,
 )
 from shared.batch.plan import BatchStatus
+from shared.batch.retention import ENDED_STATUSES
 from shared.storage.tables import table_client
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-ENDED = ("SUCCESSFUL", "FAILED_PROCESS_RECORDS", "FAILED_INPUT", "FAILED_LOADING")
+ENDED = ("SUCCESSFUL", "FAILED_PROCESS_RECORDS", "FAILED_INPUT", "FAILED_LOADING", "FAILED",
+         "STOPPED")
 
 
 class CountingTable:
@@ -64,10 +66,11 @@ def test_every_status_before_the_final_row_is_active() -> None:
     """The filter names the active statuses: one added to BatchStatus must be named too,
     or the queue would not see instances in it."""
     final = {BatchStatus.SUCCESSFUL, BatchStatus.FAILED_PROCESS_RECORDS,
-             BatchStatus.FAILED_INPUT, BatchStatus.FAILED_LOADING}
+             BatchStatus.FAILED_INPUT, BatchStatus.FAILED_LOADING, BatchStatus.FAILED,
+             BatchStatus.STOPPED}
     assert {status.value for status in BatchStatus} - {s.value for s in final} \
         == set(ACTIVE_STATUSES) - {STAGING}
-    assert set(ENDED) == {status.value for status in final}
+    assert set(ENDED) == {status.value for status in final} == set(ENDED_STATUSES)
 
 
 def test_the_queue_reads_only_active_rows_among_hundreds_of_finished_ones(table) -> None:

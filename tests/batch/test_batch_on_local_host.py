@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from shared.batch.instances import record_staging
 from shared.storage.tables import table_client
@@ -169,3 +171,42 @@ def test_round_robin_instances_run_side_by_side(start_batch_host) -> None:
         assert batch.wait_for_end("side-by-side", name)["status"] == "SUCCESSFUL"
     spans = _spans(batch)
     assert spans["r2"][0] < spans["r1"][1] and spans["r1"][0] < spans["r2"][1], spans
+
+
+def test_an_instance_that_failed_or_was_terminated_lets_the_ordered_queue_go_on(
+        start_batch_host) -> None:
+    """An orchestration that failed (its activity's retries ran out) or that an operator
+    terminated never writes its final row: the next instance's turn check finds it ended
+    through the durable API, settles its row (FAILED, STOPPED, with the reason) and goes."""
+    batch = start_batch_host()
+    container = BlobServiceClient.from_connection_string(
+        batch.env["AzureWebJobsStorage"]).get_container_client(batch.env["BATCH_CONTAINER"])
+    assert batch.post("ordered", contacts(600), instanceId="long").status_code == 202
+    assert batch.post("ordered", contacts(10), instanceId="broken").status_code == 202
+    # Its records vanish while it waits: its first block fails as a whole, three times.
+    for name in [blob.name for blob in container.list_blobs(
+            name_starts_with="ordered/broken/state/")]:
+        container.delete_blob(name)
+    assert batch.post("ordered", contacts(10), instanceId="stopped").status_code == 202
+    assert batch.post("ordered", contacts(10), instanceId="after").status_code == 202
+    terminated = requests.post(
+        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-stopped/"
+                       "terminate"),
+        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
+    assert terminated.status_code == 202, terminated.text
+
+    assert batch.wait_for_end("ordered", "after")["status"] == "SUCCESSFUL"
+
+    assert batch.wait_for_end("ordered", "long")["status"] == "SUCCESSFUL"
+    broken = batch.result("ordered", "broken")
+    assert (broken["status"], broken["runtimeStatus"], broken["endReason"]) == (
+        "FAILED", "Failed", "ORCHESTRATION_FAILED")
+    stopped = batch.result("ordered", "stopped")
+    assert (stopped["status"], stopped["runtimeStatus"], stopped["endReason"]) == (
+        "STOPPED", "Terminated", "ORCHESTRATION_TERMINATED")
+    listed = {row["batchJobInstanceId"]: row["status"] for row in batch.get(
+        "/api/batch-jobs/ordered").json()["instances"]}
+    assert listed == {"long": "SUCCESSFUL", "broken": "FAILED", "stopped": "STOPPED",
+                      "after": "SUCCESSFUL"}
+    spans = _spans(batch)
+    assert spans["long"][1] < spans["after"][0], spans
