@@ -43,7 +43,13 @@ from shared.batch.claims import (
     read_instance_claim,
     take_over_instance_claim,
 )
-from shared.batch.instances import PURGING, STAGING, InstanceRow, active_instances
+from shared.batch.instances import (
+    PURGING,
+    STAGING,
+    InstanceRow,
+    active_instances,
+    delete_index_row,
+)
 from shared.batch.liveness import FateKind, ReadOrchestration, fate_of, settle_row
 from shared.batch.plan import BatchStatus
 from shared.batch.store import BlobStore, InstanceFolder
@@ -108,7 +114,8 @@ def mark_purging(table: TableClient, candidate: PurgeCandidate) -> PurgeCandidat
 
 
 def delete_purged_row(table: TableClient, candidate: PurgeCandidate) -> None:
-    """Step 5: the row goes last, and only as the purge marked it."""
+    """Step 5: the index row, then the row last, and only as the purge marked it."""
+    delete_index_row(table, candidate.values)
     with contextlib.suppress(ResourceNotFoundError):
         table.delete_entity(candidate.values["PartitionKey"], candidate.values["RowKey"],
                             etag=candidate.etag, match_condition=MatchConditions.IfNotModified)

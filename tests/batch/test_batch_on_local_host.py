@@ -52,17 +52,16 @@ def test_a_posted_instance_runs_every_step_and_reports_mule_counts(start_batch_h
     assert listed[0]["status"] == "SUCCESSFUL" and listed[0]["processedRecords"] == 1050
 
 
-def test_the_instance_list_comes_a_page_at_a_time(start_batch_host) -> None:
+def test_the_instance_list_comes_a_page_at_a_time_newest_first(start_batch_host) -> None:
     batch = start_batch_host()
     for name in ("p1", "p2", "p3"):
         assert batch.post("window", contacts(3), instanceId=name).status_code == 202
     first = batch.get("/api/batch-jobs/window?limit=2").json()
-    assert [row["batchJobInstanceId"] for row in first["instances"]] == ["p1", "p2"]
-    assert first["next"] == "p2"
+    assert [row["batchJobInstanceId"] for row in first["instances"]] == ["p3", "p2"]
     last = batch.get(f"/api/batch-jobs/window?limit=2&after={first['next']}").json()
-    assert [row["batchJobInstanceId"] for row in last["instances"]] == ["p3"]
+    assert [row["batchJobInstanceId"] for row in last["instances"]] == ["p1"]
     assert last["next"] is None
-    for query in ("limit=0", "limit=201", "limit=%C2%B2", "after=..%2F"):
+    for query in ("limit=0", "limit=201", "limit=%C2%B2", "after=..%2F", "after=p2"):
         refused = batch.get(f"/api/batch-jobs/window?{query}")
         assert refused.status_code == 400, (query, refused.text)
         assert refused.json()["code"] == "INVALID_QUERY"

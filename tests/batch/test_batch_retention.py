@@ -64,8 +64,12 @@ def _instance(table: TableClient, store: AzureBlobStore, instance_id: str,
 
 
 def _rows(table: TableClient) -> dict[str, str]:
-    return {row["RowKey"]: row["Status"] for row in table.query_entities(
-        "PartitionKey eq @job", parameters={"job": JOB})}
+    """The instance rows; each has its index row (and no index row outlives its row)."""
+    entities = list(table.query_entities("PartitionKey eq @job", parameters={"job": JOB}))
+    rows = {row["RowKey"]: row["Status"] for row in entities if "Status" in row}
+    assert sorted(row["InstanceId"] for row in entities if "Status" not in row) == \
+        sorted(rows)
+    return rows
 
 
 def _folders(store: AzureBlobStore) -> set[str]:
