@@ -14,8 +14,8 @@ Declare a job once, register it, and post records to it:
     POST /api/batch-jobs/orders[?instanceId=...]   JSON array, NDJSON or CSV -> 202
                                                    or {"source": {"params": {...}}} when
                                                    the job declares a BatchSource (a view)
-    GET  /api/batch-jobs/orders[/{id}[/failures]]  a page of instances, BatchJobResult,
-                                                   failures CSV
+    GET  /api/batch-jobs/orders[/{id}[/failures]]  a page of instances (newest first),
+                                                   BatchJobResult, failures CSV
 
 From other code (another capability's orchestration or starter):
 
