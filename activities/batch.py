@@ -11,6 +11,7 @@ import asyncio
 import functools
 import json
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -25,24 +26,26 @@ from shared.batch.instances import (
     InstanceRow,
     active_instances,
     first_active,
+    mark_row_executing,
     mark_row_started,
     set_status,
     staging_rows,
 )
 from shared.batch.job import BatchJob, SchedulingStrategy
+from shared.batch.liveness import Orchestration, ReadOrchestration, whose_turn
 from shared.batch.messages import (
     CommitRequest,
     FinishAnswer,
     FinishRequest,
     SegmentRequest,
     StatusRecord,
-    TurnAnswer,
     TurnRequest,
     WakeRequest,
 )
 from shared.batch.store import AzureBlobStore, InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
+from shared.durable import runtime_state_of
 from shared.log_fields import log_event
 from shared.storage.clients import blob_service, table_service
 from shared.storage.tables import table_client
@@ -98,29 +101,31 @@ def live_staging(job: str, rows: list[InstanceRow]) -> set[str]:
     return alive
 
 
+def orchestration_reader(client: df.DurableOrchestrationClient) -> ReadOrchestration:
+    """Reads an instance's orchestration through `client` (`shared.batch.liveness`)."""
+    async def read(durable_id: str) -> Orchestration:
+        status = await client.get_status(durable_id)
+        if not status or status.runtime_status is None:
+            return Orchestration(None)
+        return Orchestration(runtime_state_of(status), status.output)
+    return read
+
+
 @blueprint.function_name(BATCH_CHECK_TURN)
 @blueprint.activity_trigger(input_name="request")
 @blueprint.durable_client_input(client_name="client")
 async def batch_check_turn(request: dict[str, Any], client: df.DurableOrchestrationClient
                            ) -> dict[str, Any]:
-    """The instance's row and claim say it started; then whether an older one is active.
-    A STAGING predecessor whose claim lapsed without a start is skipped at once, unless its
-    orchestration exists (its request died between starting it and marking its claim)."""
+    """The instance's row and claim say it started; then whether an older one still runs.
+    One that ended without its finish step (failed, terminated) has its row settled and is
+    passed, as is a STAGING one that never started (shared/batch/liveness.py)."""
     turn = TurnRequest.from_json(request)
     table, container = instances_table(), batch_store().container
     await asyncio.to_thread(mark_row_started, table, turn.job, turn.instance_id)
     await asyncio.to_thread(mark_claim_started, container, turn.job, turn.instance_id)
-    rows = await asyncio.to_thread(active_instances, table, turn.job)
-    staging = {row.instance_id: row for row in staging_rows(rows)}
-    alive, lapsed = await asyncio.to_thread(lapsed_claims, container, turn.job, staging)
-    for instance_id in lapsed:
-        status = await client.get_status(staging[instance_id].durable_id)
-        if status and status.runtime_status is not None:
-            alive.add(instance_id)
-    first = first_active(rows, alive)
-    if first is None or first.instance_id == turn.instance_id:
-        return TurnAnswer(True).to_json()
-    return TurnAnswer(False, first.instance_id).to_json()
+    answer = await whose_turn(table, container, turn, orchestration_reader(client),
+                              datetime.now(UTC))
+    return answer.to_json()
 
 
 @blueprint.function_name(BATCH_RECORD_STATUS)
@@ -128,10 +133,10 @@ async def batch_check_turn(request: dict[str, Any], client: df.DurableOrchestrat
 def batch_record_status(request: dict[str, Any]) -> dict[str, Any]:
     record = StatusRecord.from_json(request)
     result = json.loads(record.result_json)
-    set_status(instances_table(), record.job, record.instance_id, record.status, result)
-    log_event(log, "batch instance started", batch_job=record.job,
-              instance_id=record.instance_id, status=record.status,
-              total_records=result.get("totalRecords"))
+    if mark_row_executing(instances_table(), record.job, record.instance_id, result):
+        log_event(log, "batch instance started", batch_job=record.job,
+                  instance_id=record.instance_id, status=record.status,
+                  total_records=result.get("totalRecords"))
     # The instance runs: its id must stay used even if its request died before marking it.
     mark_claim_started(batch_store().container, record.job, record.instance_id)
     return {}

@@ -10,12 +10,14 @@
            max_concurrency activities at once (a sliding window over task_any);
            continue_as_new every BATCH_BLOCKS_PER_GENERATION blocks at a quiescent point
         3. on complete: failure report, the job's hook, final result; wake the next instance
-    GET /api/batch-jobs/{job}[?limit=&after=]       a page of instances, status and counts
+    GET /api/batch-jobs/{job}[?limit=&after=]       a page of instances, newest first, with
+                                                    status and counts
     GET /api/batch-jobs/{job}/{instanceId}          the BatchJobResult (live while running)
     GET /api/batch-jobs/{job}/{instanceId}/failures the failure report (CSV)
-    batch_purge_finished (hourly timer)             finished instances past
-        BATCH_INSTANCE_RETENTION: row marked, blobs, orchestration history, row
-        (shared/batch/retention.py)
+    batch_purge_finished (hourly timer)             rows of instances that ended without
+        their finish step (failed, terminated) settled; finished instances past
+        BATCH_INSTANCE_RETENTION, and STAGING ones that never started: row marked, blobs,
+        orchestration history, row (shared/batch/retention.py)
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from activities.batch import (
     TURN_EVENT,
     batch_store,
     instances_table,
+    orchestration_reader,
 )
 from orchestrators.batch_start import (  # noqa: F401  (re-exported for other capabilities)
     INSTANCE_CLAIMED,
@@ -54,8 +57,9 @@ from orchestrators.batch_start import (  # noqa: F401  (re-exported for other ca
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import utc_text
 from shared.batch import batch_durable_id, batch_jobs
-from shared.batch.instances import instances_page
+from shared.batch.instances import PAGE_CURSOR, index_earlier_rows, instances_page
 from shared.batch.job import BatchJob, SchedulingStrategy
+from shared.batch.liveness import ended_outside
 from shared.batch.messages import (
     CommitRequest,
     CommitResult,
@@ -71,7 +75,12 @@ from shared.batch.messages import (
 from shared.batch.plan import BatchStatus, BlockPlan, RunInput, RunProgress
 from shared.batch.records import InputRejected, RecordError, media_type, parse_records
 from shared.batch.result import batch_job_result
-from shared.batch.retention import purge_instances, purgeable_instances
+from shared.batch.retention import (
+    purge_instances,
+    purge_never_started,
+    purgeable_instances,
+    sweep_active_rows,
+)
 from shared.batch.source import (
     InvalidParams,
     bound_params,
@@ -198,19 +207,30 @@ def _result(context: df.DurableOrchestrationContext, job: BatchJob, progress: Ru
 @blueprint.durable_client_input(client_name="client")
 async def batch_purge_finished(timer: func.TimerRequest,
                                client: df.DurableOrchestrationClient) -> None:
-    """Finished instances past BATCH_INSTANCE_RETENTION go: row marked, blobs, history, row."""
-    retention = app_settings().batch.instance_retention
-    if retention <= 0:
-        return
+    """Instance rows written before index rows existed get theirs (once per job); active
+    rows whose orchestration ended without its finish step are settled; then,
+    past BATCH_INSTANCE_RETENTION, finished instances and those that never started go:
+    row marked, blobs, history, row (shared/batch/retention.py)."""
+    seconds = app_settings().batch.instance_retention
+    retention = timedelta(seconds=seconds) if seconds > 0 else None
     table, store, now = instances_table(), batch_store(), datetime.now(UTC)
     for job in batch_jobs().values():
+        await asyncio.to_thread(index_earlier_rows, table, job.name)
+        never_started = await sweep_active_rows(table, store.container, job.name,
+                                                orchestration_reader(client), now, retention)
+        if retention is None:
+            continue
+        purged = await purge_never_started(table, store, store.container,
+                                           never_started[:PURGE_LIMIT_PER_JOB],
+                                           client.purge_instance_history, now)
         candidates = await asyncio.to_thread(purgeable_instances, table, job.name, now,
-                                             timedelta(seconds=retention), PURGE_LIMIT_PER_JOB)
+                                             retention, PURGE_LIMIT_PER_JOB)
         if candidates:
-            purged = await purge_instances(table, store, candidates,
-                                           client.purge_instance_history)
-            log.info("batch %s: purged %d finished instance(s) older than %g s", job.name,
-                     purged, retention)
+            purged += await purge_instances(table, store, candidates,
+                                            client.purge_instance_history)
+        if purged:
+            log.info("batch %s: purged %d instance(s) finished (or never started) more "
+                     "than %g s ago", job.name, purged, seconds)
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -290,9 +310,9 @@ async def _start_from_source(client: df.DurableOrchestrationClient, job_name: st
 
 @blueprint.route(route="batch-jobs/{job}", methods=["GET"])
 async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
-    """The job's declaration and a page of its instances (in instance id order), with
-    status and counts; `limit` (default 50, at most 200), `after` the `next` of the page
-    before. A page reads its own rows only, however many instances the job has."""
+    """The job's declaration and a page of its instances, newest first, with status and
+    counts; `limit` (default 50, at most 200), `after` the `next` of the page before. A
+    page reads its own rows only, however many instances the job has."""
     where = request_path(req)
     job_name = req.route_params.get("job", "")
     job = batch_jobs().get(job_name)
@@ -307,10 +327,10 @@ async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
             400, "INVALID_QUERY", "Invalid query parameter",
             f"limit must be a whole number from 1 to {MAX_PAGE_SIZE}", where))
     after = req.params.get("after")
-    if after is not None and not INSTANCE_ID.fullmatch(after):
+    if after is not None and not PAGE_CURSOR.fullmatch(after):
         return problem_response(problem(
             400, "INVALID_QUERY", "Invalid query parameter",
-            "after must be the `next` of an earlier page (an instance id)", where))
+            "after must be the `next` of an earlier page", where))
     rows, following = await asyncio.to_thread(instances_page, instances_table(), job.name,
                                               int(limit_text), after)
     listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
@@ -359,8 +379,10 @@ async def batch_job_result_get(req: func.HttpRequest,
         result = json.loads(result)
     body = dict(result or {"batchJobInstanceId": instance_id,
                            "status": BatchStatus.EXECUTABLE.value})
-    if state in ("Failed", "Terminated", "Canceled"):
-        body["status"] = "FAILED" if state == "Failed" else "STOPPED"
+    ended = ended_outside(state, batch_durable_id(_job.name, instance_id))
+    if ended is not None and ended.status is not None and ended.reason is not None:
+        body.update(status=ended.status.value, endReason=ended.reason.value,
+                    endMessage=ended.message)
     body["runtimeStatus"] = state
     return func.HttpResponse(json.dumps(body), status_code=200, mimetype="application/json",
                              headers={"Retry-After": "5"} if state in BUSY_STATES else None)

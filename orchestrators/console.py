@@ -3,10 +3,12 @@
     GET /api/console                   the page (anonymous: it holds no data, and asks for
                                        a function key that the script sends with every call)
     GET /api/console/assets/{name}     its script, style sheet and icon (anonymous)
-    GET /api/console/inventory         the configured sync jobs (function key)
+    GET /api/console/inventory         the configured sync jobs and the registered batch
+                                       jobs (function key)
 
 The bulk loads come from the loads API (`GET /api/bulk-loads`, `GET /api/bulk-loads/{id}`,
-their results and failures CSV), under the same function key.
+their results and failures CSV), and each batch job's instances, newest first, from
+`GET /api/batch-jobs/{job}`, under the same function key.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import azure.functions as func
 
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import answer_text
+from shared.batch import batch_jobs
 from shared.config import app_settings
 from shared.console.page import StaticFile, console_asset, console_page, security_headers
 from shared.problems import problem
@@ -47,10 +50,13 @@ def console_assets(req: func.HttpRequest) -> func.HttpResponse:
 
 @blueprint.route(route="console/inventory", methods=["GET"])
 def console_inventory(req: func.HttpRequest) -> func.HttpResponse:
-    """The sync jobs (name, enabled, where their status is): the one list the page cannot
-    get from an API of its own. Bulk loads it reads from `GET /api/bulk-loads`."""
+    """The sync jobs (name, enabled, where their status is) and the batch jobs (name,
+    where their instances are): the lists the page cannot get from an API of their own.
+    Bulk loads it reads from `GET /api/bulk-loads`."""
     jobs = sync_jobs(app_settings())
     body = {"syncJobs": [{"job": job.name, "enabled": job.enabled,
-                          "statusUrl": f"sync/{job.name}"} for job in jobs.values()]}
+                          "statusUrl": f"sync/{job.name}"} for job in jobs.values()],
+            "batchJobs": [{"job": name, "statusUrl": f"batch-jobs/{name}"}
+                          for name in sorted(batch_jobs())]}
     return func.HttpResponse(answer_text(body), mimetype="application/json",
                              headers={"Cache-Control": "no-store"})

@@ -14,8 +14,8 @@ Declare a job once, register it, and post records to it:
     POST /api/batch-jobs/orders[?instanceId=...]   JSON array, NDJSON or CSV -> 202
                                                    or {"source": {"params": {...}}} when
                                                    the job declares a BatchSource (a view)
-    GET  /api/batch-jobs/orders[/{id}[/failures]]  a page of instances, BatchJobResult,
-                                                   failures CSV
+    GET  /api/batch-jobs/orders[/{id}[/failures]]  a page of instances (newest first),
+                                                   BatchJobResult, failures CSV
 
 From other code (another capability's orchestration or starter):
 
@@ -47,7 +47,9 @@ records (input parsing), source (a declared view as input), claims (instance ids
 loading (staging), sub_orchestration (staging from an activity), store (blobs), blocks
 (running a block or a group), plan (the orchestration's decisions), result
 (BatchJobResult), complete (the on-complete hook, once), instances (Table Storage rows),
-failures (the CSV report), retention (the purge of finished instances), contacts (the
+liveness (whether an active row's instance still runs: the turn check, settling rows of
+orchestrations that failed or were terminated), failures (the CSV report), retention (the
+purge of finished instances and of those that never started), contacts (the
 example job), jobs (the app's jobs: the event queue's asset-events, the enabled examples).
 """
 

@@ -117,7 +117,9 @@ class TurnAnswer(Message):
 
 @dataclass(frozen=True)
 class StatusRecord(Message):
-    """The instance's row in the instances table: status and the result so far (JSON)."""
+    """The instance's row in the instances table: status and the result so far (JSON).
+    `status` is EXECUTING, the one status an instance writes before its final row; the
+    write is made only over a STAGING or EXECUTABLE row."""
 
     job: str
     instance_id: str

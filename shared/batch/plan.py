@@ -54,6 +54,10 @@ class BatchStatus(enum.Enum):
     FAILED_PROCESS_RECORDS = "FAILED_PROCESS_RECORDS"
     FAILED_INPUT = "FAILED_INPUT"
     FAILED_LOADING = "FAILED_LOADING"
+    # Ended without the finish step (shared.batch.liveness): the orchestration failed, or
+    # was terminated through the Durable API.
+    FAILED = "FAILED"
+    STOPPED = "STOPPED"
 
 
 @dataclass(frozen=True)

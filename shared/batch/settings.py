@@ -103,7 +103,8 @@ class BatchSettings:
         "BATCH_INSTANCE_RETENTION",
         description="seconds (or hh:mm:ss) a finished batch instance is kept after its last "
         "write: then the hourly purge deletes its row, blobs and orchestration history "
-        "(never an active instance; its id stays used); 0 keeps them forever",
+        "(never an active instance; its id stays used), and a STAGING one that never "
+        "started goes as old; 0 keeps them forever",
         default=259_200.0,
         parse=parse_seconds,
     )

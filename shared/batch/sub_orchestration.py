@@ -23,13 +23,13 @@ from typing import Any
 from azure.data.tables import TableClient
 
 from shared.batch import batch_durable_id
-from shared.batch.instances import STAGING, InstanceRow
+from shared.batch.instances import InstanceRow, create_instance_row
 from shared.batch.job import BatchJob
 from shared.batch.loading import Manifest, first_run_input, stage_records
 from shared.batch.plan import RunInput
 from shared.batch.settings import BatchSettings
 from shared.batch.store import BlobStore, InstanceFolder
-from shared.storage.tables import ConcurrentWrite, create_entity
+from shared.storage.tables import ConcurrentWrite
 
 
 class InstanceIdTaken(ValueError):
@@ -60,12 +60,11 @@ def stage_sub_instance(job: BatchJob, instance_id: str, records: Sequence[dict[s
 
 def _create_row(table: TableClient, job: str, instance_id: str, durable_id: str,
                 now: datetime) -> bool:
-    """The instance's row, created once: the caller's own state names the instance, so no
-    claim blob is needed (no HTTP request can die holding it); False when it exists."""
+    """The instance's row (and its index row), created once: the caller's own state names
+    the instance, so no claim blob is needed (no HTTP request can die holding it); False
+    when it exists."""
     try:
-        create_entity(table, {"PartitionKey": job, "RowKey": instance_id,
-                              "DurableId": durable_id, "Created": now.isoformat(),
-                              "Status": STAGING})
+        create_instance_row(table, job, instance_id, durable_id, now)
     except ConcurrentWrite:
         return False
     return True

@@ -17,16 +17,21 @@ from shared.batch.instances import (
     STAGING,
     active_instances,
     first_active,
+    index_earlier_rows,
     instances_page,
+    mark_row_executing,
     mark_row_started,
     record_staging,
+    release_instance,
     set_status,
 )
 from shared.batch.plan import BatchStatus
+from shared.batch.retention import ENDED_STATUSES
 from shared.storage.tables import table_client
 
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
-ENDED = ("SUCCESSFUL", "FAILED_PROCESS_RECORDS", "FAILED_INPUT", "FAILED_LOADING")
+ENDED = ("SUCCESSFUL", "FAILED_PROCESS_RECORDS", "FAILED_INPUT", "FAILED_LOADING", "FAILED",
+         "STOPPED")
 
 
 class CountingTable:
@@ -63,10 +68,11 @@ def test_every_status_before_the_final_row_is_active() -> None:
     """The filter names the active statuses: one added to BatchStatus must be named too,
     or the queue would not see instances in it."""
     final = {BatchStatus.SUCCESSFUL, BatchStatus.FAILED_PROCESS_RECORDS,
-             BatchStatus.FAILED_INPUT, BatchStatus.FAILED_LOADING}
+             BatchStatus.FAILED_INPUT, BatchStatus.FAILED_LOADING, BatchStatus.FAILED,
+             BatchStatus.STOPPED}
     assert {status.value for status in BatchStatus} - {s.value for s in final} \
         == set(ACTIVE_STATUSES) - {STAGING}
-    assert set(ENDED) == {status.value for status in final}
+    assert set(ENDED) == {status.value for status in final} == set(ENDED_STATUSES)
 
 
 def test_the_queue_reads_only_active_rows_among_hundreds_of_finished_ones(table) -> None:
@@ -107,19 +113,71 @@ def test_a_finished_instance_leaves_the_queue_and_never_comes_back(table) -> Non
     assert table.get_entity("ordered", "short")["Status"] == "SUCCESSFUL"
 
 
-def test_a_page_of_the_list_reads_its_own_rows_only(table) -> None:
+def test_a_page_of_the_list_reads_its_own_rows_only_newest_first(table) -> None:
     for n in range(300):
         _row(table, "listed", f"i{n:03d}", T0 + timedelta(seconds=n), ENDED[n % len(ENDED)])
     counting = CountingTable(table)
 
     first, following = instances_page(counting, "listed", 50)  # type: ignore[arg-type]
 
-    assert [row.instance_id for row in first] == [f"i{n:03d}" for n in range(50)]
-    assert following == "i049"
+    newest_first = [f"i{n:03d}" for n in reversed(range(300))]
+    assert [row.instance_id for row in first] == newest_first[:50]
+    assert first[0].status == ENDED[299 % len(ENDED)]
+    assert following is not None and following.endswith("-i250")
     assert counting.entities_read == 51  # one more than the page tells whether one follows
     seen = [row.instance_id for row in first]
     while following is not None:
         page, following = instances_page(table, "listed", 120, following)
         seen += [row.instance_id for row in page]
-    assert seen == [f"i{n:03d}" for n in range(300)]
-    assert instances_page(table, "listed", 10, "i299") == ([], None)
+    assert seen == newest_first
+
+
+def test_the_list_follows_takeovers_and_deletions(table) -> None:
+    """A row written anew (a takeover) is listed once, where its new time puts it; a row
+    deleted (a failed start) is listed no more, and the page is still full."""
+    for n in range(5):
+        _row(table, "listed", f"i{n}", T0 + timedelta(seconds=n), STAGING)
+    record_staging(table, "listed", "i1", "batch-listed-i1", T0 + timedelta(seconds=10))
+    release_instance(table, "listed", "i3")
+
+    rows, following = instances_page(table, "listed", 3)
+    assert [row.instance_id for row in rows] == ["i1", "i4", "i2"]
+    rest, last = instances_page(table, "listed", 3, following)
+    assert ([row.instance_id for row in rest], last) == (["i0"], None)
+    # Rows and index rows only: nothing is left of i3, and i1 has one index row.
+    keys = [entity["RowKey"] for entity in table.list_entities()]
+    assert sorted(key for key in keys if not key.startswith("~")) == ["i0", "i1", "i2", "i4"]
+    assert len([key for key in keys if key.startswith("~")]) == 4
+
+
+def test_a_redelivered_executing_record_never_reopens_an_ended_row(table) -> None:
+    """batch_record_status writes EXECUTING as the instance takes its turn; delivered again
+    after the finish step wrote the final row, it leaves that row ended."""
+    _row(table, "ordered", "taken", T0, EXECUTABLE)
+    assert mark_row_executing(table, "ordered", "taken", {"status": "EXECUTING"})
+    assert table.get_entity("ordered", "taken")["Status"] == "EXECUTING"
+    set_status(table, "ordered", "taken", "SUCCESSFUL", {"status": "SUCCESSFUL"})
+
+    assert not mark_row_executing(table, "ordered", "taken", {"status": "EXECUTING"})
+
+    stored = table.get_entity("ordered", "taken")
+    assert (stored["Status"], stored["Result"]) == ("SUCCESSFUL", '{"status": "SUCCESSFUL"}')
+    assert active_instances(table, "ordered") == []
+    # Nor does it write a row that is gone (purged).
+    assert not mark_row_executing(table, "ordered", "purged", {"status": "EXECUTING"})
+    assert [row["RowKey"] for row in table.list_entities()
+            if not row["RowKey"].startswith("~")] == ["taken"]
+
+
+def test_rows_written_before_the_index_existed_are_listed_once_indexed(table) -> None:
+    for n in range(3):  # as an earlier version wrote them: the instance row alone
+        table.create_entity({"PartitionKey": "old", "RowKey": f"i{n}", "DurableId": "",
+                             "Created": (T0 + timedelta(seconds=n)).isoformat(),
+                             "Status": "SUCCESSFUL"})
+    assert instances_page(table, "old", 10) == ([], None)
+
+    assert index_earlier_rows(table, "old") == 3
+    assert index_earlier_rows(table, "old") == 0  # once: marked done
+
+    assert [row.instance_id for row in instances_page(table, "old", 10)[0]] == [
+        "i2", "i1", "i0"]

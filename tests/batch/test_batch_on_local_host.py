@@ -8,7 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import requests
 from azure.data.tables import TableServiceClient
+from azure.storage.blob import BlobServiceClient
 
 from shared.batch.instances import record_staging
 from shared.storage.tables import table_client
@@ -50,17 +52,16 @@ def test_a_posted_instance_runs_every_step_and_reports_mule_counts(start_batch_h
     assert listed[0]["status"] == "SUCCESSFUL" and listed[0]["processedRecords"] == 1050
 
 
-def test_the_instance_list_comes_a_page_at_a_time(start_batch_host) -> None:
+def test_the_instance_list_comes_a_page_at_a_time_newest_first(start_batch_host) -> None:
     batch = start_batch_host()
     for name in ("p1", "p2", "p3"):
         assert batch.post("window", contacts(3), instanceId=name).status_code == 202
     first = batch.get("/api/batch-jobs/window?limit=2").json()
-    assert [row["batchJobInstanceId"] for row in first["instances"]] == ["p1", "p2"]
-    assert first["next"] == "p2"
+    assert [row["batchJobInstanceId"] for row in first["instances"]] == ["p3", "p2"]
     last = batch.get(f"/api/batch-jobs/window?limit=2&after={first['next']}").json()
-    assert [row["batchJobInstanceId"] for row in last["instances"]] == ["p3"]
+    assert [row["batchJobInstanceId"] for row in last["instances"]] == ["p1"]
     assert last["next"] is None
-    for query in ("limit=0", "limit=201", "limit=%C2%B2", "after=..%2F"):
+    for query in ("limit=0", "limit=201", "limit=%C2%B2", "after=..%2F", "after=p2"):
         refused = batch.get(f"/api/batch-jobs/window?{query}")
         assert refused.status_code == 400, (query, refused.text)
         assert refused.json()["code"] == "INVALID_QUERY"
@@ -169,3 +170,42 @@ def test_round_robin_instances_run_side_by_side(start_batch_host) -> None:
         assert batch.wait_for_end("side-by-side", name)["status"] == "SUCCESSFUL"
     spans = _spans(batch)
     assert spans["r2"][0] < spans["r1"][1] and spans["r1"][0] < spans["r2"][1], spans
+
+
+def test_an_instance_that_failed_or_was_terminated_lets_the_ordered_queue_go_on(
+        start_batch_host) -> None:
+    """An orchestration that failed (its activity's retries ran out) or that an operator
+    terminated never writes its final row: the next instance's turn check finds it ended
+    through the durable API, settles its row (FAILED, STOPPED, with the reason) and goes."""
+    batch = start_batch_host()
+    container = BlobServiceClient.from_connection_string(
+        batch.env["AzureWebJobsStorage"]).get_container_client(batch.env["BATCH_CONTAINER"])
+    assert batch.post("ordered", contacts(600), instanceId="long").status_code == 202
+    assert batch.post("ordered", contacts(10), instanceId="broken").status_code == 202
+    # Its records vanish while it waits: its first block fails as a whole, three times.
+    for name in [blob.name for blob in container.list_blobs(
+            name_starts_with="ordered/broken/state/")]:
+        container.delete_blob(name)
+    assert batch.post("ordered", contacts(10), instanceId="stopped").status_code == 202
+    assert batch.post("ordered", contacts(10), instanceId="after").status_code == 202
+    terminated = requests.post(
+        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-stopped/"
+                       "terminate"),
+        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
+    assert terminated.status_code == 202, terminated.text
+
+    assert batch.wait_for_end("ordered", "after")["status"] == "SUCCESSFUL"
+
+    assert batch.wait_for_end("ordered", "long")["status"] == "SUCCESSFUL"
+    broken = batch.result("ordered", "broken")
+    assert (broken["status"], broken["runtimeStatus"], broken["endReason"]) == (
+        "FAILED", "Failed", "ORCHESTRATION_FAILED")
+    stopped = batch.result("ordered", "stopped")
+    assert (stopped["status"], stopped["runtimeStatus"], stopped["endReason"]) == (
+        "STOPPED", "Terminated", "ORCHESTRATION_TERMINATED")
+    listed = {row["batchJobInstanceId"]: row["status"] for row in batch.get(
+        "/api/batch-jobs/ordered").json()["instances"]}
+    assert listed == {"long": "SUCCESSFUL", "broken": "FAILED", "stopped": "STOPPED",
+                      "after": "SUCCESSFUL"}
+    spans = _spans(batch)
+    assert spans["long"][1] < spans["after"][0], spans

@@ -13,6 +13,7 @@ import pytest
 from azure.data.tables import TableClient, TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from shared.batch.claims import claim_instance_id, read_instance_claim
 from shared.batch.instances import (
     EXECUTABLE,
     EXECUTING,
@@ -22,7 +23,14 @@ from shared.batch.instances import (
     record_staging,
     set_status,
 )
-from shared.batch.retention import mark_purging, purge_instances, purgeable_instances
+from shared.batch.liveness import Orchestration
+from shared.batch.retention import (
+    mark_purging,
+    purge_instances,
+    purge_never_started,
+    purgeable_instances,
+    sweep_active_rows,
+)
 from shared.batch.settings import BatchSettings
 from shared.batch.store import AzureBlobStore, InstanceFolder
 from shared.config.framework import read_section
@@ -45,8 +53,9 @@ def store(azurite) -> AzureBlobStore:
 
 
 def _instance(table: TableClient, store: AzureBlobStore, instance_id: str,
-              status: str) -> None:
-    record_staging(table, JOB, instance_id, f"batch-{JOB}-{instance_id}", datetime.now(UTC))
+              status: str, created: datetime | None = None) -> None:
+    record_staging(table, JOB, instance_id, f"batch-{JOB}-{instance_id}",
+                   created or datetime.now(UTC))
     folder = InstanceFolder(JOB, instance_id)
     for name in (folder.manifest, folder.block_state(0), folder.failures_report):
         store.write(name, b"{}")
@@ -55,8 +64,12 @@ def _instance(table: TableClient, store: AzureBlobStore, instance_id: str,
 
 
 def _rows(table: TableClient) -> dict[str, str]:
-    return {row["RowKey"]: row["Status"] for row in table.query_entities(
-        "PartitionKey eq @job", parameters={"job": JOB})}
+    """The instance rows; each has its index row (and no index row outlives its row)."""
+    entities = list(table.query_entities("PartitionKey eq @job", parameters={"job": JOB}))
+    rows = {row["RowKey"]: row["Status"] for row in entities if "Status" in row}
+    assert sorted(row["InstanceId"] for row in entities if "Status" not in row) == \
+        sorted(rows)
+    return rows
 
 
 def _folders(store: AzureBlobStore) -> set[str]:
@@ -133,6 +146,59 @@ def test_a_row_written_after_it_was_read_is_left_for_a_later_run(table, store) -
     assert asyncio.run(purge_instances(table, store, [candidate], Forgotten())) == 0
     assert _rows(table) == {"moving": "SUCCESSFUL"}
     assert _folders(store) == {"moving"}
+
+
+class Durable:
+    """The durable client's answers by durable id (none: no such orchestration)."""
+
+    def __init__(self, **states: str) -> None:
+        self.states = {f"batch-{JOB}-{name}": state for name, state in states.items()}
+
+    async def __call__(self, durable_id: str) -> Orchestration:
+        return Orchestration(self.states.get(durable_id))
+
+
+def _purge_run(table: TableClient, store: AzureBlobStore, durable: Durable,
+               now: datetime) -> int:
+    """What the hourly timer does for one job."""
+    async def run() -> int:
+        never = await sweep_active_rows(table, store.container, JOB, durable, now, RETENTION)
+        purged = await purge_never_started(table, store, store.container, never,
+                                           Forgotten(), now)
+        return purged + await purge_instances(
+            table, store, purgeable_instances(table, JOB, now, RETENTION, 100), Forgotten())
+    return asyncio.run(run())
+
+
+def test_instances_that_never_started_or_ended_outside_are_purged_too(table, store) -> None:
+    """A STAGING row whose request died before starting it (claim lapsed) or whose caller
+    never started it (a sub-instance's row, no claim) goes after the retention; so does an
+    instance whose orchestration failed, once its row was settled a retention ago."""
+    old = datetime.now(UTC) - RETENTION - timedelta(minutes=5)
+    _instance(table, store, "lapsed", STAGING, old)
+    hold = claim_instance_id(store.container, JOB, "lapsed", "fingerprint")
+    assert hold is not None
+    hold.release()  # its request died: the lease lapses
+    _instance(table, store, "unclaimed", STAGING, old)
+    _instance(table, store, "held", STAGING, old)  # a request stages it right now
+    assert claim_instance_id(store.container, JOB, "held", "fingerprint") is not None
+    _instance(table, store, "young", STAGING)
+    _instance(table, store, "failed", EXECUTING, old)
+    now = datetime.now(UTC) + timedelta(seconds=30)  # the lapsed lease is over
+
+    assert _purge_run(table, store, Durable(failed="Failed"), now) == 2
+
+    assert _rows(table) == {"held": STAGING, "young": STAGING, "failed": "FAILED"}
+    assert _folders(store) == {"held", "young", "failed"}
+    # The lapsed claim stays abandoned (a post of the id takes it over); none was left
+    # behind for the row that had none.
+    lapsed = read_instance_claim(store.container, JOB, "lapsed")
+    assert lapsed is not None and not lapsed.started and not lapsed.leased
+    assert read_instance_claim(store.container, JOB, "unclaimed") is None
+    # A retention later the failed one goes as any finished one (and the young one, never
+    # started, too); the one whose claim a request holds stays.
+    assert _purge_run(table, store, Durable(failed="Failed"), now + RETENTION) == 2
+    assert _rows(table) == {"held": STAGING}
 
 
 def test_a_run_purges_at_most_its_limit(table, store) -> None:

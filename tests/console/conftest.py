@@ -8,14 +8,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import requests
+from azure.data.tables import TableServiceClient
 
 from devhost.testing import RunningHost, start_host
 from devtools import services
 from sfsim.testing import SimulatorHandle
+from shared.batch import batch_durable_id
+from shared.batch.instances import record_staging, set_status
+from shared.storage.tables import table_client
 from tests.deployed_app import deployed_app_dir, deployed_app_env
 from tests.sync.sources import AssetSource, create_asset_source
 
@@ -27,6 +32,20 @@ ENDED = {"Completed", "Failed", "Terminated"}
 class ConsoleHost:
     host: RunningHost
     source: AssetSource
+    env: dict[str, str]
+
+    def seed_batch_instances(self, job: str, statuses: dict[str, str]) -> None:
+        """Instance rows of `job` as its instances leave them, one a minute apart in the
+        order given (the last is the newest), with their counts."""
+        table = table_client(TableServiceClient.from_connection_string(
+            self.env["AzureWebJobsStorage"]), self.env["BATCH_INSTANCES_TABLE"])
+        start = datetime.now(UTC) - timedelta(minutes=len(statuses))
+        for minute, (instance_id, status) in enumerate(statuses.items()):
+            record_staging(table, job, instance_id, batch_durable_id(job, instance_id),
+                           start + timedelta(minutes=minute))
+            set_status(table, job, instance_id, status, {
+                "batchJobInstanceId": instance_id, "status": status, "totalRecords": 4,
+                "processedRecords": 4, "successfulRecords": 3, "failedRecords": 1})
 
     def get(self, path: str, **params: str) -> requests.Response:
         return requests.get(self.host.url(path), params=params,
@@ -100,9 +119,11 @@ def console_host(tmp_path_factory: pytest.TempPathFactory, azurite: services.Azu
         "SYNC_ASSET_CHANGES_PAGE_SIZE": "25",
         "SYNC_ASSET_CHANGES_MIN_INTERVAL": "0",
         "BULK_LOAD_CONTAINER": "console-" + suffix,
+        "BATCH_CONTAINER": "console-batch-" + suffix,
+        "BATCH_INSTANCES_TABLE": f"B{suffix}",
         "BULK_LOAD_POLL_INTERVAL": "0.2",
         "BULK_LOAD_ACTIVITY_RETRY_DELAY": "0.1",
     }
     host = start_host(app_dir, env=env, log_path=work / "host.log")
-    yield ConsoleHost(host, source)
+    yield ConsoleHost(host, source, env)
     host.stop()

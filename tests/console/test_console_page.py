@@ -99,8 +99,27 @@ def test_the_inventory_needs_a_key_and_lists_the_sync_jobs(console_host: Console
     body = answer.json()
     assert {"job": SYNC_JOB, "enabled": True, "statusUrl": f"sync/{SYNC_JOB}"} in \
         body["syncJobs"]
+    assert {"job": "asset-events", "statusUrl": "batch-jobs/asset-events"} in \
+        body["batchJobs"]
     # The loads come from the loads API, not from a second view of them here.
-    assert set(body) == {"syncJobs"}
+    assert set(body) == {"syncJobs", "batchJobs"}
+
+
+def test_the_batch_api_answers_what_the_script_reads(console_host: ConsoleHost):
+    """The names console.js reads from GET batch-jobs/{job}: the newest instances first."""
+    console_host.seed_batch_instances("asset-events", {
+        "page-older": "SUCCESSFUL", "page-stopped": "STOPPED", "page-newer": "EXECUTING"})
+
+    answer = console_host.get("/api/batch-jobs/asset-events", limit="2")
+
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert [(row["batchJobInstanceId"], row["status"]) for row in body["instances"]][:2] == [
+        ("page-newer", "EXECUTING"), ("page-stopped", "STOPPED")]
+    assert body["instances"][0]["failedRecords"] == 1
+    following = console_host.get("/api/batch-jobs/asset-events", limit="2",
+                                 after=body["next"]).json()
+    assert "page-older" in [row["batchJobInstanceId"] for row in following["instances"]]
 
 
 def test_the_loads_api_answers_what_the_script_reads(console_host: ConsoleHost):

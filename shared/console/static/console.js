@@ -441,11 +441,14 @@
     return [];
   }
 
+  // A batch instance in one of these has not ended: no failure report yet.
+  const ACTIVE_BATCH_STATES = ["STAGING", "EXECUTABLE", "EXECUTING", "PURGING"];
+
   function batchInstanceRow(job, instance) {
     const total = Number(instance.totalRecords || 0);
     const processed = Number(instance.processedRecords || 0);
     const id = instance.batchJobInstanceId || instance.instanceId || "";
-    const finished = instance.status && instance.status !== "EXECUTING";
+    const finished = instance.status && !ACTIVE_BATCH_STATES.includes(instance.status);
     const csv = finished && Number(instance.failedRecords || 0) > 0
       ? el("button", { type: "button", "data-action": "failures" }, "Failures CSV") : null;
     if (csv) {
@@ -463,15 +466,9 @@
       el("td", {}, csv));
   }
 
-  async function showBatchJobs(names) {
-    const listed = await probe("batch", "batch-jobs");
-    const jobs = names.slice();
-    if (listed && listed.status === 200) {
-      for (const item of listOf(listed.body, "jobs")) {
-        const name = typeof item === "string" ? item : item.job || item.name;
-        if (name && !jobs.includes(name)) jobs.push(name);
-      }
-    }
+  async function showBatchJobs(inventoried) {
+    const jobs = inventoried.map((item) => typeof item === "string" ? item : item.job)
+      .filter(Boolean);
     $("batch-section").hidden = jobs.length === 0;
     if (!jobs.length) return;
     const answers = await Promise.all(jobs.map((job) =>
@@ -485,8 +482,11 @@
       const instances = listOf(answer.body, "instances");
       const head = el("tr", {}, ["instance", "status", "progress", "successful", "failed",
         "total", "elapsed", ""].map((name) => el("th", {}, name)));
+      const more = answer.body && answer.body.next ? "the newest " + instances.length +
+        " instances" : "newest first";
       return el("article", { class: "card batch-job", "data-job": job },
-        el("div", { class: "card-head" }, el("h3", {}, job)),
+        el("div", { class: "card-head" }, el("h3", {}, job),
+          instances.length ? el("span", { class: "muted" }, more) : null),
         instances.length ? el("table", {}, el("thead", {}, head),
           el("tbody", {}, instances.map((instance) => batchInstanceRow(job, instance))))
           : el("p", { class: "muted" }, "no instance yet"));
