@@ -82,7 +82,12 @@ def _levels(given: dict[str, Any], progress: dict[str, Any], summary: dict[str, 
         state = source.get("state", "pending")
         if index == current and state == "pending":
             state = progress.get("phase") or "running"
-        processed = progress.get("processed", 0) if index == current else 0
+        if index == current:
+            processed = progress.get("processed", 0)
+        elif state in ENDED_LEVEL_STATES:  # what Salesforce processed: loaded or refused
+            processed = source.get("succeeded", 0) + source.get("failed", 0)
+        else:
+            processed = 0
         views.append({
             "level": source.get("level") or level.get("name"),
             "object": source.get("object") or level.get("object"),

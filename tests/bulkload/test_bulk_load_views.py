@@ -44,7 +44,8 @@ def test_a_running_load_shows_its_progress_per_level():
     assert (view["phase"], view["levelNumber"], view["outcome"]) == ("waiting", 2, None)
     accounts, contacts = view["levels"]
     assert (accounts["state"], accounts["records"], accounts["succeeded"],
-            accounts["failed"], accounts["percent"]) == ("completed", 10, 9, 1, 100.0)
+            accounts["failed"], accounts["processed"], accounts["percent"]) == \
+        ("completed", 10, 9, 1, 10, 100.0)
     assert (contacts["object"], contacts["state"], contacts["records"],
             contacts["percent"]) == ("Contact", "waiting", 30, 50.0)
     assert view["percent"] == 62.5  # (10 + 15) of 40 records
@@ -66,6 +67,7 @@ def test_an_ended_load_shows_its_summary_and_where_its_reports_are():
     assert (view["outcome"], view["summary"], view["percent"]) == \
         ("completed_with_failures", summary, 100.0)
     assert view["levels"][1]["orphansSkipped"] == 3
+    assert [level["processed"] for level in view["levels"]] == [10, 27]
     assert view["cancelUrl"] is None
     assert (view["failuresUrl"], view["resultsUrl"]) == ("/api/bulk-loads/L1/failures",
                                                          "/api/bulk-loads/L1/results")
