@@ -38,18 +38,21 @@ sys.path.insert(0, str(REPO_ROOT))
 import pyodbc  # noqa: E402
 import requests  # noqa: E402
 from azure.data.tables import TableServiceClient  # noqa: E402
-from werkzeug.serving import WSGIRequestHandler, make_server  # noqa: E402
+from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from devhost.testing import RunningHost, start_host  # noqa: E402
 from devtools import services  # noqa: E402
+from sfsim.server import KeepAliveHandler, close_open_connections  # noqa: E402
 from shared.sync.asset_changes import COLUMNS  # noqa: E402
 
 JOB = "asset-changes"
 QUOTED = ", ".join(f'"{column}"' for column in COLUMNS)
 
 
-class QuietHandler(WSGIRequestHandler):
+class QuietHandler(KeepAliveHandler):
+    """Connections kept alive, as a Process API behind a gateway keeps them."""
+
     def log_request(self, *args: Any, **kwargs: Any) -> None:
         pass
 
@@ -79,6 +82,7 @@ class CountingEndpoint:
 
     def stop(self) -> None:
         self._server.shutdown()
+        close_open_connections(self._server)
 
 
 def load_assets(connection_string: str, table: str, view: str, rows: int) -> None:
@@ -139,6 +143,7 @@ class Bench:
             "SYNC_DEAD_LETTER_TABLE": f"D{suffix}",
             "SYNC_ASSET_CHANGES_ENABLED": "true",
             "SYNC_ASSET_CHANGES_SCHEDULE": "0 0 0 1 1 *",  # runs are started by POST only
+            "EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *",
             "SYNC_ASSET_CHANGES_SOURCE_CONNECTION": self.postgres.odbc_connection_string,
             "SYNC_ASSET_CHANGES_SOURCE_VIEW": self.view,
             "SYNC_ASSET_CHANGES_LAG": "0",
@@ -174,7 +179,7 @@ class Bench:
                                params={"code": host.function_key}, timeout=60)
         if answer.status_code != 202:
             raise RuntimeError(f"run not started: {answer.status_code} {answer.text}")
-        run_id = answer.json()["run_id"]
+        run_id = answer.json()["runId"]
         while True:
             time.sleep(0.2)
             rows = [dict(row) for row in runs.query_entities(
@@ -191,7 +196,7 @@ class Bench:
         while True:
             body = requests.get(host.url(f"/api/sync/{JOB}"),
                                 params={"code": host.function_key}, timeout=60).json()
-            if body["lock"]["runtime_status"] in ("Completed", "Failed", "Terminated"):
+            if body["lock"]["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
                 return
             time.sleep(0.2)
 
