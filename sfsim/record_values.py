@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from sfsim.org import Org
 
 NULL_MARKER = "#N/A"
+_SCALARS = frozenset((str, int, float, bool, type(None)))  # never a relationship reference
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -48,7 +49,7 @@ def resolve_values(
                 continue
             if raw == NULL_MARKER:
                 raw = None
-        if "." in key or isinstance(raw, Mapping):
+        if "." in key or (raw.__class__ not in _SCALARS and isinstance(raw, Mapping)):
             relation, parent_id = _resolve_relationship(org, obj, key, raw)
             changes[relation.name] = parent_id
             continue

@@ -75,14 +75,20 @@ class ObjectDef:
             "SystemModstamp": FieldDef("SystemModstamp", "datetime"),
         }
         self.fields = {**system, **{k: v for k, v in self.fields.items() if k not in system}}
+        # Looked up for every value of every record written: an object's fields are fixed
+        # once it is defined (a changed definition is a new ObjectDef).
+        self._lowered: dict[str, FieldDef] = {}
+        for definition in self.fields.values():
+            self._lowered.setdefault(definition.name.lower(), definition)
+        self.required_names = tuple(f.name for f in self.fields.values() if f.required)
+        self.unique_names = tuple(f.name for f in self.fields.values() if f.unique)
 
     def field_named(self, name: str) -> FieldDef | None:
         """Field lookup is case-insensitive, as in Salesforce."""
         found = self.fields.get(name)
         if found is not None:
             return found
-        lowered = name.lower()
-        return next((f for f in self.fields.values() if f.name.lower() == lowered), None)
+        return self._lowered.get(name.lower())
 
     def relationship(self, name: str) -> FieldDef | None:
         lowered = name.lower()
@@ -183,11 +189,11 @@ _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 def id_checksum(id15: str) -> str:
     """The 3-character suffix that makes a 15-character id case-insensitively unique."""
-    suffix = ""
-    for start in (0, 5, 10):
-        flags = sum(1 << bit for bit, char in enumerate(id15[start : start + 5]) if char.isupper())
-        suffix += _CHECKSUM[flags]
-    return suffix
+    flags = [0, 0, 0]
+    for position, char in enumerate(id15[:15]):
+        if char.isupper():
+            flags[position // 5] |= 1 << position % 5
+    return _CHECKSUM[flags[0]] + _CHECKSUM[flags[1]] + _CHECKSUM[flags[2]]
 
 
 def to_18(record_id: str) -> str:

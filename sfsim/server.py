@@ -26,6 +26,7 @@ from werkzeug.wsgi import LimitedStream
 from sfsim.app import Simulator
 
 LOOPBACK = "127.0.0.1"
+_REQUEST_LOG = logging.getLogger("werkzeug")
 IDLE_SECONDS = 60.0  # an idle kept-alive connection is closed after this long
 
 
@@ -43,6 +44,11 @@ class KeepAliveHandler(WSGIRequestHandler):
 
     protocol_version = "HTTP/1.1"
     timeout = IDLE_SECONDS
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        # Werkzeug formats the line (a date among it) before its logger drops it.
+        if _REQUEST_LOG.isEnabledFor(logging.INFO):
+            super().log_request(code, size)
 
     def setup(self) -> None:
         super().setup()
