@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,24 +85,26 @@ def sync_pages(
     pages = rows = 0
     done = False
 
-    def pages_after(position: Position) -> Iterator[list[Row]]:
+    def pages_after(position: Position) -> Iterator[_Page]:
         while True:
             try:
-                page = source.fetch_rows(page_statement(keyset, position, bound, job.page_size))
+                names, found = source.fetch_tuples(
+                    page_statement(keyset, position, bound, job.page_size))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
+            page = _Page(names, found)
             yield page
-            if len(page) < job.page_size:
+            if len(found) < job.page_size:
                 return
-            position = position_of(keyset, page[-1])
+            position = position_of(keyset, page.row(-1))
 
     try:
         with ReadAhead(pages_after(watermark.position)) as reader:
             for page in reader:
-                if page:
+                if page.rows:
                     _sync_page(job, state, sink, run_id, page, checkpoints)
-                    pages, rows = pages + 1, rows + len(page)
-                done = len(page) < job.page_size
+                    pages, rows = pages + 1, rows + len(page.rows)
+                done = len(page.rows) < job.page_size
                 if done or pages >= budget.pages or clock() - started >= budget.seconds:
                     break
     finally:
@@ -230,26 +232,40 @@ class _Checkpoints:
                 self._changed.notify_all()
 
 
-def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: list[Row],
+@dataclass(frozen=True)
+class _Page:
+    """Rows as the driver gave them (values in `names` order): a row becomes a dict only
+    when it is masked for the mapping, or when it is needed by name (position, dead
+    letter)."""
+
+    names: tuple[str, ...]
+    rows: list[Sequence[Any]]
+
+    def row(self, index: int) -> Row:
+        return dict(zip(self.names, self.rows[index], strict=True))
+
+
+def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, page: _Page,
                checkpoints: _Checkpoints) -> None:
     keyset = job.source.keyset()
+    names, map_record, masked_row = page.names, job.map_record, job.masked_row
     records: list[dict[str, Any]] = []
-    origins: list[Row] = []
+    origins: list[int] = []  # the page's row of each record
     rejected: list[_Rejected] = []
-    for row in rows:
-        masked = job.mask(row)
+    for index, values in enumerate(page.rows):
+        masked = masked_row(names, values)
         try:
-            record = job.map_record(masked)
+            records.append(map_record(masked))
         except Exception as error:  # a bad row is dead-lettered; it must not stop the run
-            rejected.append(_Rejected(row, "MAPPING_FAILED", f"{type(error).__name__}: {error}",
-                                      masked))
+            rejected.append(_Rejected(page.row(index), "MAPPING_FAILED",
+                                      f"{type(error).__name__}: {error}", masked))
             continue
-        records.append(record)
-        origins.append(row)
+        origins.append(index)
     delivery = _deliver(job, sink, records)
     crash_point(PAGE_AFTER_DELIVERY)
-    rejected += [_Rejected(origins[rejection.index], rejection.code, rejection.message,
-                           records[rejection.index]) for rejection in delivery.rejections]
+    rejected += [_Rejected(page.row(origins[rejection.index]), rejection.code,
+                           rejection.message, records[rejection.index])
+                 for rejection in delivery.rejections]
     if rejected:
         codec = job.source.codec
         state.dead_letters.add(job.name, run_id, [
@@ -257,8 +273,8 @@ def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: li
                        codec.cursor_text(item.row[keyset.cursor_column]), item.code,
                        item.message, _jsonable(item.record))
             for item in rejected])
-    checkpoints.accept(position_of(keyset, rows[-1]), len(rows), delivery.accepted,
-                      len(rejected))
+    checkpoints.accept(position_of(keyset, page.row(-1)), len(page.rows), delivery.accepted,
+                       len(rejected))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ and do not block the watermark) or raises:
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+import requests.auth
 
 from shared.http_session import RETRY_STATUSES, retrying_session
 from shared.redaction import redact_secrets
@@ -91,6 +93,9 @@ class HttpSink:
         self.header = header
         self.timeout = timeout
         self.session = retrying_session(max_retries, backoff)
+        # The configured header is the request's authentication: requests then skips its
+        # per-request look for a ~/.netrc entry (a file system call on every page).
+        self.session.auth = _HeaderAuth(header, authorization)
 
     def __repr__(self) -> str:
         return f"HttpSink(url={self.display_url!r})"
@@ -107,13 +112,12 @@ class HttpSink:
         return f"{self.display_url}: {text[:300]}"
 
     def deliver(self, records: Sequence[Mapping[str, Any]]) -> Delivery:
-        headers = {"Content-Type": "application/json"}
-        if self._authorization:
-            headers[self.header] = self._authorization
+        # Compact UTF-8 JSON, NaN refused as requests' json= refuses it.
+        body = json.dumps({"records": list(records)}, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False).encode()
         try:
-            response = self.session.post(
-                self.url, json={"records": list(records)}, headers=headers, timeout=self.timeout
-            )
+            response = self.session.post(self.url, data=body, headers=_JSON_HEADERS,
+                                         timeout=self.timeout)
         except requests.exceptions.RetryError as error:
             raise SinkUnavailable(
                 "HTTP_RETRIES_EXHAUSTED", self._describe(error)
@@ -136,6 +140,21 @@ class HttpSink:
             )
         rejections = _rejections_from(response, len(records), self._redact)
         return Delivery(len(records) - len(rejections), rejections)
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class _HeaderAuth(requests.auth.AuthBase):
+    """Sets the sink's authorization header (if one is configured) on each request."""
+
+    def __init__(self, header: str, value: str | None) -> None:
+        self.header, self.value = header, value
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.value:
+            request.headers[self.header] = self.value
+        return request
 
 
 def _rejections_from(
