@@ -2,8 +2,8 @@
 
 `sync_pages` reads the watermark (and its ETag) once, then works through pages until its
 time budget or page count is spent or the run's upper bound is reached: fetch the next page
-after the last one (read ahead on a thread while the current page is delivered), mask and
-map it, hand it to the sink, dead-letter the records the sink (or the mapping) rejected,
+after the last one and mask and map it (read ahead on a thread while the current page is
+delivered), hand it to the sink, dead-letter the records the sink (or the mapping) rejected,
 and checkpoint: advance the watermark under the ETag of the previous checkpoint, together
 with the run's totals. Checkpoints are written on a thread of their own while the next
 page is synced; at most `checkpoint_pages` accepted pages wait for theirs (fewer once
@@ -92,7 +92,7 @@ def sync_pages(
                     page_statement(keyset, position, bound, job.page_size))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            page = _Page(names, found)
+            page = _mapped_page(job, names, found)
             yield page
             if len(found) < job.page_size:
                 return
@@ -234,38 +234,48 @@ class _Checkpoints:
 
 @dataclass(frozen=True)
 class _Page:
-    """Rows as the driver gave them (values in `names` order): a row becomes a dict only
-    when it is masked for the mapping, or when it is needed by name (position, dead
-    letter)."""
+    """A page read and mapped, not delivered yet: the rows as the driver gave them (values
+    in `names` order; a row becomes a dict by name only when needed: position, dead
+    letter), the records for the sink, the row of each record, and the rows the mapping
+    rejected."""
 
     names: tuple[str, ...]
     rows: list[Sequence[Any]]
+    records: list[dict[str, Any]]
+    origins: list[int]
+    rejected: list[_Rejected]
 
     def row(self, index: int) -> Row:
         return dict(zip(self.names, self.rows[index], strict=True))
 
 
+def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]]) -> _Page:
+    """Mask and map a page. This runs on the read-ahead thread, while the page before is
+    being delivered: the mapping overlaps the sink's answer instead of waiting for it."""
+    map_record, masked_row = job.map_record, job.masked_row
+    page = _Page(names, rows, [], [], [])
+    for index, values in enumerate(rows):
+        masked = masked_row(names, values)
+        try:
+            page.records.append(map_record(masked))
+        except Exception as error:  # a bad row is dead-lettered; it must not stop the run
+            page.rejected.append(_Rejected(page.row(index), "MAPPING_FAILED",
+                                           f"{type(error).__name__}: {error}", masked))
+            continue
+        page.origins.append(index)
+    return page
+
+
 def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, page: _Page,
                checkpoints: _Checkpoints) -> None:
     keyset = job.source.keyset()
-    names, map_record, masked_row = page.names, job.map_record, job.masked_row
-    records: list[dict[str, Any]] = []
-    origins: list[int] = []  # the page's row of each record
-    rejected: list[_Rejected] = []
-    for index, values in enumerate(page.rows):
-        masked = masked_row(names, values)
-        try:
-            records.append(map_record(masked))
-        except Exception as error:  # a bad row is dead-lettered; it must not stop the run
-            rejected.append(_Rejected(page.row(index), "MAPPING_FAILED",
-                                      f"{type(error).__name__}: {error}", masked))
-            continue
-        origins.append(index)
+    records, origins = page.records, page.origins
     delivery = _deliver(job, sink, records)
     crash_point(PAGE_AFTER_DELIVERY)
-    rejected += [_Rejected(page.row(origins[rejection.index]), rejection.code,
-                           rejection.message, records[rejection.index])
-                 for rejection in delivery.rejections]
+    rejected = page.rejected + [
+        _Rejected(page.row(origins[rejection.index]), rejection.code, rejection.message,
+                  records[rejection.index])
+        for rejection in delivery.rejections]
     if rejected:
         codec = job.source.codec
         state.dead_letters.add(job.name, run_id, [
