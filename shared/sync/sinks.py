@@ -11,7 +11,6 @@ and do not block the watermark) or raises:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -219,18 +218,18 @@ class SalesforceSink:
             raise SinkRefused(error.error_code, f"Salesforce: {error.message}") from None
         rejections = [
             RecordRejection(
-                outcome.index,
+                start + outcome.index,
                 outcome.errors[0][0] if outcome.errors else "UNKNOWN_ERROR",
                 "; ".join(message for _code, message in outcome.errors) or "rejected",
             )
-            for outcomes in answers
+            for start, outcomes in answers
             for outcome in outcomes
             if not outcome.success
         ]
         return Delivery(len(records) - len(rejections), rejections)
 
-    def _upsert(self, start: int, chunk: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
-        outcomes = self.client.upsert_records(
+    def _upsert(self, start: int, chunk: Sequence[Mapping[str, Any]]
+                ) -> tuple[int, list[RecordOutcome]]:
+        """The outcomes of one call, indexed in `chunk`, and where `chunk` starts."""
+        return start, self.client.upsert_records(
             self.sobject, self.external_id_field, chunk, all_or_none=False)
-        return [dataclasses.replace(outcome, index=start + outcome.index)
-                for outcome in outcomes]
