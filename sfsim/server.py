@@ -18,7 +18,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wsgi import LimitedStream
@@ -67,7 +67,8 @@ class KeepAliveHandler(WSGIRequestHandler):
         environ = self.environ = self.make_environ()
         body: Any = environ["wsgi.input"]
         if not environ.get("wsgi.input_terminated"):  # not chunked: ends at Content-Length
-            body = LimitedStream(self.rfile, int(environ.get("CONTENT_LENGTH") or 0))
+            body = LimitedStream(cast(IO[bytes], self.rfile),
+                                 int(environ.get("CONTENT_LENGTH") or 0))
             environ["wsgi.input"] = body
         answer: list[Any] = []
 
