@@ -2,8 +2,9 @@
 
 `sync_pages` reads the watermark (and its ETag) once, then works through pages until its
 time budget or page count is spent or the run's upper bound is reached: fetch the next page
-after the last one and mask and map it (read ahead on a thread while the current page is
-delivered), hand it to the sink, dead-letter the records the sink (or the mapping) rejected,
+after the last one (small pages are cut from one query of up to `ROWS_PER_QUERY` rows) and
+mask and map it (read ahead on a thread while the current page is delivered), hand it to the
+sink, dead-letter the records the sink (or the mapping) rejected,
 and checkpoint: advance the watermark under the ETag of the previous checkpoint, together
 with the run's totals. Checkpoints are written on a thread of their own while the next
 page is synced; at most `checkpoint_pages` accepted pages wait for theirs (fewer once
@@ -46,6 +47,11 @@ PAGE_AFTER_WATERMARK = "sync.page.after_watermark"
 
 log = logging.getLogger(__name__)
 
+# Rows one source query reads: small pages are cut from one query's rows (at most this
+# many held at once), so a 500-row page does not pay a query round trip, a statement
+# handle and the driver's result set each.
+ROWS_PER_QUERY = 5000
+
 Row = dict[str, Any]
 
 
@@ -85,17 +91,21 @@ def sync_pages(
     pages = rows = 0
     done = False
 
+    size = job.page_size
+    pages_per_query = max(1, ROWS_PER_QUERY // size)
+
     def pages_after(position: Position) -> Iterator[_Page]:
         while True:
             try:
                 names, found = source.fetch_tuples(
-                    page_statement(keyset, position, bound, job.page_size))
+                    page_statement(keyset, position, bound, size * pages_per_query))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            page = _mapped_page(job, names, found)
-            yield page
-            if len(found) < job.page_size:
-                return
+            for start in range(0, max(len(found), 1), size):
+                page = _mapped_page(job, names, found[start:start + size])
+                yield page
+                if len(page.rows) < size:
+                    return
             position = position_of(keyset, page.row(-1))
 
     try:
