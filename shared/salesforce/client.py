@@ -257,6 +257,9 @@ class SalesforceClient:
         headers = dict(kwargs.pop("headers", None) or {})
         if authenticated:
             headers["Authorization"] = f"Bearer {self._access_token}"
+            # The bearer header is the authentication: requests then skips its look for a
+            # ~/.netrc entry, a file system call on every API call.
+            kwargs.setdefault("auth", _headers_as_set)
         self.api_calls += 1
         try:
             response = self.session.request(
@@ -640,6 +643,11 @@ def _soql_string(value: str) -> str:
 
 
 _JSON_SCALARS = (str, float, int, bool)
+
+
+def _headers_as_set(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook for a call whose Authorization header is set already."""
+    return request
 
 
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
