@@ -11,7 +11,7 @@ from pathlib import Path
 
 from sfsim.app import Simulator
 from sfsim.schema import ObjectDef, default_objects
-from sfsim.server import LOOPBACK, serve
+from sfsim.server import LOOPBACK, close_open_connections, serve
 from sfsim.settings import SimSettings
 from sfsim.state import StateFileError
 
@@ -106,6 +106,7 @@ def _serve(simulator: Simulator, args: argparse.Namespace) -> int:
         pass
     finally:
         running.server.server_close()
+        close_open_connections(running.server)
     return 0
 
 

@@ -15,6 +15,11 @@ if TYPE_CHECKING:
     from sfsim.org import Org
 
 NULL_MARKER = "#N/A"
+# Field types whose values are converted or checked beyond text (`_convert`).
+_CONVERTED_KINDS = frozenset((
+    "reference", "boolean", "int", "double", "currency", "percent", "date", "datetime",
+))
+_SCALARS = frozenset((str, int, float, bool, type(None)))  # never a relationship reference
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -40,6 +45,7 @@ def resolve_values(
     """
     changes: dict[str, Any] = {}
     record_id: str | None = None
+    exact = obj.fields.get
     for key, raw in values.items():
         if key == "attributes":
             continue
@@ -48,11 +54,11 @@ def resolve_values(
                 continue
             if raw == NULL_MARKER:
                 raw = None
-        if "." in key or isinstance(raw, Mapping):
+        if "." in key or (raw.__class__ not in _SCALARS and isinstance(raw, Mapping)):
             relation, parent_id = _resolve_relationship(org, obj, key, raw)
             changes[relation.name] = parent_id
             continue
-        field = obj.field_named(key)
+        field = exact(key) or obj.field_named(key)
         if field is None:
             raise _no_such_column(key, obj, key)
         if field.name == "Id":
@@ -132,6 +138,8 @@ def _convert(org: Org, obj: ObjectDef, field: FieldDef, raw: Any) -> Any:
         return None
     text = raw if isinstance(raw, str) else None
     kind = field.type
+    if kind not in _CONVERTED_KINDS:
+        return _checked_text(field, kind, text if text is not None else str(raw))
     try:
         if kind == "reference":
             parent = org.objects[field.reference_to or ""]
@@ -169,7 +177,10 @@ def _convert(org: Org, obj: ObjectDef, field: FieldDef, raw: Any) -> Any:
             f"{field.name}: value not of required type: {raw}",
             [field.name],
         ) from None
-    value = text if text is not None else str(raw)
+    return _checked_text(field, kind, text if text is not None else str(raw))
+
+
+def _checked_text(field: FieldDef, kind: str, value: str) -> str:
     if kind == "email" and value and not EMAIL.match(value):
         raise RecordError(
             "INVALID_EMAIL_ADDRESS", f"{field.name}: invalid email address: {value}",

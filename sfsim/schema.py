@@ -8,6 +8,7 @@ can be loaded from JSON (`--schema FILE` or `PUT /_sim/objects/{name}`) in the s
 
 from __future__ import annotations
 
+import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,7 @@ class FieldDef:
     label: str | None = None
 
     def __post_init__(self) -> None:
+        self.createable = self.name not in SYSTEM_FIELDS
         if self.type not in FIELD_TYPES:
             raise ValueError(f"field {self.name}: type must be one of {', '.join(FIELD_TYPES)}")
         if self.type == "reference" and not self.reference_to:
@@ -43,10 +45,6 @@ class FieldDef:
         if self.external_id:
             # Salesforce indexes external ids and upserts match on them: one record a value.
             self.unique = True
-
-    @property
-    def createable(self) -> bool:
-        return self.name not in SYSTEM_FIELDS
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -75,14 +73,20 @@ class ObjectDef:
             "SystemModstamp": FieldDef("SystemModstamp", "datetime"),
         }
         self.fields = {**system, **{k: v for k, v in self.fields.items() if k not in system}}
+        # Looked up for every value of every record written: an object's fields are fixed
+        # once it is defined (a changed definition is a new ObjectDef).
+        self._lowered: dict[str, FieldDef] = {}
+        for definition in self.fields.values():
+            self._lowered.setdefault(definition.name.lower(), definition)
+        self.required_names = tuple(f.name for f in self.fields.values() if f.required)
+        self.unique_names = tuple(f.name for f in self.fields.values() if f.unique)
 
     def field_named(self, name: str) -> FieldDef | None:
         """Field lookup is case-insensitive, as in Salesforce."""
         found = self.fields.get(name)
         if found is not None:
             return found
-        lowered = name.lower()
-        return next((f for f in self.fields.values() if f.name.lower() == lowered), None)
+        return self._lowered.get(name.lower())
 
     def relationship(self, name: str) -> FieldDef | None:
         lowered = name.lower()
@@ -183,11 +187,13 @@ _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 def id_checksum(id15: str) -> str:
     """The 3-character suffix that makes a 15-character id case-insensitively unique."""
-    suffix = ""
-    for start in (0, 5, 10):
-        flags = sum(1 << bit for bit, char in enumerate(id15[start : start + 5]) if char.isupper())
-        suffix += _CHECKSUM[flags]
-    return suffix
+    return _chunk_checksum(id15[:5]) + _chunk_checksum(id15[5:10]) + _chunk_checksum(id15[10:15])
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _chunk_checksum(chunk: str) -> str:
+    # The first two chunks of new ids repeat (key prefix, high digits): cached.
+    return _CHECKSUM[sum(1 << bit for bit, char in enumerate(chunk) if char.isupper())]
 
 
 def to_18(record_id: str) -> str:

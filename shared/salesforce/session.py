@@ -193,6 +193,9 @@ class SalesforceSession:
         headers = dict(kwargs.pop("headers", None) or {})
         if authenticated:
             headers["Authorization"] = f"Bearer {self._access_token}"
+            # The bearer header is the authentication: requests then skips its look for a
+            # ~/.netrc entry, a file system call on every API call.
+            kwargs.setdefault("auth", _headers_as_set)
         self.api_calls += 1
         try:
             response = self.session.request(
@@ -294,3 +297,8 @@ def _json_or_none(response: requests.Response) -> Any:
         return response.json()
     except (ValueError, json.JSONDecodeError):
         return None
+
+
+def _headers_as_set(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """requests' auth hook for a call whose Authorization header is set already."""
+    return request

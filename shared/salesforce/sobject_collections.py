@@ -124,13 +124,16 @@ def _soql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+_JSON_SCALARS = (str, float, int, bool)
+
+
 def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
     """JSON-safe field values: dates, datetimes and decimals as Salesforce reads them."""
     from shared.salesforce.bulk_csv import format_value
 
     out: dict[str, Any] = {}
     for key, value in record.items():
-        if value is None or isinstance(value, bool | int | float | str):
+        if value is None or value.__class__ in _JSON_SCALARS or isinstance(value, _JSON_SCALARS):
             out[key] = value
         elif isinstance(value, Mapping):
             out[key] = _jsonable(value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pyodbc
@@ -155,6 +155,12 @@ class SqlSource:
 
     def fetch_rows(self, statement: Statement) -> list[dict[str, Any]]:
         """Run one statement and return its rows as dicts keyed by column name."""
+        names, rows = self.fetch_tuples(statement)
+        return [dict(zip(names, row, strict=True)) for row in rows]
+
+    def fetch_tuples(self, statement: Statement) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
+        """Run one statement: its column names and its rows as the driver gives them
+        (sequences in column order), for a caller that builds its own values per row."""
         reused = self._cache.take(self._connection_string) if self._cache else None
         if reused is not None:
             try:
@@ -170,17 +176,18 @@ class SqlSource:
                 connection.close()
             raise source_error_from(error, self._connection_string, self.relation) from None
 
-    def _run(self, connection: pyodbc.Connection, statement: Statement) -> list[dict[str, Any]]:
+    def _run(self, connection: pyodbc.Connection,
+             statement: Statement) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
         cursor = connection.cursor()
         cursor.execute(statement.sql, *statement.params)
-        names = [column[0] for column in cursor.description or ()]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        names = tuple(column[0] for column in cursor.description or ())
+        rows: list[Sequence[Any]] = cursor.fetchall()
         cursor.close()
         if self._cache is not None:
             self._cache.give_back(self._connection_string, connection)
         else:
             connection.close()
-        return rows
+        return names, rows
 
     def stream_rows(self, statement: Statement,
                     rows_per_fetch: int) -> Iterator[list[dict[str, Any]]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -146,6 +146,15 @@ class SyncJob:
 
     def mask(self, row: Mapping[str, Any]) -> dict[str, Any]:
         masked = dict(row)
+        for name in self.masked_fields:
+            if name in masked:
+                masked[name] = mask_value(masked[name])
+        return masked
+
+    def masked_row(self, names: Sequence[str], values: Iterable[Any]) -> dict[str, Any]:
+        """A row as the driver gives it (values in `names` order) -> its masked dict: what
+        `mask(dict(zip(names, values)))` gives, built once instead of copied."""
+        masked = dict(zip(names, values, strict=True))
         for name in self.masked_fields:
             if name in masked:
                 masked[name] = mask_value(masked[name])

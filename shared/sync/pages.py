@@ -2,8 +2,9 @@
 
 `sync_pages` reads the watermark (and its ETag) once, then works through pages until its
 time budget or page count is spent or the run's upper bound is reached: fetch the next page
-after the last one (read ahead on a thread while the current page is delivered), mask and
-map it, hand it to the sink, dead-letter the records the sink (or the mapping) rejected,
+after the last one (small pages are cut from one query of up to `ROWS_PER_QUERY` rows) and
+mask and map it (read ahead on a thread while the current page is delivered), hand it to the
+sink, dead-letter the records the sink (or the mapping) rejected,
 and checkpoint: advance the watermark under the ETag of the previous checkpoint, together
 with the run's totals. Checkpoints are written on a thread of their own while the next
 page is synced; at most `checkpoint_pages` accepted pages wait for theirs (fewer once
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +46,11 @@ PAGE_AFTER_DELIVERY = "sync.page.after_delivery"
 PAGE_AFTER_WATERMARK = "sync.page.after_watermark"
 
 log = logging.getLogger(__name__)
+
+# Rows one source query reads: small pages are cut from one query's rows (at most this
+# many held at once), so a 500-row page does not pay a query round trip, a statement
+# handle and the driver's result set each.
+ROWS_PER_QUERY = 5000
 
 Row = dict[str, Any]
 
@@ -85,24 +91,30 @@ def sync_pages(
     pages = rows = 0
     done = False
 
-    def pages_after(position: Position) -> Iterator[list[Row]]:
+    size = job.page_size
+    pages_per_query = max(1, ROWS_PER_QUERY // size)
+
+    def pages_after(position: Position) -> Iterator[_Page]:
         while True:
             try:
-                page = source.fetch_rows(page_statement(keyset, position, bound, job.page_size))
+                names, found = source.fetch_tuples(
+                    page_statement(keyset, position, bound, size * pages_per_query))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            yield page
-            if len(page) < job.page_size:
-                return
-            position = position_of(keyset, page[-1])
+            for start in range(0, max(len(found), 1), size):
+                page = _mapped_page(job, names, found[start:start + size])
+                yield page
+                if len(page.rows) < size:
+                    return
+            position = position_of(keyset, page.row(-1))
 
     try:
         with ReadAhead(pages_after(watermark.position)) as reader:
             for page in reader:
-                if page:
+                if page.rows:
                     _sync_page(job, state, sink, run_id, page, checkpoints)
-                    pages, rows = pages + 1, rows + len(page)
-                done = len(page) < job.page_size
+                    pages, rows = pages + 1, rows + len(page.rows)
+                done = len(page.rows) < job.page_size
                 if done or pages >= budget.pages or clock() - started >= budget.seconds:
                     break
     finally:
@@ -230,26 +242,50 @@ class _Checkpoints:
                 self._changed.notify_all()
 
 
-def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: list[Row],
+@dataclass(frozen=True)
+class _Page:
+    """A page read and mapped, not delivered yet: the rows as the driver gave them (values
+    in `names` order; a row becomes a dict by name only when needed: position, dead
+    letter), the records for the sink, the row of each record, and the rows the mapping
+    rejected."""
+
+    names: tuple[str, ...]
+    rows: list[Sequence[Any]]
+    records: list[dict[str, Any]]
+    origins: list[int]
+    rejected: list[_Rejected]
+
+    def row(self, index: int) -> Row:
+        return dict(zip(self.names, self.rows[index], strict=True))
+
+
+def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]]) -> _Page:
+    """Mask and map a page. This runs on the read-ahead thread, while the page before is
+    being delivered: the mapping overlaps the sink's answer instead of waiting for it."""
+    map_record, masked_row = job.map_record, job.masked_row
+    page = _Page(names, rows, [], [], [])
+    for index, values in enumerate(rows):
+        masked = masked_row(names, values)
+        try:
+            page.records.append(map_record(masked))
+        except Exception as error:  # a bad row is dead-lettered; it must not stop the run
+            page.rejected.append(_Rejected(page.row(index), "MAPPING_FAILED",
+                                           f"{type(error).__name__}: {error}", masked))
+            continue
+        page.origins.append(index)
+    return page
+
+
+def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, page: _Page,
                checkpoints: _Checkpoints) -> None:
     keyset = job.source.keyset()
-    records: list[dict[str, Any]] = []
-    origins: list[Row] = []
-    rejected: list[_Rejected] = []
-    for row in rows:
-        masked = job.mask(row)
-        try:
-            record = job.map_record(masked)
-        except Exception as error:  # a bad row is dead-lettered; it must not stop the run
-            rejected.append(_Rejected(row, "MAPPING_FAILED", f"{type(error).__name__}: {error}",
-                                      masked))
-            continue
-        records.append(record)
-        origins.append(row)
+    records, origins = page.records, page.origins
     delivery = _deliver(job, sink, records)
     crash_point(PAGE_AFTER_DELIVERY)
-    rejected += [_Rejected(origins[rejection.index], rejection.code, rejection.message,
-                           records[rejection.index]) for rejection in delivery.rejections]
+    rejected = page.rejected + [
+        _Rejected(page.row(origins[rejection.index]), rejection.code, rejection.message,
+                  records[rejection.index])
+        for rejection in delivery.rejections]
     if rejected:
         codec = job.source.codec
         state.dead_letters.add(job.name, run_id, [
@@ -257,8 +293,8 @@ def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, rows: li
                        codec.cursor_text(item.row[keyset.cursor_column]), item.code,
                        item.message, _jsonable(item.record))
             for item in rejected])
-    checkpoints.accept(position_of(keyset, rows[-1]), len(rows), delivery.accepted,
-                      len(rejected))
+    checkpoints.accept(position_of(keyset, page.row(-1)), len(page.rows), delivery.accepted,
+                       len(rejected))
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ and do not block the watermark) or raises:
 
 from __future__ import annotations
 
-import dataclasses
+import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import requests
+import requests.auth
 
 from shared.http_session import RETRY_STATUSES, retrying_session
 from shared.redaction import redact_secrets
@@ -91,6 +92,9 @@ class HttpSink:
         self.header = header
         self.timeout = timeout
         self.session = retrying_session(max_retries, backoff)
+        # The configured header is the request's authentication: requests then skips its
+        # per-request look for a ~/.netrc entry (a file system call on every page).
+        self.session.auth = _HeaderAuth(header, authorization)
 
     def __repr__(self) -> str:
         return f"HttpSink(url={self.display_url!r})"
@@ -107,13 +111,12 @@ class HttpSink:
         return f"{self.display_url}: {text[:300]}"
 
     def deliver(self, records: Sequence[Mapping[str, Any]]) -> Delivery:
-        headers = {"Content-Type": "application/json"}
-        if self._authorization:
-            headers[self.header] = self._authorization
+        # Compact UTF-8 JSON, NaN refused as requests' json= refuses it.
+        body = json.dumps({"records": list(records)}, separators=(",", ":"),
+                          ensure_ascii=False, allow_nan=False).encode()
         try:
-            response = self.session.post(
-                self.url, json={"records": list(records)}, headers=headers, timeout=self.timeout
-            )
+            response = self.session.post(self.url, data=body, headers=_JSON_HEADERS,
+                                         timeout=self.timeout)
         except requests.exceptions.RetryError as error:
             raise SinkUnavailable(
                 "HTTP_RETRIES_EXHAUSTED", self._describe(error)
@@ -136,6 +139,21 @@ class HttpSink:
             )
         rejections = _rejections_from(response, len(records), self._redact)
         return Delivery(len(records) - len(rejections), rejections)
+
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+class _HeaderAuth(requests.auth.AuthBase):
+    """Sets the sink's authorization header (if one is configured) on each request."""
+
+    def __init__(self, header: str, value: str | None) -> None:
+        self.header, self.value = header, value
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if self.value:
+            request.headers[self.header] = self.value
+        return request
 
 
 def _rejections_from(
@@ -200,18 +218,18 @@ class SalesforceSink:
             raise SinkRefused(error.error_code, f"Salesforce: {error.message}") from None
         rejections = [
             RecordRejection(
-                outcome.index,
+                start + outcome.index,
                 outcome.errors[0][0] if outcome.errors else "UNKNOWN_ERROR",
                 "; ".join(message for _code, message in outcome.errors) or "rejected",
             )
-            for outcomes in answers
+            for start, outcomes in answers
             for outcome in outcomes
             if not outcome.success
         ]
         return Delivery(len(records) - len(rejections), rejections)
 
-    def _upsert(self, start: int, chunk: Sequence[Mapping[str, Any]]) -> list[RecordOutcome]:
-        outcomes = self.client.upsert_records(
+    def _upsert(self, start: int, chunk: Sequence[Mapping[str, Any]]
+                ) -> tuple[int, list[RecordOutcome]]:
+        """The outcomes of one call, indexed in `chunk`, and where `chunk` starts."""
+        return start, self.client.upsert_records(
             self.sobject, self.external_id_field, chunk, all_or_none=False)
-        return [dataclasses.replace(outcome, index=start + outcome.index)
-                for outcome in outcomes]

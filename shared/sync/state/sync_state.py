@@ -3,6 +3,9 @@ one instance serves every job."""
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 from azure.data.tables import TableServiceClient
 
 from shared.config import AppSettings
@@ -30,7 +33,17 @@ class SyncState:
 
 
 def sync_state(settings: AppSettings) -> SyncState:
-    return SyncState(
-        table_service(settings.storage), settings.sync.watermark_table,
-        settings.sync.runs_table, settings.sync.dead_letter_table,
-    )
+    """The process's state stores for these settings, made once: every tick and activity of
+    a run (and the checkpoint thread) shares their clients and so their connections, instead
+    of opening new ones (a TLS handshake each, against Azure) every time."""
+    key = (settings.storage, settings.sync.watermark_table, settings.sync.runs_table,
+           settings.sync.dead_letter_table)
+    with _states_lock:
+        state = _states.get(key)
+        if state is None:
+            state = _states[key] = SyncState(table_service(settings.storage), *key[1:])
+    return state
+
+
+_states: dict[tuple[Any, str, str, str], SyncState] = {}
+_states_lock = threading.Lock()
