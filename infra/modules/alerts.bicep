@@ -95,13 +95,19 @@ traces
 | where problem != ""
 ''', '__STALL_MINUTES__', string(bulkLoadStallMinutes))
 
-// activities/batch.py batch_finish: "batch instance ended" with the instance's final status.
+// activities/batch.py batch_finish: "batch instance ended" with the instance's final status;
+// shared/batch/liveness.py: "batch instance settled" FAILED when its orchestration failed or
+// vanished (an operator's terminate settles it STOPPED: no alert).
 var batchFailedQuery = '''
 traces
-| where tostring(customDimensions.event) == "batch instance ended"
-    and tostring(customDimensions.status) == "FAILED_PROCESS_RECORDS"
+| where (tostring(customDimensions.event) == "batch instance ended"
+         and tostring(customDimensions.status) == "FAILED_PROCESS_RECORDS")
+     or (tostring(customDimensions.event) == "batch instance settled"
+         and tostring(customDimensions.status) == "FAILED")
 | project timestamp, job = tostring(customDimensions.batch_job),
           instanceId = tostring(customDimensions.instance_id),
+          status = tostring(customDimensions.status),
+          reason = tostring(customDimensions.reason),
           failedRecords = tolong(customDimensions.failed_records), message
 '''
 
@@ -353,8 +359,8 @@ resource batchFailedRecords 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
   tags: tags
   kind: 'LogAlert'
   properties: {
-    displayName: 'Batch instance ended FAILED_PROCESS_RECORDS'
-    description: 'A batch job instance reached its max failed records: no new blocks were started. GET .../failures lists the failed records.'
+    displayName: 'Batch instance failed'
+    description: 'A batch job instance reached its max failed records (FAILED_PROCESS_RECORDS: no new blocks were started; GET .../failures lists the failed records), or its orchestration failed and its row was settled FAILED.'
     severity: 2
     enabled: true
     scopes: [

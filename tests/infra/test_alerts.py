@@ -75,7 +75,8 @@ RULES = [
     ),
     ExpectedRule(
         "batchFailedRecords", "0", None,
-        ('== "batch instance ended"', 'customDimensions.status) == "FAILED_PROCESS_RECORDS"'),
+        ('== "batch instance ended"', 'customDimensions.status) == "FAILED_PROCESS_RECORDS"',
+         '== "batch instance settled"', 'customDimensions.status) == "FAILED"'),
     ),
 ]
 
@@ -243,6 +244,7 @@ def test_the_values_the_queries_compare_with_are_the_app_values():
     assert {"started", "skipped_busy", "skipped_held", "terminated"} <= values
     assert RunOutcome.SUCCEEDED.value == "succeeded"
     assert BatchStatus.FAILED_PROCESS_RECORDS.value == "FAILED_PROCESS_RECORDS"
+    assert BatchStatus.FAILED.value == "FAILED"
     assert CursorCodec("timestamp")  # the cursor kind the lag queries read
 
 
