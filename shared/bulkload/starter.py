@@ -99,6 +99,7 @@ def stage_new_load(
         fingerprint=tuple(fingerprint or request_fingerprint(request)),
         origin=origin.load_id if origin is not None else None,
         prepare_children=True,
+        combined_steps=True,
     )
 
 
