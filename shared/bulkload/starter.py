@@ -15,7 +15,7 @@ from shared.bulkload.required_fields import missing_required_fields
 from shared.bulkload.retry import inherit_id_maps
 from shared.bulkload.staged import EncodedRequest, stage_encoded
 from shared.bulkload.store import LoadStore
-from shared.bulkload.validation import validate_load_request
+from shared.bulkload.validation import no_lone_surrogates, validate_load_request
 from shared.config import BulkLoadSettings
 from shared.problems import Problem, problem
 
@@ -46,7 +46,7 @@ def parse_load_request(
         return problem(400, "MALFORMED_JSON", "Bulk load request is not JSON",
                        "the body nests JSON arrays or objects too deeply", instance)
     try:
-        return validate_load_request(parsed)
+        return validate_load_request(parsed, text_checked=no_lone_surrogates(body))
     except LoadRequestInvalid as invalid:
         return invalid_records(invalid.problems, instance)
 
