@@ -42,6 +42,8 @@ _decode_line = json.JSONDecoder().decode
 _CHUNK_RECORDS = 5_000
 
 StagedRecord = tuple[str | None, str | None, dict[str, Any]]
+# A record as staging writes it: external id, parent's external id, each column's CSV text.
+CsvRecord = tuple[str | None, str | None, list[str]]
 
 
 @dataclass
@@ -165,6 +167,12 @@ def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, A
             for column in columns}
 
 
+def csv_texts(fields: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
+    """The ingest CSV's text of each column, in order (`csv_values`, formatted)."""
+    return [value if value.__class__ is str else format_value(value)
+            for value in csv_values(fields, columns).values()]
+
+
 # -- a child level prepared while its parent's jobs run ------------------------------------
 
 
@@ -180,10 +188,8 @@ def prepare_level(store: LoadStore, level_index: int) -> None:
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(["e", "p", *columns])
         for external_id, parent_external_id, fields in staged_records(local):
-            values = csv_values(fields, columns)
             writer.writerow([external_id or "", parent_external_id or "",
-                             *[value if value.__class__ is str else format_value(value)
-                               for value in values.values()]])
+                             *csv_texts(fields, columns)])
         text.flush()
         text.detach()
         out.seek(0)
@@ -192,9 +198,10 @@ def prepare_level(store: LoadStore, level_index: int) -> None:
 
 @contextlib.contextmanager
 def level_records(store: LoadStore, level_index: int, prepared: bool
-                  ) -> Iterator[tuple[list[str], Iterator[StagedRecord]]]:
-    """The level's columns and its records as (external id, parent's external id, CSV
-    values by column): with `prepared`, from its prepared file where there is one."""
+                  ) -> Iterator[tuple[list[str], Iterator[CsvRecord]]]:
+    """The level's columns and its records as (external id, parent's external id, the CSV
+    text of each column in order): with `prepared`, from its prepared file where there is
+    one."""
     with contextlib.ExitStack() as files:
         local = files.enter_context(store.download_if_exists(
             store.level_blob(level_index, PREPARED_FILE))) if prepared else None
@@ -203,11 +210,10 @@ def level_records(store: LoadStore, level_index: int, prepared: bool
             files.callback(text.detach)
             rows = csv.reader(text)
             columns = next(rows, ["e", "p"])[2:]
-            yield columns, ((row[0] or None, row[1] or None,
-                             dict(zip(columns, row[2:], strict=True))) for row in rows)
+            yield columns, ((row[0] or None, row[1] or None, row[2:]) for row in rows)
             return
         local = files.enter_context(store.download(store.level_blob(level_index,
                                                                      RECORDS_FILE)))
         columns = staged_columns(local)
-        yield columns, ((external_id, parent_external_id, csv_values(fields, columns))
+        yield columns, ((external_id, parent_external_id, csv_texts(fields, columns))
                         for external_id, parent_external_id, fields in staged_records(local))
