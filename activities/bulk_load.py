@@ -12,20 +12,24 @@ from datetime import UTC, datetime
 
 import azure.durable_functions as df
 
-from shared.bulkload import jobs, levels, reports, staged
+from shared.bulkload import combined_steps, jobs, levels, reports, staged
 from shared.bulkload.claims import claim_load_run, keep_summary
 from shared.bulkload.job_intents import JobIntents, PartJob
 from shared.bulkload.messages import (
+    ClaimAndStageRequest,
     ClaimRunRequest,
     ClaimRunResult,
+    CollectAndStageRequest,
     CollectResultsRequest,
     CreateJobRequest,
+    FinishLoadRequest,
     JobSnapshots,
     JobsRequest,
     KeepSummaryRequest,
     PrepareLevelRequest,
     ReportLevelFailureRequest,
     StageLevelRequest,
+    SubmitPartRequest,
     UploadPartRequest,
     WriteFailuresRequest,
 )
@@ -43,12 +47,17 @@ BULK_LOAD_STAGE_LEVEL = "bulk_load_stage_level"
 BULK_LOAD_PREPARE_LEVEL = "bulk_load_prepare_level"
 BULK_LOAD_CREATE_JOB = "bulk_load_create_job"
 BULK_LOAD_UPLOAD_PART = "bulk_load_upload_part"
+BULK_LOAD_SUBMIT_PART = "bulk_load_submit_part"
 BULK_LOAD_POLL_JOBS = "bulk_load_poll_jobs"
 BULK_LOAD_ABORT_JOBS = "bulk_load_abort_jobs"
 BULK_LOAD_COLLECT_RESULTS = "bulk_load_collect_results"
 BULK_LOAD_REPORT_LEVEL_FAILURE = "bulk_load_report_level_failure"
 BULK_LOAD_WRITE_REPORTS = "bulk_load_write_reports"
 BULK_LOAD_KEEP_SUMMARY = "bulk_load_keep_summary"
+# Steps that follow each other, as one activity (combined_steps.py).
+BULK_LOAD_CLAIM_AND_STAGE = "bulk_load_claim_and_stage"
+BULK_LOAD_COLLECT_AND_STAGE = "bulk_load_collect_and_stage"
+BULK_LOAD_FINISH = "bulk_load_finish"
 
 
 def _client() -> SalesforceClient:
@@ -111,6 +120,17 @@ def bulk_load_upload_part(request: Json) -> Json:
     ).to_json()
 
 
+@blueprint.function_name(BULK_LOAD_SUBMIT_PART)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_submit_part(request: Json) -> Json:
+    submit = SubmitPartRequest.from_json(request)
+    return jobs.submit_part_job(
+        _client(), _job_intents(), _store(submit.prefix),
+        PartJob(submit.load_id, submit.level_index, submit.part), submit.level, submit.blob,
+        datetime.now(UTC),
+    ).to_json()
+
+
 @blueprint.function_name(BULK_LOAD_POLL_JOBS)
 @blueprint.activity_trigger(input_name="request")
 def bulk_load_poll_jobs(request: Json) -> Json:
@@ -155,3 +175,32 @@ def bulk_load_write_reports(request: Json) -> Json:
 def bulk_load_keep_summary(request: Json) -> None:
     keep = KeepSummaryRequest.from_json(request)
     keep_summary(_store(keep.prefix), keep.load_id, keep.summary)
+
+
+@blueprint.function_name(BULK_LOAD_CLAIM_AND_STAGE)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_claim_and_stage(request: Json) -> Json:
+    begin = ClaimAndStageRequest.from_json(request)
+    return combined_steps.claim_and_stage_first(
+        _store(begin.claim.prefix), begin.claim.load_id, begin.claim.run_token, begin.stage,
+    ).to_json()
+
+
+@blueprint.function_name(BULK_LOAD_COLLECT_AND_STAGE)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_collect_and_stage(request: Json) -> Json:
+    step = CollectAndStageRequest.from_json(request)
+    collect = step.collect
+    return combined_steps.collect_and_stage_next(
+        _store(collect.prefix), _client(), collect.levels, collect.level, collect.jobs,
+        collect.columns, step.stage_next,
+    ).to_json()
+
+
+@blueprint.function_name(BULK_LOAD_FINISH)
+@blueprint.activity_trigger(input_name="request")
+def bulk_load_finish(request: Json) -> Json:
+    finish = FinishLoadRequest.from_json(request)
+    return combined_steps.write_reports_and_keep_summary(
+        _store(finish.prefix), finish.level_count, finish.load_id, finish.summary,
+    ).to_json()

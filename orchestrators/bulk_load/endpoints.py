@@ -39,6 +39,7 @@ from shared.bulkload.progress import load_links
 from shared.bulkload.request import LOAD_ID_PATTERN, LoadRequest
 from shared.bulkload.required_fields import DOCUMENTED_REQUIRED, RequiredFields
 from shared.bulkload.retry import failed_record_count, retry_load_id, retry_request
+from shared.bulkload.staged import EncodedRequest, encode_request
 from shared.bulkload.starter import (
     check_required_fields,
     new_load_id,
@@ -110,14 +111,24 @@ async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClie
                       request: LoadRequest, load_id: str,
                       origin: LoadInput | None = None) -> func.HttpResponse:
     """Claim the id, stage the records, start the orchestration: 202, or why not."""
-    settings = app_settings()
     existing = await _existing_load(client, req, load_id, request)
     if existing is not None:
         return existing
+    # Each record encoded once: its fingerprint and its staged line are the same text.
+    encoded = await asyncio.to_thread(encode_request, request)
+    try:
+        return await _claim_and_start(req, client, request, load_id, encoded, origin)
+    finally:
+        encoded.close()
+
+
+async def _claim_and_start(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                           request: LoadRequest, load_id: str, encoded: EncodedRequest,
+                           origin: LoadInput | None) -> func.HttpResponse:
+    settings = app_settings()
     service = blob_service(settings.storage)
     container = settings.bulk_load.container
-    fingerprint = request_fingerprint(request)
-    digest = fingerprint_digest(fingerprint)
+    digest = fingerprint_digest(encoded.fingerprint)
     hold = await asyncio.to_thread(claim_load_id, service, container, load_id, digest)
     if hold is None:
         existing = await _existing_load(client, req, load_id, request)
@@ -134,7 +145,7 @@ async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClie
     renewing = asyncio.create_task(renew_until_cancelled(hold))
     try:
         load = await asyncio.to_thread(stage_new_load, service, settings.bulk_load, load_id,
-                                       request, fingerprint, origin)
+                                       request, encoded, origin)
         crash_point(STAGED)
         await client.start_new(ORCHESTRATOR, load_id, load.to_json())
     except Exception:

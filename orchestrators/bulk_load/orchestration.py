@@ -17,24 +17,33 @@ import azure.durable_functions as df
 
 from activities.bulk_load import (
     BULK_LOAD_ABORT_JOBS,
+    BULK_LOAD_CLAIM_AND_STAGE,
     BULK_LOAD_CLAIM_RUN,
+    BULK_LOAD_COLLECT_AND_STAGE,
     BULK_LOAD_COLLECT_RESULTS,
     BULK_LOAD_CREATE_JOB,
+    BULK_LOAD_FINISH,
     BULK_LOAD_KEEP_SUMMARY,
     BULK_LOAD_POLL_JOBS,
     BULK_LOAD_PREPARE_LEVEL,
     BULK_LOAD_REPORT_LEVEL_FAILURE,
     BULK_LOAD_STAGE_LEVEL,
+    BULK_LOAD_SUBMIT_PART,
     BULK_LOAD_UPLOAD_PART,
     BULK_LOAD_WRITE_REPORTS,
 )
 from shared.bulkload import progress
 from shared.bulkload.messages import (
+    ClaimAndStageRequest,
+    ClaimAndStageResult,
     ClaimRunRequest,
     ClaimRunResult,
+    CollectAndStageRequest,
+    CollectAndStageResult,
     CollectResultsRequest,
     CreateJobRequest,
     FailuresReport,
+    FinishLoadRequest,
     JobSnapshot,
     JobSnapshots,
     JobsRequest,
@@ -49,6 +58,7 @@ from shared.bulkload.messages import (
     StageLevelRequest,
     StopKind,
     StopReason,
+    SubmitPartRequest,
     UploadPartRequest,
     WriteFailuresRequest,
 )
@@ -77,6 +87,8 @@ class _Load:
     cancel_requested: Any = None  # one task for the whole load, raced by every poll
     stop: StopReason | None = None  # set once: every later level is skipped
     cancel_reason: str | None = None
+    # Levels staged ahead, by the step before theirs (combined_steps in the load's input).
+    staged_ahead: dict[int, StagedLevel] = field(default_factory=dict)
 
     def call(self, activity: str, request: Message) -> Any:
         retry = df.RetryOptions(
@@ -119,6 +131,10 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
 
     0. claim the load's records for this execution; a later execution (a restart through
        the Durable API) loads nothing and answers the summary of the one that loaded
+    Steps that follow each other run as one activity in a load started with
+    `combined_steps` (0 with the first level's 1; a part's create, upload and close in 2;
+    4 with the next level's 1; 5's reports with its summary); a level staged ahead that
+    way skips its step 1, and one that could not be is staged by it.
     for each level:
       1. stage: write its CSV; children of parents that were not loaded become orphans
       2. submit parts: create, upload and close one ingest job per CSV part; then, while
@@ -148,6 +164,9 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
             yield from _skip_level(run, index)
         else:
             yield from _load_level(run, index)
+    if load.combined_steps:
+        summary = yield from _write_reports_and_keep_summary(run, started)
+        return summary
     reports = yield from _write_reports(run)
     summary = progress.load_summary(load, run.summaries, started, context.current_utc_datetime,
                                     reports, cancel_reason=run.cancel_reason)
@@ -163,9 +182,18 @@ def _claim_run(run: _Load) -> Steps:
             f"RESTART_REFUSED: instance {run.context.instance_id!r} runs load "
             f"{run.load.load_id!r}: a load cannot be restarted under a new id; post it "
             "again with a new loadId")
-    answer = yield run.call(BULK_LOAD_CLAIM_RUN, ClaimRunRequest(
-        run.load.prefix, str(run.context.new_uuid()), run.load.load_id))
-    return ClaimRunResult.from_json(answer)
+    claim = ClaimRunRequest(run.load.prefix, str(run.context.new_uuid()), run.load.load_id)
+    if not run.load.combined_steps:
+        answer = yield run.call(BULK_LOAD_CLAIM_RUN, claim)
+        return ClaimRunResult.from_json(answer)
+    # The first level staged in the same activity, once claimed.
+    run.show(0, "staging")
+    answer = yield run.call(BULK_LOAD_CLAIM_AND_STAGE, ClaimAndStageRequest(
+        claim, StageLevelRequest(run.load.prefix, run.load.levels, 0, run.load.upload_limit)))
+    begun = ClaimAndStageResult.from_json(answer)
+    if begun.staged is not None:
+        run.staged_ahead[0] = begun.staged
+    return begun.claim
 
 
 def _refuse_restart(run: _Load, claim: ClaimRunResult) -> dict[str, Any]:
@@ -205,6 +233,9 @@ def _load_level(run: _Load, index: int) -> Steps:
 
 def _stage(run: _Load, level: _Level) -> Steps:
     """1. The level's CSV, without the children of parents that were not loaded."""
+    level.staged = run.staged_ahead.pop(level.index, None)
+    if level.staged is not None:  # by the step before
+        return
     run.show(level.index, "staging", level.jobs)
     answer = yield run.call(BULK_LOAD_STAGE_LEVEL, StageLevelRequest(
         run.load.prefix, run.load.levels, level.index, run.load.upload_limit))
@@ -215,6 +246,13 @@ def _submit_parts(run: _Load, level: _Level) -> Steps:
     """2. One job per part: create, upload, close."""
     assert level.staged is not None
     for number, part in enumerate(level.staged.parts):
+        if run.load.combined_steps:
+            run.show(level.index, "uploading", level.jobs)
+            submitted = yield run.call(BULK_LOAD_SUBMIT_PART, SubmitPartRequest(
+                run.load.levels[level.index], run.load.load_id, level.index, number,
+                run.load.prefix, part.blob))
+            level.jobs.append(JobSnapshot.from_json(submitted))
+            continue
         created = yield run.call(BULK_LOAD_CREATE_JOB, CreateJobRequest(
             run.load.levels[level.index], run.load.load_id, level.index, number))
         level.jobs.append(JobSnapshot.from_json(created))
@@ -294,10 +332,25 @@ def _collect_results(run: _Load, level: _Level) -> Steps:
     """4. The ID map for the next level, failed and unprocessed records."""
     assert level.staged is not None
     run.show(level.index, "reading results", level.jobs)
-    answer = yield run.call(BULK_LOAD_COLLECT_RESULTS, CollectResultsRequest(
-        run.load.prefix, run.load.levels, level.index, tuple(level.jobs),
-        level.staged.columns))
-    level.results = LevelResults.from_json(answer)
+    collect = CollectResultsRequest(run.load.prefix, run.load.levels, level.index,
+                                    tuple(level.jobs), level.staged.columns)
+    if not run.load.combined_steps:
+        answer = yield run.call(BULK_LOAD_COLLECT_RESULTS, collect)
+        level.results = LevelResults.from_json(answer)
+        return
+    # The next level staged in the same activity, unless this level stops the load.
+    following = level.index + 1
+    stage_next = None
+    if (following < len(run.load.levels) and level.error is None
+            and run.cancel_reason is None and not run.cancel_requested.is_completed):
+        stage_next = StageLevelRequest(run.load.prefix, run.load.levels, following,
+                                       run.load.upload_limit)
+    answer = yield run.call(BULK_LOAD_COLLECT_AND_STAGE,
+                            CollectAndStageRequest(collect, stage_next))
+    collected = CollectAndStageResult.from_json(answer)
+    level.results = collected.results
+    if collected.staged_next is not None:
+        run.staged_ahead[following] = collected.staged_next
 
 
 def _skip_level(run: _Load, index: int) -> Steps:
@@ -343,6 +396,23 @@ def _keep_summary(run: _Load, summary: dict[str, Any]) -> Steps:
             run.load.prefix, run.load.load_id, json.dumps(summary)))
     except Exception:  # a restart then fails instead of answering the summary
         return
+
+
+def _write_reports_and_keep_summary(run: _Load, started: datetime) -> Steps:
+    """5. The reports written and the summary kept in one activity; when that fails after
+    its retries, the summary is kept alone, without the failures report's row count."""
+    summary = progress.load_summary(run.load, run.summaries, started, run.now, None,
+                                    cancel_reason=run.cancel_reason)
+    try:
+        answer = yield run.call(BULK_LOAD_FINISH, FinishLoadRequest(
+            run.load.prefix, len(run.load.levels), run.load.load_id, json.dumps(summary)))
+    except Exception:  # the summary still tells what happened
+        run.context.set_custom_status(progress.completed_status(run.load, summary))
+        yield from _keep_summary(run, summary)
+        return summary
+    summary = progress.with_failures_report(summary, FailuresReport.from_json(answer))
+    run.context.set_custom_status(progress.completed_status(run.load, summary))
+    return summary
 
 
 # Each step of a level, with the code and words its failure is reported under.

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from shared.bulkload.request import LoadRequest
+from shared.bulkload.request import LoadLevel, LoadRequest
 from shared.messages import Message
 
 
@@ -26,13 +27,25 @@ class LevelFingerprint(Message):
 _encode_sorted = json.JSONEncoder(sort_keys=True).encode
 
 
+def record_text(external_id: str | None, parent_external_id: str | None,
+                fields: Mapping[str, Any]) -> str:
+    """A record as its level's digest reads it (one line of JSON, ASCII only); it is also
+    the record's line in the staged records file, so a record is encoded once."""
+    return _encode_sorted([external_id, parent_external_id, fields])
+
+
+def level_digest(level: LoadLevel) -> Any:
+    """The digest of a level before its records: then each record's text and a newline."""
+    return hashlib.sha256(json.dumps(level.to_json(), sort_keys=True).encode())
+
+
 def request_fingerprint(request: LoadRequest) -> tuple[LevelFingerprint, ...]:
     fingerprints = []
     for level, records in zip(request.levels, request.records, strict=True):
-        digest = hashlib.sha256(json.dumps(level.to_json(), sort_keys=True).encode())
+        digest = level_digest(level)
         for record in records:
-            digest.update(_encode_sorted([record.external_id, record.parent_external_id,
-                                          record.fields]).encode())
+            digest.update(record_text(record.external_id, record.parent_external_id,
+                                      record.fields).encode())
             digest.update(b"\n")
         fingerprints.append(LevelFingerprint(level.name, level.object, level.operation,
                                              len(records), digest.hexdigest()))

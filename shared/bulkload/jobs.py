@@ -1,4 +1,5 @@
-"""A level's Salesforce ingest jobs: create, upload and close, poll, abort.
+"""A level's Salesforce ingest jobs: create, upload and close (apart, or a part's job in one
+step), poll, abort.
 
 Each step answers `JobSnapshot`s, the little the orchestration needs to decide (state and
 counts), and is safe to repeat: the Durable backend runs an activity at least once.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from shared.bulkload.job_intents import JobIntents, PartJob
+from shared.bulkload.job_intents import JobIntents, PartIntent, PartJob
 from shared.bulkload.load_events import log_job_closed, log_job_created
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.request import LoadLevel
@@ -36,6 +37,26 @@ def create_level_job(client: SalesforceClient, intents: JobIntents, part: PartJo
         recorded = client.get_job(earlier.job_id)
         if recorded.state == "Open":
             return JobSnapshot.of(recorded)
+    return _create_recorded_job(client, intents, part, level, earlier)
+
+
+def submit_part_job(client: SalesforceClient, intents: JobIntents, store: LoadStore,
+                    part: PartJob, level: LoadLevel, blob: str, now: datetime) -> JobSnapshot:
+    """Create the part's job, upload the part and close the job; safe to repeat after a
+    crash at any point. A repeated try finds the job an earlier one recorded: still Open, it
+    uploads again (refused if the part was stored) and closes it; closed or ended, it
+    answers it as it is. A try that finds no job recorded creates one and aborts what a
+    lost create left Open (job_intents.py)."""
+    earlier = intents.begin(part, level, now)
+    if earlier is not None and earlier.job_id:
+        job_id = earlier.job_id
+    else:
+        job_id = _create_recorded_job(client, intents, part, level, earlier).id
+    return upload_and_close_job(client, store, job_id, blob)
+
+
+def _create_recorded_job(client: SalesforceClient, intents: JobIntents, part: PartJob,
+                         level: LoadLevel, earlier: PartIntent | None) -> JobSnapshot:
     job = client.create_ingest_job(
         level.object, level.operation,
         level.external_id_field if level.operation == "upsert" else None,

@@ -24,7 +24,12 @@ from shared.bulkload.request import LoadLevel
 from shared.bulkload.staged import level_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.crash_points import crash_point
-from shared.salesforce import NULL_MARKER, SalesforceClient, split_ingest_csv, write_ingest_csv
+from shared.salesforce import (
+    NULL_MARKER,
+    SalesforceClient,
+    split_ingest_csv,
+    write_ingest_csv_lines,
+)
 
 # collect results: the succeeded and failed files are written, the ID map is not.
 RESULTS_ID_MAP_WRITTEN = "bulkload.results.before_id_map"
@@ -74,27 +79,27 @@ def stage_level(
         with spooled_file() as data, spooled_file() as orphans_file:
             orphans = failure_writer(orphans_file, columns)
 
-            def rows() -> Iterator[dict[str, Any]]:
+            def rows() -> Iterator[list[str]]:
                 nonlocal orphan_count
                 for external_id, parent_external_id, values in records:
                     reason = skip_reason
+                    parent_id = None
                     if reason is None and parent is not None:
                         parent_id = parent_ids.get(parent_external_id or "")
                         if parent_id is None:
                             reason = orphan_reason(parent, parent_external_id or "",
                                                    parent_errors.get(parent_external_id or ""))
                     if reason is not None:
-                        orphans.writerow_dict(failure_row(level, "orphaned", reason,
-                                                          external_id, parent_external_id,
-                                                          values))
+                        orphans.writerow_dict(failure_row(
+                            level, "orphaned", reason, external_id, parent_external_id,
+                            dict(zip(columns, values, strict=True))))
                         orphan_count += 1
                         continue
-                    row = values
-                    if parent is not None and level.parent_reference_field is not None:
-                        row[level.parent_reference_field] = parent_ids[parent_external_id or ""]
-                    yield row
+                    if level.parent_reference_field:
+                        values.append(parent_id or "")
+                    yield values
 
-            submitted = write_ingest_csv(rows(), csv_columns, data)
+            submitted = write_ingest_csv_lines(rows(), csv_columns, data)
             orphans.finish()
             _flush(orphans_file)
             store.upload_file(store.level_blob(level_index, ORPHANS_FILE), orphans_file)

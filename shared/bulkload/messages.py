@@ -34,6 +34,12 @@ class LoadInput(Message):
     # Child levels are prepared while their parent's jobs run. False in the input of a load
     # started by an earlier version, whose history must replay without that step.
     prepare_children: bool = False
+    # Steps that follow each other run as one activity (orchestration.py): a part's job
+    # created, uploaded and closed; the run claimed and the first level staged; a level's
+    # results read and the next level staged; the reports written and the summary kept.
+    # False in the input of a load started by an earlier version, whose history must
+    # replay with each step its own activity.
+    combined_steps: bool = False
 
 
 class LevelErrorCode(enum.Enum):
@@ -152,6 +158,18 @@ class UploadPartRequest(Message):
 
 
 @dataclass(frozen=True)
+class SubmitPartRequest(Message):
+    """Create the part's job, upload its CSV and close the job: one activity."""
+
+    level: LoadLevel
+    load_id: str
+    level_index: int
+    part: int  # the part's position in the level: with the load and level, names its job
+    prefix: str
+    blob: str
+
+
+@dataclass(frozen=True)
 class JobSnapshot(Message):
     """An ingest job as last seen; `processed` and `failed` count records."""
 
@@ -203,6 +221,34 @@ class LevelResults(Message):
 
 
 @dataclass(frozen=True)
+class ClaimAndStageRequest(Message):
+    """Claim the run, then (if claimed) stage its first level."""
+
+    claim: ClaimRunRequest
+    stage: StageLevelRequest
+
+
+@dataclass(frozen=True)
+class ClaimAndStageResult(Message):
+    claim: ClaimRunResult
+    staged: StagedLevel | None = None  # None: not claimed, or left to the staging step
+
+
+@dataclass(frozen=True)
+class CollectAndStageRequest(Message):
+    """Read a level's results, then stage the next level (when there is one to stage)."""
+
+    collect: CollectResultsRequest
+    stage_next: StageLevelRequest | None = None
+
+
+@dataclass(frozen=True)
+class CollectAndStageResult(Message):
+    results: LevelResults
+    staged_next: StagedLevel | None = None  # None: none asked, or left to the staging step
+
+
+@dataclass(frozen=True)
 class WriteFailuresRequest(Message):
     prefix: str
     level_count: int
@@ -212,3 +258,13 @@ class WriteFailuresRequest(Message):
 class FailuresReport(Message):
     blob: str
     rows: int
+
+
+@dataclass(frozen=True)
+class FinishLoadRequest(Message):
+    """Write the reports, then keep the summary with the failures report's row count."""
+
+    prefix: str
+    level_count: int
+    load_id: str
+    summary: str  # JSON text, its failedRecords still unknown

@@ -23,7 +23,7 @@ PLACEHOLDER_ID = "0" * 18
 def plan_load(request: LoadRequest, upload_limit: int) -> dict[str, Any]:
     levels = []
     for level, records in zip(request.levels, request.records, strict=True):
-        columns = data_columns({"f": record.fields} for record in records)
+        columns = data_columns(record.fields for record in records)
         header = columns + ([level.parent_reference_field] if level.parent_reference_field
                             else [])
         rows = ([format_value(value) for value in csv_values(record.fields, columns).values()]

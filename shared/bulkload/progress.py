@@ -211,7 +211,7 @@ def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datet
                  cancel_reason: str | None = None) -> dict[str, Any]:
     """The load's output; a cancelled load says so whatever its levels did before."""
     links = load_links(load.load_id)
-    return {
+    summary: dict[str, Any] = {
         "loadId": load.load_id,
         "outcome": "cancelled" if cancel_reason is not None else load_outcome(levels),
         "cancelReason": cancel_reason,
@@ -219,11 +219,17 @@ def load_summary(load: LoadInput, levels: Sequence[LevelSummary], started: datet
         "startedAt": utc_text(started), "completedAt": utc_text(ended),
         "elapsedSeconds": round((ended - started).total_seconds(), 3),
         "levels": [level.to_json() for level in levels],
-        "failedRecords": None if reports is None else reports.rows,
+        "failedRecords": None,
         "loadedRecords": sum(level.succeeded for level in levels),
         "failuresUrl": links["failuresUrl"],
         "resultsUrl": links["resultsUrl"],
     }
+    return summary if reports is None else with_failures_report(summary, reports)
+
+
+def with_failures_report(summary: dict[str, Any], reports: FailuresReport) -> dict[str, Any]:
+    """The summary with the failures report's row count (its records not loaded)."""
+    return {**summary, "failedRecords": reports.rows}
 
 
 def earlier_summary(text: str) -> dict[str, Any]:

@@ -100,16 +100,17 @@ def report_level_failure(store: LoadStore, levels: Sequence[LoadLevel], level_in
         with spooled_file() as failed_file, spooled_file() as orphans_file:
             failed_out = failure_writer(failed_file, list(columns))
             orphans_out = failure_writer(orphans_file, list(columns))
-            for record in staged_records(local):
-                if parent is not None and record["p"] not in parent_ids:
+            for external_id, parent_id, fields in staged_records(local):
+                if parent is not None and parent_id not in parent_ids:
                     if not orphans_reported:
                         orphans_out.writerow_dict(failure_row(
                             level, "orphaned",
-                            orphan_reason(parent, record["p"], parent_errors.get(record["p"])),
-                            record["e"], record["p"], record["f"]))
+                            orphan_reason(parent, parent_id or "", parent_errors.get(
+                                parent_id or "")),
+                            external_id, parent_id, fields))
                     continue
                 failed_out.writerow_dict(failure_row(level, "failed", error.as_error(),
-                                                     record["e"], record["p"], record["f"]))
+                                                     external_id, parent_id, fields))
                 failed += 1
             for writer, file, name in ((failed_out, failed_file, FAILED_FILE),
                                        (orphans_out, orphans_file, ORPHANS_FILE)):

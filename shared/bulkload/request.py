@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from shared.messages import Message
 from shared.salesforce.bulk_csv import NULL_MARKER
@@ -52,16 +54,17 @@ class LoadLevel(Message):
     parent_reference_field: str | None = None
 
 
-@dataclass(frozen=True)
-class LoadRecord:
+class LoadRecord(NamedTuple):
     """A record's own fields, its external id, and its parent's external id (child levels);
-    where it was in the body, and the body's name of a field where it is not the API name."""
+    where it was in the body, and the body's name of a field where it is not the API name.
+    A named tuple, not a frozen dataclass: a body holds as many as it has records, and a
+    tuple is made several times faster."""
 
     fields: dict[str, Any]
     external_id: str | None
     parent_external_id: str | None
     pointer: str = ""
-    aliases: dict[str, str] = field(default_factory=dict)
+    aliases: Mapping[str, str] = MappingProxyType({})  # never changed: shared
 
 
 @dataclass

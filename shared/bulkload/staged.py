@@ -1,8 +1,10 @@
 """A load's records as staged before its orchestration starts, and a child level's records
 prepared while its parent level's jobs run.
 
-    levels/{i}/records.jsonl   {"columns": [...]} then one {"e", "p", "f"} line per record
-                               (external id, parent's external id, fields), as validated
+    levels/{i}/records.jsonl   {"columns": [...]} then one [external id, parent's external
+                               id, fields] line per record, as validated: the text its
+                               level's fingerprint reads (a level staged by an earlier
+                               version has {"e", "p", "f"} lines)
     levels/{i}/prepared.csv    e, p, then the level's columns: the record's CSV values as
                                the ingest CSV holds them, all but the parent's Salesforce id
 
@@ -18,9 +20,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import IO, Any
 
-from shared.bulkload.request import LoadRequest
+from shared.bulkload.fingerprint import LevelFingerprint, level_digest, record_text
+from shared.bulkload.request import LoadLevel, LoadRecord, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.salesforce import NULL_MARKER
 from shared.salesforce.bulk_csv import format_value
@@ -34,42 +38,108 @@ COLUMNS_KEY = "columns"
 # One encoder and decoder for every staged line: json.dumps/loads would build one per line.
 _encode_line = json.JSONEncoder(separators=(",", ":"), check_circular=False).encode
 _decode_line = json.JSONDecoder().decode
+# Records encoded and written at a time: one digest update and one write each.
+_CHUNK_RECORDS = 5_000
 
 StagedRecord = tuple[str | None, str | None, dict[str, Any]]
+# A record as staging writes it: external id, parent's external id, each column's CSV text.
+CsvRecord = tuple[str | None, str | None, list[str]]
+
+
+@dataclass
+class EncodedLevel:
+    """A level's records.jsonl, written to a temporary file, and its fingerprint: both from
+    one encoding of each record."""
+
+    file: IO[bytes]
+    fingerprint: LevelFingerprint
+
+
+@dataclass
+class EncodedRequest:
+    levels: list[EncodedLevel]
+
+    @property
+    def fingerprint(self) -> tuple[LevelFingerprint, ...]:
+        return tuple(level.fingerprint for level in self.levels)
+
+    @property
+    def counts(self) -> list[int]:
+        return [level.fingerprint.records for level in self.levels]
+
+    def close(self) -> None:
+        for level in self.levels:
+            level.file.close()
+
+
+def encode_request(request: LoadRequest) -> EncodedRequest:
+    """Each level's records file and fingerprint, before anything is claimed or staged."""
+    encoded = EncodedRequest([])
+    try:
+        for level, records in zip(request.levels, request.records, strict=True):
+            encoded.levels.append(_encode_level(level, records))
+    except BaseException:
+        encoded.close()
+        raise
+    return encoded
+
+
+def _encode_level(level: LoadLevel, records: Sequence[LoadRecord]) -> EncodedLevel:
+    out = spooled_file()
+    try:
+        # The columns first: a level is then staged in one pass over its records.
+        columns = data_columns(record.fields for record in records)
+        out.write(_encode_line({COLUMNS_KEY: columns}).encode() + b"\n")
+        digest = level_digest(level)
+        for start in range(0, len(records), _CHUNK_RECORDS):
+            chunk = "".join([record_text(record.external_id, record.parent_external_id,
+                                         record.fields) + "\n"
+                             for record in records[start:start + _CHUNK_RECORDS]]).encode()
+            digest.update(chunk)
+            out.write(chunk)
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return EncodedLevel(out, LevelFingerprint(level.name, level.object, level.operation,
+                                              len(records), digest.hexdigest()))
+
+
+def stage_encoded(store: LoadStore, levels: Sequence[LoadLevel],
+                  encoded: EncodedRequest) -> None:
+    """Write each level's records file and the levels."""
+    store.ensure_container()
+    for index, level in enumerate(encoded.levels):
+        level.file.seek(0)
+        store.upload_file(store.level_blob(index, RECORDS_FILE), level.file,
+                          "application/jsonl")
+    store.upload_bytes(
+        store.name(REQUEST_FILE),
+        json.dumps({"levels": [level.to_json() for level in levels]}).encode(),
+        "application/json",
+    )
 
 
 def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
-    """Write each level's records (JSON lines after a line naming the level's columns) and
-    the levels; returns records per level."""
-    store.ensure_container()
-    counts = []
-    for index, records in enumerate(request.records):
-        with spooled_file() as out:
-            # The columns first: a level is then staged in one pass over its records.
-            columns = data_columns({"f": record.fields} for record in records)
-            out.write(_encode_line({COLUMNS_KEY: columns}).encode() + b"\n")
-            for record in records:
-                line = {"e": record.external_id, "p": record.parent_external_id,
-                        "f": record.fields}
-                out.write(_encode_line(line).encode() + b"\n")
-            out.seek(0)
-            store.upload_file(store.level_blob(index, RECORDS_FILE), out, "application/jsonl")
-        counts.append(len(records))
-    store.upload_bytes(
-        store.name(REQUEST_FILE),
-        json.dumps({"levels": [level.to_json() for level in request.levels]}).encode(),
-        "application/json",
-    )
-    return counts
+    """Encode and write each level's records and the levels; returns records per level."""
+    encoded = encode_request(request)
+    try:
+        stage_encoded(store, request.levels, encoded)
+    finally:
+        encoded.close()
+    return encoded.counts
 
 
-def staged_records(local: IO[bytes]) -> Iterator[dict[str, Any]]:
+def staged_records(local: IO[bytes]) -> Iterator[StagedRecord]:
+    """(external id, parent's external id, fields) of each staged record."""
     local.seek(0)
     for line in local:
         if line.strip():
             record = _decode_line(line.decode("utf-8"))
-            if COLUMNS_KEY not in record:
-                yield record
+            if record.__class__ is list:
+                yield record[0], record[1], record[2]
+            elif COLUMNS_KEY not in record:  # a line staged by an earlier version
+                yield record["e"], record["p"], record["f"]
 
 
 def staged_columns(local: IO[bytes]) -> list[str]:
@@ -80,14 +150,14 @@ def staged_columns(local: IO[bytes]) -> list[str]:
     header = _decode_line(first.decode("utf-8")) if first.strip() else {}
     if COLUMNS_KEY in header:
         return list(header[COLUMNS_KEY])
-    return data_columns(staged_records(local))
+    return data_columns(fields for _, _, fields in staged_records(local))
 
 
-def data_columns(records: Iterable[dict[str, Any]]) -> list[str]:
+def data_columns(records_fields: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Every field name of the records, in the order they first appear."""
     columns: dict[str, None] = {}
-    for record in records:
-        for name in record["f"]:
-            columns.setdefault(name, None)
+    for fields in records_fields:
+        columns.update(dict.fromkeys(fields))
     return list(columns)
 
 
@@ -95,6 +165,12 @@ def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, A
     # JSON null clears the field (#N/A); a field the record does not mention stays as is.
     return {column: NULL_MARKER if (value := fields.get(column, "")) is None else value
             for column in columns}
+
+
+def csv_texts(fields: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
+    """The ingest CSV's text of each column, in order (`csv_values`, formatted)."""
+    return [value if value.__class__ is str else format_value(value)
+            for value in csv_values(fields, columns).values()]
 
 
 # -- a child level prepared while its parent's jobs run ------------------------------------
@@ -111,11 +187,9 @@ def prepare_level(store: LoadStore, level_index: int) -> None:
         # holding a lone CR must come back as one value.
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(["e", "p", *columns])
-        for record in staged_records(local):
-            values = csv_values(record["f"], columns)
-            writer.writerow([record["e"] or "", record["p"] or "",
-                             *[value if value.__class__ is str else format_value(value)
-                               for value in values.values()]])
+        for external_id, parent_external_id, fields in staged_records(local):
+            writer.writerow([external_id or "", parent_external_id or "",
+                             *csv_texts(fields, columns)])
         text.flush()
         text.detach()
         out.seek(0)
@@ -124,9 +198,10 @@ def prepare_level(store: LoadStore, level_index: int) -> None:
 
 @contextlib.contextmanager
 def level_records(store: LoadStore, level_index: int, prepared: bool
-                  ) -> Iterator[tuple[list[str], Iterator[StagedRecord]]]:
-    """The level's columns and its records as (external id, parent's external id, CSV
-    values by column): with `prepared`, from its prepared file where there is one."""
+                  ) -> Iterator[tuple[list[str], Iterator[CsvRecord]]]:
+    """The level's columns and its records as (external id, parent's external id, the CSV
+    text of each column in order): with `prepared`, from its prepared file where there is
+    one."""
     with contextlib.ExitStack() as files:
         local = files.enter_context(store.download_if_exists(
             store.level_blob(level_index, PREPARED_FILE))) if prepared else None
@@ -135,11 +210,10 @@ def level_records(store: LoadStore, level_index: int, prepared: bool
             files.callback(text.detach)
             rows = csv.reader(text)
             columns = next(rows, ["e", "p"])[2:]
-            yield columns, ((row[0] or None, row[1] or None,
-                             dict(zip(columns, row[2:], strict=True))) for row in rows)
+            yield columns, ((row[0] or None, row[1] or None, row[2:]) for row in rows)
             return
         local = files.enter_context(store.download(store.level_blob(level_index,
                                                                      RECORDS_FILE)))
         columns = staged_columns(local)
-        yield columns, ((record["e"], record["p"], csv_values(record["f"], columns))
-                        for record in staged_records(local))
+        yield columns, ((external_id, parent_external_id, csv_texts(fields, columns))
+                        for external_id, parent_external_id, fields in staged_records(local))

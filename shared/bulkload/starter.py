@@ -9,14 +9,13 @@ from collections.abc import Mapping, Sequence
 
 from azure.storage.blob import BlobServiceClient
 
-from shared.bulkload.fingerprint import LevelFingerprint, request_fingerprint
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, RecordProblem
 from shared.bulkload.required_fields import missing_required_fields
 from shared.bulkload.retry import inherit_id_maps
-from shared.bulkload.staged import stage_request
+from shared.bulkload.staged import EncodedRequest, stage_encoded
 from shared.bulkload.store import LoadStore
-from shared.bulkload.validation import validate_load_request
+from shared.bulkload.validation import no_lone_surrogates, validate_load_request
 from shared.config import BulkLoadSettings
 from shared.problems import Problem, problem
 
@@ -47,7 +46,7 @@ def parse_load_request(
         return problem(400, "MALFORMED_JSON", "Bulk load request is not JSON",
                        "the body nests JSON arrays or objects too deeply", instance)
     try:
-        return validate_load_request(parsed)
+        return validate_load_request(parsed, text_checked=no_lone_surrogates(body))
     except LoadRequestInvalid as invalid:
         return invalid_records(invalid.problems, instance)
 
@@ -80,25 +79,26 @@ def new_run_prefix(load_id: str) -> str:
 
 def stage_new_load(
     service: BlobServiceClient, settings: BulkLoadSettings, load_id: str, request: LoadRequest,
-    fingerprint: Sequence[LevelFingerprint] = (), origin: LoadInput | None = None,
+    encoded: EncodedRequest, origin: LoadInput | None = None,
 ) -> LoadInput:
-    """Stage the records in a fresh run folder; the orchestration's input names it. A retry
-    of `origin` inherits the Salesforce ids of the parents that load loaded."""
+    """Stage the encoded records in a fresh run folder; the orchestration's input names it.
+    A retry of `origin` inherits the Salesforce ids of the parents that load loaded."""
     store = LoadStore.for_load(service, settings.container, new_run_prefix(load_id))
-    counts = stage_request(store, request)
+    stage_encoded(store, request.levels, encoded)
     if origin is not None:
         inherit_id_maps(LoadStore.for_load(service, settings.container, origin.prefix), store,
                         request.levels)
     return LoadInput(
-        load_id, store.prefix, tuple(request.levels), tuple(counts),
+        load_id, store.prefix, tuple(request.levels), tuple(encoded.counts),
         poll_interval=settings.poll_interval, max_wait=settings.max_wait,
         upload_limit=settings.upload_limit_bytes,
         activity_attempts=settings.activity_attempts,
         activity_retry_delay=settings.activity_retry_delay,
         first_poll_delay=min(FIRST_POLL_SECONDS, settings.poll_interval),
-        fingerprint=tuple(fingerprint or request_fingerprint(request)),
+        fingerprint=encoded.fingerprint,
         origin=origin.load_id if origin is not None else None,
         prepare_children=True,
+        combined_steps=True,
     )
 
 

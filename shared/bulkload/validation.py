@@ -3,6 +3,8 @@ anything is started, in the seed's shape or the general one."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,15 +20,20 @@ from shared.bulkload.request import (
 )
 from shared.bulkload.seed_shape import seed_shape
 
+# A \u escape of a surrogate code point (one half of a pair, or alone), in JSON text.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
-def validate_load_request(body: Any) -> LoadRequest:
-    """The request as levels and records; raises LoadRequestInvalid listing every problem."""
+
+def validate_load_request(body: Any, text_checked: bool = False) -> LoadRequest:
+    """The request as levels and records; raises LoadRequestInvalid listing every problem.
+    With `text_checked`, the caller knows every key and string of the body is valid text
+    (`no_lone_surrogates` of the raw body), and it is not checked again."""
     problems: list[RecordProblem] = []
     if not isinstance(body, dict):
         raise LoadRequestInvalid([RecordProblem(
             "", "WRONG_TYPE", "the body must be a JSON object with `accounts` or `levels`"
         )])
-    invalid_text = invalid_text_pointers(body)
+    invalid_text = [] if text_checked else invalid_text_pointers(body)
     if invalid_text:
         raise LoadRequestInvalid([RecordProblem(
             pointer, "INVALID_TEXT",
@@ -53,6 +60,15 @@ def validate_load_request(body: Any) -> LoadRequest:
     if problems:
         raise LoadRequestInvalid(problems)
     return request
+
+
+def no_lone_surrogates(raw: bytes) -> bool:
+    """True when the JSON text `raw` cannot parse into a lone surrogate: it is UTF-8 (which
+    cannot encode one) and escapes none (no \\uD800-\\uDFFF). A scan of the bytes, where
+    looking for them in the parsed body means encoding all of it; False only means that
+    the parsed body must be looked at."""
+    return (json.detect_encoding(raw) in ("utf-8", "utf-8-sig")
+            and _SURROGATE_ESCAPE.search(raw) is None)
 
 
 def _load_id(body: Mapping[str, Any], problems: list[RecordProblem]) -> str | None:

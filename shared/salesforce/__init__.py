@@ -8,6 +8,7 @@ from shared.salesforce.bulk_csv import (
     read_ingest_csv_rows,
     split_ingest_csv,
     write_ingest_csv,
+    write_ingest_csv_lines,
 )
 from shared.salesforce.client import (
     IngestJob,
@@ -40,4 +41,5 @@ __all__ = [
     "read_ingest_csv_rows",
     "split_ingest_csv",
     "write_ingest_csv",
+    "write_ingest_csv_lines",
 ]

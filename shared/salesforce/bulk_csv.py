@@ -85,6 +85,21 @@ def write_ingest_csv(
     A column missing from a row is written empty (left unchanged by Salesforce). With
     `clear_nulls`, `None` is written `#N/A`, which clears the field.
     """
+    # Most values are text already: format_value only for the others.
+    lines = ([value if value.__class__ is str else format_value(value, clear_nulls)
+              for value in map(row.get, columns)] for row in rows)
+    return write_ingest_csv_lines(lines, columns, out, line_ending, column_delimiter)
+
+
+def write_ingest_csv_lines(
+    lines: Iterable[Sequence[str]],
+    columns: Sequence[str],
+    out: IO[bytes],
+    line_ending: str = "LF",
+    column_delimiter: str = "COMMA",
+) -> int:
+    """`write_ingest_csv` for rows already formatted: each the text of every column, in
+    order. Returns the rows written."""
     if not columns:
         raise ValueError("an ingest CSV needs at least one column")
     terminator = line_terminator(line_ending)
@@ -98,7 +113,7 @@ def write_ingest_csv(
     quoting_writer = csv.writer(line, delimiter=delimiter, lineterminator="\r\n")
     try:
 
-        def write_line(values: list[str]) -> None:
+        def write_line(values: Sequence[str]) -> None:
             if terminator == "\n" and "\r" in "".join(values):
                 quoting_writer.writerow(values)
                 text.write(line.getvalue()[:-2] + terminator)
@@ -109,10 +124,8 @@ def write_ingest_csv(
 
         write_line(list(columns))
         count = 0
-        for row in rows:
-            # Most values are text already: format_value only for the others.
-            write_line([value if value.__class__ is str else format_value(value, clear_nulls)
-                        for value in map(row.get, columns)])
+        for values in lines:
+            write_line(values)
             count += 1
         text.flush()
     finally:

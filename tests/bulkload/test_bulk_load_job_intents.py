@@ -92,3 +92,75 @@ def test_while_another_parts_create_is_under_way_its_possible_jobs_wait_for_its_
 
     assert open_jobs(sf_client) == {job.id, other_job.id}
     assert {sf_client.get_job(lost).state, sf_client.get_job(other_lost).state} == {"Aborted"}
+
+
+# -- a part's job created, uploaded and closed in one step, tried again after each ---------
+
+PART_CSV = b"External_Id__c,Name\nA1,One\n"
+
+
+def staged_part(store) -> str:
+    blob = store.level_blob(0, "part-0.csv")
+    store.upload_bytes(blob, PART_CSV, "text/csv")
+    return blob
+
+
+def all_job_ids(client: SalesforceClient) -> set[str]:
+    return {job.id for job in client.list_jobs()}
+
+
+def test_a_part_is_submitted_in_one_step(sf_client, job_intents, store):
+    level, part, blob = account_level(), part_of_new_load(), staged_part(store)
+    before = all_job_ids(sf_client)
+
+    job = job_steps.submit_part_job(sf_client, job_intents, store, part, level, blob,
+                                    datetime.now(UTC))
+
+    assert job.state != "Open"
+    assert all_job_ids(sf_client) - before == {job.id}
+    assert job_steps.poll_jobs(sf_client, [job.id])[0].state in (
+        "UploadComplete", "InProgress", "JobComplete")
+
+
+def test_the_try_after_a_lost_create_submits_a_new_job_and_aborts_the_lost_one(
+    sf_client, job_intents, store
+):
+    level, part, blob = account_level(), part_of_new_load(), staged_part(store)
+    lost = lose_a_create(sf_client, job_intents, part, level)
+
+    job = job_steps.submit_part_job(sf_client, job_intents, store, part, level, blob,
+                                    datetime.now(UTC))
+
+    assert job.id != lost and job.state != "Open"
+    assert sf_client.get_job(lost).state == "Aborted"
+    assert open_jobs(sf_client) == set()
+
+
+def test_the_try_after_an_upload_closes_the_recorded_job(sf_client, job_intents, store):
+    level, part, blob = account_level(), part_of_new_load(), staged_part(store)
+    # What a try that died after the upload leaves: the job recorded, its data stored, Open.
+    created = job_steps.create_level_job(sf_client, job_intents, part, level,
+                                         datetime.now(UTC))
+    with store.download(blob) as data:
+        sf_client.upload_job_data(created.id, data)
+    before = all_job_ids(sf_client)
+
+    job = job_steps.submit_part_job(sf_client, job_intents, store, part, level, blob,
+                                    datetime.now(UTC))
+
+    assert job.id == created.id and job.state != "Open"
+    assert all_job_ids(sf_client) == before
+    assert open_jobs(sf_client) == set()
+
+
+def test_the_try_after_a_close_answers_the_recorded_job(sf_client, job_intents, store):
+    level, part, blob = account_level(), part_of_new_load(), staged_part(store)
+    first = job_steps.submit_part_job(sf_client, job_intents, store, part, level, blob,
+                                      datetime.now(UTC))
+    before = all_job_ids(sf_client)
+
+    again = job_steps.submit_part_job(sf_client, job_intents, store, part, level, blob,
+                                      datetime.now(UTC))
+
+    assert again.id == first.id and again.state != "Open"
+    assert all_job_ids(sf_client) == before

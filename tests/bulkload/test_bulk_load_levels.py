@@ -8,10 +8,13 @@ import io
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import levels as steps
 from shared.bulkload import reports
 from shared.bulkload import staged as staging
+from shared.bulkload.fingerprint import level_digest, request_fingerprint
 from shared.bulkload.job_intents import PartJob
 from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
 from shared.bulkload.validation import validate_load_request
@@ -180,22 +183,39 @@ def test_a_level_that_failed_unread_reports_each_of_its_records_with_the_levels_
     assert all(len(row["error"]) < 400 and "Traceback" not in row["error"] for row in report)
 
 
-def test_a_level_staged_without_its_columns_line_stages_the_same_csv(store):
-    # Records staged by an earlier version of the app have no columns line: a load that
-    # was running across the upgrade reads its columns from the records instead.
+@pytest.mark.parametrize("with_columns_line", [False, True])
+def test_a_level_staged_by_an_earlier_version_stages_the_same_csv(store, with_columns_line):
+    # Records staged by an earlier version of the app are {"e", "p", "f"} lines, at first
+    # without a columns line: a load that was running across the upgrade reads them, and
+    # its columns from the records where that line is missing.
     request = validate_load_request(LOAD)
     staging.stage_request(store, request)
     blob = store.level_blob(0, staging.RECORDS_FILE)
     staged_now = steps.stage_level(store, request.levels, 0, 10_000_000)
     part_now = store.read_bytes(staged_now.parts[0].blob)
     lines = store.read_bytes(blob).splitlines(keepends=True)
-    store.upload_bytes(blob, b"".join(lines[1:]), "application/jsonl")
+    earlier = [json.dumps({"e": record.external_id, "p": record.parent_external_id,
+                           "f": record.fields}, separators=(",", ":")).encode() + b"\n"
+               for record in request.records[0]]
+    store.upload_bytes(blob, b"".join(lines[:1] * with_columns_line + earlier),
+                       "application/jsonl")
 
     staged_before = steps.stage_level(store, request.levels, 0, 10_000_000)
 
     assert lines[0] == b'{"columns":["External_Id__c","Name","Industry","Phone"]}\n'
     assert staged_before == staged_now
     assert store.read_bytes(staged_before.parts[0].blob) == part_now
+
+
+def test_a_staged_record_is_the_text_its_fingerprint_reads(store):
+    request = validate_load_request(LOAD)
+    staging.stage_request(store, request)
+
+    for index, fingerprint in enumerate(request_fingerprint(request)):
+        staged = store.read_bytes(store.level_blob(index, staging.RECORDS_FILE))
+        digest = level_digest(request.levels[index])
+        digest.update(b"".join(staged.splitlines(keepends=True)[1:]))
+        assert digest.hexdigest() == fingerprint.digest
 
 
 def test_a_child_level_prepared_while_its_parents_load_stages_the_same_files(

@@ -472,8 +472,8 @@ def test_the_first_poll_comes_soon_after_the_close_then_polls_back_off_to_the_in
     history = host.durable_status("seed-example", showHistory="true")["historyEvents"]
     levels: list[list[tuple[datetime, datetime]]] = []
     for event in history:
-        if event.get("FunctionName") == "bulk_load_upload_part":
-            levels.append([])  # the level's job is closed: its polls follow
+        if event.get("FunctionName") == "bulk_load_submit_part":
+            levels.append([])  # the level's job is created and closed: its polls follow
         elif event["EventType"] == "TimerCreated" and levels:
             levels[-1].append((_moment(event["Timestamp"]), _moment(event["FireAt"])))
     assert len(levels) == 2
@@ -577,5 +577,5 @@ def test_a_restart_through_the_durable_api_never_sends_the_records_again(start_b
     assert len(sfsim.requests_log()) == calls_before
     # Refused at once: the restarted execution claimed once, and no activity failed.
     log = host.host.output()
-    assert log.count("Executed 'Functions.bulk_load_claim_run' (Succeeded") == 2
-    assert "Executed 'Functions.bulk_load_claim_run' (Failed" not in log
+    assert log.count("Executed 'Functions.bulk_load_claim_and_stage' (Succeeded") == 2
+    assert "Executed 'Functions.bulk_load_claim_and_stage' (Failed" not in log

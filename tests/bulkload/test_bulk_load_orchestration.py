@@ -35,21 +35,27 @@ def orchestrator():
 
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,
-               prepare_children=True):
+               prepare_children=True, combined_steps=False):
+    """A load's input; without `combined_steps` as an earlier version started it, each step
+    its own activity (those loads must still replay; the tests at the end of this module
+    run the combined steps of a load started now)."""
     return LoadInput("load-1", "load-1/run", tuple(LoadLevel.from_json(level) for level in LEVELS),
                      tuple(records), poll_interval=poll_interval, max_wait=max_wait,
                      upload_limit=100_000_000, activity_attempts=3,
                      activity_retry_delay=5.0,
                      first_poll_delay=first_poll_delay or poll_interval,
-                     prepare_children=prepare_children).to_json()
+                     prepare_children=prepare_children,
+                     combined_steps=combined_steps).to_json()
 
 
 class FakeOrg:
     """Answers activities as Salesforce and the staging steps would, from a script."""
 
     def __init__(self, polls_until_done=2, final_state="JobComplete", error=None,
-                 parts=1, records=(2, 3), failing=None, earlier_summary=None):
+                 parts=1, records=(2, 3), failing=None, earlier_summary=None,
+                 stage_ahead=True):
         self.failing = failing or {}
+        self.stage_ahead = stage_ahead  # False: a level staged ahead could not be
         self.earlier_summary = earlier_summary
         self.polls_until_done = polls_until_done
         self.final_state = final_state
@@ -66,6 +72,21 @@ class FakeOrg:
     def __call__(self, name, request, now):
         if name in self.failing and self.failing[name](request):
             raise ActivityFailed(f"{name} could not reach storage")
+        if name == "bulk_load_claim_and_stage":
+            claim = self(name.replace("_and_stage", "_run"), request["claim"], now)
+            staged = (self("bulk_load_stage_level", request["stage"], now)
+                      if claim["claimed"] and self.stage_ahead else None)
+            return {"claim": claim, "staged": staged}
+        if name == "bulk_load_submit_part":
+            self.jobs += 1
+            return self.job(f"750J{self.jobs}", "UploadComplete")
+        if name == "bulk_load_collect_and_stage":
+            results = self("bulk_load_collect_results", request["collect"], now)
+            staged = (self("bulk_load_stage_level", request["stage_next"], now)
+                      if request["stage_next"] and self.stage_ahead else None)
+            return {"results": results, "staged_next": staged}
+        if name == "bulk_load_finish":
+            return {"blob": "load-1/run/failures.csv", "rows": 1}
         if name == "bulk_load_claim_run":
             if self.earlier_summary is not None:
                 return {"claimed": False, "earlier_summary": json.dumps(self.earlier_summary)}
@@ -297,3 +318,121 @@ def test_a_restart_of_a_load_that_ran_answers_its_summary_and_loads_nothing(orch
     assert run.failures == []
     assert run.output == earlier
     assert run.statuses[-1]["phase"] == "completed"
+
+
+# -- a load started now: steps that follow each other run as one activity -----------------
+
+
+def test_combined_steps_run_a_level_in_fewer_activities(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True), FakeOrg(polls_until_done=3),
+                 START)
+
+    assert [name for name, _ in run.calls] == [
+        "bulk_load_claim_and_stage",  # the run claimed, the accounts staged
+        "bulk_load_submit_part",  # created, uploaded and closed
+        "bulk_load_prepare_level",
+        *["bulk_load_poll_jobs"] * 3,
+        "bulk_load_collect_and_stage",  # the accounts' results, the contacts staged
+        "bulk_load_submit_part",
+        *["bulk_load_poll_jobs"] * 3,
+        "bulk_load_collect_and_stage",  # the contacts' results, nothing after them
+        "bulk_load_finish",  # the reports written, the summary kept
+    ]
+    assert run.called("bulk_load_claim_and_stage")[0]["stage"]["level"] == 0
+    assert run.called("bulk_load_submit_part") == [
+        {"level": LEVELS[0], "load_id": "load-1", "level_index": 0, "part": 0,
+         "prefix": "load-1/run", "blob": "p/0/part-0.csv"},
+        {"level": LEVELS[1], "load_id": "load-1", "level_index": 1, "part": 0,
+         "prefix": "load-1/run", "blob": "p/1/part-0.csv"}]
+    collects = run.called("bulk_load_collect_and_stage")
+    assert [c["collect"]["level"] for c in collects] == [0, 1]
+    assert collects[0]["stage_next"]["level"] == 1 and collects[0]["stage_next"]["skip"] is None
+    assert collects[1]["stage_next"] is None
+    assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4, 5, 6)]
+    summary = run.output
+    assert (summary["outcome"], summary["failedRecords"]) == ("succeeded", 1)
+    assert [level["jobs"] for level in summary["levels"]] == [["750J1"], ["750J2"]]
+    assert [level["succeeded"] for level in summary["levels"]] == [2, 3]
+    finish = run.called("bulk_load_finish")[0]
+    assert json.loads(finish["summary"])["levels"] == summary["levels"]
+    assert run.statuses[-1]["phase"] == "completed"
+
+
+def test_a_level_that_could_not_be_staged_ahead_is_staged_by_its_own_step(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True),
+                 FakeOrg(polls_until_done=1, stage_ahead=False), START)
+
+    staged = run.called("bulk_load_stage_level")
+    assert [(request["level"], request["skip"]) for request in staged] == [(0, None),
+                                                                          (1, None)]
+    assert run.output["outcome"] == "succeeded"
+    assert [level["submitted"] for level in run.output["levels"]] == [2, 3]
+
+
+def test_combined_steps_stage_no_level_after_a_failed_one(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True),
+                 FakeOrg(polls_until_done=1, final_state="Failed", error="InvalidBatch : x"),
+                 START)
+
+    assert run.called("bulk_load_collect_and_stage")[0]["stage_next"] is None
+    skipped = run.called("bulk_load_stage_level")
+    assert [(request["level"], request["skip"]["kind"]) for request in skipped] == [
+        (1, "LEVEL_FAILED")]
+    accounts, contacts = run.output["levels"]
+    assert accounts["errorCode"] == "JOB_FAILED" and contacts["state"] == "skipped"
+    assert len(run.called("bulk_load_submit_part")) == 1
+
+
+def test_combined_steps_stage_no_level_after_a_cancel(orchestrator):
+    second_poll = START + timedelta(seconds=20)
+    run = replay(orchestrator, load_input(combined_steps=True),
+                 FakeOrg(polls_until_done=10**6), START,
+                 raise_before=lambda fire_at: [("cancel", {"reason": "wrong file"})]
+                 if fire_at == second_poll else [])
+
+    assert run.called("bulk_load_abort_jobs") == [{"job_ids": ["750J1"]}]
+    assert [c["stage_next"] for c in run.called("bulk_load_collect_and_stage")] == [None]
+    assert run.called("bulk_load_stage_level")[0]["skip"]["kind"] == "CANCELLED"
+    assert run.output["levels"][1]["state"] == "skipped"
+    assert run.output["outcome"] == "cancelled"
+
+
+def test_a_summary_whose_reports_cannot_be_written_is_kept_alone(orchestrator):
+    org = FakeOrg(polls_until_done=1, failing={"bulk_load_finish": lambda _: True})
+
+    run = replay(orchestrator, load_input(combined_steps=True), org, START)
+
+    assert run.failures == [("bulk_load_finish", 3)]
+    kept = run.called("bulk_load_keep_summary")
+    assert len(kept) == 1 and json.loads(kept[0]["summary"]) == run.output
+    assert (run.output["outcome"], run.output["failedRecords"]) == ("succeeded", None)
+
+
+def test_a_part_per_job_submitted_in_one_activity_each(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True),
+                 FakeOrg(parts=3, polls_until_done=1), START)
+
+    submitted = run.called("bulk_load_submit_part")
+    assert [(s["level_index"], s["part"], s["blob"]) for s in submitted[:3]] == [
+        (0, 0, "p/0/part-0.csv"), (0, 1, "p/0/part-1.csv"), (0, 2, "p/0/part-2.csv")]
+    assert [len(poll["job_ids"]) for poll in run.called("bulk_load_poll_jobs")] == [3, 3]
+
+
+def test_a_restart_with_combined_steps_stages_nothing(orchestrator):
+    earlier = {"loadId": "load-1", "outcome": "succeeded", "levels": []}
+
+    run = replay(orchestrator, load_input(combined_steps=True),
+                 FakeOrg(earlier_summary=earlier), START)
+
+    assert [name for name, _ in run.calls] == ["bulk_load_claim_and_stage"]
+    assert run.output == earlier
+
+
+def test_combined_steps_keep_history_independent_of_records(orchestrator):
+    small = replay(orchestrator, load_input(records=(1_000, 3_000), combined_steps=True),
+                   FakeOrg(records=(1_000, 3_000)), START)
+    large = replay(orchestrator, load_input(records=(10_000, 30_000), combined_steps=True),
+                   FakeOrg(records=(10_000, 30_000)), START)
+
+    assert abs(large.history_bytes - small.history_bytes) <= 20
+    assert large.history_bytes < 20_000

@@ -242,3 +242,32 @@ def test_the_fingerprint_digest_is_the_one_loads_were_posted_with_before():
                                       record.fields], sort_keys=True).encode() + b"\n")
         expected.append(digest.hexdigest())
     assert [level.digest for level in request_fingerprint(request)] == expected
+
+
+def test_a_body_that_cannot_hold_a_lone_surrogate_is_told_from_its_bytes():
+    from shared.bulkload.validation import no_lone_surrogates
+
+    assert no_lone_surrogates('{"name": "Zoë \\u00e9 \\u2028"}'.encode())
+    assert not no_lone_surrogates(b'{"name": "Acme \\ud800"}')
+    assert not no_lone_surrogates(b'{"name": "\\uDFFF"}')
+    assert not no_lone_surrogates(b'{"name": "\\ud83d\\ude00"}')  # a pair: looked at
+    assert not no_lone_surrogates('{"name": "Acme"}'.encode("utf-16"))
+
+
+def test_a_lone_surrogate_in_a_utf16_body_is_refused_as_invalid_text():
+    raw = '{"accounts": [{"name": "Acme \\ud800", "sourceId": "A1"}]}'.encode("utf-16")
+
+    answer = parse_load_request(raw, None, 10_000, "/api/bulk-loads")
+
+    assert isinstance(answer, Problem)
+    assert [(e["pointer"], e["code"]) for e in answer.body["errors"]] == [
+        ("/accounts/0/name", "INVALID_TEXT")]
+
+
+def test_a_pair_escaped_as_two_surrogates_is_valid_text():
+    raw = b'{"accounts": [{"name": "Acme \\ud83d\\ude00", "sourceId": "A1"}]}'
+
+    answer = parse_load_request(raw, None, 10_000, "/api/bulk-loads")
+
+    assert not isinstance(answer, Problem)
+    assert answer.records[0][0].fields["Name"] == "Acme \U0001f600"

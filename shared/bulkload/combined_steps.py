@@ -1,0 +1,72 @@
+"""Steps of a load that follow each other, run as one activity (`combined_steps` in the
+load's input): the run claimed and its first level staged; a level's results read and the
+next level staged; the reports written and the summary kept. Each saves the orchestration
+a round trip through the Durable backend between two steps.
+
+Staging done this way is only ahead of its own step: when it fails, the orchestration
+stages the level as its own step (with that step's retries and its STAGING_FAILED
+report), so the step it rides on never fails for it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+from shared.bulkload import levels
+from shared.bulkload.claims import claim_load_run, keep_summary
+from shared.bulkload.messages import (
+    ClaimAndStageResult,
+    ClaimRunResult,
+    CollectAndStageResult,
+    FailuresReport,
+    JobSnapshot,
+    StagedLevel,
+    StageLevelRequest,
+)
+from shared.bulkload.progress import with_failures_report
+from shared.bulkload.reports import write_reports
+from shared.bulkload.request import LoadLevel
+from shared.bulkload.store import LoadStore
+from shared.salesforce import SalesforceClient
+
+
+def claim_and_stage_first(store: LoadStore, load_id: str, run_token: str,
+                          stage: StageLevelRequest) -> ClaimAndStageResult:
+    """Claim the run (claims.py); if this execution claimed it, stage `stage`'s level."""
+    run = claim_load_run(store, load_id, run_token)
+    claim = ClaimRunResult(run.claimed, run.earlier_summary)
+    return ClaimAndStageResult(claim, stage_ahead(store, stage) if run.claimed else None)
+
+
+def collect_and_stage_next(
+    store: LoadStore, client: SalesforceClient, load_levels: Sequence[LoadLevel],
+    level_index: int, jobs: Sequence[JobSnapshot], columns: Sequence[str],
+    stage_next: StageLevelRequest | None,
+) -> CollectAndStageResult:
+    """Read the level's results (levels.py), then stage `stage_next`'s level, if given."""
+    results = levels.collect_level_results(store, client, load_levels, level_index, jobs,
+                                           columns)
+    staged = stage_ahead(store, stage_next) if stage_next is not None else None
+    return CollectAndStageResult(results, staged)
+
+
+def stage_ahead(store: LoadStore, stage: StageLevelRequest) -> StagedLevel | None:
+    """The level staged, or None when it could not be: its own step then stages it."""
+    try:
+        return levels.stage_level(store, stage.levels, stage.level, stage.upload_limit,
+                                  stage.skip.as_error() if stage.skip is not None else None)
+    except Exception:  # the staging step tries again, and reports it if it fails too
+        logging.exception("bulk load %s: level %d not staged ahead; its own step stages it",
+                          store.prefix, stage.level)
+        return None
+
+
+def write_reports_and_keep_summary(store: LoadStore, level_count: int, load_id: str,
+                                   summary: str) -> FailuresReport:
+    """Write the reports (reports.py), then keep the summary with their row count."""
+    report = write_reports(store, level_count)
+    keep_summary(store, load_id, json.dumps(with_failures_report(json.loads(summary),
+                                                                 report)))
+    return report
