@@ -4,8 +4,9 @@
         stored) -> store them collapsed per object and id -> wake the drain -> 202
     event_drain orchestration, instance `event-drain` (the lock): batch after batch, each
         run through an instance of the batch job `asset-events` as a sub-orchestration,
-        continue_as_new every few batches, finish only when nothing is due and nothing was
-        posted since its last look (shared/events/finish.py)
+        two activities a batch (shared/events/drain_steps.py), continue_as_new every few
+        batches, finish only when nothing is due and nothing was posted since its last
+        look (shared/events/finish.py)
     timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
     GET /api/events: depth, oldest event, the drain, totals
     POST /api/events/drain: start a drain on demand, under the same lock
@@ -24,8 +25,10 @@ import azure.functions as func
 
 from activities.events import (
     EVENT_DRAIN_FINISH,
+    EVENT_DRAIN_SETTLE_AND_ADVANCE,
     EVENT_DRAIN_SETTLE_BATCH,
     EVENT_DRAIN_STAGE_BATCH,
+    EVENT_DRAIN_TAKE_AND_STAGE,
     EVENT_DRAIN_TAKE_BATCH,
 )
 from orchestrators.http import problem_response, request_path
@@ -37,17 +40,23 @@ from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
 from shared.events.batch_processing import failed_batch, processed_batch
 from shared.events.collapse import collapse
 from shared.events.messages import (
+    PIPELINE,
     DrainRun,
+    EventKey,
     EventRef,
     FinishRequest,
     FinishResult,
     ProcessedBatch,
+    SettleAdvanceRequest,
+    SettleAdvanceResult,
     SettleBatchRequest,
     SettleBatchResult,
     StageBatchRequest,
     StageBatchResult,
+    StagedBatch,
     TakeBatchRequest,
     TakeBatchResult,
+    TakeStageRequest,
 )
 from shared.events.tables import event_queue
 from shared.events.validation import EventError, parse_events
@@ -79,16 +88,103 @@ ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000,
 def event_drain(context: df.DurableOrchestrationContext) -> Steps:
     """Drain the queue, one batch at a time; only one drain runs (its instance id).
 
-    1. take the next batch of due events (references, never payloads)
-    2. process the batch: stage its references as an instance of the batch job
-       `asset-events` (its id derived from this run and batch, so a replay never starts
-       a second one) and run that instance as a sub-orchestration
+    1. take the due events and stage them (references kept beside the instance, never in
+       history) as an instance of the batch job `asset-events`, its id derived from this
+       run and batch, so a replay never starts a second one
+    2. process the batch: run that instance as a sub-orchestration
     3. settle it: the instance's per-record failures become the events' outcomes; remove
-       what finished if unchanged, retry failures later, dead-letter those out of attempts
+       what finished if unchanged, retry failures later, dead-letter those out of attempts;
+       after a short batch, finish if nothing is due and nothing was posted since the
+       look (finish.py); unless finished, take and stage the next batch (step 1)
     4. after `batches_per_generation` batches: continue_as_new, history stays small
-    5. nothing due: finish, unless something was posted since the last look (then go on)
+    5. nothing due at a take: finish, unless something was posted since the last look
+
+    A drain started before pipeline 2 (its input says so) replays pipeline 1's steps
+    until its next generation.
     """
     run = DrainRun.from_json(context.get_input())
+    if run.pipeline < PIPELINE:
+        return (yield from _drain_pipeline_1(context, run))
+    staged = yield from _take_and_stage(context, run)
+    for number in range(1, run.batches_per_generation + 1):
+        if staged.nothing_due:
+            finish = yield from _finish(context, run)
+            if finish.finished:
+                _report(context, run, "finished")
+                return run.to_json()
+            break
+        take_next = number < run.batches_per_generation
+        if staged.events == 0:  # every event taken was stale: the take dropped them
+            run = run.after_batch(staged.cursor, SettleBatchResult(), staged.stale)
+            if take_next:
+                staged = yield from _take_and_stage(context, run)
+            continue
+        processed = yield from _run_batch(context, run, staged)
+        answer = yield from _settle_and_advance(context, run, staged, processed, take_next)
+        run = run.after_batch(staged.cursor, answer.settled, staged.stale)
+        if answer.finished:
+            _report(context, run, "finished")
+            return run.to_json()
+        if answer.next is None:
+            break
+        staged = answer.next
+    _report(context, run, "continuing")
+    context.continue_as_new(run.next_generation().to_json())
+    return None
+
+
+Steps = Generator[Any, Any, Any]
+
+
+def _take_and_stage(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
+    _report(context, run, "taking")
+    answer = yield context.call_activity_with_retry(
+        EVENT_DRAIN_TAKE_AND_STAGE, ACTIVITY_RETRY,
+        _take_request(context, run, 1, run.cursor).to_json())
+    return StagedBatch.from_json(answer)
+
+
+def _take_request(context: df.DurableOrchestrationContext, run: DrainRun, ahead: int,
+                  after: EventKey | None) -> TakeStageRequest:
+    """The take of the run's next batch (`ahead` 1) or the one after it (2), after `after`."""
+    return TakeStageRequest(run.batch_instance_id(ahead), run.batch_size, after,
+                            context.current_utc_datetime)
+
+
+def _run_batch(context: df.DurableOrchestrationContext, run: DrainRun,
+               staged: StagedBatch) -> Steps:
+    _report(context, run, "processing", staged.instance_id)
+    if staged.run is None:
+        raise ValueError(f"batch {staged.instance_id} has {staged.events} events and no "
+                         "staged instance")
+    try:
+        result = yield context.call_sub_orchestrator(
+            BATCH_ORCHESTRATOR, staged.run.to_json(),
+            batch_durable_id(ASSET_EVENTS_JOB, staged.instance_id))
+    except Exception:  # the instance failed: its events are tried again, or dead-lettered
+        return failed_batch(staged.instance_id)
+    return processed_batch(staged.instance_id, result)
+
+
+def _settle_and_advance(context: df.DurableOrchestrationContext, run: DrainRun,
+                        staged: StagedBatch, processed: ProcessedBatch,
+                        take_next: bool) -> Steps:
+    _report(context, run, "settling", staged.instance_id)
+    answer = yield context.call_activity_with_retry(
+        EVENT_DRAIN_SETTLE_AND_ADVANCE, ACTIVITY_RETRY, SettleAdvanceRequest(
+            run.run_id, processed, run.max_attempts, run.retry_delay,
+            context.current_utc_datetime, finish_if_quiet=not staged.full,
+            next=_take_request(context, run, 2, staged.cursor) if take_next else None,
+        ).to_json())
+    return SettleAdvanceResult.from_json(answer)
+
+
+# -- pipeline 1: the steps of a drain started before pipeline 2 ------------------------
+
+
+def _drain_pipeline_1(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
+    """Take, stage, process, settle and finish with an activity each; the batch's
+    references in history."""
     for _ in range(run.batches_per_generation):
         batch = yield from _take_batch(context, run)
         if not batch.events and batch.stale == 0:
@@ -105,9 +201,6 @@ def event_drain(context: df.DurableOrchestrationContext) -> Steps:
     _report(context, run, "continuing")
     context.continue_as_new(run.next_generation().to_json())
     return None
-
-
-Steps = Generator[Any, Any, Any]
 
 
 def _take_batch(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
