@@ -8,7 +8,8 @@
         batches, finish only when nothing is due and nothing was posted since its last
         look (shared/events/finish.py)
     timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
-    GET /api/events: depth, oldest event, the drain, totals
+    GET /api/events: depth, oldest event (from one page of rows, or every row with
+        ?exact=true), the drain, totals
     POST /api/events/drain: start a drain on demand, under the same lock
 """
 
@@ -58,6 +59,7 @@ from shared.events.messages import (
     TakeBatchResult,
     TakeStageRequest,
 )
+from shared.events.queue import LOOK_LIMIT
 from shared.events.tables import event_queue
 from shared.events.validation import EventError, parse_events
 from shared.events.wake import (
@@ -345,11 +347,11 @@ async def events_post(req: func.HttpRequest,
     except Exception:  # the events are stored; the safety timer starts the drain
         log.exception("event queue: waking the drain failed; the safety timer will")
         wake = Wake.DEFERRED.value
-    depth = await asyncio.to_thread(queue.depth)
+    depth = await asyncio.to_thread(queue.depth_up_to)
     return func.HttpResponse(answer_text({
         "accepted": len(events), "stored": counts.stored,
-        "superseded": len(events) - counts.stored, "queueDepth": depth, "drain": wake,
-        "status": "/api/events",
+        "superseded": len(events) - counts.stored, "queueDepth": depth.depth,
+        "queueDepthComplete": depth.complete, "drain": wake, "status": "/api/events",
     }), status_code=202, mimetype="application/json")
 
 
@@ -370,10 +372,18 @@ def _invalid_events(errors: list[EventError], instance: str) -> Any:
 @blueprint.durable_client_input(client_name="client")
 async def events_status(req: func.HttpRequest,
                         client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The queue as one page of its rows shows it (`complete` says whether that was every
+    row); `?exact=true` reads every row, a request per 1,000."""
+    exact = req.params.get("exact", "false")
+    if exact not in ("true", "false"):
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            f"exact must be true or false, got {exact[:40]!r}", request_path(req)))
     settings = app_settings()
     queue = event_queue(settings)
     now = _utc_now()
-    snapshot = await asyncio.to_thread(queue.snapshot, now)
+    snapshot = await asyncio.to_thread(queue.snapshot, now,
+                                       None if exact == "true" else LOOK_LIMIT)
     signal = await asyncio.to_thread(queue.state.read_signal)
     totals = await asyncio.to_thread(queue.state.read_totals)
     status = await client.get_status(DRAIN_INSTANCE_ID)
@@ -383,6 +393,7 @@ async def events_status(req: func.HttpRequest,
         "queue": {
             "depth": snapshot.depth, "due": snapshot.due, "retrying": snapshot.retrying,
             "oldestEventAgeSeconds": (now - oldest).total_seconds() if oldest else None,
+            "complete": snapshot.complete,
         },
         "drain": {
             "instanceId": DRAIN_INSTANCE_ID,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -57,6 +57,8 @@ TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction tak
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
+# Rows a status look reads at most: one page, one request, whatever the queue holds.
+LOOK_LIMIT = 1000
 # Crash point (shared/crash_points.py): a batch's finished events are removed (and its
 # failures rescheduled), the totals not yet added.
 EVENTS_SETTLED = "events.settle.after_remove"
@@ -85,10 +87,20 @@ class StoreCounts:
 
 @dataclass(frozen=True)
 class QueueSnapshot:
+    """What waits. `complete` False: only the first rows in key order were read, so `depth`
+    is a lower bound and the other figures describe those rows."""
+
     depth: int
     due: int
     retrying: int
     oldest_enqueued_at: datetime | None
+    complete: bool = True
+
+
+@dataclass(frozen=True)
+class Depth:
+    depth: int
+    complete: bool  # False: at least `depth` events wait
 
 
 class EventQueue:
@@ -304,12 +316,14 @@ class EventQueue:
 
     # -- looking ------------------------------------------------------------------------
 
-    def snapshot(self, now: datetime) -> QueueSnapshot:
-        """Depth, due and retrying counts and the oldest event's time: one key-only scan."""
+    def snapshot(self, now: datetime, limit: int | None = LOOK_LIMIT) -> QueueSnapshot:
+        """Depth, due and retrying counts and the oldest event's time, from one page of at
+        most `limit` rows (one request); `limit` None scans every row (a request per 1,000:
+        Table Storage keeps no count). `complete` False: more rows wait than were read."""
+        rows, complete = self._look(["Attempts", "RetryAt", "EnqueuedAt"], limit)
         depth = due = retrying = 0
         oldest: datetime | None = None
-        for row in self.events.list_entities(select=["Attempts", "RetryAt", "EnqueuedAt"],
-                                             results_per_page=1000):
+        for row in rows:
             depth += 1
             attempts = int(row.get("Attempts") or 0)
             retrying += attempts > 0
@@ -318,12 +332,25 @@ class EventQueue:
             enqueued = row.get("EnqueuedAt")
             if enqueued is not None and (oldest is None or enqueued < oldest):
                 oldest = enqueued
-        return QueueSnapshot(depth, due, retrying, oldest)
+        return QueueSnapshot(depth, due, retrying, oldest, complete)
 
     def depth(self) -> int:
-        """How many events wait (a key-only scan: Table Storage keeps no count)."""
-        return sum(1 for _ in self.events.list_entities(select=["PartitionKey"],
-                                                        results_per_page=1000))
+        """How many events wait (a key-only scan of every row)."""
+        return self.depth_up_to(None).depth
+
+    def depth_up_to(self, limit: int | None = LOOK_LIMIT) -> Depth:
+        """How many events wait, counted in one page of at most `limit` keys."""
+        rows, complete = self._look(["PartitionKey"], limit)
+        return Depth(sum(1 for _ in rows), complete)
+
+    def _look(self, select: list[str], limit: int | None) -> tuple[Iterable[Any], bool]:
+        if limit is None:
+            return self.events.list_entities(select=select, results_per_page=1000), True
+        pages = self.events.list_entities(select=select, results_per_page=limit).by_page()
+        rows = list(next(pages, []))
+        # A continuation token may also come with a last full page: then the count is
+        # still a lower bound, never more than what waits.
+        return rows, pages.continuation_token is None
 
     def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = islice(self.dead_letters.list_entities(results_per_page=limit), limit)
