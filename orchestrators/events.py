@@ -8,8 +8,8 @@
         batches, finish only when nothing is due and nothing was posted since its last
         look (shared/events/finish.py)
     timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
-    GET /api/events: depth, oldest event (from one page of rows, or every row with
-        ?exact=true), the drain, totals
+    GET /api/events: depth (counted, shared/events/depth.py), oldest event (from one page
+        of rows, or every row with ?exact=true), the drain, totals
     POST /api/events/drain: start a drain on demand, under the same lock
 """
 
@@ -59,7 +59,8 @@ from shared.events.messages import (
     TakeBatchResult,
     TakeStageRequest,
 )
-from shared.events.queue import LOOK_LIMIT
+from shared.events.queue import EventQueue
+from shared.events.status import LOOK_LIMIT
 from shared.events.tables import event_queue
 from shared.events.validation import EventError, parse_events
 from shared.events.wake import (
@@ -274,7 +275,11 @@ async def event_drain_safety_tick(timer: func.TimerRequest,
     settings = app_settings()
     queue = event_queue(settings)
     now = _utc_now()
-    if not await asyncio.to_thread(queue.has_due_events, now) or await drain_is_busy(client):
+    if not await asyncio.to_thread(queue.has_due_events, now):
+        # Nothing due: a moment an empty queue's depth counters can be calibrated.
+        await asyncio.to_thread(queue.calibrate_depth)
+        return
+    if await drain_is_busy(client):
         return
     wake = await wake_drain(client, queue.state, lambda: new_drain_run(settings.events, now),
                             now)
@@ -347,12 +352,21 @@ async def events_post(req: func.HttpRequest,
     except Exception:  # the events are stored; the safety timer starts the drain
         log.exception("event queue: waking the drain failed; the safety timer will")
         wake = Wake.DEFERRED.value
-    depth = await asyncio.to_thread(queue.depth_up_to)
+    depth, exact = await asyncio.to_thread(_depth, queue)
     return func.HttpResponse(answer_text({
         "accepted": len(events), "stored": counts.stored,
-        "superseded": len(events) - counts.stored, "queueDepth": depth.depth,
-        "queueDepthComplete": depth.complete, "drain": wake, "status": "/api/events",
+        "superseded": len(events) - counts.stored, "queueDepth": depth,
+        "queueDepthExact": exact, "drain": wake, "status": "/api/events",
     }), status_code=202, mimetype="application/json")
+
+
+def _depth(queue: EventQueue) -> tuple[int, bool]:
+    """The counted depth, or (before the counters are calibrated) one page's count."""
+    counted = queue.counted_depth()
+    if counted is not None:
+        return counted, True
+    looked = queue.depth_up_to()
+    return looked.depth, looked.complete
 
 
 def _invalid_events(errors: list[EventError], instance: str) -> Any:
@@ -372,8 +386,9 @@ def _invalid_events(errors: list[EventError], instance: str) -> Any:
 @blueprint.durable_client_input(client_name="client")
 async def events_status(req: func.HttpRequest,
                         client: df.DurableOrchestrationClient) -> func.HttpResponse:
-    """The queue as one page of its rows shows it (`complete` says whether that was every
-    row); `?exact=true` reads every row, a request per 1,000."""
+    """The depth from the counters; due, retrying and the oldest event as one page of the
+    rows shows them (`complete` says whether that was every row); `?exact=true` reads every
+    row, a request per 1,000."""
     exact = req.params.get("exact", "false")
     if exact not in ("true", "false"):
         return problem_response(problem(
@@ -384,6 +399,10 @@ async def events_status(req: func.HttpRequest,
     now = _utc_now()
     snapshot = await asyncio.to_thread(queue.snapshot, now,
                                        None if exact == "true" else LOOK_LIMIT)
+    counted = await asyncio.to_thread(queue.counted_depth)
+    if counted is None and snapshot.complete and snapshot.depth == 0:
+        # An empty queue: from now on its depth is counted, not looked up.
+        counted = 0 if await asyncio.to_thread(queue.calibrate_depth) else None
     signal = await asyncio.to_thread(queue.state.read_signal)
     totals = await asyncio.to_thread(queue.state.read_totals)
     status = await client.get_status(DRAIN_INSTANCE_ID)
@@ -391,7 +410,9 @@ async def events_status(req: func.HttpRequest,
     oldest = snapshot.oldest_enqueued_at
     body = {
         "queue": {
-            "depth": snapshot.depth, "due": snapshot.due, "retrying": snapshot.retrying,
+            "depth": snapshot.depth if counted is None else counted,
+            "depthExact": counted is not None or snapshot.complete,
+            "due": snapshot.due, "retrying": snapshot.retrying,
             "oldestEventAgeSeconds": (now - oldest).total_seconds() if oldest else None,
             "complete": snapshot.complete,
         },

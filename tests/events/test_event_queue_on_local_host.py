@@ -196,8 +196,8 @@ def test_the_endpoints_validate_everything_and_answer_under_the_function_key(
         accepted = host.post("/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})
         assert accepted.status_code == 202
         assert {key: accepted.json()[key] for key in (
-            "accepted", "stored", "queueDepth", "queueDepthComplete")} == {
-            "accepted": 1, "stored": 1, "queueDepth": 1, "queueDepthComplete": True}
+            "accepted", "stored", "queueDepth", "queueDepthExact")} == {
+            "accepted": 1, "stored": 1, "queueDepth": 1, "queueDepthExact": True}
         bad_query = host.get("/api/events?exact=yes")
         assert (bad_query.status_code, bad_query.json()["code"]) == (400, "INVALID_QUERY")
         body = host.wait_until_drained(timeout=60)
