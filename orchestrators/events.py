@@ -17,21 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.events import (
-    EVENT_DRAIN_FINISH,
-    EVENT_DRAIN_SETTLE_AND_ADVANCE,
-    EVENT_DRAIN_SETTLE_BATCH,
-    EVENT_DRAIN_STAGE_BATCH,
-    EVENT_DRAIN_TAKE_AND_STAGE,
-    EVENT_DRAIN_TAKE_BATCH,
-)
+from activities.events import EVENT_DRAIN_SETTLE_AND_ADVANCE, EVENT_DRAIN_TAKE_AND_STAGE
+from orchestrators.event_drain_pipeline_1 import drain_pipeline_1
+from orchestrators.event_drain_steps import ACTIVITY_RETRY, Steps, finish_drain, report_drain
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import answer_text, camel_keys
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
@@ -44,19 +38,11 @@ from shared.events.messages import (
     PIPELINE,
     DrainRun,
     EventKey,
-    EventRef,
-    FinishRequest,
-    FinishResult,
     ProcessedBatch,
     SettleAdvanceRequest,
     SettleAdvanceResult,
-    SettleBatchRequest,
     SettleBatchResult,
-    StageBatchRequest,
-    StageBatchResult,
     StagedBatch,
-    TakeBatchRequest,
-    TakeBatchResult,
     TakeStageRequest,
 )
 from shared.events.queue import EventQueue
@@ -77,11 +63,6 @@ log = logging.getLogger(__name__)
 
 # Crash point (shared/crash_points.py): a post's events are stored, the drain not woken.
 EVENTS_STORED = "events.post.after_store"
-
-# An activity that raised (storage unreachable) is tried again before the drain fails; a
-# failed drain is replaced by the next post or the safety timer, the events stay queued.
-ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000,
-                                 max_number_of_attempts=3)
 
 
 # -- the drain --------------------------------------------------------------------------
@@ -107,13 +88,13 @@ def event_drain(context: df.DurableOrchestrationContext) -> Steps:
     """
     run = DrainRun.from_json(context.get_input())
     if run.pipeline < PIPELINE:
-        return (yield from _drain_pipeline_1(context, run))
+        return (yield from drain_pipeline_1(context, run))
     staged = yield from _take_and_stage(context, run)
     for number in range(1, run.batches_per_generation + 1):
         if staged.nothing_due:
-            finish = yield from _finish(context, run)
+            finish = yield from finish_drain(context, run)
             if finish.finished:
-                _report(context, run, "finished")
+                report_drain(context, run, "finished")
                 return run.to_json()
             break
         take_next = number < run.batches_per_generation
@@ -126,21 +107,18 @@ def event_drain(context: df.DurableOrchestrationContext) -> Steps:
         answer = yield from _settle_and_advance(context, run, staged, processed, take_next)
         run = run.after_batch(staged.cursor, answer.settled, staged.stale)
         if answer.finished:
-            _report(context, run, "finished")
+            report_drain(context, run, "finished")
             return run.to_json()
         if answer.next is None:
             break
         staged = answer.next
-    _report(context, run, "continuing")
+    report_drain(context, run, "continuing")
     context.continue_as_new(run.next_generation().to_json())
     return None
 
 
-Steps = Generator[Any, Any, Any]
-
-
 def _take_and_stage(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    _report(context, run, "taking")
+    report_drain(context, run, "taking")
     answer = yield context.call_activity_with_retry(
         EVENT_DRAIN_TAKE_AND_STAGE, ACTIVITY_RETRY,
         _take_request(context, run, 1, run.cursor).to_json())
@@ -156,7 +134,7 @@ def _take_request(context: df.DurableOrchestrationContext, run: DrainRun, ahead:
 
 def _run_batch(context: df.DurableOrchestrationContext, run: DrainRun,
                staged: StagedBatch) -> Steps:
-    _report(context, run, "processing", staged.instance_id)
+    report_drain(context, run, "processing", staged.instance_id)
     if staged.run is None:
         raise ValueError(f"batch {staged.instance_id} has {staged.events} events and no "
                          "staged instance")
@@ -172,7 +150,7 @@ def _run_batch(context: df.DurableOrchestrationContext, run: DrainRun,
 def _settle_and_advance(context: df.DurableOrchestrationContext, run: DrainRun,
                         staged: StagedBatch, processed: ProcessedBatch,
                         take_next: bool) -> Steps:
-    _report(context, run, "settling", staged.instance_id)
+    report_drain(context, run, "settling", staged.instance_id)
     answer = yield context.call_activity_with_retry(
         EVENT_DRAIN_SETTLE_AND_ADVANCE, ACTIVITY_RETRY, SettleAdvanceRequest(
             run.run_id, processed, run.max_attempts, run.retry_delay,
@@ -180,83 +158,6 @@ def _settle_and_advance(context: df.DurableOrchestrationContext, run: DrainRun,
             next=_take_request(context, run, 2, staged.cursor) if take_next else None,
         ).to_json())
     return SettleAdvanceResult.from_json(answer)
-
-
-# -- pipeline 1: the steps of a drain started before pipeline 2 ------------------------
-
-
-def _drain_pipeline_1(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    """Take, stage, process, settle and finish with an activity each; the batch's
-    references in history."""
-    for _ in range(run.batches_per_generation):
-        batch = yield from _take_batch(context, run)
-        if not batch.events and batch.stale == 0:
-            finish = yield from _finish(context, run)
-            if finish.finished:
-                _report(context, run, "finished")
-                return run.to_json()
-            break
-        settled = SettleBatchResult()
-        if batch.events:
-            processed = yield from _process_batch(context, run, batch.events)
-            settled = yield from _settle_batch(context, run, batch.events, processed)
-        run = run.after_batch(batch.cursor, settled, batch.stale)
-    _report(context, run, "continuing")
-    context.continue_as_new(run.next_generation().to_json())
-    return None
-
-
-def _take_batch(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    _report(context, run, "taking")
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_TAKE_BATCH, ACTIVITY_RETRY,
-        TakeBatchRequest(run.batch_size, run.cursor, context.current_utc_datetime).to_json())
-    return TakeBatchResult.from_json(answer)
-
-
-def _process_batch(context: df.DurableOrchestrationContext, run: DrainRun,
-                   events: list[EventRef]) -> Steps:
-    instance_id = run.batch_instance_id()
-    _report(context, run, "processing", instance_id)
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_STAGE_BATCH, ACTIVITY_RETRY, StageBatchRequest(instance_id, events).to_json())
-    staged = StageBatchResult.from_json(answer)
-    try:
-        result = yield context.call_sub_orchestrator(
-            BATCH_ORCHESTRATOR, staged.run.to_json(),
-            batch_durable_id(ASSET_EVENTS_JOB, instance_id))
-    except Exception:  # the instance failed: its events are tried again, or dead-lettered
-        return failed_batch(instance_id)
-    return processed_batch(instance_id, result)
-
-
-def _settle_batch(context: df.DurableOrchestrationContext, run: DrainRun,
-                  events: list[EventRef], processed: ProcessedBatch) -> Steps:
-    _report(context, run, "settling")
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_SETTLE_BATCH, ACTIVITY_RETRY,
-        SettleBatchRequest(events, processed, run.max_attempts, run.retry_delay,
-                           context.current_utc_datetime).to_json())
-    return SettleBatchResult.from_json(answer)
-
-
-def _finish(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    _report(context, run, "finishing")
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_FINISH, ACTIVITY_RETRY,
-        FinishRequest(run.run_id, context.current_utc_datetime).to_json())
-    return FinishResult.from_json(answer)
-
-
-def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str,
-            batch_instance: str | None = None) -> None:
-    context.set_custom_status({
-        "run_id": run.run_id, "phase": phase, "generation": run.generation,
-        "batches": run.batches, "processed": run.processed,
-        "dead_lettered": run.dead_lettered, "superseded": run.superseded,
-        # The asset-events instance processing the batch: GET /api/batch-jobs/asset-events/{id}
-        **({"batch_instance": batch_instance} if batch_instance else {}),
-    })
 
 
 # -- waking it: safety timer, on demand --------------------------------------------------

@@ -146,7 +146,7 @@ class DepthCounter:
             return True
         looked = self.table.query_entities("PartitionKey eq @p", parameters={"p": partition},
                                            select=["RowKey"], results_per_page=SHARDS + 2)
-        pages = looked.by_page()
+        pages: Any = looked.by_page()  # the SDK's pager (typed a plain iterator)
         keys = [row["RowKey"] for row in next(pages, [])]
         if pages.continuation_token is not None or not all(map(is_counter_row, keys)):
             return False

@@ -59,12 +59,14 @@ def calibrate_depth(counter: DepthCounter, partitions: tuple[str, ...]) -> bool:
 def look_at_rows(table: TableClient, now: datetime | None, limit: int | None) -> QueueSnapshot:
     """`now` None: count only (keys read, nothing else)."""
     select = ["RowKey"] + ([] if now is None else ["Attempts", "RetryAt", "EnqueuedAt"])
-    query = {"query_filter": EVENT_ROWS, "parameters": COUNTER_RANGE, "select": select}
     if limit is None:
-        rows: Any = table.query_entities(**query, results_per_page=1000)
+        rows: Any = table.query_entities(EVENT_ROWS, parameters=dict(COUNTER_RANGE),
+                                         select=select, results_per_page=1000)
         complete = True
     else:
-        pages = table.query_entities(**query, results_per_page=limit).by_page()
+        # by_page() is typed a plain iterator; it is the SDK's pager, with the token.
+        pages: Any = table.query_entities(EVENT_ROWS, parameters=dict(COUNTER_RANGE),
+                                          select=select, results_per_page=limit).by_page()
         rows = list(next(pages, []))
         # A continuation token may also come with a last full page: then the count is
         # still a lower bound, never more than what waits.
