@@ -10,7 +10,9 @@ Measured side by side in one run:
 3. latency at idle: one event posted while no drain runs, until its record is in the
    simulator, p50 and p95 over 30 samples, beside the floor of one upsert round trip.
 
-    python benchmarks/event_queue.py [--events 20000] [--samples 30]
+    python benchmarks/event_queue.py [--events 20000] [--samples 30] [--batch-size N]
+
+`--batch-size` sets EVENTS_BATCH_SIZE (the app's default otherwise).
 """
 
 from __future__ import annotations
@@ -90,6 +92,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=20_000)
     parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--batch-size", type=int, default=None)
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="bench-events-"))
     azurite = services.start_azurite(workdir / "azurite", log_file=workdir / "azurite.log")
@@ -102,8 +105,10 @@ def main() -> int:
     try:
         accept_floor = table_floor(azurite.connection_string, args.events)
         drain_floor, round_trip = salesforce_floor(sim, source, min(args.events, 5000))
+        batch = {"EVENTS_BATCH_SIZE": str(args.batch_size)} if args.batch_size else {}
         host = EventHost.start(workdir, event_env(azurite, sim, source,
-                                                  EVENTS_SAFETY_SCHEDULE="*/5 * * * * *"))
+                                                  EVENTS_SAFETY_SCHEDULE="*/5 * * * * *",
+                                                  **batch))
 
         # 1 + 2: a burst of distinct records, then until drained.
         posts = [[event(n) for n in range(start, min(start + POST_SIZE, args.events + 1))]
@@ -136,7 +141,8 @@ def main() -> int:
     latencies.sort()
     p50 = statistics.median(latencies)
     p95 = latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))]
-    print(f"events: {args.events} in posts of {POST_SIZE} from {CLIENTS} clients")
+    print(f"events: {args.events} in posts of {POST_SIZE} from {CLIENTS} clients, drained "
+          f"in batches of {args.batch_size or 'EVENTS_BATCH_SIZE (default)'}")
     print(f"accepted by POST /api/events: {accept_rate:8.0f} events/s   floor (table "
           f"transactions) {accept_floor:8.0f}/s   ratio {accept_rate / accept_floor:.2f}")
     print(f"drained end to end:           {drain_rate:8.0f} events/s   floor (sObject "

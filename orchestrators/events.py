@@ -4,10 +4,12 @@
         stored) -> store them collapsed per object and id -> wake the drain -> 202
     event_drain orchestration, instance `event-drain` (the lock): batch after batch, each
         run through an instance of the batch job `asset-events` as a sub-orchestration,
-        continue_as_new every few batches, finish only when nothing is due and nothing was
-        posted since its last look (shared/events/finish.py)
+        two activities a batch (shared/events/drain_steps.py), continue_as_new every few
+        batches, finish only when nothing is due and nothing was posted since its last
+        look (shared/events/finish.py)
     timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
-    GET /api/events: depth, oldest event, the drain, totals
+    GET /api/events: depth (counted, shared/events/depth.py), oldest event (from one page
+        of rows, or every row with ?exact=true), the drain, totals
     POST /api/events/drain: start a drain on demand, under the same lock
 """
 
@@ -15,19 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator
 from datetime import UTC, datetime
 from typing import Any
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.events import (
-    EVENT_DRAIN_FINISH,
-    EVENT_DRAIN_SETTLE_BATCH,
-    EVENT_DRAIN_STAGE_BATCH,
-    EVENT_DRAIN_TAKE_BATCH,
-)
+from activities.events import EVENT_DRAIN_SETTLE_AND_ADVANCE, EVENT_DRAIN_TAKE_AND_STAGE
+from orchestrators.event_drain_pipeline_1 import drain_pipeline_1
+from orchestrators.event_drain_steps import ACTIVITY_RETRY, Steps, finish_drain, report_drain
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import answer_text, camel_keys
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
@@ -37,18 +35,18 @@ from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
 from shared.events.batch_processing import failed_batch, processed_batch
 from shared.events.collapse import collapse
 from shared.events.messages import (
+    PIPELINE,
     DrainRun,
-    EventRef,
-    FinishRequest,
-    FinishResult,
+    EventKey,
     ProcessedBatch,
-    SettleBatchRequest,
+    SettleAdvanceRequest,
+    SettleAdvanceResult,
     SettleBatchResult,
-    StageBatchRequest,
-    StageBatchResult,
-    TakeBatchRequest,
-    TakeBatchResult,
+    StagedBatch,
+    TakeStageRequest,
 )
+from shared.events.queue import EventQueue
+from shared.events.status import LOOK_LIMIT
 from shared.events.tables import event_queue
 from shared.events.validation import EventError, parse_events
 from shared.events.wake import (
@@ -66,11 +64,6 @@ log = logging.getLogger(__name__)
 # Crash point (shared/crash_points.py): a post's events are stored, the drain not woken.
 EVENTS_STORED = "events.post.after_store"
 
-# An activity that raised (storage unreachable) is tried again before the drain fails; a
-# failed drain is replaced by the next post or the safety timer, the events stay queued.
-ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000,
-                                 max_number_of_attempts=3)
-
 
 # -- the drain --------------------------------------------------------------------------
 
@@ -79,88 +72,92 @@ ACTIVITY_RETRY = df.RetryOptions(first_retry_interval_in_milliseconds=2000,
 def event_drain(context: df.DurableOrchestrationContext) -> Steps:
     """Drain the queue, one batch at a time; only one drain runs (its instance id).
 
-    1. take the next batch of due events (references, never payloads)
-    2. process the batch: stage its references as an instance of the batch job
-       `asset-events` (its id derived from this run and batch, so a replay never starts
-       a second one) and run that instance as a sub-orchestration
+    1. take the due events and stage them (references kept beside the instance, never in
+       history) as an instance of the batch job `asset-events`, its id derived from this
+       run and batch, so a replay never starts a second one
+    2. process the batch: run that instance as a sub-orchestration
     3. settle it: the instance's per-record failures become the events' outcomes; remove
-       what finished if unchanged, retry failures later, dead-letter those out of attempts
+       what finished if unchanged, retry failures later, dead-letter those out of attempts;
+       after a short batch, finish if nothing is due and nothing was posted since the
+       look (finish.py); unless finished, take and stage the next batch (step 1)
     4. after `batches_per_generation` batches: continue_as_new, history stays small
-    5. nothing due: finish, unless something was posted since the last look (then go on)
+    5. nothing due at a take: finish, unless something was posted since the last look
+
+    A drain started before pipeline 2 (its input says so) replays pipeline 1's steps
+    until its next generation.
     """
     run = DrainRun.from_json(context.get_input())
-    for _ in range(run.batches_per_generation):
-        batch = yield from _take_batch(context, run)
-        if not batch.events and batch.stale == 0:
-            finish = yield from _finish(context, run)
+    if run.pipeline < PIPELINE:
+        return (yield from drain_pipeline_1(context, run))
+    staged = yield from _take_and_stage(context, run)
+    for number in range(1, run.batches_per_generation + 1):
+        if staged.nothing_due:
+            finish = yield from finish_drain(context, run)
             if finish.finished:
-                _report(context, run, "finished")
+                report_drain(context, run, "finished")
                 return run.to_json()
             break
-        settled = SettleBatchResult()
-        if batch.events:
-            processed = yield from _process_batch(context, run, batch.events)
-            settled = yield from _settle_batch(context, run, batch.events, processed)
-        run = run.after_batch(batch.cursor, settled, batch.stale)
-    _report(context, run, "continuing")
+        take_next = number < run.batches_per_generation
+        if staged.events == 0:  # every event taken was stale: the take dropped them
+            run = run.after_batch(staged.cursor, SettleBatchResult(), staged.stale)
+            if take_next:
+                staged = yield from _take_and_stage(context, run)
+            continue
+        processed = yield from _run_batch(context, run, staged)
+        answer = yield from _settle_and_advance(context, run, staged, processed, take_next)
+        run = run.after_batch(staged.cursor, answer.settled, staged.stale)
+        if answer.finished:
+            report_drain(context, run, "finished")
+            return run.to_json()
+        if answer.next is None:
+            break
+        staged = answer.next
+    report_drain(context, run, "continuing")
     context.continue_as_new(run.next_generation().to_json())
     return None
 
 
-Steps = Generator[Any, Any, Any]
-
-
-def _take_batch(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    _report(context, run, "taking")
+def _take_and_stage(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
+    report_drain(context, run, "taking")
     answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_TAKE_BATCH, ACTIVITY_RETRY,
-        TakeBatchRequest(run.batch_size, run.cursor, context.current_utc_datetime).to_json())
-    return TakeBatchResult.from_json(answer)
+        EVENT_DRAIN_TAKE_AND_STAGE, ACTIVITY_RETRY,
+        _take_request(context, run, 1, run.cursor).to_json())
+    return StagedBatch.from_json(answer)
 
 
-def _process_batch(context: df.DurableOrchestrationContext, run: DrainRun,
-                   events: list[EventRef]) -> Steps:
-    instance_id = run.batch_instance_id()
-    _report(context, run, "processing", instance_id)
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_STAGE_BATCH, ACTIVITY_RETRY, StageBatchRequest(instance_id, events).to_json())
-    staged = StageBatchResult.from_json(answer)
+def _take_request(context: df.DurableOrchestrationContext, run: DrainRun, ahead: int,
+                  after: EventKey | None) -> TakeStageRequest:
+    """The take of the run's next batch (`ahead` 1) or the one after it (2), after `after`."""
+    return TakeStageRequest(run.batch_instance_id(ahead), run.batch_size, after,
+                            context.current_utc_datetime)
+
+
+def _run_batch(context: df.DurableOrchestrationContext, run: DrainRun,
+               staged: StagedBatch) -> Steps:
+    report_drain(context, run, "processing", staged.instance_id)
+    if staged.run is None:
+        raise ValueError(f"batch {staged.instance_id} has {staged.events} events and no "
+                         "staged instance")
     try:
         result = yield context.call_sub_orchestrator(
             BATCH_ORCHESTRATOR, staged.run.to_json(),
-            batch_durable_id(ASSET_EVENTS_JOB, instance_id))
+            batch_durable_id(ASSET_EVENTS_JOB, staged.instance_id))
     except Exception:  # the instance failed: its events are tried again, or dead-lettered
-        return failed_batch(instance_id)
-    return processed_batch(instance_id, result)
+        return failed_batch(staged.instance_id)
+    return processed_batch(staged.instance_id, result)
 
 
-def _settle_batch(context: df.DurableOrchestrationContext, run: DrainRun,
-                  events: list[EventRef], processed: ProcessedBatch) -> Steps:
-    _report(context, run, "settling")
+def _settle_and_advance(context: df.DurableOrchestrationContext, run: DrainRun,
+                        staged: StagedBatch, processed: ProcessedBatch,
+                        take_next: bool) -> Steps:
+    report_drain(context, run, "settling", staged.instance_id)
     answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_SETTLE_BATCH, ACTIVITY_RETRY,
-        SettleBatchRequest(events, processed, run.max_attempts, run.retry_delay,
-                           context.current_utc_datetime).to_json())
-    return SettleBatchResult.from_json(answer)
-
-
-def _finish(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    _report(context, run, "finishing")
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_FINISH, ACTIVITY_RETRY,
-        FinishRequest(run.run_id, context.current_utc_datetime).to_json())
-    return FinishResult.from_json(answer)
-
-
-def _report(context: df.DurableOrchestrationContext, run: DrainRun, phase: str,
-            batch_instance: str | None = None) -> None:
-    context.set_custom_status({
-        "run_id": run.run_id, "phase": phase, "generation": run.generation,
-        "batches": run.batches, "processed": run.processed,
-        "dead_lettered": run.dead_lettered, "superseded": run.superseded,
-        # The asset-events instance processing the batch: GET /api/batch-jobs/asset-events/{id}
-        **({"batch_instance": batch_instance} if batch_instance else {}),
-    })
+        EVENT_DRAIN_SETTLE_AND_ADVANCE, ACTIVITY_RETRY, SettleAdvanceRequest(
+            run.run_id, processed, run.max_attempts, run.retry_delay,
+            context.current_utc_datetime, finish_if_quiet=not staged.full,
+            next=_take_request(context, run, 2, staged.cursor) if take_next else None,
+        ).to_json())
+    return SettleAdvanceResult.from_json(answer)
 
 
 # -- waking it: safety timer, on demand --------------------------------------------------
@@ -179,7 +176,11 @@ async def event_drain_safety_tick(timer: func.TimerRequest,
     settings = app_settings()
     queue = event_queue(settings)
     now = _utc_now()
-    if not await asyncio.to_thread(queue.has_due_events, now) or await drain_is_busy(client):
+    if not await asyncio.to_thread(queue.has_due_events, now):
+        # Nothing due: a moment an empty queue's depth counters can be calibrated.
+        await asyncio.to_thread(queue.calibrate_depth)
+        return
+    if await drain_is_busy(client):
         return
     wake = await wake_drain(client, queue.state, lambda: new_drain_run(settings.events, now),
                             now)
@@ -252,12 +253,21 @@ async def events_post(req: func.HttpRequest,
     except Exception:  # the events are stored; the safety timer starts the drain
         log.exception("event queue: waking the drain failed; the safety timer will")
         wake = Wake.DEFERRED.value
-    depth = await asyncio.to_thread(queue.depth)
+    depth, exact = await asyncio.to_thread(_depth, queue)
     return func.HttpResponse(answer_text({
         "accepted": len(events), "stored": counts.stored,
-        "superseded": len(events) - counts.stored, "queueDepth": depth, "drain": wake,
-        "status": "/api/events",
+        "superseded": len(events) - counts.stored, "queueDepth": depth,
+        "queueDepthExact": exact, "drain": wake, "status": "/api/events",
     }), status_code=202, mimetype="application/json")
+
+
+def _depth(queue: EventQueue) -> tuple[int, bool]:
+    """The counted depth, or (before the counters are calibrated) one page's count."""
+    counted = queue.counted_depth()
+    if counted is not None:
+        return counted, True
+    looked = queue.depth_up_to()
+    return looked.depth, looked.complete
 
 
 def _invalid_events(errors: list[EventError], instance: str) -> Any:
@@ -277,10 +287,23 @@ def _invalid_events(errors: list[EventError], instance: str) -> Any:
 @blueprint.durable_client_input(client_name="client")
 async def events_status(req: func.HttpRequest,
                         client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """The depth from the counters; due, retrying and the oldest event as one page of the
+    rows shows them (`complete` says whether that was every row); `?exact=true` reads every
+    row, a request per 1,000."""
+    exact = req.params.get("exact", "false")
+    if exact not in ("true", "false"):
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            f"exact must be true or false, got {exact[:40]!r}", request_path(req)))
     settings = app_settings()
     queue = event_queue(settings)
     now = _utc_now()
-    snapshot = await asyncio.to_thread(queue.snapshot, now)
+    snapshot = await asyncio.to_thread(queue.snapshot, now,
+                                       None if exact == "true" else LOOK_LIMIT)
+    counted = await asyncio.to_thread(queue.counted_depth)
+    if counted is None and snapshot.complete and snapshot.depth == 0:
+        # An empty queue: from now on its depth is counted, not looked up.
+        counted = 0 if await asyncio.to_thread(queue.calibrate_depth) else None
     signal = await asyncio.to_thread(queue.state.read_signal)
     totals = await asyncio.to_thread(queue.state.read_totals)
     status = await client.get_status(DRAIN_INSTANCE_ID)
@@ -288,8 +311,11 @@ async def events_status(req: func.HttpRequest,
     oldest = snapshot.oldest_enqueued_at
     body = {
         "queue": {
-            "depth": snapshot.depth, "due": snapshot.due, "retrying": snapshot.retrying,
+            "depth": snapshot.depth if counted is None else counted,
+            "depthExact": counted is not None or snapshot.complete,
+            "due": snapshot.due, "retrying": snapshot.retrying,
             "oldestEventAgeSeconds": (now - oldest).total_seconds() if oldest else None,
+            "complete": snapshot.complete,
         },
         "drain": {
             "instanceId": DRAIN_INSTANCE_ID,

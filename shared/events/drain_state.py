@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -27,6 +28,7 @@ DRAIN_PARTITION = "drain"
 SIGNAL_ROW = "signal"
 TOTALS_ROW = "totals"
 MAX_CONFLICT_RETRIES = 200
+_TRANSACTIONS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="drain-state-tx")
 # What a write conditional on an ETag raises when the row changed or went away meanwhile.
 _CHANGED = (ResourceModifiedError, ResourceNotFoundError)
 
@@ -145,8 +147,8 @@ class DrainStateTable:
 
     def record_processed_many(self, records: list[tuple[str, str, int | None]]) -> None:
         """Remember each record's newest processed version, one transaction per object and
-        100 records; an unversioned event was newer than any version by arrival, so it
-        clears what was remembered."""
+        100 records (side by side); an unversioned event was newer than any version by
+        arrival, so it clears what was remembered."""
         by_partition: dict[str, list[tuple[Any, ...]]] = {}
         for object_name, record_id, version in records:
             partition, row = _processed_partition(object_name), safe_key(record_id)
@@ -157,9 +159,9 @@ class DrainStateTable:
                          # empty version instead, which reads as none.
                          else ("upsert", {**key, "Version": ""}, {"mode": UpdateMode.REPLACE}))
             by_partition.setdefault(partition, []).append(operation)
-        for operations in by_partition.values():
-            for start in range(0, len(operations), 100):
-                self.table.submit_transaction(operations[start:start + 100])
+        chunks = [operations[start:start + 100] for operations in by_partition.values()
+                  for start in range(0, len(operations), 100)]
+        list(_TRANSACTIONS.map(self.table.submit_transaction, chunks))
 
 
 def _processed_partition(object_name: str) -> str:

@@ -14,6 +14,12 @@ from shared.batch.plan import RunInput
 from shared.events.validation import Operation
 from shared.messages import Message
 
+# The drain's step sequence (DrainRun.pipeline): 1 took, staged, settled and finished with
+# an activity each and passed the batch's references through history; 2 takes and stages
+# in one activity, settles and then finishes or takes the next batch in one activity, and
+# keeps the references beside the batch's instance (shared/events/drain_steps.py).
+PIPELINE = 2
+
 
 @dataclass(frozen=True)
 class EventKey(Message):
@@ -54,6 +60,10 @@ class DrainRun(Message):
     retry_delay: float
     generation: int = 1
     cursor: EventKey | None = None
+    # The step sequence this run follows: absent (1) in the input of a drain started by a
+    # version before PIPELINE, whose history must replay the same steps; a new generation
+    # starts a new history, so it moves on to PIPELINE.
+    pipeline: int = 1
     batches: int = 0
     processed: int = 0
     dead_lettered: int = 0
@@ -68,13 +78,13 @@ class DrainRun(Message):
             superseded=self.superseded + settled.superseded + stale,
         )
 
-    def batch_instance_id(self) -> str:
-        """The instance of the batch job that processes this run's next batch: derived,
-        never random, so that a replay names the same instance."""
-        return f"drain-{self.run_id}-{self.batches + 1}"
+    def batch_instance_id(self, ahead: int = 1) -> str:
+        """The instance of the batch job that processes this run's next batch (`ahead` 2:
+        the one after): derived, never random, so that a replay names the same instance."""
+        return f"drain-{self.run_id}-{self.batches + ahead}"
 
     def next_generation(self) -> DrainRun:
-        return replace(self, generation=self.generation + 1)
+        return replace(self, generation=self.generation + 1, pipeline=PIPELINE)
 
 
 @dataclass(frozen=True)
@@ -161,3 +171,59 @@ class FinishResult(Message):
     @property
     def finished(self) -> bool:
         return self.reason is FinishReason.IDLE
+
+
+@dataclass(frozen=True)
+class TakeStageRequest(Message):
+    """Take up to `limit` due events after `after` and stage them as instance
+    `instance_id` of the job `asset-events`."""
+
+    instance_id: str
+    limit: int
+    after: EventKey | None
+    now: datetime
+
+
+@dataclass(frozen=True)
+class StagedBatch(Message):
+    """A batch taken and staged: counts and where to go on from, never the references.
+
+    `run` is None when nothing was taken (then nothing was staged); `full` says the take
+    found `limit` due events, so more may be due.
+    """
+
+    instance_id: str
+    events: int
+    stale: int
+    full: bool
+    cursor: EventKey | None = None
+    run: RunInput | None = None
+
+    @property
+    def nothing_due(self) -> bool:
+        return self.events == 0 and self.stale == 0
+
+
+@dataclass(frozen=True)
+class SettleAdvanceRequest(Message):
+    """Settle the batch `batch` names; then, when `finish_if_quiet`, finish the drain if
+    nothing is due and nothing was posted since; unless finished, take and stage `next`."""
+
+    run_id: str
+    batch: ProcessedBatch
+    max_attempts: int
+    retry_delay: float
+    now: datetime
+    finish_if_quiet: bool
+    next: TakeStageRequest | None = None
+
+
+@dataclass(frozen=True)
+class SettleAdvanceResult(Message):
+    settled: SettleBatchResult
+    finish: FinishReason | None = None  # None: finishing was not tried
+    next: StagedBatch | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.finish is FinishReason.IDLE

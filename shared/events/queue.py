@@ -7,9 +7,13 @@ Race-free collapse: every write of a versioned event is conditional — a create
 when the row exists, or a replace with the ETag read just before deciding — so two posters
 of the same record never overwrite each other blindly; the loser reads again and decides
 again (`collapse.replaces`). An unversioned event is newer than whatever it meets by
-arrival order, so it is written unconditionally: the write that commits last wins, which
-is arrival order. The drain removes or updates a row only with the ETag it took it with:
+arrival order, so it replaces whatever it finds (created if absent, else replaced with the
+ETag read, so the count knows which): the write that commits last wins, which is arrival
+order. The drain removes or updates a row only with the ETag it took it with:
 an event replaced meanwhile stays for the next batch.
+
+Depth: every write that creates or removes rows is one transaction with the change to the
+partition's depth count (depth.py), so rows and count never part; the status reads it.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, UpdateMode
 
 from shared.crash_points import crash_point
 from shared.events.collapse import is_stale, replaces
+from shared.events.depth import DepthCounter, RowsChanged
 from shared.events.drain_state import DrainStateTable
 from shared.events.messages import (
     EventKey,
@@ -39,11 +44,18 @@ from shared.events.messages import (
     SettleBatchResult,
     TakeBatchResult,
 )
+from shared.events.status import (
+    EVENT_PARTITIONS,
+    LOOK_LIMIT,
+    QueueSnapshot,
+    calibrate_depth,
+    counted_depth,
+    look_at_rows,
+)
 from shared.events.validation import Event, Operation
 from shared.storage.tables import (
     ConcurrentWrite,
     StoredEntity,
-    create_entity,
     read_entity,
     replace_if_unchanged,
     safe_key,
@@ -52,7 +64,8 @@ from shared.storage.tables import (
 log = logging.getLogger(__name__)
 
 MAX_STORE_RETRIES = 200
-TRANSACTION_LIMIT = 100  # operations in one entity-group transaction
+# Event rows in one entity-group transaction (100 operations) beside its depth count.
+TRANSACTION_LIMIT = 99
 TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction takes 4 MiB)
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
@@ -63,6 +76,8 @@ EVENTS_SETTLED = "events.settle.after_remove"
 # Azure Storage serves one partition's rows from one server; a few requests at a time per
 # process keep Azurite and the table's throughput limits both comfortable.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
+# Transactions of one batch side by side; their own pool, as each may use _POOL.
+_TRANSACTIONS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="event-queue-tx")
 # Spaces around every @parameter: the SDK substitutes whole space-separated words.
 _DUE = "(Attempts eq 0 or RetryAt le @now )"
 _TAKEN_FIELDS = ["PartitionKey", "RowKey", "Object", "RecordId", "Operation", "Version",
@@ -83,13 +98,6 @@ class StoreCounts:
     superseded: int  # older than the event already waiting for the same record
 
 
-@dataclass(frozen=True)
-class QueueSnapshot:
-    depth: int
-    due: int
-    retrying: int
-    oldest_enqueued_at: datetime | None
-
 
 class EventQueue:
     def __init__(self, events: TableClient, dead_letters: TableClient,
@@ -97,6 +105,7 @@ class EventQueue:
         self.events = events
         self.dead_letters = dead_letters
         self.state = state
+        self.counter = DepthCounter(events)
 
     # -- posting ------------------------------------------------------------------------
 
@@ -110,54 +119,56 @@ class EventQueue:
         return StoreCounts(stored, len(events) - stored)
 
     def _store_chunk(self, events: list[Event], now: datetime) -> int:
-        """One entity-group transaction for events of one partition: the rows read, each
-        create conditional on absence and each replace on the ETag read. A row changed
-        meanwhile fails the whole transaction, which is then decided again."""
-        for _ in range(TRANSACTION_ATTEMPTS):
-            current = list(_POOL.map(self._current_row, events))
+        """One entity-group transaction for events of one partition, with the rows it
+        creates counted (depth.py): each create conditional on absence and each replace on
+        the ETag read. A row changed meanwhile fails the whole transaction, which is then
+        decided again. The first try reads only the rows of versioned events (an
+        unversioned one replaces whatever is stored, so it is first taken as new)."""
+        partition = safe_key(events[0].object)
+        for attempt in range(TRANSACTION_ATTEMPTS):
+            current = list(_POOL.map(self._current_row, events,
+                                     [attempt > 0] * len(events)))
             operations: list[tuple[Any, ...]] = []
+            created = 0
             for event, row in zip(events, current, strict=True):
                 entity = _event_entity(event, now)
-                if event.version is None:
-                    operations.append(("upsert", entity, {"mode": UpdateMode.REPLACE}))
-                elif row is None:
+                if row is None:
                     operations.append(("create", entity))
-                elif replaces(event.version, _version(row.values)):
+                    created += 1
+                elif event.version is None or replaces(event.version, _version(row.values)):
                     operations.append(("update", entity, {
                         "mode": UpdateMode.REPLACE, "etag": row.etag,
                         "match_condition": MatchConditions.IfNotModified}))
             if not operations:
                 return 0
             try:
-                self.events.submit_transaction(operations)
-            except TableTransactionError:
+                self.counter.submit(partition, operations, created)
+            except RowsChanged:
                 continue
             return len(operations)
         # Contended beyond reason (the same records posted at once, again and again): one
         # at a time, each under its own condition.
         return sum(self.store_one(event, now) for event in events)
 
-    def _current_row(self, event: Event) -> StoredEntity | None:
-        if event.version is None:
-            return None  # written whatever is stored
+    def _current_row(self, event: Event, read_unversioned: bool) -> StoredEntity | None:
+        if event.version is None and not read_unversioned:
+            return None
         return read_entity(self.events, safe_key(event.object), safe_key(event.id))
 
     def store_one(self, event: Event, now: datetime) -> bool:
         """True when stored, False when an event at least as new already waits."""
         entity = _event_entity(event, now)
-        if event.version is None:
-            self.events.upsert_entity(entity, mode=UpdateMode.REPLACE)
-            return True
-        for _ in range(MAX_STORE_RETRIES):
-            try:
-                create_entity(self.events, entity)
-                return True
-            except ConcurrentWrite:
-                pass
-            current = read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
-            if current is None:
-                continue  # taken by the drain meanwhile: create it again
-            if not replaces(event.version, _version(current.values)):
+        for attempt in range(MAX_STORE_RETRIES):
+            current = (read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
+                       if attempt else None)
+            if current is None:  # new, or taken by the drain meanwhile: create it
+                try:
+                    self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
+                    return True
+                except RowsChanged:
+                    continue
+            if event.version is not None and not replaces(event.version,
+                                                          _version(current.values)):
                 return False
             try:
                 replace_if_unchanged(self.events, entity, current.etag)
@@ -216,34 +227,37 @@ class EventQueue:
             lambda pair: self._settle_failure(pair[0], pair[1], max_attempts, retry_delay, now),
             failed))
         crash_point(EVENTS_SETTLED)
+        # A done event already gone was removed by an earlier try of this settle, which
+        # may have ended before adding it to the totals.
+        removed = sum(outcome in (Settled.REMOVED, Settled.GONE)
+                      for outcome in settled[:len(done)])
         result = SettleBatchResult(
-            removed=settled.count(Settled.REMOVED), retrying=settled.count(Settled.RETRYING),
+            removed=removed, retrying=settled.count(Settled.RETRYING),
             dead_lettered=settled.count(Settled.DEAD_LETTERED),
             superseded=settled.count(Settled.SUPERSEDED))
         self.state.add_to_totals(result.removed, result.dead_lettered, result.superseded)
         return result
 
     def _delete_all_if_unchanged(self, refs: list[EventRef]) -> list[Settled]:
-        """Remove the events with one transaction per 100; if one of them changed, the
-        transaction fails and each is removed on its own (the changed one stays)."""
-        settled: list[Settled] = []
-        for start in range(0, len(refs), TRANSACTION_LIMIT):
-            chunk = refs[start:start + TRANSACTION_LIMIT]
-            partitions = {safe_key(ref.object) for ref in chunk}
-            if len(partitions) == 1:
-                try:
-                    self.events.submit_transaction([
-                        ("delete", {"PartitionKey": safe_key(ref.object),
-                                    "RowKey": safe_key(ref.id)},
-                         {"etag": ref.etag, "match_condition": MatchConditions.IfNotModified})
-                        for ref in chunk])
-                except TableTransactionError:
-                    pass
-                else:
-                    settled += [Settled.REMOVED] * len(chunk)
-                    continue
-            settled += list(_POOL.map(self._delete_if_unchanged, chunk))
-        return settled
+        """Remove the events with one transaction per 99 (the transactions side by side);
+        if one of them changed, its transaction fails and each of its events is removed on
+        its own (the changed one stays)."""
+        chunks = [refs[start:start + TRANSACTION_LIMIT]
+                  for start in range(0, len(refs), TRANSACTION_LIMIT)]
+        return [settled for part in _TRANSACTIONS.map(self._delete_chunk, chunks)
+                for settled in part]
+
+    def _delete_chunk(self, chunk: list[EventRef]) -> list[Settled]:
+        partitions = {safe_key(ref.object) for ref in chunk}
+        if len(partitions) == 1:
+            try:
+                self.counter.submit(partitions.pop(), [_delete(ref) for ref in chunk],
+                                    -len(chunk))
+            except RowsChanged:
+                pass
+            else:
+                return [Settled.REMOVED] * len(chunk)
+        return list(_POOL.map(self._delete_if_unchanged, chunk))
 
     def _settle_failure(self, ref: EventRef, outcome: EventOutcome, max_attempts: int,
                         retry_delay: float, now: datetime) -> Settled:
@@ -265,13 +279,13 @@ class EventQueue:
         return Settled.RETRYING
 
     def _delete_if_unchanged(self, ref: EventRef) -> Settled:
+        # A transaction, not delete_entity: that answers success for a row already gone,
+        # which would count a removal twice.
         try:
-            self.events.delete_entity(safe_key(ref.object), safe_key(ref.id), etag=ref.etag,
-                                      match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
-            return Settled.SUPERSEDED
-        except ResourceNotFoundError:
-            return Settled.GONE
+            self.counter.submit(safe_key(ref.object), [_delete(ref)], -1)
+        except RowsChanged:
+            current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
+            return Settled.GONE if current is None else Settled.SUPERSEDED
         return Settled.REMOVED
 
     def _dead_letter(self, ref: EventRef, outcome: EventOutcome, attempts: int,
@@ -302,28 +316,24 @@ class EventQueue:
             return settled
         return Settled.DEAD_LETTERED if settled is Settled.REMOVED else settled
 
-    # -- looking ------------------------------------------------------------------------
+    # -- looking (status.py) -------------------------------------------------------------
 
-    def snapshot(self, now: datetime) -> QueueSnapshot:
-        """Depth, due and retrying counts and the oldest event's time: one key-only scan."""
-        depth = due = retrying = 0
-        oldest: datetime | None = None
-        for row in self.events.list_entities(select=["Attempts", "RetryAt", "EnqueuedAt"],
-                                             results_per_page=1000):
-            depth += 1
-            attempts = int(row.get("Attempts") or 0)
-            retrying += attempts > 0
-            retry_at = row.get("RetryAt")
-            due += attempts == 0 or (retry_at is not None and retry_at <= now)
-            enqueued = row.get("EnqueuedAt")
-            if enqueued is not None and (oldest is None or enqueued < oldest):
-                oldest = enqueued
-        return QueueSnapshot(depth, due, retrying, oldest)
+    def snapshot(self, now: datetime, limit: int | None = LOOK_LIMIT) -> QueueSnapshot:
+        return look_at_rows(self.events, now, limit)
 
     def depth(self) -> int:
-        """How many events wait (a key-only scan: Table Storage keeps no count)."""
-        return sum(1 for _ in self.events.list_entities(select=["PartitionKey"],
-                                                        results_per_page=1000))
+        """How many events wait, counted by reading every row's key."""
+        return look_at_rows(self.events, None, None).depth
+
+    def depth_up_to(self, limit: int | None = LOOK_LIMIT) -> QueueSnapshot:
+        return look_at_rows(self.events, None, limit)
+
+    def counted_depth(self) -> int | None:
+        """How many events wait, from the depth counters (None: not yet calibrated)."""
+        return counted_depth(self.counter, EVENT_PARTITIONS)
+
+    def calibrate_depth(self) -> bool:
+        return calibrate_depth(self.counter, EVENT_PARTITIONS)
 
     def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = islice(self.dead_letters.list_entities(results_per_page=limit), limit)
@@ -361,6 +371,11 @@ def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
     if event.payload is not None:
         entity["Payload"] = event.payload
     return entity
+
+
+def _delete(ref: EventRef) -> tuple[Any, ...]:
+    return ("delete", {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id)},
+            {"etag": ref.etag, "match_condition": MatchConditions.IfNotModified})
 
 
 def _version(values: dict[str, Any]) -> int | None:

@@ -25,7 +25,7 @@ from typing import Any
 
 from shared.durable import BUSY_STATES
 from shared.events.drain_state import DrainState, DrainStateTable
-from shared.events.messages import DrainRun
+from shared.events.messages import PIPELINE, DrainRun
 from shared.events.settings import EventQueueSettings
 from shared.log_fields import log_event
 from shared.sync.starter import start_was_refused
@@ -50,6 +50,7 @@ def new_drain_run(settings: EventQueueSettings, now: datetime) -> DrainRun:
         run_id=uuid.uuid4().hex[:12], started_at=now, batch_size=settings.batch_size,
         batches_per_generation=settings.batches_per_generation,
         max_attempts=settings.max_attempts, retry_delay=settings.retry_delay,
+        pipeline=PIPELINE,
     )
 
 

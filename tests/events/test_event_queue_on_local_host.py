@@ -195,9 +195,14 @@ def test_the_endpoints_validate_everything_and_answer_under_the_function_key(
         assets.write([(1, 3)])
         accepted = host.post("/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})
         assert accepted.status_code == 202
-        assert {key: accepted.json()[key] for key in ("accepted", "stored", "queueDepth")} == {
-            "accepted": 1, "stored": 1, "queueDepth": 1}
+        assert {key: accepted.json()[key] for key in (
+            "accepted", "stored", "queueDepth", "queueDepthExact")} == {
+            "accepted": 1, "stored": 1, "queueDepth": 1, "queueDepthExact": True}
+        bad_query = host.get("/api/events?exact=yes")
+        assert (bad_query.status_code, bad_query.json()["code"]) == (400, "INVALID_QUERY")
         body = host.wait_until_drained(timeout=60)
+        assert body["queue"]["complete"] is True
+        assert host.get("/api/events?exact=true").json()["queue"]["complete"] is True
         assert body["totals"]["processed"] == 1 and body["drain"]["runtimeStatus"] == "Completed"
         assert body["drain"]["customStatus"]["phase"] == "finished"
 

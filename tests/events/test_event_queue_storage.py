@@ -113,3 +113,18 @@ def test_the_drain_finishes_only_if_nothing_was_posted_since_its_last_look(queue
     assert finish_if_quiet(queue, state, NOW) is FinishReason.IDLE
     assert state.read_signal().state is DrainState.IDLE
     assert state.mark_running(NOW) is DrainState.IDLE
+
+
+def test_a_status_look_reads_one_page_and_says_when_more_rows_wait(queue: EventQueue):
+    queue.store([Event("Asset", str(n), UP, None, None) for n in range(1, 8)], NOW)
+    queue.settle(queue.take_batch(2, None, NOW).events,
+                 [EventOutcome(False, "X", "failed")] * 2, 5, 60.0, NOW)
+
+    partial = queue.snapshot(NOW, limit=5)
+    whole = queue.snapshot(NOW, limit=None)
+
+    assert (partial.depth, partial.complete) == (5, False)
+    assert (whole.depth, whole.due, whole.retrying, whole.complete) == (7, 5, 2, True)
+    assert queue.snapshot(NOW, limit=8) == whole
+    assert (queue.depth_up_to(3).depth, queue.depth_up_to(3).complete) == (3, False)
+    assert (queue.depth_up_to(100).depth, queue.depth_up_to(100).complete) == (7, True)
