@@ -208,6 +208,7 @@ class IngestRunner:
             batch.append(row)
             if len(batch) >= INTERNAL_BATCH:
                 run_batch()
+                job.aborted.wait(self.jobs.settings.internal_batch_seconds)
         if job.aborted.is_set():
             self._halt_when_stopping()
         if batch and not job.aborted.is_set():

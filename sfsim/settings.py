@@ -35,6 +35,9 @@ class SimSettings:
     )
     token_ttl_seconds: float = 7200.0
     job_delay_seconds: float = 0.2
+    # Time each internal batch of an ingest job takes after it is written (Salesforce works
+    # through a job's 10,000-record batches over time; 0 runs them back to back).
+    internal_batch_seconds: float = 0.0
     max_upload_bytes: int = 100_000_000
     daily_api_limit: int = 1_000_000
     shuffle_results: bool = True

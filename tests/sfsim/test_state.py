@@ -162,6 +162,9 @@ def test_a_job_stopped_mid_way_goes_on_from_its_last_internal_batch(
     rows = 3 * ROWS_PER_INTERNAL_BATCH
     state_file = tmp_path / "org.json"
     sim = start(state_file)
+    # Paced as Salesforce works through internal batches: the stop lands between two of
+    # them, however fast this machine writes records.
+    sim.configure(internal_batch_seconds=2.0)
     api = logged_in(sim)
     job_id = closed_ingest_job(api, accounts_csv(rows))
     wait_for(lambda: call(api, "GET", f"/jobs/ingest/{job_id}").json()[
