@@ -66,8 +66,10 @@ test: deps lint
 run: run-deps
 	$(PY) -m devtools.run_local
 
+# Each benchmark is a script; the modules they share (no __main__) are not run.
 bench: deps
 	@set -e; for script in benchmarks/*.py; do \
+	  grep -q '__main__' $$script || continue; \
 	  echo "== $$script"; $(PY) $$script; \
 	done
 
