@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -175,7 +175,7 @@ def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]
             if step.run is not None:
                 new_payload = step.run(record)
                 if new_payload is not None:
-                    state.payloads[position] = dict(new_payload)
+                    state.payloads[position] = storable_payload(new_payload)
         except Exception as error:  # the record fails at this step; the block goes on
             failure = StepFailure.of(step.name, error)
             failed += 1
@@ -189,6 +189,18 @@ def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]
         else:
             successful += 1
     return StepTally(-1, received, successful, failed, newly_failed, by_type), pending
+
+
+def storable_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """`payload` as a dict the block's state blob can hold; TypeError (failing the record
+    at its step) when JSON cannot hold a value: the block's state must still be written,
+    or the whole block fails and its step functions are called again."""
+    stored = dict(payload)
+    try:
+        json.dumps(stored, separators=(",", ":"))
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"the step returned a payload that JSON cannot hold: {error}") from None
+    return stored
 
 
 def _segment_result(job: BatchJob, request: SegmentRequest, state: BlockState) -> SegmentResult:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 
 import pytest
 
@@ -262,6 +263,33 @@ def test_continue_as_new_carries_a_state_that_does_not_grow_with_records() -> No
     assert large.result["failedRecords"] == 10_000
     assert large.generations >= 100
     assert large.max_carried_bytes <= 1.2 * small.max_carried_bytes
+
+
+def test_a_payload_that_cannot_be_stored_fails_that_record_only() -> None:
+    """A step returning a value JSON cannot hold (a Decimal, a datetime) fails its record at
+    that step; before, persisting the block raised, the block's activity was retried (its
+    step functions called again) and the instance failed as a whole."""
+    seen = Seen()
+
+    def price(record: BatchRecord) -> dict | None:
+        seen.step("price")(record)
+        if record.payload["n"] == 3:
+            return {"n": 3, "amount": Decimal("1.50")}
+        return {"n": record.payload["n"], "amount": "1.50"}
+
+    job = BatchJob("payloads", block_size=5, max_failed_records=-1, steps=(
+        BatchStep("price", price),
+        BatchStep("send", seen.step("send")),
+    ))
+    run = run_instance(job, records(10))
+    result = run.result
+    assert (result["status"], result["processedRecords"], result["successfulRecords"],
+            result["failedRecords"]) == ("SUCCESSFUL", 10, 9, 1)
+    assert result["failuresByStepAndType"] == [
+        {"step": "price", "exceptionType": "TypeError", "count": 1}]
+    assert seen.indexes("send") == [n for n in range(10) if n != 3]
+    assert all(count == 1 for count in seen.calls.values())
+    assert "Decimal" in run.failures_csv()
 
 
 def test_failures_csv_neutralises_formulas_and_has_no_traceback() -> None:
