@@ -43,7 +43,8 @@ def write_failures_report(store: BlobStore, folder: InstanceFolder) -> int:
         for stored in read_blobs(store, names[start:start + REPORT_READS]):
             if stored is not None:
                 rows += _write_rows(writer, BlockState.from_blob(*stored))
-    store.write(folder.failures_report, text.getvalue().encode("utf-8"))
+    # A payload may hold a lone surrogate a step put there: escaped, the report is written.
+    store.write(folder.failures_report, text.getvalue().encode("utf-8", "backslashreplace"))
     return rows
 
 

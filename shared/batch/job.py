@@ -63,7 +63,17 @@ class StepFailure:
 
     @classmethod
     def of(cls, step: str, error: BaseException) -> StepFailure:
-        return cls(step, type(error).__name__, str(error)[:1000])
+        try:
+            message = str(error)[:1000]
+        except Exception:  # an exception whose __str__ fails still fails only its record
+            message = f"({type(error).__name__} whose message cannot be read)"
+        return cls(step, type(error).__name__, encodable(message))
+
+
+def encodable(text: str) -> str:
+    """`text` with what UTF-8 cannot encode (lone surrogates) escaped as \\udcxx, so the
+    failures report and anything else that stores it can be written."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 @dataclass(frozen=True)

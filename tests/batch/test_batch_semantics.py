@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 
+from shared.batch.failures import read_record_failures
 from shared.batch.job import (
     AcceptPolicy,
     Aggregator,
@@ -16,6 +17,7 @@ from shared.batch.job import (
     BatchRecord,
     BatchStep,
 )
+from shared.batch.store import InstanceFolder
 from tests.batch.engine_harness import run_instance
 
 
@@ -303,6 +305,37 @@ def test_failures_csv_neutralises_formulas_and_has_no_traceback() -> None:
     assert "'=HYPERLINK" in text and "'@SUM" in text
     assert "Traceback" not in text
     assert text.splitlines()[0] == "step,exceptionType,message,recordIndex,record"
+
+
+def test_a_failure_or_payload_with_a_lone_surrogate_still_gets_its_report() -> None:
+    """Text that UTF-8 cannot encode (a lone surrogate, as a path decoded with
+    surrogateescape holds) in a failure's message or a payload is written escaped; before,
+    the report could not be written, the finish activity failed and the instance with it.
+    An exception whose message cannot be read fails its record only."""
+    def rename(record: BatchRecord) -> dict | None:
+        return {"name": "file-\udcff.csv"} if record.index == 1 else None
+
+    class Unprintable(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no message")
+
+    def refuse(record: BatchRecord) -> None:
+        if record.index == 2:
+            raise Unprintable()
+        if record.index in (0, 1):
+            name = record.payload.get("name", "x-\udc80")
+            raise OSError(f"cannot open {name}")
+
+    job = BatchJob("surrogates", block_size=10, max_failed_records=-1,
+                   steps=(BatchStep("rename", rename), BatchStep("open", refuse)))
+    run = run_instance(job, records(3))
+    text = run.failures_csv()
+    assert "x-\\udc80" in text and "file-\\udcff.csv" in text
+    failures = read_record_failures(run.store, InstanceFolder("surrogates", "i1"))
+    assert failures[0].message == "cannot open x-\\udc80"
+    assert failures[1].exception_type == "OSError"
+    assert failures[2].exception_type == "Unprintable"
+    assert run.result["failedRecords"] == 3
 
 
 def test_knob_overrides_are_applied_and_a_bad_one_is_named() -> None:
