@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from shared.sql.source import SourceError, SqlSource
 OPERATORS = ("=", "<>", "<", "<=", ">", ">=")
 KINDS = ("text", "integer", "number", "date", "timestamp")
 MAX_TEXT = 4000
+_BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 _PARAM = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,39}")
 _SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 _DECLARE_FETCH = re.compile(r"(?:^|;)\s*usedeclarefetch\s*=", re.IGNORECASE)
@@ -140,17 +142,32 @@ def bound_params(source: BatchSource, sent: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _parsed(kind: str, value: Any) -> Any:
+    # What JSON parses but the ODBC driver cannot bind (a lone surrogate, an integer past
+    # 64 bits, NaN or infinity) is refused here, not left to fail the query.
     if kind == "text":
         if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise ValueError(f"expected text of at most {MAX_TEXT} characters")
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("holds a lone surrogate (invalid Unicode text)") from None
         return value
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError("expected an integer")
+        if not _BIGINT_MIN <= value <= _BIGINT_MAX:
+            raise ValueError("expected an integer from -2**63 to 2**63-1")
         return value
     if kind == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError("expected a number")
+        if isinstance(value, int) and not _BIGINT_MIN <= value <= _BIGINT_MAX:
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ValueError("expected a finite number") from None
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
         return value
     if not isinstance(value, str):
         raise ValueError(f"expected an ISO 8601 {kind} as text")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -68,6 +69,22 @@ def test_parameters_that_do_not_fit_the_filters_are_each_named() -> None:
         assert name in text
     assert bound_params(declared(), {"status": "Retired", "maxId": None}) == {
         "status": "Retired"}
+
+
+def test_values_the_database_driver_cannot_bind_are_refused_as_parameters() -> None:
+    """Lone surrogates, integers beyond 64 bits and NaN or infinite numbers parse as JSON
+    but the ODBC driver cannot bind them: before, the POST answered 500 with no body."""
+    price = dataclasses.replace(declared(), filters=(
+        *FILTERS, SourceFilter("Price", "minPrice", ">=", kind="number", required=False)))
+    for params in ({"status": "\ud800"}, {"status": "ok", "maxId": 2**63},
+                   {"status": "ok", "maxId": -(2**63) - 1}, {"status": "ok", "minPrice": math.nan},
+                   {"status": "ok", "minPrice": math.inf}, {"status": "ok", "minPrice": 10**400}):
+        with pytest.raises(InvalidParams) as refused:
+            bound_params(price, params)
+        assert len(refused.value.problems) == 1, params
+    bound = bound_params(price, {"status": "ok", "maxId": 2**63 - 1, "minPrice": 10**20})
+    assert bound == {"status": "ok", "maxId": 2**63 - 1, "minPrice": 1e20}
+    assert isinstance(bound["minPrice"], float)  # a whole number past 64 bits binds as one
 
 
 def test_a_source_request_is_an_object_with_params_only() -> None:
@@ -200,6 +217,10 @@ def test_an_instance_reads_its_records_from_the_declared_view(start_batch_host,
     bad = _post_source(batch, {"status": 3, "where": "1=1"}, instanceId="v2")
     assert (bad.status_code, bad.json()["code"]) == (400, "INVALID_SOURCE_PARAMS")
     assert len(bad.json()["errors"]) == 2
+    unbindable = batch.post("from-view", b'{"source": {"params": {"status": "\\ud800", '
+                            b'"maxId": 100000000000000000000000}}}', instanceId="v2")
+    assert (unbindable.status_code, unbindable.json()["code"]) == (400, "INVALID_SOURCE_PARAMS")
+    assert len(unbindable.json()["errors"]) == 2
     none = _post_source(batch, {"status": "Scrapped"}, instanceId="v3")
     assert (none.status_code, none.json()["code"]) == (400, "NO_RECORDS")
     assert not [name for name in batch.blob_names() if "/v2" in name or "/v3" in name]
