@@ -2,8 +2,9 @@
 
 Every record must be a JSON object (CSV rows are objects by their header) whose text is
 valid Unicode: invalid UTF-8 and lone surrogates (`"\\ud800"`) are refused, as they cannot
-be stored or sent on. `parse_records` returns the records, or an `InputRejected` that names
-each bad record by its index, so the client can fix them all at once.
+be stored or sent on, and so are NaN and infinite numbers (`NaN`, `-Infinity`, `1e999`).
+`parse_records` returns the records, or an `InputRejected` that names each bad record by
+its index, so the client can fix them all at once.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,6 +169,10 @@ def _value_problem(value: Any, depth: int) -> str | None:
         except UnicodeEncodeError:
             return "holds a lone surrogate (invalid Unicode text)"
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        # Python's parser reads NaN and Infinity (and 1e999 as infinity); JSON has neither,
+        # and the records would not reach a JSON target or the failures report as sent.
+        return "holds NaN or an infinite number, which JSON cannot carry"
     if isinstance(value, dict):
         for key, item in value.items():
             problem = _value_problem(key, depth + 1) or _value_problem(item, depth + 1)

@@ -84,6 +84,10 @@ def test_duplicate_instance_id_is_refused(start_batch_host) -> None:
     (b"n,name\n1,a\n2\n3,c\n", "text/csv", "INVALID_RECORDS", [1]),
     (b'[{"n": "\xff"}]', "application/json", "INVALID_ENCODING", []),
     (b"<records/>", "application/xml", "UNSUPPORTED_MEDIA_TYPE", []),
+    # NaN and infinities are not JSON, though Python's parser reads them (and 1e999 as inf)
+    (b'[{"n": 1}, {"n": NaN}, {"n": {"m": [1e999]}}]', "application/json", "INVALID_RECORDS",
+     [1, 2]),
+    (b'{"n": -Infinity}\n{"n": 2}\n', "application/x-ndjson", "INVALID_RECORDS", [0]),
 ])
 def test_bad_input_is_refused_and_nothing_is_staged(start_batch_host, body, content_type,
                                                     code, bad_indexes) -> None:
