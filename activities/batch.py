@@ -107,7 +107,7 @@ def orchestration_reader(client: df.DurableOrchestrationClient) -> ReadOrchestra
         status = await client.get_status(durable_id)
         if not status or status.runtime_status is None:
             return Orchestration(None)
-        return Orchestration(runtime_state_of(status), status.output)
+        return Orchestration(runtime_state_of(status), status.output, status.custom_status)
     return read
 
 

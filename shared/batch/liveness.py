@@ -29,7 +29,7 @@ import enum
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -64,10 +64,12 @@ class FateKind(enum.Enum):
 @dataclass(frozen=True)
 class Orchestration:
     """What the durable client answered for an instance: its runtime state (None when no
-    such orchestration exists) and its output."""
+    such orchestration exists), its output, and its custom status (the live
+    BatchJobResult: the counts it had reached when it ended outside its finish step)."""
 
     state: str | None
     output: Any = None
+    custom_status: Any = None
 
 
 # Reads the orchestration of a durable instance id (the caller's durable client).
@@ -118,7 +120,10 @@ def instance_fate(row: InstanceRow, orchestration: Orchestration,
             status = BatchStatus.FAILED
         return Fate(FateKind.ENDED, status, result=output)
     if state is not None:
-        return ended_outside(state, row.durable_id) or RUNS
+        fate = ended_outside(state, row.durable_id)
+        if fate is None:
+            return RUNS
+        return replace(fate, result=counts_reached(orchestration.custom_status))
     if row.status == STAGING:
         if claim is None or (not claim.started and claim.abandoned(now)):
             return NEVER_STARTED
@@ -127,6 +132,15 @@ def instance_fate(row: InstanceRow, orchestration: Orchestration,
     return Fate(FateKind.ENDED, BatchStatus.FAILED, EndReason.ORCHESTRATION_MISSING,
                 f"its orchestration {row.durable_id} no longer exists (its history was "
                 "purged, or the task hub changed)")
+
+
+def counts_reached(custom_status: Any) -> dict[str, Any] | None:
+    """The counts of the live result an orchestration last showed (its custom status),
+    without what only a waiting instance shows."""
+    live = json_object(custom_status)
+    if not live:
+        return None
+    return {key: value for key, value in live.items() if key not in ("status", "waitingFor")}
 
 
 async def fate_of(row: InstanceRow, container: ContainerClient,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -213,3 +214,30 @@ def test_an_instance_that_failed_or_was_terminated_lets_the_ordered_queue_go_on(
                       "after": "SUCCESSFUL"}
     spans = _spans(batch)
     assert spans["long"][1] < spans["after"][0], spans
+
+
+def test_a_terminated_instance_is_listed_with_the_counts_it_reached(start_batch_host) -> None:
+    """The row of an instance settled STOPPED (or FAILED) keeps the counts its orchestration
+    had reached, as its result answers them; before, the list showed the counts written
+    when it began executing (0 processed)."""
+    batch = start_batch_host()
+    assert batch.post("ordered", contacts(600), instanceId="cut").status_code == 202
+    deadline = time.monotonic() + 120
+    while batch.result("ordered", "cut").get("processedRecords", 0) < 50:
+        assert time.monotonic() < deadline, batch.result("ordered", "cut")
+        time.sleep(0.1)
+    terminated = requests.post(
+        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-cut/terminate"),
+        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
+    assert terminated.status_code == 202, terminated.text
+    stopped = batch.wait_for_end("ordered", "cut")
+    assert stopped["status"] == "STOPPED"
+    # The next ordered instance's turn check settles the row of the one before it.
+    assert batch.post("ordered", contacts(5), instanceId="next").status_code == 202
+    assert batch.wait_for_end("ordered", "next")["status"] == "SUCCESSFUL"
+
+    listed = {row["batchJobInstanceId"]: row for row in batch.get(
+        "/api/batch-jobs/ordered").json()["instances"]}
+    assert listed["cut"]["status"] == "STOPPED"
+    assert listed["cut"]["processedRecords"] == stopped["processedRecords"] >= 50
+    assert listed["cut"]["successfulRecords"] == stopped["successfulRecords"]
