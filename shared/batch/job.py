@@ -38,6 +38,10 @@ from shared.batch.source import BatchSource
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,39}")
 
 
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 class AcceptPolicy(enum.Enum):
     """Which records a step takes, by whether an earlier step failed them."""
 
@@ -131,6 +135,11 @@ class BatchStep:
                              "and -, at most 40 characters")
         if self.run is None and self.aggregator is None:
             raise ValueError(f"step {self.name!r} needs a function, an aggregator or both")
+        if self.run is not None and not callable(self.run):
+            raise ValueError(f"step {self.name!r}: run must be a function of a record")
+        if self.accept_expression is not None and not callable(self.accept_expression):
+            raise ValueError(f"step {self.name!r}: accept_expression must be a function of a "
+                             "record returning whether the step takes it")
         if not isinstance(self.accept_policy, AcceptPolicy):
             raise ValueError(f"step {self.name!r}: accept_policy must be an AcceptPolicy")
 
@@ -169,13 +178,15 @@ class BatchJob:
         names = [step.name for step in self.steps]
         if len(set(names)) != len(names):
             problems.append(f"step names must be unique, got {names}")
-        if not 1 <= self.block_size <= 10_000:
-            problems.append(f"block_size must be 1..10000, got {self.block_size}")
-        if self.max_failed_records < -1:
+        if not _whole(self.block_size) or not 1 <= self.block_size <= 10_000:
+            problems.append(f"block_size must be 1..10000, got {self.block_size!r}")
+        if not _whole(self.max_failed_records) or self.max_failed_records < -1:
             problems.append("max_failed_records must be -1 (unlimited), 0 (stop at the first "
-                            f"failure) or a count, got {self.max_failed_records}")
-        if not 1 <= self.max_concurrency <= 64:
-            problems.append(f"max_concurrency must be 1..64, got {self.max_concurrency}")
+                            f"failure) or a count, got {self.max_failed_records!r}")
+        if not _whole(self.max_concurrency) or not 1 <= self.max_concurrency <= 64:
+            problems.append(f"max_concurrency must be 1..64, got {self.max_concurrency!r}")
+        if self.on_complete is not None and not callable(self.on_complete):
+            problems.append("on_complete must be a function of the BatchJobResult")
         if not isinstance(self.scheduling_strategy, SchedulingStrategy):
             problems.append("scheduling_strategy must be a SchedulingStrategy")
         if self.source is not None and not isinstance(self.source, BatchSource):

@@ -359,3 +359,21 @@ def test_declarations_are_validated_when_built() -> None:
         BatchJob("bad", max_failed_records=-2, steps=(BatchStep("s", keep),))
     with pytest.raises(ValueError, match="unique"):
         BatchJob("bad", steps=(BatchStep("s", keep), BatchStep("s", keep)))
+
+
+def test_declarations_that_could_only_fail_at_run_time_fail_when_built() -> None:
+    """A step function, accept expression or hook that is not a function, or a knob that is
+    not a whole number, fails the declaration (at start-up); before, a job whose step was
+    not callable started and failed every record with a TypeError, and a block size given
+    as text raised a bare TypeError."""
+    with pytest.raises(ValueError, match="function"):
+        BatchStep("s", "validate")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="accept_expression"):
+        BatchStep("s", keep, accept_expression="payload.enabled")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="on_complete"):
+        BatchJob("bad", steps=(BatchStep("s", keep),), on_complete="report")  # type: ignore[arg-type]
+    for knob in ("block_size", "max_failed_records", "max_concurrency"):
+        with pytest.raises(ValueError, match=knob):
+            BatchJob("bad", steps=(BatchStep("s", keep),), **{knob: "10"})
+        with pytest.raises(ValueError, match=knob):
+            BatchJob("bad", steps=(BatchStep("s", keep),), **{knob: True})
