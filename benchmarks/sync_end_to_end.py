@@ -34,6 +34,18 @@ rows (0.15 s of host CPU: the POST handler ~50 ms, begin ~40 ms, the activities'
 is set ~1 ms, the endpoint reading and parsing the page ~2 ms), and it is now the slower of
 the two. The host's CPU alone (0.8 s) exceeds the 0.63 s that 0.4x of a 200,000 rows/s
 floor allows.
+
+Third round (SYNC_PAGES_IN_FLIGHT, default 4: pages delivered side by side, settled in
+order; the HTTP sink reads proxies and CA bundle from the environment once). Before (main)
+and after runs alternated on the same services, 500-row pages, medians of 5: at load
+average 9-11, HTTP 0.192 -> 0.284 (one page in flight 0.237, two 0.265), simulator 0.126
+-> 0.162 (two 0.153); at load average 8-15, HTTP 0.240 -> 0.243, simulator 0.140 -> 0.147.
+Single runs on a quiet moment reach 0.40-0.45 (HTTP) before and after alike. Host CPU per
+run is unchanged (HTTP 0.84 -> 0.85 s) or higher (simulator 1.37 -> 1.54 s: more threads
+switching), so the gain is overlap only, and it vanishes when the two cores are busy with
+other work. Where the CPU goes (py-spy --gil, HTTP, 500-row pages): masking and mapping
+~0.16 s per 50,000 rows (dict per row, then the record), JSON 0.09 s, requests ~0.5 ms a
+page, the driver's conversion, and ~0.15 s fixed per run. Not reached: 0.4x and 0.2x.
 """
 
 from __future__ import annotations

@@ -137,6 +137,19 @@ def parse_non_negative_int(text: str) -> int:
     return value
 
 
+def parse_int_between(lowest: int, highest: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise ValueError(f"expected a whole number, got {text!r}") from None
+        if not lowest <= value <= highest:
+            raise ValueError(f"expected a number from {lowest} to {highest}, got {value}")
+        return value
+
+    return parse
+
+
 def parse_seconds(text: str) -> float:
     """Seconds as a number (`90`, `2.5`) or a .NET TimeSpan `hh:mm:ss` as in host.json."""
     stripped = text.strip()

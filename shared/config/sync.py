@@ -11,6 +11,7 @@ from shared.config.framework import (
     parse_choice,
     parse_container_name,
     parse_http_url,
+    parse_int_between,
     parse_ncrontab,
     parse_non_negative_int,
     parse_positive_int,
@@ -81,8 +82,8 @@ class SyncSettings:
     checkpoint_pages: int = setting(
         "SYNC_CHECKPOINT_PAGES",
         description="accepted pages that may wait for their watermark checkpoint (written "
-        "while the next page is synced); after a crash at most these pages and the one in "
-        "flight are sent again",
+        "while the next page is synced); after a crash at most these pages and "
+        "SYNC_PAGES_IN_FLIGHT more are sent again",
         default=10,
         parse=parse_positive_int,
     )
@@ -92,6 +93,14 @@ class SyncSettings:
         "SYNC_CHECKPOINT_PAGES pages wait for theirs (0: write each as soon as possible)",
         default=1.0,
         parse=parse_seconds,
+    )
+    pages_in_flight: int = setting(
+        "SYNC_PAGES_IN_FLIGHT",
+        description="pages handed to the sink at once (1 to 16), their checkpoints still "
+        "written in order; a page sharing a record key with one in flight waits for it. "
+        "After a crash at most SYNC_CHECKPOINT_PAGES + this many pages are sent again",
+        default=4,
+        parse=parse_int_between(1, 16),
     )
     salesforce_parallel_calls: int = setting(
         "SYNC_SALESFORCE_PARALLEL_CALLS",

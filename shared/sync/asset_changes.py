@@ -111,6 +111,7 @@ def asset_changes_job(
         pages_per_generation=sync.pages_per_generation,
         checkpoint_pages=sync.checkpoint_pages,
         checkpoint_interval=sync.checkpoint_interval,
+        pages_in_flight=sync.pages_in_flight,
         backlog_threshold=section.backlog_threshold if section.sink == "salesforce" else 0,
     )
 

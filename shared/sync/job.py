@@ -105,6 +105,7 @@ class SyncJob:
     pages_per_generation: int = 20
     checkpoint_pages: int = 10  # accepted pages that may wait for their checkpoint
     checkpoint_interval: float = 1.0  # least seconds between checkpoints below that
+    pages_in_flight: int = 1  # pages handed to the sink at once, settled in order
     backlog_threshold: int = 0  # changed rows above which a run loads by Bulk API; 0: never
     description: str = ""
 
@@ -121,6 +122,8 @@ class SyncJob:
             problems.append("pages_per_generation must be above 0")
         if self.checkpoint_pages <= 0:
             problems.append("checkpoint_pages must be above 0")
+        if self.pages_in_flight <= 0:
+            problems.append("pages_in_flight must be above 0")
         if self.min_interval > self.max_run_time:
             problems.append(
                 f"min interval ({self.min_interval}) must not exceed max run time "

@@ -1,20 +1,24 @@
 """The middle step of a run: sync pages, many per activity, each checkpointed.
 
 `sync_pages` reads the watermark (and its ETag) once, then works through pages until its
-time budget or page count is spent or the run's upper bound is reached: fetch the next page
+time budget or page count is spent or the run's upper bound is reached: fetch the next pages
 after the last one (small pages are cut from one query of up to `ROWS_PER_QUERY` rows) and
-mask and map it (read ahead on a thread while the current page is delivered), hand it to the
-sink, dead-letter the records the sink (or the mapping) rejected,
-and checkpoint: advance the watermark under the ETag of the previous checkpoint, together
-with the run's totals. Checkpoints are written on a thread of their own while the next
-page is synced; at most `checkpoint_pages` accepted pages wait for theirs (fewer once
-`checkpoint_interval` seconds passed), and all are written before the activity answers or
-fails.
+mask and map them (read ahead on a thread while the pages before are delivered), hand each
+to the sink, up to `pages_in_flight` pages at once (in_flight.py: a page whose records share
+a key with a page in flight waits for it), then, strictly in the pages' order, dead-letter
+the records the sink (or the mapping) rejected and checkpoint: advance the watermark under
+the ETag of the previous checkpoint, together with the run's totals. Checkpoints are
+written on a thread of their own while the next pages are synced; at most
+`checkpoint_pages` accepted pages wait for theirs (fewer once `checkpoint_interval` seconds
+passed), and all are written before the activity answers or fails.
 
-A crash anywhere leaves the watermark at the last checkpoint: the pages accepted after it
-are sent again by whoever continues the run (at most `checkpoint_pages` pages, plus the
-one in flight), which the sinks' upsert-by-external-id makes harmless, and they are counted
-once, since the totals move with the watermark.
+A crash anywhere leaves the watermark at the last checkpoint: the pages the sink accepted
+after it are sent again by whoever continues the run, at most `checkpoint_pages +
+pages_in_flight` pages (those waiting for their checkpoint, and those in flight or accepted
+and not yet taken in order), which the sinks' upsert-by-external-id makes harmless; they are
+counted once, since the totals move with the watermark. A page that failed as a whole stops
+the activity: the pages in flight beside it are waited for, and neither it nor any page
+after it is checkpointed.
 
 Every failure is a `SyncRunError` (errors.py) naming the job, a code and the cause.
 """
@@ -26,6 +30,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 from shared.crash_points import crash_point
@@ -33,6 +39,7 @@ from shared.log_fields import log_event
 from shared.sql.keyset import Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
 from shared.sync.errors import SyncRunError
+from shared.sync.in_flight import InFlight
 from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import StoredBound
@@ -93,6 +100,7 @@ def sync_pages(
 
     size = job.page_size
     pages_per_query = max(1, ROWS_PER_QUERY // size)
+    keyed = job.pages_in_flight > 1  # keys are only compared between pages in flight
 
     def pages_after(position: Position) -> Iterator[_Page]:
         while True:
@@ -101,24 +109,40 @@ def sync_pages(
                     page_statement(keyset, position, bound, size * pages_per_query))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
+            key_of = _key_reader(names, keyset.key_columns) if keyed else None
             for start in range(0, max(len(found), 1), size):
-                page = _mapped_page(job, names, found[start:start + size])
+                page = _mapped_page(job, names, found[start:start + size], key_of)
                 yield page
                 if len(page.rows) < size:
                     return
             position = position_of(keyset, page.row(-1))
 
+    def settle(page: _Page, delivery: Delivery) -> None:
+        nonlocal pages, rows
+        _settle_page(job, state, run_id, page, delivery, checkpoints)
+        pages, rows = pages + 1, rows + len(page.rows)
+
+    started_pages = 0
     try:
-        with ReadAhead(pages_after(watermark.position)) as reader:
+        with ReadAhead(pages_after(watermark.position), depth=_read_ahead_depth(job)) \
+                as reader, InFlight[_Page, Delivery](job.pages_in_flight, "sync-delivery") \
+                as in_flight:
             for page in reader:
                 if page.rows:
-                    _sync_page(job, state, sink, run_id, page, checkpoints)
-                    pages, rows = pages + 1, rows + len(page.rows)
+                    while in_flight.must_wait(page.keys):
+                        settle(*in_flight.take_oldest())
+                    in_flight.start(page, page.keys, partial(_deliver, job, sink, page.records))
+                    started_pages += 1
+                    while in_flight.oldest_done():
+                        settle(*in_flight.take_oldest())
                 done = len(page.rows) < job.page_size
-                if done or pages >= budget.pages or clock() - started >= budget.seconds:
+                if done or started_pages >= budget.pages or clock() - started >= budget.seconds:
                     break
+            while in_flight:
+                settle(*in_flight.take_oldest())
     finally:
-        # Whatever happened, what the sink accepted is checkpointed before leaving.
+        # Whatever happened, what the sink accepted (and the run took, in order) is
+        # checkpointed before leaving; a page still in flight after a failure is not.
         written = checkpoints.finish()
     result = PagesResult(pages, rows, written.totals, codec.stored_position(written.position),
                          done=done)
@@ -134,7 +158,7 @@ class _Checkpoints:
     Each write takes the latest accepted position (and the run's totals up to it), under
     the ETag of the previous write. `accept` waits while `checkpoint_pages` accepted pages
     are still waiting for their checkpoint, so no more than these are ever sent again
-    after a crash (plus the page the sink was given meanwhile). Fewer than that are written
+    after a crash (plus the pages in flight meanwhile). Fewer than that are written
     once `checkpoint_interval` seconds passed since the last write. `finish` writes what is
     left and stops the thread; a failed write (the watermark taken over) is raised there
     or at the next `accept`.
@@ -254,16 +278,19 @@ class _Page:
     records: list[dict[str, Any]]
     origins: list[int]
     rejected: list[_Rejected]
+    keys: frozenset[Any]  # the rows' keys, when pages in flight are compared; else empty
 
     def row(self, index: int) -> Row:
         return dict(zip(self.names, self.rows[index], strict=True))
 
 
-def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]]) -> _Page:
-    """Mask and map a page. This runs on the read-ahead thread, while the page before is
+def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]],
+                 key_of: Callable[[Sequence[Any]], Any] | None) -> _Page:
+    """Mask and map a page. This runs on the read-ahead thread, while the pages before are
     being delivered: the mapping overlaps the sink's answer instead of waiting for it."""
     map_record, masked_row = job.map_record, job.masked_row
-    page = _Page(names, rows, [], [], [])
+    keys = frozenset(map(key_of, rows)) if key_of is not None else frozenset()
+    page = _Page(names, rows, [], [], [], keys)
     for index, values in enumerate(rows):
         masked = masked_row(names, values)
         try:
@@ -276,12 +303,13 @@ def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]]
     return page
 
 
-def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, page: _Page,
-               checkpoints: _Checkpoints) -> None:
+def _settle_page(job: SyncJob, state: SyncState, run_id: str, page: _Page,
+                 delivery: Delivery, checkpoints: _Checkpoints) -> None:
+    """Dead-letter what the mapping or the sink rejected, then hand the page's position
+    to the checkpoints: pages are settled in their order, whatever order their deliveries
+    ended in."""
     keyset = job.source.keyset()
     records, origins = page.records, page.origins
-    delivery = _deliver(job, sink, records)
-    crash_point(PAGE_AFTER_DELIVERY)
     rejected = page.rejected + [
         _Rejected(page.row(origins[rejection.index]), rejection.code, rejection.message,
                   records[rejection.index])
@@ -297,6 +325,22 @@ def _sync_page(job: SyncJob, state: SyncState, sink: Sink, run_id: str, page: _P
                        len(rejected))
 
 
+def _key_reader(names: tuple[str, ...],
+                key_columns: Sequence[str]) -> Callable[[Sequence[Any]], Any]:
+    """A row as the driver gives it -> its key (the value of a one-column key, else the
+    tuple of the values)."""
+    indexes = [names.index(column) for column in key_columns]
+    if len(indexes) == 1:
+        return itemgetter(indexes[0])
+    return lambda values: tuple(values[index] for index in indexes)
+
+
+def _read_ahead_depth(job: SyncJob) -> int:
+    # Pages mapped ahead: enough that the next source query is run while the pages before
+    # are still being delivered, not once the last of them was taken.
+    return max(2, job.pages_in_flight)
+
+
 @dataclass(frozen=True)
 class _Rejected:
     """A row the mapping or the sink rejected, and the record as it was when rejected."""
@@ -308,10 +352,10 @@ class _Rejected:
 
 
 def _deliver(job: SyncJob, sink: Sink, records: list[dict[str, Any]]) -> Delivery:
-    if not records:
-        return Delivery(0)
+    """Hand a page's records to the sink (on a delivery thread when several pages are in
+    flight)."""
     try:
-        return sink.deliver(records)
+        delivery = sink.deliver(records) if records else Delivery(0)
     except SinkUnavailable as error:
         raise SyncRunError(
             job.name, error.code, f"the sink is unavailable: {error.message}", retryable=True
@@ -319,6 +363,8 @@ def _deliver(job: SyncJob, sink: Sink, records: list[dict[str, Any]]) -> Deliver
     except SinkRefused as error:
         raise SyncRunError(job.name, error.code, f"the sink refused the page: {error.message}") \
             from None
+    crash_point(PAGE_AFTER_DELIVERY)
+    return delivery
 
 
 def _jsonable(values: dict[str, Any]) -> dict[str, Any]:

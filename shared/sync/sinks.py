@@ -95,6 +95,7 @@ class HttpSink:
         # The configured header is the request's authentication: requests then skips its
         # per-request look for a ~/.netrc entry (a file system call on every page).
         self.session.auth = _HeaderAuth(header, authorization)
+        _read_environment_once(self.session, url)
 
     def __repr__(self) -> str:
         return f"HttpSink(url={self.display_url!r})"
@@ -142,6 +143,18 @@ class HttpSink:
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+
+
+def _read_environment_once(session: requests.Session, url: str) -> None:
+    """Take the proxies and CA bundle the environment sets for `url` (HTTPS_PROXY,
+    NO_PROXY, REQUESTS_CA_BUNDLE, ...) once, as requests would for each request: it
+    otherwise scans the environment and stats the bundle on every page. A plain-http URL
+    keeps the default verification, which no request to it uses."""
+    found = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies = found["proxies"]
+    if url.lower().startswith("https:"):
+        session.verify = found["verify"]
+    session.trust_env = False
 
 
 class _HeaderAuth(requests.auth.AuthBase):

@@ -3,17 +3,21 @@ nothing lost, nothing duplicated, no lock left held, the run's counts exact."""
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from datetime import datetime
 
 import pytest
 import requests
 from azure.data.tables import TableServiceClient
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
 
 from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
 from shared.sql.keyset import Position
 from shared.sync.lock import START_GRACE
-from shared.sync.pages import PAGE_AFTER_WATERMARK
+from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.starter import RUN_START_AFTER_LEASE
 from shared.sync.state import SyncState
 from tests.sync.local_host import JOB, SyncHost, run_ended
@@ -66,7 +70,9 @@ def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
     sync_host, sqlite_assets, sfsim
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 81))
-    restart_with_crash_at(sync_host, f"{PAGE_AFTER_WATERMARK}@2", SYNC_CHECKPOINT_PAGES="1")
+    # One page in flight: then at most one page beyond the checkpoint reaches the sink.
+    restart_with_crash_at(sync_host, f"{PAGE_AFTER_WATERMARK}@2", SYNC_CHECKPOINT_PAGES="1",
+                          SYNC_PAGES_IN_FLIGHT="1")
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
     state = SyncState(TableServiceClient.from_connection_string(
@@ -87,3 +93,74 @@ def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
         "succeeded", 80, 8, 80)
     stored = stored_assets(sfsim)
     assert len(stored) == 80 and len(set(stored)) == 80
+
+
+class CountingProcessApi:
+    """An HTTP sink target that counts every row it is sent (re-sent ones too) and the
+    requests under way at once; each answer takes 50 ms, so that pages are in flight
+    together."""
+
+    def __init__(self) -> None:
+        self.received: list[int] = []
+        self.most_at_once = 0
+        self._under_way = 0
+        self._lock = threading.Lock()
+        self._server = make_server("127.0.0.1", 0, self, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}/api/assets"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def __call__(self, environ, start_response):
+        with self._lock:
+            self._under_way += 1
+            self.most_at_once = max(self.most_at_once, self._under_way)
+        try:
+            records = json.loads(Request(environ).get_data())["records"]
+            time.sleep(0.05)
+            with self._lock:
+                self.received += [record["assetId"] for record in records]
+            return Response('{"errors": []}', mimetype="application/json")(
+                environ, start_response)
+        finally:
+            with self._lock:
+                self._under_way -= 1
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture
+def counting_api():
+    api = CountingProcessApi()
+    yield api
+    api.stop()
+
+
+def test_killed_with_pages_in_flight_resends_at_most_the_unflushed_and_in_flight_pages(
+    sync_host, sqlite_assets, counting_api
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 301))
+    checkpoint_pages, in_flight, page_size = 2, 4, 10
+    # The host dies when the sink accepted its 12th page, with other pages in flight and
+    # accepted pages waiting for a checkpoint (written only once two wait: no timer).
+    restart_with_crash_at(
+        sync_host, f"{PAGE_AFTER_DELIVERY}@12", SYNC_ASSET_CHANGES_SINK="http",
+        SYNC_ASSET_CHANGES_HTTP_URL=counting_api.url,
+        SYNC_CHECKPOINT_PAGES=str(checkpoint_pages), SYNC_CHECKPOINT_INTERVAL="600",
+        SYNC_PAGES_IN_FLIGHT=str(in_flight))
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
+    assert counting_api.most_at_once == in_flight
+    sent_before_the_crash = len(counting_api.received)
+    assert sent_before_the_crash >= 12 * page_size
+
+    sync_host.env.pop(CRASH_SETTING)
+    sync_host.restart()
+    body = sync_host.wait_for(run_ended, timeout=90)
+
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["rows"], run["pages"], run["delivered"]) == (
+        "succeeded", 300, 30, 300)
+    assert set(counting_api.received) == set(range(1, 301))  # nothing lost
+    resent = len(counting_api.received) - 300
+    assert 0 < resent <= (checkpoint_pages + in_flight) * page_size

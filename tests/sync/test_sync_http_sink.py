@@ -143,3 +143,22 @@ def test_an_endpoint_echoing_the_request_headers_in_a_400_does_not_leak_the_auth
         server.shutdown()
     assert caught.value.code == "HTTP_400" and "bad page; headers" in caught.value.message
     assert secret not in str(caught.value)
+
+
+def test_the_environments_proxy_and_ca_bundle_are_read_once_when_the_sink_is_made(
+    monkeypatch, tmp_path
+):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "bypassed.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+
+    sink = HttpSink("https://process-api.example/api/assets", TOKEN)
+    bypassed = HttpSink("https://bypassed.example/api/assets", TOKEN)
+    monkeypatch.setenv("HTTPS_PROXY", "http://another.internal:3128")
+
+    assert sink.session.proxies["https"] == "http://proxy.internal:3128"
+    assert sink.session.verify == str(bundle)
+    assert "https" not in bypassed.session.proxies
+    assert not sink.session.trust_env  # the environment is not read again per page

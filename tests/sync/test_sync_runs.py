@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import threading
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -16,7 +18,7 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SourceSpec, SyncJob
 from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.run import begin_run
-from shared.sync.sinks import SalesforceSink
+from shared.sync.sinks import SalesforceSink, SinkUnavailable
 from tests.sync.drive import run_once
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
 
@@ -362,3 +364,73 @@ def test_parallel_collections_calls_reject_the_right_records(
     assert letters == dict.fromkeys(("3", "250", "410"), "REQUIRED_FIELD_MISSING")
     stored = set(asset_ids(sfsim))
     assert len(stored) == 447 and not stored & {"ASSET-3", "ASSET-250", "ASSET-410"}
+
+
+class SlowFirstPagesSink:
+    """Holds back the delivery of the pages whose first asset is in `slow` (so later pages
+    end first), fails those in `failing`, and counts the calls under way at once."""
+
+    def __init__(self, sink, slow=(), failing=()) -> None:
+        self.sink, self.slow, self.failing = sink, set(slow), set(failing)
+        self.delivered: list[str] = []
+        self.most_at_once = 0
+        self._under_way = 0
+        self._lock = threading.Lock()
+
+    def deliver(self, records):
+        first = records[0]["External_Id__c"]
+        with self._lock:
+            self._under_way += 1
+            self.most_at_once = max(self.most_at_once, self._under_way)
+        try:
+            if first in self.slow | self.failing:
+                time.sleep(0.3)
+            if first in self.failing:
+                raise SinkUnavailable("HTTP_503", "busy")
+            delivery = self.sink.deliver(records)
+            with self._lock:
+                self.delivered += [record["External_Id__c"] for record in records]
+            return delivery
+        finally:
+            with self._lock:
+                self._under_way -= 1
+
+
+def test_pages_in_flight_are_checkpointed_in_order_and_every_row_is_delivered_once(
+    sqlite_assets, state, salesforce_sink, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 501))
+    job = asset_job(sqlite_assets, page_size=50, pages_in_flight=3, checkpoint_pages=2)
+    sink = SlowFirstPagesSink(salesforce_sink, slow={"ASSET-1", "ASSET-151"})
+
+    run = run_once(job, state, sink)
+
+    assert sink.most_at_once == 3
+    assert sink.delivered[:2] == ["ASSET-51", "ASSET-52"]  # page 2 ended before page 1
+    assert sorted(sink.delivered) == sorted(f"ASSET-{n}" for n in range(1, 501))
+    assert (run.totals.pages, run.totals.rows, run.totals.delivered) == (10, 500, 500)
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (500,))
+    assert (watermark.totals.pages, watermark.totals.rows) == (10, 500)
+
+
+def test_a_page_failing_while_later_pages_were_accepted_leaves_the_watermark_before_it(
+    sqlite_assets, state, salesforce_sink, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 301))
+    job = asset_job(sqlite_assets, page_size=50, pages_in_flight=3, checkpoint_interval=0)
+    sink = SlowFirstPagesSink(salesforce_sink, failing={"ASSET-101"})
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+
+    with pytest.raises(SyncRunError, match="HTTP_503"):
+        sync_pages(job, state, sink, "run-1", begun.upper_bound)
+
+    assert {"ASSET-151", "ASSET-201"} <= set(sink.delivered)  # pages 4 and 5 were accepted
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE, (100,))  # page 3 failed: pages 1-2 only
+    assert (watermark.totals.pages, watermark.totals.rows) == (2, 100)
+
+    sink.failing.clear()
+    result = sync_pages(job, state, sink, "run-1", begun.upper_bound)
+    assert result.done and (result.totals.pages, result.totals.rows) == (6, 300)
+    assert len(set(asset_ids(sfsim))) == 300
