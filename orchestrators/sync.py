@@ -120,8 +120,9 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        checkpointing as it goes; one that failed as a whole is retried after a
        durable-timer backoff, then ends the run as failed
        2b. or, when more rows than the backlog threshold wait: load them with Bulk API 2.0
-       (stage CSV parts, one upsert job per part, poll with durable timers, dead-letter
-       the failures, then advance the watermark)
+       (stage CSV parts, each part's upsert job submitted as soon as it is written; poll
+       with durable timers, soon and then backing off; dead-letter the failures, then
+       advance the watermark)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities, continue as new with the totals so far
     """

@@ -102,8 +102,9 @@ class SyncSettings:
     )
     backlog_container: str = setting(
         "SYNC_BACKLOG_CONTAINER",
-        description="blob container where a backlog run stages its CSV parts for Bulk API "
-        "2.0 (deleted once the run advanced its watermark)",
+        description="blob container where a backlog run keeps the record key and cursor "
+        "of each row it sent to Bulk API 2.0, to dead-letter what Salesforce rejects "
+        "(deleted once the run advanced its watermark)",
         default="sync-backlogs",
         parse=parse_container_name,
     )
