@@ -6,8 +6,9 @@ with Bulk API 2.0 upsert jobs instead of sObject Collections pages.
                      MAX_UPLOAD_BYTES) on temporary files; each part's upsert job is
                      created, filled (streamed) and closed as soon as the part is full, so
                      Salesforce works on it while the next part is read (backlog_parts.py);
-                     then keys.csv (external id -> record key and cursor, to dead-letter
-                     what Salesforce rejects) to Blob Storage ({container}/{job}/{run}/);
+                     and the keys (external id -> record key and cursor, to dead-letter
+                     what Salesforce rejects) to Blob Storage as they fill, in blobs of
+                     KEYS_PER_BLOB rows ({container}/{job}/{run}/keys-{k}.csv);
                      rows the mapping rejects are dead-lettered here
     poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended
     finish_backlog   failed and unprocessed records to the dead-letter table, then the
@@ -59,7 +60,8 @@ BACKLOG_AFTER_PART_SUBMITTED = "sync.backlog.after_part_submitted"
 
 READ_ROWS = 5000  # rows per source query while staging
 DEFAULT_PART_ROWS = 50_000  # rows per upsert job (SYNC_BACKLOG_PART_ROWS)
-KEYS_BLOB = "keys.csv"
+KEYS_BLOB = "keys.csv"  # the keys of a run staged by an earlier version, in one blob
+KEYS_PER_BLOB = 50_000
 KEYS_COLUMNS = ["external_id", "record_key", "cursor"]
 
 
@@ -75,7 +77,7 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
                   source: SqlSource | None = None) -> BacklogStaged:
     """Read, mask and map the rows after the watermark up to the bound, write them as
     ingest CSV parts and submit each part's upsert job as soon as the part is full (the
-    rows of the next part are read meanwhile); keys.csv to Blob Storage last."""
+    rows of the next part are read meanwhile); the keys to Blob Storage as they fill."""
     watermark = _owned_watermark(job, state, run_id)
     keyset, codec = job.source.keyset(), job.source.codec
     bound = codec.bound(upper_bound)
@@ -106,8 +108,8 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     rows = rejected = 0
     last: dict[str, Any] | None = None
     parts: PartJobs | None = None
-    with tempfile.TemporaryFile() as keys_file, contextlib.ExitStack() as cleanup:
-        keys_file.write(ingest_csv_bytes([KEYS_COLUMNS]))
+    with contextlib.ExitStack() as cleanup:
+        keys = cleanup.enter_context(_KeyBlobs(store))
         with ReadAhead(pages()) as reader:
             for page in reader:
                 rows, last = rows + page.rows, page.last
@@ -124,14 +126,58 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
                 except PartTooLarge as error:
                     raise SyncRunError(job.name, "RECORD_TOO_LARGE", str(error),
                                        retryable=False) from None
-                keys_file.write(ingest_csv_bytes(page.keys))
+                keys.add(page.keys)
         jobs = parts.finish() if parts is not None else []
-        keys_file.seek(0)
-        store.upload_file(store.name(KEYS_BLOB), keys_file)
+        key_blobs = keys.finish()
     position = watermark.position if last is None else position_of(keyset, last)
     log.info("sync job %s: run %s staged %d changed rows in %d Bulk API jobs (%d rejected "
              "by the mapping)", job.name, run_id, rows, len(jobs), rejected)
-    return BacklogStaged((), rows, rejected, codec.stored_position(position), jobs=tuple(jobs))
+    return BacklogStaged((), rows, rejected, codec.stored_position(position), jobs=tuple(jobs),
+                         keys=key_blobs)
+
+
+class _KeyBlobs:
+    """The keys (external id -> record key, cursor) in blobs of about KEYS_PER_BLOB rows,
+    each uploaded in one put as it fills: a few MB at a time, whatever the backlog."""
+
+    def __init__(self, store: LoadStore) -> None:
+        self.store = store
+        self.names: list[str] = []
+        self.file: Any = None
+        self.rows = 0
+
+    def add(self, lines: list[list[str]]) -> None:
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _upload/close
+            self.file.write(ingest_csv_bytes([KEYS_COLUMNS]))
+        self.file.write(ingest_csv_bytes(lines))
+        self.rows += len(lines)
+        if self.rows >= KEYS_PER_BLOB:
+            self._upload()
+
+    def finish(self) -> tuple[str, ...]:
+        if self.file is not None or not self.names:
+            self.add([])
+            self._upload()
+        return tuple(self.names)
+
+    def _upload(self) -> None:
+        name = self.store.name(f"keys-{len(self.names)}.csv")
+        self.file.seek(0)
+        self.store.upload_file(name, self.file)
+        self.names.append(name)
+        self.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file, self.rows = None, 0
+
+    def __enter__(self) -> _KeyBlobs:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -236,7 +282,7 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
     except SalesforceError as error:
         raise _failure(job, error) from None
     if rejected:
-        _dead_letter(job, state, store, run_id, rejected)
+        _dead_letter(job, state, store, run_id, staged, rejected)
     failed = len(rejected)
     delivered = sum(snapshot.processed for snapshot in jobs) - failed
     before = watermark.totals
@@ -249,7 +295,7 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
                                              target, run_id, totals)
     except WatermarkConflict as error:
         raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
-    for blob in (*staged.parts, store.name(KEYS_BLOB)):
+    for blob in (*staged.parts, *_key_blobs(store, staged)):
         with contextlib.suppress(ResourceNotFoundError):
             store.container.delete_blob(blob)
     log.info("sync job %s: run %s loaded %d rows with Bulk API: %d delivered, %d rejected",
@@ -272,16 +318,22 @@ def _rejected_records(job: SyncJob, client: SalesforceClient,
 
 
 def _dead_letter(job: SyncJob, state: SyncState, store: LoadStore, run_id: str,
+                 staged: BacklogStaged,
                  rejected: dict[str, tuple[str, str, dict[str, str]]]) -> None:
     letters = []
-    with store.download(store.name(KEYS_BLOB)) as keys:
-        for line in csv.DictReader(io.TextIOWrapper(keys, encoding="utf-8", newline="")):
-            found = rejected.get(line["external_id"])
-            if found is not None:
-                code, message, record = found
-                letters.append(DeadLetter(line["record_key"], line["cursor"] or None, code,
-                                          message, record))
+    for blob in _key_blobs(store, staged):
+        with store.download(blob) as keys:
+            for line in csv.DictReader(io.TextIOWrapper(keys, encoding="utf-8", newline="")):
+                found = rejected.get(line["external_id"])
+                if found is not None:
+                    code, message, record = found
+                    letters.append(DeadLetter(line["record_key"], line["cursor"] or None,
+                                              code, message, record))
     state.dead_letters.add(job.name, run_id, letters)
+
+
+def _key_blobs(store: LoadStore, staged: BacklogStaged) -> tuple[str, ...]:
+    return staged.keys or (store.name(KEYS_BLOB),)
 
 
 def _owned_watermark(job: SyncJob, state: SyncState, run_id: str) -> Watermark:

@@ -141,6 +141,7 @@ class BacklogStaged(Message):
     position: StoredPosition | None = None
     failure: StepFailure | None = None
     jobs: tuple[JobSnapshot, ...] = ()
+    keys: tuple[str, ...] = ()  # blobs: external id -> record key and cursor of each row
 
 
 @dataclass(frozen=True)
