@@ -23,6 +23,15 @@ records its end (EndedAt in the runs table). Printed, all measured in this one r
 Each line also gives the host's CPU seconds for the run (median), which the load of other
 processes moves much less than wall time on a shared machine.
 
+Backlog, measured (issue 14's third round, 200,000 rows, load average 8-18 on 2 cores, so
+wall times are loose): before, the stage activity read all rows into one CSV, split it,
+copied it to Blob Storage, and only then one job was created, so Salesforce started after
+staging ended: Bulk / Collections 0.52x in a quieter run (17.2 s vs 8.9 s). After (parts of
+50,000 rows submitted while the next is read, CSV written 1,000 rows per csv call, first
+poll 0.5 s after staging): 1.04x, median of 3 pairs (1.04, 0.94, 1.48); host CPU per run
+3.4 s (Collections 5.6 s), simulator CPU 6.2 s (5.6 s): the simulator's work is now the
+larger share of a Bulk run.
+
 Measured (issue 14's second round; 2 cores shared with other test suites, load average
 4-16, medians of 3): before, ratios 0.198-0.220 (HTTP, 500-row pages), 0.294-0.317 (HTTP,
 5,000), 0.071-0.076 (simulator, 500), 0.064-0.098 (simulator, 5,000); after 0.227, 0.331,
