@@ -106,9 +106,11 @@ def sync_end_run(request: MessageJson) -> None:
 def sync_stage_backlog(request: MessageJson) -> MessageJson:
     backlog = BacklogRequest.from_json(request)
     job, state = _job_and_state(backlog.job)
+    settings = app_settings()
     try:
-        return stage_backlog(job, state, _store(job.name, backlog.run_id), backlog.run_id,
-                             backlog.upper_bound).to_json()
+        return stage_backlog(job, state, _store(job.name, backlog.run_id),
+                             process_client(settings.salesforce), backlog.run_id,
+                             backlog.upper_bound, settings.sync.backlog_part_rows).to_json()
     except SyncRunError as error:
         return BacklogStaged(failure=error.as_failure()).to_json()
 

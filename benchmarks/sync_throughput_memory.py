@@ -10,14 +10,25 @@ Azurite. Printed, all measured in this one run:
    everything, at 500 and 5000 rows a page: rows/s and the ratio to the floor;
 3. the same with the Salesforce simulator as the sink (sObject Collections, 200 a call);
 4. peak RSS of the pipeline at 100k and 1M rows, each in its own process: memory stays
-   flat because a run holds one page at a time.
+   flat because a run holds one page at a time;
+5. the same for a backlog run (`--backlog-memory 1`, the default): staged in parts of
+   50,000 rows on temporary files, each part's Bulk API job submitted to the simulator
+   while the next is read, polled until the jobs ended, then finished (dead letters,
+   watermark). A run with default settings and more than 10,000 changed rows is one.
 
-    python benchmarks/sync_throughput_memory.py [--rows 100000] [--memory-sizes 100000,1000000]
+    python benchmarks/sync_throughput_memory.py [--rows 100000]
+        [--memory-sizes 100000,1000000] [--backlog-memory 1]
+
+Measured (issue 14's third round, 2 shared cores under heavy load): pages 88.8 MB at 100k
+rows, 91.6 MB at 1M (1.03x; the 1M run took 143 s with tracemalloc on); backlog runs 104.9
+MB vs 142.8 MB (1.36x) while keys.csv went up in one put, 103.4 MB vs 105.8 MB (1.02x) with
+the keys in blobs of 50,000 rows (the 1M backlog run took 308 s).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
@@ -101,8 +112,38 @@ def high_water_kb() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def run_backlog(job: SyncJob, state: SyncState, config: dict[str, str]) -> int:
+    """A backlog run as its activities run it: stage (parts submitted to the simulator's
+    Bulk API as they fill), poll until the jobs ended, finish (dead letters, watermark)."""
+    from azure.storage.blob import BlobServiceClient
+
+    from shared.bulkload.jobs import poll_jobs
+    from shared.salesforce import SalesforceClient, SalesforceCredentials
+    from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
+
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC)
+    begun = begin_run(job, state, run_id, started)
+    assert begun.backlog and begun.upper_bound is not None
+    store = backlog_store(BlobServiceClient.from_connection_string(config["storage"]),
+                          "bench-backlog", job.name, run_id)
+    with SalesforceClient(SalesforceCredentials(
+            login_url=config["login_url"], client_id=config["client_id"],
+            client_secret=config["client_secret"])) as client:
+        staged = stage_backlog(job, state, store, client, run_id, begun.upper_bound)
+        jobs = list(staged.jobs)
+        while not all(snapshot.ended for snapshot in jobs):
+            time.sleep(0.5)
+            jobs = poll_jobs(client, [snapshot.id for snapshot in jobs])
+        finished = finish_backlog(job, state, store, client, run_id, staged, jobs)
+    end_run(job, state, run_id, started, RunOutcome.SUCCEEDED, finished.totals)
+    return finished.totals.delivered
+
+
 def memory_child() -> None:
-    """In its own process: one pipeline run over the table; prints rows and peak memory."""
+    """In its own process: one run over the table (pages into a sink that accepts
+    everything, or the Bulk API backlog mode into the simulator); prints rows and peak
+    memory."""
     import tracemalloc
 
     config = json.loads(os.environ["BENCH_CONFIG"])
@@ -110,10 +151,41 @@ def memory_child() -> None:
     state = fresh_state(config["storage"])
     baseline = high_water_kb()
     tracemalloc.start()
-    rows = run_pipeline(job, state, AcceptingSink())
+    if config.get("login_url"):
+        rows = run_backlog(dataclasses.replace(job, backlog_threshold=10_000), state, config)
+    else:
+        rows = run_pipeline(job, state, AcceptingSink())
     _, traced_peak = tracemalloc.get_traced_memory()
     print(json.dumps({"rows": rows, "peak_kb": high_water_kb(), "baseline_kb": baseline,
                       "traced_peak_kb": traced_peak // 1024}))
+
+
+def measure_memory(source: str, azurite: services.Azurite, sizes: list[int],
+                   salesforce: dict[str, str]) -> None:
+    """Peak RSS of one run per size, each in a process of its own, and their ratio."""
+    peaks = {}
+    for size in sizes:
+        load_assets(source, "bench_memory", size)
+        config = {"connection": source, "table": "bench_memory", "page_size": 1000,
+                  "storage": azurite.connection_string, **salesforce}
+        started = time.perf_counter()
+        child = subprocess.run(
+            [sys.executable, __file__, "--memory-child"], check=True, capture_output=True,
+            text=True, env={**os.environ, "BENCH_CONFIG": json.dumps(config)},
+        )
+        result = json.loads(child.stdout.strip().splitlines()[-1])
+        assert result["rows"] == size, result
+        peaks[size] = result["peak_kb"]
+        elapsed = time.perf_counter() - started
+        print(f"  {size:>9,} rows: peak RSS {result['peak_kb'] / 1024:7.1f} MB "
+              f"(before the run {result['baseline_kb'] / 1024:.1f} MB), "
+              f"Python allocations peak {result['traced_peak_kb'] / 1024:.1f} MB, "
+              f"{elapsed:.0f} s, {size / elapsed:,.0f} rows/s")
+    ordered = sorted(peaks)
+    if len(ordered) >= 2:
+        print(f"  peak RSS ratio {ordered[-1]:,} / {ordered[0]:,} rows: "
+              f"{peaks[ordered[-1]] / peaks[ordered[0]]:.2f} "
+              f"(rows x{ordered[-1] / ordered[0]:.0f})")
 
 
 def main() -> None:
@@ -121,6 +193,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--salesforce-rows", type=int, default=20_000)
     parser.add_argument("--memory-sizes", default="100000,1000000")
+    parser.add_argument("--backlog-memory", type=int, default=1,
+                        help="also the peak RSS of backlog runs (Bulk API) at those sizes")
     arguments = parser.parse_args()
 
     postgres = services.start_postgres()
@@ -157,29 +231,16 @@ def main() -> None:
         print(f"  sync pipeline -> Salesforce simulator ({rows:,} rows, 1000-row pages): "
               f"{speed:>8,.0f} rows/s  ({speed / sf_floor:.3f} x floor {sf_floor:,.0f})")
 
+        sizes = [int(text) for text in arguments.memory_sizes.split(",")]
         print("peak memory of one run (own process, 1000-row pages, accepting sink):")
-        peaks = {}
-        for size in (int(text) for text in arguments.memory_sizes.split(",")):
-            load_assets(source, "bench_memory", size)
-            config = {"connection": source, "table": "bench_memory", "page_size": 1000,
-                      "storage": azurite.connection_string}
-            started = time.perf_counter()
-            child = subprocess.run(
-                [sys.executable, __file__, "--memory-child"], check=True, capture_output=True,
-                text=True, env={**os.environ, "BENCH_CONFIG": json.dumps(config)},
-            )
-            result = json.loads(child.stdout.strip().splitlines()[-1])
-            assert result["rows"] == size, result
-            peaks[size] = result["peak_kb"]
-            print(f"  {size:>9,} rows: peak RSS {result['peak_kb'] / 1024:7.1f} MB "
-                  f"(before the run {result['baseline_kb'] / 1024:.1f} MB), "
-                  f"Python allocations peak {result['traced_peak_kb'] / 1024:.1f} MB, "
-                  f"{size / (time.perf_counter() - started):,.0f} rows/s")
-        sizes = sorted(peaks)
-        if len(sizes) >= 2:
-            print(f"  peak RSS ratio {sizes[-1]:,} / {sizes[0]:,} rows: "
-                  f"{peaks[sizes[-1]] / peaks[sizes[0]]:.2f} "
-                  f"(rows x{sizes[-1] / sizes[0]:.0f})")
+        measure_memory(source, azurite, sizes, {})
+        if arguments.backlog_memory:
+            simulator.reset()
+            print("peak memory of one backlog run (own process, Bulk API 2.0 jobs of "
+                  "50,000 rows into the simulator):")
+            measure_memory(source, azurite, sizes, {
+                "login_url": simulator.login_url, "client_id": simulator.client_id,
+                "client_secret": simulator.client_secret})
     finally:
         simulator.stop()
         azurite.stop(grace_seconds=1)

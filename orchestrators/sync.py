@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Generator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
@@ -35,6 +35,7 @@ from activities.sync import (
 )
 from orchestrators.http import problem_response, request_path
 from shared.answer_json import answer_text
+from shared.bulkload.progress import merge_jobs, running_job_ids
 from shared.config import AppSettings, app_settings
 from shared.problems import problem
 from shared.sync import run_plan
@@ -119,8 +120,9 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        checkpointing as it goes; one that failed as a whole is retried after a
        durable-timer backoff, then ends the run as failed
        2b. or, when more rows than the backlog threshold wait: load them with Bulk API 2.0
-       (stage CSV parts, one upsert job per part, poll with durable timers, dead-letter
-       the failures, then advance the watermark)
+       (stage CSV parts, each part's upsert job submitted as soon as it is written; poll
+       with durable timers, soon and then backing off; dead-letter the failures, then
+       advance the watermark)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities, continue as new with the totals so far
     """
@@ -189,29 +191,32 @@ def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Ste
     staged = yield from _call(context, run, SYNC_STAGE_BACKLOG, BacklogStaged,
                               BacklogRequest(run.job, run.run_id, run.upper_bound))
     yield from _stop_if_failed(context, run, staged.failure)
-    jobs = []
-    for blob in staged.parts:
+    jobs = list(staged.jobs)
+    for blob in staged.parts:  # staged by an earlier version: parts not yet submitted
         submitted = yield from _call(context, run, SYNC_SUBMIT_BACKLOG_PART, BacklogJobs,
                                      BacklogPartRequest(run.job, run.run_id, blob))
         yield from _stop_if_failed(context, run, submitted.failure)
         jobs += submitted.jobs
-    failed_polls = 0
+    polls = failed_polls = 0
     while not all(job.ended for job in jobs):
-        context.set_custom_status(run_plan.custom_status(run, "waiting for Bulk API jobs"))
+        context.set_custom_status(run_plan.custom_status(
+            run, "waiting for Bulk API jobs", sum(job.processed for job in jobs)))
         yield context.create_timer(
-            context.current_utc_datetime + timedelta(seconds=run.backlog_poll_interval))
+            context.current_utc_datetime + run_plan.backlog_poll_delay(run, polls))
+        polls += 1
         polled = yield from _call(context, run, SYNC_POLL_BACKLOG, BacklogJobs,
                                   BacklogJobsRequest(run.job, run.run_id,
-                                                     tuple(job.id for job in jobs)))
+                                                     running_job_ids(jobs)))
         if polled.failure is not None:  # Salesforce unreachable for a while: poll again
             failed_polls += 1
             if failed_polls >= run.page_attempts:
                 yield from _stop_if_failed(context, run, polled.failure)
             continue
-        failed_polls, jobs = 0, list(polled.jobs)
+        failed_polls, jobs = 0, merge_jobs(jobs, polled.jobs)
     context.set_custom_status(run_plan.custom_status(run, "reading Bulk API results"))
     finished = yield from _call(context, run, SYNC_FINISH_BACKLOG, PagesResult,
-                                BacklogFinishRequest(run.job, run.run_id, staged, tuple(jobs)))
+                                BacklogFinishRequest(run.job, run.run_id,
+                                                     replace(staged, jobs=()), tuple(jobs)))
     yield from _stop_if_failed(context, run, finished.failure)
     return run_plan.add_pages(run, finished)
 

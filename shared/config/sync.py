@@ -111,17 +111,26 @@ class SyncSettings:
     )
     backlog_container: str = setting(
         "SYNC_BACKLOG_CONTAINER",
-        description="blob container where a backlog run stages its CSV parts for Bulk API "
-        "2.0 (deleted once the run advanced its watermark)",
+        description="blob container where a backlog run keeps the record key and cursor "
+        "of each row it sent to Bulk API 2.0, to dead-letter what Salesforce rejects "
+        "(deleted once the run advanced its watermark)",
         default="sync-backlogs",
         parse=parse_container_name,
     )
     backlog_poll_interval: float = setting(
         "SYNC_BACKLOG_POLL_INTERVAL",
-        description="seconds between two checks of a backlog run's ingest jobs (a durable "
-        "timer)",
+        description="most seconds between two checks of a backlog run's ingest jobs (a "
+        "durable timer; the first check comes half a second after staging, the wait "
+        "doubling up to this)",
         default=5.0,
         parse=parse_seconds,
+    )
+    backlog_part_rows: int = setting(
+        "SYNC_BACKLOG_PART_ROWS",
+        description="rows per Bulk API 2.0 upsert job of a backlog run; a part's job is "
+        "submitted as soon as the part is written, while the next part is read",
+        default=50_000,
+        parse=parse_positive_int,
     )
     source_login_timeout: int = setting(
         "SYNC_SOURCE_LOGIN_TIMEOUT",

@@ -2,20 +2,26 @@
 with Bulk API 2.0 upsert jobs instead of sObject Collections pages.
 
     stage_backlog    the rows after the watermark up to the run's bound, masked and mapped,
-                     as ingest CSV parts of at most MAX_UPLOAD_BYTES in Blob Storage
-                     ({container}/{job}/{run}/part-{k}.csv), plus keys.csv (external id ->
-                     record key and cursor, to dead-letter what Salesforce rejects);
+                     written as ingest CSV parts of at most `part_rows` rows (and
+                     MAX_UPLOAD_BYTES) on temporary files; each part's upsert job is
+                     created, filled (streamed) and closed as soon as the part is full, so
+                     Salesforce works on it while the next part is read (backlog_parts.py);
+                     and the keys (external id -> record key and cursor, to dead-letter
+                     what Salesforce rejects) to Blob Storage as they fill, in blobs of
+                     KEYS_PER_BLOB rows ({container}/{job}/{run}/keys-{k}.csv);
                      rows the mapping rejects are dead-lettered here
-    submit_backlog_part   one upsert job per part: create, upload (streamed), close
     poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended
     finish_backlog   failed and unprocessed records to the dead-letter table, then the
                      watermark (and the run's totals) advanced past the staged rows, under
                      its ETag; the staged blobs are deleted
 
-Each step is safe to repeat (the durable backend runs an activity at least once): a part
-submitted twice is upserted twice, which changes nothing; a finish repeated after its
-checkpoint finds the watermark already there. A job that failed as a whole fails the run
-with the watermark untouched: the next run loads the same rows again.
+Each step is safe to repeat (the durable backend runs an activity at least once): a stage
+repeated after a crash submits its parts again, and a part upserted twice changes nothing
+(the jobs of the first try still run; their rejects are the second try's, which the
+finish dead-letters); a finish repeated after its checkpoint finds the watermark already
+there. A job that failed as a whole fails the run with the watermark untouched: the next
+run loads the same rows again. `submit_backlog_part` loads a part staged in Blob Storage,
+for runs staged by an earlier version that wrote parts there.
 """
 
 from __future__ import annotations
@@ -26,21 +32,20 @@ import io
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
 
 from azure.core.exceptions import ResourceNotFoundError
 
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.store import LoadStore
-from shared.salesforce import (
-    MAX_UPLOAD_BYTES,
-    SalesforceClient,
-    split_ingest_csv,
-    write_ingest_csv,
-)
+from shared.crash_points import crash_point
+from shared.salesforce import MAX_UPLOAD_BYTES, SalesforceClient, ingest_csv_bytes
+from shared.salesforce.bulk_csv import format_value
 from shared.salesforce.errors import SalesforceError
 from shared.sql.keyset import page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
+from shared.sync.backlog_parts import PartJobs, PartTooLarge
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SyncJob
 from shared.sync.messages import BacklogStaged, PagesResult, RunTotals
@@ -50,8 +55,14 @@ from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflic
 
 log = logging.getLogger(__name__)
 
+# A part's upsert job is created, filled and closed; the parts after it are not.
+BACKLOG_AFTER_PART_SUBMITTED = "sync.backlog.after_part_submitted"
+
 READ_ROWS = 5000  # rows per source query while staging
-KEYS_BLOB = "keys.csv"
+DEFAULT_PART_ROWS = 50_000  # rows per upsert job (SYNC_BACKLOG_PART_ROWS)
+KEYS_BLOB = "keys.csv"  # the keys of a run staged by an earlier version, in one blob
+KEYS_PER_BLOB = 50_000
+KEYS_COLUMNS = ["external_id", "record_key", "cursor"]
 
 
 def backlog_store(service: Any, container: str, job: str, run_id: str) -> LoadStore:
@@ -60,118 +71,194 @@ def backlog_store(service: Any, container: str, job: str, run_id: str) -> LoadSt
     return store
 
 
-def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, run_id: str,
-                  upper_bound: StoredBound, max_part_bytes: int = MAX_UPLOAD_BYTES,
+def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: SalesforceClient,
+                  run_id: str, upper_bound: StoredBound,
+                  part_rows: int = DEFAULT_PART_ROWS, max_part_bytes: int = MAX_UPLOAD_BYTES,
                   source: SqlSource | None = None) -> BacklogStaged:
+    """Read, mask and map the rows after the watermark up to the bound, write them as
+    ingest CSV parts and submit each part's upsert job as soon as the part is full (the
+    rows of the next part are read meanwhile); the keys to Blob Storage as they fill."""
     watermark = _owned_watermark(job, state, run_id)
     keyset, codec = job.source.keyset(), job.source.codec
     bound = codec.bound(upper_bound)
     if bound.value is None:
         return BacklogStaged(position=codec.stored_position(watermark.position))
     source = source or job.source.sql_source()
+    spec = _sink_spec(job)
     size = max(job.page_size, READ_ROWS)
 
-    def pages() -> Iterator[list[dict[str, Any]]]:
+    def pages() -> Iterator[_StagedPage]:
         position = watermark.position
+        mapping = _PageMapping(job)
         while True:
             try:
-                page = source.fetch_rows(page_statement(keyset, position, bound, size))
+                names, found = source.fetch_tuples(page_statement(keyset, position, bound, size))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            if page:
+            if found:
+                page = mapping.page(names, found)
                 yield page
-            if len(page) < size:
+                position = position_of(keyset, page.last)
+            if len(found) < size:
                 return
-            position = position_of(keyset, page[-1])
+
+    def submit(part: BinaryIO) -> JobSnapshot:
+        return _submit_part(job, spec, client, part)
 
     rows = rejected = 0
     last: dict[str, Any] | None = None
-    columns: list[str] | None = None
-    external_id = _sink_spec(job).external_id_field
-    with tempfile.TemporaryFile() as records_file, tempfile.TemporaryFile() as keys_file:
-        keys = io.TextIOWrapper(keys_file, encoding="utf-8", newline="")
-        key_writer = csv.writer(keys, lineterminator="\n")
-        key_writer.writerow(["external_id", "record_key", "cursor"])
-
-        def mapped(page: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-            nonlocal rejected, columns
-            letters = []
-            for row in page:
-                masked = job.mask(row)
-                try:
-                    record = job.map_record(masked)
-                    if columns is None:
-                        columns = list(record)
-                    elif not set(record) <= set(columns):
-                        raise ValueError(f"fields {sorted(set(record) - set(columns))} are "
-                                         "not in the first record's")
-                except Exception as error:  # dead-lettered; it must not stop the run
-                    letters.append(DeadLetter(
-                        job.record_key(row), codec.cursor_text(row[keyset.cursor_column]),
-                        "MAPPING_FAILED", f"{type(error).__name__}: {error}", _text(masked)))
+    parts: PartJobs | None = None
+    with contextlib.ExitStack() as cleanup:
+        keys = cleanup.enter_context(_KeyBlobs(store))
+        with ReadAhead(pages()) as reader:
+            for page in reader:
+                rows, last = rows + page.rows, page.last
+                if page.letters:
+                    state.dead_letters.add(job.name, run_id, page.letters)
+                    rejected += len(page.letters)
+                if not page.lines:
                     continue
-                key_writer.writerow([record.get(external_id), job.record_key(row),
-                                     codec.cursor_text(row[keyset.cursor_column])])
-                yield record
-            if letters:
-                state.dead_letters.add(job.name, run_id, letters)
-                rejected += len(letters)
-
-        def records() -> Iterator[dict[str, Any]]:
-            nonlocal rows, last
-            with ReadAhead(pages()) as reader:
-                for page in reader:
-                    rows += len(page)
-                    last = page[-1]
-                    yield from mapped(page)
-
-        staged = _write_csv(records(), records_file, lambda: columns)
-        keys.flush()
-        keys_file.seek(0)
-        store.upload_file(store.name(KEYS_BLOB), keys_file)
-        keys.detach()
-        parts: list[str] = []
-        if staged:
-            records_file.seek(0)
-            for part, stream in split_ingest_csv(records_file, max_part_bytes):
-                blob = store.name(f"part-{part.index}.csv")
-                store.upload_file(blob, stream)
-                parts.append(blob)
+                if parts is None:
+                    parts = cleanup.enter_context(PartJobs(page.columns, submit, part_rows,
+                                                           max_part_bytes))
+                try:
+                    parts.add(page.lines)
+                except PartTooLarge as error:
+                    raise SyncRunError(job.name, "RECORD_TOO_LARGE", str(error),
+                                       retryable=False) from None
+                keys.add(page.keys)
+        jobs = parts.finish() if parts is not None else []
+        key_blobs = keys.finish()
     position = watermark.position if last is None else position_of(keyset, last)
-    log.info("sync job %s: run %s staged %d changed rows in %d parts for Bulk API (%d "
-             "rejected by the mapping)", job.name, run_id, rows, len(parts), rejected)
-    return BacklogStaged(tuple(parts), rows, rejected, codec.stored_position(position))
+    log.info("sync job %s: run %s staged %d changed rows in %d Bulk API jobs (%d rejected "
+             "by the mapping)", job.name, run_id, rows, len(jobs), rejected)
+    return BacklogStaged((), rows, rejected, codec.stored_position(position), jobs=tuple(jobs),
+                         keys=key_blobs)
 
 
-def _write_csv(records: Iterator[dict[str, Any]], out: Any, columns: Any) -> int:
-    """The records as ingest CSV; the header is the first record's fields."""
-    first = next(records, None)
-    if first is None:
-        return 0
+class _KeyBlobs:
+    """The keys (external id -> record key, cursor) in blobs of about KEYS_PER_BLOB rows,
+    each uploaded in one put as it fills: a few MB at a time, whatever the backlog."""
 
-    def all_records() -> Iterator[dict[str, Any]]:
-        yield first
-        yield from records
+    def __init__(self, store: LoadStore) -> None:
+        self.store = store
+        self.names: list[str] = []
+        self.file: Any = None
+        self.rows = 0
 
-    return write_ingest_csv(all_records(), columns(), out)
+    def add(self, lines: list[list[str]]) -> None:
+        if self.file is None:
+            self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by _upload/close
+            self.file.write(ingest_csv_bytes([KEYS_COLUMNS]))
+        self.file.write(ingest_csv_bytes(lines))
+        self.rows += len(lines)
+        if self.rows >= KEYS_PER_BLOB:
+            self._upload()
+
+    def finish(self) -> tuple[str, ...]:
+        if self.file is not None or not self.names:
+            self.add([])
+            self._upload()
+        return tuple(self.names)
+
+    def _upload(self) -> None:
+        name = self.store.name(f"keys-{len(self.names)}.csv")
+        self.file.seek(0)
+        self.store.upload_file(name, self.file)
+        self.names.append(name)
+        self.close()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+        self.file, self.rows = None, 0
+
+    def __enter__(self) -> _KeyBlobs:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+@dataclass
+class _StagedPage:
+    """A page of source rows as the part's CSV lines, keys.csv's lines and dead letters."""
+
+    rows: int
+    last: dict[str, Any]
+    columns: list[str]
+    lines: list[list[str]] = field(default_factory=list)
+    keys: list[list[str]] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+class _PageMapping:
+    """Masks and maps pages of rows into CSV lines; the first record's fields are the
+    CSV's columns, and a record with other fields is dead-lettered."""
+
+    def __init__(self, job: SyncJob) -> None:
+        self.job = job
+        self.columns: list[str] | None = None
+        self.known: set[str] = set()
+
+    def page(self, names: tuple[str, ...], found: list[Sequence[Any]]) -> _StagedPage:
+        job, codec = self.job, self.job.source.codec
+        keyset = job.source.keyset()
+        cursor_at = names.index(keyset.cursor_column)
+        keys_at = [names.index(column) for column in job.source.key_columns]
+        external_id = _sink_spec(job).external_id_field
+        page = _StagedPage(len(found), dict(zip(names, found[-1], strict=True)), [])
+        for values in found:
+            masked = job.masked_row(names, values)
+            record_key = "/".join(str(values[index]) for index in keys_at)
+            cursor = codec.cursor_text(values[cursor_at])
+            try:
+                record = job.map_record(masked)
+                if self.columns is None:
+                    self.columns, self.known = list(record), set(record)
+                elif not record.keys() <= self.known:
+                    raise ValueError(f"fields {sorted(set(record) - self.known)} are not in "
+                                     "the first record's")
+            except Exception as error:  # dead-lettered; it must not stop the run
+                page.letters.append(DeadLetter(record_key, cursor, "MAPPING_FAILED",
+                                               f"{type(error).__name__}: {error}",
+                                               _text(masked)))
+                continue
+            # Most values are text already: format_value only for the others.
+            page.lines.append([value if value.__class__ is str else format_value(value)
+                               for value in map(record.get, self.columns)])
+            identifier = record.get(external_id)
+            page.keys.append([identifier if identifier.__class__ is str
+                              else format_value(identifier), record_key, cursor or ""])
+        page.columns = self.columns or []
+        return page
 
 
 def submit_backlog_part(job: SyncJob, client: SalesforceClient, store: LoadStore,
                         blob: str) -> JobSnapshot:
-    """One upsert job for the part: created, filled and closed (aborted if that fails)."""
+    """One upsert job for a part staged in Blob Storage (runs staged before parts were
+    submitted while staging)."""
     spec = _sink_spec(job)
+    with store.download(blob) as part:
+        return _submit_part(job, spec, client, part)
+
+
+def _submit_part(job: SyncJob, spec: SalesforceSinkSpec, client: SalesforceClient,
+                 part: Any) -> JobSnapshot:
+    """One upsert job for the part: created, filled and closed (aborted if that fails)."""
     try:
         ingest = client.create_ingest_job(spec.sobject, "upsert", spec.external_id_field)
     except SalesforceError as error:
         raise _failure(job, error) from None
     try:
-        with store.download(blob) as part:
-            client.upload_job_data(ingest.id, part)
-        return JobSnapshot.of(client.close_job(ingest.id))
+        client.upload_job_data(ingest.id, part)
+        snapshot = JobSnapshot.of(client.close_job(ingest.id))
     except SalesforceError as error:
         with contextlib.suppress(SalesforceError):
             client.abort_job(ingest.id)
         raise _failure(job, error) from None
+    crash_point(BACKLOG_AFTER_PART_SUBMITTED)
+    return snapshot
 
 
 def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: SalesforceClient,
@@ -195,11 +282,12 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
     except SalesforceError as error:
         raise _failure(job, error) from None
     if rejected:
-        _dead_letter(job, state, store, run_id, rejected)
+        _dead_letter(job, state, store, run_id, staged, rejected)
     failed = len(rejected)
     delivered = sum(snapshot.processed for snapshot in jobs) - failed
     before = watermark.totals
-    totals = RunTotals(before.pages + len(staged.parts), before.rows + staged.rows,
+    parts = len(jobs)  # one upsert job per part
+    totals = RunTotals(before.pages + parts, before.rows + staged.rows,
                        before.delivered + delivered,
                        before.dead_lettered + failed + staged.dead_lettered)
     try:
@@ -207,13 +295,12 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
                                              target, run_id, totals)
     except WatermarkConflict as error:
         raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
-    for blob in (*staged.parts, store.name(KEYS_BLOB)):
+    for blob in (*staged.parts, *_key_blobs(store, staged)):
         with contextlib.suppress(ResourceNotFoundError):
             store.container.delete_blob(blob)
     log.info("sync job %s: run %s loaded %d rows with Bulk API: %d delivered, %d rejected",
              job.name, run_id, staged.rows, delivered, failed)
-    return PagesResult(len(staged.parts), staged.rows, watermark.totals, staged.position,
-                       done=True)
+    return PagesResult(parts, staged.rows, watermark.totals, staged.position, done=True)
 
 
 def _rejected_records(job: SyncJob, client: SalesforceClient,
@@ -231,16 +318,22 @@ def _rejected_records(job: SyncJob, client: SalesforceClient,
 
 
 def _dead_letter(job: SyncJob, state: SyncState, store: LoadStore, run_id: str,
+                 staged: BacklogStaged,
                  rejected: dict[str, tuple[str, str, dict[str, str]]]) -> None:
     letters = []
-    with store.download(store.name(KEYS_BLOB)) as keys:
-        for line in csv.DictReader(io.TextIOWrapper(keys, encoding="utf-8", newline="")):
-            found = rejected.get(line["external_id"])
-            if found is not None:
-                code, message, record = found
-                letters.append(DeadLetter(line["record_key"], line["cursor"] or None, code,
-                                          message, record))
+    for blob in _key_blobs(store, staged):
+        with store.download(blob) as keys:
+            for line in csv.DictReader(io.TextIOWrapper(keys, encoding="utf-8", newline="")):
+                found = rejected.get(line["external_id"])
+                if found is not None:
+                    code, message, record = found
+                    letters.append(DeadLetter(line["record_key"], line["cursor"] or None,
+                                              code, message, record))
     state.dead_letters.add(job.name, run_id, letters)
+
+
+def _key_blobs(store: LoadStore, staged: BacklogStaged) -> tuple[str, ...]:
+    return staged.keys or (store.name(KEYS_BLOB),)
 
 
 def _owned_watermark(job: SyncJob, state: SyncState, run_id: str) -> Watermark:

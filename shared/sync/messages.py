@@ -131,14 +131,17 @@ class BacklogRequest(Message):
 
 @dataclass(frozen=True)
 class BacklogStaged(Message):
-    """The changed rows up to the bound as CSV parts in Blob Storage (blob names), how many
-    rows were read, how many the mapping rejected, and the position of the last one."""
+    """The changed rows up to the bound: the upsert jobs their parts were submitted to
+    (`jobs`; or, staged by an earlier version, `parts`: CSV blobs still to submit), how
+    many rows were read, how many the mapping rejected, and the position of the last one."""
 
     parts: tuple[str, ...] = ()
     rows: int = 0
     dead_lettered: int = 0
     position: StoredPosition | None = None
     failure: StepFailure | None = None
+    jobs: tuple[JobSnapshot, ...] = ()
+    keys: tuple[str, ...] = ()  # blobs: external id -> record key and cursor of each row
 
 
 @dataclass(frozen=True)

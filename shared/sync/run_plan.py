@@ -15,6 +15,8 @@ from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunInput
 
 MAX_RETRY_DELAY = timedelta(minutes=5)
+# The first look at a backlog's jobs: parts submitted while staging may have ended already.
+FIRST_BACKLOG_POLL_SECONDS = 0.5
 
 
 def new_run_input(job: SyncJob, settings: SyncSettings, run_id: str,
@@ -46,9 +48,20 @@ def retry_delay(run: RunInput, failed_attempts: int) -> timedelta | None:
     return min(delay, MAX_RETRY_DELAY)
 
 
-def custom_status(run: RunInput, phase: str) -> dict[str, Any]:
-    """What the monitoring API shows while a run executes (small, no secrets)."""
-    return {
+def backlog_poll_delay(run: RunInput, polls_done: int) -> timedelta:
+    """Wait before the next check of a backlog's jobs: soon after staging, then doubling
+    up to the poll interval (a long load is checked every interval)."""
+    first = min(FIRST_BACKLOG_POLL_SECONDS, run.backlog_poll_interval)
+    return timedelta(seconds=min(run.backlog_poll_interval,
+                                 first * 2 ** min(polls_done, 30)))
+
+
+def custom_status(run: RunInput, phase: str, rows_loaded: int = 0) -> dict[str, Any]:
+    """What the monitoring API shows while a run executes (small, no secrets). `rows`:
+    the rows checkpointed, or, while Bulk API jobs load a backlog, those they processed."""
+    status: dict[str, Any] = {
         "job": run.job, "run_id": run.run_id, "started_at": run.started_at.isoformat(),
         "phase": phase, "generation": run.generation, **run.totals.to_json(),
     }
+    status["rows"] += rows_loaded
+    return status

@@ -130,15 +130,16 @@ def run_rows_per_second(run: dict[str, Any]) -> float | None:
 def current_rows_per_second(progress: dict[str, Any] | None,
                             instance: InstanceSnapshot | None, now: datetime,
                             checkpointed_rows: int | None = None) -> float | None:
-    """Rows per second of the run under way: the rows it checkpointed (or, without them,
-    those of its custom status) since it started."""
+    """Rows per second of the run under way since it started: the rows it checkpointed,
+    or those of its custom status when more (a backlog's Bulk API jobs report the rows
+    they processed there; the watermark moves once they all ended)."""
     if progress is None or instance is None or not instance.busy:
         return None
     started = _time(progress.get("started_at"))
     if started is None or now <= started:
         return None
-    rows = checkpointed_rows if checkpointed_rows is not None else progress.get("rows")
-    return round(int(rows or 0) / (now - started).total_seconds(), 1)
+    rows = max(checkpointed_rows or 0, int(progress.get("rows") or 0))
+    return round(rows / (now - started).total_seconds(), 1)
 
 
 def _time(value: Any) -> datetime | None:

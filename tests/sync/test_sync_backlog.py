@@ -49,6 +49,8 @@ def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
     run = body["lastRuns"][0]
     assert (run["outcome"], run["mode"], run["rows"], run["delivered"], run["deadLettered"]) \
         == ("succeeded", "bulk", 120, 119, 1)
+    assert body["rowsPerSecond"] == {"current": None, "last": run["rowsPerSecond"]}
+    assert run["rowsPerSecond"] > 0
     calls = paths_called(sfsim)
     assert any(call.startswith("POST ") and call.endswith("/jobs/ingest") for call in calls)
     assert not any("/composite/sobjects/" in call for call in calls)

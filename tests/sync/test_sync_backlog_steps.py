@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 from shared.bulkload.jobs import poll_jobs
 from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sql.keyset import Position
-from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog, submit_backlog_part
+from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
 from shared.sync.errors import SyncRunError
 from shared.sync.run import begin_run
 from tests.sync.sources import BASE, asset_job
@@ -29,9 +29,10 @@ def client(sfsim):
         yield client
 
 
-def load(job, state, store, client, run_id, bound):
-    staged = stage_backlog(job, state, store, run_id, bound, max_part_bytes=4000)
-    jobs = [submit_backlog_part(job, client, store, blob) for blob in staged.parts]
+def load(job, state, store, client, run_id, bound, **parts):
+    staged = stage_backlog(job, state, store, client, run_id, bound,
+                           **(parts or {"max_part_bytes": 4000}))
+    jobs = list(staged.jobs)
     deadline = time.monotonic() + 30
     while not all(snapshot.ended for snapshot in jobs) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -50,12 +51,14 @@ def test_parts_are_loaded_once_and_a_repeated_finish_changes_nothing(
                           "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
-    assert len(staged.parts) > 1 and staged.rows == 100  # split below the part size
+    assert len(jobs) > 1 and staged.rows == 100  # split below the part size
+    assert staged.parts == ()  # submitted while staging, nothing left to submit
+    assert sum(snapshot.processed for snapshot in jobs) == 100
     first = finish_backlog(job, state, store, client, "run-1", staged, jobs)
     again = finish_backlog(job, state, store, client, "run-1", staged, jobs)
 
     assert (first.totals.rows, first.totals.delivered, first.totals.pages) == (
-        100, 100, len(staged.parts))
+        100, 100, len(jobs))
     assert again.totals == first.totals
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(
         BASE, (100,))
@@ -79,3 +82,26 @@ def test_a_job_that_failed_as_a_whole_leaves_the_watermark_for_the_next_run(
 
     assert caught.value.code == "BULK_JOB_FAILED" and "Failed" in str(caught.value)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == INITIAL
+
+
+def test_parts_are_cut_at_the_part_rows_each_loaded_by_its_own_job(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 96))
+    job = asset_job(sqlite_assets, page_size=20, backlog_threshold=10)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    sfsim.clear_requests_log()
+
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound, part_rows=30)
+    finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+
+    assert [snapshot.processed for snapshot in jobs] == [30, 30, 30, 5]
+    uploads = [entry for entry in sfsim.requests_log()
+               if entry["method"] == "PUT" and entry["path"].endswith("/batches")]
+    assert len(uploads) == 4
+    assert (finished.totals.rows, finished.totals.delivered, finished.totals.pages) == (
+        95, 95, 4)
+    stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
+    assert len(stored) == 95 and len(set(stored)) == 95

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from datetime import datetime
 
 import pytest
@@ -16,6 +17,7 @@ from werkzeug.wrappers import Request, Response
 
 from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
 from shared.sql.keyset import Position
+from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.lock import START_GRACE
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.starter import RUN_START_AFTER_LEASE
@@ -164,3 +166,37 @@ def test_killed_with_pages_in_flight_resends_at_most_the_unflushed_and_in_flight
     assert set(counting_api.received) == set(range(1, 301))  # nothing lost
     resent = len(counting_api.received) - 300
     assert 0 < resent <= (checkpoint_pages + in_flight) * page_size
+
+
+def test_a_backlog_staged_halfway_when_the_host_died_is_loaded_once_after_the_restart(
+    sync_host, sqlite_assets, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 121))
+    restart_with_crash_at(sync_host, f"{BACKLOG_AFTER_PART_SUBMITTED}@2",
+                          SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50", SYNC_BACKLOG_PART_ROWS="40",
+                          SYNC_BACKLOG_POLL_INTERVAL="0.2",
+                          SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
+    sfsim.clear_requests_log()
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
+    state = SyncState(TableServiceClient.from_connection_string(
+        sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
+        sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
+    initial = Position(datetime(1900, 1, 1))
+    # Two parts' jobs were closed; the watermark waits for all of them.
+    assert state.watermarks.read(JOB, "timestamp", initial).position == initial
+
+    sync_host.env.pop(CRASH_SETTING)
+    sync_host.restart()
+    body = sync_host.wait_for(run_ended, timeout=90)
+
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["mode"], run["rows"], run["pages"], run["delivered"]) == (
+        "succeeded", "bulk", 120, 3, 120)
+    created = [entry for entry in sfsim.requests_log()
+               if entry["method"] == "POST" and entry["path"].endswith("/jobs/ingest")]
+    assert len(created) == 2 + 3  # the staging tried again submits every part again
+    stored = stored_assets(sfsim)
+    assert len(stored) == 120 and len(set(stored)) == 120
+    assert state.watermarks.read(JOB, "timestamp", initial).position == Position(BASE, (120,))

@@ -179,6 +179,8 @@ def test_the_rows_per_second_of_a_run_under_way_come_from_its_progress():
     assert current_rows_per_second(progress, running, now) == 1250.0
     assert current_rows_per_second(progress, running, now, checkpointed_rows=8000) == 2000.0
     assert current_rows_per_second(progress, InstanceSnapshot("Completed"), now) is None
+    # A backlog run: its watermark (0 rows) moves at the end, its jobs' progress before.
+    assert current_rows_per_second(progress, running, now, checkpointed_rows=0) == 1250.0
     assert run_rows_per_second({"StartedAt": started.isoformat(), "Rows": 900,
                                 "EndedAt": (started + timedelta(seconds=3)).isoformat()}) \
         == 300.0
