@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -50,6 +51,10 @@ AZURITE_PORT_SETTINGS = {
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 HOST_START_SECONDS = 300.0
 HOST_ENV_FILE = "host.env"
+# What the services started here import (requirements-dev.txt installs them into .venv).
+SERVICE_MODULES = ("azure.functions", "azure.durable_functions", "azure.data.tables",
+                   "azure.storage.blob", "aiohttp", "werkzeug", "jwt", "requests", "pyodbc",
+                   "croniter")
 
 
 class StartFailed(RuntimeError):
@@ -106,6 +111,23 @@ def _parse_port(name: str, text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise StartFailed(f"{name} must be a port number from 1 to 65535, got {text!r}")
     return int(text)
+
+
+def require_service_modules(modules: tuple[str, ...] = SERVICE_MODULES) -> None:
+    """Run by another Python than .venv's (`python -m ...` outside the venv), the services
+    would each die with a traceback; one line says what to run instead."""
+    missing = [name for name in modules if not _installed(name)]
+    if missing:
+        raise StartFailed(
+            f"{', '.join(missing)} not installed for {sys.executable}: run `make run`, or "
+            "`make run-deps` and then `.venv/bin/python -m devtools.run_local`")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
 
 
 def ensure_local_settings(app_dir: Path) -> Path:
@@ -332,6 +354,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack()
     failure = None
     try:
+        require_service_modules()
         run = LocalRun.from_environ(os.environ, arguments.app_dir.resolve())
         start_services(run, stack, with_host=arguments.with_host)
         serving = (f"the host on http://{services.LOOPBACK}:{run.functions_port}"

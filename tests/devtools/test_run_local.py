@@ -217,6 +217,23 @@ def test_a_busy_port_ends_the_run_with_one_line_naming_it(
                if name != setting)
 
 
+def test_a_python_without_the_app_packages_ends_the_run_with_one_line_before_any_service(
+    app_dir: Path, tmp_path: Path
+):
+    # -S: no site-packages, as `python -m devtools.run_local` by a Python other than .venv's
+    env = {name: value for name, value in os.environ.items() if name not in RUN_SETTINGS}
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "devtools.run_local", "--app-dir", str(app_dir)],
+        cwd=services.REPO_ROOT, capture_output=True, text=True, timeout=STARTING_SECONDS,
+        env=dict(env, LOCAL_STATE_DIR=str(tmp_path / "state")),
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [stamped(result.stderr.splitlines()[0])], result.stderr
+    assert "not installed for" in result.stderr
+    assert "`make run-deps` and then `.venv/bin/python -m devtools.run_local`" in result.stderr
+    assert not (tmp_path / "state").exists()  # nothing started, not even Azurite
+
+
 def test_a_host_that_cannot_start_stops_every_service_with_one_line(
     app_dir: Path, tmp_path: Path, runs: list[RunLocalProcess]
 ):
