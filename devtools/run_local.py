@@ -9,7 +9,8 @@ environment alone:
     SFSIM_PORT          the Salesforce simulator (default 8787)
     AZURITE_BLOB_PORT, AZURITE_QUEUE_PORT, AZURITE_TABLE_PORT
                         Azurite (default 10000-10002, or free ports while those are taken)
-    LOCAL_STATE_DIR     Azurite's data, the simulator's org, the SQLite source (default .local)
+    LOCAL_STATE_DIR     Azurite's data, the simulator's org, the SQLite source (default .local);
+                        one run at a time: a second run on it stops at once
 
 The settings that point the app at these services (AzureWebJobsStorage, SALESFORCE_LOGIN_URL
 and the simulator's client, the SQLite source's file) are set here, printed, and written to
@@ -23,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import fcntl
+import importlib.util
 import os
 import shutil
 import signal
@@ -50,6 +53,12 @@ AZURITE_PORT_SETTINGS = {
 LOOPBACK_NAMES = frozenset({"127.0.0.1", "localhost", "::1"})
 HOST_START_SECONDS = 300.0
 HOST_ENV_FILE = "host.env"
+# Held (flock) while a run uses its state folder; the kernel lets go when the run dies.
+STATE_LOCK_FILE = "run.lock"
+# What the services started here import (requirements-dev.txt installs them into .venv).
+SERVICE_MODULES = ("azure.functions", "azure.durable_functions", "azure.data.tables",
+                   "azure.storage.blob", "aiohttp", "werkzeug", "jwt", "requests", "pyodbc",
+                   "croniter")
 
 
 class StartFailed(RuntimeError):
@@ -106,6 +115,23 @@ def _parse_port(name: str, text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise StartFailed(f"{name} must be a port number from 1 to 65535, got {text!r}")
     return int(text)
+
+
+def require_service_modules(modules: tuple[str, ...] = SERVICE_MODULES) -> None:
+    """Run by another Python than .venv's (`python -m ...` outside the venv), the services
+    would each die with a traceback; one line says what to run instead."""
+    missing = [name for name in modules if not _installed(name)]
+    if missing:
+        raise StartFailed(
+            f"{', '.join(missing)} not installed for {sys.executable}: run `make run`, or "
+            "`make run-deps` and then `.venv/bin/python -m devtools.run_local`")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
 
 
 def ensure_local_settings(app_dir: Path) -> Path:
@@ -213,6 +239,20 @@ class Stack:
         self.children[name] = process
         return process
 
+    def claim_state_dir(self, state_dir: Path) -> None:
+        """Two Azurites on one data folder overwrite each other's files (and drop each
+        other's blobs as unreferenced), two simulators each other's org: one run a folder."""
+        lock = (state_dir / STATE_LOCK_FILE).open("a")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise StartFailed(
+                f"LOCAL_STATE_DIR {state_dir} is in use by another `make run` (Azurite's data "
+                "and the simulator's org cannot be shared): stop it, or give this run a folder "
+                "of its own, e.g. LOCAL_STATE_DIR=.local-2") from None
+        self._cleanup.callback(lock.close)
+
     def keep(self, azurite: services.Azurite) -> None:
         self._cleanup.callback(azurite.stop)
 
@@ -229,6 +269,7 @@ def start_services(run: LocalRun, stack: Stack, *, with_host: bool = True) -> No
         run.state_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise StartFailed(f"LOCAL_STATE_DIR {run.state_dir} cannot be created: {error}") from error
+    stack.claim_state_dir(run.state_dir)
     org = external_org(os.environ, run.local_values)
     if with_host:
         require_free_port(run.functions_port, "FUNCTIONS_PORT")
@@ -332,6 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     stack = Stack()
     failure = None
     try:
+        require_service_modules()
         run = LocalRun.from_environ(os.environ, arguments.app_dir.resolve())
         start_services(run, stack, with_host=arguments.with_host)
         serving = (f"the host on http://{services.LOOPBACK}:{run.functions_port}"

@@ -336,7 +336,8 @@ async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
     listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
                "createdTime": utc_text(row.created),
                **{key: (row.result or {}).get(key) for key in (
-                   "totalRecords", "processedRecords", "successfulRecords", "failedRecords")}}
+                   "totalRecords", "processedRecords", "successfulRecords", "failedRecords",
+                   "elapsedTimeInMillis")}}
               for row in rows]
     return func.HttpResponse(
         json.dumps({"jobName": job.name, "schedulingStrategy": job.scheduling_strategy.value,

@@ -61,6 +61,9 @@ def parse_records(body: bytes, content_type: str | None) -> list[dict[str, Any]]
     except UnicodeDecodeError as error:
         return InputRejected("INVALID_ENCODING",
                              f"the body is not UTF-8: byte {error.start} is invalid")
+    if not text.strip():
+        # What curl sends for `--data @FILE` when FILE is missing: say so, not a parser's offset.
+        return InputRejected("NO_RECORDS", "the body is empty: send the records")
     if kind in CSV_TYPES:
         parsed = _csv_records(text)
     elif kind in NDJSON_TYPES:

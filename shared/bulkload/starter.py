@@ -37,6 +37,10 @@ def parse_load_request(
             "(BULK_LOAD_MAX_BODY_BYTES): split the load into several requests",
             instance,
         )
+    if not body.strip():
+        # What curl sends for `--data @FILE` when FILE is missing: say so, not a parser's offset.
+        return problem(400, "MALFORMED_JSON", "Bulk load request is not JSON",
+                       "the body is empty: send the load request, a JSON object", instance)
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:

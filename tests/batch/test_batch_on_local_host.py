@@ -51,6 +51,7 @@ def test_a_posted_instance_runs_every_step_and_reports_mule_counts(start_batch_h
     listed = batch.get("/api/batch-jobs/counted").json()["instances"]
     assert listed[0]["batchJobInstanceId"] == "first"
     assert listed[0]["status"] == "SUCCESSFUL" and listed[0]["processedRecords"] == 1050
+    assert listed[0]["elapsedTimeInMillis"] == result["elapsedTimeInMillis"]
 
 
 def test_the_instance_list_comes_a_page_at_a_time_newest_first(start_batch_host) -> None:

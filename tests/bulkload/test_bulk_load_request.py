@@ -157,6 +157,15 @@ def test_json_nested_too_deeply_is_a_400_not_a_crash():
     assert (answer.status, answer.body["code"]) == (400, "MALFORMED_JSON")
 
 
+@pytest.mark.parametrize("body", [b"", b" \r\n"])
+def test_an_empty_body_is_refused_as_empty(body):
+    answer = parse_load_request(body, None, 10_000, "/api/bulk-loads")
+
+    assert isinstance(answer, Problem)
+    assert (answer.status, answer.body["code"]) == (400, "MALFORMED_JSON")
+    assert answer.body["detail"].startswith("the body is empty")
+
+
 def test_problem_json_lists_every_error():
     body = json.dumps({"accounts": [{"name": "x"}, {"name": "y"}]}).encode()
 

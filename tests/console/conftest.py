@@ -43,9 +43,11 @@ class ConsoleHost:
         for minute, (instance_id, status) in enumerate(statuses.items()):
             record_staging(table, job, instance_id, batch_durable_id(job, instance_id),
                            start + timedelta(minutes=minute))
-            set_status(table, job, instance_id, status, {
-                "batchJobInstanceId": instance_id, "status": status, "totalRecords": 4,
-                "processedRecords": 4, "successfulRecords": 3, "failedRecords": 1})
+            result = {"batchJobInstanceId": instance_id, "status": status, "totalRecords": 4,
+                      "processedRecords": 4, "successfulRecords": 3, "failedRecords": 1}
+            if status != "EXECUTING":  # an ended instance's result has its elapsed time
+                result["elapsedTimeInMillis"] = 90_000
+            set_status(table, job, instance_id, status, result)
 
     def get(self, path: str, **params: str) -> requests.Response:
         return requests.get(self.host.url(path), params=params,

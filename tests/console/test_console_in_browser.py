@@ -153,6 +153,10 @@ def test_the_console_shows_jobs_and_loads_and_runs_a_sync_job_now(
     assert [bool(row.find_elements(By.CSS_SELECTOR, 'button[data-action="failures"]'))
             for row in batch.find_elements(By.CSS_SELECTOR, "tbody tr")] == [
         False, True, True]
+    # elapsed: the ended ones' result time; none for the one still running (not 0.0 s)
+    assert [row.find_elements(By.TAG_NAME, "td")[6].text
+            for row in batch.find_elements(By.CSS_SELECTOR, "tbody tr")] == [
+        "", "90.0 s", "90.0 s"]
     # A click downloads the CSV, fetched with the key the link itself cannot carry.
     results.click()
     downloaded = tmp_path / "downloads" / "accounts-2026-03-02-results.csv"

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 import subprocess
 
 from devtools.services import REPO_ROOT
@@ -30,3 +31,12 @@ def test_make_lint_runs_ruff_then_mypy():
     assert "ruff check ." in commands
     assert "bin/mypy" in commands
     assert commands.index("ruff check .") < commands.index("bin/mypy")
+
+
+def test_readme_names_every_debian_package_make_installs():
+    makefile = (REPO_ROOT / "Makefile").read_text()
+    listed = re.search(r"^DEBIAN_PACKAGES := ((?:.*\\\n)*.*)$", makefile, re.MULTILINE)
+    assert listed is not None
+    packages = listed.group(1).replace("\\", " ").split()
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert packages and [name for name in packages if f"`{name}`" not in readme] == []

@@ -217,6 +217,58 @@ def test_a_busy_port_ends_the_run_with_one_line_naming_it(
                if name != setting)
 
 
+def test_a_python_without_the_app_packages_ends_the_run_with_one_line_before_any_service(
+    app_dir: Path, tmp_path: Path
+):
+    # -S: no site-packages, as `python -m devtools.run_local` by a Python other than .venv's
+    env = {name: value for name, value in os.environ.items() if name not in RUN_SETTINGS}
+    result = subprocess.run(
+        [sys.executable, "-S", "-m", "devtools.run_local", "--app-dir", str(app_dir)],
+        cwd=services.REPO_ROOT, capture_output=True, text=True, timeout=STARTING_SECONDS,
+        env=dict(env, LOCAL_STATE_DIR=str(tmp_path / "state")),
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [stamped(result.stderr.splitlines()[0])], result.stderr
+    assert "not installed for" in result.stderr
+    assert "`make run-deps` and then `.venv/bin/python -m devtools.run_local`" in result.stderr
+    assert not (tmp_path / "state").exists()  # nothing started, not even Azurite
+
+
+def test_a_second_run_on_the_same_state_folder_ends_with_one_line_and_the_first_goes_on(
+    app_dir: Path, tmp_path: Path, runs: list[RunLocalProcess]
+):
+    write_local_settings(app_dir)
+    state = tmp_path / "state"
+    ports = distinct_free_ports(8)
+    first = RunLocalProcess(
+        app_dir, "--no-host", SFSIM_PORT=str(ports[0]), AZURITE_BLOB_PORT=str(ports[1]),
+        AZURITE_QUEUE_PORT=str(ports[2]), AZURITE_TABLE_PORT=str(ports[3]),
+        LOCAL_STATE_DIR=str(state))
+    runs.append(first)
+    first.wait_for_line("ready: the services")
+    second = RunLocalProcess(
+        app_dir, "--no-host", SFSIM_PORT=str(ports[4]), AZURITE_BLOB_PORT=str(ports[5]),
+        AZURITE_QUEUE_PORT=str(ports[6]), AZURITE_TABLE_PORT=str(ports[7]),
+        LOCAL_STATE_DIR=str(state))
+    runs.append(second)
+    assert second.finish() == 1
+    assert second.lines == [stamped(second.lines[0])], second.output
+    assert f"make run stopped: LOCAL_STATE_DIR {state.resolve()} is in use by another " \
+        "`make run`" in second.lines[0]
+    assert all(services.port_is_free(port) for port in ports[4:])  # nothing of it started
+    assert first.process.poll() is None
+    asset_records(ports[0])  # the first one's simulator still answers
+    assert first.interrupt() == 0
+    # The folder is free again once its run stopped.
+    third = RunLocalProcess(
+        app_dir, "--no-host", SFSIM_PORT=str(ports[4]), AZURITE_BLOB_PORT=str(ports[5]),
+        AZURITE_QUEUE_PORT=str(ports[6]), AZURITE_TABLE_PORT=str(ports[7]),
+        LOCAL_STATE_DIR=str(state))
+    runs.append(third)
+    third.wait_for_line("ready: the services")
+    assert third.interrupt() == 0
+
+
 def test_a_host_that_cannot_start_stops_every_service_with_one_line(
     app_dir: Path, tmp_path: Path, runs: list[RunLocalProcess]
 ):

@@ -462,7 +462,8 @@
       el("td", { class: "num" }, number(instance.successfulRecords)),
       el("td", { class: "num" }, number(instance.failedRecords)),
       el("td", { class: "num" }, number(total)),
-      el("td", { class: "num" }, seconds(Number(instance.elapsedTimeInMillis || 0) / 1000)),
+      el("td", { class: "num" }, typeof instance.elapsedTimeInMillis === "number"
+        ? seconds(instance.elapsedTimeInMillis / 1000) : null),
       el("td", {}, csv));
   }
 
