@@ -3,6 +3,7 @@ events, dead letters, stale events and the drain's finish protocol."""
 
 from __future__ import annotations
 
+import json
 import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -11,7 +12,7 @@ from shared.events.drain_state import DrainState
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import EventOutcome, FinishReason
 from shared.events.queue import EventQueue
-from shared.events.validation import Event, Operation
+from shared.events.validation import Event, Operation, parse_events
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
 UP = Operation.UPSERT
@@ -128,3 +129,19 @@ def test_a_status_look_reads_one_page_and_says_when_more_rows_wait(queue: EventQ
     assert queue.snapshot(NOW, limit=8) == whole
     assert (queue.depth_up_to(3).depth, queue.depth_up_to(3).complete) == (3, False)
     assert (queue.depth_up_to(100).depth, queue.depth_up_to(100).complete) == (7, True)
+
+
+def test_every_payload_a_post_may_carry_is_stored(queue: EventQueue):
+    """The largest payloads validation accepts, in one script and in another, fit a row."""
+    accepted = []
+    for number, text in enumerate(["\U0001F600" * 29_000, "\U0001F600" * 14_990,
+                                   "\u00e9" * 29_990, "y" * 29_990], start=1):
+        [parsed] = parse_events(json.dumps({"object": "Asset", "id": number,
+                                            "operation": "upsert", "payload": {"t": text}},
+                                           ensure_ascii=False).encode())
+        if isinstance(parsed, Event):
+            accepted.append(parsed)
+    assert len(accepted) >= 3
+
+    assert queue.store(accepted, NOW).stored == len(accepted)
+    assert queue.depth() == len(accepted)
