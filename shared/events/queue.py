@@ -214,7 +214,11 @@ class EventQueue:
         return next(self._due_rows(now, None, after_cursor=True), None) is not None
 
     def settle(self, events: Sequence[EventRef], outcomes: Sequence[EventOutcome],
-               max_attempts: int, retry_delay: float, now: datetime) -> SettleBatchResult:
+               max_attempts: int, retry_delay: float, now: datetime,
+               batch_id: str | None = None) -> SettleBatchResult:
+        """Settle a batch's events by their outcomes; safe to run again for the same batch
+        (`batch_id`): an event an earlier try settled is counted as that try settled it,
+        and the totals take the batch's counts once."""
         if len(events) != len(outcomes):
             raise ValueError(f"{len(outcomes)} outcomes for {len(events)} events")
         done = [ref for ref, outcome in zip(events, outcomes, strict=True) if outcome.done]
@@ -235,8 +239,7 @@ class EventQueue:
             removed=removed, retrying=settled.count(Settled.RETRYING),
             dead_lettered=settled.count(Settled.DEAD_LETTERED),
             superseded=settled.count(Settled.SUPERSEDED))
-        self.state.add_to_totals(result.removed, result.dead_lettered, result.superseded)
-        return result
+        return self.state.add_batch_to_totals(batch_id, result)
 
     def _delete_all_if_unchanged(self, refs: list[EventRef]) -> list[Settled]:
         """Remove the events with one transaction per 99 (the transactions side by side);
@@ -265,7 +268,7 @@ class EventQueue:
         if attempts >= max_attempts:
             return self._dead_letter(ref, outcome, attempts, now)
         delay = min(timedelta(seconds=retry_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
-        change = {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id),
+        change: dict[str, Any] = {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id),
                   "Attempts": attempts, "RetryAt": now + delay,
                   "LastErrorCode": outcome.code or "FAILED",
                   "LastError": (outcome.message or "")[:MAX_ERROR_TEXT]}
@@ -273,7 +276,10 @@ class EventQueue:
             self.events.update_entity(change, mode=UpdateMode.MERGE, etag=ref.etag,
                                       match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
-            return Settled.SUPERSEDED
+            current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
+            return (Settled.RETRYING if current is not None and _is_rescheduled(current.values,
+                                                                                change)
+                    else Settled.SUPERSEDED)
         except ResourceNotFoundError:
             return Settled.GONE
         return Settled.RETRYING
@@ -290,14 +296,19 @@ class EventQueue:
 
     def _dead_letter(self, ref: EventRef, outcome: EventOutcome, attempts: int,
                      now: datetime) -> Settled:
-        current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
-        if current is None:
-            return Settled.GONE
-        if current.etag != ref.etag:
-            return Settled.SUPERSEDED
         # The dead letter's key comes from the event's ETag: written again after a crash,
         # it is the same row, not a second one.
         row = f"{safe_key(ref.id)}.{hashlib.sha256(ref.etag.encode()).hexdigest()[:16]}"
+        current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
+        if current is None:  # an earlier try of this settle moved it, or it was settled
+            written = read_entity(self.dead_letters, safe_key(ref.object), row)
+            return Settled.GONE if written is None else Settled.DEAD_LETTERED
+        if current.etag != ref.etag:
+            # A newer event came in: it will be tried. An earlier try may have written the
+            # letter before the newer event replaced this one: it is no failure.
+            with contextlib.suppress(ResourceNotFoundError):
+                self.dead_letters.delete_entity(safe_key(ref.object), row)
+            return Settled.SUPERSEDED
         letter: dict[str, Any] = {
             "PartitionKey": safe_key(ref.object), "RowKey": row, "Object": ref.object,
             "RecordId": ref.id, "Operation": ref.operation.value, "Attempts": attempts,
@@ -371,6 +382,14 @@ def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
     if event.payload is not None:
         entity["Payload"] = event.payload
     return entity
+
+
+def _is_rescheduled(values: dict[str, Any], change: dict[str, Any]) -> bool:
+    """Whether a row holds exactly the retry `change` writes: an earlier try of the same
+    settle wrote it (a newer event is stored with Attempts 0)."""
+    return bool(int(values.get("Attempts") or 0) == change["Attempts"]
+                and values.get("RetryAt") == change["RetryAt"]
+                and values.get("LastErrorCode") == change["LastErrorCode"])
 
 
 def _delete(ref: EventRef) -> tuple[Any, ...]:

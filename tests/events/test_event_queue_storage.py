@@ -8,10 +8,13 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from shared.events.drain_state import DrainState
+import pytest
+
+from shared.events import queue as queue_module
+from shared.events.drain_state import DrainState, Totals
 from shared.events.finish import finish_if_quiet
-from shared.events.messages import EventOutcome, FinishReason
-from shared.events.queue import EventQueue
+from shared.events.messages import EventOutcome, EventRef, FinishReason, SettleBatchResult
+from shared.events.queue import EVENTS_SETTLED, EventQueue
 from shared.events.validation import Event, Operation, parse_events
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
@@ -145,3 +148,53 @@ def test_every_payload_a_post_may_carry_is_stored(queue: EventQueue):
 
     assert queue.store(accepted, NOW).stored == len(accepted)
     assert queue.depth() == len(accepted)
+
+
+def _mixed_batch(queue: EventQueue) -> list[EventRef]:
+    """Three events taken: one to finish, one to fail a first time, one to fail its last."""
+    queue.store([Event("Asset", "3", UP, None, 1)], NOW)
+    earlier = queue.take_batch(10, None, NOW).events
+    queue.settle(earlier, [EventOutcome(False, "SourceError", "down")], 2, 1.0, NOW,
+                 batch_id="b0")
+    queue.store([Event("Asset", "1", UP, None, 1), Event("Asset", "2", UP, None, 1)], NOW)
+    return queue.take_batch(10, None, NOW + timedelta(seconds=5)).events
+
+
+OUTCOMES = {"1": EventOutcome(True), "2": EventOutcome(False, "SourceError", "down"),
+            "3": EventOutcome(False, "SourceError", "down")}
+MIXED = SettleBatchResult(removed=1, retrying=1, dead_lettered=1)
+
+
+def test_a_settle_run_again_after_it_completed_answers_the_same_and_counts_once(
+        queue: EventQueue):
+    taken = _mixed_batch(queue)
+    outcomes = [OUTCOMES[ref.id] for ref in taken]
+    later = NOW + timedelta(seconds=6)
+
+    first = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+    again = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+
+    assert first == again == MIXED
+    assert queue.state.read_totals() == Totals(processed=1, dead_lettered=1, superseded=0)
+    assert len(queue.dead_letter_rows()) == 1 and queue.depth() == 1
+
+
+def test_a_settle_cut_off_before_its_totals_counts_each_event_as_settled_on_its_retry(
+        queue: EventQueue, monkeypatch: pytest.MonkeyPatch):
+    taken = _mixed_batch(queue)
+    outcomes = [OUTCOMES[ref.id] for ref in taken]
+    later = NOW + timedelta(seconds=6)
+
+    def crash(name: str) -> None:
+        if name == EVENTS_SETTLED:
+            raise SystemExit("crash point")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(queue_module, "crash_point", crash)
+        with pytest.raises(SystemExit):
+            queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+    again = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+
+    assert again == MIXED
+    assert queue.state.read_totals() == Totals(processed=1, dead_lettered=1, superseded=0)
+    assert len(queue.dead_letter_rows()) == 1 and queue.depth() == 1
