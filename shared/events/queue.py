@@ -177,6 +177,19 @@ class EventQueue:
                 continue
         raise ConcurrentWrite(f"event {event.object}/{event.id} kept changing while stored")
 
+    def requeue(self, event: Event, now: datetime) -> bool:
+        """Store a dead letter's event again unless a newer one waits (True when stored): a
+        versioned event by the collapse rule, an unversioned one only where none waits
+        (whatever waits arrived after it)."""
+        if event.version is not None:
+            return self.store_one(event, now)
+        entity = _event_entity(event, now)
+        try:
+            self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
+        except RowsChanged:
+            return False
+        return True
+
     # -- draining -----------------------------------------------------------------------
 
     def take_batch(self, limit: int, after: EventKey | None, now: datetime) -> TakeBatchResult:

@@ -253,5 +253,29 @@ def test_each_batch_is_an_asset_events_instance_and_a_failing_event_is_dead_lett
                     f"{instance['batchJobInstanceId']}, status=EXECUTING, total_records="
                     f"{instance['totalRecords']}") in output
         assert "event drain started: run_id=" in output
+
+        # The user sees the letter, gives the record its source row and replays it.
+        listed = host.get(f"/api/events/dead-letters?object=Asset&id={RECORDS + 7}")
+        assert listed.status_code == 200, listed.text
+        [shown] = listed.json()["deadLetters"]
+        assert (shown["id"], shown["errorCode"], shown["attempts"]) == (
+            str(RECORDS + 7), "SourceRowMissing", 2)
+        bad = [host.post("/api/events/dead-letters/replay", {"object": "Invoice"}),
+               host.post("/api/events/dead-letters/replay", raw=b"{"),
+               host.get("/api/events/dead-letters?top=0")]
+        assert [(answer.status_code, answer.json()["code"]) for answer in bad] == [
+            (400, "UNKNOWN_OBJECT"), (400, "INVALID_JSON"), (400, "INVALID_QUERY")]
+        assert all(answer.headers["Content-Type"].startswith("application/problem+json")
+                   for answer in bad)
+        assets.source.insert([(RECORDS + 7, BASE)])
+        replayed = host.post("/api/events/dead-letters/replay", {"object": "Asset"})
+        assert replayed.status_code == 202, replayed.text
+        assert {key: replayed.json()[key] for key in ("replayed", "lettersRemoved")} == {
+            "replayed": 1, "lettersRemoved": 1}
+        body = host.wait_for(lambda body: drained(body) and body["totals"]["processed"] == 2,
+                             timeout=60)
+        assert f"ASSET-{RECORDS + 7}" in {record["External_Id__c"]
+                                          for record in sfsim.records("Asset")}
+        assert host.get("/api/events/dead-letters").json()["deadLetters"] == []
     finally:
         host.host.stop()
