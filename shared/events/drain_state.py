@@ -74,11 +74,17 @@ class DrainStateTable:
         """Record that events were posted (or a drain is being started); the state before.
 
         `idle` answered means the caller must start a drain; `running` means a drain is
-        running and, since this write changed the signal's ETag, will not finish without
-        another look at the queue.
+        running and, since the signal's ETag changed after the caller's events were stored,
+        will not finish without another look at the queue.
+
+        A mark that loses the race to another writer and then finds `running` is done
+        without a write of its own: that write came after this mark's first read, so after
+        the caller's events were stored, and it was another poster's mark (the drain only
+        ever writes `idle`). So a burst of posters costs each a few requests, not one
+        retry per poster ahead of it; `posts` counts the marks written.
         """
+        signal = self.read_signal()
         for _ in range(MAX_CONFLICT_RETRIES):
-            signal = self.read_signal()
             entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": SIGNAL_ROW,
                       "State": DrainState.RUNNING.value, "Posts": signal.posts + 1,
                       "LastPostAt": now}
@@ -89,6 +95,9 @@ class DrainStateTable:
                     self.table.update_entity(entity, mode=UpdateMode.MERGE, etag=signal.etag,
                                              match_condition=MatchConditions.IfNotModified)
             except (ConcurrentWrite, *_CHANGED):
+                signal = self.read_signal()
+                if signal.state is DrainState.RUNNING:
+                    return DrainState.RUNNING
                 continue
             return signal.state
         raise ConcurrentWrite("the drain signal kept changing; giving up after "
