@@ -47,6 +47,7 @@ class Signal:
     etag: str | None  # None: no row yet (no drain ever ran)
     idle_since: datetime | None = None
     last_post_at: datetime | None = None
+    idle_run_id: str | None = None  # the drain that declared `idle` last
 
 
 @dataclass(frozen=True)
@@ -68,10 +69,11 @@ class DrainStateTable:
             return Signal(DrainState.IDLE, 0, None)
         values = stored.values
         return Signal(DrainState(values.get("State", "idle")), int(values.get("Posts", 0)),
-                      stored.etag, values.get("IdleSince"), values.get("LastPostAt"))
+                      stored.etag, values.get("IdleSince"), values.get("LastPostAt"),
+                      values.get("IdleRunId") or None)
 
-    def mark_running(self, now: datetime) -> DrainState:
-        """Record that events were posted (or a drain is being started); the state before.
+    def mark_running(self, now: datetime) -> Signal:
+        """Record that events were posted (or a drain is being started); the signal before.
 
         `idle` answered means the caller must start a drain; `running` means a drain is
         running and, since the signal's ETag changed after the caller's events were stored,
@@ -97,16 +99,17 @@ class DrainStateTable:
             except (ConcurrentWrite, *_CHANGED):
                 signal = self.read_signal()
                 if signal.state is DrainState.RUNNING:
-                    return DrainState.RUNNING
+                    return signal
                 continue
-            return signal.state
+            return signal
         raise ConcurrentWrite("the drain signal kept changing; giving up after "
                               f"{MAX_CONFLICT_RETRIES} tries")
 
-    def declare_idle(self, etag: str | None, now: datetime) -> bool:
-        """Set `idle` only if the signal still has `etag`; False: someone posted since."""
+    def declare_idle(self, etag: str | None, now: datetime, run_id: str | None = None) -> bool:
+        """Set `idle` (by the drain `run_id`) only if the signal still has `etag`; False:
+        someone posted since."""
         entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": SIGNAL_ROW,
-                  "State": DrainState.IDLE.value, "IdleSince": now}
+                  "State": DrainState.IDLE.value, "IdleSince": now, "IdleRunId": run_id or ""}
         try:
             if etag is None:
                 create_entity(self.table, {**entity, "Posts": 0})

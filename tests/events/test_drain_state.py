@@ -39,7 +39,7 @@ def test_a_burst_of_posters_marks_the_signal_with_a_few_requests_each(azurite):
     with ThreadPoolExecutor(max_workers=POSTERS) as pool:
         before = list(pool.map(lambda _: state.mark_running(NOW), range(POSTERS)))
 
-    assert before.count(DrainState.IDLE) == 1  # exactly one poster starts the drain
+    assert [signal.state for signal in before].count(DrainState.IDLE) == 1  # one starts it
     assert state.read_signal().state is DrainState.RUNNING
     assert not state.declare_idle(drain_look.etag, NOW)  # so that drain looks again
     assert requests[0] <= 4 * POSTERS, f"{requests[0]} requests for {POSTERS} marks"

@@ -105,18 +105,18 @@ def test_batches_go_round_the_queue_from_where_the_last_one_stopped(queue: Event
 
 def test_the_drain_finishes_only_if_nothing_was_posted_since_its_last_look(queue: EventQueue):
     state = queue.state
-    assert state.mark_running(NOW) is DrainState.IDLE
+    assert state.mark_running(NOW).state is DrainState.IDLE
     queue.store([Event("Asset", "1", UP)], NOW)
     assert finish_if_quiet(queue, state, NOW) is FinishReason.EVENTS_DUE
 
     queue.settle(queue.take_batch(10, None, NOW).events, [EventOutcome(True)], 3, 1.0, NOW)
     signal = state.read_signal()
     # A poster marks the signal between the drain's read of it and its idle mark.
-    assert state.mark_running(NOW) is DrainState.RUNNING
+    assert state.mark_running(NOW).state is DrainState.RUNNING
     assert not state.declare_idle(signal.etag, NOW)
     assert finish_if_quiet(queue, state, NOW) is FinishReason.IDLE
     assert state.read_signal().state is DrainState.IDLE
-    assert state.mark_running(NOW) is DrainState.IDLE
+    assert state.mark_running(NOW).state is DrainState.IDLE
 
 
 def test_a_status_look_reads_one_page_and_says_when_more_rows_wait(queue: EventQueue):
