@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,9 @@ log = logging.getLogger(__name__)
 MAX_STORE_RETRIES = 200
 # Event rows in one entity-group transaction (100 operations) beside its depth count.
 TRANSACTION_LIMIT = 99
-TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction takes 4 MiB)
+# Payload bytes per transaction as sent: the SDK writes each payload as a JSON string with
+# every non-ASCII character escaped (`é` is six bytes), and a transaction takes 4 MiB.
+TRANSACTION_BYTES = 3_000_000
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
@@ -365,7 +368,7 @@ class EventQueue:
 
 
 def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
-    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_CHARS a chunk."""
+    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_BYTES a chunk."""
     by_partition: dict[str, list[Event]] = {}
     for event in events:
         by_partition.setdefault(safe_key(event.object), []).append(event)
@@ -373,8 +376,8 @@ def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
         chunk: list[Event] = []
         chars = 0
         for event in partition:
-            size = len(event.payload or "")
-            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_CHARS):
+            size = len(json.dumps(event.payload)) if event.payload else 0
+            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_BYTES):
                 yield chunk
                 chunk, chars = [], 0
             chunk.append(event)

@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import json
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from azure.data.tables import TableServiceClient
 
 from shared.events import queue as queue_module
-from shared.events.drain_state import DrainState, Totals
+from shared.events.drain_state import DrainState, DrainStateTable, Totals
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import EventOutcome, EventRef, FinishReason, SettleBatchResult
 from shared.events.queue import EVENTS_SETTLED, EventQueue
 from shared.events.validation import Event, Operation, parse_events
+from shared.storage.tables import table_client
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
 UP = Operation.UPSERT
@@ -198,3 +201,25 @@ def test_a_settle_cut_off_before_its_totals_counts_each_event_as_settled_on_its_
     assert again == MIXED
     assert queue.state.read_totals() == Totals(processed=1, dead_lettered=1, superseded=0)
     assert len(queue.dead_letter_rows()) == 1 and queue.depth() == 1
+
+
+def test_events_with_large_non_ascii_payloads_are_stored_a_transaction_at_a_time(azurite):
+    """A transaction's body carries each payload JSON-escaped (`é` is six bytes): chunks
+    fit the 4 MiB a transaction takes, instead of failing and falling back to one write
+    and read per event."""
+    requests = [0]
+    service = TableServiceClient.from_connection_string(
+        azurite.connection_string, raw_request_hook=lambda _: requests.__setitem__(
+            0, requests[0] + 1))
+    suffix = uuid.uuid4().hex[:10]
+    queue = EventQueue(table_client(service, f"Q{suffix}"), table_client(service, f"D{suffix}"),
+                       DrainStateTable(table_client(service, f"S{suffix}")))
+    events = [Event("Asset", str(number), UP, json.dumps({"t": "\u00e9" * 20_000},
+                                                          ensure_ascii=False))
+              for number in range(1, 100)]
+    requests[0] = 0
+
+    assert queue.store(events, NOW).stored == len(events)
+
+    assert queue.depth() == len(events)
+    assert requests[0] <= 12, f"{requests[0]} requests to store {len(events)} events"
