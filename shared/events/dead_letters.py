@@ -125,7 +125,8 @@ def replay_dead_letters(queue: EventQueue, object_name: str, ids: list[str] | No
         by_record.setdefault(letter.id, []).append(letter)
     replayed = removed = 0
     for record_letters in by_record.values():
-        if queue.requeue(_newest(record_letters).event, now):
+        newest = _newest(record_letters)
+        if queue.requeue(newest.event, now, newest.row_key):
             replayed += 1
         removed += sum(_remove(queue, letter) for letter in record_letters)
     return Replayed(replayed, len(by_record) - replayed, removed, complete)

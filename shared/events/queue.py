@@ -180,17 +180,25 @@ class EventQueue:
                 continue
         raise ConcurrentWrite(f"event {event.object}/{event.id} kept changing while stored")
 
-    def requeue(self, event: Event, now: datetime) -> bool:
-        """Store a dead letter's event again unless a newer one waits (True when stored): a
-        versioned event by the collapse rule, an unversioned one only where none waits
-        (whatever waits arrived after it)."""
+    def requeue(self, event: Event, now: datetime, letter_key: str) -> bool:
+        """Store a dead letter's event (its letter's RowKey `letter_key`) again unless a
+        newer one waits (True when stored): a versioned event by the collapse rule, an
+        unversioned one only where none waits (whatever waits arrived after it), or where
+        the event waiting is the letter's own (the drain wrote the letter and has not yet
+        removed the event: replaced, the drain's removal finds it changed and leaves it)."""
         if event.version is not None:
             return self.store_one(event, now)
         entity = _event_entity(event, now)
         try:
             self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
         except RowsChanged:
-            return False
+            current = read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
+            if current is None or dead_letter_key(event.id, current.etag) != letter_key:
+                return False
+            try:
+                replace_if_unchanged(self.events, entity, current.etag)
+            except ConcurrentWrite:
+                return False
         return True
 
     # -- draining -----------------------------------------------------------------------
@@ -314,7 +322,7 @@ class EventQueue:
                      now: datetime) -> Settled:
         # The dead letter's key comes from the event's ETag: written again after a crash,
         # it is the same row, not a second one.
-        row = f"{safe_key(ref.id)}.{hashlib.sha256(ref.etag.encode()).hexdigest()[:16]}"
+        row = dead_letter_key(ref.id, ref.etag)
         current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
         if current is None:  # an earlier try of this settle moved it, or it was settled
             written = read_entity(self.dead_letters, safe_key(ref.object), row)
@@ -398,6 +406,11 @@ def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
     if event.payload is not None:
         entity["Payload"] = event.payload
     return entity
+
+
+def dead_letter_key(record_id: str, etag: str) -> str:
+    """A dead letter's RowKey: the record's id and the ETag of the event that failed."""
+    return f"{safe_key(record_id)}.{hashlib.sha256(etag.encode()).hexdigest()[:16]}"
 
 
 def _is_rescheduled(values: dict[str, Any], change: dict[str, Any]) -> bool:

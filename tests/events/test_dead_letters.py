@@ -65,7 +65,7 @@ def test_a_replay_run_again_after_a_crash_queues_the_event_once(queue: EventQueu
     dead_letter(queue, Event("Asset", "3", Operation.UPSERT, None, 2))
     [letter] = list_dead_letters(queue, "Asset")[0]
     # A crash after the event was stored again, before its letter was removed:
-    assert queue.requeue(letter.event, LATER)
+    assert queue.requeue(letter.event, LATER, letter.row_key)
 
     replayed = replay_dead_letters(queue, "Asset", None, LATER)
 
@@ -87,3 +87,26 @@ def test_a_replay_request_names_one_known_object_and_valid_ids():
     assert [error.code for error in refused if isinstance(error, EventError)] == [
         "INVALID_BODY", "MISSING_FIELD", "UNKNOWN_OBJECT", "INVALID_IDS", "INVALID_IDS",
         "INVALID_ID", "UNKNOWN_FIELD"]
+
+
+def test_a_replay_while_the_drain_moves_the_same_event_to_the_letters_loses_nothing(
+        queue: EventQueue):
+    """The drain writes the letter, then removes the event: a replay in between finds the
+    event itself still waiting (its letter is named after it) and queues it again."""
+    queue.store([Event("Asset", "4", Operation.DELETE)], NOW)
+    [ref] = queue.take_batch(10, None, NOW).events
+    # The drain's dead-lettering, up to its letter written (the event still waits):
+    original = queue._delete_if_unchanged
+    replays = []
+
+    def replay_then_delete(taken):
+        replays.append(replay_dead_letters(queue, "Asset", None, LATER))
+        return original(taken)
+
+    queue._delete_if_unchanged = replay_then_delete  # type: ignore[method-assign]
+    settled = queue.settle([ref], [FAILED], 1, 1.0, NOW)
+
+    assert replays[0].replayed == 1
+    assert settled.superseded == 1 and list_dead_letters(queue, "Asset") == ([], True)
+    [waiting] = queue.take_batch(10, None, LATER).events
+    assert (waiting.id, waiting.operation, waiting.attempts) == ("4", Operation.DELETE, 0)
