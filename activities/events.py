@@ -101,7 +101,7 @@ def event_drain_settle_batch(request: dict[str, Any]) -> dict[str, Any]:
 def event_drain_finish(request: dict[str, Any]) -> dict[str, Any]:
     finish = FinishRequest.from_json(request)
     queue = event_queue(app_settings())
-    result = FinishResult(finish_if_quiet(queue, queue.state, finish.now))
+    result = FinishResult(finish_if_quiet(queue, queue.state, finish.now, finish.run_id))
     if result.finished:
         log_event(log, "event drain ended", run_id=finish.run_id, reason=result.reason.value)
     return result.to_json()

@@ -11,11 +11,14 @@
     GET /api/events: depth (counted, shared/events/depth.py), oldest event (from one page
         of rows, or every row with ?exact=true), the drain, totals
     POST /api/events/drain: start a drain on demand, under the same lock
+    GET /api/events/dead-letters, POST .../replay: the events that failed on every attempt,
+        and putting them back into the queue (shared/events/dead_letters.py)
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +37,13 @@ from shared.crash_points import crash_point
 from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
 from shared.events.batch_processing import failed_batch, processed_batch
 from shared.events.collapse import collapse
+from shared.events.dead_letters import (
+    MAX_LETTERS,
+    LetterSelection,
+    list_dead_letters,
+    parse_selection,
+    replay_dead_letters,
+)
 from shared.events.messages import (
     PIPELINE,
     DrainRun,
@@ -329,3 +339,68 @@ async def events_status(req: func.HttpRequest,
         "safetySchedule": settings.events.safety_schedule,
     }
     return func.HttpResponse(answer_text(body), mimetype="application/json")
+
+
+# -- dead letters: list, replay -----------------------------------------------------------
+
+
+@blueprint.route(route="events/dead-letters", methods=["GET"])
+def events_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
+    """The events that failed on every attempt (`?object=Asset&id=17&top=100`), each with
+    its last error; `complete` false: more letters wait than `top`."""
+    instance = request_path(req)
+    top_text = req.params.get("top", str(MAX_LETTERS))
+    if not top_text.isdigit() or not 0 < int(top_text) <= MAX_LETTERS:
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            f"top must be a whole number from 1 to {MAX_LETTERS}, got {top_text[:40]!r}",
+            instance))
+    chosen = LetterSelection("") if "object" not in req.params and "id" not in req.params \
+        else parse_selection({**({"object": req.params["object"]} if "object" in req.params
+                                 else {}),
+                              **({"ids": [req.params["id"]]} if "id" in req.params else {})})
+    if isinstance(chosen, EventError):
+        return problem_response(problem(
+            400, "INVALID_QUERY", "Invalid query parameter",
+            f"{chosen.field or 'query'}: {chosen.message}", instance))
+    letters, complete = list_dead_letters(event_queue(app_settings()), chosen.object or None,
+                                          chosen.ids, int(top_text))
+    return func.HttpResponse(answer_text({
+        "deadLetters": [letter.to_answer() for letter in letters], "complete": complete,
+        "replay": "/api/events/dead-letters/replay"}), mimetype="application/json")
+
+
+@blueprint.route(route="events/dead-letters/replay", methods=["POST"])
+@blueprint.durable_client_input(client_name="client")
+async def events_dead_letters_replay(req: func.HttpRequest,
+                                     client: df.DurableOrchestrationClient) -> func.HttpResponse:
+    """Put dead letters back into the queue: `{"object": "Asset", "ids": [17, ...]}` (ids
+    optional: every letter of the object, up to 1,000 a request); the drain is woken."""
+    instance = request_path(req)
+    try:
+        document = json.loads(req.get_body().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return problem_response(problem(
+            400, "INVALID_JSON", "Invalid body", "the body is not UTF-8 JSON", instance))
+    selection = parse_selection(document)
+    if isinstance(selection, EventError):
+        return problem_response(problem(400, selection.code, "Invalid replay request",
+                                        selection.message, instance,
+                                        errors=[selection.to_json()]))
+    settings = app_settings()
+    queue = event_queue(settings)
+    now = _utc_now()
+    replayed = await asyncio.to_thread(replay_dead_letters, queue, selection.object,
+                                       selection.ids, now)
+    wake = Wake.RUNNING.value
+    if replayed.replayed:
+        try:
+            wake = (await wake_drain(client, queue.state,
+                                     lambda: new_drain_run(settings.events, now), now)).value
+        except Exception:  # the events are queued; the safety timer starts the drain
+            log.exception("event queue: waking the drain after a replay failed")
+            wake = Wake.DEFERRED.value
+    return func.HttpResponse(answer_text({
+        "replayed": replayed.replayed, "superseded": replayed.superseded,
+        "lettersRemoved": replayed.letters, "complete": replayed.complete,
+        "drain": wake, "status": "/api/events"}), status_code=202, mimetype="application/json")

@@ -117,5 +117,5 @@ def settle_processed_batch(queue: EventQueue, store: BlobStore, request: SettleB
               failed=sum(not o.done for o in outcomes), batch_job=JOB_NAME,
               instance_id=batch.instance_id, end=batch.end.value)
     return queue.settle(request.events, outcomes, request.max_attempts, request.retry_delay,
-                        request.now)
+                        request.now, batch_id=batch.instance_id)
 

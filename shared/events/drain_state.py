@@ -4,7 +4,8 @@
   declares itself idle only with the ETag it read *before* its last look at the queue. So
   an event stored after that look changed the ETag first (the drain goes on), or its
   poster sees `idle` (and starts the next drain). Nothing is left waiting in between.
-- `drain/totals`: events processed, dead-lettered and superseded since the queue existed.
+- `drain/totals`: events processed, dead-lettered and superseded since the queue existed,
+  and the last batch added with its counts (so a settle run again adds nothing twice).
   Only the drain writes it.
 - `processed-<object>/<id>`: the newest version processed for a record, so that an older
   event arriving late is dropped instead of undoing it. Only the drain writes these.
@@ -22,6 +23,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
+from shared.events.messages import SettleBatchResult
 from shared.storage.tables import ConcurrentWrite, create_entity, read_entity, safe_key
 
 DRAIN_PARTITION = "drain"
@@ -45,6 +47,7 @@ class Signal:
     etag: str | None  # None: no row yet (no drain ever ran)
     idle_since: datetime | None = None
     last_post_at: datetime | None = None
+    idle_run_id: str | None = None  # the drain that declared `idle` last
 
 
 @dataclass(frozen=True)
@@ -66,17 +69,24 @@ class DrainStateTable:
             return Signal(DrainState.IDLE, 0, None)
         values = stored.values
         return Signal(DrainState(values.get("State", "idle")), int(values.get("Posts", 0)),
-                      stored.etag, values.get("IdleSince"), values.get("LastPostAt"))
+                      stored.etag, values.get("IdleSince"), values.get("LastPostAt"),
+                      values.get("IdleRunId") or None)
 
-    def mark_running(self, now: datetime) -> DrainState:
-        """Record that events were posted (or a drain is being started); the state before.
+    def mark_running(self, now: datetime) -> Signal:
+        """Record that events were posted (or a drain is being started); the signal before.
 
         `idle` answered means the caller must start a drain; `running` means a drain is
-        running and, since this write changed the signal's ETag, will not finish without
-        another look at the queue.
+        running and, since the signal's ETag changed after the caller's events were stored,
+        will not finish without another look at the queue.
+
+        A mark that loses the race to another writer and then finds `running` is done
+        without a write of its own: that write came after this mark's first read, so after
+        the caller's events were stored, and it was another poster's mark (the drain only
+        ever writes `idle`). So a burst of posters costs each a few requests, not one
+        retry per poster ahead of it; `posts` counts the marks written.
         """
+        signal = self.read_signal()
         for _ in range(MAX_CONFLICT_RETRIES):
-            signal = self.read_signal()
             entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": SIGNAL_ROW,
                       "State": DrainState.RUNNING.value, "Posts": signal.posts + 1,
                       "LastPostAt": now}
@@ -87,15 +97,19 @@ class DrainStateTable:
                     self.table.update_entity(entity, mode=UpdateMode.MERGE, etag=signal.etag,
                                              match_condition=MatchConditions.IfNotModified)
             except (ConcurrentWrite, *_CHANGED):
+                signal = self.read_signal()
+                if signal.state is DrainState.RUNNING:
+                    return signal
                 continue
-            return signal.state
+            return signal
         raise ConcurrentWrite("the drain signal kept changing; giving up after "
                               f"{MAX_CONFLICT_RETRIES} tries")
 
-    def declare_idle(self, etag: str | None, now: datetime) -> bool:
-        """Set `idle` only if the signal still has `etag`; False: someone posted since."""
+    def declare_idle(self, etag: str | None, now: datetime, run_id: str | None = None) -> bool:
+        """Set `idle` (by the drain `run_id`) only if the signal still has `etag`; False:
+        someone posted since."""
         entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": SIGNAL_ROW,
-                  "State": DrainState.IDLE.value, "IdleSince": now}
+                  "State": DrainState.IDLE.value, "IdleSince": now, "IdleRunId": run_id or ""}
         try:
             if etag is None:
                 create_entity(self.table, {**entity, "Posts": 0})
@@ -116,23 +130,41 @@ class DrainStateTable:
         return Totals(int(values.get("Processed", 0)), int(values.get("DeadLettered", 0)),
                       int(values.get("Superseded", 0)))
 
-    def add_to_totals(self, processed: int, dead_lettered: int, superseded: int) -> None:
-        if not (processed or dead_lettered or superseded):
-            return
+    def add_batch_to_totals(self, batch_id: str | None, settled: SettleBatchResult,
+                            ) -> SettleBatchResult:
+        """Add a settled batch's counts to the totals once; answer the batch's counts.
+
+        The totals row remembers the last batch added and its counts: a settle run again
+        for it (the activity's answer was lost to a crash) adds nothing and answers what
+        was added the first time. Only one drain settles, one batch after another, so the
+        last batch is the only one that can be settled again.
+        """
+        if batch_id is None and not (settled.removed or settled.dead_lettered
+                                     or settled.superseded):
+            return settled
         for _ in range(MAX_CONFLICT_RETRIES):
             stored = read_entity(self.table, DRAIN_PARTITION, TOTALS_ROW)
             values: dict[str, Any] = stored.values if stored else {}
+            if batch_id is not None and values.get("LastBatch") == batch_id:
+                return SettleBatchResult(
+                    int(values.get("LastRemoved", 0)), int(values.get("LastRetrying", 0)),
+                    int(values.get("LastDeadLettered", 0)),
+                    int(values.get("LastSuperseded", 0)))
             entity = {"PartitionKey": DRAIN_PARTITION, "RowKey": TOTALS_ROW,
-                      "Processed": int(values.get("Processed", 0)) + processed,
-                      "DeadLettered": int(values.get("DeadLettered", 0)) + dead_lettered,
-                      "Superseded": int(values.get("Superseded", 0)) + superseded}
+                      "Processed": int(values.get("Processed", 0)) + settled.removed,
+                      "DeadLettered": int(values.get("DeadLettered", 0)) + settled.dead_lettered,
+                      "Superseded": int(values.get("Superseded", 0)) + settled.superseded,
+                      "LastBatch": batch_id or "", "LastRemoved": settled.removed,
+                      "LastRetrying": settled.retrying,
+                      "LastDeadLettered": settled.dead_lettered,
+                      "LastSuperseded": settled.superseded}
             try:
                 if stored is None:
                     create_entity(self.table, entity)
                 else:
                     self.table.update_entity(entity, mode=UpdateMode.REPLACE, etag=stored.etag,
                                              match_condition=MatchConditions.IfNotModified)
-                return
+                return settled
             except (ConcurrentWrite, *_CHANGED):
                 continue
         raise ConcurrentWrite("the drain totals kept changing")

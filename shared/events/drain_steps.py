@@ -108,7 +108,8 @@ def settle_and_advance(stores: DrainStores, request: SettleAdvanceRequest,
         taken.events, request.batch, request.max_attempts, request.retry_delay, request.now))
     finish: FinishReason | None = None
     if request.finish_if_quiet:
-        finish = finish_if_quiet(stores.queue, stores.queue.state, request.now)
+        finish = finish_if_quiet(stores.queue, stores.queue.state, request.now,
+                                 request.run_id)
         if finish is FinishReason.IDLE:
             return SettleAdvanceResult(settled, finish)
     staged = None if request.next is None else take_and_stage_batch(stores, request.next, now)

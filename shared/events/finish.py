@@ -35,12 +35,15 @@ before_idle_mark: Callable[[], None] = _no_pause
 after_idle_mark: Callable[[], None] = _no_pause
 
 
-def finish_if_quiet(queue: EventQueue, state: DrainStateTable, now: datetime) -> FinishReason:
+def finish_if_quiet(queue: EventQueue, state: DrainStateTable, now: datetime,
+                    run_id: str | None = None) -> FinishReason:
+    """Finish the drain `run_id` if quiet (the idle mark names it: wake.py tells it from a
+    drain started after the mark)."""
     signal = state.read_signal()
     if queue.has_due_events(now):
         return FinishReason.EVENTS_DUE
     before_idle_mark()
-    if not state.declare_idle(signal.etag, now):
+    if not state.declare_idle(signal.etag, now, run_id):
         return FinishReason.POSTED_MEANWHILE
     crash_point(IDLE_MARKED)
     after_idle_mark()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -66,7 +67,9 @@ log = logging.getLogger(__name__)
 MAX_STORE_RETRIES = 200
 # Event rows in one entity-group transaction (100 operations) beside its depth count.
 TRANSACTION_LIMIT = 99
-TRANSACTION_CHARS = 2_000_000  # payload text per transaction (a transaction takes 4 MiB)
+# Payload bytes per transaction as sent: the SDK writes each payload as a JSON string with
+# every non-ASCII character escaped (`é` is six bytes), and a transaction takes 4 MiB.
+TRANSACTION_BYTES = 3_000_000
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
@@ -177,6 +180,27 @@ class EventQueue:
                 continue
         raise ConcurrentWrite(f"event {event.object}/{event.id} kept changing while stored")
 
+    def requeue(self, event: Event, now: datetime, letter_key: str) -> bool:
+        """Store a dead letter's event (its letter's RowKey `letter_key`) again unless a
+        newer one waits (True when stored): a versioned event by the collapse rule, an
+        unversioned one only where none waits (whatever waits arrived after it), or where
+        the event waiting is the letter's own (the drain wrote the letter and has not yet
+        removed the event: replaced, the drain's removal finds it changed and leaves it)."""
+        if event.version is not None:
+            return self.store_one(event, now)
+        entity = _event_entity(event, now)
+        try:
+            self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
+        except RowsChanged:
+            current = read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
+            if current is None or dead_letter_key(event.id, current.etag) != letter_key:
+                return False
+            try:
+                replace_if_unchanged(self.events, entity, current.etag)
+            except ConcurrentWrite:
+                return False
+        return True
+
     # -- draining -----------------------------------------------------------------------
 
     def take_batch(self, limit: int, after: EventKey | None, now: datetime) -> TakeBatchResult:
@@ -214,7 +238,11 @@ class EventQueue:
         return next(self._due_rows(now, None, after_cursor=True), None) is not None
 
     def settle(self, events: Sequence[EventRef], outcomes: Sequence[EventOutcome],
-               max_attempts: int, retry_delay: float, now: datetime) -> SettleBatchResult:
+               max_attempts: int, retry_delay: float, now: datetime,
+               batch_id: str | None = None) -> SettleBatchResult:
+        """Settle a batch's events by their outcomes; safe to run again for the same batch
+        (`batch_id`): an event an earlier try settled is counted as that try settled it,
+        and the totals take the batch's counts once."""
         if len(events) != len(outcomes):
             raise ValueError(f"{len(outcomes)} outcomes for {len(events)} events")
         done = [ref for ref, outcome in zip(events, outcomes, strict=True) if outcome.done]
@@ -235,8 +263,7 @@ class EventQueue:
             removed=removed, retrying=settled.count(Settled.RETRYING),
             dead_lettered=settled.count(Settled.DEAD_LETTERED),
             superseded=settled.count(Settled.SUPERSEDED))
-        self.state.add_to_totals(result.removed, result.dead_lettered, result.superseded)
-        return result
+        return self.state.add_batch_to_totals(batch_id, result)
 
     def _delete_all_if_unchanged(self, refs: list[EventRef]) -> list[Settled]:
         """Remove the events with one transaction per 99 (the transactions side by side);
@@ -265,7 +292,7 @@ class EventQueue:
         if attempts >= max_attempts:
             return self._dead_letter(ref, outcome, attempts, now)
         delay = min(timedelta(seconds=retry_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
-        change = {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id),
+        change: dict[str, Any] = {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id),
                   "Attempts": attempts, "RetryAt": now + delay,
                   "LastErrorCode": outcome.code or "FAILED",
                   "LastError": (outcome.message or "")[:MAX_ERROR_TEXT]}
@@ -273,7 +300,10 @@ class EventQueue:
             self.events.update_entity(change, mode=UpdateMode.MERGE, etag=ref.etag,
                                       match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
-            return Settled.SUPERSEDED
+            current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
+            return (Settled.RETRYING if current is not None and _is_rescheduled(current.values,
+                                                                                change)
+                    else Settled.SUPERSEDED)
         except ResourceNotFoundError:
             return Settled.GONE
         return Settled.RETRYING
@@ -290,14 +320,19 @@ class EventQueue:
 
     def _dead_letter(self, ref: EventRef, outcome: EventOutcome, attempts: int,
                      now: datetime) -> Settled:
-        current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
-        if current is None:
-            return Settled.GONE
-        if current.etag != ref.etag:
-            return Settled.SUPERSEDED
         # The dead letter's key comes from the event's ETag: written again after a crash,
         # it is the same row, not a second one.
-        row = f"{safe_key(ref.id)}.{hashlib.sha256(ref.etag.encode()).hexdigest()[:16]}"
+        row = dead_letter_key(ref.id, ref.etag)
+        current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
+        if current is None:  # an earlier try of this settle moved it, or it was settled
+            written = read_entity(self.dead_letters, safe_key(ref.object), row)
+            return Settled.GONE if written is None else Settled.DEAD_LETTERED
+        if current.etag != ref.etag:
+            # A newer event came in: it will be tried. An earlier try may have written the
+            # letter before the newer event replaced this one: it is no failure.
+            with contextlib.suppress(ResourceNotFoundError):
+                self.dead_letters.delete_entity(safe_key(ref.object), row)
+            return Settled.SUPERSEDED
         letter: dict[str, Any] = {
             "PartitionKey": safe_key(ref.object), "RowKey": row, "Object": ref.object,
             "RecordId": ref.id, "Operation": ref.operation.value, "Attempts": attempts,
@@ -341,7 +376,7 @@ class EventQueue:
 
 
 def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
-    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_CHARS a chunk."""
+    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_BYTES a chunk."""
     by_partition: dict[str, list[Event]] = {}
     for event in events:
         by_partition.setdefault(safe_key(event.object), []).append(event)
@@ -349,8 +384,8 @@ def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
         chunk: list[Event] = []
         chars = 0
         for event in partition:
-            size = len(event.payload or "")
-            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_CHARS):
+            size = len(json.dumps(event.payload)) if event.payload else 0
+            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_BYTES):
                 yield chunk
                 chunk, chars = [], 0
             chunk.append(event)
@@ -371,6 +406,19 @@ def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
     if event.payload is not None:
         entity["Payload"] = event.payload
     return entity
+
+
+def dead_letter_key(record_id: str, etag: str) -> str:
+    """A dead letter's RowKey: the record's id and the ETag of the event that failed."""
+    return f"{safe_key(record_id)}.{hashlib.sha256(etag.encode()).hexdigest()[:16]}"
+
+
+def _is_rescheduled(values: dict[str, Any], change: dict[str, Any]) -> bool:
+    """Whether a row holds exactly the retry `change` writes: an earlier try of the same
+    settle wrote it (a newer event is stored with Attempts 0)."""
+    return bool(int(values.get("Attempts") or 0) == change["Attempts"]
+                and values.get("RetryAt") == change["RetryAt"]
+                and values.get("LastErrorCode") == change["LastErrorCode"])
 
 
 def _delete(ref: EventRef) -> tuple[Any, ...]:

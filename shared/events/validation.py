@@ -23,7 +23,7 @@ from shared.events.objects import EVENT_OBJECTS, EventObject
 
 MAX_EVENTS = 10_000
 MAX_ID_LENGTH = 255
-MAX_PAYLOAD_CHARS = 30_000  # a Table Storage string property holds at most 32 K characters
+MAX_PAYLOAD_CHARS = 30_000  # a Table Storage string property holds at most 32 K UTF-16 units
 MAX_VERSION = 2**63 - 1
 FIELDS = frozenset({"object", "id", "operation", "payload", "version"})
 
@@ -198,11 +198,20 @@ def _payload(value: Any, errors: list[EventError], error: Any) -> str | None:
                             "valid Unicode (a lone surrogate)"))
         return None
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    if len(text) > MAX_PAYLOAD_CHARS:
-        errors.append(error("payload", "PAYLOAD_TOO_LARGE", f"payload is {len(text)} "
-                            f"characters as JSON; at most {MAX_PAYLOAD_CHARS}"))
+    size = _utf16_units(text)
+    if size > MAX_PAYLOAD_CHARS:
+        errors.append(error("payload", "PAYLOAD_TOO_LARGE", f"payload is {size} "
+                            f"characters as JSON (UTF-16 code units: a character beyond "
+                            f"U+FFFF counts twice); at most {MAX_PAYLOAD_CHARS}"))
         return None
     return text
+
+
+def _utf16_units(text: str) -> int:
+    """The length Table Storage measures a string property in (at most 32 K units)."""
+    if len(text) * 2 <= MAX_PAYLOAD_CHARS:
+        return len(text)
+    return len(text.encode("utf-16-le")) // 2
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -133,6 +133,8 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(BATCH_PROCESSED, Hook.APP, EventDrain),
     KillPoint(f"{BATCH_PROCESSED}@3", Hook.APP, EventDrain),
     KillPoint(EVENTS_SETTLED, Hook.APP, EventDrain),
+    # an activity's work done, its answer lost (the 6th here: a settle): it runs again
+    KillPoint(f"{engine.ACTIVITY_BEFORE_RESULT}@6", Hook.ENGINE, EventDrain),
     KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, EventDrain),
     KillPoint(IDLE_MARKED, Hook.APP, EventDrain),
     KillPoint("random#4", Hook.RANDOM, EventDrain),

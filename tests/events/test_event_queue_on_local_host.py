@@ -136,9 +136,13 @@ def test_events_posted_at_the_moment_a_drain_ends_are_processed_within_the_bound
         hold_seconds: float, drain_answer: str):
     pause_dir = tmp_path / "pause"
     pause_dir.mkdir()
+    # Only the last case leaves the start to the safety timer; elsewhere a drain it started
+    # while the poster waits would answer the poster `running` (rightly: it started after
+    # the poster's mark), so it ticks once a year there.
+    timer = {} if drain_answer == "deferred" else {"EVENTS_SAFETY_SCHEDULE": "0 0 0 1 1 *"}
     host = EventHost.start(tmp_path, event_env(
         azurite, sfsim, assets.source, EVENTS_TEST_PAUSE_AT=pause_at,
-        EVENTS_TEST_PAUSE_DIR=str(pause_dir)))
+        EVENTS_TEST_PAUSE_DIR=str(pause_dir), **timer))
     try:
         assets.write([(1, 5), (2, 7)])
         (pause_dir / "armed").write_text("armed")
@@ -167,6 +171,49 @@ def test_events_posted_at_the_moment_a_drain_ends_are_processed_within_the_bound
         if drain_answer == "deferred":
             assert "safety timer: drain started" in host.host.output()
     finally:
+        host.host.stop()
+
+
+def test_a_poster_that_saw_idle_and_lost_the_start_to_a_later_poster_answers_running(
+        tmp_path: Path, azurite, sfsim, assets: VersionedAssets):
+    """The first poster after a drain ended sees `idle`; a second one, whose mark came
+    after, starts the drain first: the first is refused by a drain that started after its
+    mark, so that drain sees its events, and it says so at once (not `deferred` after
+    waiting for a drain that is not finishing)."""
+    pause_dir = tmp_path / "pause"
+    pause_dir.mkdir()
+    host = EventHost.start(tmp_path, event_env(
+        azurite, sfsim, assets.source, EVENTS_TEST_PAUSE_AT="after_mark",
+        EVENTS_TEST_PAUSE_DIR=str(pause_dir)))
+    try:
+        assets.write([(1, 5), (2, 7), (3, 9)])
+        assert host.post("/api/events", {"object": "Asset", "id": 3,
+                                         "operation": "upsert"}).status_code == 202
+        host.wait_for(lambda body: drained(body) and body["totals"]["processed"] == 1,
+                      timeout=60)
+        sfsim.configure(slow_seconds=1.0)  # the second poster's drain is still running
+        (pause_dir / "armed").write_text("armed")
+        answers: list = []
+        first = threading.Thread(target=lambda: answers.append(host.post(
+            "/api/events", {"object": "Asset", "id": 1, "operation": "upsert"})))
+        first.start()
+        deadline = time.monotonic() + 60
+        while not (pause_dir / "paused").exists():
+            assert time.monotonic() < deadline, host.host.output()[-3000:]
+            time.sleep(0.02)
+        second = host.post("/api/events", {"object": "Asset", "id": 2, "operation": "upsert"})
+        assert second.status_code == 202 and second.json()["drain"] == "started"
+        (pause_dir / "release").write_text("release")
+        first.join(60)
+
+        assert answers[0].status_code == 202 and answers[0].json()["drain"] == "running"
+        host.wait_for(lambda body: drained(body) and body["totals"]["processed"] == 3,
+                      timeout=60)
+        assert sorted(record["Status"] for record in sfsim.records("Asset")) == [
+            "v5", "v7", "v9"]
+        assert host.host.output().count("event drain started: run_id=") == 2
+    finally:
+        sfsim.configure(slow_seconds=0)
         host.host.stop()
 
 
@@ -253,5 +300,29 @@ def test_each_batch_is_an_asset_events_instance_and_a_failing_event_is_dead_lett
                     f"{instance['batchJobInstanceId']}, status=EXECUTING, total_records="
                     f"{instance['totalRecords']}") in output
         assert "event drain started: run_id=" in output
+
+        # The user sees the letter, gives the record its source row and replays it.
+        listed = host.get(f"/api/events/dead-letters?object=Asset&id={RECORDS + 7}")
+        assert listed.status_code == 200, listed.text
+        [shown] = listed.json()["deadLetters"]
+        assert (shown["id"], shown["errorCode"], shown["attempts"]) == (
+            str(RECORDS + 7), "SourceRowMissing", 2)
+        bad = [host.post("/api/events/dead-letters/replay", {"object": "Invoice"}),
+               host.post("/api/events/dead-letters/replay", raw=b"{"),
+               host.get("/api/events/dead-letters?top=0")]
+        assert [(answer.status_code, answer.json()["code"]) for answer in bad] == [
+            (400, "UNKNOWN_OBJECT"), (400, "INVALID_JSON"), (400, "INVALID_QUERY")]
+        assert all(answer.headers["Content-Type"].startswith("application/problem+json")
+                   for answer in bad)
+        assets.source.insert([(RECORDS + 7, BASE)])
+        replayed = host.post("/api/events/dead-letters/replay", {"object": "Asset"})
+        assert replayed.status_code == 202, replayed.text
+        assert {key: replayed.json()[key] for key in ("replayed", "lettersRemoved")} == {
+            "replayed": 1, "lettersRemoved": 1}
+        body = host.wait_for(lambda body: drained(body) and body["totals"]["processed"] == 2,
+                             timeout=60)
+        assert f"ASSET-{RECORDS + 7}" in {record["External_Id__c"]
+                                          for record in sfsim.records("Asset")}
+        assert host.get("/api/events/dead-letters").json()["deadLetters"] == []
     finally:
         host.host.stop()

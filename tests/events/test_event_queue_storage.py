@@ -3,15 +3,22 @@ events, dead letters, stale events and the drain's finish protocol."""
 
 from __future__ import annotations
 
+import json
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
-from shared.events.drain_state import DrainState
+import pytest
+from azure.data.tables import TableServiceClient
+
+from shared.events import queue as queue_module
+from shared.events.drain_state import DrainState, DrainStateTable, Totals
 from shared.events.finish import finish_if_quiet
-from shared.events.messages import EventOutcome, FinishReason
-from shared.events.queue import EventQueue
-from shared.events.validation import Event, Operation
+from shared.events.messages import EventOutcome, EventRef, FinishReason, SettleBatchResult
+from shared.events.queue import EVENTS_SETTLED, EventQueue
+from shared.events.validation import Event, Operation, parse_events
+from shared.storage.tables import table_client
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
 UP = Operation.UPSERT
@@ -101,18 +108,18 @@ def test_batches_go_round_the_queue_from_where_the_last_one_stopped(queue: Event
 
 def test_the_drain_finishes_only_if_nothing_was_posted_since_its_last_look(queue: EventQueue):
     state = queue.state
-    assert state.mark_running(NOW) is DrainState.IDLE
+    assert state.mark_running(NOW).state is DrainState.IDLE
     queue.store([Event("Asset", "1", UP)], NOW)
     assert finish_if_quiet(queue, state, NOW) is FinishReason.EVENTS_DUE
 
     queue.settle(queue.take_batch(10, None, NOW).events, [EventOutcome(True)], 3, 1.0, NOW)
     signal = state.read_signal()
     # A poster marks the signal between the drain's read of it and its idle mark.
-    assert state.mark_running(NOW) is DrainState.RUNNING
+    assert state.mark_running(NOW).state is DrainState.RUNNING
     assert not state.declare_idle(signal.etag, NOW)
     assert finish_if_quiet(queue, state, NOW) is FinishReason.IDLE
     assert state.read_signal().state is DrainState.IDLE
-    assert state.mark_running(NOW) is DrainState.IDLE
+    assert state.mark_running(NOW).state is DrainState.IDLE
 
 
 def test_a_status_look_reads_one_page_and_says_when_more_rows_wait(queue: EventQueue):
@@ -128,3 +135,91 @@ def test_a_status_look_reads_one_page_and_says_when_more_rows_wait(queue: EventQ
     assert queue.snapshot(NOW, limit=8) == whole
     assert (queue.depth_up_to(3).depth, queue.depth_up_to(3).complete) == (3, False)
     assert (queue.depth_up_to(100).depth, queue.depth_up_to(100).complete) == (7, True)
+
+
+def test_every_payload_a_post_may_carry_is_stored(queue: EventQueue):
+    """The largest payloads validation accepts, in one script and in another, fit a row."""
+    accepted = []
+    for number, text in enumerate(["\U0001F600" * 29_000, "\U0001F600" * 14_990,
+                                   "\u00e9" * 29_990, "y" * 29_990], start=1):
+        [parsed] = parse_events(json.dumps({"object": "Asset", "id": number,
+                                            "operation": "upsert", "payload": {"t": text}},
+                                           ensure_ascii=False).encode())
+        if isinstance(parsed, Event):
+            accepted.append(parsed)
+    assert len(accepted) >= 3
+
+    assert queue.store(accepted, NOW).stored == len(accepted)
+    assert queue.depth() == len(accepted)
+
+
+def _mixed_batch(queue: EventQueue) -> list[EventRef]:
+    """Three events taken: one to finish, one to fail a first time, one to fail its last."""
+    queue.store([Event("Asset", "3", UP, None, 1)], NOW)
+    earlier = queue.take_batch(10, None, NOW).events
+    queue.settle(earlier, [EventOutcome(False, "SourceError", "down")], 2, 1.0, NOW,
+                 batch_id="b0")
+    queue.store([Event("Asset", "1", UP, None, 1), Event("Asset", "2", UP, None, 1)], NOW)
+    return queue.take_batch(10, None, NOW + timedelta(seconds=5)).events
+
+
+OUTCOMES = {"1": EventOutcome(True), "2": EventOutcome(False, "SourceError", "down"),
+            "3": EventOutcome(False, "SourceError", "down")}
+MIXED = SettleBatchResult(removed=1, retrying=1, dead_lettered=1)
+
+
+def test_a_settle_run_again_after_it_completed_answers_the_same_and_counts_once(
+        queue: EventQueue):
+    taken = _mixed_batch(queue)
+    outcomes = [OUTCOMES[ref.id] for ref in taken]
+    later = NOW + timedelta(seconds=6)
+
+    first = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+    again = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+
+    assert first == again == MIXED
+    assert queue.state.read_totals() == Totals(processed=1, dead_lettered=1, superseded=0)
+    assert len(queue.dead_letter_rows()) == 1 and queue.depth() == 1
+
+
+def test_a_settle_cut_off_before_its_totals_counts_each_event_as_settled_on_its_retry(
+        queue: EventQueue, monkeypatch: pytest.MonkeyPatch):
+    taken = _mixed_batch(queue)
+    outcomes = [OUTCOMES[ref.id] for ref in taken]
+    later = NOW + timedelta(seconds=6)
+
+    def crash(name: str) -> None:
+        if name == EVENTS_SETTLED:
+            raise SystemExit("crash point")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(queue_module, "crash_point", crash)
+        with pytest.raises(SystemExit):
+            queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+    again = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
+
+    assert again == MIXED
+    assert queue.state.read_totals() == Totals(processed=1, dead_lettered=1, superseded=0)
+    assert len(queue.dead_letter_rows()) == 1 and queue.depth() == 1
+
+
+def test_events_with_large_non_ascii_payloads_are_stored_a_transaction_at_a_time(azurite):
+    """A transaction's body carries each payload JSON-escaped (`é` is six bytes): chunks
+    fit the 4 MiB a transaction takes, instead of failing and falling back to one write
+    and read per event."""
+    requests = [0]
+    service = TableServiceClient.from_connection_string(
+        azurite.connection_string, raw_request_hook=lambda _: requests.__setitem__(
+            0, requests[0] + 1))
+    suffix = uuid.uuid4().hex[:10]
+    queue = EventQueue(table_client(service, f"Q{suffix}"), table_client(service, f"D{suffix}"),
+                       DrainStateTable(table_client(service, f"S{suffix}")))
+    events = [Event("Asset", str(number), UP, json.dumps({"t": "\u00e9" * 20_000},
+                                                          ensure_ascii=False))
+              for number in range(1, 100)]
+    requests[0] = 0
+
+    assert queue.store(events, NOW).stored == len(events)
+
+    assert queue.depth() == len(events)
+    assert requests[0] <= 12, f"{requests[0]} requests to store {len(events)} events"

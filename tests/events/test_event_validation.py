@@ -96,3 +96,13 @@ def test_limits_on_count_payload_and_numbers() -> None:
     assert [e.code for e in errors_of(body(huge_id))] == ["INVALID_ID"]
     assert sorted(e.code for e in errors_of(body(flag))) == ["INVALID_ID", "INVALID_VERSION"]
     assert len(parse_events(body({"events": too_many["events"][:MAX_EVENTS]}))) == MAX_EVENTS
+
+
+def test_a_payload_is_measured_as_table_storage_measures_text() -> None:
+    """In UTF-16 code units: a character outside the Basic Multilingual Plane is two."""
+    def payload(text: str) -> bytes:
+        return body({"object": "Asset", "id": 1, "operation": "upsert", "payload": {"t": text}})
+
+    assert [e.code for e in errors_of(payload("\U0001F600" * 16_000))] == ["PAYLOAD_TOO_LARGE"]
+    assert isinstance(parse_events(payload("\U0001F600" * 14_000))[0], Event)
+    assert isinstance(parse_events(payload("\u00e9" * 29_000))[0], Event)

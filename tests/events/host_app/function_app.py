@@ -1,9 +1,10 @@
 """The event queue, wired as function_app.py wires it (with the batch engine its drain runs
 each batch through), for the local-host tests.
 
-`EVENTS_TEST_PAUSE_AT` (before_idle_mark | after_idle_mark) and `EVENTS_TEST_PAUSE_DIR`
-let a race test hold the drain's last step once: when the file `armed` exists in that
-folder, the drain removes it, writes `paused` and waits until `release` appears.
+`EVENTS_TEST_PAUSE_AT` (before_idle_mark | after_idle_mark | after_mark) and
+`EVENTS_TEST_PAUSE_DIR` let a race test hold the drain's last step, or a poster between
+its mark and its start of a drain, once: when the file `armed` exists in that folder, the
+drain (the poster) removes it, writes `paused` and waits until `release` appears.
 """
 
 import os
@@ -17,7 +18,7 @@ from activities import batch as batch_activities
 from activities import events as event_activities
 from orchestrators import batch, events
 from shared.config import app_settings
-from shared.events import finish
+from shared.events import finish, wake
 
 settings = app_settings()
 
@@ -42,4 +43,5 @@ def _pause_once() -> None:
 
 
 if os.environ.get("EVENTS_TEST_PAUSE_AT"):
-    setattr(finish, os.environ["EVENTS_TEST_PAUSE_AT"], _pause_once)
+    pause_at = os.environ["EVENTS_TEST_PAUSE_AT"]
+    setattr(wake if pause_at == "after_mark" else finish, pause_at, _pause_once)

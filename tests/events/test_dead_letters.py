@@ -1,0 +1,112 @@
+"""Dead letters on Azurite: listed with their error, replayed into the queue once, never
+over a newer event; the replay request checked as a post is."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from shared.events.dead_letters import (
+    LetterSelection,
+    list_dead_letters,
+    parse_selection,
+    replay_dead_letters,
+)
+from shared.events.messages import EventOutcome
+from shared.events.queue import EventQueue
+from shared.events.validation import Event, EventError, Operation
+
+NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
+FAILED = EventOutcome(False, "SourceRowMissing", "upsert: no row with Asset_ID")
+
+
+def dead_letter(queue: EventQueue, *events: Event) -> None:
+    queue.store(list(events), NOW)
+    taken = queue.take_batch(100, None, NOW).events
+    assert queue.settle(taken, [FAILED] * len(taken), 1, 1.0, NOW).dead_lettered == len(events)
+
+
+def test_a_dead_letter_is_listed_with_its_error_and_replayed_with_fresh_attempts(
+        queue: EventQueue):
+    dead_letter(queue, Event("Asset", "7", Operation.UPSERT, '{"why": "test"}', 3),
+                Event("Asset", "8", Operation.DELETE))
+
+    letters, complete = list_dead_letters(queue, "Asset")
+    assert complete and [(letter.id, letter.version) for letter in letters] == [
+        ("7", 3), ("8", None)]
+    assert letters[0].to_answer()["errorCode"] == "SourceRowMissing"
+    assert letters[0].to_answer()["payload"] == {"why": "test"}
+
+    replayed = replay_dead_letters(queue, "Asset", ["7"], LATER)
+
+    assert (replayed.replayed, replayed.superseded, replayed.letters) == (1, 0, 1)
+    [ref] = queue.take_batch(10, None, LATER).events
+    assert (ref.id, ref.version, ref.attempts) == ("7", 3, 0)
+    assert [letter.id for letter in list_dead_letters(queue, "Asset")[0]] == ["8"]
+    assert queue.counted_depth() in (None, 1) and queue.depth() == 1
+
+
+def test_a_replay_never_replaces_a_newer_event_waiting_for_the_record(queue: EventQueue):
+    dead_letter(queue, Event("Asset", "1", Operation.DELETE),
+                Event("Asset", "2", Operation.UPSERT, None, 4))
+    queue.store([Event("Asset", "1", Operation.UPSERT), Event("Asset", "2", Operation.UPSERT,
+                                                             None, 5)], LATER)
+
+    replayed = replay_dead_letters(queue, "Asset", None, LATER)
+
+    assert (replayed.replayed, replayed.superseded, replayed.letters) == (0, 2, 2)
+    waiting = {ref.id: (ref.operation, ref.version)
+               for ref in queue.take_batch(10, None, LATER).events}
+    assert waiting == {"1": (Operation.UPSERT, None), "2": (Operation.UPSERT, 5)}
+    assert list_dead_letters(queue, "Asset") == ([], True)
+
+
+def test_a_replay_run_again_after_a_crash_queues_the_event_once(queue: EventQueue):
+    dead_letter(queue, Event("Asset", "3", Operation.UPSERT, None, 2))
+    [letter] = list_dead_letters(queue, "Asset")[0]
+    # A crash after the event was stored again, before its letter was removed:
+    assert queue.requeue(letter.event, LATER, letter.row_key)
+
+    replayed = replay_dead_letters(queue, "Asset", None, LATER)
+
+    assert (replayed.replayed, replayed.letters) == (1, 1)
+    assert [(ref.id, ref.version) for ref in queue.take_batch(10, None, LATER).events] == [
+        ("3", 2)]
+    assert queue.depth() == 1
+
+
+def test_a_replay_request_names_one_known_object_and_valid_ids():
+    assert parse_selection({"object": "Asset"}) == LetterSelection("Asset")
+    assert parse_selection({"object": "Asset", "ids": [17, "018"]}) == LetterSelection(
+        "Asset", ["17", "18"])
+    refused = [parse_selection(body) for body in (
+        [], {"ids": [1]}, {"object": "Invoice"}, {"object": "Asset", "ids": []},
+        {"object": "Asset", "ids": "17"}, {"object": "Asset", "ids": [1, "x"]},
+        {"object": "Asset", "all": True})]
+    assert all(isinstance(error, EventError) for error in refused)
+    assert [error.code for error in refused if isinstance(error, EventError)] == [
+        "INVALID_BODY", "MISSING_FIELD", "UNKNOWN_OBJECT", "INVALID_IDS", "INVALID_IDS",
+        "INVALID_ID", "UNKNOWN_FIELD"]
+
+
+def test_a_replay_while_the_drain_moves_the_same_event_to_the_letters_loses_nothing(
+        queue: EventQueue):
+    """The drain writes the letter, then removes the event: a replay in between finds the
+    event itself still waiting (its letter is named after it) and queues it again."""
+    queue.store([Event("Asset", "4", Operation.DELETE)], NOW)
+    [ref] = queue.take_batch(10, None, NOW).events
+    # The drain's dead-lettering, up to its letter written (the event still waits):
+    original = queue._delete_if_unchanged
+    replays = []
+
+    def replay_then_delete(taken):
+        replays.append(replay_dead_letters(queue, "Asset", None, LATER))
+        return original(taken)
+
+    queue._delete_if_unchanged = replay_then_delete  # type: ignore[method-assign]
+    settled = queue.settle([ref], [FAILED], 1, 1.0, NOW)
+
+    assert replays[0].replayed == 1
+    assert settled.superseded == 1 and list_dead_letters(queue, "Asset") == ([], True)
+    [waiting] = queue.take_batch(10, None, LATER).events
+    assert (waiting.id, waiting.operation, waiting.attempts) == ("4", Operation.DELETE, 0)
