@@ -56,6 +56,9 @@ class SimSettings:
         "processed"
     )
     failed_job_processes_records: int = 0
+    # Longest time an sObject Collections write takes: each call works for a random time
+    # up to this (seeded draws), so concurrent calls end in any order, as on Salesforce.
+    collection_call_seconds: float = 0.0
     # Fraction of ingest records failed with UNABLE_TO_LOCK_ROW (parent lock contention).
     record_lock_failure_rate: float = 0.0
     # Framing of result CSV downloads: "auto" (Content-Length when small, chunked when
@@ -78,6 +81,7 @@ class SimSettings:
         "error_rate_5xx": "SFSIM_ERROR_RATE_5XX",
         "error_rate_429": "SFSIM_ERROR_RATE_429",
         "slow_seconds": "SFSIM_SLOW_SECONDS",
+        "collection_call_seconds": "SFSIM_COLLECTION_CALL_SECONDS",
         "seed": "SFSIM_SEED",
         "download_framing": "SFSIM_DOWNLOAD_FRAMING",
         "download_gzip": "SFSIM_DOWNLOAD_GZIP",

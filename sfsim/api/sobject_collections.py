@@ -4,6 +4,7 @@ upserted by external id, deleted or retrieved in one call, with `allOrNone`."""
 from __future__ import annotations
 
 import collections
+import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -104,6 +105,10 @@ def write_collection(sim: Simulator, items: Sequence[tuple[str | None, dict[str,
             str(r.get(external_id_field, "")).lower() for _, r in items
         )
         duplicates = {k for k, n in seen.items() if n > 1 and k}
+    # Which external ids no record had when the call came in: one that a concurrent call
+    # created before this one ended makes this one's insert fail (the upsert race).
+    absent = _absent_external_ids(sim, items, external_id_field)
+    _work_for_a_while(sim)
     undo: list = []
     results: list[dict[str, Any]] = []
     with sim.org.lock:
@@ -119,6 +124,9 @@ def write_collection(sim: Simulator, items: Sequence[tuple[str | None, dict[str,
                         f"Duplicate external id specified: {record.get(external_id_field)}",
                         [external_id_field],
                     )
+                if external_id_field and str(record.get(external_id_field, "")).lower() \
+                        in absent:
+                    _refuse_concurrent_insert(sim, kind, external_id_field, record)
                 result = sim.org.write(kind, operation, record, external_id_field,
                                         undo=undo)
                 entry: dict[str, Any] = {"id": result.id, "success": True, "errors": []}
@@ -143,6 +151,41 @@ def write_collection(sim: Simulator, items: Sequence[tuple[str | None, dict[str,
     for answer in results:
         answer.setdefault("id", None)
     return json_response(results)
+
+
+def _absent_external_ids(sim: Simulator, items: Sequence[tuple[str | None, dict[str, Any]]],
+                         external_id_field: str | None) -> set[str]:
+    if not external_id_field:
+        return set()
+    with sim.org.lock:
+        return {
+            str(record[external_id_field]).lower() for kind, record in items
+            if kind in sim.org.objects and record.get(external_id_field) not in (None, "")
+            and sim.org.find_by_unique(kind, external_id_field,
+                                       record[external_id_field]) is None
+        }
+
+
+def _work_for_a_while(sim: Simulator) -> None:
+    """A random part of `collection_call_seconds` (seeded draws): calls sent together
+    end in any order, as Salesforce's do."""
+    longest = sim.settings.collection_call_seconds
+    if longest > 0:
+        with sim.lock:
+            seconds = sim.random.uniform(0, longest)
+        time.sleep(seconds)
+
+
+def _refuse_concurrent_insert(sim: Simulator, kind: str, external_id_field: str,
+                              record: dict[str, Any]) -> None:
+    """The record was new when the call came in and a concurrent call created it since:
+    Salesforce's insert of the same external id fails on its unique index."""
+    existing = sim.org.find_by_unique(kind, external_id_field, record[external_id_field])
+    if existing is not None:
+        raise RecordError(
+            "DUPLICATE_VALUE",
+            f"duplicate value found: {external_id_field} duplicates value on record with "
+            f"id: {existing}", [])
 
 
 def _typed_records(body: dict[str, Any]) -> Iterator[tuple[str | None, dict[str, Any]]]:

@@ -28,13 +28,16 @@ COLUMNS = (
 )
 
 
-def _number(value: Any) -> float | None:
-    if value is None:
-        return None
-    return float(value) if isinstance(value, Decimal) else value
+def _number(value: Any) -> Any:
+    # The exact class first: the driver's Decimal costs no isinstance.
+    if value.__class__ is Decimal or isinstance(value, Decimal):
+        return float(value)
+    return value  # None, an int or a float
 
 
 def _day(value: Any) -> str | None:
+    if value.__class__ is date:
+        return date.isoformat(value)
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -59,10 +62,10 @@ def asset_record(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def asset_change_message(row: Mapping[str, Any]) -> dict[str, Any]:
     """A masked view row -> the Process API's asset change message (all columns)."""
+    changed = row["ChangeTimestamp"]
     return {
         "assetId": row["Asset_ID"],
-        "changedAt": row["ChangeTimestamp"].isoformat()
-        if isinstance(row["ChangeTimestamp"], datetime) else str(row["ChangeTimestamp"]),
+        "changedAt": changed.isoformat() if isinstance(changed, datetime) else str(changed),
         "name": row["Asset_Name"],
         "serialNumber": row["Serial_Number"],
         "status": row["Status"],

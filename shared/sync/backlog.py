@@ -208,8 +208,9 @@ class _PageMapping:
         keys_at = [names.index(column) for column in job.source.key_columns]
         external_id = _sink_spec(job).external_id_field
         page = _StagedPage(len(found), dict(zip(names, found[-1], strict=True)), [])
+        masked_row = job.row_masker(names)
         for values in found:
-            masked = job.masked_row(names, values)
+            masked = masked_row(values)
             record_key = "/".join(str(values[index]) for index in keys_at)
             cursor = codec.cursor_text(values[cursor_at])
             try:

@@ -288,11 +288,23 @@ def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]]
                  key_of: Callable[[Sequence[Any]], Any] | None) -> _Page:
     """Mask and map a page. This runs on the read-ahead thread, while the pages before are
     being delivered: the mapping overlaps the sink's answer instead of waiting for it."""
-    map_record, masked_row = job.map_record, job.masked_row
     keys = frozenset(map(key_of, rows)) if key_of is not None else frozenset()
+    masked_row = job.row_masker(names)
+    map_record = job.map_record
+    try:  # the common case: every row maps, in one comprehension
+        records = [map_record(masked_row(values)) for values in rows]
+    except Exception:  # a bad row: the page is mapped again row by row, to dead-letter it
+        return _mapped_row_by_row(names, rows, masked_row, map_record, keys)
+    return _Page(names, rows, records, list(range(len(rows))), [], keys)
+
+
+def _mapped_row_by_row(names: tuple[str, ...], rows: list[Sequence[Any]],
+                       masked_row: Callable[[Sequence[Any]], Row],
+                       map_record: Callable[[Row], dict[str, Any]],
+                       keys: frozenset[Any]) -> _Page:
     page = _Page(names, rows, [], [], [], keys)
     for index, values in enumerate(rows):
-        masked = masked_row(names, values)
+        masked = masked_row(values)
         try:
             page.records.append(map_record(masked))
         except Exception as error:  # a bad row is dead-lettered; it must not stop the run

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from operator import attrgetter
 from typing import Any, Protocol
 
 import requests
@@ -197,6 +199,13 @@ class SalesforceSink:
     """Upserts by external id through sObject Collections, 200 records a call, up to
     `parallel_calls` calls at once (a page of 500 rows is 3 calls in flight together).
 
+    A page that holds several versions of one record (a CDC-like view) is sent in rounds:
+    the first version of every record, then the second, and so on (`calls_in_rounds`).
+    No call names an external id twice (Salesforce would refuse both records with
+    DUPLICATE_VALUE), and a later version is only sent once the round before it ended,
+    so the view's last version is the one Salesforce keeps, whatever order the calls of a
+    round end in. Every version is one record of the page: accepted or rejected on its own.
+
     The client logs in once, caches its token and logs in again on a 401; its session
     retries 5xx/429 with backoff. Per-record errors become rejections. A call that fails
     as a whole fails the page, whatever its other calls did: the page is sent again,
@@ -216,33 +225,64 @@ class SalesforceSink:
         return f"SalesforceSink(sobject={self.sobject!r})"
 
     def deliver(self, records: Sequence[Mapping[str, Any]]) -> Delivery:
-        chunks = [(start, records[start:start + COLLECTION_CHUNK])
-                  for start in range(0, len(records), COLLECTION_CHUNK)]
+        answers: list[tuple[list[int], list[RecordOutcome]]] = []
         try:
-            if self._calls is None or len(chunks) == 1:
-                answers = [self._upsert(start, chunk) for start, chunk in chunks]
-            else:
-                answers = list(self._calls.map(lambda part: self._upsert(*part), chunks))
+            for calls in calls_in_rounds(records, self.external_id_field):
+                if self._calls is None or len(calls) == 1:
+                    answers += [self._upsert(records, indexes) for indexes in calls]
+                else:
+                    answers += self._calls.map(partial(self._upsert, records), calls)
         except (SalesforceTransientError, SalesforceLimitError) as error:
             raise SinkUnavailable(error.error_code, f"Salesforce: {error.message}") from None
         except SalesforceAuthError as error:
             raise SinkRefused(error.error_code, f"Salesforce login: {error.message}") from None
         except SalesforceError as error:
             raise SinkRefused(error.error_code, f"Salesforce: {error.message}") from None
-        rejections = [
+        rejections = sorted((
             RecordRejection(
-                start + outcome.index,
+                indexes[outcome.index],
                 outcome.errors[0][0] if outcome.errors else "UNKNOWN_ERROR",
                 "; ".join(message for _code, message in outcome.errors) or "rejected",
             )
-            for start, outcomes in answers
+            for indexes, outcomes in answers
             for outcome in outcomes
             if not outcome.success
-        ]
+        ), key=attrgetter("index"))
         return Delivery(len(records) - len(rejections), rejections)
 
-    def _upsert(self, start: int, chunk: Sequence[Mapping[str, Any]]
-                ) -> tuple[int, list[RecordOutcome]]:
-        """The outcomes of one call, indexed in `chunk`, and where `chunk` starts."""
-        return start, self.client.upsert_records(
-            self.sobject, self.external_id_field, chunk, all_or_none=False)
+    def _upsert(self, records: Sequence[Mapping[str, Any]], indexes: list[int]
+                ) -> tuple[list[int], list[RecordOutcome]]:
+        """The outcomes of one call, indexed in the call, and the page index of each of
+        its records."""
+        if len(indexes) == indexes[-1] - indexes[0] + 1:  # a run of the page: no copy
+            call: Sequence[Mapping[str, Any]] = records[indexes[0]:indexes[-1] + 1]
+        else:
+            call = [records[index] for index in indexes]
+        return indexes, self.client.upsert_records(
+            self.sobject, self.external_id_field, call, all_or_none=False)
+
+
+def calls_in_rounds(records: Sequence[Mapping[str, Any]],
+                    external_id_field: str) -> list[list[list[int]]]:
+    """The page indexes of each sObject Collections call, in rounds sent one after the
+    other: round n holds the (n+1)th version of each external id in the page (in page
+    order), cut in calls of up to 200. A page without repeated external ids is one round.
+    External ids are compared as Salesforce compares them by default: as text, ignoring
+    case. A record without one is in the first round (Salesforce refuses it on its own).
+    """
+    versions: dict[str, int] = {}
+    rounds: list[list[int]] = [[]]
+    for index, record in enumerate(records):
+        value = record.get(external_id_field)
+        if value is None:
+            rounds[0].append(index)
+            continue
+        key = str(value).casefold()
+        version = versions.get(key, 0)
+        versions[key] = version + 1
+        if version == len(rounds):
+            rounds.append([])
+        rounds[version].append(index)
+    return [[indexes[start:start + COLLECTION_CHUNK]
+             for start in range(0, len(indexes), COLLECTION_CHUNK)]
+            for indexes in rounds if indexes]

@@ -34,7 +34,7 @@ class AssetSource:
     def stamp(self, value: datetime):
         return format_sqlite_timestamp(value) if self.dialect == "sqlite" else value
 
-    def insert(self, rows: Iterable[tuple[int, datetime]]) -> None:
+    def insert(self, rows: Iterable[tuple[int, datetime]], status: str = "Installed") -> None:
         """Insert assets (id, ChangeTimestamp) with generated column values."""
         rows = list(rows)
         with self.connect() as connection:
@@ -45,7 +45,7 @@ class AssetSource:
             )
             params = [
                 (asset_id, self.stamp(stamp), f"Asset {asset_id}", f"SN-{asset_id:08d}",
-                 "Installed", 1, 10.5, "2024-01-02", f"owner{asset_id}@example.com")
+                 status, 1, 10.5, "2024-01-02", f"owner{asset_id}@example.com")
                 for asset_id, stamp in rows
             ]
             cursor.executemany(
@@ -62,16 +62,22 @@ class AssetSource:
             )
 
 
-def create_asset_source(connection_string: str, dialect: str) -> AssetSource:
+def create_asset_source(connection_string: str, dialect: str,
+                        changes_per_asset: bool = False) -> AssetSource:
+    """A table and the seed's view over it: one row per asset, or with `changes_per_asset`
+    one row per change of an asset (a CDC-like view: keyed on the change's time and the
+    asset)."""
     suffix = uuid.uuid4().hex[:10]
     table, view = f"assets_{suffix}", f"asset_changes_{suffix}"
     stamp_type = "TIMESTAMP" if dialect == "sqlite" else "TIMESTAMP(3)"
     with pyodbc.connect(connection_string, autocommit=True) as connection:
         connection.execute(
-            f'CREATE TABLE {table} ("Asset_ID" INTEGER PRIMARY KEY, '
+            f'CREATE TABLE {table} ("Asset_ID" INTEGER NOT NULL, '
             f'"ChangeTimestamp" {stamp_type} NOT NULL, "Asset_Name" VARCHAR(80) NOT NULL, '
             '"Serial_Number" VARCHAR(40), "Status" VARCHAR(40), "Quantity" NUMERIC(12,2), '
-            '"Price" NUMERIC(12,2), "Install_Date" DATE, "Contact_Email" VARCHAR(120))'
+            '"Price" NUMERIC(12,2), "Install_Date" DATE, "Contact_Email" VARCHAR(120), '
+            + ('PRIMARY KEY ("ChangeTimestamp", "Asset_ID"))' if changes_per_asset
+               else 'PRIMARY KEY ("Asset_ID"))')
         )
         connection.execute(
             f'CREATE INDEX ix_{suffix} ON {table} ("ChangeTimestamp", "Asset_ID")'

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -185,3 +186,18 @@ def test_the_rows_per_second_of_a_run_under_way_come_from_its_progress():
                                 "EndedAt": (started + timedelta(seconds=3)).isoformat()}) \
         == 300.0
     assert run_rows_per_second({"StartedAt": started.isoformat(), "Rows": 9}) is None
+
+
+@pytest.mark.parametrize("masked", [(), ("Contact_Email",), ("Contact_Email", "Serial_Number")])
+def test_a_row_masker_gives_what_masking_the_rows_dict_gives(masked):
+    job = asset_job(SimpleNamespace(connection_string="", dialect="sqlite", view="v"),
+                    masked_fields=masked)
+    names = ("Asset_ID", "Serial_Number", "Contact_Email")
+    rows = [(1, "SN-00000001", "owner1@example.com"), (2, None, None), (3, "SN-3", "a@b.c")]
+
+    masker = job.row_masker(names)
+
+    assert [masker(values) for values in rows] == [
+        job.mask(dict(zip(names, values, strict=True))) for values in rows]
+    if masked:
+        assert masker(rows[0])["Contact_Email"] == "**************.com"
