@@ -28,7 +28,6 @@ from devhost.engine.messages import next_sequence, queued_message, start_message
 from devhost.engine.replay import (
     CreateTimer,
     Decision,
-    OrchestrationRuleBroken,
     ScheduleActivity,
     StartSubOrchestration,
     replay_actions,
@@ -41,6 +40,7 @@ from devhost.engine.rows import (
     is_local_key,
 )
 from devhost.engine.store import TaskHubStore
+from devhost.engine.task_tree import OrchestrationRuleBroken
 
 log = logging.getLogger("devhost.engine")
 
