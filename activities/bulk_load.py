@@ -14,6 +14,7 @@ import azure.durable_functions as df
 
 from shared.bulkload import combined_steps, jobs, levels, reports, staged
 from shared.bulkload.claims import claim_load_run, keep_summary
+from shared.bulkload.forget_intents import forget_job_intents
 from shared.bulkload.job_intents import JobIntents, PartJob
 from shared.bulkload.messages import (
     ClaimAndStageRequest,
@@ -175,6 +176,7 @@ def bulk_load_write_reports(request: Json) -> Json:
 def bulk_load_keep_summary(request: Json) -> None:
     keep = KeepSummaryRequest.from_json(request)
     keep_summary(_store(keep.prefix), keep.load_id, keep.summary)
+    forget_job_intents(_job_intents(), keep.load_id)
 
 
 @blueprint.function_name(BULK_LOAD_CLAIM_AND_STAGE)
@@ -201,6 +203,8 @@ def bulk_load_collect_and_stage(request: Json) -> Json:
 @blueprint.activity_trigger(input_name="request")
 def bulk_load_finish(request: Json) -> Json:
     finish = FinishLoadRequest.from_json(request)
-    return combined_steps.write_reports_and_keep_summary(
+    report = combined_steps.write_reports_and_keep_summary(
         _store(finish.prefix), finish.level_count, finish.load_id, finish.summary,
-    ).to_json()
+    )
+    forget_job_intents(_job_intents(), finish.load_id)
+    return report.to_json()

@@ -1,4 +1,5 @@
-"""The Durable Functions HTTP API over the engine, and the durable client binding.
+"""The Durable Functions HTTP API over the engine, and the durable client binding (how a
+request's query and body are read: durable_requests.py).
 
 The same API is served twice, as in Azure: publicly at `/runtime/webhooks/durabletask/`
 (system or master key required) and on a loopback-only RPC port without keys, which is
@@ -20,16 +21,25 @@ codes and bodies follow the Durable Functions extension's HTTP API handler:
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
 
 from devhost.durable_endpoints import DurableEndpoints
+from devhost.durable_requests import (
+    InvalidBody,
+    WaitTimes,
+    bool_query,
+    datetime_query,
+    json_body_text,
+    page_size_query,
+    statuses_query,
+    wait_query,
+)
 from devhost.engine.interface import (
     TERMINAL_STATES,
     DurableEngineApi,
@@ -43,14 +53,9 @@ from devhost.problems import problem_response
 log = logging.getLogger("devhost.durable")
 
 CONTINUATION_HEADER = "x-ms-continuation-token"
-DEFAULT_PAGE_SIZE = 100  # OrchestrationStatusQueryCondition.PageSize
 ENTITIES_UNSUPPORTED = (
     "Durable entities are not supported by devhost, the local Functions host "
     "(see devhost/README.md); run the app in Azure to use them."
-)
-RUNTIME_STATES = (
-    "Pending", "Running", "Completed", "ContinuedAsNew", "Failed", "Terminated",
-    "Suspended", "Canceled",
 )
 
 
@@ -84,96 +89,12 @@ def _error(status: int, message: str, exception: BaseException | None = None) ->
     return web.json_response(body, status=status)
 
 
-class InvalidBody(Exception):
-    """The request body is not UTF-8 JSON this API can hold (the message says why)."""
-
-
-async def _json_body_text(request: web.Request) -> str | None:
-    """The body as sent when it is JSON (None when empty); InvalidBody otherwise."""
-    raw = await request.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise InvalidBody(f"the body is not UTF-8 text ({error.reason} at byte "
-                          f"{error.start})") from None
-    if not text.strip():
-        return None
-    try:
-        json.loads(text)
-    except RecursionError:
-        raise InvalidBody("the JSON body is nested too deeply") from None
-    except ValueError as error:
-        raise InvalidBody(f"the body is not JSON: {error}") from None
-    return text
-
-
 def _invalid_body(request: web.Request, error: InvalidBody) -> web.Response:
     # The extension's members too: the SDK client raises with `ExceptionMessage` on 400.
     return problem_response(
         400, "INVALID_JSON", "Invalid JSON content", str(error), request.path,
         Message="Invalid JSON content", ExceptionMessage=str(error),
     )
-
-
-def _bool_query(query: Mapping[str, str], name: str, default: bool) -> bool:
-    value = query.get(name, "").lower()
-    return value == "true" if value in ("true", "false") else default
-
-
-def _datetime_query(query: Mapping[str, str], name: str) -> datetime | None:
-    value = query.get(name)
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace(" ", "+"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def _statuses_query(query: Any) -> list[str] | None:
-    by_lower = {state.lower(): state for state in RUNTIME_STATES}
-    wanted = [
-        by_lower[part.strip().lower()]
-        for value in query.getall("runtimeStatus", [])
-        for part in value.split(",")
-        if part.strip().lower() in by_lower
-    ]
-    return wanted or None
-
-
-def _seconds_query(query: Mapping[str, str], name: str) -> float | None:
-    try:
-        return float(query[name])
-    except (KeyError, ValueError):
-        return None
-
-
-def _page_size_query(query: Mapping[str, str]) -> int:
-    """`top`, the extension's page size (100 unless given as a positive integer)."""
-    try:
-        top = int(query.get("top", ""))
-    except ValueError:
-        return DEFAULT_PAGE_SIZE
-    return top if top > 0 else DEFAULT_PAGE_SIZE
-
-
-class WaitTimes(ValueError):
-    """`pollingInterval` is longer than `timeout` (the extension's ArgumentException)."""
-
-
-def _wait_query(query: Mapping[str, str]) -> tuple[float, float] | None:
-    """(timeout, pollingInterval) in seconds when both are given, as the extension reads
-    them; WaitTimes when the interval exceeds the timeout."""
-    timeout = _seconds_query(query, "timeout")
-    interval = _seconds_query(query, "pollingInterval")
-    if timeout is None or interval is None:
-        return None
-    if interval > timeout:
-        raise WaitTimes(
-            f"Total timeout {timeout:g} should be bigger than retry timeout {interval:g}"
-        )
-    return timeout, interval
 
 
 class DurableHttpApi:
@@ -255,8 +176,8 @@ class DurableHttpApi:
     async def _start(
         self, request: web.Request, function_name: str, instance_id: str | None
     ) -> web.StreamResponse:
-        input_json = await _json_body_text(request)
-        wait = _wait_query(request.query)
+        input_json = await json_body_text(request)
+        wait = wait_query(request.query)
         if not self._orchestrator_exists(function_name):
             return _error(
                 400,
@@ -302,16 +223,16 @@ class DurableHttpApi:
         query = request.query
         status = await self.engine.get_instance(
             instance_id,
-            show_history=_bool_query(query, "showHistory", False),
-            show_history_output=_bool_query(query, "showHistoryOutput", False),
-            show_input=_bool_query(query, "showInput", True),
+            show_history=bool_query(query, "showHistory", False),
+            show_history_output=bool_query(query, "showHistoryOutput", False),
+            show_input=bool_query(query, "showInput", True),
         )
         if status is None:
             return web.Response(status=404)
         headers = {}
         if status.runtime_status in TERMINAL_STATES:
             code = 200
-            if status.runtime_status == "Failed" and _bool_query(
+            if status.runtime_status == "Failed" and bool_query(
                 query, "returnInternalServerErrorOnFailure", False
             ):
                 code = 500
@@ -323,15 +244,15 @@ class DurableHttpApi:
     async def _list(self, request: web.Request) -> web.StreamResponse:
         query = request.query
         statuses, token = await self.engine.query_instances(
-            runtime_status=_statuses_query(query),
-            created_from=_datetime_query(query, "createdTimeFrom"),
-            created_to=_datetime_query(query, "createdTimeTo"),
+            runtime_status=statuses_query(query),
+            created_from=datetime_query(query, "createdTimeFrom"),
+            created_to=datetime_query(query, "createdTimeTo"),
             instance_id_prefix=query.get("instanceIdPrefix"),
-            top=_page_size_query(query),
+            top=page_size_query(query),
             continuation_token=request.headers.get(CONTINUATION_HEADER) or None,
         )
         payload = [status_payload(status) for status in statuses]
-        if not _bool_query(query, "showInput", True):
+        if not bool_query(query, "showInput", True):
             for item in payload:
                 item["input"] = None
         headers = {CONTINUATION_HEADER: token} if token else {}
@@ -351,15 +272,15 @@ class DurableHttpApi:
         return web.json_response({"instancesDeleted": deleted}, status=200)
 
     async def _purge_many(self, request: web.Request) -> web.StreamResponse:
-        created_from = _datetime_query(request.query, "createdTimeFrom")
+        created_from = datetime_query(request.query, "createdTimeFrom")
         if created_from is None:
             return web.json_response(
                 "Please provide value for 'createdTimeFrom' parameter.", status=400
             )
         deleted = await self.engine.purge_many(
             created_from=created_from,
-            created_to=_datetime_query(request.query, "createdTimeTo") or datetime.now(UTC),
-            runtime_status=_statuses_query(request.query),
+            created_to=datetime_query(request.query, "createdTimeTo") or datetime.now(UTC),
+            runtime_status=statuses_query(request.query),
         )
         if not deleted:
             return web.Response(status=404)
@@ -403,7 +324,7 @@ class DurableHttpApi:
         return web.Response(status=202)
 
     async def _restart(self, request: web.Request, instance_id: str) -> web.StreamResponse:
-        wait = _wait_query(request.query)
+        wait = wait_query(request.query)
         status = await self.engine.get_instance(instance_id, show_input=True)
         if status is None:
             return _error(
@@ -413,7 +334,7 @@ class DurableHttpApi:
             )
         new_id = (
             instance_id
-            if not _bool_query(request.query, "restartWithNewInstanceId", True)
+            if not bool_query(request.query, "restartWithNewInstanceId", True)
             else uuid.uuid4().hex
         )
         try:
@@ -432,6 +353,6 @@ class DurableHttpApi:
             return refused
         if request.content_type.lower() != "application/json":
             return _error(400, "Only application/json request content is supported")
-        data_json = await _json_body_text(request)
+        data_json = await json_body_text(request)
         await self.engine.raise_event(instance_id, event_name, data_json)
         return web.Response(status=202)

@@ -110,7 +110,7 @@ class ActivityPool:
                 for start in range(0, len(batch), COMPLETIONS_PER_TRANSACTION):
                     chunk = batch[start:start + COMPLETIONS_PER_TRANSACTION]
                     try:
-                        outcomes = await self._store.complete_work_items(
+                        outcomes = await self._store.queue.complete_work_items(
                             [(item, message) for item, message, _ in chunk]
                         )
                     except Exception as error:

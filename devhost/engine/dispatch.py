@@ -77,7 +77,7 @@ class Dispatcher:
         self._inbox.reset()
         self._activities.reset()
         self._episodes.reset()
-        messages, work_items = await self._store.all_pending()
+        messages, work_items = await self._store.queue.all_pending()
         for message in messages:
             self._inbox.add(message)
         for item in work_items:
@@ -167,7 +167,7 @@ class Dispatcher:
         if row.get("RuntimeStatus") != "Pending" or not execution_id:
             return
         instance_id = row["PartitionKey"]
-        if await self._store.has_message(instance_id, start_key(execution_id)):
+        if await self._store.queue.has_message(instance_id, start_key(execution_id)):
             return
         sentinel = await self._store.read_sentinel(instance_id)
         if sentinel is not None and sentinel.get("ExecutionId") == execution_id:

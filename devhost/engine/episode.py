@@ -25,22 +25,11 @@ from devhost.engine.inbox import Inbox
 from devhost.engine.instance import CachedInstance, InstanceRows
 from devhost.engine.interface import TERMINAL_STATES, InvokeOrchestrator
 from devhost.engine.messages import next_sequence, queued_message, start_message, utcnow
-from devhost.engine.replay import (
-    CreateTimer,
-    Decision,
-    OrchestrationRuleBroken,
-    ScheduleActivity,
-    StartSubOrchestration,
-    replay_actions,
-)
-from devhost.engine.rows import (
-    TIMER_PREFIX,
-    WORK_PREFIX,
-    StoredMessage,
-    WorkItem,
-    is_local_key,
-)
+from devhost.engine.replay import replay_actions
+from devhost.engine.rows import StoredMessage, WorkItem, is_local_key
+from devhost.engine.scheduling import schedule_decisions
 from devhost.engine.store import TaskHubStore
+from devhost.engine.task_tree import OrchestrationRuleBroken
 
 log = logging.getLogger("devhost.engine")
 
@@ -278,61 +267,15 @@ class EpisodeRunner:
                 ev.SUB_ORCHESTRATION_COMPLETED, now, Result=output))
             await self._commit(instance, new_events, consumed, outbound_work=[], fresh=fresh)
             return
-        work, timers = await self._schedule(instance, result.new_decisions, new_events, now)
+        scheduled = schedule_decisions(instance, result.new_decisions, now)
+        new_events += scheduled.events
+        # Sent before the commit: their ids are deterministic, so a crash sends the same ones.
+        for start in scheduled.sub_starts:
+            await self._inbox.send(start)
         new_events.append(ev.new_event(ev.ORCHESTRATOR_COMPLETED, now))
         instance.status["RuntimeStatus"] = "Running"
-        await self._commit(instance, new_events, consumed, outbound_work=work,
-                           outbound_timers=timers, fresh=fresh)
-
-    async def _schedule(
-        self, instance: CachedInstance, decisions: list[Decision], new_events: list[dict[str, Any]],
-        now: datetime,
-    ) -> tuple[list[WorkItem], list[StoredMessage]]:
-        """History events for new decisions; the work items and timers they need; the
-        start messages of sub-orchestrations (sent now: their ids are deterministic)."""
-        work: list[WorkItem] = []
-        timers: list[StoredMessage] = []
-        for decision in decisions:
-            if isinstance(decision, ScheduleActivity):
-                new_events.append(ev.new_event(ev.TASK_SCHEDULED, now, decision.task_id,
-                                               Name=decision.name, Version="",
-                                               Input=decision.input))
-                work.append(WorkItem(
-                    instance_id=instance.instance_id,
-                    key=f"{WORK_PREFIX}{instance.execution_id}-{decision.task_id:08d}",
-                    execution_id=instance.execution_id, task_id=decision.task_id,
-                    name=decision.name, input=decision.input,
-                ))
-            elif isinstance(decision, CreateTimer):
-                fire_at = ev.format_timestamp(decision.fire_at)
-                new_events.append(ev.new_event(ev.TIMER_CREATED, now, decision.task_id,
-                                               FireAt=fire_at))
-                timers.append(StoredMessage(
-                    instance_id=instance.instance_id,
-                    key=f"{TIMER_PREFIX}{instance.execution_id}-{decision.task_id:08d}",
-                    event=ev.new_event(ev.TIMER_FIRED, decision.fire_at, TimerId=decision.task_id,
-                                       FireAt=fire_at),
-                    execution_id=instance.execution_id, visible_at=decision.fire_at,
-                    sequence=next_sequence(),
-                ))
-            elif isinstance(decision, StartSubOrchestration):
-                sub_input = None if decision.input is None else json.dumps(decision.input)
-                new_events.append(ev.new_event(ev.SUB_ORCHESTRATION_CREATED, now, decision.task_id,
-                                               Name=decision.name, Version="",
-                                               InstanceId=decision.instance_id, Input=sub_input))
-                await self._inbox.send(start_message(
-                    decision.instance_id, decision.name, sub_input,
-                    execution_id=uuid.uuid5(
-                        uuid.NAMESPACE_URL, f"{instance.execution_id}/{decision.task_id}"
-                    ).hex,
-                    parent={
-                        "Name": instance.status["Name"],
-                        "OrchestrationInstance": {"InstanceId": instance.instance_id,
-                                                  "ExecutionId": instance.execution_id},
-                        "TaskScheduleId": decision.task_id,
-                    },
-                ))
-        return work, timers
+        await self._commit(instance, new_events, consumed, outbound_work=scheduled.work,
+                           outbound_timers=scheduled.timers, fresh=fresh)
 
     async def _continue_as_new(
         self, instance: CachedInstance, new_events: list[dict[str, Any]],
@@ -406,5 +349,3 @@ class EpisodeRunner:
             self._inbox.add(timer)
         for item in outbound_work:
             self._activities.schedule(item)
-
-    # -- the API the host shell uses --

@@ -60,17 +60,17 @@ class Inbox:
             self.add(message)
 
     async def send(self, message: StoredMessage) -> None:
-        await self._store.send_message(message)
+        await self._store.queue.send_message(message)
         self.add_if_leading(message)
 
     async def pick_up_stored(self) -> None:
         """Add messages that other hosts wrote since the last look."""
         forget_before = time.monotonic() - APPLIED_MEMORY_SECONDS
         self._applied = {key: at for key, at in self._applied.items() if at >= forget_before}
-        for instance_id, key in await self._store.message_keys():
+        for instance_id, key in await self._store.queue.message_keys():
             if key in self._messages.get(instance_id, {}) or (instance_id, key) in self._applied:
                 continue
-            message = await self._store.read_message(instance_id, key)
+            message = await self._store.queue.read_message(instance_id, key)
             if message is not None and (instance_id, key) not in self._applied:
                 self.add(message)
 
@@ -120,7 +120,7 @@ class Inbox:
     # -- applied --
 
     async def consume(self, instance_id: str, messages: list[StoredMessage]) -> None:
-        await self._store.delete_messages(instance_id, [message.key for message in messages])
+        await self._store.queue.delete_messages(instance_id, [message.key for message in messages])
         self._forget_applied(instance_id, messages)
 
     def consume_later(
@@ -130,7 +130,7 @@ class Inbox:
         commit did not delete) without holding up the episode."""
         self._forget_applied(instance_id, messages)
         if keys_to_delete:
-            self.spawn_write(self._store.delete_messages(instance_id, keys_to_delete))
+            self.spawn_write(self._store.queue.delete_messages(instance_id, keys_to_delete))
 
     def _forget_applied(self, instance_id: str, messages: list[StoredMessage]) -> None:
         for message in messages:

@@ -6,8 +6,9 @@ for each action in order, call the matching API and await it), so ids come from 
 counter, retries are DTFx's RetryInterceptor (an attempt, then a timer, then the next
 attempt), `WhenAll`/`WhenAny` are .NET's `Task.WhenAll`/`Task.WhenAny`, and external
 events go through the extension's per-name waiter stack and buffer queue. This module is a
-small deterministic copy of that machinery: it walks the same history events in the same
-order, so the ids it assigns are the ones the SDK expects in `TaskScheduledId`/`TimerId`.
+small deterministic copy of that machinery (the tasks themselves are in `task_tree`): it
+walks the same history events in the same order, so the ids it assigns are the ones the SDK
+expects in `TaskScheduledId`/`TimerId`.
 
 Pure: no I/O, no clock (the caller passes history with timestamps).
 """
@@ -16,9 +17,8 @@ from __future__ import annotations
 
 import json
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from devhost.engine.durable_http import HTTP_ACTIVITY
@@ -35,6 +35,15 @@ from devhost.engine.events import (
     TIMER_CREATED,
     TIMER_FIRED,
     parse_timestamp,
+)
+from devhost.engine.task_tree import (
+    Leaf,
+    OrchestrationRuleBroken,
+    RetryInterceptor,
+    RetryPolicy,
+    TaskNode,
+    WhenAll,
+    WhenAny,
 )
 
 CALL_ACTIVITY = 0
@@ -56,10 +65,6 @@ UNSUPPORTED_ACTIONS = {
     SIGNAL_ENTITY: "durable entities (signal_entity)",
     SCHEDULED_SIGNAL_ENTITY: "durable entities (signal_entity)",
 }
-
-
-class OrchestrationRuleBroken(Exception):
-    """The SDK's actions cannot be carried out; the orchestration fails with this message."""
 
 
 @dataclass
@@ -97,142 +102,6 @@ class ReplayResult:
     unconsumed_events: list[dict[str, Any]] = field(default_factory=list)
 
 
-class _Node:
-    def __init__(self) -> None:
-        self.done = False
-        self.failed = False
-        self.parent: _Node | None = None
-        self.on_done: Callable[[_Node], None] | None = None
-
-    def finish(self, failed: bool) -> None:
-        if self.done:
-            return
-        self.done = True
-        self.failed = failed
-        if self.parent is not None:
-            self.parent.child_done(self)
-        if self.on_done is not None:
-            self.on_done(self)
-
-    def child_done(self, child: _Node) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
-
-
-class _Leaf(_Node):
-    def __init__(self, task_id: int | None) -> None:
-        super().__init__()
-        self.task_id = task_id
-
-
-class _WhenAll(_Node):
-    def __init__(self, children: list[_Node]) -> None:
-        super().__init__()
-        self.children = children
-        for child in children:
-            child.parent = self
-        self._check()
-
-    def _check(self) -> None:
-        if all(child.done for child in self.children):
-            self.finish(any(child.failed for child in self.children))
-
-    def child_done(self, child: _Node) -> None:
-        self._check()
-
-
-class _WhenAny(_Node):
-    def __init__(self, children: list[_Node]) -> None:
-        super().__init__()
-        self.children = children
-        for child in children:
-            child.parent = self
-        if any(child.done for child in children) or not children:
-            self.finish(False)
-
-    def child_done(self, child: _Node) -> None:
-        self.finish(False)
-
-
-@dataclass
-class _RetryPolicy:
-    first_interval: timedelta
-    max_attempts: int
-    backoff: float = 1.0
-    max_interval: timedelta | None = None
-    timeout: timedelta | None = None
-
-    @classmethod
-    def from_action(cls, options: dict[str, Any]) -> _RetryPolicy:
-        def millis(name: str) -> timedelta | None:
-            value = options.get(name)
-            return None if value is None else timedelta(milliseconds=float(value))
-
-        first = millis("firstRetryIntervalInMilliseconds")
-        if first is None or first <= timedelta(0):
-            raise OrchestrationRuleBroken(
-                "retryOptions.firstRetryIntervalInMilliseconds must be > 0"
-            )
-        return cls(
-            first_interval=first,
-            max_attempts=int(options.get("maxNumberOfAttempts") or 1),
-            backoff=float(options.get("backoffCoefficient") or 1.0),
-            max_interval=millis("maxRetryIntervalInMilliseconds"),
-            timeout=millis("retryTimeoutInMilliseconds"),
-        )
-
-    def next_delay(self, attempt: int, first_attempt: datetime, now: datetime) -> timedelta:
-        """DTFx RetryInterceptor.ComputeNextDelay: zero means give up."""
-        if self.timeout is not None and now >= first_attempt + self.timeout:
-            return timedelta(0)
-        delay = self.first_interval * (self.backoff**attempt)
-        if self.max_interval is not None and delay > self.max_interval:
-            delay = self.max_interval
-        return delay
-
-
-class _Retry(_Node):
-    """RetryInterceptor: attempt; on failure a timer, then the next attempt or give up."""
-
-    def __init__(
-        self, replayer: _Replayer, make_attempt: Callable[[], _Leaf], policy: _RetryPolicy
-    ) -> None:
-        super().__init__()
-        self.replayer = replayer
-        self.make_attempt = make_attempt
-        self.policy = policy
-        self.attempt = 0
-        self.first_attempt = replayer.now
-        self.waiting_timer = False
-        self._start_attempt()
-
-    def _start_attempt(self) -> None:
-        child = self.make_attempt()
-        child.parent = self
-
-    def child_done(self, child: _Node) -> None:
-        if self.waiting_timer:
-            self.waiting_timer = False
-            self.attempt += 1
-            if self.attempt < self.policy.max_attempts:
-                self._start_attempt()
-            else:
-                self.finish(True)
-            return
-        if not child.failed:
-            self.finish(False)
-            return
-        now = self.replayer.now
-        # The walk starts at ExecutionStarted, which sets the clock: attempts have a time.
-        assert now is not None and self.first_attempt is not None
-        delay = self.policy.next_delay(self.attempt, self.first_attempt, now)
-        if delay <= timedelta(0):
-            self.finish(True)
-            return
-        self.waiting_timer = True
-        timer = self.replayer.new_timer(now + delay)
-        timer.parent = self
-
-
 class _Replayer:
     def __init__(
         self, *, instance_id: str, execution_id: str, parent_instance_id: str | None,
@@ -244,12 +113,12 @@ class _Replayer:
         self.actions = actions
         self.next_id = 0
         self.now: datetime | None = None
-        self.open_tasks: dict[int, _Leaf] = {}
+        self.open_tasks: dict[int, Leaf] = {}
         self.pending: dict[int, tuple[Decision, int]] = {}  # id -> (decision, history type)
-        self.waiters: dict[str, list[_Leaf]] = {}
+        self.waiters: dict[str, list[Leaf]] = {}
         self.buffered: dict[str, deque[dict[str, Any]]] = {}
         self.walk_index = 0
-        self.awaiting: _Node | None = None
+        self.awaiting: TaskNode | None = None
         self.walk_started = False
         self.continue_as_new: str | None = None
         self.continues_as_new = False
@@ -261,21 +130,21 @@ class _Replayer:
         self.next_id += 1
         return task_id
 
-    def new_activity(self, name: str, input_: Any) -> _Leaf:
-        leaf = _Leaf(self._take_id())
+    def new_activity(self, name: str, input_: Any) -> Leaf:
+        leaf = Leaf(self._take_id())
         self.open_tasks[leaf.task_id] = leaf  # type: ignore[index]
         self.pending[leaf.task_id] = (  # type: ignore[index]
             ScheduleActivity(leaf.task_id, name, input_), TASK_SCHEDULED  # type: ignore[arg-type]
         )
         return leaf
 
-    def new_timer(self, fire_at: datetime) -> _Leaf:
-        leaf = _Leaf(self._take_id())
+    def new_timer(self, fire_at: datetime) -> Leaf:
+        leaf = Leaf(self._take_id())
         self.open_tasks[leaf.task_id] = leaf  # type: ignore[index]
         self.pending[leaf.task_id] = (CreateTimer(leaf.task_id, fire_at), TIMER_CREATED)  # type: ignore[arg-type,index]
         return leaf
 
-    def new_sub_orchestration(self, name: str, instance_id: str | None, input_: Any) -> _Leaf:
+    def new_sub_orchestration(self, name: str, instance_id: str | None, input_: Any) -> Leaf:
         if instance_id and (
             instance_id.lower() == self.instance_id.lower()
             or (self.parent_instance_id and instance_id.lower() == self.parent_instance_id.lower())
@@ -286,7 +155,7 @@ class _Replayer:
             )
         if instance_id and instance_id.startswith("@"):
             raise OrchestrationRuleBroken("Orchestration instance ids must not start with @")
-        leaf = _Leaf(self._take_id())
+        leaf = Leaf(self._take_id())
         actual_id = instance_id or f"{self.execution_id}:{leaf.task_id}"
         self.open_tasks[leaf.task_id] = leaf  # type: ignore[index]
         self.pending[leaf.task_id] = (  # type: ignore[index]
@@ -295,8 +164,8 @@ class _Replayer:
         )
         return leaf
 
-    def wait_for_event(self, name: str) -> _Leaf:
-        leaf = _Leaf(None)
+    def wait_for_event(self, name: str) -> Leaf:
+        leaf = Leaf(None)
         self.waiters.setdefault(name, []).append(leaf)
         queue = self.buffered.get(name)
         if queue:
@@ -316,7 +185,7 @@ class _Replayer:
         elif event is not None:
             self.buffered.setdefault(name, deque()).append(event)
 
-    def build(self, action: dict[str, Any]) -> _Node:
+    def build(self, action: dict[str, Any]) -> TaskNode:
         action_type = action.get("actionType")
         if action_type in UNSUPPORTED_ACTIONS:
             raise OrchestrationRuleBroken(
@@ -328,8 +197,8 @@ class _Replayer:
             # The extension's CallHttpAsync: one call of its built-in HTTP activity.
             return self.new_activity(HTTP_ACTIVITY, json.dumps(action.get("httpRequest") or {}))
         if action_type == CALL_ACTIVITY_WITH_RETRY:
-            policy = _RetryPolicy.from_action(action.get("retryOptions") or {})
-            return _Retry(
+            policy = RetryPolicy.from_action(action.get("retryOptions") or {})
+            return RetryInterceptor(
                 self, lambda: self.new_activity(action["functionName"], action.get("input")), policy
             )
         if action_type == CALL_SUB_ORCHESTRATOR:
@@ -337,8 +206,8 @@ class _Replayer:
                 action["functionName"], action.get("instanceId"), action.get("input")
             )
         if action_type == CALL_SUB_ORCHESTRATOR_WITH_RETRY:
-            policy = _RetryPolicy.from_action(action.get("retryOptions") or {})
-            return _Retry(
+            policy = RetryPolicy.from_action(action.get("retryOptions") or {})
+            return RetryInterceptor(
                 self,
                 lambda: self.new_sub_orchestration(
                     action["functionName"], action.get("instanceId"), action.get("input")
@@ -348,7 +217,7 @@ class _Replayer:
         if action_type == CONTINUE_AS_NEW:
             self.continues_as_new = True
             self.continue_as_new = action.get("input")
-            done = _Leaf(None)
+            done = Leaf(None)
             done.finish(False)
             return done
         if action_type == CREATE_TIMER:
@@ -361,14 +230,14 @@ class _Replayer:
         if action_type == WAIT_FOR_EXTERNAL_EVENT:
             return self.wait_for_event(action["externalEventName"])
         if action_type == WHEN_ALL:
-            return _WhenAll([self.build(child) for child in action.get("compoundActions", [])])
+            return WhenAll([self.build(child) for child in action.get("compoundActions", [])])
         if action_type == WHEN_ANY:
-            return _WhenAny([self.build(child) for child in action.get("compoundActions", [])])
+            return WhenAny([self.build(child) for child in action.get("compoundActions", [])])
         raise OrchestrationRuleBroken(f"unknown action type {action_type!r} from the SDK")
 
     # -- the shim's loop: each action in turn, awaited --
 
-    def advance(self, _: _Node | None = None) -> None:
+    def advance(self, _: TaskNode | None = None) -> None:
         self.awaiting = None
         while self.walk_index < len(self.actions):
             node = self.build(self.actions[self.walk_index])

@@ -10,6 +10,7 @@ from typing import Any
 
 # A table string property holds 64 KiB of UTF-16: offload anything near that to a blob.
 LARGE_VALUE_CHARS = 30_000
+TRANSACTION_LIMIT = 100  # operations in one table transaction
 SENTINEL = "sentinel"
 WORK_PREFIX = "work-"
 RESULT_PREFIX = "task-"  # results stored apart from their work item (task hubs before)

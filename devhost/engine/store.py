@@ -13,13 +13,15 @@ Tables (all partitioned by instance id):
                   raised events, terminate/suspend/resume, sub-orchestration outcomes
 Blobs:
   <hub>-leases/taskhub          the lease only the processing host holds
-  <hub>-largemessages/<id>/...  property values too large for a table cell
+  <hub>-largemessages/<id>/...  property values too large for a table cell (large_values.py)
+
+Messages and work items are read and written through `TaskHubStore.queue`
+(message_queue.py); this module keeps instances, history and the episode commit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import re
 from typing import Any
 
@@ -35,25 +37,21 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.blob.aio import BlobServiceClient, ContainerClient
 
 from devhost.engine.interface import StorageAccountLike
+from devhost.engine.large_values import LargeValues
+from devhost.engine.message_queue import MessageQueue, delete_rows
 from devhost.engine.rows import (
-    LARGE_VALUE_CHARS,
-    LOCAL_PREFIXES,
     SENTINEL,
-    WORK_PREFIX,
+    TRANSACTION_LIMIT,
     StoredMessage,
     WorkItem,
     history_rows,
     is_local_key,
     message_row,
     row_events,
-    stored_message,
-    work_item,
     work_row,
 )
 
 HUB_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,44}$")
-BLOB_SUFFIX = "__blob"
-TRANSACTION_LIMIT = 100
 
 
 class ConcurrentUpdate(Exception):
@@ -90,6 +88,8 @@ class TaskHubStore:
         self.large: ContainerClient = self._blobs.get_container_client(
             f"{task_hub.lower()}-largemessages"
         )
+        self._large = LargeValues(self.large)
+        self.queue = MessageQueue(self.history, self.messages, self._large)
 
     async def create(self) -> None:
         for table in (self.instances, self.history, self.messages):
@@ -109,32 +109,6 @@ class TaskHubStore:
         if self._credential is not None:
             await self._credential.close()
 
-    # -- large values --
-
-    async def _pack(self, entity: dict[str, Any]) -> dict[str, Any]:
-        packed: dict[str, Any] = {}
-        for name, value in entity.items():
-            if value is None:
-                continue
-            if isinstance(value, str) and len(value) > LARGE_VALUE_CHARS:
-                data = value.encode("utf-8")
-                # Named by content: writing the same value again stores nothing new.
-                blob_name = f"{entity['PartitionKey']}/{hashlib.sha256(data).hexdigest()}"
-                with contextlib.suppress(ResourceExistsError):
-                    await self.large.upload_blob(blob_name, data, overwrite=False)
-                packed[name + BLOB_SUFFIX] = blob_name
-            else:
-                packed[name] = value
-        return packed
-
-    async def _unpack(self, entity: dict[str, Any]) -> dict[str, Any]:
-        unpacked = dict(entity)
-        for name in [key for key in entity if key.endswith(BLOB_SUFFIX)]:
-            downloader = await self.large.download_blob(entity[name])
-            unpacked[name[: -len(BLOB_SUFFIX)]] = (await downloader.readall()).decode("utf-8")
-            del unpacked[name]
-        return unpacked
-
     # -- instances --
 
     async def read_instance(self, instance_id: str) -> dict[str, Any] | None:
@@ -142,7 +116,7 @@ class TaskHubStore:
             entity = await self.instances.get_entity(instance_id, "")
         except ResourceNotFoundError:
             return None
-        row = await self._unpack(entity)
+        row = await self._large.unpack(entity)
         row["etag"] = entity.metadata["etag"]
         return row
 
@@ -150,7 +124,7 @@ class TaskHubStore:
         self, entity: dict[str, Any], *, etag: str | None, must_not_exist: bool
     ) -> None:
         """Write a new instance row; `etag`/`must_not_exist` guard against a racing start."""
-        packed = await self._pack(entity)
+        packed = await self._large.pack(entity)
         try:
             if must_not_exist:
                 await self.instances.create_entity(packed)
@@ -166,7 +140,7 @@ class TaskHubStore:
 
     async def write_instance(self, entity: dict[str, Any], *, etag: str | None = None) -> bool:
         """Write the row (with `etag`: only if unchanged since read; False if it changed)."""
-        packed = await self._pack(entity)
+        packed = await self._large.pack(entity)
         if etag is None:
             await self.instances.upsert_entity(packed, mode=UpdateMode.REPLACE)
             return True
@@ -181,7 +155,7 @@ class TaskHubStore:
                               ) -> list[dict[str, Any]]:
         pages = self.instances.query_entities(query_filter, parameters=parameters) if query_filter \
             else self.instances.list_entities()
-        return [{**await self._unpack(entity), "etag": entity.metadata["etag"]}
+        return [{**await self._large.unpack(entity), "etag": entity.metadata["etag"]}
                 async for entity in pages]
 
     # -- history --
@@ -209,7 +183,7 @@ class TaskHubStore:
             row = by_first.get(len(events))
             if row is None:
                 raise RuntimeError(f"history of instance {instance_id!r} has gaps")
-            events += row_events(await self._unpack(row))
+            events += row_events(await self._large.unpack(row))
         sentinel_fields = dict(sentinel)
         sentinel_fields["etag"] = sentinel.metadata["etag"]
         return sentinel_fields, events[:length]
@@ -218,7 +192,7 @@ class TaskHubStore:
         """The sentinel row: the execution whose history is committed and its status (None
         before the first commit)."""
         try:
-            return await self._unpack(await self.history.get_entity(instance_id, SENTINEL))
+            return await self._large.unpack(await self.history.get_entity(instance_id, SENTINEL))
         except ResourceNotFoundError:
             return None
 
@@ -247,13 +221,13 @@ class TaskHubStore:
         deletions that did not fit with the sentinel are left to the caller (a crash then
         leaves messages that are recognised as applied).
         """
-        writes = [await self._work_row(item) for item in work_items]
-        writes += [await self._message_row(timer) for timer in timers]
-        writes += [await self._pack(row) for row in
+        writes = [await self._large.pack(work_row(item)) for item in work_items]
+        writes += [await self._large.pack(message_row(timer)) for timer in timers]
+        writes += [await self._large.pack(row) for row in
                    history_rows(instance_id, execution_id, first_sequence, new_events)]
         upserts: list[tuple[Any, ...]] = [("upsert", row, {"mode": UpdateMode.REPLACE})
                                           for row in writes]
-        sentinel = await self._pack({
+        sentinel = await self._large.pack({
             "PartitionKey": instance_id, "RowKey": SENTINEL, "ExecutionId": execution_id,
             "HistoryLength": first_sequence + len(new_events), **status,
         })
@@ -294,125 +268,7 @@ class TaskHubStore:
             if row["RowKey"] != SENTINEL and not is_local_key(row["RowKey"])
             and not row["RowKey"].startswith(execution_id + ".")
         ]
-        await self._delete_rows(self.history, instance_id, keys)
-
-    # -- messages and work items --
-
-    def _table_of(self, key: str) -> TableClient:
-        return self.history if is_local_key(key) else self.messages
-
-    async def _message_row(self, message: StoredMessage) -> dict[str, Any]:
-        return await self._pack(message_row(message))
-
-    async def _work_row(self, item: WorkItem) -> dict[str, Any]:
-        return await self._pack(work_row(item))
-
-    async def send_message(self, message: StoredMessage) -> None:
-        await self._table_of(message.key).upsert_entity(await self._message_row(message),
-                                                        mode=UpdateMode.REPLACE)
-
-    async def complete_work_items(
-        self, completions: list[tuple[WorkItem, StoredMessage]],
-    ) -> list[StoredMessage | None]:
-        """Each activity's result takes its work item's row (same key) in one update that
-        needs the row to be there; results of one instance share transactions. None for an
-        item whose row is gone (its instance was purged, or a result another host stored
-        there was applied already)."""
-        outcomes: dict[str, StoredMessage | None] = {}
-        if len(completions) == 1:
-            _, result = completions[0]
-            try:
-                await self.history.update_entity(await self._message_row(result),
-                                                 mode=UpdateMode.REPLACE)
-            except ResourceNotFoundError:
-                return [None]
-            return [result]
-        for start in range(0, len(completions), TRANSACTION_LIMIT):
-            results = [result for _, result in completions[start:start + TRANSACTION_LIMIT]]
-            while results:
-                try:
-                    await self.history.submit_transaction([
-                        ("update", await self._message_row(result), {"mode": UpdateMode.REPLACE})
-                        for result in results
-                    ])
-                except TableTransactionError as error:
-                    if error.status_code != 404 or not 0 <= error.index < len(results):
-                        raise
-                    outcomes[results.pop(error.index).key] = None
-                    continue
-                outcomes.update((result.key, result) for result in results)
-                break
-        return [outcomes[result.key] for _, result in completions]
-
-    async def message_keys(self) -> list[tuple[str, str]]:
-        """(instance id, row key) of every message other hosts may have sent (the
-        Messages table: clients' and other instances' messages)."""
-        return [
-            (row["PartitionKey"], row["RowKey"])
-            async for row in self.messages.list_entities(select=["PartitionKey", "RowKey"])
-            if not is_local_key(row["RowKey"])
-        ]
-
-    async def has_message(self, instance_id: str, key: str) -> bool:
-        try:
-            await self._table_of(key).get_entity(instance_id, key, select=["RowKey"])
-        except ResourceNotFoundError:
-            return False
-        return True
-
-    async def read_message(self, instance_id: str, key: str) -> StoredMessage | None:
-        try:
-            row = await self._table_of(key).get_entity(instance_id, key)
-        except ResourceNotFoundError:
-            return None
-        return stored_message(await self._unpack(row))
-
-    async def all_pending(self) -> tuple[list[StoredMessage], list[WorkItem]]:
-        """Every message and work item not yet applied (what a new leader loads)."""
-        entities: dict[tuple[str, str], dict[str, Any]] = {}
-        async for entity in self.messages.list_entities():
-            if is_local_key(entity["RowKey"]):
-                # Written before the instance's own messages moved beside its history.
-                await self.history.upsert_entity(dict(entity), mode=UpdateMode.REPLACE)
-                with contextlib.suppress(ResourceNotFoundError):
-                    await self.messages.delete_entity(entity["PartitionKey"], entity["RowKey"])
-            entities[(entity["PartitionKey"], entity["RowKey"])] = entity
-        local = " or ".join(f"(RowKey ge '{prefix}' and RowKey lt '{prefix[:-1]}.')"
-                            for prefix in LOCAL_PREFIXES)
-        async for entity in self.history.query_entities(local):
-            entities[(entity["PartitionKey"], entity["RowKey"])] = entity
-        messages: list[StoredMessage] = []
-        items: list[WorkItem] = []
-        for stored in entities.values():
-            row = await self._unpack(stored)
-            if row["RowKey"].startswith(WORK_PREFIX) and "Event" not in row:
-                items.append(work_item(row))
-            else:
-                messages.append(stored_message(row))
-        return messages, items
-
-    async def delete_messages(self, instance_id: str, keys: list[str]) -> None:
-        await self._delete_rows(self.history, instance_id, [k for k in keys if is_local_key(k)])
-        await self._delete_rows(self.messages, instance_id,
-                                [k for k in keys if not is_local_key(k)])
-
-    @staticmethod
-    async def _delete_rows(table: TableClient, instance_id: str, keys: list[str]) -> None:
-        if len(keys) == 1:
-            with contextlib.suppress(ResourceNotFoundError):
-                await table.delete_entity(instance_id, keys[0])
-            return
-        for start in range(0, len(keys), TRANSACTION_LIMIT):
-            chunk = keys[start:start + TRANSACTION_LIMIT]
-            try:
-                await table.submit_transaction([
-                    ("delete", {"PartitionKey": instance_id, "RowKey": key}) for key in chunk
-                ])
-            except HttpResponseError:
-                # One of them is gone already: delete the rest one by one.
-                for key in chunk:
-                    with contextlib.suppress(ResourceNotFoundError):
-                        await table.delete_entity(instance_id, key)
+        await delete_rows(self.history, instance_id, keys)
 
     # -- purge --
 
@@ -429,8 +285,7 @@ class TaskHubStore:
                     ("delete", {"PartitionKey": instance_id, "RowKey": key})
                     for key in keys[start:start + TRANSACTION_LIMIT]
                 ])
-        async for blob in self.large.list_blobs(name_starts_with=f"{instance_id}/"):
-            await self.large.delete_blob(blob.name)
+        await self._large.delete_instance_values(instance_id)
         with contextlib.suppress(ResourceNotFoundError):
             await self.instances.delete_entity(instance_id, "")
         return found

@@ -10,7 +10,8 @@ import pytest
 
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadLevel
-from tests.bulkload.orchestration_driver import ActivityFailed, replay
+from tests.replay_driver import ActivityFailed, Replay
+from tests.replay_driver import replay as replay_orchestration
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 LEVELS = [
@@ -32,6 +33,12 @@ def orchestrator():
         from orchestrators.bulk_load.orchestration import bulk_load
 
         yield bulk_load.build().get_user_function()
+
+
+def replay(orchestrator, load, respond, start, **options) -> Replay:
+    """The load replayed as its starter starts it: instance id = load id."""
+    return replay_orchestration(orchestrator, load, respond, start, orchestration="bulk_load",
+                                instance_id=load["load_id"], **options)
 
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,

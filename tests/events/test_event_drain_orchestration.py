@@ -36,7 +36,8 @@ from shared.events.messages import (
     TakeStageRequest,
 )
 from shared.events.validation import Operation
-from tests.events.drain_driver import SUB_ORCHESTRATOR, replay_drain
+from shared.events.wake import DRAIN_INSTANCE_ID, DRAIN_ORCHESTRATOR
+from tests.replay_driver import SUB_ORCHESTRATOR, Replay, replay
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -51,6 +52,12 @@ def orchestrator():
         from orchestrators.events import event_drain
 
         yield event_drain.build().get_user_function()
+
+
+def replay_drain(orchestrator, run_input: dict[str, Any], respond, now: datetime) -> Replay:
+    """One generation of the drain, under its fixed instance id."""
+    return replay(orchestrator, run_input, respond, now, orchestration=DRAIN_ORCHESTRATOR,
+                  instance_id=DRAIN_INSTANCE_ID, max_episodes=200)
 
 
 def drain_input(batch_size: int = 10, per_generation: int = 10, pipeline: int | None = PIPELINE,
@@ -87,7 +94,7 @@ class CountingQueue:
         self.next_row += count
         return EventKey("Asset", f"{self.next_row:06d}") if count else None
 
-    def respond(self, name: str, request: dict[str, Any]) -> Any:
+    def respond(self, name: str, request: dict[str, Any], now: datetime) -> Any:
         if name == EVENT_DRAIN_TAKE_AND_STAGE:
             return self.take_and_stage(TakeStageRequest.from_json(request)).to_json()
         if name == SUB_ORCHESTRATOR:

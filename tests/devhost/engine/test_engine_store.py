@@ -69,7 +69,7 @@ def test_an_episode_over_a_hundred_rows_reads_back_whole_and_moves_the_sentinel_
             sentinel, history = await store.read_history("i1")
             assert history == started + scheduled
             assert sentinel is not None and sentinel["etag"] == etag
-            _, items = await store.all_pending()
+            _, items = await store.queue.all_pending()
             assert sorted(item.task_id for item in items) == list(range(150))
             # A commit with an old ETag is refused, and the rows it wrote ahead of the
             # sentinel (beyond the sentinel's length) are never read.
@@ -93,13 +93,13 @@ def test_an_applied_message_already_gone_does_not_hold_up_the_commit(
     async def scenario() -> None:
         async with task_hub_store(connection_string) as store:
             etag, _ = await commit(store, "i1", 0, [event(ev.ORCHESTRATOR_STARTED)], None)
-            await store.send_message(result("i1", 1, "1"))
+            await store.queue.send_message(result("i1", 1, "1"))
             etag, left = await commit(
                 store, "i1", 1, [event(ev.TASK_COMPLETED, TaskScheduledId=1, Result="1")],
                 etag, applied=["work-e1-00000001", "work-e1-00000009"],
             )
             assert left == []
-            assert not await store.has_message("i1", "work-e1-00000001")
+            assert not await store.queue.has_message("i1", "work-e1-00000001")
             _, history = await store.read_history("i1")
             assert [e["EventType"] for e in history] == [ev.ORCHESTRATOR_STARTED,
                                                           ev.TASK_COMPLETED]
@@ -115,20 +115,20 @@ def test_a_result_takes_its_work_items_row_only_while_the_row_is_there(
             await commit(store, "i1", 0, [event(ev.ORCHESTRATOR_STARTED)], None,
                          work_items=[work("i1", n) for n in (1, 2, 3)])
             first = result("i1", 1, '"first"')
-            assert await store.complete_work_items([(work("i1", 1), first)]) == [first]
-            messages, items = await store.all_pending()
+            assert await store.queue.complete_work_items([(work("i1", 1), first)]) == [first]
+            messages, items = await store.queue.all_pending()
             assert [(m.key, m.event["Result"]) for m in messages] == \
                 [("work-e1-00000001", '"first"')]
             assert sorted(item.task_id for item in items) == [2, 3]
             # Applied (its row deleted), a result that comes again is not stored again;
             # beside it, a result whose row is there is.
-            await store.delete_messages("i1", ["work-e1-00000001"])
+            await store.queue.delete_messages("i1", ["work-e1-00000001"])
             again = result("i1", 1, '"again"')
             second = result("i1", 2, '"second"')
-            assert await store.complete_work_items(
+            assert await store.queue.complete_work_items(
                 [(work("i1", 1), again), (work("i1", 2), second)]) == [None, second]
-            assert await store.complete_work_items([(work("i1", 1), again)]) == [None]
-            messages, items = await store.all_pending()
+            assert await store.queue.complete_work_items([(work("i1", 1), again)]) == [None]
+            messages, items = await store.queue.all_pending()
             assert [(m.key, m.event["Result"]) for m in messages] == \
                 [("work-e1-00000002", '"second"')]
             assert [item.task_id for item in items] == [3]
