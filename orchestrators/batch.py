@@ -59,7 +59,7 @@ from shared.answer_json import utc_text
 from shared.batch import batch_durable_id, batch_jobs
 from shared.batch.instances import PAGE_CURSOR, index_earlier_rows, instances_page
 from shared.batch.job import BatchJob, SchedulingStrategy
-from shared.batch.liveness import ended_outside
+from shared.batch.liveness import ended_outside, settle_listed_rows
 from shared.batch.messages import (
     CommitRequest,
     CommitResult,
@@ -309,10 +309,13 @@ async def _start_from_source(client: df.DurableOrchestrationClient, job_name: st
 
 
 @blueprint.route(route="batch-jobs/{job}", methods=["GET"])
-async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
+@blueprint.durable_client_input(client_name="client")
+async def batch_job_instances(req: func.HttpRequest,
+                              client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The job's declaration and a page of its instances, newest first, with status and
     counts; `limit` (default 50, at most 200), `after` the `next` of the page before. A
-    page reads its own rows only, however many instances the job has."""
+    page reads its own rows only, however many instances the job has; an active one whose
+    orchestration ended without its finish step (terminated, failed) is settled first."""
     where = request_path(req)
     job_name = req.route_params.get("job", "")
     job = batch_jobs().get(job_name)
@@ -331,8 +334,11 @@ async def batch_job_instances(req: func.HttpRequest) -> func.HttpResponse:
         return problem_response(problem(
             400, "INVALID_QUERY", "Invalid query parameter",
             "after must be the `next` of an earlier page", where))
-    rows, following = await asyncio.to_thread(instances_page, instances_table(), job.name,
+    table = instances_table()
+    rows, following = await asyncio.to_thread(instances_page, table, job.name,
                                               int(limit_text), after)
+    rows = await settle_listed_rows(table, batch_store().container, rows,
+                                    orchestration_reader(client), datetime.now(UTC))
     listed = [{"batchJobInstanceId": row.instance_id, "status": row.status,
                "createdTime": utc_text(row.created),
                **{key: (row.result or {}).get(key) for key in (

@@ -162,7 +162,12 @@ def _advance(job: BatchJob, store: BlobStore, folder: InstanceFolder,
 
 
 def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]:
-    """Run `step` over the block's records in order; (its counts, records for its aggregator)."""
+    """Run `step` over the block's records in order; (its counts, records for its aggregator).
+
+    A record the step takes up counts as received, and then as successful, failed or (at an
+    aggregator) pending. An accept expression that raises fails the record at this step, so
+    it counts as received too: a step's received is its successful plus failed plus pending,
+    as in Mule's step statistics."""
     received = successful = failed = newly_failed = 0
     by_type: dict[str, int] = {}
     pending: list[int] = []
@@ -171,20 +176,25 @@ def _run_step(step: BatchStep, state: BlockState) -> tuple[StepTally, list[int]]
         try:
             if not step.accepts(record):
                 continue
-            received += 1
-            if step.run is not None:
+        except Exception as error:
+            failure: Exception | None = error
+        else:
+            failure = None
+        received += 1
+        if failure is None and step.run is not None:
+            try:
                 new_payload = step.run(record)
                 if new_payload is not None:
                     state.payloads[position] = storable_payload(new_payload)
-        except Exception as error:  # the record fails at this step; the block goes on
-            failure = StepFailure.of(step.name, error)
+            except Exception as error:  # the record fails at this step; the block goes on
+                failure = error
+        if failure is not None:
+            noted = StepFailure.of(step.name, failure)
             failed += 1
             newly_failed += 0 if record.failed else 1
-            by_type[failure.exception_type] = by_type.get(failure.exception_type, 0) + 1
-            state.failures[position].append([step.name, failure.exception_type,
-                                             failure.message])
-            continue
-        if step.aggregator is not None:
+            by_type[noted.exception_type] = by_type.get(noted.exception_type, 0) + 1
+            state.failures[position].append([step.name, noted.exception_type, noted.message])
+        elif step.aggregator is not None:
             pending.append(position)
         else:
             successful += 1

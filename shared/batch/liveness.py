@@ -16,6 +16,10 @@ purge) asks the durable backend too (`instance_fate`):
         its claim marked started                                       ENDED FAILED (gone)
         its claim lapsed (or no claim: a sub-instance's row)           NEVER_STARTED
 
+The instance list does the same for the active rows of the page it shows
+(`settle_listed_rows`), so an instance terminated with nothing queued behind it is listed
+as ended at once rather than at the hourly timer.
+
 An ENDED row is then settled (`settle_row`): its final row written with the reason,
 under its ETag and only while it is still active, so a finish step that wins the race
 keeps its own. A NEVER_STARTED row is passed by the queue and purged after the retention
@@ -199,3 +203,30 @@ def settle_row(table: TableClient, row: InstanceRow, fate: Fate) -> bool:
               instance_id=row.instance_id, status=fate.status.value,
               reason=fate.reason.value if fate.reason else None, row_status=row.status)
     return True
+
+
+# Durable status reads at once while a page of the instance list is settled.
+_LISTED_READS_AT_ONCE = 8
+
+
+async def settle_listed_rows(table: TableClient, container: ContainerClient,
+                             rows: list[InstanceRow], read_orchestration: ReadOrchestration,
+                             now: datetime) -> list[InstanceRow]:
+    """`rows` (a page of the instance list) as they are once each active one whose
+    instance ended without its finish step is settled: one durable status read per active
+    row, none for a finished one. A row that runs, never started or changed meanwhile is
+    shown as read."""
+    reads = asyncio.Semaphore(_LISTED_READS_AT_ONCE)
+
+    async def settled(row: InstanceRow) -> InstanceRow:
+        if row.status not in ACTIVE_STATUSES:
+            return row
+        async with reads:
+            fate = await fate_of(row, container, read_orchestration, now)
+        if fate.kind is not FateKind.ENDED or \
+                not await asyncio.to_thread(settle_row, table, row, fate):
+            return row
+        stored = await asyncio.to_thread(read_entity, table, row.job, row.instance_id)
+        return row if stored is None else InstanceRow.from_entity(stored.values)
+
+    return list(await asyncio.gather(*(settled(row) for row in rows)))

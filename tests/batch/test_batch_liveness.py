@@ -20,6 +20,7 @@ from shared.batch.instances import (
     STAGING,
     InstanceRow,
     active_instances,
+    instances_page,
     mark_row_executing,
     record_staging,
     set_status,
@@ -29,6 +30,7 @@ from shared.batch.liveness import (
     FateKind,
     Orchestration,
     instance_fate,
+    settle_listed_rows,
     settle_row,
     whose_turn,
 )
@@ -169,3 +171,30 @@ def test_a_final_row_written_meanwhile_is_never_overwritten(table) -> None:
 
     assert settle_row(table, row, fate)  # ended: nothing more to do
     assert table.get_entity(JOB, "racing")["Result"] == '{"status": "SUCCESSFUL"}'
+
+
+def test_the_list_settles_the_ended_rows_it_shows_and_asks_only_for_active_ones(
+        table, container) -> None:
+    """A page of the instance list shows an instance terminated with nothing behind it
+    as ended (its row settled); before, it stayed EXECUTING until the hourly timer."""
+    _instance(table, "done", 0, EXECUTING)
+    set_status(table, JOB, "done", "SUCCESSFUL", {"status": "SUCCESSFUL"})
+    _instance(table, "stopped", 1, EXECUTING)
+    _instance(table, "running", 2, EXECUTING)
+    _instance(table, "never", 3, STAGING)  # its request died before starting it: no claim
+    durable = Durable(stopped="Terminated", running="Running")
+    page, _next = instances_page(table, JOB, 10)
+
+    listed = asyncio.run(settle_listed_rows(table, container, page, durable,
+                                            datetime.now(UTC)))
+
+    assert {row.instance_id: row.status for row in listed} == {
+        "done": "SUCCESSFUL", "stopped": "STOPPED", "running": EXECUTING, "never": STAGING}
+    assert [row.instance_id for row in listed] == [row.instance_id for row in page]
+    stopped = next(row for row in listed if row.instance_id == "stopped")
+    assert stopped.result is not None
+    assert (stopped.result["endReason"], stopped.result["processedRecords"]) == (
+        "ORCHESTRATION_TERMINATED", 5)
+    assert table.get_entity(JOB, "stopped")["Status"] == "STOPPED"
+    assert table.get_entity(JOB, "running")["Status"] == EXECUTING
+    assert f"batch-{JOB}-done" not in durable.asked  # a finished row costs no status read

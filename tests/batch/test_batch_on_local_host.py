@@ -242,3 +242,33 @@ def test_a_terminated_instance_is_listed_with_the_counts_it_reached(start_batch_
     assert listed["cut"]["status"] == "STOPPED"
     assert listed["cut"]["processedRecords"] == stopped["processedRecords"] >= 50
     assert listed["cut"]["successfulRecords"] == stopped["successfulRecords"]
+
+
+def test_a_terminated_instance_with_none_behind_it_is_listed_ended_at_once(
+        start_batch_host) -> None:
+    """The list settles the row of an instance whose orchestration an operator terminated,
+    with no ordered instance behind it to do so; before, the list showed it EXECUTING
+    until the hourly timer. A running one is listed as it runs."""
+    batch = start_batch_host()
+    assert batch.post("ordered", contacts(600), instanceId="alone").status_code == 202
+    deadline = time.monotonic() + 120
+    while batch.result("ordered", "alone").get("processedRecords", 0) < 50:
+        assert time.monotonic() < deadline, batch.result("ordered", "alone")
+        time.sleep(0.1)
+    running = batch.get("/api/batch-jobs/ordered").json()["instances"]
+    assert [(row["batchJobInstanceId"], row["status"]) for row in running] == [
+        ("alone", "EXECUTING")]
+    terminated = requests.post(
+        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-alone/"
+                       "terminate"),
+        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
+    assert terminated.status_code == 202, terminated.text
+    stopped = batch.wait_for_end("ordered", "alone")
+
+    [listed] = batch.get("/api/batch-jobs/ordered").json()["instances"]
+    assert (listed["status"], listed["processedRecords"]) == (
+        "STOPPED", stopped["processedRecords"])
+    row = table_client(TableServiceClient.from_connection_string(
+        batch.env["AzureWebJobsStorage"]), batch.env["BATCH_INSTANCES_TABLE"]).get_entity(
+        "ordered", "alone")
+    assert row["Status"] == "STOPPED"

@@ -95,6 +95,42 @@ def test_accept_expression_and_policy_must_both_hold_and_skipped_records_flow_on
     assert seen.indexes("last") == list(range(16))
 
 
+def test_an_accept_expression_that_raises_fails_the_record_the_step_received() -> None:
+    """Mule counts a record a step took up as received, whatever then failed it: its
+    accept expression as much as its processors. Before, a raising expression failed the
+    record without counting it received (received < successful + failed)."""
+
+    def divisible_by_three_raises(record: BatchRecord) -> bool:
+        if record.payload["n"] % 3 == 0:
+            raise ZeroDivisionError(f"cannot judge {record.payload['n']}")
+        return True
+
+    def commit(group: Sequence[BatchRecord]) -> list[BaseException | None]:
+        return [None] * len(group)
+
+    job = BatchJob("raising-expressions", block_size=4, max_failed_records=-1, steps=(
+        BatchStep("check", fail_odd, accept_expression=divisible_by_three_raises),
+        BatchStep("load", aggregator=Aggregator(size=5, commit=commit),
+                  accept_policy=AcceptPolicy.ALL,
+                  accept_expression=divisible_by_three_raises),
+    ))
+    result = run_instance(job, records(12)).result
+    # check: 0, 3, 6, 9 raise in the expression; of the rest, 1, 5, 7, 11 are odd.
+    # load: takes all twelve; 0, 3, 6, 9 raise again, the other eight commit.
+    assert result["steps"] == [
+        {"stepName": "check", "receivedRecords": 12, "successfulRecords": 4,
+         "failedRecords": 8},
+        {"stepName": "load", "receivedRecords": 12, "successfulRecords": 8,
+         "failedRecords": 4},
+    ]
+    assert (result["processedRecords"], result["successfulRecords"],
+            result["failedRecords"]) == (12, 4, 8)
+    assert result["failuresByStepAndType"] == [
+        {"step": "check", "exceptionType": "ValueError", "count": 4},
+        {"step": "check", "exceptionType": "ZeroDivisionError", "count": 4},
+        {"step": "load", "exceptionType": "ZeroDivisionError", "count": 4}]
+
+
 def test_a_step_may_replace_the_payload_for_later_steps() -> None:
     seen: list[dict] = []
     job = BatchJob("mapping", block_size=3, steps=(

@@ -29,6 +29,7 @@ from shared.bulkload.levels import RESULTS_ID_MAP_WRITTEN, RESULTS_WRITTEN
 from shared.bulkload.reports import FAILURES_REPORT_WRITTEN
 from shared.events.finish import IDLE_MARKED
 from shared.events.queue import EVENTS_SETTLED
+from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.run import (
     BEGIN_AFTER_CLAIM,
@@ -38,7 +39,7 @@ from shared.sync.run import (
 )
 from shared.sync.starter import RUN_START_AFTER_LEASE
 from tests.chaos.queue_scenarios import BatchInstance, EventDrain
-from tests.chaos.scenarios import BulkLoad, Scenario, SyncRun
+from tests.chaos.scenarios import BacklogRun, BulkLoad, Scenario, SyncRun
 
 
 class Hook(Enum):
@@ -100,6 +101,8 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(END_AFTER_RECORD, Hook.APP, SyncRun),
     KillPoint(END_AFTER_RELEASE, Hook.APP, SyncRun),
     KillPoint("random#1", Hook.RANDOM, SyncRun),
+    # a backlog run: two parts' upsert jobs submitted, the third not, the watermark unmoved
+    KillPoint(f"{BACKLOG_AFTER_PART_SUBMITTED}@2", Hook.APP, BacklogRun),
     # the bulk load's claim and start
     KillPoint(LOAD_ID_CLAIMED, Hook.APP, BulkLoad),
     KillPoint(LOAD_STAGED, Hook.APP, BulkLoad),

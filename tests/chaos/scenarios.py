@@ -155,6 +155,43 @@ class SyncRun:
         return findings
 
 
+@dataclass
+class BacklogRun(SyncRun):
+    """120 changed rows past a backlog threshold of 50: the run loads them with Bulk API
+    2.0 upsert jobs, one per part of 40 rows (3 parts, which the run counts as pages)."""
+
+    rows: int = 120
+    page_size: int = 40  # rows per part (SYNC_BACKLOG_PART_ROWS)
+    threshold: int = 50
+    name: str = "backlog run"
+
+    def prepare(self, app: WholeApp) -> None:
+        app.env.update({
+            "SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": str(self.threshold),
+            "SYNC_BACKLOG_PART_ROWS": str(self.page_size),
+            "SYNC_BACKLOG_POLL_INTERVAL": "0.2",
+            "SYNC_BACKLOG_CONTAINER": f"chaos-backlog-{uuid.uuid4().hex[:12]}",
+        })
+        super().prepare(app)
+
+    def check(self, app: WholeApp) -> Findings:
+        """SyncRun's invariants, and: every run loaded in bulk, each row delivered once in
+        the runs' counts, no ingest job left open (a part submitted again after the crash
+        is a second job; the first try's jobs still end)."""
+        findings = super().check(app)
+        runs = app.sync_status()["lastRuns"]
+        modes = sorted({str(run.get("mode")) for run in runs})
+        if modes != ["bulk"]:
+            findings.other.append(f"runs loaded in modes {modes}, not only bulk")
+        delivered = sum(int(run.get("delivered") or 0) for run in runs)
+        if delivered != self.rows:
+            findings.wrong_counts.append(
+                f"runs recorded {delivered} rows delivered for {self.rows}")
+        findings.held += [f"ingest job {job} left open in Salesforce"
+                          for job in _ingest_jobs_left_open(app)]
+        return findings
+
+
 # -- the parent-child bulk load -------------------------------------------------------
 
 

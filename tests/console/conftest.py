@@ -18,8 +18,9 @@ from azure.data.tables import TableServiceClient
 from devhost.testing import RunningHost, start_host
 from devtools import services
 from sfsim.testing import SimulatorHandle
-from shared.batch import batch_durable_id
+from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
 from shared.batch.instances import record_staging, set_status
+from shared.batch.plan import RunInput, RunProgress
 from shared.storage.tables import table_client
 from tests.deployed_app import deployed_app_dir, deployed_app_env
 from tests.sync.sources import AssetSource, create_asset_source
@@ -36,7 +37,9 @@ class ConsoleHost:
 
     def seed_batch_instances(self, job: str, statuses: dict[str, str]) -> None:
         """Instance rows of `job` as its instances leave them, one a minute apart in the
-        order given (the last is the newest), with their counts."""
+        order given (the last is the newest), with their counts. An EXECUTING one gets an
+        orchestration that runs, as a real one has: the list settles an active row whose
+        orchestration ended or is missing."""
         table = table_client(TableServiceClient.from_connection_string(
             self.env["AzureWebJobsStorage"]), self.env["BATCH_INSTANCES_TABLE"])
         start = datetime.now(UTC) - timedelta(minutes=len(statuses))
@@ -47,7 +50,24 @@ class ConsoleHost:
                       "processedRecords": 4, "successfulRecords": 3, "failedRecords": 1}
             if status != "EXECUTING":  # an ended instance's result has its elapsed time
                 result["elapsedTimeInMillis"] = 90_000
+            else:
+                self._start_running_orchestration(job, instance_id)
             set_status(table, job, instance_id, status, result)
+
+    def _start_running_orchestration(self, job: str, instance_id: str) -> None:
+        """The instance's orchestration, running for the rest of the test: its turn taken,
+        its one block never staged, so its first block's activity fails and the next
+        attempt waits an hour."""
+        progress = RunProgress(job, instance_id, total_records=4, block_size=4, block_count=1,
+                               started_at=datetime.now(UTC).isoformat(), turn_taken=True)
+        run = RunInput(progress, activity_attempts=2, activity_retry_delay=3600.0,
+                       blocks_per_generation=10, turn_check_interval=1.0)
+        durable_id = batch_durable_id(job, instance_id)
+        started = requests.post(
+            self.host.url(f"/runtime/webhooks/durabletask/orchestrators/{BATCH_ORCHESTRATOR}/"
+                          f"{durable_id}"),
+            params={"code": self.host.master_key}, json=run.to_json(), timeout=30)
+        assert started.status_code == 202, started.text
 
     def get(self, path: str, **params: str) -> requests.Response:
         return requests.get(self.host.url(path), params=params,
