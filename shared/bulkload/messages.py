@@ -40,6 +40,10 @@ class LoadInput(Message):
     # False in the input of a load started by an earlier version, whose history must
     # replay with each step its own activity.
     combined_steps: bool = False
+    # SHA-256 of the body as posted, kept beside the records (staged.py): a re-post of the
+    # same bytes is the same load, another is compared record by record. None for a load
+    # fingerprinted at its start (`fingerprint`) or a retry of failed records.
+    body_digest: str | None = None
 
 
 class LevelErrorCode(enum.Enum):
