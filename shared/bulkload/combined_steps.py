@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from shared.bulkload import levels
 from shared.bulkload.claims import claim_load_run, keep_summary
@@ -46,17 +46,26 @@ def collect_and_stage_next(
     stage_next: StageLevelRequest | None,
 ) -> CollectAndStageResult:
     """Read the level's results (levels.py), then stage `stage_next`'s level, if given."""
+    id_map: dict[str, str] = {}
     results = levels.collect_level_results(store, client, load_levels, level_index, jobs,
-                                           columns)
-    staged = stage_ahead(store, stage_next) if stage_next is not None else None
-    return CollectAndStageResult(results, staged)
+                                           columns, id_map_kept=id_map)
+    if stage_next is None:
+        return CollectAndStageResult(results, None)
+    parent_ids = None
+    if stage_next.levels[stage_next.level].parent == level_index:
+        # The ID map just read, with the ids a retried load inherited: not read back.
+        parent_ids = {**levels.read_id_map(store, level_index,
+                                           (levels.INHERITED_ID_MAP_FILE,)), **id_map}
+    return CollectAndStageResult(results, stage_ahead(store, stage_next, parent_ids))
 
 
-def stage_ahead(store: LoadStore, stage: StageLevelRequest) -> StagedLevel | None:
+def stage_ahead(store: LoadStore, stage: StageLevelRequest,
+                parent_ids: Mapping[str, str] | None = None) -> StagedLevel | None:
     """The level staged, or None when it could not be: its own step then stages it."""
     try:
         return levels.stage_level(store, stage.levels, stage.level, stage.upload_limit,
-                                  stage.skip.as_error() if stage.skip is not None else None)
+                                  stage.skip.as_error() if stage.skip is not None else None,
+                                  parent_ids)
     except Exception:  # the staging step tries again, and reports it if it fails too
         logging.exception("bulk load %s: level %d not staged ahead; its own step stages it",
                           store.prefix, stage.level)

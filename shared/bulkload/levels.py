@@ -53,9 +53,10 @@ ORPHANS_FILE = "orphans.csv"
 
 def stage_level(
     store: LoadStore, levels: Sequence[LoadLevel], level_index: int, upload_limit: int,
-    skip_reason: str | None = None,
+    skip_reason: str | None = None, parent_ids: Mapping[str, str] | None = None,
 ) -> StagedLevel:
     """Write the level's CSV part(s) and its orphans; with `skip_reason` all are orphans.
+    `parent_ids` is the parent level's ID map when the caller has it (`read_id_map`).
 
     A child whose parent is not in the parent level's ID map is not written to the CSV: it
     goes to orphans.csv with the parent's own error, so it is never submitted.
@@ -72,10 +73,12 @@ def stage_level(
         csv_columns = columns + (
             [level.parent_reference_field] if level.parent_reference_field else []
         )
-        parent_ids: dict[str, str] = {}
         parent_errors: dict[str, str] = {}
-        if level.parent is not None and skip_reason is None:
-            parent_ids = read_id_map(store, level.parent)
+        if level.parent is None or skip_reason is not None:
+            parent_ids = {}
+        else:
+            if parent_ids is None:
+                parent_ids = read_id_map(store, level.parent)
             parent_errors = read_failure_reasons(store, level.parent)
 
         with spooled_file() as data, spooled_file() as orphans_file:
@@ -132,11 +135,12 @@ def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str 
 # -- ID maps and failure files ----------------------------------------------------------------
 
 
-def read_id_map(store: LoadStore, level_index: int) -> dict[str, str]:
+def read_id_map(store: LoadStore, level_index: int,
+                names: Sequence[str] = (INHERITED_ID_MAP_FILE, ID_MAP_FILE)) -> dict[str, str]:
     """External id -> Salesforce id of the level's loaded records, with those a retried
     load inherited from the load it retries (its own win)."""
     id_map: dict[str, str] = {}
-    for name in (INHERITED_ID_MAP_FILE, ID_MAP_FILE):
+    for name in names:
         with store.download_if_exists(store.level_blob(level_index, name)) as local:
             if local is not None:
                 id_map.update((row["externalId"], row["sfId"]) for row in csv_rows(local))
@@ -208,18 +212,23 @@ def _flush(out: IO[bytes]) -> None:
 def collect_level_results(
     store: LoadStore, client: SalesforceClient, levels: Sequence[LoadLevel], level_index: int,
     jobs: Sequence[JobSnapshot], columns: Sequence[str],
+    id_map_kept: dict[str, str] | None = None,
 ) -> LevelResults:
-    """Read every job's results as streams: the ID map and the failed/unprocessed records.
+    """Read every job's results as streams: the ID map and the failed/unprocessed records;
+    with `id_map_kept`, the ID map is also put there (for a child level staged next).
 
     Rows are matched by the echoed external id, never by position (Salesforce does not
     keep input order). Records of a Failed or Aborted job that were never processed are
     reported with the job's errorMessage.
     """
     level = levels[level_index]
-    reverse_parent: dict[str, str] = {}
-    if level.parent is not None:
-        reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
     leaf = is_leaf(levels, level_index)
+    reverse_parent: dict[str, str] = {}
+    # Rows read here name their parent by its Salesforce id: a leaf's are only its failed
+    # and unprocessed ones, so a leaf whose jobs failed none needs no parent ids.
+    if level.parent is not None and (not leaf or any(job.failed > 0 or job.unsuccessful
+                                                     for job in jobs)):
+        reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
     with spooled_file() as id_map_file, spooled_file() as failed_file, \
             spooled_file() as succeeded_file:
         id_map = CsvOut(id_map_file, ID_MAP_COLUMNS)
@@ -234,7 +243,7 @@ def collect_level_results(
                 succeeded = copy_leaf_successes(store, client, jobs, level_index)
             else:
                 succeeded = _read_successes(client, jobs, level, columns, reverse_parent,
-                                            id_map, loaded)
+                                            id_map, loaded, id_map_kept)
             failed_count, unprocessed, failed_by_error = failures.result()
         outputs = ((failed, failed_file, FAILED_FILE),) if leaf else (
             (loaded, succeeded_file, SUCCEEDED_FILE), (failed, failed_file, FAILED_FILE),
@@ -256,6 +265,7 @@ def collect_level_results(
 def _read_successes(
     client: SalesforceClient, jobs: Sequence[JobSnapshot], level: LoadLevel,
     columns: Sequence[str], reverse_parent: Mapping[str, str], id_map: CsvOut, loaded: CsvOut,
+    id_map_kept: dict[str, str] | None,
 ) -> int:
     succeeded = 0
     for job in jobs:
@@ -268,6 +278,8 @@ def _read_successes(
             sf_id, created, external_id, parent_external_id, fields = row
             if level.external_id_field:
                 id_map.writerow([external_id, sf_id])
+                if id_map_kept is not None:
+                    id_map_kept[external_id] = sf_id
             loaded.writerow([level.name, level.object, sf_id, created, external_id,
                              parent_external_id, *fields])
     return succeeded
