@@ -30,9 +30,7 @@ from shared.bulkload.claims import (
     take_over_abandoned_claim,
 )
 from shared.bulkload.fingerprint import (
-    fingerprint_difference,
     fingerprint_digest,
-    request_fingerprint,
 )
 from shared.bulkload.load_events import log_load_started
 from shared.bulkload.messages import LoadInput
@@ -45,10 +43,10 @@ from shared.bulkload.staged import (
     body_digest,
     encode_level,
     encode_request,
-    posted_fingerprint,
 )
 from shared.bulkload.starter import (
     check_required_fields,
+    difference_from_load,
     new_load_id,
     parse_cancel_request,
     parse_load_request,
@@ -117,19 +115,9 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
 
 
 def _difference(loaded: LoadInput, request: LoadRequest, digest: str | None) -> str | None:
-    """How the posted records differ from the load's, or None. The same bytes as the load's
-    body are the same records; other bytes are compared record by record."""
-    if loaded.body_digest is not None and digest == loaded.body_digest:
-        return None
-    if loaded.fingerprint:
-        earlier = loaded.fingerprint
-    elif loaded.body_digest is not None:
-        settings = app_settings()
-        earlier = posted_fingerprint(LoadStore.for_load(
-            blob_service(settings.storage), settings.bulk_load.container, loaded.prefix))
-    else:
-        return None
-    return fingerprint_difference(request_fingerprint(request), earlier)
+    settings = app_settings()
+    return difference_from_load(loaded, request, digest, LoadStore.for_load(
+        blob_service(settings.storage), settings.bulk_load.container, loaded.prefix))
 
 
 async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClient,

@@ -9,7 +9,11 @@ from collections.abc import Mapping, Sequence
 
 from azure.storage.blob import BlobServiceClient
 
-from shared.bulkload.fingerprint import LevelFingerprint
+from shared.bulkload.fingerprint import (
+    LevelFingerprint,
+    fingerprint_difference,
+    request_fingerprint,
+)
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, RecordProblem
 from shared.bulkload.required_fields import missing_required_fields
@@ -18,6 +22,7 @@ from shared.bulkload.staged import (
     EncodedLevel,
     EncodedRequest,
     body_digest,
+    posted_fingerprint,
     stage_encoded,
     stage_posted,
 )
@@ -127,6 +132,23 @@ def _load_input(settings: BulkLoadSettings, load_id: str, prefix: str, request: 
         combined_steps=True,
         body_digest=body_digest,
     )
+
+
+def difference_from_load(loaded: LoadInput, request: LoadRequest, digest: str | None,
+                         store: LoadStore) -> str | None:
+    """How the posted records differ from the load's (`store` is its run folder), or None.
+    The same bytes as the load's body are the same records; other bytes are compared
+    record by record, with the body kept (`posted_fingerprint`) or with the fingerprint in
+    the input of a load started before bodies were kept."""
+    if loaded.body_digest is not None and digest == loaded.body_digest:
+        return None
+    if loaded.fingerprint:
+        earlier = loaded.fingerprint
+    elif loaded.body_digest is not None:
+        earlier = posted_fingerprint(store)
+    else:
+        return None
+    return fingerprint_difference(request_fingerprint(request), earlier)
 
 
 def parse_cancel_request(body: bytes) -> tuple[str | None, str | None]:
