@@ -9,7 +9,7 @@ history size (events, bytes), with ratios; each side's median of ROUNDS interlea
 simple-salesforce polls every POLL_SECONDS; the durable load first 0.5 s after the close,
 then backing off to POLL_SECONDS. The durable wall time runs from the POST to the
 orchestration's completion event. A second simple-salesforce row also reads the contacts'
-successes, as the durable load does for its results CSV.
+successes (the durable load downloads and keeps them, unparsed, for its results CSV).
 
     python benchmarks/bulk_load_vs_simple_salesforce.py
 
@@ -241,11 +241,12 @@ def main() -> None:
     for name, run in rows[1:]:
         print(f"ratio durable/{name}: API calls {durable['api_calls'] / run['api_calls']:.2f}, "
               f"wall time {durable['seconds'] / run['seconds']:.2f}")
-    print("work on each side: the durable load validates the whole body, stages it in blob "
-          "storage,\n  reads every job's successes (ID map, results CSV) and failures, writes "
-          "the failures CSV\n  and keeps its summary; simple-salesforce bulk2 reads the "
-          "accounts' successes and failures\n  and the contacts' failures, and '+ results' "
-          "also the contacts' successes (their ids)")
+    print("work on each side: the durable load validates the whole body, keeps it in blob "
+          "storage,\n  reads the accounts' successes (ID map) and every job's failures, keeps "
+          "the contacts'\n  successes as sent (read for GET .../results), writes the failures "
+          "CSV and keeps its\n  summary; simple-salesforce bulk2 reads the accounts' successes "
+          "and failures and the\n  contacts' failures, and '+ results' also the contacts' "
+          "successes (their ids)")
     print(f"durable summary (succeeded, failed, orphans) per level: {durable['summary']}")
     print("orchestration history:")
     for name, run in (("1,000 records", durable_small), ("40,000 records", durable)):

@@ -99,6 +99,15 @@ class LoadStore:
             local.seek(0)
             yield local
 
+    def download_into(self, blob_name: str, local: IO[bytes]) -> bool:
+        """The blob written to `local` (then positioned at its start); False if missing."""
+        try:
+            self.container.download_blob(blob_name).readinto(local)
+        except ResourceNotFoundError:
+            return False
+        local.seek(0)
+        return True
+
     def read_bytes(self, blob_name: str) -> bytes:
         return self.container.download_blob(blob_name).readall()
 
