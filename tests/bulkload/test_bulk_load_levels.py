@@ -146,6 +146,10 @@ def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
     assert all(part.size_bytes <= 400 for part in staged.parts)
     assert sum(part.records for part in staged.parts) == 100
     assert results.succeeded == 100 == len(sfsim.records("Account"))
+    # A one-level load is a leaf: each job's successes kept, all of them in the results.
+    report = rows_of(store, reports.write_results_report(store, request.levels))
+    assert sorted(row["externalId"] for row in report) == [f"A{n:03d}" for n in range(100)]
+    assert {row["sfId"] for row in report} == {a["Id"] for a in sfsim.records("Account")}
 
 
 def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim, job_intents):
