@@ -60,6 +60,28 @@ against bulk2: the POST (the orchestration starts about when bulk2 has closed it
 job), and reading the last level's 29,700 successes into the results files (0.3 s; bulk2
 reads none, its '+ results' row does). Tried and dropped: picking a result row's columns
 with operator.itemgetter (no change measurable).
+
+Then (the POST keeps the body as posted and encodes only the first level's records before
+the 202, a re-post told apart by the body's SHA-256 and compared record by record only when
+the bytes differ; the contacts are prepared from the body while the accounts' jobs run; the
+contacts' successes, a leaf level's, are kept unparsed as Salesforce sent them and read when
+the results CSV is first asked for; the accounts' ID map is handed to the contacts' staging
+in memory; the failures report's files downloaded side by side), measured paired on a
+machine loaded by other work (load average 10-14): the code before and after on two hosts
+of one run, one Azurite, one simulator, 11 interleaved rounds with bulk2 in each:
+after/before wall time 0.92x (median of the rounds' ratios; after faster in 8 of 11), host
+CPU per 40,000-record load 1.24 -> 1.17 s (median); ratio to bulk2 1.58x -> 1.49x under that
+load; API calls 0.94x (15 against 16); history 11.5 KB (21 events) for 1,000 records, 12.8
+KB (27 events) for 40,000. This script alone right after, load average 10-14: 1.21x bulk2
+(rounds 7.20, 8.77, 5.35 s against 5.96, 6.32, 5.89: 0.91x in the quietest round). In process
+on the benchmark's body: encoding every level's records at the POST took 0.44 s where the
+first level's take 0.08 s (one loaded run). Still not 1.0x on this loaded machine; the
+durable load makes many more round trips (host, Azurite, simulator) than bulk2, and each
+costs more when the cores are busy. What is left: 11 activities per load, 2 of them on the
+critical path that could ride on the step before (a level's first part submitted in the
+activity that stages it, gated like combined_steps); the POST's validation (0.15-0.2 s) and
+the re-validation of the body when the contacts are prepared (off the critical path, but it
+competes with the simulator for the cores).
 """
 
 from __future__ import annotations
