@@ -130,6 +130,7 @@ def _load_input(settings: BulkLoadSettings, load_id: str, prefix: str, request: 
         origin=origin,
         prepare_children=True,
         combined_steps=True,
+        submit_ahead=True,
         body_digest=body_digest,
     )
 

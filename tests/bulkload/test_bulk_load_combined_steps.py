@@ -119,3 +119,26 @@ def test_the_summary_is_kept_with_the_failures_reports_row_count(store):
     kept = json.loads(LoadStore(store.container, "load-c").read_bytes(f"load-c/{SUMMARY}"))
     assert kept == {**summary, "failedRecords": report.rows}
     assert report.rows == len(rows_of(store, report.blob)) == 4
+
+
+def test_a_level_staged_ahead_has_its_parts_submitted_there(store, sf_client, job_intents):
+    request = validate_load_request(LOAD)
+    staging.stage_request(store, request)
+    submitter = combined_steps.PartSubmitter(sf_client, job_intents, "load-s")
+
+    begun = combined_steps.claim_and_stage_first(store, "load-s", "run-1",
+                                                 stage_request(request, 0), submitter)
+
+    assert begun.staged is not None and len(begun.submitted) == len(begun.staged.parts) == 1
+    ended = JobSnapshot.of(wait_for_job(sf_client, begun.submitted[0].id))
+    assert ended.state == "JobComplete" and ended.processed == 3
+    collected = combined_steps.collect_and_stage_next(
+        store, sf_client, request.levels, 0, [ended], begun.staged.columns,
+        stage_request(request, 1), submitter)
+    assert len(collected.submitted_next) == 1
+    contacts = JobSnapshot.of(wait_for_job(sf_client, collected.submitted_next[0].id))
+    assert (contacts.state, contacts.processed) == ("JobComplete", 2)
+    # A retry of the step (the activity ran again) answers the jobs it submitted.
+    again = combined_steps.claim_and_stage_first(store, "load-s", "run-1",
+                                                 stage_request(request, 0), submitter)
+    assert [job.id for job in again.submitted] == [begun.submitted[0].id]
