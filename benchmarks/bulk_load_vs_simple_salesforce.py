@@ -66,22 +66,26 @@ the 202, a re-post told apart by the body's SHA-256 and compared record by recor
 the bytes differ; the contacts are prepared from the body while the accounts' jobs run; the
 contacts' successes, a leaf level's, are kept unparsed as Salesforce sent them and read when
 the results CSV is first asked for; the accounts' ID map is handed to the contacts' staging
-in memory; the failures report's files downloaded side by side), measured paired on a
-machine loaded by other work (load average 10-14): the code before and after on two hosts
-of one run, one Azurite, one simulator, 11 interleaved rounds with bulk2 in each:
-after/before wall time 0.92x (median of the rounds' ratios; after faster in 8 of 11), host
-CPU per 40,000-record load 1.24 -> 1.17 s (median); ratio to bulk2 1.58x -> 1.49x under that
-load; API calls 0.94x (15 against 16); history 11.5 KB (21 events) for 1,000 records, 12.8
-KB (27 events) for 40,000. This script alone right after, load average 10-14: 1.21x bulk2
-(rounds 7.20, 8.77, 5.35 s against 5.96, 6.32, 5.89: 0.91x in the quietest round). In process
-on the benchmark's body: encoding every level's records at the POST took 0.44 s where the
-first level's take 0.08 s (one loaded run). Still not 1.0x on this loaded machine; the
-durable load makes many more round trips (host, Azurite, simulator) than bulk2, and each
-costs more when the cores are busy. What is left: 11 activities per load, 2 of them on the
-critical path that could ride on the step before (a level's first part submitted in the
-activity that stages it, gated like combined_steps); the POST's validation (0.15-0.2 s) and
-the re-validation of the body when the contacts are prepared (off the critical path, but it
-competes with the simulator for the cores).
+in memory; the failures report's files downloaded side by side; a level staged ahead has its
+job created, uploaded and closed in the same activity, submit_ahead: 9 activities per load
+instead of 11), measured paired: the code before and after on two hosts of one run, one
+Azurite, one simulator, 9 interleaved rounds with bulk2 in each, load average 2-4:
+after/before wall time 0.87x (median of the rounds' ratios; after faster in 8 of 9), host
+CPU per 40,000-record load 1.09 -> 0.99 s (median); ratio to bulk2 1.14x -> 1.05x (median of
+the rounds' ratios; ratio of medians 1.20x -> 1.08x); API calls 0.93x (14 against 15);
+history 10.6 KB (19 events) for 1,000 records, 11.3 KB (22 events) for 40,000. An earlier
+paired run of all but submit_ahead, load average 10-14: after/before 0.92x, ratio to bulk2
+1.58x -> 1.49x (every hop between host, Azurite and simulator costs more on busy cores, and
+the durable load makes many more than bulk2). This script alone right after, load average
+3-4: 1.17x bulk2, 1.11x bulk2 + results; rounds 4.21, 5.22, 5.13 s against 5.39, 4.31, 4.36.
+Both sides' rounds fall near 4.3 s or near 5.2 s: whether the contacts' job has ended at a
+poll (the durable load's at 1.5 s after the close, bulk2's at 2.0 s) decides a second of
+the wall time, and the simulator runs that job on the same two cores. In the same mode the
+durable load now finishes first (4.21 against 4.31, 5.13-5.22 against 5.39; in the paired
+run 4 of 9 rounds under bulk2). Still not 1.0x as a median. What is left: the POST's
+validation (0.15-0.2 s, before the 202 by design); the body validated a second time when
+the contacts are prepared (off the critical path, but it competes with the simulator for the
+cores); 9 activities (prepare, 4 polls, the rest on the critical path).
 """
 
 from __future__ import annotations
