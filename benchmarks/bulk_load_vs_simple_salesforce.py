@@ -77,7 +77,7 @@ history 10.6 KB (19 events) for 1,000 records, 11.3 KB (22 events) for 40,000. A
 paired run of all but submit_ahead, load average 10-14: after/before 0.92x, ratio to bulk2
 1.58x -> 1.49x (every hop between host, Azurite and simulator costs more on busy cores, and
 the durable load makes many more than bulk2). This script alone right after, load average
-3-4: 1.17x bulk2, 1.11x bulk2 + results; rounds 4.21, 5.22, 5.13 s against 5.39, 4.31, 4.36.
+3-4: 1.17x bulk2, 1.11x bulk2 + results; rounds 4.21, 5.22, 5.13 s against 4.31, 5.39, 4.36.
 Both sides' rounds fall near 4.3 s or near 5.2 s: whether the contacts' job has ended at a
 poll (the durable load's at 1.5 s after the close, bulk2's at 2.0 s) decides a second of
 the wall time, and the simulator runs that job on the same two cores. In the same mode the
