@@ -176,7 +176,8 @@ async def _claim_and_start(req: func.HttpRequest, client: df.DurableOrchestratio
         if existing is not None:
             return existing
         taken = await asyncio.to_thread(take_over_abandoned_claim, service, container,
-                                        load_id, request_path(req), digest)
+                                        load_id, request_path(req), digest,
+                                        body_digest is None)
         if isinstance(taken, ClaimRefusal):
             return problem_response(taken.problem, headers=taken.headers)
         hold = taken
