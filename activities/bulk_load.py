@@ -183,8 +183,11 @@ def bulk_load_keep_summary(request: Json) -> None:
 @blueprint.activity_trigger(input_name="request")
 def bulk_load_claim_and_stage(request: Json) -> Json:
     begin = ClaimAndStageRequest.from_json(request)
+    submitter = (combined_steps.PartSubmitter(_client(), _job_intents(), begin.submit_load_id)
+                 if begin.submit_load_id is not None else None)
     return combined_steps.claim_and_stage_first(
         _store(begin.claim.prefix), begin.claim.load_id, begin.claim.run_token, begin.stage,
+        submitter,
     ).to_json()
 
 
@@ -193,9 +196,12 @@ def bulk_load_claim_and_stage(request: Json) -> Json:
 def bulk_load_collect_and_stage(request: Json) -> Json:
     step = CollectAndStageRequest.from_json(request)
     collect = step.collect
+    client = _client()
+    submitter = (combined_steps.PartSubmitter(client, _job_intents(), step.submit_load_id)
+                 if step.submit_load_id is not None else None)
     return combined_steps.collect_and_stage_next(
-        _store(collect.prefix), _client(), collect.levels, collect.level, collect.jobs,
-        collect.columns, step.stage_next,
+        _store(collect.prefix), client, collect.levels, collect.level, collect.jobs,
+        collect.columns, step.stage_next, submitter,
     ).to_json()
 
 

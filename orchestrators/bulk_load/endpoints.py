@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlparse
 
 import azure.durable_functions as df
 import azure.functions as func
+from azure.storage.blob import BlobServiceClient
 
 from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested_load
 from orchestrators.bulk_load.orchestration import CANCEL_EVENT, ORCHESTRATOR, blueprint
@@ -28,9 +30,7 @@ from shared.bulkload.claims import (
     take_over_abandoned_claim,
 )
 from shared.bulkload.fingerprint import (
-    fingerprint_difference,
     fingerprint_digest,
-    request_fingerprint,
 )
 from shared.bulkload.load_events import log_load_started
 from shared.bulkload.messages import LoadInput
@@ -39,13 +39,19 @@ from shared.bulkload.progress import load_links
 from shared.bulkload.request import LOAD_ID_PATTERN, LoadRequest
 from shared.bulkload.required_fields import DOCUMENTED_REQUIRED, RequiredFields
 from shared.bulkload.retry import failed_record_count, retry_load_id, retry_request
-from shared.bulkload.staged import EncodedRequest, encode_request
+from shared.bulkload.staged import (
+    body_digest,
+    encode_level,
+    encode_request,
+)
 from shared.bulkload.starter import (
     check_required_fields,
+    difference_from_load,
     new_load_id,
     parse_cancel_request,
     parse_load_request,
     stage_new_load,
+    stage_posted_load,
 )
 from shared.bulkload.store import LoadStore
 from shared.config import AppSettings, app_settings
@@ -80,9 +86,11 @@ def _json(body: Any, status: int, headers: dict[str, str] | None = None) -> func
 
 
 async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRequest,
-                         load_id: str, request: LoadRequest) -> func.HttpResponse | None:
+                         load_id: str, request: LoadRequest,
+                         digest: str | None = None) -> func.HttpResponse | None:
     """The answer for a load id that has an instance: its status (200) when the same records
-    were posted, 409 when other records were or the instance is not a load."""
+    were posted, 409 when other records were or the instance is not a load. `digest` is the
+    posted body's (`body_digest`)."""
     status = await client.get_status(load_id, show_input=True)
     if not status or status.runtime_status is None:
         return None
@@ -93,8 +101,7 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
             f"{load_id!r} is the instance id of another orchestration; post the records "
             "with another loadId", instance))
     loaded = LoadInput.from_json(status.input_)
-    difference = (fingerprint_difference(request_fingerprint(request), loaded.fingerprint)
-                  if loaded.fingerprint else None)
+    difference = await asyncio.to_thread(_difference, loaded, request, digest)
     if difference is not None:
         return problem_response(problem(
             409, "LOAD_ID_CONFLICT", "Bulk load id used by other records",
@@ -107,6 +114,12 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
     return _json({"id": load_id, **view, **_load_links(req, load_id)}, 200, headers)
 
 
+def _difference(loaded: LoadInput, request: LoadRequest, digest: str | None) -> str | None:
+    settings = app_settings()
+    return difference_from_load(loaded, request, digest, LoadStore.for_load(
+        blob_service(settings.storage), settings.bulk_load.container, loaded.prefix))
+
+
 async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                       request: LoadRequest, load_id: str,
                       origin: LoadInput | None = None) -> func.HttpResponse:
@@ -116,26 +129,55 @@ async def _start_load(req: func.HttpRequest, client: df.DurableOrchestrationClie
         return existing
     # Each record encoded once: its fingerprint and its staged line are the same text.
     encoded = await asyncio.to_thread(encode_request, request)
+    settings = app_settings()
     try:
-        return await _claim_and_start(req, client, request, load_id, encoded, origin)
+        return await _claim_and_start(
+            req, client, request, load_id, fingerprint_digest(encoded.fingerprint),
+            lambda service: stage_new_load(service, settings.bulk_load, load_id, request,
+                                           encoded, origin),
+            origin)
     finally:
         encoded.close()
 
 
+async def _start_posted_load(req: func.HttpRequest, client: df.DurableOrchestrationClient,
+                             request: LoadRequest, load_id: str,
+                             body: bytes) -> func.HttpResponse:
+    """`_start_load` for a posted body: the body is kept as posted and only the first
+    level's records are encoded before the load starts; a re-post is told apart by the
+    body's digest first."""
+    digest = body_digest(body)
+    existing = await _existing_load(client, req, load_id, request, digest)
+    if existing is not None:
+        return existing
+    first_level = await asyncio.to_thread(encode_level, request.levels[0], request.records[0])
+    settings = app_settings()
+    try:
+        return await _claim_and_start(
+            req, client, request, load_id, digest,
+            lambda service: stage_posted_load(service, settings.bulk_load, load_id, request,
+                                              body, first_level),
+            None, digest)
+    finally:
+        first_level.file.close()
+
+
 async def _claim_and_start(req: func.HttpRequest, client: df.DurableOrchestrationClient,
-                           request: LoadRequest, load_id: str, encoded: EncodedRequest,
-                           origin: LoadInput | None) -> func.HttpResponse:
+                           request: LoadRequest, load_id: str, digest: str,
+                           stage: Callable[[BlobServiceClient], LoadInput],
+                           origin: LoadInput | None,
+                           body_digest: str | None = None) -> func.HttpResponse:
     settings = app_settings()
     service = blob_service(settings.storage)
     container = settings.bulk_load.container
-    digest = fingerprint_digest(encoded.fingerprint)
     hold = await asyncio.to_thread(claim_load_id, service, container, load_id, digest)
     if hold is None:
-        existing = await _existing_load(client, req, load_id, request)
+        existing = await _existing_load(client, req, load_id, request, body_digest)
         if existing is not None:
             return existing
         taken = await asyncio.to_thread(take_over_abandoned_claim, service, container,
-                                        load_id, request_path(req), digest)
+                                        load_id, request_path(req), digest,
+                                        body_digest is None)
         if isinstance(taken, ClaimRefusal):
             return problem_response(taken.problem, headers=taken.headers)
         hold = taken
@@ -144,8 +186,7 @@ async def _claim_and_start(req: func.HttpRequest, client: df.DurableOrchestratio
     crash_point(CLAIMED)
     renewing = asyncio.create_task(renew_until_cancelled(hold))
     try:
-        load = await asyncio.to_thread(stage_new_load, service, settings.bulk_load, load_id,
-                                       request, encoded, origin)
+        load = await asyncio.to_thread(stage, service)
         crash_point(STAGED)
         await client.start_new(ORCHESTRATOR, load_id, load.to_json())
     except Exception:
@@ -206,7 +247,8 @@ async def bulk_load_start(
         return problem_response(refused)
     if validate_only:
         return _json(plan_load(parsed, settings.bulk_load.upload_limit_bytes), 200)
-    return await _start_load(req, client, parsed, parsed.load_id or new_load_id())
+    return await _start_posted_load(req, client, parsed, parsed.load_id or new_load_id(),
+                                    req.get_body())
 
 
 @blueprint.route(route="bulk-loads/{loadId}/retry-failures", methods=["POST"])

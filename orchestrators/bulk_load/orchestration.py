@@ -87,8 +87,14 @@ class _Load:
     cancel_requested: Any = None  # one task for the whole load, raced by every poll
     stop: StopReason | None = None  # set once: every later level is skipped
     cancel_reason: str | None = None
-    # Levels staged ahead, by the step before theirs (combined_steps in the load's input).
+    # Levels staged ahead, by the step before theirs (combined_steps in the load's input),
+    # and the jobs of their parts submitted there (submit_ahead).
     staged_ahead: dict[int, StagedLevel] = field(default_factory=dict)
+    submitted_ahead: dict[int, tuple[JobSnapshot, ...]] = field(default_factory=dict)
+
+    @property
+    def submit_load_id(self) -> str | None:
+        return self.load.load_id if self.load.submit_ahead else None
 
     def call(self, activity: str, request: Message) -> Any:
         retry = df.RetryOptions(
@@ -134,7 +140,9 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
     Steps that follow each other run as one activity in a load started with
     `combined_steps` (0 with the first level's 1; a part's create, upload and close in 2;
     4 with the next level's 1; 5's reports with its summary); a level staged ahead that
-    way skips its step 1, and one that could not be is staged by it.
+    way skips its step 1, and one that could not be is staged by it. With `submit_ahead`
+    too, the step that stages a level ahead also submits its parts (its 2); a part that
+    could not be is submitted by step 2.
     for each level:
       1. stage: write its CSV; children of parents that were not loaded become orphans
       2. submit parts: create, upload and close one ingest job per CSV part; then, while
@@ -156,7 +164,10 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
         return _refuse_restart(run, claim)
     run.cancel_requested = context.wait_for_external_event(CANCEL_EVENT)
     for index in range(len(load.levels)):
-        if run.stop is None and run.cancel_requested.is_completed:
+        # A level whose jobs were submitted ahead runs even after a cancel: its polls abort
+        # them and its results are read, as for a level cancelled while it ran.
+        if run.stop is None and run.cancel_requested.is_completed \
+                and index not in run.submitted_ahead:
             run.cancel_reason = progress.cancel_reason(run.cancel_requested.result)
             run.stop = StopReason(StopKind.CANCELLED,
                                   f"load cancelled before this level: {run.cancel_reason}")
@@ -189,10 +200,13 @@ def _claim_run(run: _Load) -> Steps:
     # The first level staged in the same activity, once claimed.
     run.show(0, "staging")
     answer = yield run.call(BULK_LOAD_CLAIM_AND_STAGE, ClaimAndStageRequest(
-        claim, StageLevelRequest(run.load.prefix, run.load.levels, 0, run.load.upload_limit)))
+        claim, StageLevelRequest(run.load.prefix, run.load.levels, 0, run.load.upload_limit),
+        run.submit_load_id))
     begun = ClaimAndStageResult.from_json(answer)
     if begun.staged is not None:
         run.staged_ahead[0] = begun.staged
+    if begun.submitted:
+        run.submitted_ahead[0] = begun.submitted
     return begun.claim
 
 
@@ -245,7 +259,10 @@ def _stage(run: _Load, level: _Level) -> Steps:
 def _submit_parts(run: _Load, level: _Level) -> Steps:
     """2. One job per part: create, upload, close."""
     assert level.staged is not None
+    level.jobs.extend(run.submitted_ahead.pop(level.index, ()))  # by the step before
     for number, part in enumerate(level.staged.parts):
+        if number < len(level.jobs):
+            continue
         if run.load.combined_steps:
             run.show(level.index, "uploading", level.jobs)
             submitted = yield run.call(BULK_LOAD_SUBMIT_PART, SubmitPartRequest(
@@ -345,12 +362,14 @@ def _collect_results(run: _Load, level: _Level) -> Steps:
             and run.cancel_reason is None and not run.cancel_requested.is_completed):
         stage_next = StageLevelRequest(run.load.prefix, run.load.levels, following,
                                        run.load.upload_limit)
-    answer = yield run.call(BULK_LOAD_COLLECT_AND_STAGE,
-                            CollectAndStageRequest(collect, stage_next))
+    answer = yield run.call(BULK_LOAD_COLLECT_AND_STAGE, CollectAndStageRequest(
+        collect, stage_next, run.submit_load_id if stage_next is not None else None))
     collected = CollectAndStageResult.from_json(answer)
     level.results = collected.results
     if collected.staged_next is not None:
         run.staged_ahead[following] = collected.staged_next
+    if collected.submitted_next:
+        run.submitted_ahead[following] = collected.submitted_next
 
 
 def _skip_level(run: _Load, index: int) -> Steps:

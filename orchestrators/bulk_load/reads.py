@@ -133,7 +133,7 @@ async def _report(req: func.HttpRequest, client: df.DurableOrchestrationClient,
                                load.prefix)
     try:
         if report == RESULTS_REPORT:  # written when first asked for
-            await asyncio.to_thread(write_results_report, store, len(load.levels))
+            await asyncio.to_thread(write_results_report, store, load.levels)
         data = await asyncio.to_thread(store.read_bytes, store.name(report))
     except ResourceNotFoundError:  # a terminated load may have no report
         return problem_response(problem(

@@ -112,14 +112,18 @@ class ClaimRefusal:
 
 def take_over_abandoned_claim(
     service: BlobServiceClient, container: str, load_id: str, instance: str,
-    fingerprint: str = "",
+    fingerprint: str = "", fingerprint_decides: bool = True,
 ) -> ClaimHold | ClaimRefusal:
     """For an id claimed by another request that started no orchestration (being started,
     purged, or its request died): the claim's lease when this request took the abandoned
-    claim over and may start the load, else the refusal to answer."""
+    claim over and may start the load, else the refusal to answer. Without
+    `fingerprint_decides` (a digest of the body's bytes: other bytes may hold the same
+    records), another fingerprint while the claim is held answers that the load is being
+    started, and the post after it is compared with the started load's records."""
     claim = read_load_claim(service, container, load_id)
-    if claim is not None and not claim.started and claim.fingerprint and fingerprint \
-            and claim.fingerprint != fingerprint and claim.leased:
+    if fingerprint_decides and claim is not None and not claim.started \
+            and claim.fingerprint and fingerprint and claim.fingerprint != fingerprint \
+            and claim.leased:
         return ClaimRefusal(problem(
             409, "LOAD_ID_CONFLICT", "Bulk load id used by other records",
             f"another request is starting load {load_id!r} with other records; post these "

@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
+from shared.bulkload.leaf_results import copy_leaf_successes, is_leaf, leaf_success_rows
 from shared.bulkload.load_events import log_level_ended, log_level_staged
 from shared.bulkload.messages import JobSnapshot, LevelResults, StagedLevel, StagedPart
 from shared.bulkload.request import LoadLevel
@@ -51,9 +53,10 @@ ORPHANS_FILE = "orphans.csv"
 
 def stage_level(
     store: LoadStore, levels: Sequence[LoadLevel], level_index: int, upload_limit: int,
-    skip_reason: str | None = None,
+    skip_reason: str | None = None, parent_ids: Mapping[str, str] | None = None,
 ) -> StagedLevel:
     """Write the level's CSV part(s) and its orphans; with `skip_reason` all are orphans.
+    `parent_ids` is the parent level's ID map when the caller has it (`read_id_map`).
 
     A child whose parent is not in the parent level's ID map is not written to the CSV: it
     goes to orphans.csv with the parent's own error, so it is never submitted.
@@ -70,10 +73,12 @@ def stage_level(
         csv_columns = columns + (
             [level.parent_reference_field] if level.parent_reference_field else []
         )
-        parent_ids: dict[str, str] = {}
         parent_errors: dict[str, str] = {}
-        if level.parent is not None and skip_reason is None:
-            parent_ids = read_id_map(store, level.parent)
+        if level.parent is None or skip_reason is not None:
+            parent_ids = {}
+        else:
+            if parent_ids is None:
+                parent_ids = read_id_map(store, level.parent)
             parent_errors = read_failure_reasons(store, level.parent)
 
         with spooled_file() as data, spooled_file() as orphans_file:
@@ -130,11 +135,12 @@ def orphan_reason(parent: LoadLevel, parent_external_id: str, parent_error: str 
 # -- ID maps and failure files ----------------------------------------------------------------
 
 
-def read_id_map(store: LoadStore, level_index: int) -> dict[str, str]:
+def read_id_map(store: LoadStore, level_index: int,
+                names: Sequence[str] = (INHERITED_ID_MAP_FILE, ID_MAP_FILE)) -> dict[str, str]:
     """External id -> Salesforce id of the level's loaded records, with those a retried
     load inherited from the load it retries (its own win)."""
     id_map: dict[str, str] = {}
-    for name in (INHERITED_ID_MAP_FILE, ID_MAP_FILE):
+    for name in names:
         with store.download_if_exists(store.level_blob(level_index, name)) as local:
             if local is not None:
                 id_map.update((row["externalId"], row["sfId"]) for row in csv_rows(local))
@@ -206,16 +212,22 @@ def _flush(out: IO[bytes]) -> None:
 def collect_level_results(
     store: LoadStore, client: SalesforceClient, levels: Sequence[LoadLevel], level_index: int,
     jobs: Sequence[JobSnapshot], columns: Sequence[str],
+    id_map_kept: dict[str, str] | None = None,
 ) -> LevelResults:
-    """Read every job's results as streams: the ID map and the failed/unprocessed records.
+    """Read every job's results as streams: the ID map and the failed/unprocessed records;
+    with `id_map_kept`, the ID map is also put there (for a child level staged next).
 
     Rows are matched by the echoed external id, never by position (Salesforce does not
     keep input order). Records of a Failed or Aborted job that were never processed are
     reported with the job's errorMessage.
     """
     level = levels[level_index]
+    leaf = is_leaf(levels, level_index)
     reverse_parent: dict[str, str] = {}
-    if level.parent is not None:
+    # Rows read here name their parent by its Salesforce id: a leaf's are only its failed
+    # and unprocessed ones, so a leaf whose jobs failed none needs no parent ids.
+    if level.parent is not None and (not leaf or any(job.failed > 0 or job.unsuccessful
+                                                     for job in jobs)):
         reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
     with spooled_file() as id_map_file, spooled_file() as failed_file, \
             spooled_file() as succeeded_file:
@@ -227,12 +239,16 @@ def collect_level_results(
         with ThreadPoolExecutor(1, thread_name_prefix="bulkload-failures") as pool:
             failures = pool.submit(_read_failures, client, jobs, level, columns, reverse_parent,
                                    failed)
-            succeeded = _read_successes(client, jobs, level, columns, reverse_parent, id_map,
-                                        loaded)
+            if leaf:  # kept as sent, read by the results report when it is asked for
+                succeeded = copy_leaf_successes(store, client, jobs, level_index)
+            else:
+                succeeded = _read_successes(client, jobs, level, columns, reverse_parent,
+                                            id_map, loaded, id_map_kept)
             failed_count, unprocessed, failed_by_error = failures.result()
-        for writer, file, name in ((loaded, succeeded_file, SUCCEEDED_FILE),
-                                   (failed, failed_file, FAILED_FILE),
-                                   (id_map, id_map_file, ID_MAP_FILE)):
+        outputs = ((failed, failed_file, FAILED_FILE),) if leaf else (
+            (loaded, succeeded_file, SUCCEEDED_FILE), (failed, failed_file, FAILED_FILE),
+            (id_map, id_map_file, ID_MAP_FILE))
+        for writer, file, name in outputs:
             # The ID map last: a level with an ID map has its reports written.
             writer.finish()
             file.seek(0)
@@ -249,18 +265,21 @@ def collect_level_results(
 def _read_successes(
     client: SalesforceClient, jobs: Sequence[JobSnapshot], level: LoadLevel,
     columns: Sequence[str], reverse_parent: Mapping[str, str], id_map: CsvOut, loaded: CsvOut,
+    id_map_kept: dict[str, str] | None,
 ) -> int:
     succeeded = 0
     for job in jobs:
         # A job's counts tell which result lists are empty: those are not read.
         if not (job.processed > job.failed or job.unsuccessful):
             continue
-        for row in _ResultRows(client, job.id, "successfulResults", level, columns,
-                               reverse_parent):
+        for row in _ResultRows(client.result_rows(job.id, "successfulResults"), level,
+                               columns, reverse_parent):
             succeeded += 1
             sf_id, created, external_id, parent_external_id, fields = row
             if level.external_id_field:
                 id_map.writerow([external_id, sf_id])
+                if id_map_kept is not None:
+                    id_map_kept[external_id] = sf_id
             loaded.writerow([level.name, level.object, sf_id, created, external_id,
                              parent_external_id, *fields])
     return succeeded
@@ -275,8 +294,8 @@ def _read_failures(
     failed_by_error: Counter[str] = Counter()
     for job in jobs:
         if job.failed > 0 or job.unsuccessful:
-            for row in _ResultRows(client, job.id, "failedResults", level, columns,
-                                   reverse_parent):
+            for row in _ResultRows(client.result_rows(job.id, "failedResults"), level,
+                                   columns, reverse_parent):
                 failed_count += 1
                 error, _, external_id, parent_external_id, fields = row
                 failed_by_error[error_code(error)] += 1
@@ -285,8 +304,8 @@ def _read_failures(
         if job.unsuccessful:
             message = job.error_message or f"the job ended {job.state}"
             error = f"JOB_{job.state.upper()}:{message}"
-            for row in _ResultRows(client, job.id, "unprocessedrecords", level, columns,
-                                   reverse_parent):
+            for row in _ResultRows(client.result_rows(job.id, "unprocessedrecords"), level,
+                                   columns, reverse_parent):
                 unprocessed += 1
                 _, _, external_id, parent_external_id, fields = row
                 failed.writerow([level.name, level.object, "unprocessed", error,
@@ -302,9 +321,9 @@ class _ResultRows:
     id, parent's external id, the level's columns): the columns are looked up once per
     list, not per row, since a level's results are as many rows as its records."""
 
-    def __init__(self, client: SalesforceClient, job_id: str, kind: str, level: LoadLevel,
-                 columns: Sequence[str], reverse_parent: Mapping[str, str]) -> None:
-        self.rows = client.result_rows(job_id, kind)
+    def __init__(self, rows: Iterator[list[str]], level: LoadLevel, columns: Sequence[str],
+                 reverse_parent: Mapping[str, str]) -> None:
+        self.rows = rows
         self.level = level
         self.columns = columns
         self.reverse_parent = reverse_parent
@@ -338,3 +357,25 @@ def error_code(sf_error: str) -> str:
     """`REQUIRED_FIELD_MISSING` from `REQUIRED_FIELD_MISSING:Required fields are missing`."""
     code = sf_error.split(":", 1)[0].strip()
     return code or "UNKNOWN_ERROR"
+
+
+def write_leaf_successes(store: LoadStore, levels: Sequence[LoadLevel], level_index: int,
+                         out: IO[bytes]) -> None:
+    """A leaf level's kept successes (leaf_results.py) as its succeeded file would be."""
+    level = levels[level_index]
+    reverse_parent: dict[str, str] = {}
+    if level.parent is not None:
+        reverse_parent = {sf_id: ext for ext, sf_id in read_id_map(store, level.parent).items()}
+    loaded: CsvOut | None = None
+    for header, rows in leaf_success_rows(store, level_index):
+        # The level's own columns, as Salesforce echoed them.
+        columns = [name for name in header if not name.startswith("sf__")
+                   and name != level.parent_reference_field]
+        if loaded is None:
+            loaded = CsvOut(out, [*RESULT_COLUMNS, *columns])
+        for sf_id, created, external_id, parent_external_id, fields in _ResultRows(
+                itertools.chain([header], rows), level, columns, reverse_parent):
+            loaded.writerow([level.name, level.object, sf_id, created, external_id,
+                             parent_external_id, *fields])
+    if loaded is not None:
+        loaded.finish()

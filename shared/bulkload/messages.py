@@ -40,6 +40,14 @@ class LoadInput(Message):
     # False in the input of a load started by an earlier version, whose history must
     # replay with each step its own activity.
     combined_steps: bool = False
+    # A level staged by the step before its own (combined_steps) also has its parts
+    # submitted there. False in the input of a load started by an earlier version, whose
+    # history must replay with each part submitted by its level's own step.
+    submit_ahead: bool = False
+    # SHA-256 of the body as posted, kept beside the records (staged.py): a re-post of the
+    # same bytes is the same load, another is compared record by record. None for a load
+    # fingerprinted at its start (`fingerprint`) or a retry of failed records.
+    body_digest: str | None = None
 
 
 class LevelErrorCode(enum.Enum):
@@ -222,16 +230,21 @@ class LevelResults(Message):
 
 @dataclass(frozen=True)
 class ClaimAndStageRequest(Message):
-    """Claim the run, then (if claimed) stage its first level."""
+    """Claim the run, then (if claimed) stage its first level; with `submit_load_id`, also
+    submit the staged level's parts."""
 
     claim: ClaimRunRequest
     stage: StageLevelRequest
+    submit_load_id: str | None = None
 
 
 @dataclass(frozen=True)
 class ClaimAndStageResult(Message):
     claim: ClaimRunResult
     staged: StagedLevel | None = None  # None: not claimed, or left to the staging step
+    # The jobs of the staged level's first parts, in order; the others are left to the
+    # level's own step.
+    submitted: tuple[JobSnapshot, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,12 +253,14 @@ class CollectAndStageRequest(Message):
 
     collect: CollectResultsRequest
     stage_next: StageLevelRequest | None = None
+    submit_load_id: str | None = None  # also submit the staged level's parts
 
 
 @dataclass(frozen=True)
 class CollectAndStageResult(Message):
     results: LevelResults
     staged_next: StagedLevel | None = None  # None: none asked, or left to the staging step
+    submitted_next: tuple[JobSnapshot, ...] = ()  # as ClaimAndStageResult.submitted
 
 
 @dataclass(frozen=True)

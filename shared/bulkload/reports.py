@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import tempfile
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import IO
 
+from shared.bulkload.leaf_results import has_kept_successes
 from shared.bulkload.levels import (
     FAILED_FILE,
     FAILURE_COLUMNS,
@@ -25,11 +29,12 @@ from shared.bulkload.levels import (
     orphan_reason,
     read_failure_reasons,
     read_id_map,
+    write_leaf_successes,
 )
 from shared.bulkload.load_events import log_level_failed
 from shared.bulkload.messages import FailuresReport, LevelError, LevelResults
 from shared.bulkload.request import LoadLevel
-from shared.bulkload.staged import RECORDS_FILE, staged_columns, staged_records
+from shared.bulkload.staged import records_file, staged_columns, staged_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.crash_points import crash_point
 from shared.spreadsheet_cells import spreadsheet_safe
@@ -50,27 +55,46 @@ def write_reports(store: LoadStore, level_count: int) -> FailuresReport:
     return FailuresReport(store.name(FAILURES_REPORT), failures)
 
 
-def write_results_report(store: LoadStore, level_count: int) -> str:
-    """Every loaded record with its Salesforce id in one CSV; returns its blob name."""
-    _concatenate(store, level_count, (SUCCEEDED_FILE,), RESULT_COLUMNS, RESULTS_REPORT)
+def write_results_report(store: LoadStore, levels: Sequence[LoadLevel]) -> str:
+    """Every loaded record with its Salesforce id in one CSV; returns its blob name. A leaf
+    level's successes kept as Salesforce sent them (leaf_results.py) are read here."""
+    with contextlib.ExitStack() as files:
+        locals_ = []
+        for index in range(len(levels)):
+            local = files.enter_context(store.download_if_exists(
+                store.level_blob(index, SUCCEEDED_FILE)))
+            if local is None and has_kept_successes(store, index):
+                local = files.enter_context(spooled_file())
+                write_leaf_successes(store, levels, index, local)
+                local.seek(0)
+            if local is not None:
+                locals_.append(local)
+        _write_report(store, locals_, RESULT_COLUMNS, RESULTS_REPORT)
     return store.name(RESULTS_REPORT)
 
 
 def _concatenate(store: LoadStore, level_count: int, names: Sequence[str],
                  first_columns: Sequence[str], report_name: str) -> int:
     blobs = [store.level_blob(index, name) for index in range(level_count) for name in names]
+    with contextlib.ExitStack() as downloads:
+        # Downloaded side by side: a report costs one round trip, not one per file.
+        files = [downloads.enter_context(tempfile.TemporaryFile()) for _ in blobs]
+        with ThreadPoolExecutor(4, thread_name_prefix="bulkload-report") as pool:
+            found = list(pool.map(store.download_into, blobs, files))
+        return _write_report(store, [local for local, kept in zip(files, found, strict=True)
+                                     if kept], first_columns, report_name)
+
+
+def _write_report(store: LoadStore, files: Sequence[IO[bytes]], first_columns: Sequence[str],
+                  report_name: str) -> int:
     columns: dict[str, None] = dict.fromkeys(first_columns)
     rows = 0
-    with contextlib.ExitStack() as downloads:
-        # Each file once: its header for the report's columns, then its rows.
-        files = [local for blob in blobs
-                 if (local := downloads.enter_context(store.download_if_exists(blob)))
-                 is not None]
-        for local in files:
-            header = local.readline().decode("utf-8").rstrip("\r\n")
-            for name in next(csv.reader([header]), []):
-                columns.setdefault(name, None)
-        report_file = downloads.enter_context(spooled_file())
+    # Each file once: its header for the report's columns, then its rows.
+    for local in files:
+        header = local.readline().decode("utf-8").rstrip("\r\n")
+        for name in next(csv.reader([header]), []):
+            columns.setdefault(name, None)
+    with spooled_file() as report_file:
         report = CsvOut(report_file, [spreadsheet_safe(name) for name in columns])
         for local in files:
             local.seek(0)
@@ -95,7 +119,7 @@ def report_level_failure(store: LoadStore, levels: Sequence[LoadLevel], level_in
         else {}
     orphans_reported = store.exists(store.level_blob(level_index, ORPHANS_FILE))
     failed = 0
-    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local:
+    with records_file(store, level_index) as local:
         columns = dict.fromkeys(staged_columns(local))
         with spooled_file() as failed_file, spooled_file() as orphans_file:
             failed_out = failure_writer(failed_file, list(columns))

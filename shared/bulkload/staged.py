@@ -7,6 +7,10 @@ prepared while its parent level's jobs run.
                                version has {"e", "p", "f"} lines)
     levels/{i}/prepared.csv    e, p, then the level's columns: the record's CSV values as
                                the ingest CSV holds them, all but the parent's Salesforce id
+    body.json                  the body of a posted load as it came (with `body_digest` in
+                               the load's input): only the first level's records.jsonl is
+                               written before the load starts, each other level's is
+                               encoded from the body when first read, and kept
 
 A child level can only be staged once its parent level's results are read (the parent's
 Salesforce ids, which parents failed); its records can be decoded and formatted before,
@@ -17,19 +21,30 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
-from shared.bulkload.fingerprint import LevelFingerprint, level_digest, record_text
+from azure.core.exceptions import ResourceNotFoundError
+
+from shared.bulkload.fingerprint import (
+    LevelFingerprint,
+    level_digest,
+    record_text,
+    request_fingerprint,
+)
 from shared.bulkload.request import LoadLevel, LoadRecord, LoadRequest
 from shared.bulkload.store import LoadStore, spooled_file
+from shared.bulkload.validation import no_lone_surrogates, validate_load_request
 from shared.salesforce import NULL_MARKER
 from shared.salesforce.bulk_csv import format_value
 
 RECORDS_FILE = "records.jsonl"
+BODY_FILE = "body.json"
 PREPARED_FILE = "prepared.csv"
 REQUEST_FILE = "request.json"
 # The first line of a level's records.jsonl: {"columns": [the fields of its records]}.
@@ -77,14 +92,14 @@ def encode_request(request: LoadRequest) -> EncodedRequest:
     encoded = EncodedRequest([])
     try:
         for level, records in zip(request.levels, request.records, strict=True):
-            encoded.levels.append(_encode_level(level, records))
+            encoded.levels.append(encode_level(level, records))
     except BaseException:
         encoded.close()
         raise
     return encoded
 
 
-def _encode_level(level: LoadLevel, records: Sequence[LoadRecord]) -> EncodedLevel:
+def encode_level(level: LoadLevel, records: Sequence[LoadRecord]) -> EncodedLevel:
     out = spooled_file()
     try:
         # The columns first: a level is then staged in one pass over its records.
@@ -118,6 +133,58 @@ def stage_encoded(store: LoadStore, levels: Sequence[LoadLevel],
         json.dumps({"levels": [level.to_json() for level in levels]}).encode(),
         "application/json",
     )
+
+
+def stage_posted(store: LoadStore, levels: Sequence[LoadLevel], body: bytes,
+                 first_level: EncodedLevel) -> None:
+    """Write the body as posted, the first level's records file and the levels into the
+    container the load id's claim was made in. The other levels are prepared from the body
+    while the first level's jobs run; their records files are encoded from it if read."""
+    with ThreadPoolExecutor(1, thread_name_prefix="bulkload-body") as pool:
+        kept = pool.submit(store.upload_bytes, store.name(BODY_FILE), body, "application/json")
+        first_level.file.seek(0)
+        store.upload_file(store.level_blob(0, RECORDS_FILE), first_level.file,
+                          "application/jsonl")
+        kept.result()
+    store.upload_bytes(
+        store.name(REQUEST_FILE),
+        json.dumps({"levels": [level.to_json() for level in levels]}).encode(),
+        "application/json",
+    )
+
+
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def posted_request(store: LoadStore) -> LoadRequest:
+    """The request a load's kept body was validated into at its POST."""
+    body = store.read_bytes(store.name(BODY_FILE))
+    return validate_load_request(json.loads(body), text_checked=no_lone_surrogates(body))
+
+
+def posted_fingerprint(store: LoadStore) -> tuple[LevelFingerprint, ...]:
+    return request_fingerprint(posted_request(store))
+
+
+@contextlib.contextmanager
+def records_file(store: LoadStore, level_index: int) -> Iterator[IO[bytes]]:
+    """The level's records.jsonl; for a load whose body was kept, encoded from the body
+    and written the first time it is read (the same bytes each time: safe to race)."""
+    with store.download_if_exists(store.level_blob(level_index, RECORDS_FILE)) as local:
+        if local is not None:
+            yield local
+            return
+    try:
+        request = posted_request(store)
+    except ResourceNotFoundError:
+        raise KeyError(store.level_blob(level_index, RECORDS_FILE)) from None
+    encoded = encode_level(request.levels[level_index], request.records[level_index])
+    with encoded.file as local:
+        store.upload_file(store.level_blob(level_index, RECORDS_FILE), local,
+                          "application/jsonl")
+        local.seek(0)
+        yield local
 
 
 def stage_request(store: LoadStore, request: LoadRequest) -> list[int]:
@@ -179,21 +246,37 @@ def csv_texts(fields: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
 def prepare_level(store: LoadStore, level_index: int) -> None:
     """Write the level's records as CSV rows of their ingest values (safe to repeat: the
     file is written whole, or not at all)."""
-    with store.download(store.level_blob(level_index, RECORDS_FILE)) as local, \
-            spooled_file() as out:
-        columns = staged_columns(local)
+    with _staged_level(store, level_index) as (columns, records), spooled_file() as out:
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")
         # CRLF: the csv module quotes only for its own terminator's characters, and a value
         # holding a lone CR must come back as one value.
         writer = csv.writer(text, lineterminator="\r\n")
         writer.writerow(["e", "p", *columns])
-        for external_id, parent_external_id, fields in staged_records(local):
+        for external_id, parent_external_id, fields in records:
             writer.writerow([external_id or "", parent_external_id or "",
                              *csv_texts(fields, columns)])
         text.flush()
         text.detach()
         out.seek(0)
         store.upload_file(store.level_blob(level_index, PREPARED_FILE), out)
+
+
+@contextlib.contextmanager
+def _staged_level(store: LoadStore, level_index: int
+                  ) -> Iterator[tuple[list[str], Iterable[StagedRecord]]]:
+    """The level's columns and records: from its records file, or straight from the kept
+    body when it has none yet (its records file is then not needed to prepare it)."""
+    with store.download_if_exists(store.level_blob(level_index, RECORDS_FILE)) as local:
+        if local is not None:
+            yield staged_columns(local), staged_records(local)
+            return
+    try:
+        request = posted_request(store)
+    except ResourceNotFoundError:
+        raise KeyError(store.level_blob(level_index, RECORDS_FILE)) from None
+    records = request.records[level_index]
+    yield data_columns(record.fields for record in records), (
+        (record.external_id, record.parent_external_id, record.fields) for record in records)
 
 
 @contextlib.contextmanager
@@ -212,8 +295,7 @@ def level_records(store: LoadStore, level_index: int, prepared: bool
             columns = next(rows, ["e", "p"])[2:]
             yield columns, ((row[0] or None, row[1] or None, row[2:]) for row in rows)
             return
-        local = files.enter_context(store.download(store.level_blob(level_index,
-                                                                     RECORDS_FILE)))
+        local = files.enter_context(records_file(store, level_index))
         columns = staged_columns(local)
         yield columns, ((external_id, parent_external_id, csv_texts(fields, columns))
                         for external_id, parent_external_id, fields in staged_records(local))

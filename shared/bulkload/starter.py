@@ -9,11 +9,23 @@ from collections.abc import Mapping, Sequence
 
 from azure.storage.blob import BlobServiceClient
 
+from shared.bulkload.fingerprint import (
+    LevelFingerprint,
+    fingerprint_difference,
+    request_fingerprint,
+)
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadRequest, LoadRequestInvalid, RecordProblem
 from shared.bulkload.required_fields import missing_required_fields
 from shared.bulkload.retry import inherit_id_maps
-from shared.bulkload.staged import EncodedRequest, stage_encoded
+from shared.bulkload.staged import (
+    EncodedLevel,
+    EncodedRequest,
+    body_digest,
+    posted_fingerprint,
+    stage_encoded,
+    stage_posted,
+)
 from shared.bulkload.store import LoadStore
 from shared.bulkload.validation import no_lone_surrogates, validate_load_request
 from shared.config import BulkLoadSettings
@@ -92,18 +104,56 @@ def stage_new_load(
     if origin is not None:
         inherit_id_maps(LoadStore.for_load(service, settings.container, origin.prefix), store,
                         request.levels)
+    return _load_input(settings, load_id, store.prefix, request, fingerprint=encoded.fingerprint,
+                       origin=origin.load_id if origin is not None else None)
+
+
+def stage_posted_load(
+    service: BlobServiceClient, settings: BulkLoadSettings, load_id: str, request: LoadRequest,
+    body: bytes, first_level: EncodedLevel,
+) -> LoadInput:
+    """Keep the body as posted and the first level's records in a fresh run folder (the
+    other levels' records are encoded from the body while the first level loads)."""
+    store = LoadStore.for_load(service, settings.container, new_run_prefix(load_id))
+    stage_posted(store, request.levels, body, first_level)
+    return _load_input(settings, load_id, store.prefix, request, body_digest=body_digest(body))
+
+
+def _load_input(settings: BulkLoadSettings, load_id: str, prefix: str, request: LoadRequest,
+                fingerprint: tuple[LevelFingerprint, ...] = (), origin: str | None = None,
+                body_digest: str | None = None) -> LoadInput:
     return LoadInput(
-        load_id, store.prefix, tuple(request.levels), tuple(encoded.counts),
+        load_id, prefix, tuple(request.levels),
+        tuple(len(records) for records in request.records),
         poll_interval=settings.poll_interval, max_wait=settings.max_wait,
         upload_limit=settings.upload_limit_bytes,
         activity_attempts=settings.activity_attempts,
         activity_retry_delay=settings.activity_retry_delay,
         first_poll_delay=min(FIRST_POLL_SECONDS, settings.poll_interval),
-        fingerprint=encoded.fingerprint,
-        origin=origin.load_id if origin is not None else None,
+        fingerprint=fingerprint,
+        origin=origin,
         prepare_children=True,
         combined_steps=True,
+        submit_ahead=True,
+        body_digest=body_digest,
     )
+
+
+def difference_from_load(loaded: LoadInput, request: LoadRequest, digest: str | None,
+                         store: LoadStore) -> str | None:
+    """How the posted records differ from the load's (`store` is its run folder), or None.
+    The same bytes as the load's body are the same records; other bytes are compared
+    record by record, with the body kept (`posted_fingerprint`) or with the fingerprint in
+    the input of a load started before bodies were kept."""
+    if loaded.body_digest is not None and digest == loaded.body_digest:
+        return None
+    if loaded.fingerprint:
+        earlier = loaded.fingerprint
+    elif loaded.body_digest is not None:
+        earlier = posted_fingerprint(store)
+    else:
+        return None
+    return fingerprint_difference(request_fingerprint(request), earlier)
 
 
 def parse_cancel_request(body: bytes) -> tuple[str | None, str | None]:

@@ -3,10 +3,14 @@
     {container}/{load id}/claim                             the load id is taken (claims.py)
     {container}/{load id}/{run}/run-claim                   the execution loading the run
     {container}/{load id}/{run}/request.json               levels (no records)
+    {container}/{load id}/{run}/body.json                  the body as posted (staged.py)
     {container}/{load id}/{run}/levels/{i}/records.jsonl   the level's validated records
     {container}/{load id}/{run}/levels/{i}/prepared.csv    a child level's, as CSV values
     {container}/{load id}/{run}/levels/{i}/part-{k}.csv    CSV uploaded to the k-th job
     {container}/{load id}/{run}/levels/{i}/idmap.csv       externalId -> Salesforce id
+    {container}/{load id}/{run}/levels/{i}/succeeded.csv   loaded records, with their ids
+    {container}/{load id}/{run}/levels/{i}/successes-{k}.csv  a leaf level's, as sent by
+                                                           Salesforce (leaf_results.py)
     {container}/{load id}/{run}/levels/{i}/failed.csv      failed and unprocessed records
     {container}/{load id}/{run}/levels/{i}/orphans.csv     children of records not loaded
     {container}/{load id}/{run}/failures.csv               every failure of the load
@@ -94,6 +98,15 @@ class LoadStore:
                 return
             local.seek(0)
             yield local
+
+    def download_into(self, blob_name: str, local: IO[bytes]) -> bool:
+        """The blob written to `local` (then positioned at its start); False if missing."""
+        try:
+            self.container.download_blob(blob_name).readinto(local)
+        except ResourceNotFoundError:
+            return False
+        local.seek(0)
+        return True
 
     def read_bytes(self, blob_name: str) -> bytes:
         return self.container.download_blob(blob_name).readall()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any, BinaryIO
 from urllib.parse import urlencode
 
 from shared.salesforce.bulk_csv import (
@@ -163,6 +163,21 @@ class BulkIngestApi(SalesforceSession):
         lists of values, its header first (nothing when it is empty): for a caller that
         maps columns once per job instead of building a dict per row."""
         return self._results(job_id, kind, read_ingest_csv_rows)
+
+    def copy_results(self, job_id: str, kind: str, out: IO[bytes]) -> int:
+        """Write a result list's CSV to `out` as Salesforce sent it, without parsing it (in
+        the job's column delimiter); returns the bytes written, 0 for an empty list."""
+        response = self.request(
+            "GET", f"jobs/ingest/{job_id}/{kind}/", stream=True, expected=(200, 204)
+        )
+        written = 0
+        with response:
+            if response.status_code == 204:
+                return 0
+            for chunk in response.iter_content(RESULT_CHUNK_BYTES):
+                out.write(chunk)
+                written += len(chunk)
+        return written
 
     def _results(self, job_id: str, kind: str,
                  read: Callable[[BinaryIO, str], Iterator[Any]] = read_ingest_csv,

@@ -18,6 +18,7 @@ from shared.bulkload.claims import (
     read_load_claim,
     refused_claim,
     release_load_id,
+    take_over_abandoned_claim,
     take_over_load_claim,
 )
 from shared.bulkload.store import LoadStore
@@ -141,3 +142,24 @@ def test_the_run_claim_waits_for_a_request_still_holding_the_claim(azurite):
 
     claim = read_load_claim(service, CONTAINER, load_id)
     assert (claim.started, claim.leased) == (True, False)
+
+
+def test_a_body_digest_that_differs_while_the_claim_is_held_says_the_load_is_starting(
+    azurite
+):
+    """Other bytes may hold the same records: the post after the start is compared with
+    them; a fingerprint of the records decides at once."""
+    service = BlobServiceClient.from_connection_string(azurite.connection_string)
+    load_id = f"claim-{uuid.uuid4().hex[:8]}"
+    hold = claim_load_id(service, CONTAINER, load_id, "bytes-1")
+    assert hold is not None
+
+    by_bytes = take_over_abandoned_claim(service, CONTAINER, load_id, "/api/bulk-loads",
+                                         "bytes-2", fingerprint_decides=False)
+    by_records = take_over_abandoned_claim(service, CONTAINER, load_id, "/api/bulk-loads",
+                                           "records-2")
+
+    assert by_bytes.problem.body["code"] == "LOAD_STARTING"
+    assert by_bytes.headers == {"Retry-After": "15"}
+    assert by_records.problem.body["code"] == "LOAD_ID_CONFLICT"
+    hold.release()

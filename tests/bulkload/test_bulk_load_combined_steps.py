@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
-from shared.bulkload import combined_steps
+from shared.bulkload import combined_steps, levels
 from shared.bulkload import jobs as job_steps
 from shared.bulkload import staged as staging
 from shared.bulkload.claims import SUMMARY
@@ -73,7 +73,35 @@ def test_a_levels_results_are_read_and_the_next_level_staged_in_one_step(
     # The contacts of the account that failed are orphans; the others carry its id.
     assert (staged_next.submitted, staged_next.orphans) == (2, 2)
     contacts = rows_of(store, staged_next.parts[0].blob)
-    assert all(row["AccountId"].startswith("001") for row in contacts)
+    id_map = levels.read_id_map(store, 0)
+    assert [row["AccountId"] for row in contacts] == [id_map["A1"], id_map["A3"]]
+
+
+def test_a_child_staged_next_also_gets_the_ids_its_retried_load_inherited(
+    store, sf_client, job_intents
+):
+    request = validate_load_request(LOAD)
+    staging.stage_request(store, request)
+    # A retry inherits the ids of the parents its origin loaded: here the account that fails.
+    store.upload_bytes(store.level_blob(0, levels.INHERITED_ID_MAP_FILE),
+                       b"externalId,sfId\nA2,001000000000INHRT\n", "text/csv")
+    begun = combined_steps.claim_and_stage_first(store, "load-i", "run-1",
+                                                 stage_request(request, 0))
+    assert begun.staged is not None
+    job = job_steps.submit_part_job(sf_client, job_intents, store, PartJob("load-i", 0, 0),
+                                    request.levels[0], begun.staged.parts[0].blob,
+                                    datetime.now(UTC))
+    ended = JobSnapshot.of(wait_for_job(sf_client, job.id))
+
+    collected = combined_steps.collect_and_stage_next(
+        store, sf_client, request.levels, 0, [ended], begun.staged.columns,
+        stage_request(request, 1))
+
+    staged_next = collected.staged_next
+    assert staged_next is not None
+    assert (staged_next.submitted, staged_next.orphans) == (4, 0)
+    contacts = rows_of(store, staged_next.parts[0].blob)
+    assert [row["AccountId"] for row in contacts].count("001000000000INHRT") == 2
 
 
 def test_the_summary_is_kept_with_the_failures_reports_row_count(store):
@@ -91,3 +119,26 @@ def test_the_summary_is_kept_with_the_failures_reports_row_count(store):
     kept = json.loads(LoadStore(store.container, "load-c").read_bytes(f"load-c/{SUMMARY}"))
     assert kept == {**summary, "failedRecords": report.rows}
     assert report.rows == len(rows_of(store, report.blob)) == 4
+
+
+def test_a_level_staged_ahead_has_its_parts_submitted_there(store, sf_client, job_intents):
+    request = validate_load_request(LOAD)
+    staging.stage_request(store, request)
+    submitter = combined_steps.PartSubmitter(sf_client, job_intents, "load-s")
+
+    begun = combined_steps.claim_and_stage_first(store, "load-s", "run-1",
+                                                 stage_request(request, 0), submitter)
+
+    assert begun.staged is not None and len(begun.submitted) == len(begun.staged.parts) == 1
+    ended = JobSnapshot.of(wait_for_job(sf_client, begun.submitted[0].id))
+    assert ended.state == "JobComplete" and ended.processed == 3
+    collected = combined_steps.collect_and_stage_next(
+        store, sf_client, request.levels, 0, [ended], begun.staged.columns,
+        stage_request(request, 1), submitter)
+    assert len(collected.submitted_next) == 1
+    contacts = JobSnapshot.of(wait_for_job(sf_client, collected.submitted_next[0].id))
+    assert (contacts.state, contacts.processed) == ("JobComplete", 2)
+    # A retry of the step (the activity ran again) answers the jobs it submitted.
+    again = combined_steps.claim_and_stage_first(store, "load-s", "run-1",
+                                                 stage_request(request, 0), submitter)
+    assert [job.id for job in again.submitted] == [begun.submitted[0].id]

@@ -17,6 +17,7 @@ from shared.bulkload import staged as staging
 from shared.bulkload.fingerprint import level_digest, request_fingerprint
 from shared.bulkload.job_intents import PartJob
 from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
+from shared.bulkload.store import LoadStore
 from shared.bulkload.validation import validate_load_request
 from tests.salesforce.client_setup import wait_for_job
 
@@ -97,12 +98,19 @@ def test_children_of_failed_parents_are_staged_as_orphans_with_the_parents_error
                                                                  "Last 2"}
     assert [row["LastName"] for row in report[1:]] == ["'=HYPERLINK(\"http://x.example\")",
                                                        "'@SUM(1+1)"]
-    results = rows_of(store, reports.write_results_report(store, 2))
+    results = rows_of(store, reports.write_results_report(store, request.levels))
     assert len(results) == 4
     by_id = {row["externalId"]: row for row in results}
     assert by_id["C0"]["LastName"] == "'+cmd|' /C calc'!A0"
     assert by_id["C0"]["sfId"] in {c["Id"] for c in sfsim.records("Contact")}
     assert (by_id["C0"]["parentExternalId"], by_id["A3"]["sfId"]) == ("A1", id_map["A3"])
+    # The contacts are a leaf: their successes were kept as Salesforce sent them, read only
+    # for the results report; the accounts' were read at once, for their children's ids.
+    assert store.exists(store.level_blob(1, "successes-0.csv"))
+    assert not store.exists(store.level_blob(1, steps.SUCCEEDED_FILE))
+    assert not store.exists(store.level_blob(1, steps.ID_MAP_FILE))
+    assert store.exists(store.level_blob(0, steps.SUCCEEDED_FILE))
+    assert [row["level"] for row in results] == ["accounts"] * 2 + ["contacts"] * 2
 
 
 def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(
@@ -138,6 +146,10 @@ def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
     assert all(part.size_bytes <= 400 for part in staged.parts)
     assert sum(part.records for part in staged.parts) == 100
     assert results.succeeded == 100 == len(sfsim.records("Account"))
+    # A one-level load is a leaf: each job's successes kept, all of them in the results.
+    report = rows_of(store, reports.write_results_report(store, request.levels))
+    assert sorted(row["externalId"] for row in report) == [f"A{n:03d}" for n in range(100)]
+    assert {row["sfId"] for row in report} == {a["Id"] for a in sfsim.records("Account")}
 
 
 def test_uploading_a_part_twice_closes_the_job_once(store, sf_client, sfsim, job_intents):
@@ -241,3 +253,30 @@ def test_a_child_level_prepared_while_its_parents_load_stages_the_same_files(
     assert prepared == from_records
     assert prepared_files == [store.read_bytes(from_records.parts[0].blob),
                               store.read_bytes(store.level_blob(1, steps.ORPHANS_FILE))]
+
+
+def test_a_posted_loads_other_levels_are_prepared_and_encoded_from_its_body(store):
+    body = json.dumps(LOAD, indent=1).encode()
+    request = validate_load_request(json.loads(body))
+    first = staging.encode_level(request.levels[0], request.records[0])
+    staging.stage_posted(store, request.levels, body, first)
+    # Written before the load starts: the body as posted and the first level's records.
+    assert store.read_bytes(store.name(staging.BODY_FILE)) == body
+    assert store.exists(store.level_blob(0, staging.RECORDS_FILE))
+    assert not store.exists(store.level_blob(1, staging.RECORDS_FILE))
+    classic = LoadStore(store.container, f"{store.prefix}-classic")
+    staging.stage_request(classic, request)
+    staging.prepare_level(classic, 1)
+
+    # Prepared from the body, as from records staged at the start.
+    staging.prepare_level(store, 1)
+    assert store.read_bytes(store.level_blob(1, staging.PREPARED_FILE)) == \
+        classic.read_bytes(classic.level_blob(1, staging.PREPARED_FILE))
+    assert not store.exists(store.level_blob(1, staging.RECORDS_FILE))
+    # A reader of the records file (a failed level's report) has it encoded, and kept.
+    expected = classic.read_bytes(classic.level_blob(1, staging.RECORDS_FILE))
+    with staging.records_file(store, 1) as local:
+        assert local.read() == expected
+    assert store.read_bytes(store.level_blob(1, staging.RECORDS_FILE)) == expected
+    # A re-post in other bytes is compared with the body's records.
+    assert staging.posted_fingerprint(store) == request_fingerprint(request)

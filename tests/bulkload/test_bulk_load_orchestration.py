@@ -42,7 +42,7 @@ def replay(orchestrator, load, respond, start, **options) -> Replay:
 
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,
-               prepare_children=True, combined_steps=False):
+               prepare_children=True, combined_steps=False, submit_ahead=False):
     """A load's input; without `combined_steps` as an earlier version started it, each step
     its own activity (those loads must still replay; the tests at the end of this module
     run the combined steps of a load started now)."""
@@ -52,7 +52,7 @@ def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_de
                      activity_retry_delay=5.0,
                      first_poll_delay=first_poll_delay or poll_interval,
                      prepare_children=prepare_children,
-                     combined_steps=combined_steps).to_json()
+                     combined_steps=combined_steps, submit_ahead=submit_ahead).to_json()
 
 
 class FakeOrg:
@@ -60,8 +60,9 @@ class FakeOrg:
 
     def __init__(self, polls_until_done=2, final_state="JobComplete", error=None,
                  parts=1, records=(2, 3), failing=None, earlier_summary=None,
-                 stage_ahead=True):
+                 stage_ahead=True, submit_ahead_parts=10**6):
         self.failing = failing or {}
+        self.submit_ahead_parts = submit_ahead_parts  # fewer: the others could not be
         self.stage_ahead = stage_ahead  # False: a level staged ahead could not be
         self.earlier_summary = earlier_summary
         self.polls_until_done = polls_until_done
@@ -71,6 +72,16 @@ class FakeOrg:
         self.records = records
         self.polls: dict[str, int] = {}
         self.jobs = 0
+
+    def submitted(self, load_id, staged):
+        """The jobs of a level's parts submitted ahead: the first `submit_ahead_parts`."""
+        if load_id is None or staged is None:
+            return []
+        jobs = []
+        for _ in staged["parts"][:self.submit_ahead_parts]:
+            self.jobs += 1
+            jobs.append(self.job(f"750J{self.jobs}", "UploadComplete"))
+        return jobs
 
     def job(self, job_id, state):
         return {"id": job_id, "state": state, "processed": 0, "failed": 0,
@@ -83,7 +94,8 @@ class FakeOrg:
             claim = self(name.replace("_and_stage", "_run"), request["claim"], now)
             staged = (self("bulk_load_stage_level", request["stage"], now)
                       if claim["claimed"] and self.stage_ahead else None)
-            return {"claim": claim, "staged": staged}
+            return {"claim": claim, "staged": staged,
+                    "submitted": self.submitted(request.get("submit_load_id"), staged)}
         if name == "bulk_load_submit_part":
             self.jobs += 1
             return self.job(f"750J{self.jobs}", "UploadComplete")
@@ -91,7 +103,8 @@ class FakeOrg:
             results = self("bulk_load_collect_results", request["collect"], now)
             staged = (self("bulk_load_stage_level", request["stage_next"], now)
                       if request["stage_next"] and self.stage_ahead else None)
-            return {"results": results, "staged_next": staged}
+            return {"results": results, "staged_next": staged,
+                    "submitted_next": self.submitted(request.get("submit_load_id"), staged)}
         if name == "bulk_load_finish":
             return {"blob": "load-1/run/failures.csv", "rows": 1}
         if name == "bulk_load_claim_run":
@@ -443,3 +456,48 @@ def test_combined_steps_keep_history_independent_of_records(orchestrator):
 
     assert abs(large.history_bytes - small.history_bytes) <= 20
     assert large.history_bytes < 20_000
+
+
+# -- a load started now: a level staged ahead also has its parts submitted there ------------
+
+
+def test_submit_ahead_submits_a_levels_parts_where_it_is_staged(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True, submit_ahead=True),
+                 FakeOrg(polls_until_done=3), START)
+
+    assert [name for name, _ in run.calls] == [
+        "bulk_load_claim_and_stage",  # claimed, the accounts staged and submitted
+        "bulk_load_prepare_level",
+        *["bulk_load_poll_jobs"] * 3,
+        "bulk_load_collect_and_stage",  # results, the contacts staged and submitted
+        *["bulk_load_poll_jobs"] * 3,
+        "bulk_load_collect_and_stage",
+        "bulk_load_finish",
+    ]
+    assert run.called("bulk_load_claim_and_stage")[0]["submit_load_id"] == "load-1"
+    collects = run.called("bulk_load_collect_and_stage")
+    assert [c["submit_load_id"] for c in collects] == ["load-1", None]
+    assert run.called("bulk_load_poll_jobs") == \
+        [{"job_ids": ["750J1"]}] * 3 + [{"job_ids": ["750J2"]}] * 3
+    summary = run.output
+    assert [level["jobs"] for level in summary["levels"]] == [["750J1"], ["750J2"]]
+    assert [level["succeeded"] for level in summary["levels"]] == [2, 3]
+    assert summary["outcome"] == "succeeded"
+
+
+def test_parts_not_submitted_ahead_are_submitted_by_their_levels_step(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True, submit_ahead=True),
+                 FakeOrg(polls_until_done=1, parts=3, submit_ahead_parts=1), START)
+
+    submits = run.called("bulk_load_submit_part")
+    assert [(s["level_index"], s["part"]) for s in submits] == [(0, 1), (0, 2), (1, 1), (1, 2)]
+    assert [len(level["jobs"]) for level in run.output["levels"]] == [3, 3]
+    assert run.output["outcome"] == "succeeded"
+
+
+def test_a_load_started_without_submit_ahead_replays_with_its_own_submit_steps(orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True), FakeOrg(polls_until_done=1),
+                 START)
+
+    assert run.called("bulk_load_claim_and_stage")[0]["submit_load_id"] is None
+    assert len(run.called("bulk_load_submit_part")) == 2

@@ -6,8 +6,11 @@ import json
 
 import pytest
 
+from shared.bulkload.fingerprint import request_fingerprint
+from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadRequestInvalid
-from shared.bulkload.starter import Problem, parse_load_request
+from shared.bulkload.staged import body_digest, encode_level, stage_posted
+from shared.bulkload.starter import Problem, difference_from_load, parse_load_request
 from shared.bulkload.validation import validate_load_request
 
 
@@ -280,3 +283,42 @@ def test_a_pair_escaped_as_two_surrogates_is_valid_text():
 
     assert not isinstance(answer, Problem)
     assert answer.records[0][0].fields["Name"] == "Acme \U0001f600"
+
+
+SEED_BODY = {"loadId": "L", "accounts": [
+    {"sourceId": "A1", "name": "Acme", "contacts": [{"lastName": "Lovelace"}]},
+    {"sourceId": "A2", "name": "Globex", "contacts": []}]}
+
+
+def _load_input(**fields):
+    return LoadInput("L", "L/run", (), (), 1.0, 60.0, 1000, 1, 0.1, **fields)
+
+
+def test_a_re_post_is_told_from_the_kept_body_by_its_bytes_then_by_its_records(store):
+    body = json.dumps(SEED_BODY).encode()
+    request = validate_load_request(json.loads(body))
+    stage_posted(store, request.levels, body,
+                 encode_level(request.levels[0], request.records[0]))
+    loaded = _load_input(body_digest=body_digest(body))
+    # The same bytes: not even read.
+    assert difference_from_load(loaded, request, body_digest(body), store) is None
+    # Other bytes, the same records: the same load.
+    spaced = json.dumps(SEED_BODY, indent=2).encode()
+    assert difference_from_load(loaded, validate_load_request(json.loads(spaced)),
+                                body_digest(spaced), store) is None
+    # Other records: the difference named.
+    changed = json.loads(json.dumps(SEED_BODY))
+    changed["accounts"][0]["name"] = "Other"
+    other = json.dumps(changed).encode()
+    assert difference_from_load(loaded, validate_load_request(changed), body_digest(other),
+                                store) == "the records of level 'accounts' differ from the load's"
+
+
+def test_a_re_post_of_a_load_started_before_bodies_were_kept_reads_its_fingerprint(store):
+    request = validate_load_request(SEED_BODY)
+    loaded = _load_input(fingerprint=request_fingerprint(request))  # nothing kept in store
+    assert difference_from_load(loaded, request, "any digest", store) is None
+    changed = json.loads(json.dumps(SEED_BODY))
+    changed["accounts"][0]["contacts"].append({"lastName": "New"})
+    assert "level 'contacts' has" in difference_from_load(
+        loaded, validate_load_request(changed), "other digest", store)
