@@ -24,6 +24,11 @@ from shared.salesforce.errors import SalesforceLimitError, SalesforceTransientEr
 from shared.sql.source import UNREACHABLE_STATES, SourceError
 
 
+class DurableBackendError(Exception):
+    """The durable backend answered a status read with an error document (a 5xx without an
+    orchestration status): it failed, the instance's state is unknown."""
+
+
 @dataclass(frozen=True)
 class FailureClass:
     """How an unexpected failure is answered: `cause` names the dependency for the caller;
@@ -90,6 +95,8 @@ def _dependency_failure(error: BaseException) -> FailureClass | None:
         return DATABASE_UNAVAILABLE if unreachable else None
     if isinstance(error, SourceError):
         return DATABASE_UNAVAILABLE if error.code == "SOURCE_UNREACHABLE" else None
+    if isinstance(error, DurableBackendError):
+        return DURABLE_UNAVAILABLE
     if isinstance(error, (SalesforceTransientError, SalesforceLimitError)):
         return SALESFORCE_UNAVAILABLE
     if _raised_by_durable_client(error):
