@@ -54,7 +54,7 @@ from orchestrators.batch_start import (  # noqa: F401  (re-exported for other ca
     start_batch_instance,
     start_staged_instance,
 )
-from orchestrators.http import problem_response, request_path
+from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import utc_text
 from shared.batch import batch_durable_id, batch_jobs
 from shared.batch.instances import PAGE_CURSOR, index_earlier_rows, instances_page
@@ -238,6 +238,7 @@ async def batch_purge_finished(timer: func.TimerRequest,
 
 @blueprint.route(route="batch-jobs/{job}", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def batch_job_start(req: func.HttpRequest,
                           client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Load & dispatch: every record checked, staged all or nothing, then started; 202."""
@@ -310,6 +311,7 @@ async def _start_from_source(client: df.DurableOrchestrationClient, job_name: st
 
 @blueprint.route(route="batch-jobs/{job}", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def batch_job_instances(req: func.HttpRequest,
                               client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The job's declaration and a page of its instances, newest first, with status and
@@ -373,6 +375,7 @@ async def _requested_instance(
 
 @blueprint.route(route="batch-jobs/{job}/{instanceId}", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def batch_job_result_get(req: func.HttpRequest,
                                client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The instance's BatchJobResult: live counts while it runs, the final one after."""
@@ -397,6 +400,7 @@ async def batch_job_result_get(req: func.HttpRequest,
 
 @blueprint.route(route="batch-jobs/{job}/{instanceId}/failures", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def batch_job_failures(req: func.HttpRequest,
                              client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The failure report (CSV), once the instance has ended."""

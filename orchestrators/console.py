@@ -16,7 +16,7 @@ from __future__ import annotations
 import azure.durable_functions as df
 import azure.functions as func
 
-from orchestrators.http import problem_response, request_path
+from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.batch import batch_jobs
 from shared.config import app_settings
@@ -33,12 +33,14 @@ def _static_response(file: StaticFile) -> func.HttpResponse:
 
 
 @blueprint.route(route="console", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_failures
 def console(req: func.HttpRequest) -> func.HttpResponse:
     return _static_response(console_page())
 
 
 @blueprint.route(route="console/assets/{name}", methods=["GET"],
                  auth_level=func.AuthLevel.ANONYMOUS)
+@answers_failures
 def console_assets(req: func.HttpRequest) -> func.HttpResponse:
     name = req.route_params.get("name", "")
     file = console_asset(name)
@@ -49,6 +51,7 @@ def console_assets(req: func.HttpRequest) -> func.HttpResponse:
 
 
 @blueprint.route(route="console/inventory", methods=["GET"])
+@answers_failures
 def console_inventory(req: func.HttpRequest) -> func.HttpResponse:
     """The sync jobs (name, enabled, where their status is) and the batch jobs (name,
     where their instances are): the lists the page cannot get from an API of their own.

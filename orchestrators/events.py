@@ -29,7 +29,12 @@ import azure.functions as func
 from activities.events import EVENT_DRAIN_SETTLE_AND_ADVANCE, EVENT_DRAIN_TAKE_AND_STAGE
 from orchestrators.event_drain_pipeline_1 import drain_pipeline_1
 from orchestrators.event_drain_steps import ACTIVITY_RETRY, Steps, finish_drain, report_drain
-from orchestrators.http import problem_response, request_path
+from orchestrators.http import (
+    CommittedBeforeFailure,
+    answers_failures,
+    problem_response,
+    request_path,
+)
 from shared.answer_json import answer_text, camel_keys
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
 from shared.config import app_settings
@@ -200,6 +205,7 @@ async def event_drain_safety_tick(timer: func.TimerRequest,
 
 @blueprint.route(route="events/drain", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def events_drain_now(req: func.HttpRequest,
                            client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Start a drain now, under the same lock: 202 started, 409 when one runs."""
@@ -229,6 +235,7 @@ async def events_drain_now(req: func.HttpRequest,
 
 @blueprint.route(route="events", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def events_post(req: func.HttpRequest,
                       client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Accept one event or {"events": [...]}: stored before the 202, the drain woken."""
@@ -263,7 +270,13 @@ async def events_post(req: func.HttpRequest,
     except Exception:  # the events are stored; the safety timer starts the drain
         log.exception("event queue: waking the drain failed; the safety timer will")
         wake = Wake.DEFERRED.value
-    depth, exact = await asyncio.to_thread(_depth, queue)
+    try:
+        depth, exact = await asyncio.to_thread(_depth, queue)
+    except Exception as error:
+        raise CommittedBeforeFailure(
+            f"storing the {len(events)} events",
+            "The events are kept and the drain takes them; posting them again is safe (an "
+            "event collapses with itself)") from error
     return func.HttpResponse(answer_text({
         "accepted": len(events), "stored": counts.stored,
         "superseded": len(events) - counts.stored, "queueDepth": depth,
@@ -295,6 +308,7 @@ def _invalid_events(errors: list[EventError], instance: str) -> Any:
 
 @blueprint.route(route="events", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def events_status(req: func.HttpRequest,
                         client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """The depth from the counters; due, retrying and the oldest event as one page of the
@@ -345,6 +359,7 @@ async def events_status(req: func.HttpRequest,
 
 
 @blueprint.route(route="events/dead-letters", methods=["GET"])
+@answers_failures
 def events_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
     """The events that failed on every attempt (`?object=Asset&id=17&top=100`), each with
     its last error; `complete` false: more letters wait than `top`."""
@@ -372,6 +387,7 @@ def events_dead_letters(req: func.HttpRequest) -> func.HttpResponse:
 
 @blueprint.route(route="events/dead-letters/replay", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def events_dead_letters_replay(req: func.HttpRequest,
                                      client: df.DurableOrchestrationClient) -> func.HttpResponse:
     """Put dead letters back into the queue: `{"object": "Asset", "ids": [17, ...]}` (ids

@@ -7,6 +7,7 @@ import json
 import azure.durable_functions as df
 import azure.functions as func
 
+from orchestrators.http import answers_failures
 from shared.config import app_settings
 from shared.storage.clients import table_service
 
@@ -14,6 +15,7 @@ blueprint = df.Blueprint()
 
 
 @blueprint.route(route="health", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
+@answers_failures
 def report_health(req: func.HttpRequest) -> func.HttpResponse:
     settings = app_settings()
     try:

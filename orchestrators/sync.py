@@ -33,7 +33,7 @@ from activities.sync import (
     SYNC_STAGE_BACKLOG,
     SYNC_SUBMIT_BACKLOG_PART,
 )
-from orchestrators.http import problem_response, request_path
+from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.progress import merge_jobs, running_job_ids
 from shared.config import AppSettings, app_settings
@@ -261,6 +261,7 @@ def _requested_job(req: func.HttpRequest, settings: AppSettings) -> SyncJob | fu
 
 @blueprint.route(route="sync/{job}/run", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def sync_run_now(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -290,6 +291,7 @@ async def sync_run_now(
 
 @blueprint.route(route="sync/{job}", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def sync_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:

@@ -22,15 +22,16 @@ _RECORD_ATTRIBUTES = frozenset(
 
 
 def log_event(logger: logging.Logger, event: str, *, level: int = logging.INFO,
-              **fields: FieldValue) -> None:
-    """Log `event` with its fields (None fields are left out)."""
+              exc_info: BaseException | None = None, **fields: FieldValue) -> None:
+    """Log `event` with its fields (None fields are left out) and, with `exc_info`, that
+    exception's traceback."""
     present = {name: value for name, value in fields.items() if value is not None}
     clashes = sorted(set(present) & _RECORD_ATTRIBUTES)
     if clashes:
         raise ValueError(f"log field names {clashes} are attributes of every log record")
     rendered = ", ".join(f"{name}={value}" for name, value in present.items())
     logger.log(level, "%s: %s" if rendered else "%s", event, *([rendered] if rendered else []),
-               extra={"event": event, **present})
+               exc_info=exc_info, extra={"event": event, **present})
 
 
 def event_fields(record: logging.LogRecord) -> dict[str, FieldValue]:

@@ -21,7 +21,7 @@ from azure.storage.blob import BlobServiceClient
 
 from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested_load
 from orchestrators.bulk_load.orchestration import CANCEL_EVENT, ORCHESTRATOR, blueprint
-from orchestrators.http import problem_response, request_path
+from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.claims import (
     ClaimRefusal,
@@ -227,6 +227,7 @@ def _validate_only(req: func.HttpRequest) -> bool | Problem:
 
 @blueprint.route(route="bulk-loads", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_start(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -253,6 +254,7 @@ async def bulk_load_start(
 
 @blueprint.route(route="bulk-loads/{loadId}/retry-failures", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_retry_failures(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -305,6 +307,7 @@ def _parse_retry_body(body: bytes, default_id: str) -> tuple[str, str | None]:
 
 @blueprint.route(route="bulk-loads/{loadId}/cancel", methods=["POST"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_cancel(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:

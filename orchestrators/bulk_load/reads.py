@@ -12,7 +12,7 @@ from azure.core.exceptions import ResourceNotFoundError
 
 from orchestrators.bulk_load.lookup import is_bulk_load, load_view_of, requested_load
 from orchestrators.bulk_load.orchestration import blueprint
-from orchestrators.http import problem_response, request_path
+from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.reports import FAILURES_REPORT, RESULTS_REPORT, write_results_report
@@ -67,6 +67,7 @@ def _list_query(req: func.HttpRequest) -> tuple[set[str], datetime, int, str | N
 
 @blueprint.route(route="bulk-loads", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_list(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -103,6 +104,7 @@ async def bulk_load_list(
 
 @blueprint.route(route="bulk-loads/{loadId}", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_status(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -148,6 +150,7 @@ async def _report(req: func.HttpRequest, client: df.DurableOrchestrationClient,
 
 @blueprint.route(route="bulk-loads/{loadId}/failures", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_failures(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
@@ -157,6 +160,7 @@ async def bulk_load_failures(
 
 @blueprint.route(route="bulk-loads/{loadId}/results", methods=["GET"])
 @blueprint.durable_client_input(client_name="client")
+@answers_failures
 async def bulk_load_results(
     req: func.HttpRequest, client: df.DurableOrchestrationClient
 ) -> func.HttpResponse:
