@@ -99,7 +99,7 @@ def bulk_load_stage_level(request: Json) -> Json:
 @blueprint.activity_trigger(input_name="request")
 def bulk_load_prepare_level(request: Json) -> None:
     prepare = PrepareLevelRequest.from_json(request)
-    staged.prepare_level(_store(prepare.prefix), prepare.level)
+    staged.prepare_level(_store(prepare.prefix), prepare.level, prepare.body_digest)
 
 
 @blueprint.function_name(BULK_LOAD_CREATE_JOB)

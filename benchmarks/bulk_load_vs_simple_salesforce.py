@@ -11,7 +11,14 @@ then backing off to POLL_SECONDS. The durable wall time runs from the POST to th
 orchestration's completion event. A second simple-salesforce row also reads the contacts'
 successes (the durable load downloads and keeps them, unparsed, for its results CSV).
 
-    python benchmarks/bulk_load_vs_simple_salesforce.py
+    python benchmarks/bulk_load_vs_simple_salesforce.py [--rounds 3] [--baseline DIR]
+
+With `--baseline DIR` (an app tree, e.g. `git archive main | tar -x -C DIR`), a second host
+runs that tree's app on the same Azurite and simulator: each round loads with the baseline,
+this tree and bulk2, in turns, and prints per round the wall times, this tree/baseline and
+each to bulk2, and each host's CPU; then the medians of the rounds' ratios, the load average
+and the timeline (activity by activity, from the orchestration history) of the median round
+of each tree.
 
 Measured on a 2-core machine shared with other work (3 runs per variant, before and after
 interleaved, median of the runs' ratios): before these changes (the code of issue 15) wall
@@ -86,10 +93,23 @@ run 4 of 9 rounds under bulk2). Still not 1.0x as a median. What is left: the PO
 validation (0.15-0.2 s, before the 202 by design); the body validated a second time when
 the contacts are prepared (off the critical path, but it competes with the simulator for the
 cores); 9 activities (prepare, 4 polls, the rest on the critical path).
+
+Then (a child level prepared from a kept body whose SHA-256 is the POST's is not validated
+again: 0.17 -> 0.10 s CPU to read the contacts from a 40,000-record body), measured with
+`--baseline` (main): 7 rounds, load average 6-10: host CPU per load 1.01 -> 0.93 s
+(median); wall time this/main 1.04x (median of the rounds' ratios; the change is off the
+critical path, and an A/A run of one tree on both hosts differed by 0.77x, so noise);
+ratio to bulk2 0.96x (main) and 1.00x (this). The timelines from the history show where
+the critical path goes: the POST to the start 0.45-0.75 s, the first level's claim, stage
+and submit 0.2 s, the accounts' results with the contacts staged and submitted 0.35-0.5 s,
+the last results 0.2 s and the finish 0.07 s; between two activities 0.01 s, so merging
+the last results with the finish (one activity fewer) would save about that and was left
+out. The rest is the jobs and where their ends fall on the poll grid.
 """
 
 from __future__ import annotations
 
+import argparse
 import csv
 import io
 import json
@@ -138,8 +158,36 @@ def seed_load(load_id: str, accounts: int, contacts_each: int, invalid_share: fl
     return {"loadId": load_id, "accounts": body}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timeline(events: list[dict], started_at: float) -> list[str]:
+    """Each activity and timer of the history: when it was scheduled and how long it took,
+    in seconds from the POST."""
+    def at(event: dict) -> float:
+        return datetime.fromisoformat(event["Timestamp"].replace("Z", "+00:00")).timestamp()
+
+    lines = []
+    for event in events:
+        kind = event["EventType"]
+        if kind in ("TaskCompleted", "TaskFailed"):
+            scheduled = at({"Timestamp": event.get("ScheduledTime") or event["Timestamp"]})
+            lines.append(f"{scheduled - started_at:6.2f}  {event.get('FunctionName', '?'):34}"
+                         f" {at(event) - scheduled:5.2f} s")
+        elif kind in ("ExecutionStarted", "TimerFired", "ExecutionCompleted"):
+            lines.append(f"{at(event) - started_at:6.2f}  {kind}")
+    return lines
+
+
 def run_durable(host, sim, load: dict) -> dict:
     sim.reset()
+    cpu_before = cpu_seconds(host.process.pid)
     started_at = time.time()
     started = time.perf_counter()
     answer = requests.post(host.url("/api/bulk-loads"), json=load,
@@ -162,6 +210,8 @@ def run_durable(host, sim, load: dict) -> dict:
     elapsed = min(observed, completed - started_at)
     levels = status["output"]["levels"]
     return {"seconds": elapsed, "api_calls": sim.usage()["api_calls"],
+            "cpu": cpu_seconds(host.process.pid) - cpu_before,
+            "timeline": timeline(history["historyEvents"], started_at),
             "accounts": len(sim.records("Account")), "contacts": len(sim.records("Contact")),
             "summary": [(level["succeeded"], level["failed"], level["orphansSkipped"])
                         for level in levels],
@@ -214,23 +264,97 @@ def median_run(runs: list[dict]) -> dict:
     return {**chosen, "api_calls": statistics.median(run["api_calls"] for run in runs)}
 
 
+def start_bench_host(app_dir: Path, tree: Path, env: dict[str, str]):
+    """The bulk-load host app of `tree` (this repository or a baseline export of it) in
+    `app_dir`, on its own task hub, started."""
+    if tree == REPO_ROOT:
+        shutil.copytree(APP, app_dir)
+    else:  # the tree's modules beside its host app: the app folder is first on sys.path
+        shutil.copytree(tree, app_dir, ignore=shutil.ignore_patterns(
+            ".venv*", "node_modules", ".git", "tests", "docs"))
+        for name in ("function_app.py", "host.json"):
+            shutil.copy(tree / "tests" / "bulkload" / "host_app" / name, app_dir / name)
+    host_json = json.loads((app_dir / "host.json").read_text())
+    host_json["extensions"]["durableTask"]["hubName"] = "Bench" + uuid.uuid4().hex[:8]
+    (app_dir / "host.json").write_text(json.dumps(host_json))
+    return start_host(app_dir, env={**env, "BULK_LOAD_CONTAINER": f"bench-{app_dir.name}"},
+                      log_path=app_dir.parent / f"{app_dir.name}.log")
+
+
+def compare(workdir: Path, env: dict[str, str], sim, baseline: Path, rounds: int) -> None:
+    """Rounds of the baseline tree's host, this tree's and bulk2, in turns, on the same
+    services: each round's wall times and ratios, then the medians of the rounds' ratios."""
+    hosts = {"baseline": start_bench_host(workdir / "baseline", baseline.resolve(), env),
+             "this tree": start_bench_host(workdir / "this", REPO_ROOT, env)}
+    runs: dict[str, list[dict]] = {"baseline": [], "this tree": [], "bulk2": []}
+    try:
+        for name, host in hosts.items():  # warm-up: imports, token, container
+            run_durable(host, sim, seed_load(f"warm-{name[:4]}", 250, 3, 0.01))
+        print(f"load average {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+        print(f"{'round':>5}{'baseline':>10}{'this':>8}{'bulk2':>8}{'this/base':>11}"
+              f"{'base/bulk2':>12}{'this/bulk2':>12}{'cpu base':>10}{'cpu this':>10}")
+        for number in range(rounds):
+            # Who goes first alternates: a slow spell of the machine hits both sides.
+            order = list(hosts.items()) if number % 2 == 0 else list(hosts.items())[::-1]
+            for name, host in order:
+                load = seed_load(f"{name[:4]}-40k-{number}", 10_000, 3, 0.01)
+                runs[name].append(run_durable(host, sim, load))
+            runs["bulk2"].append(run_simple_salesforce(sim, load))
+            base, this, bulk2 = (runs[side][-1] for side in ("baseline", "this tree", "bulk2"))
+            print(f"{number:>5}{base['seconds']:>10.2f}{this['seconds']:>8.2f}"
+                  f"{bulk2['seconds']:>8.2f}{this['seconds'] / base['seconds']:>11.2f}"
+                  f"{base['seconds'] / bulk2['seconds']:>12.2f}"
+                  f"{this['seconds'] / bulk2['seconds']:>12.2f}"
+                  f"{base['cpu']:>10.2f}{this['cpu']:>10.2f}")
+    finally:
+        for host in hosts.values():
+            host.stop()
+
+    def ratio(top: str, bottom: str) -> float:
+        return statistics.median(a["seconds"] / b["seconds"]
+                                 for a, b in zip(runs[top], runs[bottom], strict=True))
+
+    print(f"median of the rounds' ratios: this/baseline {ratio('this tree', 'baseline'):.2f}, "
+          f"baseline/bulk2 {ratio('baseline', 'bulk2'):.2f}, "
+          f"this/bulk2 {ratio('this tree', 'bulk2'):.2f}")
+    for side in runs:
+        print(f"{side:10} median wall {statistics.median(r['seconds'] for r in runs[side]):.2f} s"
+              f", API calls {statistics.median(r['api_calls'] for r in runs[side]):g}"
+              + (f", host CPU {statistics.median(r['cpu'] for r in runs[side]):.2f} s"
+                 if side != "bulk2" else ""))
+    print(f"load average {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+    for side in ("baseline", "this tree"):
+        print(f"timeline of {side}'s median round (s from the POST):")
+        print("\n".join("  " + line for line in median_run(runs[side])["timeline"]))
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--baseline", type=Path,
+                        help="an app tree (e.g. an export of main) whose host's rounds are "
+                             "alternated with this tree's, bulk2 in each round")
+    arguments = parser.parse_args()
+    baseline, rounds = arguments.baseline, arguments.rounds
     workdir = Path(tempfile.mkdtemp(prefix="bench-bulk-"))
     azurite = start_azurite(workdir / "azurite", log_file=workdir / "azurite.log")
     # In this process: the subprocess variant races its own certificate file at start-up.
     sim = start_simulator(SimSettings(job_delay_seconds=JOB_STEP_SECONDS), tls=True,
                           tls_dir=workdir / "tls")
-    app_dir = workdir / "app"
-    shutil.copytree(APP, app_dir)
-    host_json = json.loads((app_dir / "host.json").read_text())
-    host_json["extensions"]["durableTask"]["hubName"] = "Bench" + uuid.uuid4().hex[:8]
-    (app_dir / "host.json").write_text(json.dumps(host_json))
     env = {"AzureWebJobsStorage": azurite.connection_string, **sim.app_settings(),
            "REQUESTS_CA_BUNDLE": str(sim.ca_file),
            "BULK_LOAD_POLL_INTERVAL": str(POLL_SECONDS), "BULK_LOAD_MAX_WAIT": "600",
            "BULK_LOAD_CONTAINER": "bench-bulk-loads"}
     os.environ["REQUESTS_CA_BUNDLE"] = str(sim.ca_file)
-    host = start_host(app_dir, env=env, log_path=workdir / "host.log")
+    if baseline is not None:
+        try:
+            compare(workdir, env, sim, baseline, rounds)
+        finally:
+            sim.stop()
+            azurite.stop(grace_seconds=1.0)
+            shutil.rmtree(workdir, ignore_errors=True)
+        return
+    host = start_bench_host(workdir / "app", REPO_ROOT, env)
     try:
         small = seed_load("bench-1k", 250, 3, 0.01)
         # The small load first: it also warms the host up (imports, token, container), as
@@ -238,14 +362,14 @@ def main() -> None:
         durable_small = run_durable(host, sim, small)
         # The sides take turns, ROUNDS times: a machine shared with other work slows them
         # alike, and each side's median is compared.
-        rounds: dict[str, list[dict]] = {"durable": [], "simple": [], "simple_results": []}
-        for number in range(ROUNDS):
+        by_side: dict[str, list[dict]] = {"durable": [], "simple": [], "simple_results": []}
+        for number in range(rounds):
             big = seed_load(f"bench-40k-{number}", 10_000, 3, 0.01)
-            rounds["durable"].append(run_durable(host, sim, big))
-            rounds["simple"].append(run_simple_salesforce(sim, big))
-            rounds["simple_results"].append(
+            by_side["durable"].append(run_durable(host, sim, big))
+            by_side["simple"].append(run_simple_salesforce(sim, big))
+            by_side["simple_results"].append(
                 run_simple_salesforce(sim, big, read_child_results=True))
-        durable, simple, simple_results = (median_run(rounds[side]) for side in
+        durable, simple, simple_results = (median_run(by_side[side]) for side in
                                            ("durable", "simple", "simple_results"))
     finally:
         host.stop()
@@ -254,7 +378,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     print(f"10,000 accounts (100 refused) + 30,000 contacts; polling every {POLL_SECONDS:g} s, "
-          f"simulator job step {JOB_STEP_SECONDS:g} s; median of {ROUNDS} rounds per side")
+          f"simulator job step {JOB_STEP_SECONDS:g} s; median of {rounds} rounds per side")
     print(f"{'':36}{'API calls':>10}{'wall s':>9}{'accounts':>10}{'contacts':>10}"
           "  wall s of each round")
     rows = (("durable bulk load (devhost)", durable),
@@ -263,7 +387,7 @@ def main() -> None:
     for (name, run), side in zip(rows, ("durable", "simple", "simple_results"), strict=True):
         print(f"{name:36}{run['api_calls']:>10g}{run['seconds']:>9.2f}{run['accounts']:>10}"
               f"{run['contacts']:>10}  "
-              + " ".join(f"{each['seconds']:.2f}" for each in rounds[side]))
+              + " ".join(f"{each['seconds']:.2f}" for each in by_side[side]))
     for name, run in rows[1:]:
         print(f"ratio durable/{name}: API calls {durable['api_calls'] / run['api_calls']:.2f}, "
               f"wall time {durable['seconds'] / run['seconds']:.2f}")

@@ -282,7 +282,8 @@ def _submit_parts(run: _Load, level: _Level) -> Steps:
     children = [index for index, child in enumerate(run.load.levels)
                 if child.parent == level.index and run.load.prepare_children]
     level.preparing = [run.call_once(BULK_LOAD_PREPARE_LEVEL,
-                                     PrepareLevelRequest(run.load.prefix, child))
+                                     PrepareLevelRequest(run.load.prefix, child,
+                                                         run.load.body_digest))
                        for child in children]
 
 

@@ -129,10 +129,12 @@ class StageLevelRequest(Message):
 
 @dataclass(frozen=True)
 class PrepareLevelRequest(Message):
-    """Decode and format a child level's records while its parent level's jobs run."""
+    """Decode and format a child level's records while its parent level's jobs run. With
+    `body_digest` (the load's), a kept body with that digest is not validated again."""
 
     prefix: str
     level: int
+    body_digest: str | None = None
 
 
 @dataclass(frozen=True)

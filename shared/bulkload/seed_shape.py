@@ -9,7 +9,7 @@ becomes Account upserted by `External_Id__c` (= sourceId), then Contact inserted
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from shared.bulkload.request import (
@@ -123,3 +123,21 @@ def _seed_fields(
             continue
         fields[names[key]] = value
     return fields
+
+
+def validated_seed_records(accounts: list[dict[str, Any]], level_index: int
+                           ) -> Iterator[tuple[str | None, str | None, dict[str, Any]]]:
+    """(external id, parent's external id, fields) of each record of the level, as
+    `seed_shape` makes them, from accounts it has already validated (the body of a load
+    whose digest matches the one taken at its POST): nothing is checked again."""
+    if level_index == 0:
+        for account in accounts:
+            yield (text_id(account.get("sourceId")), None,
+                   {SEED_ACCOUNT_FIELDS[key]: value for key, value in account.items()
+                    if key != "contacts"})
+        return
+    for account in accounts:
+        source_id = text_id(account.get("sourceId"))
+        for contact in account.get("contacts", ()):
+            yield (None, source_id,
+                   {SEED_CONTACT_FIELDS[key]: value for key, value in contact.items()})

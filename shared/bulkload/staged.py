@@ -38,6 +38,7 @@ from shared.bulkload.fingerprint import (
     request_fingerprint,
 )
 from shared.bulkload.request import LoadLevel, LoadRecord, LoadRequest
+from shared.bulkload.seed_shape import validated_seed_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.bulkload.validation import no_lone_surrogates, validate_load_request
 from shared.salesforce import NULL_MARKER
@@ -243,10 +244,13 @@ def csv_texts(fields: Mapping[str, Any], columns: Sequence[str]) -> list[str]:
 # -- a child level prepared while its parent's jobs run ------------------------------------
 
 
-def prepare_level(store: LoadStore, level_index: int) -> None:
+def prepare_level(store: LoadStore, level_index: int, digest: str | None = None) -> None:
     """Write the level's records as CSV rows of their ingest values (safe to repeat: the
-    file is written whole, or not at all)."""
-    with _staged_level(store, level_index) as (columns, records), spooled_file() as out:
+    file is written whole, or not at all). `digest` is the body's SHA-256 taken at the POST
+    that validated it (`body_digest` in the load's input): a kept body that still has it is
+    not validated again."""
+    with _staged_level(store, level_index, digest) as (columns, records), \
+            spooled_file() as out:
         text = io.TextIOWrapper(out, encoding="utf-8", newline="")
         # CRLF: the csv module quotes only for its own terminator's characters, and a value
         # holding a lone CR must come back as one value.
@@ -262,7 +266,7 @@ def prepare_level(store: LoadStore, level_index: int) -> None:
 
 
 @contextlib.contextmanager
-def _staged_level(store: LoadStore, level_index: int
+def _staged_level(store: LoadStore, level_index: int, digest: str | None = None
                   ) -> Iterator[tuple[list[str], Iterable[StagedRecord]]]:
     """The level's columns and records: from its records file, or straight from the kept
     body when it has none yet (its records file is then not needed to prepare it)."""
@@ -271,12 +275,26 @@ def _staged_level(store: LoadStore, level_index: int
             yield staged_columns(local), staged_records(local)
             return
     try:
-        request = posted_request(store)
+        body = store.read_bytes(store.name(BODY_FILE))
     except ResourceNotFoundError:
         raise KeyError(store.level_blob(level_index, RECORDS_FILE)) from None
-    records = request.records[level_index]
-    yield data_columns(record.fields for record in records), (
-        (record.external_id, record.parent_external_id, record.fields) for record in records)
+    yield _posted_level(body, level_index, digest)
+
+
+def _posted_level(body: bytes, level_index: int, digest: str | None
+                  ) -> tuple[list[str], list[StagedRecord]]:
+    """The level's columns and records from the kept body. The POST validated the body
+    whose SHA-256 is `digest`: bytes with that digest are read without checking them
+    again; any other bytes (or a body of the general shape) are validated as at a POST."""
+    if digest is not None and body_digest(body) == digest:
+        parsed = json.loads(body)
+        if "accounts" in parsed:
+            records = list(validated_seed_records(parsed["accounts"], level_index))
+            return data_columns(fields for _, _, fields in records), records
+    request = validate_load_request(json.loads(body), text_checked=no_lone_surrogates(body))
+    return data_columns(record.fields for record in request.records[level_index]), [
+        (record.external_id, record.parent_external_id, record.fields)
+        for record in request.records[level_index]]
 
 
 @contextlib.contextmanager

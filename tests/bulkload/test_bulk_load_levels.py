@@ -18,7 +18,7 @@ from shared.bulkload.fingerprint import level_digest, request_fingerprint
 from shared.bulkload.job_intents import PartJob
 from shared.bulkload.messages import JobSnapshot, LevelError, LevelErrorCode
 from shared.bulkload.store import LoadStore
-from shared.bulkload.validation import validate_load_request
+from shared.bulkload.validation import LoadRequestInvalid, validate_load_request
 from tests.salesforce.client_setup import wait_for_job
 
 LOAD = {"levels": [
@@ -280,3 +280,44 @@ def test_a_posted_loads_other_levels_are_prepared_and_encoded_from_its_body(stor
     assert store.read_bytes(store.level_blob(1, staging.RECORDS_FILE)) == expected
     # A re-post in other bytes is compared with the body's records.
     assert staging.posted_fingerprint(store) == request_fingerprint(request)
+
+
+SEED_LOAD = {"loadId": "seed-1", "accounts": [
+    {"sourceId": 7, "name": "Seven, \"Inc\"", "industry": None,
+     "contacts": [{"lastName": "a lone\rCR", "email": None}, {"firstName": "F", "lastName": "L"}]},
+    {"sourceId": "A2", "name": "Two", "billingCity": "Oslo"},
+    {"sourceId": "A3", "name": "Three", "contacts": []},
+    {"sourceId": "A4", "name": "Four", "contacts": [{"lastName": "=1+1"}]},
+]}
+
+
+@pytest.mark.parametrize("index", [0, 1])
+def test_a_body_whose_digest_is_the_posts_is_prepared_as_when_validated_again(store, index):
+    body = json.dumps(SEED_LOAD).encode()
+    request = validate_load_request(json.loads(body))
+    first = staging.encode_level(request.levels[0], request.records[0])
+    staging.stage_posted(store, request.levels, body, first)
+    if index == 0:  # a body with no records file for the level: read from the body
+        store.container.delete_blob(store.level_blob(0, staging.RECORDS_FILE))
+    staging.prepare_level(store, index)
+    validated = store.read_bytes(store.level_blob(index, staging.PREPARED_FILE))
+    store.container.delete_blob(store.level_blob(index, staging.PREPARED_FILE))
+
+    staging.prepare_level(store, index, staging.body_digest(body))
+
+    assert store.read_bytes(store.level_blob(index, staging.PREPARED_FILE)) == validated
+
+
+def test_a_body_that_is_not_the_one_the_post_validated_is_validated_again(store):
+    body = json.dumps(SEED_LOAD).encode()
+    request = validate_load_request(json.loads(body))
+    first = staging.encode_level(request.levels[0], request.records[0])
+    staging.stage_posted(store, request.levels, body, first)
+    changed = json.loads(body)
+    changed["accounts"][3]["contacts"][0]["lastName"] = 12  # not a string: refused
+    store.upload_bytes(store.name(staging.BODY_FILE), json.dumps(changed).encode(),
+                       "application/json")
+
+    with pytest.raises(LoadRequestInvalid):
+        staging.prepare_level(store, 1, staging.body_digest(body))
+    assert not store.exists(store.level_blob(1, staging.PREPARED_FILE))

@@ -42,7 +42,8 @@ def replay(orchestrator, load, respond, start, **options) -> Replay:
 
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,
-               prepare_children=True, combined_steps=False, submit_ahead=False):
+               prepare_children=True, combined_steps=False, submit_ahead=False,
+               body_digest=None):
     """A load's input; without `combined_steps` as an earlier version started it, each step
     its own activity (those loads must still replay; the tests at the end of this module
     run the combined steps of a load started now)."""
@@ -52,7 +53,8 @@ def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_de
                      activity_retry_delay=5.0,
                      first_poll_delay=first_poll_delay or poll_interval,
                      prepare_children=prepare_children,
-                     combined_steps=combined_steps, submit_ahead=submit_ahead).to_json()
+                     combined_steps=combined_steps, submit_ahead=submit_ahead,
+                     body_digest=body_digest).to_json()
 
 
 class FakeOrg:
@@ -162,7 +164,9 @@ def test_levels_run_in_order_and_jobs_are_polled_on_durable_timers(orchestrator)
     ]
     assert run.timers == [START + timedelta(seconds=10 * n) for n in (1, 2, 3, 4, 5, 6)]
     assert [request["level"] for request in run.called("bulk_load_stage_level")] == [0, 1]
-    assert run.called("bulk_load_prepare_level") == [{"prefix": "load-1/run", "level": 1}]
+    # A load started without the body's digest: its body is validated again when prepared.
+    assert run.called("bulk_load_prepare_level") == [
+        {"prefix": "load-1/run", "level": 1, "body_digest": None}]
     summary = run.output
     assert summary["outcome"] == "succeeded"
     assert [level["jobs"] for level in summary["levels"]] == [["750J1"], ["750J2"]]
@@ -501,3 +505,12 @@ def test_a_load_started_without_submit_ahead_replays_with_its_own_submit_steps(o
 
     assert run.called("bulk_load_claim_and_stage")[0]["submit_load_id"] is None
     assert len(run.called("bulk_load_submit_part")) == 2
+
+
+def test_a_child_level_is_prepared_with_the_digest_of_the_body_the_post_validated(
+        orchestrator):
+    run = replay(orchestrator, load_input(combined_steps=True, submit_ahead=True,
+                                          body_digest="ab" * 32), FakeOrg(), START)
+
+    assert run.called("bulk_load_prepare_level") == [
+        {"prefix": "load-1/run", "level": 1, "body_digest": "ab" * 32}]
