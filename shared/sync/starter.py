@@ -21,6 +21,8 @@ from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.messages import RunInput
 from shared.sync.state import SyncState, utc_now
+from shared.sync.state.lease import LOCK_ROW, lease_from
+from shared.sync.state.ticks import TICKS_ROW
 
 # The lease is taken for a new run, the run is not started (start_new not called).
 RUN_START_AFTER_LEASE = "sync.start.after_lease"
@@ -60,10 +62,13 @@ async def run_tick(
     now = now or utc_now()
     # The instance and the lease are read side by side (the lease on a thread): a run
     # starts one storage round trip sooner. Reading the lease before the instance ends
-    # changes nothing: its acquire below is guarded by the ETag read here.
-    status, lease = await asyncio.gather(
+    # changes nothing: its acquire below is guarded by the ETag read here. The tick
+    # counters' row comes in the same query, so counting the tick need not read it again
+    # (its write is guarded by that ETag too).
+    status, rows = await asyncio.gather(
         client.get_status(job.instance_id, show_input=True),
-        asyncio.to_thread(state.lease.read, job.name))
+        asyncio.to_thread(state.job_rows, job.name, LOCK_ROW, TICKS_ROW))
+    lease, ticks = lease_from(rows[LOCK_ROW].entity), rows[TICKS_ROW]
     instance = instance_snapshot(status)
     close_run_ended_elsewhere(job, state, instance, now)
     decision = decide_tick(
@@ -83,12 +88,12 @@ async def run_tick(
             )
         log_event(log, "sync tick", level=logging.WARNING, job=job.name,
                   action=decision.action.value, run_id=instance.run_id, reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now, ticks)
         return decision
     if decision.action is not TickAction.START:
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now, ticks)
         return decision
 
     run_id = new_run_id()
@@ -99,7 +104,7 @@ async def run_tick(
         )
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now, ticks)
         return decision
     crash_point(RUN_START_AFTER_LEASE)
     try:
@@ -117,11 +122,11 @@ async def run_tick(
         )
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        state.ticks.count(job.name, decision.action.value, now, ticks)
         return decision
     log_event(log, "sync tick", job=job.name, action=TickAction.START.value, run_id=run_id,
               instance_id=job.instance_id)
-    state.ticks.count(job.name, TickAction.START.value, now)
+    state.ticks.count(job.name, TickAction.START.value, now, ticks)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
 
 
