@@ -8,6 +8,7 @@ logged and counted in the job's `ticks` row.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -58,7 +59,10 @@ async def run_tick(
     job: SyncJob, client: Any, state: SyncState, run_input: Callable[[str, datetime], RunInput],
     now: datetime | None = None,
 ) -> TickDecision:
-    """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input."""
+    """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input.
+
+    Every storage call is made on a thread: the tick runs on the worker's event loop, which
+    meanwhile serves other invocations (the run this tick starts, among them)."""
     now = now or utc_now()
     # The instance and the lease are read side by side (the lease on a thread): a run
     # starts one storage round trip sooner. Reading the lease before the instance ends
@@ -70,7 +74,7 @@ async def run_tick(
         asyncio.to_thread(state.job_rows, job.name, LOCK_ROW, TICKS_ROW))
     lease, ticks = lease_from(rows[LOCK_ROW].entity), rows[TICKS_ROW]
     instance = instance_snapshot(status)
-    close_run_ended_elsewhere(job, state, instance, now)
+    await asyncio.to_thread(close_run_ended_elsewhere, job, state, instance, now)
     decision = decide_tick(
         now, enabled=job.enabled, instance=instance, lease=lease,
         max_run_time=job.max_run_time, min_interval=job.min_interval,
@@ -82,35 +86,39 @@ async def run_tick(
         assert instance is not None
         await client.terminate(job.instance_id, decision.reason)
         if instance.run_id and instance.run_started_at:
-            state.runs.record(
-                job.name, instance.run_id, instance.run_started_at, Outcome="terminated",
-                EndedAt=now, Error=decision.reason,
-            )
+            await asyncio.to_thread(functools.partial(
+                state.runs.record, job.name, instance.run_id, instance.run_started_at,
+                Outcome="terminated", EndedAt=now, Error=decision.reason,
+            ))
         log_event(log, "sync tick", level=logging.WARNING, job=job.name,
                   action=decision.action.value, run_id=instance.run_id, reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now, ticks)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
     if decision.action is not TickAction.START:
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now, ticks)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
 
     run_id = new_run_id()
-    acquired = state.lease.acquire(job.name, lease, run_id, now, job.max_run_time)
+    acquired = await asyncio.to_thread(state.lease.acquire, job.name, lease, run_id, now,
+                                       job.max_run_time)
     if acquired is None:
         decision = TickDecision(
             TickAction.SKIP_BUSY, "another tick took the lock first, tick skipped"
         )
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now, ticks)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
     crash_point(RUN_START_AFTER_LEASE)
     try:
         await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now).to_json())
     except Exception as error:  # the SDK raises a bare Exception carrying the host's answer
-        state.lease.release(job.name, run_id, now, timedelta(0))
+        await asyncio.to_thread(state.lease.release, job.name, run_id, now, timedelta(0))
         if not start_was_refused(error):
             raise  # the host or its storage failed: the tick fails, visibly, lock released
         # Under NonRunningStates the backend refuses a start over a busy instance: that is
@@ -122,11 +130,12 @@ async def run_tick(
         )
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now, ticks)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
     log_event(log, "sync tick", job=job.name, action=TickAction.START.value, run_id=run_id,
               instance_id=job.instance_id)
-    state.ticks.count(job.name, TickAction.START.value, now, ticks)
+    await asyncio.to_thread(state.ticks.count, job.name, TickAction.START.value, now, ticks)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
 
 
