@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Generator
@@ -82,7 +83,9 @@ async def _tick(job: SyncJob, settings: AppSettings, client: Any) -> TickDecisio
     def run_input(run_id: str, started_at: datetime) -> RunInput:
         return run_plan.new_run_input(job, settings.sync, run_id, started_at)
 
-    return await run_tick(job, client, sync_state(settings), run_input)
+    # Made on a thread: the first use in a process creates the state's tables.
+    state = await asyncio.to_thread(sync_state, settings)
+    return await run_tick(job, client, state, run_input)
 
 
 def _register_timer(definition: JobDefinition) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,17 +36,35 @@ class StoredEntity:
     etag: str
 
 
+@dataclass(frozen=True)
+class RowAsRead:
+    """A row as an earlier read found it (`entity` None: absent), so that a write under its
+    ETag need not read it again; a stale one only makes that write a `ConcurrentWrite`."""
+
+    entity: StoredEntity | None
+
+
 def table_client(service: TableServiceClient, name: str) -> TableClient:
     """A client for table `name`, created on first use in this process."""
-    client = service.get_table_client(name)
     marker = (service.url, name)
     if marker not in _created:
+        # Not under the lock: tables_clients creates several side by side, and a table
+        # created twice is harmless (the second create is refused, and ignored).
+        with contextlib.suppress(ResourceExistsError):
+            service.create_table(name)
         with _created_lock:
-            if marker not in _created:
-                with contextlib.suppress(ResourceExistsError):
-                    service.create_table(name)
-                _created.add(marker)
-    return client
+            _created.add(marker)
+    return service.get_table_client(name)
+
+
+def table_clients(service: TableServiceClient, names: Sequence[str]) -> list[TableClient]:
+    """Clients for tables `names`; those this process has not created yet are created side
+    by side: one round trip's wait instead of one per table."""
+    missing = [name for name in dict.fromkeys(names) if (service.url, name) not in _created]
+    if len(missing) > 1:
+        with ThreadPoolExecutor(len(missing), thread_name_prefix="create-table") as pool:
+            list(pool.map(lambda name: table_client(service, name), missing))
+    return [table_client(service, name) for name in names]
 
 
 def read_entity(table: TableClient, partition_key: str, row_key: str) -> StoredEntity | None:
@@ -56,6 +76,22 @@ def read_entity(table: TableClient, partition_key: str, row_key: str) -> StoredE
     etag = entity.metadata["etag"]
     assert etag is not None  # the service sends the ETag of every entity it returns
     return StoredEntity(values, etag)
+
+
+def read_entities(table: TableClient, partition_key: str,
+                  row_keys: Sequence[str]) -> dict[str, RowAsRead]:
+    """Rows of one partition in one query: one round trip instead of one per row."""
+    parameters = {"partition": partition_key,
+                  **{f"row{index}": key for index, key in enumerate(row_keys)}}
+    rows = " or ".join(f"RowKey eq @row{index}" for index in range(len(row_keys)))
+    found: dict[str, StoredEntity] = {}
+    # Spaces inside the parentheses: the SDK finds `@name` between whitespace only.
+    for entity in table.query_entities(f"PartitionKey eq @partition and ( {rows} )",
+                                       parameters=parameters):
+        etag = entity.metadata["etag"]
+        assert etag is not None  # the service sends the ETag of every entity it returns
+        found[entity["RowKey"]] = StoredEntity(dict(entity), etag)
+    return {key: RowAsRead(found.get(key)) for key in row_keys}
 
 
 def create_entity(table: TableClient, entity: dict[str, Any]) -> str:

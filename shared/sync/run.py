@@ -9,6 +9,7 @@ whether more changed rows than the job's backlog threshold wait (backlog.py load
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 from shared.crash_points import crash_point
@@ -24,6 +25,8 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import RunBegun, RunOutcome, RunTotals
 from shared.sync.state import SyncState, utc_now
+from shared.sync.state.lease import LOCK_ROW
+from shared.sync.state.watermarks import WATERMARK_ROW, watermark_from
 
 # begin_run: the watermark is claimed for the run, its runs row is not written.
 BEGIN_AFTER_CLAIM = "sync.begin.after_claim"
@@ -41,16 +44,21 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
     """Check the source, fix the run's upper bound, claim the watermark, record the run."""
     keyset = job.source.keyset()
     source = job.source.sql_source()
-    try:
-        source.fetch_rows(probe_statement(keyset))
-        bound = upper_bound_from(
-            keyset, source.fetch_value(upper_bound_statement(keyset)), job.source.lag
+    # The watermark row is read while the source is asked (a login, on a new process): the
+    # claim below writes it under that read's ETag, as if it had read it itself.
+    with ThreadPoolExecutor(1, thread_name_prefix="sync-begin") as pool:
+        seen = pool.submit(state.job_rows, job.name, WATERMARK_ROW)
+        try:
+            source.fetch_rows(probe_statement(keyset))
+            bound = upper_bound_from(
+                keyset, source.fetch_value(upper_bound_statement(keyset)), job.source.lag
+            )
+        except SourceError as error:
+            raise SyncRunError(job.name, error.code, error.message) from None
+        watermark = state.watermarks.claim(
+            job.name, keyset.cursor_kind, job.source.initial_position, run_id,
+            seen.result()[WATERMARK_ROW],
         )
-    except SourceError as error:
-        raise SyncRunError(job.name, error.code, error.message) from None
-    watermark = state.watermarks.claim(
-        job.name, keyset.cursor_kind, job.source.initial_position, run_id
-    )
     crash_point(BEGIN_AFTER_CLAIM)
     backlog = False
     if job.backlog_threshold and bound.value is not None:
@@ -84,8 +92,11 @@ def end_run(
     when a page's result never reached the orchestration (crash, takeover, failed page).
     """
     now = utc_now()
-    watermark = state.watermarks.read(job.name, job.source.cursor_kind,
-                                      job.source.initial_position)
+    # The watermark (for the totals) and the lock (for the release) in one query; the
+    # release is guarded by that read's ETag and reads again only if the lock changed since.
+    rows = state.job_rows(job.name, WATERMARK_ROW, LOCK_ROW)
+    watermark = watermark_from(rows[WATERMARK_ROW].entity, job.source.cursor_kind,
+                               job.source.initial_position)
     if watermark.run_id == run_id:
         totals = watermark.totals
     state.runs.record(
@@ -94,7 +105,7 @@ def end_run(
         DeadLettered=totals.dead_lettered, Error=error or "",
     )
     crash_point(END_AFTER_RECORD)
-    state.lease.release(job.name, run_id, now, job.min_interval)
+    state.lease.release(job.name, run_id, now, job.min_interval, rows[LOCK_ROW])
     crash_point(END_AFTER_RELEASE)
     log_event(log, "sync run ended",
               level=logging.INFO if outcome is RunOutcome.SUCCEEDED else logging.ERROR,

@@ -8,6 +8,7 @@ logged and counted in the job's `ticks` row.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.messages import RunInput
 from shared.sync.state import SyncState, utc_now
+from shared.sync.state.lease import LOCK_ROW, lease_from
+from shared.sync.state.ticks import TICKS_ROW
 
 # The lease is taken for a new run, the run is not started (start_new not called).
 RUN_START_AFTER_LEASE = "sync.start.after_lease"
@@ -56,16 +59,22 @@ async def run_tick(
     job: SyncJob, client: Any, state: SyncState, run_input: Callable[[str, datetime], RunInput],
     now: datetime | None = None,
 ) -> TickDecision:
-    """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input."""
+    """One tick of `job`'s timer. `run_input(run_id, started_at)` builds the run's input.
+
+    Every storage call is made on a thread: the tick runs on the worker's event loop, which
+    meanwhile serves other invocations (the run this tick starts, among them)."""
     now = now or utc_now()
     # The instance and the lease are read side by side (the lease on a thread): a run
     # starts one storage round trip sooner. Reading the lease before the instance ends
-    # changes nothing: its acquire below is guarded by the ETag read here.
-    status, lease = await asyncio.gather(
+    # changes nothing: its acquire below is guarded by the ETag read here. The tick
+    # counters' row comes in the same query, so counting the tick need not read it again
+    # (its write is guarded by that ETag too).
+    status, rows = await asyncio.gather(
         client.get_status(job.instance_id, show_input=True),
-        asyncio.to_thread(state.lease.read, job.name))
+        asyncio.to_thread(state.job_rows, job.name, LOCK_ROW, TICKS_ROW))
+    lease, ticks = lease_from(rows[LOCK_ROW].entity), rows[TICKS_ROW]
     instance = instance_snapshot(status)
-    close_run_ended_elsewhere(job, state, instance, now)
+    await asyncio.to_thread(close_run_ended_elsewhere, job, state, instance, now)
     decision = decide_tick(
         now, enabled=job.enabled, instance=instance, lease=lease,
         max_run_time=job.max_run_time, min_interval=job.min_interval,
@@ -77,35 +86,39 @@ async def run_tick(
         assert instance is not None
         await client.terminate(job.instance_id, decision.reason)
         if instance.run_id and instance.run_started_at:
-            state.runs.record(
-                job.name, instance.run_id, instance.run_started_at, Outcome="terminated",
-                EndedAt=now, Error=decision.reason,
-            )
+            await asyncio.to_thread(functools.partial(
+                state.runs.record, job.name, instance.run_id, instance.run_started_at,
+                Outcome="terminated", EndedAt=now, Error=decision.reason,
+            ))
         log_event(log, "sync tick", level=logging.WARNING, job=job.name,
                   action=decision.action.value, run_id=instance.run_id, reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
     if decision.action is not TickAction.START:
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
 
     run_id = new_run_id()
-    acquired = state.lease.acquire(job.name, lease, run_id, now, job.max_run_time)
+    acquired = await asyncio.to_thread(state.lease.acquire, job.name, lease, run_id, now,
+                                       job.max_run_time)
     if acquired is None:
         decision = TickDecision(
             TickAction.SKIP_BUSY, "another tick took the lock first, tick skipped"
         )
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
     crash_point(RUN_START_AFTER_LEASE)
     try:
         await client.start_new(RUN_ORCHESTRATOR, job.instance_id, run_input(run_id, now).to_json())
     except Exception as error:  # the SDK raises a bare Exception carrying the host's answer
-        state.lease.release(job.name, run_id, now, timedelta(0))
+        await asyncio.to_thread(state.lease.release, job.name, run_id, now, timedelta(0))
         if not start_was_refused(error):
             raise  # the host or its storage failed: the tick fails, visibly, lock released
         # Under NonRunningStates the backend refuses a start over a busy instance: that is
@@ -117,11 +130,12 @@ async def run_tick(
         )
         log_event(log, "sync tick", job=job.name, action=decision.action.value,
                   reason=decision.reason)
-        state.ticks.count(job.name, decision.action.value, now)
+        await asyncio.to_thread(state.ticks.count, job.name, decision.action.value, now,
+                                ticks)
         return decision
     log_event(log, "sync tick", job=job.name, action=TickAction.START.value, run_id=run_id,
               instance_id=job.instance_id)
-    state.ticks.count(job.name, TickAction.START.value, now)
+    await asyncio.to_thread(state.ticks.count, job.name, TickAction.START.value, now, ticks)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
 
 

@@ -10,6 +10,9 @@ import pytest
 from shared.sql.keyset import Position
 from shared.sync.lock import TickAction, decide_tick
 from shared.sync.state import WatermarkConflict
+from shared.sync.state.lease import LOCK_ROW, lease_from
+from shared.sync.state.ticks import TICKS_ROW
+from shared.sync.state.watermarks import WATERMARK_ROW
 
 INITIAL = Position(datetime(1900, 1, 1), None)
 T1 = datetime(2025, 1, 1, 10, 0)
@@ -111,3 +114,62 @@ def test_two_jobs_lock_independently(state):
     assert state.lease.acquire("job-a", None, "run-c", now, timedelta(minutes=5)) is None
     assert (state.lease.read("job-a").run_id, state.lease.read("job-b").run_id) == (
         "run-a", "run-b")
+
+
+def test_the_job_rows_come_in_one_read_absent_ones_as_none(state):
+    rows = state.job_rows("job-a", WATERMARK_ROW, LOCK_ROW, TICKS_ROW)
+    assert {key: row.entity for key, row in rows.items()} == {
+        WATERMARK_ROW: None, LOCK_ROW: None, TICKS_ROW: None}
+
+    now = datetime.now(UTC)
+    claimed = state.watermarks.claim("job-a", "timestamp", INITIAL, "run-1", rows[WATERMARK_ROW])
+    lease = state.lease.acquire("job-a", lease_from(rows[LOCK_ROW].entity), "run-1", now,
+                                timedelta(minutes=5))
+    state.ticks.count("job-a", "started", now, rows[TICKS_ROW])
+
+    again = state.job_rows("job-a", LOCK_ROW, WATERMARK_ROW)
+    assert set(again) == {LOCK_ROW, WATERMARK_ROW}
+    assert again[WATERMARK_ROW].entity.etag == claimed.etag
+    assert lease_from(again[LOCK_ROW].entity) == lease
+    assert state.ticks.read("job-a")["Started"] == 1
+
+
+def test_a_claim_from_a_stale_read_reads_again_and_claims(state):
+    seen = state.job_rows("job-a", WATERMARK_ROW)[WATERMARK_ROW]
+    first = state.watermarks.claim("job-a", "timestamp", INITIAL, "run-1")
+    state.watermarks.advance("job-a", "timestamp", first, Position(T1, (7,)), "run-1")
+
+    claimed = state.watermarks.claim("job-a", "timestamp", INITIAL, "run-2", seen)
+
+    stored = state.watermarks.read("job-a", "timestamp", INITIAL)
+    assert (stored.run_id, stored.position, stored.etag) == ("run-2", Position(T1, (7,)),
+                                                             claimed.etag)
+
+
+def test_a_release_from_a_stale_read_never_frees_a_lease_another_run_took(state):
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    state.lease.acquire("job-a", None, "run-1", start, timedelta(minutes=10))
+    seen = state.job_rows("job-a", LOCK_ROW)[LOCK_ROW]
+    taken = state.lease.acquire("job-a", lease_from(seen.entity), "run-2", datetime.now(UTC),
+                                timedelta(minutes=10))
+    assert taken is not None
+
+    assert not state.lease.release("job-a", "run-1", datetime.now(UTC), timedelta(0), seen)
+    assert state.lease.read("job-a") == taken
+
+
+def test_a_release_from_a_stale_read_of_its_own_lease_still_releases(state):
+    start = datetime.now(UTC)
+    state.lease.acquire("job-a", None, "run-1", start, timedelta(minutes=10))
+    seen = state.job_rows("job-a", LOCK_ROW)[LOCK_ROW]
+    assert state.lease.release("job-a", "run-1", start, timedelta(seconds=1))  # changes it
+
+    assert state.lease.release("job-a", "run-1", start, timedelta(seconds=30), seen)
+    assert state.lease.read("job-a").locked_until == start + timedelta(seconds=30)
+
+
+def test_tick_counts_from_one_stale_read_all_add_up(state):
+    seen = state.job_rows("job-a", TICKS_ROW)[TICKS_ROW]
+    for _ in range(3):
+        state.ticks.count("job-a", "skipped_held", seen=seen)
+    assert state.ticks.read("job-a")["SkippedHeld"] == 3

@@ -10,6 +10,8 @@ from azure.data.tables import TableClient
 
 from shared.storage.tables import (
     ConcurrentWrite,
+    RowAsRead,
+    StoredEntity,
     read_entity,
     replace_if_unchanged,
     write_entity,
@@ -32,13 +34,7 @@ class Leases:
         self.table = table
 
     def read(self, job: str) -> Lease | None:
-        stored = read_entity(self.table, job, LOCK_ROW)
-        if stored is None:
-            return None
-        values = stored.values
-        locked_until, locked_at = as_utc(values["LockedUntil"]), as_utc(values["LockedAt"])
-        assert locked_until is not None and locked_at is not None
-        return Lease(locked_until, locked_at, values["RunId"], stored.etag)
+        return lease_from(read_entity(self.table, job, LOCK_ROW))
 
     def acquire(
         self, job: str, seen: Lease | None, run_id: str, now: datetime, hold: timedelta
@@ -60,13 +56,16 @@ class Leases:
             return None
         return Lease(now + hold, now, run_id, etag)
 
-    def release(self, job: str, run_id: str, now: datetime, min_interval: timedelta) -> bool:
+    def release(self, job: str, run_id: str, now: datetime, min_interval: timedelta,
+                seen: RowAsRead | None = None) -> bool:
         """End `run_id`'s hold: free at `max(now, locked_at + min_interval)` (lockAtLeastFor).
 
-        Does nothing (False) when the lease belongs to another run.
+        Does nothing (False) when the lease belongs to another run. `seen`: the lock row as
+        the caller read it, tried first instead of reading it again.
         """
         for _attempt in range(5):
-            lease = self.read(job)
+            lease = lease_from(seen.entity) if seen is not None else self.read(job)
+            seen = None
             if lease is None or lease.run_id != run_id:
                 return False
             until = max(now, lease.locked_at + min_interval)
@@ -80,3 +79,13 @@ class Leases:
                 continue
             return True
         return False
+
+
+def lease_from(stored: StoredEntity | None) -> Lease | None:
+    """The lease a stored lock row holds (None: no row)."""
+    if stored is None:
+        return None
+    values = stored.values
+    locked_until, locked_at = as_utc(values["LockedUntil"]), as_utc(values["LockedAt"])
+    assert locked_until is not None and locked_at is not None
+    return Lease(locked_until, locked_at, values["RunId"], stored.etag)

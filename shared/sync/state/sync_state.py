@@ -10,7 +10,7 @@ from azure.data.tables import TableServiceClient
 
 from shared.config import AppSettings
 from shared.storage.clients import table_service
-from shared.storage.tables import table_client
+from shared.storage.tables import RowAsRead, read_entities, table_clients
 from shared.sync.state.dead_letters import DeadLetters
 from shared.sync.state.lease import Leases
 from shared.sync.state.runs import RunLog
@@ -24,12 +24,19 @@ class SyncState:
         dead_letter_table: str,
     ) -> None:
         # The watermark, the lease and the tick counters are rows of one table per job.
-        watermark_rows = table_client(service, watermark_table)
+        watermark_rows, runs, dead_letters = table_clients(
+            service, (watermark_table, runs_table, dead_letter_table))
+        self._watermark_rows = watermark_rows
         self.watermarks = Watermarks(watermark_rows)
         self.lease = Leases(watermark_rows)
         self.ticks = TickCounters(watermark_rows)
-        self.runs = RunLog(table_client(service, runs_table))
-        self.dead_letters = DeadLetters(table_client(service, dead_letter_table))
+        self.runs = RunLog(runs)
+        self.dead_letters = DeadLetters(dead_letters)
+
+    def job_rows(self, job: str, *row_keys: str) -> dict[str, RowAsRead]:
+        """Rows of the job's partition of the watermark table (WATERMARK_ROW, LOCK_ROW,
+        TICKS_ROW) in one query, for a step that needs several of them."""
+        return read_entities(self._watermark_rows, job, row_keys)
 
 
 def sync_state(settings: AppSettings) -> SyncState:

@@ -11,7 +11,7 @@ from typing import Any
 
 from azure.data.tables import TableClient
 
-from shared.storage.tables import ConcurrentWrite, read_entity, write_entity
+from shared.storage.tables import ConcurrentWrite, RowAsRead, read_entity, write_entity
 from shared.sync.state.tables import utc_now
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,14 @@ class TickCounters:
     def __init__(self, table: TableClient) -> None:
         self.table = table
 
-    def count(self, job: str, outcome: str, now: datetime | None = None) -> None:
-        """Add one to the counter of `outcome` (started, skipped_busy, ...); best effort."""
+    def count(self, job: str, outcome: str, now: datetime | None = None,
+              seen: RowAsRead | None = None) -> None:
+        """Add one to the counter of `outcome` (started, skipped_busy, ...); best effort.
+        `seen`: the row as the caller read it, tried first instead of reading it again."""
         column = "".join(part.capitalize() for part in outcome.split("_"))
         for attempt in range(50):
-            stored = read_entity(self.table, job, TICKS_ROW)
+            stored = seen.entity if seen is not None else read_entity(self.table, job, TICKS_ROW)
+            seen = None
             values: dict[str, Any] = (
                 dict(stored.values) if stored else {"PartitionKey": job, "RowKey": TICKS_ROW})
             values[column] = int(values.get(column, 0)) + 1

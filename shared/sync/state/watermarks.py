@@ -13,7 +13,13 @@ from typing import Any
 from azure.data.tables import TableClient
 
 from shared.sql.keyset import Position
-from shared.storage.tables import ConcurrentWrite, read_entity, write_entity
+from shared.storage.tables import (
+    ConcurrentWrite,
+    RowAsRead,
+    StoredEntity,
+    read_entity,
+    write_entity,
+)
 from shared.sync.messages import RunTotals
 from shared.sync.positions import CursorCodec, StoredPosition, is_after
 from shared.sync.state.tables import as_utc, utc_now
@@ -40,22 +46,18 @@ class Watermarks:
         self.table = table
 
     def read(self, job: str, kind: str, initial: Position) -> Watermark:
-        stored = read_entity(self.table, job, WATERMARK_ROW)
-        if stored is None:
-            return Watermark(initial, None, None, None)
-        values = stored.values
-        position = CursorCodec(kind).position(
-            StoredPosition(values["Cursor"], values.get("Key") or ""))
-        totals = RunTotals(*(int(values.get(name) or 0) for name in _TOTALS))
-        return Watermark(position, values.get("RunId") or None, as_utc(values.get("UpdatedAt")),
-                         stored.etag, totals)
+        return watermark_from(read_entity(self.table, job, WATERMARK_ROW), kind, initial)
 
-    def claim(self, job: str, kind: str, initial: Position, run_id: str) -> Watermark:
+    def claim(self, job: str, kind: str, initial: Position, run_id: str,
+              seen: RowAsRead | None = None) -> Watermark:
         """Make `run_id` the watermark's owner; from now on only it may advance it.
 
-        The run's totals start at zero (or stay, when `run_id` claims it again)."""
+        The run's totals start at zero (or stay, when `run_id` claims it again). `seen`:
+        the row as the caller read it, tried first instead of reading it again."""
         for _attempt in range(5):
-            current = self.read(job, kind, initial)
+            current = (watermark_from(seen.entity, kind, initial) if seen is not None
+                       else self.read(job, kind, initial))
+            seen = None
             totals = current.totals if current.run_id == run_id else RunTotals()
             entity = _entity(job, kind, current.position, run_id, totals)
             try:
@@ -90,6 +92,18 @@ class Watermarks:
                 f"the watermark of {job} was changed by another run since run {run_id} read it"
             ) from None
         return Watermark(new_position, run_id, as_utc(entity["UpdatedAt"]), etag, totals)
+
+
+def watermark_from(stored: StoredEntity | None, kind: str, initial: Position) -> Watermark:
+    """The watermark a stored row holds; `initial`, not stored yet, when there is none."""
+    if stored is None:
+        return Watermark(initial, None, None, None)
+    values = stored.values
+    position = CursorCodec(kind).position(
+        StoredPosition(values["Cursor"], values.get("Key") or ""))
+    totals = RunTotals(*(int(values.get(name) or 0) for name in _TOTALS))
+    return Watermark(position, values.get("RunId") or None, as_utc(values.get("UpdatedAt")),
+                     stored.etag, totals)
 
 
 # The owning run's totals, as columns of the watermark row.
