@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import threading
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -367,15 +366,23 @@ def test_parallel_collections_calls_reject_the_right_records(
 
 
 class SlowFirstPagesSink:
-    """Holds back the delivery of the pages whose first asset is in `slow` (so later pages
-    end first), fails those in `failing`, and counts the calls under way at once."""
+    """Holds back the delivery of a page (named by its first asset) until the pages named in
+    `waits_for` were delivered, so that later pages end first; fails those in `failing`
+    once they were let go; makes the pages in `together` wait for one another, so that
+    they are under way at once; and counts the calls under way at once. Events, not
+    sleeps: the order holds however slow the machine is, and a wait that never ends
+    breaks the test after 20 s instead of hanging it."""
 
-    def __init__(self, sink, slow=(), failing=()) -> None:
-        self.sink, self.slow, self.failing = sink, set(slow), set(failing)
+    def __init__(self, sink, waits_for=None, failing=(), together=()) -> None:
+        self.sink, self.failing = sink, set(failing)
+        self.waits_for: dict[str, set[str]] = {
+            first: set(others) for first, others in (waits_for or {}).items()}
         self.delivered: list[str] = []
         self.most_at_once = 0
         self._under_way = 0
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
+        self._together = set(together)
+        self._meeting = threading.Barrier(len(together)) if together else None
 
     def deliver(self, records):
         first = records[0]["External_Id__c"]
@@ -383,13 +390,19 @@ class SlowFirstPagesSink:
             self._under_way += 1
             self.most_at_once = max(self.most_at_once, self._under_way)
         try:
-            if first in self.slow | self.failing:
-                time.sleep(0.3)
+            if first in self._together and self._meeting is not None:
+                self._meeting.wait(timeout=20)
+            with self._lock:
+                if not self._lock.wait_for(
+                        lambda: self.waits_for.get(first, set()) <= set(self.delivered),
+                        timeout=20):
+                    raise AssertionError(f"{first}: the pages it waits for never came")
             if first in self.failing:
                 raise SinkUnavailable("HTTP_503", "busy")
             delivery = self.sink.deliver(records)
             with self._lock:
                 self.delivered += [record["External_Id__c"] for record in records]
+                self._lock.notify_all()
             return delivery
         finally:
             with self._lock:
@@ -401,12 +414,13 @@ def test_pages_in_flight_are_checkpointed_in_order_and_every_row_is_delivered_on
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 501))
     job = asset_job(sqlite_assets, page_size=50, pages_in_flight=3, checkpoint_pages=2)
-    sink = SlowFirstPagesSink(salesforce_sink, slow={"ASSET-1", "ASSET-151"})
+    sink = SlowFirstPagesSink(salesforce_sink, waits_for={"ASSET-1": {"ASSET-51"}},
+                              together={"ASSET-1", "ASSET-51", "ASSET-101"})
 
     run = run_once(job, state, sink)
 
     assert sink.most_at_once == 3
-    assert sink.delivered[:2] == ["ASSET-51", "ASSET-52"]  # page 2 ended before page 1
+    assert sink.delivered.index("ASSET-51") < sink.delivered.index("ASSET-1")  # 2 before 1
     assert sorted(sink.delivered) == sorted(f"ASSET-{n}" for n in range(1, 501))
     assert (run.totals.pages, run.totals.rows, run.totals.delivered) == (10, 500, 500)
     watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
@@ -419,7 +433,8 @@ def test_a_page_failing_while_later_pages_were_accepted_leaves_the_watermark_bef
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 301))
     job = asset_job(sqlite_assets, page_size=50, pages_in_flight=3, checkpoint_interval=0)
-    sink = SlowFirstPagesSink(salesforce_sink, failing={"ASSET-101"})
+    sink = SlowFirstPagesSink(salesforce_sink, failing={"ASSET-101"},
+                              waits_for={"ASSET-101": {"ASSET-151", "ASSET-201"}})
     begun = begin_run(job, state, "run-1", datetime.now(UTC))
 
     with pytest.raises(SyncRunError, match="HTTP_503"):
