@@ -198,7 +198,7 @@ def _logged_events() -> dict[str, set[str]]:
                 f"{path}:{node.lineno}: log_event names its event with a literal"
             fields = events.setdefault(event.value, {"event"})
             fields.update(keyword.arg for keyword in node.keywords
-                          if keyword.arg not in (None, "level"))
+                          if keyword.arg not in (None, "level", "exc_info"))
     return events
 
 

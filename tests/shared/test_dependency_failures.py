@@ -10,8 +10,10 @@ import pytest
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient
 from azure.durable_functions import DurableOrchestrationClient
+from azure.durable_functions.models.utils import http_utils
 
 from devhost.durable_endpoints import DurableEndpoints
+from devhost.host import _close_durable_client_session as close_durable_client_session
 from devtools.services import free_port, require_odbc_driver
 from shared.dependency_failures import (
     DATABASE_UNAVAILABLE,
@@ -97,14 +99,24 @@ def test_each_kind_of_error_is_classified(error, expected):
     assert classify_failure(error) is expected
 
 
-def test_a_durable_backend_that_cannot_be_reached_is_durable_unavailable():
+def test_a_durable_backend_that_cannot_be_reached_is_durable_unavailable(monkeypatch):
+    # The SDK keeps one aiohttp session a process, bound to the event loop that made it;
+    # one left by an earlier test's loop would fail here for that reason alone. This test's
+    # loop gets its own, closed with it.
+    monkeypatch.setattr(http_utils, "_client_session", None)
     port = free_port()
     endpoints = DurableEndpoints(base_url=f"http://{DOWN}:{port}/runtime/webhooks/durabletask",
                                  rpc_base_url=f"http://{DOWN}:{port}/durabletask/",
                                  hub_name="Hub", system_key="system-key")
     client = DurableOrchestrationClient(endpoints.client_binding_json({}))
 
-    error = raised(lambda: asyncio.run(client.get_status("event-drain")))
+    async def read_status() -> None:
+        try:
+            await client.get_status("event-drain")
+        finally:
+            await close_durable_client_session()
+
+    error = raised(lambda: asyncio.run(read_status()))
 
     assert classify_failure(error) is DURABLE_UNAVAILABLE
 
