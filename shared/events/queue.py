@@ -64,6 +64,8 @@ from shared.storage.tables import (
 log = logging.getLogger(__name__)
 
 MAX_STORE_RETRIES = 200
+# Transactions of one post written at once (each with a depth counter shard of its own).
+POST_TRANSACTIONS = 4
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
@@ -73,7 +75,7 @@ EVENTS_SETTLED = "events.settle.after_remove"
 # Azure Storage serves one partition's rows from one server; a few requests at a time per
 # process keep Azurite and the table's throughput limits both comfortable.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
-# Transactions of one batch or post side by side; their own pool, as each may use _POOL.
+# Transactions of one batch side by side; their own pool, as each may use _POOL.
 _TRANSACTIONS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="event-queue-tx")
 # Spaces around every @parameter: the SDK substitutes whole space-separated words.
 _DUE = "(Attempts eq 0 or RetryAt le @now )"
@@ -121,8 +123,14 @@ class EventQueue:
         storage failure, once every transaction begun has ended, saying how many events
         were stored: posting them all again is safe."""
         chunks = list(transaction_chunks(events))
-        futures = [_TRANSACTIONS.submit(self._store_chunk, chunk, now) for chunk in chunks]
-        wait(futures)
+        if len(chunks) <= 1:
+            stored = sum(self._store_chunk(chunk, now) for chunk in chunks)
+            return StoreCounts(stored, len(events) - stored)
+        # A pool of the post's own: a small post never waits behind a large one's chunks.
+        with ThreadPoolExecutor(max_workers=min(POST_TRANSACTIONS, len(chunks)),
+                                thread_name_prefix="event-post") as pool:
+            futures = [pool.submit(self._store_chunk, chunk, now) for chunk in chunks]
+            wait(futures)
         failures = [future.exception() for future in futures if future.exception()]
         if failures:
             failed = sum(len(chunk) for chunk, future in zip(chunks, futures, strict=True)
