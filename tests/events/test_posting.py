@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+from shared.events.collapse import collapse
+from shared.events.depth import DepthCounter
 from shared.events.posting import (
     RANGE_ROWS_PER_KEY,
     TRANSACTION_BYTES,
@@ -83,3 +86,26 @@ def test_a_large_post_is_stored_and_counted_and_a_second_post_collapses_onto_it(
                 for row in queue.events.query_entities("PartitionKey eq 'Asset'")
                 if "Version" in row}
     assert versions == {str(n): "2" if n % 2 else "1" for n in range(1, 1001)}
+
+
+def test_large_posts_at_once_over_shared_records_leave_the_newest_and_exact_counts(
+        queue: EventQueue):
+    """Posts of several transactions each, over two objects, side by side and crossing one
+    another's records: each record keeps its newest version and each count its rows."""
+    rng = random.Random(11)
+    for partition in ("Asset", "Other"):
+        assert DepthCounter(queue.events).calibrate(partition)
+    posts = [[Event(rng.choice(("Asset", "Other")), str(rng.randint(1, 400)), UP, None,
+                    rng.randint(0, 1000)) for _ in range(450)] for _ in range(8)]
+    newest: dict[tuple[str, str], int] = {}
+    for event in (event for post in posts for event in post):
+        newest[event.key] = max(newest.get(event.key, -1), event.version or 0)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda post: queue.store(collapse(post), NOW), posts))
+
+    stored = {(row["Object"], row["RecordId"]): int(row["Version"])
+              for row in queue.events.list_entities() if "Object" in row}
+    assert stored == newest
+    for partition in ("Asset", "Other"):
+        assert queue.counter.count(partition) == sum(key[0] == partition for key in newest)
