@@ -23,7 +23,9 @@ starts the app as it was at the git revision REF on a second host and posts the 
 bodies to both, paired and alternating, so one run shows before and after:
 
     python benchmarks/event_queue.py --post [--sizes 1000,10000] [--backlog 20000]
-        [--baseline REF]
+        [--baseline REF] [--repeat N]
+
+Each post is printed as it ends, then the medians of the `--repeat` posts of each case.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from itertools import product
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -114,10 +117,11 @@ def main() -> int:
     parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--backlog", type=int, default=20_000)
     parser.add_argument("--baseline", default=None, metavar="REF")
+    parser.add_argument("--repeat", type=int, default=1, help="posts a case (medians shown)")
     args = parser.parse_args()
     if args.post:
         return measure_posts([int(size) for size in args.sizes.split(",")], args.backlog,
-                             args.baseline)
+                             args.baseline, args.repeat)
     workdir = Path(tempfile.mkdtemp(prefix="bench-events-"))
     azurite = services.start_azurite(workdir / "azurite", log_file=workdir / "azurite.log")
     sim = start_simulator()
@@ -235,7 +239,7 @@ def app_at(revision: str, workdir: Path) -> Path:
     return app_dir
 
 
-def measure_posts(sizes: list[int], backlog: int, baseline: str | None) -> int:
+def measure_posts(sizes: list[int], backlog: int, baseline: str | None, repeat: int) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-event-post-"))
     azurite = services.start_azurite(workdir / "azurite", log_file=workdir / "azurite.log")
     sim = start_simulator()
@@ -252,8 +256,8 @@ def measure_posts(sizes: list[int], backlog: int, baseline: str | None) -> int:
         return taken
 
     # Per host: the posts timed and, while draining, a backlog before each of them.
-    cases = 2 * len(sizes) * 2
-    per_host = 100 + 2 * sum(sizes) * 2 + cases * backlog
+    cases = 2 * len(sizes) * 2 * repeat
+    per_host = 100 + 2 * sum(sizes) * 2 * repeat + cases * backlog
     try:
         fill_sqlite_source(workdir / "src.db", source, (2 if baseline else 1) * per_host)
         if baseline is not None:
@@ -270,7 +274,7 @@ def measure_posts(sizes: list[int], backlog: int, baseline: str | None) -> int:
             host.post_until_accepted([event(n) for n in ids(100)])
         for phase in ("quiet", "draining"):
             for size in sizes:
-                for versioned in (False, True):
+                for versioned, _ in product((False, True), range(repeat)):
                     names = list(hosts)
                     if len(rows) // max(1, len(names)) % 2:
                         names.reverse()  # alternate who goes first
@@ -295,6 +299,15 @@ def measure_posts(sizes: list[int], backlog: int, baseline: str | None) -> int:
             host.host.stop()
         sim.stop()
         azurite.stop(grace_seconds=1.0)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(f"medians of {repeat} (post seconds, floor seconds, ratio):")
+    for case in dict.fromkeys(row[:4] for row in rows):
+        same = [row for row in rows if row[:4] == case]
+        seconds = statistics.median(row[4] for row in same)
+        floor = statistics.median(row[5] for row in same)
+        ratio = statistics.median(row[4] / row[5] for row in same)
+        print(f"{case[0]:8} {case[1]:24} {case[2]:6} {case[3]:11} post {seconds:7.2f} s  "
+              f"floor {floor:6.2f} s  ratio {ratio:5.1f}")
     return 0
 
 

@@ -6,6 +6,8 @@ import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
+import pytest
+
 from shared.events.collapse import collapse
 from shared.events.depth import DepthCounter
 from shared.events.posting import (
@@ -15,7 +17,7 @@ from shared.events.posting import (
     read_waiting_rows,
     transaction_chunks,
 )
-from shared.events.queue import EventQueue
+from shared.events.queue import EventQueue, PartlyStored
 from shared.events.validation import Event, Operation
 from shared.storage.tables import safe_key
 
@@ -109,3 +111,15 @@ def test_large_posts_at_once_over_shared_records_leave_the_newest_and_exact_coun
     assert stored == newest
     for partition in ("Asset", "Other"):
         assert queue.counter.count(partition) == sum(key[0] == partition for key in newest)
+
+
+def test_a_failed_transaction_leaves_the_others_stored_and_says_how_many(queue: EventQueue):
+    # An entity beyond Table Storage's 1 MiB (validation refuses such a payload first).
+    too_large = Event("Other", "1", UP, '"' + "x" * 1_200_000 + '"')
+    events = [Event("Asset", str(n), UP) for n in range(1, 151)] + [too_large]
+
+    with pytest.raises(PartlyStored) as failure:
+        queue.store(events, NOW)
+
+    assert (failure.value.kept, failure.value.total) == (150, 151)
+    assert queue.depth() == 150
