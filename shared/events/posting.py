@@ -32,6 +32,12 @@ _DECISION_FIELDS = ["RowKey", "Version"]
 _RANGE = "PartitionKey eq @pk and RowKey ge @lo and RowKey le @hi"
 
 
+def table_order(key: str) -> bytes:
+    """A key as the table orders keys: by UTF-16 code unit (a character beyond U+FFFF sorts
+    before U+E000..U+FFFF, unlike in Python's order)."""
+    return key.encode("utf-16-be", "surrogatepass")
+
+
 def transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
     """The events by partition in RowKey order, at most TRANSACTION_LIMIT events and
     TRANSACTION_BYTES of payload a chunk. The events are collapsed (one per key), so no
@@ -42,7 +48,7 @@ def transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
     for partition in by_partition.values():
         chunk: list[Event] = []
         chars = 0
-        for event in sorted(partition, key=lambda event: safe_key(event.id)):
+        for event in sorted(partition, key=lambda event: table_order(safe_key(event.id))):
             size = len(json.dumps(event.payload)) if event.payload else 0
             if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_BYTES):
                 yield chunk
@@ -57,7 +63,7 @@ def read_waiting_rows(table: TableClient, partition: str, row_keys: Sequence[str
                       pool: ThreadPoolExecutor) -> dict[str, StoredEntity]:
     """The stored rows of `row_keys` (in `partition`) by key; a key absent is not stored.
     Each row is as it was when read: a write after the read fails its ETag condition."""
-    wanted = sorted(set(row_keys))
+    wanted = sorted(set(row_keys), key=table_order)
     if not wanted:
         return {}
     found: dict[str, StoredEntity] = {}
@@ -76,7 +82,7 @@ def read_waiting_rows(table: TableClient, partition: str, row_keys: Sequence[str
             break
     else:
         passed = wanted[-1]
-    rest = [key for key in wanted if key > passed]
+    rest = [key for key in wanted if table_order(key) > table_order(passed)]
     for key, entity in zip(rest, pool.map(lambda key: read_entity(table, partition, key),
                                           rest), strict=True):
         if entity is not None:

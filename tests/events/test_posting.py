@@ -123,3 +123,15 @@ def test_a_failed_transaction_leaves_the_others_stored_and_says_how_many(queue: 
 
     assert (failure.value.kept, failure.value.total) == (150, 151)
     assert queue.depth() == 150
+
+
+def test_keys_beyond_the_basic_plane_are_read_in_the_tables_order(queue: EventQueue):
+    ids = ["a\U0001f600", "a\ufb01", "a\u00e9", "b"]  # UTF-16 order: é, 😀, ﬁ, b
+    queue.store([Event("Other", record_id, UP, None, 1) for record_id in ids[:3]], NOW)
+    # Rows that stop the range read among the 😀 keys: `aﬁ`, after them in the table's
+    # order (before them in Python's), is not passed yet and is looked up on its own.
+    queue.store([Event("Other", f"a\U0001f600{n}", UP) for n in range(40)], NOW)
+
+    found = read_waiting_rows(queue.events, "Other", [safe_key(i) for i in ids], POOL)
+
+    assert sorted(found) == sorted(safe_key(record_id) for record_id in ids[:3])
