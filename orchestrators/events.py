@@ -60,7 +60,7 @@ from shared.events.messages import (
     StagedBatch,
     TakeStageRequest,
 )
-from shared.events.queue import EventQueue
+from shared.events.queue import EventQueue, PartlyStored
 from shared.events.status import LOOK_LIMIT
 from shared.events.tables import event_queue
 from shared.events.validation import EventError, parse_events
@@ -258,10 +258,14 @@ async def events_post(req: func.HttpRequest,
         counts = await asyncio.to_thread(queue.store, collapse(events), now)
     except Exception as error:  # storage failed, not the caller: nothing is acknowledged
         log.exception("event queue: storing %d events failed", len(events))
+        cause = error.__cause__ if isinstance(error, PartlyStored) else error
+        kept = (f"{error.kept} of {error.total} events (after collapsing) were stored, the "
+                "others may or may not be" if isinstance(error, PartlyStored)
+                else "some may be stored")
         return problem_response(problem(
             503, "STORAGE_UNAVAILABLE", "Events not stored",
-            f"storing the events failed ({type(error).__name__}); some may be stored: post "
-            "them again, which is safe (an event collapses with itself)", instance),
+            f"storing the events failed ({type(cause).__name__}); {kept}: post them all "
+            "again, which is safe (an event collapses with itself)", instance),
             headers={"Retry-After": "10"})
     crash_point(EVENTS_STORED)
     try:

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
@@ -45,6 +44,7 @@ from shared.events.messages import (
     SettleBatchResult,
     TakeBatchResult,
 )
+from shared.events.posting import TRANSACTION_LIMIT, read_waiting_rows, transaction_chunks
 from shared.events.status import (
     EVENT_PARTITIONS,
     LOOK_LIMIT,
@@ -56,7 +56,6 @@ from shared.events.status import (
 from shared.events.validation import Event, Operation
 from shared.storage.tables import (
     ConcurrentWrite,
-    StoredEntity,
     read_entity,
     replace_if_unchanged,
     safe_key,
@@ -65,11 +64,8 @@ from shared.storage.tables import (
 log = logging.getLogger(__name__)
 
 MAX_STORE_RETRIES = 200
-# Event rows in one entity-group transaction (100 operations) beside its depth count.
-TRANSACTION_LIMIT = 99
-# Payload bytes per transaction as sent: the SDK writes each payload as a JSON string with
-# every non-ASCII character escaped (`é` is six bytes), and a transaction takes 4 MiB.
-TRANSACTION_BYTES = 3_000_000
+# Transactions of one post written at once (each with a depth counter shard of its own).
+POST_TRANSACTIONS = 4
 TRANSACTION_ATTEMPTS = 2
 MAX_RETRY_DELAY = timedelta(minutes=15)
 MAX_ERROR_TEXT = 2000
@@ -95,6 +91,15 @@ class Settled(Enum):
     GONE = "gone"  # already settled (an activity run again after a crash)
 
 
+class PartlyStored(Exception):
+    """Storing a post failed: `kept` of its `total` events are stored (or an event at
+    least as new waits for their record); whether the others are is not known."""
+
+    def __init__(self, kept: int, total: int) -> None:
+        super().__init__(f"{kept} of {total} events stored")
+        self.kept, self.total = kept, total
+
+
 @dataclass(frozen=True)
 class StoreCounts:
     stored: int
@@ -114,26 +119,41 @@ class EventQueue:
 
     def store(self, events: Sequence[Event], now: datetime) -> StoreCounts:
         """Store every event (collapsed per record: at most one event per object and id)
-        before returning; raises on a storage failure, after which some events may be
-        stored: posting them again is safe."""
-        stored = 0
-        for chunk in _transaction_chunks(events):
-            stored += self._store_chunk(chunk, now)
+        before returning, a few transactions side by side; raises PartlyStored on a
+        storage failure, once every transaction begun has ended, saying how many events
+        were stored: posting them all again is safe."""
+        chunks = list(transaction_chunks(events))
+        if len(chunks) <= 1:
+            stored = sum(self._store_chunk(chunk, now) for chunk in chunks)
+            return StoreCounts(stored, len(events) - stored)
+        # A pool of the post's own: a small post never waits behind a large one's chunks.
+        with ThreadPoolExecutor(max_workers=min(POST_TRANSACTIONS, len(chunks)),
+                                thread_name_prefix="event-post") as pool:
+            futures = [pool.submit(self._store_chunk, chunk, now) for chunk in chunks]
+            wait(futures)
+        failures = [future.exception() for future in futures if future.exception()]
+        if failures:
+            failed = sum(len(chunk) for chunk, future in zip(chunks, futures, strict=True)
+                         if future.exception())
+            raise PartlyStored(len(events) - failed, len(events)) from failures[0]
+        stored = sum(future.result() for future in futures)
         return StoreCounts(stored, len(events) - stored)
 
     def _store_chunk(self, events: list[Event], now: datetime) -> int:
         """One entity-group transaction for events of one partition, with the rows it
         creates counted (depth.py): each create conditional on absence and each replace on
         the ETag read. A row changed meanwhile fails the whole transaction, which is then
-        decided again. The first try reads only the rows of versioned events (an
-        unversioned one replaces whatever is stored, so it is first taken as new)."""
+        decided again. The rows are read by key range (posting.py), those of unversioned
+        events too: taken as new unread, a record still waiting failed the transaction,
+        which cost more than the read (a re-post of waiting records took twice as long)."""
         partition = safe_key(events[0].object)
-        for attempt in range(TRANSACTION_ATTEMPTS):
-            current = list(_POOL.map(self._current_row, events,
-                                     [attempt > 0] * len(events)))
+        for _ in range(TRANSACTION_ATTEMPTS):
+            waiting = read_waiting_rows(self.events, partition,
+                                        [safe_key(event.id) for event in events], _POOL)
             operations: list[tuple[Any, ...]] = []
             created = 0
-            for event, row in zip(events, current, strict=True):
+            for event in events:
+                row = waiting.get(safe_key(event.id))
                 entity = _event_entity(event, now)
                 if row is None:
                     operations.append(("create", entity))
@@ -152,11 +172,6 @@ class EventQueue:
         # Contended beyond reason (the same records posted at once, again and again): one
         # at a time, each under its own condition.
         return sum(self.store_one(event, now) for event in events)
-
-    def _current_row(self, event: Event, read_unversioned: bool) -> StoredEntity | None:
-        if event.version is None and not read_unversioned:
-            return None
-        return read_entity(self.events, safe_key(event.object), safe_key(event.id))
 
     def store_one(self, event: Event, now: datetime) -> bool:
         """True when stored, False when an event at least as new already waits."""
@@ -373,25 +388,6 @@ class EventQueue:
     def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = islice(self.dead_letters.list_entities(results_per_page=limit), limit)
         return [dict(row) for row in rows]
-
-
-def _transaction_chunks(events: Sequence[Event]) -> Iterator[list[Event]]:
-    """The events by partition, at most TRANSACTION_LIMIT and TRANSACTION_BYTES a chunk."""
-    by_partition: dict[str, list[Event]] = {}
-    for event in events:
-        by_partition.setdefault(safe_key(event.object), []).append(event)
-    for partition in by_partition.values():
-        chunk: list[Event] = []
-        chars = 0
-        for event in partition:
-            size = len(json.dumps(event.payload)) if event.payload else 0
-            if chunk and (len(chunk) == TRANSACTION_LIMIT or chars + size > TRANSACTION_BYTES):
-                yield chunk
-                chunk, chars = [], 0
-            chunk.append(event)
-            chars += size
-        if chunk:
-            yield chunk
 
 
 def _event_entity(event: Event, now: datetime) -> dict[str, Any]:

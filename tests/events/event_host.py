@@ -33,9 +33,9 @@ class EventHost:
     logs: list[Path] = field(default_factory=list)
 
     @classmethod
-    def start(cls, tmp_path: Path, env: dict[str, str]) -> EventHost:
+    def start(cls, tmp_path: Path, env: dict[str, str], app: Path = APP) -> EventHost:
         app_dir = tmp_path / "app"
-        shutil.copytree(APP, app_dir)
+        shutil.copytree(app, app_dir)
         host_json = json.loads((app_dir / "host.json").read_text())
         host_json["extensions"]["durableTask"]["hubName"] = "Ev" + uuid.uuid4().hex[:12]
         (app_dir / "host.json").write_text(json.dumps(host_json))
