@@ -37,7 +37,7 @@ from orchestrators.http import (
 )
 from shared.answer_json import answer_text, camel_keys
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
-from shared.config import app_settings
+from shared.config import AppSettings, app_settings
 from shared.crash_points import crash_point
 from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
 from shared.events.batch_processing import failed_batch, processed_batch
@@ -182,6 +182,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+async def _wake_or_defer(client: df.DurableOrchestrationClient, queue: EventQueue,
+                         settings: AppSettings, now: datetime, after: str) -> Wake:
+    """Wake the drain for events already queued; DEFERRED when waking fails."""
+    try:
+        return await wake_drain(client, queue.state, lambda: new_drain_run(settings.events, now),
+                                now)
+    except Exception:  # the events are queued; the safety timer starts the drain
+        log.exception("event queue: waking the drain after %s failed; the safety timer will",
+                      after)
+        return Wake.DEFERRED
+
+
 @blueprint.timer_trigger(schedule="%EVENTS_SAFETY_SCHEDULE%", arg_name="timer",
                          run_on_startup=False)
 @blueprint.durable_client_input(client_name="client")
@@ -268,12 +280,7 @@ async def events_post(req: func.HttpRequest,
             "again, which is safe (an event collapses with itself)", instance),
             headers={"Retry-After": "10"})
     crash_point(EVENTS_STORED)
-    try:
-        wake = (await wake_drain(client, queue.state,
-                                 lambda: new_drain_run(settings.events, now), now)).value
-    except Exception:  # the events are stored; the safety timer starts the drain
-        log.exception("event queue: waking the drain failed; the safety timer will")
-        wake = Wake.DEFERRED.value
+    wake = (await _wake_or_defer(client, queue, settings, now, "a post")).value
     try:
         depth, exact = await asyncio.to_thread(_depth, queue)
     except Exception as error:
@@ -414,12 +421,7 @@ async def events_dead_letters_replay(req: func.HttpRequest,
                                        selection.ids, now)
     wake = Wake.RUNNING.value
     if replayed.replayed:
-        try:
-            wake = (await wake_drain(client, queue.state,
-                                     lambda: new_drain_run(settings.events, now), now)).value
-        except Exception:  # the events are queued; the safety timer starts the drain
-            log.exception("event queue: waking the drain after a replay failed")
-            wake = Wake.DEFERRED.value
+        wake = (await _wake_or_defer(client, queue, settings, now, "a replay")).value
     return func.HttpResponse(answer_text({
         "replayed": replayed.replayed, "superseded": replayed.superseded,
         "lettersRemoved": replayed.letters, "complete": replayed.complete,
