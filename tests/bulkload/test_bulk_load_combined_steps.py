@@ -23,6 +23,21 @@ def stage_request(request, level):
     return StageLevelRequest("unused", tuple(request.levels), level, 10_000_000)
 
 
+def load_first_level_and_stage_next(store, sf_client, job_intents, request, load_id):
+    """Claim the run and stage level 0, load its part on the simulator, then read its
+    results and stage level 1 in the one step under test."""
+    begun = combined_steps.claim_and_stage_first(store, load_id, "run-1",
+                                                 stage_request(request, 0))
+    assert begun.staged is not None
+    job = job_steps.submit_part_job(sf_client, job_intents, store, PartJob(load_id, 0, 0),
+                                    request.levels[0], begun.staged.parts[0].blob,
+                                    datetime.now(UTC))
+    ended = JobSnapshot.of(wait_for_job(sf_client, job.id))
+    return combined_steps.collect_and_stage_next(
+        store, sf_client, request.levels, 0, [ended], begun.staged.columns,
+        stage_request(request, 1))
+
+
 def test_the_execution_that_claims_the_run_stages_its_first_level(store):
     request = validate_load_request(LOAD)
     staging.stage_request(store, request)
@@ -55,17 +70,9 @@ def test_a_levels_results_are_read_and_the_next_level_staged_in_one_step(
 ):
     request = validate_load_request(LOAD)
     staging.stage_request(store, request)
-    begun = combined_steps.claim_and_stage_first(store, "load-b", "run-1",
-                                                 stage_request(request, 0))
-    assert begun.staged is not None
-    job = job_steps.submit_part_job(sf_client, job_intents, store, PartJob("load-b", 0, 0),
-                                    request.levels[0], begun.staged.parts[0].blob,
-                                    datetime.now(UTC))
-    ended = JobSnapshot.of(wait_for_job(sf_client, job.id))
 
-    collected = combined_steps.collect_and_stage_next(
-        store, sf_client, request.levels, 0, [ended], begun.staged.columns,
-        stage_request(request, 1))
+    collected = load_first_level_and_stage_next(store, sf_client, job_intents, request,
+                                                "load-b")
 
     assert (collected.results.succeeded, collected.results.failed) == (2, 1)
     staged_next = collected.staged_next
@@ -85,17 +92,9 @@ def test_a_child_staged_next_also_gets_the_ids_its_retried_load_inherited(
     # A retry inherits the ids of the parents its origin loaded: here the account that fails.
     store.upload_bytes(store.level_blob(0, levels.INHERITED_ID_MAP_FILE),
                        b"externalId,sfId\nA2,001000000000INHRT\n", "text/csv")
-    begun = combined_steps.claim_and_stage_first(store, "load-i", "run-1",
-                                                 stage_request(request, 0))
-    assert begun.staged is not None
-    job = job_steps.submit_part_job(sf_client, job_intents, store, PartJob("load-i", 0, 0),
-                                    request.levels[0], begun.staged.parts[0].blob,
-                                    datetime.now(UTC))
-    ended = JobSnapshot.of(wait_for_job(sf_client, job.id))
 
-    collected = combined_steps.collect_and_stage_next(
-        store, sf_client, request.levels, 0, [ended], begun.staged.columns,
-        stage_request(request, 1))
+    collected = load_first_level_and_stage_next(store, sf_client, job_intents, request,
+                                                "load-i")
 
     staged_next = collected.staged_next
     assert staged_next is not None
