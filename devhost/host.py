@@ -273,7 +273,7 @@ class FunctionHost:
                 log.exception("stopping the durable engine failed")
         if self._invoker is not None:
             self._invoker.close()
-        await _close_durable_client_session()
+        await close_durable_client_session()
 
     def print_function_listing(self) -> None:
         lines = ["", "Functions:", ""]
@@ -303,7 +303,7 @@ class FunctionHost:
         sys.stdout.flush()
 
 
-async def _close_durable_client_session() -> None:
+async def close_durable_client_session() -> None:
     """Close the durable SDK's process-wide aiohttp session, as a worker that exits would.
 
     azure-functions-durable keeps one shared session for every client binding and never

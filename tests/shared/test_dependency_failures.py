@@ -13,7 +13,7 @@ from azure.durable_functions import DurableOrchestrationClient
 from azure.durable_functions.models.utils import http_utils
 
 from devhost.durable_endpoints import DurableEndpoints
-from devhost.host import _close_durable_client_session as close_durable_client_session
+from devhost.host import close_durable_client_session
 from devtools.services import free_port, require_odbc_driver
 from shared.dependency_failures import (
     DATABASE_UNAVAILABLE,
