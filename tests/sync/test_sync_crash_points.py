@@ -36,6 +36,21 @@ def restart_with_crash_at(sync_host: SyncHost, point: str, **settings: str) -> N
     sync_host.restart()
 
 
+def restart_without_crash_until_the_run_ended(sync_host: SyncHost) -> dict:
+    """Restart the host with no crash point; the run it resumes completes: its last run."""
+    sync_host.env.pop(CRASH_SETTING)
+    sync_host.restart()
+    body = sync_host.wait_for(run_ended, timeout=90)
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    return body["lastRuns"][0]
+
+
+def sync_state_of(sync_host: SyncHost) -> SyncState:
+    return SyncState(TableServiceClient.from_connection_string(
+        sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
+        sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
+
+
 def test_a_lease_whose_start_never_happened_is_freed_at_the_next_tick(
     sync_host, sqlite_assets, sfsim
 ):
@@ -77,20 +92,14 @@ def test_a_page_checkpointed_whose_result_was_lost_is_counted_once(
                           SYNC_PAGES_IN_FLIGHT="1")
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
-    state = SyncState(TableServiceClient.from_connection_string(
-        sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
-        sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
+    state = sync_state_of(sync_host)
     watermark = state.watermarks.read(JOB, "timestamp", Position(datetime(1900, 1, 1)))
     assert watermark.position.key == (20,)  # two pages checkpointed, one answered
     # The third page may have reached the sink while the second's checkpoint was written.
     assert len(stored_assets(sfsim)) in (20, 30)
 
-    sync_host.env.pop(CRASH_SETTING)
-    sync_host.restart()
-    body = sync_host.wait_for(run_ended, timeout=90)
+    run = restart_without_crash_until_the_run_ended(sync_host)
 
-    assert body["lock"]["runtimeStatus"] == "Completed", body
-    run = body["lastRuns"][0]
     assert (run["outcome"], run["rows"], run["pages"], run["delivered"]) == (
         "succeeded", 80, 8, 80)
     stored = stored_assets(sfsim)
@@ -155,12 +164,8 @@ def test_killed_with_pages_in_flight_resends_at_most_the_unflushed_and_in_flight
     sent_before_the_crash = len(counting_api.received)
     assert sent_before_the_crash >= 12 * page_size
 
-    sync_host.env.pop(CRASH_SETTING)
-    sync_host.restart()
-    body = sync_host.wait_for(run_ended, timeout=90)
+    run = restart_without_crash_until_the_run_ended(sync_host)
 
-    assert body["lock"]["runtimeStatus"] == "Completed", body
-    run = body["lastRuns"][0]
     assert (run["outcome"], run["rows"], run["pages"], run["delivered"]) == (
         "succeeded", 300, 30, 300)
     assert set(counting_api.received) == set(range(1, 301))  # nothing lost
@@ -179,19 +184,13 @@ def test_a_backlog_staged_halfway_when_the_host_died_is_loaded_once_after_the_re
     sfsim.clear_requests_log()
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     assert sync_host.host.process.wait(timeout=60) == CRASH_EXIT_CODE
-    state = SyncState(TableServiceClient.from_connection_string(
-        sync_host.env["AzureWebJobsStorage"]), sync_host.env["SYNC_WATERMARK_TABLE"],
-        sync_host.env["SYNC_RUNS_TABLE"], sync_host.env["SYNC_DEAD_LETTER_TABLE"])
+    state = sync_state_of(sync_host)
     initial = Position(datetime(1900, 1, 1))
     # Two parts' jobs were closed; the watermark waits for all of them.
     assert state.watermarks.read(JOB, "timestamp", initial).position == initial
 
-    sync_host.env.pop(CRASH_SETTING)
-    sync_host.restart()
-    body = sync_host.wait_for(run_ended, timeout=90)
+    run = restart_without_crash_until_the_run_ended(sync_host)
 
-    assert body["lock"]["runtimeStatus"] == "Completed", body
-    run = body["lastRuns"][0]
     assert (run["outcome"], run["mode"], run["rows"], run["pages"], run["delivered"]) == (
         "succeeded", "bulk", 120, 3, 120)
     created = [entry for entry in sfsim.requests_log()
