@@ -45,7 +45,7 @@ from shared.batch.messages import (
 from shared.batch.store import AzureBlobStore, InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
-from shared.durable import runtime_state_of
+from shared.durable import read_status, runtime_state_of
 from shared.log_fields import log_event
 from shared.storage.clients import blob_service, table_service
 from shared.storage.tables import table_client
@@ -104,7 +104,7 @@ def live_staging(job: str, rows: list[InstanceRow]) -> set[str]:
 def orchestration_reader(client: df.DurableOrchestrationClient) -> ReadOrchestration:
     """Reads an instance's orchestration through `client` (`shared.batch.liveness`)."""
     async def read(durable_id: str) -> Orchestration:
-        status = await client.get_status(durable_id)
+        status = await read_status(client, durable_id)
         if not status or status.runtime_status is None:
             return Orchestration(None)
         return Orchestration(runtime_state_of(status), status.output, status.custom_status)

@@ -90,7 +90,7 @@ from shared.batch.source import (
 )
 from shared.batch.store import InstanceFolder
 from shared.config import app_settings
-from shared.durable import BUSY_STATES, runtime_state_of
+from shared.durable import BUSY_STATES, read_status, runtime_state_of
 from shared.problems import problem
 
 blueprint = df.Blueprint()
@@ -364,7 +364,7 @@ async def _requested_instance(
     instance_id = req.route_params.get("instanceId", "")
     status = None
     if job is not None and INSTANCE_ID.fullmatch(instance_id):
-        status = await client.get_status(batch_durable_id(job.name, instance_id))
+        status = await read_status(client, batch_durable_id(job.name, instance_id))
     if job is None or not status or status.runtime_status is None:
         return problem_response(problem(404, "UNKNOWN_BATCH_INSTANCE",
                                         "Unknown batch job instance",

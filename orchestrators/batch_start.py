@@ -48,6 +48,7 @@ from shared.batch.source import read_source_blocks
 from shared.batch.store import AzureBlobStore, BlobStore, InstanceFolder
 from shared.config import app_settings
 from shared.crash_points import crash_point
+from shared.durable import read_status
 from shared.problems import Problem, problem
 from shared.sql.source import SourceError
 from shared.storage.leased_claim import CLAIM_LEASE_SECONDS, ClaimHold, renew_until_cancelled
@@ -158,7 +159,7 @@ async def _started_refusal(client: df.DurableOrchestrationClient, store: AzureBl
                            job: BatchJob, instance_id: str, fingerprint: str,
                            where: str) -> Problem | None:
     """409 when the id's orchestration exists: other records, or the same ones again."""
-    existing = await client.get_status(batch_durable_id(job.name, instance_id))
+    existing = await read_status(client, batch_durable_id(job.name, instance_id))
     if not existing or existing.runtime_status is None:
         return None
     claim = await asyncio.to_thread(read_instance_claim, store.container, job.name,

@@ -39,6 +39,7 @@ from shared.answer_json import answer_text, camel_keys
 from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
 from shared.config import AppSettings, app_settings
 from shared.crash_points import crash_point
+from shared.durable import read_status
 from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
 from shared.events.batch_processing import failed_batch, processed_batch
 from shared.events.collapse import collapse
@@ -341,7 +342,7 @@ async def events_status(req: func.HttpRequest,
         counted = 0 if await asyncio.to_thread(queue.calibrate_depth) else None
     signal = await asyncio.to_thread(queue.state.read_signal)
     totals = await asyncio.to_thread(queue.state.read_totals)
-    status = await client.get_status(DRAIN_INSTANCE_ID)
+    status = await read_status(client, DRAIN_INSTANCE_ID)
     runtime = getattr(status, "runtime_status", None) if status else None
     oldest = snapshot.oldest_enqueued_at
     body = {

@@ -11,9 +11,8 @@ from typing import Any, TypeVar, cast
 from urllib.parse import urlparse
 
 import azure.functions as func
-from azure.durable_functions import DurableOrchestrationClient
 
-from shared.dependency_failures import DurableBackendError, classify_failure
+from shared.dependency_failures import classify_failure
 from shared.log_fields import log_event
 from shared.problems import PROBLEM_JSON, Problem, problem
 
@@ -58,9 +57,6 @@ def answers_failures(function: HttpFunction) -> HttpFunction:
 
         @functools.wraps(function)
         async def answering(*args: Any, **kwargs: Any) -> func.HttpResponse:
-            for value in (*args, *kwargs.values()):
-                if isinstance(value, DurableOrchestrationClient):
-                    refuse_error_documents(value)
             try:
                 return await async_function(*args, **kwargs)
             except Exception as error:
@@ -79,24 +75,6 @@ def answers_failures(function: HttpFunction) -> HttpFunction:
 
     setattr(answering_sync, ANSWERS_FAILURES, True)
     return cast(HttpFunction, answering_sync)
-
-
-def refuse_error_documents(client: DurableOrchestrationClient) -> None:
-    """Make `client`'s status reads raise DurableBackendError when the backend answers an
-    error document. The SDK reads a 500 as a failed instance's status (the HTTP API answers
-    a Failed one so) and builds a status of the error's fields: with storage down, a load or
-    an instance would look unknown (404) instead of unavailable (503)."""
-    # The SDK takes its request functions as instance attributes, a seam for exactly this.
-    read = client._get_async_request
-
-    async def checked_read(url: str, *args: Any, **kwargs: Any) -> list[Any]:
-        answer: list[Any] = await read(url, *args, **kwargs)
-        status, body = answer[0], answer[1]
-        if status >= 500 and not (isinstance(body, dict) and "runtimeStatus" in body):
-            raise DurableBackendError(f"the durable backend answered {status}")
-        return answer
-
-    client._get_async_request = checked_read
 
 
 def failure_response(operation: str, req: func.HttpRequest | None,

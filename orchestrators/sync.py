@@ -38,6 +38,7 @@ from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.progress import merge_jobs, running_job_ids
 from shared.config import AppSettings, app_settings
+from shared.durable import read_status
 from shared.problems import problem
 from shared.sync import run_plan
 from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
@@ -303,7 +304,7 @@ async def sync_status(
     if isinstance(job, func.HttpResponse):
         return job
     state = sync_state(settings)
-    status = await client.get_status(job.instance_id, show_input=True)
+    status = await read_status(client, job.instance_id, show_input=True)
     instance = instance_snapshot(status)
     now = utc_now()
     decision = decide_tick(

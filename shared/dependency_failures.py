@@ -20,13 +20,9 @@ import aiohttp
 import pyodbc
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 
+from shared.durable import DurableBackendError
 from shared.salesforce.errors import SalesforceLimitError, SalesforceTransientError
 from shared.sql.source import UNREACHABLE_STATES, SourceError
-
-
-class DurableBackendError(Exception):
-    """The durable backend answered a status read with an error document (a 5xx without an
-    orchestration status): it failed, the instance's state is unknown."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""What the app reads from Durable Functions: runtime states and client payloads.
+"""What the app reads from Durable Functions: runtime states, instance statuses (every
+status read of the app is `read_status`) and client payloads.
 
 The Python SDK's client JSON-encodes an orchestration's input a second time, so an
 orchestrator (and `get_status(...).input_`) may see the object as JSON text.
@@ -13,6 +14,11 @@ if TYPE_CHECKING:
     from azure.durable_functions.models.DurableOrchestrationStatus import (
         DurableOrchestrationStatus,
     )
+
+class DurableBackendError(Exception):
+    """The durable backend answered a status read with an error document (a JSON object
+    without a runtime state, answered 500): it failed, the instance's state is unknown."""
+
 
 # Runtime states of an instance that has not ended: a start over it is refused under
 # overridableExistingInstanceStates = NonRunningStates.
@@ -50,3 +56,28 @@ def runtime_state_of(status: DurableOrchestrationStatus) -> str:
     if status.runtime_status is None:
         raise ValueError(f"instance {status.instance_id!r} has no runtime status")
     return status.runtime_status.name
+
+
+async def read_status(client: Any, instance_id: str, *, show_input: bool = False
+                      ) -> DurableOrchestrationStatus:
+    """`client.get_status(instance_id)`; raises DurableBackendError when the backend answered
+    an error document. The SDK reads a 500 as a failed instance's status (the HTTP API
+    answers a Failed one so) and builds a status of the error's fields: with storage down,
+    an instance would look unknown (404) instead of unavailable (503)."""
+    status: DurableOrchestrationStatus = await client.get_status(instance_id,
+                                                                 show_input=show_input)
+    if is_error_document(status):
+        raise DurableBackendError(f"the durable backend answered an error document reading "
+                                  f"instance {instance_id!r}")
+    return status
+
+
+def is_error_document(status: DurableOrchestrationStatus | None) -> bool:
+    """Whether `status` is what the SDK built of an error document, not of an instance's
+    status. An instance's status always has its runtime state; an unknown instance is
+    answered 404 with an empty body, which the SDK keeps as a status with a `message`
+    (its one way to build one of text). A JSON object without a runtime state is the
+    backend's error (`{"Message": ..., "ExceptionMessage": ...}`)."""
+    if status is None or getattr(status, "runtime_status", None) is not None:
+        return False
+    return not hasattr(status, "message")

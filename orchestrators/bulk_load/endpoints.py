@@ -56,7 +56,7 @@ from shared.bulkload.starter import (
 from shared.bulkload.store import LoadStore
 from shared.config import AppSettings, app_settings
 from shared.crash_points import crash_point
-from shared.durable import BUSY_STATES, runtime_state_of
+from shared.durable import BUSY_STATES, read_status, runtime_state_of
 from shared.problems import Problem, problem
 from shared.salesforce import process_client
 from shared.storage.clients import blob_service
@@ -91,7 +91,7 @@ async def _existing_load(client: df.DurableOrchestrationClient, req: func.HttpRe
     """The answer for a load id that has an instance: its status (200) when the same records
     were posted, 409 when other records were or the instance is not a load. `digest` is the
     posted body's (`body_digest`)."""
-    status = await client.get_status(load_id, show_input=True)
+    status = await read_status(client, load_id, show_input=True)
     if not status or status.runtime_status is None:
         return None
     instance = request_path(req)

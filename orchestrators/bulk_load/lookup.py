@@ -12,7 +12,7 @@ from orchestrators.bulk_load.orchestration import ORCHESTRATOR
 from orchestrators.http import problem_response
 from shared.bulkload.request import LOAD_ID_PATTERN
 from shared.bulkload.views import LoadSnapshot, load_view
-from shared.durable import instance_id_of, runtime_state_of
+from shared.durable import instance_id_of, read_status, runtime_state_of
 from shared.problems import problem
 
 
@@ -26,7 +26,7 @@ async def requested_load(
     client: df.DurableOrchestrationClient, load_id: str, instance: str, show_input: bool
 ) -> DurableOrchestrationStatus | func.HttpResponse:
     """The status of bulk load `load_id`, or the 404 problem answer when there is none."""
-    status = (await client.get_status(load_id, show_input=show_input)
+    status = (await read_status(client, load_id, show_input=show_input)
               if LOAD_ID_PATTERN.fullmatch(load_id) else None)
     if not status or status.runtime_status is None or not is_bulk_load(status):
         return problem_response(problem(404, "UNKNOWN_LOAD", "Unknown bulk load",

@@ -19,7 +19,13 @@ from shared.bulkload.reports import FAILURES_REPORT, RESULTS_REPORT, write_resul
 from shared.bulkload.store import LoadStore
 from shared.bulkload.views import page_token, read_page_token
 from shared.config import app_settings
-from shared.durable import BUSY_STATES, TERMINAL_STATES, instance_id_of, runtime_state_of
+from shared.durable import (
+    BUSY_STATES,
+    TERMINAL_STATES,
+    instance_id_of,
+    read_status,
+    runtime_state_of,
+)
 from shared.problems import Problem, problem
 from shared.storage.clients import blob_service
 
@@ -91,7 +97,7 @@ async def bulk_load_list(
                  < position]
     page = loads[:limit]
     # The list leaves inputs out; a load's input holds its levels and record counts.
-    statuses = await asyncio.gather(*(client.get_status(instance_id_of(status), show_input=True)
+    statuses = await asyncio.gather(*(read_status(client, instance_id_of(status), show_input=True)
                                       for status in page))
     body = {
         "loads": [load_view_of(status) for status in statuses

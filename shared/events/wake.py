@@ -25,7 +25,7 @@ from datetime import datetime
 from enum import Enum
 from typing import Any
 
-from shared.durable import BUSY_STATES
+from shared.durable import BUSY_STATES, read_status
 from shared.events.drain_state import DrainState, DrainStateTable, Signal
 from shared.events.messages import PIPELINE, DrainRun
 from shared.events.settings import EventQueueSettings
@@ -105,7 +105,7 @@ async def _started_after_idle(client: Any, before: Signal) -> bool:
     this poster's events."""
     if before.etag is not None and before.idle_run_id is None:
         return False  # idle declared by a version that did not name its drain
-    status = await client.get_status(DRAIN_INSTANCE_ID)
+    status = await read_status(client, DRAIN_INSTANCE_ID)
     runtime = getattr(status, "runtime_status", None) if status else None
     if str(getattr(runtime, "value", runtime)) not in BUSY_STATES:
         return False
@@ -117,6 +117,6 @@ async def _started_after_idle(client: Any, before: Signal) -> bool:
 
 
 async def drain_is_busy(client: Any) -> bool:
-    status = await client.get_status(DRAIN_INSTANCE_ID)
+    status = await read_status(client, DRAIN_INSTANCE_ID)
     runtime = getattr(status, "runtime_status", None) if status else None
     return str(getattr(runtime, "value", runtime)) in BUSY_STATES

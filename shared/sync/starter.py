@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from shared.crash_points import crash_point
-from shared.durable import json_object
+from shared.durable import json_object, read_status
 from shared.log_fields import log_event
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
@@ -70,7 +70,7 @@ async def run_tick(
     # counters' row comes in the same query, so counting the tick need not read it again
     # (its write is guarded by that ETag too).
     status, rows = await asyncio.gather(
-        client.get_status(job.instance_id, show_input=True),
+        read_status(client, job.instance_id, show_input=True),
         asyncio.to_thread(state.job_rows, job.name, LOCK_ROW, TICKS_ROW))
     lease, ticks = lease_from(rows[LOCK_ROW].entity), rows[TICKS_ROW]
     instance = instance_snapshot(status)
