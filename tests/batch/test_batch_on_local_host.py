@@ -13,6 +13,7 @@ import requests
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from shared.batch import batch_durable_id
 from shared.batch.instances import record_staging
 from shared.storage.tables import table_client
 
@@ -178,6 +179,24 @@ def test_round_robin_instances_run_side_by_side(start_batch_host) -> None:
     assert spans["r2"][0] < spans["r1"][1] and spans["r1"][0] < spans["r2"][1], spans
 
 
+def terminate_as_an_operator(batch, job: str, instance_id: str) -> None:
+    """Terminate the instance's orchestration through the durable API, as an operator."""
+    terminated = requests.post(
+        batch.host.url("/runtime/webhooks/durabletask/instances/"
+                       f"{batch_durable_id(job, instance_id)}/terminate"),
+        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
+    assert terminated.status_code == 202, terminated.text
+
+
+def post_long_ordered_instance_until_under_way(batch, instance_id: str) -> None:
+    """Post 600 contacts to the ordered job; return once 50 or more were processed."""
+    assert batch.post("ordered", contacts(600), instanceId=instance_id).status_code == 202
+    deadline = time.monotonic() + 120
+    while batch.result("ordered", instance_id).get("processedRecords", 0) < 50:
+        assert time.monotonic() < deadline, batch.result("ordered", instance_id)
+        time.sleep(0.1)
+
+
 def test_an_instance_that_failed_or_was_terminated_lets_the_ordered_queue_go_on(
         start_batch_host) -> None:
     """An orchestration that failed (its activity's retries ran out) or that an operator
@@ -194,11 +213,7 @@ def test_an_instance_that_failed_or_was_terminated_lets_the_ordered_queue_go_on(
         container.delete_blob(name)
     assert batch.post("ordered", contacts(10), instanceId="stopped").status_code == 202
     assert batch.post("ordered", contacts(10), instanceId="after").status_code == 202
-    terminated = requests.post(
-        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-stopped/"
-                       "terminate"),
-        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
-    assert terminated.status_code == 202, terminated.text
+    terminate_as_an_operator(batch, "ordered", "stopped")
 
     assert batch.wait_for_end("ordered", "after")["status"] == "SUCCESSFUL"
 
@@ -222,15 +237,8 @@ def test_a_terminated_instance_is_listed_with_the_counts_it_reached(start_batch_
     had reached, as its result answers them; before, the list showed the counts written
     when it began executing (0 processed)."""
     batch = start_batch_host()
-    assert batch.post("ordered", contacts(600), instanceId="cut").status_code == 202
-    deadline = time.monotonic() + 120
-    while batch.result("ordered", "cut").get("processedRecords", 0) < 50:
-        assert time.monotonic() < deadline, batch.result("ordered", "cut")
-        time.sleep(0.1)
-    terminated = requests.post(
-        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-cut/terminate"),
-        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
-    assert terminated.status_code == 202, terminated.text
+    post_long_ordered_instance_until_under_way(batch, "cut")
+    terminate_as_an_operator(batch, "ordered", "cut")
     stopped = batch.wait_for_end("ordered", "cut")
     assert stopped["status"] == "STOPPED"
     # The next ordered instance's turn check settles the row of the one before it.
@@ -250,19 +258,11 @@ def test_a_terminated_instance_with_none_behind_it_is_listed_ended_at_once(
     with no ordered instance behind it to do so; before, the list showed it EXECUTING
     until the hourly timer. A running one is listed as it runs."""
     batch = start_batch_host()
-    assert batch.post("ordered", contacts(600), instanceId="alone").status_code == 202
-    deadline = time.monotonic() + 120
-    while batch.result("ordered", "alone").get("processedRecords", 0) < 50:
-        assert time.monotonic() < deadline, batch.result("ordered", "alone")
-        time.sleep(0.1)
+    post_long_ordered_instance_until_under_way(batch, "alone")
     running = batch.get("/api/batch-jobs/ordered").json()["instances"]
     assert [(row["batchJobInstanceId"], row["status"]) for row in running] == [
         ("alone", "EXECUTING")]
-    terminated = requests.post(
-        batch.host.url("/runtime/webhooks/durabletask/instances/batch-ordered-alone/"
-                       "terminate"),
-        params={"code": batch.host.master_key, "reason": "operator stop"}, timeout=30)
-    assert terminated.status_code == 202, terminated.text
+    terminate_as_an_operator(batch, "ordered", "alone")
     stopped = batch.wait_for_end("ordered", "alone")
 
     [listed] = batch.get("/api/batch-jobs/ordered").json()["instances"]
