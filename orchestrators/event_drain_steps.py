@@ -1,6 +1,6 @@
 """What both step sequences of the event drain share: activity retries, its custom
-status, the finish (orchestrators/events.py runs pipeline 2, event_drain_pipeline_1.py
-replays pipeline 1)."""
+status, the finish (event_drain_pipeline_2.py is the one a new drain runs,
+event_drain_pipeline_1.py replays pipeline 1)."""
 
 from __future__ import annotations
 

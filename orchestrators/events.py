@@ -4,9 +4,9 @@
         stored) -> store them collapsed per object and id -> wake the drain -> 202
     event_drain orchestration, instance `event-drain` (the lock): batch after batch, each
         run through an instance of the batch job `asset-events` as a sub-orchestration,
-        two activities a batch (shared/events/drain_steps.py), continue_as_new every few
-        batches, finish only when nothing is due and nothing was posted since its last
-        look (shared/events/finish.py)
+        two activities a batch (event_drain_pipeline_2.py, shared/events/drain_steps.py),
+        continue_as_new every few batches, finish only when nothing is due and nothing was
+        posted since its last look (shared/events/finish.py)
     timer %EVENTS_SAFETY_SCHEDULE%: start the drain when events are due and none runs
     GET /api/events: depth (counted, shared/events/depth.py), oldest event (from one page
         of rows, or every row with ?exact=true), the drain, totals
@@ -26,9 +26,9 @@ from typing import Any
 import azure.durable_functions as df
 import azure.functions as func
 
-from activities.events import EVENT_DRAIN_SETTLE_AND_ADVANCE, EVENT_DRAIN_TAKE_AND_STAGE
 from orchestrators.event_drain_pipeline_1 import drain_pipeline_1
-from orchestrators.event_drain_steps import ACTIVITY_RETRY, Steps, finish_drain, report_drain
+from orchestrators.event_drain_pipeline_2 import drain_pipeline_2
+from orchestrators.event_drain_steps import Steps
 from orchestrators.http import (
     CommittedBeforeFailure,
     answers_failures,
@@ -36,12 +36,9 @@ from orchestrators.http import (
     request_path,
 )
 from shared.answer_json import answer_text, camel_keys
-from shared.batch import BATCH_ORCHESTRATOR, batch_durable_id
 from shared.config import AppSettings, app_settings
 from shared.crash_points import crash_point
 from shared.durable import read_status
-from shared.events.asset_events_job import JOB_NAME as ASSET_EVENTS_JOB
-from shared.events.batch_processing import failed_batch, processed_batch
 from shared.events.collapse import collapse
 from shared.events.dead_letters import (
     MAX_LETTERS,
@@ -50,17 +47,7 @@ from shared.events.dead_letters import (
     parse_selection,
     replay_dead_letters,
 )
-from shared.events.messages import (
-    PIPELINE,
-    DrainRun,
-    EventKey,
-    ProcessedBatch,
-    SettleAdvanceRequest,
-    SettleAdvanceResult,
-    SettleBatchResult,
-    StagedBatch,
-    TakeStageRequest,
-)
+from shared.events.messages import PIPELINE, DrainRun
 from shared.events.queue import EventQueue, PartlyStored
 from shared.events.status import LOOK_LIMIT
 from shared.events.tables import event_queue
@@ -105,75 +92,7 @@ def event_drain(context: df.DurableOrchestrationContext) -> Steps:
     run = DrainRun.from_json(context.get_input())
     if run.pipeline < PIPELINE:
         return (yield from drain_pipeline_1(context, run))
-    staged = yield from _take_and_stage(context, run)
-    for number in range(1, run.batches_per_generation + 1):
-        if staged.nothing_due:
-            finish = yield from finish_drain(context, run)
-            if finish.finished:
-                report_drain(context, run, "finished")
-                return run.to_json()
-            break
-        take_next = number < run.batches_per_generation
-        if staged.events == 0:  # every event taken was stale: the take dropped them
-            run = run.after_batch(staged.cursor, SettleBatchResult(), staged.stale)
-            if take_next:
-                staged = yield from _take_and_stage(context, run)
-            continue
-        processed = yield from _run_batch(context, run, staged)
-        answer = yield from _settle_and_advance(context, run, staged, processed, take_next)
-        run = run.after_batch(staged.cursor, answer.settled, staged.stale)
-        if answer.finished:
-            report_drain(context, run, "finished")
-            return run.to_json()
-        if answer.next is None:
-            break
-        staged = answer.next
-    report_drain(context, run, "continuing")
-    context.continue_as_new(run.next_generation().to_json())
-    return None
-
-
-def _take_and_stage(context: df.DurableOrchestrationContext, run: DrainRun) -> Steps:
-    report_drain(context, run, "taking")
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_TAKE_AND_STAGE, ACTIVITY_RETRY,
-        _take_request(context, run, 1, run.cursor).to_json())
-    return StagedBatch.from_json(answer)
-
-
-def _take_request(context: df.DurableOrchestrationContext, run: DrainRun, ahead: int,
-                  after: EventKey | None) -> TakeStageRequest:
-    """The take of the run's next batch (`ahead` 1) or the one after it (2), after `after`."""
-    return TakeStageRequest(run.batch_instance_id(ahead), run.batch_size, after,
-                            context.current_utc_datetime)
-
-
-def _run_batch(context: df.DurableOrchestrationContext, run: DrainRun,
-               staged: StagedBatch) -> Steps:
-    report_drain(context, run, "processing", staged.instance_id)
-    if staged.run is None:
-        raise ValueError(f"batch {staged.instance_id} has {staged.events} events and no "
-                         "staged instance")
-    try:
-        result = yield context.call_sub_orchestrator(
-            BATCH_ORCHESTRATOR, staged.run.to_json(),
-            batch_durable_id(ASSET_EVENTS_JOB, staged.instance_id))
-    except Exception:  # the instance failed: its events are tried again, or dead-lettered
-        return failed_batch(staged.instance_id)
-    return processed_batch(staged.instance_id, result)
-
-
-def _settle_and_advance(context: df.DurableOrchestrationContext, run: DrainRun,
-                        staged: StagedBatch, processed: ProcessedBatch,
-                        take_next: bool) -> Steps:
-    report_drain(context, run, "settling", staged.instance_id)
-    answer = yield context.call_activity_with_retry(
-        EVENT_DRAIN_SETTLE_AND_ADVANCE, ACTIVITY_RETRY, SettleAdvanceRequest(
-            run.run_id, processed, run.max_attempts, run.retry_delay,
-            context.current_utc_datetime, finish_if_quiet=not staged.full,
-            next=_take_request(context, run, 2, staged.cursor) if take_next else None,
-        ).to_json())
-    return SettleAdvanceResult.from_json(answer)
+    return (yield from drain_pipeline_2(context, run))
 
 
 # -- waking it: safety timer, on demand --------------------------------------------------
