@@ -1,7 +1,7 @@
 """The queue table: one row per object and id holding the newest event, and dead letters.
 
-Rows: PartitionKey = object, RowKey = id (escaped), `Operation`, `Version` (text, or
-absent), `Payload`, `Attempts`, `EnqueuedAt`, `RetryAt`, `LastErrorCode`, `LastError`.
+Rows (queue_rows.py): PartitionKey = object, RowKey = id (escaped), the event's fields,
+its attempts and when it is due.
 
 Race-free collapse: every write of a versioned event is conditional — a create that fails
 when the row exists, or a replace with the ETag read just before deciding — so two posters
@@ -19,7 +19,6 @@ partition's depth count (depth.py), so rows and count never part; the status rea
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
@@ -45,6 +44,14 @@ from shared.events.messages import (
     TakeBatchResult,
 )
 from shared.events.posting import TRANSACTION_LIMIT, read_waiting_rows, transaction_chunks
+from shared.events.queue_rows import (
+    dead_letter_key,
+    delete_if_unchanged,
+    event_entity,
+    is_rescheduled,
+    ref_of,
+    version_of,
+)
 from shared.events.status import (
     EVENT_PARTITIONS,
     LOOK_LIMIT,
@@ -53,7 +60,7 @@ from shared.events.status import (
     counted_depth,
     look_at_rows,
 )
-from shared.events.validation import Event, Operation
+from shared.events.validation import Event
 from shared.storage.tables import (
     ConcurrentWrite,
     read_entity,
@@ -154,11 +161,11 @@ class EventQueue:
             created = 0
             for event in events:
                 row = waiting.get(safe_key(event.id))
-                entity = _event_entity(event, now)
+                entity = event_entity(event, now)
                 if row is None:
                     operations.append(("create", entity))
                     created += 1
-                elif event.version is None or replaces(event.version, _version(row.values)):
+                elif event.version is None or replaces(event.version, version_of(row.values)):
                     operations.append(("update", entity, {
                         "mode": UpdateMode.REPLACE, "etag": row.etag,
                         "match_condition": MatchConditions.IfNotModified}))
@@ -175,7 +182,7 @@ class EventQueue:
 
     def store_one(self, event: Event, now: datetime) -> bool:
         """True when stored, False when an event at least as new already waits."""
-        entity = _event_entity(event, now)
+        entity = event_entity(event, now)
         for attempt in range(MAX_STORE_RETRIES):
             current = (read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
                        if attempt else None)
@@ -186,7 +193,7 @@ class EventQueue:
                 except RowsChanged:
                     continue
             if event.version is not None and not replaces(event.version,
-                                                          _version(current.values)):
+                                                          version_of(current.values)):
                 return False
             try:
                 replace_if_unchanged(self.events, entity, current.etag)
@@ -203,7 +210,7 @@ class EventQueue:
         removed the event: replaced, the drain's removal finds it changed and leaves it)."""
         if event.version is not None:
             return self.store_one(event, now)
-        entity = _event_entity(event, now)
+        entity = event_entity(event, now)
         try:
             self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
         except RowsChanged:
@@ -223,7 +230,7 @@ class EventQueue:
         rows = list(islice(self._due_rows(now, after, after_cursor=True), limit))
         if len(rows) < limit and after is not None:
             rows += islice(self._due_rows(now, after, after_cursor=False), limit - len(rows))
-        refs = [_ref(row) for row in rows]
+        refs = [ref_of(row) for row in rows]
         cursor = EventKey(rows[-1]["PartitionKey"], rows[-1]["RowKey"]) if rows else after
         stale_flags = list(_POOL.map(self._drop_if_stale, refs))
         fresh = [ref for ref, stale in zip(refs, stale_flags, strict=True) if not stale]
@@ -293,7 +300,7 @@ class EventQueue:
         partitions = {safe_key(ref.object) for ref in chunk}
         if len(partitions) == 1:
             try:
-                self.counter.submit(partitions.pop(), [_delete(ref) for ref in chunk],
+                self.counter.submit(partitions.pop(), [delete_if_unchanged(ref) for ref in chunk],
                                     -len(chunk))
             except RowsChanged:
                 pass
@@ -316,7 +323,7 @@ class EventQueue:
                                       match_condition=MatchConditions.IfNotModified)
         except ResourceModifiedError:
             current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
-            return (Settled.RETRYING if current is not None and _is_rescheduled(current.values,
+            return (Settled.RETRYING if current is not None and is_rescheduled(current.values,
                                                                                 change)
                     else Settled.SUPERSEDED)
         except ResourceNotFoundError:
@@ -327,7 +334,7 @@ class EventQueue:
         # A transaction, not delete_entity: that answers success for a row already gone,
         # which would count a removal twice.
         try:
-            self.counter.submit(safe_key(ref.object), [_delete(ref)], -1)
+            self.counter.submit(safe_key(ref.object), [delete_if_unchanged(ref)], -1)
         except RowsChanged:
             current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
             return Settled.GONE if current is None else Settled.SUPERSEDED
@@ -388,46 +395,3 @@ class EventQueue:
     def dead_letter_rows(self, limit: int = 100) -> list[dict[str, Any]]:
         rows = islice(self.dead_letters.list_entities(results_per_page=limit), limit)
         return [dict(row) for row in rows]
-
-
-def _event_entity(event: Event, now: datetime) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": safe_key(event.object), "RowKey": safe_key(event.id),
-        "Object": event.object, "RecordId": event.id, "Operation": event.operation.value,
-        "Attempts": 0, "EnqueuedAt": now, "RetryAt": now,
-    }
-    if event.version is not None:
-        # As text: Table Storage's Int64 comes back wrapped, and versions are only compared.
-        entity["Version"] = str(event.version)
-    if event.payload is not None:
-        entity["Payload"] = event.payload
-    return entity
-
-
-def dead_letter_key(record_id: str, etag: str) -> str:
-    """A dead letter's RowKey: the record's id and the ETag of the event that failed."""
-    return f"{safe_key(record_id)}.{hashlib.sha256(etag.encode()).hexdigest()[:16]}"
-
-
-def _is_rescheduled(values: dict[str, Any], change: dict[str, Any]) -> bool:
-    """Whether a row holds exactly the retry `change` writes: an earlier try of the same
-    settle wrote it (a newer event is stored with Attempts 0)."""
-    return bool(int(values.get("Attempts") or 0) == change["Attempts"]
-                and values.get("RetryAt") == change["RetryAt"]
-                and values.get("LastErrorCode") == change["LastErrorCode"])
-
-
-def _delete(ref: EventRef) -> tuple[Any, ...]:
-    return ("delete", {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id)},
-            {"etag": ref.etag, "match_condition": MatchConditions.IfNotModified})
-
-
-def _version(values: dict[str, Any]) -> int | None:
-    text = values.get("Version")
-    return None if text in (None, "") else int(text)
-
-
-def _ref(row: Any) -> EventRef:
-    return EventRef(object=row["Object"], id=row["RecordId"],
-                    operation=Operation(row["Operation"]), version=_version(row),
-                    attempts=int(row.get("Attempts") or 0), etag=row.metadata["etag"])
