@@ -172,6 +172,28 @@ def test_max_failed_records_n_overshoots_by_at_most_the_blocks_in_flight(limit: 
     assert result["processedRecords"] < 1000
 
 
+@pytest.mark.parametrize("limit", [0, 3])
+def test_a_stop_while_blocks_wait_at_an_aggregator_keeps_the_counts_consistent(
+    limit: int,
+) -> None:
+    # Records fail in the first step; the others of their blocks wait at the aggregator
+    # when the limit is passed, and no group is committed after the stop. A failed record
+    # is processed (Mule: processedRecords = successfulRecords + failedRecords); the
+    # records left waiting are neither.
+    groups = Groups()
+    job = BatchJob("stop-waiting", block_size=10, max_failed_records=limit, max_concurrency=2,
+                   steps=(BatchStep("check", fail_odd),
+                          BatchStep("load", aggregator=Aggregator(size=500,
+                                                                  commit=groups.commit))))
+    result = run_instance(job, records(1000)).result
+    assert result["status"] == "FAILED_PROCESS_RECORDS"
+    assert result["failedRecords"] > limit
+    assert result["processedRecords"] == result["successfulRecords"] + result["failedRecords"]
+    assert result["successfulRecords"] == sum(map(len, groups.groups))
+    step = {entry["stepName"]: entry for entry in result["steps"]}
+    assert result["failedRecords"] == step["check"]["failedRecords"]
+
+
 def test_max_failed_records_n_not_reached_is_successful() -> None:
     job = BatchJob("under-n", block_size=10, max_failed_records=50,
                    steps=(BatchStep("s", fail_odd),))
