@@ -17,7 +17,7 @@ from shared.events.drain_state import DrainState, DrainStateTable, Totals
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import EventOutcome, EventRef, FinishReason, SettleBatchResult
 from shared.events.queue import EVENTS_SETTLED, EventQueue
-from shared.events.validation import Event, Operation, parse_events
+from shared.events.validation import Event, Operation, parse_event, parse_events
 from shared.storage.tables import table_client
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
@@ -151,6 +151,26 @@ def test_every_payload_a_post_may_carry_is_stored(queue: EventQueue):
 
     assert queue.store(accepted, NOW).stored == len(accepted)
     assert queue.depth() == len(accepted)
+
+
+def test_a_nul_character_in_a_payload_is_kept_and_refused_in_an_id(queue: EventQueue):
+    """U+0000 in a payload is stored as the payload's JSON text, which escapes it, so the
+    row keeps it as posted; an id (a table key, which refuses control characters) must
+    be printable."""
+    stored = parse_event(json.loads(
+        '{"object": "Asset", "id": 9, "operation": "upsert", "payload": {"note": "a\\u0000b"}}'),
+        None)
+    refused = parse_event({"object": "Asset", "id": "1\x002", "operation": "upsert"}, None)
+    assert isinstance(stored, Event) and not isinstance(refused, Event)
+    assert [(error.field, error.code) for error in refused] == [("id", "INVALID_ID")]
+    assert "printable" in refused[0].message
+
+    queue.store([stored], NOW)
+    failed = EventOutcome(False, "SOURCE_ROW_MISSING", "no row with Asset_ID 9")
+    queue.settle(queue.take_batch(10, None, NOW).events, [failed], 1, 60.0, NOW)
+
+    [letter] = queue.dead_letter_rows()
+    assert json.loads(letter["Payload"]) == {"note": "a\x00b"}
 
 
 def _mixed_batch(queue: EventQueue) -> list[EventRef]:
