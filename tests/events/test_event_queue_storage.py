@@ -96,6 +96,40 @@ def test_an_event_older_than_the_version_processed_is_dropped_unprocessed(queue:
     assert queue.depth() == 1
 
 
+def test_a_batch_reads_the_processed_versions_of_its_events_in_one_range_query(azurite):
+    """The stale check of a batch: one range read of the processed versions per object,
+    not a read per event; ids past the basic plane, escaped ids and unversioned events
+    keep their verdicts."""
+    requests: list[str] = []
+
+    def count(request) -> None:
+        requests.append(request.http_request.method)
+
+    suffix = uuid.uuid4().hex[:10]
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    counted = TableServiceClient.from_connection_string(azurite.connection_string,
+                                                        raw_request_hook=count)
+    queue = EventQueue(table_client(service, f"Q{suffix}"), table_client(service, f"D{suffix}"),
+                       DrainStateTable(table_client(counted, f"S{suffix}")))
+    ids = [str(n) for n in range(1, 61)] + ["a\U0001f600", "a\ufb01", "x/y", "%count%01"]
+    queue.store([Event("Asset", record_id, UP, None, 5) for record_id in ids], NOW)
+    queue.settle(queue.take_batch(100, None, NOW).events, [EventOutcome(True)] * len(ids),
+                 3, 1.0, NOW)
+    # Half come back older than what was processed (stale), half newer; one unversioned.
+    queue.store([Event("Asset", record_id, UP, None, 4 if number % 2 else 6)
+                 for number, record_id in enumerate(ids)], NOW)
+    queue.store([Event("Asset", "61", UP)], NOW)
+    requests.clear()
+
+    batch = queue.take_batch(100, None, NOW)
+
+    fresh = sorted([record_id for number, record_id in enumerate(ids) if not number % 2]
+                   + ["61"])
+    assert sorted(ref.id for ref in batch.events) == fresh
+    assert batch.stale == len(ids) // 2 and queue.depth() == len(fresh)
+    assert requests == ["GET"], requests  # one query of the state table
+
+
 def test_batches_go_round_the_queue_from_where_the_last_one_stopped(queue: EventQueue):
     queue.store([Event("Asset", str(n), UP) for n in range(1, 6)], NOW)
 
