@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Generator
 from dataclasses import replace
@@ -274,14 +273,9 @@ async def sync_run_now(
     job = _requested_job(req, settings)
     if isinstance(job, func.HttpResponse):
         return job
-    try:
-        decision = await _tick(job, settings, client)
-    except Exception as error:  # the durable backend or the state tables failed, not the caller
-        logging.exception("sync job %s: run on demand failed", job.name)
-        return problem_response(problem(
-            503, "BACKEND_UNAVAILABLE", "Run could not be started",
-            f"starting run of {job.name!r} failed ({type(error).__name__}); the lock was "
-            "released, try again shortly", request_path(req)), headers={"Retry-After": "30"})
+    # A failure is answered by @answers_failures, as every endpoint's: 503 naming the
+    # dependency (storage, the durable backend) with Retry-After, else 500.
+    decision = await _tick(job, settings, client)
     if decision.action is TickAction.START:
         return func.HttpResponse(
             answer_text({"job": job.name, "runId": decision.run_id,

@@ -111,6 +111,19 @@ traces
           failedRecords = tolong(customDimensions.failed_records), message
 '''
 
+// orchestrators/http.py failure_response: "http request failed" when an HTTP function
+// raised (logged at ERROR with the traceback): 503 when a dependency was down or throttling
+// (its code names it: STORAGE_UNAVAILABLE, DURABLE_UNAVAILABLE, ...), else 500
+// INTERNAL_ERROR. The operation is the HTTP function's name.
+var httpFailedQuery = '''
+traces
+| where tostring(customDimensions.event) == "http request failed"
+| project timestamp, operation = tostring(customDimensions.operation),
+          code = tostring(customDimensions.code),
+          status = tolong(customDimensions.status),
+          errorType = tostring(customDimensions.error_type), message
+'''
+
 // -- the action group and the rules ----------------------------------------------------------
 
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = {
@@ -374,6 +387,60 @@ resource batchFailedRecords 'Microsoft.Insights/scheduledQueryRules@2023-12-01' 
           query: batchFailedQuery
           timeAggregation: 'Count'
           dimensions: everyJob
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: {
+      actionGroups: [
+        actionGroup.id
+      ]
+    }
+  }
+}
+
+resource httpRequestFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-http-request-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'HTTP request failed'
+    description: 'An HTTP endpoint answered 500 INTERNAL_ERROR (a defect or a misconfiguration) or 503 (a dependency down or throttling: the code names it). The trace of the operation holds the exception and its traceback.'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: httpFailedQuery
+          timeAggregation: 'Count'
+          dimensions: [
+            {
+              name: 'operation'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+            {
+              name: 'code'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
           operator: 'GreaterThan'
           threshold: 0
           failingPeriods: {

@@ -95,7 +95,7 @@ class RunProgress(Message):
     next_block: int = 0
     generation: int = 0
     stopping: bool = False
-    processed: int = 0
+    processed: int = 0  # successful + failed: records that finished the steps or failed
     successful: int = 0
     failed: int = 0
     steps: list[StepTally] = field(default_factory=list)
@@ -218,9 +218,11 @@ class BlockPlan:
         self._add_tallies(result.tallies)
         if result.stopped_at >= len(self.job.steps):
             del self.blocks[result.block]
+            # Its failed records were counted processed when they failed (_add_tallies).
+            succeeded = entry.size - result.block_failed
             self.progress = replace(
-                self.progress, processed=self.progress.processed + entry.size,
-                successful=self.progress.successful + entry.size - result.block_failed)
+                self.progress, processed=self.progress.processed + succeeded,
+                successful=self.progress.successful + succeeded)
         else:
             self.blocks[result.block] = replace(
                 entry, failed=result.block_failed, step=result.stopped_at, running=False,
@@ -253,7 +255,10 @@ class BlockPlan:
                 kept[OTHER_KIND] = sum(count for _, count in kinds[MAX_FAILURE_KINDS - 1:])
                 total = replace(total, failed_by_type=kept)
             self.tallies[tally.step] = total
+            # A failed record is processed (Mule: processed = successful + failed), even
+            # when the instance stops before the rest of its block finishes the steps.
             self.progress = replace(self.progress,
+                                    processed=self.progress.processed + tally.newly_failed,
                                     failed=self.progress.failed + tally.newly_failed)
 
     def _check_failure_limit(self) -> None:

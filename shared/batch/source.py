@@ -142,8 +142,9 @@ def bound_params(source: BatchSource, sent: Mapping[str, Any]) -> dict[str, Any]
 
 
 def _parsed(kind: str, value: Any) -> Any:
-    # What JSON parses but the ODBC driver cannot bind (a lone surrogate, an integer past
-    # 64 bits, NaN or infinity) is refused here, not left to fail the query.
+    # What JSON parses but the ODBC driver cannot bind as given (a lone surrogate, a NUL,
+    # an integer past 64 bits, NaN or infinity) is refused here, not left to fail (or
+    # silently change) the query.
     if kind == "text":
         if not isinstance(value, str) or len(value) > MAX_TEXT:
             raise ValueError(f"expected text of at most {MAX_TEXT} characters")
@@ -151,6 +152,11 @@ def _parsed(kind: str, value: Any) -> Any:
             value.encode("utf-8")
         except UnicodeEncodeError:
             raise ValueError("holds a lone surrogate (invalid Unicode text)") from None
+        if "\x00" in value:
+            # SQLite's and PostgreSQL's ODBC drivers bind the text up to it: 'a\0b' would
+            # select the rows of 'a'.
+            raise ValueError("holds a NUL character (U+0000), which the database driver "
+                             "cuts the text at")
         return value
     if kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):

@@ -97,7 +97,8 @@ class SyncSettings:
     pages_in_flight: int = setting(
         "SYNC_PAGES_IN_FLIGHT",
         description="pages handed to the sink at once (1 to 16), their checkpoints still "
-        "written in order; a page sharing a record key with one in flight waits for it. "
+        "written in order; a page writing a record that one in flight writes (by the key the "
+        "sink writes by: the external id) waits for it. "
         "After a crash at most SYNC_CHECKPOINT_PAGES + this many pages are sent again",
         default=4,
         parse=parse_int_between(1, 16),

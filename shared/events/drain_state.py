@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,6 +25,7 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.events.messages import SettleBatchResult
+from shared.storage.key_ranges import read_rows_by_range
 from shared.storage.tables import ConcurrentWrite, create_entity, read_entity, safe_key
 
 DRAIN_PARTITION = "drain"
@@ -33,6 +35,7 @@ MAX_CONFLICT_RETRIES = 200
 _TRANSACTIONS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="drain-state-tx")
 # What a write conditional on an ETag raises when the row changed or went away meanwhile.
 _CHANGED = (ResourceModifiedError, ResourceNotFoundError)
+_VERSION_FIELDS = ["RowKey", "Version"]
 
 
 class DrainState(Enum):
@@ -173,9 +176,25 @@ class DrainStateTable:
 
     def processed_version(self, object_name: str, record_id: str) -> int | None:
         stored = read_entity(self.table, _processed_partition(object_name), safe_key(record_id))
-        if stored is None or stored.values.get("Version") in (None, ""):
-            return None
-        return int(stored.values["Version"])
+        return None if stored is None else _stored_version(stored.values)
+
+    def processed_versions(self, records: Sequence[tuple[str, str]], pool: ThreadPoolExecutor,
+                           ) -> dict[tuple[str, str], int | None]:
+        """The newest processed version of each (object, id): one range read per object
+        over the records' keys (key_ranges.py), not a read per record."""
+        by_object: dict[str, list[str]] = {}
+        for object_name, record_id in records:
+            by_object.setdefault(object_name, []).append(record_id)
+        versions: dict[tuple[str, str], int | None] = {}
+        for object_name, ids in by_object.items():
+            stored = read_rows_by_range(self.table, _processed_partition(object_name),
+                                        [safe_key(record_id) for record_id in ids],
+                                        _VERSION_FIELDS, pool)
+            for record_id in ids:
+                row = stored.get(safe_key(record_id))
+                versions[(object_name, record_id)] = (None if row is None
+                                                      else _stored_version(row.values))
+        return versions
 
     def record_processed_many(self, records: list[tuple[str, str, int | None]]) -> None:
         """Remember each record's newest processed version, one transaction per object and
@@ -194,6 +213,11 @@ class DrainStateTable:
         chunks = [operations[start:start + 100] for operations in by_partition.values()
                   for start in range(0, len(operations), 100)]
         list(_TRANSACTIONS.map(self.table.submit_transaction, chunks))
+
+
+def _stored_version(values: dict[str, Any]) -> int | None:
+    version = values.get("Version")
+    return None if version in (None, "") else int(version)
 
 
 def _processed_partition(object_name: str) -> str:

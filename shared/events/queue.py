@@ -232,8 +232,8 @@ class EventQueue:
             rows += islice(self._due_rows(now, after, after_cursor=False), limit - len(rows))
         refs = [ref_of(row) for row in rows]
         cursor = EventKey(rows[-1]["PartitionKey"], rows[-1]["RowKey"]) if rows else after
-        stale_flags = list(_POOL.map(self._drop_if_stale, refs))
-        fresh = [ref for ref, stale in zip(refs, stale_flags, strict=True) if not stale]
+        stale = {(ref.object, ref.id) for ref in self._drop_stale(refs)}
+        fresh = [ref for ref in refs if (ref.object, ref.id) not in stale]
         return TakeBatchResult(fresh, cursor, len(refs) - len(fresh))
 
     def _due_rows(self, now: datetime, after: EventKey | None,
@@ -248,13 +248,19 @@ class EventQueue:
         return iter(self.events.query_entities(query, parameters=parameters,
                                                select=_TAKEN_FIELDS, results_per_page=1000))
 
-    def _drop_if_stale(self, ref: EventRef) -> bool:
-        if ref.version is None:
-            return False
-        if not is_stale(ref.version, self.state.processed_version(ref.object, ref.id)):
-            return False
-        self._delete_if_unchanged(ref)
-        return True
+    def _drop_stale(self, refs: list[EventRef]) -> list[EventRef]:
+        """Remove (if unchanged) the events older than the version processed for their
+        record, and answer them. The processed versions are read by key range, one query
+        per object for the batch; an unversioned event is never stale."""
+        versioned = [ref for ref in refs if ref.version is not None]
+        if not versioned:
+            return []
+        processed = self.state.processed_versions(
+            [(ref.object, ref.id) for ref in versioned], _POOL)
+        stale = [ref for ref in versioned
+                 if is_stale(ref.version, processed[(ref.object, ref.id)])]
+        list(_POOL.map(self._delete_if_unchanged, stale))
+        return stale
 
     def has_due_events(self, now: datetime) -> bool:
         return next(self._due_rows(now, None, after_cursor=True), None) is not None

@@ -81,7 +81,8 @@ def asset_changes_job(
 ) -> SyncJob:
     if section.sink == "http":
         sink: HttpSinkSpec | SalesforceSinkSpec = HttpSinkSpec(
-            url=section.http_url or "", authorization=section.http_authorization
+            url=section.http_url or "", authorization=section.http_authorization,
+            key_fields=("assetId",),
         )
         mapping = asset_change_message
     else:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import re
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 from shared.config import AppSettings, SyncSettings
@@ -73,6 +74,9 @@ class HttpSinkSpec:
     authorization: str | None = field(default=None, repr=False)
     header: str = "Authorization"
     timeout: float = 60.0
+    # The fields of a message that name its record at the endpoint; none: the source's
+    # key columns do (the endpoint then identifies a record as the view does).
+    key_fields: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,8 +190,34 @@ class SyncJob:
 
         return mask_each
 
+    def sink_key_reader(self) -> Callable[[Mapping[str, Any]], Hashable] | None:
+        """A mapped record -> the key the sink writes it by (None: it names no record
+        and is refused on its own), or None when the sink writes by the source's key
+        columns. Pages in flight are compared by these keys: two source keys the mapping
+        gives one external id are one record for the target."""
+        if isinstance(self.sink, SalesforceSinkSpec):
+            return partial(_external_id_key, self.sink.external_id_field)
+        fields = self.sink.key_fields
+        if not fields:
+            return None
+        if len(fields) == 1:
+            return partial(_field_key, fields[0])
+        return lambda record: tuple(_field_key(name, record) for name in fields)
+
     def record_key(self, row: Mapping[str, Any]) -> str:
         return "/".join(str(row[column]) for column in self.source.key_columns)
+
+
+def _external_id_key(name: str, record: Mapping[str, Any]) -> str | None:
+    # As Salesforce compares external ids by default (and `calls_in_rounds` does): as
+    # text, ignoring case.
+    value = record.get(name)
+    return None if value is None else str(value).casefold()
+
+
+def _field_key(name: str, record: Mapping[str, Any]) -> Hashable:
+    value = record.get(name)
+    return value if value is None or isinstance(value, Hashable) else repr(value)
 
 
 @dataclass(frozen=True)

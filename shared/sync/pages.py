@@ -5,7 +5,8 @@ time budget or page count is spent or the run's upper bound is reached: fetch th
 after the last one (small pages are cut from one query of up to `ROWS_PER_QUERY` rows) and
 mask and map them (read ahead on a thread while the pages before are delivered), hand each
 to the sink, up to `pages_in_flight` pages at once (in_flight.py: a page whose records share
-a key with a page in flight waits for it), then, strictly in the pages' order, dead-letter
+a key with a page in flight waits for it; the key the sink writes by, so two source keys
+mapped to one external id are one record), then, strictly in the pages' order, dead-letter
 the records the sink (or the mapping) rejected and checkpoint: advance the watermark under
 the ETag of the previous checkpoint, together with the run's totals. Checkpoints are
 written on a thread of their own while the next pages are synced; at most
@@ -109,9 +110,9 @@ def sync_pages(
                     page_statement(keyset, position, bound, size * pages_per_query))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            key_of = _key_reader(names, keyset.key_columns) if keyed else None
+            keys_of = _page_keys(job, names) if keyed else None
             for start in range(0, max(len(found), 1), size):
-                page = _mapped_page(job, names, found[start:start + size], key_of)
+                page = _mapped_page(job, names, found[start:start + size], keys_of)
                 yield page
                 if len(page.rows) < size:
                     return
@@ -278,41 +279,61 @@ class _Page:
     records: list[dict[str, Any]]
     origins: list[int]
     rejected: list[_Rejected]
-    keys: frozenset[Any]  # the rows' keys, when pages in flight are compared; else empty
+    # The keys the sink writes the page's records by, when pages in flight are compared;
+    # else empty.
+    keys: frozenset[Any]
 
     def row(self, index: int) -> Row:
         return dict(zip(self.names, self.rows[index], strict=True))
 
 
+PageKeys = Callable[[list[Sequence[Any]], list[dict[str, Any]]], frozenset[Any]]
+
+
 def _mapped_page(job: SyncJob, names: tuple[str, ...], rows: list[Sequence[Any]],
-                 key_of: Callable[[Sequence[Any]], Any] | None) -> _Page:
+                 keys_of: PageKeys | None) -> _Page:
     """Mask and map a page. This runs on the read-ahead thread, while the pages before are
     being delivered: the mapping overlaps the sink's answer instead of waiting for it."""
-    keys = frozenset(map(key_of, rows)) if key_of is not None else frozenset()
     masked_row = job.row_masker(names)
     map_record = job.map_record
+    rejected: list[_Rejected] = []
     try:  # the common case: every row maps, in one comprehension
         records = [map_record(masked_row(values)) for values in rows]
+        origins = list(range(len(rows)))
     except Exception:  # a bad row: the page is mapped again row by row, to dead-letter it
-        return _mapped_row_by_row(names, rows, masked_row, map_record, keys)
-    return _Page(names, rows, records, list(range(len(rows))), [], keys)
+        records, origins, rejected = _mapped_row_by_row(names, rows, masked_row, map_record)
+    keys = keys_of(rows, records) if keys_of is not None else frozenset()
+    return _Page(names, rows, records, origins, rejected, keys)
 
 
-def _mapped_row_by_row(names: tuple[str, ...], rows: list[Sequence[Any]],
-                       masked_row: Callable[[Sequence[Any]], Row],
-                       map_record: Callable[[Row], dict[str, Any]],
-                       keys: frozenset[Any]) -> _Page:
-    page = _Page(names, rows, [], [], [], keys)
+def _mapped_row_by_row(
+    names: tuple[str, ...], rows: list[Sequence[Any]],
+    masked_row: Callable[[Sequence[Any]], Row], map_record: Callable[[Row], dict[str, Any]],
+) -> tuple[list[dict[str, Any]], list[int], list[_Rejected]]:
+    records: list[dict[str, Any]] = []
+    origins: list[int] = []
+    rejected: list[_Rejected] = []
     for index, values in enumerate(rows):
         masked = masked_row(values)
         try:
-            page.records.append(map_record(masked))
+            records.append(map_record(masked))
         except Exception as error:  # a bad row is dead-lettered; it must not stop the run
-            page.rejected.append(_Rejected(page.row(index), "MAPPING_FAILED",
-                                           f"{type(error).__name__}: {error}", masked))
+            rejected.append(_Rejected(dict(zip(names, values, strict=True)), "MAPPING_FAILED",
+                                      f"{type(error).__name__}: {error}", masked))
             continue
-        page.origins.append(index)
-    return page
+        origins.append(index)
+    return records, origins, rejected
+
+
+def _page_keys(job: SyncJob, names: tuple[str, ...]) -> PageKeys:
+    """How a page's keys are read: the key each record is written by at the target (the
+    Salesforce sink's external id), or the rows' source keys for a sink that writes by
+    them. A record naming no key (refused on its own) holds nothing back."""
+    record_key = job.sink_key_reader()
+    if record_key is not None:
+        return lambda _rows, records: frozenset(map(record_key, records)) - {None}
+    row_key = _key_reader(names, job.source.key_columns)
+    return lambda rows, _records: frozenset(map(row_key, rows))
 
 
 def _settle_page(job: SyncJob, state: SyncState, run_id: str, page: _Page,

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from decimal import Decimal
 
 import pytest
+from azure.storage.blob import BlobServiceClient
 
 from shared.batch.failures import read_record_failures
 from shared.batch.job import (
@@ -17,7 +22,8 @@ from shared.batch.job import (
     BatchRecord,
     BatchStep,
 )
-from shared.batch.store import InstanceFolder
+from shared.batch.records import parse_records
+from shared.batch.store import AzureBlobStore, InstanceFolder
 from tests.batch.engine_harness import run_instance
 
 
@@ -170,6 +176,28 @@ def test_max_failed_records_n_overshoots_by_at_most_the_blocks_in_flight(limit: 
     assert result["status"] == "FAILED_PROCESS_RECORDS"
     assert limit < result["failedRecords"] <= limit + block_size * concurrency
     assert result["processedRecords"] < 1000
+
+
+@pytest.mark.parametrize("limit", [0, 3])
+def test_a_stop_while_blocks_wait_at_an_aggregator_keeps_the_counts_consistent(
+    limit: int,
+) -> None:
+    # Records fail in the first step; the others of their blocks wait at the aggregator
+    # when the limit is passed, and no group is committed after the stop. A failed record
+    # is processed (Mule: processedRecords = successfulRecords + failedRecords); the
+    # records left waiting are neither.
+    groups = Groups()
+    job = BatchJob("stop-waiting", block_size=10, max_failed_records=limit, max_concurrency=2,
+                   steps=(BatchStep("check", fail_odd),
+                          BatchStep("load", aggregator=Aggregator(size=500,
+                                                                  commit=groups.commit))))
+    result = run_instance(job, records(1000)).result
+    assert result["status"] == "FAILED_PROCESS_RECORDS"
+    assert result["failedRecords"] > limit
+    assert result["processedRecords"] == result["successfulRecords"] + result["failedRecords"]
+    assert result["successfulRecords"] == sum(map(len, groups.groups))
+    step = {entry["stepName"]: entry for entry in result["steps"]}
+    assert result["failedRecords"] == step["check"]["failedRecords"]
 
 
 def test_max_failed_records_n_not_reached_is_successful() -> None:
@@ -372,6 +400,36 @@ def test_a_failure_or_payload_with_a_lone_surrogate_still_gets_its_report() -> N
     assert failures[1].exception_type == "OSError"
     assert failures[2].exception_type == "Unprintable"
     assert run.result["failedRecords"] == 3
+
+
+def test_records_holding_a_nul_character_reach_the_steps_and_the_report_as_posted(
+    azurite,
+) -> None:
+    """U+0000 in posted records (JSON's \\u0000, or raw in CSV) is stored faithfully: the
+    blocks are JSON (which escapes it) in blobs on Azurite, and the failure report's
+    record cell is JSON too, so nothing refuses it or cuts the text."""
+    posted = parse_records(b'[{"name": "a\\u0000b", "k\\u0000": ["\\u0000"]}]',
+                           "application/json")
+    from_csv = parse_records(b"name\r\nc\x00d\r\n", "text/csv")
+    assert isinstance(posted, list) and isinstance(from_csv, list)
+    seen: list[dict] = []
+
+    def refuse(record: BatchRecord) -> None:
+        seen.append(record.payload)
+        raise ValueError("refused")
+
+    store = AzureBlobStore.in_container(
+        BlobServiceClient.from_connection_string(azurite.connection_string),
+        "nul-" + uuid.uuid4().hex[:10])
+    job = BatchJob("nul", block_size=10, max_failed_records=-1,
+                   steps=(BatchStep("refuse", refuse),))
+    run = run_instance(job, posted + from_csv, store=store)  # type: ignore[arg-type]
+
+    expected = [{"name": "a\x00b", "k\x00": ["\x00"]}, {"name": "c\x00d"}]
+    assert seen == expected
+    report = list(csv.DictReader(io.StringIO(run.failures_csv())))
+    assert [json.loads(row["record"]) for row in report] == expected
+    assert run.result["failedRecords"] == 2
 
 
 def test_knob_overrides_are_applied_and_a_bad_one_is_named() -> None:

@@ -76,7 +76,8 @@ def test_values_the_database_driver_cannot_bind_are_refused_as_parameters() -> N
     but the ODBC driver cannot bind them: before, the POST answered 500 with no body."""
     price = dataclasses.replace(declared(), filters=(
         *FILTERS, SourceFilter("Price", "minPrice", ">=", kind="number", required=False)))
-    for params in ({"status": "\ud800"}, {"status": "ok", "maxId": 2**63},
+    for params in ({"status": "\ud800"}, {"status": "Retired\x00 or not"},
+                   {"status": "ok", "maxId": 2**63},
                    {"status": "ok", "maxId": -(2**63) - 1}, {"status": "ok", "minPrice": math.nan},
                    {"status": "ok", "minPrice": math.inf}, {"status": "ok", "minPrice": 10**400}):
         with pytest.raises(InvalidParams) as refused:
@@ -221,6 +222,13 @@ def test_an_instance_reads_its_records_from_the_declared_view(start_batch_host,
                             b'"maxId": 100000000000000000000000}}}', instanceId="v2")
     assert (unbindable.status_code, unbindable.json()["code"]) == (400, "INVALID_SOURCE_PARAMS")
     assert len(unbindable.json()["errors"]) == 2
+    # Both ODBC drivers cut bound text at a NUL: 'Retired\0x' would select the Retired rows.
+    cut = batch.post("from-view", b'{"source": {"params": {"status": "Retired\\u0000x"}}}',
+                     instanceId="v2")
+    assert (cut.status_code, cut.json()["code"]) == (400, "INVALID_SOURCE_PARAMS")
+    assert [error["message"] for error in cut.json()["errors"]] == [
+        "parameter 'status': holds a NUL character (U+0000), which the database driver "
+        "cuts the text at"]
     none = _post_source(batch, {"status": "Scrapped"}, instanceId="v3")
     assert (none.status_code, none.json()["code"]) == (400, "NO_RECORDS")
     assert not [name for name in batch.blob_names() if "/v2" in name or "/v3" in name]

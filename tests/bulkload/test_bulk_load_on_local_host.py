@@ -587,3 +587,29 @@ def test_a_restart_through_the_durable_api_never_sends_the_records_again(start_b
     log = host.host.output()
     assert log.count("Executed 'Functions.bulk_load_claim_and_stage' (Succeeded") == 2
     assert "Executed 'Functions.bulk_load_claim_and_stage' (Failed" not in log
+
+
+def test_text_holding_a_nul_character_reaches_salesforce_and_the_failures_as_posted(
+    start_bulk_host, sfsim
+):
+    """U+0000 is kept end to end: in the staged records, the Bulk API CSV, the id map and
+    the failure report (nothing on the way is an ODBC bind or a table key)."""
+    host = start_bulk_host()
+    load = {"loadId": "nul-text", "accounts": [
+        {"name": "Ac\u0000me", "industry": "M", "billingCity": "Spring\u0000field",
+         "sourceId": "ERP\u00001",
+         "contacts": [{"firstName": "A\u0000da", "lastName": "L", "email": "ada@acme.example"}]},
+        {"name": "B" * 300, "industry": "M", "sourceId": "ERP\u00002", "contacts": []}]}
+
+    assert host.post(load).status_code == 202
+    status = host.wait_for_end("nul-text")
+
+    assert status["output"]["outcome"] == "completed_with_failures", status
+    [account] = sfsim.records("Account")
+    assert (account["External_Id__c"], account["Name"], account["BillingCity"]) == (
+        "ERP\u00001", "Ac\u0000me", "Spring\u0000field")
+    [contact] = sfsim.records("Contact")
+    assert (contact["FirstName"], contact["AccountId"]) == ("A\u0000da", account["Id"])
+    report = list(csv.DictReader(io.StringIO(host.get("/api/bulk-loads/nul-text/failures").text)))
+    assert [(row["externalId"], row["error"].split(":")[0]) for row in report] == [
+        ("ERP\u00002", "STRING_TOO_LONG")]

@@ -17,7 +17,7 @@ from shared.events.drain_state import DrainState, DrainStateTable, Totals
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import EventOutcome, EventRef, FinishReason, SettleBatchResult
 from shared.events.queue import EVENTS_SETTLED, EventQueue
-from shared.events.validation import Event, Operation, parse_events
+from shared.events.validation import Event, Operation, parse_event, parse_events
 from shared.storage.tables import table_client
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
@@ -96,6 +96,40 @@ def test_an_event_older_than_the_version_processed_is_dropped_unprocessed(queue:
     assert queue.depth() == 1
 
 
+def test_a_batch_reads_the_processed_versions_of_its_events_in_one_range_query(azurite):
+    """The stale check of a batch: one range read of the processed versions per object,
+    not a read per event; ids past the basic plane, escaped ids and unversioned events
+    keep their verdicts."""
+    requests: list[str] = []
+
+    def count(request) -> None:
+        requests.append(request.http_request.method)
+
+    suffix = uuid.uuid4().hex[:10]
+    service = TableServiceClient.from_connection_string(azurite.connection_string)
+    counted = TableServiceClient.from_connection_string(azurite.connection_string,
+                                                        raw_request_hook=count)
+    queue = EventQueue(table_client(service, f"Q{suffix}"), table_client(service, f"D{suffix}"),
+                       DrainStateTable(table_client(counted, f"S{suffix}")))
+    ids = [str(n) for n in range(1, 61)] + ["a\U0001f600", "a\ufb01", "x/y", "%count%01"]
+    queue.store([Event("Asset", record_id, UP, None, 5) for record_id in ids], NOW)
+    queue.settle(queue.take_batch(100, None, NOW).events, [EventOutcome(True)] * len(ids),
+                 3, 1.0, NOW)
+    # Half come back older than what was processed (stale), half newer; one unversioned.
+    queue.store([Event("Asset", record_id, UP, None, 4 if number % 2 else 6)
+                 for number, record_id in enumerate(ids)], NOW)
+    queue.store([Event("Asset", "61", UP)], NOW)
+    requests.clear()
+
+    batch = queue.take_batch(100, None, NOW)
+
+    fresh = sorted([record_id for number, record_id in enumerate(ids) if not number % 2]
+                   + ["61"])
+    assert sorted(ref.id for ref in batch.events) == fresh
+    assert batch.stale == len(ids) // 2 and queue.depth() == len(fresh)
+    assert requests == ["GET"], requests  # one query of the state table
+
+
 def test_batches_go_round_the_queue_from_where_the_last_one_stopped(queue: EventQueue):
     queue.store([Event("Asset", str(n), UP) for n in range(1, 6)], NOW)
 
@@ -151,6 +185,26 @@ def test_every_payload_a_post_may_carry_is_stored(queue: EventQueue):
 
     assert queue.store(accepted, NOW).stored == len(accepted)
     assert queue.depth() == len(accepted)
+
+
+def test_a_nul_character_in_a_payload_is_kept_and_refused_in_an_id(queue: EventQueue):
+    """U+0000 in a payload is stored as the payload's JSON text, which escapes it, so the
+    row keeps it as posted; an id (a table key, which refuses control characters) must
+    be printable."""
+    stored = parse_event(json.loads(
+        '{"object": "Asset", "id": 9, "operation": "upsert", "payload": {"note": "a\\u0000b"}}'),
+        None)
+    refused = parse_event({"object": "Asset", "id": "1\x002", "operation": "upsert"}, None)
+    assert isinstance(stored, Event) and not isinstance(refused, Event)
+    assert [(error.field, error.code) for error in refused] == [("id", "INVALID_ID")]
+    assert "printable" in refused[0].message
+
+    queue.store([stored], NOW)
+    failed = EventOutcome(False, "SOURCE_ROW_MISSING", "no row with Asset_ID 9")
+    queue.settle(queue.take_batch(10, None, NOW).events, [failed], 1, 60.0, NOW)
+
+    [letter] = queue.dead_letter_rows()
+    assert json.loads(letter["Payload"]) == {"note": "a\x00b"}
 
 
 def _mixed_batch(queue: EventQueue) -> list[EventRef]:

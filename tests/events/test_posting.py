@@ -11,7 +11,6 @@ import pytest
 from shared.events.collapse import collapse
 from shared.events.depth import DepthCounter
 from shared.events.posting import (
-    RANGE_ROWS_PER_KEY,
     TRANSACTION_BYTES,
     TRANSACTION_LIMIT,
     read_waiting_rows,
@@ -19,6 +18,7 @@ from shared.events.posting import (
 )
 from shared.events.queue import EventQueue, PartlyStored
 from shared.events.validation import Event, Operation
+from shared.storage.key_ranges import RANGE_ROWS_PER_KEY
 from shared.storage.tables import safe_key
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)

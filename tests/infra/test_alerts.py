@@ -78,6 +78,11 @@ RULES = [
         ('== "batch instance ended"', 'customDimensions.status) == "FAILED_PROCESS_RECORDS"',
          '== "batch instance settled"', 'customDimensions.status) == "FAILED"'),
     ),
+    ExpectedRule(
+        "httpRequestFailed", "0", None,
+        ('== "http request failed"', "operation = tostring(customDimensions.operation)",
+         "code = tostring(customDimensions.code)", "tolong(customDimensions.status)"),
+    ),
 ]
 
 
@@ -130,6 +135,14 @@ def test_rule_queries_the_app_logs_and_compares_with_its_threshold(expected: Exp
     groups = property_path(rule.body, "properties", "actions", "actionGroups").named_children
     assert [text(group) for group in groups] == ["actionGroup.id"]
     assert _value(property_path(rule.body, "properties", "enabled")) == "true"
+
+
+def test_failed_http_requests_alert_once_per_operation_and_code():
+    criterion = _criterion(_rules()["httpRequestFailed"])
+    dimensions = [_value(object_entries(item)["name"])
+                  for item in criterion["dimensions"].named_children]
+    assert dimensions == ["operation", "code"]
+    assert "| HTTP request failed | an `http request failed` event" in README.read_text()
 
 
 def test_threshold_parameters_come_from_main_with_defaults_and_documentation():

@@ -70,8 +70,9 @@ WITHOUT_STORAGE = {("get", "/api/openapi.json"), ("get", "/api/console"),
                    ("get", "/api/console/assets/{name}"), ("get", "/api/console/inventory")}
 # Its job is to report storage: 503 with its own JSON report (documented), not a problem.
 HEALTH = ("get", "/api/health")
-# BACKEND_UNAVAILABLE: the sync run's own 503, from before there was one mechanism.
-UNAVAILABLE_CODES = {"STORAGE_UNAVAILABLE", "DURABLE_UNAVAILABLE", "BACKEND_UNAVAILABLE"}
+# Every endpoint classifies its failures one way (orchestrators/http.py answers_failures):
+# the dependency is named, and the answer says which operation failed.
+UNAVAILABLE_CODES = {"STORAGE_UNAVAILABLE", "DURABLE_UNAVAILABLE"}
 
 
 @dataclass
@@ -150,6 +151,7 @@ def test_with_storage_down_every_endpoint_answers_a_problem_then_works_again(
             PROBLEM_JSON) else {}
         if (answer.status_code != 503 or problem.get("code") not in UNAVAILABLE_CODES
                 or problem.get("status") != 503 or not answer.headers.get("Retry-After")
+                or not problem.get("operation")
                 or any(leak in answer.text for leak in leaks)):
             wrong[operation] = described
     assert wrong == {}, "answers with storage down"

@@ -12,7 +12,8 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from shared.sync.asset_changes import asset_change_message
+from shared.config import load_settings
+from shared.sync.asset_changes import ASSET_CHANGES, asset_change_message
 from shared.sync.errors import SyncRunError
 from shared.sync.job import HttpSinkSpec
 from shared.sync.sinks import HttpSink, SinkRefused, SinkUnavailable
@@ -20,6 +21,9 @@ from tests.sync.drive import run_once
 from tests.sync.sources import BASE, asset_job
 
 TOKEN = "Bearer process-api-token"
+ROW = {"Asset_ID": 7, "ChangeTimestamp": BASE, "Asset_Name": "Asset 7", "Serial_Number": "SN-7",
+       "Status": "Installed", "Quantity": 1, "Price": 10.5, "Install_Date": None,
+       "Contact_Email": None}
 
 
 @dataclass
@@ -162,3 +166,30 @@ def test_the_environments_proxy_and_ca_bundle_are_read_once_when_the_sink_is_mad
     assert sink.session.verify == str(bundle)
     assert "https" not in bypassed.session.proxies
     assert not sink.session.trust_env  # the environment is not read again per page
+
+
+def test_pages_in_flight_to_an_endpoint_are_compared_by_the_key_fields_of_its_messages(
+    sqlite_assets,
+):
+    def renamed(row):  # two source keys posted as one record of the endpoint
+        return {**asset_change_message(row), "assetId": row["Asset_ID"] % 10}
+
+    keyed = asset_job(sqlite_assets, map_record=renamed,
+                      sink=HttpSinkSpec("http://127.0.0.1:9/api", key_fields=("assetId",)))
+    record_key = keyed.sink_key_reader()
+    assert record_key is not None
+    assert record_key(renamed({**ROW, "Asset_ID": 3})) == 3
+    assert record_key(renamed({**ROW, "Asset_ID": 13})) == 3
+
+    # Without key fields the endpoint is taken to name records by the source's key.
+    assert asset_job(sqlite_assets, sink=HttpSinkSpec("http://127.0.0.1:9/api")
+                     ).sink_key_reader() is None
+
+
+def test_the_example_jobs_endpoint_names_its_records_by_asset_id():
+    job = ASSET_CHANGES.build(load_settings({
+        "AzureWebJobsStorage": "UseDevelopmentStorage=true",
+        "SYNC_ASSET_CHANGES_SINK": "http", "SYNC_ASSET_CHANGES_HTTP_URL": "http://127.0.0.1:9/api",
+    }))
+    record_key = job.sink_key_reader()
+    assert record_key is not None and record_key(asset_change_message(ROW)) == 7

@@ -449,3 +449,59 @@ def test_a_page_failing_while_later_pages_were_accepted_leaves_the_watermark_bef
     result = sync_pages(job, state, sink, "run-1", begun.upper_bound)
     assert result.done and (result.totals.pages, result.totals.rows) == (6, 300)
     assert len(set(asset_ids(sfsim))) == 300
+
+
+class FirstPageHeldWhileSecondRuns:
+    """Holds back page 1 while page 2 is under way, until page 2 was delivered: the
+    order in which two pages in flight side by side would end. A page 2 not started
+    within `grace` seconds (it waits for page 1, as it must when both write one record)
+    lets page 1 go on; the outcome asserted is the record left, never a time."""
+
+    def __init__(self, sink, grace: float = 2.0) -> None:
+        self.sink, self.grace = sink, grace
+        self.second_started = threading.Event()
+        self.second_delivered = threading.Event()
+        self.calls = 0
+        self._lock = threading.Lock()
+
+    def deliver(self, records):
+        with self._lock:
+            self.calls += 1
+            call = self.calls
+        if call == 1:
+            if self.second_started.wait(self.grace):
+                assert self.second_delivered.wait(20), "page 2 never ended"
+            return self.sink.deliver(records)
+        if call == 2:
+            self.second_started.set()
+        delivery = self.sink.deliver(records)
+        if call == 2:
+            self.second_delivered.set()
+        return delivery
+
+
+def test_pages_in_flight_writing_one_external_id_under_two_source_keys_leave_the_newest(
+    sqlite_assets, state, salesforce_sink, sfsim
+):
+    # Assets 1 and 3 are two source keys the mapping writes to one Salesforce record
+    # (external ids compare ignoring case): page 1 holds its older version, page 2 its
+    # newer one.
+    sqlite_assets.insert([(1, BASE), (2, BASE)], status="older")
+    sqlite_assets.insert([(3, BASE + timedelta(seconds=1)), (4, BASE + timedelta(seconds=1))],
+                         status="newer")
+
+    def merged(row):
+        record = asset_record(row)
+        if row["Asset_ID"] in (1, 3):
+            record["External_Id__c"] = "MERGED-1" if row["Asset_ID"] == 1 else "merged-1"
+        return record
+
+    job = asset_job(sqlite_assets, page_size=2, pages_in_flight=2, map_record=merged)
+    sink = FirstPageHeldWhileSecondRuns(salesforce_sink)
+
+    run = run_once(job, state, sink)
+
+    assert (run.totals.rows, run.totals.delivered) == (4, 4)
+    statuses = {record["External_Id__c"].casefold(): record["Status"]
+                for record in sfsim.records("Asset")}
+    assert statuses == {"merged-1": "newer", "asset-2": "older", "asset-4": "newer"}
