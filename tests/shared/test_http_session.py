@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+import requests
 from urllib3 import HTTPResponse
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Response
@@ -72,3 +73,36 @@ def test_the_salesforce_client_and_the_http_sink_use_the_one_factory():
     assert type(client_retry) is SalesforceRetry
     assert type(sink_retry) is CappedRetry
     assert client_retry.status_forcelist == sink_retry.status_forcelist
+
+
+def test_the_environment_is_read_once_per_origin_as_requests_reads_it(monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.internal:3128")
+    monkeypatch.setenv("NO_PROXY", "bypassed.example")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    session = retrying_session(max_retries=1, backoff=0)
+    urls = ["https://org.my.salesforce.com/services/data/v60.0/composite",
+            "https://bypassed.example/api/assets", "http://plain.example/x"]
+
+    def settings(of, url):
+        return of.merge_environment_settings(url, {}, None, None, None)
+
+    for url in urls:
+        assert settings(session, url) == settings(requests.Session(), url)
+    assert settings(session, urls[0])["proxies"]["https"] == "http://proxy.internal:3128"
+    assert settings(session, urls[0])["verify"] == str(bundle)
+    assert "https" not in settings(session, urls[1])["proxies"]
+
+    # Read once: a later change of the environment is not seen by this session
+    # (a Functions worker's environment does not change while it runs) ...
+    monkeypatch.setenv("HTTPS_PROXY", "http://another.internal:3128")
+    assert settings(session, urls[0] + "/other")["proxies"]["https"] == \
+        "http://proxy.internal:3128"
+    # ... but a new origin is looked up when first called, and a request's own
+    # arguments still win over the environment.
+    assert settings(session, "https://other.example/")["proxies"]["https"] == \
+        "http://another.internal:3128"
+    own = session.merge_environment_settings(
+        urls[0], {"https": "http://mine:1"}, None, "/my/bundle.pem", None)
+    assert (own["proxies"]["https"], own["verify"]) == ("http://mine:1", "/my/bundle.pem")
