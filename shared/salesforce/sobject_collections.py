@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -37,23 +38,25 @@ class SObjectCollectionsApi(QueryApi):
         With `all_or_none` each call of 200 is all-or-nothing, not the whole sequence.
         """
         outcomes: list[RecordOutcome] = []
+        attributes = {"type": sobject}
         for start in range(0, len(records), COLLECTION_CHUNK):
             chunk = records[start : start + COLLECTION_CHUNK]
             payload = {
                 "allOrNone": all_or_none,
-                "records": [
-                    {"attributes": {"type": sobject}, **_jsonable(record)} for record in chunk
-                ],
+                "records": [{"attributes": attributes, **_jsonable(record)} for record in chunk],
             }
             response = self.request(
                 "PATCH",
                 f"composite/sobjects/{sobject}/{external_id_field}",
-                json=payload,
+                # Compact, NaN refused, as requests' json= would send it but for the spaces.
+                data=json.dumps(payload, separators=(",", ":"), allow_nan=False).encode(),
+                headers=_JSON_HEADERS,
                 expected=(200,),
             )
             results = response.json()
             for offset, (record, result) in enumerate(zip(chunk, results, strict=True)):
                 external_id = record.get(external_id_field)
+                errors = result.get("errors")
                 outcomes.append(
                     RecordOutcome(
                         index=start + offset,
@@ -66,8 +69,8 @@ class SObjectCollectionsApi(QueryApi):
                                 str(error.get("statusCode") or error.get("errorCode")),
                                 str(error.get("message", "")),
                             )
-                            for error in result.get("errors") or []
-                        ],
+                            for error in errors
+                        ] if errors else [],
                     )
                 )
         return outcomes
@@ -124,11 +127,20 @@ def _soql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
+_JSON_HEADERS = {"Content-Type": "application/json"}
 _JSON_SCALARS = (str, float, int, bool)
+_JSON_SCALAR_CLASSES = frozenset({str, float, int, bool, type(None)})
 
 
-def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
-    """JSON-safe field values: dates, datetimes and decimals as Salesforce reads them."""
+def _jsonable(record: Mapping[str, Any]) -> Mapping[str, Any]:
+    """JSON-safe field values: dates, datetimes and decimals as Salesforce reads them.
+    A record whose values are all None or plain str, float, int or bool (a mapping's usual
+    output) is returned as it is, not copied."""
+    for value in record.values():
+        if value.__class__ not in _JSON_SCALAR_CLASSES:
+            break
+    else:
+        return record
     from shared.salesforce.bulk_csv import format_value
 
     out: dict[str, Any] = {}
@@ -136,7 +148,7 @@ def _jsonable(record: Mapping[str, Any]) -> dict[str, Any]:
         if value is None or value.__class__ in _JSON_SCALARS or isinstance(value, _JSON_SCALARS):
             out[key] = value
         elif isinstance(value, Mapping):
-            out[key] = _jsonable(value)
+            out[key] = dict(_jsonable(value))
         else:
             out[key] = format_value(value)
     return out
