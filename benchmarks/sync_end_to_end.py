@@ -84,6 +84,35 @@ of 48): tick 20 -> 15 ms, begin 33 -> 28 ms, end 17 -> 12 ms, table creation 18 
 What stays fixed is what a guarantee needs (lease, claim, runs row, checkpoint, end,
 release: 11 storage round trips, 2 queries) and the local host's own engine, which is
 most of the 0.11 s of CPU. Not reached: 0.63 s.
+
+Sixth round, where the host's CPU goes (HTTP sink, 500-row pages, 50,000 rows, 0.62-0.68 s
+per run; py-spy --gil over 5 runs, thread CPU clocks and gc callbacks in the page loop,
+micro-measures of the same functions on the same rows): the driver's fetch 0.20 s (the
+floor's own cost, in the run as alone), masking 0.05 and mapping 0.07-0.10 s, JSON 0.07 s,
+requests 0.03-0.04 s, garbage collection 0.04 s (64 collections, one full), thread
+hand-offs 0.03 s, checkpoints 0.01-0.02 s, logging nothing visible; the local host's engine,
+the POST and begin/end about 0.1 s, nearly all outside the page activity (POST to its start
+66 ms, its end to EndedAt 12 ms; the page activity is 0.65-0.72 s of a 0.75-0.8 s run). The
+read-ahead thread (fetch, then mask and map) is busy 0.45-0.6 s of that activity: its fetch
+takes 0.31-0.44 s of wall for 0.20 s of CPU, waiting for the GIL the delivery threads hold.
+Tried and left out, no change: masking and mapping on the delivery threads (wall 0.79 ->
+0.80 s, CPU 0.65 -> 0.65 s, 4 pairs alternated), a 0.5 ms GIL switch interval. One Python
+process needs ~0.55 s of CPU per 50,000 rows at the least (fetch, mask, map, JSON, send),
+more than the 0.54 s of wall that 0.4x of a 230,000 rows/s floor allows, so the 0.4x target
+needs the rows split across processes (key-range partitions, each its own activity and
+worker process). Measured: the same page pipeline (same functions, no engine) over 50,000
+rows in 1 process 0.49 s CPU, in 2 processes taking half the keys each 0.25 + 0.25 s; the
+wall gain needs free cores (at load average 7-8: 0.79-1.63 s vs 0.74-1.49 s). Splitting one
+activity's pages among processes instead does not pay: pickling 500-row pages costs 0.11 s
+per 50,000 rows, as much as the masking and mapping it would move.
+Salesforce sink (host CPU 1.08-1.11 s, simulator about as much): requests scanned the whole
+environment for proxies on every call (0.1-0.2 ms x 300 calls) and every record was copied
+field by field before JSON; now the environment is read once per origin and JSON-safe
+records are sent as they are. Paired with main, 5 runs each alternated, load average 6-7:
+host CPU 1.11 -> 0.99 s (0.89x; another pairing 1.08 -> 0.99 s), wall 2.50 -> 2.44 s and
+2.63 -> 2.21 s; HTTP sink unchanged (0.64 -> 0.66 s). With --warm (a host that synced
+once already) host CPU is 0.62 s (HTTP) and 0.97 s (simulator): a new process's first
+imports, login and sessions are ~0.03-0.05 s of a run. Not reached: 0.4x and 0.2x.
 """
 
 from __future__ import annotations
@@ -178,6 +207,7 @@ class Bench:
         self.azurite, self.postgres = azurite, postgres
         self.simulator, self.endpoint, self.view = simulator, endpoint, view
         self.host_cpu = 0.0  # CPU seconds of the host during the last timed run
+        self.simulator_cpu = 0.0  # CPU seconds of the simulator during the last timed run
         self.warm = False  # timed runs on a host that synced once already (timed_run)
 
     def host_env(self, sink: str, page_size: int, extra: dict[str, str]) -> dict[str, str]:
@@ -224,7 +254,11 @@ class Bench:
                         env["SYNC_WATERMARK_TABLE"]).delete_entity(JOB, "watermark")
             self.endpoint.reset()
             self.simulator.reset()
-            return self._run(host, env["SYNC_RUNS_TABLE"])
+            simulator_before = simulator_cpu(self.simulator)
+            try:
+                return self._run(host, env["SYNC_RUNS_TABLE"])
+            finally:
+                self.simulator_cpu = simulator_cpu(self.simulator) - simulator_before
         finally:
             host.stop()
 
@@ -275,11 +309,12 @@ def measure(bench: Bench, label: str, rows: int, sink: str, page_size: int,
     floor measured just before it: on a shared machine the load drifts, and a ratio of
     two measurements taken side by side drifts less than either. Each run is checked for
     rows lost or duplicated at the target."""
-    speeds, ratios, floors, details, cpus = [], [], [], [], []
+    speeds, ratios, floors, details, cpus, target_cpus = [], [], [], [], [], []
     for _ in range(repeat):
         floor = fetch_floor(bench.postgres.odbc_connection_string, bench.view)
         elapsed, run = bench.timed_run(sink, page_size, extra)
         cpus.append(bench.host_cpu)
+        target_cpus.append(bench.simulator_cpu)
         received, distinct = bench.delivered(sink)
         if distinct != rows or received < rows:
             raise SystemExit(f"{label}: rows lost or duplicated ({received} / {distinct})")
@@ -288,12 +323,15 @@ def measure(bench: Bench, label: str, rows: int, sink: str, page_size: int,
         ratios.append(rows / elapsed / floor)
         details.append(f"{elapsed:.1f} s")
     speed, ratio = statistics.median(speeds), statistics.median(ratios)
+    simulator = (f"  simulator CPU {statistics.median(target_cpus):.2f} s"
+                 if sink == "salesforce" else "")
     print(f"  {label:<40} {speed:>8,.0f} rows/s  {ratio:5.3f} x floor  host CPU "
-          f"{statistics.median(cpus):.2f} s  (floors "
+          f"{statistics.median(cpus):.2f} s{simulator}  (floors "
           f"{', '.join(f'{floor:,.0f}' for floor in floors)}; runs {', '.join(details)}; "
           f"ratios {', '.join(f'{value:.3f}' for value in ratios)}; last run Rows "
           f"{run.get('Rows')} Pages {run.get('Pages')} Mode {run.get('Mode', 'pages')}, "
-          f"target {received:,} / {distinct:,} distinct)")
+          f"target {received:,} / {distinct:,} distinct; load average "
+          f"{' '.join(f'{value:.1f}' for value in os.getloadavg())})")
     return speed, ratio
 
 
@@ -310,14 +348,13 @@ def compare_backlog(bench: Bench, rows: int, repeat: int) -> None:
         floors.append(fetch_floor(bench.postgres.odbc_connection_string, bench.view))
         speeds = []
         for mode, extra in modes.items():
-            simulator_before = simulator_cpu(bench.simulator)
             elapsed, run = bench.timed_run("salesforce", 5000, extra)
             received, distinct = bench.delivered("salesforce")
             if distinct != rows or received < rows or run.get("Rows") != rows:
                 raise SystemExit(f"{mode}: rows lost or duplicated ({received} / {distinct})")
             speeds.append(rows / elapsed)
             figures[mode].append((elapsed, rows / elapsed, bench.host_cpu,
-                                  simulator_cpu(bench.simulator) - simulator_before))
+                                  bench.simulator_cpu))
         pair_ratios.append(speeds[1] / speeds[0])
     floor = statistics.median(floors)
     for mode, runs in figures.items():
