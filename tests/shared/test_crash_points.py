@@ -1,4 +1,5 @@
-"""A crash point ends the process only when armed, with its own exit code and a log line."""
+"""A crash point ends the process only when armed, with its own exit code and a log line; a
+fault point raises a storage failure only when armed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,16 @@ import os
 import subprocess
 import sys
 
-from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
+import pytest
+
+from shared.crash_points import (
+    CRASH_EXIT_CODE,
+    CRASH_SETTING,
+    FAULT_SETTING,
+    InjectedFault,
+    fault_point,
+)
+from shared.dependency_failures import STORAGE_UNAVAILABLE, classify_failure
 
 SCRIPT = (
     "from shared.crash_points import crash_point\n"
@@ -46,3 +56,23 @@ def test_a_point_armed_with_a_count_ends_the_process_the_nth_time() -> None:
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == CRASH_EXIT_CODE
     assert result.stdout.split() == ["0", "1", "2"]
+
+
+def test_an_armed_fault_point_raises_a_storage_failure_from_the_nth_time(monkeypatch) -> None:
+    monkeypatch.setenv(FAULT_SETTING, "other.point, demo.fault.counted@2")
+    fault_point("demo.fault.counted")  # the first time passes
+    for _ in range(2):
+        with pytest.raises(InjectedFault, match=r"fault point demo\.fault\.counted reached"):
+            fault_point("demo.fault.counted")
+    # Answered as Azure Storage failing, the failure the point stands for.
+    assert classify_failure(InjectedFault("demo")) is STORAGE_UNAVAILABLE
+
+
+def test_an_unarmed_fault_point_does_nothing(monkeypatch) -> None:
+    monkeypatch.delenv(FAULT_SETTING, raising=False)
+    fault_point("demo.fault.unarmed")
+    monkeypatch.setenv(FAULT_SETTING, "demo.fault.other")
+    fault_point("demo.fault.unarmed")
+    monkeypatch.setenv(CRASH_SETTING, "demo.fault.unarmed")  # a crash point's setting
+    monkeypatch.delenv(FAULT_SETTING)
+    fault_point("demo.fault.unarmed")
