@@ -2,7 +2,8 @@
 
 The decision itself is `lock.decide_tick` (pure); this module gathers what it needs
 through the durable client and the state tables and carries it out. Every outcome is
-logged and counted in the job's `ticks` row.
+logged and counted in the job's `ticks` row; once a run is started, a failure to count it
+is logged (`sync tick not counted`) and the tick is still the start it was.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.crash_points import crash_point
+from shared.crash_points import crash_point, fault_point
 from shared.durable import json_object, read_status
 from shared.log_fields import log_event
+from shared.storage.tables import RowAsRead
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision, decide_tick
 from shared.sync.messages import RunInput
@@ -27,6 +29,8 @@ from shared.sync.state.ticks import TICKS_ROW
 
 # The lease is taken for a new run, the run is not started (start_new not called).
 RUN_START_AFTER_LEASE = "sync.start.after_lease"
+# A fault point: the run is started, counting its tick (a Table Storage write) fails.
+RUN_START_AFTER_START_NEW = "sync.start.after_start_new"
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +139,24 @@ async def run_tick(
         return decision
     log_event(log, "sync tick", job=job.name, action=TickAction.START.value, run_id=run_id,
               instance_id=job.instance_id)
-    await asyncio.to_thread(state.ticks.count, job.name, TickAction.START.value, now, ticks)
+    try:
+        await asyncio.to_thread(count_started_tick, job, state, now, ticks)
+    except Exception as error:
+        # The run is started and holds the lease: the tick is a start, whatever its
+        # bookkeeping did. Failing it would tell a caller to try again (and get a 409)
+        # and an operator that nothing started.
+        log_event(log, "sync tick not counted", level=logging.WARNING, exc_info=error,
+                  job=job.name, run_id=run_id,
+                  not_written=f"the {TickAction.START.value} counter of the {TICKS_ROW} row",
+                  error_type=type(error).__name__)
     return TickDecision(TickAction.START, f"started run {run_id}", run_id)
+
+
+def count_started_tick(job: SyncJob, state: SyncState, now: datetime,
+                       ticks: RowAsRead) -> None:
+    """The storage write a tick makes after its run was started."""
+    fault_point(RUN_START_AFTER_START_NEW)
+    state.ticks.count(job.name, TickAction.START.value, now, ticks)
 
 
 def start_was_refused(error: Exception) -> bool:

@@ -37,7 +37,7 @@ from shared.sync.run import (
     END_AFTER_RECORD,
     END_AFTER_RELEASE,
 )
-from shared.sync.starter import RUN_START_AFTER_LEASE
+from shared.sync.starter import RUN_START_AFTER_LEASE, RUN_START_AFTER_START_NEW
 from tests.chaos.queue_scenarios import BatchInstance, EventDrain
 from tests.chaos.scenarios import BacklogRun, BulkLoad, Scenario, SyncRun
 
@@ -141,4 +141,17 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, EventDrain),
     KillPoint(IDLE_MARKED, Hook.APP, EventDrain),
     KillPoint("random#4", Hook.RANDOM, EventDrain),
+)
+
+
+@dataclass(frozen=True)
+class FaultPoint:
+    point: str
+    test: str  # `path::function` of the test that arms it and asserts the outcome
+
+
+FAULT_POINTS: tuple[FaultPoint, ...] = (
+    # the run is started, counting the tick fails: still a start (202), run and lease kept
+    FaultPoint(RUN_START_AFTER_START_NEW, "tests/sync/test_sync_on_local_host.py::"
+               "test_a_started_run_whose_tick_is_not_counted_is_answered_as_started"),
 )

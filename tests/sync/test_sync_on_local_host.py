@@ -15,6 +15,8 @@ from azure.data.tables import TableServiceClient
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from shared.crash_points import FAULT_SETTING
+from shared.sync.starter import RUN_START_AFTER_START_NEW
 from tests.sync.local_host import JOB, SOURCE_PASSWORD, run_ended
 from tests.sync.sources import BASE
 
@@ -73,6 +75,40 @@ def test_unknown_job_answers_problem_json(sync_host):
         assert response.status_code == 404
         assert response.headers["Content-Type"].startswith("application/problem+json")
         assert "asset-changes" in response.json()["detail"]
+
+
+def test_a_started_run_whose_tick_is_not_counted_is_answered_as_started(
+    sync_host, sqlite_assets, sfsim
+):
+    # Counting the tick (a Table Storage write after start_new) fails on every start.
+    sync_host.host.stop()
+    sync_host.env[FAULT_SETTING] = RUN_START_AFTER_START_NEW
+    sync_host.restart()
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 31))
+
+    started = sync_host.post(f"/api/sync/{JOB}/run")
+
+    assert started.status_code == 202, started.text
+    answer = started.json()
+    assert (answer["instanceId"], answer["status"]) == (f"sync-{JOB}", f"/api/sync/{JOB}")
+    body = sync_host.wait_for(run_ended)
+    assert body["lock"]["runtimeStatus"] == "Completed"
+    assert body["watermark"]["runId"] == answer["runId"]
+    assert [run["outcome"] for run in body["lastRuns"]] == ["succeeded"]
+    assert body["ticks"].get("started", 0) == 0  # the write that failed
+    assert len(set(stored_assets(sfsim))) == 30
+    log = sync_host.host.output()
+    assert (f"sync tick not counted: job={JOB}, run_id={answer['runId']}, "
+            "not_written=") in log
+    assert "http request failed" not in log
+
+    # The next start counts its tick: nothing was left held by the one that did not.
+    sync_host.host.stop()
+    del sync_host.env[FAULT_SETTING]
+    sync_host.restart()
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(lambda body: run_ended(body) and len(body["lastRuns"]) == 2)
+    assert body["ticks"]["started"] == 1
 
 
 def test_a_run_over_its_max_run_time_is_terminated_and_the_next_tick_recovers(

@@ -7,13 +7,16 @@ because another starter won) are hard to time on a real host. State is real (Azu
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
 
+from shared.crash_points import FAULT_SETTING
+from shared.log_fields import event_fields
 from shared.sync.lock import TickAction
 from shared.sync.messages import RunInput
-from shared.sync.starter import run_tick
+from shared.sync.starter import RUN_START_AFTER_START_NEW, run_tick
 from tests.sync.sources import asset_job
 
 
@@ -66,3 +69,29 @@ def test_a_start_that_fails_otherwise_fails_the_tick_and_frees_the_lock(state, s
     assert state.ticks.read(job.name).get("SkippedBusy", 0) == 0
     working = DurableClientAnswering()
     assert tick(job, state, working).action is TickAction.START
+
+
+def test_a_started_run_whose_tick_is_not_counted_is_still_a_start(
+    state, sqlite_assets, monkeypatch, caplog
+):
+    """The timer's path: the tick that started the run does not fail because its counting
+    did; the run keeps its lease and the next tick sees it running."""
+    job = asset_job(sqlite_assets)
+    working = DurableClientAnswering()
+    monkeypatch.setenv(FAULT_SETTING, RUN_START_AFTER_START_NEW)
+
+    with caplog.at_level(logging.WARNING, logger="shared.sync.starter"):
+        decision = tick(job, state, working)
+
+    assert decision.action is TickAction.START and decision.run_id
+    assert working.started == [job.instance_id]
+    assert state.ticks.read(job.name) == {}
+    lease = state.lease.read(job.name)
+    assert lease is not None and lease.run_id == decision.run_id
+    [warning] = [record for record in caplog.records
+                 if event_fields(record).get("event") == "sync tick not counted"]
+    assert warning.levelno == logging.WARNING
+    fields = event_fields(warning)
+    assert (fields["job"], fields["run_id"], fields["error_type"]) == (
+        job.name, decision.run_id, "InjectedFault")
+    assert "started" in str(fields["not_written"])
