@@ -135,6 +135,7 @@ def _load_input(settings: BulkLoadSettings, load_id: str, prefix: str, request: 
         prepare_children=True,
         combined_steps=True,
         submit_ahead=True,
+        predicted_polls=True,
         body_digest=body_digest,
     )
 
