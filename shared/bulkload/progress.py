@@ -61,6 +61,10 @@ def next_poll_at(last_due: datetime, now: datetime, polls_done: int, first_delay
 # The shortest wait between two polls of a predicted schedule: a job found running just
 # past its predicted end is looked at again this soon at the earliest.
 MIN_POLL_SECONDS = 0.2
+# A job found running past its predicted end is slower than the level before: it is looked
+# at again no sooner than this share of the time since its close, so a job much slower than
+# predicted costs a few polls (their gaps grow with its age), not one every 0.2 s.
+PAST_PREDICTION_SHARE = 0.25
 
 
 @dataclass(frozen=True)
@@ -100,21 +104,23 @@ def predicted_poll_at(jobs: Sequence[JobSnapshot], records: Sequence[int], pace:
     """When the level's last running job should have ended, at the pace of a level before.
 
     Each job (of `records` records, closed at `closed_at`) is queued as long as those were
-    and applies its records as fast; one still running past that applies the records it
-    has not yet applied at that speed from now. A poll earlier than the prediction only
-    costs an API call, a later one waits past the end: the poll is at the prediction, but
-    never more than `interval` (BULK_LOAD_POLL_INTERVAL) after now, nor sooner than
-    MIN_POLL_SECONDS, nor after the deadline.
+    and applies its records as fast. One still running past that applies the records it
+    has not yet applied at that speed from now, but is looked at again no sooner than
+    PAST_PREDICTION_SHARE of its age. A poll earlier than the prediction only costs an API
+    call, a later one waits past the end: the poll is at the prediction, but never more
+    than `interval` (BULK_LOAD_POLL_INTERVAL) after now, nor sooner than MIN_POLL_SECONDS,
+    nor after the deadline.
     """
     ends = []
+    age = (now - closed_at).total_seconds()
     for job, count in zip(jobs, records, strict=False):
         if job.ended:
             continue
         end = closed_at + timedelta(
             seconds=pace.queued_seconds + count / pace.records_per_second)
-        if end <= now:  # slower than the level before: by what is left to apply
-            end = now + timedelta(
-                seconds=max(0, count - job.processed) / pace.records_per_second)
+        if end <= now:  # slower than the level before
+            left = max(0, count - job.processed) / pace.records_per_second
+            end = now + timedelta(seconds=max(left, PAST_PREDICTION_SHARE * age))
         ends.append(end)
     soonest = now + timedelta(seconds=min(MIN_POLL_SECONDS, interval))
     latest = now + timedelta(seconds=interval)

@@ -589,9 +589,9 @@ def test_a_job_slower_than_predicted_is_polled_by_what_it_has_left_to_apply(orch
 
     run = replay(orchestrator, paced_input(), org, START)
 
-    # At 3.25 s 22,500 are applied: 7,500 more take 0.19 s at the accounts' pace, and the
-    # next poll is no sooner than 0.2 s after; at 3.45 s 28,500 are.
-    assert seconds_after_start(run.timers) == [0.5, 1.5, 3.25, 3.45, 3.65]
+    # At 3.25 s 22,500 are applied: 7,500 more take 0.19 s at the accounts' pace, but the
+    # job is 1.75 s old, so the next poll is a quarter of that later, at 3.6875 s.
+    assert seconds_after_start(run.timers) == [0.5, 1.5, 3.25, 3.688]
     assert run.output["outcome"] == "succeeded"
 
 
@@ -619,3 +619,17 @@ def test_without_salesforce_times_a_child_level_is_polled_backing_off(orchestrat
                  FakeOrg(polls_until_done=3), START)
 
     assert seconds_after_start(run.timers) == [0.5, 1.5, 3.5, 4.0, 5.0, 7.0]
+
+
+def test_a_job_much_slower_than_predicted_is_polled_at_gaps_growing_with_its_age(
+        orchestrator):
+    # The contacts apply 5,000 a second: they end at 1.5 + 1 + 6 = 8.5 s.
+    org = PacedOrg(queued=1.0, rates=(40_000, 5_000), records=(10_000, 30_000))
+
+    run = replay(orchestrator, paced_input(poll_interval=10.0), org, START)
+
+    contacts = seconds_after_start(run.timers)[2:]
+    # At the prediction, 3.25 s; then what is left at the accounts' pace (26,250 records,
+    # 0.66 s), then a quarter of the job's age each time: 7 polls, the last 0.34 s after
+    # the end (backing off from the close: 2, 3, 5, 9 s, 0.5 s after).
+    assert contacts == [3.25, 3.906, 4.508, 5.26, 6.2, 7.375, 8.843]
