@@ -364,6 +364,7 @@ def main() -> None:
         # The small load first: it also warms the host up (imports, token, container), as
         # simple-salesforce's import and session are before its clock starts.
         durable_small = run_durable(host, sim, small)
+        load_before = os.getloadavg()
         # The sides take turns, ROUNDS times: a machine shared with other work slows them
         # alike, and each side's median is compared.
         by_side: dict[str, list[dict]] = {"durable": [], "simple": [], "simple_results": []}
@@ -408,6 +409,9 @@ def main() -> None:
         print(f"  {name:16} {run['history_events']:>5} events {run['history_bytes']:>8} bytes")
     print(f"  ratio 40k/1k: {durable['history_bytes'] / durable_small['history_bytes']:.2f} "
           "(history grows with polls, not records)")
+    print("load average (1, 5, 15 min) before the rounds "
+          f"{' '.join(f'{value:.1f}' for value in load_before)}, after "
+          f"{' '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 if __name__ == "__main__":
