@@ -105,6 +105,34 @@ and submit 0.2 s, the accounts' results with the contacts staged and submitted 0
 the last results 0.2 s and the finish 0.07 s; between two activities 0.01 s, so merging
 the last results with the finish (one activity fewer) would save about that and was left
 out. The rest is the jobs and where their ends fall on the poll grid.
+
+Then (the simulator's job steps vary by 30%, seeded draws, as Salesforce's queue times do,
+and its apiActiveProcessingTime leaves out the time queued; a level after the first is
+polled when its jobs should end at the pace of the level before: that level's time queued,
+from its jobs' systemModstamp at the close and at the end less apiActiveProcessingTime, and
+its records a second; a job still running then is polled again after what it has left at
+that pace, but no sooner than a quarter of its age nor 0.2 s, and never later than the
+poll interval): this script alone, 5 rounds, load average 2-3: 3.64 s against 4.25 s,
+0.86x, API calls 13 against 15 (0.87x). Paired with main, 9 rounds, load average 5-6:
+this/main 0.92x, this/bulk2 1.11x (main/bulk2 1.21x); API calls 13, main 14, bulk2 15. A
+first version, which polled a job past its prediction every 0.2-0.45 s, took 15 API calls on
+a busy machine (the contacts' job ran far slower than the accounts' pace said).
+
+Then (the cyclic garbage collector paused while the POST parses and checks the body and
+while the contacts are read from the kept body: those 300,000 objects made its passes over
+the whole host cost as much as the parse), paired with the commit before, 9 rounds, load
+average 4-5: host CPU per load 0.82 -> 0.70 s, wall 0.95x, this/bulk2 1.00x (before 1.05x).
+
+Both, paired with main, 9 rounds, load average 5.6-9.7: this/main 0.97x, host CPU per
+load 0.88 -> 0.73 s, this/bulk2 1.19x (main/bulk2 1.28x); this script alone right after,
+load average 9.2 falling to 4.5: 4.20 s against 4.27 s (0.98x; 0.95x bulk2 + results),
+API calls 13 against 15 (0.87x); history 10.6 KB (16 events) for 1,000 records, 11.5 KB
+(19 events) for 40,000. The ratio moves with the machine's load: 0.86x at a load average
+of 2-3, 1.34x in one run at 6-8 (every hop between host, Azurite and simulator costs more
+on busy cores, and bulk2 makes none). What is left: the first level's polls (0.5 s after
+the close, then every second: no earlier level to predict from), the contacts' staging on
+the critical path (about 0.05 s of CPU, the prepared CSV parsed and written again), the
+POST's parse and validation (0.07-0.1 s).
 """
 
 from __future__ import annotations
