@@ -127,10 +127,16 @@ Both, paired with main, 9 rounds, load average 5.6-9.7: this/main 0.97x, host CP
 load 0.88 -> 0.73 s, this/bulk2 1.19x (main/bulk2 1.28x); this script alone right after,
 load average 9.2 falling to 4.5: 4.20 s against 4.27 s (0.98x; 0.95x bulk2 + results),
 API calls 13 against 15 (0.87x); history 10.6 KB (16 events) for 1,000 records, 11.5 KB
-(19 events) for 40,000. The ratio moves with the machine's load: 0.86x at a load average
-of 2-3, 1.34x in one run at 6-8 (every hop between host, Azurite and simulator costs more
-on busy cores, and bulk2 makes none). What is left: the first level's polls (0.5 s after
-the close, then every second: no earlier level to predict from), the contacts' staging on
+(19 events) for 40,000. Again at a load average of 2-2.5: this script alone 4.28 s against
+4.38 s (0.98x; 0.96x bulk2 + results), API calls 14 against 15 (0.93x); paired with main,
+9 rounds: this/main 0.98x, host CPU per load 0.80 -> 0.68 s, this/bulk2 1.01x (main/bulk2
+1.18x). bulk2's rounds fall near 3.3 s (both its jobs seen ended at its first check) or
+near 4.3 s, ours between 3.9 and 4.35 s. The ratio moves with the machine's load: 0.86x at
+a load average of 2-3, 1.34x in one run at 6-8 (every hop between host, Azurite and
+simulator costs more on busy cores, and bulk2 makes none). Tried and dropped: the
+collector paused for the whole POST, until the answer (host CPU 0.70 -> 0.69 s, wall
+0.96x: noise). What is left: the first level's polls (0.5 s after the close, then every
+second: no earlier level to predict from), the contacts' staging on
 the critical path (about 0.05 s of CPU, the prepared CSV parsed and written again), the
 POST's parse and validation (0.07-0.1 s).
 """
