@@ -32,6 +32,7 @@ class IngestJob:
     failed: int = 0
     retries: int = 0
     processing_ms: int = 0
+    active_ms: int = 0
     error_message: str | None = None
     fail_with: str | None = None
     fail_after_records: int = 0
@@ -79,7 +80,7 @@ class IngestJob:
                 jobType="V2Ingest",
                 retries=self.retries,
                 totalProcessingTime=self.processing_ms,
-                apiActiveProcessingTime=self.processing_ms,
+                apiActiveProcessingTime=self.active_ms,
                 apexProcessingTime=0,
                 numberRecordsProcessed=self.processed,
                 numberRecordsFailed=self.failed,

@@ -62,8 +62,12 @@ class IngestRunner:
             thread.join(timeout=30)
 
     def _wait(self, job: IngestJob) -> bool:
-        """Sleep the configured step delay; False when the job was aborted meanwhile."""
-        return not job.aborted.wait(self.jobs.settings.job_delay_seconds)
+        """Sleep the configured step delay, varied by its jitter; False when the job was
+        aborted meanwhile."""
+        settings = self.jobs.settings
+        with self.jobs.lock:
+            share = self.random.uniform(-1.0, 1.0) * settings.job_delay_jitter
+        return not job.aborted.wait(settings.job_delay_seconds * (1.0 + share))
 
     def _run(self, job: IngestJob) -> None:
         """UploadComplete → InProgress → a final state; an InProgress job (one resumed after
@@ -81,12 +85,16 @@ class IngestRunner:
                 self.jobs.on_change()
                 if not self._wait(job):
                     return
+            active_from = time.monotonic()
             final_state, message = self._apply_upload(job)
             with self.jobs.lock:
                 if job.state == "InProgress":
                     job.state = final_state
                     job.error_message = message
-                    job.processing_ms += int((time.monotonic() - started) * 1000)
+                    ended = time.monotonic()
+                    job.processing_ms += int((ended - started) * 1000)
+                    # Salesforce's apiActiveProcessingTime leaves out the time queued.
+                    job.active_ms += int((ended - active_from) * 1000)
                     job.system_modstamp = now_text()
         except _Stopped:
             return

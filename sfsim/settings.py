@@ -35,6 +35,10 @@ class SimSettings:
     )
     token_ttl_seconds: float = 7200.0
     job_delay_seconds: float = 0.2
+    # How much each of a job's waits varies, as a share of `job_delay_seconds` (seeded
+    # draws): 0.3 waits 0.7-1.3 times the delay. Salesforce queues a job for as long as its
+    # other work takes, never the same time twice.
+    job_delay_jitter: float = 0.0
     # Time each internal batch of an ingest job takes after it is written (Salesforce works
     # through a job's 10,000-record batches over time; 0 runs them back to back).
     internal_batch_seconds: float = 0.0
@@ -76,6 +80,7 @@ class SimSettings:
         "password": "SFSIM_PASSWORD",
         "token_ttl_seconds": "SFSIM_TOKEN_TTL",
         "job_delay_seconds": "SFSIM_JOB_DELAY",
+        "job_delay_jitter": "SFSIM_JOB_DELAY_JITTER",
         "max_upload_bytes": "SFSIM_MAX_UPLOAD_BYTES",
         "daily_api_limit": "SFSIM_DAILY_API_LIMIT",
         "error_rate_5xx": "SFSIM_ERROR_RATE_5XX",
@@ -151,6 +156,7 @@ def _convert(name: str, current: Any, value: Any) -> Any:
         raise ValueError(f"{name}: {error}") from None
     if number < 0:
         raise ValueError(f"{name} must be 0 or more")
-    if (name.startswith("error_rate") or name.endswith("_rate")) and number > 1:
+    if (name.startswith("error_rate") or name.endswith("_rate")
+            or name == "job_delay_jitter") and number > 1:
         raise ValueError(f"{name} is a fraction between 0 and 1")
     return number

@@ -62,7 +62,7 @@ from shared.bulkload.messages import (
     UploadPartRequest,
     WriteFailuresRequest,
 )
-from shared.bulkload.progress import LevelSummary, PollDecision
+from shared.bulkload.progress import JobPace, LevelSummary, PollDecision
 from shared.messages import Message
 
 blueprint = df.Blueprint()
@@ -91,6 +91,8 @@ class _Load:
     # and the jobs of their parts submitted there (submit_ahead).
     staged_ahead: dict[int, StagedLevel] = field(default_factory=dict)
     submitted_ahead: dict[int, tuple[JobSnapshot, ...]] = field(default_factory=dict)
+    # How Salesforce ran the last level whose jobs completed (predicted_polls).
+    pace: JobPace | None = None
 
     @property
     def submit_load_id(self) -> str | None:
@@ -148,7 +150,8 @@ def bulk_load(context: df.DurableOrchestrationContext) -> Steps:
       2. submit parts: create, upload and close one ingest job per CSV part; then, while
          they run, prepare the child levels' records (all but their parents' ids)
       3. poll until ended: durable timers until every job ended; abort them at max wait
-         or when a cancel arrives
+         or when a cancel arrives. With `predicted_polls`, a level after one whose jobs
+         completed is polled when its jobs should end at that level's pace
       4. collect results: the ID map for the next level, failed and unprocessed records
       a level that failed or was cancelled stops the load: its records without results
       are reported with its error, the levels after it are staged as orphans only, and
@@ -291,7 +294,8 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
     """3. Durable timers until every job ended; abort at max wait or on a cancel."""
     deadline = run.now + timedelta(seconds=run.load.max_wait)
     polls = 0
-    due = run.now
+    due = closed_at = run.now
+    closed = list(level.jobs)
     while level.jobs:
         now = run.now
         decision = progress.poll_decision(level.jobs, now, deadline)
@@ -302,8 +306,7 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
             yield from _abort(run, level, "aborting")
             break
         run.show(level.index, "waiting", level.jobs)
-        due = progress.next_poll_at(due, now, polls, run.load.first_poll_delay,
-                                    run.load.poll_interval, deadline)
+        due = _next_poll_at(run, level, due, closed_at, polls, deadline)
         next_poll = run.context.create_timer(due)
         polls += 1
         woken_by = yield run.context.task_any([next_poll, run.cancel_requested,
@@ -321,10 +324,25 @@ def _poll_until_ended(run: _Load, level: _Level) -> Steps:
         polled = yield run.call(BULK_LOAD_POLL_JOBS,
                                 JobsRequest(tuple(job.id for job in level.jobs)))
         level.jobs = list(JobSnapshots.from_json(polled).jobs)
+    if run.load.predicted_polls:
+        run.pace = progress.observed_pace(closed, level.jobs) or run.pace
     level.error = progress.level_failure(level.jobs, level.stalled, run.load.max_wait)
     if run.cancel_reason is not None:
         level.error = LevelError(LevelErrorCode.CANCELLED, f"cancelled: {run.cancel_reason}")
     yield from _children_prepared(run, level)
+
+
+def _next_poll_at(run: _Load, level: _Level, due: datetime, closed_at: datetime, polls: int,
+                  deadline: datetime) -> datetime:
+    """At the jobs' predicted end once a level before has shown Salesforce's pace
+    (predicted_polls); else soon after the close, then backing off to the interval."""
+    now = run.now
+    if run.load.predicted_polls and run.pace is not None and level.staged is not None:
+        return progress.predicted_poll_at(
+            level.jobs, [part.records for part in level.staged.parts], run.pace, closed_at,
+            now, run.load.poll_interval, deadline)
+    return progress.next_poll_at(due, now, polls, run.load.first_poll_delay,
+                                 run.load.poll_interval, deadline)
 
 
 def _children_prepared(run: _Load, level: _Level) -> Steps:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from shared.bulkload.fingerprint import LevelFingerprint
 from shared.bulkload.request import LoadLevel
@@ -48,6 +49,10 @@ class LoadInput(Message):
     # same bytes is the same load, another is compared record by record. None for a load
     # fingerprinted at its start (`fingerprint`) or a retry of failed records.
     body_digest: str | None = None
+    # The jobs of a level after the first are polled when they should end, by the pace of
+    # the level before (progress.predicted_poll_at). False in the input of a load started
+    # by an earlier version, whose history must replay with the polls it had.
+    predicted_polls: bool = False
 
 
 class LevelErrorCode(enum.Enum):
@@ -188,11 +193,17 @@ class JobSnapshot(Message):
     processed: int = 0
     failed: int = 0
     error_message: str | None = None
+    # When Salesforce last changed the job (at the close, then at the end), by its clock,
+    # and the seconds it spent applying records: the polls of the next level predict its
+    # jobs' end from them (progress.py). None from an earlier version or an org silent on
+    # them.
+    changed_at: datetime | None = None
+    active_seconds: float | None = None
 
     @classmethod
     def of(cls, job: IngestJob) -> JobSnapshot:
         return cls(job.id, job.state, job.number_records_processed, job.number_records_failed,
-                   job.error_message)
+                   job.error_message, job.system_modstamp, job.active_processing_seconds)
 
     @property
     def ended(self) -> bool:

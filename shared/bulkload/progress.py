@@ -58,6 +58,75 @@ def next_poll_at(last_due: datetime, now: datetime, polls_done: int, first_delay
     return min(max(last_due + timedelta(seconds=delay), now), deadline)
 
 
+# The shortest wait between two polls of a predicted schedule: a job found running just
+# past its predicted end is looked at again this soon at the earliest.
+MIN_POLL_SECONDS = 0.2
+# A job found running past its predicted end is slower than the level before: it is looked
+# at again no sooner than this share of the time since its close, so a job much slower than
+# predicted costs a few polls (their gaps grow with its age), not one every 0.2 s.
+PAST_PREDICTION_SHARE = 0.25
+
+
+@dataclass(frozen=True)
+class JobPace:
+    """How Salesforce ran a level's jobs: how long they were queued before their records
+    were applied, and how many records it applied a second."""
+
+    queued_seconds: float
+    records_per_second: float
+
+
+def observed_pace(closed: Sequence[JobSnapshot], ended: Sequence[JobSnapshot]) -> JobPace | None:
+    """The pace of the jobs that completed, from their snapshots at the close and at the end
+    (Salesforce's own timestamps, so no clock of ours is compared with its); None when none
+    tells (no records applied, or snapshots without the times)."""
+    closed_at = {job.id: job.changed_at for job in closed if job.state == "UploadComplete"}
+    queued: list[float] = []
+    active = 0.0
+    records = 0
+    for job in ended:
+        start = closed_at.get(job.id)
+        if (job.state != "JobComplete" or start is None or job.changed_at is None
+                or not job.active_seconds or job.processed <= 0):
+            continue
+        wall = (job.changed_at - start).total_seconds()
+        queued.append(max(0.0, wall - job.active_seconds))
+        active += job.active_seconds
+        records += job.processed
+    if not queued:
+        return None
+    return JobPace(sum(queued) / len(queued), records / active)
+
+
+def predicted_poll_at(jobs: Sequence[JobSnapshot], records: Sequence[int], pace: JobPace,
+                      closed_at: datetime, now: datetime, interval: float,
+                      deadline: datetime) -> datetime:
+    """When the level's last running job should have ended, at the pace of a level before.
+
+    Each job (of `records` records, closed at `closed_at`) is queued as long as those were
+    and applies its records as fast. One still running past that applies the records it
+    has not yet applied at that speed from now, but is looked at again no sooner than
+    PAST_PREDICTION_SHARE of its age. A poll earlier than the prediction only costs an API
+    call, a later one waits past the end: the poll is at the prediction, but never more
+    than `interval` (BULK_LOAD_POLL_INTERVAL) after now, nor sooner than MIN_POLL_SECONDS,
+    nor after the deadline.
+    """
+    ends = []
+    age = (now - closed_at).total_seconds()
+    for job, count in zip(jobs, records, strict=False):
+        if job.ended:
+            continue
+        end = closed_at + timedelta(
+            seconds=pace.queued_seconds + count / pace.records_per_second)
+        if end <= now:  # slower than the level before
+            left = max(0, count - job.processed) / pace.records_per_second
+            end = now + timedelta(seconds=max(left, PAST_PREDICTION_SHARE * age))
+        ends.append(end)
+    soonest = now + timedelta(seconds=min(MIN_POLL_SECONDS, interval))
+    latest = now + timedelta(seconds=interval)
+    return min(max(max(ends, default=soonest), soonest), latest, deadline)
+
+
 def running_job_ids(jobs: Sequence[JobSnapshot]) -> tuple[str, ...]:
     return tuple(job.id for job in jobs if not job.ended)
 

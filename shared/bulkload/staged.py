@@ -41,6 +41,7 @@ from shared.bulkload.request import LoadLevel, LoadRecord, LoadRequest
 from shared.bulkload.seed_shape import validated_seed_records
 from shared.bulkload.store import LoadStore, spooled_file
 from shared.bulkload.validation import no_lone_surrogates, validate_load_request
+from shared.cyclic_gc import collection_paused
 from shared.salesforce import NULL_MARKER
 from shared.salesforce.bulk_csv import format_value
 
@@ -286,6 +287,12 @@ def _posted_level(body: bytes, level_index: int, digest: str | None
     """The level's columns and records from the kept body. The POST validated the body
     whose SHA-256 is `digest`: bytes with that digest are read without checking them
     again; any other bytes (or a body of the general shape) are validated as at a POST."""
+    with collection_paused():
+        return _parsed_level(body, level_index, digest)
+
+
+def _parsed_level(body: bytes, level_index: int, digest: str | None
+                  ) -> tuple[list[str], list[StagedRecord]]:
     if digest is not None and body_digest(body) == digest:
         parsed = json.loads(body)
         if "accounts" in parsed:

@@ -29,6 +29,7 @@ from shared.bulkload.staged import (
 from shared.bulkload.store import LoadStore
 from shared.bulkload.validation import no_lone_surrogates, validate_load_request
 from shared.config import BulkLoadSettings
+from shared.cyclic_gc import collection_paused
 from shared.problems import Problem, problem
 
 MAX_CANCEL_REASON = 500
@@ -53,6 +54,11 @@ def parse_load_request(
         # What curl sends for `--data @FILE` when FILE is missing: say so, not a parser's offset.
         return problem(400, "MALFORMED_JSON", "Bulk load request is not JSON",
                        "the body is empty: send the load request, a JSON object", instance)
+    with collection_paused():
+        return _parsed_load_request(body, instance)
+
+
+def _parsed_load_request(body: bytes, instance: str) -> LoadRequest | Problem:
     try:
         parsed = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -135,6 +141,7 @@ def _load_input(settings: BulkLoadSettings, load_id: str, prefix: str, request: 
         prepare_children=True,
         combined_steps=True,
         submit_ahead=True,
+        predicted_polls=True,
         body_digest=body_digest,
     )
 

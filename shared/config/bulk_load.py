@@ -20,8 +20,9 @@ class BulkLoadSettings:
     poll_interval: float = setting(
         "BULK_LOAD_POLL_INTERVAL",
         description="longest time between two checks of a level's ingest jobs (a durable "
-        "timer); the first check comes 0.5 s after the jobs were closed, then the wait "
-        "doubles up to this",
+        "timer); the first level's first check comes 0.5 s after its jobs were closed, then "
+        "the wait doubles up to this; a later level is checked when its jobs should end at "
+        "the pace Salesforce showed on the level before",
         default=10.0,
         parse=parse_seconds,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import IO, Any, BinaryIO
 from urllib.parse import urlencode
 
@@ -46,6 +47,25 @@ class IngestJob:
     @property
     def is_terminal(self) -> bool:
         return self.state in self.TERMINAL_STATES
+
+    @property
+    def system_modstamp(self) -> datetime | None:
+        """When Salesforce last changed the job (closed it, ended it); None when it did not
+        say in a form this reads."""
+        text = self.raw.get("systemModstamp")
+        try:
+            return datetime.fromisoformat(text) if isinstance(text, str) else None
+        except ValueError:
+            return None
+
+    @property
+    def active_processing_seconds(self) -> float | None:
+        """Seconds Salesforce spent applying the job's records, not counting the time the
+        job was queued (apiActiveProcessingTime); None when it did not say."""
+        value = self.raw.get("apiActiveProcessingTime")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return value / 1000
 
     @classmethod
     def from_json(cls, body: Mapping[str, Any]) -> IngestJob:

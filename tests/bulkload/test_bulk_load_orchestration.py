@@ -43,7 +43,7 @@ def replay(orchestrator, load, respond, start, **options) -> Replay:
 
 def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_delay=None,
                prepare_children=True, combined_steps=False, submit_ahead=False,
-               body_digest=None):
+               body_digest=None, predicted_polls=False):
     """A load's input; without `combined_steps` as an earlier version started it, each step
     its own activity (those loads must still replay; the tests at the end of this module
     run the combined steps of a load started now)."""
@@ -54,7 +54,7 @@ def load_input(records=(2, 3), poll_interval=10.0, max_wait=600.0, first_poll_de
                      first_poll_delay=first_poll_delay or poll_interval,
                      prepare_children=prepare_children,
                      combined_steps=combined_steps, submit_ahead=submit_ahead,
-                     body_digest=body_digest).to_json()
+                     body_digest=body_digest, predicted_polls=predicted_polls).to_json()
 
 
 class FakeOrg:
@@ -514,3 +514,122 @@ def test_a_child_level_is_prepared_with_the_digest_of_the_body_the_post_validate
 
     assert run.called("bulk_load_prepare_level") == [
         {"prefix": "load-1/run", "level": 1, "body_digest": "ab" * 32}]
+
+
+# -- a load started now: a level after the first is polled when its jobs should end --------
+
+
+class PacedOrg(FakeOrg):
+    """Jobs that end by the clock: each is queued `queued` seconds after its close, then
+    applies its level's records at `rates[level]` a second. Snapshots carry Salesforce's
+    times (the close, then the end) and the seconds spent applying records."""
+
+    def __init__(self, queued, rates, records):
+        super().__init__(records=records)
+        self.queued, self.rates = queued, rates
+        self.closes = {}  # job id -> (closed at, level)
+        self.now = START
+
+    def __call__(self, name, request, now):
+        self.now = now
+        if name == "bulk_load_stage_level" and not request["skip"]:
+            level = request["level"]
+            return {"parts": [{"blob": f"p/{level}/part-0.csv", "records": self.records[level],
+                               "size_bytes": 10}],
+                    "submitted": self.records[level], "orphans": 0, "columns": ["Name"]}
+        if name == "bulk_load_poll_jobs":
+            return {"jobs": [self.polled(job_id) for job_id in request["job_ids"]]}
+        return super().__call__(name, request, now)
+
+    def submitted(self, load_id, staged):
+        jobs = super().submitted(load_id, staged)
+        for job, part in zip(jobs, staged["parts"] if staged else [], strict=False):
+            self.closes[job["id"]] = (self.now, int(part["blob"].split("/")[1]))
+            job["changed_at"] = self.now.isoformat()
+        return jobs
+
+    def polled(self, job_id):
+        closed_at, level = self.closes[job_id]
+        records, rate = self.records[level], self.rates[level]
+        applying = (self.now - closed_at).total_seconds() - self.queued
+        if applying * rate < records:
+            return {**self.job(job_id, "InProgress" if applying > 0 else "UploadComplete"),
+                    "processed": max(0, int(applying * rate)),
+                    "changed_at": closed_at.isoformat()}
+        ended = closed_at + timedelta(seconds=self.queued + records / rate)
+        return {**self.job(job_id, "JobComplete"), "processed": records,
+                "changed_at": ended.isoformat(), "active_seconds": records / rate}
+
+
+def seconds_after_start(timers):
+    return [round((timer - START).total_seconds(), 3) for timer in timers]
+
+
+def paced_input(poll_interval=10.0, predicted_polls=True):
+    return load_input(records=(10_000, 30_000), poll_interval=poll_interval,
+                      first_poll_delay=0.5, combined_steps=True, submit_ahead=True,
+                      predicted_polls=predicted_polls)
+
+
+def test_a_child_level_is_polled_when_its_jobs_should_end_at_its_parents_pace(orchestrator):
+    # The accounts: queued 1 s, 10,000 at 40,000 a second, ended 1.25 s after the close.
+    org = PacedOrg(queued=1.0, rates=(40_000, 40_000), records=(10_000, 30_000))
+
+    run = replay(orchestrator, paced_input(), org, START)
+
+    # The accounts polled soon after the close, then 1 s later (1.5 s: ended); the
+    # contacts, closed then, queued as long and applied as fast: 1.5 + 1 + 0.75.
+    assert seconds_after_start(run.timers) == [0.5, 1.5, 3.25]
+    assert [level["succeeded"] for level in run.output["levels"]] == [10_000, 30_000]
+
+
+def test_a_job_slower_than_predicted_is_polled_by_what_it_has_left_to_apply(orchestrator):
+    # The contacts apply 30,000 a second, not 40,000: they end at 1.5 + 1 + 1 = 3.5 s.
+    org = PacedOrg(queued=1.0, rates=(40_000, 30_000), records=(10_000, 30_000))
+
+    run = replay(orchestrator, paced_input(), org, START)
+
+    # At 3.25 s 22,500 are applied: 7,500 more take 0.19 s at the accounts' pace, but the
+    # job is 1.75 s old, so the next poll is a quarter of that later, at 3.6875 s.
+    assert seconds_after_start(run.timers) == [0.5, 1.5, 3.25, 3.688]
+    assert run.output["outcome"] == "succeeded"
+
+
+def test_a_predicted_poll_is_no_later_than_the_poll_interval(orchestrator):
+    org = PacedOrg(queued=1.0, rates=(40_000, 40_000), records=(10_000, 30_000))
+
+    run = replay(orchestrator, paced_input(poll_interval=1.0), org, START)
+
+    assert seconds_after_start(run.timers) == [0.5, 1.5, 2.5, 3.25]
+
+
+def test_a_load_started_without_predicted_polls_replays_with_polls_backing_off(orchestrator):
+    org = PacedOrg(queued=1.0, rates=(40_000, 40_000), records=(10_000, 30_000))
+
+    run = replay(orchestrator, paced_input(predicted_polls=False), org, START)
+
+    # The contacts, closed at 1.5 s, are polled 0.5, 1.5 and 3.5 s after (ended at 3.25).
+    assert seconds_after_start(run.timers) == [0.5, 1.5, 2.0, 3.0, 5.0]
+
+
+def test_without_salesforce_times_a_child_level_is_polled_backing_off(orchestrator):
+    run = replay(orchestrator, load_input(poll_interval=10.0, first_poll_delay=0.5,
+                                          combined_steps=True, submit_ahead=True,
+                                          predicted_polls=True),
+                 FakeOrg(polls_until_done=3), START)
+
+    assert seconds_after_start(run.timers) == [0.5, 1.5, 3.5, 4.0, 5.0, 7.0]
+
+
+def test_a_job_much_slower_than_predicted_is_polled_at_gaps_growing_with_its_age(
+        orchestrator):
+    # The contacts apply 5,000 a second: they end at 1.5 + 1 + 6 = 8.5 s.
+    org = PacedOrg(queued=1.0, rates=(40_000, 5_000), records=(10_000, 30_000))
+
+    run = replay(orchestrator, paced_input(poll_interval=10.0), org, START)
+
+    contacts = seconds_after_start(run.timers)[2:]
+    # At the prediction, 3.25 s; then what is left at the accounts' pace (26,250 records,
+    # 0.66 s), then a quarter of the job's age each time: 7 polls, the last 0.34 s after
+    # the end (backing off from the close: 2, 3, 5, 9 s, 0.5 s after).
+    assert contacts == [3.25, 3.906, 4.508, 5.26, 6.2, 7.375, 8.843]

@@ -424,3 +424,36 @@ def test_results_read_the_same_whatever_the_download_framing(
     assert {r["External_Id__c"]: r["sf__Id"] for r in successes} == {
         r["External_Id__c"]: r["Id"] for r in sfsim.records("Account")
     }
+
+
+def test_a_job_tells_when_it_was_closed_and_ended_and_how_long_it_applied_records(
+    client: SalesforceClient, sfsim: SimulatorHandle,
+) -> None:
+    sfsim.configure(job_delay_seconds=0.2)
+    job = client.create_ingest_job("Account", "insert")
+    client.upload_job_data(job.id, csv_bytes([{"Name": "A"}], ["Name"]))
+    closed = client.close_job(job.id)
+
+    ended = wait_for_job(client, job.id)
+
+    assert closed.system_modstamp is not None and ended.system_modstamp is not None
+    # Two steps of 0.2 s between the close and the end; the records applied in far less.
+    assert (ended.system_modstamp - closed.system_modstamp).total_seconds() >= 0.4
+    assert ended.active_processing_seconds is not None
+    assert 0 <= ended.active_processing_seconds < 0.2
+    assert closed.active_processing_seconds is None  # the close answers no times of work
+
+
+def test_job_times_in_a_form_not_understood_are_left_out() -> None:
+    from datetime import UTC, datetime
+
+    from shared.salesforce import IngestJob
+
+    sent = IngestJob.from_json({"id": "750A", "systemModstamp": "2026-12-02T09:37:30.250+0000",
+                                "apiActiveProcessingTime": 1250})
+    garbled = IngestJob.from_json({"id": "750B", "systemModstamp": "yesterday",
+                                   "apiActiveProcessingTime": "1250"})
+
+    assert sent.system_modstamp == datetime(2026, 12, 2, 9, 37, 30, 250_000, tzinfo=UTC)
+    assert sent.active_processing_seconds == 1.25
+    assert (garbled.system_modstamp, garbled.active_processing_seconds) == (None, None)
