@@ -9,8 +9,9 @@
 A replay stores before it removes, so a crash in between leaves the letter beside the
 queued event, and replaying it again changes nothing twice (the event collapses with
 itself). An unversioned letter is older by arrival than any event waiting for its record,
-so it never replaces one; a versioned letter follows the collapse rule, and one older than
-the version last processed for its record is dropped at its take, as any late event.
+so it never replaces one; a versioned letter replaces only a versioned event no newer than
+itself (an unversioned one waiting is newer by arrival), and one older than the version
+last processed for its record is dropped at its take, as any late event.
 """
 
 from __future__ import annotations

@@ -173,8 +173,10 @@ class EventQueue:
         # at a time, each under its own condition.
         return sum(self.store_one(event, now) for event in events)
 
-    def store_one(self, event: Event, now: datetime) -> bool:
-        """True when stored, False when an event at least as new already waits."""
+    def store_one(self, event: Event, now: datetime, letter_key: str | None = None) -> bool:
+        """True when stored, False when an event at least as new already waits. For a dead
+        letter's event (its letter's RowKey `letter_key`) an unversioned event waiting is
+        newer by arrival, unless it is the letter's own."""
         entity = _event_entity(event, now)
         for attempt in range(MAX_STORE_RETRIES):
             current = (read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
@@ -188,6 +190,9 @@ class EventQueue:
             if event.version is not None and not replaces(event.version,
                                                           _version(current.values)):
                 return False
+            if (letter_key is not None and _version(current.values) is None
+                    and dead_letter_key(event.id, current.etag) != letter_key):
+                return False
             try:
                 replace_if_unchanged(self.events, entity, current.etag)
                 return True
@@ -197,12 +202,13 @@ class EventQueue:
 
     def requeue(self, event: Event, now: datetime, letter_key: str) -> bool:
         """Store a dead letter's event (its letter's RowKey `letter_key`) again unless a
-        newer one waits (True when stored): a versioned event by the collapse rule, an
-        unversioned one only where none waits (whatever waits arrived after it), or where
-        the event waiting is the letter's own (the drain wrote the letter and has not yet
-        removed the event: replaced, the drain's removal finds it changed and leaves it)."""
+        newer one waits (True when stored): a versioned event by the collapse rule over a
+        versioned one waiting, an unversioned one only where none waits (whatever waits
+        arrived after it; so does an unversioned event a versioned one meets), or where the
+        event waiting is the letter's own (the drain wrote the letter and has not yet removed the
+        event: replaced, the drain's removal finds it changed and leaves it)."""
         if event.version is not None:
-            return self.store_one(event, now)
+            return self.store_one(event, now, letter_key)
         entity = _event_entity(event, now)
         try:
             self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)

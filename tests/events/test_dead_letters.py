@@ -110,3 +110,17 @@ def test_a_replay_while_the_drain_moves_the_same_event_to_the_letters_loses_noth
     assert settled.superseded == 1 and list_dead_letters(queue, "Asset") == ([], True)
     [waiting] = queue.take_batch(10, None, LATER).events
     assert (waiting.id, waiting.operation, waiting.attempts) == ("4", Operation.DELETE, 0)
+
+
+def test_a_versioned_letter_never_replaces_an_unversioned_event_posted_after_it(
+        queue: EventQueue):
+    """Without a version on both sides arrival decides: the delete posted after the upsert
+    failed is the newer event, and replaying the upsert must not undo it."""
+    dead_letter(queue, Event("Asset", "5", Operation.UPSERT, None, 4))
+    queue.store([Event("Asset", "5", Operation.DELETE)], LATER)
+
+    replayed = replay_dead_letters(queue, "Asset", None, LATER)
+
+    assert (replayed.replayed, replayed.superseded, replayed.letters) == (0, 1, 1)
+    [waiting] = queue.take_batch(10, None, LATER).events
+    assert (waiting.id, waiting.operation, waiting.version) == ("5", Operation.DELETE, None)
