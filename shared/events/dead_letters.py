@@ -124,6 +124,10 @@ def replay_dead_letters(queue: EventQueue, object_name: str, ids: list[str] | No
     by_record: dict[str, list[DeadLetter]] = {}
     for letter in letters:
         by_record.setdefault(letter.id, []).append(letter)
+    if not complete and letters:
+        # The limit may fall among the last record's letters: replayed from some of them,
+        # its newest letter, replayed next, would meet the older event waiting and be lost.
+        by_record[letters[-1].id] = _letters_of(queue, object_name, letters[-1].id)
     replayed = removed = 0
     for record_letters in by_record.values():
         newest = _newest(record_letters)

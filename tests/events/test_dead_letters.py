@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from shared.events.dead_letters import (
+    MAX_LETTERS,
     LetterSelection,
     list_dead_letters,
     parse_selection,
     replay_dead_letters,
 )
 from shared.events.messages import EventOutcome
-from shared.events.queue import EventQueue
+from shared.events.queue import EventQueue, dead_letter_key
 from shared.events.validation import Event, EventError, Operation
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
@@ -124,3 +125,36 @@ def test_a_versioned_letter_never_replaces_an_unversioned_event_posted_after_it(
     assert (replayed.replayed, replayed.superseded, replayed.letters) == (0, 1, 1)
     [waiting] = queue.take_batch(10, None, LATER).events
     assert (waiting.id, waiting.operation, waiting.version) == ("5", Operation.DELETE, None)
+
+
+def test_a_record_whose_letters_cross_the_replay_limit_gets_its_newest_event(
+        queue: EventQueue):
+    """One request replays MAX_LETTERS letters; a record whose letters lie on both sides of
+    that limit is replayed from all of its letters, not from the older ones it reached (the
+    newer letter, replayed next, then met the older event waiting and was dropped)."""
+    filler = [_letter_row("1000", f"filler-{number}", NOW) for number in range(MAX_LETTERS - 1)]
+    for start in range(0, len(filler), 100):
+        queue.dead_letters.submit_transaction(
+            [("create", row) for row in filler[start:start + 100]])
+    # Record 5000's older letter (an upsert) sorts before its newer one (a delete), so the
+    # limit falls between them.
+    older = min((_letter_row("5000", f"older-{n}", NOW, Operation.UPSERT) for n in range(8)),
+                key=lambda row: row["RowKey"])
+    newer = next(row for row in (_letter_row("5000", f"newer-{n}", LATER, Operation.DELETE)
+                                 for n in range(8)) if row["RowKey"] > older["RowKey"])
+    queue.dead_letters.submit_transaction([("create", older), ("create", newer)])
+
+    while not replay_dead_letters(queue, "Asset", None, LATER).complete:
+        pass
+
+    waiting = {ref.id: ref.operation for ref in queue.take_batch(10, None, LATER).events}
+    assert waiting == {"1000": Operation.UPSERT, "5000": Operation.DELETE}
+    assert list_dead_letters(queue, "Asset") == ([], True)
+
+
+def _letter_row(record_id: str, etag: str, failed_at: datetime,
+                operation: Operation = Operation.UPSERT) -> dict[str, object]:
+    return {"PartitionKey": "Asset", "RowKey": dead_letter_key(record_id, etag),
+            "Object": "Asset", "RecordId": record_id, "Operation": operation.value,
+            "Attempts": 1, "ErrorCode": FAILED.code, "Error": FAILED.message,
+            "FailedAt": failed_at, "EnqueuedAt": NOW}
