@@ -9,7 +9,11 @@ with Bulk API 2.0 upsert jobs instead of sObject Collections pages.
                      and the keys (external id -> record key and cursor, to dead-letter
                      what Salesforce rejects) to Blob Storage as they fill, in blobs of
                      KEYS_PER_BLOB rows ({container}/{job}/{run}/keys-{k}.csv);
-                     rows the mapping rejects are dead-lettered here
+                     rows the mapping rejects are dead-lettered here; reading stops before
+                     a record's second change (its first may be in a job still running:
+                     the jobs run side by side, the later change could be written first)
+                     or after MAX_ROUND_RECORDS records, and the orchestration goes on
+                     from the watermark the finish advanced (by pages, or in a next round)
     poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended
     finish_backlog   failed and unprocessed records to the dead-letter table, then the
                      watermark (and the run's totals) advanced past the staged rows, under
@@ -48,7 +52,7 @@ from shared.sql.source import SourceError, SqlSource
 from shared.sync.backlog_parts import PartJobs, PartTooLarge
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SyncJob
-from shared.sync.messages import BacklogStaged, PagesResult, RunTotals
+from shared.sync.messages import BacklogStaged, BacklogStop, PagesResult, RunTotals
 from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
 from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
@@ -63,6 +67,9 @@ DEFAULT_PART_ROWS = 50_000  # rows per upsert job (SYNC_BACKLOG_PART_ROWS)
 KEYS_BLOB = "keys.csv"  # the keys of a run staged by an earlier version, in one blob
 KEYS_PER_BLOB = 50_000
 KEYS_COLUMNS = ["external_id", "record_key", "cursor"]
+# Records one stage tracks (by hash, some 60 MB) to stop before a record it staged already;
+# a larger backlog is staged in rounds, each after the jobs of the one before ended.
+MAX_ROUND_RECORDS = 1_000_000
 
 
 def backlog_store(service: Any, container: str, job: str, run_id: str) -> LoadStore:
@@ -74,10 +81,13 @@ def backlog_store(service: Any, container: str, job: str, run_id: str) -> LoadSt
 def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: SalesforceClient,
                   run_id: str, upper_bound: StoredBound,
                   part_rows: int = DEFAULT_PART_ROWS, max_part_bytes: int = MAX_UPLOAD_BYTES,
-                  source: SqlSource | None = None) -> BacklogStaged:
+                  source: SqlSource | None = None,
+                  round_records: int = MAX_ROUND_RECORDS) -> BacklogStaged:
     """Read, mask and map the rows after the watermark up to the bound, write them as
     ingest CSV parts and submit each part's upsert job as soon as the part is full (the
-    rows of the next part are read meanwhile); the keys to Blob Storage as they fill."""
+    rows of the next part are read meanwhile); the keys to Blob Storage as they fill.
+    Reading stops before a second change of a record (Salesforce runs the jobs side by
+    side: the later change could be written first), or after `round_records` records."""
     watermark = _owned_watermark(job, state, run_id)
     keyset, codec = job.source.keyset(), job.source.codec
     bound = codec.bound(upper_bound)
@@ -86,8 +96,11 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     source = source or job.source.sql_source()
     spec = _sink_spec(job)
     size = max(job.page_size, READ_ROWS)
+    staged_records: set[int] = set()
+    stopped = BacklogStop.BOUND
 
     def pages() -> Iterator[_StagedPage]:
+        nonlocal stopped
         position = watermark.position
         mapping = _PageMapping(job)
         while True:
@@ -95,10 +108,16 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
                 names, found = source.fetch_tuples(page_statement(keyset, position, bound, size))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            if found:
-                page = mapping.page(names, found)
+            keys_at = [names.index(column) for column in job.source.key_columns]
+            taken, stop = _rows_of_new_records(keys_at, found, staged_records,
+                                               max(round_records, 1))
+            if taken:
+                page = mapping.page(names, found[:taken])
                 yield page
                 position = position_of(keyset, page.last)
+            if stop is not None:
+                stopped = stop
+                return
             if len(found) < size:
                 return
 
@@ -133,7 +152,21 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     log.info("sync job %s: run %s staged %d changed rows in %d Bulk API jobs (%d rejected "
              "by the mapping)", job.name, run_id, rows, len(jobs), rejected)
     return BacklogStaged((), rows, rejected, codec.stored_position(position), jobs=tuple(jobs),
-                         keys=key_blobs)
+                         keys=key_blobs, stopped=stopped)
+
+
+def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]], staged: set[int],
+                         limit: int) -> tuple[int, BacklogStop | None]:
+    """How many of `found` to stage (their records' key hashes added to `staged`), and why
+    the rest are not: a record staged already, or `limit` records staged."""
+    for index, values in enumerate(found):
+        if len(staged) >= limit:
+            return index, BacklogStop.ROUND_FULL
+        record = hash(tuple(values[at] for at in keys_at))
+        if record in staged:  # or a hash collision: a round ends early, nothing is lost
+            return index, BacklogStop.RECORD_AGAIN
+        staged.add(record)
+    return len(found), None
 
 
 class _KeyBlobs:

@@ -21,6 +21,16 @@ class RunOutcome(enum.Enum):
     FAILED = "failed"
 
 
+class BacklogStop(enum.Enum):
+    """Where a backlog stage stopped reading."""
+
+    BOUND = "bound"  # every row up to the run's bound is staged
+    # Before a change of a record staged already: the jobs of one stage run side by side,
+    # so its later change waits for them (the rest of the run goes by pages).
+    RECORD_AGAIN = "record_again"
+    ROUND_FULL = "round_full"  # as many records as one stage tracks: the next after it
+
+
 @dataclass(frozen=True)
 class StepFailure(Message):
     """Why a step failed: `code`, the text for the runs table, and whether a later try of
@@ -133,7 +143,8 @@ class BacklogRequest(Message):
 class BacklogStaged(Message):
     """The changed rows up to the bound: the upsert jobs their parts were submitted to
     (`jobs`; or, staged by an earlier version, `parts`: CSV blobs still to submit), how
-    many rows were read, how many the mapping rejected, and the position of the last one."""
+    many rows were read, how many the mapping rejected, the position of the last one and
+    why reading stopped there."""
 
     parts: tuple[str, ...] = ()
     rows: int = 0
@@ -142,6 +153,7 @@ class BacklogStaged(Message):
     failure: StepFailure | None = None
     jobs: tuple[JobSnapshot, ...] = ()
     keys: tuple[str, ...] = ()  # blobs: external id -> record key and cursor of each row
+    stopped: BacklogStop = BacklogStop.BOUND
 
 
 @dataclass(frozen=True)

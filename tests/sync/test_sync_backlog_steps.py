@@ -15,6 +15,7 @@ from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sql.keyset import Position
 from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
 from shared.sync.errors import SyncRunError
+from shared.sync.messages import BacklogStop
 from shared.sync.run import begin_run
 from tests.sync.sources import BASE, asset_job, create_asset_source
 
@@ -32,12 +33,16 @@ def client(sfsim):
 def load(job, state, store, client, run_id, bound, **parts):
     staged = stage_backlog(job, state, store, client, run_id, bound,
                            **(parts or {"max_part_bytes": 4000}))
+    return staged, ended_jobs(client, staged)
+
+
+def ended_jobs(client, staged):
     jobs = list(staged.jobs)
     deadline = time.monotonic() + 30
     while not all(snapshot.ended for snapshot in jobs) and time.monotonic() < deadline:
         time.sleep(0.05)
         jobs = poll_jobs(client, [snapshot.id for snapshot in jobs])
-    return staged, jobs
+    return jobs
 
 
 def test_parts_are_loaded_once_and_a_repeated_finish_changes_nothing(
@@ -107,17 +112,13 @@ def test_parts_are_cut_at_the_part_rows_each_loaded_by_its_own_job(
     assert len(stored) == 95 and len(set(stored)) == 95
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known bug: a backlog's parts are jobs Salesforce runs side by side, so of two changes "
-    "of one record in two parts the earlier may be written last (the sObject Collections "
-    "path orders them: calls_in_rounds, InFlight.must_wait)"))
 def test_two_changes_of_one_record_in_two_parts_leave_the_later_one(
     sqlite_odbc, state, azurite, client, sfsim
 ):
-    """Parts are jobs Salesforce runs side by side: the part holding a record's later change
-    must not be submitted before the job holding its earlier change ended. Here the earlier
-    change is in the first job's second internal batch, which Salesforce reaches 3 s
-    after the first, by when the second job had written the later change."""
+    """Parts are jobs Salesforce runs side by side: a stage stops before a record's second
+    change, which the next round (or the pages) writes after the jobs of this one ended.
+    Staged together, the earlier change, in the first job's second internal batch (which
+    Salesforce reached a second after the first), was written after the later one."""
     changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
     changes.insert(((n, BASE) for n in range(2, 10_002)), "filler")
     changes.insert([(1, BASE + timedelta(hours=1))], "older")
@@ -126,14 +127,44 @@ def test_two_changes_of_one_record_in_two_parts_leave_the_later_one(
     begun = begin_run(job, state, "run-1", datetime.now(UTC))
     store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
                           "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
-    sfsim.configure(internal_batch_seconds=3.0)
+    sfsim.configure(internal_batch_seconds=1.0)
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound,
                         part_rows=10_001)
+    first = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+    assert staged.stopped is BacklogStop.RECORD_AGAIN
+    assert [snapshot.processed for snapshot in jobs] == [10_001]
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(
+        BASE + timedelta(hours=1), (1,))
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
     finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
 
-    assert [snapshot.processed for snapshot in jobs] == [10_001, 1]
-    assert (finished.totals.rows, finished.totals.delivered) == (10_002, 10_002)
+    assert staged.stopped is BacklogStop.BOUND and staged.rows == 1
+    assert (first.totals.rows, finished.totals.rows, finished.totals.delivered) == (
+        10_001, 10_002, 10_002)
     [record] = [record for record in sfsim.records("Asset")
                 if record["External_Id__c"] == "ASSET-1"]
     assert record["Status"] == "newer"
+
+
+def test_a_stage_stops_after_its_round_of_records_and_the_next_goes_on_from_there(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 26))
+    job = asset_job(sqlite_assets, page_size=10, backlog_threshold=10)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+
+    rounds = []
+    while not rounds or rounds[-1] is not BacklogStop.BOUND:
+        staged = stage_backlog(job, state, store, client, "run-1", begun.upper_bound,
+                               round_records=10)
+        finished = finish_backlog(job, state, store, client, "run-1", staged,
+                                  ended_jobs(client, staged))
+        rounds.append(staged.stopped)
+
+    assert rounds == [BacklogStop.ROUND_FULL, BacklogStop.ROUND_FULL, BacklogStop.BOUND]
+    assert (finished.totals.rows, finished.totals.delivered) == (25, 25)
+    stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
+    assert len(stored) == 25 and len(set(stored)) == 25
