@@ -210,17 +210,24 @@ class EventQueue:
         if event.version is not None:
             return self.store_one(event, now, letter_key)
         entity = _event_entity(event, now)
-        try:
-            self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
-        except RowsChanged:
+        for _ in range(MAX_STORE_RETRIES):
+            # Read before deciding: a row gone between a refused create and its read may
+            # be the letter's own event, which the drain removes just after the letter.
             current = read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
-            if current is None or dead_letter_key(event.id, current.etag) != letter_key:
+            if current is None:
+                try:
+                    self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
+                    return True
+                except RowsChanged:
+                    continue
+            if dead_letter_key(event.id, current.etag) != letter_key:
                 return False
             try:
                 replace_if_unchanged(self.events, entity, current.etag)
+                return True
             except ConcurrentWrite:
-                return False
-        return True
+                continue
+        raise ConcurrentWrite(f"event {event.object}/{event.id} kept changing while stored")
 
     # -- draining -----------------------------------------------------------------------
 

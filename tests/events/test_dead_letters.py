@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from shared.events import queue as queue_module
 from shared.events.dead_letters import (
     MAX_LETTERS,
     LetterSelection,
@@ -13,7 +16,7 @@ from shared.events.dead_letters import (
     replay_dead_letters,
 )
 from shared.events.messages import EventOutcome
-from shared.events.queue import EventQueue, dead_letter_key
+from shared.events.queue import EventQueue, Settled, dead_letter_key
 from shared.events.validation import Event, EventError, Operation
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
@@ -158,3 +161,28 @@ def _letter_row(record_id: str, etag: str, failed_at: datetime,
             "Object": "Asset", "RecordId": record_id, "Operation": operation.value,
             "Attempts": 1, "ErrorCode": FAILED.code, "Error": FAILED.message,
             "FailedAt": failed_at, "EnqueuedAt": NOW}
+
+
+def test_a_replay_that_meets_the_drain_removing_its_own_event_queues_it(
+        queue: EventQueue, monkeypatch: pytest.MonkeyPatch):
+    """The drain wrote the letter, then removes the event just as a replay found it waiting:
+    the event is queued again, not taken for a newer one and its letter dropped."""
+    queue.store([Event("Asset", "6", Operation.DELETE)], NOW)
+    [ref] = queue.take_batch(10, None, NOW).events
+    letter = _letter_row("6", ref.etag, NOW, Operation.DELETE)
+    queue.dead_letters.create_entity(letter)  # the drain's letter; the event still waits
+    removed = []
+    real_read = queue_module.read_entity
+
+    def drain_removes_then_read(*args):
+        if not removed:
+            removed.append(queue._delete_if_unchanged(ref))
+        return real_read(*args)
+
+    monkeypatch.setattr(queue_module, "read_entity", drain_removes_then_read)
+    replayed = replay_dead_letters(queue, "Asset", None, LATER)
+
+    assert removed == [Settled.REMOVED]
+    assert (replayed.replayed, replayed.superseded, replayed.letters) == (1, 0, 1)
+    [waiting] = queue.take_batch(10, None, LATER).events
+    assert (waiting.id, waiting.operation, waiting.attempts) == ("6", Operation.DELETE, 0)
