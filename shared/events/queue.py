@@ -72,6 +72,8 @@ MAX_ERROR_TEXT = 2000
 # Crash point (shared/crash_points.py): a batch's finished events are removed (and its
 # failures rescheduled), the totals not yet added.
 EVENTS_SETTLED = "events.settle.after_remove"
+# Crash point: one transaction of a post committed, the post's others under way or not begun.
+POST_TRANSACTION_STORED = "events.post.after_transaction"
 # Azure Storage serves one partition's rows from one server; a few requests at a time per
 # process keep Azurite and the table's throughput limits both comfortable.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
@@ -168,6 +170,7 @@ class EventQueue:
                 self.counter.submit(partition, operations, created)
             except RowsChanged:
                 continue
+            crash_point(POST_TRANSACTION_STORED)
             return len(operations)
         # Contended beyond reason (the same records posted at once, again and again): one
         # at a time, each under its own condition.
