@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import tempfile
@@ -66,7 +67,9 @@ READ_ROWS = 5000  # rows per source query while staging
 DEFAULT_PART_ROWS = 50_000  # rows per upsert job (SYNC_BACKLOG_PART_ROWS)
 KEYS_BLOB = "keys.csv"  # the keys of a run staged by an earlier version, in one blob
 KEYS_PER_BLOB = 50_000
-KEYS_COLUMNS = ["external_id", "record_key", "cursor"]
+# `line`: a digest of the row's CSV values, to tell apart rows Salesforce rejected under
+# one external id (or none); keys of an earlier version lack it.
+KEYS_COLUMNS = ["external_id", "record_key", "cursor", "line"]
 # Records one stage tracks (by hash, some 60 MB) to stop before a record it staged already;
 # a larger backlog is staged in rounds, each after the jobs of the one before ended.
 MAX_ROUND_RECORDS = 1_000_000
@@ -259,11 +262,13 @@ class _PageMapping:
                                                _text(masked)))
                 continue
             # Most values are text already: format_value only for the others.
-            page.lines.append([value if value.__class__ is str else format_value(value)
-                               for value in map(record.get, self.columns)])
+            line = [value if value.__class__ is str else format_value(value)
+                    for value in map(record.get, self.columns)]
+            page.lines.append(line)
             identifier = record.get(external_id)
             page.keys.append([identifier if identifier.__class__ is str
-                              else format_value(identifier), record_key, cursor or ""])
+                              else format_value(identifier), record_key, cursor or "",
+                              _line_digest(line)])
         page.columns = self.columns or []
         return page
 
@@ -317,7 +322,7 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
         raise _failure(job, error) from None
     if rejected:
         _dead_letter(job, state, store, run_id, staged, rejected)
-    failed = len(rejected)
+    failed = sum(map(len, rejected.values()))
     delivered = sum(snapshot.processed for snapshot in jobs) - failed
     before = watermark.totals
     parts = len(jobs)  # one upsert job per part
@@ -337,33 +342,62 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
     return PagesResult(parts, staged.rows, watermark.totals, staged.position, done=True)
 
 
+@dataclass(frozen=True)
+class _Rejected:
+    code: str
+    message: str
+    record: dict[str, str]
+    line: str  # _line_digest of the values as sent
+
+
 def _rejected_records(job: SyncJob, client: SalesforceClient,
-                      jobs: Sequence[JobSnapshot]) -> dict[str, tuple[str, str, dict[str, str]]]:
-    """External id -> (code, message, record) of every failed or unprocessed record."""
+                      jobs: Sequence[JobSnapshot]) -> dict[str, list[_Rejected]]:
+    """External id -> every failed record under it (rows without one: under "")."""
     external_id = _sink_spec(job).external_id_field
-    rejected: dict[str, tuple[str, str, dict[str, str]]] = {}
+    rejected: dict[str, list[_Rejected]] = {}
     for snapshot in jobs:
         if snapshot.failed:
             for row in client.failed_results(snapshot.id):
                 code, _, message = row.get("sf__Error", "").partition(":")
                 record = {key: value for key, value in row.items() if not key.startswith("sf__")}
-                rejected[record.get(external_id, "")] = (code or "REJECTED", message, record)
+                rejected.setdefault(record.get(external_id, ""), []).append(_Rejected(
+                    code or "REJECTED", message, record, _line_digest(list(record.values()))))
     return rejected
 
 
 def _dead_letter(job: SyncJob, state: SyncState, store: LoadStore, run_id: str,
-                 staged: BacklogStaged,
-                 rejected: dict[str, tuple[str, str, dict[str, str]]]) -> None:
+                 staged: BacklogStaged, rejected: dict[str, list[_Rejected]]) -> None:
+    """A letter per rejected record: matched to its row by external id and values, else
+    (values changed on the way, keys of an earlier version) by external id in order."""
     letters = []
+    rejected = {identifier: list(found) for identifier, found in rejected.items()}
+    unmatched: dict[str, list[dict[str, str]]] = {}
     for blob in _key_blobs(store, staged):
         with store.download(blob) as keys:
             for line in csv.DictReader(io.TextIOWrapper(keys, encoding="utf-8", newline="")):
-                found = rejected.get(line["external_id"])
-                if found is not None:
-                    code, message, record = found
-                    letters.append(DeadLetter(line["record_key"], line["cursor"] or None,
-                                              code, message, record))
+                candidates = rejected.get(line["external_id"])
+                if not candidates:
+                    continue
+                found = next((candidate for candidate in candidates
+                              if candidate.line == line.get("line")), None)
+                if found is None:
+                    unmatched.setdefault(line["external_id"], []).append(line)
+                    continue
+                candidates.remove(found)
+                letters.append(_letter(line, found))
+    for identifier, lines in unmatched.items():
+        letters += [_letter(line, found)
+                    for line, found in zip(lines, rejected[identifier], strict=False)]
     state.dead_letters.add(job.name, run_id, letters)
+
+
+def _letter(line: dict[str, str], rejected: _Rejected) -> DeadLetter:
+    return DeadLetter(line["record_key"], line["cursor"] or None, rejected.code,
+                      rejected.message, rejected.record)
+
+
+def _line_digest(values: list[str]) -> str:
+    return hashlib.blake2b("\x1f".join(values).encode(), digest_size=12).hexdigest()
 
 
 def _key_blobs(store: LoadStore, staged: BacklogStaged) -> tuple[str, ...]:

@@ -3,6 +3,7 @@ and tables, the simulator's Bulk API."""
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,7 @@ from azure.storage.blob import BlobServiceClient
 from shared.bulkload.jobs import poll_jobs
 from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sql.keyset import Position
+from shared.sync.asset_changes import asset_record
 from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
 from shared.sync.errors import SyncRunError
 from shared.sync.messages import BacklogStop
@@ -168,3 +170,30 @@ def test_a_stage_stops_after_its_round_of_records_and_the_next_goes_on_from_ther
     assert (finished.totals.rows, finished.totals.delivered) == (25, 25)
     stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
     assert len(stored) == 25 and len(set(stored)) == 25
+
+
+def test_records_rejected_under_one_external_id_are_each_counted_and_dead_lettered(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    """Salesforce answers failed records by their values: the even assets, mapped without
+    an external id, are ten rejections (not one), each dead-lettered with its own values."""
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 21))
+
+    def without_even_ids(row):
+        record = asset_record(row)
+        return {**record, "External_Id__c": None if row["Asset_ID"] % 2 == 0
+                else record["External_Id__c"]}
+
+    job = asset_job(sqlite_assets, backlog_threshold=10, map_record=without_even_ids)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
+    finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+
+    assert (finished.totals.rows, finished.totals.delivered,
+            finished.totals.dead_lettered) == (20, 10, 10)
+    letters = {row["RecordKey"]: (row["ErrorCode"], json.loads(row["Record"])["Name"])
+               for row in state.dead_letters.rows(job.name)}
+    assert letters == {str(n): ("MISSING_ARGUMENT", f"Asset {n}") for n in range(2, 21, 2)}
