@@ -196,7 +196,7 @@ def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Ste
     record's second change: pages write the changes of one record in order)."""
     while True:
         run, stopped = yield from _load_backlog_round(context, run)
-        if stopped is not BacklogStop.ROUND_FULL:
+        if stopped is not BacklogStop.NEXT_ROUND:
             return run, stopped is BacklogStop.RECORD_AGAIN
 
 

@@ -13,7 +13,8 @@ with Bulk API 2.0 upsert jobs instead of sObject Collections pages.
                      a record's second change (its first may be in a job still running:
                      the jobs run side by side, the later change could be written first)
                      or after MAX_ROUND_RECORDS records, and the orchestration goes on
-                     from the watermark the finish advanced (by pages, or in a next round)
+                     from the watermark the finish advanced: in another round when this
+                     one staged more rows than the backlog threshold, else by pages
     poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended
     finish_backlog   failed and unprocessed records to the dead-letter table, then the
                      watermark (and the run's totals) advanced past the staged rows, under
@@ -90,7 +91,8 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     ingest CSV parts and submit each part's upsert job as soon as the part is full (the
     rows of the next part are read meanwhile); the keys to Blob Storage as they fill.
     Reading stops before a second change of a record (Salesforce runs the jobs side by
-    side: the later change could be written first), or after `round_records` records."""
+    side: the later change could be written first), or after `round_records` records;
+    `stopped` says whether another round follows or pages write the rest."""
     watermark = _owned_watermark(job, state, run_id)
     keyset, codec = job.source.keyset(), job.source.codec
     bound = codec.bound(upper_bound)
@@ -152,6 +154,8 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
         jobs = parts.finish() if parts is not None else []
         key_blobs = keys.finish()
     position = watermark.position if last is None else position_of(keyset, last)
+    if stopped is BacklogStop.RECORD_AGAIN and rows > job.backlog_threshold:
+        stopped = BacklogStop.NEXT_ROUND  # a round's worth staged: another for the rest
     log.info("sync job %s: run %s staged %d changed rows in %d Bulk API jobs (%d rejected "
              "by the mapping)", job.name, run_id, rows, len(jobs), rejected)
     return BacklogStaged((), rows, rejected, codec.stored_position(position), jobs=tuple(jobs),
@@ -164,7 +168,7 @@ def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]], staged:
     the rest are not: a record staged already, or `limit` records staged."""
     for index, values in enumerate(found):
         if len(staged) >= limit:
-            return index, BacklogStop.ROUND_FULL
+            return index, BacklogStop.NEXT_ROUND
         record = hash(tuple(values[at] for at in keys_at))
         if record in staged:  # or a hash collision: a round ends early, nothing is lost
             return index, BacklogStop.RECORD_AGAIN

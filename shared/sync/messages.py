@@ -25,10 +25,12 @@ class BacklogStop(enum.Enum):
     """Where a backlog stage stopped reading."""
 
     BOUND = "bound"  # every row up to the run's bound is staged
-    # Before a change of a record staged already: the jobs of one stage run side by side,
-    # so its later change waits for them (the rest of the run goes by pages).
+    # The jobs of one stage run side by side, so a record's later change waits for them:
+    # stopped before one with a round's worth staged (more rows than the job's backlog
+    # threshold, or as many records as a stage tracks), another round follows; with fewer,
+    # the rest of the run goes by pages.
+    NEXT_ROUND = "next_round"
     RECORD_AGAIN = "record_again"
-    ROUND_FULL = "round_full"  # as many records as one stage tracks: the next after it
 
 
 @dataclass(frozen=True)

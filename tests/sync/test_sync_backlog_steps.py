@@ -134,7 +134,7 @@ def test_two_changes_of_one_record_in_two_parts_leave_the_later_one(
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound,
                         part_rows=10_001)
     first = finish_backlog(job, state, store, client, "run-1", staged, jobs)
-    assert staged.stopped is BacklogStop.RECORD_AGAIN
+    assert staged.stopped is BacklogStop.NEXT_ROUND  # more rows than the threshold
     assert [snapshot.processed for snapshot in jobs] == [10_001]
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == Position(
         BASE + timedelta(hours=1), (1,))
@@ -166,7 +166,7 @@ def test_a_stage_stops_after_its_round_of_records_and_the_next_goes_on_from_ther
                                   ended_jobs(client, staged))
         rounds.append(staged.stopped)
 
-    assert rounds == [BacklogStop.ROUND_FULL, BacklogStop.ROUND_FULL, BacklogStop.BOUND]
+    assert rounds == [BacklogStop.NEXT_ROUND, BacklogStop.NEXT_ROUND, BacklogStop.BOUND]
     assert (finished.totals.rows, finished.totals.delivered) == (25, 25)
     stored = [record["External_Id__c"] for record in sfsim.records("Asset")]
     assert len(stored) == 25 and len(set(stored)) == 25
