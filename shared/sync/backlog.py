@@ -71,7 +71,7 @@ KEYS_PER_BLOB = 50_000
 # `line`: a digest of the row's CSV values, to tell apart rows Salesforce rejected under
 # one external id (or none); keys of an earlier version lack it.
 KEYS_COLUMNS = ["external_id", "record_key", "cursor", "line"]
-# Records one stage tracks (by hash, some 60 MB) to stop before a record it staged already;
+# Records one stage tracks (by hash, some 70 MB) to stop before a record it staged already;
 # a larger backlog is staged in rounds, each after the jobs of the one before ended.
 MAX_ROUND_RECORDS = 1_000_000
 
