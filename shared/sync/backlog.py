@@ -46,7 +46,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.store import LoadStore
 from shared.crash_points import crash_point
-from shared.salesforce import MAX_UPLOAD_BYTES, SalesforceClient, ingest_csv_bytes
+from shared.salesforce import MAX_UPLOAD_BYTES, NULL_MARKER, SalesforceClient, ingest_csv_bytes
 from shared.salesforce.bulk_csv import format_value
 from shared.salesforce.errors import SalesforceError
 from shared.sql.keyset import page_statement, position_of
@@ -60,6 +60,12 @@ from shared.sync.read_ahead import ReadAhead
 from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
 
 log = logging.getLogger(__name__)
+
+# Bulk API 2.0 reads the text #N/A as null and has no way to escape it (as a bulk load
+# refuses it, request.py): sent, the field would be cleared and the row counted delivered.
+NULL_MARKER_TEXT = ("NULL_MARKER_TEXT",
+                    f"a value is the text {NULL_MARKER}, which Bulk API 2.0 reads as null: "
+                    "the record cannot be loaded in backlog mode as it is")
 
 # A part's upsert job is created, filled and closed; the parts after it are not.
 BACKLOG_AFTER_PART_SUBMITTED = "sync.backlog.after_part_submitted"
@@ -268,6 +274,10 @@ class _PageMapping:
             # Most values are text already: format_value only for the others.
             line = [value if value.__class__ is str else format_value(value)
                     for value in map(record.get, self.columns)]
+            if NULL_MARKER in line:  # only the text itself: None is written as ""
+                page.letters.append(DeadLetter(record_key, cursor, *NULL_MARKER_TEXT,
+                                               _text(masked)))
+                continue
             page.lines.append(line)
             identifier = record.get(external_id)
             page.keys.append([identifier if identifier.__class__ is str

@@ -197,3 +197,28 @@ def test_records_rejected_under_one_external_id_are_each_counted_and_dead_letter
     letters = {row["RecordKey"]: (row["ErrorCode"], json.loads(row["Record"])["Name"])
                for row in state.dead_letters.rows(job.name)}
     assert letters == {str(n): ("MISSING_ARGUMENT", f"Asset {n}") for n in range(2, 21, 2)}
+
+
+def test_a_value_that_is_the_text_null_marker_is_dead_lettered_not_cleared(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    """Bulk API 2.0 reads the text #N/A as null and cannot escape it: sent, asset 3's
+    serial number would be cleared in Salesforce and the row counted delivered."""
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 21))
+    with sqlite_assets.connect() as connection:
+        connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = ? '
+                           'WHERE "Asset_ID" = 3', "#N/A")
+    job = asset_job(sqlite_assets, backlog_threshold=10)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
+    finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+
+    assert (finished.totals.rows, finished.totals.delivered,
+            finished.totals.dead_lettered) == (20, 19, 1)
+    [letter] = state.dead_letters.rows(job.name)
+    assert (letter["RecordKey"], letter["ErrorCode"]) == ("3", "NULL_MARKER_TEXT")
+    stored = {record["External_Id__c"] for record in sfsim.records("Asset")}
+    assert "ASSET-3" not in stored and len(stored) == 19
