@@ -39,6 +39,7 @@ import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, BinaryIO
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -60,6 +61,8 @@ from shared.sync.read_ahead import ReadAhead
 from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
 
 log = logging.getLogger(__name__)
+
+_ABSENT = object()  # a field the record does not have: its CSV value is empty (unchanged)
 
 # Bulk API 2.0 reads the text #N/A as null and has no way to escape it (as a bulk load
 # refuses it, request.py): sent, the field would be cleared and the row counted delivered.
@@ -246,6 +249,7 @@ class _PageMapping:
         self.job = job
         self.columns: list[str] | None = None
         self.known: set[str] = set()
+        self.external_at: int | None = None  # the external id's column
 
     def page(self, names: tuple[str, ...], found: list[Sequence[Any]]) -> _StagedPage:
         job, codec = self.job, self.job.source.codec
@@ -263,6 +267,8 @@ class _PageMapping:
                 record = job.map_record(masked)
                 if self.columns is None:
                     self.columns, self.known = list(record), set(record)
+                    self.external_at = (self.columns.index(external_id)
+                                        if external_id in self.known else None)
                 elif not record.keys() <= self.known:
                     raise ValueError(f"fields {sorted(set(record) - self.known)} are not in "
                                      "the first record's")
@@ -271,18 +277,19 @@ class _PageMapping:
                                                f"{type(error).__name__}: {error}",
                                                _text(masked)))
                 continue
-            # Most values are text already: format_value only for the others.
-            line = [value if value.__class__ is str else format_value(value)
-                    for value in map(record.get, self.columns)]
-            if NULL_MARKER in line:  # only the text itself: None is written as ""
+            values = list(map(record.get, self.columns, repeat(_ABSENT)))
+            if NULL_MARKER in values:
                 page.letters.append(DeadLetter(record_key, cursor, *NULL_MARKER_TEXT,
                                                _text(masked)))
                 continue
+            # Most values are text already: format_value only for the others. None clears
+            # the field, as a page's null does; a field the record lacks stays as it is.
+            line = [value if value.__class__ is str
+                    else "" if value is _ABSENT else format_value(value, clear_nulls=True)
+                    for value in values]
             page.lines.append(line)
-            identifier = record.get(external_id)
-            page.keys.append([identifier if identifier.__class__ is str
-                              else format_value(identifier), record_key, cursor or "",
-                              _line_digest(line)])
+            identifier = line[self.external_at] if self.external_at is not None else ""
+            page.keys.append([identifier, record_key, cursor or "", _line_digest(line)])
         page.columns = self.columns or []
         return page
 

@@ -222,3 +222,29 @@ def test_a_value_that_is_the_text_null_marker_is_dead_lettered_not_cleared(
     assert (letter["RecordKey"], letter["ErrorCode"]) == ("3", "NULL_MARKER_TEXT")
     stored = {record["External_Id__c"] for record in sfsim.records("Asset")}
     assert "ASSET-3" not in stored and len(stored) == 19
+
+
+def test_a_null_in_the_source_clears_the_field_as_the_pages_do(
+    sqlite_assets, state, azurite, client, sfsim
+):
+    """A page's null clears the field (sObject Collections JSON); an empty CSV value leaves
+    it as it was, so a backlog sent nulls as #N/A, or Salesforce kept the value the source
+    had cleared while the row counted delivered."""
+    sfsim.insert_records("Asset", [{"External_Id__c": "ASSET-3", "Name": "Asset 3",
+                                    "SerialNumber": "SN-OLD"}])
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 21))
+    with sqlite_assets.connect() as connection:
+        connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = NULL '
+                           'WHERE "Asset_ID" = 3')
+    job = asset_job(sqlite_assets, backlog_threshold=10)
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+
+    staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
+    finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
+
+    assert (finished.totals.rows, finished.totals.delivered) == (20, 20)
+    serials = {record["External_Id__c"]: record["SerialNumber"]
+               for record in sfsim.records("Asset")}
+    assert serials["ASSET-3"] is None and serials["ASSET-4"] == "SN-00000004"
