@@ -282,10 +282,12 @@ class _PageMapping:
                 page.letters.append(DeadLetter(record_key, cursor, *NULL_MARKER_TEXT,
                                                _text(masked)))
                 continue
-            # Most values are text already: format_value only for the others. None clears
-            # the field, as a page's null does; a field the record lacks stays as it is.
-            line = [value if value.__class__ is str
-                    else "" if value is _ABSENT else format_value(value, clear_nulls=True)
+            # Most values are text already: format_value only for the others. None and ""
+            # clear the field, as in a page (Salesforce keeps no empty text); a field the
+            # record lacks is empty in the CSV, which leaves it as it is.
+            line = [value if value.__class__ is str and value
+                    else "" if value is _ABSENT
+                    else NULL_MARKER if value == "" else format_value(value, clear_nulls=True)
                     for value in values]
             page.lines.append(line)
             identifier = line[self.external_at] if self.external_at is not None else ""

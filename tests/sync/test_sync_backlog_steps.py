@@ -230,12 +230,16 @@ def test_a_null_in_the_source_clears_the_field_as_the_pages_do(
     """A page's null clears the field (sObject Collections JSON); an empty CSV value leaves
     it as it was, so a backlog sent nulls as #N/A, or Salesforce kept the value the source
     had cleared while the row counted delivered."""
-    sfsim.insert_records("Asset", [{"External_Id__c": "ASSET-3", "Name": "Asset 3",
-                                    "SerialNumber": "SN-OLD"}])
+    sfsim.insert_records("Asset", [
+        {"External_Id__c": f"ASSET-{n}", "Name": f"Asset {n}", "SerialNumber": "SN-OLD"}
+        for n in (3, 4)])
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 21))
     with sqlite_assets.connect() as connection:
         connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = NULL '
                            'WHERE "Asset_ID" = 3')
+        # Salesforce keeps no empty text: the empty string clears the field too.
+        connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = ? '
+                           'WHERE "Asset_ID" = 4', "")
     job = asset_job(sqlite_assets, backlog_threshold=10)
     begun = begin_run(job, state, "run-1", datetime.now(UTC))
     store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
@@ -247,4 +251,5 @@ def test_a_null_in_the_source_clears_the_field_as_the_pages_do(
     assert (finished.totals.rows, finished.totals.delivered) == (20, 20)
     serials = {record["External_Id__c"]: record["SerialNumber"]
                for record in sfsim.records("Asset")}
-    assert serials["ASSET-3"] is None and serials["ASSET-4"] == "SN-00000004"
+    assert serials["ASSET-3"] is None and serials["ASSET-4"] is None
+    assert serials["ASSET-5"] == "SN-00000005"
