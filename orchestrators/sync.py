@@ -50,6 +50,7 @@ from shared.sync.messages import (
     BacklogPartRequest,
     BacklogRequest,
     BacklogStaged,
+    BacklogStop,
     BeginRunRequest,
     EndRunRequest,
     PagesRequest,
@@ -125,7 +126,8 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        2b. or, when more rows than the backlog threshold wait: load them with Bulk API 2.0
        (stage CSV parts, each part's upsert job submitted as soon as it is written; poll
        with durable timers, soon and then backing off; dead-letter the failures, then
-       advance the watermark)
+       advance the watermark), in rounds; a round that stopped before a record's second
+       change leaves the rest of the run to the pages (2)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities, continue as new with the totals so far
     """
@@ -133,9 +135,10 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
     if run.upper_bound is None:
         run, backlog = yield from _begin(context, run)
         if backlog:
-            run = yield from _load_backlog(context, run)
-            yield from _end(context, run, RunOutcome.SUCCEEDED, None)
-            return run.totals.to_json()
+            run, rows_left = yield from _load_backlog(context, run)
+            if not rows_left:
+                yield from _end(context, run, RunOutcome.SUCCEEDED, None)
+                return run.totals.to_json()
     for _activity in range(run.pages_per_generation):
         pages = yield from _sync_pages(context, run)
         run = run_plan.add_pages(run, pages)
@@ -188,7 +191,17 @@ def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps
 
 
 def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
-    """2b. The changed rows through Bulk API 2.0 upsert jobs, then the watermark past them."""
+    """2b. The changed rows through Bulk API 2.0 upsert jobs in rounds, each after the jobs
+    of the one before ended; and whether rows are left for pages (a round stopped before a
+    record's second change: pages write the changes of one record in order)."""
+    while True:
+        run, stopped = yield from _load_backlog_round(context, run)
+        if stopped is not BacklogStop.NEXT_ROUND:
+            return run, stopped is BacklogStop.RECORD_AGAIN
+
+
+def _load_backlog_round(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2b. Rows through Bulk API 2.0 upsert jobs, then the watermark past them."""
     assert run.upper_bound is not None
     context.set_custom_status(run_plan.custom_status(run, "staging for Bulk API"))
     staged = yield from _call(context, run, SYNC_STAGE_BACKLOG, BacklogStaged,
@@ -221,7 +234,7 @@ def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Ste
                                 BacklogFinishRequest(run.job, run.run_id,
                                                      replace(staged, jobs=()), tuple(jobs)))
     yield from _stop_if_failed(context, run, finished.failure)
-    return run_plan.add_pages(run, finished)
+    return run_plan.add_pages(run, finished), staged.stopped
 
 
 def _call(context: df.DurableOrchestrationContext, run: RunInput, activity: str,

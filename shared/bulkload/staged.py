@@ -47,6 +47,7 @@ from shared.salesforce.bulk_csv import format_value
 
 RECORDS_FILE = "records.jsonl"
 BODY_FILE = "body.json"
+_ABSENT = object()  # a field a record does not mention
 PREPARED_FILE = "prepared.csv"
 REQUEST_FILE = "request.json"
 # The first line of a level's records.jsonl: {"columns": [the fields of its records]}.
@@ -231,8 +232,11 @@ def data_columns(records_fields: Iterable[Mapping[str, Any]]) -> list[str]:
 
 
 def csv_values(fields: Mapping[str, Any], columns: Sequence[str]) -> dict[str, Any]:
-    # JSON null clears the field (#N/A); a field the record does not mention stays as is.
-    return {column: NULL_MARKER if (value := fields.get(column, "")) is None else value
+    # JSON null and empty text clear the field (#N/A: Salesforce keeps no empty text, and
+    # an empty CSV value leaves the field as it was); a field the record does not mention
+    # stays as is.
+    return {column: "" if (value := fields.get(column, _ABSENT)) is _ABSENT
+            else NULL_MARKER if value is None or value == "" else value
             for column in columns}
 
 

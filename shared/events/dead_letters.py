@@ -9,8 +9,9 @@
 A replay stores before it removes, so a crash in between leaves the letter beside the
 queued event, and replaying it again changes nothing twice (the event collapses with
 itself). An unversioned letter is older by arrival than any event waiting for its record,
-so it never replaces one; a versioned letter follows the collapse rule, and one older than
-the version last processed for its record is dropped at its take, as any late event.
+so it never replaces one; a versioned letter replaces only a versioned event no newer than
+itself (an unversioned one waiting is newer by arrival), and one older than the version
+last processed for its record is dropped at its take, as any late event.
 """
 
 from __future__ import annotations
@@ -123,6 +124,10 @@ def replay_dead_letters(queue: EventQueue, object_name: str, ids: list[str] | No
     by_record: dict[str, list[DeadLetter]] = {}
     for letter in letters:
         by_record.setdefault(letter.id, []).append(letter)
+    if not complete and letters:
+        # The limit may fall among the last record's letters: replayed from some of them,
+        # its newest letter, replayed next, would meet the older event waiting and be lost.
+        by_record[letters[-1].id] = _letters_of(queue, object_name, letters[-1].id)
     replayed = removed = 0
     for record_letters in by_record.values():
         newest = _newest(record_letters)

@@ -79,6 +79,8 @@ MAX_ERROR_TEXT = 2000
 # Crash point (shared/crash_points.py): a batch's finished events are removed (and its
 # failures rescheduled), the totals not yet added.
 EVENTS_SETTLED = "events.settle.after_remove"
+# Crash point: one transaction of a post committed, the post's others under way or not begun.
+POST_TRANSACTION_STORED = "events.post.after_transaction"
 # Azure Storage serves one partition's rows from one server; a few requests at a time per
 # process keep Azurite and the table's throughput limits both comfortable.
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
@@ -175,13 +177,16 @@ class EventQueue:
                 self.counter.submit(partition, operations, created)
             except RowsChanged:
                 continue
+            crash_point(POST_TRANSACTION_STORED)
             return len(operations)
         # Contended beyond reason (the same records posted at once, again and again): one
         # at a time, each under its own condition.
         return sum(self.store_one(event, now) for event in events)
 
-    def store_one(self, event: Event, now: datetime) -> bool:
-        """True when stored, False when an event at least as new already waits."""
+    def store_one(self, event: Event, now: datetime, letter_key: str | None = None) -> bool:
+        """True when stored, False when an event at least as new already waits. For a dead
+        letter's event (its letter's RowKey `letter_key`) an unversioned event waiting is
+        newer by arrival, unless it is the letter's own."""
         entity = event_entity(event, now)
         for attempt in range(MAX_STORE_RETRIES):
             current = (read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
@@ -195,6 +200,9 @@ class EventQueue:
             if event.version is not None and not replaces(event.version,
                                                           version_of(current.values)):
                 return False
+            if (letter_key is not None and version_of(current.values) is None
+                    and dead_letter_key(event.id, current.etag) != letter_key):
+                return False
             try:
                 replace_if_unchanged(self.events, entity, current.etag)
                 return True
@@ -204,24 +212,32 @@ class EventQueue:
 
     def requeue(self, event: Event, now: datetime, letter_key: str) -> bool:
         """Store a dead letter's event (its letter's RowKey `letter_key`) again unless a
-        newer one waits (True when stored): a versioned event by the collapse rule, an
-        unversioned one only where none waits (whatever waits arrived after it), or where
-        the event waiting is the letter's own (the drain wrote the letter and has not yet
-        removed the event: replaced, the drain's removal finds it changed and leaves it)."""
+        newer one waits (True when stored): a versioned event by the collapse rule over a
+        versioned one waiting, an unversioned one only where none waits (whatever waits
+        arrived after it; so does an unversioned event a versioned one meets), or where the
+        event waiting is the letter's own (the drain wrote the letter and has not yet removed the
+        event: replaced, the drain's removal finds it changed and leaves it)."""
         if event.version is not None:
-            return self.store_one(event, now)
+            return self.store_one(event, now, letter_key)
         entity = event_entity(event, now)
-        try:
-            self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
-        except RowsChanged:
+        for _ in range(MAX_STORE_RETRIES):
+            # Read before deciding: a row gone between a refused create and its read may
+            # be the letter's own event, which the drain removes just after the letter.
             current = read_entity(self.events, entity["PartitionKey"], entity["RowKey"])
-            if current is None or dead_letter_key(event.id, current.etag) != letter_key:
+            if current is None:
+                try:
+                    self.counter.submit(entity["PartitionKey"], [("create", entity)], 1)
+                    return True
+                except RowsChanged:
+                    continue
+            if dead_letter_key(event.id, current.etag) != letter_key:
                 return False
             try:
                 replace_if_unchanged(self.events, entity, current.etag)
+                return True
             except ConcurrentWrite:
-                return False
-        return True
+                continue
+        raise ConcurrentWrite(f"event {event.object}/{event.id} kept changing while stored")
 
     # -- draining -----------------------------------------------------------------------
 

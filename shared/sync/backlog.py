@@ -9,7 +9,12 @@ with Bulk API 2.0 upsert jobs instead of sObject Collections pages.
                      and the keys (external id -> record key and cursor, to dead-letter
                      what Salesforce rejects) to Blob Storage as they fill, in blobs of
                      KEYS_PER_BLOB rows ({container}/{job}/{run}/keys-{k}.csv);
-                     rows the mapping rejects are dead-lettered here
+                     rows the mapping rejects are dead-lettered here; reading stops before
+                     a record's second change (its first may be in a job still running:
+                     the jobs run side by side, the later change could be written first)
+                     or after MAX_ROUND_RECORDS records, and the orchestration goes on
+                     from the watermark the finish advanced: in another round when this
+                     one staged more rows than the backlog threshold, else by pages
     poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended
     finish_backlog   failed and unprocessed records to the dead-letter table, then the
                      watermark (and the run's totals) advanced past the staged rows, under
@@ -28,11 +33,13 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import io
 import logging
 import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, BinaryIO
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -40,7 +47,7 @@ from azure.core.exceptions import ResourceNotFoundError
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.store import LoadStore
 from shared.crash_points import crash_point
-from shared.salesforce import MAX_UPLOAD_BYTES, SalesforceClient, ingest_csv_bytes
+from shared.salesforce import MAX_UPLOAD_BYTES, NULL_MARKER, SalesforceClient, ingest_csv_bytes
 from shared.salesforce.bulk_csv import format_value
 from shared.salesforce.errors import SalesforceError
 from shared.sql.keyset import page_statement, position_of
@@ -48,12 +55,20 @@ from shared.sql.source import SourceError, SqlSource
 from shared.sync.backlog_parts import PartJobs, PartTooLarge
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SyncJob
-from shared.sync.messages import BacklogStaged, PagesResult, RunTotals
+from shared.sync.messages import BacklogStaged, BacklogStop, PagesResult, RunTotals
 from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
 from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
 
 log = logging.getLogger(__name__)
+
+_ABSENT = object()  # a field the record does not have: its CSV value is empty (unchanged)
+
+# Bulk API 2.0 reads the text #N/A as null and has no way to escape it (as a bulk load
+# refuses it, request.py): sent, the field would be cleared and the row counted delivered.
+NULL_MARKER_TEXT = ("NULL_MARKER_TEXT",
+                    f"a value is the text {NULL_MARKER}, which Bulk API 2.0 reads as null: "
+                    "the record cannot be loaded in backlog mode as it is")
 
 # A part's upsert job is created, filled and closed; the parts after it are not.
 BACKLOG_AFTER_PART_SUBMITTED = "sync.backlog.after_part_submitted"
@@ -62,7 +77,12 @@ READ_ROWS = 5000  # rows per source query while staging
 DEFAULT_PART_ROWS = 50_000  # rows per upsert job (SYNC_BACKLOG_PART_ROWS)
 KEYS_BLOB = "keys.csv"  # the keys of a run staged by an earlier version, in one blob
 KEYS_PER_BLOB = 50_000
-KEYS_COLUMNS = ["external_id", "record_key", "cursor"]
+# `line`: a digest of the row's CSV values, to tell apart rows Salesforce rejected under
+# one external id (or none); keys of an earlier version lack it.
+KEYS_COLUMNS = ["external_id", "record_key", "cursor", "line"]
+# Records one stage tracks (by hash, some 70 MB) to stop before a record it staged already;
+# a larger backlog is staged in rounds, each after the jobs of the one before ended.
+MAX_ROUND_RECORDS = 1_000_000
 
 
 def backlog_store(service: Any, container: str, job: str, run_id: str) -> LoadStore:
@@ -74,10 +94,14 @@ def backlog_store(service: Any, container: str, job: str, run_id: str) -> LoadSt
 def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: SalesforceClient,
                   run_id: str, upper_bound: StoredBound,
                   part_rows: int = DEFAULT_PART_ROWS, max_part_bytes: int = MAX_UPLOAD_BYTES,
-                  source: SqlSource | None = None) -> BacklogStaged:
+                  source: SqlSource | None = None,
+                  round_records: int = MAX_ROUND_RECORDS) -> BacklogStaged:
     """Read, mask and map the rows after the watermark up to the bound, write them as
     ingest CSV parts and submit each part's upsert job as soon as the part is full (the
-    rows of the next part are read meanwhile); the keys to Blob Storage as they fill."""
+    rows of the next part are read meanwhile); the keys to Blob Storage as they fill.
+    Reading stops before a second change of a record (Salesforce runs the jobs side by
+    side: the later change could be written first), or after `round_records` records;
+    `stopped` says whether another round follows or pages write the rest."""
     watermark = _owned_watermark(job, state, run_id)
     keyset, codec = job.source.keyset(), job.source.codec
     bound = codec.bound(upper_bound)
@@ -86,8 +110,11 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     source = source or job.source.sql_source()
     spec = _sink_spec(job)
     size = max(job.page_size, READ_ROWS)
+    staged_records: set[int] = set()
+    stopped = BacklogStop.BOUND
 
     def pages() -> Iterator[_StagedPage]:
+        nonlocal stopped
         position = watermark.position
         mapping = _PageMapping(job)
         while True:
@@ -95,10 +122,16 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
                 names, found = source.fetch_tuples(page_statement(keyset, position, bound, size))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
-            if found:
-                page = mapping.page(names, found)
+            keys_at = [names.index(column) for column in job.source.key_columns]
+            taken, stop = _rows_of_new_records(keys_at, found, staged_records,
+                                               max(round_records, 1))
+            if taken:
+                page = mapping.page(names, found[:taken])
                 yield page
                 position = position_of(keyset, page.last)
+            if stop is not None:
+                stopped = stop
+                return
             if len(found) < size:
                 return
 
@@ -130,10 +163,26 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
         jobs = parts.finish() if parts is not None else []
         key_blobs = keys.finish()
     position = watermark.position if last is None else position_of(keyset, last)
+    if stopped is BacklogStop.RECORD_AGAIN and rows > job.backlog_threshold:
+        stopped = BacklogStop.NEXT_ROUND  # a round's worth staged: another for the rest
     log.info("sync job %s: run %s staged %d changed rows in %d Bulk API jobs (%d rejected "
              "by the mapping)", job.name, run_id, rows, len(jobs), rejected)
     return BacklogStaged((), rows, rejected, codec.stored_position(position), jobs=tuple(jobs),
-                         keys=key_blobs)
+                         keys=key_blobs, stopped=stopped)
+
+
+def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]], staged: set[int],
+                         limit: int) -> tuple[int, BacklogStop | None]:
+    """How many of `found` to stage (their records' key hashes added to `staged`), and why
+    the rest are not: a record staged already, or `limit` records staged."""
+    for index, values in enumerate(found):
+        if len(staged) >= limit:
+            return index, BacklogStop.NEXT_ROUND
+        record = hash(tuple(values[at] for at in keys_at))
+        if record in staged:  # or a hash collision: a round ends early, nothing is lost
+            return index, BacklogStop.RECORD_AGAIN
+        staged.add(record)
+    return len(found), None
 
 
 class _KeyBlobs:
@@ -200,6 +249,7 @@ class _PageMapping:
         self.job = job
         self.columns: list[str] | None = None
         self.known: set[str] = set()
+        self.external_at: int | None = None  # the external id's column
 
     def page(self, names: tuple[str, ...], found: list[Sequence[Any]]) -> _StagedPage:
         job, codec = self.job, self.job.source.codec
@@ -217,6 +267,8 @@ class _PageMapping:
                 record = job.map_record(masked)
                 if self.columns is None:
                     self.columns, self.known = list(record), set(record)
+                    self.external_at = (self.columns.index(external_id)
+                                        if external_id in self.known else None)
                 elif not record.keys() <= self.known:
                     raise ValueError(f"fields {sorted(set(record) - self.known)} are not in "
                                      "the first record's")
@@ -225,12 +277,21 @@ class _PageMapping:
                                                f"{type(error).__name__}: {error}",
                                                _text(masked)))
                 continue
-            # Most values are text already: format_value only for the others.
-            page.lines.append([value if value.__class__ is str else format_value(value)
-                               for value in map(record.get, self.columns)])
-            identifier = record.get(external_id)
-            page.keys.append([identifier if identifier.__class__ is str
-                              else format_value(identifier), record_key, cursor or ""])
+            values = list(map(record.get, self.columns, repeat(_ABSENT)))
+            if NULL_MARKER in values:
+                page.letters.append(DeadLetter(record_key, cursor, *NULL_MARKER_TEXT,
+                                               _text(masked)))
+                continue
+            # Most values are text already: format_value only for the others. None and ""
+            # clear the field, as in a page (Salesforce keeps no empty text); a field the
+            # record lacks is empty in the CSV, which leaves it as it is.
+            line = [value if value.__class__ is str and value
+                    else "" if value is _ABSENT
+                    else NULL_MARKER if value == "" else format_value(value, clear_nulls=True)
+                    for value in values]
+            page.lines.append(line)
+            identifier = line[self.external_at] if self.external_at is not None else ""
+            page.keys.append([identifier, record_key, cursor or "", _line_digest(line)])
         page.columns = self.columns or []
         return page
 
@@ -284,7 +345,7 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
         raise _failure(job, error) from None
     if rejected:
         _dead_letter(job, state, store, run_id, staged, rejected)
-    failed = len(rejected)
+    failed = sum(map(len, rejected.values()))
     delivered = sum(snapshot.processed for snapshot in jobs) - failed
     before = watermark.totals
     parts = len(jobs)  # one upsert job per part
@@ -304,33 +365,62 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
     return PagesResult(parts, staged.rows, watermark.totals, staged.position, done=True)
 
 
+@dataclass(frozen=True)
+class _Rejected:
+    code: str
+    message: str
+    record: dict[str, str]
+    line: str  # _line_digest of the values as sent
+
+
 def _rejected_records(job: SyncJob, client: SalesforceClient,
-                      jobs: Sequence[JobSnapshot]) -> dict[str, tuple[str, str, dict[str, str]]]:
-    """External id -> (code, message, record) of every failed or unprocessed record."""
+                      jobs: Sequence[JobSnapshot]) -> dict[str, list[_Rejected]]:
+    """External id -> every failed record under it (rows without one: under "")."""
     external_id = _sink_spec(job).external_id_field
-    rejected: dict[str, tuple[str, str, dict[str, str]]] = {}
+    rejected: dict[str, list[_Rejected]] = {}
     for snapshot in jobs:
         if snapshot.failed:
             for row in client.failed_results(snapshot.id):
                 code, _, message = row.get("sf__Error", "").partition(":")
                 record = {key: value for key, value in row.items() if not key.startswith("sf__")}
-                rejected[record.get(external_id, "")] = (code or "REJECTED", message, record)
+                rejected.setdefault(record.get(external_id, ""), []).append(_Rejected(
+                    code or "REJECTED", message, record, _line_digest(list(record.values()))))
     return rejected
 
 
 def _dead_letter(job: SyncJob, state: SyncState, store: LoadStore, run_id: str,
-                 staged: BacklogStaged,
-                 rejected: dict[str, tuple[str, str, dict[str, str]]]) -> None:
+                 staged: BacklogStaged, rejected: dict[str, list[_Rejected]]) -> None:
+    """A letter per rejected record: matched to its row by external id and values, else
+    (values changed on the way, keys of an earlier version) by external id in order."""
     letters = []
+    rejected = {identifier: list(found) for identifier, found in rejected.items()}
+    unmatched: dict[str, list[dict[str, str]]] = {}
     for blob in _key_blobs(store, staged):
         with store.download(blob) as keys:
             for line in csv.DictReader(io.TextIOWrapper(keys, encoding="utf-8", newline="")):
-                found = rejected.get(line["external_id"])
-                if found is not None:
-                    code, message, record = found
-                    letters.append(DeadLetter(line["record_key"], line["cursor"] or None,
-                                              code, message, record))
+                candidates = rejected.get(line["external_id"])
+                if not candidates:
+                    continue
+                found = next((candidate for candidate in candidates
+                              if candidate.line == line.get("line")), None)
+                if found is None:
+                    unmatched.setdefault(line["external_id"], []).append(line)
+                    continue
+                candidates.remove(found)
+                letters.append(_letter(line, found))
+    for identifier, lines in unmatched.items():
+        letters += [_letter(line, found)
+                    for line, found in zip(lines, rejected[identifier], strict=False)]
     state.dead_letters.add(job.name, run_id, letters)
+
+
+def _letter(line: dict[str, str], rejected: _Rejected) -> DeadLetter:
+    return DeadLetter(line["record_key"], line["cursor"] or None, rejected.code,
+                      rejected.message, rejected.record)
+
+
+def _line_digest(values: list[str]) -> str:
+    return hashlib.blake2b("\x1f".join(values).encode(), digest_size=12).hexdigest()
 
 
 def _key_blobs(store: LoadStore, staged: BacklogStaged) -> tuple[str, ...]:

@@ -106,7 +106,7 @@ class PartJobs:
         self._size += len(data)
 
     def _hand_over(self) -> None:
-        part, self._part, self._rows = self._part, None, 0
+        part, self._part, self._rows, self._size = self._part, None, 0, 0
         if part is None:
             return
         part.flush()

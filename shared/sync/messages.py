@@ -21,6 +21,18 @@ class RunOutcome(enum.Enum):
     FAILED = "failed"
 
 
+class BacklogStop(enum.Enum):
+    """Where a backlog stage stopped reading."""
+
+    BOUND = "bound"  # every row up to the run's bound is staged
+    # The jobs of one stage run side by side, so a record's later change waits for them:
+    # stopped before one with a round's worth staged (more rows than the job's backlog
+    # threshold, or as many records as a stage tracks), another round follows; with fewer,
+    # the rest of the run goes by pages.
+    NEXT_ROUND = "next_round"
+    RECORD_AGAIN = "record_again"
+
+
 @dataclass(frozen=True)
 class StepFailure(Message):
     """Why a step failed: `code`, the text for the runs table, and whether a later try of
@@ -133,7 +145,8 @@ class BacklogRequest(Message):
 class BacklogStaged(Message):
     """The changed rows up to the bound: the upsert jobs their parts were submitted to
     (`jobs`; or, staged by an earlier version, `parts`: CSV blobs still to submit), how
-    many rows were read, how many the mapping rejected, and the position of the last one."""
+    many rows were read, how many the mapping rejected, the position of the last one and
+    why reading stopped there."""
 
     parts: tuple[str, ...] = ()
     rows: int = 0
@@ -142,6 +155,7 @@ class BacklogStaged(Message):
     failure: StepFailure | None = None
     jobs: tuple[JobSnapshot, ...] = ()
     keys: tuple[str, ...] = ()  # blobs: external id -> record key and cursor of each row
+    stopped: BacklogStop = BacklogStop.BOUND
 
 
 @dataclass(frozen=True)

@@ -131,6 +131,24 @@ def test_json_null_clears_a_field_and_an_absent_field_is_left_alone(
     assert (stored["A1"]["Name"], stored["A1"]["Phone"]) == ("Old", "111")
 
 
+def test_empty_text_clears_a_field_as_null_does(store, sf_client, sfsim, job_intents):
+    """Salesforce keeps no empty text: "" through its REST API clears the field. An empty
+    CSV value leaves the field as it was, so "" is sent as #N/A too."""
+    sfsim.insert_records("Account", [{"Name": "Old", "External_Id__c": "A1",
+                                    "Industry": "Energy", "Phone": "111"}])
+    request = validate_load_request({"levels": [
+        {"object": "Account", "operation": "upsert", "externalIdField": "External_Id__c",
+         "records": [{"External_Id__c": "A1", "Phone": ""},
+                     {"External_Id__c": "A9", "Name": "New", "Industry": "Energy"}]}]})
+    staging.stage_request(store, request)
+
+    run_level(store, sf_client, job_intents, request, 0)
+
+    stored = {a["External_Id__c"]: a for a in sfsim.records("Account")}
+    assert stored["A1"]["Phone"] is None
+    assert (stored["A1"]["Name"], stored["A1"]["Industry"]) == ("Old", "Energy")
+
+
 def test_a_level_above_the_upload_limit_is_staged_in_parts_that_all_load(
     store, sf_client, sfsim, job_intents
 ):

@@ -28,7 +28,7 @@ from shared.bulkload.jobs import JOB_CLOSED, JOB_CREATED, PART_UPLOADED
 from shared.bulkload.levels import RESULTS_ID_MAP_WRITTEN, RESULTS_WRITTEN
 from shared.bulkload.reports import FAILURES_REPORT_WRITTEN
 from shared.events.finish import IDLE_MARKED
-from shared.events.queue import EVENTS_SETTLED
+from shared.events.queue import EVENTS_SETTLED, POST_TRANSACTION_STORED
 from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.run import (
@@ -75,6 +75,12 @@ class KillPoint:
     @property
     def seed(self) -> int:
         return int(self.point.rsplit("#", 1)[-1]) if self.hook is Hook.RANDOM else 0
+
+
+def event_drain_one_large_post() -> EventDrain:
+    """240 events in one post: three transactions (99, 99, 42 rows) written side by side;
+    the post that died unanswered is posted again."""
+    return EventDrain(assets=240, retired=10, per_post=240, name="event drain one large post")
 
 
 def batch_instance_commit_may_repeat() -> BatchInstance:
@@ -133,6 +139,8 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint("random#3", Hook.RANDOM, batch_instance_commit_may_repeat),
     # the event queue: a post, a batch applied in Salesforce, settled, the idle mark
     KillPoint(EVENTS_STORED, Hook.APP, EventDrain),
+    # one post of three transactions (side by side): the host dies after the first commits
+    KillPoint(POST_TRANSACTION_STORED, Hook.APP, event_drain_one_large_post),
     KillPoint(BATCH_PROCESSED, Hook.APP, EventDrain),
     KillPoint(f"{BATCH_PROCESSED}@3", Hook.APP, EventDrain),
     KillPoint(EVENTS_SETTLED, Hook.APP, EventDrain),

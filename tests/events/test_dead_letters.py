@@ -5,14 +5,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from shared.events import queue as queue_module
 from shared.events.dead_letters import (
+    MAX_LETTERS,
     LetterSelection,
     list_dead_letters,
     parse_selection,
     replay_dead_letters,
 )
 from shared.events.messages import EventOutcome
-from shared.events.queue import EventQueue
+from shared.events.queue import EventQueue, Settled, dead_letter_key
 from shared.events.validation import Event, EventError, Operation
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)
@@ -110,3 +114,75 @@ def test_a_replay_while_the_drain_moves_the_same_event_to_the_letters_loses_noth
     assert settled.superseded == 1 and list_dead_letters(queue, "Asset") == ([], True)
     [waiting] = queue.take_batch(10, None, LATER).events
     assert (waiting.id, waiting.operation, waiting.attempts) == ("4", Operation.DELETE, 0)
+
+
+def test_a_versioned_letter_never_replaces_an_unversioned_event_posted_after_it(
+        queue: EventQueue):
+    """Without a version on both sides arrival decides: the delete posted after the upsert
+    failed is the newer event, and replaying the upsert must not undo it."""
+    dead_letter(queue, Event("Asset", "5", Operation.UPSERT, None, 4))
+    queue.store([Event("Asset", "5", Operation.DELETE)], LATER)
+
+    replayed = replay_dead_letters(queue, "Asset", None, LATER)
+
+    assert (replayed.replayed, replayed.superseded, replayed.letters) == (0, 1, 1)
+    [waiting] = queue.take_batch(10, None, LATER).events
+    assert (waiting.id, waiting.operation, waiting.version) == ("5", Operation.DELETE, None)
+
+
+def test_a_record_whose_letters_cross_the_replay_limit_gets_its_newest_event(
+        queue: EventQueue):
+    """One request replays MAX_LETTERS letters; a record whose letters lie on both sides of
+    that limit is replayed from all of its letters, not from the older ones it reached (the
+    newer letter, replayed next, then met the older event waiting and was dropped)."""
+    filler = [_letter_row("1000", f"filler-{number}", NOW) for number in range(MAX_LETTERS - 1)]
+    for start in range(0, len(filler), 100):
+        queue.dead_letters.submit_transaction(
+            [("create", row) for row in filler[start:start + 100]])
+    # Record 5000's older letter (an upsert) sorts before its newer one (a delete), so the
+    # limit falls between them.
+    older = min((_letter_row("5000", f"older-{n}", NOW, Operation.UPSERT) for n in range(8)),
+                key=lambda row: row["RowKey"])
+    newer = next(row for row in (_letter_row("5000", f"newer-{n}", LATER, Operation.DELETE)
+                                 for n in range(8)) if row["RowKey"] > older["RowKey"])
+    queue.dead_letters.submit_transaction([("create", older), ("create", newer)])
+
+    while not replay_dead_letters(queue, "Asset", None, LATER).complete:
+        pass
+
+    waiting = {ref.id: ref.operation for ref in queue.take_batch(10, None, LATER).events}
+    assert waiting == {"1000": Operation.UPSERT, "5000": Operation.DELETE}
+    assert list_dead_letters(queue, "Asset") == ([], True)
+
+
+def _letter_row(record_id: str, etag: str, failed_at: datetime,
+                operation: Operation = Operation.UPSERT) -> dict[str, object]:
+    return {"PartitionKey": "Asset", "RowKey": dead_letter_key(record_id, etag),
+            "Object": "Asset", "RecordId": record_id, "Operation": operation.value,
+            "Attempts": 1, "ErrorCode": FAILED.code, "Error": FAILED.message,
+            "FailedAt": failed_at, "EnqueuedAt": NOW}
+
+
+def test_a_replay_that_meets_the_drain_removing_its_own_event_queues_it(
+        queue: EventQueue, monkeypatch: pytest.MonkeyPatch):
+    """The drain wrote the letter, then removes the event just as a replay found it waiting:
+    the event is queued again, not taken for a newer one and its letter dropped."""
+    queue.store([Event("Asset", "6", Operation.DELETE)], NOW)
+    [ref] = queue.take_batch(10, None, NOW).events
+    letter = _letter_row("6", ref.etag, NOW, Operation.DELETE)
+    queue.dead_letters.create_entity(letter)  # the drain's letter; the event still waits
+    removed = []
+    real_read = queue_module.read_entity
+
+    def drain_removes_then_read(*args):
+        if not removed:
+            removed.append(queue._delete_if_unchanged(ref))
+        return real_read(*args)
+
+    monkeypatch.setattr(queue_module, "read_entity", drain_removes_then_read)
+    replayed = replay_dead_letters(queue, "Asset", None, LATER)
+
+    assert removed == [Settled.REMOVED]
+    assert (replayed.replayed, replayed.superseded, replayed.letters) == (1, 0, 1)
+    [waiting] = queue.take_batch(10, None, LATER).events
+    assert (waiting.id, waiting.operation, waiting.attempts) == ("6", Operation.DELETE, 0)

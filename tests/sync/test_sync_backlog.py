@@ -5,7 +5,7 @@ what Salesforce rejected and only then advances the watermark."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
@@ -13,7 +13,7 @@ from azure.storage.blob import BlobServiceClient
 from shared.sql.keyset import Position
 from shared.sync.state import SyncState
 from tests.sync.local_host import JOB, SyncHost, run_ended
-from tests.sync.sources import BASE, AssetSource
+from tests.sync.sources import BASE, AssetSource, create_asset_source
 
 INITIAL = Position(datetime(1900, 1, 1))
 
@@ -77,3 +77,65 @@ def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
     assert (run["outcome"], run["mode"], run["rows"]) == ("succeeded", "pages", 5)
     assert any("/composite/sobjects/" in call for call in paths_called(sfsim))
     assert len({record["External_Id__c"] for record in sfsim.records("Asset")}) == 124
+
+
+def test_a_backlog_with_two_changes_of_a_record_leaves_the_second_to_the_pages(
+    sync_host: SyncHost, sqlite_odbc: str, sfsim
+):
+    """The parts' jobs run side by side in Salesforce: the stage stops before a record's
+    second change, and with fewer rows than the threshold staged the run writes the rest
+    by pages once the jobs ended."""
+    changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
+    changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
+    changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 31)), "second")
+    changes.insert(((n, BASE + timedelta(seconds=200 + n)) for n in range(31, 61)), "first")
+    sync_host.host.stop()
+    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50",
+                         SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
+                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
+                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
+    sync_host.restart()
+    sfsim.clear_requests_log()
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(run_ended, timeout=90)
+
+    assert body["lock"]["runtimeStatus"] == "Completed", body
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["rows"], run["delivered"], run["deadLettered"]) == (
+        "succeeded", 90, 90, 0)
+    calls = paths_called(sfsim)
+    assert any(call.startswith("POST ") and call.endswith("/jobs/ingest") for call in calls)
+    assert any("/composite/sobjects/" in call for call in calls)
+    statuses = {record["External_Id__c"]: record["Status"] for record in sfsim.records("Asset")}
+    assert statuses == {f"ASSET-{n}": "second" if n <= 30 else "first" for n in range(1, 61)}
+    watermark = state_of(sync_host).watermarks.read(JOB, "timestamp", INITIAL)
+    assert watermark.position == Position(BASE + timedelta(seconds=260), (60,))
+
+
+def test_a_backlog_stopped_after_a_rounds_worth_of_rows_goes_on_in_another_round(
+    sync_host: SyncHost, sqlite_odbc: str, sfsim
+):
+    changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
+    changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
+    changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 6)), "second")
+    sync_host.host.stop()
+    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="20",
+                         SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
+                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
+                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
+    sync_host.restart()
+    sfsim.clear_requests_log()
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(run_ended, timeout=90)
+
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["mode"], run["rows"], run["delivered"]) == (
+        "succeeded", "bulk", 35, 35)
+    calls = paths_called(sfsim)
+    assert sum(call.startswith("POST ") and call.endswith("/jobs/ingest")
+               for call in calls) == 2
+    assert not any("/composite/sobjects/" in call for call in calls)
+    statuses = {record["External_Id__c"]: record["Status"] for record in sfsim.records("Asset")}
+    assert statuses == {f"ASSET-{n}": "second" if n <= 5 else "first" for n in range(1, 31)}
