@@ -24,9 +24,10 @@ from shared.sync.backlog import (
     stage_backlog,
     submit_backlog_part,
 )
+from shared.sync.backlog_jobs import job_records, settle_earlier_jobs
 from shared.sync.catalog import sink_for, sync_jobs
 from shared.sync.errors import SyncRunError
-from shared.sync.job import SyncJob
+from shared.sync.job import SalesforceSinkSpec, SyncJob
 from shared.sync.messages import (
     BacklogFinishRequest,
     BacklogJobs,
@@ -35,6 +36,7 @@ from shared.sync.messages import (
     BacklogRequest,
     BacklogStaged,
     BeginRunRequest,
+    EarlierJobsRunning,
     EndRunRequest,
     PagesRequest,
     PagesResult,
@@ -53,6 +55,7 @@ SYNC_STAGE_BACKLOG = "sync_stage_backlog"
 SYNC_SUBMIT_BACKLOG_PART = "sync_submit_backlog_part"
 SYNC_POLL_BACKLOG = "sync_poll_backlog"
 SYNC_FINISH_BACKLOG = "sync_finish_backlog"
+SYNC_SETTLE_EARLIER_JOBS = "sync_settle_earlier_jobs"
 
 
 def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
@@ -122,7 +125,8 @@ def sync_submit_backlog_part(request: MessageJson) -> MessageJson:
     job, _state = _job_and_state(part.job)
     client = process_client(app_settings().salesforce)
     try:
-        snapshot = submit_backlog_part(job, client, _store(job.name, part.run_id), part.blob)
+        snapshot = submit_backlog_part(job, client, _store(job.name, part.run_id),
+                                       part.run_id, part.blob)
     except SyncRunError as error:
         return BacklogJobs(failure=error.as_failure()).to_json()
     return BacklogJobs((snapshot,)).to_json()
@@ -152,3 +156,23 @@ def sync_finish_backlog(request: MessageJson) -> MessageJson:
                               finish.run_id, finish.staged, finish.jobs).to_json()
     except SyncRunError as error:
         return PagesResult(failure=error.as_failure()).to_json()
+
+
+@blueprint.function_name(SYNC_SETTLE_EARLIER_JOBS)
+@blueprint.activity_trigger(input_name="request")
+def sync_settle_earlier_jobs(request: MessageJson) -> MessageJson:
+    own = BacklogJobsRequest.from_json(request)
+    settings = app_settings()
+    job = sync_jobs(settings)[own.job]
+    if not isinstance(job.sink, SalesforceSinkSpec):  # no backlog, no jobs
+        return EarlierJobsRunning().to_json()
+    records = job_records(blob_service(settings.storage), settings.sync.backlog_container,
+                          job.name)
+    try:
+        running = settle_earlier_jobs(records, lambda: process_client(settings.salesforce),
+                                      set(own.job_ids))
+    except SalesforceError as error:
+        return EarlierJobsRunning(failure=SyncRunError(
+            job.name, error.error_code, f"Salesforce Bulk API: {error.message}",
+            retryable=True).as_failure()).to_json()
+    return EarlierJobsRunning(running).to_json()

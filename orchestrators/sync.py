@@ -30,11 +30,13 @@ from activities.sync import (
     SYNC_FINISH_BACKLOG,
     SYNC_PAGES,
     SYNC_POLL_BACKLOG,
+    SYNC_SETTLE_EARLIER_JOBS,
     SYNC_STAGE_BACKLOG,
     SYNC_SUBMIT_BACKLOG_PART,
 )
 from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
+from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.progress import merge_jobs, running_job_ids
 from shared.config import AppSettings, app_settings
 from shared.durable import read_status
@@ -52,6 +54,7 @@ from shared.sync.messages import (
     BacklogStaged,
     BacklogStop,
     BeginRunRequest,
+    EarlierJobsRunning,
     EndRunRequest,
     PagesRequest,
     PagesResult,
@@ -119,14 +122,16 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
 
     1. begin (first generation only): check the source, fix the run's upper bound, claim
        the watermark, count the changed rows up to the backlog threshold; a failure ends
-       the run (3) as failed
+       the run (3) as failed; then wait (durable timers) until the Bulk API jobs a failed
+       run left running ended, so that none writes an older value after this run's
     2. sync pages: each activity works through pages for its time budget or page count,
        checkpointing as it goes; one that failed as a whole is retried after a
        durable-timer backoff, then ends the run as failed
        2b. or, when more rows than the backlog threshold wait: load them with Bulk API 2.0
        (stage CSV parts, each part's upsert job submitted as soon as it is written; poll
        with durable timers, soon and then backing off; dead-letter the failures, then
-       advance the watermark), in rounds; a round that stopped before a record's second
+       advance the watermark once the jobs an earlier, crashed attempt of the stage left
+       running ended too), in rounds; a round that stopped before a record's second
        change leaves the rest of the run to the pages (2)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities, continue as new with the totals so far
@@ -134,6 +139,7 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
     run = RunInput.from_json(context.get_input())
     if run.upper_bound is None:
         run, backlog = yield from _begin(context, run)
+        yield from _wait_for_earlier_jobs(context, run, ())
         if backlog:
             run, rows_left = yield from _load_backlog(context, run)
             if not rows_left:
@@ -229,12 +235,39 @@ def _load_backlog_round(context: df.DurableOrchestrationContext, run: RunInput) 
                 yield from _stop_if_failed(context, run, polled.failure)
             continue
         failed_polls, jobs = 0, merge_jobs(jobs, polled.jobs)
+    yield from _wait_for_earlier_jobs(context, run, jobs)
     context.set_custom_status(run_plan.custom_status(run, "reading Bulk API results"))
     finished = yield from _call(context, run, SYNC_FINISH_BACKLOG, PagesResult,
                                 BacklogFinishRequest(run.job, run.run_id,
                                                      replace(staged, jobs=()), tuple(jobs)))
     yield from _stop_if_failed(context, run, finished.failure)
     return run_plan.add_pages(run, finished), staged.stopped
+
+
+def _wait_for_earlier_jobs(context: df.DurableOrchestrationContext, run: RunInput,
+                           own: list[JobSnapshot] | tuple[()]) -> Steps:
+    """Until no Bulk API job recorded by an earlier attempt or run (other than `own`) is
+    running: one of a crashed stage, or of a run that failed, could else write an older
+    value after the newer ones this run writes next. The answer is a count: history
+    stays small however many jobs there were."""
+    request = BacklogJobsRequest(run.job, run.run_id, tuple(job.id for job in own))
+    polls = failed_polls = 0
+    while True:
+        earlier = yield from _call(context, run, SYNC_SETTLE_EARLIER_JOBS, EarlierJobsRunning,
+                                   request)
+        if earlier.failure is not None:  # Salesforce unreachable for a while: ask again
+            failed_polls += 1
+            if failed_polls >= run.page_attempts:
+                yield from _stop_if_failed(context, run, earlier.failure)
+        elif earlier.running == 0:
+            return
+        else:
+            failed_polls = 0
+        context.set_custom_status(run_plan.custom_status(
+            run, "waiting for Bulk API jobs of an earlier attempt"))
+        yield context.create_timer(
+            context.current_utc_datetime + run_plan.backlog_poll_delay(run, polls))
+        polls += 1
 
 
 def _call(context: df.DurableOrchestrationContext, run: RunInput, activity: str,

@@ -15,18 +15,21 @@ with Bulk API 2.0 upsert jobs instead of sObject Collections pages.
                      or after MAX_ROUND_RECORDS records, and the orchestration goes on
                      from the watermark the finish advanced: in another round when this
                      one staged more rows than the backlog threshold, else by pages
-    poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended
+    poll_jobs        (shared/bulkload/jobs.py) between durable timers, until every job ended,
+                     and the jobs recorded by earlier attempts or failed runs too
+                     (backlog_jobs.py: each job is recorded before its data is uploaded)
     finish_backlog   failed and unprocessed records to the dead-letter table, then the
                      watermark (and the run's totals) advanced past the staged rows, under
                      its ETag; the staged blobs are deleted
 
 Each step is safe to repeat (the durable backend runs an activity at least once): a stage
 repeated after a crash submits its parts again, and a part upserted twice changes nothing
-(the jobs of the first try still run; their rejects are the second try's, which the
-finish dead-letters); a finish repeated after its checkpoint finds the watermark already
-there. A job that failed as a whole fails the run with the watermark untouched: the next
-run loads the same rows again. `submit_backlog_part` loads a part staged in Blob Storage,
-for runs staged by an earlier version that wrote parts there.
+(the jobs of the first try may still run: they are recorded, the run waits until they
+ended before it writes on, and their outcomes are not counted; the second try's are); a
+finish repeated after its checkpoint finds the watermark already there. A job that failed
+as a whole fails the run with the watermark untouched: the next run loads the same rows
+again, once the jobs of the failed run ended. `submit_backlog_part` loads a part staged
+in Blob Storage, for runs staged by an earlier version that wrote parts there.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import hashlib
 import io
 import logging
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from typing import Any, BinaryIO
@@ -52,6 +55,7 @@ from shared.salesforce.bulk_csv import format_value
 from shared.salesforce.errors import SalesforceError
 from shared.sql.keyset import page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
+from shared.sync.backlog_jobs import forget_jobs, record_job, recorded_jobs_store
 from shared.sync.backlog_parts import PartJobs, PartTooLarge
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SyncJob
@@ -135,8 +139,11 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
             if len(found) < size:
                 return
 
+    records = recorded_jobs_store(store, job.name)
+
     def submit(part: BinaryIO) -> JobSnapshot:
-        return _submit_part(job, spec, client, part)
+        return _submit_part(job, spec, client, part, lambda job_id: record_job(
+            records, run_id, job_id))
 
     rows = rejected = 0
     last: dict[str, Any] | None = None
@@ -297,21 +304,30 @@ class _PageMapping:
 
 
 def submit_backlog_part(job: SyncJob, client: SalesforceClient, store: LoadStore,
-                        blob: str) -> JobSnapshot:
+                        run_id: str, blob: str) -> JobSnapshot:
     """One upsert job for a part staged in Blob Storage (runs staged before parts were
     submitted while staging)."""
     spec = _sink_spec(job)
+    records = recorded_jobs_store(store, job.name)
     with store.download(blob) as part:
-        return _submit_part(job, spec, client, part)
+        return _submit_part(job, spec, client, part,
+                            lambda job_id: record_job(records, run_id, job_id))
 
 
 def _submit_part(job: SyncJob, spec: SalesforceSinkSpec, client: SalesforceClient,
-                 part: Any) -> JobSnapshot:
-    """One upsert job for the part: created, filled and closed (aborted if that fails)."""
+                 part: Any, record: Callable[[str], None]) -> JobSnapshot:
+    """One upsert job for the part: created, recorded (backlog_jobs.py) before any data
+    goes to it, filled and closed (aborted if that fails)."""
     try:
         ingest = client.create_ingest_job(spec.sobject, "upsert", spec.external_id_field)
     except SalesforceError as error:
         raise _failure(job, error) from None
+    try:
+        record(ingest.id)
+    except Exception:
+        with contextlib.suppress(SalesforceError):
+            client.abort_job(ingest.id)
+        raise
     try:
         client.upload_job_data(ingest.id, part)
         snapshot = JobSnapshot.of(client.close_job(ingest.id))
@@ -331,7 +347,9 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
     codec = job.source.codec
     assert staged.position is not None
     target = codec.position(staged.position)
+    records = recorded_jobs_store(store, job.name)
     if watermark.position == target:  # a repeated finish: its checkpoint is written
+        forget_jobs(records, (snapshot.id for snapshot in jobs))
         return PagesResult(totals=watermark.totals, position=staged.position, done=True)
     unsuccessful = [snapshot for snapshot in jobs if snapshot.unsuccessful]
     if unsuccessful:
@@ -360,6 +378,7 @@ def finish_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sal
     for blob in (*staged.parts, *_key_blobs(store, staged)):
         with contextlib.suppress(ResourceNotFoundError):
             store.container.delete_blob(blob)
+    forget_jobs(records, (snapshot.id for snapshot in jobs))
     log.info("sync job %s: run %s loaded %d rows with Bulk API: %d delivered, %d rejected",
              job.name, run_id, staged.rows, delivered, failed)
     return PagesResult(parts, staged.rows, watermark.totals, staged.position, done=True)

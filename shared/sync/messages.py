@@ -179,6 +179,14 @@ class BacklogJobs(Message):
 
 
 @dataclass(frozen=True)
+class EarlierJobsRunning(Message):
+    """How many Bulk API jobs recorded by earlier attempts or runs are still running."""
+
+    running: int = 0
+    failure: StepFailure | None = None
+
+
+@dataclass(frozen=True)
 class BacklogFinishRequest(Message):
     job: str
     run_id: str

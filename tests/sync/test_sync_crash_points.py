@@ -213,8 +213,6 @@ def test_a_backlog_staged_halfway_when_the_host_died_is_loaded_once_after_the_re
     assert state.watermarks.read(JOB, "timestamp", initial).position == Position(BASE, (120,))
 
 
-@pytest.mark.xfail(strict=True, reason="the jobs of a crashed stage attempt are not recorded: "
-                   "the run goes on while one still runs, and it writes older values last")
 def test_a_job_of_a_crashed_stage_still_running_is_waited_for_before_the_later_changes(
     sync_host, sqlite_odbc, sfsim
 ):
