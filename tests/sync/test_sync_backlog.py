@@ -4,12 +4,14 @@ what Salesforce rejected and only then advances the watermark."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import datetime, timedelta
 
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
+from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sql.keyset import Position
 from shared.sync.state import SyncState
 from tests.sync.local_host import JOB, SyncHost, run_ended
@@ -139,3 +141,49 @@ def test_a_backlog_stopped_after_a_rounds_worth_of_rows_goes_on_in_another_round
     assert not any("/composite/sobjects/" in call for call in calls)
     statuses = {record["External_Id__c"]: record["Status"] for record in sfsim.records("Asset")}
     assert statuses == {f"ASSET-{n}": "second" if n <= 5 else "first" for n in range(1, 31)}
+
+
+def test_the_run_after_one_that_failed_on_poll_errors_waits_for_its_jobs(
+    sync_host: SyncHost, sqlite_odbc: str, sfsim
+):
+    """The first run's jobs (the first changes of assets 1-30) are queued when Salesforce
+    stops answering: the run fails with the watermark untouched. The next run sends the
+    rows again and writes the second changes by pages: not before the first run's jobs
+    ended, or those write the first changes last."""
+    changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
+    changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
+    changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 31)), "second")
+    changes.insert(((n, BASE + timedelta(seconds=200 + n)) for n in range(31, 61)), "first")
+    sync_host.host.stop()
+    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50",
+                         SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
+                         SYNC_BACKLOG_PART_ROWS="10", SYNC_BACKLOG_POLL_INTERVAL="0.2",
+                         SYNC_PAGE_ATTEMPTS="2", SALESFORCE_MAX_RETRIES="1",
+                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
+    sync_host.restart()
+    sfsim.configure(job_delay_seconds=30)  # set back once the run failed
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    sync_host.wait_for(lambda body: (body["progress"] or {}).get("phase")
+                       == "waiting for Bulk API jobs")
+    sfsim.configure(error_rate_5xx=1.0)
+    body = sync_host.wait_for(run_ended, timeout=90)
+    assert body["lastRuns"][0]["outcome"] == "failed", body
+    sfsim.configure(error_rate_5xx=0.0, job_delay_seconds=0.2)
+
+    assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+    body = sync_host.wait_for(lambda body: run_ended(body) and len(body["lastRuns"]) == 2
+                              and body["lastRuns"][0]["outcome"] != "running", timeout=120)
+    credentials = SalesforceCredentials(login_url=sfsim.login_url, client_id=sfsim.client_id,
+                                        client_secret=sfsim.client_secret)
+    with SalesforceClient(credentials) as client:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and not all(
+                job.state in ("JobComplete", "Failed", "Aborted") for job in client.list_jobs()):
+            time.sleep(0.5)
+
+    run = body["lastRuns"][0]
+    assert (run["outcome"], run["rows"], run["delivered"], run["deadLettered"]) == (
+        "succeeded", 90, 90, 0)
+    statuses = {record["External_Id__c"]: record["Status"] for record in sfsim.records("Asset")}
+    assert statuses == {f"ASSET-{n}": "second" if n <= 30 else "first" for n in range(1, 61)}
