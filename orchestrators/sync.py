@@ -250,6 +250,8 @@ def _wait_for_earlier_jobs(context: df.DurableOrchestrationContext, run: RunInpu
     running: one of a crashed stage, or of a run that failed, could else write an older
     value after the newer ones this run writes next. The answer is a count: history
     stays small however many jobs there were."""
+    if not run.waits_for_recorded_jobs:
+        return
     request = BacklogJobsRequest(run.job, run.run_id, tuple(job.id for job in own))
     polls = failed_polls = 0
     while True:

@@ -114,7 +114,9 @@ class SyncSettings:
         "SYNC_BACKLOG_CONTAINER",
         description="blob container where a backlog run keeps the record key and cursor "
         "of each row it sent to Bulk API 2.0, to dead-letter what Salesforce rejects "
-        "(deleted once the run advanced its watermark)",
+        "(deleted once the run advanced its watermark), and the id of each upsert job it "
+        "submitted, so that no run writes on while a job of a crashed attempt or a failed "
+        "run still runs (forgotten once the job ended)",
         default="sync-backlogs",
         parse=parse_container_name,
     )

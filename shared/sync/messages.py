@@ -80,6 +80,9 @@ class RunInput(Message):
     upper_bound: StoredBound | None = None  # fixed by the begin step
     totals: RunTotals = field(default_factory=RunTotals)
     generation: int = 0
+    # False in the input of a run started by an earlier version: its history has no such
+    # steps, and it replays without them.
+    waits_for_recorded_jobs: bool = False
 
 
 @dataclass(frozen=True)
