@@ -10,6 +10,8 @@ tell a page worth retrying from a run that must stop.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import azure.durable_functions as df
 
 from shared.bulkload.jobs import poll_jobs
@@ -75,9 +77,11 @@ def sync_begin_run(request: MessageJson) -> MessageJson:
     begin = BeginRunRequest.from_json(request)
     job, state = _job_and_state(begin.job)
     try:
-        return begin_run(job, state, begin.run_id, begin.started_at).to_json()
+        begun = begin_run(job, state, begin.run_id, begin.started_at)
     except SyncRunError as error:
         return RunBegun(failure=error.as_failure()).to_json()
+    # Asked here, not by an activity of its own: most runs find no job recorded.
+    return replace(begun, earlier_jobs=_earlier_jobs_running(job, ())).to_json()
 
 
 @blueprint.function_name(SYNC_PAGES)
@@ -162,17 +166,20 @@ def sync_finish_backlog(request: MessageJson) -> MessageJson:
 @blueprint.activity_trigger(input_name="request")
 def sync_settle_earlier_jobs(request: MessageJson) -> MessageJson:
     own = BacklogJobsRequest.from_json(request)
-    settings = app_settings()
-    job = sync_jobs(settings)[own.job]
+    return _earlier_jobs_running(sync_jobs(app_settings())[own.job], own.job_ids).to_json()
+
+
+def _earlier_jobs_running(job: SyncJob, own: tuple[str, ...]) -> EarlierJobsRunning:
     if not isinstance(job.sink, SalesforceSinkSpec):  # no backlog, no jobs
-        return EarlierJobsRunning().to_json()
+        return EarlierJobsRunning()
+    settings = app_settings()
     records = job_records(blob_service(settings.storage), settings.sync.backlog_container,
                           job.name)
     try:
         running = settle_earlier_jobs(records, lambda: process_client(settings.salesforce),
-                                      set(own.job_ids))
+                                      set(own))
     except SalesforceError as error:
         return EarlierJobsRunning(failure=SyncRunError(
             job.name, error.error_code, f"Salesforce Bulk API: {error.message}",
-            retryable=True).as_failure()).to_json()
-    return EarlierJobsRunning(running).to_json()
+            retryable=True).as_failure())
+    return EarlierJobsRunning(running)

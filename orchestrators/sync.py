@@ -138,9 +138,9 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
     """
     run = RunInput.from_json(context.get_input())
     if run.upper_bound is None:
-        run, backlog = yield from _begin(context, run)
-        yield from _wait_for_earlier_jobs(context, run, ())
-        if backlog:
+        run, begun = yield from _begin(context, run)
+        yield from _wait_for_earlier_jobs(context, run, (), begun.earlier_jobs)
+        if begun.backlog:
             run, rows_left = yield from _load_backlog(context, run)
             if not rows_left:
                 yield from _end(context, run, RunOutcome.SUCCEEDED, None)
@@ -168,7 +168,7 @@ def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
     if begun.failure is not None:
         yield from _end(context, run, RunOutcome.FAILED, begun.failure.error)
         raise SyncRunFailed(begun.failure.error)
-    return replace(run, upper_bound=begun.upper_bound), begun.backlog
+    return replace(run, upper_bound=begun.upper_bound), begun
 
 
 def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
@@ -245,18 +245,21 @@ def _load_backlog_round(context: df.DurableOrchestrationContext, run: RunInput) 
 
 
 def _wait_for_earlier_jobs(context: df.DurableOrchestrationContext, run: RunInput,
-                           own: list[JobSnapshot] | tuple[()]) -> Steps:
+                           own: list[JobSnapshot] | tuple[()],
+                           earlier: EarlierJobsRunning | None = None) -> Steps:
     """Until no Bulk API job recorded by an earlier attempt or run (other than `own`) is
     running: one of a crashed stage, or of a run that failed, could else write an older
-    value after the newer ones this run writes next. The answer is a count: history
-    stays small however many jobs there were."""
+    value after the newer ones this run writes next. `earlier`: the first answer, when
+    the step before gave it. The answer is a count: history stays small however many
+    jobs there were."""
     if not run.waits_for_recorded_jobs:
         return
     request = BacklogJobsRequest(run.job, run.run_id, tuple(job.id for job in own))
     polls = failed_polls = 0
     while True:
-        earlier = yield from _call(context, run, SYNC_SETTLE_EARLIER_JOBS, EarlierJobsRunning,
-                                   request)
+        if earlier is None:
+            earlier = yield from _call(context, run, SYNC_SETTLE_EARLIER_JOBS,
+                                       EarlierJobsRunning, request)
         if earlier.failure is not None:  # Salesforce unreachable for a while: ask again
             failed_polls += 1
             if failed_polls >= run.page_attempts:
@@ -269,7 +272,7 @@ def _wait_for_earlier_jobs(context: df.DurableOrchestrationContext, run: RunInpu
             run, "waiting for Bulk API jobs of an earlier attempt"))
         yield context.create_timer(
             context.current_utc_datetime + run_plan.backlog_poll_delay(run, polls))
-        polls += 1
+        polls, earlier = polls + 1, None
 
 
 def _call(context: df.DurableOrchestrationContext, run: RunInput, activity: str,

@@ -93,14 +93,24 @@ class BeginRunRequest(Message):
 
 
 @dataclass(frozen=True)
+class EarlierJobsRunning(Message):
+    """How many Bulk API jobs recorded by earlier attempts or runs are still running."""
+
+    running: int = 0
+    failure: StepFailure | None = None
+
+
+@dataclass(frozen=True)
 class RunBegun(Message):
     """`backlog`: more changed rows than the job's backlog threshold wait (counted up to
-    just above it), so the run loads them with Bulk API 2.0 jobs instead of pages."""
+    just above it), so the run loads them with Bulk API 2.0 jobs instead of pages.
+    `earlier_jobs`: how many Bulk API jobs of earlier runs still run (None: not known)."""
 
     upper_bound: StoredBound | None = None
     start: StoredPosition | None = None
     backlog: bool = False
     failure: StepFailure | None = None
+    earlier_jobs: EarlierJobsRunning | None = None
 
 
 @dataclass(frozen=True)
@@ -178,14 +188,6 @@ class BacklogJobsRequest(Message):
 @dataclass(frozen=True)
 class BacklogJobs(Message):
     jobs: tuple[JobSnapshot, ...] = ()
-    failure: StepFailure | None = None
-
-
-@dataclass(frozen=True)
-class EarlierJobsRunning(Message):
-    """How many Bulk API jobs recorded by earlier attempts or runs are still running."""
-
-    running: int = 0
     failure: StepFailure | None = None
 
 

@@ -34,10 +34,13 @@ def run_input(waits: bool = True) -> dict:
 
 
 class FakeRun:
-    """Answers the run's activities: `earlier` running counts in turn (then 0)."""
+    """Answers the run's activities: begin's count of earlier jobs running (None: not
+    known), then `earlier` counts in turn (then 0)."""
 
-    def __init__(self, backlog: bool, earlier=(), settle_fails: int = 0) -> None:
+    def __init__(self, backlog: bool, begin_earlier: int | None = 0, earlier=(),
+                 settle_fails: int = 0) -> None:
         self.backlog, self.earlier, self.settle_fails = backlog, list(earlier), settle_fails
+        self.begin_earlier = begin_earlier
         self.calls: list[tuple[str, dict]] = []
 
     def __call__(self, name, request, now):
@@ -45,7 +48,10 @@ class FakeRun:
         done = {"pages": 1, "rows": 30, "totals": RunTotals(1, 30, 30, 0).to_json(),
                 "position": {"cursor": "2026-11-30T00:00:00", "key": "30"}, "done": True}
         if name == "sync_begin_run":
-            return {"upper_bound": BOUND, "backlog": self.backlog}
+            begun = {"upper_bound": BOUND, "backlog": self.backlog}
+            if self.begin_earlier is not None:
+                begun["earlier_jobs"] = {"running": self.begin_earlier}
+            return begun
         if name == "sync_settle_earlier_jobs":
             if self.settle_fails:
                 self.settle_fails -= 1
@@ -71,30 +77,36 @@ def replay(orchestrator, run, respond):
 
 
 def test_a_run_waits_for_the_jobs_a_failed_run_left_before_it_writes(orchestrator):
-    run = replay(orchestrator, run_input(), FakeRun(backlog=False, earlier=(2, 1)))
+    run = replay(orchestrator, run_input(),
+                 FakeRun(backlog=False, begin_earlier=2, earlier=(1, 0)))
 
-    assert run.names()[:5] == ["sync_begin_run", "sync_settle_earlier_jobs",
-                               "sync_settle_earlier_jobs", "sync_settle_earlier_jobs",
-                               "sync_pages"]
+    assert run.names()[:4] == ["sync_begin_run", "sync_settle_earlier_jobs",
+                               "sync_settle_earlier_jobs", "sync_pages"]
     assert run.called("sync_settle_earlier_jobs")[0]["job_ids"] == []
-    assert len(run.timers) == 2  # one durable timer between two answers, no busy loop
+    assert len(run.timers) == 2  # one durable timer before each check, no busy loop
     assert run.called("sync_end_run")[0]["outcome"] == "succeeded"
 
 
+def test_a_run_whose_begin_found_no_earlier_job_running_asks_nothing_more(orchestrator):
+    run = replay(orchestrator, run_input(), FakeRun(backlog=False, begin_earlier=0))
+
+    assert run.names() == ["sync_begin_run", "sync_pages", "sync_end_run"]
+    assert run.timers == []
+
+
 def test_a_round_is_finished_only_once_the_jobs_of_earlier_attempts_ended(orchestrator):
-    run = replay(orchestrator, run_input(), FakeRun(backlog=True, earlier=(0, 3)))
+    run = replay(orchestrator, run_input(), FakeRun(backlog=True, earlier=(3,)))
 
     names = run.names()
     last_settle = max(at for at, name in enumerate(names) if name == "sync_settle_earlier_jobs")
     assert names.index("sync_poll_backlog") < last_settle < names.index("sync_finish_backlog")
     settles = run.called("sync_settle_earlier_jobs")
     # The round's own jobs are named: those it counts and dead-letters itself.
-    assert [settle["job_ids"] for settle in settles] == [
-        [], ["750J1", "750J2"], ["750J1", "750J2"]]
+    assert [settle["job_ids"] for settle in settles] == [["750J1", "750J2"]] * 2
 
 
 def test_a_run_whose_earlier_jobs_cannot_be_checked_fails_without_writing(orchestrator):
-    fake = FakeRun(backlog=False, settle_fails=2)
+    fake = FakeRun(backlog=False, begin_earlier=None, settle_fails=2)
     with pytest.raises(Exception, match="Salesforce down"):  # the SDK raises it as is
         replay(orchestrator, run_input(), fake)
 
