@@ -20,9 +20,13 @@ CRASH_EXIT_CODE = 86
 # start_instance: the instance row (Pending, new execution id) is written, its start
 # message is not.
 START_BEFORE_MESSAGE = "engine.start_instance.before_start_message"
-# An episode's commit: the instance row is written; its history (with the work items and
-# timers it schedules and the deletion of the results and timers it applied) is not.
+# An episode's commit: nothing of it is written, neither its history (with the work items
+# and timers it schedules and the deletion of the results and timers it applied) nor its
+# instance row.
 COMMIT_BEFORE_HISTORY = "engine.commit.before_history"
+# The commit of an episode that ends the instance or applies a command (terminate, suspend,
+# resume): the history is written, the instance row is not.
+COMMIT_BEFORE_ROW = "engine.commit.before_row"
 # An episode's commit: the history is written, the messages from outside the instance
 # that it applied (start, raised events, commands, sub-orchestration results) are not
 # deleted.
@@ -33,8 +37,8 @@ ACTIVITY_BEFORE_RESULT = "engine.activity.before_result"
 # is not committed.
 CONTINUE_AS_NEW_BEFORE_COMMIT = "engine.continue_as_new.before_commit"
 
-CRASH_POINTS = (START_BEFORE_MESSAGE, COMMIT_BEFORE_HISTORY, COMMIT_BEFORE_CONSUME,
-                ACTIVITY_BEFORE_RESULT, CONTINUE_AS_NEW_BEFORE_COMMIT)
+CRASH_POINTS = (START_BEFORE_MESSAGE, COMMIT_BEFORE_HISTORY, COMMIT_BEFORE_ROW,
+                COMMIT_BEFORE_CONSUME, ACTIVITY_BEFORE_RESULT, CONTINUE_AS_NEW_BEFORE_COMMIT)
 
 _reached: Counter[str] = Counter()
 _counting = threading.Lock()

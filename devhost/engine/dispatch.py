@@ -1,7 +1,8 @@
-"""Who runs the task hub and how: the lease, the leader's loops, lost starts sent again.
+"""Who runs the task hub and how: the lease, the leader's loops, rows put right (lost
+starts sent again, ends a row missed written).
 
 The host holding the lease loads every stored message and work item, then runs a pump
-(due timers, messages other hosts wrote, a periodic look for lost starts) and
+(due timers, messages other hosts wrote, a periodic look for rows to put right) and
 `max_concurrent_orchestrators` workers that run one episode at a time per instance.
 """
 
@@ -17,6 +18,7 @@ from devhost.engine.activities import ActivityPool
 from devhost.engine.episode import EpisodeRunner
 from devhost.engine.inbox import Inbox
 from devhost.engine.instance import status_fields
+from devhost.engine.interface import TERMINAL_STATES
 from devhost.engine.lease import TaskHubLease
 from devhost.engine.messages import as_utc, start_key, start_message
 from devhost.engine.store import ConcurrentUpdate, TaskHubStore
@@ -151,33 +153,45 @@ class Dispatcher:
             finally:
                 self._inbox.done_with(instance_id)
 
-    # -- starts lost between the instance row and the start message --
+    # -- instance rows a host stopped short of: lost starts, ends not shown --
 
     async def recover_lost_starts(self) -> None:
         for row in await self._store.query_instances(
-            "RuntimeStatus eq @pending", {"pending": "Pending"}
+            "RuntimeStatus eq @pending or RuntimeStatus eq @running "
+            "or RuntimeStatus eq @suspended",
+            {"pending": "Pending", "running": "Running", "suspended": "Suspended"},
         ):
             await self.recover_lost_start(row)
 
     async def recover_lost_start(self, row: dict[str, Any]) -> None:
-        """Send the start message of a Pending instance whose host stopped between writing
-        its row and that message. Rebuilt from the row, it is the lost message (same key,
-        same event): if it was not lost after all, the copy is recognised and dropped."""
+        """Put right the row of an instance whose host stopped between two writes.
+
+        A Pending row without its start message: the message is rebuilt from the row (same
+        key, same event), so if it was not lost after all, the copy is recognised and
+        dropped. A row behind its committed history (the row is written after it): the
+        sentinel carries the status, which the row takes unless it changed since it was
+        read. For a Running or Suspended row only when the history ended: that episode's
+        messages are gone, so no episode would write the row again (a busy instance's
+        next episode does)."""
         execution_id = row.get("ExecutionId")
-        if row.get("RuntimeStatus") != "Pending" or not execution_id:
+        runtime_status = row.get("RuntimeStatus")
+        if runtime_status in TERMINAL_STATES or not execution_id:
             return
         instance_id = row["PartitionKey"]
-        if await self._store.queue.has_message(instance_id, start_key(execution_id)):
-            return
         sentinel = await self._store.read_sentinel(instance_id)
         if sentinel is not None and sentinel.get("ExecutionId") == execution_id:
-            # It started: a host stopped before the row said so (the row of an ordinary
-            # episode is written after its history). The history's status is newer, unless
-            # the row changed since it was read.
-            if row.get("etag"):
+            ended = sentinel.get("RuntimeStatus") in TERMINAL_STATES
+            if (runtime_status == "Pending" or ended) and row.get("etag"):
+                if ended:
+                    log.warning("instance %s ended while its row says %s (a host stopped "
+                                "between its history and its row); writing the end",
+                                instance_id, runtime_status)
                 await self._store.write_instance(
                     {"PartitionKey": instance_id, "RowKey": "", "ExecutionId": execution_id,
                      **status_fields(sentinel)}, etag=row["etag"])
+            return
+        if runtime_status != "Pending" or await self._store.queue.has_message(
+                instance_id, start_key(execution_id)):
             return
         log.warning("instance %s was Pending without its start message (a host stopped "
                     "between the two writes); sending it again", instance_id)

@@ -1,8 +1,8 @@
 """One episode of an instance: its due messages applied, its orchestrator run, the
 outcome committed (history, work items, timers and the deletion of the results and timers
-it applied in one transaction; the instance row before it or, for ordinary episodes, a
-moment after; then the applied messages from elsewhere go). See README.md beside this
-file for the commit order."""
+it applied in one transaction; then the instance row, at once when the instance ends or a
+command applied, else a moment after; then the applied messages from elsewhere go). See
+README.md beside this file for the commit order."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from devhost.engine.activities import ActivityPool
 from devhost.engine.crash_points import (
     COMMIT_BEFORE_CONSUME,
     COMMIT_BEFORE_HISTORY,
+    COMMIT_BEFORE_ROW,
     CONTINUE_AS_NEW_BEFORE_COMMIT,
     crash_point,
 )
@@ -316,14 +317,14 @@ class EpisodeRunner:
         row = {"PartitionKey": instance.instance_id, "RowKey": "",
                "ExecutionId": instance.execution_id, **instance.status}
         timers = outbound_timers or []
-        # An instance that ends, or a command a caller waits on, shows in its row before the
-        # history commits (a crash then runs the episode again). Other episodes write it
-        # after, off the episode's path: a crash in between leaves the row of a busy
-        # instance one step behind until its next episode (a Pending one is put right by
-        # the lost-start sweep).
-        row_first = row_now or instance.runtime_status in TERMINAL_STATES
-        if row_first:
-            await self._rows.write(row)
+        # The history commits first and the row follows, as in Azure Storage: a status read
+        # never runs ahead of the history (a Completed row means the whole history is there).
+        # An instance that ends, or a command a caller waits on, has its row written at once,
+        # on the episode's path; other episodes write it a moment later, off that path. A
+        # crash in between leaves the row one step behind: a busy instance's until its next
+        # episode, one that ended or started (Pending) is put right from the sentinel by
+        # the sweep at start-up and every 30 s (dispatch.py).
+        row_at_once = row_now or instance.runtime_status in TERMINAL_STATES
         crash_point(COMMIT_BEFORE_HISTORY)
         first = 0 if fresh else len(instance.history)
         stored_events = [{k: v for k, v in e.items() if k != "IsPlayed"} for e in new_events]
@@ -334,7 +335,10 @@ class EpisodeRunner:
             applied=[m.key for m in consumed if is_local_key(m.key)],
         )
         instance.history = (instance.history if not fresh else []) + stored_events
-        if not row_first:
+        if row_at_once:
+            crash_point(COMMIT_BEFORE_ROW)
+            await self._rows.write(row)
+        else:
             self._rows.write_later(row)
         crash_point(COMMIT_BEFORE_CONSUME)
         if instance.runtime_status in TERMINAL_STATES:

@@ -102,6 +102,7 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(PAGE_AFTER_WATERMARK, Hook.APP, SyncRun),
     KillPoint(f"{engine.COMMIT_BEFORE_HISTORY}@3", Hook.ENGINE, SyncRun),
     KillPoint(f"{engine.COMMIT_BEFORE_CONSUME}@3", Hook.ENGINE, SyncRun),
+    KillPoint(engine.COMMIT_BEFORE_ROW, Hook.ENGINE, SyncRun),
     KillPoint(engine.CONTINUE_AS_NEW_BEFORE_COMMIT, Hook.ENGINE, SyncRun),
     # end
     KillPoint(END_AFTER_RECORD, Hook.APP, SyncRun),
