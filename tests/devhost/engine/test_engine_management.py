@@ -262,3 +262,42 @@ def test_activities_and_episodes_run_within_their_concurrency_limits(
 
     asyncio.run(scenario())
     assert peaks == {"activities": 3, "episodes": 2}
+
+
+def test_a_restart_writes_the_end_of_an_instance_whose_row_missed_it(
+    connection_string: str,
+) -> None:
+    """The row of an instance is written after its history: a host that stopped between
+    the two left a history that ended (terminated, completed) under a row still Running,
+    and nothing that would run an episode again. The next host writes the end from the
+    history's sentinel; a row that is right (a waiting instance) stays as it is."""
+    hub = new_hub()
+
+    async def scenario() -> None:
+        async with running_engine(connection_string, functions(), task_hub=hub) as engine:
+            await engine.start_instance("waits", "terminated", None)
+            await engine.start_instance("quick", "completed", start_input("done"))
+            await engine.start_instance("waits", "waiting", None)
+            await wait_for(engine, "terminated", ("Running",))
+            await engine.terminate("terminated", "no longer needed")
+            await wait_for(engine, "terminated")
+            await wait_for(engine, "completed")
+            await wait_for(engine, "waiting", ("Running",))
+        async with task_hub_store(connection_string, hub) as store:
+            for instance_id in ("terminated", "completed"):
+                row = await store.read_instance(instance_id)
+                assert row is not None
+                left_running = {key: value for key, value in row.items() if key != "etag"}
+                await store.write_instance({**left_running, "RuntimeStatus": "Running"})
+        async with running_engine(connection_string, functions(), task_hub=hub) as engine:
+            terminated = await engine.get_instance("terminated")
+            completed = await engine.get_instance("completed")
+            waiting = await engine.get_instance("waiting")
+
+        assert terminated is not None and completed is not None and waiting is not None
+        assert (terminated.runtime_status, json.loads(terminated.output)) == (
+            "Terminated", "no longer needed")
+        assert (completed.runtime_status, json.loads(completed.output)) == ("Completed", "done")
+        assert waiting.runtime_status == "Running"
+
+    asyncio.run(scenario())
