@@ -62,6 +62,7 @@ from shared.sync.job import SalesforceSinkSpec, SyncJob
 from shared.sync.messages import BacklogStaged, BacklogStop, PagesResult, RunTotals
 from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
+from shared.sync.record_hashes import RecordHashes
 from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ KEYS_PER_BLOB = 50_000
 # `line`: a digest of the row's CSV values, to tell apart rows Salesforce rejected under
 # one external id (or none); keys of an earlier version lack it.
 KEYS_COLUMNS = ["external_id", "record_key", "cursor", "line"]
-# Records one stage tracks (by hash, some 70 MB) to stop before a record it staged already;
+# Records one stage tracks (by hash, 8 bytes each in a table at most half full: 16 MB for a
+# million) to stop before a record it staged already;
 # a larger backlog is staged in rounds, each after the jobs of the one before ended.
 MAX_ROUND_RECORDS = 1_000_000
 
@@ -114,7 +116,7 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     source = source or job.source.sql_source()
     spec = _sink_spec(job)
     size = max(job.page_size, READ_ROWS)
-    staged_records: set[int] = set()
+    staged_records = RecordHashes()
     stopped = BacklogStop.BOUND
 
     def pages() -> Iterator[_StagedPage]:
@@ -178,17 +180,15 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
                          keys=key_blobs, stopped=stopped)
 
 
-def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]], staged: set[int],
+def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]], staged: RecordHashes,
                          limit: int) -> tuple[int, BacklogStop | None]:
     """How many of `found` to stage (their records' key hashes added to `staged`), and why
     the rest are not: a record staged already, or `limit` records staged."""
     for index, values in enumerate(found):
         if len(staged) >= limit:
             return index, BacklogStop.NEXT_ROUND
-        record = hash(tuple(values[at] for at in keys_at))
-        if record in staged:  # or a hash collision: a round ends early, nothing is lost
+        if not staged.add_new(hash(tuple(values[at] for at in keys_at))):
             return index, BacklogStop.RECORD_AGAIN
-        staged.add(record)
     return len(found), None
 
 
