@@ -19,11 +19,16 @@ out of attempts (TaskScheduled, TaskFailed, then a retry timer, per attempt).
 
 from __future__ import annotations
 
+import importlib
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import pytest
 
 ORCHESTRATOR_STARTED, EXECUTION_STARTED, TASK_SCHEDULED, TASK_COMPLETED = 12, 0, 4, 5
 TASK_FAILED, SUB_CREATED, SUB_COMPLETED = 6, 7, 8
@@ -34,6 +39,16 @@ SUB_ORCHESTRATOR = "sub_orchestrator"
 
 Respond = Callable[[str, dict[str, Any], datetime], Any]
 RaiseBefore = Callable[[datetime], list[tuple[str, Any]]]
+
+
+@contextmanager
+def orchestrator_function(module: str, name: str) -> Iterator[Callable[..., Any]]:
+    """The user function of orchestrator `name` in `module`, imported with a storage
+    setting for the import only: hosts started by later tests must not inherit it."""
+    with pytest.MonkeyPatch.context() as patch:
+        if "AzureWebJobsStorage" not in os.environ:
+            patch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
+        yield getattr(importlib.import_module(module), name).build().get_user_function()
 
 
 class ActivityFailed(Exception):

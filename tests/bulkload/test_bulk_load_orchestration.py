@@ -10,7 +10,7 @@ import pytest
 
 from shared.bulkload.messages import LoadInput
 from shared.bulkload.request import LoadLevel
-from tests.replay_driver import ActivityFailed, Replay
+from tests.replay_driver import ActivityFailed, Replay, orchestrator_function
 from tests.replay_driver import replay as replay_orchestration
 
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -24,15 +24,8 @@ LEVELS = [
 
 @pytest.fixture(scope="module")
 def orchestrator():
-    import os
-
-    # Only for this module: hosts started by later tests must not inherit it.
-    with pytest.MonkeyPatch.context() as patch:
-        if "AzureWebJobsStorage" not in os.environ:
-            patch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-        from orchestrators.bulk_load.orchestration import bulk_load
-
-        yield bulk_load.build().get_user_function()
+    with orchestrator_function("orchestrators.bulk_load.orchestration", "bulk_load") as function:
+        yield function
 
 
 def replay(orchestrator, load, respond, start, **options) -> Replay:

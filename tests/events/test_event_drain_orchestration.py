@@ -37,21 +37,15 @@ from shared.events.messages import (
 )
 from shared.events.validation import Operation
 from shared.events.wake import DRAIN_INSTANCE_ID, DRAIN_ORCHESTRATOR
-from tests.replay_driver import SUB_ORCHESTRATOR, Replay, replay
+from tests.replay_driver import SUB_ORCHESTRATOR, Replay, orchestrator_function, replay
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def orchestrator():
-    import os
-
-    with pytest.MonkeyPatch.context() as patch:
-        if "AzureWebJobsStorage" not in os.environ:
-            patch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-        from orchestrators.events import event_drain
-
-        yield event_drain.build().get_user_function()
+    with orchestrator_function("orchestrators.events", "event_drain") as function:
+        yield function
 
 
 def replay_drain(orchestrator, run_input: dict[str, Any], respond, now: datetime) -> Replay:

@@ -12,6 +12,7 @@ from sfsim.testing import SimulatorHandle
 from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sync.sinks import SalesforceSink
 from shared.sync.state import SyncState
+from tests.salesforce.client_setup import credentials_for
 from tests.sync.local_host import sync_host  # noqa: F401 (a fixture)
 
 
@@ -21,6 +22,13 @@ def state(azurite) -> SyncState:
     suffix = uuid.uuid4().hex[:10]
     service = TableServiceClient.from_connection_string(azurite.connection_string)
     return SyncState(service, f"W{suffix}", f"R{suffix}", f"D{suffix}")
+
+
+@pytest.fixture
+def client(sfsim: SimulatorHandle) -> Iterator[SalesforceClient]:
+    """A client of the simulator; one fast retry keeps fault tests quick."""
+    with SalesforceClient(credentials_for(sfsim), max_retries=1, backoff=0.01) as client:
+        yield client
 
 
 @pytest.fixture

@@ -11,9 +11,10 @@ from datetime import datetime, timedelta
 from azure.data.tables import TableServiceClient
 from azure.storage.blob import BlobServiceClient
 
-from shared.salesforce import SalesforceClient, SalesforceCredentials
+from shared.salesforce import SalesforceClient
 from shared.sql.keyset import Position
 from shared.sync.state import SyncState
+from tests.salesforce.client_setup import credentials_for
 from tests.sync.local_host import JOB, SyncHost, run_ended
 from tests.sync.sources import BASE, AssetSource, create_asset_source
 
@@ -30,6 +31,24 @@ def paths_called(sfsim) -> list[str]:
     return [f"{entry['method']} {entry['path']}" for entry in sfsim.requests_log()]
 
 
+def restart_in_backlog_mode(sync_host: SyncHost, threshold: int, **settings: str) -> None:
+    """The host again with a backlog threshold, fast polls and a container of its own."""
+    sync_host.host.stop()
+    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD=str(threshold),
+                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
+                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10], **settings)
+    sync_host.restart()
+
+
+def assets_1_to_30_changed_twice(sqlite_odbc: str) -> AssetSource:
+    """Assets 1-30 changed to 'first', then to 'second'; assets 31-60 changed once."""
+    changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
+    changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
+    changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 31)), "second")
+    changes.insert(((n, BASE + timedelta(seconds=200 + n)) for n in range(31, 61)), "first")
+    return changes
+
+
 def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
     sync_host: SyncHost, sqlite_assets: AssetSource, sfsim
 ):
@@ -37,11 +56,7 @@ def test_a_backlog_above_the_threshold_is_loaded_with_bulk_api_jobs(
     with sqlite_assets.connect() as connection:  # SQLite keeps it; Salesforce refuses it
         connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = ? '
                            'WHERE "Asset_ID" = 7', "S" * 100)
-    sync_host.host.stop()
-    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50",
-                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
-                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
-    sync_host.restart()
+    restart_in_backlog_mode(sync_host, 50)
     sfsim.clear_requests_log()
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
@@ -87,16 +102,8 @@ def test_a_backlog_with_two_changes_of_a_record_leaves_the_second_to_the_pages(
     """The parts' jobs run side by side in Salesforce: the stage stops before a record's
     second change, and with fewer rows than the threshold staged the run writes the rest
     by pages once the jobs ended."""
-    changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
-    changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
-    changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 31)), "second")
-    changes.insert(((n, BASE + timedelta(seconds=200 + n)) for n in range(31, 61)), "first")
-    sync_host.host.stop()
-    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50",
-                         SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
-                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
-                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
-    sync_host.restart()
+    changes = assets_1_to_30_changed_twice(sqlite_odbc)
+    restart_in_backlog_mode(sync_host, 50, SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view)
     sfsim.clear_requests_log()
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
@@ -121,12 +128,7 @@ def test_a_backlog_stopped_after_a_rounds_worth_of_rows_goes_on_in_another_round
     changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
     changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
     changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 6)), "second")
-    sync_host.host.stop()
-    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="20",
-                         SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
-                         SYNC_BACKLOG_POLL_INTERVAL="0.2",
-                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
-    sync_host.restart()
+    restart_in_backlog_mode(sync_host, 20, SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view)
     sfsim.clear_requests_log()
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
@@ -150,17 +152,10 @@ def test_the_run_after_one_that_failed_on_poll_errors_waits_for_its_jobs(
     stops answering: the run fails with the watermark untouched. The next run sends the
     rows again and writes the second changes by pages: not before the first run's jobs
     ended, or those write the first changes last."""
-    changes = create_asset_source(sqlite_odbc, "sqlite", changes_per_asset=True)
-    changes.insert(((n, BASE + timedelta(seconds=n)) for n in range(1, 31)), "first")
-    changes.insert(((n, BASE + timedelta(seconds=100 + n)) for n in range(1, 31)), "second")
-    changes.insert(((n, BASE + timedelta(seconds=200 + n)) for n in range(31, 61)), "first")
-    sync_host.host.stop()
-    sync_host.env.update(SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD="50",
-                         SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
-                         SYNC_BACKLOG_PART_ROWS="10", SYNC_BACKLOG_POLL_INTERVAL="0.2",
-                         SYNC_PAGE_ATTEMPTS="2", SALESFORCE_MAX_RETRIES="1",
-                         SYNC_BACKLOG_CONTAINER="backlog-" + uuid.uuid4().hex[:10])
-    sync_host.restart()
+    changes = assets_1_to_30_changed_twice(sqlite_odbc)
+    restart_in_backlog_mode(sync_host, 50, SYNC_ASSET_CHANGES_SOURCE_VIEW=changes.view,
+                            SYNC_BACKLOG_PART_ROWS="10", SYNC_PAGE_ATTEMPTS="2",
+                            SALESFORCE_MAX_RETRIES="1")
     sfsim.configure(job_delay_seconds=30)  # set back once the run failed
 
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
@@ -174,9 +169,7 @@ def test_the_run_after_one_that_failed_on_poll_errors_waits_for_its_jobs(
     assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
     body = sync_host.wait_for(lambda body: run_ended(body) and len(body["lastRuns"]) == 2
                               and body["lastRuns"][0]["outcome"] != "running", timeout=120)
-    credentials = SalesforceCredentials(login_url=sfsim.login_url, client_id=sfsim.client_id,
-                                        client_secret=sfsim.client_secret)
-    with SalesforceClient(credentials) as client:
+    with SalesforceClient(credentials_for(sfsim)) as client:
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and not all(
                 job.state in ("JobComplete", "Failed", "Aborted") for job in client.list_jobs()):

@@ -13,7 +13,6 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from shared.bulkload.jobs import poll_jobs
-from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sync.backlog import (
     _sink_spec,
     _submit_part,
@@ -30,14 +29,6 @@ from shared.sync.backlog_jobs import (
 )
 from shared.sync.run import begin_run
 from tests.sync.sources import BASE, asset_job
-
-
-@pytest.fixture
-def client(sfsim):
-    with SalesforceClient(SalesforceCredentials(
-        login_url=sfsim.login_url, client_id=sfsim.client_id,
-        client_secret=sfsim.client_secret), max_retries=1, backoff=0.01) as client:
-        yield client
 
 
 @pytest.fixture

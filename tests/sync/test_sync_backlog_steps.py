@@ -12,7 +12,6 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from shared.bulkload.jobs import poll_jobs
-from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
 from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
@@ -24,12 +23,12 @@ from tests.sync.sources import BASE, asset_job, create_asset_source
 INITIAL = Position(datetime(1900, 1, 1))
 
 
-@pytest.fixture
-def client(sfsim):
-    with SalesforceClient(SalesforceCredentials(
-        login_url=sfsim.login_url, client_id=sfsim.client_id,
-        client_secret=sfsim.client_secret), max_retries=1, backoff=0.01) as client:
-        yield client
+def begin_backlog_run(job, state, azurite):
+    """Run "run-1" begun, and its backlog's store in a container of its own."""
+    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
+                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    return begun, store
 
 
 def load(job, state, store, client, run_id, bound, **parts):
@@ -52,10 +51,8 @@ def test_parts_are_loaded_once_and_a_repeated_finish_changes_nothing(
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 101))
     job = asset_job(sqlite_assets, page_size=30, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
+    begun, store = begin_backlog_run(job, state, azurite)
     assert begun.backlog
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
     assert len(jobs) > 1 and staged.rows == 100  # split below the part size
@@ -78,9 +75,7 @@ def test_a_job_that_failed_as_a_whole_leaves_the_watermark_for_the_next_run(
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 41))
     job = asset_job(sqlite_assets, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
     sfsim.configure(fail_next_jobs=1)
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
@@ -96,9 +91,7 @@ def test_parts_are_cut_at_the_part_rows_each_loaded_by_its_own_job(
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 96))
     job = asset_job(sqlite_assets, page_size=20, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
     sfsim.clear_requests_log()
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound, part_rows=30)
@@ -126,9 +119,7 @@ def test_two_changes_of_one_record_in_two_parts_leave_the_later_one(
     changes.insert([(1, BASE + timedelta(hours=1))], "older")
     changes.insert([(1, BASE + timedelta(hours=2))], "newer")
     job = asset_job(changes, page_size=5000, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
     sfsim.configure(internal_batch_seconds=1.0)
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound,
@@ -154,9 +145,7 @@ def test_a_stage_stops_after_its_round_of_records_and_the_next_goes_on_from_ther
 ):
     sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 26))
     job = asset_job(sqlite_assets, page_size=10, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
 
     rounds = []
     while not rounds or rounds[-1] is not BacklogStop.BOUND:
@@ -185,9 +174,7 @@ def test_records_rejected_under_one_external_id_are_each_counted_and_dead_letter
                 else record["External_Id__c"]}
 
     job = asset_job(sqlite_assets, backlog_threshold=10, map_record=without_even_ids)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
     finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
@@ -209,9 +196,7 @@ def test_a_value_that_is_the_text_null_marker_is_dead_lettered_not_cleared(
         connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = ? '
                            'WHERE "Asset_ID" = 3', "#N/A")
     job = asset_job(sqlite_assets, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
     finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)
@@ -241,9 +226,7 @@ def test_a_null_in_the_source_clears_the_field_as_the_pages_do(
         connection.execute(f'UPDATE {sqlite_assets.table} SET "Serial_Number" = ? '
                            'WHERE "Asset_ID" = 4', "")
     job = asset_job(sqlite_assets, backlog_threshold=10)
-    begun = begin_run(job, state, "run-1", datetime.now(UTC))
-    store = backlog_store(BlobServiceClient.from_connection_string(azurite.connection_string),
-                          "backlog-" + uuid.uuid4().hex[:8], job.name, "run-1")
+    begun, store = begin_backlog_run(job, state, azurite)
 
     staged, jobs = load(job, state, store, client, "run-1", begun.upper_bound)
     finished = finish_backlog(job, state, store, client, "run-1", staged, jobs)

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.sync.messages import RunInput, RunTotals
+from tests.replay_driver import orchestrator_function
 from tests.replay_driver import replay as replay_orchestration
 
 START = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
@@ -17,14 +18,8 @@ BOUND = {"value": "2026-12-01T00:00:00", "inclusive": True}
 
 @pytest.fixture(scope="module")
 def orchestrator():
-    import os
-
-    with pytest.MonkeyPatch.context() as patch:
-        if "AzureWebJobsStorage" not in os.environ:
-            patch.setenv("AzureWebJobsStorage", "UseDevelopmentStorage=true")
-        from orchestrators.sync import sync_run
-
-        yield sync_run.build().get_user_function()
+    with orchestrator_function("orchestrators.sync", "sync_run") as function:
+        yield function
 
 
 def run_input(waits: bool = True) -> dict:
