@@ -6,7 +6,7 @@
         answers that load's status (200), 409 when other records are posted under it or
         once its history was purged (a load id loads once, ever).
     bulk_load (orchestration.py): the levels top-down, each staged, submitted, polled
-        and read.
+        and read (level_steps.py; the state they share: run_state.py).
     endpoints.py: start, retry-failures, cancel; reads.py: list, status, results, failures.
     GET /api/bulk-loads[?status=&since=&limit=&after=] -> recent loads, newest first, paged.
     GET /api/bulk-loads/{loadId} -> progress per level (counts, percent), then the summary.
