@@ -20,7 +20,7 @@ Declare a job once, register it, and post records to it:
 From other code (another capability's orchestration or starter):
 
 - `start_batch_instance(client, job_name, records, instance_id=None)` (in
-  `orchestrators.batch`) validates, stages and starts one instance from a durable client;
+  `orchestrators.batch.start`) validates, stages and starts one instance from a durable client;
   it returns the instance id or raises `BatchStartRefused` carrying the problem document.
 - `BATCH_ORCHESTRATOR` is the orchestration's name; `batch_durable_id(job, id)` the durable
   instance id of an instance, whose output (custom status while running) is the

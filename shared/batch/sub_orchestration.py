@@ -1,6 +1,6 @@
 """A batch instance run as another orchestration's sub-orchestration.
 
-`start_batch_instance` (orchestrators/batch_start.py) starts an instance from a durable client;
+`start_batch_instance` (orchestrators/batch/start.py) starts an instance from a durable client;
 an orchestration that wants to wait for the instance's result runs it as its
 sub-orchestration instead:
 

@@ -1,5 +1,5 @@
 """An instance id's claim: a request that died after claiming it neither keeps the id nor
-blocks the ordered queue (shared/batch/claims.py, orchestrators/batch_start.py)."""
+blocks the ordered queue (shared/batch/claims.py, orchestrators/batch/start.py)."""
 
 from __future__ import annotations
 

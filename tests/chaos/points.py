@@ -17,7 +17,7 @@ from enum import Enum
 from activities.batch import INSTANCE_FINISHED
 from activities.events import BATCH_PROCESSED
 from devhost.engine import crash_points as engine
-from orchestrators.batch import INSTANCE_CLAIMED
+from orchestrators.batch.start import INSTANCE_CLAIMED
 from orchestrators.bulk_load.endpoints import CLAIMED as LOAD_ID_CLAIMED
 from orchestrators.bulk_load.endpoints import STAGED as LOAD_STAGED
 from orchestrators.events import EVENTS_STORED
