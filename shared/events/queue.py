@@ -12,46 +12,33 @@ ETag read, so the count knows which): the write that commits last wins, which is
 order. The drain removes or updates a row only with the ETag it took it with:
 an event replaced meanwhile stays for the next batch.
 
+Settling a drained batch is settling.py's (`EventQueue` inherits it).
+
 Depth: every write that creates or removes rows is one transaction with the change to the
 partition's depth count (depth.py), so rows and count never part; the status reads it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from enum import Enum
+from datetime import datetime
 from itertools import islice
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import TableClient, UpdateMode
 
 from shared.crash_points import crash_point
 from shared.events.collapse import is_stale, replaces
 from shared.events.depth import DepthCounter, RowsChanged
 from shared.events.drain_state import DrainStateTable
-from shared.events.messages import (
-    EventKey,
-    EventOutcome,
-    EventRef,
-    SettleBatchResult,
-    TakeBatchResult,
-)
-from shared.events.posting import TRANSACTION_LIMIT, read_waiting_rows, transaction_chunks
-from shared.events.queue_rows import (
-    dead_letter_key,
-    delete_if_unchanged,
-    event_entity,
-    is_rescheduled,
-    ref_of,
-    version_of,
-)
+from shared.events.messages import EventKey, EventRef, TakeBatchResult
+from shared.events.posting import read_waiting_rows, transaction_chunks
+from shared.events.queue_rows import dead_letter_key, event_entity, ref_of, version_of
+from shared.events.settling import QueueSettling
 from shared.events.status import (
     EVENT_PARTITIONS,
     LOOK_LIMIT,
@@ -60,6 +47,7 @@ from shared.events.status import (
     counted_depth,
     look_at_rows,
 )
+from shared.events.storage_pools import ROW_CALLS
 from shared.events.validation import Event
 from shared.storage.tables import (
     ConcurrentWrite,
@@ -74,30 +62,12 @@ MAX_STORE_RETRIES = 200
 # Transactions of one post written at once (each with a depth counter shard of its own).
 POST_TRANSACTIONS = 4
 TRANSACTION_ATTEMPTS = 2
-MAX_RETRY_DELAY = timedelta(minutes=15)
-MAX_ERROR_TEXT = 2000
-# Crash point (shared/crash_points.py): a batch's finished events are removed (and its
-# failures rescheduled), the totals not yet added.
-EVENTS_SETTLED = "events.settle.after_remove"
 # Crash point: one transaction of a post committed, the post's others under way or not begun.
 POST_TRANSACTION_STORED = "events.post.after_transaction"
-# Azure Storage serves one partition's rows from one server; a few requests at a time per
-# process keep Azurite and the table's throughput limits both comfortable.
-_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="event-queue")
-# Transactions of one batch side by side; their own pool, as each may use _POOL.
-_TRANSACTIONS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="event-queue-tx")
 # Spaces around every @parameter: the SDK substitutes whole space-separated words.
 _DUE = "(Attempts eq 0 or RetryAt le @now )"
 _TAKEN_FIELDS = ["PartitionKey", "RowKey", "Object", "RecordId", "Operation", "Version",
                  "Attempts"]
-
-
-class Settled(Enum):
-    REMOVED = "removed"
-    RETRYING = "retrying"
-    DEAD_LETTERED = "dead_lettered"
-    SUPERSEDED = "superseded"
-    GONE = "gone"  # already settled (an activity run again after a crash)
 
 
 class PartlyStored(Exception):
@@ -115,8 +85,10 @@ class StoreCounts:
     superseded: int  # older than the event already waiting for the same record
 
 
+class EventQueue(QueueSettling):
+    """The queue table and its dead letters: posting and draining here, settling a
+    drained batch in settling.py, looking at the rows in status.py."""
 
-class EventQueue:
     def __init__(self, events: TableClient, dead_letters: TableClient,
                  state: DrainStateTable) -> None:
         self.events = events
@@ -158,7 +130,7 @@ class EventQueue:
         partition = safe_key(events[0].object)
         for _ in range(TRANSACTION_ATTEMPTS):
             waiting = read_waiting_rows(self.events, partition,
-                                        [safe_key(event.id) for event in events], _POOL)
+                                        [safe_key(event.id) for event in events], ROW_CALLS)
             operations: list[tuple[Any, ...]] = []
             created = 0
             for event in events:
@@ -272,128 +244,14 @@ class EventQueue:
         if not versioned:
             return []
         processed = self.state.processed_versions(
-            [(ref.object, ref.id) for ref in versioned], _POOL)
+            [(ref.object, ref.id) for ref in versioned], ROW_CALLS)
         stale = [ref for ref in versioned
                  if is_stale(ref.version, processed[(ref.object, ref.id)])]
-        list(_POOL.map(self._delete_if_unchanged, stale))
+        list(ROW_CALLS.map(self._delete_if_unchanged, stale))
         return stale
 
     def has_due_events(self, now: datetime) -> bool:
         return next(self._due_rows(now, None, after_cursor=True), None) is not None
-
-    def settle(self, events: Sequence[EventRef], outcomes: Sequence[EventOutcome],
-               max_attempts: int, retry_delay: float, now: datetime,
-               batch_id: str | None = None) -> SettleBatchResult:
-        """Settle a batch's events by their outcomes; safe to run again for the same batch
-        (`batch_id`): an event an earlier try settled is counted as that try settled it,
-        and the totals take the batch's counts once."""
-        if len(events) != len(outcomes):
-            raise ValueError(f"{len(outcomes)} outcomes for {len(events)} events")
-        done = [ref for ref, outcome in zip(events, outcomes, strict=True) if outcome.done]
-        failed = [(ref, outcome) for ref, outcome in zip(events, outcomes, strict=True)
-                  if not outcome.done]
-        # Remembered before the rows go: a crash in between drops nothing newer.
-        self.state.record_processed_many([(ref.object, ref.id, ref.version) for ref in done])
-        settled = self._delete_all_if_unchanged(done)
-        settled += list(_POOL.map(
-            lambda pair: self._settle_failure(pair[0], pair[1], max_attempts, retry_delay, now),
-            failed))
-        crash_point(EVENTS_SETTLED)
-        # A done event already gone was removed by an earlier try of this settle, which
-        # may have ended before adding it to the totals.
-        removed = sum(outcome in (Settled.REMOVED, Settled.GONE)
-                      for outcome in settled[:len(done)])
-        result = SettleBatchResult(
-            removed=removed, retrying=settled.count(Settled.RETRYING),
-            dead_lettered=settled.count(Settled.DEAD_LETTERED),
-            superseded=settled.count(Settled.SUPERSEDED))
-        return self.state.add_batch_to_totals(batch_id, result)
-
-    def _delete_all_if_unchanged(self, refs: list[EventRef]) -> list[Settled]:
-        """Remove the events with one transaction per 99 (the transactions side by side);
-        if one of them changed, its transaction fails and each of its events is removed on
-        its own (the changed one stays)."""
-        chunks = [refs[start:start + TRANSACTION_LIMIT]
-                  for start in range(0, len(refs), TRANSACTION_LIMIT)]
-        return [settled for part in _TRANSACTIONS.map(self._delete_chunk, chunks)
-                for settled in part]
-
-    def _delete_chunk(self, chunk: list[EventRef]) -> list[Settled]:
-        partitions = {safe_key(ref.object) for ref in chunk}
-        if len(partitions) == 1:
-            try:
-                self.counter.submit(partitions.pop(), [delete_if_unchanged(ref) for ref in chunk],
-                                    -len(chunk))
-            except RowsChanged:
-                pass
-            else:
-                return [Settled.REMOVED] * len(chunk)
-        return list(_POOL.map(self._delete_if_unchanged, chunk))
-
-    def _settle_failure(self, ref: EventRef, outcome: EventOutcome, max_attempts: int,
-                        retry_delay: float, now: datetime) -> Settled:
-        attempts = ref.attempts + 1
-        if attempts >= max_attempts:
-            return self._dead_letter(ref, outcome, attempts, now)
-        delay = min(timedelta(seconds=retry_delay * 2 ** (attempts - 1)), MAX_RETRY_DELAY)
-        change: dict[str, Any] = {"PartitionKey": safe_key(ref.object), "RowKey": safe_key(ref.id),
-                  "Attempts": attempts, "RetryAt": now + delay,
-                  "LastErrorCode": outcome.code or "FAILED",
-                  "LastError": (outcome.message or "")[:MAX_ERROR_TEXT]}
-        try:
-            self.events.update_entity(change, mode=UpdateMode.MERGE, etag=ref.etag,
-                                      match_condition=MatchConditions.IfNotModified)
-        except ResourceModifiedError:
-            current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
-            return (Settled.RETRYING if current is not None and is_rescheduled(current.values,
-                                                                                change)
-                    else Settled.SUPERSEDED)
-        except ResourceNotFoundError:
-            return Settled.GONE
-        return Settled.RETRYING
-
-    def _delete_if_unchanged(self, ref: EventRef) -> Settled:
-        # A transaction, not delete_entity: that answers success for a row already gone,
-        # which would count a removal twice.
-        try:
-            self.counter.submit(safe_key(ref.object), [delete_if_unchanged(ref)], -1)
-        except RowsChanged:
-            current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
-            return Settled.GONE if current is None else Settled.SUPERSEDED
-        return Settled.REMOVED
-
-    def _dead_letter(self, ref: EventRef, outcome: EventOutcome, attempts: int,
-                     now: datetime) -> Settled:
-        # The dead letter's key comes from the event's ETag: written again after a crash,
-        # it is the same row, not a second one.
-        row = dead_letter_key(ref.id, ref.etag)
-        current = read_entity(self.events, safe_key(ref.object), safe_key(ref.id))
-        if current is None:  # an earlier try of this settle moved it, or it was settled
-            written = read_entity(self.dead_letters, safe_key(ref.object), row)
-            return Settled.GONE if written is None else Settled.DEAD_LETTERED
-        if current.etag != ref.etag:
-            # A newer event came in: it will be tried. An earlier try may have written the
-            # letter before the newer event replaced this one: it is no failure.
-            with contextlib.suppress(ResourceNotFoundError):
-                self.dead_letters.delete_entity(safe_key(ref.object), row)
-            return Settled.SUPERSEDED
-        letter: dict[str, Any] = {
-            "PartitionKey": safe_key(ref.object), "RowKey": row, "Object": ref.object,
-            "RecordId": ref.id, "Operation": ref.operation.value, "Attempts": attempts,
-            "ErrorCode": outcome.code or "FAILED",
-            "Error": (outcome.message or "")[:MAX_ERROR_TEXT], "FailedAt": now,
-            "EnqueuedAt": current.values.get("EnqueuedAt")}
-        for name in ("Version", "Payload"):
-            if current.values.get(name) is not None:
-                letter[name] = current.values[name]
-        self.dead_letters.upsert_entity(letter, mode=UpdateMode.REPLACE)
-        settled = self._delete_if_unchanged(ref)
-        if settled is Settled.SUPERSEDED:
-            # A newer event came in between: it will be tried; this one is not a failure.
-            with contextlib.suppress(ResourceNotFoundError):
-                self.dead_letters.delete_entity(letter["PartitionKey"], row)
-            return settled
-        return Settled.DEAD_LETTERED if settled is Settled.REMOVED else settled
 
     # -- looking (status.py) -------------------------------------------------------------
 

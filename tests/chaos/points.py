@@ -28,7 +28,8 @@ from shared.bulkload.jobs import JOB_CLOSED, JOB_CREATED, PART_UPLOADED
 from shared.bulkload.levels import RESULTS_ID_MAP_WRITTEN, RESULTS_WRITTEN
 from shared.bulkload.reports import FAILURES_REPORT_WRITTEN
 from shared.events.finish import IDLE_MARKED
-from shared.events.queue import EVENTS_SETTLED, POST_TRANSACTION_STORED
+from shared.events.queue import POST_TRANSACTION_STORED
+from shared.events.settling import EVENTS_SETTLED
 from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.run import (

@@ -16,7 +16,8 @@ from shared.events.dead_letters import (
     replay_dead_letters,
 )
 from shared.events.messages import EventOutcome
-from shared.events.queue import EventQueue, Settled, dead_letter_key
+from shared.events.queue import EventQueue, dead_letter_key
+from shared.events.settling import Settled
 from shared.events.validation import Event, EventError, Operation
 
 NOW = datetime(2025, 10, 8, 9, 0, tzinfo=UTC)

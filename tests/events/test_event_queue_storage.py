@@ -12,11 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from azure.data.tables import TableServiceClient
 
-from shared.events import queue as queue_module
+from shared.events import settling as settling_module
 from shared.events.drain_state import DrainState, DrainStateTable, Totals
 from shared.events.finish import finish_if_quiet
 from shared.events.messages import EventOutcome, EventRef, FinishReason, SettleBatchResult
-from shared.events.queue import EVENTS_SETTLED, EventQueue
+from shared.events.queue import EventQueue
+from shared.events.settling import EVENTS_SETTLED
 from shared.events.validation import Event, Operation, parse_event, parse_events
 from shared.storage.tables import table_client
 
@@ -247,7 +248,7 @@ def test_a_settle_cut_off_before_its_totals_counts_each_event_as_settled_on_its_
             raise SystemExit("crash point")
 
     with monkeypatch.context() as patch:
-        patch.setattr(queue_module, "crash_point", crash)
+        patch.setattr(settling_module, "crash_point", crash)
         with pytest.raises(SystemExit):
             queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
     again = queue.settle(taken, outcomes, 2, 1.0, later, batch_id="b1")
