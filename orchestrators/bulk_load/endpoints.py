@@ -55,20 +55,25 @@ from shared.bulkload.starter import (
 )
 from shared.bulkload.store import LoadStore
 from shared.config import AppSettings, app_settings
-from shared.crash_points import crash_point
+from shared.crash_points import crash_point, fault_point
 from shared.durable import BUSY_STATES, read_status, runtime_state_of
+from shared.log_fields import log_event
 from shared.problems import Problem, problem
 from shared.salesforce import process_client
 from shared.storage.clients import blob_service
-from shared.storage.leased_claim import renew_until_cancelled
+from shared.storage.leased_claim import ClaimHold, renew_until_cancelled
 
 REQUIRED_FIELDS = RequiredFields()
 SEED_OBJECTS = ("Account", "Contact")
+
+log = logging.getLogger(__name__)
 
 # Crash points of a start (shared/crash_points.py), named after what was just written.
 CLAIMED = "bulk_load.start.after_claim"
 STAGED = "bulk_load.start.after_staging"
 STARTED = "bulk_load.start.after_start_new"
+# A fault point: the load is started, marking its claim started (a Blob Storage write) fails.
+MARKING_CLAIM = "bulk_load.start.marking_claim"
 
 
 def _absolute(req: func.HttpRequest, path: str) -> str:
@@ -197,13 +202,22 @@ async def _claim_and_start(req: func.HttpRequest, client: df.DurableOrchestratio
     log_load_started(load)
     crash_point(STARTED)
     try:
-        await asyncio.to_thread(hold.mark_started)
-    except Exception:  # the load runs; only a purge of it could then free its id again
-        logging.exception("bulk load %s: started, but its claim could not be marked", load_id)
+        await asyncio.to_thread(mark_claim_started, hold)
+    except Exception as error:
+        # The load is started: the answer is still 202. Its claim step marks the claim
+        # once this request's lease lapsed (shared/bulkload/claims.py).
+        log_event(log, "bulk load claim not marked", level=logging.WARNING, exc_info=error,
+                  load_id=load_id, error_type=type(error).__name__)
     links = _load_links(req, load_id)
     return _json({"id": load_id, "loadId": load_id, "runtimeStatus": "Pending",
                   "retryOf": origin.load_id if origin is not None else None, **links},
                  202, {"Location": links["statusUrl"], "Retry-After": "10"})
+
+
+def mark_claim_started(hold: ClaimHold) -> None:
+    """The storage write a start makes after its load was started."""
+    fault_point(MARKING_CLAIM)
+    hold.mark_started()
 
 
 def _required_fields(settings: AppSettings, request: LoadRequest) -> dict[str, frozenset[str]]:

@@ -1,6 +1,7 @@
 """The loads API on the local host against the simulator: what a caller of
 /api/bulk-loads* gets (never the system key), listing, results, retries, validation only,
-and the regressions of issue 16 (a crash after the claim, invalid text, #N/A, formulas)."""
+and the regressions of issue 16 (a crash after the claim, invalid text, #N/A, formulas);
+a started load whose claim could not be marked."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import json
 import time
 
 import requests
+from azure.storage.blob import BlobServiceClient
 
-from orchestrators.bulk_load.endpoints import CLAIMED
+from orchestrators.bulk_load.endpoints import CLAIMED, MARKING_CLAIM
+from shared.crash_points import FAULT_SETTING
+from shared.storage.leased_claim import read_claim
 from tests.bulkload.test_bulk_load_on_local_host import SEED_LOAD
 
 
@@ -199,6 +203,37 @@ def test_a_crash_after_the_claim_frees_the_load_id_for_the_next_post(start_bulk_
 
     assert answer.status_code == 202, answer.text
     assert host.wait_for_end("seed-example")["output"]["outcome"] == "succeeded"
+    assert len(sfsim.records("Account")) == 2 and len(sfsim.records("Contact")) == 3
+
+
+def test_a_started_load_whose_claim_is_not_marked_is_answered_as_started(
+        start_bulk_host, sfsim):
+    """Marking the load id's claim started (a Blob Storage write after start_new) fails:
+    the load is started all the same, so the answer is 202, the load runs once, its claim
+    step marks the claim, and the same load posted again answers that load."""
+    host = start_bulk_host(**{FAULT_SETTING: MARKING_CLAIM})
+
+    started = host.post(SEED_LOAD)
+
+    assert started.status_code == 202, started.text
+    assert started.json()["loadId"] == "seed-example"
+    assert "fault point" not in started.text
+    assert host.wait_for_end("seed-example")["output"]["outcome"] == "succeeded"
+    assert len(sfsim.records("Account")) == 2 and len(sfsim.records("Contact")) == 3
+    claim = read_claim(BlobServiceClient.from_connection_string(
+        host.env["AzureWebJobsStorage"]).get_blob_client(
+            host.env["BULK_LOAD_CONTAINER"], "seed-example/claim"))
+    assert claim is not None and claim.started
+    log = host.host.output()
+    assert ("bulk load claim not marked: load_id=seed-example, error_type=InjectedFault"
+            in log)
+    assert f"fault point {MARKING_CLAIM} reached" in log  # the traceback, in the log only
+    assert "http request failed" not in log
+
+    again = host.post(SEED_LOAD)
+    assert again.status_code == 200, again.text
+    assert (again.json()["loadId"], again.json()["runtimeStatus"]) == ("seed-example",
+                                                                       "Completed")
     assert len(sfsim.records("Account")) == 2 and len(sfsim.records("Contact")) == 3
 
 

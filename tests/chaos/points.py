@@ -19,6 +19,7 @@ from activities.events import BATCH_PROCESSED
 from devhost.engine import crash_points as engine
 from orchestrators.batch.start import INSTANCE_CLAIMED
 from orchestrators.bulk_load.endpoints import CLAIMED as LOAD_ID_CLAIMED
+from orchestrators.bulk_load.endpoints import MARKING_CLAIM as LOAD_CLAIM_MARKING
 from orchestrators.bulk_load.endpoints import STAGED as LOAD_STAGED
 from orchestrators.events import EVENTS_STORED
 from shared import crash_points as app
@@ -164,4 +165,7 @@ FAULT_POINTS: tuple[FaultPoint, ...] = (
     # the run is started, counting the tick fails: still a start (202), run and lease kept
     FaultPoint(RUN_START_AFTER_START_NEW, "tests/sync/test_sync_on_local_host.py::"
                "test_a_started_run_whose_tick_is_not_counted_is_answered_as_started"),
+    # the load is started, marking its load id's claim started fails: still 202, run once
+    FaultPoint(LOAD_CLAIM_MARKING, "tests/bulkload/test_bulk_load_api_on_local_host.py::"
+               "test_a_started_load_whose_claim_is_not_marked_is_answered_as_started"),
 )
