@@ -20,6 +20,9 @@ CRASH_EXIT_CODE = 86
 # start_instance: the instance row (Pending, new execution id) is written, its start
 # message is not.
 START_BEFORE_MESSAGE = "engine.start_instance.before_start_message"
+# start_instance: the row and the start message are written, the caller (the app's
+# start_new) has no answer: the host dies before the caller writes what follows a start.
+START_AFTER_MESSAGE = "engine.start_instance.after_start_message"
 # An episode's commit: nothing of it is written, neither its history (with the work items
 # and timers it schedules and the deletion of the results and timers it applied) nor its
 # instance row.
@@ -37,8 +40,9 @@ ACTIVITY_BEFORE_RESULT = "engine.activity.before_result"
 # is not committed.
 CONTINUE_AS_NEW_BEFORE_COMMIT = "engine.continue_as_new.before_commit"
 
-CRASH_POINTS = (START_BEFORE_MESSAGE, COMMIT_BEFORE_HISTORY, COMMIT_BEFORE_ROW,
-                COMMIT_BEFORE_CONSUME, ACTIVITY_BEFORE_RESULT, CONTINUE_AS_NEW_BEFORE_COMMIT)
+CRASH_POINTS = (START_BEFORE_MESSAGE, START_AFTER_MESSAGE, COMMIT_BEFORE_HISTORY,
+                COMMIT_BEFORE_ROW, COMMIT_BEFORE_CONSUME, ACTIVITY_BEFORE_RESULT,
+                CONTINUE_AS_NEW_BEFORE_COMMIT)
 
 _reached: Counter[str] = Counter()
 _counting = threading.Lock()

@@ -14,7 +14,12 @@ from typing import Any
 
 from devhost.engine import events as ev
 from devhost.engine.activities import ActivityPool
-from devhost.engine.crash_points import START_BEFORE_MESSAGE, check_crash_setting, crash_point
+from devhost.engine.crash_points import (
+    START_AFTER_MESSAGE,
+    START_BEFORE_MESSAGE,
+    check_crash_setting,
+    crash_point,
+)
 from devhost.engine.dispatch import Dispatcher
 from devhost.engine.episode import EpisodeRunner
 from devhost.engine.inbox import Inbox
@@ -115,6 +120,7 @@ class DurableEngine:
         await self._inbox.send(start_message(instance_id, name, input_json,
                                              execution_id=execution_id, parent=None,
                                              started_at=now))
+        crash_point(START_AFTER_MESSAGE)
         return instance_id
 
     async def get_instance(

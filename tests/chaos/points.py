@@ -85,6 +85,12 @@ def event_drain_one_large_post() -> EventDrain:
     return EventDrain(assets=240, retired=10, per_post=240, name="event drain one large post")
 
 
+def sync_run_started_once() -> SyncRun:
+    """The host dies once the run's instance is started (row and start message written),
+    before the app counts the tick: after the restart that run is the only one."""
+    return SyncRun(runs=1, name="sync run started once")
+
+
 def batch_instance_commit_may_repeat() -> BatchInstance:
     """A crash between a group's commit in Salesforce and its persisted outcome sends that
     one group again after the restart (an upsert by external id: nothing is duplicated)."""
@@ -95,6 +101,8 @@ POINTS: tuple[KillPoint, ...] = (
     # the sync run's start: the lease, the engine's instance row, begin
     KillPoint(RUN_START_AFTER_LEASE, Hook.APP, SyncRun),
     KillPoint(engine.START_BEFORE_MESSAGE, Hook.ENGINE, SyncRun),
+    # start_new done, its tick not counted (sync.start.after_start_new is a fault point only)
+    KillPoint(engine.START_AFTER_MESSAGE, Hook.ENGINE, sync_run_started_once),
     KillPoint(BEGIN_AFTER_CLAIM, Hook.APP, SyncRun),
     KillPoint(BEGIN_AFTER_RECORD, Hook.APP, SyncRun),
     KillPoint(engine.ACTIVITY_BEFORE_RESULT, Hook.ENGINE, SyncRun),

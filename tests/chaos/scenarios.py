@@ -107,6 +107,7 @@ class SyncRun:
     rows: int = 45
     page_size: int = 10
     name: str = "sync run"
+    runs: int | None = None  # how many runs must be recorded (None: as many as it takes)
 
     def prepare(self, app: WholeApp) -> None:
         app.source.insert((asset_id, BASE + timedelta(seconds=asset_id))
@@ -144,6 +145,10 @@ class SyncRun:
         still_running = [run["runId"] for run in runs if run.get("outcome") == "running"]
         if still_running:
             findings.other.append(f"runs still recorded as running: {still_running}")
+        if self.runs is not None and len(runs) != self.runs:
+            findings.wrong_counts.append(
+                f"{len(runs)} runs recorded, not {self.runs}: "
+                f"{[(run.get('runId'), run.get('outcome')) for run in runs]}")
         rows = sum(int(run.get("rows") or 0) for run in runs)
         pages = sum(int(run.get("pages") or 0) for run in runs)
         expected_pages = -(-self.rows // self.page_size)
