@@ -5,8 +5,8 @@
     event_drain orchestration (orchestrators/events.py), one at a time (fixed instance id):
         take a batch (queue.py) -> stage it as an instance of the batch job `asset-events`
         (asset_events_job.py, batch_processing.py) -> run that instance as a
-        sub-orchestration -> settle its per-record outcomes (remove if unchanged, retry
-        later, dead-letter) -> ...
+        sub-orchestration -> settle its per-record outcomes (settling.py: remove if
+        unchanged, retry later, dead-letter) -> ...
         -> finish only if nothing was posted since its last empty read (signal.py)
 """
 
