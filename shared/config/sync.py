@@ -221,6 +221,16 @@ class AssetChangesSyncSettings:
         default=10_000,
         parse=parse_non_negative_int,
     )
+    partitions: int = setting(
+        "SYNC_ASSET_CHANGES_PARTITIONS",
+        description="key partitions a run's pages are synced in, side by side (1 to 16), "
+        "each by its own activity from its own checkpointed position (Asset_ID modulo "
+        "this); on a host with several worker processes or instances they run in "
+        "parallel. The watermark advances once every partition reached the run's end. "
+        "1: one activity at a time. A Bulk API backlog is loaded in one piece",
+        default=1,
+        parse=parse_int_between(1, 16),
+    )
     sink: str = setting(
         "SYNC_ASSET_CHANGES_SINK",
         description="salesforce (sObject Collections upsert of Asset by External_Id__c) "
