@@ -34,7 +34,7 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import is_after
-from shared.sync.state import SyncState, Watermark
+from shared.sync.state import SyncState, Watermark, WatermarkConflict
 from shared.sync.state.partitions import PartitionPosition
 
 # Every partition reached the run's end; the watermark has not moved past them yet.
@@ -68,6 +68,15 @@ class PartitionTarget:
         return self.row.done
 
     def advance(self, position: Position, totals: RunTotals) -> None:
+        # The watermark's ETag does not guard a partition's row: whether the run still owns
+        # it is read first, so that a run another one took over stops at its next
+        # checkpoint, as an unpartitioned run's checkpoint fails then.
+        owner = self.state.watermarks.read(self.job.name, self.job.source.cursor_kind,
+                                           self.job.source.initial_position).run_id
+        if owner != self.row.run_id:
+            raise WatermarkConflict(
+                f"run {self.row.run_id} no longer owns the watermark of {self.job.name} "
+                f"(run {owner} claimed it): partition {self.row.index} stops")
         self.row = self.state.partitions.write(
             self.job.name, self.job.source.cursor_kind, self.row, position, totals)
 

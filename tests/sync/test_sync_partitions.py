@@ -158,6 +158,28 @@ def test_a_partition_of_a_run_that_lost_the_watermark_stops_without_writing(
     assert state.partitions.of_run(job.name, "timestamp", "run-old") == {}
 
 
+def test_a_partition_whose_run_was_taken_over_under_way_stops_at_its_next_checkpoint(
+    sqlite_assets, state, salesforce_sink
+):
+    sqlite_assets.insert((asset_id, BASE) for asset_id in range(1, 101))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5, checkpoint_pages=1,
+                          checkpoint_interval=0.0)
+    old = begin(job, state, "run-old")
+
+    def take_over(delivered: int) -> None:
+        if delivered == 10:  # the second page of the old run's partition was accepted
+            begin_run(job, state, "run-new", datetime.now(UTC))
+
+    sink = RecordingSink(salesforce_sink, after_page=take_over)
+    with pytest.raises(SyncRunError) as raised:
+        sync_pages(job, state, sink, "run-old", old.upper_bound, PageBudget(30, 100),
+                   partition=KeyPartition(1, 2))
+    assert raised.value.code == "WATERMARK_CONFLICT"
+    assert len(sink.delivered) <= 3 * 5  # a page or so after the takeover, not all 50
+    [row] = state.partitions.of_run(job.name, "timestamp", "run-old").values()
+    assert row.position.key[0] <= 2 * 2 * 5
+
+
 @pytest.mark.parametrize("column", ["Serial_Number", "Quantity"])
 def test_a_key_that_is_not_an_integer_is_refused_when_the_run_begins(
     sqlite_assets, state, column
