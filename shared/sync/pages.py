@@ -21,6 +21,10 @@ counted once, since the totals move with the watermark. A page that failed as a 
 the activity: the pages in flight beside it are waited for, and neither it nor any page
 after it is checkpointed.
 
+With a key partition (partitions.py), the pages are those of the partition's keys only,
+from the partition's own position, and the checkpoints go to its row instead of the
+watermark (checkpoints.py); reaching the run's end is recorded there too.
+
 Every failure is a `SyncRunError` (errors.py) naming the job, a code and the cause.
 """
 
@@ -38,7 +42,7 @@ from shared.crash_points import crash_point
 from shared.log_fields import log_event
 from shared.sql.keyset import KeyPartition, Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
-from shared.sync.checkpoints import (
+from shared.sync.checkpoints import (  # the crash point, named here since it began here
     PAGE_AFTER_WATERMARK as PAGE_AFTER_WATERMARK,
 )
 from shared.sync.checkpoints import (
