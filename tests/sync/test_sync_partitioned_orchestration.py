@@ -140,3 +140,32 @@ def test_a_run_input_without_partitions_replays_as_one_activity_at_a_time(
 
     run = replay(orchestrator, old, OnePiece(()))
     assert run.names() == ["sync_begin_run", "sync_pages", "sync_end_run"]
+
+
+def test_a_backlog_is_loaded_in_one_piece_and_the_rows_it_leaves_are_partitioned(
+    orchestrator,  # noqa: F811
+):
+    class BacklogThenPartitions(FakePartitions):
+        def __call__(self, name, request, now):
+            if name == "sync_begin_run":
+                return {"upper_bound": BOUND, "backlog": True,
+                        "earlier_jobs": {"running": 0}}
+            if name == "sync_settle_earlier_jobs":
+                return {"running": 0}
+            if name == "sync_stage_backlog":  # stopped before a record's second change
+                return {"rows": 50, "position": POSITION, "stopped": "record_again",
+                        "jobs": [{"id": "750J1", "state": "UploadComplete"}]}
+            if name == "sync_poll_backlog":
+                return {"jobs": [{"id": "750J1", "state": "JobComplete", "processed": 50}]}
+            if name == "sync_finish_backlog":
+                return {"totals": RunTotals(1, 50, 50, 0).to_json(), "position": POSITION}
+            return super().__call__(name, request, now)
+
+    run = replay(orchestrator, run_input(2), BacklogThenPartitions((1, 2)))
+
+    names = run.names()
+    assert names.count("sync_stage_backlog") == 1  # one stage, not one per partition
+    assert names.index("sync_finish_backlog") < names.index("sync_pages")
+    assert pages_rounds(run) == [[0, 1], [1]]
+    shown = [(status["phase"], status["rows"]) for status in run.statuses if status]
+    assert ("syncing partitions", 50 + 10 + 10) in shown  # the backlog's rows, then theirs

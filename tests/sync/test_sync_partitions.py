@@ -19,6 +19,7 @@ from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.partitions import join_partitions
 from shared.sync.run import begin_run, end_run
 from shared.sync.starter import new_run_id
+from shared.sync.state import WatermarkConflict
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
 
 INITIAL = Position(datetime(1900, 1, 1), None)
@@ -206,3 +207,28 @@ def test_partitions_need_one_key_column_and_a_sink_key_that_follows_it(sqlite_as
                         sink_key_follows_source_key=False)
     with pytest.raises(ValueError, match="1 to 16"):
         dataclasses.replace(job, partitions=17)
+
+
+def test_the_join_moves_nothing_when_a_partition_changed_since_it_was_read(
+    sqlite_assets, state, salesforce_sink
+):
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(1, 21))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5)
+    run = begin(job, state, "run-raced")
+    while run_plan.unfinished_partitions(run):
+        run = round_of_partitions(job, state, salesforce_sink, run)
+    rows = state.partitions.of_run(job.name, "timestamp", "run-raced")
+    watermark = state.watermarks.read(job.name, "timestamp", INITIAL)
+    state.partitions.write(job.name, "timestamp", rows[1], rows[1].position, rows[1].totals,
+                           done=True)  # written again since `rows` were read
+
+    with pytest.raises(WatermarkConflict):
+        state.watermarks.advance(job.name, "timestamp", watermark, rows[0].position,
+                                 "run-raced", run.totals, also_delete=[
+                                     (row.row_key, row.etag or "") for row in rows.values()])
+
+    # One transaction: neither the watermark moved nor a row was deleted.
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == INITIAL
+    assert sorted(state.partitions.of_run(job.name, "timestamp", "run-raced")) == [0, 1]
+    joined = join_partitions(job, state, "run-raced", 2)  # read afresh, it passes
+    assert (joined.totals.rows, joined.position.key) == (20, "[20]")
