@@ -61,8 +61,8 @@ class SyncSettings:
     )
     pages_per_generation: int = setting(
         "SYNC_PAGES_PER_GENERATION",
-        description="page activities a run orchestration calls before continue_as_new, "
-        "which keeps its history small",
+        description="page activities (or rounds of key partitions) a run orchestration "
+        "calls before continue_as_new, which keeps its history small",
         default=20,
         parse=parse_positive_int,
     )
