@@ -14,12 +14,14 @@ from shared.sql.keyset import KeyPartition, Position
 from shared.sync import run_plan
 from shared.sync.errors import SyncRunError
 from shared.sync.job import HttpSinkSpec
+from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
 from shared.sync.messages import RunInput, RunOutcome
 from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.partitions import join_partitions
 from shared.sync.run import begin_run, end_run
 from shared.sync.starter import new_run_id
 from shared.sync.state import WatermarkConflict
+from shared.sync.status import job_status
 from tests.sync.sources import BASE, RecordingSink, asset_job, create_asset_source
 
 INITIAL = Position(datetime(1900, 1, 1), None)
@@ -232,3 +234,19 @@ def test_the_join_moves_nothing_when_a_partition_changed_since_it_was_read(
     assert sorted(state.partitions.of_run(job.name, "timestamp", "run-raced")) == [0, 1]
     joined = join_partitions(job, state, "run-raced", 2)  # read afresh, it passes
     assert (joined.totals.rows, joined.position.key) == (20, "[20]")
+
+
+def test_the_status_counts_the_rows_the_partitions_checkpointed(
+    sqlite_assets, state, salesforce_sink
+):
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(1, 41))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5)
+    run = begin(job, state, "run-shown")
+    round_of_partitions(job, state, salesforce_sink, run)  # two pages of each: 20 rows
+    started = run.started_at
+    body = job_status(
+        job, state, InstanceSnapshot("Running", "run-shown", started),
+        TickDecision(TickAction.SKIP_BUSY, "a run is under way"),
+        custom_status={"started_at": started.isoformat(), "rows": 0}, schedule=None,
+        now=started + timedelta(seconds=10))
+    assert body["rowsPerSecond"]["current"] == 2.0  # 20 rows in 10 s
