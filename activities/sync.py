@@ -1,5 +1,5 @@
 """Activities of the scheduled change sync: thin adapters over shared/sync/ (run.py,
-pages.py, backlog.py).
+pages.py, partitions.py, backlog.py).
 
 Each reads its request message (job name, run id, times, the upper bound as text) and
 answers a small result message (counts, a cursor position, or the failure with its code):
@@ -19,6 +19,7 @@ from shared.bulkload.store import LoadStore
 from shared.config import app_settings
 from shared.messages import MessageJson
 from shared.salesforce import SalesforceError, process_client
+from shared.sql.keyset import KeyPartition
 from shared.storage.clients import blob_service
 from shared.sync.backlog import (
     backlog_store,
@@ -40,11 +41,13 @@ from shared.sync.messages import (
     BeginRunRequest,
     EarlierJobsRunning,
     EndRunRequest,
+    JoinPartitionsRequest,
     PagesRequest,
     PagesResult,
     RunBegun,
 )
 from shared.sync.pages import PageBudget, sync_pages
+from shared.sync.partitions import join_partitions
 from shared.sync.run import begin_run, end_run
 from shared.sync.state import SyncState, sync_state
 
@@ -52,6 +55,7 @@ blueprint = df.Blueprint()
 
 SYNC_BEGIN_RUN = "sync_begin_run"
 SYNC_PAGES = "sync_pages"
+SYNC_JOIN_PARTITIONS = "sync_join_partitions"
 SYNC_END_RUN = "sync_end_run"
 SYNC_STAGE_BACKLOG = "sync_stage_backlog"
 SYNC_SUBMIT_BACKLOG_PART = "sync_submit_backlog_part"
@@ -91,8 +95,22 @@ def sync_pages_activity(request: MessageJson) -> MessageJson:
     job, state = _job_and_state(pages.job)
     try:
         sink = sink_for(job, app_settings())
+        partition = (None if pages.partition is None
+                     else KeyPartition(pages.partition, pages.partitions))
         return sync_pages(job, state, sink, pages.run_id, pages.upper_bound,
-                          PageBudget(pages.budget_seconds, pages.max_pages)).to_json()
+                          PageBudget(pages.budget_seconds, pages.max_pages),
+                          partition=partition).to_json()
+    except SyncRunError as error:
+        return PagesResult(failure=error.as_failure()).to_json()
+
+
+@blueprint.function_name(SYNC_JOIN_PARTITIONS)
+@blueprint.activity_trigger(input_name="request")
+def sync_join_partitions(request: MessageJson) -> MessageJson:
+    join = JoinPartitionsRequest.from_json(request)
+    job, state = _job_and_state(join.job)
+    try:
+        return join_partitions(job, state, join.run_id, join.partitions).to_json()
     except SyncRunError as error:
         return PagesResult(failure=error.as_failure()).to_json()
 

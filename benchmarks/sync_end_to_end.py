@@ -19,6 +19,11 @@ records its end (EndedAt in the runs table). Printed, all measured in this one r
 
     python benchmarks/sync_end_to_end.py [--rows 50000] [--page-sizes 500,5000]
         [--sinks http,salesforce] [--backlog-rows 200000] [--repeat 3] [--baseline DIR]
+        [--partitions 1] [--worker-processes 1]
+
+`--partitions N` sets SYNC_ASSET_CHANGES_PARTITIONS (pages in N key partitions side by
+side); `--worker-processes N` passes FUNCTIONS_WORKER_PROCESS_COUNT=N to the host, which
+runs activities in that many worker processes where it supports the setting.
 
 With `--baseline DIR` (an app tree, e.g. `git archive main | tar -x -C DIR`), runs of that
 tree and of this one alternate on the same services instead, and their medians of wall
@@ -209,6 +214,8 @@ class Bench:
         self.host_cpu = 0.0  # CPU seconds of the host during the last timed run
         self.simulator_cpu = 0.0  # CPU seconds of the simulator during the last timed run
         self.warm = False  # timed runs on a host that synced once already (timed_run)
+        # Settings of every run's host (--partitions, --worker-processes).
+        self.app_settings: dict[str, str] = {}
 
     def host_env(self, sink: str, page_size: int, extra: dict[str, str]) -> dict[str, str]:
         suffix = uuid.uuid4().hex[:10]
@@ -230,6 +237,7 @@ class Bench:
             "SYNC_ASSET_CHANGES_SINK": sink,
             "SYNC_ASSET_CHANGES_HTTP_URL": self.endpoint.url,
             "SYNC_ASSET_CHANGES_BACKLOG_THRESHOLD": "0",  # pages, unless a run asks for bulk
+            **self.app_settings,
             **extra,
         }
 
@@ -414,6 +422,12 @@ def main() -> None:
     parser.add_argument("--warm", action="store_true",
                         help="time each run on a host that synced the same rows once "
                              "already (imports, connections, token made), not a new one")
+    parser.add_argument("--partitions", type=int, default=1,
+                        help="key partitions each run syncs side by side "
+                             "(SYNC_ASSET_CHANGES_PARTITIONS)")
+    parser.add_argument("--worker-processes", type=int, default=1,
+                        help="FUNCTIONS_WORKER_PROCESS_COUNT of the host (activities in "
+                             "that many worker processes, where the host supports it)")
     parser.add_argument("--baseline", type=Path,
                         help="an app tree (e.g. an export of main) whose runs are "
                              "alternated with this tree's, instead of the floor ratios")
@@ -430,10 +444,15 @@ def main() -> None:
         view = "bench_asset_changes_v"
         load_assets(source, "bench_assets", arguments.rows, view)
         bench = Bench(azurite, postgres, simulator, endpoint, view)
+        bench.app_settings = {
+            "SYNC_ASSET_CHANGES_PARTITIONS": str(arguments.partitions),
+            "FUNCTIONS_WORKER_PROCESS_COUNT": str(arguments.worker_processes)}
         print(f"source: PostgreSQL via psqlODBC, view of {arguments.rows:,} rows; "
               "host: devhost + Azurite; runs started by POST /api/sync/asset-changes/run; "
               f"{'a host that synced once already' if arguments.warm else 'a new host'} "
-              "per timed run")
+              f"per timed run; {arguments.partitions} key partition(s), "
+              f"{arguments.worker_processes} worker process(es) "
+              "(host CPU counts the host's own process only)")
         bench.timed_run("http", 500)  # a first run warms the files' and services' caches
         bench.warm = arguments.warm
         if arguments.baseline:

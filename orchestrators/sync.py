@@ -4,6 +4,7 @@
       -> tick: decide from the instance `sync-<job>` and the lease (shared/sync/lock.py),
          start / skip / terminate a stuck run
       -> sync_run orchestration: begin (bound, claim) -> pages, pages, ... -> end
+         (or rounds of pages in N key partitions side by side, then one join)
          (each activity syncs pages for a time budget, checkpointing as it goes;
          continue_as_new every N activities; pages that failed as a whole are retried with
          durable-timer backoff, then the run fails with the watermark at its last checkpoint;
@@ -28,6 +29,7 @@ from activities.sync import (
     SYNC_BEGIN_RUN,
     SYNC_END_RUN,
     SYNC_FINISH_BACKLOG,
+    SYNC_JOIN_PARTITIONS,
     SYNC_PAGES,
     SYNC_POLL_BACKLOG,
     SYNC_SETTLE_EARLIER_JOBS,
@@ -56,6 +58,7 @@ from shared.sync.messages import (
     BeginRunRequest,
     EarlierJobsRunning,
     EndRunRequest,
+    JoinPartitionsRequest,
     PagesRequest,
     PagesResult,
     RunBegun,
@@ -133,8 +136,14 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        advance the watermark once the jobs an earlier, crashed attempt of the stage left
        running ended too), in rounds; a round that stopped before a record's second
        change leaves the rest of the run to the pages (2)
+       2c. or, with key partitions (the job's partitions setting above 1): rounds of one
+       page activity per partition not done yet, side by side, each from its own
+       checkpointed position; a round where one failed as a whole is tried again after
+       the durable-timer backoff, then ends the run as failed; once every partition
+       reached the run's end, the watermark moves past them all (join)
     3. end after the last page: record the outcome and totals, release the lease
-    4. or, after `pages_per_generation` activities, continue as new with the totals so far
+    4. or, after `pages_per_generation` activities (or rounds), continue as new with the
+       totals so far
     """
     run = RunInput.from_json(context.get_input())
     if run.upper_bound is None:
@@ -146,9 +155,12 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
                 yield from _end(context, run, RunOutcome.SUCCEEDED, None)
                 return run.totals.to_json()
     for _activity in range(run.pages_per_generation):
-        pages = yield from _sync_pages(context, run)
-        run = run_plan.add_pages(run, pages)
-        if pages.done:
+        if run.partitions > 1:
+            run, done = yield from _sync_partitions(context, run)
+        else:
+            pages = yield from _sync_pages(context, run)
+            run, done = run_plan.add_pages(run, pages), pages.done
+        if done:
             yield from _end(context, run, RunOutcome.SUCCEEDED, None)
             return run.totals.to_json()
     context.continue_as_new(run_plan.next_generation(run).to_json())
@@ -194,6 +206,47 @@ def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps
             raise SyncRunFailed(page.failure.error)
         context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
         yield context.create_timer(context.current_utc_datetime + delay)
+
+
+def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2c. A round of pages in key partitions, tried again while it may pass; the run and
+    whether every partition is done (then joined)."""
+    failed_attempts = 0
+    while True:
+        context.set_custom_status(run_plan.custom_status(run, "syncing partitions"))
+        requests = run_plan.partition_requests(run)
+        try:
+            answers = yield context.task_all([
+                context.call_activity(SYNC_PAGES, request.to_json()) for request in requests])
+            results = [PagesResult.from_json(answer) for answer in answers]
+        except Exception as error:  # an activity that raised: the round failed
+            results = [PagesResult(failure=StepFailure(
+                "ACTIVITY_FAILED", f"sync job {run.job!r}: partition pages failed: {error}"))]
+        run = run_plan.add_partition_pages(run, {
+            request.partition: result for request, result in zip(requests, results, strict=False)
+            if request.partition is not None and result.failure is None})
+        failures = [result.failure for result in results if result.failure is not None]
+        if not failures:
+            if run_plan.unfinished_partitions(run):
+                return run, False
+            return (yield from _join_partitions(context, run)), True
+        failed_attempts += 1
+        retryable = all(failure.retryable for failure in failures)
+        delay = run_plan.retry_delay(run, failed_attempts) if retryable else None
+        if delay is None:
+            yield from _end(context, run, RunOutcome.FAILED, failures[0].error)
+            raise SyncRunFailed(failures[0].error)
+        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
+        yield context.create_timer(context.current_utc_datetime + delay)
+
+
+def _join_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
+    """2c. Every partition reached the run's end: the watermark past them all."""
+    context.set_custom_status(run_plan.custom_status(run, "joining partitions"))
+    joined = yield from _call(context, run, SYNC_JOIN_PARTITIONS, PagesResult,
+                              JoinPartitionsRequest(run.job, run.run_id, run.partitions))
+    yield from _stop_if_failed(context, run, joined.failure)
+    return run_plan.add_pages(run, joined)
 
 
 def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:

@@ -61,8 +61,8 @@ class SyncSettings:
     )
     pages_per_generation: int = setting(
         "SYNC_PAGES_PER_GENERATION",
-        description="page activities a run orchestration calls before continue_as_new, "
-        "which keeps its history small",
+        description="page activities (or rounds of key partitions) a run orchestration "
+        "calls before continue_as_new, which keeps its history small",
         default=20,
         parse=parse_positive_int,
     )
@@ -220,6 +220,16 @@ class AssetChangesSyncSettings:
         "with Bulk API 2.0 upsert jobs instead of sObject Collections (0: never)",
         default=10_000,
         parse=parse_non_negative_int,
+    )
+    partitions: int = setting(
+        "SYNC_ASSET_CHANGES_PARTITIONS",
+        description="key partitions a run's pages are synced in, side by side (1 to 16), "
+        "each by its own activity from its own checkpointed position (Asset_ID modulo "
+        "this); on a host with several worker processes or instances they run in "
+        "parallel. The watermark advances once every partition reached the run's end. "
+        "1: one activity at a time. A Bulk API backlog is loaded in one piece",
+        default=1,
+        parse=parse_int_between(1, 16),
     )
     sink: str = setting(
         "SYNC_ASSET_CHANGES_SINK",

@@ -96,6 +96,33 @@ class UpperBound:
 
 
 @dataclass(frozen=True)
+class KeyPartition:
+    """One of `count` parts of the rows, by their one integer key column: the rows whose
+    key is `index` modulo `count` (negative keys too: `%` takes the sign of the key on
+    SQL Server, PostgreSQL and SQLite, so the remainder is brought back into 0..count-1).
+    Every key lies in exactly one part, so every change of one record is read, in order,
+    by one part."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.index < self.count:
+            raise ValueError(f"partition {self.index} is not one of 0..{self.count - 1}")
+
+    def predicate(self, source: KeysetSource) -> str:
+        if len(source.key_columns) != 1:
+            raise ValueError("rows are partitioned by one integer key column only")
+        key = source.dialect.quote(source.key_columns[0])
+        # Literals, not parameters: two integers, and no driver has to guess their type.
+        return f"(({key} % {self.count}) + {self.count}) % {self.count} = {self.index}"
+
+    def holds(self, key: int) -> bool:
+        """Whether a key lies in this part (as the predicate decides it in the database)."""
+        return key % self.count == self.index
+
+
+@dataclass(frozen=True)
 class Statement:
     sql: str
     params: tuple[Any, ...]
@@ -123,9 +150,11 @@ def bind_cursor(source: KeysetSource, value: Any) -> Any:
 
 
 def page_statement(
-    source: KeysetSource, after: Position, bound: UpperBound, page_size: int
+    source: KeysetSource, after: Position, bound: UpperBound, page_size: int,
+    partition: KeyPartition | None = None,
 ) -> Statement:
-    """The next page after `after`, up to `bound`, at most `page_size` rows."""
+    """The next page after `after`, up to `bound`, at most `page_size` rows (of
+    `partition` only, when given)."""
     if page_size <= 0:
         raise ValueError("page size must be above 0")
     quote = source.dialect.quote
@@ -154,6 +183,8 @@ def page_statement(
             params += [*after.key[:depth], after.key[depth]]
     where += f" AND {cursor} {'<=' if bound.inclusive else '<'} ?"
     params.append(bind_cursor(source, bound.value))
+    if partition is not None:
+        where += f" AND {partition.predicate(source)}"
     sql = source.dialect.select_page(
         _select_list(source), source.dialect.quote_relation(source.relation), where,
         _order_by(source),

@@ -189,6 +189,20 @@ class SqlSource:
             connection.close()
         return names, rows
 
+    def column_types(self, statement: Statement) -> dict[str, tuple[type, int | None]]:
+        """The columns a statement selects (a `probe_statement`: no row is read): the type
+        the driver gives each one's values as (int, str, Decimal, ...) and its scale."""
+        connection = self._connect()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(statement.sql, *statement.params)
+            return {column[0]: (column[1], column[5]) for column in cursor.description or ()}
+        except pyodbc.Error as error:
+            raise source_error_from(error, self._connection_string, self.relation) from None
+        finally:
+            with contextlib.suppress(pyodbc.Error):
+                connection.close()
+
     def stream_rows(self, statement: Statement,
                     rows_per_fetch: int) -> Iterator[list[dict[str, Any]]]:
         """Run one statement and yield its rows `rows_per_fetch` at a time, never all at

@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from shared.config import AssetChangesSyncSettings, SyncSettings
+from shared.config.framework import setting_name
 from shared.sync.job import HttpSinkSpec, JobDefinition, SalesforceSinkSpec, SourceSpec, SyncJob
 
 COLUMNS = (
@@ -117,6 +118,10 @@ def asset_changes_job(
         checkpoint_interval=sync.checkpoint_interval,
         pages_in_flight=sync.pages_in_flight,
         backlog_threshold=section.backlog_threshold if section.sink == "salesforce" else 0,
+        partitions=section.partitions,
+        partitions_setting=setting_name(AssetChangesSyncSettings, "partitions"),
+        # ASSET-<Asset_ID> and assetId: one per Asset_ID, never one for two.
+        sink_key_follows_source_key=True,
     )
 
 

@@ -113,6 +113,14 @@ class SyncJob:
     pages_in_flight: int = 1  # pages handed to the sink at once, settled in order
     backlog_threshold: int = 0  # changed rows above which a run loads by Bulk API; 0: never
     description: str = ""
+    # Key partitions a run's pages are synced in side by side (partitions.py), and the
+    # setting that says so, named in the problems below.
+    partitions: int = 1
+    partitions_setting: str = "partitions"
+    # The mapping derives the key the sink writes a record by (external id, key fields)
+    # from the source's key alone, one source key one sink key: records that partitions
+    # write side by side are then never one record at the target.
+    sink_key_follows_source_key: bool = False
 
     def __post_init__(self) -> None:
         problems = []
@@ -134,6 +142,7 @@ class SyncJob:
                 f"min interval ({self.min_interval}) must not exceed max run time "
                 f"({self.max_run_time}), as lockAtLeastFor <= lockAtMostFor"
             )
+        problems += self._partition_problems()
         unknown = set(self.masked_fields) - set(self.source.columns)
         if unknown:
             problems.append(f"masked fields {sorted(unknown)} are not selected columns")
@@ -147,6 +156,22 @@ class SyncJob:
                 TSQL, self.source.relation, self.source.cursor_column, self.source.cursor_kind,
                 tuple(self.source.key_columns), tuple(self.source.columns),
             )
+
+    def _partition_problems(self) -> list[str]:
+        if self.partitions == 1:
+            return []
+        name = f"{self.partitions_setting} ({self.partitions})"
+        if not 1 <= self.partitions <= 16:
+            return [f"{name} must be 1 to 16"]
+        if len(self.source.key_columns) != 1:
+            return [f"{name}: rows are partitioned by one integer key column, and the key "
+                    f"is {', '.join(self.source.key_columns)}: set it to 1"]
+        if self.sink_key_reader() is not None and not self.sink_key_follows_source_key:
+            # Two partitions could else write one record side by side, in no order.
+            return [f"{name}: the sink writes records by a key the mapping may give two "
+                    "source keys (two partitions could write one record in any order): "
+                    "set it to 1"]
+        return []
 
     @property
     def instance_id(self) -> str:

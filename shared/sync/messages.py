@@ -63,6 +63,21 @@ class RunTotals(Message):
             self.delivered + delivered, self.dead_lettered + dead_lettered,
         )
 
+    def plus(self, other: RunTotals) -> RunTotals:
+        """These totals and those of another part of the run (a key partition)."""
+        return RunTotals(self.pages + other.pages, self.rows + other.rows,
+                         self.delivered + other.delivered,
+                         self.dead_lettered + other.dead_lettered)
+
+
+@dataclass(frozen=True)
+class PartitionProgress(Message):
+    """What one key partition of a run checkpointed so far, and whether it reached the
+    run's end."""
+
+    totals: RunTotals = field(default_factory=RunTotals)
+    done: bool = False
+
 
 @dataclass(frozen=True)
 class RunInput(Message):
@@ -83,6 +98,12 @@ class RunInput(Message):
     # False in the input of a run started by an earlier version: its history has no such
     # steps, and it replays without them.
     waits_for_recorded_jobs: bool = False
+    # Key partitions the run's pages are synced in (1: one activity at a time, as a run
+    # started by an earlier version); once they began, the progress of each and the
+    # run's totals before them (a backlog's).
+    partitions: int = 1
+    partition_progress: tuple[PartitionProgress, ...] = ()
+    totals_before_partitions: RunTotals = field(default_factory=RunTotals)
 
 
 @dataclass(frozen=True)
@@ -122,6 +143,18 @@ class PagesRequest(Message):
     upper_bound: StoredBound
     budget_seconds: float = 30.0
     max_pages: int = 1000
+    # One key partition's pages (of `partitions`), from its own position; None: the run's.
+    partition: int | None = None
+    partitions: int = 1
+
+
+@dataclass(frozen=True)
+class JoinPartitionsRequest(Message):
+    """Every key partition reached the run's end: move the watermark past them."""
+
+    job: str
+    run_id: str
+    partitions: int
 
 
 @dataclass(frozen=True)

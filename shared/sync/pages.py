@@ -21,13 +21,16 @@ counted once, since the totals move with the watermark. A page that failed as a 
 the activity: the pages in flight beside it are waited for, and neither it nor any page
 after it is checkpointed.
 
+With a key partition (partitions.py), the pages are those of the partition's keys only,
+from the partition's own position, and the checkpoints go to its row instead of the
+watermark (checkpoints.py); reaching the run's end is recorded there too.
+
 Every failure is a `SyncRunError` (errors.py) naming the job, a code and the cause.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -37,21 +40,28 @@ from typing import Any
 
 from shared.crash_points import crash_point
 from shared.log_fields import log_event
-from shared.sql.keyset import Position, page_statement, position_of
+from shared.sql.keyset import KeyPartition, Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
+from shared.sync.checkpoints import (  # the crash point, named here since it began here
+    PAGE_AFTER_WATERMARK as PAGE_AFTER_WATERMARK,
+)
+from shared.sync.checkpoints import (
+    Checkpoints,
+    CheckpointTarget,
+    WatermarkTarget,
+)
 from shared.sync.errors import SyncRunError
 from shared.sync.in_flight import InFlight
 from shared.sync.job import SyncJob
-from shared.sync.messages import PagesResult, RunTotals
+from shared.sync.messages import PagesResult
+from shared.sync.partitions import partition_target
 from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
 from shared.sync.sinks import Delivery, Sink, SinkRefused, SinkUnavailable
-from shared.sync.state import DeadLetter, SyncState, Watermark, WatermarkConflict
+from shared.sync.state import DeadLetter, SyncState
 
 # The sink accepted a page, its dead letters and its checkpoint are not written.
 PAGE_AFTER_DELIVERY = "sync.page.after_delivery"
-# A checkpoint advanced the watermark, the activity's result is not recorded.
-PAGE_AFTER_WATERMARK = "sync.page.after_watermark"
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +88,9 @@ DEFAULT_BUDGET = PageBudget()
 def sync_pages(
     job: SyncJob, state: SyncState, sink: Sink, run_id: str, upper_bound: StoredBound,
     budget: PageBudget = DEFAULT_BUDGET, source: SqlSource | None = None,
-    clock: Callable[[], float] = time.monotonic,
+    clock: Callable[[], float] = time.monotonic, partition: KeyPartition | None = None,
 ) -> PagesResult:
+    """The run's next pages (of `partition` only, from its own position, when given)."""
     keyset = job.source.keyset()
     codec = job.source.codec
     watermark = state.watermarks.read(job.name, keyset.cursor_kind, job.source.initial_position)
@@ -90,11 +101,14 @@ def sync_pages(
             "this run stops without writing",
         )
     bound = codec.bound(upper_bound)
-    if bound.value is None:
-        return PagesResult(totals=watermark.totals,
-                           position=codec.stored_position(watermark.position), done=True)
+    target: CheckpointTarget = (WatermarkTarget(job, state, run_id, watermark)
+                                if partition is None else
+                                partition_target(job, state, run_id, watermark, partition))
+    if bound.value is None or target.reached:
+        return PagesResult(totals=target.totals,
+                           position=codec.stored_position(target.position), done=True)
     source = source or job.source.sql_source()
-    checkpoints = _Checkpoints(job, state, run_id, watermark, clock)
+    checkpoints = Checkpoints(job, run_id, target, clock)
     started = clock()
     pages = rows = 0
     done = False
@@ -107,7 +121,7 @@ def sync_pages(
         while True:
             try:
                 names, found = source.fetch_tuples(
-                    page_statement(keyset, position, bound, size * pages_per_query))
+                    page_statement(keyset, position, bound, size * pages_per_query, partition))
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
             keys_of = _page_keys(job, names) if keyed else None
@@ -125,7 +139,7 @@ def sync_pages(
 
     started_pages = 0
     try:
-        with ReadAhead(pages_after(watermark.position), depth=_read_ahead_depth(job)) \
+        with ReadAhead(pages_after(target.position), depth=_read_ahead_depth(job)) \
                 as reader, InFlight[_Page, Delivery](job.pages_in_flight, "sync-delivery") \
                 as in_flight:
             for page in reader:
@@ -145,126 +159,15 @@ def sync_pages(
         # Whatever happened, what the sink accepted (and the run took, in order) is
         # checkpointed before leaving; a page still in flight after a failure is not.
         written = checkpoints.finish()
+    if done:
+        written.reach_end()
     result = PagesResult(pages, rows, written.totals, codec.stored_position(written.position),
                          done=done)
-    log_event(log, "sync pages synced", job=job.name, run_id=run_id, pages=pages, rows=rows,
+    log_event(log, "sync pages synced", job=job.name, run_id=run_id,
+              partition=target.partition, pages=pages, rows=rows,
               seconds=round(clock() - started, 2),
               position=result.position.to_text() if result.position else None)
     return result
-
-
-class _Checkpoints:
-    """Writes the watermark on a thread of its own while the next pages are synced.
-
-    Each write takes the latest accepted position (and the run's totals up to it), under
-    the ETag of the previous write. `accept` waits while `checkpoint_pages` accepted pages
-    are still waiting for their checkpoint, so no more than these are ever sent again
-    after a crash (plus the pages in flight meanwhile). Fewer than that are written
-    once `checkpoint_interval` seconds passed since the last write. `finish` writes what is
-    left and stops the thread; a failed write (the watermark taken over) is raised there
-    or at the next `accept`.
-    """
-
-    def __init__(self, job: SyncJob, state: SyncState, run_id: str, watermark: Watermark,
-                 clock: Callable[[], float]) -> None:
-        self.job, self.state, self.run_id = job, state, run_id
-        self.watermark = watermark  # as last written
-        self.clock = clock
-        self._latest: tuple[Position, RunTotals] | None = None  # accepted, not yet written
-        self._totals = self._logged = watermark.totals
-        self._waiting = 0  # accepted pages whose checkpoint is not written yet
-        self._written_at = clock()
-        self._finishing = False
-        self._error: SyncRunError | None = None
-        self._changed = threading.Condition()
-        self._writer = threading.Thread(target=self._write_checkpoints, daemon=True,
-                                        name="sync-checkpoints")
-        self._writer.start()
-
-    def accept(self, position: Position, rows: int, delivered: int, dead_lettered: int) -> None:
-        with self._changed:
-            while self._waiting >= self.job.checkpoint_pages and self._error is None:
-                self._changed.wait()
-            self._raise_failure()
-            self._totals = self._totals.add(rows, delivered, dead_lettered)
-            self._latest = (position, self._totals)
-            self._waiting += 1
-            self._changed.notify_all()
-
-    def finish(self) -> Watermark:
-        with self._changed:
-            self._finishing = True
-            self._changed.notify_all()
-        self._writer.join()
-        self._raise_failure()
-        return self.watermark
-
-    def _raise_failure(self) -> None:
-        if self._error is not None:
-            raise self._error
-
-    def _due(self) -> bool:
-        if self._latest is None:
-            return False
-        return (self._finishing or self._waiting >= self.job.checkpoint_pages
-                or self.clock() - self._written_at >= self.job.checkpoint_interval)
-
-    def _log_checkpoint(self, totals: RunTotals) -> None:
-        # The alerts (infra/modules/alerts.bicep) read these fields: dead letters and lag.
-        before, self._logged = self._logged, totals
-        position = self.job.source.codec.stored_position(self.watermark.position)
-        log_event(log, "sync checkpoint", job=self.job.name, run_id=self.run_id,
-                  rows=totals.rows - before.rows, delivered=totals.delivered - before.delivered,
-                  dead_lettered=totals.dead_lettered - before.dead_lettered,
-                  cursor_kind=self.job.source.cursor_kind, cursor=position.cursor,
-                  position=position.to_text())
-
-    def _write_checkpoints(self) -> None:
-        try:
-            self._write_until_finished()
-        except BaseException as error:  # never leave `accept` waiting on a dead writer
-            with self._changed:
-                self._error = SyncRunError(
-                    self.job.name, "CHECKPOINT_FAILED",
-                    f"the checkpoint writer failed: {type(error).__name__}: {error}",
-                    retryable=True)
-                self._changed.notify_all()
-
-    def _write_until_finished(self) -> None:
-        while True:
-            with self._changed:
-                while not self._due():
-                    if self._finishing:
-                        return
-                    self._changed.wait(timeout=self.job.checkpoint_interval or None)
-                assert self._latest is not None
-                (position, totals), covered = self._latest, self._waiting
-            failure: SyncRunError | None
-            try:
-                self.watermark = self.state.watermarks.advance(
-                    self.job.name, self.job.source.cursor_kind, self.watermark, position,
-                    self.run_id, totals)
-            except WatermarkConflict as error:
-                failure = SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error))
-            except Exception as error:  # storage unreachable: the pages are sent again later
-                failure = SyncRunError(
-                    self.job.name, "CHECKPOINT_FAILED",
-                    f"the watermark could not be written: {type(error).__name__}: {error}",
-                    retryable=True)
-            else:
-                crash_point(PAGE_AFTER_WATERMARK)
-                failure = None
-                self._log_checkpoint(totals)
-            with self._changed:
-                if failure is not None:
-                    self._error = failure
-                    self._changed.notify_all()
-                    return
-                self._waiting -= covered
-                if self._waiting == 0:
-                    self._latest = None
-                self._written_at = self.clock()
-                self._changed.notify_all()
 
 
 @dataclass(frozen=True)
@@ -337,7 +240,7 @@ def _page_keys(job: SyncJob, names: tuple[str, ...]) -> PageKeys:
 
 
 def _settle_page(job: SyncJob, state: SyncState, run_id: str, page: _Page,
-                 delivery: Delivery, checkpoints: _Checkpoints) -> None:
+                 delivery: Delivery, checkpoints: Checkpoints) -> None:
     """Dead-letter what the mapping or the sink rejected, then hand the page's position
     to the checkpoints: pages are settled in their order, whatever order their deliveries
     ended in."""

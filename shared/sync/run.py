@@ -24,6 +24,7 @@ from shared.sql.source import SourceError
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import RunBegun, RunOutcome, RunTotals
+from shared.sync.partitions import check_partition_key, partition_totals
 from shared.sync.state import SyncState, utc_now
 from shared.sync.state.lease import LOCK_ROW
 from shared.sync.state.watermarks import WATERMARK_ROW, watermark_from
@@ -50,6 +51,7 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
         seen = pool.submit(state.job_rows, job.name, WATERMARK_ROW)
         try:
             source.fetch_rows(probe_statement(keyset))
+            check_partition_key(job, source)
             bound = upper_bound_from(
                 keyset, source.fetch_value(upper_bound_statement(keyset)), job.source.lag
             )
@@ -98,7 +100,9 @@ def end_run(
     watermark = watermark_from(rows[WATERMARK_ROW].entity, job.source.cursor_kind,
                                job.source.initial_position)
     if watermark.run_id == run_id:
-        totals = watermark.totals
+        # With the pages of partitions the watermark did not count yet (a run that failed
+        # before they were joined).
+        totals = watermark.totals.plus(partition_totals(job, state, run_id))
     state.runs.record(
         job.name, run_id, started_at, Outcome=outcome.value, EndedAt=now,
         Pages=totals.pages, Rows=totals.rows, Delivered=totals.delivered,

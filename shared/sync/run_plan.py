@@ -7,12 +7,13 @@ upper bound as text: never a row, never a secret.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 from shared.config import SyncSettings
 from shared.sync.job import SyncJob
-from shared.sync.messages import PagesResult, RunInput
+from shared.sync.messages import PagesRequest, PagesResult, PartitionProgress, RunInput
 
 MAX_RETRY_DELAY = timedelta(minutes=5)
 # The first look at a backlog's jobs: parts submitted while staging may have ended already.
@@ -27,6 +28,7 @@ def new_run_input(job: SyncJob, settings: SyncSettings, run_id: str,
         pages_per_generation=job.pages_per_generation,
         activity_budget=settings.activity_budget, pages_per_activity=settings.pages_per_activity,
         backlog_poll_interval=settings.backlog_poll_interval, waits_for_recorded_jobs=True,
+        partitions=job.partitions,
     )
 
 
@@ -34,6 +36,35 @@ def add_pages(run: RunInput, result: PagesResult) -> RunInput:
     """The run after a page activity: its totals are the ones checkpointed with the
     watermark, so pages whose result was lost (a redelivered activity) still count."""
     return dataclasses.replace(run, totals=result.totals)
+
+
+def unfinished_partitions(run: RunInput) -> list[int]:
+    """The partitions still to sync (all of them before the first round)."""
+    if not run.partition_progress:
+        return list(range(run.partitions))
+    return [index for index, progress in enumerate(run.partition_progress)
+            if not progress.done]
+
+
+def partition_requests(run: RunInput) -> list[PagesRequest]:
+    """One page activity's request for each partition still to sync."""
+    assert run.upper_bound is not None
+    return [PagesRequest(run.job, run.run_id, run.upper_bound, run.activity_budget,
+                         run.pages_per_activity, partition=index, partitions=run.partitions)
+            for index in unfinished_partitions(run)]
+
+
+def add_partition_pages(run: RunInput, results: dict[int, PagesResult]) -> RunInput:
+    """The run after a round of partition activities (a failed one is left out): each
+    partition's totals are the ones checkpointed with its position; the run's, those
+    before the partitions plus theirs."""
+    progress = list(run.partition_progress) or [PartitionProgress()] * run.partitions
+    before = run.totals_before_partitions if run.partition_progress else run.totals
+    for index, result in results.items():
+        progress[index] = PartitionProgress(result.totals, result.done)
+    totals = functools.reduce(lambda total, part: total.plus(part.totals), progress, before)
+    return dataclasses.replace(run, partition_progress=tuple(progress),
+                               totals_before_partitions=before, totals=totals)
 
 
 def next_generation(run: RunInput) -> RunInput:

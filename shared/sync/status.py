@@ -10,7 +10,8 @@ from shared.answer_json import camel_keys, optional_utc_text
 from shared.problems import Problem, problem
 from shared.sync.job import SyncJob
 from shared.sync.lock import InstanceSnapshot, LeaseHold, TickAction, TickDecision
-from shared.sync.state import SyncState
+from shared.sync.partitions import partition_totals
+from shared.sync.state import SyncState, Watermark
 
 # Named for what holds the lock (or that nothing does); `detail` says until when and why.
 LOCK_STATES = {
@@ -67,10 +68,7 @@ def job_status(
         "progress": None if progress is None else _progress_answer(progress),
         "rowsPerSecond": {
             "current": current_rows_per_second(
-                progress, instance, now,
-                # Checkpointed with the watermark: fresher than the orchestration's status.
-                watermark.totals.rows
-                if instance is not None and watermark.run_id == instance.run_id else None),
+                progress, instance, now, _checkpointed_rows(job, state, watermark, instance)),
             "last": next((run["rowsPerSecond"] for run in last_runs
                           if run.get("outcome") != "running"), None),
         },
@@ -117,6 +115,18 @@ def _ticks_answer(ticks: dict[str, Any]) -> dict[str, Any]:
     if "lastTick" in answer:
         answer["lastTick"] = optional_utc_text(_time(answer["lastTick"]))
     return answer
+
+
+def _checkpointed_rows(job: SyncJob, state: SyncState, watermark: Watermark,
+                       instance: InstanceSnapshot | None) -> int | None:
+    """The rows the run under way checkpointed, with the watermark and in the rows of its
+    key partitions: fresher than the orchestration's status, which a round updates."""
+    run_id = watermark.run_id
+    if instance is None or not instance.busy or run_id is None or run_id != instance.run_id:
+        return None
+    if job.partitions == 1:
+        return watermark.totals.rows
+    return watermark.totals.rows + partition_totals(job, state, run_id).rows
 
 
 def run_rows_per_second(run: dict[str, Any]) -> float | None:

@@ -33,6 +33,7 @@ from shared.events.queue import POST_TRANSACTION_STORED
 from shared.events.settling import EVENTS_SETTLED
 from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
+from shared.sync.partitions import PARTITIONS_AFTER_JOIN, PARTITIONS_BEFORE_JOIN
 from shared.sync.run import (
     BEGIN_AFTER_CLAIM,
     BEGIN_AFTER_RECORD,
@@ -41,7 +42,13 @@ from shared.sync.run import (
 )
 from shared.sync.starter import RUN_START_AFTER_LEASE, RUN_START_AFTER_START_NEW
 from tests.chaos.queue_scenarios import BatchInstance, EventDrain
-from tests.chaos.scenarios import BacklogRun, BulkLoad, Scenario, SyncRun
+from tests.chaos.scenarios import (
+    BacklogRun,
+    BulkLoad,
+    PartitionedSyncRun,
+    Scenario,
+    SyncRun,
+)
 
 
 class Hook(Enum):
@@ -118,6 +125,11 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(END_AFTER_RECORD, Hook.APP, SyncRun),
     KillPoint(END_AFTER_RELEASE, Hook.APP, SyncRun),
     KillPoint("random#1", Hook.RANDOM, SyncRun),
+    # a run in key partitions: a page of one accepted, every partition done and the
+    # watermark not moved yet, the watermark moved and the join's answer not recorded
+    KillPoint(f"{PAGE_AFTER_DELIVERY}@3", Hook.APP, PartitionedSyncRun),
+    KillPoint(PARTITIONS_BEFORE_JOIN, Hook.APP, PartitionedSyncRun),
+    KillPoint(PARTITIONS_AFTER_JOIN, Hook.APP, PartitionedSyncRun),
     # a backlog run: two parts' upsert jobs submitted, the third not, the watermark unmoved
     KillPoint(f"{BACKLOG_AFTER_PART_SUBMITTED}@2", Hook.APP, BacklogRun),
     # the bulk load's claim and start

@@ -9,6 +9,7 @@ import pytest
 
 from shared.sql.dialects import dialect_named
 from shared.sql.keyset import (
+    KeyPartition,
     KeysetSource,
     Position,
     UpperBound,
@@ -204,3 +205,22 @@ def test_sqlite_plan_searches_the_cursor_key_index(sqlite_assets):
             "EXPLAIN QUERY PLAN " + statement.sql, *statement.params
         ).fetchall())
     assert "SEARCH" in plan and "ix_" in plan, plan
+
+
+def test_partitions_read_every_row_once_negative_keys_included(assets):
+    ids = list(range(-25, 26))
+    assets.insert((asset_id, BASE + timedelta(seconds=asset_id % 4)) for asset_id in ids)
+    src = keyset(assets)
+    source = SqlSource(assets.connection_string, assets.view)
+    bound = UpperBound(BASE + timedelta(hours=1), True)
+    read: list[list[int]] = []
+    for index in range(3):
+        partition = KeyPartition(index, 3)
+        position, keys = Position(datetime(1900, 1, 1), None), []
+        while rows := source.fetch_rows(page_statement(src, position, bound, 7, partition)):
+            keys += [row["Asset_ID"] for row in rows]
+            position = position_of(src, rows[-1])
+        assert all(partition.holds(key) for key in keys)
+        read.append(keys)
+    assert sorted(key for keys in read for key in keys) == ids  # each row in one part
+    assert all(len(keys) == 17 for keys in read)

@@ -16,6 +16,7 @@ from shared.sql.dialects import (
 )
 from shared.sql.identifiers import InvalidIdentifier
 from shared.sql.keyset import (
+    KeyPartition,
     KeysetSource,
     Position,
     UpperBound,
@@ -154,3 +155,23 @@ def test_dialect_follows_the_odbc_driver(connection_string, dialect):
 def test_unknown_driver_asks_for_the_dialect_setting():
     with pytest.raises(ValueError, match="set the job's dialect"):
         dialect_for_connection_string("Driver={Oracle};")
+
+
+@pytest.mark.parametrize("dialect", [TSQL, POSTGRESQL, SQLITE])
+def test_a_partition_page_parses_and_filters_by_the_key_modulo_the_count(dialect):
+    statement = page_statement(source(dialect), Position(datetime(2025, 10, 8), (7,)),
+                               UpperBound(datetime(2025, 10, 9), True), 500,
+                               KeyPartition(2, 3))
+    sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
+    quoted = dialect.quote("Asset_ID")
+    assert f"AND (({quoted} % 3) + 3) % 3 = 2 ORDER BY" in statement.sql
+    # The partition adds no parameter: the statement binds what an unpartitioned one does.
+    plain = page_statement(source(dialect), Position(datetime(2025, 10, 8), (7,)),
+                           UpperBound(datetime(2025, 10, 9), True), 500)
+    assert statement.params == plain.params
+
+
+def test_a_composite_key_has_no_partition_predicate():
+    with pytest.raises(ValueError, match="one integer key column"):
+        page_statement(source(keys=("Asset_ID", "Line")), Position(datetime(2025, 10, 8)),
+                       UpperBound(datetime(2025, 10, 9), True), 500, KeyPartition(0, 2))

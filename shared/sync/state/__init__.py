@@ -4,7 +4,9 @@
   - row `watermark` (watermarks.py): the last delivered position `(cursor, key)` and the
     run that owns it;
   - row `lock` (lease.py): the ShedLock-style lease `LockedUntil`/`LockedAt`/`RunId`;
-  - row `ticks` (ticks.py): counters of timer ticks (started, skipped busy/held, ...).
+  - row `ticks` (ticks.py): counters of timer ticks (started, skipped busy/held, ...);
+  - rows `partition-<k>` (partitions.py): where each key partition of a run that syncs
+    its pages in partitions has got to.
 - runs table (runs.py), partition = job name, one row per run, newest first.
 - dead-letter table (dead_letters.py), partition = job name, one row per rejected change.
 

@@ -13,6 +13,7 @@ from shared.storage.clients import table_service
 from shared.storage.tables import RowAsRead, read_entities, table_clients
 from shared.sync.state.dead_letters import DeadLetters
 from shared.sync.state.lease import Leases
+from shared.sync.state.partitions import PartitionPositions
 from shared.sync.state.runs import RunLog
 from shared.sync.state.ticks import TickCounters
 from shared.sync.state.watermarks import Watermarks
@@ -28,6 +29,7 @@ class SyncState:
             service, (watermark_table, runs_table, dead_letter_table))
         self._watermark_rows = watermark_rows
         self.watermarks = Watermarks(watermark_rows)
+        self.partitions = PartitionPositions(watermark_rows)
         self.lease = Leases(watermark_rows)
         self.ticks = TickCounters(watermark_rows)
         self.runs = RunLog(runs)

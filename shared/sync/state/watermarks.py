@@ -6,11 +6,13 @@ page was fetched, so a terminated (zombie) run can never move it, nor move it ba
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from azure.data.tables import TableClient
+from azure.core import MatchConditions
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from shared.sql.keyset import Position
 from shared.storage.tables import (
@@ -70,10 +72,11 @@ class Watermarks:
 
     def advance(
         self, job: str, kind: str, current: Watermark, new_position: Position, run_id: str,
-        totals: RunTotals | None = None,
+        totals: RunTotals | None = None, also_delete: Sequence[tuple[str, str]] = (),
     ) -> Watermark:
         """Checkpoint: write `new_position` (and the run's `totals` up to it) only if nobody
-        wrote since `current` was read."""
+        wrote since `current` was read. `also_delete`: rows of the job's partition (row key,
+        ETag as read) deleted in the same transaction, each only if unchanged since."""
         if current.run_id != run_id:
             raise WatermarkConflict(
                 f"the watermark of {job} belongs to run {current.run_id}, not to run {run_id}"
@@ -86,12 +89,32 @@ class Watermarks:
         totals = current.totals if totals is None else totals
         entity = _entity(job, kind, new_position, run_id, totals)
         try:
-            etag = write_entity(self.table, entity, current.etag)
+            etag = (write_entity(self.table, entity, current.etag) if not also_delete
+                    else self._write_and_delete(entity, current.etag, also_delete))
         except ConcurrentWrite:
             raise WatermarkConflict(
                 f"the watermark of {job} was changed by another run since run {run_id} read it"
             ) from None
         return Watermark(new_position, run_id, as_utc(entity["UpdatedAt"]), etag, totals)
+
+
+    def _write_and_delete(self, entity: dict[str, Any], etag: str | None,
+                          rows: Sequence[tuple[str, str]]) -> str:
+        unchanged = MatchConditions.IfNotModified
+        write: tuple[Any, ...] = (
+            ("create", entity) if etag is None else
+            ("update", entity, {"mode": UpdateMode.REPLACE, "etag": etag,
+                                "match_condition": unchanged}))
+        deletes: list[tuple[Any, ...]] = [
+            ("delete", {"PartitionKey": entity["PartitionKey"], "RowKey": row_key},
+             {"etag": row_etag, "match_condition": unchanged})
+            for row_key, row_etag in rows]
+        try:
+            written = self.table.submit_transaction([write, *deletes])
+        except TableTransactionError as error:
+            raise ConcurrentWrite(str(error.message)) from None
+        new_etag: str = written[0]["etag"]
+        return new_etag
 
 
 def watermark_from(stored: StoredEntity | None, kind: str, initial: Position) -> Watermark:
