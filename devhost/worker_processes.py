@@ -234,6 +234,7 @@ class ActivityWorkers:
         if outcome == "load failed":
             if not worker.ready.done():
                 worker.ready.set_exception(StartupError(str(rest[0])))
+            self._wake_waiters()
             return
         waiting = worker.pending.pop(call_id, None)
         if waiting is None or waiting.done():  # cancelled (timeout, host stopping)
@@ -249,6 +250,7 @@ class ActivityWorkers:
         failure = WorkerProcessExited(
             f"the worker process {worker.index} (pid {worker.process.pid}) exited with code "
             f"{code} during the invocation; the host starts it again")
+        loaded = worker.ready.done() and worker.ready.exception() is None
         if not worker.ready.done():
             worker.ready.set_exception(failure)
             worker.ready.exception()  # retrieved: a restart's failure is logged below
@@ -257,8 +259,9 @@ class ActivityWorkers:
                 waiting.set_exception(failure)
         worker.pending.clear()
         worker.connection.close()
-        if self._stopping:
-            return
+        self._wake_waiters()
+        if self._stopping or not loaded:
+            return  # one that dies while loading the app would only die again
         log.warning("activity worker process %d (pid %s) exited with code %s; starting it "
                     "again", worker.index, worker.process.pid, code)
         replacement = self._spawn(worker.index)
@@ -283,7 +286,8 @@ class ActivityWorkers:
         asyncio.get_running_loop().create_task(notify())
 
     async def _next_worker(self) -> _Worker:
-        """The next worker that is up, round-robin; waits while every worker restarts."""
+        """The next worker that is up, round-robin; waits while workers start again, fails
+        when none is up or starting."""
         async with self._up:
             while True:
                 up = [worker for worker in self._workers
@@ -291,6 +295,10 @@ class ActivityWorkers:
                       and not worker.exited.is_set()]
                 if up:
                     return up[next(self._turn) % len(up)]
+                if all(worker.ready.done() for worker in self._workers):
+                    raise WorkerProcessExited(
+                        "no activity worker process is running: each exited and could not "
+                        "start again (see the host's log)")
                 await self._up.wait()
 
     async def run_activity(self, spec: FunctionSpec, input_json: Any,

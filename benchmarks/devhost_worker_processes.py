@@ -1,0 +1,140 @@
+"""FUNCTIONS_WORKER_PROCESS_COUNT on the local host: CPU-bound fan-out and per-call cost.
+
+The same app (benchmarks/worker_app) on one Azurite, started with `python -m devhost` as
+users start it, twice at once (each its own task hub): one host with 1 worker process
+(activities in the host process), one with 2. Rounds alternate between them and the
+floors, so machine load hits all alike (compare ratios, never absolute times):
+- floors: one `spin` loop (pure Python, ~0.5 s) in this process, and two loops in two bare
+  processes at once (what two cores give right now);
+- a fan-out of 2 `spin` activities, start to Completed, as ratios to those floors (1
+  process: ~2x one loop, both loops share one GIL; 2 processes: near the two-process
+  floor), and the paired ratio of the two hosts' wall times;
+- a chain of trivial activities: time per step (schedule, run, result, replay) and the
+  mean `Duration` of the trivial activity's execution log lines (what crossing to a worker
+  adds to one invocation).
+
+    python benchmarks/devhost_worker_processes.py
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import re
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import requests
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+APP = Path(__file__).resolve().parent / "worker_app"
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(APP))
+
+from devhost.testing import RunningHost, start_host  # noqa: E402
+from devtools import services  # noqa: E402
+from function_app import spin_loop  # noqa: E402
+
+TARGET_SECONDS = 0.5
+ROUNDS = 5
+CHAIN = 30
+DURATION = re.compile(r"Executed 'Functions\.trivial' \(Succeeded, .*Duration=(\d+)ms")
+
+
+def timed_spin(iterations: int) -> float:
+    started = time.perf_counter()
+    spin_loop(iterations)
+    return time.perf_counter() - started
+
+
+def calibrated_iterations() -> int:
+    """Iterations of `spin_loop` that take about TARGET_SECONDS here."""
+    iterations = 200_000
+    while (elapsed := timed_spin(iterations)) < 0.1:
+        iterations *= 4
+    return int(iterations * TARGET_SECONDS / elapsed)
+
+
+def two_processes_seconds(pool: ProcessPoolExecutor, iterations: int) -> float:
+    started = time.perf_counter()
+    list(pool.map(spin_loop, [iterations, iterations]))
+    return time.perf_counter() - started
+
+
+def run_seconds(host: RunningHost, orchestrator: str, payload: object) -> float:
+    started = time.perf_counter()
+    answer = requests.post(host.url(f"/api/start/{orchestrator}"), json=payload, timeout=10)
+    status_url = answer.json()["statusQueryGetUri"]
+    while True:
+        status = requests.get(status_url, timeout=10).json()
+        if status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
+            assert status["runtimeStatus"] == "Completed", status
+            return time.perf_counter() - started
+        time.sleep(0.01)
+
+
+def chain_figures(host: RunningHost) -> tuple[float, float]:
+    """(ms a chained step, mean execution Duration in ms) of a chain of trivial activities."""
+    before = len(DURATION.findall(host.output()))
+    seconds = run_seconds(host, "trivial_chain", CHAIN)
+    durations = [int(ms) for ms in DURATION.findall(host.output())[before:]]
+    return seconds * 1000 / CHAIN, statistics.mean(durations)
+
+
+def main() -> None:
+    iterations = calibrated_iterations()
+    fan_out = {"iterations": iterations, "activities": 2}
+    with tempfile.TemporaryDirectory(prefix="bench-workers-") as workdir, \
+            ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        two_processes_seconds(pool, 1000)  # both pool processes up
+        azurite = services.start_azurite(Path(workdir))
+        hosts: dict[int, RunningHost] = {}
+        try:
+            for count in (1, 2):
+                hosts[count] = start_host(APP, log_path=Path(workdir) / f"host-{count}.log", env={
+                    "AzureWebJobsStorage": azurite.connection_string,
+                    "FUNCTIONS_WORKER_PROCESS_COUNT": str(count),
+                    "WORKER_BENCH_HUB": f"WorkerBench{count}",
+                })
+            for host in hosts.values():  # warm-up
+                run_seconds(host, "cpu_fan_out", {"iterations": 1000, "activities": 2})
+                run_seconds(host, "trivial_chain", 3)
+            one_loop, two_loops, fan_outs = [], [], {1: [], 2: []}
+            chains: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+            for _ in range(ROUNDS):
+                one_loop.append(timed_spin(iterations))
+                two_loops.append(two_processes_seconds(pool, iterations))
+                for count, host in hosts.items():
+                    fan_outs[count].append(run_seconds(host, "cpu_fan_out", fan_out))
+                    chains[count].append(chain_figures(host))
+        finally:
+            for host in hosts.values():
+                host.stop()
+            azurite.stop(grace_seconds=1.0)
+    floor, parallel_floor = statistics.median(one_loop), statistics.median(two_loops)
+    print(f"one spin loop in this process (floor):            {floor * 1000:8.1f} ms")
+    print(f"two spin loops in two bare processes:             {parallel_floor * 1000:8.1f} ms"
+          f"   = {parallel_floor / floor:5.2f} x floor")
+    for count, samples in fan_outs.items():
+        seconds = statistics.median(samples)
+        print(f"fan-out of 2 spin activities, {count} worker process(es): {seconds * 1000:8.1f} ms"
+              f"   = {seconds / floor:5.2f} x floor, {seconds / parallel_floor:5.2f} x two "
+              "bare processes")
+    paired = [one / two for one, two in zip(fan_outs[1], fan_outs[2], strict=True)]
+    print(f"fan-out wall time, 1 process / 2 processes (median of {ROUNDS} pairs): "
+          f"{statistics.median(paired):5.2f} x")
+    for count, figures in chains.items():
+        step = statistics.median(step for step, _ in figures)
+        duration = statistics.median(duration for _, duration in figures)
+        print(f"trivial activity, {count} worker process(es): {step:6.1f} ms a chained step, "
+              f"{duration:5.1f} ms mean execution Duration")
+    step_ratio = statistics.median(
+        two[0] / one[0] for one, two in zip(chains[1], chains[2], strict=True))
+    print(f"chained step, 2 processes / 1 process (median of {ROUNDS} pairs): {step_ratio:5.2f} x")
+
+
+if __name__ == "__main__":
+    main()
