@@ -47,6 +47,7 @@ from devhost.durable_endpoints import DurableEndpoints
 from devhost.engine.interface import INVOKING_INSTANCE, RemoteFailure
 from devhost.execution_log import WorkerProcessExited
 from devhost.host_config import StartupError
+from devhost.invocation import FunctionInvoker
 from devhost.log_format import configure_logging
 
 log = logging.getLogger("devhost")
@@ -90,8 +91,6 @@ def _failure_message(call_id: int, error: BaseException) -> tuple[Any, ...]:
 
 def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
     """The worker process: load the app, then run each activity the host sends."""
-    from devhost.invocation import FunctionInvoker  # the host module imports this one
-
     _die_with_host(setup.host_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the host, which stops us
     configure_logging(setup.verbose)
@@ -308,8 +307,13 @@ class ActivityWorkers:
         answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
         worker.pending[call_id] = answer
         try:
-            worker.connection.send(
-                (call_id, spec.name, input_json, INVOKING_INSTANCE.get(), invocation_id))
+            try:
+                worker.connection.send(
+                    (call_id, spec.name, input_json, INVOKING_INSTANCE.get(), invocation_id))
+            except OSError as error:  # it died after it was picked
+                raise WorkerProcessExited(
+                    f"the worker process {worker.index} (pid {worker.process.pid}) could "
+                    f"not be reached: {error}") from None
             return await answer
         finally:
             worker.pending.pop(call_id, None)
