@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -100,7 +101,10 @@ def test_two_activities_started_together_run_in_two_worker_processes(
     assert host.process.pid not in (sync_pid, async_pid)
     assert host_pid(host) == host.process.pid  # HTTP functions stay in the host
     output = host.output()
-    assert f"report_pid ran in process {sync_pid}" in output
+    # the app's log record, from the worker, in the host's log format
+    assert re.search(
+        rf"^\[\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\] report_pid ran in process {sync_pid}$",
+        output, re.MULTILINE)
     assert f"Executed 'Functions.report_pid' (Succeeded, Instance={done['instanceId']}, " in output
 
 
