@@ -112,7 +112,7 @@ def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
         error = done.exception()
         message = ((call_id, "ok", done.result()) if error is None
                    else _failure_message(call_id, error))
-        with sending:
+        with sending, contextlib.suppress(OSError):  # the host is gone: nobody to answer
             connection.send(message)
 
     async def run(name: str, input_json: str | None, instance_id: str | None,
