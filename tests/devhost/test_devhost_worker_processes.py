@@ -75,6 +75,18 @@ def test_the_host_does_not_start_with_an_invalid_worker_process_count(
         refused.value)
 
 
+def test_the_host_does_not_start_when_a_worker_process_cannot_import_the_app(
+    durable_env: dict[str, str], tmp_path: Path
+):
+    with pytest.raises(HostStartError) as refused:
+        start_host(sample_app(APP), log_path=tmp_path / "host.log", env={
+            **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+            "TEST_FAIL_IMPORT_IN_WORKER": "1",
+        })
+    assert ("The host did not start: importing function_app.py failed: RuntimeError: this "
+            "app cannot be imported in a worker process") in str(refused.value)
+
+
 def test_with_one_worker_process_activities_run_in_the_host_process(
     start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
 ):

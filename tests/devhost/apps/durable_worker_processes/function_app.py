@@ -3,6 +3,7 @@ or kill their process; the orchestrators report what they saw."""
 
 import asyncio
 import logging
+import multiprocessing
 import os
 import time
 
@@ -15,6 +16,9 @@ app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 log = logging.getLogger("worker_processes_app")
 
 WORKER_CRASH_POINT = "devhost_test.activity.kill_worker"
+
+if os.environ.get("TEST_FAIL_IMPORT_IN_WORKER") and multiprocessing.parent_process():
+    raise RuntimeError("this app cannot be imported in a worker process")
 
 
 @app.route(route="pid", methods=["GET"])
