@@ -311,6 +311,10 @@ class FunctionHost:
             )
         if self._storage is not None:
             lines.append(f"Storage ({STORAGE_SETTING}): {self._storage.describe()}")
+        if self._workers is not None:
+            pids = ", ".join(str(pid) for pid in self._workers.pids)
+            lines.append(f"Activities run in {self.worker_processes} worker processes "
+                         f"(FUNCTIONS_WORKER_PROCESS_COUNT), pids {pids}")
         lines.append(f"Master key: {self.keys.master}")
         lines.append(f"Function key: {self.keys.function}")
         lines.append(f"Host started on http://{LOOPBACK}:{self.port}")

@@ -113,6 +113,8 @@ def test_two_activities_started_together_run_in_two_worker_processes(
     assert host.process.pid not in (sync_pid, async_pid)
     assert host_pid(host) == host.process.pid  # HTTP functions stay in the host
     output = host.output()
+    assert re.search(r"Activities run in 2 worker processes \(FUNCTIONS_WORKER_PROCESS_COUNT\), "
+                     rf"pids ({sync_pid}, {async_pid}|{async_pid}, {sync_pid})\n", output)
     # the app's log record, from the worker, in the host's log format
     assert re.search(
         rf"^\[\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\] report_pid ran in process {sync_pid}$",
