@@ -42,6 +42,7 @@ TARGET_SECONDS = 0.5
 ROUNDS = 5
 CHAIN = 30
 DURATION = re.compile(r"Executed 'Functions\.trivial' \(Succeeded, .*Duration=(\d+)ms")
+SPIN_DURATION = re.compile(r"Executed 'Functions\.spin' \(Succeeded, .*Duration=(\d+)ms")
 
 
 def timed_spin(iterations: int) -> float:
@@ -99,6 +100,8 @@ def main() -> None:
                     "FUNCTIONS_WORKER_PROCESS_COUNT": str(count),
                     "WORKER_BENCH_HUB": f"WorkerBench{count}",
                 })
+            spins_before = {count: len(SPIN_DURATION.findall(host.output()))
+                            for count, host in hosts.items()}
             for host in hosts.values():  # warm-up
                 run_seconds(host, "cpu_fan_out", {"iterations": 1000, "activities": 2})
                 run_seconds(host, "trivial_chain", 3)
@@ -110,6 +113,9 @@ def main() -> None:
                 for count, host in hosts.items():
                     fan_outs[count].append(run_seconds(host, "cpu_fan_out", fan_out))
                     chains[count].append(chain_figures(host))
+            spin_ms = {count: statistics.median(
+                int(ms) for ms in SPIN_DURATION.findall(host.output())[spins_before[count] + 2:])
+                for count, host in hosts.items()}
         finally:
             for host in hosts.values():
                 host.stop()
@@ -123,6 +129,9 @@ def main() -> None:
         print(f"fan-out of 2 spin activities, {count} worker process(es): {seconds * 1000:8.1f} ms"
               f"   = {seconds / floor:5.2f} x floor, {seconds / parallel_floor:5.2f} x two "
               "bare processes")
+    for count, milliseconds in spin_ms.items():
+        print(f"one spin activity's Duration, {count} worker process(es): {milliseconds:8.1f} ms"
+              f"   = {milliseconds / 1000 / floor:5.2f} x floor")
     paired = [one / two for one, two in zip(fan_outs[1], fan_outs[2], strict=True)]
     print(f"fan-out wall time, 1 process / 2 processes (median of {ROUNDS} pairs): "
           f"{statistics.median(paired):5.2f} x")
