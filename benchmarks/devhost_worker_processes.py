@@ -4,14 +4,21 @@ The same app (benchmarks/worker_app) on one Azurite, started with `python -m dev
 users start it, twice at once (each its own task hub): one host with 1 worker process
 (activities in the host process), one with 2. Rounds alternate between them and the
 floors, so machine load hits all alike (compare ratios, never absolute times):
-- floors: one `spin` loop (pure Python, ~0.5 s) in this process, and two loops in two bare
+- floors: one `spin` loop (pure Python, ~0.5 s) in this process, two loops on two threads
+  of this process (one GIL: the best one worker process can do) and two loops in two bare
   processes at once (what two cores give right now);
 - a fan-out of 2 `spin` activities, start to Completed, as ratios to those floors (1
   process: ~2x one loop, both loops share one GIL; 2 processes: near the two-process
   floor), and the paired ratio of the two hosts' wall times;
+- the host's start, `python -m devhost` to `Running` (2 processes import the app twice
+  more);
 - a chain of trivial activities: time per step (schedule, run, result, replay) and the
   mean `Duration` of the trivial activity's execution log lines (what crossing to a worker
   adds to one invocation).
+
+On a machine whose cores are busy with other work, two processes gain little over one
+GIL: read the host's 1-process / 2-process ratio beside the bare two-threads /
+two-processes ratio of the same run, not against 2x.
 
     python benchmarks/devhost_worker_processes.py
 """
@@ -24,7 +31,8 @@ import statistics
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
@@ -65,16 +73,32 @@ def two_processes_seconds(pool: ProcessPoolExecutor, iterations: int) -> float:
     return time.perf_counter() - started
 
 
-def run_seconds(host: RunningHost, orchestrator: str, payload: object) -> float:
+def two_threads_seconds(iterations: int) -> float:
+    """Two loops on two threads of this process: one GIL, what one worker process gives."""
     started = time.perf_counter()
+    with ThreadPoolExecutor(2) as threads:
+        list(threads.map(spin_loop, [iterations, iterations]))
+    return time.perf_counter() - started
+
+
+def run_seconds(host: RunningHost, orchestrator: str, payload: object) -> float:
+    """From the start request to the host's log line of the episode that completed it (the
+    status is polled slowly: fast polling would take CPU from the activities measured)."""
+    started = time.time()
     answer = requests.post(host.url(f"/api/start/{orchestrator}"), json=payload, timeout=10)
-    status_url = answer.json()["statusQueryGetUri"]
+    body = answer.json()
     while True:
-        status = requests.get(status_url, timeout=10).json()
+        status = requests.get(body["statusQueryGetUri"], timeout=10).json()
         if status["runtimeStatus"] in ("Completed", "Failed", "Terminated"):
             assert status["runtimeStatus"] == "Completed", status
-            return time.perf_counter() - started
-        time.sleep(0.01)
+            break
+        time.sleep(0.25)
+    completed = re.search(
+        rf"^\[([^\]]+)Z\] Executed 'Functions\.{orchestrator}' \(Succeeded, "
+        rf"Instance={body['id']},.*: orchestration completed$", host.output(), re.MULTILINE)
+    assert completed, f"no completion line for {body['id']}"
+    ended = datetime.fromisoformat(completed.group(1)).replace(tzinfo=UTC).timestamp()
+    return ended - started
 
 
 def chain_figures(host: RunningHost) -> tuple[float, float]:
@@ -93,23 +117,28 @@ def main() -> None:
         two_processes_seconds(pool, 1000)  # both pool processes up
         azurite = services.start_azurite(Path(workdir))
         hosts: dict[int, RunningHost] = {}
+        start_seconds: dict[int, float] = {}
         try:
             for count in (1, 2):
+                started = time.perf_counter()
                 hosts[count] = start_host(APP, log_path=Path(workdir) / f"host-{count}.log", env={
                     "AzureWebJobsStorage": azurite.connection_string,
                     "FUNCTIONS_WORKER_PROCESS_COUNT": str(count),
                     "WORKER_BENCH_HUB": f"WorkerBench{count}",
                 })
+                start_seconds[count] = time.perf_counter() - started
             spins_before = {count: len(SPIN_DURATION.findall(host.output()))
                             for count, host in hosts.items()}
             for host in hosts.values():  # warm-up
                 run_seconds(host, "cpu_fan_out", {"iterations": 1000, "activities": 2})
                 run_seconds(host, "trivial_chain", 3)
-            one_loop, two_loops, fan_outs = [], [], {1: [], 2: []}
+            one_loop, two_loops, two_threads = [], [], []
+            fan_outs: dict[int, list[float]] = {1: [], 2: []}
             chains: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
             for _ in range(ROUNDS):
                 one_loop.append(timed_spin(iterations))
                 two_loops.append(two_processes_seconds(pool, iterations))
+                two_threads.append(two_threads_seconds(iterations))
                 for count, host in hosts.items():
                     fan_outs[count].append(run_seconds(host, "cpu_fan_out", fan_out))
                     chains[count].append(chain_figures(host))
@@ -121,9 +150,14 @@ def main() -> None:
                 host.stop()
             azurite.stop(grace_seconds=1.0)
     floor, parallel_floor = statistics.median(one_loop), statistics.median(two_loops)
+    print(f"host start to Running, 1 / 2 worker processes:   {start_seconds[1]:6.2f} s / "
+          f"{start_seconds[2]:6.2f} s = {start_seconds[2] / start_seconds[1]:5.2f} x")
     print(f"one spin loop in this process (floor):            {floor * 1000:8.1f} ms")
     print(f"two spin loops in two bare processes:             {parallel_floor * 1000:8.1f} ms"
           f"   = {parallel_floor / floor:5.2f} x floor")
+    threads_floor = statistics.median(two_threads)
+    print(f"two spin loops on two threads of one process:     {threads_floor * 1000:8.1f} ms"
+          f"   = {threads_floor / floor:5.2f} x floor")
     for count, samples in fan_outs.items():
         seconds = statistics.median(samples)
         print(f"fan-out of 2 spin activities, {count} worker process(es): {seconds * 1000:8.1f} ms"
@@ -134,7 +168,9 @@ def main() -> None:
               f"   = {milliseconds / 1000 / floor:5.2f} x floor")
     paired = [one / two for one, two in zip(fan_outs[1], fan_outs[2], strict=True)]
     print(f"fan-out wall time, 1 process / 2 processes (median of {ROUNDS} pairs): "
-          f"{statistics.median(paired):5.2f} x")
+          f"{statistics.median(paired):5.2f} x   (bare: two threads / two processes "
+          f"{statistics.median(t / p for t, p in zip(two_threads, two_loops, strict=True)):5.2f}"
+          " x)")
     for count, figures in chains.items():
         step = statistics.median(step for step, _ in figures)
         duration = statistics.median(duration for _, duration in figures)
