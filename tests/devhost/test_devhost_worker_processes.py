@@ -186,12 +186,20 @@ def test_a_worker_killed_by_a_crash_point_fails_its_activity_and_is_started_agai
     assert len(set(pair)) == 2 and host.process.pid not in pair
 
 
-def test_killing_the_host_leaves_no_worker_process(
+def test_killing_the_host_mid_activity_leaves_no_worker_process(
     start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
 ):
     host = start_devhost(sample_app(APP),
                          env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
-    workers = run(host, "pids_of_a_pair", 0.3)["output"]
+    listed = re.search(r"worker processes \(FUNCTIONS_WORKER_PROCESS_COUNT\), pids (\d+), (\d+)",
+                       host.output())
+    assert listed, host.output()
+    workers = [int(pid) for pid in listed.groups()]
+    requests.post(host.url("/api/start/pids_of_a_pair"), json=30, timeout=10)
+    deadline = time.monotonic() + 30
+    while "report_pid ran in process" not in host.output():  # an activity is running
+        assert time.monotonic() < deadline, host.output()
+        time.sleep(0.1)
     assert all(is_running(pid) for pid in workers)
 
     os.kill(host.process.pid, signal.SIGKILL)
