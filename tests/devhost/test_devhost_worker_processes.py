@@ -125,21 +125,26 @@ def test_two_activities_started_together_run_in_two_worker_processes(
 def test_a_failing_activity_reaches_the_orchestrator_as_it_does_in_process(
     start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
 ):
+    activities = ("raise_value_error", "raise_app_error", "raise_key_error")
     in_process = start_devhost(sample_app(APP), env=durable_env)
-    seen_in_process = run(in_process, "failure_seen", "raise_value_error")
+    seen_in_process = [run(in_process, "failure_seen", name)["output"] for name in activities]
     in_process.stop()
     workers = start_devhost(sample_app(APP),
                             env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
 
-    seen_in_worker = run(workers, "failure_seen", "raise_value_error")
+    seen_in_worker = [run(workers, "failure_seen", name)["output"] for name in activities]
 
-    assert seen_in_worker["output"] == seen_in_process["output"]
-    assert seen_in_worker["output"] == (
-        "Activity function 'raise_value_error' failed: ValueError: bad input 7 ")
+    assert seen_in_worker == seen_in_process
+    assert seen_in_worker == [
+        "Activity function 'raise_value_error' failed: ValueError: bad input 7 ",
+        "Activity function 'raise_app_error' failed: QuotaExhausted: quota 7 used up ",
+        "Activity function 'raise_key_error' failed: KeyError: 'row 7' ",
+    ]
     output = workers.output()
     assert "(Failed, Instance=" in output and "): ValueError: bad input 7" in output
     # the worker's traceback, once, in the host's log
     assert output.count('raise ValueError(f"bad input {number}")') == 1
+    assert "function_app.QuotaExhausted: quota 7 used up" in output
     assert "RemoteFailure" not in output
 
 

@@ -78,6 +78,20 @@ def raise_value_error(number: int) -> None:
     raise ValueError(f"bad input {number}")
 
 
+class QuotaExhausted(Exception):
+    """An exception of the app's own."""
+
+
+@app.activity_trigger(input_name="number")
+def raise_app_error(number: int) -> None:
+    raise QuotaExhausted(f"quota {number} used up")
+
+
+@app.activity_trigger(input_name="number")
+def raise_key_error(number: int) -> None:
+    raise KeyError(f"row {number}")
+
+
 @app.activity_trigger(input_name="number")
 def overrun_timeout(number: int) -> int:
     time.sleep(6)
