@@ -10,29 +10,11 @@ import logging
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 from devhost.host import FunctionHost
 from devhost.host_config import StartupError, local_http_port
-
-
-class _UtcFormatter(logging.Formatter):
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        moment = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-        return f"{moment}.{int(record.msecs):03d}Z"
-
-
-def _configure_logging(verbose: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(_UtcFormatter("[%(asctime)s] %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(logging.INFO)
-    # Every orchestrator episode (replays included) is a DEBUG line of the host.
-    logging.getLogger("devhost").setLevel(logging.DEBUG if verbose else logging.INFO)
-    for noisy in ("azure", "aiohttp.access", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+from devhost.log_format import configure_logging
 
 
 async def _serve(host: FunctionHost) -> None:
@@ -63,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also log every orchestrator episode, not only the one that ends it",
     )
     arguments = parser.parse_args(argv)
-    _configure_logging(arguments.verbose)
+    configure_logging(arguments.verbose)
     app_dir = Path(arguments.app_dir).resolve()
     # The Python worker does not run in the app folder but in its own install folder, and
     # azure.durable_functions reads ./host.json strictly when imported: published samples

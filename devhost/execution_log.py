@@ -9,7 +9,8 @@ failed or continued as new) is logged at INFO; the others are DEBUG (`--verbose`
 A failure adds its reason to that line. Its traceback follows once, unless the failure is
 an expected outcome whose traceback would only repeat the reason:
 
-- a function timeout (`functionTimeout` of host.json), a disabled function;
+- a function timeout (`functionTimeout` of host.json), a disabled function, an activity
+  worker process that exited during the invocation;
 - `start_new` refused because a running instance holds the id (the SDK raises the
   durable API's 409 answer as a bare Exception);
 - an orchestrator that raised an exception of the app's own (a decision such as "this load
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from devhost.engine.interface import traceback_text
+
 log = logging.getLogger("devhost.functions")
 
 OUT_OF_PROC_DATA_MARKER = "$OutOfProcData$:"
@@ -40,6 +43,10 @@ class FunctionTimeout(TimeoutError):
 
 class FunctionDisabled(RuntimeError):
     """The function is disabled by its `AzureWebJobs.<name>.Disabled` setting."""
+
+
+class WorkerProcessExited(RuntimeError):
+    """The activity worker process running the invocation exited before answering."""
 
 
 @dataclass(frozen=True)
@@ -97,13 +104,13 @@ def orchestrator_failure(error: BaseException, app_dir: Path) -> FailureReport:
 
 def function_failure(error: BaseException) -> FailureReport:
     """Any other function that raised."""
-    if isinstance(error, FunctionTimeout | FunctionDisabled):
+    if isinstance(error, FunctionTimeout | FunctionDisabled | WorkerProcessExited):
         return FailureReport(str(error), None)
     refusal = _start_refusal(error)
     if refusal is not None:
         return FailureReport(f"start_new refused: {refusal}", None)
     summary = f"{type(error).__name__}: {_first_line(str(error))}"
-    return FailureReport(summary, "".join(traceback.format_exception(error)).rstrip())
+    return FailureReport(summary, traceback_text(error))
 
 
 def log_execution(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ from devhost.host_config import (
     load_local_settings,
     local_cors_policy,
     read_host_config,
+    worker_process_count,
 )
 from devhost.http_server import HttpFront
 from devhost.invocation import FunctionInvoker
@@ -53,6 +55,7 @@ from devhost.timers import (
     TimerSchedule,
     TimerTrigger,
 )
+from devhost.worker_processes import ActivityWorkers, WorkerSetup
 
 log = logging.getLogger("devhost")
 
@@ -85,6 +88,7 @@ class FunctionHost:
         self._engine: DurableEngineApi | None = None
         self._timers: TimerRunner | None = None
         self._invoker: FunctionInvoker | None = None
+        self._workers: ActivityWorkers | None = None
         self.rpc_port: int | None = None
 
     def prepare(self) -> None:
@@ -92,6 +96,7 @@ class FunctionHost:
         load_local_settings(self.app_dir)
         resolve_key_vault_references()
         self.config = read_host_config(self.app_dir)
+        self.worker_processes = worker_process_count()
         self.functions = load_function_app(self.app_dir)
         self.keys = HostKeys.from_environment()
         self._cors = local_cors_policy(self.app_dir)
@@ -166,6 +171,13 @@ class FunctionHost:
                 hub_name=self.config.hub_name,
                 system_key=self.keys.durable_extension,
             )
+        if self.worker_processes > 1 and any(
+                spec.trigger_type == ACTIVITY_TRIGGER for spec in self.functions):
+            self._workers = ActivityWorkers(self.worker_processes, WorkerSetup(
+                app_dir=str(self.app_dir), host_pid=os.getpid(), thread_count=None,
+                endpoints=endpoints, verbose=log.isEnabledFor(logging.DEBUG),
+            ))
+            await self._workers.start()
         self._invoker = FunctionInvoker(
             self.functions,
             app_dir=str(self.app_dir),
@@ -174,6 +186,7 @@ class FunctionHost:
             max_concurrent_orchestrators=self.config.max_concurrent_orchestrators,
             function_timeout=self.config.function_timeout,
             disabled=self.disabled,
+            activity_runner=self._workers.run_activity if self._workers else None,
         )
         if endpoints is not None:
             assert self._storage is not None, "prepare() refuses a durable app without storage"
@@ -271,6 +284,8 @@ class FunctionHost:
                 await self._engine.stop()
             except Exception:
                 log.exception("stopping the durable engine failed")
+        if self._workers is not None:
+            await self._workers.stop()
         if self._invoker is not None:
             self._invoker.close()
         await close_durable_client_session()
@@ -296,6 +311,10 @@ class FunctionHost:
             )
         if self._storage is not None:
             lines.append(f"Storage ({STORAGE_SETTING}): {self._storage.describe()}")
+        if self._workers is not None:
+            pids = ", ".join(str(pid) for pid in self._workers.pids)
+            lines.append(f"Activities run in {self.worker_processes} worker processes "
+                         f"(FUNCTIONS_WORKER_PROCESS_COUNT), pids {pids}")
         lines.append(f"Master key: {self.keys.master}")
         lines.append(f"Function key: {self.keys.function}")
         lines.append(f"Host started on http://{LOOPBACK}:{self.port}")

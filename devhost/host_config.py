@@ -213,3 +213,22 @@ def load_local_settings(app_dir: Path) -> list[str]:
             os.environ[name] = str(value)
             applied.append(name)
     return applied
+
+
+WORKER_PROCESS_COUNT_SETTING = "FUNCTIONS_WORKER_PROCESS_COUNT"
+MAX_WORKER_PROCESSES = 10
+
+
+def worker_process_count(environ: Mapping[str, str] | None = None) -> int:
+    """`FUNCTIONS_WORKER_PROCESS_COUNT`: language worker processes per host, 1 (the
+    default) to 10, as the Functions host accepts it."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(WORKER_PROCESS_COUNT_SETTING, "").strip()
+    if not value:
+        return 1
+    if not value.isdigit() or not 1 <= int(value) <= MAX_WORKER_PROCESSES:
+        raise StartupError(
+            f"app setting {WORKER_PROCESS_COUNT_SETTING} must be an integer from 1 to "
+            f"{MAX_WORKER_PROCESSES}, got {value!r}"
+        )
+    return int(value)

@@ -50,6 +50,9 @@ from devhost.execution_log import (
 )
 
 T = TypeVar("T")
+# Runs an invocation somewhere else (an activity worker process): (spec, trigger value,
+# invocation id) -> the function's return value, already encoded.
+RunElsewhere = Callable[["FunctionSpec", Any, str], Awaitable[Any]]
 CONTINUE_AS_NEW_ACTION = 4  # azure.durable_functions ActionType.CONTINUE_AS_NEW
 
 
@@ -157,12 +160,14 @@ class FunctionInvoker:
         thread_count: int | None = None,
         function_timeout: timedelta | None = None,
         disabled: frozenset[str] = frozenset(),
+        activity_runner: RunElsewhere | None = None,
     ) -> None:
         self.functions = {spec.name.lower(): spec for spec in functions}
         self._timeout = function_timeout
         self._disabled = {name.lower() for name in disabled}
         self._app_dir = app_dir
         self._durable_client_binding = durable_client_binding
+        self._activity_runner = activity_runner
         # The Python worker sizes its pool for sync functions from this setting.
         configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
         self._threads = ThreadPoolExecutor(
@@ -231,6 +236,7 @@ class FunctionInvoker:
         allow_disabled: bool = False,
         instance_id: str | None = None,
         quiet_unless: Callable[[Any], str | None] | None = None,
+        run_elsewhere: RunElsewhere | None = None,
     ) -> tuple[Any, dict[str, OutputValue[Any]]]:
         """Run `spec` with its trigger value; return (return value, output bindings).
 
@@ -238,7 +244,8 @@ class FunctionInvoker:
         the invocation's failure, as when the worker cannot encode a return value.
         `instance_id` names the durable instance in the log line; `quiet_unless(result)`
         (orchestrator episodes) says how the orchestration ends, or None for an episode
-        logged at DEBUG only.
+        logged at DEBUG only. `run_elsewhere` runs the function in another process
+        (this host's bounds, timeout and log line still apply).
         """
         invocation_id = str(uuid.uuid4())
         started = time.perf_counter()
@@ -247,7 +254,8 @@ class FunctionInvoker:
                 raise FunctionDisabled(
                     f"function {spec.name!r} is disabled (AzureWebJobs.{spec.name}.Disabled)"
                 )
-            result, outputs = await self._run_bounded(spec, trigger_value, invocation_id)
+            result, outputs = await self._run_bounded(spec, trigger_value, invocation_id,
+                                                      run_elsewhere)
             self._refuse_dropped_outputs(spec, outputs)
             if convert_result is not None:
                 result = convert_result(result, outputs)
@@ -268,19 +276,28 @@ class FunctionInvoker:
                   else logging.INFO)
         return result, outputs
 
-    async def _run_bounded(
+    def _start_here(
         self, spec: FunctionSpec, trigger_value: Any, invocation_id: str
-    ) -> tuple[Any, dict[str, OutputValue[Any]]]:
+    ) -> tuple[Awaitable[Any], dict[str, OutputValue[Any]]]:
         arguments, outputs = self._arguments(spec, trigger_value, invocation_id)
-        running: Awaitable[Any]
         if spec.is_async:
-            running = spec.user_function(**arguments)
+            return spec.user_function(**arguments), outputs
+        call = functools.partial(spec.user_function, **arguments)
+        context = contextvars.copy_context()
+        return asyncio.get_running_loop().run_in_executor(
+            self._threads, context.run, call
+        ), outputs
+
+    async def _run_bounded(
+        self, spec: FunctionSpec, trigger_value: Any, invocation_id: str,
+        run_elsewhere: RunElsewhere | None = None,
+    ) -> tuple[Any, dict[str, OutputValue[Any]]]:
+        running: Awaitable[Any]
+        outputs: dict[str, OutputValue[Any]]
+        if run_elsewhere is not None:
+            running, outputs = run_elsewhere(spec, trigger_value, invocation_id), {}
         else:
-            call = functools.partial(spec.user_function, **arguments)
-            context = contextvars.copy_context()
-            running = asyncio.get_running_loop().run_in_executor(
-                self._threads, context.run, call
-            )
+            running, outputs = self._start_here(spec, trigger_value, invocation_id)
         if self._timeout is None:
             return await running, outputs
         try:
@@ -340,8 +357,17 @@ class FunctionInvoker:
         return result if isinstance(result, str) else str(result)
 
     async def invoke_activity(self, name: str, input_json: str | None) -> str | None:
-        """Run an activity with its JSON input; return its JSON result; raise on failure."""
+        """Run an activity with its JSON input; return its JSON result; raise on failure.
+
+        With activity worker processes the input and result cross as this JSON text and a
+        failure comes back as a `RemoteFailure` named like the app's exception."""
         spec = self.function(name, ACTIVITY_TRIGGER)
+        if self._activity_runner is not None:
+            async with self._activity_slots:
+                answer, _ = await self.invoke(spec, input_json,
+                                              instance_id=INVOKING_INSTANCE.get(),
+                                              run_elsewhere=self._activity_runner)
+            return answer if answer is None else str(answer)
         value = ActivityTriggerConverter.decode(
             Datum(input_json if input_json is not None else "null", "json"),
             trigger_metadata={},
@@ -349,5 +375,20 @@ class FunctionInvoker:
         async with self._activity_slots:
             result, _ = await self.invoke(spec, value,
                                                   instance_id=INVOKING_INSTANCE.get())
+        encoded: str | None = ActivityTriggerConverter.encode(result, expected_type=None).value
+        return encoded
+
+    async def run_activity_here(self, name: str, input_json: str | None,
+                                invocation_id: str) -> str | None:
+        """In an activity worker process: run the activity and encode its result. The
+        host that sent it bounds, times and logs the invocation."""
+        spec = self.function(name, ACTIVITY_TRIGGER)
+        value = ActivityTriggerConverter.decode(
+            Datum(input_json if input_json is not None else "null", "json"),
+            trigger_metadata={},
+        )
+        running, outputs = self._start_here(spec, value, invocation_id)
+        result = await running
+        self._refuse_dropped_outputs(spec, outputs)
         encoded: str | None = ActivityTriggerConverter.encode(result, expected_type=None).value
         return encoded

@@ -5,7 +5,9 @@ optionally with `@N` to die the Nth time the process reaches it (`sync.page.afte
 the third page), else the first. There it writes `app: crash point <name> reached` to stderr
 and ends at once with `os._exit` (no cleanup, no lease release, no retry), so storage and
 Salesforce hold exactly what a crash at that moment leaves. On the local host the app runs
-inside the host process, so the whole host dies. Unset, a crash point costs one environment
+inside the host process, so the whole host dies; with `FUNCTIONS_WORKER_PROCESS_COUNT` > 1
+a point reached in an activity kills only that activity's worker process, and the activity
+fails (devhost/README.md, "Worker processes"). Unset, a crash point costs one environment
 lookup.
 
 A fault point is the milder sibling: `APP_FAIL_AT` (same syntax) makes `fault_point(name)`

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import traceback
 
 from devhost.engine import events as ev
 from devhost.engine.crash_points import ACTIVITY_BEFORE_RESULT, crash_point
 from devhost.engine.durable_http import HTTP_ACTIVITY, DurableHttpClient
 from devhost.engine.inbox import Inbox
-from devhost.engine.interface import INVOKING_INSTANCE, InvokeActivity
+from devhost.engine.interface import INVOKING_INSTANCE, InvokeActivity, traceback_text
 from devhost.engine.messages import next_sequence, utcnow
 from devhost.engine.rows import StoredMessage, WorkItem
 from devhost.engine.store import TaskHubStore
@@ -23,7 +22,7 @@ def _failure_details(error: BaseException) -> str:
     return json.dumps({
         "ClassName": "System.Exception",
         "Message": f"{type(error).__name__}: {error}",
-        "StackTraceString": "".join(traceback.format_exception(error)).rstrip(),
+        "StackTraceString": traceback_text(error),
     })
 
 

@@ -8,6 +8,7 @@ the engine keeps its state.
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -27,6 +28,24 @@ InvokeActivity = Callable[[str, str | None], Awaitable[str | None]]
 # in the task that calls `InvokeActivity`/`InvokeOrchestrator`, the shell names it in its
 # execution log lines.
 INVOKING_INSTANCE: ContextVar[str | None] = ContextVar("devhost_invoking_instance", default=None)
+
+
+class RemoteFailure(Exception):
+    """An activity that failed in a worker process, as the host sees it: its subclasses
+    carry the app exception's class name (`type(error).__name__`), `str()` is the app
+    exception's text and `traceback_text` the traceback formatted in the worker."""
+
+    traceback_text: str = ""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+def traceback_text(error: BaseException) -> str:
+    """The traceback to log or record for `error`: the worker's for a `RemoteFailure`."""
+    if isinstance(error, RemoteFailure) and error.traceback_text:
+        return error.traceback_text
+    return "".join(traceback.format_exception(error)).rstrip()
 
 
 def json_value(text: str | None) -> Any:

@@ -1,0 +1,332 @@
+"""Activity worker processes: with `FUNCTIONS_WORKER_PROCESS_COUNT` = N > 1 the host runs
+activity invocations in N processes, as the Functions host spreads invocations over N
+Python worker processes, so CPU-bound activities use several cores.
+
+Each worker is a `spawn`ed process (the host has threads and event loops: it is never
+forked) that imports the app once when it starts, like the worker's function load, and
+answers invocations on its own event loop, plain functions in its own pool of
+`PYTHON_THREADPOOL_THREAD_COUNT` threads. One duplex pipe per worker carries tuples of
+strings both ways: (call id, activity name, input JSON, instance id, invocation id) in,
+(call id, result JSON) or (call id, exception class name, message, traceback text) out;
+no app object crosses. A `ProcessPoolExecutor` was not used because its processes run one
+call at a time, so a worker could not run activities on a thread pool (an I/O-bound fan-out
+of ten would need ten processes).
+
+Invocations go round-robin over the workers that are up, as the host's load balancer
+deals them out. A worker that dies (os._exit, an app crash point, the OOM killer) fails
+the invocations it was running with `WorkerProcessExited` and is started again, as the
+Functions host restarts a language worker; the engine records the failure as the
+activity's (TaskFailed), as the Durable extension does for an invocation that failed while
+the host lives on. A worker dies with the host: the pipe's end-of-file ends it, and on
+Linux the kernel kills it when the host dies (PR_SET_PDEATHSIG).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import functools
+import itertools
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from pathlib import Path
+from typing import Any
+
+from devhost.app_loading import FunctionSpec, load_function_app
+from devhost.durable_endpoints import DurableEndpoints
+from devhost.engine.interface import INVOKING_INSTANCE, RemoteFailure
+from devhost.execution_log import WorkerProcessExited
+from devhost.host_config import StartupError
+from devhost.invocation import FunctionInvoker
+from devhost.log_format import configure_logging
+
+log = logging.getLogger("devhost")
+
+READY_TIMEOUT_SECONDS = 120.0
+STOP_GRACE_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1
+_STOP = "stop"
+
+
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker needs to load the app as the host did (settings come with the
+    environment, which a spawned process inherits)."""
+
+    app_dir: str
+    host_pid: int
+    thread_count: int | None
+    endpoints: DurableEndpoints | None
+    verbose: bool
+
+
+# -- in the worker process ---------------------------------------------------------------
+
+def _die_with_host(host_pid: int) -> None:
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
+    if os.getppid() != host_pid:  # the host died before the line above took effect
+        os._exit(1)
+
+
+def _failure_message(call_id: int, error: BaseException) -> tuple[Any, ...]:
+    try:
+        text = str(error)
+    except Exception:  # an app exception whose __str__ fails still fails its task
+        text = f"<{type(error).__name__} whose text could not be read>"
+    return (call_id, "failed", type(error).__module__, type(error).__qualname__, text,
+            "".join(traceback.format_exception(error)).rstrip())
+
+
+def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
+    """The worker process: load the app, then run each activity the host sends."""
+    _die_with_host(setup.host_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the host, which stops us
+    configure_logging(setup.verbose)
+    try:
+        functions = load_function_app(Path(setup.app_dir))
+    except StartupError as error:
+        connection.send((0, "load failed", str(error)))
+        return
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, name="worker-loop", daemon=True).start()
+    invoker = FunctionInvoker(
+        functions, app_dir=setup.app_dir, thread_count=setup.thread_count,
+        durable_client_binding=(setup.endpoints.client_binding_json
+                                if setup.endpoints is not None else None),
+    )
+    sending = threading.Lock()
+
+    def answer(call_id: int, done: Future[str | None]) -> None:
+        error = done.exception()
+        message = ((call_id, "ok", done.result()) if error is None
+                   else _failure_message(call_id, error))
+        with sending, contextlib.suppress(OSError):  # the host is gone: nobody to answer
+            connection.send(message)
+
+    async def run(name: str, input_json: str | None, instance_id: str | None,
+                  invocation_id: str) -> str | None:
+        INVOKING_INSTANCE.set(instance_id)
+        return await invoker.run_activity_here(name, input_json, invocation_id)
+
+    with sending:
+        connection.send((0, "ready", os.getpid()))
+    while True:
+        try:
+            request = connection.recv()
+        except (EOFError, OSError):
+            break
+        if request == _STOP:
+            break
+        call_id, name, input_json, instance_id, invocation_id = request
+        running = asyncio.run_coroutine_threadsafe(
+            run(name, input_json, instance_id, invocation_id), loop)
+        running.add_done_callback(functools.partial(answer, call_id))
+    # Stopping, or the host is gone. Activities still running are abandoned: their work
+    # items stay stored and the engine runs them again, as after a host crash.
+    logging.shutdown()
+    os._exit(0)
+
+
+# -- in the host process -----------------------------------------------------------------
+
+_failure_types: dict[tuple[str, str], type[RemoteFailure]] = {}
+
+
+def rebuilt_failure(module: str, qualname: str, text: str, traceback_text: str) -> RemoteFailure:
+    """An exception with the app exception's class name and text, for the engine and log."""
+    kind = _failure_types.get((module, qualname))
+    if kind is None:
+        name = qualname.rsplit(".", 1)[-1]
+        kind = type(name, (RemoteFailure,), {"__module__": module, "__qualname__": qualname})
+        _failure_types[(module, qualname)] = kind
+    error = kind(text)
+    error.traceback_text = traceback_text
+    return error
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: BaseProcess
+    connection: Connection
+    ready: asyncio.Future[int]
+    pending: dict[int, asyncio.Future[str | None]] = field(default_factory=dict)
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ActivityWorkers:
+    """N worker processes running activities; `run_activity` is the invoker's runner."""
+
+    def __init__(self, count: int, setup: WorkerSetup) -> None:
+        self._count = count
+        self._setup = setup
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: list[_Worker] = []
+        self._turn = itertools.count()
+        self._call_ids = itertools.count(1)
+        self._stopping = False
+        self._up = asyncio.Condition()
+
+    @property
+    def pids(self) -> list[int | None]:
+        return [worker.process.pid for worker in self._workers]
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has loaded the app."""
+        self._workers = [self._spawn(index) for index in range(self._count)]
+        try:
+            await asyncio.wait_for(
+                asyncio.gather(*(worker.ready for worker in self._workers)),
+                READY_TIMEOUT_SECONDS)
+        except (StartupError, TimeoutError, WorkerProcessExited) as error:
+            await self.stop()
+            if isinstance(error, StartupError):
+                raise
+            raise StartupError(f"an activity worker process did not start: {error}") from None
+
+    def _spawn(self, index: int) -> _Worker:
+        loop = asyncio.get_running_loop()
+        host_end, worker_end = self._context.Pipe()
+        process = self._context.Process(
+            target=serve_worker, args=(worker_end, self._setup),
+            name=f"devhost-worker-{index}")
+        # Started from the loop's thread, which lives as long as the host: the kernel's
+        # parent-death signal follows the thread that started the process.
+        process.start()
+        worker_end.close()
+        worker = _Worker(index, process, host_end, loop.create_future())
+        threading.Thread(target=self._read, args=(worker, loop), daemon=True,
+                         name=f"devhost-worker-{index}-reader").start()
+        return worker
+
+    def _read(self, worker: _Worker, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            try:
+                message = worker.connection.recv()
+            except (EOFError, OSError):
+                break
+            with contextlib.suppress(RuntimeError):  # the loop closed: the host is gone
+                loop.call_soon_threadsafe(self._deliver, worker, message)
+        worker.process.join()
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self._exited, worker)
+
+    def _deliver(self, worker: _Worker, message: tuple[Any, ...]) -> None:
+        call_id, outcome, *rest = message
+        if outcome == "ready":
+            if not worker.ready.done():
+                worker.ready.set_result(int(rest[0]))
+            self._wake_waiters()
+            return
+        if outcome == "load failed":
+            if not worker.ready.done():
+                worker.ready.set_exception(StartupError(str(rest[0])))
+            self._wake_waiters()
+            return
+        waiting = worker.pending.pop(call_id, None)
+        if waiting is None or waiting.done():  # cancelled (timeout, host stopping)
+            return
+        if outcome == "ok":
+            waiting.set_result(rest[0])
+        else:
+            waiting.set_exception(rebuilt_failure(*rest))
+
+    def _exited(self, worker: _Worker) -> None:
+        code = worker.process.exitcode
+        worker.exited.set()
+        failure = WorkerProcessExited(
+            f"the worker process {worker.index} (pid {worker.process.pid}) exited with code "
+            f"{code} during the invocation; the host starts it again")
+        loaded = worker.ready.done() and worker.ready.exception() is None
+        if not worker.ready.done():
+            worker.ready.set_exception(failure)
+            worker.ready.exception()  # retrieved: a restart's failure is logged below
+        for waiting in worker.pending.values():
+            if not waiting.done():
+                waiting.set_exception(failure)
+        worker.pending.clear()
+        worker.connection.close()
+        self._wake_waiters()
+        if self._stopping or not loaded:
+            return  # one that dies while loading the app would only die again
+        log.warning("activity worker process %d (pid %s) exited with code %s; starting it "
+                    "again", worker.index, worker.process.pid, code)
+        replacement = self._spawn(worker.index)
+        self._workers[worker.index] = replacement
+        replacement.ready.add_done_callback(
+            functools.partial(self._report_restart, worker.index))
+
+    @staticmethod
+    def _report_restart(index: int, ready: asyncio.Future[int]) -> None:
+        if ready.cancelled():
+            return
+        if ready.exception() is not None:
+            log.error("activity worker process %d did not start again: %s", index,
+                      ready.exception())
+        else:
+            log.info("activity worker process %d started again (pid %d)", index, ready.result())
+
+    def _wake_waiters(self) -> None:
+        async def notify() -> None:
+            async with self._up:
+                self._up.notify_all()
+        asyncio.get_running_loop().create_task(notify())
+
+    async def _next_worker(self) -> _Worker:
+        """The next worker that is up, round-robin; waits while workers start again, fails
+        when none is up or starting."""
+        async with self._up:
+            while True:
+                up = [worker for worker in self._workers
+                      if worker.ready.done() and not worker.ready.exception()
+                      and not worker.exited.is_set()]
+                if up:
+                    return up[next(self._turn) % len(up)]
+                if all(worker.ready.done() for worker in self._workers):
+                    raise WorkerProcessExited(
+                        "no activity worker process is running: each exited and could not "
+                        "start again (see the host's log)")
+                await self._up.wait()
+
+    async def run_activity(self, spec: FunctionSpec, input_json: Any,
+                           invocation_id: str) -> str | None:
+        worker = await self._next_worker()
+        call_id = next(self._call_ids)
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        worker.pending[call_id] = answer
+        try:
+            try:
+                worker.connection.send(
+                    (call_id, spec.name, input_json, INVOKING_INSTANCE.get(), invocation_id))
+            except OSError as error:  # it died after it was picked
+                raise WorkerProcessExited(
+                    f"the worker process {worker.index} (pid {worker.process.pid}) could "
+                    f"not be reached: {error}") from None
+            return await answer
+        finally:
+            worker.pending.pop(call_id, None)
+
+    async def stop(self) -> None:
+        """Ask every worker to exit; kill one that has not within a few seconds."""
+        self._stopping = True
+        for worker in self._workers:
+            with contextlib.suppress(OSError, ValueError):
+                worker.connection.send(_STOP)
+        for worker in self._workers:
+            try:
+                await asyncio.wait_for(worker.exited.wait(), STOP_GRACE_SECONDS)
+            except TimeoutError:
+                worker.process.kill()
+                await asyncio.to_thread(worker.process.join, STOP_GRACE_SECONDS)

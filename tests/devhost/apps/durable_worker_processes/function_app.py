@@ -1,0 +1,104 @@
+"""Sample app: activities that say which process ran them, fail, log, overrun the timeout
+or kill their process; the orchestrators report what they saw."""
+
+import asyncio
+import logging
+import multiprocessing
+import os
+import time
+
+import azure.durable_functions as df
+import azure.functions as func
+
+from shared.crash_points import crash_point
+
+app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+log = logging.getLogger("worker_processes_app")
+
+WORKER_CRASH_POINT = "devhost_test.activity.kill_worker"
+
+if os.environ.get("TEST_FAIL_IMPORT_IN_WORKER") and multiprocessing.parent_process():
+    raise RuntimeError("this app cannot be imported in a worker process")
+
+
+@app.route(route="pid", methods=["GET"])
+def host_pid(req: func.HttpRequest) -> func.HttpResponse:
+    return func.HttpResponse(str(os.getpid()))
+
+
+@app.route(route="start/{orchestrator}", methods=["POST"])
+@app.durable_client_input(client_name="client")
+async def start(req: func.HttpRequest, client):
+    instance_id = await client.start_new(req.route_params["orchestrator"], None, req.get_json())
+    return client.create_check_status_response(req, instance_id)
+
+
+@app.orchestration_trigger(context_name="context")
+def pids_of_a_pair(context: df.DurableOrchestrationContext):
+    seconds = context.get_input()
+    return (yield context.task_all([context.call_activity("report_pid", seconds),
+                                    context.call_activity("report_pid_async", seconds)]))
+
+
+@app.orchestration_trigger(context_name="context")
+def failure_seen(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_activity(context.get_input(), 7)
+    except Exception as error:  # the SDK raises a bare Exception for a failed activity
+        return str(error).splitlines()[0]
+    return "no failure"
+
+
+@app.orchestration_trigger(context_name="context")
+def crash_then_carry_on(context: df.DurableOrchestrationContext):
+    try:
+        yield context.call_activity("kill_worker", None)
+        seen = "no failure"
+    except Exception as error:
+        seen = str(error).splitlines()[0]
+    after = yield context.call_activity("report_pid", 0)
+    return {"seen": seen, "after": after}
+
+
+@app.activity_trigger(input_name="seconds")
+def report_pid(seconds: float) -> int:
+    log.info("report_pid ran in process %d", os.getpid())
+    time.sleep(seconds)
+    return os.getpid()
+
+
+@app.activity_trigger(input_name="seconds")
+async def report_pid_async(seconds: float) -> int:
+    await asyncio.sleep(seconds)
+    return os.getpid()
+
+
+@app.activity_trigger(input_name="number")
+def raise_value_error(number: int) -> None:
+    raise ValueError(f"bad input {number}")
+
+
+class QuotaExhausted(Exception):
+    """An exception of the app's own."""
+
+
+@app.activity_trigger(input_name="number")
+def raise_app_error(number: int) -> None:
+    raise QuotaExhausted(f"quota {number} used up")
+
+
+@app.activity_trigger(input_name="number")
+def raise_key_error(number: int) -> None:
+    raise KeyError(f"row {number}")
+
+
+@app.activity_trigger(input_name="number")
+def overrun_timeout(number: int) -> int:
+    time.sleep(6)
+    return number
+
+
+@app.activity_trigger(input_name="ignored")
+def kill_worker(ignored: None) -> None:
+    crash_point(WORKER_CRASH_POINT)
+    os._exit(3)

@@ -1,0 +1,226 @@
+"""FUNCTIONS_WORKER_PROCESS_COUNT: activities run in that many worker processes."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import requests
+
+from devhost.host_config import StartupError, worker_process_count
+from devhost.testing import HostStartError, RunningHost, start_host
+from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
+from tests.devhost.conftest import sample_app
+from tests.devhost.test_devhost_durable_e2e import wait_until_done
+
+APP = "durable_worker_processes"
+WORKER_CRASH_POINT = "devhost_test.activity.kill_worker"
+
+
+@pytest.fixture
+def durable_env(azurite) -> dict[str, str]:
+    return {"AzureWebJobsStorage": azurite.connection_string}
+
+
+def run(host: RunningHost, orchestrator: str, payload: object, timeout: float = 60) -> dict:
+    started = requests.post(host.url(f"/api/start/{orchestrator}"), json=payload, timeout=10)
+    assert started.status_code == 202, started.text
+    return wait_until_done(started.json()["statusQueryGetUri"], timeout=timeout)
+
+
+def host_pid(host: RunningHost) -> int:
+    return int(requests.get(host.url("/api/pid"), timeout=10).text)
+
+
+def is_running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may not reap orphans at once)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def wait_until_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (alive := [pid for pid in pids if is_running(pid)]) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive
+
+
+@pytest.mark.parametrize("value", ["0", "11", "two", "-1", "1.5"])
+def test_a_worker_process_count_outside_1_to_10_is_refused_naming_the_setting(value: str):
+    with pytest.raises(StartupError, match="FUNCTIONS_WORKER_PROCESS_COUNT"):
+        worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": value})
+
+
+@pytest.mark.parametrize(("value", "count"), [("", 1), ("1", 1), ("2", 2), ("10", 10)])
+def test_the_worker_process_count_defaults_to_one(value: str, count: int):
+    assert worker_process_count({"FUNCTIONS_WORKER_PROCESS_COUNT": value}) == count
+    assert worker_process_count({}) == 1
+
+
+def test_the_host_does_not_start_with_an_invalid_worker_process_count(
+    durable_env: dict[str, str], tmp_path: Path
+):
+    with pytest.raises(HostStartError) as refused:
+        start_host(sample_app(APP), env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "11"},
+                   log_path=tmp_path / "host.log")
+    assert "FUNCTIONS_WORKER_PROCESS_COUNT must be an integer from 1 to 10, got '11'" in str(
+        refused.value)
+
+
+def test_the_host_does_not_start_when_a_worker_process_cannot_import_the_app(
+    durable_env: dict[str, str], tmp_path: Path
+):
+    with pytest.raises(HostStartError) as refused:
+        start_host(sample_app(APP), log_path=tmp_path / "host.log", env={
+            **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+            "TEST_FAIL_IMPORT_IN_WORKER": "1",
+        })
+    assert ("The host did not start: importing function_app.py failed: RuntimeError: this "
+            "app cannot be imported in a worker process") in str(refused.value)
+
+
+def test_with_one_worker_process_activities_run_in_the_host_process(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP), env=durable_env)
+
+    done = run(host, "pids_of_a_pair", 0.5)
+
+    assert done["runtimeStatus"] == "Completed"
+    assert done["output"] == [host.process.pid, host.process.pid]
+    assert host_pid(host) == host.process.pid
+
+
+def test_two_activities_started_together_run_in_two_worker_processes(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+
+    done = run(host, "pids_of_a_pair", 0.5)
+
+    assert done["runtimeStatus"] == "Completed"
+    sync_pid, async_pid = done["output"]
+    assert sync_pid != async_pid
+    assert host.process.pid not in (sync_pid, async_pid)
+    assert host_pid(host) == host.process.pid  # HTTP functions stay in the host
+    output = host.output()
+    assert re.search(r"Activities run in 2 worker processes \(FUNCTIONS_WORKER_PROCESS_COUNT\), "
+                     rf"pids ({sync_pid}, {async_pid}|{async_pid}, {sync_pid})\n", output)
+    # the app's log record, from the worker, in the host's log format
+    assert re.search(
+        rf"^\[\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z\] report_pid ran in process {sync_pid}$",
+        output, re.MULTILINE)
+    assert f"Executed 'Functions.report_pid' (Succeeded, Instance={done['instanceId']}, " in output
+
+
+def test_a_failing_activity_reaches_the_orchestrator_as_it_does_in_process(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    activities = ("raise_value_error", "raise_app_error", "raise_key_error")
+    in_process = start_devhost(sample_app(APP), env=durable_env)
+    seen_in_process = [run(in_process, "failure_seen", name)["output"] for name in activities]
+    in_process.stop()
+    workers = start_devhost(sample_app(APP),
+                            env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+
+    seen_in_worker = [run(workers, "failure_seen", name)["output"] for name in activities]
+
+    assert seen_in_worker == seen_in_process
+    assert seen_in_worker == [
+        "Activity function 'raise_value_error' failed: ValueError: bad input 7 ",
+        "Activity function 'raise_app_error' failed: QuotaExhausted: quota 7 used up ",
+        "Activity function 'raise_key_error' failed: KeyError: 'row 7' ",
+    ]
+    output = workers.output()
+    assert "(Failed, Instance=" in output and "): ValueError: bad input 7" in output
+    # the worker's traceback, once, in the host's log
+    assert output.count('raise ValueError(f"bad input {number}")') == 1
+    assert "function_app.QuotaExhausted: quota 7 used up" in output
+    assert "RemoteFailure" not in output
+
+
+def test_the_function_timeout_applies_to_an_activity_in_a_worker_process(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+
+    done = run(host, "failure_seen", "overrun_timeout")
+
+    assert done["output"].startswith(
+        "Activity function 'overrun_timeout' failed: FunctionTimeout: Timeout value of "
+        "00:00:04 exceeded by function 'Functions.overrun_timeout'")
+
+
+def test_a_worker_killed_by_a_crash_point_fails_its_activity_and_is_started_again(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP), env={
+        **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+        CRASH_SETTING: WORKER_CRASH_POINT,
+    })
+
+    done = run(host, "crash_then_carry_on", 0)
+
+    assert host.process.poll() is None
+    assert done["runtimeStatus"] == "Completed"
+    assert done["output"]["seen"].startswith(
+        "Activity function 'kill_worker' failed: WorkerProcessExited: the worker process ")
+    assert f"exited with code {CRASH_EXIT_CODE} during the invocation" in done["output"]["seen"]
+    assert done["output"]["after"] != host.process.pid
+    output = host.output()
+    assert f"app: crash point {WORKER_CRASH_POINT} reached" in output
+    assert f"exited with code {CRASH_EXIT_CODE}; starting it again" in output
+    assert "Traceback" not in output  # the log line says it all
+    deadline = time.monotonic() + 30
+    while "activity worker process 0 started again" not in host.output() and \
+            "activity worker process 1 started again" not in host.output():
+        assert time.monotonic() < deadline, host.output()
+        time.sleep(0.1)
+    # both workers (the replacement included) answer two activities started together
+    pair = run(host, "pids_of_a_pair", 0.5)["output"]
+    assert len(set(pair)) == 2 and host.process.pid not in pair
+
+
+def test_killing_the_host_mid_activity_leaves_no_worker_process(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+    listed = re.search(r"worker processes \(FUNCTIONS_WORKER_PROCESS_COUNT\), pids (\d+), (\d+)",
+                       host.output())
+    assert listed, host.output()
+    workers = [int(pid) for pid in listed.groups()]
+    requests.post(host.url("/api/start/pids_of_a_pair"), json=30, timeout=10)
+    deadline = time.monotonic() + 30
+    while "report_pid ran in process" not in host.output():  # an activity is running
+        assert time.monotonic() < deadline, host.output()
+        time.sleep(0.1)
+    assert all(is_running(pid) for pid in workers)
+
+    os.kill(host.process.pid, signal.SIGKILL)
+    host.process.wait(timeout=15)
+
+    assert wait_until_gone(workers) == []
+
+
+def test_stopping_the_host_stops_its_worker_processes(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+    workers = run(host, "pids_of_a_pair", 0.3)["output"]
+
+    assert host.stop() == 0
+
+    assert wait_until_gone(workers, timeout=2) == []
+    assert "Traceback" not in host.output()
