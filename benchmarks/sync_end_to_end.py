@@ -187,13 +187,25 @@ class CountingEndpoint:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) a process used so far (Linux /proc; 0 elsewhere): what
-    the host spends on a run, which load from other processes changes less than wall time."""
+    """CPU seconds (user + system) a process and its live children (the host's activity
+    worker processes) used so far (Linux /proc; 0 elsewhere): what the host spends on a
+    run, which load from other processes changes less than wall time."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in _children(pid))
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(child) for child in (task / "children").read_text().split()]
+        except (OSError, ValueError):
+            continue
+    return children
 
 
 def fetch_floor(connection_string: str, view: str) -> float:
