@@ -85,9 +85,10 @@ KEYS_PER_BLOB = 50_000
 # `line`: a digest of the row's CSV values, to tell apart rows Salesforce rejected under
 # one external id (or none); keys of an earlier version lack it.
 KEYS_COLUMNS = ["external_id", "record_key", "cursor", "line"]
-# Records one stage tracks (by hash, 8 bytes each in a table at most half full: 16 MB for a
-# million) to stop before a record it staged already;
-# a larger backlog is staged in rounds, each after the jobs of the one before ended.
+# Records one round tracks (by hash, in a table sized once for them: 5 MB for a million,
+# record_hashes.py) to stop before a record it staged already; a larger backlog is staged
+# in rounds, each after the jobs of the one before ended (a smaller limit adds a wait for
+# Salesforce's jobs at each round's end).
 MAX_ROUND_RECORDS = 1_000_000
 
 
@@ -116,7 +117,7 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
     source = source or job.source.sql_source()
     spec = _sink_spec(job)
     size = max(job.page_size, READ_ROWS)
-    staged_records = RecordHashes()
+    staged_records = RecordHashes(max(round_records, 1))
     stopped = BacklogStop.BOUND
 
     def pages() -> Iterator[_StagedPage]:
@@ -129,8 +130,7 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
             except SourceError as error:
                 raise SyncRunError(job.name, error.code, error.message) from None
             keys_at = [names.index(column) for column in job.source.key_columns]
-            taken, stop = _rows_of_new_records(keys_at, found, staged_records,
-                                               max(round_records, 1))
+            taken, stop = _rows_of_new_records(keys_at, found, staged_records)
             if taken:
                 page = mapping.page(names, found[:taken])
                 yield page
@@ -180,12 +180,12 @@ def stage_backlog(job: SyncJob, state: SyncState, store: LoadStore, client: Sale
                          keys=key_blobs, stopped=stopped)
 
 
-def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]], staged: RecordHashes,
-                         limit: int) -> tuple[int, BacklogStop | None]:
+def _rows_of_new_records(keys_at: list[int], found: list[Sequence[Any]],
+                         staged: RecordHashes) -> tuple[int, BacklogStop | None]:
     """How many of `found` to stage (their records' key hashes added to `staged`), and why
-    the rest are not: a record staged already, or `limit` records staged."""
+    the rest are not: a record staged already, or `staged` holds its limit."""
     for index, values in enumerate(found):
-        if len(staged) >= limit:
+        if staged.full:
             return index, BacklogStop.NEXT_ROUND
         if not staged.add_new(hash(tuple(values[at] for at in keys_at))):
             return index, BacklogStop.RECORD_AGAIN
