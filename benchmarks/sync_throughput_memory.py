@@ -119,7 +119,9 @@ def run_backlog(job: SyncJob, state: SyncState, config: dict[str, str]) -> int:
 
     from shared.bulkload.jobs import poll_jobs
     from shared.salesforce import SalesforceClient, SalesforceCredentials
-    from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
+    from shared.sync.backlog import backlog_store
+    from shared.sync.backlog_finish import finish_backlog
+    from shared.sync.backlog_staging import stage_backlog
 
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
