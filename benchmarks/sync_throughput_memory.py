@@ -26,7 +26,12 @@ this one's .venv) beside this one's, on the same tables, alternating which goes 
 Measured (issue 14's third round, 2 shared cores under heavy load): pages 88.8 MB at 100k
 rows, 91.6 MB at 1M (1.03x; the 1M run took 143 s with tracemalloc on); backlog runs 104.9
 MB vs 142.8 MB (1.36x) while keys.csv went up in one put, 103.4 MB vs 105.8 MB (1.02x) with
-the keys in blobs of 50,000 rows (the 1M backlog run took 308 s).
+the keys in blobs of 50,000 rows (the 1M backlog run took 308 s). Issue 14's fourth
+round, paired against main on the same tables (5 runs at 100k, 3 at 1M each): backlog
+runs with the staged records' hashes in a growing table of 8-byte slots 109.4 MB vs
+133.7 MB (1.22x), in one table of 4-byte fingerprints sized for the round 112.1 MB vs
+116.1 MB (1.04x, 1.01x to 1.05x); rows/s medians 5,997 vs 6,519 at 100k, 5,962 vs 5,958
+at 1M (the spread, ±25 %, is the shared machine's).
 """
 
 from __future__ import annotations
