@@ -1,5 +1,5 @@
 """Activities of the scheduled change sync: thin adapters over shared/sync/ (run.py,
-pages.py, partitions.py, backlog.py).
+pages.py, partitions.py, backlog_staging.py, backlog_submission.py, backlog_finish.py).
 
 Each reads its request message (job name, run id, times, the upper bound as text) and
 answers a small result message (counts, a cursor position, or the failure with its code):
@@ -21,13 +21,11 @@ from shared.messages import MessageJson
 from shared.salesforce import SalesforceError, process_client
 from shared.sql.keyset import KeyPartition
 from shared.storage.clients import blob_service
-from shared.sync.backlog import (
-    backlog_store,
-    finish_backlog,
-    stage_backlog,
-    submit_backlog_part,
-)
+from shared.sync.backlog import backlog_store
+from shared.sync.backlog_finish import finish_backlog
 from shared.sync.backlog_jobs import job_records, settle_earlier_jobs
+from shared.sync.backlog_staging import stage_backlog
+from shared.sync.backlog_submission import submit_backlog_part
 from shared.sync.catalog import sink_for, sync_jobs
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SalesforceSinkSpec, SyncJob

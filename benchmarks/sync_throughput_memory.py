@@ -17,12 +17,21 @@ Azurite. Printed, all measured in this one run:
    watermark). A run with default settings and more than 10,000 changed rows is one.
 
     python benchmarks/sync_throughput_memory.py [--rows 100000]
-        [--memory-sizes 100000,1000000] [--backlog-memory 1]
+        [--memory-sizes 100000,1000000] [--backlog-memory 1] [--memory-only]
+        [--memory-also-from CHECKOUT]
+
+`--memory-also-from` measures another checkout's runs (e.g. a worktree of main sharing
+this one's .venv) beside this one's, on the same tables, alternating which goes first.
 
 Measured (issue 14's third round, 2 shared cores under heavy load): pages 88.8 MB at 100k
 rows, 91.6 MB at 1M (1.03x; the 1M run took 143 s with tracemalloc on); backlog runs 104.9
 MB vs 142.8 MB (1.36x) while keys.csv went up in one put, 103.4 MB vs 105.8 MB (1.02x) with
-the keys in blobs of 50,000 rows (the 1M backlog run took 308 s).
+the keys in blobs of 50,000 rows (the 1M backlog run took 308 s). Issue 14's fourth
+round, paired against main on the same tables (5 runs at 100k, 3 at 1M each): backlog
+runs with the staged records' hashes in a growing table of 8-byte slots 109.4 MB vs
+133.7 MB (1.22x), in one table of 4-byte fingerprints sized for the round 112.1 MB vs
+116.1 MB (1.04x, 1.01x to 1.05x); rows/s medians 5,997 vs 6,519 at 100k, 5,962 vs 5,958
+at 1M (the spread, ±25 %, is the shared machine's).
 """
 
 from __future__ import annotations
@@ -119,7 +128,9 @@ def run_backlog(job: SyncJob, state: SyncState, config: dict[str, str]) -> int:
 
     from shared.bulkload.jobs import poll_jobs
     from shared.salesforce import SalesforceClient, SalesforceCredentials
-    from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
+    from shared.sync.backlog import backlog_store
+    from shared.sync.backlog_finish import finish_backlog
+    from shared.sync.backlog_staging import stage_backlog
 
     run_id = uuid.uuid4().hex[:12]
     started = datetime.now(UTC)
@@ -161,31 +172,70 @@ def memory_child() -> None:
 
 
 def measure_memory(source: str, azurite: services.Azurite, sizes: list[int],
-                   salesforce: dict[str, str]) -> None:
-    """Peak RSS of one run per size, each in a process of its own, and their ratio."""
-    peaks = {}
-    for size in sizes:
+                   salesforce: dict[str, str], checkouts: list[Path]) -> None:
+    """Peak RSS of one run per size and checkout, each in a process of its own, and their
+    ratio. With a second checkout (e.g. a worktree of main), both run on the same table,
+    their order alternating from one size to the next."""
+    peaks: dict[Path, dict[int, int]] = {checkout: {} for checkout in checkouts}
+    for index, size in enumerate(sizes):
         load_assets(source, "bench_memory", size)
-        config = {"connection": source, "table": "bench_memory", "page_size": 1000,
-                  "storage": azurite.connection_string, **salesforce}
-        started = time.perf_counter()
-        child = subprocess.run(
-            [sys.executable, __file__, "--memory-child"], check=True, capture_output=True,
-            text=True, env={**os.environ, "BENCH_CONFIG": json.dumps(config)},
-        )
-        result = json.loads(child.stdout.strip().splitlines()[-1])
-        assert result["rows"] == size, result
-        peaks[size] = result["peak_kb"]
-        elapsed = time.perf_counter() - started
-        print(f"  {size:>9,} rows: peak RSS {result['peak_kb'] / 1024:7.1f} MB "
-              f"(before the run {result['baseline_kb'] / 1024:.1f} MB), "
-              f"Python allocations peak {result['traced_peak_kb'] / 1024:.1f} MB, "
-              f"{elapsed:.0f} s, {size / elapsed:,.0f} rows/s")
-    ordered = sorted(peaks)
-    if len(ordered) >= 2:
-        print(f"  peak RSS ratio {ordered[-1]:,} / {ordered[0]:,} rows: "
-              f"{peaks[ordered[-1]] / peaks[ordered[0]]:.2f} "
-              f"(rows x{ordered[-1] / ordered[0]:.0f})")
+        for checkout in checkouts if index % 2 == 0 else checkouts[::-1]:
+            config = {"connection": source, "table": "bench_memory", "page_size": 1000,
+                      "storage": azurite.connection_string, **salesforce}
+            started = time.perf_counter()
+            child = subprocess.run(
+                [sys.executable, str(checkout / "benchmarks" / Path(__file__).name),
+                 "--memory-child"], check=True, capture_output=True, text=True,
+                cwd=checkout, env={**os.environ, "BENCH_CONFIG": json.dumps(config)},
+            )
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            assert result["rows"] == size, result
+            peaks[checkout][size] = result["peak_kb"]
+            elapsed = time.perf_counter() - started
+            label = f" [{checkout.name}]" if len(checkouts) > 1 else ""
+            print(f"  {size:>9,} rows{label}: peak RSS {result['peak_kb'] / 1024:7.1f} MB "
+                  f"(before the run {result['baseline_kb'] / 1024:.1f} MB), "
+                  f"Python allocations peak {result['traced_peak_kb'] / 1024:.1f} MB, "
+                  f"{elapsed:.0f} s, {size / elapsed:,.0f} rows/s")
+    for checkout, by_size in peaks.items():
+        ordered = sorted(by_size)
+        if len(ordered) >= 2:
+            label = f" [{checkout.name}]" if len(checkouts) > 1 else ""
+            print(f"  peak RSS ratio {ordered[-1]:,} / {ordered[0]:,} rows{label}: "
+                  f"{by_size[ordered[-1]] / by_size[ordered[0]]:.2f} "
+                  f"(rows x{ordered[-1] / ordered[0]:.0f})")
+
+
+def measure_throughput(source: str, azurite: services.Azurite, simulator, rows_total: int,
+                       salesforce_rows: int) -> None:
+    """The floor, the pipeline into an accepting sink at two page sizes, and into the
+    simulator: rows/s and their ratios, all in this run."""
+    load_assets(source, "bench_assets", rows_total)
+    print(f"source: PostgreSQL via psqlODBC, {rows_total:,} rows; state: Azurite")
+    bare_fetch(source, "bench_assets")  # warm the cache for both sides
+    _, floor = rate(bare_fetch, source, "bench_assets")
+    print(f"  bare pyodbc fetchmany(5000) floor: {floor:>10,.0f} rows/s")
+    for page_size in (500, 5000):
+        job = job_for(source, "bench_assets", page_size)
+        rows, speed = rate(run_pipeline, job, fresh_state(azurite.connection_string),
+                           AcceptingSink())
+        assert rows == rows_total, rows
+        print(f"  sync pipeline, {page_size:>5}-row pages, accepting sink: "
+              f"{speed:>10,.0f} rows/s  ({speed / floor:.2f} x floor)")
+
+    load_assets(source, "bench_assets_sf", salesforce_rows)
+    from shared.salesforce import SalesforceClient, SalesforceCredentials
+
+    client = SalesforceClient(SalesforceCredentials(
+        login_url=simulator.login_url, client_id=simulator.client_id,
+        client_secret=simulator.client_secret))
+    _, sf_floor = rate(bare_fetch, source, "bench_assets_sf")
+    job = job_for(source, "bench_assets_sf", 1000)
+    rows, speed = rate(run_pipeline, job, fresh_state(azurite.connection_string),
+                       SalesforceSink(client, "Asset", "External_Id__c"))
+    assert len(simulator.records("Asset")) == salesforce_rows
+    print(f"  sync pipeline -> Salesforce simulator ({rows:,} rows, 1000-row pages): "
+          f"{speed:>8,.0f} rows/s  ({speed / sf_floor:.3f} x floor {sf_floor:,.0f})")
 
 
 def main() -> None:
@@ -195,7 +245,14 @@ def main() -> None:
     parser.add_argument("--memory-sizes", default="100000,1000000")
     parser.add_argument("--backlog-memory", type=int, default=1,
                         help="also the peak RSS of backlog runs (Bulk API) at those sizes")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="only the peak RSS runs, not the throughput ones")
+    parser.add_argument("--memory-also-from", type=Path, default=None,
+                        help="another checkout (e.g. a worktree of main) whose runs are "
+                             "measured beside this one's, on the same tables")
     arguments = parser.parse_args()
+    checkouts = [REPO_ROOT] + ([arguments.memory_also_from.resolve()]
+                               if arguments.memory_also_from else [])
 
     postgres = services.start_postgres()
     azurite = services.start_azurite()
@@ -204,43 +261,19 @@ def main() -> None:
     simulator = start_simulator(in_subprocess=True)
     try:
         source = postgres.odbc_connection_string
-        load_assets(source, "bench_assets", arguments.rows)
-        print(f"source: PostgreSQL via psqlODBC, {arguments.rows:,} rows; state: Azurite")
-        bare_fetch(source, "bench_assets")  # warm the cache for both sides
-        _, floor = rate(bare_fetch, source, "bench_assets")
-        print(f"  bare pyodbc fetchmany(5000) floor: {floor:>10,.0f} rows/s")
-        for page_size in (500, 5000):
-            job = job_for(source, "bench_assets", page_size)
-            rows, speed = rate(run_pipeline, job, fresh_state(azurite.connection_string),
-                               AcceptingSink())
-            assert rows == arguments.rows, rows
-            print(f"  sync pipeline, {page_size:>5}-row pages, accepting sink: "
-                  f"{speed:>10,.0f} rows/s  ({speed / floor:.2f} x floor)")
-
-        load_assets(source, "bench_assets_sf", arguments.salesforce_rows)
-        from shared.salesforce import SalesforceClient, SalesforceCredentials
-
-        client = SalesforceClient(SalesforceCredentials(
-            login_url=simulator.login_url, client_id=simulator.client_id,
-            client_secret=simulator.client_secret))
-        _, sf_floor = rate(bare_fetch, source, "bench_assets_sf")
-        job = job_for(source, "bench_assets_sf", 1000)
-        rows, speed = rate(run_pipeline, job, fresh_state(azurite.connection_string),
-                           SalesforceSink(client, "Asset", "External_Id__c"))
-        assert len(simulator.records("Asset")) == arguments.salesforce_rows
-        print(f"  sync pipeline -> Salesforce simulator ({rows:,} rows, 1000-row pages): "
-              f"{speed:>8,.0f} rows/s  ({speed / sf_floor:.3f} x floor {sf_floor:,.0f})")
-
+        if not arguments.memory_only:
+            measure_throughput(source, azurite, simulator, arguments.rows,
+                               arguments.salesforce_rows)
         sizes = [int(text) for text in arguments.memory_sizes.split(",")]
         print("peak memory of one run (own process, 1000-row pages, accepting sink):")
-        measure_memory(source, azurite, sizes, {})
+        measure_memory(source, azurite, sizes, {}, checkouts)
         if arguments.backlog_memory:
             simulator.reset()
             print("peak memory of one backlog run (own process, Bulk API 2.0 jobs of "
                   "50,000 rows into the simulator):")
             measure_memory(source, azurite, sizes, {
                 "login_url": simulator.login_url, "client_id": simulator.client_id,
-                "client_secret": simulator.client_secret})
+                "client_secret": simulator.client_secret}, checkouts)
     finally:
         simulator.stop()
         azurite.stop(grace_seconds=1)

@@ -31,7 +31,7 @@ from shared.bulkload.reports import FAILURES_REPORT_WRITTEN
 from shared.events.finish import IDLE_MARKED
 from shared.events.queue import POST_TRANSACTION_STORED
 from shared.events.settling import EVENTS_SETTLED
-from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
+from shared.sync.backlog_submission import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.partitions import PARTITIONS_AFTER_JOIN, PARTITIONS_BEFORE_JOIN
 from shared.sync.run import (

@@ -13,13 +13,8 @@ import pytest
 from azure.storage.blob import BlobServiceClient
 
 from shared.bulkload.jobs import poll_jobs
-from shared.sync.backlog import (
-    _sink_spec,
-    _submit_part,
-    backlog_store,
-    finish_backlog,
-    stage_backlog,
-)
+from shared.sync.backlog import backlog_sink_spec, backlog_store
+from shared.sync.backlog_finish import finish_backlog
 from shared.sync.backlog_jobs import (
     job_records,
     record_job,
@@ -27,6 +22,8 @@ from shared.sync.backlog_jobs import (
     recorded_jobs_store,
     settle_earlier_jobs,
 )
+from shared.sync.backlog_staging import stage_backlog
+from shared.sync.backlog_submission import submit_part
 from shared.sync.run import begin_run
 from tests.sync.sources import BASE, asset_job
 
@@ -71,7 +68,7 @@ def test_jobs_of_an_earlier_attempt_count_until_they_ended_an_open_one_is_aborte
     sfsim.configure(job_delay_seconds=30)  # the staged jobs are still queued below
     job, store, staged = staged_run(sqlite_assets, state, blobs, client)
     records = recorded_jobs_store(store, job.name)
-    spec = _sink_spec(job)
+    spec = backlog_sink_spec(job)
     # An attempt that died between creating a job and uploading to it.
     opened = client.create_ingest_job(spec.sobject, "upsert", spec.external_id_field)
     record_job(records, "run-1", opened.id)
@@ -106,8 +103,8 @@ def test_a_job_whose_record_failed_is_aborted_before_any_data_goes_to_it(
         raise ConnectionError("storage unreachable")
 
     with pytest.raises(ConnectionError):
-        _submit_part(job, _sink_spec(job), client, io.BytesIO(b"External_Id__c\nASSET-1\n"),
-                     record)
+        submit_part(job, backlog_sink_spec(job), client,
+                    io.BytesIO(b"External_Id__c\nASSET-1\n"), record)
 
     assert seen == ["Open"]  # recorded once created, before the upload
     (ingest,) = list(client.list_jobs())

@@ -1,5 +1,5 @@
-"""The backlog steps (shared/sync/backlog.py) driven directly: real SQLite, Azurite blobs
-and tables, the simulator's Bulk API."""
+"""The backlog steps (shared/sync/backlog_staging.py, backlog_finish.py) driven directly:
+real SQLite, Azurite blobs and tables, the simulator's Bulk API."""
 
 from __future__ import annotations
 
@@ -14,7 +14,9 @@ from azure.storage.blob import BlobServiceClient
 from shared.bulkload.jobs import poll_jobs
 from shared.sql.keyset import Position
 from shared.sync.asset_changes import asset_record
-from shared.sync.backlog import backlog_store, finish_backlog, stage_backlog
+from shared.sync.backlog import backlog_store
+from shared.sync.backlog_finish import finish_backlog
+from shared.sync.backlog_staging import stage_backlog
 from shared.sync.errors import SyncRunError
 from shared.sync.messages import BacklogStop
 from shared.sync.run import begin_run

@@ -21,7 +21,7 @@ from sfsim.testing import SimulatorHandle
 from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
 from shared.salesforce import SalesforceClient, SalesforceCredentials
 from shared.sql.keyset import Position
-from shared.sync.backlog import BACKLOG_AFTER_PART_SUBMITTED
+from shared.sync.backlog_submission import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.lock import START_GRACE
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
 from shared.sync.starter import RUN_START_AFTER_LEASE
