@@ -8,7 +8,6 @@ can be loaded from JSON (`--schema FILE` or `PUT /_sim/objects/{name}`) in the s
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,14 +184,24 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
+# An ASCII character -> "1" if it is an upper-case letter, else "0".
+_UPPER_BITS = str.maketrans({chr(code): "1" if chr(code).isupper() else "0"
+                             for code in range(128)})
+
+
 def id_checksum(id15: str) -> str:
     """The 3-character suffix that makes a 15-character id case-insensitively unique."""
-    return _chunk_checksum(id15[:5]) + _chunk_checksum(id15[5:10]) + _chunk_checksum(id15[10:15])
+    if not id15.isascii():
+        return _chunk_checksum(id15[:5]) + _chunk_checksum(id15[5:10]) + _chunk_checksum(
+            id15[10:15])
+    # Every id written or read asks for it: one translation, a chunk's bits read as
+    # binary (its first character the lowest bit).
+    bits = id15.translate(_UPPER_BITS)
+    return (_CHECKSUM[int("0" + bits[4::-1], 2)] + _CHECKSUM[int("0" + bits[9:4:-1], 2)]
+            + _CHECKSUM[int("0" + bits[14:9:-1], 2)])
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _chunk_checksum(chunk: str) -> str:
-    # The first two chunks of new ids repeat (key prefix, high digits): cached.
     return _CHECKSUM[sum(1 << bit for bit, char in enumerate(chunk) if char.isupper())]
 
 
