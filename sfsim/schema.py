@@ -77,6 +77,12 @@ class ObjectDef:
         self._lowered: dict[str, FieldDef] = {}
         for definition in self.fields.values():
             self._lowered.setdefault(definition.name.lower(), definition)
+        # The fields a write names plainly and may set (no relationship path, not Id):
+        # most values of most records are for one of these.
+        self.settable: dict[str, FieldDef] = {
+            name: definition for name, definition in self.fields.items()
+            if definition.createable and name != "Id" and "." not in name
+        }
         self.required_names = tuple(f.name for f in self.fields.values() if f.required)
         self.unique_names = tuple(f.name for f in self.fields.values() if f.unique)
 
@@ -187,18 +193,19 @@ _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 # An ASCII character -> "1" if it is an upper-case letter, else "0".
 _UPPER_BITS = str.maketrans({chr(code): "1" if chr(code).isupper() else "0"
                              for code in range(128)})
+# A chunk's five bits (its first character first) -> its checksum character.
+_CHUNK_CHECKSUMS = {format(value, "05b")[::-1]: char for value, char in enumerate(_CHECKSUM)}
 
 
 def id_checksum(id15: str) -> str:
     """The 3-character suffix that makes a 15-character id case-insensitively unique."""
-    if not id15.isascii():
+    if len(id15) != 15 or not id15.isascii():
         return _chunk_checksum(id15[:5]) + _chunk_checksum(id15[5:10]) + _chunk_checksum(
             id15[10:15])
-    # Every id written or read asks for it: one translation, a chunk's bits read as
-    # binary (its first character the lowest bit).
+    # Every id written or read asks for it: one translation, then a table look-up a chunk.
     bits = id15.translate(_UPPER_BITS)
-    return (_CHECKSUM[int("0" + bits[4::-1], 2)] + _CHECKSUM[int("0" + bits[9:4:-1], 2)]
-            + _CHECKSUM[int("0" + bits[14:9:-1], 2)])
+    return (_CHUNK_CHECKSUMS[bits[:5]] + _CHUNK_CHECKSUMS[bits[5:10]]
+            + _CHUNK_CHECKSUMS[bits[10:]])
 
 
 def _chunk_checksum(chunk: str) -> str:
