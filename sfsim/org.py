@@ -230,7 +230,10 @@ class Org:
         store = self.records[obj.name]
         old = store.get(record_id) if record_id else None
         record = {**old, **changes} if old else dict(changes)
-        missing = [name for name in obj.required_names if record.get(name) in (None, "")]
+        missing: list[str] = []  # a loop, not a comprehension's call for every record
+        for name in obj.required_names:
+            if record.get(name) in (None, ""):
+                missing.append(name)
         if missing:
             raise RecordError(
                 "REQUIRED_FIELD_MISSING",

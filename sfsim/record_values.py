@@ -5,6 +5,7 @@ relationship references resolved by external id, lookups checked, types converte
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -183,7 +184,13 @@ def _to_float(org: Org, field: FieldDef, raw: Any) -> float:
 
 
 def _to_date(org: Org, field: FieldDef, raw: Any) -> str:
-    return dt.date.fromisoformat(str(raw).strip()[:10]).isoformat()
+    return _iso_date(str(raw))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date(text: str) -> str:
+    # Records written together mostly share few dates: each is parsed once.
+    return dt.date.fromisoformat(text.strip()[:10]).isoformat()
 
 
 def _to_datetime(org: Org, field: FieldDef, raw: Any) -> str:
