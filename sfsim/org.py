@@ -128,7 +128,10 @@ class Org:
             return iter(list(self.records.get(sobject, {}).values()))
 
     def find_by_unique(self, sobject: str, field: str, value: Any) -> str | None:
-        return self.unique_index.get((sobject, field), {}).get(_unique_key(value))
+        index = self.unique_index.get((sobject, field))
+        if index is None:
+            return None
+        return index.get(value.lower() if value.__class__ is str else _unique_key(value))
 
     # -- writing ----------------------------------------------------------------------
 
@@ -226,9 +229,11 @@ class Org:
     ) -> WriteResult:
         store = self.records[obj.name]
         old = store.get(record_id) if record_id else None
-        record = dict(old) if old else {}
-        record.update(changes)
-        missing = [name for name in obj.required_names if record.get(name) in (None, "")]
+        record = {**old, **changes} if old else dict(changes)
+        missing: list[str] = []  # a loop, not a comprehension's call for every record
+        for name in obj.required_names:
+            if record.get(name) in (None, ""):
+                missing.append(name)
         if missing:
             raise RecordError(
                 "REQUIRED_FIELD_MISSING",
@@ -250,10 +255,13 @@ class Org:
         created = old is None
         if old is None:
             record_id = self.ids.new_id(obj.key_prefix)
-            record.update(Id=record_id, IsDeleted=False, CreatedDate=stamp)
+            record["Id"] = record_id
+            record["IsDeleted"] = False
+            record["CreatedDate"] = stamp
         else:
             self._unindex(obj, old)
-        record.update(LastModifiedDate=stamp, SystemModstamp=stamp)
+        record["LastModifiedDate"] = stamp
+        record["SystemModstamp"] = stamp
         assert record_id is not None
         store[record_id] = record
         self._index(obj, record)
@@ -278,10 +286,11 @@ class Org:
     def _index(self, obj: ObjectDef, record: Mapping[str, Any]) -> None:
         for name in obj.unique_names:
             value = record.get(name)
-            if value not in (None, ""):
-                self.unique_index.setdefault((obj.name, name), {})[
-                    _unique_key(value)
-                ] = record["Id"]
+            if value is not None and value != "":
+                index = self.unique_index.get((obj.name, name))
+                if index is None:
+                    index = self.unique_index[(obj.name, name)] = {}
+                index[_unique_key(value)] = record["Id"]
 
     def _unindex(self, obj: ObjectDef, record: Mapping[str, Any]) -> None:
         for name in obj.unique_names:

@@ -5,8 +5,9 @@ relationship references resolved by external id, lookups checked, types converte
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from sfsim.schema import FieldDef, ObjectDef, looks_like_id, to_18
@@ -15,10 +16,6 @@ if TYPE_CHECKING:
     from sfsim.org import Org
 
 NULL_MARKER = "#N/A"
-# Field types whose values are converted or checked beyond text (`_convert`).
-_CONVERTED_KINDS = frozenset((
-    "reference", "boolean", "int", "double", "currency", "percent", "date", "datetime",
-))
 _SCALARS = frozenset((str, int, float, bool, type(None)))  # never a relationship reference
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -46,6 +43,7 @@ def resolve_values(
     changes: dict[str, Any] = {}
     record_id: str | None = None
     exact = obj.fields.get
+    settable = obj.settable.get
     for key, raw in values.items():
         if key == "attributes":
             continue
@@ -54,6 +52,11 @@ def resolve_values(
                 continue
             if raw == NULL_MARKER:
                 raw = None
+        # The usual value: a scalar for a field named as it is defined, text or converted.
+        field = settable(key)
+        if field is not None and raw.__class__ in _SCALARS:
+            changes[key] = _convert(org, obj, field, raw)
+            continue
         if "." in key or (raw.__class__ not in _SCALARS and isinstance(raw, Mapping)):
             relation, parent_id = _resolve_relationship(org, obj, key, raw)
             changes[relation.name] = parent_id
@@ -136,48 +139,74 @@ def _check_reference(org: Org, field: FieldDef, parent: ObjectDef, value: str) -
 def _convert(org: Org, obj: ObjectDef, field: FieldDef, raw: Any) -> Any:
     if raw is None:
         return None
-    text = raw if isinstance(raw, str) else None
-    kind = field.type
-    if kind not in _CONVERTED_KINDS:
-        return _checked_text(field, kind, text if text is not None else str(raw))
+    convert = _CONVERTERS.get(field.type)
+    if convert is None:
+        return _checked_text(field, field.type, raw if isinstance(raw, str) else str(raw))
     try:
-        if kind == "reference":
-            parent = org.objects[field.reference_to or ""]
-            return _check_reference(org, field, parent, str(raw).strip())
-        if kind == "boolean":
-            if isinstance(raw, bool):
-                return raw
-            lowered = str(raw).strip().lower()
-            if lowered in ("true", "1", "yes"):
-                return True
-            if lowered in ("false", "0", "no"):
-                return False
-            raise ValueError(raw)
-        if kind == "int":
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            number = float(raw)
-            if number != int(number):
-                raise ValueError(raw)
-            return int(number)
-        if kind in ("double", "currency", "percent"):
-            if isinstance(raw, bool):
-                raise ValueError(raw)
-            return float(raw)
-        if kind == "date":
-            return dt.date.fromisoformat(str(raw).strip()[:10]).isoformat()
-        if kind == "datetime":
-            parsed = dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
-            if parsed.tzinfo is None:
-                parsed = parsed.replace(tzinfo=dt.UTC)
-            return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+        return convert(org, field, raw)
     except (ValueError, TypeError, OverflowError):
         raise RecordError(
             "INVALID_TYPE_ON_FIELD_IN_RECORD",
             f"{field.name}: value not of required type: {raw}",
             [field.name],
         ) from None
-    return _checked_text(field, kind, text if text is not None else str(raw))
+
+
+def _to_reference(org: Org, field: FieldDef, raw: Any) -> str:
+    parent = org.objects[field.reference_to or ""]
+    return _check_reference(org, field, parent, str(raw).strip())
+
+
+def _to_boolean(org: Org, field: FieldDef, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    lowered = str(raw).strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(raw)
+
+
+def _to_int(org: Org, field: FieldDef, raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(raw)
+    number = float(raw)
+    if number != int(number):
+        raise ValueError(raw)
+    return int(number)
+
+
+def _to_float(org: Org, field: FieldDef, raw: Any) -> float:
+    if isinstance(raw, bool):
+        raise ValueError(raw)
+    return float(raw)
+
+
+def _to_date(org: Org, field: FieldDef, raw: Any) -> str:
+    return _iso_date(str(raw))
+
+
+@functools.lru_cache(maxsize=4096)
+def _iso_date(text: str) -> str:
+    # Records written together mostly share few dates: each is parsed once.
+    return dt.date.fromisoformat(text.strip()[:10]).isoformat()
+
+
+def _to_datetime(org: Org, field: FieldDef, raw: Any) -> str:
+    parsed = dt.datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "+0000"
+
+
+# Field types whose values are converted or checked beyond text, and how (ValueError,
+# TypeError or OverflowError: not a value of the type).
+_CONVERTERS: dict[str, Callable[[Org, FieldDef, Any], Any]] = {
+    "reference": _to_reference, "boolean": _to_boolean, "int": _to_int,
+    "double": _to_float, "currency": _to_float, "percent": _to_float,
+    "date": _to_date, "datetime": _to_datetime,
+}
 
 
 def _checked_text(field: FieldDef, kind: str, value: str) -> str:

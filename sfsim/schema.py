@@ -8,7 +8,6 @@ can be loaded from JSON (`--schema FILE` or `PUT /_sim/objects/{name}`) in the s
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +77,12 @@ class ObjectDef:
         self._lowered: dict[str, FieldDef] = {}
         for definition in self.fields.values():
             self._lowered.setdefault(definition.name.lower(), definition)
+        # The fields a write names plainly and may set (no relationship path, not Id):
+        # most values of most records are for one of these.
+        self.settable: dict[str, FieldDef] = {
+            name: definition for name, definition in self.fields.items()
+            if definition.createable and name != "Id" and "." not in name
+        }
         self.required_names = tuple(f.name for f in self.fields.values() if f.required)
         self.unique_names = tuple(f.name for f in self.fields.values() if f.unique)
 
@@ -185,14 +190,25 @@ _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CHECKSUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
+# An ASCII character -> "1" if it is an upper-case letter, else "0".
+_UPPER_BITS = str.maketrans({chr(code): "1" if chr(code).isupper() else "0"
+                             for code in range(128)})
+# A chunk's five bits (its first character first) -> its checksum character.
+_CHUNK_CHECKSUMS = {format(value, "05b")[::-1]: char for value, char in enumerate(_CHECKSUM)}
+
+
 def id_checksum(id15: str) -> str:
     """The 3-character suffix that makes a 15-character id case-insensitively unique."""
-    return _chunk_checksum(id15[:5]) + _chunk_checksum(id15[5:10]) + _chunk_checksum(id15[10:15])
+    if len(id15) != 15 or not id15.isascii():
+        return _chunk_checksum(id15[:5]) + _chunk_checksum(id15[5:10]) + _chunk_checksum(
+            id15[10:15])
+    # Every id written or read asks for it: one translation, then a table look-up a chunk.
+    bits = id15.translate(_UPPER_BITS)
+    return (_CHUNK_CHECKSUMS[bits[:5]] + _CHUNK_CHECKSUMS[bits[5:10]]
+            + _CHUNK_CHECKSUMS[bits[10:]])
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def _chunk_checksum(chunk: str) -> str:
-    # The first two chunks of new ids repeat (key prefix, high digits): cached.
     return _CHECKSUM[sum(1 << bit for bit, char in enumerate(chunk) if char.isupper())]
 
 

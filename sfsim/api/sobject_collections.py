@@ -100,10 +100,11 @@ def write_collection(sim: Simulator, items: Sequence[tuple[str | None, dict[str,
             "into this call",
         )
     duplicates: set[str] = set()
+    # Each record's external id as the checks below compare it (text, ignoring case).
+    keys = [str(r.get(external_id_field, "")).lower() for _, r in items] \
+        if external_id_field else [""] * len(items)
     if external_id_field:
-        seen: collections.Counter = collections.Counter(
-            str(r.get(external_id_field, "")).lower() for _, r in items
-        )
+        seen: collections.Counter = collections.Counter(keys)
         duplicates = {k for k, n in seen.items() if n > 1 and k}
     # Which external ids no record had when the call came in: one that a concurrent call
     # created before this one ended makes this one's insert fail (the upsert race).
@@ -112,20 +113,18 @@ def write_collection(sim: Simulator, items: Sequence[tuple[str | None, dict[str,
     undo: list = []
     results: list[dict[str, Any]] = []
     with sim.org.lock:
-        for kind, record in items:
+        for (kind, record), key in zip(items, keys, strict=True):
             try:
                 if kind is None or kind not in sim.org.objects:
                     raise RecordError("MALFORMED_ID", "malformed id "
                                       + str(record.get("Id", "")), [])
-                if external_id_field and str(record.get(external_id_field, "")).lower() \
-                        in duplicates:
+                if external_id_field and key in duplicates:
                     raise RecordError(
                         "DUPLICATE_VALUE",
                         f"Duplicate external id specified: {record.get(external_id_field)}",
                         [external_id_field],
                     )
-                if external_id_field and str(record.get(external_id_field, "")).lower() \
-                        in absent:
+                if external_id_field and key in absent:
                     _refuse_concurrent_insert(sim, kind, external_id_field, record)
                 result = sim.org.write(kind, operation, record, external_id_field,
                                         undo=undo)

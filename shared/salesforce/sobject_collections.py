@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,7 +37,38 @@ class SObjectCollectionsApi(QueryApi):
 
         With `all_or_none` each call of 200 is all-or-nothing, not the whole sequence.
         """
-        outcomes: list[RecordOutcome] = []
+        return [
+            _outcome(start + offset, record, result, external_id_field)
+            for start, chunk, results in self._upsert_calls(
+                sobject, external_id_field, records, all_or_none)
+            for offset, (record, result) in enumerate(zip(chunk, results, strict=True))
+        ]
+
+    def upsert_failures(
+        self,
+        sobject: str,
+        external_id_field: str,
+        records: Sequence[Mapping[str, Any]],
+        all_or_none: bool = False,
+    ) -> list[RecordOutcome]:
+        """Upsert as `upsert_records` does; the outcomes of the records that failed only,
+        in order (an outcome per record written costs more than its call's JSON)."""
+        return [
+            _outcome(start + offset, chunk[offset], result, external_id_field)
+            for start, chunk, results in self._upsert_calls(
+                sobject, external_id_field, records, all_or_none)
+            for offset, result in enumerate(results)
+            if not result.get("success")
+        ]
+
+    def _upsert_calls(
+        self,
+        sobject: str,
+        external_id_field: str,
+        records: Sequence[Mapping[str, Any]],
+        all_or_none: bool,
+    ) -> Iterator[tuple[int, Sequence[Mapping[str, Any]], list[dict[str, Any]]]]:
+        """(first index, records, their results) of each call of 200, one call at a time."""
         attributes = {"type": sobject}
         for start in range(0, len(records), COLLECTION_CHUNK):
             chunk = records[start : start + COLLECTION_CHUNK]
@@ -48,32 +79,15 @@ class SObjectCollectionsApi(QueryApi):
             response = self.request(
                 "PATCH",
                 f"composite/sobjects/{sobject}/{external_id_field}",
-                # Compact, NaN refused, as requests' json= would send it but for the spaces.
-                data=json.dumps(payload, separators=(",", ":"), allow_nan=False).encode(),
+                data=_ENCODER.encode(payload).encode(),
                 headers=_JSON_HEADERS,
                 expected=(200,),
             )
             results = response.json()
-            for offset, (record, result) in enumerate(zip(chunk, results, strict=True)):
-                external_id = record.get(external_id_field)
-                errors = result.get("errors")
-                outcomes.append(
-                    RecordOutcome(
-                        index=start + offset,
-                        external_id=None if external_id is None else str(external_id),
-                        success=bool(result.get("success")),
-                        id=result.get("id"),
-                        created=result.get("created"),
-                        errors=[
-                            (
-                                str(error.get("statusCode") or error.get("errorCode")),
-                                str(error.get("message", "")),
-                            )
-                            for error in errors
-                        ] if errors else [],
-                    )
-                )
-        return outcomes
+            if not isinstance(results, list) or len(results) != len(chunk):
+                raise ValueError(f"sObject Collections did not answer one result for each "
+                                 f"of the call's {len(chunk)} records")
+            yield start, chunk, results
 
     def delete_records_by_external_id(
         self, sobject: str, external_id_field: str, values: Sequence[str],
@@ -128,8 +142,27 @@ def _soql_string(value: str) -> str:
 
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
+# Compact, NaN refused, as requests' json= would send it but for the spaces.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
 _JSON_SCALARS = (str, float, int, bool)
 _JSON_SCALAR_CLASSES = frozenset({str, float, int, bool, type(None)})
+
+
+def _outcome(index: int, record: Mapping[str, Any], result: Mapping[str, Any],
+             external_id_field: str) -> RecordOutcome:
+    external_id = record.get(external_id_field)
+    errors = result.get("errors")
+    return RecordOutcome(
+        index=index,
+        external_id=None if external_id is None else str(external_id),
+        success=bool(result.get("success")),
+        id=result.get("id"),
+        created=result.get("created"),
+        errors=[
+            (str(error.get("statusCode") or error.get("errorCode")), str(error.get("message", "")))
+            for error in errors
+        ] if errors else [],
+    )
 
 
 def _jsonable(record: Mapping[str, Any]) -> Mapping[str, Any]:

@@ -244,21 +244,20 @@ class SalesforceSink:
                 outcome.errors[0][0] if outcome.errors else "UNKNOWN_ERROR",
                 "; ".join(message for _code, message in outcome.errors) or "rejected",
             )
-            for indexes, outcomes in answers
-            for outcome in outcomes
-            if not outcome.success
+            for indexes, failures in answers
+            for outcome in failures
         ), key=attrgetter("index"))
         return Delivery(len(records) - len(rejections), rejections)
 
     def _upsert(self, records: Sequence[Mapping[str, Any]], indexes: list[int]
                 ) -> tuple[list[int], list[RecordOutcome]]:
-        """The outcomes of one call, indexed in the call, and the page index of each of
-        its records."""
+        """The outcomes of one call's failed records, indexed in the call, and the page
+        index of each of its records."""
         if len(indexes) == indexes[-1] - indexes[0] + 1:  # a run of the page: no copy
             call: Sequence[Mapping[str, Any]] = records[indexes[0]:indexes[-1] + 1]
         else:
             call = [records[index] for index in indexes]
-        return indexes, self.client.upsert_records(
+        return indexes, self.client.upsert_failures(
             self.sobject, self.external_id_field, call, all_or_none=False)
 
 

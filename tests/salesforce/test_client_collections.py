@@ -122,6 +122,22 @@ def test_records_above_200_are_sent_in_chunks(
     assert len(sfsim.records("Account")) == 450
 
 
+def test_upsert_failures_answers_the_failed_records_only_by_input_index(
+    client: SalesforceClient, sfsim: SimulatorHandle
+) -> None:
+    records = [{"External_Id__c": f"F{i}", "Name": f"Account {i}"} for i in range(250)]
+    del records[3]["Name"]
+    records[210]["Nope__c"] = 1
+    failures = client.upsert_failures("Account", "External_Id__c", records)
+    assert [(o.index, o.external_id, o.success, [code for code, _ in o.errors])
+            for o in failures] == [
+        (3, "F3", False, ["REQUIRED_FIELD_MISSING"]),
+        (210, "F210", False, ["INVALID_FIELD"]),
+    ]
+    assert len(sfsim.records("Account")) == 248
+    assert client.upsert_failures("Account", "External_Id__c", records[4:200]) == []
+
+
 def test_all_or_none_rolls_back_the_chunk(client: SalesforceClient, sfsim: SimulatorHandle) -> None:
     client.upsert_records("Account", "External_Id__c", [{"External_Id__c": "R1", "Name": "Before"}])
     outcomes = client.upsert_records(

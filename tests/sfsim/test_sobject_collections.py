@@ -84,3 +84,44 @@ def test_concurrent_upserts_creating_one_external_id_fail_all_but_the_first_to_e
     assert created and refused and len(created) + len(refused) == 8
     assert {error["statusCode"] for error in refused} == {"DUPLICATE_VALUE"}
     assert all(stored[0]["Id"] in error["message"] for error in refused)
+
+
+def test_collections_upsert_converts_and_refuses_values_by_field_type(
+        api: requests.Session, sfsim: SimulatorHandle) -> None:
+    sfsim.define_object("Gauge__c", {"key_prefix": "a07", "fields": [
+        {"name": "Code__c", "external_id": True, "length": 20},
+        {"name": "Label__c", "length": 5}, {"name": "Mail__c", "type": "email"},
+        {"name": "On__c", "type": "boolean"}, {"name": "Count__c", "type": "int"},
+        {"name": "Level__c", "type": "double"}, {"name": "Day__c", "type": "date"},
+        {"name": "At__c", "type": "datetime"}, {"name": "Kind__c", "type": "picklist"},
+        {"name": "Parent__c", "type": "reference", "reference_to": "Account"},
+    ]})
+    values: list[dict[str, Any]] = [
+        {"Label__c": 12, "On__c": "Yes", "Count__c": "7", "Level__c": 2, "Kind__c": True,
+         "Day__c": "2024-02-29T10:00:00Z", "At__c": "2024-02-29T10:00:00+02:00"},
+        {"label__c": "abc", "Mail__c": None, "On__c": False, "Count__c": 3.0, "At__c": None},
+        {"Label__c": "toolong"}, {"Mail__c": "no-at-sign"}, {"On__c": "maybe"},
+        {"Count__c": 1.5}, {"Count__c": True}, {"Level__c": "x"}, {"Day__c": "2024-13-01"},
+        {"At__c": "noon"}, {"Parent__c": "nope"}, {"Parent__c": to_18("001000000000099")},
+        {"CreatedDate": "2024-01-01T00:00:00Z"}, {"Nope__c": 1},
+    ]
+    answer = api.patch(url(api, f"{V}/composite/sobjects/Gauge__c/Code__c"), json={
+        "records": [{"Code__c": f"G{i}", **value} for i, value in enumerate(values)]}).json()
+
+    assert [r["errors"][0]["statusCode"] if r["errors"] else r["success"] for r in answer] == [
+        True, True, "STRING_TOO_LONG", "INVALID_EMAIL_ADDRESS",
+        "INVALID_TYPE_ON_FIELD_IN_RECORD", "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        "INVALID_TYPE_ON_FIELD_IN_RECORD", "INVALID_TYPE_ON_FIELD_IN_RECORD",
+        "INVALID_TYPE_ON_FIELD_IN_RECORD", "INVALID_TYPE_ON_FIELD_IN_RECORD", "MALFORMED_ID",
+        "INVALID_CROSS_REFERENCE_KEY", "INVALID_FIELD_FOR_INSERT_UPDATE", "INVALID_FIELD",
+    ]
+    assert answer[2]["errors"][0]["message"] == (
+        "Label__c: data value too large: toolong (max length=5)")
+    assert answer[5]["errors"][0]["message"] == "Count__c: value not of required type: 1.5"
+    stored = {record["Code__c"]: record for record in sfsim.records("Gauge__c")}
+    assert set(stored) == {"G0", "G1"}
+    fields = ("Label__c", "On__c", "Count__c", "Level__c", "Kind__c", "Day__c", "At__c")
+    assert [stored["G0"][name] for name in fields] == [
+        "12", True, 7, 2.0, "True", "2024-02-29", "2024-02-29T08:00:00.000+0000"]
+    assert [stored["G1"][name] for name in ("Label__c", "Mail__c", "On__c", "Count__c",
+                                            "At__c")] == ["abc", None, False, 3, None]
