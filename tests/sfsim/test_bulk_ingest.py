@@ -50,10 +50,11 @@ def _run_job(api: requests.Session, records: int) -> tuple[float, dict]:
         time.sleep(0.02)
         info = api.get(job_url).json()
 
-    def at(job: dict) -> float:
-        return datetime.strptime(job["systemModstamp"], "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+    def at(job: dict) -> datetime:
+        return datetime.strptime(job["systemModstamp"], "%Y-%m-%dT%H:%M:%S.%f%z")
 
-    return at(info) - at(closed), info
+    # Subtracted as datetimes: exact to the millisecond (floats of epoch seconds are not).
+    return (at(info) - at(closed)).total_seconds(), info
 
 
 def test_ingest_jobs_queue_for_varying_times_with_a_jitter(
