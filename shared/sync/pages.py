@@ -39,6 +39,7 @@ from operator import itemgetter
 from typing import Any
 
 from shared.crash_points import crash_point
+from shared.cyclic_gc import collection_paused
 from shared.log_fields import log_event
 from shared.sql.keyset import KeyPartition, Position, page_statement, position_of
 from shared.sql.source import SourceError, SqlSource
@@ -90,7 +91,21 @@ def sync_pages(
     budget: PageBudget = DEFAULT_BUDGET, source: SqlSource | None = None,
     clock: Callable[[], float] = time.monotonic, partition: KeyPartition | None = None,
 ) -> PagesResult:
-    """The run's next pages (of `partition` only, from its own position, when given)."""
+    """The run's next pages (of `partition` only, from its own position, when given).
+
+    The cyclic garbage collector is paused meanwhile: pages make rows, records and
+    batches without reference cycles, which reference counting frees, so its passes (one
+    every 700 new objects, and now and then one over the whole process) found nothing."""
+    with collection_paused():
+        return _synced_pages(job, state, sink, run_id, upper_bound, budget, source, clock,
+                             partition)
+
+
+def _synced_pages(
+    job: SyncJob, state: SyncState, sink: Sink, run_id: str, upper_bound: StoredBound,
+    budget: PageBudget, source: SqlSource | None, clock: Callable[[], float],
+    partition: KeyPartition | None,
+) -> PagesResult:
     keyset = job.source.keyset()
     codec = job.source.codec
     watermark = state.watermarks.read(job.name, keyset.cursor_kind, job.source.initial_position)
