@@ -489,6 +489,9 @@ def main() -> None:
     parser.add_argument("--worker-processes", type=int, default=1,
                         help="FUNCTIONS_WORKER_PROCESS_COUNT of the host (activities in "
                              "that many worker processes, where the host supports it)")
+    parser.add_argument("--setting", action="append", default=[], metavar="NAME=VALUE",
+                        help="an app setting of every run's host (repeatable), e.g. "
+                             "SYNC_PAGES_IN_FLIGHT=2")
     parser.add_argument("--baseline", type=Path,
                         help="an app tree (e.g. an export of main) whose runs are "
                              "alternated with this tree's, instead of the floor ratios")
@@ -507,13 +510,15 @@ def main() -> None:
         bench = Bench(azurite, postgres, simulator, endpoint, view)
         bench.app_settings = {
             "SYNC_ASSET_CHANGES_PARTITIONS": str(arguments.partitions),
-            "FUNCTIONS_WORKER_PROCESS_COUNT": str(arguments.worker_processes)}
+            "FUNCTIONS_WORKER_PROCESS_COUNT": str(arguments.worker_processes),
+            **dict(setting.split("=", 1) for setting in arguments.setting)}
         print(f"source: PostgreSQL via psqlODBC, view of {arguments.rows:,} rows; "
               "host: devhost + Azurite; runs started by POST /api/sync/asset-changes/run; "
               f"{'a host that synced once already' if arguments.warm else 'a new host'} "
               f"per timed run; {arguments.partitions} key partition(s), "
               f"{arguments.worker_processes} worker process(es) "
-              "(host CPU: the host and its worker processes)")
+              "(host CPU: the host and its worker processes)"
+              + "".join(f"; {setting}" for setting in arguments.setting))
         bench.timed_run("http", 500)  # a first run warms the files' and services' caches
         bench.warm = arguments.warm
         if arguments.baseline:
