@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Generator
 from dataclasses import replace
@@ -215,15 +216,9 @@ def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> 
     while True:
         context.set_custom_status(run_plan.custom_status(run, "syncing partitions"))
         requests = run_plan.partition_requests(run)
-        try:
-            answers = yield context.task_all([
-                context.call_activity(SYNC_PAGES, request.to_json()) for request in requests])
-            results = [PagesResult.from_json(answer) for answer in answers]
-        except Exception as error:  # an activity that raised: the round failed
-            results = [PagesResult(failure=StepFailure(
-                "ACTIVITY_FAILED", f"sync job {run.job!r}: partition pages failed: {error}"))]
+        results = yield from _partition_round(context, run, requests)
         run = run_plan.add_partition_pages(run, {
-            request.partition: result for request, result in zip(requests, results, strict=False)
+            request.partition: result for request, result in zip(requests, results, strict=True)
             if request.partition is not None and result.failure is None})
         failures = [result.failure for result in results if result.failure is not None]
         if not failures:
@@ -238,6 +233,28 @@ def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> 
             raise SyncRunFailed(failures[0].error)
         context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
         yield context.create_timer(context.current_utc_datetime + delay)
+
+
+def _partition_round(context: df.DurableOrchestrationContext, run: RunInput,
+                     requests: list[PagesRequest]) -> Steps:
+    """2c. One page activity per request, side by side: each one's result, once every one
+    ended. The SDK's task_all raises at the first activity that raised and drops the
+    others' results: these are then read one by one (an ended one answers at once), so a
+    partition that reached the end is not asked again and the run's totals count it. (The
+    Durable extension calls the orchestrator again only once all of them ended, as .NET's
+    Task.WhenAll; were it called sooner, this still waits for every one.)"""
+    tasks = [context.call_activity(SYNC_PAGES, request.to_json()) for request in requests]
+    with contextlib.suppress(Exception):  # one raised: the others are read one by one
+        answers = yield context.task_all(tasks)
+        return [PagesResult.from_json(answer) for answer in answers]
+    results = []
+    for task in tasks:
+        try:  # an activity that ended already answers at once, on replay too
+            results.append(PagesResult.from_json((yield task)))
+        except Exception as error:
+            results.append(PagesResult(failure=StepFailure(
+                "ACTIVITY_FAILED", f"sync job {run.job!r}: partition pages failed: {error}")))
+    return results
 
 
 def _join_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
