@@ -141,7 +141,8 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        page activity per partition not done yet, side by side, each from its own
        checkpointed position; a round where one failed as a whole is tried again after
        the durable-timer backoff, then ends the run as failed; once every partition
-       reached the run's end, the watermark moves past them all (join)
+       reached the run's end, the watermark moves past them all (join, tried again
+       after the backoff when storage refused it)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities (or rounds), continue as new with the
        totals so far
@@ -258,12 +259,22 @@ def _partition_round(context: df.DurableOrchestrationContext, run: RunInput,
 
 
 def _join_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
-    """2c. Every partition reached the run's end: the watermark past them all."""
-    context.set_custom_status(run_plan.custom_status(run, "joining partitions"))
-    joined = yield from _call(context, run, SYNC_JOIN_PARTITIONS, PagesResult,
-                              JoinPartitionsRequest(run.job, run.run_id, run.partitions))
-    yield from _stop_if_failed(context, run, joined.failure)
-    return run_plan.add_pages(run, joined)
+    """2c. Every partition reached the run's end: the watermark past them all; a join
+    storage refused is tried again after the backoff, as a page's checkpoint is."""
+    failed_attempts = 0
+    while True:
+        context.set_custom_status(run_plan.custom_status(run, "joining partitions"))
+        joined = yield from _call(context, run, SYNC_JOIN_PARTITIONS, PagesResult,
+                                  JoinPartitionsRequest(run.job, run.run_id, run.partitions))
+        if joined.failure is None:
+            return run_plan.add_pages(run, joined)
+        failed_attempts += 1
+        delay = run_plan.retry_delay(run, failed_attempts) if joined.failure.retryable else None
+        if delay is None:
+            yield from _end(context, run, RunOutcome.FAILED, joined.failure.error)
+            raise SyncRunFailed(joined.failure.error)
+        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
+        yield context.create_timer(context.current_utc_datetime + delay)
 
 
 def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:

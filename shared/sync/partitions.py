@@ -26,7 +26,9 @@ import logging
 from decimal import Decimal
 from functools import reduce
 
-from shared.crash_points import crash_point
+from azure.core.exceptions import AzureError
+
+from shared.crash_points import crash_point, fault_point
 from shared.log_fields import log_event
 from shared.sql.keyset import KeyPartition, Position, probe_statement
 from shared.sql.source import SqlSource
@@ -41,6 +43,8 @@ from shared.sync.state.partitions import PartitionPosition
 PARTITIONS_BEFORE_JOIN = "sync.partitions.before_join"
 # The watermark moved past the partitions, the activity's result is not recorded.
 PARTITIONS_AFTER_JOIN = "sync.partitions.after_join"
+# A fault point: the join's write (the watermark and the partitions' rows) fails.
+PARTITIONS_JOIN_WRITE = "sync.partitions.join_write"
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +118,20 @@ def check_partition_key(job: SyncJob, source: SqlSource) -> None:
 def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> PagesResult:
     """Once every partition reached the run's end: the watermark to the latest position
     they reached, with the run's totals, and their rows deleted, in one transaction. Again
-    after a crash or a lost answer: the rows are gone, the watermark answers."""
+    after a crash or a lost answer: the rows are gone, the watermark answers. Storage
+    unreachable: a retryable failure (nothing was written), as for a page's checkpoint."""
+    try:
+        return _joined(job, state, run_id, count)
+    except WatermarkConflict as error:
+        raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
+    except AzureError as error:
+        raise SyncRunError(
+            job.name, "CHECKPOINT_FAILED",
+            f"the partitions could not be joined: {type(error).__name__}: {error}",
+            retryable=True) from None
+
+
+def _joined(job: SyncJob, state: SyncState, run_id: str, count: int) -> PagesResult:
     kind = job.source.cursor_kind
     codec = job.source.codec
     watermark = state.watermarks.read(job.name, kind, job.source.initial_position)
@@ -137,6 +154,7 @@ def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> 
                     watermark.totals)
     crash_point(PARTITIONS_BEFORE_JOIN)
     written = [(row.row_key, row.etag or "") for row in rows.values()]
+    fault_point(PARTITIONS_JOIN_WRITE)
     if is_after(end, watermark.position):
         watermark = state.watermarks.advance(job.name, kind, watermark, end, run_id, totals,
                                              also_delete=written)

@@ -193,3 +193,23 @@ def test_a_partition_that_raised_ends_the_run_once_the_rest_of_its_round_ended(
     assert names == ["sync_begin_run", "sync_pages", "sync_pages", "sync_end_run"]
     end = fake.calls[-1][1]
     assert (end["outcome"], end["totals"]["rows"]) == ("failed", 10)  # partition 1's
+
+
+def test_a_join_that_failed_retryably_is_tried_again_after_a_timer(orchestrator):  # noqa: F811
+    class JoinFailsOnce(FakePartitions):
+        failed = False
+
+        def __call__(self, name, request, now):
+            if name == "sync_join_partitions" and not self.failed:
+                self.failed = True
+                self.calls.append((name, request))
+                return {"failure": {"code": "CHECKPOINT_FAILED", "retryable": True,
+                                    "error": "storage unreachable"}}
+            return super().__call__(name, request, now)
+
+    run = replay(orchestrator, run_input(2), JoinFailsOnce((1, 1)))
+
+    assert run.names().count("sync_join_partitions") == 2
+    assert len(run.timers) == 1
+    end = run.called("sync_end_run")[0]
+    assert (end["outcome"], end["totals"]["rows"]) == ("succeeded", 20)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.crash_points import FAULT_SETTING
 from shared.sql.keyset import KeyPartition, Position
 from shared.sync import run_plan
 from shared.sync.errors import SyncRunError
@@ -17,7 +18,7 @@ from shared.sync.job import HttpSinkSpec
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
 from shared.sync.messages import RunInput, RunOutcome
 from shared.sync.pages import PageBudget, sync_pages
-from shared.sync.partitions import join_partitions
+from shared.sync.partitions import PARTITIONS_JOIN_WRITE, join_partitions
 from shared.sync.run import begin_run, end_run
 from shared.sync.starter import new_run_id
 from shared.sync.state import WatermarkConflict
@@ -250,3 +251,26 @@ def test_the_status_counts_the_rows_the_partitions_checkpointed(
         custom_status={"started_at": started.isoformat(), "rows": 0}, schedule=None,
         now=started + timedelta(seconds=10))
     assert body["rowsPerSecond"]["current"] == 2.0  # 20 rows in 10 s
+
+
+def test_a_join_whose_storage_write_failed_is_retryable_and_leaves_everything_as_it_was(
+    sqlite_assets, state, salesforce_sink, monkeypatch
+):
+    # A page's checkpoint that storage refused is tried again; so must the join be: else
+    # a storage blip at the very end fails the run and the next one sends every row again.
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(1, 21))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5)
+    run = begin(job, state, "run-blip")
+    while run_plan.unfinished_partitions(run):
+        run = round_of_partitions(job, state, salesforce_sink, run)
+    monkeypatch.setenv(FAULT_SETTING, PARTITIONS_JOIN_WRITE)
+
+    with pytest.raises(SyncRunError) as raised:
+        join_partitions(job, state, "run-blip", 2)
+
+    assert (raised.value.code, raised.value.retryable) == ("CHECKPOINT_FAILED", True)
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == INITIAL
+    assert sorted(state.partitions.of_run(job.name, "timestamp", "run-blip")) == [0, 1]
+    monkeypatch.delenv(FAULT_SETTING)
+    joined = join_partitions(job, state, "run-blip", 2)
+    assert (joined.totals.rows, joined.position.key) == (20, "[20]")
