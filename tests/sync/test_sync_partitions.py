@@ -251,6 +251,14 @@ def test_the_status_counts_the_rows_the_partitions_checkpointed(
         custom_status={"started_at": started.isoformat(), "rows": 0}, schedule=None,
         now=started + timedelta(seconds=10))
     assert body["rowsPerSecond"]["current"] == 2.0  # 20 rows in 10 s
+    # The setting lowered to 1 meanwhile: the run keeps its 2 partitions, the status too.
+    body = job_status(
+        dataclasses.replace(job, partitions=1), state,
+        InstanceSnapshot("Running", "run-shown", started),
+        TickDecision(TickAction.SKIP_BUSY, "a run is under way"),
+        custom_status={"started_at": started.isoformat(), "rows": 0}, schedule=None,
+        now=started + timedelta(seconds=10))
+    assert body["rowsPerSecond"]["current"] == 2.0
 
 
 def test_a_join_whose_storage_write_failed_is_retryable_and_leaves_everything_as_it_was(
