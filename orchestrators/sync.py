@@ -174,7 +174,8 @@ def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
     context.set_custom_status(run_plan.custom_status(run, "beginning"))
     try:
         answer = yield context.call_activity(
-            SYNC_BEGIN_RUN, BeginRunRequest(run.job, run.run_id, run.started_at).to_json())
+            SYNC_BEGIN_RUN,
+            BeginRunRequest(run.job, run.run_id, run.started_at, run.partitions).to_json())
         begun = RunBegun.from_json(answer)
     except Exception as error:  # an activity that raised: the run must still be recorded
         begun = RunBegun(failure=StepFailure(

@@ -98,11 +98,11 @@ def partition_target(job: SyncJob, state: SyncState, run_id: str, watermark: Wat
         job.name, job.source.cursor_kind, partition.index, run_id, watermark.position))
 
 
-def check_partition_key(job: SyncJob, source: SqlSource) -> None:
-    """Refuse to split a run by a key column that is not an integer: `%` would fail on
-    text in PostgreSQL and SQL Server, and split it by a number SQLite makes up, and a
-    fractional number would be in no partition."""
-    if job.partitions == 1:
+def check_partition_key(job: SyncJob, source: SqlSource, partitions: int) -> None:
+    """Refuse to split a run in `partitions` by a key column that is not an integer: `%`
+    would fail on text in PostgreSQL and SQL Server, and split it by a number SQLite makes
+    up, and a fractional number would be in no partition."""
+    if partitions == 1:
         return
     column = job.source.key_columns[0]
     kind, scale = source.column_types(probe_statement(job.source.keyset()))[column]
@@ -110,7 +110,7 @@ def check_partition_key(job: SyncJob, source: SqlSource) -> None:
         return
     raise SyncRunError(
         job.name, "PARTITIONS_UNSUPPORTED",
-        f"{job.partitions_setting} is {job.partitions}, but the key column {column} holds "
+        f"{job.partitions_setting} is {partitions}, but the key column {column} holds "
         f"{kind.__name__} values{f' with {scale} decimals' if scale else ''}: rows are split "
         f"by an integer key only; set {job.partitions_setting} to 1")
 

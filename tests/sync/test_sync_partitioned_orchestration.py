@@ -80,6 +80,7 @@ def test_rounds_fan_out_the_unfinished_partitions_then_join(orchestrator):  # no
     assert pages_rounds(run) == [[0, 1, 2], [1, 2], [1]]
     assert run.names()[-2:] == ["sync_join_partitions", "sync_end_run"]
     assert run.called("sync_join_partitions")[0]["partitions"] == 3
+    assert run.called("sync_begin_run")[0]["partitions"] == 3
     assert {request["partitions"] for request in run.called("sync_pages")} == {3}
     end = run.called("sync_end_run")[0]
     assert (end["outcome"], end["totals"]["rows"]) == ("succeeded", 60)

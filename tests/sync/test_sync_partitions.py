@@ -198,6 +198,22 @@ def test_a_key_that_is_not_an_integer_is_refused_when_the_run_begins(
     assert state.watermarks.read(job.name, "timestamp", INITIAL).run_id is None
 
 
+def test_the_key_is_checked_for_the_partitions_of_the_run_not_the_setting_now(
+    sqlite_assets, state
+):
+    # The run's partitions were fixed when it was started (its input); the setting may
+    # have changed before its begin ran: the check follows the run.
+    job = partitioned_job(sqlite_assets, partitions=1)
+    job = dataclasses.replace(job, source=dataclasses.replace(
+        job.source, key_columns=("Quantity",)))
+    with pytest.raises(SyncRunError) as raised:
+        begin_run(job, state, "run-fixed", datetime.now(UTC), partitions=2)
+    assert raised.value.code == "PARTITIONS_UNSUPPORTED"
+    assert "SYNC_ASSET_CHANGES_PARTITIONS is 2" in str(raised.value)
+    begin_run(dataclasses.replace(job, partitions=2), state, "run-one", datetime.now(UTC),
+              partitions=1)  # a run in one piece needs no integer key
+
+
 def test_partitions_need_one_key_column_and_a_sink_key_that_follows_it(sqlite_assets):
     job = partitioned_job(sqlite_assets, partitions=2)
     with pytest.raises(ValueError, match=r"SYNC_ASSET_CHANGES_PARTITIONS \(2\): rows are"):
