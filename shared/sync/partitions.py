@@ -37,7 +37,7 @@ from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import is_after
 from shared.sync.state import SyncState, Watermark, WatermarkConflict
-from shared.sync.state.partitions import PartitionPosition
+from shared.sync.state.partitions import PartitionConflict, PartitionPosition
 
 # Every partition reached the run's end; the watermark has not moved past them yet.
 PARTITIONS_BEFORE_JOIN = "sync.partitions.before_join"
@@ -72,22 +72,39 @@ class PartitionTarget:
         return self.row.done
 
     def advance(self, position: Position, totals: RunTotals) -> None:
+        self._check_owner()
+        self.row = self.state.partitions.write(
+            self.job.name, self.job.source.cursor_kind, self.row, position, totals)
+
+    def reach_end(self) -> None:
+        """As a checkpoint's write fails: the watermark lost for good; the row changed
+        since (another run's late write) or storage unreachable, to be tried again."""
+        try:
+            self._check_owner()
+            self.row = self.state.partitions.write(
+                self.job.name, self.job.source.cursor_kind, self.row, self.row.position,
+                self.row.totals, done=True)
+        except PartitionConflict as error:
+            raise SyncRunError(self.job.name, "PARTITION_CONFLICT", str(error),
+                               retryable=True) from None
+        except WatermarkConflict as error:
+            raise SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error)) from None
+        except AzureError as error:
+            raise SyncRunError(
+                self.job.name, "CHECKPOINT_FAILED",
+                f"the partition's end could not be written: {type(error).__name__}: {error}",
+                retryable=True) from None
+
+    def _check_owner(self) -> None:
         # The watermark's ETag does not guard a partition's row: whether the run still owns
-        # it is read first, so that a run another one took over stops at its next
-        # checkpoint, as an unpartitioned run's checkpoint fails then.
+        # it is read first, so that a run another one took over stops at its next write,
+        # as an unpartitioned run's checkpoint fails then.
         owner = self.state.watermarks.read(self.job.name, self.job.source.cursor_kind,
                                            self.job.source.initial_position).run_id
         if owner != self.row.run_id:
             raise WatermarkConflict(
                 f"run {self.row.run_id} no longer owns the watermark of {self.job.name} "
                 f"(run {owner} claimed it): partition {self.row.index} stops")
-        self.row = self.state.partitions.write(
-            self.job.name, self.job.source.cursor_kind, self.row, position, totals)
-
-    def reach_end(self) -> None:
-        self.row = self.state.partitions.write(
-            self.job.name, self.job.source.cursor_kind, self.row, self.row.position,
-            self.row.totals, done=True)
 
 
 def partition_target(job: SyncJob, state: SyncState, run_id: str, watermark: Watermark,

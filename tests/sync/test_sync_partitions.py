@@ -5,6 +5,7 @@ orchestration drives them, the partitions of a round on threads at once."""
 from __future__ import annotations
 
 import dataclasses
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -298,3 +299,63 @@ def test_a_join_whose_storage_write_failed_is_retryable_and_leaves_everything_as
     monkeypatch.delenv(FAULT_SETTING)
     joined = join_partitions(job, state, "run-blip", 2)
     assert (joined.totals.rows, joined.position.key) == (20, "[20]")
+
+
+def test_a_partition_row_written_by_the_run_it_took_over_from_is_retried_not_fatal(
+    sqlite_assets, state, salesforce_sink
+):
+    # Run "run-old" was taken over (stuck, terminated) while its partition 1 was ending:
+    # its last write to the row lands after the new run read it. The new run's checkpoint
+    # then finds the row changed: a retry reads it afresh (the old run writes no more),
+    # where a final conflict failed the new run for nothing.
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(1, 41))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5, checkpoint_pages=1,
+                          checkpoint_interval=0.0)
+    old = begin(job, state, "run-old")
+    sync_pages(job, state, salesforce_sink, "run-old", old.upper_bound, PageBudget(30, 1),
+               partition=KeyPartition(1, 2))
+    [old_row] = state.partitions.of_run(job.name, "timestamp", "run-old").values()
+    new = begin(job, state, "run-new")
+
+    def old_run_ends_its_partition(delivered: int) -> None:
+        if delivered == 5:  # the new run read the row, delivered its first page
+            state.partitions.write(job.name, "timestamp", old_row, old_row.position,
+                                   old_row.totals, done=True)
+
+    sink = RecordingSink(salesforce_sink, after_page=old_run_ends_its_partition)
+    with pytest.raises(SyncRunError) as raised:
+        sync_pages(job, state, sink, "run-new", new.upper_bound, PageBudget(30, 100),
+                   partition=KeyPartition(1, 2))
+    assert raised.value.retryable, raised.value
+
+    retried = sync_pages(job, state, sink, "run-new", new.upper_bound, PageBudget(30, 100),
+                         partition=KeyPartition(1, 2))
+    assert retried.done and retried.totals.rows == 20
+    assert state.partitions.of_run(job.name, "timestamp", "run-new")[1].done
+
+
+def test_a_partition_whose_end_is_written_after_a_late_write_of_the_old_run_is_retried(
+    sqlite_assets, state, salesforce_sink
+):
+    # Partition 1 holds no row (even keys only): its one write is the end it reached.
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(2, 21, 2))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5)
+    old = begin(job, state, "run-old")
+    sync_pages(job, state, salesforce_sink, "run-old", old.upper_bound,
+               partition=KeyPartition(1, 2))
+    [old_row] = state.partitions.of_run(job.name, "timestamp", "run-old").values()
+    new = begin(job, state, "run-new")
+    late = []
+
+    def clock() -> float:  # first asked once the new run read the row
+        if not late:
+            late.append(state.partitions.write(job.name, "timestamp", old_row,
+                                               old_row.position, old_row.totals, done=True))
+        return time.monotonic()
+
+    with pytest.raises(SyncRunError) as raised:
+        sync_pages(job, state, salesforce_sink, "run-new", new.upper_bound,
+                   partition=KeyPartition(1, 2), clock=clock)
+    assert (raised.value.code, raised.value.retryable) == ("PARTITION_CONFLICT", True)
+    assert sync_pages(job, state, salesforce_sink, "run-new", new.upper_bound,
+                      partition=KeyPartition(1, 2)).done
