@@ -129,7 +129,9 @@ def check_partition_key(job: SyncJob, source: SqlSource, partitions: int) -> Non
         job.name, "PARTITIONS_UNSUPPORTED",
         f"{job.partitions_setting} is {partitions}, but the key column {column} holds "
         f"{kind.__name__} values{f' with {scale} decimals' if scale else ''}: rows are split "
-        f"by an integer key only; set {job.partitions_setting} to 1")
+        f"by an integer key only (an integer column, or a decimal of scale 0: a PostgreSQL "
+        f"numeric without one is read with 6); cast the key to bigint in the view, or set "
+        f"{job.partitions_setting} to 1")
 
 
 def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> PagesResult:

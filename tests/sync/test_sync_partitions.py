@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -196,6 +197,7 @@ def test_a_key_that_is_not_an_integer_is_refused_when_the_run_begins(
         begin_run(job, state, "run-text", datetime.now(UTC))
     assert raised.value.code == "PARTITIONS_UNSUPPORTED"
     assert "SYNC_ASSET_CHANGES_PARTITIONS" in str(raised.value)
+    assert "cast the key to bigint in the view" in str(raised.value)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).run_id is None
 
 
@@ -359,3 +361,23 @@ def test_a_partition_whose_end_is_written_after_a_late_write_of_the_old_run_is_r
     assert (raised.value.code, raised.value.retryable) == ("PARTITION_CONFLICT", True)
     assert sync_pages(job, state, salesforce_sink, "run-new", new.upper_bound,
                       partition=KeyPartition(1, 2)).done
+
+
+@pytest.mark.parametrize(("key_type", "accepted"), [
+    ("BIGINT", True), ("NUMERIC(18,0)", True), ("NUMERIC", False), ("NUMERIC(12,2)", False)])
+def test_a_postgresql_key_of_scale_0_is_accepted_when_the_run_begins(
+    postgres_assets, state, key_type, accepted
+):
+    view = f"keyed_{uuid.uuid4().hex[:8]}"
+    with postgres_assets.connect() as connection:
+        connection.execute(f'CREATE VIEW {view} AS SELECT CAST("Asset_ID" AS {key_type}) '
+                           'AS "Asset_ID", "ChangeTimestamp", "Asset_Name", "Serial_Number", '
+                           '"Status", "Quantity", "Price", "Install_Date", "Contact_Email" '
+                           f"FROM {postgres_assets.table}")
+    job = partitioned_job(dataclasses.replace(postgres_assets, view=view), partitions=2)
+    if accepted:
+        assert begin_run(job, state, "run-keyed", datetime.now(UTC)).failure is None
+        return
+    with pytest.raises(SyncRunError) as raised:
+        begin_run(job, state, "run-keyed", datetime.now(UTC))
+    assert raised.value.code == "PARTITIONS_UNSUPPORTED"
