@@ -128,6 +128,12 @@ def test_killed_around_the_join_the_watermark_moves_once_and_nothing_is_sent_aga
     state = sync_state_of(sync_host)
     before = state.watermarks.read(JOB, "timestamp", INITIAL)
     assert len(process_api.received) == 185
+    left = state.partitions.of_run(JOB, "timestamp", before.run_id)
+    # Before the join both partitions' rows wait, done; after it, the same transaction
+    # that moved the watermark deleted them.
+    assert ({index: row.done for index, row in left.items()} == {0: True, 1: True}) is (
+        point == PARTITIONS_BEFORE_JOIN)
+    assert (left == {}) is (point == PARTITIONS_AFTER_JOIN)
 
     run = restart_without_crash_until_the_run_ended(sync_host)
 
@@ -139,6 +145,7 @@ def test_killed_around_the_join_the_watermark_moves_once_and_nothing_is_sent_aga
     assert watermark.position == Position(BASE + timedelta(seconds=1029), (29,))
     moved_before_the_kill = point == PARTITIONS_AFTER_JOIN
     assert (before.position == watermark.position) is moved_before_the_kill
+    assert state.partitions.of_run(JOB, "timestamp", before.run_id) == {}
 
 
 class SlowOddProcessApi(RecordingProcessApi):
