@@ -40,7 +40,7 @@ from activities.sync import (
 from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.messages import JobSnapshot
-from shared.bulkload.progress import merge_jobs, running_job_ids
+from shared.bulkload.progress import merge_jobs, one_line, running_job_ids
 from shared.config import AppSettings, app_settings
 from shared.durable import read_status
 from shared.problems import problem
@@ -178,8 +178,7 @@ def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
             BeginRunRequest(run.job, run.run_id, run.started_at, run.partitions).to_json())
         begun = RunBegun.from_json(answer)
     except Exception as error:  # an activity that raised: the run must still be recorded
-        begun = RunBegun(failure=StepFailure(
-            "ACTIVITY_FAILED", f"sync job {run.job!r}: begin failed: {error}"))
+        begun = RunBegun(failure=_activity_failure(run, "begin", error))
     if begun.failure is not None:
         yield from _end(context, run, RunOutcome.FAILED, begun.failure.error)
         raise SyncRunFailed(begun.failure.error)
@@ -198,8 +197,7 @@ def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps
             answer = yield context.call_activity(SYNC_PAGES, request.to_json())
             page = PagesResult.from_json(answer)
         except Exception as error:
-            page = PagesResult(failure=StepFailure(
-                "ACTIVITY_FAILED", f"sync job {run.job!r}: page failed: {error}"))
+            page = PagesResult(failure=_activity_failure(run, "page", error))
         if page.failure is None:
             return page
         failed_attempts += 1
@@ -254,8 +252,8 @@ def _partition_round(context: df.DurableOrchestrationContext, run: RunInput,
         try:  # an activity that ended already answers at once, on replay too
             results.append(PagesResult.from_json((yield task)))
         except Exception as error:
-            results.append(PagesResult(failure=StepFailure(
-                "ACTIVITY_FAILED", f"sync job {run.job!r}: partition pages failed: {error}")))
+            results.append(PagesResult(failure=_activity_failure(run, "partition pages",
+                                                                 error)))
     return results
 
 
@@ -363,8 +361,14 @@ def _call(context: df.DurableOrchestrationContext, run: RunInput, activity: str,
     try:
         return result.from_json((yield context.call_activity(activity, request.to_json())))
     except Exception as error:
-        return result(failure=StepFailure(
-            "ACTIVITY_FAILED", f"sync job {run.job!r}: {activity} failed: {error}"))
+        return result(failure=_activity_failure(run, activity, error))
+
+
+def _activity_failure(run: RunInput, step: str, error: Exception) -> StepFailure:
+    """An activity that raised, in one line: its text carries the activity's serialized
+    stack trace, and the run's error is answered by the status endpoint."""
+    return StepFailure("ACTIVITY_FAILED",
+                       f"sync job {run.job!r}: {step} failed: {one_line(str(error))}")
 
 
 def _stop_if_failed(context: df.DurableOrchestrationContext, run: RunInput,

@@ -194,6 +194,7 @@ def test_a_partition_that_raised_ends_the_run_once_the_rest_of_its_round_ended(
     assert names == ["sync_begin_run", "sync_pages", "sync_pages", "sync_end_run"]
     end = fake.calls[-1][1]
     assert (end["outcome"], end["totals"]["rows"]) == ("failed", 10)  # partition 1's
+    assert "\n" not in end["error"] and "Traceback" not in end["error"], end["error"]
 
 
 def test_a_join_that_failed_retryably_is_tried_again_after_a_timer(orchestrator):  # noqa: F811
