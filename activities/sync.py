@@ -79,7 +79,7 @@ def sync_begin_run(request: MessageJson) -> MessageJson:
     begin = BeginRunRequest.from_json(request)
     job, state = _job_and_state(begin.job)
     try:
-        begun = begin_run(job, state, begin.run_id, begin.started_at)
+        begun = begin_run(job, state, begin.run_id, begin.started_at, begin.partitions)
     except SyncRunError as error:
         return RunBegun(failure=error.as_failure()).to_json()
     # Asked here, not by an activity of its own: most runs find no job recorded.

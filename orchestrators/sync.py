@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import Generator
 from dataclasses import replace
@@ -39,7 +40,7 @@ from activities.sync import (
 from orchestrators.http import answers_failures, problem_response, request_path
 from shared.answer_json import answer_text
 from shared.bulkload.messages import JobSnapshot
-from shared.bulkload.progress import merge_jobs, running_job_ids
+from shared.bulkload.progress import merge_jobs, one_line, running_job_ids
 from shared.config import AppSettings, app_settings
 from shared.durable import read_status
 from shared.problems import problem
@@ -140,7 +141,8 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        page activity per partition not done yet, side by side, each from its own
        checkpointed position; a round where one failed as a whole is tried again after
        the durable-timer backoff, then ends the run as failed; once every partition
-       reached the run's end, the watermark moves past them all (join)
+       reached the run's end, the watermark moves past them all (join, tried again
+       after the backoff when storage refused it)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities (or rounds), continue as new with the
        totals so far
@@ -172,11 +174,11 @@ def _begin(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
     context.set_custom_status(run_plan.custom_status(run, "beginning"))
     try:
         answer = yield context.call_activity(
-            SYNC_BEGIN_RUN, BeginRunRequest(run.job, run.run_id, run.started_at).to_json())
+            SYNC_BEGIN_RUN,
+            BeginRunRequest(run.job, run.run_id, run.started_at, run.partitions).to_json())
         begun = RunBegun.from_json(answer)
     except Exception as error:  # an activity that raised: the run must still be recorded
-        begun = RunBegun(failure=StepFailure(
-            "ACTIVITY_FAILED", f"sync job {run.job!r}: begin failed: {error}"))
+        begun = RunBegun(failure=_activity_failure(run, "begin", error))
     if begun.failure is not None:
         yield from _end(context, run, RunOutcome.FAILED, begun.failure.error)
         raise SyncRunFailed(begun.failure.error)
@@ -195,8 +197,7 @@ def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps
             answer = yield context.call_activity(SYNC_PAGES, request.to_json())
             page = PagesResult.from_json(answer)
         except Exception as error:
-            page = PagesResult(failure=StepFailure(
-                "ACTIVITY_FAILED", f"sync job {run.job!r}: page failed: {error}"))
+            page = PagesResult(failure=_activity_failure(run, "page", error))
         if page.failure is None:
             return page
         failed_attempts += 1
@@ -215,15 +216,9 @@ def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> 
     while True:
         context.set_custom_status(run_plan.custom_status(run, "syncing partitions"))
         requests = run_plan.partition_requests(run)
-        try:
-            answers = yield context.task_all([
-                context.call_activity(SYNC_PAGES, request.to_json()) for request in requests])
-            results = [PagesResult.from_json(answer) for answer in answers]
-        except Exception as error:  # an activity that raised: the round failed
-            results = [PagesResult(failure=StepFailure(
-                "ACTIVITY_FAILED", f"sync job {run.job!r}: partition pages failed: {error}"))]
+        results = yield from _partition_round(context, run, requests)
         run = run_plan.add_partition_pages(run, {
-            request.partition: result for request, result in zip(requests, results, strict=False)
+            request.partition: result for request, result in zip(requests, results, strict=True)
             if request.partition is not None and result.failure is None})
         failures = [result.failure for result in results if result.failure is not None]
         if not failures:
@@ -240,13 +235,45 @@ def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> 
         yield context.create_timer(context.current_utc_datetime + delay)
 
 
+def _partition_round(context: df.DurableOrchestrationContext, run: RunInput,
+                     requests: list[PagesRequest]) -> Steps:
+    """2c. One page activity per request, side by side: each one's result, once every one
+    ended. The SDK's task_all raises at the first activity that raised and drops the
+    others' results: these are then read one by one (an ended one answers at once), so a
+    partition that reached the end is not asked again and the run's totals count it. (The
+    Durable extension calls the orchestrator again only once all of them ended, as .NET's
+    Task.WhenAll; were it called sooner, this still waits for every one.)"""
+    tasks = [context.call_activity(SYNC_PAGES, request.to_json()) for request in requests]
+    with contextlib.suppress(Exception):  # one raised: the others are read one by one
+        answers = yield context.task_all(tasks)
+        return [PagesResult.from_json(answer) for answer in answers]
+    results = []
+    for task in tasks:
+        try:  # an activity that ended already answers at once, on replay too
+            results.append(PagesResult.from_json((yield task)))
+        except Exception as error:
+            results.append(PagesResult(failure=_activity_failure(run, "partition pages",
+                                                                 error)))
+    return results
+
+
 def _join_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
-    """2c. Every partition reached the run's end: the watermark past them all."""
-    context.set_custom_status(run_plan.custom_status(run, "joining partitions"))
-    joined = yield from _call(context, run, SYNC_JOIN_PARTITIONS, PagesResult,
-                              JoinPartitionsRequest(run.job, run.run_id, run.partitions))
-    yield from _stop_if_failed(context, run, joined.failure)
-    return run_plan.add_pages(run, joined)
+    """2c. Every partition reached the run's end: the watermark past them all; a join
+    storage refused is tried again after the backoff, as a page's checkpoint is."""
+    failed_attempts = 0
+    while True:
+        context.set_custom_status(run_plan.custom_status(run, "joining partitions"))
+        joined = yield from _call(context, run, SYNC_JOIN_PARTITIONS, PagesResult,
+                                  JoinPartitionsRequest(run.job, run.run_id, run.partitions))
+        if joined.failure is None:
+            return run_plan.add_pages(run, joined)
+        failed_attempts += 1
+        delay = run_plan.retry_delay(run, failed_attempts) if joined.failure.retryable else None
+        if delay is None:
+            yield from _end(context, run, RunOutcome.FAILED, joined.failure.error)
+            raise SyncRunFailed(joined.failure.error)
+        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
+        yield context.create_timer(context.current_utc_datetime + delay)
 
 
 def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
@@ -334,8 +361,14 @@ def _call(context: df.DurableOrchestrationContext, run: RunInput, activity: str,
     try:
         return result.from_json((yield context.call_activity(activity, request.to_json())))
     except Exception as error:
-        return result(failure=StepFailure(
-            "ACTIVITY_FAILED", f"sync job {run.job!r}: {activity} failed: {error}"))
+        return result(failure=_activity_failure(run, activity, error))
+
+
+def _activity_failure(run: RunInput, step: str, error: Exception) -> StepFailure:
+    """An activity that raised, in one line: its text carries the activity's serialized
+    stack trace, and the run's error is answered by the status endpoint."""
+    return StepFailure("ACTIVITY_FAILED",
+                       f"sync job {run.job!r}: {step} failed: {one_line(str(error))}")
 
 
 def _stop_if_failed(context: df.DurableOrchestrationContext, run: RunInput,

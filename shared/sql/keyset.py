@@ -101,7 +101,8 @@ class KeyPartition:
     key is `index` modulo `count` (negative keys too: `%` takes the sign of the key on
     SQL Server, PostgreSQL and SQLite, so the remainder is brought back into 0..count-1).
     Every key lies in exactly one part, so every change of one record is read, in order,
-    by one part."""
+    by one part. A NULL key (`NULL % count` is NULL) lies in part 0: read there as a run
+    in one piece reads it, never skipped by every part."""
 
     index: int
     count: int
@@ -115,11 +116,12 @@ class KeyPartition:
             raise ValueError("rows are partitioned by one integer key column only")
         key = source.dialect.quote(source.key_columns[0])
         # Literals, not parameters: two integers, and no driver has to guess their type.
-        return f"(({key} % {self.count}) + {self.count}) % {self.count} = {self.index}"
+        remainder = f"(({key} % {self.count}) + {self.count}) % {self.count} = {self.index}"
+        return f"({remainder} OR {key} IS NULL)" if self.index == 0 else remainder
 
-    def holds(self, key: int) -> bool:
+    def holds(self, key: int | None) -> bool:
         """Whether a key lies in this part (as the predicate decides it in the database)."""
-        return key % self.count == self.index
+        return self.index == 0 if key is None else key % self.count == self.index
 
 
 @dataclass(frozen=True)

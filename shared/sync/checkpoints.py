@@ -20,6 +20,7 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import RunTotals
 from shared.sync.state import SyncState, Watermark, WatermarkConflict
+from shared.sync.state.partitions import PartitionConflict
 
 # A checkpoint advanced the watermark (or a partition's position), the activity's result
 # is not recorded.
@@ -170,6 +171,9 @@ class Checkpoints:
             failure: SyncRunError | None
             try:
                 self.target.advance(position, totals)
+            except PartitionConflict as error:  # tried again, the row read afresh
+                failure = SyncRunError(self.job.name, "PARTITION_CONFLICT", str(error),
+                                       retryable=True)
             except WatermarkConflict as error:
                 failure = SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error))
             except Exception as error:  # storage unreachable: the pages are sent again later

@@ -111,6 +111,9 @@ class BeginRunRequest(Message):
     job: str
     run_id: str
     started_at: datetime
+    # The key partitions the run was started with (1: asked by an earlier version, whose
+    # runs are synced in one piece).
+    partitions: int = 1
 
 
 @dataclass(frozen=True)

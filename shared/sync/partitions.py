@@ -26,7 +26,9 @@ import logging
 from decimal import Decimal
 from functools import reduce
 
-from shared.crash_points import crash_point
+from azure.core.exceptions import AzureError
+
+from shared.crash_points import crash_point, fault_point
 from shared.log_fields import log_event
 from shared.sql.keyset import KeyPartition, Position, probe_statement
 from shared.sql.source import SqlSource
@@ -35,12 +37,14 @@ from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import is_after
 from shared.sync.state import SyncState, Watermark, WatermarkConflict
-from shared.sync.state.partitions import PartitionPosition
+from shared.sync.state.partitions import PartitionConflict, PartitionPosition
 
 # Every partition reached the run's end; the watermark has not moved past them yet.
 PARTITIONS_BEFORE_JOIN = "sync.partitions.before_join"
 # The watermark moved past the partitions, the activity's result is not recorded.
 PARTITIONS_AFTER_JOIN = "sync.partitions.after_join"
+# A fault point: the join's write (the watermark and the partitions' rows) fails.
+PARTITIONS_JOIN_WRITE = "sync.partitions.join_write"
 
 log = logging.getLogger(__name__)
 
@@ -68,22 +72,39 @@ class PartitionTarget:
         return self.row.done
 
     def advance(self, position: Position, totals: RunTotals) -> None:
+        self._check_owner()
+        self.row = self.state.partitions.write(
+            self.job.name, self.job.source.cursor_kind, self.row, position, totals)
+
+    def reach_end(self) -> None:
+        """As a checkpoint's write fails: the watermark lost for good; the row changed
+        since (another run's late write) or storage unreachable, to be tried again."""
+        try:
+            self._check_owner()
+            self.row = self.state.partitions.write(
+                self.job.name, self.job.source.cursor_kind, self.row, self.row.position,
+                self.row.totals, done=True)
+        except PartitionConflict as error:
+            raise SyncRunError(self.job.name, "PARTITION_CONFLICT", str(error),
+                               retryable=True) from None
+        except WatermarkConflict as error:
+            raise SyncRunError(self.job.name, "WATERMARK_CONFLICT", str(error)) from None
+        except AzureError as error:
+            raise SyncRunError(
+                self.job.name, "CHECKPOINT_FAILED",
+                f"the partition's end could not be written: {type(error).__name__}: {error}",
+                retryable=True) from None
+
+    def _check_owner(self) -> None:
         # The watermark's ETag does not guard a partition's row: whether the run still owns
-        # it is read first, so that a run another one took over stops at its next
-        # checkpoint, as an unpartitioned run's checkpoint fails then.
+        # it is read first, so that a run another one took over stops at its next write,
+        # as an unpartitioned run's checkpoint fails then.
         owner = self.state.watermarks.read(self.job.name, self.job.source.cursor_kind,
                                            self.job.source.initial_position).run_id
         if owner != self.row.run_id:
             raise WatermarkConflict(
                 f"run {self.row.run_id} no longer owns the watermark of {self.job.name} "
                 f"(run {owner} claimed it): partition {self.row.index} stops")
-        self.row = self.state.partitions.write(
-            self.job.name, self.job.source.cursor_kind, self.row, position, totals)
-
-    def reach_end(self) -> None:
-        self.row = self.state.partitions.write(
-            self.job.name, self.job.source.cursor_kind, self.row, self.row.position,
-            self.row.totals, done=True)
 
 
 def partition_target(job: SyncJob, state: SyncState, run_id: str, watermark: Watermark,
@@ -94,11 +115,11 @@ def partition_target(job: SyncJob, state: SyncState, run_id: str, watermark: Wat
         job.name, job.source.cursor_kind, partition.index, run_id, watermark.position))
 
 
-def check_partition_key(job: SyncJob, source: SqlSource) -> None:
-    """Refuse to split a run by a key column that is not an integer: `%` would fail on
-    text in PostgreSQL and SQL Server, and split it by a number SQLite makes up, and a
-    fractional number would be in no partition."""
-    if job.partitions == 1:
+def check_partition_key(job: SyncJob, source: SqlSource, partitions: int) -> None:
+    """Refuse to split a run in `partitions` by a key column that is not an integer: `%`
+    would fail on text in PostgreSQL and SQL Server, and split it by a number SQLite makes
+    up, and a fractional number would be in no partition."""
+    if partitions == 1:
         return
     column = job.source.key_columns[0]
     kind, scale = source.column_types(probe_statement(job.source.keyset()))[column]
@@ -106,15 +127,30 @@ def check_partition_key(job: SyncJob, source: SqlSource) -> None:
         return
     raise SyncRunError(
         job.name, "PARTITIONS_UNSUPPORTED",
-        f"{job.partitions_setting} is {job.partitions}, but the key column {column} holds "
+        f"{job.partitions_setting} is {partitions}, but the key column {column} holds "
         f"{kind.__name__} values{f' with {scale} decimals' if scale else ''}: rows are split "
-        f"by an integer key only; set {job.partitions_setting} to 1")
+        f"by an integer key only (an integer column, or a decimal of scale 0: a PostgreSQL "
+        f"numeric without one is read with 6); cast the key to bigint in the view, or set "
+        f"{job.partitions_setting} to 1")
 
 
 def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> PagesResult:
     """Once every partition reached the run's end: the watermark to the latest position
     they reached, with the run's totals, and their rows deleted, in one transaction. Again
-    after a crash or a lost answer: the rows are gone, the watermark answers."""
+    after a crash or a lost answer: the rows are gone, the watermark answers. Storage
+    unreachable: a retryable failure (nothing was written), as for a page's checkpoint."""
+    try:
+        return _joined(job, state, run_id, count)
+    except WatermarkConflict as error:
+        raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
+    except AzureError as error:
+        raise SyncRunError(
+            job.name, "CHECKPOINT_FAILED",
+            f"the partitions could not be joined: {type(error).__name__}: {error}",
+            retryable=True) from None
+
+
+def _joined(job: SyncJob, state: SyncState, run_id: str, count: int) -> PagesResult:
     kind = job.source.cursor_kind
     codec = job.source.codec
     watermark = state.watermarks.read(job.name, kind, job.source.initial_position)
@@ -137,6 +173,7 @@ def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> 
                     watermark.totals)
     crash_point(PARTITIONS_BEFORE_JOIN)
     written = [(row.row_key, row.etag or "") for row in rows.values()]
+    fault_point(PARTITIONS_JOIN_WRITE)
     if is_after(end, watermark.position):
         watermark = state.watermarks.advance(job.name, kind, watermark, end, run_id, totals,
                                              also_delete=written)

@@ -41,8 +41,10 @@ END_AFTER_RELEASE = "sync.end.after_release"
 log = logging.getLogger(__name__)
 
 
-def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime) -> RunBegun:
-    """Check the source, fix the run's upper bound, claim the watermark, record the run."""
+def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
+              partitions: int | None = None) -> RunBegun:
+    """Check the source, fix the run's upper bound, claim the watermark, record the run.
+    `partitions`: the key partitions the run was started with (None: the job's setting)."""
     keyset = job.source.keyset()
     source = job.source.sql_source()
     # The watermark row is read while the source is asked (a login, on a new process): the
@@ -51,7 +53,8 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime)
         seen = pool.submit(state.job_rows, job.name, WATERMARK_ROW)
         try:
             source.fetch_rows(probe_statement(keyset))
-            check_partition_key(job, source)
+            check_partition_key(job, source, job.partitions if partitions is None
+                                else partitions)
             bound = upper_bound_from(
                 keyset, source.fetch_value(upper_bound_statement(keyset)), job.source.lag
             )

@@ -120,12 +120,11 @@ def _ticks_answer(ticks: dict[str, Any]) -> dict[str, Any]:
 def _checkpointed_rows(job: SyncJob, state: SyncState, watermark: Watermark,
                        instance: InstanceSnapshot | None) -> int | None:
     """The rows the run under way checkpointed, with the watermark and in the rows of its
-    key partitions: fresher than the orchestration's status, which a round updates."""
+    key partitions: fresher than the orchestration's status, which a round updates. The
+    rows are read whatever the setting says now: a run keeps the partitions it began with."""
     run_id = watermark.run_id
     if instance is None or not instance.busy or run_id is None or run_id != instance.run_id:
         return None
-    if job.partitions == 1:
-        return watermark.totals.rows
     return watermark.totals.rows + partition_totals(job, state, run_id).rows
 
 

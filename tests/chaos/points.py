@@ -33,7 +33,11 @@ from shared.events.queue import POST_TRANSACTION_STORED
 from shared.events.settling import EVENTS_SETTLED
 from shared.sync.backlog_submission import BACKLOG_AFTER_PART_SUBMITTED
 from shared.sync.pages import PAGE_AFTER_DELIVERY, PAGE_AFTER_WATERMARK
-from shared.sync.partitions import PARTITIONS_AFTER_JOIN, PARTITIONS_BEFORE_JOIN
+from shared.sync.partitions import (
+    PARTITIONS_AFTER_JOIN,
+    PARTITIONS_BEFORE_JOIN,
+    PARTITIONS_JOIN_WRITE,
+)
 from shared.sync.run import (
     BEGIN_AFTER_CLAIM,
     BEGIN_AFTER_RECORD,
@@ -182,6 +186,9 @@ class FaultPoint:
 
 
 FAULT_POINTS: tuple[FaultPoint, ...] = (
+    # every partition is done, the join's write fails: retryable, nothing moved or deleted
+    FaultPoint(PARTITIONS_JOIN_WRITE, "tests/sync/test_sync_partitions.py::test_a_join_"
+               "whose_storage_write_failed_is_retryable_and_leaves_everything_as_it_was"),
     # the run is started, counting the tick fails: still a start (202), run and lease kept
     FaultPoint(RUN_START_AFTER_START_NEW, "tests/sync/test_sync_on_local_host.py::"
                "test_a_started_run_whose_tick_is_not_counted_is_answered_as_started"),

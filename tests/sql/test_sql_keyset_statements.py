@@ -175,3 +175,14 @@ def test_a_composite_key_has_no_partition_predicate():
     with pytest.raises(ValueError, match="one integer key column"):
         page_statement(source(keys=("Asset_ID", "Line")), Position(datetime(2025, 10, 8)),
                        UpperBound(datetime(2025, 10, 9), True), 500, KeyPartition(0, 2))
+
+
+@pytest.mark.parametrize("dialect", [TSQL, POSTGRESQL, SQLITE])
+def test_partition_0_also_takes_the_rows_whose_key_is_null(dialect):
+    statement = page_statement(source(dialect), Position(datetime(2025, 10, 8), (7,)),
+                               UpperBound(datetime(2025, 10, 9), True), 500,
+                               KeyPartition(0, 4))
+    sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
+    quoted = dialect.quote("Asset_ID")
+    assert f"AND ((({quoted} % 4) + 4) % 4 = 0 OR {quoted} IS NULL) ORDER BY" in statement.sql
+    assert KeyPartition(0, 4).holds(None) and not KeyPartition(1, 4).holds(None)

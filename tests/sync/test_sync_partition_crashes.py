@@ -13,11 +13,11 @@ import pytest
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
-from shared.crash_points import CRASH_EXIT_CODE
+from shared.crash_points import CRASH_EXIT_CODE, CRASH_SETTING
 from shared.sql.keyset import Position
 from shared.sync.pages import PAGE_AFTER_DELIVERY
 from shared.sync.partitions import PARTITIONS_AFTER_JOIN, PARTITIONS_BEFORE_JOIN
-from tests.sync.local_host import JOB
+from tests.sync.local_host import JOB, run_ended
 from tests.sync.sources import BASE, create_asset_source
 from tests.sync.test_sync_crash_points import (
     restart_with_crash_at,
@@ -128,6 +128,12 @@ def test_killed_around_the_join_the_watermark_moves_once_and_nothing_is_sent_aga
     state = sync_state_of(sync_host)
     before = state.watermarks.read(JOB, "timestamp", INITIAL)
     assert len(process_api.received) == 185
+    left = state.partitions.of_run(JOB, "timestamp", before.run_id)
+    # Before the join both partitions' rows wait, done; after it, the same transaction
+    # that moved the watermark deleted them.
+    assert ({index: row.done for index, row in left.items()} == {0: True, 1: True}) is (
+        point == PARTITIONS_BEFORE_JOIN)
+    assert (left == {}) is (point == PARTITIONS_AFTER_JOIN)
 
     run = restart_without_crash_until_the_run_ended(sync_host)
 
@@ -139,3 +145,55 @@ def test_killed_around_the_join_the_watermark_moves_once_and_nothing_is_sent_aga
     assert watermark.position == Position(BASE + timedelta(seconds=1029), (29,))
     moved_before_the_kill = point == PARTITIONS_AFTER_JOIN
     assert (before.position == watermark.position) is moved_before_the_kill
+    assert state.partitions.of_run(JOB, "timestamp", before.run_id) == {}
+
+
+class SlowOddProcessApi(RecordingProcessApi):
+    """Answers a batch of odd assets (partition 1 of 2) after 3 s, the others at once."""
+
+    def __call__(self, environ, start_response):
+        records = json.loads(Request(environ).get_data())["records"]
+        if any(record["assetId"] % 2 for record in records):
+            time.sleep(3)
+        with self._lock:
+            self.received += [(record["assetId"], record["status"]) for record in records]
+        return Response('{"errors": []}', mimetype="application/json")(
+            environ, start_response)
+
+
+def test_a_partition_whose_worker_died_fails_the_run_once_the_other_partition_ended(
+    sync_host, sqlite_odbc
+):
+    # Two worker processes: partition 0's worker dies at its second page (the activity
+    # fails, the host lives on) while partition 1's only page waits 3 s for its answer.
+    # The run ends after partition 1's activity did (the round is awaited whole), counting
+    # what each partition checkpointed; the next run sends every row.
+    source = create_asset_source(sqlite_odbc, "sqlite")
+    source.insert((n, BASE + timedelta(seconds=n)) for n in [*range(2, 61, 2), *range(1, 20, 2)])
+    api = SlowOddProcessApi()
+    try:
+        restart_with_crash_at(
+            sync_host, f"{PAGE_AFTER_DELIVERY}@2", FUNCTIONS_WORKER_PROCESS_COUNT="2",
+            SYNC_ASSET_CHANGES_PARTITIONS="2", SYNC_ASSET_CHANGES_SOURCE_VIEW=source.view,
+            SYNC_ASSET_CHANGES_SINK="http", SYNC_ASSET_CHANGES_HTTP_URL=api.url,
+            SYNC_CHECKPOINT_PAGES="1", SYNC_PAGES_IN_FLIGHT="1")
+        assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+        body = sync_host.wait_for(run_ended, timeout=60)
+        [run] = body["lastRuns"][:1]
+        assert (body["lock"]["runtimeStatus"], run["outcome"]) == ("Failed", "failed")
+        # Partition 1 reached the end and is counted, with what partition 0 checkpointed.
+        rows = sync_state_of(sync_host).partitions.of_run(JOB, "timestamp", run["runId"])
+        assert rows[1].done and rows[1].totals.rows == 10
+        assert run["rows"] == sum(row.totals.rows for row in rows.values()), (run, rows)
+        assert sum(1 for n, _status in api.received if n % 2) == 10
+
+        sync_host.host.stop()
+        sync_host.env.pop(CRASH_SETTING)
+        sync_host.restart()
+        assert sync_host.post(f"/api/sync/{JOB}/run").status_code == 202
+        body = sync_host.wait_for(lambda body: run_ended(body) and body["lastRuns"][0][
+            "runId"] != run["runId"], timeout=60)
+        assert body["lastRuns"][0]["outcome"] == "succeeded"
+        assert {n for n, _status in api.received} == {*range(2, 61, 2), *range(1, 20, 2)}
+    finally:
+        api.stop()

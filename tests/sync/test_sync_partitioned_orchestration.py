@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from shared.sync.messages import PartitionProgress, RunInput, RunTotals
+from tests.replay_driver import ActivityFailed
 from tests.replay_driver import replay as replay_orchestration
 from tests.sync.test_sync_run_orchestration import BOUND, START, orchestrator  # noqa: F401
 
@@ -79,6 +80,7 @@ def test_rounds_fan_out_the_unfinished_partitions_then_join(orchestrator):  # no
     assert pages_rounds(run) == [[0, 1, 2], [1, 2], [1]]
     assert run.names()[-2:] == ["sync_join_partitions", "sync_end_run"]
     assert run.called("sync_join_partitions")[0]["partitions"] == 3
+    assert run.called("sync_begin_run")[0]["partitions"] == 3
     assert {request["partitions"] for request in run.called("sync_pages")} == {3}
     end = run.called("sync_end_run")[0]
     assert (end["outcome"], end["totals"]["rows"]) == ("succeeded", 60)
@@ -169,3 +171,47 @@ def test_a_backlog_is_loaded_in_one_piece_and_the_rows_it_leaves_are_partitioned
     assert pages_rounds(run) == [[0, 1], [1]]
     shown = [(status["phase"], status["rows"]) for status in run.statuses if status]
     assert ("syncing partitions", 50 + 10 + 10) in shown  # the backlog's rows, then theirs
+
+
+
+def test_a_partition_that_raised_ends_the_run_once_the_rest_of_its_round_ended(
+    orchestrator,  # noqa: F811
+):
+    # The SDK's task_all raises at the first activity that raised and drops the others'
+    # results: the run must still read them and count what they synced when it ends.
+    class Raising(FakePartitions):
+        def __call__(self, name, request, now):
+            if name == "sync_pages" and request["partition"] == 0:
+                self.calls.append((name, request))
+                raise ActivityFailed("the worker process died")
+            return super().__call__(name, request, now)
+
+    fake = Raising((1, 1))
+    with pytest.raises(Exception, match="the worker process died"):
+        replay(orchestrator, run_input(2), fake)
+
+    names = [name for name, _request in fake.calls]
+    assert names == ["sync_begin_run", "sync_pages", "sync_pages", "sync_end_run"]
+    end = fake.calls[-1][1]
+    assert (end["outcome"], end["totals"]["rows"]) == ("failed", 10)  # partition 1's
+    assert "\n" not in end["error"] and "Traceback" not in end["error"], end["error"]
+
+
+def test_a_join_that_failed_retryably_is_tried_again_after_a_timer(orchestrator):  # noqa: F811
+    class JoinFailsOnce(FakePartitions):
+        failed = False
+
+        def __call__(self, name, request, now):
+            if name == "sync_join_partitions" and not self.failed:
+                self.failed = True
+                self.calls.append((name, request))
+                return {"failure": {"code": "CHECKPOINT_FAILED", "retryable": True,
+                                    "error": "storage unreachable"}}
+            return super().__call__(name, request, now)
+
+    run = replay(orchestrator, run_input(2), JoinFailsOnce((1, 1)))
+
+    assert run.names().count("sync_join_partitions") == 2
+    assert len(run.timers) == 1
+    end = run.called("sync_end_run")[0]
+    assert (end["outcome"], end["totals"]["rows"]) == ("succeeded", 20)

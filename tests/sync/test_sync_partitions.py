@@ -5,11 +5,14 @@ orchestration drives them, the partitions of a round on threads at once."""
 from __future__ import annotations
 
 import dataclasses
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from shared.crash_points import FAULT_SETTING
 from shared.sql.keyset import KeyPartition, Position
 from shared.sync import run_plan
 from shared.sync.errors import SyncRunError
@@ -17,7 +20,7 @@ from shared.sync.job import HttpSinkSpec
 from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
 from shared.sync.messages import RunInput, RunOutcome
 from shared.sync.pages import PageBudget, sync_pages
-from shared.sync.partitions import join_partitions
+from shared.sync.partitions import PARTITIONS_JOIN_WRITE, join_partitions
 from shared.sync.run import begin_run, end_run
 from shared.sync.starter import new_run_id
 from shared.sync.state import WatermarkConflict
@@ -194,7 +197,24 @@ def test_a_key_that_is_not_an_integer_is_refused_when_the_run_begins(
         begin_run(job, state, "run-text", datetime.now(UTC))
     assert raised.value.code == "PARTITIONS_UNSUPPORTED"
     assert "SYNC_ASSET_CHANGES_PARTITIONS" in str(raised.value)
+    assert "cast the key to bigint in the view" in str(raised.value)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).run_id is None
+
+
+def test_the_key_is_checked_for_the_partitions_of_the_run_not_the_setting_now(
+    sqlite_assets, state
+):
+    # The run's partitions were fixed when it was started (its input); the setting may
+    # have changed before its begin ran: the check follows the run.
+    job = partitioned_job(sqlite_assets, partitions=1)
+    job = dataclasses.replace(job, source=dataclasses.replace(
+        job.source, key_columns=("Quantity",)))
+    with pytest.raises(SyncRunError) as raised:
+        begin_run(job, state, "run-fixed", datetime.now(UTC), partitions=2)
+    assert raised.value.code == "PARTITIONS_UNSUPPORTED"
+    assert "SYNC_ASSET_CHANGES_PARTITIONS is 2" in str(raised.value)
+    begin_run(dataclasses.replace(job, partitions=2), state, "run-one", datetime.now(UTC),
+              partitions=1)  # a run in one piece needs no integer key
 
 
 def test_partitions_need_one_key_column_and_a_sink_key_that_follows_it(sqlite_assets):
@@ -250,3 +270,114 @@ def test_the_status_counts_the_rows_the_partitions_checkpointed(
         custom_status={"started_at": started.isoformat(), "rows": 0}, schedule=None,
         now=started + timedelta(seconds=10))
     assert body["rowsPerSecond"]["current"] == 2.0  # 20 rows in 10 s
+    # The setting lowered to 1 meanwhile: the run keeps its 2 partitions, the status too.
+    body = job_status(
+        dataclasses.replace(job, partitions=1), state,
+        InstanceSnapshot("Running", "run-shown", started),
+        TickDecision(TickAction.SKIP_BUSY, "a run is under way"),
+        custom_status={"started_at": started.isoformat(), "rows": 0}, schedule=None,
+        now=started + timedelta(seconds=10))
+    assert body["rowsPerSecond"]["current"] == 2.0
+
+
+def test_a_join_whose_storage_write_failed_is_retryable_and_leaves_everything_as_it_was(
+    sqlite_assets, state, salesforce_sink, monkeypatch
+):
+    # A page's checkpoint that storage refused is tried again; so must the join be: else
+    # a storage blip at the very end fails the run and the next one sends every row again.
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(1, 21))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5)
+    run = begin(job, state, "run-blip")
+    while run_plan.unfinished_partitions(run):
+        run = round_of_partitions(job, state, salesforce_sink, run)
+    monkeypatch.setenv(FAULT_SETTING, PARTITIONS_JOIN_WRITE)
+
+    with pytest.raises(SyncRunError) as raised:
+        join_partitions(job, state, "run-blip", 2)
+
+    assert (raised.value.code, raised.value.retryable) == ("CHECKPOINT_FAILED", True)
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == INITIAL
+    assert sorted(state.partitions.of_run(job.name, "timestamp", "run-blip")) == [0, 1]
+    monkeypatch.delenv(FAULT_SETTING)
+    joined = join_partitions(job, state, "run-blip", 2)
+    assert (joined.totals.rows, joined.position.key) == (20, "[20]")
+
+
+def test_a_partition_row_written_by_the_run_it_took_over_from_is_retried_not_fatal(
+    sqlite_assets, state, salesforce_sink
+):
+    # Run "run-old" was taken over (stuck, terminated) while its partition 1 was ending:
+    # its last write to the row lands after the new run read it. The new run's checkpoint
+    # then finds the row changed: a retry reads it afresh (the old run writes no more),
+    # where a final conflict failed the new run for nothing.
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(1, 41))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5, checkpoint_pages=1,
+                          checkpoint_interval=0.0)
+    old = begin(job, state, "run-old")
+    sync_pages(job, state, salesforce_sink, "run-old", old.upper_bound, PageBudget(30, 1),
+               partition=KeyPartition(1, 2))
+    [old_row] = state.partitions.of_run(job.name, "timestamp", "run-old").values()
+    new = begin(job, state, "run-new")
+
+    def old_run_ends_its_partition(delivered: int) -> None:
+        if delivered == 5:  # the new run read the row, delivered its first page
+            state.partitions.write(job.name, "timestamp", old_row, old_row.position,
+                                   old_row.totals, done=True)
+
+    sink = RecordingSink(salesforce_sink, after_page=old_run_ends_its_partition)
+    with pytest.raises(SyncRunError) as raised:
+        sync_pages(job, state, sink, "run-new", new.upper_bound, PageBudget(30, 100),
+                   partition=KeyPartition(1, 2))
+    assert raised.value.retryable, raised.value
+
+    retried = sync_pages(job, state, sink, "run-new", new.upper_bound, PageBudget(30, 100),
+                         partition=KeyPartition(1, 2))
+    assert retried.done and retried.totals.rows == 20
+    assert state.partitions.of_run(job.name, "timestamp", "run-new")[1].done
+
+
+def test_a_partition_whose_end_is_written_after_a_late_write_of_the_old_run_is_retried(
+    sqlite_assets, state, salesforce_sink
+):
+    # Partition 1 holds no row (even keys only): its one write is the end it reached.
+    sqlite_assets.insert((n, BASE + timedelta(seconds=n)) for n in range(2, 21, 2))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=5)
+    old = begin(job, state, "run-old")
+    sync_pages(job, state, salesforce_sink, "run-old", old.upper_bound,
+               partition=KeyPartition(1, 2))
+    [old_row] = state.partitions.of_run(job.name, "timestamp", "run-old").values()
+    new = begin(job, state, "run-new")
+    late = []
+
+    def clock() -> float:  # first asked once the new run read the row
+        if not late:
+            late.append(state.partitions.write(job.name, "timestamp", old_row,
+                                               old_row.position, old_row.totals, done=True))
+        return time.monotonic()
+
+    with pytest.raises(SyncRunError) as raised:
+        sync_pages(job, state, salesforce_sink, "run-new", new.upper_bound,
+                   partition=KeyPartition(1, 2), clock=clock)
+    assert (raised.value.code, raised.value.retryable) == ("PARTITION_CONFLICT", True)
+    assert sync_pages(job, state, salesforce_sink, "run-new", new.upper_bound,
+                      partition=KeyPartition(1, 2)).done
+
+
+@pytest.mark.parametrize(("key_type", "accepted"), [
+    ("BIGINT", True), ("NUMERIC(18,0)", True), ("NUMERIC", False), ("NUMERIC(12,2)", False)])
+def test_a_postgresql_key_of_scale_0_is_accepted_when_the_run_begins(
+    postgres_assets, state, key_type, accepted
+):
+    view = f"keyed_{uuid.uuid4().hex[:8]}"
+    with postgres_assets.connect() as connection:
+        connection.execute(f'CREATE VIEW {view} AS SELECT CAST("Asset_ID" AS {key_type}) '
+                           'AS "Asset_ID", "ChangeTimestamp", "Asset_Name", "Serial_Number", '
+                           '"Status", "Quantity", "Price", "Install_Date", "Contact_Email" '
+                           f"FROM {postgres_assets.table}")
+    job = partitioned_job(dataclasses.replace(postgres_assets, view=view), partitions=2)
+    if accepted:
+        assert begin_run(job, state, "run-keyed", datetime.now(UTC)).failure is None
+        return
+    with pytest.raises(SyncRunError) as raised:
+        begin_run(job, state, "run-keyed", datetime.now(UTC))
+    assert raised.value.code == "PARTITIONS_UNSUPPORTED"

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from shared.sync.messages import RunInput, RunTotals
-from tests.replay_driver import orchestrator_function
+from tests.replay_driver import ActivityFailed, orchestrator_function
 from tests.replay_driver import replay as replay_orchestration
 
 START = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
@@ -116,3 +116,24 @@ def test_a_run_started_by_an_earlier_version_replays_without_the_waits(orchestra
 
     assert "sync_settle_earlier_jobs" not in run.names()
     assert run.called("sync_end_run")[0]["outcome"] == "succeeded"
+
+
+@pytest.mark.parametrize("failing", ["sync_begin_run", "sync_pages"])
+def test_an_activity_that_raised_is_recorded_in_one_line_without_its_stack(
+    orchestrator, failing
+):
+    # The runs row's error is answered by the status endpoint: no traceback in it.
+    class Raising(FakeRun):
+        def __call__(self, name, request, now):
+            if name == failing:
+                self.calls.append((name, request))
+                raise ActivityFailed("the source went away")
+            return super().__call__(name, request, now)
+
+    fake = Raising(backlog=False)
+    with pytest.raises(Exception, match="the source went away"):
+        replay(orchestrator, run_input(), fake)
+    end = fake.calls[-1][1]
+    assert end["outcome"] == "failed"
+    assert "the source went away" in end["error"]
+    assert "\n" not in end["error"] and "Traceback" not in end["error"], end["error"]

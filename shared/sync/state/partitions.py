@@ -25,6 +25,13 @@ from shared.sync.state.tables import utc_now
 from shared.sync.state.watermarks import WatermarkConflict
 
 ROW_PREFIX = "partition-"
+
+
+class PartitionConflict(WatermarkConflict):
+    """A partition's row changed since it was read: written by the run this one took over
+    from (its last write landing late) or by another attempt of the partition. Unlike a
+    lost watermark, reading the row again settles it."""
+
 _TOTALS = ("RunPages", "RunRows", "RunDelivered", "RunDeadLettered")
 
 
@@ -77,7 +84,7 @@ class PartitionPositions:
         try:
             etag = write_entity(self.table, _entity(job, kind, written), current.etag)
         except ConcurrentWrite:
-            raise WatermarkConflict(
+            raise PartitionConflict(
                 f"partition {current.index} of {job} was written by another run or attempt "
                 f"since run {current.run_id} read it") from None
         return replace(written, etag=etag)
