@@ -92,7 +92,12 @@ def _failure_message(call_id: int, error: BaseException) -> tuple[Any, ...]:
 def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
     """The worker process: load the app, then run each activity the host sends."""
     _die_with_host(setup.host_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the host, which stops us
+    # Ctrl+C, or a SIGTERM sent to the host's process group (`kill -TERM -<pgid>`,
+    # timeout(1), a supervisor), stops the host, which stops us once its engine stopped
+    # taking results: the activities we run stay stored and run again after a restart, as
+    # in-process. Dying of the signal first would record them as failed.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     configure_logging(setup.verbose)
     try:
         functions = load_function_app(Path(setup.app_dir))

@@ -224,3 +224,72 @@ def test_stopping_the_host_stops_its_worker_processes(
 
     assert wait_until_gone(workers, timeout=2) == []
     assert "Traceback" not in host.output()
+
+
+def listed_workers(host: RunningHost) -> list[int]:
+    listed = re.search(r"worker processes \(FUNCTIONS_WORKER_PROCESS_COUNT\), pids ([\d, ]+)\n",
+                       host.output())
+    assert listed, host.output()
+    return [int(pid) for pid in listed.group(1).split(", ")]
+
+
+def wait_for_output(host: RunningHost, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in host.output():
+        assert time.monotonic() < deadline, host.output()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_several_megabytes_of_text_cross_to_and_from_a_worker_process_whole(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str], count: str
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": count})
+    size = 6_000_000
+
+    done = run(host, "large_round_trip", size, timeout=120)
+
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"]["length"] == size
+    assert done["output"]["distinct"] == sorted("\u00e9\u4e2d\U0001f600\udc80")
+
+
+def test_a_sigterm_to_the_hosts_process_group_does_not_fail_the_running_activities(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    """`kill -TERM -<pgid>`, timeout(1), a supervisor: the workers get the host's signal.
+    The host alone stops them (after its engine stopped, so what they ran runs again after
+    a restart); a worker that died of the signal first failed its activities for good."""
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+    workers = listed_workers(host)
+    started = requests.post(host.url("/api/start/pids_of_a_pair"), json=3, timeout=10)
+    wait_for_output(host, "report_pid ran in process")
+
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+
+    done = wait_until_done(started.json()["statusQueryGetUri"], timeout=60)
+    assert done["runtimeStatus"] == "Completed", done
+    assert sorted(done["output"]) == sorted(workers)
+    assert "exited with code" not in host.output()
+
+
+def test_activities_running_in_workers_when_the_host_stops_run_again_after_a_restart(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    env = {**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+           "DEVHOST_MASTER_KEY": "master-restart", "DEVHOST_FUNCTION_KEY": "function-restart"}
+    first = start_devhost(sample_app(APP), env=env)
+    started = requests.post(first.url("/api/start/pids_of_a_pair"), json=3, timeout=10)
+    instance_id = started.json()["id"]
+    wait_for_output(first, "report_pid ran in process")
+
+    assert first.stop() == 0
+
+    second = start_devhost(sample_app(APP), env=env)
+    done = wait_until_done(second.url(
+        f"/runtime/webhooks/durabletask/instances/{instance_id}?code=master-restart"), 60)
+    assert done["runtimeStatus"] == "Completed", done
+    assert sorted(done["output"]) == sorted(listed_workers(second))

@@ -60,6 +60,23 @@ def crash_then_carry_on(context: df.DurableOrchestrationContext):
     return {"seen": seen, "after": after}
 
 
+@app.orchestration_trigger(context_name="context")
+def large_round_trip(context: df.DurableOrchestrationContext):
+    text = yield context.call_activity("make_text", context.get_input())
+    return (yield context.call_activity("describe_text", text))
+
+
+@app.activity_trigger(input_name="size")
+def make_text(size: int) -> str:
+    # non-ASCII and a lone surrogate, as text read from a badly encoded source can hold
+    return ("\u00e9\u4e2d\U0001f600\udc80" * (size // 4 + 1))[:size]
+
+
+@app.activity_trigger(input_name="text")
+def describe_text(text: str) -> dict:
+    return {"length": len(text), "distinct": sorted(set(text)), "pid": os.getpid()}
+
+
 @app.activity_trigger(input_name="seconds")
 def report_pid(seconds: float) -> int:
     log.info("report_pid ran in process %d", os.getpid())
