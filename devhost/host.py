@@ -90,6 +90,10 @@ class FunctionHost:
         self._invoker: FunctionInvoker | None = None
         self._workers: ActivityWorkers | None = None
         self.rpc_port: int | None = None
+        # Set by a signal, or by the host itself when it cannot go on (its activity worker
+        # processes keep dying); `exit_code` says which.
+        self.stopping = asyncio.Event()
+        self.exit_code = 0
 
     def prepare(self) -> None:
         """Everything that can fail before listening: settings, host.json, the app."""
@@ -176,7 +180,7 @@ class FunctionHost:
             self._workers = ActivityWorkers(self.worker_processes, WorkerSetup(
                 app_dir=str(self.app_dir), host_pid=os.getpid(), thread_count=None,
                 endpoints=endpoints, verbose=log.isEnabledFor(logging.DEBUG),
-            ))
+            ), on_given_up=self._stop_failed)
             await self._workers.start()
         self._invoker = FunctionInvoker(
             self.functions,
@@ -248,6 +252,10 @@ class FunctionHost:
     async def _invoke_function(self, spec: FunctionSpec, trigger_value: Any, *args: Any) -> Any:
         assert self._invoker is not None, "functions run only after start-up"
         return await self._invoker.invoke(spec, trigger_value, *args)
+
+    def _stop_failed(self) -> None:
+        self.exit_code = 1
+        self.stopping.set()
 
     def _host_id(self) -> str:
         name = "".join(char for char in self.app_dir.name.lower() if char.isalnum())

@@ -17,7 +17,10 @@ deals them out. A worker that dies (os._exit, an app crash point, the OOM killer
 the invocations it was running with `WorkerProcessExited` and is started again, as the
 Functions host restarts a language worker; the engine records the failure as the
 activity's (TaskFailed), as the Durable extension does for an invocation that failed while
-the host lives on. A worker dies with the host: the pipe's end-of-file ends it, and on
+the host lives on. As the Functions host, 3 failures per worker process within 30 minutes
+(counted afresh after 30 quiet minutes) end the restarts; once no worker is left the host
+stops (Azure recycles it), so the work items stay stored, rather than starting workers for
+ever. A worker dies with the host: the pipe's end-of-file ends it, and on
 Linux the kernel kills it when the host dies (PR_SET_PDEATHSIG).
 """
 
@@ -34,7 +37,9 @@ import os
 import signal
 import sys
 import threading
+import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -55,6 +60,10 @@ log = logging.getLogger("devhost")
 READY_TIMEOUT_SECONDS = 120.0
 STOP_GRACE_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
+# The Functions host's ErrorEventsThreshold (3 x the process count) and
+# WorkerRestartErrorIntervalThresholdInMinutes.
+FAILURES_PER_WORKER = 3
+FAILURE_WINDOW_SECONDS = 30 * 60
 _STOP = "stop"
 
 
@@ -174,9 +183,14 @@ class _Worker:
 class ActivityWorkers:
     """N worker processes running activities; `run_activity` is the invoker's runner."""
 
-    def __init__(self, count: int, setup: WorkerSetup) -> None:
+    def __init__(self, count: int, setup: WorkerSetup,
+                 on_given_up: Callable[[], None] | None = None) -> None:
         self._count = count
         self._setup = setup
+        self._on_given_up = on_given_up
+        self._failures: list[float] = []
+        self._started = False
+        self._given_up = False
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._turn = itertools.count()
@@ -200,6 +214,7 @@ class ActivityWorkers:
             if isinstance(error, StartupError):
                 raise
             raise StartupError(f"an activity worker process did not start: {error}") from None
+        self._started = True
 
     def _spawn(self, index: int) -> _Worker:
         loop = asyncio.get_running_loop()
@@ -264,10 +279,22 @@ class ActivityWorkers:
         worker.pending.clear()
         worker.connection.close()
         self._wake_waiters()
-        if self._stopping or not loaded:
-            return  # one that dies while loading the app would only die again
-        log.warning("activity worker process %d (pid %s) exited with code %s; starting it "
-                    "again", worker.index, worker.process.pid, code)
+        if self._stopping or not self._started:
+            return  # start() reports a worker that did not load the app
+        now = time.monotonic()
+        if self._failures and now - self._failures[-1] > FAILURE_WINDOW_SECONDS:
+            self._failures.clear()
+        self._failures.append(now)
+        if len(self._failures) >= FAILURES_PER_WORKER * self._count:
+            log.error("activity worker process %d (pid %s) exited with code %s%s; not started "
+                      "again", worker.index, worker.process.pid, code,
+                      "" if loaded else " while loading the app")
+            if all(other.exited.is_set() for other in self._workers):
+                self._give_up()
+            return
+        log.warning("activity worker process %d (pid %s) exited with code %s%s; starting it "
+                    "again", worker.index, worker.process.pid, code,
+                    "" if loaded else " while loading the app")
         replacement = self._spawn(worker.index)
         self._workers[worker.index] = replacement
         replacement.ready.add_done_callback(
@@ -283,6 +310,16 @@ class ActivityWorkers:
         else:
             log.info("activity worker process %d started again (pid %d)", index, ready.result())
 
+    def _give_up(self) -> None:
+        self._given_up = True
+        log.error(
+            "Exceeded the activity worker process restart count (%d failures per worker "
+            "process within %d minutes): the host stops (the Functions host recycles itself "
+            "here); the activities that were running stay stored and run again at its next "
+            "start", FAILURES_PER_WORKER, FAILURE_WINDOW_SECONDS // 60)
+        if self._on_given_up is not None:
+            self._on_given_up()
+
     def _wake_waiters(self) -> None:
         async def notify() -> None:
             async with self._up:
@@ -290,8 +327,9 @@ class ActivityWorkers:
         asyncio.get_running_loop().create_task(notify())
 
     async def _next_worker(self) -> _Worker:
-        """The next worker that is up, round-robin; waits while workers start again, fails
-        when none is up or starting."""
+        """The next worker that is up, round-robin; waits while workers start again, and
+        once the restarts are given up until the stopping host cancels the invocation (its
+        work item stays stored)."""
         async with self._up:
             while True:
                 up = [worker for worker in self._workers
@@ -299,7 +337,7 @@ class ActivityWorkers:
                       and not worker.exited.is_set()]
                 if up:
                     return up[next(self._turn) % len(up)]
-                if all(worker.ready.done() for worker in self._workers):
+                if self._given_up and self._on_given_up is None:  # nobody stops the host
                     raise WorkerProcessExited(
                         "no activity worker process is running: each exited and could not "
                         "start again (see the host's log)")

@@ -293,3 +293,26 @@ def test_activities_running_in_workers_when_the_host_stops_run_again_after_a_res
         f"/runtime/webhooks/durabletask/instances/{instance_id}?code=master-restart"), 60)
     assert done["runtimeStatus"] == "Completed", done
     assert sorted(done["output"]) == sorted(listed_workers(second))
+
+
+def test_a_worker_that_keeps_dying_stops_the_host_after_three_failures_per_worker(
+    durable_env: dict[str, str], tmp_path: Path
+):
+    """As the Functions host: 3 x FUNCTIONS_WORKER_PROCESS_COUNT worker failures in a
+    short while and it stops restarting workers; with none left it stops (Azure recycles
+    it), leaving the work items stored, rather than starting workers for ever."""
+    host = start_host(sample_app(APP), log_path=tmp_path / "host.log", env={
+        **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+        "TEST_WORKER_EXITS_AFTER_LOAD": "0.2",
+    })
+    try:
+        code = host.process.wait(timeout=120)
+    finally:
+        host.kill()
+
+    output = host.output()
+    assert code == 1, output
+    assert output.count("exited with code 5; starting it again") == 5
+    assert ("Exceeded the activity worker process restart count (3 failures per worker "
+            "process within 30 minutes): the host stops") in output
+    assert "Traceback" not in output

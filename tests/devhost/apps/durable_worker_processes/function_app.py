@@ -5,6 +5,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import threading
 import time
 
 import azure.durable_functions as df
@@ -19,6 +20,10 @@ WORKER_CRASH_POINT = "devhost_test.activity.kill_worker"
 
 if os.environ.get("TEST_FAIL_IMPORT_IN_WORKER") and multiprocessing.parent_process():
     raise RuntimeError("this app cannot be imported in a worker process")
+
+if os.environ.get("TEST_WORKER_EXITS_AFTER_LOAD") and multiprocessing.parent_process():
+    # a worker that loads the app, then dies while idle, every time it is started
+    threading.Timer(float(os.environ["TEST_WORKER_EXITS_AFTER_LOAD"]), os._exit, (5,)).start()
 
 
 @app.route(route="pid", methods=["GET"])
