@@ -316,3 +316,19 @@ def test_a_worker_that_keeps_dying_stops_the_host_after_three_failures_per_worke
     assert ("Exceeded the activity worker process restart count (3 failures per worker "
             "process within 30 minutes): the host stops") in output
     assert "Traceback" not in output
+
+
+def test_a_test_host_does_not_inherit_a_worker_process_count_from_the_test_run(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Crash tests expect an APP_CRASH_AT point in an activity to kill the whole host: a
+    FUNCTIONS_WORKER_PROCESS_COUNT exported in the shell that runs the tests must not turn
+    that into a worker's death. A test that wants workers says so in its env."""
+    monkeypatch.setenv("FUNCTIONS_WORKER_PROCESS_COUNT", "2")
+    host = start_devhost(sample_app(APP), env=durable_env)
+
+    done = run(host, "pids_of_a_pair", 0.1)
+
+    assert done["output"] == [host.process.pid, host.process.pid]
+    assert "worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)" not in host.output()
