@@ -98,6 +98,22 @@ def _failure_message(call_id: int, error: BaseException) -> tuple[Any, ...]:
             "".join(traceback.format_exception(error)).rstrip())
 
 
+def _run_until_an_exit(loop: asyncio.AbstractEventLoop) -> None:
+    """Run the worker's loop; an activity's sys.exit() (or KeyboardInterrupt), which
+    asyncio lets out of the loop, ends the process as in-process it ends the host, rather
+    than leave a worker that reads invocations and never runs them."""
+    try:
+        loop.run_forever()
+    except SystemExit as error:
+        code = error.code if isinstance(error.code, int) else 0 if error.code is None else 1
+    except BaseException:
+        code = 1
+    else:
+        return
+    logging.shutdown()
+    os._exit(code)
+
+
 def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
     """The worker process: load the app, then run each activity the host sends."""
     _die_with_host(setup.host_pid)
@@ -114,7 +130,8 @@ def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
         connection.send((0, "load failed", str(error)))
         return
     loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="worker-loop", daemon=True).start()
+    threading.Thread(target=_run_until_an_exit, args=(loop,), name="worker-loop",
+                     daemon=True).start()
     invoker = FunctionInvoker(
         functions, app_dir=setup.app_dir, thread_count=setup.thread_count,
         durable_client_binding=(setup.endpoints.client_binding_json

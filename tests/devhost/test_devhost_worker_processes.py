@@ -125,7 +125,8 @@ def test_two_activities_started_together_run_in_two_worker_processes(
 def test_a_failing_activity_reaches_the_orchestrator_as_it_does_in_process(
     start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
 ):
-    activities = ("raise_value_error", "raise_app_error", "raise_key_error")
+    activities = ("raise_value_error", "raise_app_error", "raise_key_error",
+                  "return_unencodable")
     in_process = start_devhost(sample_app(APP), env=durable_env)
     seen_in_process = [run(in_process, "failure_seen", name)["output"] for name in activities]
     in_process.stop()
@@ -139,7 +140,9 @@ def test_a_failing_activity_reaches_the_orchestrator_as_it_does_in_process(
         "Activity function 'raise_value_error' failed: ValueError: bad input 7 ",
         "Activity function 'raise_app_error' failed: QuotaExhausted: quota 7 used up ",
         "Activity function 'raise_key_error' failed: KeyError: 'row 7' ",
+        seen_in_process[3],
     ]
+    assert seen_in_process[3].startswith("Activity function 'return_unencodable' failed: ")
     output = workers.output()
     assert "(Failed, Instance=" in output and "): ValueError: bad input 7" in output
     # the worker's traceback, once, in the host's log
@@ -332,3 +335,23 @@ def test_a_test_host_does_not_inherit_a_worker_process_count_from_the_test_run(
 
     assert done["output"] == [host.process.pid, host.process.pid]
     assert "worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)" not in host.output()
+
+
+@pytest.mark.parametrize("activity", ["exit_async", "exit_in_thread"])
+def test_an_activity_that_exits_its_worker_fails_and_the_worker_is_started_again(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str], activity: str
+):
+    """sys.exit() in an activity ends the process it runs in, as in-process it ends the
+    host: the worker must exit too (failing that activity, and started again), not live on
+    with its event loop gone, leaving every later activity sent to it unanswered."""
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+
+    seen = run(host, "failure_seen", activity)["output"]
+
+    assert seen.startswith(f"Activity function '{activity}' failed: WorkerProcessExited: "), seen
+    assert "exited with code 7 during the invocation" in seen
+    wait_for_output(host, "started again")
+    for _ in range(2):  # each worker, the replacement included, answers
+        pair = run(host, "pids_of_a_pair", 0.5)
+        assert pair["runtimeStatus"] == "Completed", pair

@@ -5,6 +5,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import sys
 import threading
 import time
 
@@ -112,6 +113,21 @@ def raise_app_error(number: int) -> None:
 @app.activity_trigger(input_name="number")
 def raise_key_error(number: int) -> None:
     raise KeyError(f"row {number}")
+
+
+@app.activity_trigger(input_name="number")
+def return_unencodable(number: int) -> object:
+    return {number}  # a set: no JSON for it
+
+
+@app.activity_trigger(input_name="number")
+async def exit_async(number: int) -> None:
+    sys.exit(number)  # a library giving up on the process
+
+
+@app.activity_trigger(input_name="number")
+def exit_in_thread(number: int) -> None:
+    sys.exit(number)
 
 
 @app.activity_trigger(input_name="number")
