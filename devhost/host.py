@@ -191,6 +191,8 @@ class FunctionHost:
             function_timeout=self.config.function_timeout,
             disabled=self.disabled,
             activity_runner=self._workers.run_activity if self._workers else None,
+            timed_out_elsewhere=(self._workers.restart_after_timeout if self._workers
+                                 else None),
         )
         if endpoints is not None:
             assert self._storage is not None, "prepare() refuses a durable app without storage"

@@ -195,6 +195,7 @@ class _Worker:
     ready: asyncio.Future[int]
     pending: dict[int, asyncio.Future[str | None]] = field(default_factory=dict)
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    timed_out: str | None = None  # the invocation past functionTimeout it was stopped for
 
 
 class ActivityWorkers:
@@ -208,6 +209,7 @@ class ActivityWorkers:
         self._failures: list[float] = []
         self._started = False
         self._given_up = False
+        self._cancelled_on: dict[str, _Worker] = {}  # invocation id -> its worker
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._turn = itertools.count()
@@ -284,8 +286,11 @@ class ActivityWorkers:
         code = worker.process.exitcode
         worker.exited.set()
         failure = WorkerProcessExited(
-            f"the worker process {worker.index} (pid {worker.process.pid}) exited with code "
-            f"{code} during the invocation; the host starts it again")
+            f"the worker process {worker.index} (pid {worker.process.pid}) "
+            + (f"exited with code {code}" if worker.timed_out is None else
+               f"was stopped because the invocation {worker.timed_out} it also ran timed out "
+               "(functionTimeout)")
+            + " during the invocation; the host starts it again")
         loaded = worker.ready.done() and worker.ready.exception() is None
         if not worker.ready.done():
             worker.ready.set_exception(failure)
@@ -298,6 +303,9 @@ class ActivityWorkers:
         self._wake_waiters()
         if self._stopping or not self._started:
             return  # start() reports a worker that did not load the app
+        if worker.timed_out is not None:  # not a failure of the worker: no count
+            self._start_again(worker)
+            return
         now = time.monotonic()
         if self._failures and now - self._failures[-1] > FAILURE_WINDOW_SECONDS:
             self._failures.clear()
@@ -312,6 +320,9 @@ class ActivityWorkers:
         log.warning("activity worker process %d (pid %s) exited with code %s%s; starting it "
                     "again", worker.index, worker.process.pid, code,
                     "" if loaded else " while loading the app")
+        self._start_again(worker)
+
+    def _start_again(self, worker: _Worker) -> None:
         replacement = self._spawn(worker.index)
         self._workers[worker.index] = replacement
         replacement.ready.add_done_callback(
@@ -375,8 +386,23 @@ class ActivityWorkers:
                     f"the worker process {worker.index} (pid {worker.process.pid}) could "
                     f"not be reached: {error}") from None
             return await answer
+        except asyncio.CancelledError:  # past functionTimeout, or the host stops
+            self._cancelled_on[invocation_id] = worker
+            raise
         finally:
             worker.pending.pop(call_id, None)
+
+    def restart_after_timeout(self, invocation_id: str) -> None:
+        """The invocation ran past functionTimeout: stop the worker running it and start it
+        again, as the Functions host restarts the worker of a timed-out invocation (its
+        thread cannot be stopped otherwise); the other invocations it ran fail."""
+        worker = self._cancelled_on.pop(invocation_id, None)
+        if worker is None or worker.exited.is_set() or self._stopping:
+            return
+        log.warning("activity worker process %d (pid %s) ran the invocation that timed out: "
+                    "stopping it and starting it again", worker.index, worker.process.pid)
+        worker.timed_out = invocation_id
+        worker.process.kill()
 
     async def stop(self) -> None:
         """Ask every worker to exit; kill one that has not within a few seconds."""

@@ -162,6 +162,15 @@ def test_the_function_timeout_applies_to_an_activity_in_a_worker_process(
     assert done["output"].startswith(
         "Activity function 'overrun_timeout' failed: FunctionTimeout: Timeout value of "
         "00:00:04 exceeded by function 'Functions.overrun_timeout'")
+    # As the Functions host, the worker running it is stopped and started again (in
+    # process its thread runs on): other activities it ran fail with it
+    timed_out = int(re.findall(r"overrun_timeout runs in process (\d+)", host.output())[0])
+    assert wait_until_gone([timed_out]) == []
+    wait_for_output(host, "started again")
+    assert (f"(pid {timed_out}) ran the invocation that timed out: stopping it and starting "
+            "it again") in host.output()
+    pair = run(host, "pids_of_a_pair", 0.5)["output"]
+    assert len(set(pair)) == 2 and timed_out not in pair
 
 
 def test_a_worker_killed_by_a_crash_point_fails_its_activity_and_is_started_again(
@@ -355,3 +364,16 @@ def test_an_activity_that_exits_its_worker_fails_and_the_worker_is_started_again
     for _ in range(2):  # each worker, the replacement included, answers
         pair = run(host, "pids_of_a_pair", 0.5)
         assert pair["runtimeStatus"] == "Completed", pair
+
+
+def test_a_fan_out_wider_than_max_concurrent_activities_completes_across_the_workers(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "3"})
+
+    done = run(host, "pids_of_a_fan_out", 60, timeout=120)  # 6 x the default limit of 10
+
+    assert done["runtimeStatus"] == "Completed", done
+    assert len(done["output"]) == 60
+    assert set(done["output"]) == set(listed_workers(host))

@@ -67,6 +67,14 @@ def crash_then_carry_on(context: df.DurableOrchestrationContext):
 
 
 @app.orchestration_trigger(context_name="context")
+def pids_of_a_fan_out(context: df.DurableOrchestrationContext):
+    count = context.get_input()
+    return (yield context.task_all([
+        context.call_activity("report_pid" if n % 2 else "report_pid_async", 0.2)
+        for n in range(count)]))
+
+
+@app.orchestration_trigger(context_name="context")
 def large_round_trip(context: df.DurableOrchestrationContext):
     text = yield context.call_activity("make_text", context.get_input())
     return (yield context.call_activity("describe_text", text))
@@ -132,6 +140,7 @@ def exit_in_thread(number: int) -> None:
 
 @app.activity_trigger(input_name="number")
 def overrun_timeout(number: int) -> int:
+    log.info("overrun_timeout runs in process %d", os.getpid())
     time.sleep(6)
     return number
 
