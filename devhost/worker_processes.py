@@ -58,6 +58,8 @@ from devhost.log_format import configure_logging
 log = logging.getLogger("devhost")
 
 READY_TIMEOUT_SECONDS = 120.0
+# A worker started again has the Functions host's process start timeout to load the app.
+RESTART_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 # The Functions host's ErrorEventsThreshold (3 x the process count) and
@@ -324,9 +326,19 @@ class ActivityWorkers:
 
     def _start_again(self, worker: _Worker) -> None:
         replacement = self._spawn(worker.index)
+        asyncio.get_running_loop().call_later(
+            RESTART_TIMEOUT_SECONDS, self._stop_if_not_loaded, replacement)
         self._workers[worker.index] = replacement
         replacement.ready.add_done_callback(
             functools.partial(self._report_restart, worker.index))
+
+    @staticmethod
+    def _stop_if_not_loaded(worker: _Worker) -> None:
+        if worker.ready.done() or worker.exited.is_set():
+            return
+        log.error("activity worker process %d (pid %s) did not load the app within %d s; "
+                  "stopping it", worker.index, worker.process.pid, RESTART_TIMEOUT_SECONDS)
+        worker.process.kill()  # its exit counts as a failure and starts it again
 
     @staticmethod
     def _report_restart(index: int, ready: asyncio.Future[int]) -> None:

@@ -377,3 +377,25 @@ def test_a_fan_out_wider_than_max_concurrent_activities_completes_across_the_wor
     assert done["runtimeStatus"] == "Completed", done
     assert len(done["output"]) == 60
     assert set(done["output"]) == set(listed_workers(host))
+
+
+def test_a_worker_that_hangs_while_loading_the_app_again_is_stopped(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str], tmp_path: Path
+):
+    """As the Functions host's process start timeout (60 s): a worker started again that
+    never loads the app is stopped and counts as a failure, rather than holding its place
+    for ever (with every worker so, activities would wait for ever)."""
+    loads = tmp_path / "loads"
+    loads.mkdir()
+    host = start_devhost(sample_app(APP), env={
+        **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+        CRASH_SETTING: WORKER_CRASH_POINT, "TEST_HANG_IMPORT_AFTER_FIRST_TWO": str(loads),
+    })
+
+    assert run(host, "crash_then_carry_on", 0)["runtimeStatus"] == "Completed"
+
+    wait_for_output(host, "did not load the app within 60 s; stopping it", timeout=120)
+    hung = int(re.findall(r"\(pid (\d+)\) did not load the app within 60 s", host.output())[0])
+    assert wait_until_gone([hung]) == []
+    wait_for_output(host, f"(pid {hung}) exited with code -9 while loading the app; "
+                    "starting it again")

@@ -8,6 +8,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -21,6 +22,13 @@ WORKER_CRASH_POINT = "devhost_test.activity.kill_worker"
 
 if os.environ.get("TEST_FAIL_IMPORT_IN_WORKER") and multiprocessing.parent_process():
     raise RuntimeError("this app cannot be imported in a worker process")
+
+if os.environ.get("TEST_HANG_IMPORT_AFTER_FIRST_TWO") and multiprocessing.parent_process():
+    # the first two workers load the app; a worker started again hangs in its import
+    loads = Path(os.environ["TEST_HANG_IMPORT_AFTER_FIRST_TWO"])
+    if len(list(loads.iterdir())) >= 2:
+        time.sleep(3600)
+    (loads / str(os.getpid())).touch()
 
 if os.environ.get("TEST_WORKER_EXITS_AFTER_LOAD") and multiprocessing.parent_process():
     # a worker that loads the app, then dies while idle, every time it is started
