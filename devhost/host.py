@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from azure.functions.timer import TimerRequest
 
+from devhost.activity_worker import WorkerSetup
 from devhost.admin_api import AdminFunctions
 from devhost.app_loading import (
     ACTIVITY_TRIGGER,
@@ -55,7 +56,7 @@ from devhost.timers import (
     TimerSchedule,
     TimerTrigger,
 )
-from devhost.worker_processes import ActivityWorkers, WorkerSetup
+from devhost.worker_processes import ActivityWorkers
 
 log = logging.getLogger("devhost")
 

@@ -3,14 +3,14 @@ activity invocations in N processes, as the Functions host spreads invocations o
 Python worker processes, so CPU-bound activities use several cores.
 
 Each worker is a `spawn`ed process (the host has threads and event loops: it is never
-forked) that imports the app once when it starts, like the worker's function load, and
-answers invocations on its own event loop, plain functions in its own pool of
-`PYTHON_THREADPOOL_THREAD_COUNT` threads. One duplex pipe per worker carries tuples of
-strings both ways: (call id, activity name, input JSON, instance id, invocation id) in,
-(call id, result JSON) or (call id, exception class name, message, traceback text) out;
-no app object crosses. A `ProcessPoolExecutor` was not used because its processes run one
-call at a time, so a worker could not run activities on a thread pool (an I/O-bound fan-out
-of ten would need ten processes).
+forked) running devhost/activity_worker.py, which imports the app once when it starts,
+like the worker's function load, and answers invocations on its own event loop, plain
+functions in its own pool of `PYTHON_THREADPOOL_THREAD_COUNT` threads. One duplex pipe per
+worker carries tuples of strings both ways: (call id, activity name, input JSON, instance
+id, invocation id) in, (call id, result JSON) or (call id, exception class name, message,
+traceback text) out; no app object crosses. A `ProcessPoolExecutor` was not used because
+its processes run one call at a time, so a worker could not run activities on a thread
+pool (an I/O-bound fan-out of ten would need ten processes).
 
 Invocations go round-robin over the workers that are up, as the host's load balancer
 deals them out. A worker that dies (os._exit, an app crash point, the OOM killer) fails
@@ -20,40 +20,31 @@ activity's (TaskFailed), as the Durable extension does for an invocation that fa
 the host lives on. As the Functions host, 3 failures per worker process within 30 minutes
 (counted afresh after 30 quiet minutes) end the restarts; once no worker is left the host
 stops (Azure recycles it), so the work items stay stored, rather than starting workers for
-ever. A worker dies with the host: the pipe's end-of-file ends it, and on
-Linux the kernel kills it when the host dies (PR_SET_PDEATHSIG).
+ever. A worker dies with the host: the pipe's end-of-file ends it, and on Linux the kernel
+kills it when the host dies (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import itertools
 import logging
 import multiprocessing
-import os
-import signal
-import sys
 import threading
 import time
-import traceback
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any
 
-from devhost.app_loading import FunctionSpec, load_function_app
-from devhost.durable_endpoints import DurableEndpoints
+from devhost.activity_worker import STOP, WorkerSetup, serve_worker
+from devhost.app_loading import FunctionSpec
 from devhost.engine.interface import INVOKING_INSTANCE, RemoteFailure
 from devhost.execution_log import WorkerProcessExited
 from devhost.host_config import StartupError
-from devhost.invocation import FunctionInvoker
-from devhost.log_format import configure_logging
 
 log = logging.getLogger("devhost")
 
@@ -61,118 +52,10 @@ READY_TIMEOUT_SECONDS = 120.0
 # A worker started again has the Functions host's process start timeout to load the app.
 RESTART_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
-_PR_SET_PDEATHSIG = 1
 # The Functions host's ErrorEventsThreshold (3 x the process count) and
 # WorkerRestartErrorIntervalThresholdInMinutes.
 FAILURES_PER_WORKER = 3
 FAILURE_WINDOW_SECONDS = 30 * 60
-_STOP = "stop"
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    """What a worker needs to load the app as the host did (settings come with the
-    environment, which a spawned process inherits)."""
-
-    app_dir: str
-    host_pid: int
-    thread_count: int | None
-    endpoints: DurableEndpoints | None
-    verbose: bool
-
-
-# -- in the worker process ---------------------------------------------------------------
-
-def _die_with_host(host_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    if os.getppid() != host_pid:  # the host died before the line above took effect
-        os._exit(1)
-
-
-def _failure_message(call_id: int, error: BaseException) -> tuple[Any, ...]:
-    try:
-        text = str(error)
-    except Exception:  # an app exception whose __str__ fails still fails its task
-        text = f"<{type(error).__name__} whose text could not be read>"
-    return (call_id, "failed", type(error).__module__, type(error).__qualname__, text,
-            "".join(traceback.format_exception(error)).rstrip())
-
-
-def _run_until_an_exit(loop: asyncio.AbstractEventLoop) -> None:
-    """Run the worker's loop; an activity's sys.exit() (or KeyboardInterrupt), which
-    asyncio lets out of the loop, ends the process as in-process it ends the host, rather
-    than leave a worker that reads invocations and never runs them."""
-    try:
-        loop.run_forever()
-    except SystemExit as error:
-        code = error.code if isinstance(error.code, int) else 0 if error.code is None else 1
-    except BaseException:
-        code = 1
-    else:
-        return
-    logging.shutdown()
-    os._exit(code)
-
-
-def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
-    """The worker process: load the app, then run each activity the host sends."""
-    _die_with_host(setup.host_pid)
-    # Ctrl+C, or a SIGTERM sent to the host's process group (`kill -TERM -<pgid>`,
-    # timeout(1), a supervisor), stops the host, which stops us once its engine stopped
-    # taking results: the activities we run stay stored and run again after a restart, as
-    # in-process. Dying of the signal first would record them as failed.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    configure_logging(setup.verbose)
-    try:
-        functions = load_function_app(Path(setup.app_dir))
-    except StartupError as error:
-        connection.send((0, "load failed", str(error)))
-        return
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=_run_until_an_exit, args=(loop,), name="worker-loop",
-                     daemon=True).start()
-    invoker = FunctionInvoker(
-        functions, app_dir=setup.app_dir, thread_count=setup.thread_count,
-        durable_client_binding=(setup.endpoints.client_binding_json
-                                if setup.endpoints is not None else None),
-    )
-    sending = threading.Lock()
-
-    def answer(call_id: int, done: Future[str | None]) -> None:
-        error = done.exception()
-        message = ((call_id, "ok", done.result()) if error is None
-                   else _failure_message(call_id, error))
-        with sending, contextlib.suppress(OSError):  # the host is gone: nobody to answer
-            connection.send(message)
-
-    async def run(name: str, input_json: str | None, instance_id: str | None,
-                  invocation_id: str) -> str | None:
-        INVOKING_INSTANCE.set(instance_id)
-        return await invoker.run_activity_here(name, input_json, invocation_id)
-
-    with sending:
-        connection.send((0, "ready", os.getpid()))
-    while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):
-            break
-        if request == _STOP:
-            break
-        call_id, name, input_json, instance_id, invocation_id = request
-        running = asyncio.run_coroutine_threadsafe(
-            run(name, input_json, instance_id, invocation_id), loop)
-        running.add_done_callback(functools.partial(answer, call_id))
-    # Stopping, or the host is gone. Activities still running are abandoned: their work
-    # items stay stored and the engine runs them again, as after a host crash.
-    logging.shutdown()
-    os._exit(0)
-
-
-# -- in the host process -----------------------------------------------------------------
 
 _failure_types: dict[tuple[str, str], type[RemoteFailure]] = {}
 
@@ -421,7 +304,7 @@ class ActivityWorkers:
         self._stopping = True
         for worker in self._workers:
             with contextlib.suppress(OSError, ValueError):
-                worker.connection.send(_STOP)
+                worker.connection.send(STOP)
         for worker in self._workers:
             try:
                 await asyncio.wait_for(worker.exited.wait(), STOP_GRACE_SECONDS)
