@@ -18,13 +18,12 @@ from devhost.log_format import configure_logging
 
 
 async def _serve(host: FunctionHost) -> None:
-    stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stopping.set)
+        loop.add_signal_handler(signum, host.stopping.set)
     try:
         await host.start()
-        await stopping.wait()
+        await host.stopping.wait()
     finally:
         await host.stop()
 
@@ -66,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     with contextlib.suppress(Exception):
         logging.shutdown()
-    return 0
+    return host.exit_code
 
 
 if __name__ == "__main__":

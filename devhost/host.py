@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 from azure.functions.timer import TimerRequest
 
+from devhost.activity_worker import WorkerSetup
 from devhost.admin_api import AdminFunctions
 from devhost.app_loading import (
     ACTIVITY_TRIGGER,
@@ -55,7 +56,7 @@ from devhost.timers import (
     TimerSchedule,
     TimerTrigger,
 )
-from devhost.worker_processes import ActivityWorkers, WorkerSetup
+from devhost.worker_processes import ActivityWorkers
 
 log = logging.getLogger("devhost")
 
@@ -90,6 +91,10 @@ class FunctionHost:
         self._invoker: FunctionInvoker | None = None
         self._workers: ActivityWorkers | None = None
         self.rpc_port: int | None = None
+        # Set by a signal, or by the host itself when it cannot go on (its activity worker
+        # processes keep dying); `exit_code` says which.
+        self.stopping = asyncio.Event()
+        self.exit_code = 0
 
     def prepare(self) -> None:
         """Everything that can fail before listening: settings, host.json, the app."""
@@ -176,7 +181,7 @@ class FunctionHost:
             self._workers = ActivityWorkers(self.worker_processes, WorkerSetup(
                 app_dir=str(self.app_dir), host_pid=os.getpid(), thread_count=None,
                 endpoints=endpoints, verbose=log.isEnabledFor(logging.DEBUG),
-            ))
+            ), on_given_up=self._stop_failed)
             await self._workers.start()
         self._invoker = FunctionInvoker(
             self.functions,
@@ -187,6 +192,8 @@ class FunctionHost:
             function_timeout=self.config.function_timeout,
             disabled=self.disabled,
             activity_runner=self._workers.run_activity if self._workers else None,
+            timed_out_elsewhere=(self._workers.restart_after_timeout if self._workers
+                                 else None),
         )
         if endpoints is not None:
             assert self._storage is not None, "prepare() refuses a durable app without storage"
@@ -248,6 +255,10 @@ class FunctionHost:
     async def _invoke_function(self, spec: FunctionSpec, trigger_value: Any, *args: Any) -> Any:
         assert self._invoker is not None, "functions run only after start-up"
         return await self._invoker.invoke(spec, trigger_value, *args)
+
+    def _stop_failed(self) -> None:
+        self.exit_code = 1
+        self.stopping.set()
 
     def _host_id(self) -> str:
         name = "".join(char for char in self.app_dir.name.lower() if char.isalnum())

@@ -161,6 +161,7 @@ class FunctionInvoker:
         function_timeout: timedelta | None = None,
         disabled: frozenset[str] = frozenset(),
         activity_runner: RunElsewhere | None = None,
+        timed_out_elsewhere: Callable[[str], None] | None = None,
     ) -> None:
         self.functions = {spec.name.lower(): spec for spec in functions}
         self._timeout = function_timeout
@@ -168,6 +169,7 @@ class FunctionInvoker:
         self._app_dir = app_dir
         self._durable_client_binding = durable_client_binding
         self._activity_runner = activity_runner
+        self._timed_out_elsewhere = timed_out_elsewhere
         # The Python worker sizes its pool for sync functions from this setting.
         configured = os.environ.get("PYTHON_THREADPOOL_THREAD_COUNT", "")
         self._threads = ThreadPoolExecutor(
@@ -303,7 +305,10 @@ class FunctionInvoker:
         try:
             return await asyncio.wait_for(running, self._timeout.total_seconds()), outputs
         except TimeoutError:
-            # A plain function's thread cannot be stopped: it runs on, its result unused.
+            # A plain function's thread cannot be stopped: it runs on, its result unused;
+            # a worker process running it is stopped (and started again) instead.
+            if run_elsewhere is not None and self._timed_out_elsewhere is not None:
+                self._timed_out_elsewhere(invocation_id)
             raise FunctionTimeout(
                 f"Timeout value of {_timespan(self._timeout)} exceeded by function "
                 f"'Functions.{spec.name}' (Id: '{invocation_id}'). Initiating cancellation."

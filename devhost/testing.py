@@ -24,9 +24,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from devhost.host_config import WORKER_PROCESS_COUNT_SETTING
 from devhost.keys import FUNCTION_KEY_SETTING, MASTER_KEY_SETTING
 
 LOOPBACK = "127.0.0.1"
+# Settings a test host takes from its `env` only, never from the shell running the tests:
+# with worker processes an APP_CRASH_AT point in an activity kills a worker, not the host
+# that a crash test waits to see die.
+NOT_INHERITED = frozenset({WORKER_PROCESS_COUNT_SETTING})
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -89,7 +94,7 @@ def start_host(
     master_key = (env or {}).get(MASTER_KEY_SETTING) or f"master-{port}"
     function_key = (env or {}).get(FUNCTION_KEY_SETTING) or f"function-{port}"
     environment = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name not in NOT_INHERITED},
         MASTER_KEY_SETTING: master_key,
         FUNCTION_KEY_SETTING: function_key,
         "PYTHONUNBUFFERED": "1",

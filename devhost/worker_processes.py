@@ -3,143 +3,59 @@ activity invocations in N processes, as the Functions host spreads invocations o
 Python worker processes, so CPU-bound activities use several cores.
 
 Each worker is a `spawn`ed process (the host has threads and event loops: it is never
-forked) that imports the app once when it starts, like the worker's function load, and
-answers invocations on its own event loop, plain functions in its own pool of
-`PYTHON_THREADPOOL_THREAD_COUNT` threads. One duplex pipe per worker carries tuples of
-strings both ways: (call id, activity name, input JSON, instance id, invocation id) in,
-(call id, result JSON) or (call id, exception class name, message, traceback text) out;
-no app object crosses. A `ProcessPoolExecutor` was not used because its processes run one
-call at a time, so a worker could not run activities on a thread pool (an I/O-bound fan-out
-of ten would need ten processes).
+forked) running devhost/activity_worker.py, which imports the app once when it starts,
+like the worker's function load, and answers invocations on its own event loop, plain
+functions in its own pool of `PYTHON_THREADPOOL_THREAD_COUNT` threads. One duplex pipe per
+worker carries tuples of strings both ways: (call id, activity name, input JSON, instance
+id, invocation id) in, (call id, result JSON) or (call id, exception class name, message,
+traceback text) out; no app object crosses. A `ProcessPoolExecutor` was not used because
+its processes run one call at a time, so a worker could not run activities on a thread
+pool (an I/O-bound fan-out of ten would need ten processes).
 
 Invocations go round-robin over the workers that are up, as the host's load balancer
 deals them out. A worker that dies (os._exit, an app crash point, the OOM killer) fails
 the invocations it was running with `WorkerProcessExited` and is started again, as the
 Functions host restarts a language worker; the engine records the failure as the
 activity's (TaskFailed), as the Durable extension does for an invocation that failed while
-the host lives on. A worker dies with the host: the pipe's end-of-file ends it, and on
-Linux the kernel kills it when the host dies (PR_SET_PDEATHSIG).
+the host lives on. As the Functions host, 3 failures per worker process within 30 minutes
+(counted afresh after 30 quiet minutes) end the restarts; once no worker is left the host
+stops (Azure recycles it), so the work items stay stored, rather than starting workers for
+ever. A worker dies with the host: the pipe's end-of-file ends it, and on Linux the kernel
+kills it when the host dies (PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import functools
 import itertools
 import logging
 import multiprocessing
-import os
-import signal
-import sys
 import threading
-import traceback
-from concurrent.futures import Future
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any
 
-from devhost.app_loading import FunctionSpec, load_function_app
-from devhost.durable_endpoints import DurableEndpoints
+from devhost.activity_worker import STOP, WorkerSetup, serve_worker
+from devhost.app_loading import FunctionSpec
 from devhost.engine.interface import INVOKING_INSTANCE, RemoteFailure
 from devhost.execution_log import WorkerProcessExited
 from devhost.host_config import StartupError
-from devhost.invocation import FunctionInvoker
-from devhost.log_format import configure_logging
 
 log = logging.getLogger("devhost")
 
 READY_TIMEOUT_SECONDS = 120.0
+# A worker started again has the Functions host's process start timeout to load the app.
+RESTART_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 5.0
-_PR_SET_PDEATHSIG = 1
-_STOP = "stop"
-
-
-@dataclass(frozen=True)
-class WorkerSetup:
-    """What a worker needs to load the app as the host did (settings come with the
-    environment, which a spawned process inherits)."""
-
-    app_dir: str
-    host_pid: int
-    thread_count: int | None
-    endpoints: DurableEndpoints | None
-    verbose: bool
-
-
-# -- in the worker process ---------------------------------------------------------------
-
-def _die_with_host(host_pid: int) -> None:
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL))
-    if os.getppid() != host_pid:  # the host died before the line above took effect
-        os._exit(1)
-
-
-def _failure_message(call_id: int, error: BaseException) -> tuple[Any, ...]:
-    try:
-        text = str(error)
-    except Exception:  # an app exception whose __str__ fails still fails its task
-        text = f"<{type(error).__name__} whose text could not be read>"
-    return (call_id, "failed", type(error).__module__, type(error).__qualname__, text,
-            "".join(traceback.format_exception(error)).rstrip())
-
-
-def serve_worker(connection: Connection, setup: WorkerSetup) -> None:
-    """The worker process: load the app, then run each activity the host sends."""
-    _die_with_host(setup.host_pid)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl+C stops the host, which stops us
-    configure_logging(setup.verbose)
-    try:
-        functions = load_function_app(Path(setup.app_dir))
-    except StartupError as error:
-        connection.send((0, "load failed", str(error)))
-        return
-    loop = asyncio.new_event_loop()
-    threading.Thread(target=loop.run_forever, name="worker-loop", daemon=True).start()
-    invoker = FunctionInvoker(
-        functions, app_dir=setup.app_dir, thread_count=setup.thread_count,
-        durable_client_binding=(setup.endpoints.client_binding_json
-                                if setup.endpoints is not None else None),
-    )
-    sending = threading.Lock()
-
-    def answer(call_id: int, done: Future[str | None]) -> None:
-        error = done.exception()
-        message = ((call_id, "ok", done.result()) if error is None
-                   else _failure_message(call_id, error))
-        with sending, contextlib.suppress(OSError):  # the host is gone: nobody to answer
-            connection.send(message)
-
-    async def run(name: str, input_json: str | None, instance_id: str | None,
-                  invocation_id: str) -> str | None:
-        INVOKING_INSTANCE.set(instance_id)
-        return await invoker.run_activity_here(name, input_json, invocation_id)
-
-    with sending:
-        connection.send((0, "ready", os.getpid()))
-    while True:
-        try:
-            request = connection.recv()
-        except (EOFError, OSError):
-            break
-        if request == _STOP:
-            break
-        call_id, name, input_json, instance_id, invocation_id = request
-        running = asyncio.run_coroutine_threadsafe(
-            run(name, input_json, instance_id, invocation_id), loop)
-        running.add_done_callback(functools.partial(answer, call_id))
-    # Stopping, or the host is gone. Activities still running are abandoned: their work
-    # items stay stored and the engine runs them again, as after a host crash.
-    logging.shutdown()
-    os._exit(0)
-
-
-# -- in the host process -----------------------------------------------------------------
+# The Functions host's ErrorEventsThreshold (3 x the process count) and
+# WorkerRestartErrorIntervalThresholdInMinutes.
+FAILURES_PER_WORKER = 3
+FAILURE_WINDOW_SECONDS = 30 * 60
 
 _failure_types: dict[tuple[str, str], type[RemoteFailure]] = {}
 
@@ -164,14 +80,21 @@ class _Worker:
     ready: asyncio.Future[int]
     pending: dict[int, asyncio.Future[str | None]] = field(default_factory=dict)
     exited: asyncio.Event = field(default_factory=asyncio.Event)
+    timed_out: str | None = None  # the invocation past functionTimeout it was stopped for
 
 
 class ActivityWorkers:
     """N worker processes running activities; `run_activity` is the invoker's runner."""
 
-    def __init__(self, count: int, setup: WorkerSetup) -> None:
+    def __init__(self, count: int, setup: WorkerSetup,
+                 on_given_up: Callable[[], None] | None = None) -> None:
         self._count = count
         self._setup = setup
+        self._on_given_up = on_given_up
+        self._failures: list[float] = []
+        self._started = False
+        self._given_up = False
+        self._cancelled_on: dict[str, _Worker] = {}  # invocation id -> its worker
         self._context = multiprocessing.get_context("spawn")
         self._workers: list[_Worker] = []
         self._turn = itertools.count()
@@ -195,6 +118,7 @@ class ActivityWorkers:
             if isinstance(error, StartupError):
                 raise
             raise StartupError(f"an activity worker process did not start: {error}") from None
+        self._started = True
 
     def _spawn(self, index: int) -> _Worker:
         loop = asyncio.get_running_loop()
@@ -247,8 +171,11 @@ class ActivityWorkers:
         code = worker.process.exitcode
         worker.exited.set()
         failure = WorkerProcessExited(
-            f"the worker process {worker.index} (pid {worker.process.pid}) exited with code "
-            f"{code} during the invocation; the host starts it again")
+            f"the worker process {worker.index} (pid {worker.process.pid}) "
+            + (f"exited with code {code}" if worker.timed_out is None else
+               f"was stopped because the invocation {worker.timed_out} it also ran timed out "
+               "(functionTimeout)")
+            + " during the invocation; the host starts it again")
         loaded = worker.ready.done() and worker.ready.exception() is None
         if not worker.ready.done():
             worker.ready.set_exception(failure)
@@ -259,14 +186,42 @@ class ActivityWorkers:
         worker.pending.clear()
         worker.connection.close()
         self._wake_waiters()
-        if self._stopping or not loaded:
-            return  # one that dies while loading the app would only die again
-        log.warning("activity worker process %d (pid %s) exited with code %s; starting it "
-                    "again", worker.index, worker.process.pid, code)
+        if self._stopping or not self._started:
+            return  # start() reports a worker that did not load the app
+        if worker.timed_out is not None:  # not a failure of the worker: no count
+            self._start_again(worker)
+            return
+        now = time.monotonic()
+        if self._failures and now - self._failures[-1] > FAILURE_WINDOW_SECONDS:
+            self._failures.clear()
+        self._failures.append(now)
+        if len(self._failures) >= FAILURES_PER_WORKER * self._count:
+            log.error("activity worker process %d (pid %s) exited with code %s%s; not started "
+                      "again", worker.index, worker.process.pid, code,
+                      "" if loaded else " while loading the app")
+            if all(other.exited.is_set() for other in self._workers):
+                self._give_up()
+            return
+        log.warning("activity worker process %d (pid %s) exited with code %s%s; starting it "
+                    "again", worker.index, worker.process.pid, code,
+                    "" if loaded else " while loading the app")
+        self._start_again(worker)
+
+    def _start_again(self, worker: _Worker) -> None:
         replacement = self._spawn(worker.index)
+        asyncio.get_running_loop().call_later(
+            RESTART_TIMEOUT_SECONDS, self._stop_if_not_loaded, replacement)
         self._workers[worker.index] = replacement
         replacement.ready.add_done_callback(
             functools.partial(self._report_restart, worker.index))
+
+    @staticmethod
+    def _stop_if_not_loaded(worker: _Worker) -> None:
+        if worker.ready.done() or worker.exited.is_set():
+            return
+        log.error("activity worker process %d (pid %s) did not load the app within %d s; "
+                  "stopping it", worker.index, worker.process.pid, RESTART_TIMEOUT_SECONDS)
+        worker.process.kill()  # its exit counts as a failure and starts it again
 
     @staticmethod
     def _report_restart(index: int, ready: asyncio.Future[int]) -> None:
@@ -278,6 +233,16 @@ class ActivityWorkers:
         else:
             log.info("activity worker process %d started again (pid %d)", index, ready.result())
 
+    def _give_up(self) -> None:
+        self._given_up = True
+        log.error(
+            "Exceeded the activity worker process restart count (%d failures per worker "
+            "process within %d minutes): the host stops (the Functions host recycles itself "
+            "here); the activities that were running stay stored and run again at its next "
+            "start", FAILURES_PER_WORKER, FAILURE_WINDOW_SECONDS // 60)
+        if self._on_given_up is not None:
+            self._on_given_up()
+
     def _wake_waiters(self) -> None:
         async def notify() -> None:
             async with self._up:
@@ -285,8 +250,9 @@ class ActivityWorkers:
         asyncio.get_running_loop().create_task(notify())
 
     async def _next_worker(self) -> _Worker:
-        """The next worker that is up, round-robin; waits while workers start again, fails
-        when none is up or starting."""
+        """The next worker that is up, round-robin; waits while workers start again, and
+        once the restarts are given up until the stopping host cancels the invocation (its
+        work item stays stored)."""
         async with self._up:
             while True:
                 up = [worker for worker in self._workers
@@ -294,7 +260,7 @@ class ActivityWorkers:
                       and not worker.exited.is_set()]
                 if up:
                     return up[next(self._turn) % len(up)]
-                if all(worker.ready.done() for worker in self._workers):
+                if self._given_up and self._on_given_up is None:  # nobody stops the host
                     raise WorkerProcessExited(
                         "no activity worker process is running: each exited and could not "
                         "start again (see the host's log)")
@@ -315,15 +281,30 @@ class ActivityWorkers:
                     f"the worker process {worker.index} (pid {worker.process.pid}) could "
                     f"not be reached: {error}") from None
             return await answer
+        except asyncio.CancelledError:  # past functionTimeout, or the host stops
+            self._cancelled_on[invocation_id] = worker
+            raise
         finally:
             worker.pending.pop(call_id, None)
+
+    def restart_after_timeout(self, invocation_id: str) -> None:
+        """The invocation ran past functionTimeout: stop the worker running it and start it
+        again, as the Functions host restarts the worker of a timed-out invocation (its
+        thread cannot be stopped otherwise); the other invocations it ran fail."""
+        worker = self._cancelled_on.pop(invocation_id, None)
+        if worker is None or worker.exited.is_set() or self._stopping:
+            return
+        log.warning("activity worker process %d (pid %s) ran the invocation that timed out: "
+                    "stopping it and starting it again", worker.index, worker.process.pid)
+        worker.timed_out = invocation_id
+        worker.process.kill()
 
     async def stop(self) -> None:
         """Ask every worker to exit; kill one that has not within a few seconds."""
         self._stopping = True
         for worker in self._workers:
             with contextlib.suppress(OSError, ValueError):
-                worker.connection.send(_STOP)
+                worker.connection.send(STOP)
         for worker in self._workers:
             try:
                 await asyncio.wait_for(worker.exited.wait(), STOP_GRACE_SECONDS)

@@ -125,7 +125,8 @@ def test_two_activities_started_together_run_in_two_worker_processes(
 def test_a_failing_activity_reaches_the_orchestrator_as_it_does_in_process(
     start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
 ):
-    activities = ("raise_value_error", "raise_app_error", "raise_key_error")
+    activities = ("raise_value_error", "raise_app_error", "raise_key_error",
+                  "return_unencodable")
     in_process = start_devhost(sample_app(APP), env=durable_env)
     seen_in_process = [run(in_process, "failure_seen", name)["output"] for name in activities]
     in_process.stop()
@@ -139,7 +140,9 @@ def test_a_failing_activity_reaches_the_orchestrator_as_it_does_in_process(
         "Activity function 'raise_value_error' failed: ValueError: bad input 7 ",
         "Activity function 'raise_app_error' failed: QuotaExhausted: quota 7 used up ",
         "Activity function 'raise_key_error' failed: KeyError: 'row 7' ",
+        seen_in_process[3],
     ]
+    assert seen_in_process[3].startswith("Activity function 'return_unencodable' failed: ")
     output = workers.output()
     assert "(Failed, Instance=" in output and "): ValueError: bad input 7" in output
     # the worker's traceback, once, in the host's log
@@ -159,6 +162,15 @@ def test_the_function_timeout_applies_to_an_activity_in_a_worker_process(
     assert done["output"].startswith(
         "Activity function 'overrun_timeout' failed: FunctionTimeout: Timeout value of "
         "00:00:04 exceeded by function 'Functions.overrun_timeout'")
+    # As the Functions host, the worker running it is stopped and started again (in
+    # process its thread runs on): other activities it ran fail with it
+    timed_out = int(re.findall(r"overrun_timeout runs in process (\d+)", host.output())[0])
+    assert wait_until_gone([timed_out]) == []
+    wait_for_output(host, "started again")
+    assert (f"(pid {timed_out}) ran the invocation that timed out: stopping it and starting "
+            "it again") in host.output()
+    pair = run(host, "pids_of_a_pair", 0.5)["output"]
+    assert len(set(pair)) == 2 and timed_out not in pair
 
 
 def test_a_worker_killed_by_a_crash_point_fails_its_activity_and_is_started_again(
@@ -224,3 +236,166 @@ def test_stopping_the_host_stops_its_worker_processes(
 
     assert wait_until_gone(workers, timeout=2) == []
     assert "Traceback" not in host.output()
+
+
+def listed_workers(host: RunningHost) -> list[int]:
+    listed = re.search(r"worker processes \(FUNCTIONS_WORKER_PROCESS_COUNT\), pids ([\d, ]+)\n",
+                       host.output())
+    assert listed, host.output()
+    return [int(pid) for pid in listed.group(1).split(", ")]
+
+
+def wait_for_output(host: RunningHost, text: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in host.output():
+        assert time.monotonic() < deadline, host.output()
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("count", ["1", "2"])
+def test_several_megabytes_of_text_cross_to_and_from_a_worker_process_whole(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str], count: str
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": count})
+    size = 6_000_000
+
+    done = run(host, "large_round_trip", size, timeout=120)
+
+    assert done["runtimeStatus"] == "Completed", done
+    assert done["output"]["length"] == size
+    assert done["output"]["distinct"] == sorted("\u00e9\u4e2d\U0001f600\udc80")
+
+
+def test_a_sigterm_to_the_hosts_process_group_does_not_fail_the_running_activities(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    """`kill -TERM -<pgid>`, timeout(1), a supervisor: the workers get the host's signal.
+    The host alone stops them (after its engine stopped, so what they ran runs again after
+    a restart); a worker that died of the signal first failed its activities for good."""
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+    workers = listed_workers(host)
+    started = requests.post(host.url("/api/start/pids_of_a_pair"), json=3, timeout=10)
+    wait_for_output(host, "report_pid ran in process")
+
+    for pid in workers:
+        os.kill(pid, signal.SIGTERM)
+
+    done = wait_until_done(started.json()["statusQueryGetUri"], timeout=60)
+    assert done["runtimeStatus"] == "Completed", done
+    assert sorted(done["output"]) == sorted(workers)
+    assert "exited with code" not in host.output()
+
+
+def test_activities_running_in_workers_when_the_host_stops_run_again_after_a_restart(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    env = {**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+           "DEVHOST_MASTER_KEY": "master-restart", "DEVHOST_FUNCTION_KEY": "function-restart"}
+    first = start_devhost(sample_app(APP), env=env)
+    started = requests.post(first.url("/api/start/pids_of_a_pair"), json=3, timeout=10)
+    instance_id = started.json()["id"]
+    wait_for_output(first, "report_pid ran in process")
+
+    assert first.stop() == 0
+
+    second = start_devhost(sample_app(APP), env=env)
+    done = wait_until_done(second.url(
+        f"/runtime/webhooks/durabletask/instances/{instance_id}?code=master-restart"), 60)
+    assert done["runtimeStatus"] == "Completed", done
+    assert sorted(done["output"]) == sorted(listed_workers(second))
+
+
+def test_a_worker_that_keeps_dying_stops_the_host_after_three_failures_per_worker(
+    durable_env: dict[str, str], tmp_path: Path
+):
+    """As the Functions host: 3 x FUNCTIONS_WORKER_PROCESS_COUNT worker failures in a
+    short while and it stops restarting workers; with none left it stops (Azure recycles
+    it), leaving the work items stored, rather than starting workers for ever."""
+    host = start_host(sample_app(APP), log_path=tmp_path / "host.log", env={
+        **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+        "TEST_WORKER_EXITS_AFTER_LOAD": "0.2",
+    })
+    try:
+        code = host.process.wait(timeout=120)
+    finally:
+        host.kill()
+
+    output = host.output()
+    assert code == 1, output
+    assert output.count("exited with code 5; starting it again") == 5
+    assert ("Exceeded the activity worker process restart count (3 failures per worker "
+            "process within 30 minutes): the host stops") in output
+    assert "Traceback" not in output
+
+
+def test_a_test_host_does_not_inherit_a_worker_process_count_from_the_test_run(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """Crash tests expect an APP_CRASH_AT point in an activity to kill the whole host: a
+    FUNCTIONS_WORKER_PROCESS_COUNT exported in the shell that runs the tests must not turn
+    that into a worker's death. A test that wants workers says so in its env."""
+    monkeypatch.setenv("FUNCTIONS_WORKER_PROCESS_COUNT", "2")
+    host = start_devhost(sample_app(APP), env=durable_env)
+
+    done = run(host, "pids_of_a_pair", 0.1)
+
+    assert done["output"] == [host.process.pid, host.process.pid]
+    assert "worker processes (FUNCTIONS_WORKER_PROCESS_COUNT)" not in host.output()
+
+
+@pytest.mark.parametrize("activity", ["exit_async", "exit_in_thread"])
+def test_an_activity_that_exits_its_worker_fails_and_the_worker_is_started_again(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str], activity: str
+):
+    """sys.exit() in an activity ends the process it runs in, as in-process it ends the
+    host: the worker must exit too (failing that activity, and started again), not live on
+    with its event loop gone, leaving every later activity sent to it unanswered."""
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2"})
+
+    seen = run(host, "failure_seen", activity)["output"]
+
+    assert seen.startswith(f"Activity function '{activity}' failed: WorkerProcessExited: "), seen
+    assert "exited with code 7 during the invocation" in seen
+    wait_for_output(host, "started again")
+    for _ in range(2):  # each worker, the replacement included, answers
+        pair = run(host, "pids_of_a_pair", 0.5)
+        assert pair["runtimeStatus"] == "Completed", pair
+
+
+def test_a_fan_out_wider_than_max_concurrent_activities_completes_across_the_workers(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str]
+):
+    host = start_devhost(sample_app(APP),
+                         env={**durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "3"})
+
+    done = run(host, "pids_of_a_fan_out", 60, timeout=120)  # 6 x the default limit of 10
+
+    assert done["runtimeStatus"] == "Completed", done
+    assert len(done["output"]) == 60
+    assert set(done["output"]) == set(listed_workers(host))
+
+
+def test_a_worker_that_hangs_while_loading_the_app_again_is_stopped(
+    start_devhost: Callable[..., RunningHost], durable_env: dict[str, str], tmp_path: Path
+):
+    """As the Functions host's process start timeout (60 s): a worker started again that
+    never loads the app is stopped and counts as a failure, rather than holding its place
+    for ever (with every worker so, activities would wait for ever)."""
+    loads = tmp_path / "loads"
+    loads.mkdir()
+    host = start_devhost(sample_app(APP), env={
+        **durable_env, "FUNCTIONS_WORKER_PROCESS_COUNT": "2",
+        CRASH_SETTING: WORKER_CRASH_POINT, "TEST_HANG_IMPORT_AFTER_FIRST_TWO": str(loads),
+    })
+
+    assert run(host, "crash_then_carry_on", 0)["runtimeStatus"] == "Completed"
+
+    wait_for_output(host, "did not load the app within 60 s; stopping it", timeout=120)
+    hung = int(re.findall(r"\(pid (\d+)\) did not load the app within 60 s", host.output())[0])
+    assert wait_until_gone([hung]) == []
+    wait_for_output(host, f"(pid {hung}) exited with code -9 while loading the app; "
+                    "starting it again")
