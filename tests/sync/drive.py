@@ -1,8 +1,8 @@
 """Runs a sync job's steps in order, as the orchestration does, without a Functions host.
 
-The orchestration (orchestrators/sync.py) is a loop over the same three shared steps; this
-drives those steps directly so that the domain tests exercise real SQL, Table Storage and
-sinks quickly.
+The orchestration (orchestrators/sync/orchestration.py) is a loop over the same three
+shared steps; this drives those steps directly so that the domain tests exercise real
+SQL, Table Storage and sinks quickly.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ BOUND = {"value": "2026-12-01T00:00:00", "inclusive": True}
 
 @pytest.fixture(scope="module")
 def orchestrator():
-    with orchestrator_function("orchestrators.sync", "sync_run") as function:
+    with orchestrator_function("orchestrators.sync.orchestration", "sync_run") as function:
         yield function
 
 

@@ -1,30 +1,14 @@
-"""Scheduled change sync: one timer per job, the singleton run orchestration, status.
-
-    timer (NCRONTAB from the job's schedule setting)
-      -> tick: decide from the instance `sync-<job>` and the lease (shared/sync/lock.py),
-         start / skip / terminate a stuck run
-      -> sync_run orchestration: begin (bound, claim) -> pages, pages, ... -> end
-         (or rounds of pages in N key partitions side by side, then one join)
-         (each activity syncs pages for a time budget, checkpointing as it goes;
-         continue_as_new every N activities; pages that failed as a whole are retried with
-         durable-timer backoff, then the run fails with the watermark at its last checkpoint;
-         more changed rows than the job's backlog threshold: Bulk API 2.0 jobs instead)
-    POST /api/sync/{job}/run: a tick on demand, under the same lock (202 started, 409 not).
-    GET /api/sync/{job}: lock state, progress, watermark, lag, last runs, tick counters.
-"""
+"""The `sync_run` orchestration: one run of a sync job, as the numbered steps its
+docstring lists, each a sub-generator here (no I/O: activities do it)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import os
 from collections.abc import Generator
 from dataclasses import replace
-from datetime import datetime
 from typing import Any
 
 import azure.durable_functions as df
-import azure.functions as func
 
 from activities.sync import (
     SYNC_BEGIN_RUN,
@@ -37,17 +21,9 @@ from activities.sync import (
     SYNC_STAGE_BACKLOG,
     SYNC_SUBMIT_BACKLOG_PART,
 )
-from orchestrators.http import answers_failures, problem_response, request_path
-from shared.answer_json import answer_text
 from shared.bulkload.messages import JobSnapshot
 from shared.bulkload.progress import merge_jobs, one_line, running_job_ids
-from shared.config import AppSettings, app_settings
-from shared.durable import read_status
-from shared.problems import problem
 from shared.sync import run_plan
-from shared.sync.catalog import JOB_DEFINITIONS, sync_jobs
-from shared.sync.job import JobDefinition, SyncJob
-from shared.sync.lock import TickAction, TickDecision, decide_tick
 from shared.sync.messages import (
     BacklogFinishRequest,
     BacklogJobs,
@@ -67,53 +43,10 @@ from shared.sync.messages import (
     RunOutcome,
     StepFailure,
 )
-from shared.sync.starter import instance_snapshot, run_tick
-from shared.sync.state import sync_state, utc_now
-from shared.sync.status import job_status, unknown_job_problem
 
 blueprint = df.Blueprint()
 
 Steps = Generator[Any, Any, Any]
-
-# Why a run on demand was refused, for clients that branch on it.
-REFUSED_RUN_CODES = {
-    TickAction.SKIP_BUSY: "RUN_IN_PROGRESS",
-    TickAction.SKIP_HELD: "LOCK_HELD",
-    TickAction.TERMINATE_STUCK: "RUN_STUCK",
-    TickAction.SKIP_DISABLED: "JOB_DISABLED",
-}
-
-
-# -- timers: one per job --------------------------------------------------------------
-
-
-async def _tick(job: SyncJob, settings: AppSettings, client: Any) -> TickDecision:
-    def run_input(run_id: str, started_at: datetime) -> RunInput:
-        return run_plan.new_run_input(job, settings.sync, run_id, started_at)
-
-    # Made on a thread: the first use in a process creates the state's tables.
-    state = await asyncio.to_thread(sync_state, settings)
-    return await run_tick(job, client, state, run_input)
-
-
-def _register_timer(definition: JobDefinition) -> None:
-    async def tick(timer: func.TimerRequest, client: df.DurableOrchestrationClient) -> None:
-        settings = app_settings()
-        await _tick(definition.build(settings), settings, client)
-
-    tick.__name__ = tick.__qualname__ = definition.timer_function
-    blueprint.function_name(name=definition.timer_function)(
-        blueprint.timer_trigger(
-            schedule=f"%{definition.schedule_setting}%", arg_name="timer", run_on_startup=False
-        )(blueprint.durable_client_input(client_name="client")(tick))
-    )
-
-
-for _definition in JOB_DEFINITIONS:
-    _register_timer(_definition)
-
-
-# -- the run ----------------------------------------------------------------------------
 
 
 class SyncRunFailed(Exception):
@@ -384,67 +317,3 @@ def _end(context: df.DurableOrchestrationContext, run: RunInput, outcome: RunOut
     context.set_custom_status(run_plan.custom_status(run, outcome.value))
     yield context.call_activity(SYNC_END_RUN, EndRunRequest(
         run.job, run.run_id, run.started_at, outcome, run.totals, error).to_json())
-
-
-# -- HTTP: run now, status -------------------------------------------------------------
-
-
-def _requested_job(req: func.HttpRequest, settings: AppSettings) -> SyncJob | func.HttpResponse:
-    """The job the route names, or the 404 problem answer listing the configured jobs."""
-    jobs = sync_jobs(settings)
-    name = req.route_params.get("job", "")
-    job = jobs.get(name)
-    if job is None:
-        return problem_response(unknown_job_problem(name, sorted(jobs), request_path(req)))
-    return job
-
-
-@blueprint.route(route="sync/{job}/run", methods=["POST"])
-@blueprint.durable_client_input(client_name="client")
-@answers_failures
-async def sync_run_now(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    """Start a run now, under the same lock as the timer (busy, min interval, stuck)."""
-    settings = app_settings()
-    job = _requested_job(req, settings)
-    if isinstance(job, func.HttpResponse):
-        return job
-    # A failure is answered by @answers_failures, as every endpoint's: 503 naming the
-    # dependency (storage, the durable backend) with Retry-After, else 500.
-    decision = await _tick(job, settings, client)
-    if decision.action is TickAction.START:
-        return func.HttpResponse(
-            answer_text({"job": job.name, "runId": decision.run_id,
-                         "instanceId": job.instance_id, "status": f"/api/sync/{job.name}"}),
-            status_code=202, mimetype="application/json",
-        )
-    return problem_response(problem(
-        409, REFUSED_RUN_CODES[decision.action], "Run not started", decision.reason,
-        request_path(req)))
-
-
-@blueprint.route(route="sync/{job}", methods=["GET"])
-@blueprint.durable_client_input(client_name="client")
-@answers_failures
-async def sync_status(
-    req: func.HttpRequest, client: df.DurableOrchestrationClient
-) -> func.HttpResponse:
-    settings = app_settings()
-    job = _requested_job(req, settings)
-    if isinstance(job, func.HttpResponse):
-        return job
-    state = sync_state(settings)
-    status = await read_status(client, job.instance_id, show_input=True)
-    instance = instance_snapshot(status)
-    now = utc_now()
-    decision = decide_tick(
-        now, enabled=job.enabled, instance=instance, lease=state.lease.read(job.name),
-        max_run_time=job.max_run_time, min_interval=job.min_interval,
-    )
-    body = job_status(
-        job, state, instance, decision,
-        custom_status=status.custom_status if status else None,
-        schedule=os.environ.get(job.schedule_setting), now=now,
-    )
-    return func.HttpResponse(answer_text(body), mimetype="application/json")
