@@ -134,12 +134,7 @@ def _sync_pages(context: df.DurableOrchestrationContext, run: RunInput) -> Steps
         if page.failure is None:
             return page
         failed_attempts += 1
-        delay = run_plan.retry_delay(run, failed_attempts) if page.failure.retryable else None
-        if delay is None:
-            yield from _end(context, run, RunOutcome.FAILED, page.failure.error)
-            raise SyncRunFailed(page.failure.error)
-        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
-        yield context.create_timer(context.current_utc_datetime + delay)
+        yield from _wait_to_retry(context, run, page.failure, failed_attempts)
 
 
 def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
@@ -159,13 +154,9 @@ def _sync_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> 
                 return run, False
             return (yield from _join_partitions(context, run)), True
         failed_attempts += 1
-        retryable = all(failure.retryable for failure in failures)
-        delay = run_plan.retry_delay(run, failed_attempts) if retryable else None
-        if delay is None:
-            yield from _end(context, run, RunOutcome.FAILED, failures[0].error)
-            raise SyncRunFailed(failures[0].error)
-        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
-        yield context.create_timer(context.current_utc_datetime + delay)
+        yield from _wait_to_retry(context, run, replace(
+            failures[0], retryable=all(failure.retryable for failure in failures)),
+            failed_attempts)
 
 
 def _partition_round(context: df.DurableOrchestrationContext, run: RunInput,
@@ -201,12 +192,19 @@ def _join_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> 
         if joined.failure is None:
             return run_plan.add_pages(run, joined)
         failed_attempts += 1
-        delay = run_plan.retry_delay(run, failed_attempts) if joined.failure.retryable else None
-        if delay is None:
-            yield from _end(context, run, RunOutcome.FAILED, joined.failure.error)
-            raise SyncRunFailed(joined.failure.error)
-        context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
-        yield context.create_timer(context.current_utc_datetime + delay)
+        yield from _wait_to_retry(context, run, joined.failure, failed_attempts)
+
+
+def _wait_to_retry(context: df.DurableOrchestrationContext, run: RunInput,
+                   failure: StepFailure, failed_attempts: int) -> Steps:
+    """After a step failed as a whole: a durable-timer backoff while a later try may pass;
+    else the run ends as failed (3)."""
+    delay = run_plan.retry_delay(run, failed_attempts) if failure.retryable else None
+    if delay is None:
+        yield from _end(context, run, RunOutcome.FAILED, failure.error)
+        raise SyncRunFailed(failure.error)
+    context.set_custom_status(run_plan.custom_status(run, "waiting to retry"))
+    yield context.create_timer(context.current_utc_datetime + delay)
 
 
 def _load_backlog(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
