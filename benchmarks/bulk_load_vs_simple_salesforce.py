@@ -163,6 +163,7 @@ import requests
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
+from benchmarks.process_cpu import cpu_seconds  # noqa: E402
 from devhost.testing import start_host  # noqa: E402
 from devtools.services import start_azurite  # noqa: E402
 from sfsim.settings import SimSettings  # noqa: E402
@@ -193,15 +194,6 @@ def seed_load(load_id: str, accounts: int, contacts_each: int, invalid_share: fl
         account["name"] = ("N" * 300) if number in invalid else f"Account {number}"
         body.append(account)
     return {"loadId": load_id, "accounts": body}
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) a process used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def timeline(events: list[dict], started_at: float) -> list[str]:

@@ -162,6 +162,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from werkzeug.wrappers import Request, Response  # noqa: E402
 
 from benchmarks.asset_source import bare_fetch, load_assets  # noqa: E402
+from benchmarks.process_cpu import cpu_seconds  # noqa: E402
 from devhost.testing import RunningHost, start_host  # noqa: E402
 from devtools import services  # noqa: E402
 from sfsim.server import KeepAliveHandler, close_open_connections  # noqa: E402
@@ -215,29 +216,6 @@ class CountingEndpoint:
     def stop(self) -> None:
         self._server.shutdown()
         close_open_connections(self._server)
-
-
-def cpu_seconds(pid: int, children: bool = True) -> float:
-    """CPU seconds (user + system) a process and (unless not `children`) its live
-    children (the host's activity worker processes, PostgreSQL's backends) used so far
-    (Linux /proc; 0 elsewhere): what the host spends on a run, which load from other
-    processes changes less than wall time."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + (sum(cpu_seconds(child) for child in _children(pid)) if children else 0.0)
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children += [int(child) for child in (task / "children").read_text().split()]
-        except (OSError, ValueError):
-            continue
-    return children
 
 
 def fetch_floor(connection_string: str, view: str) -> float:

@@ -8,6 +8,7 @@ orchestrator (and `get_status(...).input_`) may see the object as JSON text.
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -81,3 +82,18 @@ def is_error_document(status: DurableOrchestrationStatus | None) -> bool:
     if status is None or getattr(status, "runtime_status", None) is not None:
         return False
     return not hasattr(status, "message")
+
+
+MAX_MESSAGE = 300
+_ACTIVITY_PREFIX = re.compile(r"^Activity function '[^']*' failed:\s*")
+
+
+def one_line(text: str) -> str:
+    """The first meaningful line of an error text, at most 300 characters: an activity's
+    failure arrives as its exception's message with a serialized stack trace after it."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    # Azure's Python worker reports "Result: Failure / Exception: ... / Stack: ...".
+    chosen = next((line.removeprefix("Exception:").strip() for line in lines
+                   if line.startswith("Exception:")), lines[0] if lines else "")
+    chosen = _ACTIVITY_PREFIX.sub("", chosen)
+    return chosen if len(chosen) <= MAX_MESSAGE else chosen[:MAX_MESSAGE - 1] + "…"

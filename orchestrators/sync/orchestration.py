@@ -22,7 +22,8 @@ from activities.sync import (
     SYNC_SUBMIT_BACKLOG_PART,
 )
 from shared.bulkload.messages import JobSnapshot
-from shared.bulkload.progress import merge_jobs, one_line, running_job_ids
+from shared.bulkload.progress import merge_jobs, running_job_ids
+from shared.durable import one_line
 from shared.sync import run_plan
 from shared.sync.messages import (
     BacklogFinishRequest,

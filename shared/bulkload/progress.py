@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from shared.bulkload.messages import (
     StopReason,
 )
 from shared.bulkload.request import LoadLevel
+from shared.durable import one_line
 
 CUSTOM_STATUS_LIMIT = 16_000
 MAX_JOBS_IN_STATUS = 20
@@ -151,21 +151,6 @@ def level_failure(jobs: Sequence[JobSnapshot], stalled_ids: Sequence[str],
             message = one_line(job.error_message or "no errorMessage")
             reasons.append(f"job {job.id} ended {job.state}: {message}")
     return LevelError(code, "; ".join(reasons)) if reasons else None
-
-
-MAX_MESSAGE = 300
-_ACTIVITY_PREFIX = re.compile(r"^Activity function '[^']*' failed:\s*")
-
-
-def one_line(text: str) -> str:
-    """The first meaningful line of an error text, at most 300 characters: an activity's
-    failure arrives as its exception's message with a serialized stack trace after it."""
-    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
-    # Azure's Python worker reports "Result: Failure / Exception: ... / Stack: ...".
-    chosen = next((line.removeprefix("Exception:").strip() for line in lines
-                   if line.startswith("Exception:")), lines[0] if lines else "")
-    chosen = _ACTIVITY_PREFIX.sub("", chosen)
-    return chosen if len(chosen) <= MAX_MESSAGE else chosen[:MAX_MESSAGE - 1] + "…"
 
 
 def activity_failure(code: LevelErrorCode, step: str, attempts: int,

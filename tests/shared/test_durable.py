@@ -17,7 +17,13 @@ from azure.durable_functions.models.utils import http_utils
 from devhost.durable_endpoints import DurableEndpoints
 from devhost.host import close_durable_client_session
 from shared.dependency_failures import DURABLE_UNAVAILABLE, classify_failure
-from shared.durable import DurableBackendError, instance_id_of, read_status, runtime_state_of
+from shared.durable import (
+    DurableBackendError,
+    instance_id_of,
+    one_line,
+    read_status,
+    runtime_state_of,
+)
 
 
 def test_a_status_the_client_answered_gives_its_id_and_runtime_state():
@@ -122,3 +128,17 @@ def test_the_app_reads_statuses_only_through_read_status():
               if ".get_status(" in line]
 
     assert direct == []
+
+
+def test_an_activity_failure_is_read_as_its_exception_line_without_the_stack():
+    failure = ("Activity function 'sync_pages' failed:  Result: Failure\n"
+               "Exception: SyncRunError: the source refused the query\n"
+               "Stack:   File \"/app/activities/sync.py\", line 12, in sync_pages\n")
+    assert one_line(failure) == "SyncRunError: the source refused the query"
+    assert one_line("Activity function 'x' failed: boom\n  at line 3") == "boom"
+    assert one_line("\n\n") == ""
+
+
+def test_a_long_failure_line_is_cut_at_300_characters_with_an_ellipsis():
+    line = one_line("x" * 1000)
+    assert len(line) == 300 and line.endswith("…")
