@@ -76,14 +76,14 @@ def find_null_rows(job: SyncJob, source: SqlSource, run_id: str, watermark: Wate
         names, found = source.fetch_tuples(
             null_key_statement(keyset, after, at_too, bound, limit + 1))
         found, checked, left_out_at = _within_limit(job, names, found, bound, limit)
-        letters += _told_apart([_letter(job, names, values, NULL_KEY) for values in found])
+        letters += _letters(job, names, found, NULL_KEY)
         through = _later(codec, through, codec.stored_bound(checked))
     names, found = source.fetch_tuples(null_cursor_statement(keyset, limit))
     digests = [_identity(job, names, values) for values in found]
     earlier = set(reported.cursor_rows)
-    new_cursors = _told_apart([_letter(job, names, values, NULL_CURSOR)
-                               for values, digest in zip(found, digests, strict=True)
-                               if digest not in earlier])
+    new_cursors = _letters(job, names, [
+        values for values, digest in zip(found, digests, strict=True)
+        if digest not in earlier], NULL_CURSOR)
     if letters or new_cursors:
         log_event(log, "sync rows not synced", level=logging.WARNING, job=job.name,
                   run_id=run_id, null_keys=len(letters), null_cursors=len(new_cursors),
@@ -134,29 +134,33 @@ def _within_limit(job: SyncJob, names: tuple[str, ...], found: list[Sequence[Any
     return found[:limit], UpperBound(first_left, inclusive=True), str(first_left)
 
 
-def _letter(job: SyncJob, names: tuple[str, ...], values: Sequence[Any],
-            code: str) -> DeadLetter:
-    keyset = job.source.keyset()
-    row = dict(zip(names, values, strict=True))
+def _letters(job: SyncJob, names: tuple[str, ...], rows: Sequence[Sequence[Any]],
+             code: str) -> list[DeadLetter]:
+    """A dead letter per row: the column, the view and its setting named, the row's masked
+    values as the record; rows alike in key and cursor told apart (`_told_apart`)."""
+    keyset, codec = job.source.keyset(), job.source.codec
+    masked_row = job.row_masker(names)
     relation = f"{keyset.relation} (setting {job.view_setting})"
-    if code == NULL_KEY:
-        columns = [column for column in keyset.key_columns if row[column] is None]
-        message = (f"key column {', '.join(columns)} is NULL in {relation}: a row without "
-                   "its key is not synced (no record key, no watermark position); give it "
-                   "a key in the view, or leave it out there")
-    else:
-        message = (f"cursor column {keyset.cursor_column} is NULL in {relation}: a row "
-                   "without a cursor value is never read by a run; give it one in the view "
-                   "(it is then synced as a change), or leave it out there")
-    record_key = "/".join("NULL" if row[column] is None else str(row[column])
-                          for column in keyset.key_columns)
-    has_null_key = any(row[column] is None for column in keyset.key_columns)
-    masked = job.row_masker(names)(values)
-    return DeadLetter(
-        record_key, job.source.codec.cursor_text(row[keyset.cursor_column]), code, message,
-        {key: value if isinstance(value, int | float | str | bool) or value is None
-         else str(value) for key, value in masked.items()},
-        row_digest=_digest(values) if has_null_key else "")
+    letters = []
+    for values in rows:
+        row = dict(zip(names, values, strict=True))
+        nulls = [column for column in keyset.key_columns if row[column] is None]
+        if code == NULL_KEY:
+            message = (f"key column {', '.join(nulls)} is NULL in {relation}: a row without "
+                       "its key is not synced (no record key, no watermark position); give "
+                       "it a key in the view, or leave it out there")
+        else:
+            message = (f"cursor column {keyset.cursor_column} is NULL in {relation}: a row "
+                       "without a cursor value is never read by a run; give it one in the "
+                       "view (it is then synced as a change), or leave it out there")
+        record_key = "/".join("NULL" if row[column] is None else str(row[column])
+                              for column in keyset.key_columns)
+        letters.append(DeadLetter(
+            record_key, codec.cursor_text(row[keyset.cursor_column]), code, message,
+            {key: value if isinstance(value, int | float | str | bool) or value is None
+             else str(value) for key, value in masked_row(values).items()},
+            row_digest=_digest(values) if nulls else ""))
+    return _told_apart(letters)
 
 
 def _told_apart(letters: list[DeadLetter]) -> list[DeadLetter]:
