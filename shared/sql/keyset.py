@@ -4,12 +4,20 @@ A page is the next `page_size` rows after a position `(cursor value, key values)
 `(cursor, key)` order, never beyond the upper bound fixed when the run started:
 
     cursor >= ? AND (cursor > ? OR key > ?) AND cursor <= ?        -- one key column
+        AND key IS NOT NULL
     ORDER BY cursor, key
 
 The leading `cursor >= ?` gives the planner a range to seek on an index over
 `(cursor, key)`; the plain `cursor > ? OR (cursor = ? AND key > ?)` form is as slow as
 OFFSET in the middle of a table (REFERENCE.md). Rows that share a cursor value across a
 page boundary are told apart by the key, so none is lost or read twice.
+
+A row whose key (any key column) or cursor is NULL is never in a page: it has no position
+a watermark could hold, and SQL Server and SQLite sort NULL first where PostgreSQL sorts
+it last, so `ORDER BY` and the predicate would disagree about where it lies (read twice,
+or skipped). A NULL cursor fails every comparison already; NULL keys are left out by
+`key IS NOT NULL`. `null_key_statement` and `null_cursor_statement` find those rows, so
+that a run reports them (shared/sync/null_rows.py) instead of sending them as records.
 
 Cursor kinds:
 - `timestamp`: a change timestamp; the bound is the database's clock minus a lag, so that
@@ -101,8 +109,8 @@ class KeyPartition:
     key is `index` modulo `count` (negative keys too: `%` takes the sign of the key on
     SQL Server, PostgreSQL and SQLite, so the remainder is brought back into 0..count-1).
     Every key lies in exactly one part, so every change of one record is read, in order,
-    by one part. A NULL key (`NULL % count` is NULL) lies in part 0: read there as a run
-    in one piece reads it, never skipped by every part."""
+    by one part. A row with a NULL key lies in no part, as it lies in no page of a run in
+    one piece (`page_statement`); the run reports it when it begins."""
 
     index: int
     count: int
@@ -116,12 +124,11 @@ class KeyPartition:
             raise ValueError("rows are partitioned by one integer key column only")
         key = source.dialect.quote(source.key_columns[0])
         # Literals, not parameters: two integers, and no driver has to guess their type.
-        remainder = f"(({key} % {self.count}) + {self.count}) % {self.count} = {self.index}"
-        return f"({remainder} OR {key} IS NULL)" if self.index == 0 else remainder
+        return f"(({key} % {self.count}) + {self.count}) % {self.count} = {self.index}"
 
     def holds(self, key: int | None) -> bool:
         """Whether a key lies in this part (as the predicate decides it in the database)."""
-        return self.index == 0 if key is None else key % self.count == self.index
+        return key is not None and key % self.count == self.index
 
 
 @dataclass(frozen=True)
@@ -185,6 +192,7 @@ def page_statement(
             params += [*after.key[:depth], after.key[depth]]
     where += f" AND {cursor} {'<=' if bound.inclusive else '<'} ?"
     params.append(bind_cursor(source, bound.value))
+    where += "".join(f" AND {quote(column)} IS NOT NULL" for column in source.key_columns)
     if partition is not None:
         where += f" AND {partition.predicate(source)}"
     sql = source.dialect.select_page(
@@ -194,6 +202,39 @@ def page_statement(
     if source.dialect.name == "tsql":
         return Statement(sql, (page_size, *params))
     return Statement(sql, (*params, page_size))
+
+
+def null_key_statement(
+    source: KeysetSource, after: Any, after_inclusive: bool, bound: UpperBound, limit: int
+) -> Statement:
+    """The rows a page never reads because a key column is NULL, whose cursor lies after
+    `after` (`after_inclusive`: at it too) up to `bound`, in cursor order, at most `limit`:
+    a range of the `(cursor, key)` index, as a page reads."""
+    quote = source.dialect.quote
+    cursor = quote(source.cursor_column)
+    nulls = " OR ".join(f"{quote(column)} IS NULL" for column in source.key_columns)
+    where = (f"{cursor} {'>=' if after_inclusive else '>'} ? "
+             f"AND {cursor} {'<=' if bound.inclusive else '<'} ? AND ({nulls})")
+    params = (bind_cursor(source, after), bind_cursor(source, bound.value))
+    sql = source.dialect.select_page(
+        _select_list(source), source.dialect.quote_relation(source.relation), where,
+        _order_by(source),
+    )
+    if source.dialect.name == "tsql":
+        return Statement(sql, (limit, *params))
+    return Statement(sql, (*params, limit))
+
+
+def null_cursor_statement(source: KeysetSource, limit: int) -> Statement:
+    """The rows no page ever reads because their cursor is NULL, in key order, at most
+    `limit` (a seek on the `(cursor, key)` index: its NULL entries)."""
+    quote = source.dialect.quote
+    sql = source.dialect.select_page(
+        _select_list(source), source.dialect.quote_relation(source.relation),
+        f"{quote(source.cursor_column)} IS NULL",
+        ", ".join(quote(column) for column in source.key_columns),
+    )
+    return Statement(sql, (limit,))
 
 
 def count_statement(
@@ -270,6 +311,7 @@ def normalise_cursor(source: KeysetSource, value: Any) -> Any:
 
 def normalise_key(value: Any) -> Any:
     if isinstance(value, bool) or value is None:
+        # Pages leave out NULL keys (page_statement): a position is never taken at one.
         raise ValueError(f"a key column holds {value!r}: key columns must be non-null")
     if isinstance(value, int | str):
         return value

@@ -120,6 +120,7 @@ def asset_changes_job(
         backlog_threshold=section.backlog_threshold if section.sink == "salesforce" else 0,
         partitions=section.partitions,
         partitions_setting=setting_name(AssetChangesSyncSettings, "partitions"),
+        view_setting=setting_name(AssetChangesSyncSettings, "view"),
         # ASSET-<Asset_ID> and assetId: one per Asset_ID, never one for two.
         sink_key_follows_source_key=True,
     )

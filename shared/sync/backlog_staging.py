@@ -3,7 +3,9 @@ a page at a time (the next page read while this one is written), masked and mapp
 ingest CSV lines (backlog_mapping.py), written as parts whose upsert jobs are submitted as
 soon as each is full (backlog_parts.py, backlog_submission.py), and the keys to Blob
 Storage in blobs of KEYS_PER_BLOB rows ({container}/{job}/{run}/keys-{k}.csv), to
-dead-letter what Salesforce rejects. Rows the mapping rejects are dead-lettered here.
+dead-letter what Salesforce rejects. Rows the mapping rejects are dead-lettered here; rows
+with a NULL key or cursor are read by no page, here as in pages.py (the run's begin
+dead-lettered them: null_rows.py).
 
 Reading stops before a record's second change (its first may be in a job still running:
 the jobs run side by side, the later change could be written first; record_hashes.py

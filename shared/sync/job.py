@@ -117,6 +117,9 @@ class SyncJob:
     # setting that says so, named in the problems below.
     partitions: int = 1
     partitions_setting: str = "partitions"
+    # The setting that names the source view, named where its rows need fixing (a NULL
+    # key or cursor: null_rows.py).
+    view_setting: str = "view"
     # The mapping derives the key the sink writes a record by (external id, key fields)
     # from the source's key alone, one source key one sink key: records that partitions
     # write side by side are then never one record at the target.

@@ -21,6 +21,9 @@ counted once, since the totals move with the watermark. A page that failed as a 
 the activity: the pages in flight beside it are waited for, and neither it nor any page
 after it is checkpointed.
 
+A row whose key or cursor is NULL is in no page (it has no position to checkpoint): the
+run's begin dead-letters it instead (null_rows.py).
+
 With a key partition (partitions.py), the pages are those of the partition's keys only,
 from the partition's own position, and the checkpoints go to its row instead of the
 watermark (checkpoints.py); reaching the run's end is recorded there too.

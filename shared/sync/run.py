@@ -1,7 +1,9 @@
 """The first and the last step of a run, each one activity: begin and end.
 
 `begin_run` checks the source, fixes the run's upper bound (the database's clock minus
-the lag, or the highest committed version), claims the watermark for the run and tells
+the lag, or the highest committed version), dead-letters the rows no page reads (a NULL
+key in the run's window, a NULL cursor: null_rows.py), claims the watermark for the run
+(counting those in its totals) and tells
 whether more changed rows than the job's backlog threshold wait (backlog.py loads those);
 `end_run` records how the run ended and releases the lease. Between them, pages.py.
 """
@@ -24,6 +26,7 @@ from shared.sql.source import SourceError
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import RunBegun, RunOutcome, RunTotals
+from shared.sync.null_rows import find_null_rows
 from shared.sync.partitions import check_partition_key, partition_totals
 from shared.sync.state import SyncState, utc_now
 from shared.sync.state.lease import LOCK_ROW
@@ -43,8 +46,10 @@ log = logging.getLogger(__name__)
 
 def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
               partitions: int | None = None) -> RunBegun:
-    """Check the source, fix the run's upper bound, claim the watermark, record the run.
-    `partitions`: the key partitions the run was started with (None: the job's setting)."""
+    """Check the source, fix the run's upper bound, dead-letter the rows without key or
+    cursor not reported before, claim the watermark (their count in the run's totals, and
+    what was reported), record the run. `partitions`: the key partitions the run was
+    started with (None: the job's setting)."""
     keyset = job.source.keyset()
     source = job.source.sql_source()
     # The watermark row is read while the source is asked (a login, on a new process): the
@@ -58,11 +63,18 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
             bound = upper_bound_from(
                 keyset, source.fetch_value(upper_bound_statement(keyset)), job.source.lag
             )
+            row = seen.result()[WATERMARK_ROW]
+            found = find_null_rows(job, source, run_id, watermark_from(
+                row.entity, keyset.cursor_kind, job.source.initial_position), bound)
         except SourceError as error:
             raise SyncRunError(job.name, error.code, error.message) from None
+        # Written before the claim that counts them: a begin tried again writes the same
+        # rows again (one per row) and counts them once.
+        if found.letters:
+            state.dead_letters.add(job.name, run_id, found.letters)
         watermark = state.watermarks.claim(
-            job.name, keyset.cursor_kind, job.source.initial_position, run_id,
-            seen.result()[WATERMARK_ROW],
+            job.name, keyset.cursor_kind, job.source.initial_position, run_id, row,
+            found.reported, len(found.letters),
         )
     crash_point(BEGIN_AFTER_CLAIM)
     backlog = False

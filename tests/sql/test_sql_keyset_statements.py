@@ -21,6 +21,8 @@ from shared.sql.keyset import (
     Position,
     UpperBound,
     count_statement,
+    null_cursor_statement,
+    null_key_statement,
     offset_page_statement,
     page_statement,
     probe_statement,
@@ -53,6 +55,8 @@ def all_statements(dialect, kind, keys):
         upper_bound_statement(src),
         offset_page_statement(src, 1000, 500),
         count_statement(src, Position(cursor_value(kind), key_values), bound, 10_001),
+        null_key_statement(src, cursor_value(kind), False, bound, 1001),
+        null_cursor_statement(src, 1001),
     ]
 
 
@@ -88,7 +92,8 @@ def test_keyset_predicate_has_the_seekable_form_and_bound():
         "SELECT TOP (?) [Asset_ID], [Asset_Name], [ChangeTimestamp] "
         "FROM [dbo].[Usr_SW_Salesforce_Assets_Changes_V] "
         "WHERE [ChangeTimestamp] >= ? AND ([ChangeTimestamp] > ? OR [Asset_ID] > ?) "
-        "AND [ChangeTimestamp] <= ? ORDER BY [ChangeTimestamp], [Asset_ID]"
+        "AND [ChangeTimestamp] <= ? AND [Asset_ID] IS NOT NULL "
+        "ORDER BY [ChangeTimestamp], [Asset_ID]"
     )
     assert statement.params == (
         100, datetime(2025, 1, 1), datetime(2025, 1, 1), 7, datetime(2025, 2, 1)
@@ -178,11 +183,38 @@ def test_a_composite_key_has_no_partition_predicate():
 
 
 @pytest.mark.parametrize("dialect", [TSQL, POSTGRESQL, SQLITE])
-def test_partition_0_also_takes_the_rows_whose_key_is_null(dialect):
-    statement = page_statement(source(dialect), Position(datetime(2025, 10, 8), (7,)),
-                               UpperBound(datetime(2025, 10, 9), True), 500,
-                               KeyPartition(0, 4))
-    sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
-    quoted = dialect.quote("Asset_ID")
-    assert f"AND ((({quoted} % 4) + 4) % 4 = 0 OR {quoted} IS NULL) ORDER BY" in statement.sql
-    assert KeyPartition(0, 4).holds(None) and not KeyPartition(1, 4).holds(None)
+@pytest.mark.parametrize("partition", [None, KeyPartition(0, 4), KeyPartition(3, 4)])
+def test_no_page_takes_a_row_whose_key_is_null_partitioned_or_not(dialect, partition):
+    # Where NULL sorts differs (first on SQL Server and SQLite, last on PostgreSQL): a page
+    # that held one would have no position after it. The run's begin reports them.
+    for keys in (("Asset_ID",), ("Region", "Asset_ID")):
+        if partition is not None and len(keys) > 1:
+            continue
+        for after in (Position(datetime(2025, 10, 8)), Position(datetime(2025, 10, 8),
+                                                                (7,) * len(keys))):
+            statement = page_statement(source(dialect, keys=keys), after,
+                                       UpperBound(datetime(2025, 10, 9), True), 500,
+                                       partition)
+            sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
+            where = statement.sql.split(" WHERE ", 1)[1].split(" ORDER BY ", 1)[0]
+            for key in keys:
+                assert f" AND {dialect.quote(key)} IS NOT NULL" in where
+            assert " IS NULL" not in where.replace(" IS NOT NULL", "")
+    assert not any(KeyPartition(index, 4).holds(None) for index in range(4))
+
+
+@pytest.mark.parametrize("dialect", [TSQL, POSTGRESQL, SQLITE])
+@pytest.mark.parametrize("kind", ["timestamp", "version"])
+def test_rows_without_key_or_cursor_are_found_by_statements_of_their_own(dialect, kind):
+    src = source(dialect, kind, ("Region", "Asset_ID"))
+    bound = UpperBound(cursor_value(kind), True)
+    keys = null_key_statement(src, cursor_value(kind), False, bound, 1001)
+    cursors = null_cursor_statement(src, 1001)
+    for statement in (keys, cursors):
+        parsed = sqlglot.parse_one(statement.sql, read=SQLGLOT_DIALECT[dialect.name])
+        assert isinstance(parsed, exp.Select)
+        assert statement.sql.count("?") == len(statement.params)
+    quote = dialect.quote
+    assert (f"({quote('Region')} IS NULL OR {quote('Asset_ID')} IS NULL)"
+            in keys.sql.split(" WHERE ", 1)[1])
+    assert f"WHERE {quote('ChangeTimestamp')} IS NULL ORDER BY" in cursors.sql

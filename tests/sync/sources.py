@@ -34,18 +34,21 @@ class AssetSource:
     def stamp(self, value: datetime):
         return format_sqlite_timestamp(value) if self.dialect == "sqlite" else value
 
-    def insert(self, rows: Iterable[tuple[int, datetime]], status: str = "Installed") -> None:
-        """Insert assets (id, ChangeTimestamp) with generated column values."""
+    def insert(self, rows: Iterable[tuple[int | None, datetime | None]],
+               status: str = "Installed") -> None:
+        """Insert assets (id, ChangeTimestamp) with generated column values (either may be
+        None in a source made with `nullable`)."""
         rows = list(rows)
         with self.connect() as connection:
             cursor = connection.cursor()
             # psqlODBC's array binding (fast_executemany) drops fractional seconds.
             cursor.fast_executemany = self.dialect != "sqlite" and all(
-                stamp.microsecond == 0 for _, stamp in rows
+                stamp is not None and stamp.microsecond == 0 for _, stamp in rows
             )
             params = [
-                (asset_id, self.stamp(stamp), f"Asset {asset_id}", f"SN-{asset_id:08d}",
-                 status, 1, 10.5, "2024-01-02", f"owner{asset_id}@example.com")
+                (asset_id, None if stamp is None else self.stamp(stamp), f"Asset {asset_id}",
+                 f"SN-{asset_id or 0:08d}", status, 1, 10.5, "2024-01-02",
+                 f"owner{asset_id}@example.com")
                 for asset_id, stamp in rows
             ]
             cursor.executemany(
@@ -63,21 +66,25 @@ class AssetSource:
 
 
 def create_asset_source(connection_string: str, dialect: str,
-                        changes_per_asset: bool = False) -> AssetSource:
+                        changes_per_asset: bool = False, nullable: bool = False) -> AssetSource:
     """A table and the seed's view over it: one row per asset, or with `changes_per_asset`
     one row per change of an asset (a CDC-like view: keyed on the change's time and the
-    asset)."""
+    asset). `nullable`: the key and the cursor may be NULL (as a view's outer join may
+    give them), and no primary key."""
     suffix = uuid.uuid4().hex[:10]
     table, view = f"assets_{suffix}", f"asset_changes_{suffix}"
     stamp_type = "TIMESTAMP" if dialect == "sqlite" else "TIMESTAMP(3)"
+    not_null = "" if nullable else " NOT NULL"
+    primary_key = ("" if nullable else
+                   ', PRIMARY KEY ("ChangeTimestamp", "Asset_ID")' if changes_per_asset
+                   else ', PRIMARY KEY ("Asset_ID")')
     with pyodbc.connect(connection_string, autocommit=True) as connection:
         connection.execute(
-            f'CREATE TABLE {table} ("Asset_ID" INTEGER NOT NULL, '
-            f'"ChangeTimestamp" {stamp_type} NOT NULL, "Asset_Name" VARCHAR(80) NOT NULL, '
+            f'CREATE TABLE {table} ("Asset_ID" INTEGER{not_null}, '
+            f'"ChangeTimestamp" {stamp_type}{not_null}, "Asset_Name" VARCHAR(80) NOT NULL, '
             '"Serial_Number" VARCHAR(40), "Status" VARCHAR(40), "Quantity" NUMERIC(12,2), '
-            '"Price" NUMERIC(12,2), "Install_Date" DATE, "Contact_Email" VARCHAR(120), '
-            + ('PRIMARY KEY ("ChangeTimestamp", "Asset_ID"))' if changes_per_asset
-               else 'PRIMARY KEY ("Asset_ID"))')
+            '"Price" NUMERIC(12,2), "Install_Date" DATE, "Contact_Email" VARCHAR(120)'
+            f'{primary_key})'
         )
         connection.execute(
             f'CREATE INDEX ix_{suffix} ON {table} ("ChangeTimestamp", "Asset_ID")'

@@ -101,6 +101,8 @@ def test_example_job_is_built_from_its_settings():
     assert job.source.lag == timedelta(seconds=5)
     assert job.source.sql_dialect().name == "sqlite"
     assert job.instance_id == "sync-asset-changes"
+    # Named in the dead letters of rows without key or cursor (null_rows.py).
+    assert job.view_setting == "SYNC_ASSET_CHANGES_SOURCE_VIEW"
     assert "s3cret" not in repr(job) and "s3cret" not in repr(settings)
 
 

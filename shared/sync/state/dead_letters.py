@@ -1,5 +1,7 @@
 """The dead-letter table: records the sink or the mapping rejected, one row per record
-change (key + cursor), so a replayed page rewrites its rows and never adds any."""
+change (key + cursor), so a replayed page rewrites its rows and never adds any; and the
+rows no page reads (a NULL key or cursor, shared/sync/null_rows.py), told apart by a
+digest of their values where the key cannot tell them apart."""
 
 from __future__ import annotations
 
@@ -20,6 +22,8 @@ class DeadLetter:
     code: str
     message: str
     record: dict[str, Any] | None = None
+    # Added to the row key: tells apart rows whose key and cursor are alike (NULL keys).
+    row_digest: str = ""
 
 
 class DeadLetters:
@@ -34,7 +38,8 @@ class DeadLetters:
             )
             self.table.upsert_entity({
                 "PartitionKey": job,
-                "RowKey": safe_key(f"{letter.record_key}|{letter.cursor or ''}"),
+                "RowKey": safe_key(f"{letter.record_key}|{letter.cursor or ''}"
+                                   + (f"|{letter.row_digest}" if letter.row_digest else "")),
                 "RecordKey": letter.record_key,
                 "Cursor": letter.cursor or "",
                 "ErrorCode": letter.code[:256],
