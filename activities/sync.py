@@ -38,6 +38,7 @@ from shared.sync.messages import (
     BacklogStaged,
     BeginRunRequest,
     EarlierJobsRunning,
+    EndPartitionedRunRequest,
     EndRunRequest,
     JoinPartitionsRequest,
     PagesRequest,
@@ -46,7 +47,7 @@ from shared.sync.messages import (
 )
 from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.partitions import join_partitions
-from shared.sync.run import begin_run, end_run
+from shared.sync.run import begin_run, end_partitioned_run, end_run
 from shared.sync.state import SyncState, sync_state
 
 blueprint = df.Blueprint()
@@ -55,6 +56,7 @@ SYNC_BEGIN_RUN = "sync_begin_run"
 SYNC_PAGES = "sync_pages"
 SYNC_JOIN_PARTITIONS = "sync_join_partitions"
 SYNC_END_RUN = "sync_end_run"
+SYNC_END_PARTITIONED_RUN = "sync_end_partitioned_run"
 SYNC_STAGE_BACKLOG = "sync_stage_backlog"
 SYNC_SUBMIT_BACKLOG_PART = "sync_submit_backlog_part"
 SYNC_POLL_BACKLOG = "sync_poll_backlog"
@@ -119,6 +121,18 @@ def sync_end_run(request: MessageJson) -> None:
     end = EndRunRequest.from_json(request)
     job, state = _job_and_state(end.job)
     end_run(job, state, end.run_id, end.started_at, end.outcome, end.totals, end.error)
+
+
+@blueprint.function_name(SYNC_END_PARTITIONED_RUN)
+@blueprint.activity_trigger(input_name="request")
+def sync_end_partitioned_run(request: MessageJson) -> MessageJson:
+    end = EndPartitionedRunRequest.from_json(request)
+    job, state = _job_and_state(end.job)
+    try:
+        return end_partitioned_run(job, state, end.run_id, end.started_at,
+                                   end.partitions).to_json()
+    except SyncRunError as error:
+        return PagesResult(failure=error.as_failure()).to_json()
 
 
 # -- backlog mode: Bulk API 2.0 upsert jobs instead of pages ------------------------------
