@@ -20,7 +20,7 @@ from shared.config import app_settings
 from shared.messages import MessageJson
 from shared.salesforce import SalesforceError, process_client
 from shared.sql.keyset import KeyPartition
-from shared.storage.clients import blob_service
+from shared.storage.clients import process_blob_service
 from shared.sync.backlog import backlog_store
 from shared.sync.backlog_finish import finish_backlog
 from shared.sync.backlog_jobs import job_records, settle_earlier_jobs
@@ -71,8 +71,8 @@ def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
 
 def _store(job: str, run_id: str) -> LoadStore:
     settings = app_settings()
-    return backlog_store(blob_service(settings.storage), settings.sync.backlog_container, job,
-                         run_id)
+    return backlog_store(process_blob_service(settings.storage),
+                         settings.sync.backlog_container, job, run_id)
 
 
 @blueprint.function_name(SYNC_BEGIN_RUN)
@@ -203,7 +203,7 @@ def _earlier_jobs_running(job: SyncJob, own: tuple[str, ...]) -> EarlierJobsRunn
     if not isinstance(job.sink, SalesforceSinkSpec):  # no backlog, no jobs
         return EarlierJobsRunning()
     settings = app_settings()
-    records = job_records(blob_service(settings.storage), settings.sync.backlog_container,
+    records = job_records(process_blob_service(settings.storage), settings.sync.backlog_container,
                           job.name)
     try:
         running = settle_earlier_jobs(records, lambda: process_client(settings.salesforce),
