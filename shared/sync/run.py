@@ -19,12 +19,14 @@ from azure.core.exceptions import AzureError
 from shared.crash_points import crash_point
 from shared.log_fields import log_event
 from shared.sql.keyset import (
+    Position,
+    UpperBound,
     count_statement,
     probe_statement,
     upper_bound_from,
     upper_bound_statement,
 )
-from shared.sql.source import SourceError
+from shared.sql.source import SourceError, SqlSource
 from shared.storage.tables import RowAsRead
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
@@ -65,19 +67,17 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
             )
         except SourceError as error:
             raise SyncRunError(job.name, error.code, error.message) from None
+        seen_row = seen.result()[WATERMARK_ROW]
+        # The changed rows are counted while the watermark is claimed: from the position
+        # read, counted again in the rare case the claim found it moved since.
+        position = watermark_from(seen_row.entity, keyset.cursor_kind,
+                                  job.source.initial_position).position
+        counted = pool.submit(_backlog_waits, job, source, position, bound)
         watermark = state.watermarks.claim(
-            job.name, keyset.cursor_kind, job.source.initial_position, run_id,
-            seen.result()[WATERMARK_ROW],
-        )
-    crash_point(BEGIN_AFTER_CLAIM)
-    backlog = False
-    if job.backlog_threshold and bound.value is not None:
-        try:
-            waiting = source.fetch_value(count_statement(
-                keyset, watermark.position, bound, job.backlog_threshold + 1))
-        except SourceError as error:
-            raise SyncRunError(job.name, error.code, error.message) from None
-        backlog = int(waiting or 0) > job.backlog_threshold
+            job.name, keyset.cursor_kind, job.source.initial_position, run_id, seen_row)
+        crash_point(BEGIN_AFTER_CLAIM)
+        backlog = (counted.result() if watermark.position == position
+                   else _backlog_waits(job, source, watermark.position, bound))
     codec = job.source.codec
     stored_bound = codec.stored_bound(bound)
     start = codec.stored_position(watermark.position)
@@ -90,6 +90,19 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
     log_event(log, "sync run began", job=job.name, run_id=run_id, start=str(start),
               upper_bound=str(stored_bound.value), mode="bulk" if backlog else "pages")
     return RunBegun(stored_bound, start, backlog)
+
+
+def _backlog_waits(job: SyncJob, source: SqlSource, position: Position,
+                   bound: UpperBound) -> bool:
+    """Whether more rows than the job's backlog threshold lie after `position`."""
+    if not job.backlog_threshold or bound.value is None:
+        return False
+    try:
+        waiting = source.fetch_value(count_statement(
+            job.source.keyset(), position, bound, job.backlog_threshold + 1))
+    except SourceError as error:
+        raise SyncRunError(job.name, error.code, error.message) from None
+    return int(waiting or 0) > job.backlog_threshold
 
 
 def end_run(
