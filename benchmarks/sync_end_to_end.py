@@ -152,7 +152,10 @@ built once per process. Paired with main (`--baseline`, alternated, 7 pairs, loa
 3-6 with another helper's benchmarks running), per step from the host logs (medians, ms):
 warm: POST 28.5 -> 25.5, begin 32.5 -> 18, join + end 19.5 + 17.5 -> 23.5, the engine's
 hops between steps 51 -> 37.5 (three instead of four), all but the page activities 147
--> 118.5; wall 0.72 -> 0.67 s (0.94x), host CPU 0.76 -> 0.70 s (0.92x). Cold (a new host
+-> 118.5; wall 0.72 -> 0.67 s (0.94x), host CPU 0.76 -> 0.70 s (0.92x); a second pairing:
+begin 27 -> 18.5, join + end 17.5 + 13.5 -> 18.5, hops 47 -> 33.5, all but the pages 133 ->
+96.5, host CPU 0.73 -> 0.71 s, wall 0.57 -> 0.59 s (walls 0.5 or 0.8 s as the other load
+came and went: the fixed steps' gain is below that noise). Cold (a new host
 process per run): begin 66 -> 60.5, join + end 23 + 16.5 -> 23, all but the pages 211.5
 -> 172.5; wall 0.93 -> 0.90 s, host CPU 0.83 -> 0.80 s. One partition, warm: end 16.5 ->
 12, all but the pages 107.5 -> 101.5. This tree alone, warm, load average 2.5: 0.401x
