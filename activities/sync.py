@@ -20,7 +20,7 @@ from shared.config import app_settings
 from shared.messages import MessageJson
 from shared.salesforce import SalesforceError, process_client
 from shared.sql.keyset import KeyPartition
-from shared.storage.clients import blob_service
+from shared.storage.clients import process_blob_service
 from shared.sync.backlog import backlog_store
 from shared.sync.backlog_finish import finish_backlog
 from shared.sync.backlog_jobs import job_records, settle_earlier_jobs
@@ -38,6 +38,7 @@ from shared.sync.messages import (
     BacklogStaged,
     BeginRunRequest,
     EarlierJobsRunning,
+    EndPartitionedRunRequest,
     EndRunRequest,
     JoinPartitionsRequest,
     PagesRequest,
@@ -46,7 +47,7 @@ from shared.sync.messages import (
 )
 from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.partitions import join_partitions
-from shared.sync.run import begin_run, end_run
+from shared.sync.run import begin_run, end_partitioned_run, end_run
 from shared.sync.state import SyncState, sync_state
 
 blueprint = df.Blueprint()
@@ -55,6 +56,7 @@ SYNC_BEGIN_RUN = "sync_begin_run"
 SYNC_PAGES = "sync_pages"
 SYNC_JOIN_PARTITIONS = "sync_join_partitions"
 SYNC_END_RUN = "sync_end_run"
+SYNC_END_PARTITIONED_RUN = "sync_end_partitioned_run"
 SYNC_STAGE_BACKLOG = "sync_stage_backlog"
 SYNC_SUBMIT_BACKLOG_PART = "sync_submit_backlog_part"
 SYNC_POLL_BACKLOG = "sync_poll_backlog"
@@ -69,8 +71,8 @@ def _job_and_state(name: str) -> tuple[SyncJob, SyncState]:
 
 def _store(job: str, run_id: str) -> LoadStore:
     settings = app_settings()
-    return backlog_store(blob_service(settings.storage), settings.sync.backlog_container, job,
-                         run_id)
+    return backlog_store(process_blob_service(settings.storage),
+                         settings.sync.backlog_container, job, run_id)
 
 
 @blueprint.function_name(SYNC_BEGIN_RUN)
@@ -119,6 +121,18 @@ def sync_end_run(request: MessageJson) -> None:
     end = EndRunRequest.from_json(request)
     job, state = _job_and_state(end.job)
     end_run(job, state, end.run_id, end.started_at, end.outcome, end.totals, end.error)
+
+
+@blueprint.function_name(SYNC_END_PARTITIONED_RUN)
+@blueprint.activity_trigger(input_name="request")
+def sync_end_partitioned_run(request: MessageJson) -> MessageJson:
+    end = EndPartitionedRunRequest.from_json(request)
+    job, state = _job_and_state(end.job)
+    try:
+        return end_partitioned_run(job, state, end.run_id, end.started_at,
+                                   end.partitions).to_json()
+    except SyncRunError as error:
+        return PagesResult(failure=error.as_failure()).to_json()
 
 
 # -- backlog mode: Bulk API 2.0 upsert jobs instead of pages ------------------------------
@@ -189,7 +203,7 @@ def _earlier_jobs_running(job: SyncJob, own: tuple[str, ...]) -> EarlierJobsRunn
     if not isinstance(job.sink, SalesforceSinkSpec):  # no backlog, no jobs
         return EarlierJobsRunning()
     settings = app_settings()
-    records = job_records(blob_service(settings.storage), settings.sync.backlog_container,
+    records = job_records(process_blob_service(settings.storage), settings.sync.backlog_container,
                           job.name)
     try:
         running = settle_earlier_jobs(records, lambda: process_client(settings.salesforce),

@@ -136,6 +136,34 @@ pairs of 3 runs each, load average 2-3: simulator CPU 0.83 / 0.85 / 0.82 -> 0.66
 HTTP layer ~0.3 ms a call, the sink's requests stack ~0.5 ms a call (a tenth of it parsing
 the answer's headers). Not reached: 0.2x, which needs the host's rows split across
 processes as well.
+
+Eighth round, the fixed cost of a run (2 key partitions, 2 worker processes, HTTP sink,
+500-row pages). Counted in one process (begin and the partitions' end on PostgreSQL and
+Azurite, storage requests and source statements counted, medians of 10): begin ran the
+probe, then asked the key column's type on a new connection (a login every run), then the
+upper bound: now the probe itself tells the types, on a cached connection (3 statements
+and a login -> 2, 48 -> 12 ms); the join then the end read the watermark, the partitions,
+the watermark and lock, the partitions again (4 queries, then 3 writes) in two
+activities: now one activity (`sync_end_partitioned_run`, for runs started by this
+version) reads the watermark, the lock and the partitions in one query (7 storage round
+trips -> 4, 50 -> 18 ms); an unpartitioned run's end reads its rows in one query too. The
+backlog count (Salesforce sink) is asked while the watermark is claimed; the jobs are
+built once per process. Paired with main (`--baseline`, alternated, 7 pairs, load average
+3-6 with another helper's benchmarks running), per step from the host logs (medians, ms):
+warm: POST 28.5 -> 25.5, begin 32.5 -> 18, join + end 19.5 + 17.5 -> 23.5, the engine's
+hops between steps 51 -> 37.5 (three instead of four), all but the page activities 147
+-> 118.5; wall 0.72 -> 0.67 s (0.94x), host CPU 0.76 -> 0.70 s (0.92x); a second pairing:
+begin 27 -> 18.5, join + end 17.5 + 13.5 -> 18.5, hops 47 -> 33.5, all but the pages 133 ->
+96.5, host CPU 0.73 -> 0.71 s, wall 0.57 -> 0.59 s (walls 0.5 or 0.8 s as the other load
+came and went: the fixed steps' gain is below that noise). Cold (a new host
+process per run): begin 66 -> 60.5, join + end 23 + 16.5 -> 23, all but the pages 211.5
+-> 172.5; wall 0.93 -> 0.90 s, host CPU 0.83 -> 0.80 s. One partition, warm: end 16.5 ->
+12, all but the pages 107.5 -> 101.5. This tree alone, warm, load average 2.5: 0.401x
+the floor (0.453, 0.379, 0.401, 0.380, 0.423; floors 221-251k rows/s), a run 0.54 s of
+which the page activities 0.45 s and the rest 92 ms (POST 22, begin 17.5, join and end
+18, hops 32). Left: the engine's hops (another helper's), the writes a guarantee orders
+(lease, claim, runs row, checkpoint, join, runs row, release), and on a new process its
+first login, table creations and session (only what the real host would pay too).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import azure.durable_functions as df
 
 from activities.sync import (
     SYNC_BEGIN_RUN,
+    SYNC_END_PARTITIONED_RUN,
     SYNC_END_RUN,
     SYNC_FINISH_BACKLOG,
     SYNC_JOIN_PARTITIONS,
@@ -35,6 +36,7 @@ from shared.sync.messages import (
     BacklogStop,
     BeginRunRequest,
     EarlierJobsRunning,
+    EndPartitionedRunRequest,
     EndRunRequest,
     JoinPartitionsRequest,
     PagesRequest,
@@ -75,8 +77,9 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
        page activity per partition not done yet, side by side, each from its own
        checkpointed position; a round where one failed as a whole is tried again after
        the durable-timer backoff, then ends the run as failed; once every partition
-       reached the run's end, the watermark moves past them all (join, tried again
-       after the backoff when storage refused it)
+       reached the run's end, the watermark moves past them all and the run ends (3) in
+       the same activity (join, tried again after the backoff when storage refused it;
+       a run started by an earlier version joins, then ends, in two)
     3. end after the last page: record the outcome and totals, release the lease
     4. or, after `pages_per_generation` activities (or rounds), continue as new with the
        totals so far
@@ -93,6 +96,10 @@ def sync_run(context: df.DurableOrchestrationContext) -> Steps:
     for _activity in range(run.pages_per_generation):
         if run.partitions > 1:
             run, done = yield from _sync_partitions(context, run)
+            if done and run.ends_with_join:  # joined and ended (3) in one activity
+                context.set_custom_status(run_plan.custom_status(
+                    run, RunOutcome.SUCCEEDED.value))
+                return run.totals.to_json()
         else:
             pages = yield from _sync_pages(context, run)
             run, done = run_plan.add_pages(run, pages), pages.done
@@ -183,13 +190,18 @@ def _partition_round(context: df.DurableOrchestrationContext, run: RunInput,
 
 
 def _join_partitions(context: df.DurableOrchestrationContext, run: RunInput) -> Steps:
-    """2c. Every partition reached the run's end: the watermark past them all; a join
-    storage refused is tried again after the backoff, as a page's checkpoint is."""
+    """2c. Every partition reached the run's end: the watermark past them all, and (a run
+    that `ends_with_join`) the run's end (3) in the same activity; a join storage refused
+    is tried again after the backoff, as a page's checkpoint is."""
     failed_attempts = 0
+    activity, request = (
+        (SYNC_END_PARTITIONED_RUN, EndPartitionedRunRequest(run.job, run.run_id,
+                                                            run.started_at, run.partitions))
+        if run.ends_with_join else
+        (SYNC_JOIN_PARTITIONS, JoinPartitionsRequest(run.job, run.run_id, run.partitions)))
     while True:
         context.set_custom_status(run_plan.custom_status(run, "joining partitions"))
-        joined = yield from _call(context, run, SYNC_JOIN_PARTITIONS, PagesResult,
-                                  JoinPartitionsRequest(run.job, run.run_id, run.partitions))
+        joined = yield from _call(context, run, activity, PagesResult, request)
         if joined.failure is None:
             return run_plan.add_pages(run, joined)
         failed_attempts += 1

@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
 
 import pyodbc
 
 from shared.sql.keyset import Statement
+
+T = TypeVar("T")
+# A column's name: the type the driver gives its values as, and its scale.
+ColumnTypes = dict[str, tuple[type, int | None]]
 
 _SECRET_KEYS = {"pwd", "password", "accesstoken", "access_token", "accountkey", "sharedaccesskey"}
 _PAIR = re.compile(r"([^;=]+)=(\{[^}]*\}|[^;]*)")
@@ -161,16 +165,34 @@ class SqlSource:
     def fetch_tuples(self, statement: Statement) -> tuple[tuple[str, ...], list[Sequence[Any]]]:
         """Run one statement: its column names and its rows as the driver gives them
         (sequences in column order), for a caller that builds its own values per row."""
+        return self._on_connection(lambda connection: self._run(connection, statement))
+
+    def column_types(self, statement: Statement) -> ColumnTypes:
+        """The columns a statement selects (a `probe_statement`: no row is read): the type
+        the driver gives each one's values as (int, str, Decimal, ...) and its scale. On a
+        cached connection, as every short statement: a login costs more than the query."""
+        def described(connection: pyodbc.Connection) -> ColumnTypes:
+            cursor = connection.cursor()
+            cursor.execute(statement.sql, *statement.params)
+            types = {column[0]: (column[1], column[5]) for column in cursor.description or ()}
+            cursor.close()
+            self._give_back(connection)
+            return types
+
+        return self._on_connection(described)
+
+    def _on_connection(self, run: Callable[[pyodbc.Connection], T]) -> T:
+        """`run` on a cached connection, else (none idle, or it failed) on a new one."""
         reused = self._cache.take(self._connection_string) if self._cache else None
         if reused is not None:
             try:
-                return self._run(reused, statement)
+                return run(reused)
             except pyodbc.Error:
                 with contextlib.suppress(pyodbc.Error):
                     reused.close()
         connection = self._connect()
         try:
-            return self._run(connection, statement)
+            return run(connection)
         except pyodbc.Error as error:
             with contextlib.suppress(pyodbc.Error):
                 connection.close()
@@ -183,25 +205,14 @@ class SqlSource:
         names = tuple(column[0] for column in cursor.description or ())
         rows: list[Sequence[Any]] = cursor.fetchall()
         cursor.close()
+        self._give_back(connection)
+        return names, rows
+
+    def _give_back(self, connection: pyodbc.Connection) -> None:
         if self._cache is not None:
             self._cache.give_back(self._connection_string, connection)
         else:
             connection.close()
-        return names, rows
-
-    def column_types(self, statement: Statement) -> dict[str, tuple[type, int | None]]:
-        """The columns a statement selects (a `probe_statement`: no row is read): the type
-        the driver gives each one's values as (int, str, Decimal, ...) and its scale."""
-        connection = self._connect()
-        try:
-            cursor = connection.cursor()
-            cursor.execute(statement.sql, *statement.params)
-            return {column[0]: (column[1], column[5]) for column in cursor.description or ()}
-        except pyodbc.Error as error:
-            raise source_error_from(error, self._connection_string, self.relation) from None
-        finally:
-            with contextlib.suppress(pyodbc.Error):
-                connection.close()
 
     def stream_rows(self, statement: Statement,
                     rows_per_fetch: int) -> Iterator[list[dict[str, Any]]]:

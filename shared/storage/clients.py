@@ -42,3 +42,11 @@ def blob_service(settings: StorageSettings) -> BlobServiceClient:
         account_url=settings.blob_service_uri,
         credential=_managed_identity_credential(settings.client_id),
     )
+
+
+@lru_cache(maxsize=4)
+def process_blob_service(settings: StorageSettings) -> BlobServiceClient:
+    """One blob service client per process and account, for steps that run again and again
+    (a sync run's begin asks for recorded Bulk API jobs every run): its connections are
+    reused instead of opened anew (a TLS handshake each, against Azure). Never closed."""
+    return blob_service(settings)

@@ -22,7 +22,16 @@ JOB_DEFINITIONS: tuple[JobDefinition, ...] = (asset_changes.ASSET_CHANGES,)
 
 
 def sync_jobs(settings: AppSettings) -> dict[str, SyncJob]:
-    return {definition.name: definition.build(settings) for definition in JOB_DEFINITIONS}
+    """Every job, built from `settings`; built once for the process's settings object (every
+    POST and activity asks), not to be changed by the caller."""
+    built = _built.get(id(settings))
+    if built is not None and built[0] is settings:
+        return built[1]
+    jobs = {definition.name: definition.build(settings) for definition in JOB_DEFINITIONS}
+    if len(_built) > 4:  # tests load many settings; a process, one
+        _built.clear()
+    _built[id(settings)] = (settings, jobs)
+    return jobs
 
 
 def sink_for(job: SyncJob, settings: AppSettings) -> Sink:
@@ -47,5 +56,7 @@ def _new_sink(spec: HttpSinkSpec | SalesforceSinkSpec, settings: AppSettings,
                           spec.external_id_field, parallel_calls=parallel)
 
 
+# By the settings object's id, kept with it: an id is reused only once the object is gone.
+_built: dict[int, tuple[AppSettings, dict[str, SyncJob]]] = {}
 _sinks: dict[Any, Sink] = {}
 _sinks_lock = threading.Lock()

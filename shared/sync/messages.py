@@ -104,6 +104,9 @@ class RunInput(Message):
     partitions: int = 1
     partition_progress: tuple[PartitionProgress, ...] = ()
     totals_before_partitions: RunTotals = field(default_factory=RunTotals)
+    # False in the input of a run started by an earlier version: it joins its partitions
+    # and ends in two activities, as its history has them; True: in one.
+    ends_with_join: bool = False
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,17 @@ class JoinPartitionsRequest(Message):
 
     job: str
     run_id: str
+    partitions: int
+
+
+@dataclass(frozen=True)
+class EndPartitionedRunRequest(Message):
+    """Every key partition reached the run's end: move the watermark past them, then end
+    the run as succeeded (one activity)."""
+
+    job: str
+    run_id: str
+    started_at: datetime
     partitions: int
 
 

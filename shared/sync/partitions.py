@@ -23,6 +23,7 @@ once; upserts make that harmless).
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from decimal import Decimal
 from functools import reduce
 
@@ -30,14 +31,16 @@ from azure.core.exceptions import AzureError
 
 from shared.crash_points import crash_point, fault_point
 from shared.log_fields import log_event
-from shared.sql.keyset import KeyPartition, Position, probe_statement
-from shared.sql.source import SqlSource
+from shared.sql.keyset import KeyPartition, Position
+from shared.sql.source import ColumnTypes
+from shared.storage.tables import RowAsRead
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunTotals
 from shared.sync.positions import is_after
 from shared.sync.state import SyncState, Watermark, WatermarkConflict
 from shared.sync.state.partitions import PartitionConflict, PartitionPosition
+from shared.sync.state.watermarks import WATERMARK_ROW, watermark_from
 
 # Every partition reached the run's end; the watermark has not moved past them yet.
 PARTITIONS_BEFORE_JOIN = "sync.partitions.before_join"
@@ -115,14 +118,15 @@ def partition_target(job: SyncJob, state: SyncState, run_id: str, watermark: Wat
         job.name, job.source.cursor_kind, partition.index, run_id, watermark.position))
 
 
-def check_partition_key(job: SyncJob, source: SqlSource, partitions: int) -> None:
+def check_partition_key(job: SyncJob, columns: ColumnTypes, partitions: int) -> None:
     """Refuse to split a run in `partitions` by a key column that is not an integer: `%`
     would fail on text in PostgreSQL and SQL Server, and split it by a number SQLite makes
-    up, and a fractional number would be in no partition."""
+    up, and a fractional number would be in no partition. `columns`: what the source's
+    probe statement selects (`SqlSource.column_types`)."""
     if partitions == 1:
         return
     column = job.source.key_columns[0]
-    kind, scale = source.column_types(probe_statement(job.source.keyset()))[column]
+    kind, scale = columns[column]
     if kind is int or (kind is Decimal and not scale):
         return
     raise SyncRunError(
@@ -139,8 +143,17 @@ def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> 
     they reached, with the run's totals, and their rows deleted, in one transaction. Again
     after a crash or a lost answer: the rows are gone, the watermark answers. Storage
     unreachable: a retryable failure (nothing was written), as for a page's checkpoint."""
+    return join_partitions_reading(job, state, run_id, count, ())[0]
+
+
+def join_partitions_reading(job: SyncJob, state: SyncState, run_id: str, count: int,
+                            also_read: Sequence[str]) -> tuple[PagesResult, dict[str, RowAsRead]]:
+    """`join_partitions`, and the job's rows `also_read` as they were before it, read in
+    the same query as the partitions and the watermark (the run's end needs the lock)."""
     try:
-        return _joined(job, state, run_id, count)
+        rows, read = state.partitions.of_run_with(job.name, job.source.cursor_kind, run_id,
+                                                  (WATERMARK_ROW, *also_read))
+        return _joined(job, state, run_id, count, rows, read[WATERMARK_ROW]), read
     except WatermarkConflict as error:
         raise SyncRunError(job.name, "WATERMARK_CONFLICT", str(error)) from None
     except AzureError as error:
@@ -150,16 +163,16 @@ def join_partitions(job: SyncJob, state: SyncState, run_id: str, count: int) -> 
             retryable=True) from None
 
 
-def _joined(job: SyncJob, state: SyncState, run_id: str, count: int) -> PagesResult:
+def _joined(job: SyncJob, state: SyncState, run_id: str, count: int,
+            rows: dict[int, PartitionPosition], seen: RowAsRead) -> PagesResult:
     kind = job.source.cursor_kind
     codec = job.source.codec
-    watermark = state.watermarks.read(job.name, kind, job.source.initial_position)
+    watermark = watermark_from(seen.entity, kind, job.source.initial_position)
     if watermark.run_id != run_id:
         raise SyncRunError(
             job.name, "RUN_SUPERSEDED",
             f"run {run_id} no longer owns the watermark (run {watermark.run_id} claimed it); "
             "this run stops without writing")
-    rows = state.partitions.of_run(job.name, kind, run_id)
     if len(rows) < count:  # joined already (or no row to read: the source was empty)
         return PagesResult(totals=watermark.totals,
                            position=codec.stored_position(watermark.position), done=True)

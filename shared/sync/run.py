@@ -5,7 +5,8 @@ the lag, or the highest committed version), dead-letters the rows no page reads 
 key in the run's window, a NULL cursor: null_rows.py), claims the watermark for the run
 (counting those in its totals) and tells
 whether more changed rows than the job's backlog threshold wait (backlog.py loads those);
-`end_run` records how the run ended and releases the lease. Between them, pages.py.
+`end_run` records how the run ended and releases the lease; with key partitions,
+`end_partitioned_run` joins them first, in the same activity. Between them, pages.py.
 """
 
 from __future__ import annotations
@@ -13,21 +14,27 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from functools import reduce
+
+from azure.core.exceptions import AzureError
 
 from shared.crash_points import crash_point
 from shared.log_fields import log_event
 from shared.sql.keyset import (
+    Position,
+    UpperBound,
     count_statement,
     probe_statement,
     upper_bound_from,
     upper_bound_statement,
 )
-from shared.sql.source import SourceError
+from shared.sql.source import SourceError, SqlSource
+from shared.storage.tables import RowAsRead
 from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
-from shared.sync.messages import RunBegun, RunOutcome, RunTotals
+from shared.sync.messages import PagesResult, RunBegun, RunOutcome, RunTotals
 from shared.sync.null_rows import find_null_rows
-from shared.sync.partitions import check_partition_key, partition_totals
+from shared.sync.partitions import check_partition_key, join_partitions_reading
 from shared.sync.state import SyncState, utc_now
 from shared.sync.state.lease import LOCK_ROW
 from shared.sync.state.watermarks import WATERMARK_ROW, watermark_from
@@ -57,34 +64,33 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
     with ThreadPoolExecutor(1, thread_name_prefix="sync-begin") as pool:
         seen = pool.submit(state.job_rows, job.name, WATERMARK_ROW)
         try:
-            source.fetch_rows(probe_statement(keyset))
-            check_partition_key(job, source, job.partitions if partitions is None
-                                else partitions)
+            # The probe (a missing relation or column fails it) tells the key's type too.
+            check_partition_key(job, source.column_types(probe_statement(keyset)),
+                                job.partitions if partitions is None else partitions)
             bound = upper_bound_from(
                 keyset, source.fetch_value(upper_bound_statement(keyset)), job.source.lag
             )
-            row = seen.result()[WATERMARK_ROW]
-            found = find_null_rows(job, source, run_id, watermark_from(
-                row.entity, keyset.cursor_kind, job.source.initial_position), bound)
+            seen_row = seen.result()[WATERMARK_ROW]
+            seen_watermark = watermark_from(seen_row.entity, keyset.cursor_kind,
+                                            job.source.initial_position)
+            found = find_null_rows(job, source, run_id, seen_watermark, bound)
         except SourceError as error:
             raise SyncRunError(job.name, error.code, error.message) from None
         # Written before the claim that counts them: a begin tried again writes the same
         # rows again (one per row) and counts them once.
         if found.letters:
             state.dead_letters.add(job.name, run_id, found.letters)
+        # The changed rows are counted while the watermark is claimed: from the position
+        # read, counted again in the rare case the claim found it moved since.
+        position = seen_watermark.position
+        counted = pool.submit(_backlog_waits, job, source, position, bound)
         watermark = state.watermarks.claim(
-            job.name, keyset.cursor_kind, job.source.initial_position, run_id, row,
+            job.name, keyset.cursor_kind, job.source.initial_position, run_id, seen_row,
             found.reported, len(found.letters),
         )
-    crash_point(BEGIN_AFTER_CLAIM)
-    backlog = False
-    if job.backlog_threshold and bound.value is not None:
-        try:
-            waiting = source.fetch_value(count_statement(
-                keyset, watermark.position, bound, job.backlog_threshold + 1))
-        except SourceError as error:
-            raise SyncRunError(job.name, error.code, error.message) from None
-        backlog = int(waiting or 0) > job.backlog_threshold
+        crash_point(BEGIN_AFTER_CLAIM)
+        backlog = (counted.result() if watermark.position == position
+                   else _backlog_waits(job, source, watermark.position, bound))
     codec = job.source.codec
     stored_bound = codec.stored_bound(bound)
     start = codec.stored_position(watermark.position)
@@ -99,6 +105,19 @@ def begin_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
     return RunBegun(stored_bound, start, backlog)
 
 
+def _backlog_waits(job: SyncJob, source: SqlSource, position: Position,
+                   bound: UpperBound) -> bool:
+    """Whether more rows than the job's backlog threshold lie after `position`."""
+    if not job.backlog_threshold or bound.value is None:
+        return False
+    try:
+        waiting = source.fetch_value(count_statement(
+            job.source.keyset(), position, bound, job.backlog_threshold + 1))
+    except SourceError as error:
+        raise SyncRunError(job.name, error.code, error.message) from None
+    return int(waiting or 0) > job.backlog_threshold
+
+
 def end_run(
     job: SyncJob, state: SyncState, run_id: str, started_at: datetime, outcome: RunOutcome,
     totals: RunTotals, error: str | None = None,
@@ -108,23 +127,52 @@ def end_run(
     The totals are those checkpointed with the watermark while the run owns it: exact even
     when a page's result never reached the orchestration (crash, takeover, failed page).
     """
-    now = utc_now()
-    # The watermark (for the totals) and the lock (for the release) in one query; the
-    # release is guarded by that read's ETag and reads again only if the lock changed since.
-    rows = state.job_rows(job.name, WATERMARK_ROW, LOCK_ROW)
+    # The watermark (for the totals), the lock (for the release) and the rows of the run's
+    # partitions in one query; the release is guarded by that read's ETag and reads again
+    # only if the lock changed since.
+    partitions, rows = state.partitions.of_run_with(
+        job.name, job.source.cursor_kind, run_id, (WATERMARK_ROW, LOCK_ROW))
     watermark = watermark_from(rows[WATERMARK_ROW].entity, job.source.cursor_kind,
                                job.source.initial_position)
     if watermark.run_id == run_id:
         # With the pages of partitions the watermark did not count yet (a run that failed
         # before they were joined).
-        totals = watermark.totals.plus(partition_totals(job, state, run_id))
+        totals = reduce(lambda total, row: total.plus(row.totals), partitions.values(),
+                        watermark.totals)
+    _record_end(job, state, run_id, started_at, outcome, totals, error, rows[LOCK_ROW])
+
+
+def end_partitioned_run(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
+                        partitions: int) -> PagesResult:
+    """Join the run's key partitions (`join_partitions`), then end the run as succeeded
+    (`end_run`): one activity and one read of the rows both need instead of two each.
+    Again after a crash or a lost answer: the join answers from the watermark, the end is
+    written again. A join refused is answered before anything of the end is written;
+    storage unreachable while ending: a retryable failure, as for the join."""
+    joined, rows = join_partitions_reading(job, state, run_id, partitions, (LOCK_ROW,))
+    try:
+        _record_end(job, state, run_id, started_at, RunOutcome.SUCCEEDED, joined.totals,
+                    None, rows[LOCK_ROW])
+    except AzureError as error:
+        raise SyncRunError(
+            job.name, "CHECKPOINT_FAILED",
+            f"the run's end could not be recorded: {type(error).__name__}: {error}",
+            retryable=True) from None
+    return joined
+
+
+def _record_end(job: SyncJob, state: SyncState, run_id: str, started_at: datetime,
+                outcome: RunOutcome, totals: RunTotals, error: str | None,
+                lock: RowAsRead) -> None:
+    """The run's row says how it ended; then the lease (`lock`: as read before) is free."""
+    now = utc_now()
     state.runs.record(
         job.name, run_id, started_at, Outcome=outcome.value, EndedAt=now,
         Pages=totals.pages, Rows=totals.rows, Delivered=totals.delivered,
         DeadLettered=totals.dead_lettered, Error=error or "",
     )
     crash_point(END_AFTER_RECORD)
-    state.lease.release(job.name, run_id, now, job.min_interval, rows[LOCK_ROW])
+    state.lease.release(job.name, run_id, now, job.min_interval, lock)
     crash_point(END_AFTER_RELEASE)
     log_event(log, "sync run ended",
               level=logging.INFO if outcome is RunOutcome.SUCCEEDED else logging.ERROR,

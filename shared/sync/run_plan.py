@@ -28,7 +28,7 @@ def new_run_input(job: SyncJob, settings: SyncSettings, run_id: str,
         pages_per_generation=job.pages_per_generation,
         activity_budget=settings.activity_budget, pages_per_activity=settings.pages_per_activity,
         backlog_poll_interval=settings.backlog_poll_interval, waits_for_recorded_jobs=True,
-        partitions=job.partitions,
+        partitions=job.partitions, ends_with_join=True,
     )
 
 

@@ -78,7 +78,8 @@ async def run_tick(
         asyncio.to_thread(state.job_rows, job.name, LOCK_ROW, TICKS_ROW))
     lease, ticks = lease_from(rows[LOCK_ROW].entity), rows[TICKS_ROW]
     instance = instance_snapshot(status)
-    await asyncio.to_thread(close_run_ended_elsewhere, job, state, instance, now)
+    if instance is not None and instance.runtime_status in ENDED_ELSEWHERE:  # else no I/O
+        await asyncio.to_thread(close_run_ended_elsewhere, job, state, instance, now)
     decision = decide_tick(
         now, enabled=job.enabled, instance=instance, lease=lease,
         max_run_time=job.max_run_time, min_interval=job.min_interval,

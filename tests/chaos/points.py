@@ -130,10 +130,14 @@ POINTS: tuple[KillPoint, ...] = (
     KillPoint(END_AFTER_RELEASE, Hook.APP, SyncRun),
     KillPoint("random#1", Hook.RANDOM, SyncRun),
     # a run in key partitions: a page of one accepted, every partition done and the
-    # watermark not moved yet, the watermark moved and the join's answer not recorded
+    # watermark not moved yet, the watermark moved and the join's answer not recorded;
+    # the join and the end are one activity: its end recorded, the lease released, and
+    # its answer lost
     KillPoint(f"{PAGE_AFTER_DELIVERY}@3", Hook.APP, PartitionedSyncRun),
     KillPoint(PARTITIONS_BEFORE_JOIN, Hook.APP, PartitionedSyncRun),
     KillPoint(PARTITIONS_AFTER_JOIN, Hook.APP, PartitionedSyncRun),
+    KillPoint(END_AFTER_RECORD, Hook.APP, PartitionedSyncRun),
+    KillPoint(END_AFTER_RELEASE, Hook.APP, PartitionedSyncRun),
     # a backlog run: two parts' upsert jobs submitted, the third not, the watermark unmoved
     KillPoint(f"{BACKLOG_AFTER_PART_SUBMITTED}@2", Hook.APP, BacklogRun),
     # the bulk load's claim and start

@@ -37,3 +37,29 @@ def test_a_failing_statement_on_a_reused_connection_is_still_reported(postgres):
         source.fetch_rows(Statement("SELECT 1 FROM public.no_such_view", ()))
     assert caught.value.code == "SOURCE_RELATION_MISSING"
     assert source.fetch_value(BACKEND) is not None
+
+
+def test_column_types_are_asked_on_the_login_the_statements_share(postgres):
+    cache = ConnectionCache()
+    source = SqlSource(postgres.odbc_connection_string, "t", cache=cache)
+
+    types = source.column_types(Statement("SELECT 1::bigint AS id, 'a'::text AS name", ()))
+
+    assert types["id"][0] is int and types["name"][0] is str
+    # Its login is kept for the next statement, as a statement's is.
+    kept = cache.take(postgres.odbc_connection_string)
+    assert kept is not None
+    cache.give_back(postgres.odbc_connection_string, kept)
+    first = source.fetch_value(BACKEND)
+    source.column_types(Statement("SELECT 1 AS id", ()))
+    assert source.fetch_value(BACKEND) == first
+
+
+def test_column_types_of_a_missing_relation_are_reported_on_a_reused_connection(postgres):
+    source = SqlSource(postgres.odbc_connection_string, "public.no_such_view",
+                       cache=ConnectionCache())
+    source.fetch_value(BACKEND)
+    with pytest.raises(SourceError) as caught:
+        source.column_types(Statement("SELECT * FROM public.no_such_view WHERE 1 = 0", ()))
+    assert caught.value.code == "SOURCE_RELATION_MISSING"
+    assert source.fetch_value(BACKEND) is not None

@@ -14,10 +14,18 @@ from tests.sync.test_sync_run_orchestration import BOUND, START, orchestrator  #
 POSITION = {"cursor": "2026-11-30T00:00:00", "key": "[30]"}
 
 
-def run_input(partitions: int = 3, per_generation: int = 5) -> dict:
+def run_input(partitions: int = 3, per_generation: int = 5, ends_with_join: bool = True,
+              ) -> dict:
     return RunInput("asset-changes", "run-3", START, page_attempts=3, page_retry_delay=1.0,
                     pages_per_generation=per_generation, waits_for_recorded_jobs=True,
-                    partitions=partitions).to_json()
+                    partitions=partitions, ends_with_join=ends_with_join).to_json()
+
+
+def earlier_version_input(partitions: int) -> dict:
+    """The input of a run started by a version that joined, then ended, in two activities."""
+    old = run_input(partitions)
+    del old["ends_with_join"]
+    return old
 
 
 class FakePartitions:
@@ -45,7 +53,7 @@ class FakePartitions:
             return {"pages": 1, "rows": 10, "totals": RunTotals(calls, 10 * calls,
                                                                 10 * calls, 0).to_json(),
                     "position": POSITION, "done": calls >= self.rounds[index]}
-        if name == "sync_join_partitions":
+        if name in ("sync_join_partitions", "sync_end_partitioned_run"):
             rows = 10 * sum(self.rounds)
             return {"totals": RunTotals(sum(self.rounds), rows, rows, 0).to_json(),
                     "position": POSITION, "done": True}
@@ -78,15 +86,34 @@ def test_rounds_fan_out_the_unfinished_partitions_then_join(orchestrator):  # no
     run = replay(orchestrator, run_input(), FakePartitions((1, 3, 2)))
 
     assert pages_rounds(run) == [[0, 1, 2], [1, 2], [1]]
-    assert run.names()[-2:] == ["sync_join_partitions", "sync_end_run"]
-    assert run.called("sync_join_partitions")[0]["partitions"] == 3
+    # The join and the run's end are one activity: no sync_end_run after it.
+    assert run.names()[-1] == "sync_end_partitioned_run"
+    assert "sync_end_run" not in run.names() and "sync_join_partitions" not in run.names()
+    ended = run.called("sync_end_partitioned_run")[0]
+    assert (ended["partitions"], ended["run_id"]) == (3, "run-3")
+    assert ended["started_at"].startswith(START.isoformat()[:19])
     assert run.called("sync_begin_run")[0]["partitions"] == 3
     assert {request["partitions"] for request in run.called("sync_pages")} == {3}
-    end = run.called("sync_end_run")[0]
-    assert (end["outcome"], end["totals"]["rows"]) == ("succeeded", 60)
+    assert run.output["rows"] == 60
     # The status sums the partitions: after round 2, 10 + 20 + 20 rows.
     shown = [(status["phase"], status["rows"]) for status in run.statuses if status]
     assert ("syncing partitions", 50) in shown and ("joining partitions", 60) in shown
+    assert shown[-1] == ("succeeded", 60)
+
+
+def test_a_run_started_by_an_earlier_version_joins_then_ends_in_two_activities(
+    orchestrator,  # noqa: F811
+):
+    # Its history has sync_join_partitions, then sync_end_run: it must replay as it was.
+    run = replay(orchestrator, earlier_version_input(3), FakePartitions((1, 3, 2)))
+
+    assert pages_rounds(run) == [[0, 1, 2], [1, 2], [1]]
+    assert run.names()[-2:] == ["sync_join_partitions", "sync_end_run"]
+    assert "sync_end_partitioned_run" not in run.names()
+    assert run.called("sync_join_partitions")[0]["partitions"] == 3
+    end = run.called("sync_end_run")[0]
+    assert (end["outcome"], end["totals"]["rows"]) == ("succeeded", 60)
+    assert run.output["rows"] == 60
 
 
 def test_a_failed_partition_is_retried_after_a_timer_with_the_unfinished_ones(
@@ -96,7 +123,7 @@ def test_a_failed_partition_is_retried_after_a_timer_with_the_unfinished_ones(
 
     assert pages_rounds(run) == [[0, 1], [0, 1], [1]]
     assert len(run.timers) == 1
-    assert run.called("sync_end_run")[0]["outcome"] == "succeeded"
+    assert run.names()[-1] == "sync_end_partitioned_run" and run.output["rows"] == 40
 
 
 def test_a_partition_failed_for_good_ends_the_run_as_failed(orchestrator):  # noqa: F811
@@ -197,19 +224,46 @@ def test_a_partition_that_raised_ends_the_run_once_the_rest_of_its_round_ended(
     assert "\n" not in end["error"] and "Traceback" not in end["error"], end["error"]
 
 
+class JoinFailsOnce(FakePartitions):
+    failed = False
+    joining = "sync_end_partitioned_run"
+    retryable = True
+
+    def __call__(self, name, request, now):
+        if name == self.joining and not self.failed:
+            self.failed = True
+            self.calls.append((name, request))
+            return {"failure": {"code": "CHECKPOINT_FAILED", "retryable": self.retryable,
+                                "error": "storage unreachable"}}
+        return super().__call__(name, request, now)
+
+
 def test_a_join_that_failed_retryably_is_tried_again_after_a_timer(orchestrator):  # noqa: F811
-    class JoinFailsOnce(FakePartitions):
-        failed = False
-
-        def __call__(self, name, request, now):
-            if name == "sync_join_partitions" and not self.failed:
-                self.failed = True
-                self.calls.append((name, request))
-                return {"failure": {"code": "CHECKPOINT_FAILED", "retryable": True,
-                                    "error": "storage unreachable"}}
-            return super().__call__(name, request, now)
-
     run = replay(orchestrator, run_input(2), JoinFailsOnce((1, 1)))
+
+    assert run.names().count("sync_end_partitioned_run") == 2
+    assert len(run.timers) == 1
+    assert "sync_end_run" not in run.names()
+    assert run.output["rows"] == 20
+
+
+def test_a_join_that_failed_for_good_ends_the_run_as_failed(orchestrator):  # noqa: F811
+    fake = JoinFailsOnce((1, 1))
+    fake.retryable = False
+    with pytest.raises(Exception, match="storage unreachable"):
+        replay(orchestrator, run_input(2), fake)
+
+    names = [name for name, _request in fake.calls]
+    assert names[-2:] == ["sync_end_partitioned_run", "sync_end_run"]
+    assert fake.calls[-1][1]["outcome"] == "failed"
+
+
+def test_an_earlier_versions_join_that_failed_retryably_is_tried_again_then_ends(
+    orchestrator,  # noqa: F811
+):
+    fake = JoinFailsOnce((1, 1))
+    fake.joining = "sync_join_partitions"
+    run = replay(orchestrator, earlier_version_input(2), fake)
 
     assert run.names().count("sync_join_partitions") == 2
     assert len(run.timers) == 1

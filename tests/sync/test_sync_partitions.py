@@ -21,7 +21,7 @@ from shared.sync.lock import InstanceSnapshot, TickAction, TickDecision
 from shared.sync.messages import RunInput, RunOutcome
 from shared.sync.pages import PageBudget, sync_pages
 from shared.sync.partitions import PARTITIONS_JOIN_WRITE, join_partitions
-from shared.sync.run import begin_run, end_run
+from shared.sync.run import begin_run, end_partitioned_run, end_run
 from shared.sync.starter import new_run_id
 from shared.sync.state import WatermarkConflict
 from shared.sync.status import job_status
@@ -67,9 +67,8 @@ def run_partitioned(job, state, sink, run_id: str | None = None) -> RunInput:
     run = begin(job, state, run_id or new_run_id())
     while run_plan.unfinished_partitions(run):
         run = round_of_partitions(job, state, sink, run)
-    run = run_plan.add_pages(run, join_partitions(job, state, run.run_id, run.partitions))
-    end_run(job, state, run.run_id, run.started_at, RunOutcome.SUCCEEDED, run.totals)
-    return run
+    return run_plan.add_pages(run, end_partitioned_run(job, state, run.run_id,
+                                                       run.started_at, run.partitions))
 
 
 def test_partitions_deliver_every_row_once_and_the_watermark_ends_at_the_last_row(
@@ -127,6 +126,34 @@ def test_each_partition_resumes_from_its_own_checkpoint(assets, state, salesforc
     assert (again.totals, again.position) == (joined.totals, joined.position)
     assert state.watermarks.read(job.name, "timestamp", INITIAL).position == \
         Position(BASE + timedelta(seconds=60), (60,))
+
+
+def test_the_join_and_the_runs_end_in_one_step_again_after_a_lost_answer(
+    sqlite_assets, state, salesforce_sink
+):
+    sqlite_assets.insert((asset_id, BASE + timedelta(seconds=asset_id))
+                         for asset_id in range(1, 31))
+    job = partitioned_job(sqlite_assets, partitions=2, page_size=10,
+                          min_interval=timedelta(0))
+    state.lease.acquire(job.name, None, "run-once", datetime.now(UTC), timedelta(hours=2))
+    run = begin(job, state, "run-once")
+    while run_plan.unfinished_partitions(run):
+        run = round_of_partitions(job, state, RecordingSink(salesforce_sink), run)
+
+    ended = end_partitioned_run(job, state, run.run_id, run.started_at, 2)
+    again = end_partitioned_run(job, state, run.run_id, run.started_at, 2)  # answer lost
+
+    assert (ended.totals.rows, ended.done) == (30, True)
+    assert (again.totals, again.position) == (ended.totals, ended.position)
+    assert state.watermarks.read(job.name, "timestamp", INITIAL).position == \
+        Position(BASE + timedelta(seconds=30), (30,))
+    assert state.partitions.of_run(job.name, "timestamp", run.run_id) == {}
+    [recorded] = state.runs.last(job.name, 5)
+    assert (recorded["Outcome"], recorded["Rows"], recorded["Pages"]) == ("succeeded", 30, 4)
+    lease = state.lease.read(job.name)
+    # Released: no longer held for the two hours it was taken for.
+    assert lease is not None and lease.run_id == "run-once"
+    assert lease.locked_until < lease.locked_at + timedelta(minutes=5)
 
 
 def test_a_run_that_failed_before_the_join_leaves_the_watermark_and_counts_its_rows(

@@ -11,6 +11,7 @@ a run are deleted in the same transaction that advances the watermark past them
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +19,13 @@ from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableTransactionError
 
 from shared.sql.keyset import Position
-from shared.storage.tables import ConcurrentWrite, read_entity, write_entity
+from shared.storage.tables import (
+    ConcurrentWrite,
+    RowAsRead,
+    StoredEntity,
+    read_entity,
+    write_entity,
+)
 from shared.sync.messages import RunTotals
 from shared.sync.positions import CursorCodec, StoredPosition
 from shared.sync.state.tables import utc_now
@@ -64,6 +71,29 @@ class PartitionPositions:
                         "run": run_id})
         rows = (_from_entity(entity, entity.metadata["etag"] or "", kind) for entity in found)
         return {row.index: row for row in rows}
+
+    def of_run_with(self, job: str, kind: str, run_id: str, row_keys: Sequence[str],
+                    ) -> tuple[dict[int, PartitionPosition], dict[str, RowAsRead]]:
+        """The rows of `run_id`'s partitions and the job's rows `row_keys` (the watermark,
+        the lock), in one query: a step that needs both waits for one round trip."""
+        parameters = {"job": job, "first": ROW_PREFIX, "past": ROW_PREFIX[:-1] + ".",
+                      **{f"row{index}": key for index, key in enumerate(row_keys)}}
+        named = " or ".join(f"RowKey eq @row{index}" for index in range(len(row_keys)))
+        # Spaces inside the parentheses: the SDK finds `@name` between whitespace only.
+        found = self.table.query_entities(
+            f"PartitionKey eq @job and ( {named} or ( RowKey ge @first and RowKey lt @past ) )",
+            parameters=parameters)
+        partitions: dict[int, PartitionPosition] = {}
+        rows: dict[str, StoredEntity] = {}
+        for entity in found:
+            etag = entity.metadata["etag"]
+            assert etag is not None  # the service sends the ETag of every entity it returns
+            if entity["RowKey"] in row_keys:
+                rows[entity["RowKey"]] = StoredEntity(dict(entity), etag)
+            elif entity.get("RunId") == run_id:
+                row = _from_entity(entity, etag, kind)
+                partitions[row.index] = row
+        return partitions, {key: RowAsRead(rows.get(key)) for key in row_keys}
 
     def read(self, job: str, kind: str, index: int, run_id: str,
              start: Position) -> PartitionPosition:
