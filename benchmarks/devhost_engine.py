@@ -3,7 +3,10 @@
 Measured side by side in one run against the same Azurite:
 - the floor: one table upsert round trip (every engine step costs a few of these);
 - activity dispatch latency: a chain of 20 no-op activities, time per step (schedule,
-  run, deliver the result, replay), and its ratio to the floor;
+  run, deliver the result, replay), and its ratio to the floor; beside it, steadier on a
+  shared machine, what a step costs: this process's CPU (the engine, the SDK replaying the
+  orchestrator, the storage client), Azurite's CPU, and Azurite's requests by kind (from
+  its access log; the status reads this benchmark polls with are left out);
 - durable timer lateness: 5 timers 0.5 s apart; how long after `fireAt` the orchestrator
   resumed (`current_utc_datetime` of the resuming episode minus `fireAt`), and its ratio
   to the timer's 500 ms;
@@ -17,12 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
 import statistics
 import sys
 import tempfile
 import time
 import uuid
 import warnings
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
@@ -35,6 +41,7 @@ from azure.data.tables.aio import TableServiceClient  # noqa: E402
 from devtools import services  # noqa: E402
 from tests.devhost.engine.engine_harness import FunctionTable, running_engine  # noqa: E402
 
+ACCESS_LINE = re.compile(r'"(GET|PUT|POST|PATCH|DELETE|MERGE) /devstoreaccount1/([^/?( "]*)')
 CHAIN = 20
 FAN_OUT = 100
 TIMERS = 5
@@ -85,14 +92,45 @@ async def table_round_trip_ms(connection_string: str) -> float:
     return statistics.median(samples)
 
 
-async def measure(connection_string: str) -> None:
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def storage_requests(log: Path, offset: int) -> tuple[Counter[str], int]:
+    """Azurite's requests logged since `offset` by method and table (the status reads this
+    benchmark polls with left out); the new offset."""
+    with open(log, "rb") as file:
+        file.seek(offset)
+        text = file.read().decode(errors="replace")
+        end = file.tell()
+    counts: Counter[str] = Counter()
+    for method, name in ACCESS_LINE.findall(text):
+        table = "batch" if name == "$batch" else re.sub(r"^T[0-9a-f]{16}", "", name)
+        if (method, table) != ("GET", "Instances"):
+            counts[f"{method} {table}"] += 1
+    return counts, end
+
+
+async def measure(connection_string: str, azurite_pid: int, access_log: Path) -> None:
     functions = FunctionTable(
         {"chain": chain, "fan_out": fan_out, "timers": timers}, {"noop": lambda n: n}
     )
     floor = await table_round_trip_ms(connection_string)
     async with running_engine(connection_string, functions, max_concurrent_activities=10) as engine:
         await run_to_completion(engine, "chain")  # warm-up
+        await asyncio.sleep(0.3)  # the warm-up's last instance row is written
+        _, offset = storage_requests(access_log, 0)
+        host_cpu, azurite_cpu = time.process_time(), cpu_seconds(azurite_pid)
         chain_seconds, _ = await run_to_completion(engine, "chain")
+        await asyncio.sleep(0.3)  # and this run's
+        host_cpu = time.process_time() - host_cpu
+        azurite_cpu = cpu_seconds(azurite_pid) - azurite_cpu
+        requests, _ = storage_requests(access_log, offset)
         fan_seconds, fan_output = await run_to_completion(engine, "fan_out")
         assert json.loads(fan_output) == FAN_OUT
         _, timer_output = await run_to_completion(engine, "timers")
@@ -101,6 +139,11 @@ async def measure(connection_string: str) -> None:
     print(f"table upsert round trip (floor):        {floor:8.2f} ms")
     print(f"activity dispatch, per chained step:    {per_step_ms:8.2f} ms"
           f"   = {per_step_ms / floor:6.1f} x floor")
+    print(f"  per step: host CPU {host_cpu * 1000 / CHAIN:.2f} ms, Azurite CPU "
+          f"{azurite_cpu * 1000 / CHAIN:.2f} ms, storage requests "
+          f"{sum(requests.values()) / CHAIN:.2f} ("
+          + ", ".join(f"{kind} {count / CHAIN:.2f}" for kind, count in sorted(requests.items()))
+          + ")")
     print(f"timer lateness, median of {TIMERS}:           {statistics.median(lateness):8.2f} ms"
           f"   = {statistics.median(lateness) / TIMER_MS:6.3f} x the {TIMER_MS} ms timer"
           f"   (max {max(lateness):.2f} ms)")
@@ -112,9 +155,10 @@ def main() -> None:
     # The SDK warns on every untyped result it decodes; the figures are what matter here.
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     with tempfile.TemporaryDirectory(prefix="bench-azurite-") as workdir:
-        azurite = services.start_azurite(Path(workdir))
+        access_log = Path(workdir) / "azurite.log"
+        azurite = services.start_azurite(Path(workdir), log_file=access_log, access_log=True)
         try:
-            asyncio.run(measure(azurite.connection_string))
+            asyncio.run(measure(azurite.connection_string, azurite.process.pid, access_log))
         finally:
             azurite.stop(grace_seconds=1.0)
 
