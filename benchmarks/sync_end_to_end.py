@@ -450,6 +450,7 @@ def compare(bench: Bench, baseline: Path, rows: int, sink: str, page_size: int,
     on the same services: medians of wall time and of host CPU each, and their ratios."""
     walls: dict[str, list[float]] = {"baseline": [], "this tree": []}
     cpus: dict[str, list[float]] = {"baseline": [], "this tree": []}
+    simulator_cpus: dict[str, list[float]] = {"baseline": [], "this tree": []}
     for _ in range(repeat):
         for name, app_dir in (("baseline", baseline), ("this tree", REPO_ROOT)):
             elapsed, _run = bench.timed_run(sink, page_size, app_dir=app_dir)
@@ -458,17 +459,26 @@ def compare(bench: Bench, baseline: Path, rows: int, sink: str, page_size: int,
                 raise SystemExit(f"{name}: rows lost or duplicated ({received} / {distinct})")
             walls[name].append(elapsed)
             cpus[name].append(bench.host_cpu)
+            simulator_cpus[name].append(bench.simulator_cpu)
+    simulator = sink == "salesforce"
     for name in walls:
         print(f"  {name:<10} {sink}, {page_size}-row pages: wall "
               f"{statistics.median(walls[name]):.2f} s, host CPU "
-              f"{statistics.median(cpus[name]):.2f} s (walls "
-              f"{', '.join(f'{value:.2f}' for value in walls[name])}; CPU "
-              f"{', '.join(f'{value:.2f}' for value in cpus[name])})")
-    print(f"  this tree / baseline: wall "
-          f"{statistics.median(walls['this tree']) / statistics.median(walls['baseline']):.2f}"
-          f" x, host CPU "
-          f"{statistics.median(cpus['this tree']) / statistics.median(cpus['baseline']):.2f} x"
-          f"; load average {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
+              f"{statistics.median(cpus[name]):.2f} s"
+              + (f", simulator CPU {statistics.median(simulator_cpus[name]):.2f} s"
+                 if simulator else "")
+              + f" (walls {', '.join(f'{value:.2f}' for value in walls[name])}; CPU "
+              f"{', '.join(f'{value:.2f}' for value in cpus[name])}"
+              + (f"; simulator CPU "
+                 f"{', '.join(f'{value:.2f}' for value in simulator_cpus[name])}"
+                 if simulator else "") + ")")
+
+    def ratio(figures: dict[str, list[float]]) -> float:
+        return statistics.median(figures["this tree"]) / statistics.median(figures["baseline"])
+
+    print(f"  this tree / baseline: wall {ratio(walls):.2f} x, host CPU {ratio(cpus):.2f} x"
+          + (f", simulator CPU {ratio(simulator_cpus):.2f} x" if simulator else "")
+          + f"; load average {' '.join(f'{value:.1f}' for value in os.getloadavg())}")
 
 
 def main() -> None:
