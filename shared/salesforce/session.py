@@ -331,9 +331,9 @@ class SalesforceSession:
         self.close()
 
 
-# What a call may pass to be sent from a request prepared once: a body of bytes, headers,
-# streaming, the auth hook `_send` sets. Anything else (params, json, files) goes through
-# `Session.request`.
+# What an API call may pass to be sent from a request prepared once: a body of bytes (or
+# none), headers, streaming, the auth hook `_send` sets. A call with anything else (query
+# parameters, json, a file or stream body) goes through `Session.request`.
 _PREPARED_ONCE_ARGUMENTS = frozenset({"data", "stream", "auth"})
 _PREPARED_KEPT = 32
 

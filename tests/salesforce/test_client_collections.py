@@ -191,19 +191,20 @@ def test_upserts_sent_from_a_request_prepared_once_carry_what_requests_would_sen
         lambda answer, **_: sent.append((answer.status_code, answer.request)))
     records = [{"External_Id__c": "P1", "Name": "Prepared"}]
     client.upsert_records("Account", "External_Id__c", records)
-    client.limits()  # through Session.request, for comparison
+    list(client.query("SELECT Id FROM Account"))  # query parameters: Session.request
     client.session.cookies.set("BrowserId", "b1", domain="127.0.0.1", path="/")
     client.upsert_records("Account", "External_Id__c", records)
     sfsim.expire_tokens()  # the next upsert is refused, logs in again and is sent again
     client.upsert_records("Account", "External_Id__c", records)
     # Logins first and after the 401.
     assert [status for status, _ in sent] == [200, 200, 200, 200, 401, 200, 200]
-    _, (_, upsert), (_, limits), (_, with_cookie), (_, refused), _, (_, again) = sent
+    _, (_, upsert), (_, query), (_, with_cookie), (_, refused), _, (_, again) = sent
     assert upsert.method == "PATCH"
     assert upsert.url and upsert.url.endswith("/composite/sobjects/Account/External_Id__c")
     assert upsert.headers["Content-Length"] == str(len(upsert.body or b""))
     assert upsert.headers["Content-Type"] == "application/json"
-    assert {name: upsert.headers[name] for name in limits.headers} == dict(limits.headers)
+    assert query.url and "?q=SELECT" in query.url
+    assert {name: upsert.headers[name] for name in query.headers} == dict(query.headers)
     assert "Cookie" not in upsert.headers
     assert with_cookie.headers["Cookie"] == "BrowserId=b1"
     assert refused.headers["Authorization"] == upsert.headers["Authorization"]
