@@ -195,7 +195,7 @@ class Org:
                 f"by {field.name}",
                 ["Id"],
             )
-        return self._save(obj, existing, changes, undo)
+        return self._save(obj, existing, changes, undo, unique_checked=field.name)
 
     def _existing_id(self, obj: ObjectDef, record_id: str | None) -> str:
         if not record_id:
@@ -226,7 +226,10 @@ class Org:
         record_id: str | None,
         changes: dict[str, Any],
         undo: list | None,
+        unique_checked: str | None = None,
     ) -> WriteResult:
+        """Store a record; `unique_checked` names a unique field whose value the caller
+        found held by `record_id` (or by no record) just now, under the same lock."""
         store = self.records[obj.name]
         old = store.get(record_id) if record_id else None
         record = {**old, **changes} if old else dict(changes)
@@ -241,7 +244,7 @@ class Org:
                 missing,
             )
         for name in obj.unique_names:
-            if record.get(name) in (None, ""):
+            if name == unique_checked or record.get(name) in (None, ""):
                 continue
             holder = self.find_by_unique(obj.name, name, record[name])
             if holder is not None and holder != record_id:

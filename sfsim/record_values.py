@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sfsim.schema import FieldDef, ObjectDef, looks_like_id, to_18
+from sfsim.schema import FIELD_TYPES, FieldDef, ObjectDef, looks_like_id, to_18
 
 if TYPE_CHECKING:
     from sfsim.org import Org
@@ -55,7 +55,14 @@ def resolve_values(
         # The usual value: a scalar for a field named as it is defined, text or converted.
         field = settable(key)
         if field is not None and raw.__class__ in _SCALARS:
-            changes[key] = _convert(org, obj, field, raw)
+            # Most values: text for a text field within its length, a number for a number
+            # field; stored as they came (what `_convert` would return, without its calls).
+            kind = raw.__class__
+            if ((kind is str and field.type in _PLAIN_TEXT and len(raw) <= field.length)
+                    or (kind is float and field.type in _FLOATS)):
+                changes[key] = raw
+            else:
+                changes[key] = _convert(org, obj, field, raw)
             continue
         if "." in key or (raw.__class__ not in _SCALARS and isinstance(raw, Mapping)):
             relation, parent_id = _resolve_relationship(org, obj, key, raw)
@@ -207,6 +214,11 @@ _CONVERTERS: dict[str, Callable[[Org, FieldDef, Any], Any]] = {
     "double": _to_float, "currency": _to_float, "percent": _to_float,
     "date": _to_date, "datetime": _to_datetime,
 }
+
+# Field types whose text is stored as it is once its length is checked, and whose floats
+# are stored as they are.
+_PLAIN_TEXT = frozenset(kind for kind in FIELD_TYPES if kind not in _CONVERTERS) - {"email"}
+_FLOATS = frozenset(kind for kind, convert in _CONVERTERS.items() if convert is _to_float)
 
 
 def _checked_text(field: FieldDef, kind: str, value: str) -> str:

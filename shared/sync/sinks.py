@@ -269,6 +269,11 @@ def calls_in_rounds(records: Sequence[Mapping[str, Any]],
     External ids are compared as Salesforce compares them by default: as text, ignoring
     case. A record without one is in the first round (Salesforce refuses it on its own).
     """
+    keys = [str(value).casefold() for record in records
+            if (value := record.get(external_id_field)) is not None]
+    if len(set(keys)) == len(keys):  # no repeated external id (the usual page): one round
+        return [[list(range(start, min(start + COLLECTION_CHUNK, len(records))))
+                 for start in range(0, len(records), COLLECTION_CHUNK)]] if records else []
     versions: dict[str, int] = {}
     rounds: list[list[int]] = [[]]
     for index, record in enumerate(records):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import requests
+
 from sfsim.schema import to_18
 from sfsim.testing import SimulatorHandle
 from shared.salesforce import SalesforceClient
@@ -178,3 +180,34 @@ def test_limits_report_remaining_api_calls(client: SalesforceClient,
     sfsim.configure(daily_api_limit=100)
     client.limits()
     assert client.limits()["DailyApiRequests"] == {"Max": 100, "Remaining": 98}
+
+
+
+def test_upserts_sent_from_a_request_prepared_once_carry_what_requests_would_send(
+    client: SalesforceClient, sfsim: SimulatorHandle
+) -> None:
+    sent: list[tuple[int, requests.PreparedRequest]] = []
+    client.session.hooks["response"].append(
+        lambda answer, **_: sent.append((answer.status_code, answer.request)))
+    records = [{"External_Id__c": "P1", "Name": "Prepared"}]
+    client.upsert_records("Account", "External_Id__c", records)
+    list(client.query("SELECT Id FROM Account"))  # query parameters: Session.request
+    client.session.cookies.set("BrowserId", "b1", domain="127.0.0.1", path="/")
+    client.upsert_records("Account", "External_Id__c", records)
+    sfsim.expire_tokens()  # the next upsert is refused, logs in again and is sent again
+    client.upsert_records("Account", "External_Id__c", records)
+    # Logins first and after the 401.
+    assert [status for status, _ in sent] == [200, 200, 200, 200, 401, 200, 200]
+    _, (_, upsert), (_, query), (_, with_cookie), (_, refused), _, (_, again) = sent
+    assert upsert.method == "PATCH"
+    assert upsert.url and upsert.url.endswith("/composite/sobjects/Account/External_Id__c")
+    assert upsert.headers["Content-Length"] == str(len(upsert.body or b""))
+    assert upsert.headers["Content-Type"] == "application/json"
+    assert query.url and "?q=SELECT" in query.url
+    assert {name: upsert.headers[name] for name in query.headers} == dict(query.headers)
+    assert "Cookie" not in upsert.headers
+    assert with_cookie.headers["Cookie"] == "BrowserId=b1"
+    assert refused.headers["Authorization"] == upsert.headers["Authorization"]
+    assert again.headers["Authorization"] != upsert.headers["Authorization"]
+    assert again.body == upsert.body
+    assert again.headers["Cookie"] == "BrowserId=b1"
