@@ -83,8 +83,9 @@ class SyncSettings:
         "SYNC_CHECKPOINT_PAGES",
         description="accepted pages that may wait for their watermark checkpoint (written "
         "while the next page is synced); after a crash at most these pages and "
-        "SYNC_PAGES_IN_FLIGHT more are sent again",
-        default=10,
+        "SYNC_PAGES_IN_FLIGHT more are sent again (fewer once SYNC_CHECKPOINT_INTERVAL "
+        "passed: a checkpoint each second while pages come slower than this many a second)",
+        default=50,
         parse=parse_positive_int,
     )
     checkpoint_interval: float = setting(

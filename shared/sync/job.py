@@ -108,7 +108,7 @@ class SyncJob:
     min_interval: timedelta = timedelta(seconds=30)
     enabled: bool = True
     pages_per_generation: int = 20
-    checkpoint_pages: int = 10  # accepted pages that may wait for their checkpoint
+    checkpoint_pages: int = 50  # accepted pages that may wait for their checkpoint
     checkpoint_interval: float = 1.0  # least seconds between checkpoints below that
     pages_in_flight: int = 1  # pages handed to the sink at once, settled in order
     backlog_threshold: int = 0  # changed rows above which a run loads by Bulk API; 0: never
