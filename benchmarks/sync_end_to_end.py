@@ -196,6 +196,20 @@ extraction twice, the answer's headers). Per record: the simulator ~11 us (value
 the upsert race's and the unique index's look-ups, new ids, JSON), the client ~4 us (a dict
 per record for its `attributes`, the JSON-safety scan, JSON both ways, the calls' threads).
 Not reached: 0.2x.
+
+Tenth round, checkpoints and where the runs stand (main with the eighth and ninth rounds,
+quiet machine, load average 0.1-2.6, floors 201-254k rows/s). A partition's checkpoint is
+two storage round trips (its owner read, its row) and a log line; at 10 pages a checkpoint
+a 2-partition run wrote ten. Warm, 2 partitions, 2 worker processes, HTTP sink,
+SYNC_CHECKPOINT_PAGES 10 against 50 alternated, 3 runs each twice: 0.369 / 0.383 against
+0.461 / 0.471 x the floor. The default is now 50, the 1-second interval unchanged, so a
+sink at Salesforce's pace still gets a checkpoint each second. Then, medians of 3:
+HTTP sink, 2 partitions, 2 worker processes: 0.449x warm (0.443, 0.449, 0.455), 0.371x on
+a new host per run (0.349, 0.377, 0.371); 1 partition: 0.333x warm, 0.299x new host.
+Simulator, 2 partitions, 2 worker processes, warm: 0.195x, 0.200x, 0.210x, 0.204x, 0.200x
+in five sets of 3 runs (host CPU 0.84-0.93 s, simulator 0.66-0.71 s: the run is bound by
+the two cores); new host 0.187x. Backlog of 200,000 rows, Bulk API against Collections
+0.76x (pairs 0.73, 0.76, 0.78; Collections 50,794 rows/s, Bulk 37,528).
 """
 
 from __future__ import annotations
