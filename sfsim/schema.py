@@ -195,6 +195,9 @@ _UPPER_BITS = str.maketrans({chr(code): "1" if chr(code).isupper() else "0"
                              for code in range(128)})
 # A chunk's five bits (its first character first) -> its checksum character.
 _CHUNK_CHECKSUMS = {format(value, "05b")[::-1]: char for value, char in enumerate(_CHECKSUM)}
+# 0 to 3,843 -> its two base-62 digits, and their upper-case bits.
+_BASE62_PAIRS = [high + low for high in _BASE62 for low in _BASE62]
+_PAIR_BITS = [pair.translate(_UPPER_BITS) for pair in _BASE62_PAIRS]
 
 
 def id_checksum(id15: str) -> str:
@@ -229,14 +232,37 @@ class IdFactory:
         # The counter of the next id: a restarted org goes on from where it stopped.
         self.next_number = next_number
         self._lock = threading.Lock()
+        # Key prefix -> what `_id_head` made for its ids' current first 13 characters.
+        self._heads: dict[str, tuple[int, str, str, str | None]] = {}
 
     def new_id(self, key_prefix: str) -> str:
         with self._lock:
             number = self.next_number
             self.next_number += 1
-        digits = ""
-        while number:
-            number, rest = divmod(number, 62)
-            digits = _BASE62[rest] + digits
-        id15 = key_prefix + "4x" + digits.rjust(10, "0")
-        return id15 + id_checksum(id15)
+        high, low = divmod(number, 3844)
+        # Ids are made in sequence: all but the counter's last two digits change once in
+        # 3,844 ids, and are written out, with their part of the checksum, then only.
+        head = self._heads.get(key_prefix)
+        if head is None or head[0] != high:
+            head = self._heads[key_prefix] = _id_head(key_prefix, high)
+        _, text, checksum, tail_bits = head
+        id15 = text + _BASE62_PAIRS[low]
+        if tail_bits is None:
+            return id15 + id_checksum(id15)
+        return id15 + checksum + _CHUNK_CHECKSUMS[tail_bits + _PAIR_BITS[low]]
+
+
+def _id_head(key_prefix: str, high: int) -> tuple[int, str, str, str | None]:
+    """(high, an id's first 13 characters, the checksum of its first two chunks, the
+    upper-case bits of its characters 11 to 13) for ids of `key_prefix` whose counter
+    divided by 3,844 is `high`; bits None if the prefix is not 3 ASCII characters."""
+    digits = ""
+    rest = high
+    while rest:
+        rest, digit = divmod(rest, 62)
+        digits = _BASE62[digit] + digits
+    text = key_prefix + "4x" + digits.rjust(8, "0")
+    if len(text) != 13 or not text.isascii():
+        return high, text, "", None
+    bits = text.translate(_UPPER_BITS)
+    return high, text, _CHUNK_CHECKSUMS[bits[:5]] + _CHUNK_CHECKSUMS[bits[5:10]], bits[10:]
