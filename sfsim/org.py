@@ -52,10 +52,14 @@ class Org:
         self.lock = threading.RLock()
         self.ids = IdFactory()
         self.objects: dict[str, ObjectDef] = dict(objects or default_objects())
+        self.generation = 0
         self.reset()
 
     def reset(self) -> None:
         with self.lock:
+            # Counts every change (or attempt) to the records, under the lock: one who read
+            # the org and finds the count unchanged later knows that no record changed.
+            self.generation += 1
             self.records: dict[str, dict[str, dict[str, Any]]] = {n: {} for n in self.objects}
             # (object, field) -> value -> id, for every unique field (external ids included).
             self.unique_index: dict[tuple[str, str], dict[Any, str]] = {}
@@ -96,6 +100,7 @@ class Org:
         obj = self.objects[sobject]
         stamp = now_text()
         with self.lock:
+            self.generation += 1
             old = self.records[sobject].get(record["Id"])
             if old is not None:
                 self._unindex(obj, old)
@@ -151,6 +156,7 @@ class Org:
         """
         obj = self.objects[sobject]
         with self.lock:
+            self.generation += 1
             if operation in ("delete", "hardDelete"):
                 return self._delete(obj, values, undo)
             changes, record_id = resolve_values(self, obj, values, from_csv)
@@ -275,6 +281,7 @@ class Org:
     def undo(self, undo: list) -> None:
         """Revert the writes recorded in `undo`, newest first."""
         with self.lock:
+            self.generation += 1
             for sobject, record_id, old in reversed(undo):
                 obj = self.objects[sobject]
                 current = self.records[sobject].pop(record_id, None)
