@@ -10,7 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from sfsim.schema import FIELD_TYPES, FieldDef, ObjectDef, looks_like_id, to_18
+from sfsim.schema import FieldDef, ObjectDef, looks_like_id, to_18
 
 if TYPE_CHECKING:
     from sfsim.org import Org
@@ -44,6 +44,8 @@ def resolve_values(
     record_id: str | None = None
     exact = obj.fields.get
     settable = obj.settable.get
+    text_length = obj.text_lengths.get
+    float_names = obj.float_names
     for key, raw in values.items():
         if key == "attributes":
             continue
@@ -52,17 +54,28 @@ def resolve_values(
                 continue
             if raw == NULL_MARKER:
                 raw = None
-        # The usual value: a scalar for a field named as it is defined, text or converted.
-        field = settable(key)
-        if field is not None and raw.__class__ in _SCALARS:
-            # Most values: text for a text field within its length, a number for a number
-            # field; stored as they came (what `_convert` would return, without its calls).
-            kind = raw.__class__
-            if ((kind is str and field.type in _PLAIN_TEXT and len(raw) <= field.length)
-                    or (kind is float and field.type in _FLOATS)):
+        # Most values: text for a text field within its length, a float for a number
+        # field, named as the field is defined; stored as they came (what `_convert`
+        # would return, without its calls).
+        kind = raw.__class__
+        if kind is str:
+            length = text_length(key)
+            if length is not None and len(raw) <= length:
                 changes[key] = raw
-            else:
-                changes[key] = _convert(org, obj, field, raw)
+                continue
+        elif kind is float and key in float_names:
+            changes[key] = raw
+            continue
+        # Other scalars for a field named as it is defined: converted.
+        field = settable(key)
+        if field is not None and kind in _SCALARS:
+            if kind is str and field.type == "date":
+                try:
+                    changes[key] = _iso_date(raw)
+                except ValueError:
+                    changes[key] = _convert(org, obj, field, raw)  # refused as Salesforce does
+                continue
+            changes[key] = _convert(org, obj, field, raw)
             continue
         if "." in key or (raw.__class__ not in _SCALARS and isinstance(raw, Mapping)):
             relation, parent_id = _resolve_relationship(org, obj, key, raw)
@@ -214,11 +227,6 @@ _CONVERTERS: dict[str, Callable[[Org, FieldDef, Any], Any]] = {
     "double": _to_float, "currency": _to_float, "percent": _to_float,
     "date": _to_date, "datetime": _to_datetime,
 }
-
-# Field types whose text is stored as it is once its length is checked, and whose floats
-# are stored as they are.
-_PLAIN_TEXT = frozenset(kind for kind in FIELD_TYPES if kind not in _CONVERTERS) - {"email"}
-_FLOATS = frozenset(kind for kind, convert in _CONVERTERS.items() if convert is _to_float)
 
 
 def _checked_text(field: FieldDef, kind: str, value: str) -> str:

@@ -16,6 +16,10 @@ FIELD_TYPES = (
     "id", "string", "textarea", "email", "phone", "picklist", "reference", "boolean",
     "int", "double", "currency", "percent", "date", "datetime",
 )
+# Types whose text is stored as it is once its length is checked, and types whose floats
+# are stored as they are (`sfsim.record_values` converts or checks the others).
+PLAIN_TEXT_TYPES = frozenset(("id", "string", "textarea", "phone", "picklist"))
+FLOAT_TYPES = frozenset(("double", "currency", "percent"))
 SYSTEM_FIELDS = ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp")
 
 
@@ -83,6 +87,12 @@ class ObjectDef:
             name: definition for name, definition in self.fields.items()
             if definition.createable and name != "Id" and "." not in name
         }
+        # Of those, the plain text fields with their lengths and the float fields: a value
+        # of the type is stored as it came.
+        self.text_lengths = {name: definition.length for name, definition
+                             in self.settable.items() if definition.type in PLAIN_TEXT_TYPES}
+        self.float_names = frozenset(name for name, definition in self.settable.items()
+                                     if definition.type in FLOAT_TYPES)
         self.required_names = tuple(f.name for f in self.fields.values() if f.required)
         self.unique_names = tuple(f.name for f in self.fields.values() if f.unique)
 
