@@ -215,6 +215,32 @@ Simulator, 2 partitions, 2 worker processes, warm: 0.195x, 0.200x, 0.210x, 0.204
 in five sets of 3 runs (host CPU 0.84-0.93 s, simulator 0.66-0.71 s: the run is bound by
 the two cores); new host 0.187x. Backlog of 200,000 rows, Bulk API against Collections
 0.76x (pairs 0.73, 0.76, 0.78; Collections 50,794 rows/s, Bulk 37,528).
+
+Eleventh round, CPU per record on both sides (2 key partitions, 2 worker processes, --warm,
+50,000 rows, 500-row pages: 300 Collections calls). Measured first (py-spy, cProfile): the
+simulator's WSGI app alone upserting 50,000 records (no HTTP) 0.50-0.52 s, of which
+reading the requests' JSON 9%, the answers' `json.dumps` 7% (117 us for 200 results), new
+ids 5% (1.1 us each), the value checks 13-15%, the store 12%, the upsert race's look-ups
+6%; the client's `upsert_failures` against a simulator process (250 calls of 200, 4 in
+flight) 0.38-0.41 s, of which JSON encoding 15% (330 us a call: half of it the repr of
+400 floats, a quarter the records' `attributes`), the copy with `attributes` and the
+JSON-safety scan 10% (105 us a call), decoding the answer 8.5% (80 us), requests, urllib3
+and http.client ~40% (the answer's head through the email parser ~9%). Changed, in the
+simulator only: a new id writes out only its last two base-62 digits and their checksum
+chunk (1.1 -> 0.45 us); the answer's successes are written as `json.dumps` writes them,
+without the encoder (117 -> 27 us a call; a test compares the text); the race's second
+look-up of each new external id is skipped when the org's change count (kept under its
+lock) shows that no write came in between; text and float values are found by name in
+two tables the object keeps, a date as text goes straight to the cached parse. Paired:
+the app alone 0.50-0.51 -> 0.42-0.44 s; through HTTP, simulator CPU 0.71-0.74 -> 0.63 s,
+the client's unchanged (0.38-0.41 s). Whole runs, main's and this tree's benchmark in turn
+(each its own simulator; --baseline shares this tree's simulator, so it shows the host
+only: host CPU 0.97 -> 0.97 s), medians of 5: simulator CPU 0.73 -> 0.63 s and 0.76 ->
+0.62 s, host CPU 0.96 -> 0.93 s and 1.02 -> 0.93 s, all processes' CPU 1.90 -> 1.78 s and
+2.07 -> 1.79 s; 0.200x -> 0.225x the floor (load average 2-4), 0.148x -> 0.167x (5-7,
+another helper's CI run). Left alone on the client: nothing per record that keeps the
+body Salesforce reads (the floats' repr, JSON both ways, `attributes` in each record);
+an encoder without its circular-reference check would save 30 us a call (~0.5% of a run).
 """
 
 from __future__ import annotations
