@@ -241,6 +241,13 @@ only: host CPU 0.97 -> 0.97 s), medians of 5: simulator CPU 0.73 -> 0.63 s and 0
 another helper's CI run). Left alone on the client: nothing per record that keeps the
 body Salesforce reads (the floats' repr, JSON both ways, `attributes` in each record);
 an encoder without its circular-reference check would save 30 us a call (~0.5% of a run).
+
+Standing after the eleventh round (quiet machine, load average 0-1.4, medians of 3, floors
+210-251k rows/s): as `make bench` runs it (1 partition, a new host per run) HTTP 0.298x,
+simulator 0.189x; scaled out (2 partitions, 2 worker processes, a host that synced once)
+HTTP 0.443x (0.443, 0.426, 0.451), simulator 0.225x (0.225, 0.216, 0.233), and in two more
+sets 0.207x and 0.238x; scaled out on a new host per run, simulator 0.213x (HTTP 0.371x
+before this round, which does not touch it).
 """
 
 from __future__ import annotations
