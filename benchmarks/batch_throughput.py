@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shutil
 import sys
 import tempfile
@@ -62,6 +61,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import requests  # noqa: E402
 
+from benchmarks.azurite_log import logged_requests  # noqa: E402
 from benchmarks.batch_steps import (  # noqa: E402
     BLOCK_SIZES,
     GROUP_SIZE,
@@ -80,7 +80,6 @@ from shared.batch.job import CommitFunction  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 
 ENDED = ("SUCCESSFUL", "FAILED_PROCESS_RECORDS", "FAILED", "STOPPED")
-ACCESS_LINE = re.compile(r'"(GET|PUT|POST|PATCH|DELETE|MERGE|HEAD) /devstoreaccount1/([^/?( "]*)')
 TABLE_SUFFIXES = ("History", "Instances", "Messages", "Tables", "$batch")
 
 
@@ -142,12 +141,9 @@ def stored_history_bytes(host: RunningHost, job: str, records: list[dict]) -> in
 
 def storage_requests(log: Path, offset: int) -> tuple[Counter[str], int]:
     """Azurite requests logged since `offset`, by blob/table and method; the new offset."""
-    with open(log, "rb") as file:
-        file.seek(offset)
-        text = file.read().decode(errors="replace")
-        end = file.tell()
+    lines, end = logged_requests(log, offset)
     counts: Counter[str] = Counter()
-    for method, name in ACCESS_LINE.findall(text):
+    for method, name in lines:
         kind = "table" if name.endswith(TABLE_SUFFIXES) or "(" in name else "blob"
         counts[kind] += 1
         counts[f"{kind} {method}"] += 1

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import statistics
 import sys
@@ -64,10 +63,11 @@ sys.path.insert(0, str(REPO_ROOT))
 import azure.durable_functions as df  # noqa: E402
 from azure.data.tables.aio import TableServiceClient  # noqa: E402
 
+from benchmarks.azurite_log import logged_requests  # noqa: E402
+from benchmarks.process_cpu import cpu_seconds  # noqa: E402
 from devtools import services  # noqa: E402
 from tests.devhost.engine.engine_harness import FunctionTable, running_engine  # noqa: E402
 
-ACCESS_LINE = re.compile(r'"(GET|PUT|POST|PATCH|DELETE|MERGE) /devstoreaccount1/([^/?( "]*)')
 CHAIN = 20
 FAN_OUT = 100
 TIMERS = 5
@@ -118,24 +118,12 @@ async def table_round_trip_ms(connection_string: str) -> float:
     return statistics.median(samples)
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) a process used so far (Linux /proc; 0 elsewhere)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def storage_requests(log: Path, offset: int) -> tuple[Counter[str], int]:
     """Azurite's requests logged since `offset` by method and table (the status reads this
     benchmark polls with left out); the new offset."""
-    with open(log, "rb") as file:
-        file.seek(offset)
-        text = file.read().decode(errors="replace")
-        end = file.tell()
+    lines, end = logged_requests(log, offset)
     counts: Counter[str] = Counter()
-    for method, name in ACCESS_LINE.findall(text):
+    for method, name in lines:
         table = "batch" if name == "$batch" else re.sub(r"^T[0-9a-f]{16}", "", name)
         if (method, table) != ("GET", "Instances"):
             counts[f"{method} {table}"] += 1
@@ -151,11 +139,11 @@ async def measure(connection_string: str, azurite_pid: int, access_log: Path) ->
         await run_to_completion(engine, "chain")  # warm-up
         await asyncio.sleep(0.3)  # the warm-up's last instance row is written
         _, offset = storage_requests(access_log, 0)
-        host_cpu, azurite_cpu = time.process_time(), cpu_seconds(azurite_pid)
+        host_cpu, azurite_cpu = time.process_time(), cpu_seconds(azurite_pid, children=False)
         chain_seconds, _ = await run_to_completion(engine, "chain")
         await asyncio.sleep(0.3)  # and this run's
         host_cpu = time.process_time() - host_cpu
-        azurite_cpu = cpu_seconds(azurite_pid) - azurite_cpu
+        azurite_cpu = cpu_seconds(azurite_pid, children=False) - azurite_cpu
         requests, _ = storage_requests(access_log, offset)
         fan_seconds, fan_output = await run_to_completion(engine, "fan_out")
         assert json.loads(fan_output) == FAN_OUT
