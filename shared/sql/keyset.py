@@ -195,13 +195,7 @@ def page_statement(
     where += "".join(f" AND {quote(column)} IS NOT NULL" for column in source.key_columns)
     if partition is not None:
         where += f" AND {partition.predicate(source)}"
-    sql = source.dialect.select_page(
-        _select_list(source), source.dialect.quote_relation(source.relation), where,
-        _order_by(source),
-    )
-    if source.dialect.name == "tsql":
-        return Statement(sql, (page_size, *params))
-    return Statement(sql, (*params, page_size))
+    return _limited_select(source, where, _order_by(source), params, page_size)
 
 
 def null_key_statement(
@@ -215,26 +209,28 @@ def null_key_statement(
     nulls = " OR ".join(f"{quote(column)} IS NULL" for column in source.key_columns)
     where = (f"{cursor} {'>=' if after_inclusive else '>'} ? "
              f"AND {cursor} {'<=' if bound.inclusive else '<'} ? AND ({nulls})")
-    params = (bind_cursor(source, after), bind_cursor(source, bound.value))
-    sql = source.dialect.select_page(
-        _select_list(source), source.dialect.quote_relation(source.relation), where,
-        _order_by(source),
-    )
-    if source.dialect.name == "tsql":
-        return Statement(sql, (limit, *params))
-    return Statement(sql, (*params, limit))
+    params = [bind_cursor(source, after), bind_cursor(source, bound.value)]
+    return _limited_select(source, where, _order_by(source), params, limit)
 
 
 def null_cursor_statement(source: KeysetSource, limit: int) -> Statement:
     """The rows no page ever reads because their cursor is NULL, in key order, at most
     `limit` (a seek on the `(cursor, key)` index: its NULL entries)."""
     quote = source.dialect.quote
+    return _limited_select(source, f"{quote(source.cursor_column)} IS NULL",
+                           ", ".join(quote(column) for column in source.key_columns), [], limit)
+
+
+def _limited_select(source: KeysetSource, where: str, order_by: str, params: list[Any],
+                    limit: int) -> Statement:
+    """The source's columns of the rows matching `where` (its `params`), in `order_by`
+    order, at most `limit`: the limit is bound first on SQL Server (`SELECT TOP (?)`),
+    last elsewhere (`LIMIT ?`)."""
     sql = source.dialect.select_page(
-        _select_list(source), source.dialect.quote_relation(source.relation),
-        f"{quote(source.cursor_column)} IS NULL",
-        ", ".join(quote(column) for column in source.key_columns),
-    )
-    return Statement(sql, (limit,))
+        _select_list(source), source.dialect.quote_relation(source.relation), where, order_by)
+    if source.dialect.name == "tsql":
+        return Statement(sql, (limit, *params))
+    return Statement(sql, (*params, limit))
 
 
 def count_statement(
