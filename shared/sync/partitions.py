@@ -23,7 +23,7 @@ once; upserts make that harmless).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from functools import reduce
 
@@ -50,6 +50,8 @@ PARTITIONS_AFTER_JOIN = "sync.partitions.after_join"
 PARTITIONS_JOIN_WRITE = "sync.partitions.join_write"
 
 log = logging.getLogger(__name__)
+
+NO_TOTALS = RunTotals()
 
 
 class PartitionTarget:
@@ -182,8 +184,7 @@ def _joined(job: SyncJob, state: SyncState, run_id: str, count: int,
                            f"partitions {waiting} of run {run_id} did not reach its end")
     end = reduce(lambda latest, row: row.position if is_after(row.position, latest)
                  else latest, rows.values(), watermark.position)
-    totals = reduce(lambda total, row: total.plus(row.totals), rows.values(),
-                    watermark.totals)
+    totals = summed_totals(rows.values(), watermark.totals)
     crash_point(PARTITIONS_BEFORE_JOIN)
     written = [(row.row_key, row.etag or "") for row in rows.values()]
     fault_point(PARTITIONS_JOIN_WRITE)
@@ -201,5 +202,11 @@ def _joined(job: SyncJob, state: SyncState, run_id: str, count: int,
 
 def partition_totals(job: SyncJob, state: SyncState, run_id: str) -> RunTotals:
     """What the run's partitions checkpointed and the watermark does not count yet."""
-    rows = state.partitions.of_run(job.name, job.source.cursor_kind, run_id)
-    return reduce(lambda total, row: total.plus(row.totals), rows.values(), RunTotals())
+    return summed_totals(state.partitions.of_run(job.name, job.source.cursor_kind,
+                                                 run_id).values())
+
+
+def summed_totals(rows: Iterable[PartitionPosition], start: RunTotals = NO_TOTALS
+                  ) -> RunTotals:
+    """`start` plus what each of the partitions' `rows` checkpointed."""
+    return reduce(lambda total, row: total.plus(row.totals), rows, start)

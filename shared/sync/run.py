@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
-from functools import reduce
 
 from azure.core.exceptions import AzureError
 
@@ -34,7 +33,7 @@ from shared.sync.errors import SyncRunError
 from shared.sync.job import SyncJob
 from shared.sync.messages import PagesResult, RunBegun, RunOutcome, RunTotals
 from shared.sync.null_rows import find_null_rows
-from shared.sync.partitions import check_partition_key, join_partitions_reading
+from shared.sync.partitions import check_partition_key, join_partitions_reading, summed_totals
 from shared.sync.state import SyncState, utc_now
 from shared.sync.state.lease import LOCK_ROW
 from shared.sync.state.watermarks import WATERMARK_ROW, watermark_from
@@ -137,8 +136,7 @@ def end_run(
     if watermark.run_id == run_id:
         # With the pages of partitions the watermark did not count yet (a run that failed
         # before they were joined).
-        totals = reduce(lambda total, row: total.plus(row.totals), partitions.values(),
-                        watermark.totals)
+        totals = summed_totals(partitions.values(), watermark.totals)
     _record_end(job, state, run_id, started_at, outcome, totals, error, rows[LOCK_ROW])
 
 
