@@ -19,6 +19,7 @@ from shared.salesforce.bulk_csv import format_value
 from shared.sync.backlog import backlog_sink_spec, line_digest
 from shared.sync.job import SyncJob
 from shared.sync.state import DeadLetter
+from shared.sync.state.dead_letters import jsonable_record
 
 _ABSENT = object()  # a field the record does not have: its CSV value is empty (unchanged)
 
@@ -75,12 +76,12 @@ class PageMapping:
             except Exception as error:  # dead-lettered; it must not stop the run
                 page.letters.append(DeadLetter(record_key, cursor, "MAPPING_FAILED",
                                                f"{type(error).__name__}: {error}",
-                                               _text(masked)))
+                                               jsonable_record(masked)))
                 continue
             values = list(map(record.get, self.columns, repeat(_ABSENT)))
             if NULL_MARKER in values:
                 page.letters.append(DeadLetter(record_key, cursor, *NULL_MARKER_TEXT,
-                                               _text(masked)))
+                                               jsonable_record(masked)))
                 continue
             # Most values are text already: format_value only for the others. None and ""
             # clear the field, as in a page (Salesforce keeps no empty text); a field the
@@ -94,8 +95,3 @@ class PageMapping:
             page.keys.append([identifier, record_key, cursor or "", line_digest(line)])
         page.columns = self.columns or []
         return page
-
-
-def _text(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value if isinstance(value, int | float | str | bool) or value is None
-            else str(value) for key, value in values.items()}

@@ -43,6 +43,7 @@ from shared.sql.source import SqlSource
 from shared.sync.job import SyncJob
 from shared.sync.positions import CursorCodec, StoredBound
 from shared.sync.state import DeadLetter, Watermark
+from shared.sync.state.dead_letters import jsonable_record
 from shared.sync.state.watermarks import NullRowsReported
 
 NULL_KEY = "NULL_KEY"
@@ -157,8 +158,7 @@ def _letters(job: SyncJob, names: tuple[str, ...], rows: Sequence[Sequence[Any]]
                               for column in keyset.key_columns)
         letters.append(DeadLetter(
             record_key, codec.cursor_text(row[keyset.cursor_column]), code, message,
-            {key: value if isinstance(value, int | float | str | bool) or value is None
-             else str(value) for key, value in masked_row(values).items()},
+            jsonable_record(masked_row(values)),
             row_digest=_digest(values) if nulls else ""))
     return _told_apart(letters)
 

@@ -63,6 +63,7 @@ from shared.sync.positions import StoredBound
 from shared.sync.read_ahead import ReadAhead
 from shared.sync.sinks import Delivery, Sink, SinkRefused, SinkUnavailable
 from shared.sync.state import DeadLetter, SyncState
+from shared.sync.state.dead_letters import jsonable_record
 
 # The sink accepted a page, its dead letters and its checkpoint are not written.
 PAGE_AFTER_DELIVERY = "sync.page.after_delivery"
@@ -273,7 +274,7 @@ def _settle_page(job: SyncJob, state: SyncState, run_id: str, page: _Page,
         state.dead_letters.add(job.name, run_id, [
             DeadLetter(job.record_key(item.row),
                        codec.cursor_text(item.row[keyset.cursor_column]), item.code,
-                       item.message, _jsonable(item.record))
+                       item.message, jsonable_record(item.record))
             for item in rejected])
     checkpoints.accept(position_of(keyset, page.row(-1)), len(page.rows), delivery.accepted,
                        len(rejected))
@@ -319,8 +320,3 @@ def _deliver(job: SyncJob, sink: Sink, records: list[dict[str, Any]]) -> Deliver
             from None
     crash_point(PAGE_AFTER_DELIVERY)
     return delivery
-
-
-def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
-    return {key: value if isinstance(value, int | float | str | bool) or value is None
-            else str(value) for key, value in values.items()}

@@ -15,6 +15,13 @@ from shared.storage.tables import safe_key
 from shared.sync.state.tables import MAX_TEXT, utc_now
 
 
+def jsonable_record(values: dict[str, Any]) -> dict[str, Any]:
+    """A rejected record or row as a dead letter keeps it: JSON's own values as they are,
+    any other (a date, a decimal) as its text."""
+    return {key: value if isinstance(value, int | float | str | bool) or value is None
+            else str(value) for key, value in values.items()}
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     record_key: str
